@@ -1,0 +1,154 @@
+# mrag — build, deps, tests, sanitizers, fuzzing and benchmarks.
+#
+#   make            build build/mrag and build/mkmodel
+#   make deps       install Debian packages, build FAISS's C API (idempotent)
+#   make test       deps + build + every test; ends with "N passed, N failed"
+#   make demo       deps + build + a short tour of what works
+#   make asan       the tests under AddressSanitizer + UBSan (build/asan)
+#   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
+#   make bench      benchmarks (bench-llm, bench-tok, ...)
+#
+# BUILD selects the output folder, so several builds can live side by side.
+
+BUILD ?= build
+CC ?= gcc
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+CFLAGS += -std=gnu11 -Wall -Wextra -pthread -MMD -MP -I.
+LDFLAGS ?=
+
+# FAISS's C API is built by `make deps` under build/deps whatever BUILD is.
+DEPS_PREFIX := $(CURDIR)/build/deps
+PKGS := sqlite3 libpcre2-8 libcurl libmicrohttpd libcjson libedit poppler-glib libxml-2.0
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Link order matters with the static FAISS libraries (faiss_c before faiss,
+# then LAPACK, BLAS, OpenMP and the C++ runtime).
+FAISS_LIBS := -L$(DEPS_PREFIX)/lib -lfaiss_c -lfaiss -llapack -lblas -fopenmp -lstdc++
+LIBS := $(FAISS_LIBS) $(PKG_LIBS) -lm -ldl
+
+# SIMD kernels live in files named *_avx2.c / *_avx512.c and are compiled
+# with those instruction sets; the rest of the code only calls them after a
+# CPUID check, so the binary still runs on older CPUs.
+AVX2_FLAGS := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c
+
+LLM_SRC := $(wildcard llm/*.c)
+INDEX_SRC := $(wildcard index/*.c)
+RAG_SRC := $(wildcard rag/*.c)
+APP_SRC := $(wildcard app/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_LIB_SRC := $(filter-out tests/test_%.c tests/mkmodel.c tests/bench_%.c,$(wildcard tests/*.c))
+BENCH_SRC := $(wildcard tests/bench_*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBLLM := $(BUILD)/libllm.a
+LIBINDEX := $(BUILD)/libindex.a
+LIBRAG := $(BUILD)/librag.a
+ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
+
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
+
+.PHONY: all deps test check demo asan fuzz bench bench-llm bench-tok clean oracle mrag
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/mrag $(BUILD)/mkmodel
+
+$(BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(LIBLLM): $(call obj,$(LLM_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBINDEX): $(call obj,$(INDEX_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBRAG): $(call obj,$(RAG_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/mrag: $(call obj,$(APP_SRC)) $(ALL_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(APP_SRC)) $(ALL_LIBS) $(LIBS)
+
+# ./mrag at the top of the tree is a convenience link to the build.
+mrag: $(BUILD)/mrag
+	ln -sf $(BUILD)/mrag mrag
+
+$(BUILD)/mkmodel: $(call obj,tests/mkmodel.c) $(LIBLLM)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
+
+$(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_LIB_SRC)) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,tests/$*.c) $(call obj,$(TEST_LIB_SRC)) $(ALL_LIBS) $(LIBS)
+
+deps:
+	@sh .ci/install-deps.sh
+
+# The llama.cpp oracle (node-llama-cpp, pinned by tests/oracle/package-lock.json).
+ORACLE_STAMP := tests/oracle/node_modules/.mrag-installed
+oracle: $(ORACLE_STAMP)
+$(ORACLE_STAMP): tests/oracle/package.json tests/oracle/package-lock.json
+	cd tests/oracle && npm ci --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Everything a test needs, then the runner. `check` skips the install step.
+test: deps
+	@$(MAKE) --no-print-directory oracle
+	@$(MAKE) --no-print-directory check
+
+check: all $(TEST_BINS)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) sh tests/demo.sh
+
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan: deps
+	@$(MAKE) --no-print-directory oracle
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" MRAG_ASAN=1 check
+
+# libFuzzer targets, built with clang into build/fuzz.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang CFLAGS="$(FUZZ_CFLAGS)" fuzz-bins
+	@BUILD=build/fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(patsubst tests/fuzz/%.c,build/fuzz/fuzz/%,$(FUZZ_SRC))
+
+.PHONY: fuzz-bins
+fuzz-bins: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+$(BUILD)/fuzz/%: $(call obj,tests/fuzz/%.c) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+bench: bench-tok bench-llm
+
+bench-tok: all $(BUILD)/tests/bench_tokenizer
+	$(BUILD)/tests/bench_tokenizer
+
+bench-llm: deps
+	@$(MAKE) --no-print-directory oracle all $(BUILD)/tests/bench_llm
+	BUILD=$(BUILD) sh tests/bench_llm.sh
+
+$(BUILD)/tests/bench_%: $(call obj,tests/bench_%.c) $(call obj,$(TEST_LIB_SRC)) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,tests/bench_$*.c) $(call obj,$(TEST_LIB_SRC)) $(ALL_LIBS) $(LIBS)
+
+clean:
+	rm -rf build/obj build/asan build/fuzz build/tests build/*.a build/mrag build/mkmodel mrag
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,128 @@
+/* ggml.h — ggml tensor type ids, their block sizes, and the quant block
+ * layouts llama.cpp writes into GGUF files (internal to llm/). */
+#ifndef LLM_GGML_H
+#define LLM_GGML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Type ids as stored in GGUF tensor infos. Gaps are ids llama.cpp retired. */
+typedef enum {
+    GGML_TYPE_F32 = 0,
+    GGML_TYPE_F16 = 1,
+    GGML_TYPE_Q4_0 = 2,
+    GGML_TYPE_Q4_1 = 3,
+    GGML_TYPE_Q5_0 = 6,
+    GGML_TYPE_Q5_1 = 7,
+    GGML_TYPE_Q8_0 = 8,
+    GGML_TYPE_Q8_1 = 9,
+    GGML_TYPE_Q2_K = 10,
+    GGML_TYPE_Q3_K = 11,
+    GGML_TYPE_Q4_K = 12,
+    GGML_TYPE_Q5_K = 13,
+    GGML_TYPE_Q6_K = 14,
+    GGML_TYPE_Q8_K = 15,
+    GGML_TYPE_IQ2_XXS = 16,
+    GGML_TYPE_IQ2_XS = 17,
+    GGML_TYPE_IQ3_XXS = 18,
+    GGML_TYPE_IQ1_S = 19,
+    GGML_TYPE_IQ4_NL = 20,
+    GGML_TYPE_IQ3_S = 21,
+    GGML_TYPE_IQ2_S = 22,
+    GGML_TYPE_IQ4_XS = 23,
+    GGML_TYPE_I8 = 24,
+    GGML_TYPE_I16 = 25,
+    GGML_TYPE_I32 = 26,
+    GGML_TYPE_I64 = 27,
+    GGML_TYPE_F64 = 28,
+    GGML_TYPE_IQ1_M = 29,
+    GGML_TYPE_BF16 = 30,
+    GGML_TYPE_TQ1_0 = 34,
+    GGML_TYPE_TQ2_0 = 35,
+    GGML_TYPE_MXFP4 = 39,
+    GGML_TYPE_COUNT = 40
+} ggml_type;
+
+typedef struct {
+    const char *name;       /* NULL for ids that are not (or no longer) types */
+    uint32_t blck_size;     /* elements per block */
+    uint32_t type_size;     /* bytes per block */
+} ggml_type_traits;
+
+/* Traits of type id t, or NULL when t is not a known type. */
+const ggml_type_traits *ggml_type_info(uint32_t t);
+/* Name of type t ("q4_K", ...) or "unknown". */
+const char *ggml_type_name(uint32_t t);
+/* Bytes of a row of n elements, or 0 when n is not a multiple of the block. */
+size_t ggml_row_size(uint32_t t, uint64_t n);
+
+/* ------------------------------------------------------------ half floats */
+typedef uint16_t ggml_half;     /* IEEE 754 binary16 bits */
+typedef uint16_t ggml_bf16;     /* bfloat16 bits */
+
+/* Exact conversions (round to nearest even on the way down; NaN kept). */
+float ggml_fp16_to_fp32(ggml_half h);
+ggml_half ggml_fp32_to_fp16(float f);
+
+static inline float ggml_bf16_to_fp32(ggml_bf16 h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+/* Round to nearest even, NaN stays NaN — as llama.cpp converts. */
+static inline ggml_bf16 ggml_fp32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffff) > 0x7f800000) return (ggml_bf16)((u >> 16) | 64);
+    return (ggml_bf16)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+}
+
+/* ------------------------------------------------------------ quant blocks */
+#define QK4_0 32
+typedef struct {
+    ggml_half d;                /* scale */
+    uint8_t qs[QK4_0 / 2];      /* nibbles: low = element j, high = element j+16; value = (q - 8) * d */
+} block_q4_0;
+_Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 size");
+
+#define QK8_0 32
+typedef struct {
+    ggml_half d;                /* scale */
+    int8_t qs[QK8_0];           /* value = q * d */
+} block_q8_0;
+_Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
+
+#define QK_K 256
+#define K_SCALE_SIZE 12
+/* 8 sub-blocks of 32; 6-bit scales and mins packed in scales[12];
+ * value = d * sc * q - dmin * m. */
+typedef struct {
+    ggml_half d;
+    ggml_half dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qs[QK_K / 2];
+} block_q4_K;
+_Static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
+
+/* 16 sub-blocks of 16; 6-bit quants (low 4 bits in ql, high 2 in qh), int8
+ * scales; value = d * scales[i] * (q - 32). */
+typedef struct {
+    uint8_t ql[QK_K / 2];
+    uint8_t qh[QK_K / 4];
+    int8_t scales[QK_K / 16];
+    ggml_half d;
+} block_q6_K;
+_Static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
+
+/* Activation quantization for the K-quant dot products. */
+typedef struct {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];   /* sums of qs in groups of 16 */
+} block_q8_K;
+_Static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
+
+#endif

@@ -1,0 +1,198 @@
+/* llm.h — mrag's in-process Mistral/Mixtral engine for GGUF files: the one
+ * public header of llm/. Opaque handles; functions return LLM_OK (0) or a
+ * negative llm_status; handles keep their last error message. A loaded model
+ * is read-only and may be shared by threads; each thread uses its own
+ * llm_context. The library never prints and never exits. */
+#ifndef MRAG_LLM_H
+#define MRAG_LLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes. Values only ever grow. */
+typedef enum {
+    LLM_OK = 0,
+    LLM_ERR_IO = -1,            /* cannot open / map / read a file */
+    LLM_ERR_FORMAT = -2,        /* not a GGUF, truncated, corrupt */
+    LLM_ERR_UNSUPPORTED = -3,   /* architecture, tensor type, tokenizer we do not run */
+    LLM_ERR_NOMEM = -4,
+    LLM_ERR_ARG = -5,           /* bad argument, buffer too small, token out of range */
+    LLM_ERR_CONTEXT_FULL = -6,  /* the context cannot take more tokens */
+    LLM_ERR_CANCELLED = -7,     /* a callback or cancel flag stopped the work */
+} llm_status;
+
+const char *llm_status_str(int status);
+
+typedef struct llm_model llm_model;
+typedef struct llm_context llm_context;
+
+/* ------------------------------------------------------------------ model */
+typedef struct {
+    bool vocab_only;        /* load only the tokenizer (vocab GGUFs have no weights) */
+    int swa_window;         /* sliding window: -1 = from the file (llama.attention.sliding_window), 0 = none, >0 = W */
+} llm_model_params;
+
+llm_model_params llm_model_default_params(void);
+
+/* Maps the file and checks it. On failure *out is NULL and err holds one line
+ * naming the file and the problem. Free with llm_model_free. */
+int llm_model_load(const char *path, const llm_model_params *params,
+                   llm_model **out, char *err, size_t errlen);
+void llm_model_free(llm_model *m);    /* NULL is a no-op */
+
+typedef struct {
+    const char *path;           /* borrowed, valid while the model lives */
+    const char *name;           /* general.name or "" */
+    const char *arch;           /* "llama" */
+    uint64_t file_size;
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    int n_ctx_train, n_rot, n_expert, n_expert_used, swa_window;
+    float rope_theta, rms_eps;
+    bool tied_output;           /* output.weight absent: token_embd reused */
+    int32_t bos, eos, unk;      /* -1 when absent */
+    uint64_t n_params;          /* elements of all weight tensors */
+    uint64_t weight_bytes;      /* bytes of all weight tensors */
+    int n_tensors;
+    int tensor_type_count[40];  /* tensors per ggml type id */
+} llm_model_info;
+
+void llm_model_get_info(const llm_model *m, llm_model_info *info);
+/* Bytes a context of n_ctx tokens needs beyond the mapped weights (KV cache
+ * and scratch), for `mrag model-info` and admission decisions. */
+uint64_t llm_context_bytes(const llm_model *m, int n_ctx, int n_batch, bool kv_f32);
+
+/* SHA-256 of the model file as 64 hex chars + NUL (computed once, cached). */
+int llm_model_sha256(llm_model *m, char out[65]);
+
+/* -------------------------------------------------------------- tokenizer */
+int llm_n_vocab(const llm_model *m);
+int32_t llm_token_bos(const llm_model *m);
+int32_t llm_token_eos(const llm_model *m);
+
+/* Tokenizes len bytes of text. parse_special: control tokens written in the
+ * text (e.g. "[INST]", "</s>") become their ids; otherwise they are plain
+ * text. Writes up to cap ids to out and sets *n_out to the number the text
+ * needs; returns LLM_ERR_ARG when cap was too small (call again). */
+int llm_tokenize(const llm_model *m, const char *text, size_t len, bool add_bos,
+                 bool parse_special, int32_t *out, size_t cap, size_t *n_out);
+
+/* The vocabulary piece of id as stored ("▁the", "<0x0A>", "[INST]");
+ * borrowed. NULL when id is out of range. */
+const char *llm_token_piece(const llm_model *m, int32_t id, size_t *len);
+
+/* Streaming detokenizer: push ids, receive text that only ever ends on a
+ * whole UTF-8 character; "▁" becomes a space, <0xNN> byte tokens are joined,
+ * the SentencePiece leading space of the first piece is dropped, control
+ * tokens produce no text unless render_special. Caller-owned struct. */
+typedef struct {
+    const llm_model *model;
+    bool render_special;
+    bool at_start;              /* drop the leading space of the first piece */
+    uint8_t pending[8];         /* bytes of an unfinished UTF-8 character */
+    int n_pending;
+} llm_detok;
+
+void llm_detok_init(llm_detok *d, const llm_model *m, bool render_special);
+/* Appends the text of id to out (cap bytes); returns bytes written. A piece
+ * longer than cap is an error (returns -1); 64 bytes always suffice. */
+int llm_detok_push(llm_detok *d, int32_t id, char *out, size_t cap);
+/* Emits what is pending at the end (invalid bytes become U+FFFD). */
+int llm_detok_flush(llm_detok *d, char *out, size_t cap);
+/* Whole-sequence convenience: returns bytes needed (excl. NUL); writes at
+ * most cap-1 and NUL-terminates when cap > 0. */
+size_t llm_detokenize(const llm_model *m, const int32_t *ids, size_t n,
+                      bool render_special, char *out, size_t cap);
+
+/* ---------------------------------------------------------------- context */
+typedef struct {
+    int n_ctx;              /* max tokens (0 = min(model's n_ctx_train, 4096)) */
+    int n_batch;            /* max tokens per forward call (default 512) */
+    int n_threads;          /* 0 = number of online cores */
+    bool kv_f32;            /* KV cache in F32 instead of F16 */
+    bool all_logits;        /* keep logits of every position of a batch (tests) */
+    int embd_layer;         /* hidden state used for embeddings: -1 = final norm, L = after layer L */
+} llm_context_params;
+
+llm_context_params llm_context_default_params(void);
+int llm_context_new(const llm_model *m, const llm_context_params *p,
+                    llm_context **out, char *err, size_t errlen);
+void llm_context_free(llm_context *c);
+const char *llm_context_error(const llm_context *c);   /* last error, borrowed */
+void llm_context_reset(llm_context *c);                /* forget all tokens */
+int llm_context_n_past(const llm_context *c);
+
+/* Runs the forward pass over n tokens appended to the sequence (batched
+ * prefill when n > 1). Logits of the last token (or every token with
+ * all_logits) are available from llm_get_logits until the next call.
+ * A full context returns LLM_ERR_CONTEXT_FULL and changes nothing. */
+int llm_decode(llm_context *c, const int32_t *tokens, int n);
+/* Logits (n_vocab floats) of token i of the last llm_decode batch (-1 = last);
+ * borrowed. NULL when not kept. */
+const float *llm_get_logits(const llm_context *c, int i);
+
+/* --------------------------------------------------------------- sampling */
+typedef struct {
+    float temperature;      /* <= 0: greedy */
+    int top_k;              /* <= 0: off */
+    float top_p;            /* >= 1: off */
+    float min_p;            /* <= 0: off */
+    float repeat_penalty;   /* 1 = off */
+    int repeat_last_n;      /* tokens the penalty looks back */
+    uint64_t seed;
+} llm_sampler_params;
+
+llm_sampler_params llm_sampler_default_params(void);
+
+/* Called with whole UTF-8 characters as they are generated; return non-zero
+ * to stop. */
+typedef int (*llm_text_fn)(void *user, const char *text, size_t len);
+
+typedef struct {
+    int n_predict;                  /* max new tokens */
+    llm_sampler_params sampling;
+    const char *const *stop;        /* stop strings (not emitted), may be NULL */
+    int n_stop;
+    llm_text_fn on_text;
+    void *user;
+    volatile int *cancel;           /* set non-zero from elsewhere to stop */
+} llm_generate_params;
+
+llm_generate_params llm_generate_default_params(void);
+
+typedef struct {
+    int n_prompt, n_generated;
+    double prefill_ms, decode_ms;
+    int stop_reason;                /* 0 = n_predict, 1 = EOS, 2 = stop string, 3 = cancelled */
+} llm_generate_result;
+
+/* Evaluates the prompt after what the context already holds, then samples
+ * up to n_predict tokens, streaming text through on_text. */
+int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
+                 const llm_generate_params *p, llm_generate_result *res);
+
+/* ---------------------------------------------------------- chat template */
+typedef struct {
+    const char *role;       /* "system", "user", "assistant" */
+    const char *content;
+} llm_chat_msg;
+
+/* Mistral instruct format: "<s>[INST] {system}\n\n{user} [/INST]{assistant}</s>[INST] ..."
+ * (the system prompt is folded into the first user turn). Returns a malloc'd
+ * string to tokenize with parse_special = true and add_bos = false; NULL on
+ * bad input (roles out of order) or OOM. */
+char *llm_chat_format(const llm_chat_msg *msgs, size_t n);
+
+/* ------------------------------------------------------------- embeddings */
+int llm_n_embd(const llm_model *m);
+
+/* Mean over the text's tokens (BOS included, as the model sees it) of the
+ * hidden states at the context's embd_layer, L2-normalised, into out[n_embd].
+ * Uses and then clears the context. */
+int llm_embed(llm_context *c, const char *text, size_t len, float *out);
+/* Embeds n texts, packing several sequences into one prefill batch where the
+ * context allows; out is n x n_embd. */
+int llm_embed_batch(llm_context *c, const char *const *texts, const size_t *lens,
+                    int n, float *out);
+
+#endif

@@ -1,0 +1,91 @@
+/* test.h — the project's tiny test harness: cases, checks, skips.
+ *
+ * A test file defines cases with TEST(name) and lists them in main() with
+ * TEST_MAIN(RUN(a), RUN(b), ...). Each case prints one line:
+ *     ok   file/case
+ *     FAIL file/case       (after "  # file/case: where: what" lines)
+ *     skip file/case: why
+ * tests/run.sh adds these up. A skipped case is never counted as passed. */
+#ifndef MRAG_TEST_H
+#define MRAG_TEST_H
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *file;       /* test file, e.g. "test_llm_gguf" */
+    const char *name;       /* current case */
+    int failed;             /* checks failed in the current case */
+    bool skipped;
+    jmp_buf abort_case;
+    int n_ok, n_fail, n_skip;
+} test_state;
+
+extern test_state test_g;
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void test_run_case(const char *name, void (*fn)(void));
+int test_finish(void);
+void test_begin(const char *file);
+
+#define TEST(name) static void name(void)
+#define RUN(name) test_run_case(#name, name)
+
+/* CHECK continues the case after a failure; REQUIRE ends it. */
+#define CHECK(cond, ...) \
+    do { if (!(cond)) test_fail(__FILE__, __LINE__, "CHECK(" #cond ") " __VA_ARGS__); } while (0)
+#define REQUIRE(cond, ...) \
+    do { if (!(cond)) { test_fail(__FILE__, __LINE__, "REQUIRE(" #cond ") " __VA_ARGS__); \
+                        longjmp(test_g.abort_case, 1); } } while (0)
+#define CHECK_EQ_INT(a, b) \
+    do { long long a_ = (long long)(a), b_ = (long long)(b); \
+         if (a_ != b_) test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_); } while (0)
+#define CHECK_EQ_STR(a, b) \
+    do { const char *a_ = (a), *b_ = (b); \
+         if (!a_ || !b_ || strcmp(a_, b_) != 0) \
+             test_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); } while (0)
+#define SKIP(...) test_skip(__VA_ARGS__)
+
+#define TEST_MAIN(...) \
+    int main(void) { test_begin(__FILE__); __VA_ARGS__; return test_finish(); }
+
+/* ---------------------------------------------------------------- helpers
+ * (tests/testutil.c) */
+
+/* Path of a file under ../shared (or $MRAG_SHARED): "models/stories260K.gguf".
+ * Returns a static buffer, or NULL when the file does not exist — callers
+ * then SKIP with a message naming the file. */
+const char *test_shared_path(const char *rel);
+/* SKIPs the current case when the shared file is absent. */
+const char *test_require_shared(const char *rel);
+
+/* A fresh temporary folder (removed at exit). Static buffer. */
+const char *test_tmpdir(void);
+
+/* Path of the build folder ($BUILD, default "build"). */
+const char *test_build_dir(void);
+
+/* Reads a whole file; returns malloc'd bytes (NUL-terminated) or NULL. */
+char *test_read_file(const char *path, size_t *len);
+/* Writes bytes to a file; 0 on success. */
+int test_write_file(const char *path, const void *data, size_t len);
+
+/* Runs a shell command, captures stdout (malloc'd, NUL-terminated) and the
+ * exit status. Returns NULL when the command could not be started. */
+char *test_run_capture(const char *cmd, int *status);
+
+/* Runs the llama.cpp oracle (tests/oracle/oracle.mjs) with the given
+ * arguments (already shell-quoted) and returns its JSON output (malloc'd).
+ * SKIPs the case when node or the oracle's node_modules are missing, and
+ * FAILs it when the oracle exits non-zero. */
+char *test_oracle(const char *args);
+
+/* Shell-quotes s into a static rotating buffer (for building commands). */
+const char *test_shq(const char *s);
+
+#endif
