@@ -1,0 +1,69 @@
+/* main.c — the `mrag` program: dispatches to subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+
+static const app_command commands[] = {
+    {"model-info", "show a GGUF model's architecture, hyperparameters and tensors", app_cmd_model_info},
+    {"tokenize", "print the token ids (or pieces) of a text", app_cmd_tokenize},
+    {"generate", "continue a prompt with the in-process engine", app_cmd_generate},
+    {"embed", "print the embedding of a text as a JSON array", app_cmd_embed},
+};
+
+int app_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mrag: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+const char *app_model_path(const char *flag_value) {
+    if (flag_value && *flag_value) return flag_value;
+    const char *env = getenv("MRAG_MODEL");
+    return env && *env ? env : NULL;
+}
+
+bool app_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return true;
+    }
+    return false;
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: mrag COMMAND [options]\n"
+            "\n"
+            "mrag answers questions from your own documents, offline, with a Mistral\n"
+            "model running inside the process.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\n"
+            "`mrag COMMAND --help` describes a command. The model is named by -m FILE\n"
+            "or the MRAG_MODEL environment variable.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    app_error("unknown command '%s' (see `mrag --help`)", argv[1]);
+    return 2;
+}
