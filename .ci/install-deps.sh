@@ -38,13 +38,15 @@ apt_update() {
     log "apt-get update failed (lock?), retry $n in 10s"; sleep 10
   done
 }
-is_installed() {
-  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
-}
 
 # ------------------------------------------------------------ 1. packages
+# One dpkg-query call for all packages keeps a no-op run fast.
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $PKGS 2>/dev/null |
+            awk '$2 == "installed" { print $1 }')
 missing=""
-for p in $PKGS; do is_installed "$p" || missing="$missing $p"; done
+for p in $PKGS; do
+  echo "$installed" | grep -qx "$p" || missing="$missing $p"
+done
 # Node.js and npm drive the llama.cpp test oracle. A machine may already have
 # a Node.js with its own npm (not from Debian); only install when absent.
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
@@ -66,7 +68,7 @@ for name in libblas.so.3 liblapack.so.3 libopenblas.so.0 libblas.so liblapack.so
   target="/usr/lib/$MA/openblas-openmp/$name"
   alt="$name-$MA"
   [ -e "$target" ] || continue
-  cur=$(update-alternatives --query "$alt" 2>/dev/null | sed -n 's/^Value: //p')
+  cur=$(readlink "/etc/alternatives/$alt" 2>/dev/null || true)
   if [ "$cur" != "$target" ]; then
     log "update-alternatives: $alt -> $target"
     $SUDO update-alternatives --set "$alt" "$target" >/dev/null
