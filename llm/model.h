@@ -1,0 +1,90 @@
+/* model.h — a loaded Mistral/Mixtral model: hyperparameters and per-layer
+ * weight views into the GGUF mapping (internal to llm/). */
+#ifndef LLM_MODEL_H
+#define LLM_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llm/gguf.h"
+#include "llm/llm.h"
+
+struct llm_vocab;
+
+/* Hyperparameters, from the llama.* keys of the file. */
+typedef struct {
+    int n_vocab;        /* rows of token_embd */
+    int n_embd;         /* model width (dim) */
+    int n_layer;
+    int n_head;         /* query heads */
+    int n_head_kv;      /* key/value heads (GQA: n_head % n_head_kv == 0) */
+    int head_dim;       /* n_embd / n_head */
+    int n_ff;           /* FFN hidden width (per expert for MoE) */
+    int n_rot;          /* rotated dims per head (== head_dim for llama) */
+    int n_ctx_train;
+    int n_expert;       /* 0 = dense */
+    int n_expert_used;  /* top-k */
+    int swa_window;     /* 0 = full attention */
+    float rope_theta;   /* rope.freq_base, default 10000 */
+    float rms_eps;
+} llm_hparams;
+
+/* A 2-D weight matrix (rows x cols, each row contiguous) borrowed from the
+ * mapping. For 3-D expert tensors, `stride` is the byte distance between
+ * consecutive experts and `data` points at expert 0. */
+typedef struct {
+    const void *data;
+    uint32_t type;      /* ggml type id */
+    int rows, cols;
+    size_t stride;      /* bytes per expert (0 for 2-D) */
+} llm_weight;
+
+typedef struct {
+    const float *attn_norm;     /* (n_embd) */
+    llm_weight wq;              /* (n_head * head_dim) x n_embd */
+    llm_weight wk;              /* (n_head_kv * head_dim) x n_embd */
+    llm_weight wv;              /* (n_head_kv * head_dim) x n_embd */
+    llm_weight wo;              /* n_embd x (n_head * head_dim) */
+    const float *ffn_norm;      /* (n_embd) */
+    /* dense FFN (n_expert == 0) */
+    llm_weight w_gate;          /* n_ff x n_embd */
+    llm_weight w_up;            /* n_ff x n_embd */
+    llm_weight w_down;          /* n_embd x n_ff */
+    /* MoE (n_expert > 0): router and n_expert stacked experts */
+    llm_weight router;          /* n_expert x n_embd */
+    llm_weight e_gate;          /* n_expert x (n_ff x n_embd) */
+    llm_weight e_up;            /* n_expert x (n_ff x n_embd) */
+    llm_weight e_down;          /* n_expert x (n_embd x n_ff) */
+} llm_layer;
+
+struct llm_model {
+    char *path;                 /* owned copy */
+    gguf_file *gguf;            /* owned; every weight points into its mapping */
+    struct llm_vocab *vocab;    /* owned; NULL if the tokenizer is absent */
+    bool vocab_only;
+    char name[128];
+    char arch[32];
+    llm_hparams hp;
+    llm_weight tok_embd;        /* n_vocab x n_embd */
+    const float *out_norm;      /* (n_embd) */
+    llm_weight output;          /* n_vocab x n_embd (== tok_embd when tied) */
+    bool tied_output;
+    llm_layer *layers;          /* owned, n_layer entries */
+    uint64_t n_params, weight_bytes;
+    int n_tensors;
+    int tensor_type_count[40];
+    bool sha_done;
+    char sha[65];
+};
+
+/* The model's tokenizer (borrowed, valid while the model lives); NULL when
+ * the file has none. */
+const struct llm_vocab *llm_model_vocab(const llm_model *m);
+
+/* Pointer to row r of a 2-D weight (or of expert e for 3-D ones). */
+static inline const void *llm_weight_row(const llm_weight *w, int e, int r, size_t row_bytes) {
+    return (const uint8_t *)w->data + (size_t)e * w->stride + (size_t)r * row_bytes;
+}
+
+#endif
