@@ -142,7 +142,34 @@ typedef struct {
     uint64_t seed;
 } llm_sampler_params;
 
+/* seed value meaning "pick one from the clock and the process id". */
+#define LLM_SEED_RANDOM UINT64_MAX
+
+/* Defaults as llama.cpp's: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
+ * repeat penalty 1 (off) over the last 64 tokens, seed LLM_SEED_RANDOM. */
 llm_sampler_params llm_sampler_default_params(void);
+
+/* An explicit sampler (llm_generate makes its own). The chain, in llama.cpp's
+ * order: repetition penalty -> top-k -> top-p -> min-p -> temperature ->
+ * draw; temperature <= 0 (or top-k 1) is argmax, ties to the lowest id. All
+ * buffers are sized once for n_vocab: sampling never allocates. */
+typedef struct llm_sampler llm_sampler;
+
+/* NULL on bad arguments (n_vocab < 1) or OOM. Owned, free with
+ * llm_sampler_free (NULL is a no-op). */
+llm_sampler *llm_sampler_new(const llm_sampler_params *p, int n_vocab);
+void llm_sampler_free(llm_sampler *s);
+/* Forgets the token history and restarts the random stream from the seed. */
+void llm_sampler_reset(llm_sampler *s);
+/* Records a token (prompt or generated) for the repetition penalty. */
+void llm_sampler_accept(llm_sampler *s, int32_t id);
+/* Picks a token from logits[n_vocab] (not modified); -1 if logits is NULL.
+ * Does not accept the token: call llm_sampler_accept with it. */
+int32_t llm_sampler_sample(llm_sampler *s, const float *logits);
+/* The distribution the last llm_sampler_sample drew from, after every
+ * filter and the temperature: up to cap (id, probability) pairs, most likely
+ * first. Returns how many candidates there were. */
+int llm_sampler_last_probs(const llm_sampler *s, int32_t *ids, float *probs, int cap);
 
 /* Called with whole UTF-8 characters as they are generated; return non-zero
  * to stop. */
@@ -163,7 +190,7 @@ llm_generate_params llm_generate_default_params(void);
 typedef struct {
     int n_prompt, n_generated;
     double prefill_ms, decode_ms;
-    int stop_reason;                /* 0 = n_predict, 1 = EOS, 2 = stop string, 3 = cancelled */
+    int stop_reason;                /* 0 = n_predict, 1 = EOS, 2 = stop string, 3 = cancelled, 4 = context full */
 } llm_generate_result;
 
 /* Evaluates the prompt after what the context already holds, then samples
