@@ -204,10 +204,12 @@ typedef struct {
     const char *content;
 } llm_chat_msg;
 
-/* Mistral instruct format: "<s>[INST] {system}\n\n{user} [/INST]{assistant}</s>[INST] ..."
- * (the system prompt is folded into the first user turn). Returns a malloc'd
- * string to tokenize with parse_special = true and add_bos = false; NULL on
- * bad input (roles out of order) or OOM. */
+/* Mistral instruct format (v1, as mistral-common tokenizes it; see
+ * docs/generation.md): "<s>[INST] {system}\n\n{user} [/INST] {assistant}</s>[INST] ..."
+ * An optional first "system" message is folded into the first user turn;
+ * then user and assistant alternate, starting with user. Returns a malloc'd
+ * string (free with free()) to tokenize with parse_special = true and
+ * add_bos = false; NULL on bad input (roles out of order, NULL content) or OOM. */
 char *llm_chat_format(const llm_chat_msg *msgs, size_t n);
 
 /* ------------------------------------------------------------- embeddings */
