@@ -42,6 +42,7 @@ typedef struct {
     uint64_t n;
     const uint8_t *data;
     uint64_t nbytes;    /* bytes the elements occupy in the file */
+    const void *index;  /* internal: element offsets for strings / nested arrays (built at open) */
 } gguf_arr;
 
 typedef struct {
@@ -104,8 +105,9 @@ bool gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 bool gguf_get_arr(const gguf_file *f, const char *key, gguf_arr *out);
 
 /* Elements of arrays. Return false when i is out of range or the element type
- * does not match. Strings and nested arrays were validated at open; indexed
- * access to them is O(1) after the first call (an offset table is built). */
+ * does not match. Strings and nested arrays were validated at open, which also
+ * built their offset tables: indexed access is O(1) and needs no locking (a
+ * handle is read-only after open and may be shared between threads). */
 bool gguf_arr_str(const gguf_file *f, const gguf_arr *a, uint64_t i, gguf_str *out);
 bool gguf_arr_arr(const gguf_file *f, const gguf_arr *a, uint64_t i, gguf_arr *out);
 bool gguf_arr_f32(const gguf_arr *a, uint64_t i, float *out);
@@ -139,10 +141,20 @@ void gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type,
                          const void *data, uint64_t n);
 void gguf_writer_set_arr_str(gguf_writer *w, const char *key,
                              const char *const *strs, uint64_t n);
+/* An array whose n elements are given already encoded as in a GGUF file
+ * (strings: u64 length + bytes; nested arrays: u32 element type, u64 count,
+ * elements). The encoding is validated; a bad one makes the writer fail. */
+void gguf_writer_set_arr_raw(gguf_writer *w, const char *key, gguf_type elem_type, uint64_t n,
+                             const void *raw, uint64_t raw_len);
+/* Copies one key and its value (any type, arrays included) from a file
+ * opened with gguf_open(). */
+void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
 /* Adds a tensor; `data` holds nbytes as computed from type and shape. */
 void gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                             uint32_t n_dims, const uint64_t *ne, const void *data);
-/* Writes the file atomically (temp file + rename). 0 or -1 with err set. */
+/* Writes the file atomically (temp file in the same folder, fsync, rename).
+ * Setting a key twice keeps the last value. 0, or -1 with err set to one
+ * line naming the path. The writer stays usable (it can write again). */
 int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t errlen);
 
 #endif
