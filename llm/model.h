@@ -87,4 +87,62 @@ static inline const void *llm_weight_row(const llm_weight *w, int e, int r, size
     return (const uint8_t *)w->data + (size_t)e * w->stride + (size_t)r * row_bytes;
 }
 
+/* ------------------------------------------------------- forward pass
+ * (llm/forward.c). A llm_state is the RunState of one context: scratch
+ * buffers sized for n_batch tokens and the KV cache of kv_size slots, all
+ * allocated once; llm_forward allocates nothing. */
+typedef struct llm_state llm_state;
+struct llm_pool;
+
+typedef struct {
+    const int32_t *tokens;  /* n token ids (checked < n_vocab by the caller) */
+    const int32_t *pos;     /* n positions */
+    const int32_t *seq;     /* n sequence ids, or NULL = one sequence; tokens
+                               attend only to batch tokens of their own id */
+    int n;                  /* 1..n_batch */
+    bool use_cache;         /* attend to the positions earlier calls stored */
+    bool store_kv;          /* keep this batch's keys/values in the cache */
+    int logits;             /* 0 none, 1 last token only, 2 every token */
+    float *hidden;          /* NULL or n x n_embd out: hidden states at hidden_layer */
+    int hidden_layer;       /* -1 = after the final norm, L = after layer L */
+} llm_batch;
+
+/* kv_size: slots of the rolling KV buffer; n_batch: max tokens per call;
+ * all_logits: room for n_batch rows of logits (else one). */
+int llm_state_new(const llm_model *m, int kv_size, int n_batch, int n_threads, bool kv_f32,
+                  bool all_logits, llm_state **out);
+void llm_state_free(llm_state *s);      /* NULL is a no-op */
+/* Bytes llm_state_new allocates for these sizes. */
+uint64_t llm_state_bytes(const llm_model *m, int kv_size, int n_batch, int n_threads, bool kv_f32,
+                         bool all_logits);
+/* Bytes of the KV cache alone. */
+uint64_t llm_state_kv_bytes(const llm_state *s);
+/* Forgets every cached position. */
+void llm_state_clear(llm_state *s);
+/* Runs the transformer over the batch; LLM_OK or LLM_ERR_ARG. */
+int llm_forward(const llm_model *m, llm_state *s, struct llm_pool *pool, const llm_batch *b);
+/* Logits of the last llm_forward: row i (0..n-1 when logits == 2, else row 0). */
+const float *llm_state_logits(const llm_state *s, int row);
+
+/* ------------------------------------------------------------ context
+ * (llm/context.c; embed.c uses the internals). */
+struct llm_context {
+    const llm_model *m;         /* borrowed */
+    llm_context_params p;       /* resolved: n_ctx, n_batch, n_threads set */
+    struct llm_pool *pool;      /* owned */
+    llm_state *s;               /* owned */
+    int window;                 /* effective sliding window (0 = none) */
+    int kv_size;                /* min(n_ctx, window) or n_ctx */
+    bool rolling;               /* window < n_ctx: positions never run out of slots */
+    int n_past;                 /* next position */
+    int n_last;                 /* tokens of the last llm_decode chunk */
+    int32_t *pos;               /* (n_batch) positions of a chunk */
+    int32_t *seq;               /* (n_batch) sequence ids (embeddings) */
+    float *hidden;              /* (n_batch, n_embd) hidden states (embeddings) */
+    char err[256];
+};
+
+/* Sets the context's error message; returns rc. */
+int llm_context_fail(llm_context *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -1,0 +1,505 @@
+/* forward.c — the Mistral/Mixtral transformer forward pass over a batch of
+ * tokens: embedding, n_layer x (RMSNorm, attention with RoPE/GQA/sliding
+ * window over an F16 or F32 KV cache, RMSNorm, SwiGLU or sparse MoE FFN),
+ * final norm, output head. Reads top to bottom: Config (llm_hparams in
+ * model.h), weights (llm_layer in model.h, shapes beside each pointer),
+ * RunState (llm_state below), then the pass itself.
+ *
+ * Numerics follow llama.cpp's CPU path for arch `llama` so the same GGUF
+ * gives the same logits: RMSNorm sums squares in double; RoPE "normal" mode
+ * rotates pairs (2i, 2i+1) by pos * base^(-2i/n_rot) with the angle stepped
+ * in float; with an F16 cache, Q is rounded to F16 for Q·K (F16 products,
+ * F32 accumulation), softmax is F32 with a double sum, and the probabilities
+ * are rounded to F16 before the product with V. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/ggml.h"
+#include "llm/kernels.h"
+#include "llm/model.h"
+
+/* ------------------------------------------------------------ RunState */
+struct llm_state {
+    /* sizes */
+    int n_batch;            /* max tokens per call */
+    int kv_size;            /* slots of the KV buffer: min(n_ctx, window) */
+    int n_threads;          /* per-thread scratch count */
+    bool kv_f16;            /* cache element: ggml_half (else float) */
+    bool all_logits;
+    /* activations, one row per batch token */
+    float *x;               /* (n_batch, n_embd) residual stream */
+    float *xb;              /* (n_batch, n_embd) normed input of a block */
+    float *xb2;             /* (n_batch, n_embd) block output before the residual add */
+    float *q;               /* (n_batch, n_head * head_dim) */
+    float *k;               /* (n_batch, n_head_kv * head_dim) */
+    float *v;               /* (n_batch, n_head_kv * head_dim) */
+    void *kb;               /* (n_batch, kv_dim) this batch's keys in cache precision */
+    void *vb;               /* (n_batch, kv_dim) this batch's values in cache precision */
+    float *att;             /* (n_batch, n_head * head_dim) attention output */
+    float *hb;              /* (n_batch, n_ff) FFN gate */
+    float *hb2;             /* (n_batch, n_ff) FFN up */
+    float *rope;            /* (n_batch, head_dim) cos,sin pairs per token */
+    /* MoE */
+    float *router;          /* (n_batch, n_expert) router probabilities */
+    int *sel;               /* (n_batch, n_expert_used) chosen experts */
+    float *sel_w;           /* (n_batch, n_expert_used) their renormalised weights */
+    int *rows;              /* (n_batch) tokens routed to the current expert */
+    float *xg;              /* (n_batch, n_embd) gathered inputs of one expert */
+    float *yg;              /* (n_batch, n_embd) that expert's outputs */
+    /* attention scratch per thread */
+    float *scores;          /* (n_threads, kv_size + n_batch) */
+    void *qh;               /* (n_threads, head_dim) query head in cache precision */
+    float *acc;             /* (n_threads, head_dim) */
+    /* output */
+    float *logits;          /* (all_logits ? n_batch : 1, n_vocab) */
+    void *work;             /* matmul scratch (quantized activations) */
+    size_t work_size;
+    /* KV cache: per layer kv_size slots of kv_dim elements */
+    void *k_cache;          /* (n_layer, kv_size, kv_dim) */
+    void *v_cache;          /* (n_layer, kv_size, kv_dim) */
+    int32_t *slot_pos;      /* (kv_size) position held by each slot, -1 = empty */
+    int n_logit_rows;       /* rows of logits the last call produced */
+    int n_vocab;
+    uint64_t kv_bytes;      /* bytes of k_cache + v_cache */
+};
+
+/* The largest matmul scratch any weight of the model needs for n tokens. */
+static size_t work_size_for(const llm_model *m, int n) {
+    size_t w = 0;
+#define MAXW(wt)                                                            \
+    do {                                                                    \
+        if ((wt).data) {                                                    \
+            size_t s_ = llm_matmul_work_size((wt).type, (wt).cols, n);      \
+            if (s_ > w) w = s_;                                             \
+        }                                                                   \
+    } while (0)
+    MAXW(m->output);
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const llm_layer *L = &m->layers[l];
+        MAXW(L->wq); MAXW(L->wk); MAXW(L->wv); MAXW(L->wo);
+        MAXW(L->w_gate); MAXW(L->w_up); MAXW(L->w_down);
+        MAXW(L->router); MAXW(L->e_gate); MAXW(L->e_up); MAXW(L->e_down);
+    }
+#undef MAXW
+    return w;
+}
+
+/* Sizes of every buffer of the state, in one place so that llm_state_bytes
+ * and llm_state_new agree. */
+typedef struct {
+    size_t x, q, kv, kvb, ff, rope, router, sel, scores, qh, logits, work, cache, slots;
+} state_sizes;
+
+static state_sizes sizes_for(const llm_model *m, int kv_size, int nb, int nt, bool kv_f32, bool all_logits) {
+    const llm_hparams *hp = &m->hp;
+    state_sizes z;
+    size_t el = kv_f32 ? sizeof(float) : sizeof(ggml_half);
+    size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    int ne = hp->n_expert > 0 ? hp->n_expert : 1, nu = hp->n_expert_used > 0 ? hp->n_expert_used : 1;
+    z.x = (size_t)nb * hp->n_embd * sizeof(float);
+    z.q = (size_t)nb * hp->n_head * hp->head_dim * sizeof(float);
+    z.kv = (size_t)nb * kv_dim * sizeof(float);
+    z.kvb = (size_t)nb * kv_dim * el;
+    z.ff = (size_t)nb * hp->n_ff * sizeof(float);
+    z.rope = (size_t)nb * hp->head_dim * sizeof(float);
+    z.router = (size_t)nb * ne * sizeof(float);
+    z.sel = (size_t)nb * nu * sizeof(int);
+    z.scores = (size_t)nt * (kv_size + nb) * sizeof(float);
+    z.qh = (size_t)nt * hp->head_dim * sizeof(float);
+    z.logits = (size_t)(all_logits ? nb : 1) * hp->n_vocab * sizeof(float);
+    z.work = work_size_for(m, nb);
+    z.cache = (size_t)hp->n_layer * kv_size * kv_dim * el;
+    z.slots = (size_t)kv_size * sizeof(int32_t);
+    return z;
+}
+
+uint64_t llm_state_bytes(const llm_model *m, int kv_size, int n_batch, int n_threads, bool kv_f32,
+                         bool all_logits) {
+    state_sizes z = sizes_for(m, kv_size, n_batch, n_threads, kv_f32, all_logits);
+    /* x, xb, xb2, xg, yg; q, att; k, v; kb, vb; hb, hb2; sel, sel_w, rows;
+     * scores, qh, acc; 2 caches. */
+    return 5 * (uint64_t)z.x + 2 * (uint64_t)z.q + 2 * (uint64_t)z.kv + 2 * (uint64_t)z.kvb +
+           2 * (uint64_t)z.ff + z.rope + z.router + 3 * (uint64_t)z.sel + z.scores + 2 * (uint64_t)z.qh +
+           z.logits + z.work + 2 * (uint64_t)z.cache + z.slots;
+}
+
+uint64_t llm_state_kv_bytes(const llm_state *s) {
+    return s ? s->kv_bytes : 0;
+}
+
+void llm_state_free(llm_state *s) {
+    if (!s) return;
+    free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v);
+    free(s->kb); free(s->vb); free(s->att); free(s->hb); free(s->hb2); free(s->rope);
+    free(s->router); free(s->sel); free(s->sel_w); free(s->rows); free(s->xg); free(s->yg);
+    free(s->scores); free(s->qh); free(s->acc); free(s->logits); free(s->work);
+    free(s->k_cache); free(s->v_cache); free(s->slot_pos);
+    free(s);
+}
+
+int llm_state_new(const llm_model *m, int kv_size, int n_batch, int n_threads, bool kv_f32,
+                  bool all_logits, llm_state **out) {
+    int rc = LLM_OK;
+    *out = NULL;
+    if (kv_size <= 0 || n_batch <= 0 || n_threads <= 0) return LLM_ERR_ARG;
+    llm_state *s = calloc(1, sizeof *s);
+    if (!s) return LLM_ERR_NOMEM;
+    state_sizes z = sizes_for(m, kv_size, n_batch, n_threads, kv_f32, all_logits);
+    s->n_batch = n_batch;
+    s->kv_size = kv_size;
+    s->n_threads = n_threads;
+    s->kv_f16 = !kv_f32;
+    s->all_logits = all_logits;
+    s->work_size = z.work;
+    s->n_vocab = m->hp.n_vocab;
+    s->kv_bytes = 2 * (uint64_t)z.cache;
+#define ALLOC(p, n) do { if (!((p) = malloc((n) ? (n) : 1))) { rc = LLM_ERR_NOMEM; goto done; } } while (0)
+    ALLOC(s->x, z.x); ALLOC(s->xb, z.x); ALLOC(s->xb2, z.x); ALLOC(s->xg, z.x); ALLOC(s->yg, z.x);
+    ALLOC(s->q, z.q); ALLOC(s->att, z.q);
+    ALLOC(s->k, z.kv); ALLOC(s->v, z.kv);
+    ALLOC(s->kb, z.kvb); ALLOC(s->vb, z.kvb);
+    ALLOC(s->hb, z.ff); ALLOC(s->hb2, z.ff);
+    ALLOC(s->rope, z.rope);
+    ALLOC(s->router, z.router);
+    ALLOC(s->sel, z.sel); ALLOC(s->sel_w, z.sel); ALLOC(s->rows, z.sel);
+    ALLOC(s->scores, z.scores); ALLOC(s->qh, z.qh); ALLOC(s->acc, z.qh);
+    ALLOC(s->logits, z.logits);
+    ALLOC(s->work, z.work);
+    ALLOC(s->k_cache, z.cache); ALLOC(s->v_cache, z.cache);
+    ALLOC(s->slot_pos, z.slots);
+#undef ALLOC
+    /* Touch the cache now so its memory is committed at creation, not
+     * during the first decode. */
+    memset(s->k_cache, 0, z.cache);
+    memset(s->v_cache, 0, z.cache);
+    llm_state_clear(s);
+done:
+    if (rc != LLM_OK) {
+        llm_state_free(s);
+        return rc;
+    }
+    *out = s;
+    return LLM_OK;
+}
+
+void llm_state_clear(llm_state *s) {
+    for (int i = 0; i < s->kv_size; i++) s->slot_pos[i] = -1;
+}
+
+const float *llm_state_logits(const llm_state *s, int row) {
+    if (!s || row < 0 || row >= s->n_logit_rows) return NULL;
+    return s->logits + (size_t)row * s->n_vocab;
+}
+
+/* ------------------------------------------------------------ the blocks */
+
+/* o = x / sqrt(mean(x^2) + eps) * w over n elements; the sum of squares in
+ * double, as llama.cpp does. */
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) o[i] = (x[i] * scale) * w[i];
+}
+
+/* cos/sin table of one position: rope[2i] = cos(theta_i), rope[2i+1] =
+ * sin(theta_i), theta_i = pos * base^(-2i/n_rot), the angle stepped by a
+ * float factor like llama.cpp so the rounding matches. */
+static void rope_table(float *rope, int pos, int n_rot, float base) {
+    float theta_scale = powf(base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int i = 0; i < n_rot; i += 2) {
+        rope[i] = cosf(theta);
+        rope[i + 1] = sinf(theta);
+        theta *= theta_scale;
+    }
+}
+
+/* Rotates every head (n_heads x head_dim) of one token's vector in place. */
+static void rope_apply(float *v, const float *rope, int n_heads, int head_dim) {
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * head_dim;
+        for (int i = 0; i < head_dim; i += 2) {
+            float c = rope[i], s = rope[i + 1];
+            float x0 = x[i], x1 = x[i + 1];
+            x[i] = x0 * c - x1 * s;
+            x[i + 1] = x0 * s + x1 * c;
+        }
+    }
+}
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* One attention job: what every thread needs to find its (token, head)
+ * units. */
+typedef struct {
+    const llm_model *m;
+    llm_state *s;
+    const llm_batch *b;
+    int layer;
+    int window;         /* 0 = full attention */
+} att_job;
+
+/* Attention for units ith, ith+nth, ... of n_tok * n_head (token i, head h):
+ * softmax(q·k * scale) over the keys token i may see, times V. Keys come
+ * from the cache (earlier calls) and from this batch (kb/vb). */
+static void attention_worker(void *arg, int ith, int nth) {
+    const att_job *J = arg;
+    const llm_hparams *hp = &J->m->hp;
+    llm_state *s = J->s;
+    const llm_batch *b = J->b;
+    const int hd = hp->head_dim, n_head = hp->n_head, group = hp->n_head / hp->n_head_kv;
+    const int kv_dim = hp->n_head_kv * hd, q_dim = n_head * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t el = s->kv_f16 ? sizeof(ggml_half) : sizeof(float);
+    const uint8_t *kc = (const uint8_t *)s->k_cache + (size_t)J->layer * s->kv_size * kv_dim * el;
+    const uint8_t *vc = (const uint8_t *)s->v_cache + (size_t)J->layer * s->kv_size * kv_dim * el;
+    float *sc = s->scores + (size_t)ith * (s->kv_size + s->n_batch);
+    float *acc = s->acc + (size_t)ith * hd;
+    ggml_half *qh16 = (ggml_half *)((float *)s->qh + (size_t)ith * hd);
+    /* key sources of one score: the cache slot or the batch token */
+    const int n_units = b->n * n_head;
+    int per = (n_units + nth - 1) / nth;
+    int u0 = ith * per, u1 = u0 + per < n_units ? u0 + per : n_units;
+    for (int u = u0; u < u1; u++) {
+        int i = u / n_head, h = u % n_head, kvh = h / group;
+        int pi = b->pos[i], si = b->seq ? b->seq[i] : 0;
+        const float *q = s->q + (size_t)i * q_dim + (size_t)h * hd;
+        size_t koff = (size_t)kvh * hd;
+        if (s->kv_f16) llm_fp32_to_fp16_row(q, qh16, hd);
+        /* scores: cached keys first (slot order), then this batch's */
+        int ns = 0;
+        float mx = -INFINITY;
+        if (b->use_cache) {
+            for (int j = 0; j < s->kv_size; j++) {
+                int pj = s->slot_pos[j];
+                if (pj < 0 || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
+                const uint8_t *kr = kc + ((size_t)j * kv_dim + koff) * el;
+                float d = s->kv_f16 ? llm_dot_f16(qh16, (const ggml_half *)kr, hd)
+                                    : llm_dot_f32(q, (const float *)kr, hd);
+                d *= scale;
+                sc[ns++] = d;
+                if (d > mx) mx = d;
+            }
+        }
+        int n_cached = ns;
+        for (int j = 0; j < b->n; j++) {
+            int pj = b->pos[j];
+            if ((b->seq ? b->seq[j] : 0) != si || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
+            const uint8_t *kr = (const uint8_t *)s->kb + ((size_t)j * kv_dim + koff) * el;
+            float d = s->kv_f16 ? llm_dot_f16(qh16, (const ggml_half *)kr, hd)
+                                : llm_dot_f32(q, (const float *)kr, hd);
+            d *= scale;
+            sc[ns++] = d;
+            if (d > mx) mx = d;
+        }
+        /* softmax in f32 with a double sum */
+        double sum = 0.0;
+        for (int j = 0; j < ns; j++) {
+            float e = expf(sc[j] - mx);
+            sc[j] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < ns; j++) {
+            float p = sc[j] * inv;
+            /* with an F16 cache, llama.cpp multiplies F16 probabilities by V */
+            sc[j] = s->kv_f16 ? ggml_fp16_to_fp32(ggml_fp32_to_fp16(p)) : p;
+        }
+        /* weighted sum of values, walking the same keys in the same order */
+        memset(acc, 0, (size_t)hd * sizeof(float));
+        int t = 0;
+        if (b->use_cache) {
+            for (int j = 0; j < s->kv_size && t < n_cached; j++) {
+                int pj = s->slot_pos[j];
+                if (pj < 0 || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
+                const uint8_t *vr = vc + ((size_t)j * kv_dim + koff) * el;
+                float p = sc[t++];
+                if (s->kv_f16) {
+                    const ggml_half *v16 = (const ggml_half *)vr;
+                    for (int d = 0; d < hd; d++) acc[d] += p * ggml_fp16_to_fp32(v16[d]);
+                } else {
+                    const float *v32 = (const float *)vr;
+                    for (int d = 0; d < hd; d++) acc[d] += p * v32[d];
+                }
+            }
+        }
+        for (int j = 0; j < b->n && t < ns; j++) {
+            int pj = b->pos[j];
+            if ((b->seq ? b->seq[j] : 0) != si || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
+            const uint8_t *vr = (const uint8_t *)s->vb + ((size_t)j * kv_dim + koff) * el;
+            float p = sc[t++];
+            if (s->kv_f16) {
+                const ggml_half *v16 = (const ggml_half *)vr;
+                for (int d = 0; d < hd; d++) acc[d] += p * ggml_fp16_to_fp32(v16[d]);
+            } else {
+                const float *v32 = (const float *)vr;
+                for (int d = 0; d < hd; d++) acc[d] += p * v32[d];
+            }
+        }
+        memcpy(s->att + (size_t)i * q_dim + (size_t)h * hd, acc, (size_t)hd * sizeof(float));
+    }
+}
+
+/* Sparse MoE FFN of a batch: for each token, softmax over the router logits
+ * of all experts, the top-k, their weights renormalised over the k; each
+ * expert runs once over the tokens routed to it (matrix-matrix), and its
+ * SwiGLU output is added with the token's weight (experts in the token's
+ * top-k order, as llama.cpp sums them). xb: normed input; out: xb2. */
+static void moe_ffn(const llm_model *m, llm_state *s, const llm_layer *L, llm_pool *pool, int n) {
+    const llm_hparams *hp = &m->hp;
+    const int dim = hp->n_embd, ff = hp->n_ff, ne = hp->n_expert, k = hp->n_expert_used;
+    llm_matmul(pool, L->router.type, L->router.data, ne, dim, s->xb, n, s->router, s->work);
+    for (int i = 0; i < n; i++) {
+        float *p = s->router + (size_t)i * ne;
+        float mx = p[0];
+        for (int e = 1; e < ne; e++) if (p[e] > mx) mx = p[e];
+        double sum = 0.0;
+        for (int e = 0; e < ne; e++) { p[e] = expf(p[e] - mx); sum += p[e]; }
+        float inv = (float)(1.0 / sum);
+        for (int e = 0; e < ne; e++) p[e] *= inv;
+        /* top-k by repeated selection (k is small); ties keep the lower id */
+        int *sel = s->sel + (size_t)i * k;
+        float *w = s->sel_w + (size_t)i * k;
+        float wsum = 0.0f;
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            for (int e = 0; e < ne; e++) {
+                bool taken = false;
+                for (int t = 0; t < j; t++) if (sel[t] == e) taken = true;
+                if (!taken && (best < 0 || p[e] > p[best])) best = e;
+            }
+            sel[j] = best;
+            w[j] = p[best];
+            wsum += p[best];
+        }
+        for (int j = 0; j < k; j++) w[j] /= wsum;
+    }
+    memset(s->xb2, 0, (size_t)n * dim * sizeof(float));
+    size_t gate_row = ggml_row_size(L->e_gate.type, dim);
+    size_t up_row = ggml_row_size(L->e_up.type, dim);
+    size_t down_row = ggml_row_size(L->e_down.type, ff);
+    /* Accumulate in top-k rank order: all rank-0 contributions, then rank 1,
+     * ... so each token's sum runs in its own expert order. */
+    for (int rank = 0; rank < k; rank++) {
+        for (int e = 0; e < ne; e++) {
+            int cnt = 0;
+            for (int i = 0; i < n; i++)
+                if (s->sel[(size_t)i * k + rank] == e) {
+                    s->rows[cnt] = i;
+                    memcpy(s->xg + (size_t)cnt * dim, s->xb + (size_t)i * dim, (size_t)dim * sizeof(float));
+                    cnt++;
+                }
+            if (!cnt) continue;
+            llm_matmul(pool, L->e_gate.type, llm_weight_row(&L->e_gate, e, 0, gate_row), ff, dim, s->xg, cnt,
+                       s->hb, s->work);
+            llm_matmul(pool, L->e_up.type, llm_weight_row(&L->e_up, e, 0, up_row), ff, dim, s->xg, cnt,
+                       s->hb2, s->work);
+            for (size_t t = 0; t < (size_t)cnt * ff; t++) s->hb[t] = silu(s->hb[t]) * s->hb2[t];
+            llm_matmul(pool, L->e_down.type, llm_weight_row(&L->e_down, e, 0, down_row), dim, ff, s->hb, cnt,
+                       s->yg, s->work);
+            for (int c = 0; c < cnt; c++) {
+                int i = s->rows[c];
+                float wt = s->sel_w[(size_t)i * k + rank];
+                float *o = s->xb2 + (size_t)i * dim;
+                const float *y = s->yg + (size_t)c * dim;
+                for (int d = 0; d < dim; d++) o[d] += y[d] * wt;
+            }
+        }
+    }
+}
+
+/* Converts n rows of f32 to the cache precision. */
+static void to_cache(const llm_state *s, const float *src, void *dst, size_t n) {
+    if (s->kv_f16) llm_fp32_to_fp16_row(src, dst, (int)n);
+    else memcpy(dst, src, n * sizeof(float));
+}
+
+/* --------------------------------------------------------- forward pass */
+int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batch *b) {
+    const llm_hparams *hp = &m->hp;
+    const int n = b->n, dim = hp->n_embd, hd = hp->head_dim, ff = hp->n_ff;
+    const int q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+    const size_t el = s->kv_f16 ? sizeof(ggml_half) : sizeof(float);
+    if (n <= 0 || n > s->n_batch || (b->logits == 2 && !s->all_logits)) return LLM_ERR_ARG;
+    for (int i = 0; i < n; i++)
+        if (b->tokens[i] < 0 || b->tokens[i] >= hp->n_vocab || b->pos[i] < 0) return LLM_ERR_ARG;
+    int last_layer = hp->n_layer - 1;
+    if (b->hidden && b->hidden_layer >= 0 && b->logits == 0 && b->hidden_layer < last_layer)
+        last_layer = b->hidden_layer;
+    s->n_logit_rows = 0;
+
+    /* token embeddings: rows of token_embd dequantized */
+    size_t emb_row = ggml_row_size(m->tok_embd.type, dim);
+    for (int i = 0; i < n; i++)
+        llm_dequantize_row(m->tok_embd.type, llm_weight_row(&m->tok_embd, 0, b->tokens[i], emb_row),
+                           s->x + (size_t)i * dim, dim);
+    for (int i = 0; i < n; i++) rope_table(s->rope + (size_t)i * hd, b->pos[i], hp->n_rot, hp->rope_theta);
+
+    for (int l = 0; l <= last_layer; l++) {
+        const llm_layer *L = &m->layers[l];
+        /* attention block */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->attn_norm, dim, hp->rms_eps);
+        llm_matmul(pool, L->wq.type, L->wq.data, q_dim, dim, s->xb, n, s->q, s->work);
+        llm_matmul(pool, L->wk.type, L->wk.data, kv_dim, dim, s->xb, n, s->k, s->work);
+        llm_matmul(pool, L->wv.type, L->wv.data, kv_dim, dim, s->xb, n, s->v, s->work);
+        for (int i = 0; i < n; i++) {
+            rope_apply(s->q + (size_t)i * q_dim, s->rope + (size_t)i * hd, hp->n_head, hd);
+            rope_apply(s->k + (size_t)i * kv_dim, s->rope + (size_t)i * hd, hp->n_head_kv, hd);
+        }
+        to_cache(s, s->k, s->kb, (size_t)n * kv_dim);
+        to_cache(s, s->v, s->vb, (size_t)n * kv_dim);
+        att_job job = {m, s, b, l, hp->swa_window};
+        llm_pool_run(pool, attention_worker, &job);
+        if (b->store_kv) {
+            /* later calls see this batch through the cache; the rolling
+             * buffer keeps position p in slot p % kv_size */
+            uint8_t *kc = (uint8_t *)s->k_cache + (size_t)l * s->kv_size * kv_dim * el;
+            uint8_t *vc = (uint8_t *)s->v_cache + (size_t)l * s->kv_size * kv_dim * el;
+            for (int i = 0; i < n; i++) {
+                size_t slot = (size_t)(b->pos[i] % s->kv_size);
+                memcpy(kc + slot * kv_dim * el, (uint8_t *)s->kb + (size_t)i * kv_dim * el, kv_dim * el);
+                memcpy(vc + slot * kv_dim * el, (uint8_t *)s->vb + (size_t)i * kv_dim * el, kv_dim * el);
+            }
+        }
+        llm_matmul(pool, L->wo.type, L->wo.data, dim, q_dim, s->att, n, s->xb2, s->work);
+        for (size_t t = 0; t < (size_t)n * dim; t++) s->x[t] += s->xb2[t];
+
+        /* feed-forward block */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm, dim, hp->rms_eps);
+        if (hp->n_expert == 0) {
+            llm_matmul(pool, L->w_gate.type, L->w_gate.data, ff, dim, s->xb, n, s->hb, s->work);
+            llm_matmul(pool, L->w_up.type, L->w_up.data, ff, dim, s->xb, n, s->hb2, s->work);
+            for (size_t t = 0; t < (size_t)n * ff; t++) s->hb[t] = silu(s->hb[t]) * s->hb2[t];
+            llm_matmul(pool, L->w_down.type, L->w_down.data, dim, ff, s->hb, n, s->xb2, s->work);
+        } else {
+            moe_ffn(m, s, L, pool, n);
+        }
+        for (size_t t = 0; t < (size_t)n * dim; t++) s->x[t] += s->xb2[t];
+        if (b->hidden && b->hidden_layer == l)
+            memcpy(b->hidden, s->x, (size_t)n * dim * sizeof(float));
+    }
+    if (b->store_kv)
+        for (int i = 0; i < n; i++) s->slot_pos[b->pos[i] % s->kv_size] = b->pos[i];
+    if (last_layer < hp->n_layer - 1) return LLM_OK;
+
+    /* final norm, then the output head for the rows asked for */
+    int first = b->logits == 2 ? 0 : n - 1;
+    bool want_hidden = b->hidden && (b->hidden_layer < 0 || b->hidden_layer >= hp->n_layer);
+    if (want_hidden) first = 0;
+    for (int i = first; i < n; i++)
+        rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, m->out_norm, dim, hp->rms_eps);
+    if (want_hidden) memcpy(b->hidden, s->xb, (size_t)n * dim * sizeof(float));
+    if (b->logits == 2) {
+        llm_matmul(pool, m->output.type, m->output.data, hp->n_vocab, dim, s->xb, n, s->logits, s->work);
+        s->n_logit_rows = n;
+    } else if (b->logits == 1) {
+        llm_matmul(pool, m->output.type, m->output.data, hp->n_vocab, dim, s->xb + (size_t)(n - 1) * dim, 1,
+                   s->logits, s->work);
+        s->n_logit_rows = 1;
+    }
+    return LLM_OK;
+}
