@@ -1,0 +1,200 @@
+/* cmd_model.c — `mrag model-info` and `mrag embed`. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "llm/ggml.h"
+#include "llm/llm.h"
+
+static const char *model_info_usage =
+    "usage: mrag model-info [-m] MODEL.gguf\n"
+    "\n"
+    "Prints a GGUF model's architecture, hyperparameters, tensor types and\n"
+    "counts, vocabulary size, special tokens and the memory it needs (mapped\n"
+    "weights plus a 4096-token context).\n";
+
+static void print_bytes(const char *label, uint64_t b) {
+    printf("%-22s %" PRIu64 " bytes (%.1f MiB)\n", label, b, (double)b / (1024.0 * 1024.0));
+}
+
+/* Contract: argv[1] (or -m/$MRAG_MODEL) names a GGUF; prints its facts to
+ * stdout; returns 0, 1 when the file cannot be loaded, 2 on usage errors. */
+int app_cmd_model_info(int argc, char **argv) {
+    if (app_wants_help(argc, argv)) {
+        fputs(model_info_usage, stdout);
+        return 0;
+    }
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) path = argv[++i];
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            app_error("model-info: unknown option '%s'", argv[i]);
+            fputs(model_info_usage, stderr);
+            return 2;
+        } else path = argv[i];
+    }
+    path = app_model_path(path);
+    if (!path) {
+        fputs(model_info_usage, stderr);
+        return 2;
+    }
+    llm_model *m = NULL;
+    char err[512];
+    llm_model_params mp = llm_model_default_params();
+    int rc = llm_model_load(path, &mp, &m, err, sizeof err);
+    if (rc != LLM_OK) {
+        /* a vocab-only file still has facts to show */
+        mp.vocab_only = true;
+        if (llm_model_load(path, &mp, &m, NULL, 0) != LLM_OK) return app_error("%s", err);
+        fprintf(stderr, "mrag: note: %s\nmrag: showing the vocabulary only\n", err);
+    }
+    llm_model_info in;
+    llm_model_get_info(m, &in);
+    printf("%-22s %s\n", "file", in.path);
+    print_bytes("file size", in.file_size);
+    printf("%-22s %s\n", "name", in.name && in.name[0] ? in.name : "(none)");
+    printf("%-22s %s\n", "architecture", in.arch);
+    if (!mp.vocab_only) {
+        printf("%-22s %s\n", "kind", in.n_expert > 0 ? "mixture of experts (Mixtral-style)" : "dense (Llama/Mistral)");
+        printf("%-22s %d\n", "embedding_length", in.n_embd);
+        printf("%-22s %d\n", "block_count", in.n_layer);
+        printf("%-22s %d\n", "head_count", in.n_head);
+        printf("%-22s %d\n", "head_count_kv", in.n_head_kv);
+        printf("%-22s %d\n", "head_dim", in.head_dim);
+        printf("%-22s %d\n", "feed_forward_length", in.n_ff);
+        printf("%-22s %d\n", "rope.dimension_count", in.n_rot);
+        printf("%-22s %g\n", "rope.freq_base", (double)in.rope_theta);
+        printf("%-22s %g\n", "rms_epsilon", (double)in.rms_eps);
+        printf("%-22s %d\n", "context_length", in.n_ctx_train);
+        if (in.swa_window > 0) printf("%-22s %d\n", "sliding_window", in.swa_window);
+        else printf("%-22s none\n", "sliding_window");
+        if (in.n_expert > 0) printf("%-22s %d (top %d)\n", "experts", in.n_expert, in.n_expert_used);
+        printf("%-22s %s\n", "output head", in.tied_output ? "tied to token_embd" : "output.weight");
+    }
+    printf("%-22s %d\n", "vocab size", in.n_vocab);
+    printf("%-22s bos %d, eos %d\n", "special tokens", in.bos, in.eos);
+    printf("%-22s %d:", "tensors", in.n_tensors);
+    for (int t = 0; t < 40; t++)
+        if (in.tensor_type_count[t]) printf(" %s x%d", ggml_type_name((uint32_t)t), in.tensor_type_count[t]);
+    printf("\n");
+    printf("%-22s %" PRIu64 " (%.2f M)\n", "parameters", in.n_params, (double)in.n_params / 1e6);
+    print_bytes("weights (mapped)", in.weight_bytes);
+    if (!mp.vocab_only) {
+        uint64_t ctx = llm_context_bytes(m, 4096, 512, false);
+        print_bytes("context 4096 (f16 KV)", ctx);
+        print_bytes("total for 4096 ctx", ctx + in.weight_bytes);
+    }
+    llm_model_free(m);
+    return 0;
+}
+
+static const char *embed_usage =
+    "usage: mrag embed -m MODEL.gguf [--layer L] [--threads N] TEXT...\n"
+    "\n"
+    "Prints the embedding of TEXT (the words joined by spaces; \"-\" reads stdin)\n"
+    "as a JSON array: the mean over its tokens (BOS included) of the final-norm\n"
+    "hidden states, L2-normalised.\n"
+    "\n"
+    "  -m FILE       the model (default $MRAG_MODEL)\n"
+    "  --layer L     pool the hidden state after layer L (0-based) instead\n"
+    "  --threads N   threads (default: all cores)\n";
+
+/* Parses a non-negative int option value; false on garbage. */
+static bool parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return false;
+    *out = (int)v;
+    return true;
+}
+
+/* Reads all of stdin (malloc'd, NUL-terminated; at most 64 MiB). */
+static char *read_stdin(size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+        if (n == cap) {
+            if (cap >= (64u << 20)) { free(buf); return NULL; }
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) { free(buf); return NULL; }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf) { buf[n] = 0; *len = n; }
+    return buf;
+}
+
+/* Contract: prints one JSON array of n_embd floats on stdout; 0 ok, 1 on
+ * model or embedding errors, 2 on usage errors. */
+int app_cmd_embed(int argc, char **argv) {
+    if (app_wants_help(argc, argv)) {
+        fputs(embed_usage, stdout);
+        return 0;
+    }
+    const char *mflag = NULL;
+    int layer = -1, threads = 0, rc = 1;
+    char *text = NULL;
+    size_t tlen = 0;
+    llm_model *m = NULL;
+    llm_context *c = NULL;
+    float *vec = NULL;
+    int first_text = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) mflag = argv[++i];
+        else if (strcmp(argv[i], "--layer") == 0 && i + 1 < argc) {
+            if (!parse_int(argv[++i], 0, 100000, &layer)) { rc = 2; app_error("embed: bad --layer '%s'", argv[i]); goto done; }
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            if (!parse_int(argv[++i], 1, 256, &threads)) { rc = 2; app_error("embed: bad --threads '%s'", argv[i]); goto done; }
+        } else if (strcmp(argv[i], "--") == 0) { first_text = i + 1; break; }
+        else if (argv[i][0] == '-' && argv[i][1]) { rc = 2; app_error("embed: unknown option '%s'", argv[i]); goto done; }
+        else { first_text = i; break; }
+    }
+    const char *path = app_model_path(mflag);
+    if (!path || first_text < 0 || first_text >= argc) {
+        fputs(embed_usage, stderr);
+        rc = 2;
+        goto done;
+    }
+    if (first_text == argc - 1 && strcmp(argv[first_text], "-") == 0) {
+        if (!(text = read_stdin(&tlen))) { app_error("embed: cannot read stdin"); goto done; }
+    } else {
+        for (int i = first_text; i < argc; i++) tlen += strlen(argv[i]) + 1;
+        if (!(text = malloc(tlen + 1))) { app_error("embed: out of memory"); goto done; }
+        text[0] = 0;
+        size_t o = 0;
+        for (int i = first_text; i < argc; i++) {
+            size_t l = strlen(argv[i]);
+            if (i > first_text) text[o++] = ' ';
+            memcpy(text + o, argv[i], l);
+            o += l;
+        }
+        text[o] = 0;
+        tlen = o;
+    }
+    char err[512];
+    llm_model_params mp = llm_model_default_params();
+    if (llm_model_load(path, &mp, &m, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
+    llm_context_params cp = llm_context_default_params();
+    cp.n_threads = threads;
+    cp.embd_layer = layer;
+    if (llm_context_new(m, &cp, &c, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
+    int dim = llm_n_embd(m);
+    if (!(vec = malloc((size_t)dim * sizeof *vec))) { app_error("embed: out of memory"); goto done; }
+    if (llm_embed(c, text, tlen, vec) != LLM_OK) { app_error("%s", llm_context_error(c)); goto done; }
+    putchar('[');
+    for (int i = 0; i < dim; i++) printf(i ? ", %.9g" : "%.9g", (double)vec[i]);
+    printf("]\n");
+    rc = 0;
+done:
+    free(vec);
+    free(text);
+    llm_context_free(c);
+    llm_model_free(m);
+    return rc;
+}
