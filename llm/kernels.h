@@ -27,6 +27,9 @@ typedef enum { LLM_SIMD_REF = 0, LLM_SIMD_AVX2 = 1, LLM_SIMD_AVX512 = 2 } llm_si
 llm_simd llm_simd_detect(void);         /* what this CPU supports */
 llm_simd llm_simd_active(void);         /* what the kernels use (env MRAG_SIMD=ref|avx2|avx512 caps it) */
 const char *llm_simd_name(llm_simd s);
+/* Sets the level the kernels use (clamped to llm_simd_detect()) and returns
+ * the previous one. For tests and benchmarks; not while a matmul runs. */
+llm_simd llm_simd_set(llm_simd level);
 
 /* ------------------------------------------------------- quantize / dequant
  * n is a multiple of the type's block size. Supported types: F32, F16, BF16,

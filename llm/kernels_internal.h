@@ -1,0 +1,69 @@
+/* kernels_internal.h — the per-SIMD-level kernel table shared by the kernel
+ * files (kernels_ref.c, kernels_avx2.c, kernels_avx512.c), cpu.c and matmul.c. */
+#ifndef LLM_KERNELS_INTERNAL_H
+#define LLM_KERNELS_INTERNAL_H
+
+#include "llm/kernels.h"
+
+/* A register-tiled product of nr weight rows by nt activation rows:
+ *   Y[t * ldy + r] = dot(W + r * ldw bytes, A + t * lda bytes), r < nr, t < nt.
+ * n is the row length in elements (a multiple of the weight block size). The
+ * result for each (r, t) equals the table's vec_dot for that pair up to float
+ * summation order. */
+typedef void (*llm_gemm_fn)(int n, const void *W, size_t ldw, const void *A, size_t lda,
+                            float *Y, size_t ldy, int nr, int nt);
+
+/* Converts n floats to an activation row of a vec-dot type (Q8_0, Q8_K, F16,
+ * BF16). */
+typedef void (*llm_act_fn)(const float *x, void *dst, int64_t n);
+
+typedef struct {
+    llm_vec_dot_fn vec_dot[GGML_TYPE_COUNT];    /* by weight type; NULL = unsupported */
+    llm_gemm_fn gemm[GGML_TYPE_COUNT];          /* by weight type */
+    llm_act_fn act[GGML_TYPE_COUNT];            /* by vec-dot (activation) type */
+    float (*dot_f32)(const float *a, const float *b, int n);
+    float (*dot_f16)(const ggml_half *a, const ggml_half *b, int n);
+    void (*fp32_to_fp16)(const float *x, ggml_half *y, int n);
+    void (*fp16_to_fp32)(const ggml_half *x, float *y, int n);
+} llm_kernel_table;
+
+/* Each level fills in the entries it implements, on top of the lower level's
+ * table (so a missing SIMD kernel falls back to the reference). */
+void llm_kernels_ref_fill(llm_kernel_table *t);
+void llm_kernels_avx2_fill(llm_kernel_table *t);
+void llm_kernels_avx512_fill(llm_kernel_table *t);
+
+/* The table for a level (clamped to what the CPU supports). Borrowed, static. */
+const llm_kernel_table *llm_kernels_get(llm_simd level);
+/* The table for llm_simd_active(). */
+const llm_kernel_table *llm_kernels_active(void);
+
+/* Reference activation converters (quant.c), exactly as llama.cpp's CPU
+ * backend converts: Q8_0 (d = amax/127, q = round(x/d)), Q8_K (signed max,
+ * iscale = -127/max, nearest-even, clamp 127, bsums per 16). */
+void llm_quantize_row_q8_0_ref(const float *x, void *dst, int64_t n);
+void llm_quantize_row_q8_K_ref(const float *x, void *dst, int64_t n);
+void llm_quantize_row_f16_ref(const float *x, void *dst, int64_t n);
+void llm_quantize_row_bf16_ref(const float *x, void *dst, int64_t n);
+
+/* Rounds to the nearest integer, ties to even, for |v| < 2^22 (the
+ * "add 1.5 * 2^23" trick llama.cpp's nearest_int relies on). */
+static inline int llm_nearest_int(float v) {
+    float f = v + 12582912.f;
+    int32_t i;
+    memcpy(&i, &f, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* Scale/min j (0..7) of a Q4_K block from its 12 packed bytes. */
+static inline void llm_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+#endif

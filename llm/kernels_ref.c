@@ -1,0 +1,139 @@
+/* kernels_ref.c — portable reference dot products for every weight type; the
+ * SIMD kernels are tested against these. Integer sums per block are scaled by
+ * d_w * d_a in float, as llama.cpp accumulates. */
+#include "llm/kernels_internal.h"
+
+/* Q4_0 weights x Q8_0 activations. */
+static float dot_q4_0_q8_0(int n, const void *w, const void *a) {
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    float sum = 0;
+    for (int i = 0; i < n / QK4_0; i++) {
+        int s = 0;
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            s += ((int)(x[i].qs[j] & 0xF) - 8) * y[i].qs[j];
+            s += ((int)(x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
+        }
+        sum += (float)s * (ggml_fp16_to_fp32(x[i].d) * ggml_fp16_to_fp32(y[i].d));
+    }
+    return sum;
+}
+
+/* Q8_0 weights x Q8_0 activations. */
+static float dot_q8_0_q8_0(int n, const void *w, const void *a) {
+    const block_q8_0 *x = w;
+    const block_q8_0 *y = a;
+    float sum = 0;
+    for (int i = 0; i < n / QK8_0; i++) {
+        int s = 0;
+        for (int j = 0; j < QK8_0; j++) s += x[i].qs[j] * y[i].qs[j];
+        sum += (float)s * (ggml_fp16_to_fp32(x[i].d) * ggml_fp16_to_fp32(y[i].d));
+    }
+    return sum;
+}
+
+/* Q4_K weights x Q8_K activations: sum_j d*sc_j*dot(q4, q8) - dmin*m_j*bsum_j,
+ * the mins folded in through the activation block sums. */
+static float dot_q4_K_q8_K(int n, const void *w, const void *a) {
+    const block_q4_K *x = w;
+    const block_q8_K *y = a;
+    float sum = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        const uint8_t *q4 = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        int sumi = 0, summ = 0;
+        for (int j = 0; j < QK_K / 64; j++, q4 += 32, q8 += 64) {
+            uint8_t sc0, m0, sc1, m1;
+            llm_q4k_scale_min(2 * j, x[i].scales, &sc0, &m0);
+            llm_q4k_scale_min(2 * j + 1, x[i].scales, &sc1, &m1);
+            int s0 = 0, s1 = 0;
+            for (int l = 0; l < 32; l++) {
+                s0 += (q4[l] & 0xF) * q8[l];
+                s1 += (q4[l] >> 4) * q8[l + 32];
+            }
+            sumi += sc0 * s0 + sc1 * s1;
+            summ += m0 * (y[i].bsums[4 * j] + y[i].bsums[4 * j + 1]) +
+                    m1 * (y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3]);
+        }
+        float d = ggml_fp16_to_fp32(x[i].d) * y[i].d;
+        float dmin = ggml_fp16_to_fp32(x[i].dmin) * y[i].d;
+        sum += d * (float)sumi - dmin * (float)summ;
+    }
+    return sum;
+}
+
+/* Q6_K weights x Q8_K activations. */
+static float dot_q6_K_q8_K(int n, const void *w, const void *a) {
+    const block_q6_K *x = w;
+    const block_q8_K *y = a;
+    float sum = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        int8_t q[QK_K];
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        for (int c = 0; c < QK_K; c += 128, ql += 64, qh += 32) {
+            for (int l = 0; l < 32; l++) {
+                q[c + l] = (int8_t)((int)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+                q[c + l + 32] = (int8_t)((int)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                q[c + l + 64] = (int8_t)((int)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                q[c + l + 96] = (int8_t)((int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+            }
+        }
+        int sumi = 0;
+        for (int j = 0; j < QK_K / 16; j++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += q[16 * j + l] * y[i].qs[16 * j + l];
+            sumi += x[i].scales[j] * s;
+        }
+        sum += ggml_fp16_to_fp32(x[i].d) * y[i].d * (float)sumi;
+    }
+    return sum;
+}
+
+static float dot_f32_ref(const float *a, const float *b, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static float dot_f16_ref(const ggml_half *a, const ggml_half *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)(ggml_fp16_to_fp32(a[i]) * ggml_fp16_to_fp32(b[i]));
+    return (float)s;
+}
+
+static float dot_bf16_ref(const ggml_bf16 *a, const ggml_bf16 *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)(ggml_bf16_to_fp32(a[i]) * ggml_bf16_to_fp32(b[i]));
+    return (float)s;
+}
+
+static float vdot_f32(int n, const void *w, const void *a) { return dot_f32_ref(w, a, n); }
+static float vdot_f16(int n, const void *w, const void *a) { return dot_f16_ref(w, a, n); }
+static float vdot_bf16(int n, const void *w, const void *a) { return dot_bf16_ref(w, a, n); }
+
+static void fp32_to_fp16_ref(const float *x, ggml_half *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = ggml_fp32_to_fp16(x[i]);
+}
+
+static void fp16_to_fp32_ref(const ggml_half *x, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = ggml_fp16_to_fp32(x[i]);
+}
+
+void llm_kernels_ref_fill(llm_kernel_table *t) {
+    memset(t, 0, sizeof *t);
+    t->vec_dot[GGML_TYPE_F32] = vdot_f32;
+    t->vec_dot[GGML_TYPE_F16] = vdot_f16;
+    t->vec_dot[GGML_TYPE_BF16] = vdot_bf16;
+    t->vec_dot[GGML_TYPE_Q4_0] = dot_q4_0_q8_0;
+    t->vec_dot[GGML_TYPE_Q8_0] = dot_q8_0_q8_0;
+    t->vec_dot[GGML_TYPE_Q4_K] = dot_q4_K_q8_K;
+    t->vec_dot[GGML_TYPE_Q6_K] = dot_q6_K_q8_K;
+    t->act[GGML_TYPE_Q8_0] = llm_quantize_row_q8_0_ref;
+    t->act[GGML_TYPE_Q8_K] = llm_quantize_row_q8_K_ref;
+    t->act[GGML_TYPE_F16] = llm_quantize_row_f16_ref;
+    t->act[GGML_TYPE_BF16] = llm_quantize_row_bf16_ref;
+    t->dot_f32 = dot_f32_ref;
+    t->dot_f16 = dot_f16_ref;
+    t->fp32_to_fp16 = fp32_to_fp16_ref;
+    t->fp16_to_fp32 = fp16_to_fp32_ref;
+}

@@ -1,0 +1,126 @@
+/* matmul.c — Y = X * W^T over the thread pool: activations converted once to
+ * the weights' vec-dot type, then rows (decode) or row x token tiles
+ * (prefill) split across threads. No allocation: the work buffer is given. */
+#include <stdatomic.h>
+
+#include "llm/kernels_internal.h"
+
+/* Prefill tile: MM_RB weight rows x MM_TB tokens. 64 rows of a 4096-wide
+ * Q4_0 matrix are ~147 KB and 32 Q8_0 activation rows ~139 KB, so a tile's
+ * operands stay in L2 while the register-tiled kernel sweeps it. */
+#define MM_RB 64
+#define MM_TB 32
+/* Decode splits rows in chunks of this many, so threads do not share cache
+ * lines of Y and the multi-row kernels get whole groups. */
+#define MM_ROW_ALIGN 16
+
+static size_t act_row_size(uint32_t wtype, int n_cols) {
+    uint32_t at = llm_vec_dot_type(wtype);
+    return ggml_row_size(at, (uint64_t)n_cols);
+}
+
+size_t llm_matmul_work_size(uint32_t wtype, int n_cols, int n_tok) {
+    if (llm_vec_dot_type(wtype) == GGML_TYPE_F32) return 0;
+    return act_row_size(wtype, n_cols) * (size_t)n_tok + 64;
+}
+
+typedef struct {
+    const llm_kernel_table *k;
+    uint32_t wtype;
+    const uint8_t *W;
+    size_t ldw;                 /* bytes per weight row */
+    int n_rows, n_cols, n_tok;
+    const float *X;
+    const uint8_t *A;           /* converted activations */
+    size_t lda;                 /* bytes per activation row */
+    uint8_t *A_out;             /* = A, writable, during conversion */
+    float *Y;
+    _Atomic int next_tile;      /* prefill: next tile to take */
+} mm_job;
+
+/* Conversion job: tokens split evenly over threads. */
+static void mm_convert(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    llm_act_fn act = j->k->act[llm_vec_dot_type(j->wtype)];
+    int t0 = (int)((int64_t)j->n_tok * ith / nth), t1 = (int)((int64_t)j->n_tok * (ith + 1) / nth);
+    for (int t = t0; t < t1; t++)
+        act(j->X + (size_t)t * j->n_cols, j->A_out + (size_t)t * j->lda, j->n_cols);
+}
+
+/* Y tile of nr rows from r0 and nt tokens from t0, through the level's gemm
+ * kernel, or its vec_dot when it has none. */
+static void mm_tile(const mm_job *j, int r0, int nr, int t0, int nt) {
+    const uint8_t *W = j->W + (size_t)r0 * j->ldw;
+    const uint8_t *A = j->A + (size_t)t0 * j->lda;
+    float *Y = j->Y + (size_t)t0 * j->n_rows + r0;
+    llm_gemm_fn g = j->k->gemm[j->wtype];
+    if (g) {
+        g(j->n_cols, W, j->ldw, A, j->lda, Y, (size_t)j->n_rows, nr, nt);
+        return;
+    }
+    llm_vec_dot_fn dot = j->k->vec_dot[j->wtype];
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++)
+            Y[(size_t)t * j->n_rows + r] = dot(j->n_cols, W + (size_t)r * j->ldw, A + (size_t)t * j->lda);
+}
+
+/* Decode (and tiny batches): each thread takes a contiguous range of rows. */
+static void mm_rows(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    int groups = (j->n_rows + MM_ROW_ALIGN - 1) / MM_ROW_ALIGN;
+    int g0 = (int)((int64_t)groups * ith / nth), g1 = (int)((int64_t)groups * (ith + 1) / nth);
+    int r0 = g0 * MM_ROW_ALIGN, r1 = g1 * MM_ROW_ALIGN;
+    if (r1 > j->n_rows) r1 = j->n_rows;
+    if (r0 < r1) mm_tile(j, r0, r1 - r0, 0, j->n_tok);
+}
+
+/* Prefill: tiles taken from a shared counter (the machine is shared, so
+ * dynamic balancing beats a static split); consecutive tiles share their
+ * weight rows, which stay in cache while the tokens change. */
+static void mm_tiles(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    mm_job *j = arg;
+    int n_rb = (j->n_rows + MM_RB - 1) / MM_RB, n_tb = (j->n_tok + MM_TB - 1) / MM_TB;
+    int total = n_rb * n_tb;
+    for (;;) {
+        int k = atomic_fetch_add_explicit(&j->next_tile, 1, memory_order_relaxed);
+        if (k >= total) break;
+        int rb = k / n_tb, tb = k % n_tb;
+        int r0 = rb * MM_RB, t0 = tb * MM_TB;
+        int nr = j->n_rows - r0 < MM_RB ? j->n_rows - r0 : MM_RB;
+        int nt = j->n_tok - t0 < MM_TB ? j->n_tok - t0 : MM_TB;
+        mm_tile(j, r0, nr, t0, nt);
+    }
+}
+
+void llm_matmul(llm_pool *pool, uint32_t wtype, const void *W, int n_rows, int n_cols,
+                const float *X, int n_tok, float *Y, void *work) {
+    if (n_rows <= 0 || n_tok <= 0) return;
+    mm_job j = {
+        .k = llm_kernels_active(),
+        .wtype = wtype,
+        .W = W,
+        .ldw = ggml_row_size(wtype, (uint64_t)n_cols),
+        .n_rows = n_rows,
+        .n_cols = n_cols,
+        .n_tok = n_tok,
+        .X = X,
+        .Y = Y,
+    };
+    atomic_init(&j.next_tile, 0);
+    if (llm_vec_dot_type(wtype) == GGML_TYPE_F32) {
+        j.A = (const uint8_t *)X;
+        j.lda = (size_t)n_cols * sizeof(float);
+    } else {
+        /* align the activations to 64 bytes for the SIMD loads */
+        uintptr_t a = ((uintptr_t)work + 63) & ~(uintptr_t)63;
+        j.A_out = (uint8_t *)a;
+        j.A = j.A_out;
+        j.lda = act_row_size(wtype, n_cols);
+        if (n_tok <= 2) mm_convert(&j, 0, 1);
+        else llm_pool_run(pool, mm_convert, &j);
+    }
+    if (n_tok < 4) llm_pool_run(pool, mm_rows, &j);
+    else llm_pool_run(pool, mm_tiles, &j);
+}

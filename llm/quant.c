@@ -1,0 +1,307 @@
+/* quant.c — quantization and dequantization of rows for every supported
+ * type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q8_K) in portable C. */
+#include <math.h>
+
+#include "llm/kernels_internal.h"
+
+bool llm_type_supported(uint32_t type) {
+    switch (type) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+    case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_K:
+    case GGML_TYPE_Q6_K: case GGML_TYPE_Q8_K:
+        return true;
+    default:
+        return false;
+    }
+}
+
+uint32_t llm_vec_dot_type(uint32_t wtype) {
+    switch (wtype) {
+    case GGML_TYPE_F16: return GGML_TYPE_F16;
+    case GGML_TYPE_BF16: return GGML_TYPE_BF16;
+    case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_0: return GGML_TYPE_Q8_0;
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_K;
+    default: return GGML_TYPE_F32;
+    }
+}
+
+/* ---------------------------------------------------------------- dequant */
+
+static void dequant_q4_0(const block_q4_0 *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += QK4_0) {
+        float d = ggml_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            y[j] = ((int)(b[i].qs[j] & 0xF) - 8) * d;
+            y[j + QK4_0 / 2] = ((int)(b[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+static void dequant_q8_0(const block_q8_0 *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += QK8_0) {
+        float d = ggml_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < QK8_0; j++) y[j] = b[i].qs[j] * d;
+    }
+}
+
+static void dequant_q4_K(const block_q4_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) {
+        float d = ggml_fp16_to_fp32(b[i].d), dmin = ggml_fp16_to_fp32(b[i].dmin);
+        const uint8_t *q = b[i].qs;
+        for (int j = 0; j < QK_K / 64; j++, q += 32) {
+            uint8_t sc, m;
+            llm_q4k_scale_min(2 * j, b[i].scales, &sc, &m);
+            float d1 = d * sc, m1 = dmin * m;
+            llm_q4k_scale_min(2 * j + 1, b[i].scales, &sc, &m);
+            float d2 = d * sc, m2 = dmin * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
+        }
+    }
+}
+
+static void dequant_q6_K(const block_q6_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) {
+        float d = ggml_fp16_to_fp32(b[i].d);
+        const uint8_t *ql = b[i].ql, *qh = b[i].qh;
+        const int8_t *sc = b[i].scales;
+        for (int n = 0; n < QK_K; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = (int)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = (int)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = (int)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = (int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * sc[is + 0] * q1;
+                y[l + 32] = d * sc[is + 2] * q2;
+                y[l + 64] = d * sc[is + 4] * q3;
+                y[l + 96] = d * sc[is + 6] * q4;
+            }
+        }
+    }
+}
+
+static void dequant_q8_K(const block_q8_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++)
+        for (int j = 0; j < QK_K; j++) *y++ = b[i].d * b[i].qs[j];
+}
+
+void llm_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) {
+    switch (type) {
+    case GGML_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); break;
+    case GGML_TYPE_F16: {
+        const ggml_half *h = src;
+        for (int64_t i = 0; i < n; i++) dst[i] = ggml_fp16_to_fp32(h[i]);
+        break;
+    }
+    case GGML_TYPE_BF16: {
+        const ggml_bf16 *h = src;
+        for (int64_t i = 0; i < n; i++) dst[i] = ggml_bf16_to_fp32(h[i]);
+        break;
+    }
+    case GGML_TYPE_Q4_0: dequant_q4_0(src, dst, n / QK4_0); break;
+    case GGML_TYPE_Q8_0: dequant_q8_0(src, dst, n / QK8_0); break;
+    case GGML_TYPE_Q4_K: dequant_q4_K(src, dst, n / QK_K); break;
+    case GGML_TYPE_Q6_K: dequant_q6_K(src, dst, n / QK_K); break;
+    case GGML_TYPE_Q8_K: dequant_q8_K(src, dst, n / QK_K); break;
+    default: memset(dst, 0, (size_t)n * sizeof(float)); break;
+    }
+}
+
+/* ------------------------------------------------- activation conversions */
+
+void llm_quantize_row_q8_0_ref(const float *x, void *dst, int64_t n) {
+    block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        float amax = 0;
+        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.f;
+        float id = d != 0.f ? 1.f / d : 0.f;
+        y[i].d = ggml_fp32_to_fp16(d);
+        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+void llm_quantize_row_q8_K_ref(const float *x, void *dst, int64_t n) {
+    block_q8_K *y = dst;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        /* the element of largest magnitude, keeping its sign */
+        float amax = 0, max = 0;
+        for (int j = 0; j < QK_K; j++) {
+            float ax = fabsf(x[j]);
+            if (ax > amax) { amax = ax; max = x[j]; }
+        }
+        if (amax == 0.f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float iscale = -127.f / max;
+        for (int j = 0; j < QK_K; j++) {
+            int v = llm_nearest_int(iscale * x[j]);
+            y[i].qs[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        for (int j = 0; j < QK_K / 16; j++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += y[i].qs[16 * j + l];
+            y[i].bsums[j] = (int16_t)s;
+        }
+        y[i].d = 1.f / iscale;
+    }
+}
+
+void llm_quantize_row_f16_ref(const float *x, void *dst, int64_t n) {
+    ggml_half *y = dst;
+    for (int64_t i = 0; i < n; i++) y[i] = ggml_fp32_to_fp16(x[i]);
+}
+
+void llm_quantize_row_bf16_ref(const float *x, void *dst, int64_t n) {
+    ggml_bf16 *y = dst;
+    for (int64_t i = 0; i < n; i++) y[i] = ggml_fp32_to_bf16(x[i]);
+}
+
+void llm_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t n) {
+    uint32_t at = llm_vec_dot_type(wtype);
+    if (at == GGML_TYPE_F32) {
+        memcpy(dst, x, (size_t)n * sizeof(float));
+        return;
+    }
+    llm_kernels_active()->act[at](x, dst, n);
+}
+
+/* ---------------------------------------------------- weight quantizers
+ * Used by mkmodel only; they produce valid blocks with small error but do not
+ * reproduce llama.cpp's scale searches. */
+
+static void quant_q4_0(const float *x, block_q4_0 *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QK4_0) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < QK4_0; j++)
+            if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
+        /* the extreme value maps to -8, the end of the range with one more step */
+        float d = max / -8.f;
+        float id = d != 0.f ? 1.f / d : 0.f;
+        y[i].d = ggml_fp32_to_fp16(d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            int a = (int)(x[j] * id + 8.5f), b = (int)(x[j + 16] * id + 8.5f);
+            a = a < 0 ? 0 : a > 15 ? 15 : a;
+            b = b < 0 ? 0 : b > 15 ? 15 : b;
+            y[i].qs[j] = (uint8_t)(a | (b << 4));
+        }
+    }
+}
+
+static void quant_q8_0(const float *x, block_q8_0 *y, int64_t nb) {
+    llm_quantize_row_q8_0_ref(x, y, nb * QK8_0);
+}
+
+/* Q4_K: per sub-block of 32, min (<= 0) and scale from the range; the 8
+ * scales and mins are then quantized to 6 bits against d and dmin, and the
+ * values re-quantized against the rounded scales. */
+static void quant_q4_K(const float *x, block_q4_K *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        float scale[8], mn[8], max_scale = 0, max_min = 0;
+        for (int j = 0; j < 8; j++) {
+            const float *s = x + 32 * j;
+            float lo = s[0], hi = s[0];
+            for (int l = 1; l < 32; l++) { lo = fminf(lo, s[l]); hi = fmaxf(hi, s[l]); }
+            if (lo > 0) lo = 0;
+            scale[j] = (hi - lo) / 15.f;
+            mn[j] = -lo;
+            max_scale = fmaxf(max_scale, scale[j]);
+            max_min = fmaxf(max_min, mn[j]);
+        }
+        float d = max_scale / 63.f, dmin = max_min / 63.f;
+        y[i].d = ggml_fp32_to_fp16(d);
+        y[i].dmin = ggml_fp32_to_fp16(dmin);
+        d = ggml_fp16_to_fp32(y[i].d);
+        dmin = ggml_fp16_to_fp32(y[i].dmin);
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; j++) {
+            int a = d > 0 ? (int)lrintf(scale[j] / d) : 0;
+            int b = dmin > 0 ? (int)lrintf(mn[j] / dmin) : 0;
+            sc[j] = (uint8_t)(a < 0 ? 0 : a > 63 ? 63 : a);
+            m[j] = (uint8_t)(b < 0 ? 0 : b > 63 ? 63 : b);
+        }
+        memset(y[i].scales, 0, K_SCALE_SIZE);
+        for (int j = 0; j < 8; j++) {
+            if (j < 4) {
+                y[i].scales[j] |= sc[j];
+                y[i].scales[j + 4] |= m[j];
+            } else {
+                y[i].scales[j + 4] = (uint8_t)((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
+                y[i].scales[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
+                y[i].scales[j] |= (uint8_t)((m[j] >> 4) << 6);
+            }
+        }
+        uint8_t L[QK_K];
+        for (int j = 0; j < 8; j++) {
+            float ds = d * sc[j], dm = dmin * m[j];
+            for (int l = 0; l < 32; l++) {
+                int q = ds > 0 ? (int)lrintf((x[32 * j + l] + dm) / ds) : 0;
+                L[32 * j + l] = (uint8_t)(q < 0 ? 0 : q > 15 ? 15 : q);
+            }
+        }
+        for (int j = 0; j < QK_K / 64; j++)
+            for (int l = 0; l < 32; l++)
+                y[i].qs[32 * j + l] = (uint8_t)(L[64 * j + l] | (L[64 * j + 32 + l] << 4));
+    }
+}
+
+/* Q6_K: per sub-block of 16 a signed scale mapping the extreme value to -32;
+ * scales quantized to int8 against d = max|scale| / 127. */
+static void quant_q6_K(const float *x, block_q6_K *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        float scale[16], max_abs_scale = 0;
+        for (int j = 0; j < 16; j++) {
+            float amax = 0, max = 0;
+            for (int l = 0; l < 16; l++)
+                if (fabsf(x[16 * j + l]) > amax) { amax = fabsf(x[16 * j + l]); max = x[16 * j + l]; }
+            scale[j] = max / -32.f;
+            max_abs_scale = fmaxf(max_abs_scale, fabsf(scale[j]));
+        }
+        float d = max_abs_scale / 127.f;
+        y[i].d = ggml_fp32_to_fp16(d);
+        d = ggml_fp16_to_fp32(y[i].d);
+        uint8_t L[QK_K];
+        for (int j = 0; j < 16; j++) {
+            int s = d > 0 ? (int)lrintf(scale[j] / d) : 0;
+            s = s < -128 ? -128 : s > 127 ? 127 : s;
+            y[i].scales[j] = (int8_t)s;
+            float ds = d * s;
+            for (int l = 0; l < 16; l++) {
+                int q = ds != 0.f ? (int)lrintf(x[16 * j + l] / ds) : 0;
+                q = q < -32 ? -32 : q > 31 ? 31 : q;
+                L[16 * j + l] = (uint8_t)(q + 32);
+            }
+        }
+        uint8_t *ql = y[i].ql, *qh = y[i].qh;
+        for (int n = 0; n < QK_K; n += 128, ql += 64, qh += 32) {
+            for (int l = 0; l < 32; l++) {
+                uint8_t q1 = L[n + l], q2 = L[n + l + 32], q3 = L[n + l + 64], q4 = L[n + l + 96];
+                ql[l] = (uint8_t)((q1 & 0xF) | ((q3 & 0xF) << 4));
+                ql[l + 32] = (uint8_t)((q2 & 0xF) | ((q4 & 0xF) << 4));
+                qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+            }
+        }
+    }
+}
+
+size_t llm_quantize(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row) {
+    size_t row = ggml_row_size(type, (uint64_t)n_per_row);
+    if (!llm_type_supported(type) || row == 0 || nrows < 0) return 0;
+    uint8_t *out = dst;
+    for (int64_t r = 0; r < nrows; r++, src += n_per_row, out += row) {
+        switch (type) {
+        case GGML_TYPE_F32: memcpy(out, src, row); break;
+        case GGML_TYPE_F16: llm_quantize_row_f16_ref(src, out, n_per_row); break;
+        case GGML_TYPE_BF16: llm_quantize_row_bf16_ref(src, out, n_per_row); break;
+        case GGML_TYPE_Q4_0: quant_q4_0(src, (block_q4_0 *)out, n_per_row / QK4_0); break;
+        case GGML_TYPE_Q8_0: quant_q8_0(src, (block_q8_0 *)out, n_per_row / QK8_0); break;
+        case GGML_TYPE_Q4_K: quant_q4_K(src, (block_q4_K *)out, n_per_row / QK_K); break;
+        case GGML_TYPE_Q6_K: quant_q6_K(src, (block_q6_K *)out, n_per_row / QK_K); break;
+        case GGML_TYPE_Q8_K: llm_quantize_row_q8_K_ref(src, out, n_per_row); break;
+        default: return 0;
+        }
+    }
+    return row * (size_t)nrows;
+}

@@ -1,0 +1,447 @@
+/* test_llm_kernels.c — quant layouts, quantize/dequantize error, SIMD vs
+ * reference dot products, matmul against a naive reference, the thread pool. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "llm/kernels_internal.h"
+#include "tests/test.h"
+
+static const uint32_t all_types[] = {
+    GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0,
+    GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K,
+};
+#define N_TYPES (int)(sizeof all_types / sizeof all_types[0])
+
+/* xorshift64* with a Box-Muller normal: deterministic test data. */
+static uint64_t rng_state = 88172645463325252ull;
+static double rnd_uniform(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+static float rnd_normal(void) {
+    double u = rnd_uniform(), v = rnd_uniform();
+    if (u < 1e-300) u = 1e-300;
+    return (float)(sqrt(-2 * log(u)) * cos(2 * M_PI * v));
+}
+static void fill_normal(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) x[i] = scale * rnd_normal();
+}
+
+static bool asan(void) { return getenv("MRAG_ASAN") != NULL; }
+
+/* ------------------------------------------------ hand-computed layouts */
+
+TEST(q4_0_hand_block) {
+    block_q4_0 b;
+    b.d = 0x3800;   /* 0.5 */
+    for (int j = 0; j < 16; j++) b.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    float y[32];
+    llm_dequantize_row(GGML_TYPE_Q4_0, &b, y, 32);
+    CHECK(y[0] == -4.0f, "%g", y[0]);       /* (0 - 8) * 0.5 */
+    CHECK(y[9] == 0.5f, "%g", y[9]);        /* (9 - 8) * 0.5 */
+    CHECK(y[15] == 3.5f, "%g", y[15]);
+    CHECK(y[16] == 3.5f, "%g", y[16]);      /* high nibble of qs[0] = 15 */
+    CHECK(y[31] == -4.0f, "%g", y[31]);     /* high nibble of qs[15] = 0 */
+}
+
+TEST(q8_0_hand_block) {
+    block_q8_0 b;
+    b.d = 0x3400;   /* 0.25 */
+    for (int j = 0; j < 32; j++) b.qs[j] = (int8_t)(j - 16);
+    float y[32];
+    llm_dequantize_row(GGML_TYPE_Q8_0, &b, y, 32);
+    CHECK(y[0] == -4.0f, "%g", y[0]);
+    CHECK(y[31] == 3.75f, "%g", y[31]);
+}
+
+TEST(q4_K_hand_block) {
+    block_q4_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3C00;       /* 1.0 */
+    b.dmin = 0x3800;    /* 0.5 */
+    /* sub-blocks 0..3: sc = 1..4 (low 6 bits of bytes 0..3), m = 10..13
+     * (bytes 4..7); sub-block 4: sc = 5 | 1 << 4 = 21 (byte 8 low nibble, top
+     * bits of byte 0), m = 3 | 2 << 4 = 35 (byte 8 high nibble, top of byte 4) */
+    const uint8_t sc[12] = {1 | 1 << 6, 2, 3, 4, 10 | 2 << 6, 11, 12, 13, 0x35, 0, 0, 0};
+    memcpy(b.scales, sc, 12);
+    b.qs[0] = 0x97;     /* element 0: q = 7; element 32: q = 9 */
+    b.qs[64] = 0x0F;    /* element 128: q = 15; element 160: q = 0 */
+    float y[256];
+    llm_dequantize_row(GGML_TYPE_Q4_K, &b, y, 256);
+    CHECK(y[0] == 2.0f, "%g", y[0]);        /* 1*1*7 - 0.5*10 */
+    CHECK(y[1] == -5.0f, "%g", y[1]);       /* q = 0 */
+    CHECK(y[32] == 12.5f, "%g", y[32]);     /* 1*2*9 - 0.5*11 */
+    CHECK(y[64] == -6.0f, "%g", y[64]);     /* sub-block 2, q = 0: -0.5*12 */
+    CHECK(y[128] == 297.5f, "%g", y[128]);  /* 21*15 - 0.5*35 */
+    CHECK(y[160] == 0.0f, "%g", y[160]);    /* sub-block 5: sc = m = 0 */
+}
+
+TEST(q6_K_hand_block) {
+    block_q6_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3800;       /* 0.5 */
+    b.scales[0] = 2;
+    b.scales[2] = -3;
+    b.scales[4] = 4;
+    b.scales[6] = 1;
+    b.scales[8] = 5;
+    b.ql[0] = 0x5A;     /* element 0 low bits 10, element 64 low bits 5 */
+    b.qh[0] = 3 | 1 << 2 | 2 << 4 | 3 << 6; /* high bits of elements 0, 32, 64, 96 */
+    b.ql[64] = 0x01;    /* element 128 */
+    float y[256];
+    llm_dequantize_row(GGML_TYPE_Q6_K, &b, y, 256);
+    CHECK(y[0] == 26.0f, "%g", y[0]);       /* (10 | 3<<4) - 32 = 26; 0.5*2*26 */
+    CHECK(y[1] == -32.0f, "%g", y[1]);      /* q = -32; 0.5*2*-32 */
+    CHECK(y[32] == 24.0f, "%g", y[32]);     /* (0 | 1<<4) - 32 = -16; 0.5*-3*-16 */
+    CHECK(y[64] == 10.0f, "%g", y[64]);     /* (5 | 2<<4) - 32 = 5; 0.5*4*5 */
+    CHECK(y[96] == 8.0f, "%g", y[96]);      /* (0 | 3<<4) - 32 = 16; 0.5*1*16 */
+    CHECK(y[128] == -77.5f, "%g", y[128]);  /* 1 - 32 = -31; 0.5*5*-31 */
+}
+
+TEST(q8_K_activation_rule) {
+    float x[256] = {0};
+    x[0] = 1.984375f;   /* 127/64, largest magnitude, positive: iscale = -64 */
+    x[1] = -1.0f;       /* 64 */
+    x[2] = 0.25f;       /* -16 */
+    x[17] = 0.0390625f; /* -2.5 -> -2 (ties to even; away from zero would be -3) */
+    for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
+        block_q8_K b;
+        llm_kernels_get((llm_simd)lv)->act[GGML_TYPE_Q8_K](x, &b, 256);
+        CHECK(b.qs[0] == -127, "%s %d", llm_simd_name(lv), b.qs[0]);
+        CHECK(b.qs[1] == 64, "%s %d", llm_simd_name(lv), b.qs[1]);
+        CHECK(b.qs[2] == -16, "%s %d", llm_simd_name(lv), b.qs[2]);
+        CHECK(b.qs[17] == -2, "%s %d", llm_simd_name(lv), b.qs[17]);
+        CHECK(b.bsums[0] == -127 + 64 - 16, "%s %d", llm_simd_name(lv), b.bsums[0]);
+        CHECK(b.bsums[1] == -2, "%s %d", llm_simd_name(lv), b.bsums[1]);
+        CHECK(b.d == -1.0f / 64, "%s %g", llm_simd_name(lv), b.d);
+    }
+}
+
+TEST(q8_0_activation_rule) {
+    float x[32] = {0};
+    x[0] = 1.27f;
+    x[1] = -0.5f;
+    for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
+        block_q8_0 b;
+        llm_kernels_get((llm_simd)lv)->act[GGML_TYPE_Q8_0](x, &b, 32);
+        CHECK(b.d == ggml_fp32_to_fp16(0.01f), "%s %04x", llm_simd_name(lv), b.d);
+        CHECK(b.qs[0] == 127, "%s %d", llm_simd_name(lv), b.qs[0]);
+        CHECK(b.qs[1] == -50, "%s %d", llm_simd_name(lv), b.qs[1]);
+        CHECK(b.qs[3] == 0, "%s %d", llm_simd_name(lv), b.qs[3]);
+    }
+}
+
+/* ------------------------------------------------- quantize round trip */
+
+/* Bounds on RMS(x - dequant(quant(x))) / RMS(x) for N(0,1) data: Q8_0 has a
+ * step of amax/127 (~0.02 sigma, RMS ~0.006); Q4_0 amax/8 (RMS ~0.09); Q4_K
+ * range/15 per 32 plus 6-bit scales (~0.08); Q6_K amax/32 per 16 (~0.02);
+ * F16 and BF16 are bounded per element by their relative precision. */
+static double roundtrip_bound(uint32_t t) {
+    switch (t) {
+    case GGML_TYPE_F32: return 0;
+    case GGML_TYPE_F16: return 1e-3;
+    case GGML_TYPE_BF16: return 4e-3;
+    case GGML_TYPE_Q8_0: return 0.01;
+    case GGML_TYPE_Q4_0: return 0.13;
+    case GGML_TYPE_Q4_K: return 0.11;
+    case GGML_TYPE_Q6_K: return 0.03;
+    }
+    return 0;
+}
+
+TEST(quantize_roundtrip_error) {
+    const int64_t n = 4096, rows = 3;
+    float *x = malloc(sizeof(float) * n * rows), *y = malloc(sizeof(float) * n * rows);
+    uint8_t *q = malloc(ggml_row_size(GGML_TYPE_F32, n) * rows);
+    REQUIRE(x && y && q);
+    fill_normal(x, n * rows, 1.0f);
+    x[5] = 7.0f;    /* an outlier */
+    for (int i = 0; i < N_TYPES; i++) {
+        uint32_t t = all_types[i];
+        size_t got = llm_quantize(t, x, q, rows, n);
+        CHECK_EQ_INT(got, ggml_row_size(t, n) * rows);
+        size_t rs = ggml_row_size(t, n);
+        for (int r = 0; r < rows; r++) llm_dequantize_row(t, q + r * rs, y + r * n, n);
+        double e = 0, s = 0, maxrel = 0;
+        for (int64_t k = 0; k < n * rows; k++) {
+            e += (double)(x[k] - y[k]) * (x[k] - y[k]);
+            s += (double)x[k] * x[k];
+            if (x[k] != 0) maxrel = fmax(maxrel, fabs((x[k] - y[k]) / x[k]));
+        }
+        double rel = sqrt(e / s);
+        CHECK(rel <= roundtrip_bound(t), "%s: rms rel error %g > %g", ggml_type_name(t), rel, roundtrip_bound(t));
+        if (t == GGML_TYPE_F16) CHECK(maxrel <= 1.0 / 2048, "f16 max rel %g", maxrel);
+        if (t == GGML_TYPE_BF16) CHECK(maxrel <= 1.0 / 256, "bf16 max rel %g", maxrel);
+        /* a quantizer that is too good to be true means it stored floats */
+        if (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K) CHECK(rel > 0.01, "%s: %g", ggml_type_name(t), rel);
+    }
+    /* an all-zero row quantizes to zeros, not NaN */
+    memset(x, 0, sizeof(float) * n);
+    for (int i = 0; i < N_TYPES; i++) {
+        llm_quantize(all_types[i], x, q, 1, n);
+        llm_dequantize_row(all_types[i], q, y, n);
+        for (int64_t k = 0; k < n; k++)
+            if (y[k] != 0) { CHECK(y[k] == 0, "%s: zero row gave %g", ggml_type_name(all_types[i]), y[k]); break; }
+    }
+    free(x);
+    free(y);
+    free(q);
+}
+
+/* ------------------------------------------------- SIMD vs reference */
+
+/* sum |w_i * a_i| over the dequantized operands: the scale the rounding
+ * differences of a dot product are measured against. */
+static double abs_dot(uint32_t wt, const void *w, const void *a, int n, float *tw, float *ta) {
+    llm_dequantize_row(wt, w, tw, n);
+    llm_dequantize_row(llm_vec_dot_type(wt), a, ta, n);
+    double s = 0;
+    for (int i = 0; i < n; i++) s += fabs((double)tw[i] * ta[i]);
+    return s;
+}
+
+/* Every SIMD vec-dot agrees with the reference within 2e-5 of sum|w*a|.
+ * Integer types: the block sums are exact integers at every level, so the
+ * only differences are the float products d_w*d_a*sum and the order the
+ * blocks are added in (n/32 terms, float eps 6e-8 each). Float types: the
+ * products are exact (f16, bf16) or single-rounded (f32), and the sums are
+ * split over 8-32 lanes instead of one, ~n/16 float additions per lane. */
+TEST(simd_vec_dot_matches_reference) {
+    const int sizes[] = {256, 512, 4096};
+    int n_max = 4096;
+    float *x = malloc(sizeof(float) * n_max), *w = malloc(sizeof(float) * n_max);
+    float *tw = malloc(sizeof(float) * n_max), *ta = malloc(sizeof(float) * n_max);
+    uint8_t *qw = malloc(n_max * 4), *qa = malloc(n_max * 4 + 64);
+    REQUIRE(x && w && tw && ta && qw && qa);
+    llm_simd top = llm_simd_detect();
+    if (top == LLM_SIMD_REF) SKIP("no AVX2 on this CPU: nothing to compare against");
+    for (int si = 0; si < 3; si++) {
+        int n = sizes[si];
+        for (int rep = 0; rep < 4; rep++) {
+            fill_normal(w, n, 0.02f);
+            fill_normal(x, n, rep == 3 ? 30.0f : 1.0f);
+            for (int i = 0; i < N_TYPES; i++) {
+                uint32_t t = all_types[i];
+                llm_quantize(t, w, qw, 1, n);
+                llm_kernels_get(LLM_SIMD_REF)->act[llm_vec_dot_type(t)] ?
+                    llm_kernels_get(LLM_SIMD_REF)->act[llm_vec_dot_type(t)](x, qa, n) :
+                    (void)memcpy(qa, x, sizeof(float) * n);
+                float ref = llm_get_vec_dot(t, LLM_SIMD_REF)(n, qw, qa);
+                double scale = abs_dot(t, qw, qa, n, tw, ta);
+                for (int lv = 1; lv <= (int)top; lv++) {
+                    float got = llm_get_vec_dot(t, (llm_simd)lv)(n, qw, qa);
+                    CHECK(fabs(got - ref) <= 2e-5 * scale, "%s %s n=%d: %.9g vs ref %.9g (scale %g)",
+                          llm_simd_name(lv), ggml_type_name(t), n, got, ref, scale);
+                }
+            }
+        }
+    }
+    free(x); free(w); free(tw); free(ta); free(qw); free(qa);
+}
+
+/* The SIMD activation converters give the same bytes as the reference. */
+TEST(simd_activation_conversion_matches_reference) {
+    const int n = 4096;
+    float *x = malloc(sizeof(float) * n);
+    uint8_t *a = malloc(n * 4), *b = malloc(n * 4);
+    REQUIRE(x && a && b);
+    fill_normal(x, n, 3.0f);
+    x[7] = 0.5f * 3.0f;
+    const uint32_t at[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q8_K, GGML_TYPE_F16, GGML_TYPE_BF16};
+    for (int i = 0; i < 4; i++) {
+        size_t rs = ggml_row_size(at[i], n);
+        llm_kernels_get(LLM_SIMD_REF)->act[at[i]](x, a, n);
+        for (int lv = 1; lv <= (int)llm_simd_detect(); lv++) {
+            memset(b, 0xAA, rs);
+            llm_kernels_get((llm_simd)lv)->act[at[i]](x, b, n);
+            CHECK(memcmp(a, b, rs) == 0, "%s %s differs", llm_simd_name(lv), ggml_type_name(at[i]));
+        }
+    }
+    free(x); free(a); free(b);
+}
+
+TEST(simd_f32_f16_helpers) {
+    const int n = 1000;     /* not a multiple of any vector width */
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n), *c = malloc(sizeof(float) * n);
+    ggml_half *ha = malloc(2 * n), *hb = malloc(2 * n), *hc = malloc(2 * n);
+    REQUIRE(a && b && c && ha && hb && hc);
+    fill_normal(a, n, 1);
+    fill_normal(b, n, 1);
+    a[3] = 1e-6f;       /* an f16 subnormal */
+    a[4] = 70000.f;     /* f16 overflow: inf */
+    double s = 0, s16 = 0;
+    for (int i = 0; i < n; i++) {
+        ha[i] = ggml_fp32_to_fp16(a[i]);
+        hb[i] = ggml_fp32_to_fp16(b[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        if (i != 4) s16 += (double)ggml_fp16_to_fp32(ha[i]) * ggml_fp16_to_fp32(hb[i]);
+        s += (double)a[i] * b[i];
+    }
+    for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
+        const llm_kernel_table *k = llm_kernels_get((llm_simd)lv);
+        k->fp32_to_fp16(a, hc, n);
+        CHECK(memcmp(ha, hc, 2 * n) == 0, "%s fp32_to_fp16 not exact", llm_simd_name(lv));
+        k->fp16_to_fp32(ha, c, n);
+        int bad = 0;
+        for (int i = 0; i < n; i++) bad += c[i] != ggml_fp16_to_fp32(ha[i]);
+        CHECK(bad == 0, "%s fp16_to_fp32: %d differ", llm_simd_name(lv), bad);
+        float d = k->dot_f32(a, b, n);
+        CHECK(fabs(d - s) <= 1e-5 * (fabs(s) + 70000 * 3), "%s dot_f32 %g vs %g", llm_simd_name(lv), d, s);
+        ha[4] = 0;
+        d = k->dot_f16(ha, hb, n);
+        CHECK(fabs(d - s16) <= 1e-5 * n, "%s dot_f16 %g vs %g", llm_simd_name(lv), d, s16);
+        ha[4] = ggml_fp32_to_fp16(a[4]);
+    }
+    free(a); free(b); free(c); free(ha); free(hb); free(hc);
+}
+
+/* ------------------------------------------------------------- matmul */
+
+/* Y from llm_matmul against a naive double-precision product of the
+ * dequantized weights and the dequantized converted activations, within
+ * 2e-5 of sum|w*a| per output (the same argument as the vec-dot bound). */
+static void check_matmul(llm_pool *pool, uint32_t t, int n_rows, int n_cols, int n_tok, const char *lvname) {
+    size_t rs = ggml_row_size(t, n_cols);
+    size_t ars = ggml_row_size(llm_vec_dot_type(t), n_cols);
+    float *w = malloc(sizeof(float) * n_rows * n_cols), *x = malloc(sizeof(float) * n_tok * n_cols);
+    float *wd = malloc(sizeof(float) * n_rows * n_cols), *xd = malloc(sizeof(float) * n_tok * n_cols);
+    float *Y = malloc(sizeof(float) * n_rows * n_tok);
+    uint8_t *qw = malloc(rs * n_rows), *qa = malloc(ars + 64);
+    size_t ws = llm_matmul_work_size(t, n_cols, n_tok);
+    void *work = malloc(ws ? ws : 1);
+    REQUIRE(w && x && wd && xd && Y && qw && qa && work);
+    fill_normal(w, (int64_t)n_rows * n_cols, 0.05f);
+    fill_normal(x, (int64_t)n_tok * n_cols, 1.0f);
+    llm_quantize(t, w, qw, n_rows, n_cols);
+    for (int r = 0; r < n_rows; r++) llm_dequantize_row(t, qw + r * rs, wd + (size_t)r * n_cols, n_cols);
+    for (int k = 0; k < n_tok; k++) {
+        llm_quantize_act(t, x + (size_t)k * n_cols, qa, n_cols);
+        llm_dequantize_row(llm_vec_dot_type(t), qa, xd + (size_t)k * n_cols, n_cols);
+    }
+    for (int i = 0; i < n_rows * n_tok; i++) Y[i] = NAN;
+    llm_matmul(pool, t, qw, n_rows, n_cols, x, n_tok, Y, work);
+    int bad = 0;
+    for (int k = 0; k < n_tok && bad < 5; k++) {
+        for (int r = 0; r < n_rows && bad < 5; r++) {
+            double s = 0, sa = 0;
+            for (int c = 0; c < n_cols; c++) {
+                double p = (double)wd[(size_t)r * n_cols + c] * xd[(size_t)k * n_cols + c];
+                s += p;
+                sa += fabs(p);
+            }
+            float got = Y[(size_t)k * n_rows + r];
+            if (!(fabs(got - s) <= 2e-5 * sa + 1e-30)) {
+                bad++;
+                CHECK(0, "%s %s threads=%d n_tok=%d n_rows=%d: Y[%d,%d] = %.9g, naive %.9g",
+                      lvname, ggml_type_name(t), llm_pool_size(pool), n_tok, n_rows, k, r, got, s);
+            }
+        }
+    }
+    free(w); free(x); free(wd); free(xd); free(Y); free(qw); free(qa); free(work);
+}
+
+TEST(matmul_matches_naive) {
+    llm_pool *pools[2] = {llm_pool_new(1), llm_pool_new(2)};
+    REQUIRE(pools[0] && pools[1]);
+    const int toks[] = {1, 3, 17, 64};
+    const int n_cols = asan() ? 256 : 512;
+    llm_simd saved = llm_simd_active();
+    for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
+        llm_simd_set((llm_simd)lv);
+        for (int i = 0; i < N_TYPES; i++)
+            for (int p = 0; p < 2; p++)
+                for (int k = 0; k < 4; k++)
+                    check_matmul(pools[p], all_types[i], k == 3 ? 131 : 67, n_cols, toks[k], llm_simd_name(lv));
+    }
+    llm_simd_set(saved);
+    llm_pool_free(pools[0]);
+    llm_pool_free(pools[1]);
+}
+
+/* Decode and prefill paths give the same rows: one token at a time equals the
+ * batch, up to summation order within each kernel. */
+TEST(matmul_threads_agree) {
+    const int n_rows = 100, n_cols = 512, n_tok = 40;
+    uint32_t t = GGML_TYPE_Q4_0;
+    float *w = malloc(sizeof(float) * n_rows * n_cols), *x = malloc(sizeof(float) * n_tok * n_cols);
+    float *y1 = malloc(sizeof(float) * n_rows * n_tok), *y2 = malloc(sizeof(float) * n_rows * n_tok);
+    uint8_t *qw = malloc(ggml_row_size(t, n_cols) * n_rows);
+    void *work = malloc(llm_matmul_work_size(t, n_cols, n_tok));
+    llm_pool *p1 = llm_pool_new(1), *p2 = llm_pool_new(2);
+    REQUIRE(w && x && y1 && y2 && qw && work && p1 && p2);
+    fill_normal(w, n_rows * n_cols, 0.05f);
+    fill_normal(x, n_tok * n_cols, 1.0f);
+    llm_quantize(t, w, qw, n_rows, n_cols);
+    llm_matmul(p1, t, qw, n_rows, n_cols, x, n_tok, y1, work);
+    llm_matmul(p2, t, qw, n_rows, n_cols, x, n_tok, y2, work);
+    CHECK(memcmp(y1, y2, sizeof(float) * n_rows * n_tok) == 0, "1 and 2 threads differ");
+    free(w); free(x); free(y1); free(y2); free(qw); free(work);
+    llm_pool_free(p1);
+    llm_pool_free(p2);
+}
+
+/* --------------------------------------------------------------- pool */
+
+typedef struct {
+    _Atomic long hits[4];
+    _Atomic long total;
+} pool_probe;
+
+static void pool_job(void *arg, int ith, int nth) {
+    pool_probe *pr = arg;
+    if (ith < 4) atomic_fetch_add(&pr->hits[ith], 1);
+    atomic_fetch_add(&pr->total, nth);
+}
+
+TEST(pool_runs_many_jobs) {
+    for (int nt = 1; nt <= 3; nt++) {
+        llm_pool *p = llm_pool_new(nt);
+        REQUIRE(p);
+        CHECK_EQ_INT(llm_pool_size(p), nt);
+        pool_probe pr;
+        memset(&pr, 0, sizeof pr);
+        const int runs = asan() ? 2000 : 20000;
+        for (int i = 0; i < runs; i++) llm_pool_run(p, pool_job, &pr);
+        for (int i = 0; i < nt; i++) CHECK_EQ_INT(atomic_load(&pr.hits[i]), runs);
+        for (int i = nt; i < 4; i++) CHECK_EQ_INT(atomic_load(&pr.hits[i]), 0);
+        CHECK_EQ_INT(atomic_load(&pr.total), (long)runs * nt * nt);
+        llm_pool_free(p);
+    }
+    llm_pool_free(NULL);
+    CHECK_EQ_INT(llm_pool_size(NULL), 1);
+}
+
+/* Jobs separated by sleeps, so the workers go to sleep on the futex and
+ * must be woken. */
+TEST(pool_wakes_sleeping_workers) {
+    llm_pool *p = llm_pool_new(2);
+    REQUIRE(p);
+    pool_probe pr;
+    memset(&pr, 0, sizeof pr);
+    for (int i = 0; i < 20; i++) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+        llm_pool_run(p, pool_job, &pr);
+    }
+    CHECK_EQ_INT(atomic_load(&pr.hits[1]), 20);
+    llm_pool_free(p);
+}
+
+TEST(simd_level_names) {
+    CHECK_EQ_STR(llm_simd_name(LLM_SIMD_REF), "ref");
+    CHECK_EQ_STR(llm_simd_name(LLM_SIMD_AVX512), "avx512");
+    CHECK(llm_simd_active() <= llm_simd_detect());
+    printf("  # detected %s, active %s\n", llm_simd_name(llm_simd_detect()), llm_simd_name(llm_simd_active()));
+}
+
+TEST_MAIN(RUN(q4_0_hand_block), RUN(q8_0_hand_block), RUN(q4_K_hand_block), RUN(q6_K_hand_block),
+          RUN(q8_K_activation_rule), RUN(q8_0_activation_rule), RUN(quantize_roundtrip_error),
+          RUN(simd_vec_dot_matches_reference), RUN(simd_activation_conversion_matches_reference),
+          RUN(simd_f32_f16_helpers), RUN(matmul_matches_naive), RUN(matmul_threads_agree),
+          RUN(pool_runs_many_jobs), RUN(pool_wakes_sleeping_workers), RUN(simd_level_names))
