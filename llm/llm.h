@@ -176,13 +176,15 @@ int llm_sampler_last_probs(const llm_sampler *s, int32_t *ids, float *probs, int
 typedef int (*llm_text_fn)(void *user, const char *text, size_t len);
 
 typedef struct {
-    int n_predict;                  /* max new tokens */
+    int n_predict;                  /* max new tokens (default 128; < 0: until EOS, a stop string or a full context) */
     llm_sampler_params sampling;
-    const char *const *stop;        /* stop strings (not emitted), may be NULL */
+    const char *const *stop;        /* stop strings (not emitted), may be NULL; at most 64 of at most 1024 bytes */
     int n_stop;
-    llm_text_fn on_text;
+    llm_text_fn on_text;            /* may be NULL */
     void *user;
     volatile int *cancel;           /* set non-zero from elsewhere to stop */
+    bool continuation;              /* the text continues the prompt: keep the first piece's
+                                       leading space (false: drop it, as for a chat answer) */
 } llm_generate_params;
 
 llm_generate_params llm_generate_default_params(void);
@@ -193,8 +195,18 @@ typedef struct {
     int stop_reason;                /* 0 = n_predict, 1 = EOS, 2 = stop string, 3 = cancelled, 4 = context full */
 } llm_generate_result;
 
-/* Evaluates the prompt after what the context already holds, then samples
- * up to n_predict tokens, streaming text through on_text. */
+/* Evaluates the prompt after what the context already holds (in chunks of
+ * n_batch), then samples up to n_predict tokens, streaming text through
+ * on_text in whole UTF-8 characters. Text that could be the start of a stop
+ * string is held back until it is resolved; a stop string and what follows
+ * it are never emitted. n_prompt may be 0 to continue from the logits of
+ * the context's last llm_decode. The last sampled token (and EOS) is not
+ * evaluated, so the context then holds the prompt and all generated tokens
+ * but the last. Returns LLM_OK (stop_reason 0, 1, 2 or 4),
+ * LLM_ERR_CANCELLED when the cancel flag or on_text stopped it (stop_reason
+ * 3), or an error (a prompt that does not fit is LLM_ERR_CONTEXT_FULL);
+ * *res is filled in every case and the context's error names the problem.
+ * Allocates once per call, never per token. */
 int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
                  const llm_generate_params *p, llm_generate_result *res);
 
