@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Status codes shared by rag_ functions. Values only ever grow. */
 typedef enum {
@@ -20,9 +21,356 @@ typedef enum {
 } rag_status;
 
 /* ============================================================ ingestion
- * (sources, extractors, chunker — owned by the ingestion engineer) */
+ * (sources, extractors, chunker — owned by the ingestion engineer)
+ *
+ * The ingest glue runs: rag_walk (which files, which skipped and why) ->
+ * rag_extract_file (normalised UTF-8 text + blocks with exact spans) ->
+ * rag_chunk (token-sized chunks with heading path, spans, token count).
+ * Everything here is deterministic and never prints. */
+
+/* Document types the extractors understand. */
+typedef enum {
+    RAG_DOC_UNKNOWN = 0,
+    RAG_DOC_TXT,
+    RAG_DOC_MD,
+    RAG_DOC_HTML,
+    RAG_DOC_PDF,
+} rag_doc_type;
+
+const char *rag_doc_type_str(rag_doc_type t);      /* "txt", "md", ... */
+/* The type for a file name by its extension (case-insensitive), or
+ * RAG_DOC_UNKNOWN. */
+rag_doc_type rag_doc_type_from_path(const char *path);
+
+/* Why the walker did not hand a path to extraction. Values only ever grow. */
+typedef enum {
+    RAG_SKIP_NONE = 0,          /* not skipped: extract it */
+    RAG_SKIP_HIDDEN,            /* name starts with '.', including .git */
+    RAG_SKIP_EXTENSION,         /* not a supported extension */
+    RAG_SKIP_TOO_LARGE,         /* larger than max_file_bytes */
+    RAG_SKIP_BINARY,            /* NUL bytes / many control bytes in the first 8 KB */
+    RAG_SKIP_UNREADABLE,        /* open/stat/readdir failed; detail holds strerror */
+    RAG_SKIP_SYMLINK_OUTSIDE,   /* a symlink pointing out of the root */
+    RAG_SKIP_LOOP,              /* a folder already visited: (dev, inode) */
+    RAG_SKIP_SPECIAL,           /* fifo, socket, device */
+    RAG_SKIP_DEPTH,             /* deeper than max_depth */
+    RAG_SKIP_BROKEN_LINK,       /* a symlink whose target does not exist */
+    RAG_SKIP_DUPLICATE,         /* the same file (dev, inode) as an earlier entry */
+} rag_skip_reason;
+
+const char *rag_skip_reason_str(rag_skip_reason r);  /* "binary", "too large", ... */
+
+typedef struct {
+    uint64_t max_file_bytes;    /* default 50 MB; larger files: RAG_SKIP_TOO_LARGE */
+    int max_depth;              /* folder depth below the root, default 64 */
+    size_t max_entries;         /* stop with RAG_ERR_LIMIT past this many entries, default 1,000,000 */
+    bool report_hidden;         /* list hidden names as skipped entries (default true) */
+} rag_walk_params;
+
+rag_walk_params rag_walk_default_params(void);
+
+typedef struct {
+    char *path;                 /* root joined with rel ("docs/a.md" under root "docs") */
+    char *rel;                  /* relative to the root, '/'-separated, no "./" */
+    uint64_t size;
+    int64_t mtime_sec;
+    int64_t mtime_nsec;
+    rag_doc_type type;          /* for RAG_SKIP_NONE: how to extract it */
+    rag_skip_reason skip;
+    char *detail;               /* extra words for the reason ("Permission denied"), or NULL */
+    bool is_dir;                /* a skipped folder (hidden, loop, unreadable, depth) */
+} rag_walk_entry;
+
+typedef struct {
+    rag_walk_entry *entries;    /* sorted by rel (byte order): the walk order */
+    size_t n;
+    size_t n_files;             /* entries with skip == RAG_SKIP_NONE */
+} rag_walk_result;
+
+/* Walks root recursively (root may also be a single file). Symlinks inside
+ * the root are followed; links out of it are skipped; folders are visited
+ * once by (dev, inode). Files without an extension are sniffed: text becomes
+ * RAG_DOC_TXT, the rest RAG_SKIP_BINARY; .txt/.md/.html files that hold NUL
+ * bytes are RAG_SKIP_BINARY too (UTF-16 with a BOM excepted). Problems below
+ * the root become entries with a reason and the walk goes on; only an
+ * unreadable root, a bad argument or max_entries fail the call. On success
+ * *out is filled (free with rag_walk_result_free); on failure it is empty and
+ * err names the path and the problem. */
+int rag_walk(const char *root, const rag_walk_params *p, rag_walk_result *out,
+             char *err, size_t errlen);
+void rag_walk_result_free(rag_walk_result *r);
+
+/* Kinds of extracted blocks. */
+typedef enum {
+    RAG_BLOCK_PARAGRAPH = 0,
+    RAG_BLOCK_HEADING,          /* level 1..6 */
+    RAG_BLOCK_CODE,             /* fenced code (md), <pre> (html) */
+    RAG_BLOCK_LIST_ITEM,
+    RAG_BLOCK_TABLE_CELL,
+    RAG_BLOCK_PAGE,             /* the text of one PDF page */
+} rag_block_kind;
+
+/* One block of an extracted document. text_off/text_len index doc->text.
+ * Spans are in the coordinates of the original file: bytes [byte_start,
+ * byte_end) and lines line_start..line_end (1-based; 0 = unknown, as in
+ * PDF); page is 1-based for PDF and 0 otherwise. */
+typedef struct {
+    rag_block_kind kind;
+    int level;
+    size_t text_off, text_len;
+    uint64_t byte_start, byte_end;
+    uint32_t line_start, line_end;
+    uint32_t page;
+} rag_block;
+
+/* A run of the map from doc->text offsets to original file offsets:
+ * for t in [text_off, next run's text_off), orig = orig_off + (t - text_off) * mul.
+ * mul 0 marks a single converted character (only its start is a boundary). */
+typedef struct {
+    uint64_t text_off, orig_off;
+    uint32_t mul;
+} rag_span_run;
+
+typedef struct {
+    rag_doc_type type;
+    char *text;                 /* normalised UTF-8, NUL-terminated, LF line ends */
+    size_t text_len;
+    rag_block *blocks;          /* in document order, non-overlapping, increasing text_off */
+    size_t n_blocks;
+    char *title;                /* <title>, first heading, or "" */
+    char encoding[24];          /* source encoding: "UTF-8", "UTF-16LE", "WINDOWS-1252", "PDF" */
+    /* txt/md only: doc->text offsets map exactly to original offsets
+     * (rag_doc_orig_offset) and line numbers (rag_doc_line_at). */
+    bool exact_spans;
+    rag_span_run *runs;
+    size_t n_runs;
+    uint64_t *line_starts;      /* text offset of the start of each line (exact_spans) */
+    size_t n_lines;
+    uint32_t n_pages;           /* PDF */
+} rag_doc;
+
+typedef struct {
+    size_t max_text_bytes;      /* extracted text limit, default 64 MB: RAG_ERR_LIMIT */
+    int max_depth;              /* HTML element nesting, default 256: RAG_ERR_LIMIT */
+    uint32_t max_pages;         /* PDF, default 5000 */
+    size_t max_blocks;          /* default 4,000,000 */
+} rag_extract_params;
+
+rag_extract_params rag_extract_default_params(void);
+
+/* Reads and extracts one file. type RAG_DOC_UNKNOWN: by extension (and
+ * text for anything else). On success *out is owned by the caller (free with
+ * rag_doc_free). On failure *out is NULL and err names the file and the
+ * problem: RAG_ERR_IO (cannot read), RAG_ERR_FORMAT (not text / bad encoding
+ * / damaged PDF), RAG_ERR_UNSUPPORTED (encrypted PDF), RAG_ERR_LIMIT. */
+int rag_extract_file(const char *path, rag_doc_type type, const rag_extract_params *p,
+                     rag_doc **out, char *err, size_t errlen);
+/* The same from bytes in memory; name is used in messages only. */
+int rag_extract_memory(const char *name, const void *data, size_t len, rag_doc_type type,
+                       const rag_extract_params *p, rag_doc **out, char *err, size_t errlen);
+void rag_doc_free(rag_doc *d);  /* NULL is a no-op */
+
+/* exact_spans docs: the original byte offset of text offset t (t <= text_len). */
+uint64_t rag_doc_orig_offset(const rag_doc *d, size_t t);
+/* exact_spans docs: the 1-based line holding text offset t. */
+uint32_t rag_doc_line_at(const rag_doc *d, size_t t);
+
+/* Token counter: the number of tokens text[0..len) takes (no BOS), or < 0 on
+ * error. The real one wraps llm_tokenize; tests may count words. */
+typedef int (*rag_count_tokens_fn)(void *user, const char *text, size_t len);
+
+typedef struct {
+    int max_tokens;             /* per chunk, of the embed text; default 256 */
+    int overlap_tokens;         /* repeated from the previous chunk of a section; default 32 */
+    size_t max_chunk_bytes;     /* hard byte cap per chunk text, default 32 * max_tokens */
+    const char *heading_sep;    /* default " > " */
+} rag_chunk_params;
+
+rag_chunk_params rag_chunk_default_params(void);
+
+typedef struct {
+    char *text;                 /* display text: the exact slice of doc->text */
+    size_t text_len;
+    char *embed_text;           /* heading path + "\n\n" + text (just text with no path) */
+    size_t embed_len;
+    char *heading_path;         /* "Install > Debian", or "" */
+    size_t text_off;            /* where text starts in doc->text */
+    uint64_t byte_start, byte_end;  /* original file bytes (see rag_block) */
+    uint32_t line_start, line_end;  /* 1-based, 0 = unknown (PDF) */
+    uint32_t page;              /* PDF page (1-based), else 0 */
+    int n_tokens;               /* tokens of embed_text by the counter; <= max_tokens */
+} rag_chunk;
+
+typedef struct {
+    rag_chunk *chunks;
+    size_t n;
+} rag_chunk_list;
+
+/* Splits doc into chunks: sections at headings (and PDF pages), then packs
+ * words up to max_tokens preferring to end at a paragraph, then a sentence,
+ * then a word boundary; words too long for a chunk are cut at UTF-8
+ * character boundaries. Consecutive chunks of one section share up to
+ * overlap_tokens tokens of whole words. On success *out owns everything
+ * (free with rag_chunk_list_free); the counter's failure or an impossible
+ * budget returns an error with err filled. */
+int rag_chunk_doc(const rag_doc *doc, const rag_chunk_params *p, rag_count_tokens_fn count,
+                  void *user, rag_chunk_list *out, char *err, size_t errlen);
+void rag_chunk_list_free(rag_chunk_list *l);
+
+/* A whitespace word counter (user ignored), for tests and --no-model runs. */
+int rag_count_words(void *user, const char *text, size_t len);
+
 
 /* ============================================================ guardrails
- * (rules, validators, audit log — owned by the guardrails engineer) */
+ * (rules, validators, audit log — owned by the guardrails engineer)
+ *
+ * Rules (docs/guardrails.md) are loaded from rule files into a rag_guard,
+ * compiled once with PCRE2 (UTF + UCP, JIT, match limits), then the guard is
+ * read-only: any number of threads may call rag_guard_check and run streams
+ * on one guard at the same time (each call has its own match data).
+ * Events never carry the matched bytes, only spans and lengths. */
+
+typedef enum {
+    RAG_GUARD_INPUT = 0,     /* the user's question */
+    RAG_GUARD_CONTEXT = 1,   /* one retrieved passage */
+    RAG_GUARD_OUTPUT = 2,    /* the generated answer */
+} rag_guard_stage;
+
+/* Actions, weakest first: a result's action is the strongest that fired. */
+typedef enum {
+    RAG_GUARD_ALLOW = 0,
+    RAG_GUARD_FLAG = 1,
+    RAG_GUARD_REDACT = 2,
+    RAG_GUARD_BLOCK = 3,
+} rag_guard_action;
+
+/* What to do with a retrieved passage that a context-stage "block" rule
+ * (instruction planted in a document) fires on. Either way the matched
+ * instruction never reaches the prompt. */
+typedef enum {
+    RAG_GUARD_QUARANTINE_DROP = 0,  /* result action BLOCK: drop the passage */
+    RAG_GUARD_QUARANTINE_KEEP = 1,  /* result action FLAG, quarantined=true:
+                                       the matched spans are replaced by a
+                                       marker; keep the passage with a warning */
+} rag_guard_quarantine;
+
+typedef struct rag_guard rag_guard;
+typedef struct rag_guard_stream rag_guard_stream;
+
+typedef struct {
+    const char *defaults_dir;     /* NULL: $MRAG_GUARDRAILS, else ./data/guardrails,
+                                     else data/guardrails next to the executable
+                                     (../, ../../, ../../../) */
+    bool no_defaults;             /* load only rule_dirs / rule_files */
+    const char *const *rule_dirs; /* user rule folders, loaded after the defaults */
+    size_t n_rule_dirs;
+    rag_guard_quarantine quarantine;
+    uint32_t match_limit;         /* PCRE2 match limit per scan (default 1000000) */
+    uint32_t depth_limit;         /* PCRE2 depth limit (default 10000; interpreter only) */
+    size_t stream_max_hold;       /* most bytes a stream holds back (default 2048) */
+    bool limit_blocks;            /* a rule that hits a limit blocks (default: flags) */
+} rag_guard_params;
+
+typedef enum {
+    RAG_GUARD_EV_MATCH = 0,       /* a rule matched (and its validator agreed) */
+    RAG_GUARD_EV_LIMIT = 1,       /* a rule hit the PCRE2 match/depth limit: the
+                                     text was not fully checked by that rule */
+} rag_guard_event_kind;
+
+typedef struct {
+    rag_guard_event_kind kind;
+    const char *rule_id;          /* borrowed from the guard, valid until rag_guard_free */
+    const char *message;          /* borrowed, idem */
+    rag_guard_stage stage;
+    rag_guard_action action;      /* the action this event caused */
+    size_t start, end;            /* byte span in the checked text (for a stream:
+                                     in the whole text fed so far) */
+} rag_guard_event;
+
+typedef struct {
+    rag_guard_action action;      /* strongest action of all events */
+    const char *message;          /* borrowed: message of the first strongest event, or NULL */
+    bool quarantined;             /* context stage: an instruction was found */
+    char *text;                   /* owned: the text with redactions applied,
+                                     NUL-terminated (also set when blocked: the
+                                     caller must then not use it) */
+    size_t text_len;
+    rag_guard_event *events;      /* owned, ordered by start */
+    size_t n_events;
+    size_t cap_events;
+} rag_guard_result;
+
+rag_guard_params rag_guard_default_params(void);
+
+/* Loads the default rules and the user folders of p (files *.rules in name
+ * order; a later rule with an existing id replaces it) and compiles them.
+ * On failure returns an error status, *out = NULL, and writes a message
+ * naming the file, line and problem into err (when err_cap > 0).
+ * *out is owned, free with rag_guard_free. */
+int rag_guard_load(const rag_guard_params *p, rag_guard **out, char *err, size_t err_cap);
+
+/* Builder API (rag_guard_load uses it): an empty guard, rules added from a
+ * folder, a file or memory (name is used in error messages), then compiled.
+ * Adding after compiling is RAG_ERR_ARG. On error rag_guard_errmsg says why. */
+int rag_guard_new(const rag_guard_params *p, rag_guard **out);
+int rag_guard_add_dir(rag_guard *g, const char *dir);
+int rag_guard_add_file(rag_guard *g, const char *path);
+int rag_guard_add_text(rag_guard *g, const char *name, const char *text, size_t len);
+int rag_guard_compile(rag_guard *g);
+const char *rag_guard_errmsg(const rag_guard *g);   /* borrowed; "" when none */
+void rag_guard_free(rag_guard *g);                  /* NULL is a no-op */
+
+size_t rag_guard_rule_count(const rag_guard *g);    /* enabled rules */
+/* The i-th enabled rule (0-based, in load order): id, stages bitmask
+ * (1 << stage), action. Returns false when i is out of range. Borrowed. */
+bool rag_guard_rule_info(const rag_guard *g, size_t i, const char **id, unsigned *stages,
+                         rag_guard_action *action, const char **origin);
+
+/* Audit log: every event of every check (and of streams) is written as one
+ * JSON line {"time","stage","rule","action","kind","start","len"} — never
+ * the matched text. rag_guard_set_audit borrows f (NULL turns logging off);
+ * rag_guard_open_audit appends to a file the guard owns. Thread-safe. */
+void rag_guard_set_audit(rag_guard *g, FILE *f);
+int rag_guard_open_audit(rag_guard *g, const char *path);
+/* Formats one audit line (with '\n') for an event into buf; returns its
+ * length, or 0 if it does not fit. */
+size_t rag_guard_audit_format(const rag_guard_event *ev, char *buf, size_t cap);
+
+/* Runs the rules of a stage over text[0..len) (any bytes; invalid UTF-8 never
+ * matches a pattern). n_sources is the number of sources given to the model
+ * (output stage: citations [n] with n outside 1..n_sources are removed).
+ * res is overwritten (no need to initialise); release with
+ * rag_guard_result_release. Returns RAG_OK (even when blocked: see
+ * res->action), RAG_ERR_NOMEM or RAG_ERR_ARG. */
+int rag_guard_check(const rag_guard *g, rag_guard_stage stage, const char *text, size_t len,
+                    int n_sources, rag_guard_result *res);
+void rag_guard_result_release(rag_guard_result *res);
+
+/* Streaming: text arriving in pieces (the answer). Each feed returns the text
+ * that is safe to show now, with redactions applied; text that could still
+ * grow into a match (a PCRE2 partial match) is held back, at most
+ * params.stream_max_hold bytes. Once a block rule fires the feed returns
+ * RAG_ERR_BLOCKED and nothing more is emitted. *out is borrowed, valid until
+ * the next call on the stream. finish flushes the rest. *s owned, free with
+ * rag_guard_stream_free. Not for concurrent use (one stream per answer). */
+int rag_guard_stream_new(const rag_guard *g, rag_guard_stage stage, int n_sources,
+                         rag_guard_stream **s);
+int rag_guard_stream_feed(rag_guard_stream *s, const char *piece, size_t len,
+                          const char **out, size_t *out_len);
+int rag_guard_stream_finish(rag_guard_stream *s, const char **out, size_t *out_len);
+/* Events and action so far (spans in the whole stream); text is NULL.
+ * Borrowed, valid until the stream is freed. */
+const rag_guard_result *rag_guard_stream_result(const rag_guard_stream *s);
+void rag_guard_stream_free(rag_guard_stream *s);
+
+const char *rag_guard_stage_name(rag_guard_stage s);    /* "input", ... */
+const char *rag_guard_action_name(rag_guard_action a);  /* "allow", ... */
+/* Parses "input"/"context"/"output"; returns -1 when unknown. */
+int rag_guard_stage_parse(const char *s);
+
+/* Validators by name ("luhn", "iban", "steuer_id", "ipv4", "ipv6", "phone",
+ * "email", "citation"): true when s[0..len) is a valid instance. Exposed for
+ * tests and the rule loader. */
+bool rag_guard_validate(const char *name, const char *s, size_t len);
 
 #endif

@@ -1,0 +1,296 @@
+/* extract.c — document extraction entry points (file or memory -> rag_doc),
+ * and the small helpers the ingestion files share: errors, buffers, UTF-8. */
+#include "rag/ingest_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int rag_ing_err(char *err, size_t errlen, int rc, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ buffer */
+int rag_buf_reserve(rag_buf *b, size_t extra) {
+    if (extra > SIZE_MAX / 2 - b->len - 1) return RAG_ERR_LIMIT;
+    size_t need = b->len + extra + 1;
+    if (b->limit && need > b->limit + 1) return RAG_ERR_LIMIT;
+    if (need <= b->cap) return RAG_OK;
+    size_t ncap = b->cap ? b->cap : 256;
+    while (ncap < need) ncap *= 2;
+    char *nd = realloc(b->data, ncap);
+    if (!nd) return RAG_ERR_NOMEM;
+    b->data = nd;
+    b->cap = ncap;
+    return RAG_OK;
+}
+
+int rag_buf_append(rag_buf *b, const char *s, size_t n) {
+    int rc = rag_buf_reserve(b, n);
+    if (rc) return rc;
+    if (n) memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return RAG_OK;
+}
+
+int rag_buf_putc(rag_buf *b, char c) {
+    return rag_buf_append(b, &c, 1);
+}
+
+void rag_buf_release(rag_buf *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* ------------------------------------------------------------------- UTF-8 */
+size_t rag_utf8_seq_len(const unsigned char *s, size_t n) {
+    if (n == 0) return 0;
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    uint32_t min, cp;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; cp = c & 0x07; }
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+bool rag_utf8_valid(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] < 0x80) { i++; continue; }
+        size_t k = rag_utf8_seq_len(s + i, n - i);
+        if (!k) return false;
+        i += k;
+    }
+    return true;
+}
+
+size_t rag_utf8_encode(uint32_t cp, char out[4]) {
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* ------------------------------------------------------------- span map */
+int rag_map_add(rag_map_builder *mb, const char *t, size_t tn, size_t on) {
+    uint64_t tpos = mb->text.len;
+    int rc = rag_buf_append(&mb->text, t, tn);
+    if (rc) return rc;
+    uint32_t mul = on == tn ? 1 : on == 2 * tn ? 2 : 0;
+    bool extend = false;
+    if (mb->n_runs) {
+        const rag_span_run *last = &mb->runs[mb->n_runs - 1];
+        extend = last->mul != 0 && last->mul == mul &&
+                 last->orig_off + (tpos - last->text_off) * last->mul == mb->orig_pos;
+    }
+    if (!extend) {
+        if (mb->n_runs == mb->cap_runs) {
+            size_t ncap = mb->cap_runs ? mb->cap_runs * 2 : 16;
+            rag_span_run *nr = realloc(mb->runs, ncap * sizeof *nr);
+            if (!nr) return RAG_ERR_NOMEM;
+            mb->runs = nr;
+            mb->cap_runs = ncap;
+        }
+        mb->runs[mb->n_runs++] = (rag_span_run){.text_off = tpos, .orig_off = mb->orig_pos, .mul = mul};
+    }
+    mb->orig_pos += on;
+    return RAG_OK;
+}
+
+uint64_t rag_doc_orig_offset(const rag_doc *d, size_t t) {
+    if (!d->n_runs) return t;
+    /* last run with text_off <= t */
+    size_t lo = 0, hi = d->n_runs;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (d->runs[mid].text_off <= t) lo = mid;
+        else hi = mid;
+    }
+    const rag_span_run *r = &d->runs[lo];
+    if (t < r->text_off) return r->orig_off;
+    return r->orig_off + (t - r->text_off) * r->mul;
+}
+
+uint32_t rag_doc_line_at(const rag_doc *d, size_t t) {
+    if (!d->n_lines) return 1;
+    size_t lo = 0, hi = d->n_lines;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (d->line_starts[mid] <= t) lo = mid;
+        else hi = mid;
+    }
+    return (uint32_t)(lo + 1);
+}
+
+int rag_doc_add_block(rag_doc *d, size_t *cap, size_t max_blocks, const rag_block *b) {
+    if (d->n_blocks >= max_blocks) return RAG_ERR_LIMIT;
+    if (d->n_blocks == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 32;
+        rag_block *nb = realloc(d->blocks, ncap * sizeof *nb);
+        if (!nb) return RAG_ERR_NOMEM;
+        d->blocks = nb;
+        *cap = ncap;
+    }
+    d->blocks[d->n_blocks++] = *b;
+    return RAG_OK;
+}
+
+/* ------------------------------------------------------------ entry points */
+rag_extract_params rag_extract_default_params(void) {
+    rag_extract_params p = {
+        .max_text_bytes = 64u * 1024 * 1024,
+        .max_depth = 256,
+        .max_pages = 5000,
+        .max_blocks = 4000000,
+    };
+    return p;
+}
+
+void rag_doc_free(rag_doc *d) {
+    if (!d) return;
+    free(d->text);
+    free(d->blocks);
+    free(d->title);
+    free(d->runs);
+    free(d->line_starts);
+    free(d);
+}
+
+/* Sets the title from the first heading when the extractor found none. */
+static int default_title(rag_doc *d) {
+    if (d->title) return RAG_OK;
+    const rag_block *best = NULL;
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        const rag_block *b = &d->blocks[i];
+        if (b->kind != RAG_BLOCK_HEADING) continue;
+        if (!best || b->level < best->level) best = b;
+        if (b->level == 1) break;
+    }
+    d->title = best ? strndup(d->text + best->text_off, best->text_len) : strdup("");
+    return d->title ? RAG_OK : RAG_ERR_NOMEM;
+}
+
+/* Replaces bytes that are not valid UTF-8 with '?' in place (lengths and
+ * offsets stay), so later stages can trust the text. */
+static void utf8_sanitize(char *t, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        size_t k = rag_utf8_seq_len((const unsigned char *)t + i, n - i);
+        if (!k) { t[i++] = '?'; continue; }
+        i += k;
+    }
+}
+
+int rag_extract_memory(const char *name, const void *data, size_t len, rag_doc_type type,
+                       const rag_extract_params *p, rag_doc **out, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    rag_extract_params defaults = rag_extract_default_params();
+    rag_doc *d = NULL;
+    if (!out) return rag_ing_err(err, errlen, RAG_ERR_ARG, "rag_extract: no output");
+    *out = NULL;
+    if (!name) name = "(memory)";
+    if (!data && len) return rag_ing_err(err, errlen, RAG_ERR_ARG, "%s: no data", name);
+    if (!p) p = &defaults;
+    if (type == RAG_DOC_UNKNOWN) type = rag_doc_type_from_path(name);
+    if (type == RAG_DOC_UNKNOWN) type = RAG_DOC_TXT;
+    if (!(d = calloc(1, sizeof *d))) return rag_ing_err(err, errlen, RAG_ERR_NOMEM, "%s: out of memory", name);
+    d->type = type;
+    const unsigned char *u = data ? data : (const unsigned char *)"";
+    switch (type) {
+    case RAG_DOC_TXT: rc = rag_extract_txt(name, u, len, p, d, err, errlen); break;
+    case RAG_DOC_MD: rc = rag_extract_md(name, u, len, p, d, err, errlen); break;
+    case RAG_DOC_HTML: rc = rag_extract_html(name, u, len, p, d, err, errlen); break;
+    case RAG_DOC_PDF: rc = rag_extract_pdf(name, u, len, p, d, err, errlen); break;
+    default: rc = rag_ing_err(err, errlen, RAG_ERR_UNSUPPORTED, "%s: unsupported document type", name);
+    }
+    if (rc == RAG_OK && d->text && (type == RAG_DOC_HTML || type == RAG_DOC_PDF))
+        utf8_sanitize(d->text, d->text_len);
+    if (rc == RAG_OK && !d->text) {
+        d->text = strdup("");
+        if (!d->text) rc = RAG_ERR_NOMEM;
+    }
+    if (rc == RAG_OK) rc = default_title(d);
+    if (rc == RAG_ERR_NOMEM) rag_ing_err(err, errlen, rc, "%s: out of memory", name);
+    if (rc == RAG_ERR_LIMIT && err && !err[0])
+        rag_ing_err(err, errlen, rc, "%s: extracted text exceeds the limits", name);
+    if (rc != RAG_OK) {
+        rag_doc_free(d);
+        return rc;
+    }
+    *out = d;
+    return RAG_OK;
+}
+
+int rag_extract_file(const char *path, rag_doc_type type, const rag_extract_params *p,
+                     rag_doc **out, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    char *buf = NULL;
+    int fd = -1;
+    if (!out) return rag_ing_err(err, errlen, RAG_ERR_ARG, "rag_extract: no output");
+    *out = NULL;
+    if (!path) return rag_ing_err(err, errlen, RAG_ERR_ARG, "rag_extract: no path");
+    if (err && errlen) err[0] = 0;
+    rag_extract_params defaults = rag_extract_default_params();
+    if (!p) p = &defaults;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return rag_ing_err(err, errlen, RAG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) { rc = rag_ing_err(err, errlen, RAG_ERR_IO, "%s: %s", path, strerror(errno)); goto done; }
+    if (!S_ISREG(st.st_mode)) { rc = rag_ing_err(err, errlen, RAG_ERR_IO, "%s: not a regular file", path); goto done; }
+    /* The raw file may be larger than its text only by encoding overhead;
+     * 4x the text limit bounds what is worth reading (PDF streams compress). */
+    uint64_t max_raw = (uint64_t)p->max_text_bytes * 4;
+    if ((uint64_t)st.st_size > max_raw) {
+        rc = rag_ing_err(err, errlen, RAG_ERR_LIMIT, "%s: %llu bytes is over the extraction limit", path,
+                         (unsigned long long)st.st_size);
+        goto done;
+    }
+    size_t size = (size_t)st.st_size, got = 0;
+    if (!(buf = malloc(size + 1))) { rc = rag_ing_err(err, errlen, RAG_ERR_NOMEM, "%s: out of memory", path); goto done; }
+    while (got < size) {
+        ssize_t k = read(fd, buf + got, size - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) { rc = rag_ing_err(err, errlen, RAG_ERR_IO, "%s: read failed: %s", path, strerror(errno)); goto done; }
+        if (k == 0) break;  /* the file shrank: extract what is there */
+        got += (size_t)k;
+    }
+    buf[got] = 0;
+    if (type == RAG_DOC_UNKNOWN) type = rag_doc_type_from_path(path);
+    rc = rag_extract_memory(path, buf, got, type, p, out, err, errlen);
+done:
+    if (fd >= 0) close(fd);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,267 @@
+/* extract_html.c — HTML to text blocks with libxml2's HTML parser (recovering,
+ * no network): headings, paragraphs, list items, table cells, <pre>;
+ * boilerplate elements dropped; line spans from the parser's line numbers. */
+#include "rag/ingest_internal.h"
+
+#include <libxml/HTMLparser.h>
+#include <libxml/tree.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { EL_INLINE = 0, EL_SKIP, EL_BLOCK, EL_HEADING, EL_PRE, EL_LI, EL_CELL, EL_TITLE, EL_BR } el_class;
+
+static el_class classify(const char *name) {
+    static const char *const skip[] = {"script", "style", "nav", "header", "footer", "aside", "noscript",
+                                       "template", "svg", "math", "iframe", "object", "embed", "canvas",
+                                       "select", "button", "head", NULL};
+    static const char *const block[] = {"p", "div", "section", "article", "main", "blockquote", "dd", "dt",
+                                        "dl", "ul", "ol", "table", "tr", "thead", "tbody", "tfoot", "figure",
+                                        "figcaption", "caption", "address", "hr", "form", "fieldset",
+                                        "details", "summary", "body", "html", "center", "legend", NULL};
+    if (name[0] == 'h' && name[1] >= '1' && name[1] <= '6' && name[2] == 0) return EL_HEADING;
+    if (strcasecmp(name, "title") == 0) return EL_TITLE;
+    if (strcasecmp(name, "pre") == 0 || strcasecmp(name, "listing") == 0) return EL_PRE;
+    if (strcasecmp(name, "li") == 0) return EL_LI;
+    if (strcasecmp(name, "td") == 0 || strcasecmp(name, "th") == 0) return EL_CELL;
+    if (strcasecmp(name, "br") == 0) return EL_BR;
+    for (int i = 0; skip[i]; i++)
+        if (strcasecmp(name, skip[i]) == 0) return EL_SKIP;
+    for (int i = 0; block[i]; i++)
+        if (strcasecmp(name, block[i]) == 0) return EL_BLOCK;
+    return EL_INLINE;
+}
+
+typedef struct {
+    const char *name;
+    const rag_extract_params *p;
+    rag_doc *d;
+    size_t cap_blocks;
+    rag_buf out;            /* doc->text */
+    rag_buf cur;            /* text of the open block */
+    bool pending_space;     /* a collapsed run of whitespace before the next word */
+    long line_min, line_max;
+    rag_block_kind kind;
+    int level;
+    bool in_pre;
+    const uint64_t *raw_lines;  /* byte offset of each line of the original */
+    size_t n_raw_lines;
+    uint64_t raw_len;
+    char *err;
+    size_t errlen;
+} html_state;
+
+static void note_line(html_state *s, long line) {
+    if (line <= 0) return;
+    if (s->line_min == 0 || line < s->line_min) s->line_min = line;
+    if (line > s->line_max) s->line_max = line;
+}
+
+/* Ends the open block: its text (if not empty) joins doc->text. */
+static int flush(html_state *s) {
+    int rc = RAG_OK;
+    size_t n = s->cur.len;
+    while (n && (s->cur.data[n - 1] == ' ' || s->cur.data[n - 1] == '\n')) n--;
+    if (n) {
+        if (s->out.len && (rc = rag_buf_append(&s->out, "\n\n", 2))) return rc;
+        size_t off = s->out.len;
+        if ((rc = rag_buf_append(&s->out, s->cur.data, n))) return rc;
+        rag_block b = {.kind = s->kind, .level = s->level, .text_off = off, .text_len = n};
+        if (s->line_min > 0) {
+            size_t a = (size_t)s->line_min, z = (size_t)s->line_max;
+            if (a > s->n_raw_lines) a = s->n_raw_lines;
+            if (z > s->n_raw_lines) z = s->n_raw_lines;
+            b.line_start = (uint32_t)(a > UINT32_MAX ? UINT32_MAX : a);
+            b.line_end = (uint32_t)(z > UINT32_MAX ? UINT32_MAX : z);
+            b.byte_start = s->raw_lines[a - 1];
+            b.byte_end = z < s->n_raw_lines ? s->raw_lines[z] : s->raw_len;
+        }
+        if ((rc = rag_doc_add_block(s->d, &s->cap_blocks, s->p->max_blocks, &b))) return rc;
+    }
+    s->cur.len = 0;
+    if (s->cur.data) s->cur.data[0] = 0;
+    s->pending_space = false;
+    s->line_min = s->line_max = 0;
+    return RAG_OK;
+}
+
+/* Appends text content: whitespace collapsed outside <pre>. */
+static int add_text(html_state *s, const char *t, size_t n, long line) {
+    int rc = RAG_OK;
+    size_t newlines = 0;
+    bool any = false;
+    for (size_t i = 0; i < n && rc == RAG_OK; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '\n') newlines++;
+        if (s->in_pre) {
+            if (c == '\r') continue;
+            if (c < 0x20 && c != '\n' && c != '\t') c = ' ';
+            if (c != '\n' || s->cur.len) rc = rag_buf_putc(&s->cur, (char)c);
+            any = true;
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            s->pending_space = true;
+        } else {
+            if (s->pending_space && s->cur.len) rc = rag_buf_putc(&s->cur, ' ');
+            s->pending_space = false;
+            if (rc == RAG_OK) rc = rag_buf_putc(&s->cur, c < 0x20 ? ' ' : (char)c);
+            any = true;
+        }
+    }
+    if (any && line > 0) {
+        /* libxml2 numbers a text node by the line where it ends */
+        long first = line - (long)newlines;
+        note_line(s, first > 0 ? first : line);
+        note_line(s, line);
+    }
+    return rc;
+}
+
+static int walk(html_state *s, xmlNode *node, int depth);
+
+/* Collects the text under node into a new block of the given kind. */
+static int walk_block(html_state *s, xmlNode *node, int depth, rag_block_kind kind, int level, bool pre) {
+    int rc = flush(s);
+    if (rc) return rc;
+    rag_block_kind saved_kind = s->kind;
+    int saved_level = s->level;
+    bool saved_pre = s->in_pre;
+    s->kind = kind;
+    s->level = level;
+    s->in_pre = s->in_pre || pre;
+    for (xmlNode *c = node->children; c && rc == RAG_OK; c = c->next) rc = walk(s, c, depth + 1);
+    if (rc == RAG_OK) rc = flush(s);
+    s->kind = saved_kind;
+    s->level = saved_level;
+    s->in_pre = saved_pre;
+    return rc;
+}
+
+static int walk(html_state *s, xmlNode *node, int depth) {
+    int rc = RAG_OK;
+    if (depth > s->p->max_depth)
+        return rag_ing_err(s->err, s->errlen, RAG_ERR_LIMIT, "%s: HTML nested deeper than %d elements",
+                           s->name, s->p->max_depth);
+    if (node->type == XML_TEXT_NODE || node->type == XML_CDATA_SECTION_NODE) {
+        const char *t = (const char *)node->content;
+        return t ? add_text(s, t, strlen(t), xmlGetLineNo(node)) : RAG_OK;
+    }
+    if (node->type != XML_ELEMENT_NODE || !node->name) return RAG_OK;
+    const char *name = (const char *)node->name;
+    switch (classify(name)) {
+    case EL_SKIP:
+        return RAG_OK;
+    case EL_TITLE:
+        if (!s->d->title) {
+            xmlChar *t = xmlNodeGetContent(node);
+            rag_buf tb = {0};
+            const char *src = t ? (const char *)t : "";
+            /* collapse whitespace */
+            bool sp = false;
+            for (const char *q = src; *q && rc == RAG_OK && tb.len < 1024; q++) {
+                if (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r') { sp = true; continue; }
+                if (sp && tb.len) rc = rag_buf_putc(&tb, ' ');
+                sp = false;
+                if (rc == RAG_OK) rc = rag_buf_putc(&tb, (unsigned char)*q < 0x20 ? ' ' : *q);
+            }
+            if (rc == RAG_OK && !tb.data) rc = rag_buf_append(&tb, "", 0);
+            xmlFree(t);
+            if (rc) { rag_buf_release(&tb); return rc; }
+            s->d->title = tb.data;
+        }
+        return RAG_OK;
+    case EL_HEADING:
+        return walk_block(s, node, depth, RAG_BLOCK_HEADING, name[1] - '0', false);
+    case EL_PRE:
+        return walk_block(s, node, depth, RAG_BLOCK_CODE, 0, true);
+    case EL_LI:
+        return walk_block(s, node, depth, RAG_BLOCK_LIST_ITEM, 0, false);
+    case EL_CELL:
+        return walk_block(s, node, depth, RAG_BLOCK_TABLE_CELL, 0, false);
+    case EL_BLOCK:
+        /* a <div> inside a <li> stays part of the list item */
+        return walk_block(s, node, depth, s->kind == RAG_BLOCK_HEADING ? RAG_BLOCK_PARAGRAPH : s->kind,
+                          0, false);
+    case EL_BR:
+        if (s->in_pre) return rag_buf_putc(&s->cur, '\n');
+        s->pending_space = true;
+        return RAG_OK;
+    case EL_INLINE:
+        break;
+    }
+    for (xmlNode *c = node->children; c && rc == RAG_OK; c = c->next) rc = walk(s, c, depth + 1);
+    return rc;
+}
+
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+static void xml_init(void) {
+    xmlInitParser();
+}
+
+int rag_extract_html(const char *name, const unsigned char *data, size_t len,
+                     const rag_extract_params *p, rag_doc *d, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    htmlDocPtr doc = NULL;
+    html_state s;
+    memset(&s, 0, sizeof s);
+    uint64_t *lines = NULL;
+    if (len > INT_MAX || len > p->max_text_bytes * 4)
+        return rag_ing_err(err, errlen, RAG_ERR_LIMIT, "%s: HTML file of %zu bytes is over the limit", name, len);
+    pthread_once(&xml_once, xml_init);
+    /* byte offset of every line of the original, for block byte spans */
+    size_t nl = 1;
+    for (size_t i = 0; i < len; i++) nl += data[i] == '\n';
+    if (!(lines = malloc(nl * sizeof *lines))) return RAG_ERR_NOMEM;
+    lines[0] = 0;
+    for (size_t i = 0, k = 1; i < len; i++)
+        if (data[i] == '\n') lines[k++] = i + 1;
+    if (len == 0) goto finish;  /* libxml2 rejects an empty buffer; empty text is the honest answer */
+    int opts = HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
+               XML_PARSE_BIG_LINES;
+    doc = htmlReadMemory((const char *)data, (int)len, NULL, NULL, opts);
+    if (!doc) {
+        rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "%s: the HTML parser could not read the file", name);
+        goto done;
+    }
+finish:
+    s.name = name;
+    s.p = p;
+    s.d = d;
+    s.out.limit = p->max_text_bytes;
+    s.cur.limit = p->max_text_bytes;
+    s.kind = RAG_BLOCK_PARAGRAPH;
+    s.raw_lines = lines;
+    s.n_raw_lines = nl;
+    s.raw_len = len;
+    s.err = err;
+    s.errlen = errlen;
+    if (err && errlen) err[0] = 0;
+    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+    if (root) {
+        /* <title> sits in <head>, which is otherwise skipped */
+        for (xmlNode *h = root->children; h && rc == RAG_OK; h = h->next)
+            if (h->type == XML_ELEMENT_NODE && strcasecmp((const char *)h->name, "head") == 0)
+                for (xmlNode *t = h->children; t && rc == RAG_OK; t = t->next)
+                    if (t->type == XML_ELEMENT_NODE && strcasecmp((const char *)t->name, "title") == 0)
+                        rc = walk(&s, t, 1);
+        for (xmlNode *c = root; c && rc == RAG_OK; c = c->next) rc = walk(&s, c, 0);
+    }
+    if (rc == RAG_OK) rc = flush(&s);
+    if (rc == RAG_ERR_LIMIT && err && !err[0])
+        rag_ing_err(err, errlen, rc, "%s: extracted text exceeds the limits", name);
+    if (rc) goto done;
+    if (!s.out.data && (rc = rag_buf_append(&s.out, "", 0))) goto done;
+    d->text = s.out.data;
+    d->text_len = s.out.len;
+    s.out.data = NULL;
+    snprintf(d->encoding, sizeof d->encoding, "%s",
+             doc && doc->encoding ? (const char *)doc->encoding : "UTF-8");
+    d->exact_spans = false;
+done:
+    rag_buf_release(&s.out);
+    rag_buf_release(&s.cur);
+    free(lines);
+    if (doc) xmlFreeDoc(doc);
+    return rc;
+}
