@@ -382,15 +382,15 @@ static int parse_file(rd *r) {
     uint64_t at_counts = r->pos;
     if (rd_u64(r, &f->n_tensors, "tensor count")) return -1;
     if (rd_u64(r, &f->n_kv, "metadata key count")) return -1;
-    /* A key takes at least 8 (length) + 1 + 4 (type) + 1 (value) bytes and a
+    /* A key takes at least 8 (length) + 4 (type) + 1 (value) bytes and a
      * tensor info at least 8 + 1 + 4 + 8 + 4 + 8: refuse counts the file
      * cannot hold before allocating for them. */
     uint64_t rest = r->size - r->pos;
-    if (f->n_kv > rest / 14)
-        return rd_fail(r, at_counts + 8, "metadata key count %llu cannot fit in the %llu bytes left in the file",
+    if (f->n_kv > rest / 13)
+        return rd_fail(r, at_counts + 8, "truncated: metadata key count %llu cannot fit in the %llu bytes left in the file",
                        (unsigned long long)f->n_kv, (unsigned long long)rest);
     if (f->n_tensors > rest / 33)
-        return rd_fail(r, at_counts, "tensor count %llu cannot fit in the %llu bytes left in the file",
+        return rd_fail(r, at_counts, "truncated: tensor count %llu cannot fit in the %llu bytes left in the file",
                        (unsigned long long)f->n_tensors, (unsigned long long)rest);
     f->kvs = calloc(f->n_kv ? f->n_kv : 1, sizeof *f->kvs);
     f->tensors = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *f->tensors);
