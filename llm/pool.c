@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -11,10 +12,13 @@
 
 #include "llm/kernels.h"
 
-/* Pause iterations before a waiting thread goes to sleep: a few tens of
- * microseconds, longer than the gap between two matmuls of one decode step
- * but short enough not to burn a shared core between tokens. */
-#define POOL_SPIN 20000
+/* Pause iterations before a waiting thread goes to sleep: ~50 us (a pause
+ * is 20-140 cycles), longer than the gap between two matmuls of one decode
+ * step but short enough not to burn a shared core between tokens. Every
+ * POOL_YIELD iterations the spinner yields, so that when threads outnumber
+ * free cores the thread being waited for gets to run. */
+#define POOL_SPIN 2500
+#define POOL_YIELD 256
 
 typedef struct {
     llm_pool *pool;
@@ -34,7 +38,11 @@ struct llm_pool {
     _Atomic int stop;
 };
 
-static void cpu_relax(void) {
+static void cpu_relax(int spins) {
+    if (spins % POOL_YIELD == 0) {
+        sched_yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
@@ -59,7 +67,7 @@ static void *pool_main(void *p_) {
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
             if (++spins < POOL_SPIN) {
-                cpu_relax();
+                cpu_relax(spins);
                 continue;
             }
             atomic_fetch_add(&p->sleepers, 1);
@@ -137,7 +145,7 @@ void llm_pool_run(llm_pool *p, void (*fn)(void *arg, int ith, int nth), void *ar
     int left;
     while ((left = atomic_load_explicit(&p->pending, memory_order_acquire)) != 0) {
         if (++spins < POOL_SPIN) {
-            cpu_relax();
+            cpu_relax(spins);
             continue;
         }
         atomic_store(&p->caller_sleeping, 1);
