@@ -1,0 +1,337 @@
+/* cmd_generate.c — `mrag generate`: continue a prompt (or answer it with
+ * the chat template) and stream only the generated text to stdout. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/app.h"
+#include "llm/llm.h"
+
+static const char *generate_usage =
+    "usage: mrag generate -m MODEL.gguf -p TEXT [options]\n"
+    "\n"
+    "Continues TEXT with the in-process engine and writes only the generated\n"
+    "text to stdout, as it is produced. \"-p -\" reads the prompt from stdin.\n"
+    "\n"
+    "  -m FILE               the model (default $MRAG_MODEL)\n"
+    "  -p TEXT               the prompt\n"
+    "  -n N                  at most N new tokens (default 128; -1 = until EOS)\n"
+    "  --chat                wrap the prompt in the Mistral instruct template\n"
+    "  --system TEXT         with --chat: a system prompt (folded into the turn)\n"
+    "  --temp T              temperature (default 0.8; 0 = greedy)\n"
+    "  --top-k K             keep the K most likely tokens (default 40; 0 = off)\n"
+    "  --top-p P             keep the smallest set reaching probability P (default 0.95; 1 = off)\n"
+    "  --min-p P             drop tokens below P x the top probability (default 0.05; 0 = off)\n"
+    "  --repeat-penalty R    penalise the last tokens (default 1 = off)\n"
+    "  --repeat-last-n N     how many tokens the penalty looks back (default 64)\n"
+    "  --seed S              random seed (default: a new one each run)\n"
+    "  --stop TEXT           stop before TEXT (not printed); may be repeated\n"
+    "  --threads N           threads (default: all cores)\n"
+    "  --ctx N               context size in tokens (default min(model's, 4096))\n"
+    "  --verbose             timings and token counts on stderr\n"
+    "\n"
+    "Ctrl-C stops the generation. Exit status: 0 done, 1 error, 2 usage,\n"
+    "130 interrupted.\n";
+
+#define GEN_MAX_STOP_ARGS 16
+
+static volatile int gen_cancel;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    gen_cancel = 1;
+}
+
+typedef struct {
+    bool write_failed;
+    bool ends_in_newline;
+    size_t bytes;
+} gen_out;
+
+/* Writes a chunk of generated text and flushes it; stops on a write error
+ * (e.g. the reader of a pipe went away). */
+static int write_text(void *user, const char *text, size_t len) {
+    gen_out *o = user;
+    if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
+        o->write_failed = true;
+        return 1;
+    }
+    o->bytes += len;
+    o->ends_in_newline = len > 0 && text[len - 1] == '\n';
+    return 0;
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_float(const char *s, float lo, float hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || isnan(v) || v < lo || v > hi) return false;
+    *out = (float)v;
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-') return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno) return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+/* Reads all of stdin (malloc'd, NUL-terminated; at most 64 MiB). */
+static char *read_all_stdin(void) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+        if (n == cap) {
+            char *nb = cap >= (64u << 20) ? NULL : realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf) buf[n] = 0;
+    return buf;
+}
+
+/* Tokenizes text into a malloc'd array (*out, owned by the caller). */
+static int tokenize_all(const llm_model *m, const char *text, bool add_bos, bool special, int32_t **out,
+                        int *n_out) {
+    size_t len = strlen(text), need = 0;
+    size_t cap = len + 8;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids) return LLM_ERR_NOMEM;
+    int rc = llm_tokenize(m, text, len, add_bos, special, ids, cap, &need);
+    if (rc == LLM_ERR_ARG && need > cap) {
+        int32_t *bigger = realloc(ids, need * sizeof *ids);
+        if (!bigger) {
+            free(ids);
+            return LLM_ERR_NOMEM;
+        }
+        ids = bigger;
+        rc = llm_tokenize(m, text, len, add_bos, special, ids, need, &need);
+    }
+    if (rc != LLM_OK || need > (size_t)INT32_MAX) {
+        free(ids);
+        return rc != LLM_OK ? rc : LLM_ERR_ARG;
+    }
+    *out = ids;
+    *n_out = (int)need;
+    return LLM_OK;
+}
+
+static const char *stop_reason_name(int r) {
+    switch (r) {
+    case 0: return "token limit (-n)";
+    case 1: return "end of sequence";
+    case 2: return "stop string";
+    case 3: return "cancelled";
+    case 4: return "context full";
+    default: return "?";
+    }
+}
+
+/* Contract: loads the model, generates from -p TEXT and streams the text to
+ * stdout; timings go to stderr with --verbose. Returns 0 on success, 1 on
+ * model/engine errors, 2 on usage errors, 130 when interrupted. */
+int app_cmd_generate(int argc, char **argv) {
+    if (app_wants_help(argc, argv)) {
+        fputs(generate_usage, stdout);
+        return 0;
+    }
+    int rc = 1;
+    const char *mflag = NULL, *prompt_arg = NULL, *system = NULL;
+    const char *stops[GEN_MAX_STOP_ARGS];
+    int n_stops = 0;
+    bool chat = false, verbose = false;
+    long n_predict = 128, threads = 0, ctx = 0;
+    llm_sampler_params sp = llm_sampler_default_params();
+    char *stdin_text = NULL, *chat_text = NULL;
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    llm_model *m = NULL;
+    llm_context *c = NULL;
+    struct sigaction old_sa;
+    bool sa_set = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        long lv = 0;
+        if (strcmp(a, "--chat") == 0) { chat = true; continue; }
+        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) { verbose = true; continue; }
+        if (!v) {
+            app_error("generate: %s '%s'", a[0] == '-' ? "missing value for" : "unexpected argument", a);
+            fputs(generate_usage, stderr);
+            rc = 2;
+            goto done;
+        }
+        i++;
+        if (strcmp(a, "-m") == 0) mflag = v;
+        else if (strcmp(a, "-p") == 0) prompt_arg = v;
+        else if (strcmp(a, "--system") == 0) system = v;
+        else if (strcmp(a, "-n") == 0) ok = parse_long(v, -1, 1L << 30, &n_predict);
+        else if (strcmp(a, "--temp") == 0) ok = parse_float(v, -1e9f, 1e9f, &sp.temperature);
+        else if (strcmp(a, "--top-k") == 0) {
+            ok = parse_long(v, 0, 1L << 30, &lv);
+            sp.top_k = (int)lv;
+        }
+        else if (strcmp(a, "--top-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &sp.top_p);
+        else if (strcmp(a, "--min-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &sp.min_p);
+        else if (strcmp(a, "--repeat-penalty") == 0) ok = parse_float(v, 1e-3f, 1e3f, &sp.repeat_penalty);
+        else if (strcmp(a, "--repeat-last-n") == 0) {
+            ok = parse_long(v, 0, 65536, &lv);
+            sp.repeat_last_n = (int)lv;
+        }
+        else if (strcmp(a, "--seed") == 0) ok = parse_u64(v, &sp.seed);
+        else if (strcmp(a, "--threads") == 0) ok = parse_long(v, 1, 256, &threads);
+        else if (strcmp(a, "--ctx") == 0) ok = parse_long(v, 1, 1L << 24, &ctx);
+        else if (strcmp(a, "--stop") == 0) {
+            if (n_stops == GEN_MAX_STOP_ARGS || !*v) {
+                app_error("generate: --stop takes a non-empty text, at most %d times", GEN_MAX_STOP_ARGS);
+                rc = 2;
+                goto done;
+            }
+            stops[n_stops++] = v;
+        } else {
+            app_error("generate: unknown option '%s'", a);
+            fputs(generate_usage, stderr);
+            rc = 2;
+            goto done;
+        }
+        if (!ok) {
+            app_error("generate: bad value '%s' for %s", v, a);
+            rc = 2;
+            goto done;
+        }
+    }
+    const char *path = app_model_path(mflag);
+    if (!path || !prompt_arg) {
+        app_error("generate: %s is required", !path ? "a model (-m or $MRAG_MODEL)" : "a prompt (-p)");
+        fputs(generate_usage, stderr);
+        rc = 2;
+        goto done;
+    }
+    if (system && !chat) {
+        app_error("generate: --system needs --chat");
+        rc = 2;
+        goto done;
+    }
+    const char *prompt = prompt_arg;
+    if (strcmp(prompt_arg, "-") == 0) {
+        if (!(stdin_text = read_all_stdin())) {
+            app_error("generate: cannot read the prompt from stdin");
+            goto done;
+        }
+        prompt = stdin_text;
+    }
+
+    char err[512];
+    llm_model_params mp = llm_model_default_params();
+    if (llm_model_load(path, &mp, &m, err, sizeof err) != LLM_OK) {
+        app_error("%s", err);
+        goto done;
+    }
+    if (chat) {
+        llm_chat_msg msgs[2] = {{"system", system ? system : ""}, {"user", prompt}};
+        chat_text = llm_chat_format(msgs, 2);
+        if (!chat_text) {
+            app_error("generate: cannot format the chat prompt");
+            goto done;
+        }
+    }
+    int trc = chat ? tokenize_all(m, chat_text, false, true, &ids, &n_ids)
+                   : tokenize_all(m, prompt, true, false, &ids, &n_ids);
+    if (trc != LLM_OK) {
+        app_error("generate: cannot tokenize the prompt (%s)", llm_status_str(trc));
+        goto done;
+    }
+    if (n_ids == 0) {
+        app_error("generate: the prompt is empty");
+        rc = 2;
+        goto done;
+    }
+    llm_context_params cp = llm_context_default_params();
+    cp.n_threads = (int)threads;
+    cp.n_ctx = (int)ctx;
+    if (llm_context_new(m, &cp, &c, err, sizeof err) != LLM_OK) {
+        app_error("%s", err);
+        goto done;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa_set = sigaction(SIGINT, &sa, &old_sa) == 0;
+    gen_cancel = 0;
+
+    gen_out out = {0};
+    llm_generate_params gp = llm_generate_default_params();
+    gp.n_predict = (int)n_predict;
+    gp.sampling = sp;
+    gp.stop = n_stops ? stops : NULL;
+    gp.n_stop = n_stops;
+    gp.on_text = write_text;
+    gp.user = &out;
+    gp.cancel = &gen_cancel;
+    gp.continuation = !chat;
+    llm_generate_result res;
+    int grc = llm_generate(c, ids, n_ids, &gp, &res);
+    if (out.bytes > 0 && !out.ends_in_newline && !out.write_failed && isatty(STDOUT_FILENO)) {
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    if (verbose) {
+        fprintf(stderr, "mrag: prompt %d tokens in %.1f ms (%.1f tok/s)\n", res.n_prompt, res.prefill_ms,
+                res.prefill_ms > 0 ? res.n_prompt * 1e3 / res.prefill_ms : 0.0);
+        fprintf(stderr, "mrag: generated %d tokens in %.1f ms (%.1f tok/s); stopped: %s\n", res.n_generated,
+                res.decode_ms, res.decode_ms > 0 ? res.n_generated * 1e3 / res.decode_ms : 0.0,
+                stop_reason_name(res.stop_reason));
+    }
+    if (grc == LLM_ERR_CANCELLED && gen_cancel) {
+        rc = 130;
+        goto done;
+    }
+    if (out.write_failed) {
+        app_error("generate: cannot write to stdout");
+        goto done;
+    }
+    if (grc != LLM_OK) {
+        app_error("%s", llm_context_error(c));
+        goto done;
+    }
+    if (res.stop_reason == 4) fprintf(stderr, "mrag: note: the context is full (see --ctx)\n");
+    rc = 0;
+done:
+    if (sa_set) sigaction(SIGINT, &old_sa, NULL);
+    llm_context_free(c);
+    llm_model_free(m);
+    free(ids);
+    free(chat_text);
+    free(stdin_text);
+    return rc;
+}
