@@ -1,0 +1,725 @@
+/* guard.c — guardrails: loading and compiling rules, checking text per
+ * stage (input, context, output), redaction, streaming output checks and the
+ * JSON-lines audit log. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rag/guard_internal.h"
+
+#define GUARD_STREAM_CTX 64     /* bytes of already-emitted text kept for lookbehind */
+#define QUARANTINE_MARK "[instruction removed]"
+
+rag_guard_params rag_guard_default_params(void) {
+    rag_guard_params p;
+    memset(&p, 0, sizeof p);
+    p.quarantine = RAG_GUARD_QUARANTINE_DROP;
+    p.match_limit = 1000000;
+    p.depth_limit = 10000;
+    p.stream_max_hold = 2048;
+    return p;
+}
+
+const char *rag_guard_stage_name(rag_guard_stage s) {
+    switch (s) {
+    case RAG_GUARD_INPUT: return "input";
+    case RAG_GUARD_CONTEXT: return "context";
+    case RAG_GUARD_OUTPUT: return "output";
+    }
+    return "?";
+}
+
+const char *rag_guard_action_name(rag_guard_action a) {
+    switch (a) {
+    case RAG_GUARD_ALLOW: return "allow";
+    case RAG_GUARD_FLAG: return "flag";
+    case RAG_GUARD_REDACT: return "redact";
+    case RAG_GUARD_BLOCK: return "block";
+    }
+    return "?";
+}
+
+int rag_guard_stage_parse(const char *s) {
+    if (!s) return -1;
+    if (strcmp(s, "input") == 0) return RAG_GUARD_INPUT;
+    if (strcmp(s, "context") == 0) return RAG_GUARD_CONTEXT;
+    if (strcmp(s, "output") == 0) return RAG_GUARD_OUTPUT;
+    return -1;
+}
+
+/* ------------------------------------------------------------ building */
+
+int rag_guard_new(const rag_guard_params *p, rag_guard **out) {
+    if (!out) return RAG_ERR_ARG;
+    *out = NULL;
+    rag_guard *g = calloc(1, sizeof *g);
+    if (!g) return RAG_ERR_NOMEM;
+    g->params = p ? *p : rag_guard_default_params();
+    if (g->params.stream_max_hold == 0) g->params.stream_max_hold = 2048;
+    if (g->params.match_limit == 0) g->params.match_limit = 1000000;
+    if (g->params.depth_limit == 0) g->params.depth_limit = 10000;
+    pthread_mutex_init(&g->audit_mu, NULL);
+    *out = g;
+    return RAG_OK;
+}
+
+void rag_guard_free(rag_guard *g) {
+    if (!g) return;
+    for (size_t i = 0; i < g->n_rules; i++) guard_rule_clear(&g->rules[i]);
+    free(g->rules);
+    if (g->mctx) pcre2_match_context_free(g->mctx);
+    if (g->audit && g->audit_owned) fclose(g->audit);
+    pthread_mutex_destroy(&g->audit_mu);
+    free(g);
+}
+
+const char *rag_guard_errmsg(const rag_guard *g) {
+    return g ? g->err : "";
+}
+
+int rag_guard_add_text(rag_guard *g, const char *name, const char *text, size_t len) {
+    if (!g || (!text && len)) return RAG_ERR_ARG;
+    if (g->compiled) {
+        snprintf(g->err, sizeof g->err, "rules added after rag_guard_compile");
+        return RAG_ERR_ARG;
+    }
+    g->err[0] = 0;
+    return guard_parse_rules(g, name, text ? text : "", len);
+}
+
+/* Reads a rule file of at most GUARD_MAX_FILE_BYTES and parses it. */
+int rag_guard_add_file(rag_guard *g, const char *path) {
+    int rc = RAG_OK;
+    char *buf = NULL;
+    FILE *f = NULL;
+    if (!g || !path) return RAG_ERR_ARG;
+    f = fopen(path, "rb");
+    if (!f) {
+        snprintf(g->err, sizeof g->err, "%.300s: %s", path, strerror(errno));
+        rc = RAG_ERR_IO;
+        goto done;
+    }
+    buf = malloc(GUARD_MAX_FILE_BYTES + 1);
+    if (!buf) { rc = RAG_ERR_NOMEM; goto done; }
+    size_t n = fread(buf, 1, GUARD_MAX_FILE_BYTES + 1, f);
+    if (ferror(f)) {
+        snprintf(g->err, sizeof g->err, "%.300s: read error", path);
+        rc = RAG_ERR_IO;
+        goto done;
+    }
+    if (n > GUARD_MAX_FILE_BYTES) {
+        snprintf(g->err, sizeof g->err, "%.300s: larger than %u bytes", path, GUARD_MAX_FILE_BYTES);
+        rc = RAG_ERR_LIMIT;
+        goto done;
+    }
+    rc = rag_guard_add_text(g, path, buf, n);
+done:
+    if (f) fclose(f);
+    free(buf);
+    return rc;
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds every *.rules file of dir in byte order of the names. */
+int rag_guard_add_dir(rag_guard *g, const char *dir) {
+    int rc = RAG_OK;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    if (!g || !dir) return RAG_ERR_ARG;
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(g->err, sizeof g->err, "%.300s: %s", dir, strerror(errno));
+        return RAG_ERR_IO;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l < 7 || strcmp(de->d_name + l - 6, ".rules") != 0 || de->d_name[0] == '.') continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            char **nn = realloc(names, nc * sizeof *nn);
+            if (!nn) { rc = RAG_ERR_NOMEM; goto done; }
+            names = nn;
+            cap = nc;
+        }
+        if (!(names[n] = strdup(de->d_name))) { rc = RAG_ERR_NOMEM; goto done; }
+        n++;
+    }
+    qsort(names, n, sizeof *names, cmp_names);
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= sizeof path) {
+            snprintf(g->err, sizeof g->err, "%.300s: path too long", dir);
+            rc = RAG_ERR_LIMIT;
+            goto done;
+        }
+        if ((rc = rag_guard_add_file(g, path)) != RAG_OK) goto done;
+    }
+done:
+    closedir(d);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    if (rc == RAG_ERR_NOMEM) snprintf(g->err, sizeof g->err, "%.300s: out of memory", dir);
+    return rc;
+}
+
+/* Compiles every enabled rule (UTF, UCP, invalid UTF never matches) and
+ * JIT-compiles it for complete and partial matching. */
+int rag_guard_compile(rag_guard *g) {
+    if (!g) return RAG_ERR_ARG;
+    if (g->compiled) return RAG_OK;
+    g->mctx = pcre2_match_context_create(NULL);
+    if (!g->mctx) return RAG_ERR_NOMEM;
+    pcre2_set_match_limit(g->mctx, g->params.match_limit);
+    pcre2_set_depth_limit(g->mctx, g->params.depth_limit);
+    pcre2_set_heap_limit(g->mctx, 20000); /* KiB */
+    for (size_t i = 0; i < g->n_rules; i++) {
+        guard_rule *r = &g->rules[i];
+        if (!r->enabled) continue;
+        const char *what = !r->stages ? "stage" : !(r->set & GUARD_F_ACTION) ? "action" : !r->pattern ? "pattern (or terms)" : NULL;
+        if (what) {
+            snprintf(g->err, sizeof g->err, "%.200s: rule '%.100s' has no %s", r->origin ? r->origin : "?", r->id, what);
+            return RAG_ERR_FORMAT;
+        }
+        int errcode;
+        PCRE2_SIZE erroff;
+        r->code = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED,
+                                r->options | PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &errcode, &erroff, NULL);
+        if (!r->code) {
+            PCRE2_UCHAR msg[120];
+            pcre2_get_error_message(errcode, msg, sizeof msg);
+            snprintf(g->err, sizeof g->err, "%.200s: rule '%.100s': pattern error at offset %zu: %.120s",
+                     r->origin ? r->origin : "?", r->id, (size_t)erroff, (const char *)msg);
+            return RAG_ERR_FORMAT;
+        }
+        /* JIT is an optimisation: without it the interpreter runs. */
+        (void)pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
+    }
+    g->compiled = true;
+    return RAG_OK;
+}
+
+/* The default rules folder: $MRAG_GUARDRAILS, ./data/guardrails, or
+ * data/guardrails one to three levels above the executable's folder. */
+static bool find_defaults(char *out, size_t cap) {
+    struct stat st;
+    const char *env = getenv("MRAG_GUARDRAILS");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return true;
+    }
+    if (stat("data/guardrails", &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(out, cap, "data/guardrails");
+        return true;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return false;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return false;
+    *slash = 0;
+    static const char *ups[] = {"/..", "/../..", "/../../.."};
+    for (size_t i = 0; i < 3; i++) {
+        if ((size_t)snprintf(out, cap, "%s%s/data/guardrails", exe, ups[i]) >= cap) return false;
+        if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) return true;
+    }
+    return false;
+}
+
+int rag_guard_load(const rag_guard_params *p, rag_guard **out, char *err, size_t err_cap) {
+    rag_guard_params dp = rag_guard_default_params();
+    if (!p) p = &dp;
+    rag_guard *g = NULL;
+    int rc = rag_guard_new(p, &g);
+    if (err && err_cap) err[0] = 0;
+    if (rc != RAG_OK) goto done;
+    if (!p->no_defaults) {
+        char dir[PATH_MAX];
+        if (p->defaults_dir) snprintf(dir, sizeof dir, "%s", p->defaults_dir);
+        else if (!find_defaults(dir, sizeof dir)) {
+            snprintf(g->err, sizeof g->err,
+                     "default guardrail rules not found (data/guardrails; set MRAG_GUARDRAILS to their folder)");
+            rc = RAG_ERR_IO;
+            goto done;
+        }
+        if ((rc = rag_guard_add_dir(g, dir)) != RAG_OK) goto done;
+    }
+    for (size_t i = 0; i < p->n_rule_dirs; i++) {
+        struct stat st;
+        const char *d = p->rule_dirs[i];
+        if (stat(d, &st) == 0 && S_ISREG(st.st_mode)) rc = rag_guard_add_file(g, d);
+        else rc = rag_guard_add_dir(g, d);
+        if (rc != RAG_OK) goto done;
+    }
+    rc = rag_guard_compile(g);
+done:
+    if (rc != RAG_OK) {
+        if (err && err_cap) snprintf(err, err_cap, "%s", g && g->err[0] ? g->err : "out of memory");
+        rag_guard_free(g);
+        g = NULL;
+    }
+    *out = g;
+    return rc;
+}
+
+size_t rag_guard_rule_count(const rag_guard *g) {
+    size_t n = 0;
+    for (size_t i = 0; g && i < g->n_rules; i++) n += g->rules[i].enabled;
+    return n;
+}
+
+bool rag_guard_rule_info(const rag_guard *g, size_t i, const char **id, unsigned *stages,
+                         rag_guard_action *action, const char **origin) {
+    for (size_t k = 0; g && k < g->n_rules; k++) {
+        if (!g->rules[k].enabled) continue;
+        if (i-- == 0) {
+            if (id) *id = g->rules[k].id;
+            if (stages) *stages = g->rules[k].stages;
+            if (action) *action = g->rules[k].action;
+            if (origin) *origin = g->rules[k].origin;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ audit log */
+
+void rag_guard_set_audit(rag_guard *g, FILE *f) {
+    if (!g) return;
+    pthread_mutex_lock(&g->audit_mu);
+    if (g->audit && g->audit_owned) fclose(g->audit);
+    g->audit = f;
+    g->audit_owned = false;
+    pthread_mutex_unlock(&g->audit_mu);
+}
+
+int rag_guard_open_audit(rag_guard *g, const char *path) {
+    if (!g || !path) return RAG_ERR_ARG;
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        snprintf(g->err, sizeof g->err, "%.300s: %s", path, strerror(errno));
+        return RAG_ERR_IO;
+    }
+    rag_guard_set_audit(g, f);
+    g->audit_owned = true;
+    return RAG_OK;
+}
+
+/* Writes s JSON-escaped; returns false when it does not fit. */
+static bool json_str(char *buf, size_t cap, size_t *n, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    if (*n + 1 >= cap) return false;
+    buf[(*n)++] = '"';
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (*n + 7 >= cap) return false;
+        if (c == '"' || c == '\\') { buf[(*n)++] = '\\'; buf[(*n)++] = (char)c; }
+        else if (c < 0x20) {
+            buf[(*n)++] = '\\'; buf[(*n)++] = 'u'; buf[(*n)++] = '0'; buf[(*n)++] = '0';
+            buf[(*n)++] = hex[c >> 4]; buf[(*n)++] = hex[c & 15];
+        } else buf[(*n)++] = (char)c;
+    }
+    if (*n + 1 >= cap) return false;
+    buf[(*n)++] = '"';
+    return true;
+}
+
+size_t rag_guard_audit_format(const rag_guard_event *ev, char *buf, size_t cap) {
+    struct timespec ts;
+    struct tm tm;
+    char when[40];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t w = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + w, sizeof when - w, ".%03ldZ", ts.tv_nsec / 1000000);
+    size_t n = 0;
+    int k = snprintf(buf, cap, "{\"time\":\"%s\",\"stage\":\"%s\",\"rule\":", when, rag_guard_stage_name(ev->stage));
+    if (k < 0 || (size_t)k >= cap) return 0;
+    n = (size_t)k;
+    if (!json_str(buf, cap, &n, ev->rule_id)) return 0;
+    k = snprintf(buf + n, cap - n, ",\"action\":\"%s\",\"kind\":\"%s\",\"start\":%zu,\"len\":%zu}\n",
+                 rag_guard_action_name(ev->action), ev->kind == RAG_GUARD_EV_LIMIT ? "limit" : "match",
+                 ev->start, ev->end - ev->start);
+    if (k < 0 || (size_t)k >= cap - n) return 0;
+    return n + (size_t)k;
+}
+
+static void audit_events(const rag_guard *gc, const rag_guard_event *ev, size_t n) {
+    rag_guard *g = (rag_guard *)gc; /* the mutex and sink are the only mutable parts */
+    if (!g->audit || n == 0) return;
+    pthread_mutex_lock(&g->audit_mu);
+    if (g->audit) {
+        char line[512];
+        for (size_t i = 0; i < n; i++) {
+            size_t l = rag_guard_audit_format(&ev[i], line, sizeof line);
+            if (l) fwrite(line, 1, l, g->audit);
+        }
+        fflush(g->audit);
+    }
+    pthread_mutex_unlock(&g->audit_mu);
+}
+
+/* ------------------------------------------------------------ scanning */
+
+static int push_event(rag_guard_result *res, const rag_guard_event *ev) {
+    if (res->n_events == res->cap_events) {
+        size_t nc = res->cap_events ? res->cap_events * 2 : 16;
+        rag_guard_event *ne = realloc(res->events, nc * sizeof *ne);
+        if (!ne) return RAG_ERR_NOMEM;
+        res->events = ne;
+        res->cap_events = nc;
+    }
+    res->events[res->n_events++] = *ev;
+    return RAG_OK;
+}
+
+static const guard_rule *rule_of(const rag_guard *g, const rag_guard_event *ev) {
+    for (size_t i = 0; i < g->n_rules; i++)
+        if (g->rules[i].id == ev->rule_id) return &g->rules[i];
+    return NULL;
+}
+
+/* Runs the rules of stage over subj[start..len) and appends events (spans in
+ * subj). With partial set (streams), a match that could still grow past the
+ * end is not reported; *hold gets the earliest start of such a match.
+ * Limit events are appended only for rules whose bit in limit_seen is clear
+ * (when limit_seen is given). */
+static int scan(const rag_guard *g, rag_guard_stage stage, const char *subj, size_t len, size_t start,
+                bool partial, int n_sources, pcre2_match_data *md, rag_guard_result *res, size_t *hold,
+                unsigned char *limit_seen) {
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    int rc;
+    for (size_t i = 0; i < g->n_rules; i++) {
+        const guard_rule *r = &g->rules[i];
+        if (!r->enabled || !r->code || !(r->stages & (1u << stage))) continue;
+        rag_guard_action act = r->action;
+        if (stage == RAG_GUARD_CONTEXT && act == RAG_GUARD_BLOCK && g->params.quarantine == RAG_GUARD_QUARANTINE_KEEP)
+            act = RAG_GUARD_REDACT;
+        size_t off = start;
+        while (off <= len) {
+            int m = pcre2_match(r->code, (PCRE2_SPTR)subj, len, off, partial ? PCRE2_PARTIAL_HARD : 0, md, g->mctx);
+            if (m == PCRE2_ERROR_NOMATCH) break;
+            if (m == PCRE2_ERROR_PARTIAL) {
+                if (hold && ov[0] < *hold) *hold = ov[0];
+                break;
+            }
+            if (m < 0) {
+                /* match/depth/heap/JIT-stack limit (or another matching
+                 * error): report it, do not retry this rule on this text */
+                if (!limit_seen || !(limit_seen[i / 8] & (1u << (i % 8)))) {
+                    if (limit_seen) limit_seen[i / 8] |= (unsigned char)(1u << (i % 8));
+                    rag_guard_event ev = {RAG_GUARD_EV_LIMIT, r->id, r->message ? r->message : r->id, stage,
+                                          g->params.limit_blocks ? RAG_GUARD_BLOCK : RAG_GUARD_FLAG, off, off};
+                    if ((rc = push_event(res, &ev)) != RAG_OK) return rc;
+                }
+                break;
+            }
+            size_t s = ov[0], e = ov[1];
+            if (e <= s) { /* empty match: step over one character */
+                off = s + 1;
+                while (off < len && ((unsigned char)subj[off] & 0xC0) == 0x80) off++;
+                continue;
+            }
+            size_t acc = e - s;
+            if (guard_validate(r->validator, subj + s, e - s, n_sources, &acc)) {
+                rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, stage, act, s, s + acc};
+                if ((rc = push_event(res, &ev)) != RAG_OK) return rc;
+                off = s + acc;
+            } else {
+                off = e;
+            }
+        }
+    }
+    return RAG_OK;
+}
+
+static int cmp_events(const void *a, const void *b) {
+    const rag_guard_event *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->end != y->end) return x->end > y->end ? -1 : 1;   /* longer first */
+    if (x->action != y->action) return x->action > y->action ? -1 : 1;
+    return strcmp(x->rule_id, y->rule_id);
+}
+
+/* Sorts events and drops redactions wholly inside an earlier redaction
+ * (they change nothing and would only repeat in the log). */
+static void normalize_events(rag_guard_result *res) {
+    qsort(res->events, res->n_events, sizeof *res->events, cmp_events);
+    size_t k = 0, cover_end = 0;
+    bool have = false;
+    for (size_t i = 0; i < res->n_events; i++) {
+        rag_guard_event *e = &res->events[i];
+        if (e->kind == RAG_GUARD_EV_MATCH && e->action == RAG_GUARD_REDACT) {
+            if (have && e->end <= cover_end) continue;
+            if (!have || e->end > cover_end) cover_end = e->end;
+            have = true;
+        }
+        res->events[k++] = *e;
+    }
+    res->n_events = k;
+}
+
+/* Replacement text of a redaction event. */
+static const char *replacement_of(const rag_guard *g, const rag_guard_event *ev, char *tmp, size_t cap) {
+    const guard_rule *r = rule_of(g, ev);
+    if (r && r->replacement) return r->replacement;
+    if (ev->stage == RAG_GUARD_CONTEXT && r && r->action == RAG_GUARD_BLOCK) return QUARANTINE_MARK;
+    size_t n = (size_t)snprintf(tmp, cap, "[REDACTED:");
+    for (const char *p = ev->rule_id; *p && n + 2 < cap; p++) tmp[n++] = (char)((*p >= 'a' && *p <= 'z') ? *p - 32 : *p);
+    tmp[n++] = ']';
+    tmp[n] = 0;
+    return tmp;
+}
+
+typedef struct { char *p; size_t n, cap; } strbuf;
+
+static int sb_put(strbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 256;
+        while (nc < b->n + n + 1) nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) return RAG_ERR_NOMEM;
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return RAG_OK;
+}
+
+/* Appends text[from..to) to out with every redaction event (sorted, spans
+ * relative to text) inside it replaced; overlapping redactions merge and
+ * take the replacement of the earliest. */
+static int rewrite(const rag_guard *g, const char *text, size_t from, size_t to, const rag_guard_event *ev,
+                   size_t n_ev, strbuf *out) {
+    int rc = RAG_OK;
+    size_t pos = from;
+    char tmp[GUARD_MAX_ID + 16];
+    for (size_t i = 0; i < n_ev && rc == RAG_OK; i++) {
+        const rag_guard_event *e = &ev[i];
+        if (e->kind != RAG_GUARD_EV_MATCH || e->action != RAG_GUARD_REDACT) continue;
+        if (e->start < pos || e->end > to || e->start < from) continue; /* merged or outside */
+        size_t end = e->end;
+        for (size_t j = i + 1; j < n_ev; j++)
+            if (ev[j].kind == RAG_GUARD_EV_MATCH && ev[j].action == RAG_GUARD_REDACT && ev[j].start < end && ev[j].end > end && ev[j].end <= to)
+                end = ev[j].end;
+        if ((rc = sb_put(out, text + pos, e->start - pos)) != RAG_OK) break;
+        const char *rep = replacement_of(g, e, tmp, sizeof tmp);
+        rc = sb_put(out, rep, strlen(rep));
+        pos = end;
+    }
+    if (rc == RAG_OK) rc = sb_put(out, text + pos, to - pos);
+    return rc;
+}
+
+static void summarize(rag_guard_result *res) {
+    res->action = RAG_GUARD_ALLOW;
+    res->message = NULL;
+    for (size_t i = 0; i < res->n_events; i++) {
+        if (res->events[i].action > res->action) {
+            res->action = res->events[i].action;
+            res->message = res->events[i].message;
+        }
+    }
+}
+
+void rag_guard_result_release(rag_guard_result *res) {
+    if (!res) return;
+    free(res->text);
+    free(res->events);
+    memset(res, 0, sizeof *res);
+}
+
+/* Context stage: a passage is quarantined when a rule whose own action is
+ * block fired (in KEEP mode its action became redact). */
+static bool any_quarantine(const rag_guard *g, const rag_guard_result *res) {
+    for (size_t i = 0; i < res->n_events; i++) {
+        const rag_guard_event *e = &res->events[i];
+        if (e->stage != RAG_GUARD_CONTEXT || e->kind != RAG_GUARD_EV_MATCH) continue;
+        const guard_rule *r = rule_of(g, e);
+        if (r && r->action == RAG_GUARD_BLOCK) return true;
+    }
+    return false;
+}
+
+int rag_guard_check(const rag_guard *g, rag_guard_stage stage, const char *text, size_t len,
+                    int n_sources, rag_guard_result *res) {
+    int rc = RAG_OK;
+    pcre2_match_data *md = NULL;
+    strbuf out = {0};
+    if (!res) return RAG_ERR_ARG;
+    memset(res, 0, sizeof *res);
+    if (!g || !g->compiled || (!text && len) || stage > RAG_GUARD_OUTPUT) return RAG_ERR_ARG;
+    if (!text) text = "";
+    md = pcre2_match_data_create(1, NULL);
+    if (!md) { rc = RAG_ERR_NOMEM; goto done; }
+    if ((rc = scan(g, stage, text, len, 0, false, n_sources, md, res, NULL, NULL)) != RAG_OK) goto done;
+    normalize_events(res);
+    summarize(res);
+    res->quarantined = stage == RAG_GUARD_CONTEXT && any_quarantine(g, res);
+    if ((rc = rewrite(g, text, 0, len, res->events, res->n_events, &out)) != RAG_OK) goto done;
+    if (!out.p && (rc = sb_put(&out, "", 0)) != RAG_OK) goto done;
+    res->text = out.p;
+    res->text_len = out.n;
+    out.p = NULL;
+    audit_events(g, res->events, res->n_events);
+done:
+    free(out.p);
+    if (md) pcre2_match_data_free(md);
+    if (rc != RAG_OK) rag_guard_result_release(res);
+    return rc;
+}
+
+/* ------------------------------------------------------------ streams */
+
+struct rag_guard_stream {
+    const rag_guard *g;
+    rag_guard_stage stage;
+    int n_sources;
+    pcre2_match_data *md;
+    strbuf buf;             /* [0, ctx) emitted context, [ctx, n) pending */
+    size_t ctx;
+    size_t consumed;        /* stream offset of buf[ctx] */
+    strbuf out;             /* what the last call emits */
+    rag_guard_result res;   /* events so far, absolute spans */
+    rag_guard_result tmp;   /* events of one scan */
+    unsigned char *limit_seen;
+    bool blocked;
+};
+
+int rag_guard_stream_new(const rag_guard *g, rag_guard_stage stage, int n_sources, rag_guard_stream **out) {
+    if (!out) return RAG_ERR_ARG;
+    *out = NULL;
+    if (!g || !g->compiled || stage > RAG_GUARD_OUTPUT) return RAG_ERR_ARG;
+    rag_guard_stream *s = calloc(1, sizeof *s);
+    if (!s) return RAG_ERR_NOMEM;
+    s->g = g;
+    s->stage = stage;
+    s->n_sources = n_sources;
+    s->md = pcre2_match_data_create(1, NULL);
+    s->limit_seen = calloc(g->n_rules / 8 + 1, 1);
+    if (!s->md || !s->limit_seen || sb_put(&s->buf, "", 0) != RAG_OK || sb_put(&s->out, "", 0) != RAG_OK) {
+        rag_guard_stream_free(s);
+        return RAG_ERR_NOMEM;
+    }
+    *out = s;
+    return RAG_OK;
+}
+
+void rag_guard_stream_free(rag_guard_stream *s) {
+    if (!s) return;
+    if (s->md) pcre2_match_data_free(s->md);
+    free(s->buf.p);
+    free(s->out.p);
+    free(s->limit_seen);
+    rag_guard_result_release(&s->res);
+    rag_guard_result_release(&s->tmp);
+    free(s);
+}
+
+const rag_guard_result *rag_guard_stream_result(const rag_guard_stream *s) {
+    return s ? &s->res : NULL;
+}
+
+/* Scans the pending text, emits what is final (redacted) and keeps the rest.
+ * final: the stream ended, nothing can grow any more. */
+static int stream_process(rag_guard_stream *s, bool final) {
+    int rc;
+    const rag_guard *g = s->g;
+    size_t len = s->buf.n, hold = len;
+    s->tmp.n_events = 0;
+    s->out.n = 0;
+    s->out.p[0] = 0;
+    rc = scan(g, s->stage, s->buf.p, len, s->ctx, !final, s->n_sources, s->md, &s->tmp, &hold, s->limit_seen);
+    if (rc != RAG_OK) return rc;
+    normalize_events(&s->tmp);
+    size_t cut = final ? len : hold;
+    size_t max_hold = g->params.stream_max_hold;
+    bool forced = false;
+    if (len - cut > max_hold) { cut = len - max_hold; forced = true; }
+    /* never cut through a (final) match: back to its start, or, when that
+     * would hold more than allowed, forward to its end */
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (size_t i = 0; i < s->tmp.n_events; i++) {
+            const rag_guard_event *e = &s->tmp.events[i];
+            if (e->start < cut && e->end > cut) {
+                cut = (forced && len - e->start > max_hold) ? e->end : e->start;
+                moved = true;
+            }
+        }
+    }
+    while (cut > s->ctx && cut < len && ((unsigned char)s->buf.p[cut] & 0xC0) == 0x80) cut--;
+    /* keep events that are final: inside the emitted part, and limits */
+    size_t k = 0;
+    bool block = false;
+    for (size_t i = 0; i < s->tmp.n_events; i++) {
+        rag_guard_event e = s->tmp.events[i];
+        if (e.kind == RAG_GUARD_EV_MATCH && e.end > cut && e.action != RAG_GUARD_BLOCK) continue;
+        if (e.action == RAG_GUARD_BLOCK) block = true;
+        s->tmp.events[k++] = e;
+    }
+    s->tmp.n_events = k;
+    if (!block && (rc = rewrite(g, s->buf.p, s->ctx, cut, s->tmp.events, k, &s->out)) != RAG_OK) return rc;
+    /* record events with stream offsets */
+    size_t first = s->res.n_events;
+    for (size_t i = 0; i < k; i++) {
+        rag_guard_event e = s->tmp.events[i];
+        e.start = e.start - s->ctx + s->consumed;
+        e.end = e.end - s->ctx + s->consumed;
+        if ((rc = push_event(&s->res, &e)) != RAG_OK) return rc;
+    }
+    audit_events(g, s->res.events + first, s->res.n_events - first);
+    summarize(&s->res);
+    s->res.quarantined = s->stage == RAG_GUARD_CONTEXT && any_quarantine(g, &s->res);
+    if (block) {
+        s->blocked = true;
+        s->out.n = 0;
+        s->out.p[0] = 0;
+        return RAG_ERR_BLOCKED;
+    }
+    /* keep GUARD_STREAM_CTX bytes of emitted text for lookbehind */
+    s->consumed += cut - s->ctx;
+    size_t keep_from = cut > GUARD_STREAM_CTX ? cut - GUARD_STREAM_CTX : 0;
+    memmove(s->buf.p, s->buf.p + keep_from, len - keep_from);
+    s->buf.n = len - keep_from;
+    s->buf.p[s->buf.n] = 0;
+    s->ctx = cut - keep_from;
+    return RAG_OK;
+}
+
+int rag_guard_stream_feed(rag_guard_stream *s, const char *piece, size_t len, const char **out, size_t *out_len) {
+    int rc;
+    if (!s || !out || !out_len || (!piece && len)) return RAG_ERR_ARG;
+    *out = "";
+    *out_len = 0;
+    if (s->blocked) return RAG_ERR_BLOCKED;
+    if (len && (rc = sb_put(&s->buf, piece, len)) != RAG_OK) return rc;
+    if ((rc = stream_process(s, false)) != RAG_OK) return rc;
+    *out = s->out.p;
+    *out_len = s->out.n;
+    return RAG_OK;
+}
+
+int rag_guard_stream_finish(rag_guard_stream *s, const char **out, size_t *out_len) {
+    int rc;
+    if (!s || !out || !out_len) return RAG_ERR_ARG;
+    *out = "";
+    *out_len = 0;
+    if (s->blocked) return RAG_ERR_BLOCKED;
+    if ((rc = stream_process(s, true)) != RAG_OK) return rc;
+    *out = s->out.p;
+    *out_len = s->out.n;
+    return RAG_OK;
+}

@@ -1,0 +1,75 @@
+/* guard_internal.h — guardrail internals shared by rag/guard*.c (not public). */
+#ifndef MRAG_GUARD_INTERNAL_H
+#define MRAG_GUARD_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <pthread.h>
+
+#include "rag/rag.h"
+
+/* Limits on rule files: they are user input. */
+#define GUARD_MAX_FILE_BYTES (4u << 20)   /* one rule file */
+#define GUARD_MAX_VALUE (64u << 10)       /* one value (pattern, terms...) */
+#define GUARD_MAX_ID 128
+#define GUARD_MAX_RULES 4096
+#define GUARD_MAX_TERMS 10000
+
+typedef enum {
+    GUARD_V_NONE = 0,
+    GUARD_V_LUHN,
+    GUARD_V_IBAN,
+    GUARD_V_STEUER_ID,
+    GUARD_V_IPV4,
+    GUARD_V_IPV6,
+    GUARD_V_PHONE,
+    GUARD_V_EMAIL,
+    GUARD_V_CITATION,
+} guard_validator;
+
+enum {
+    GUARD_F_STAGE = 1, GUARD_F_ACTION = 2, GUARD_F_PATTERN = 4, GUARD_F_FLAGS = 8,
+    GUARD_F_MESSAGE = 16, GUARD_F_REPLACEMENT = 32, GUARD_F_VALIDATOR = 64, GUARD_F_ENABLED = 128,
+};
+
+typedef struct {
+    char *id;
+    unsigned stages;              /* 1 << rag_guard_stage */
+    rag_guard_action action;
+    char *pattern;                /* PCRE2 source (built from terms when given) */
+    uint32_t options;             /* PCRE2 compile options from flags */
+    char *message;
+    char *replacement;            /* NULL: "[REDACTED:<ID>]" */
+    guard_validator validator;
+    bool enabled;
+    char *origin;                 /* "file:line" of the rule's start */
+    unsigned set;                 /* GUARD_F_* fields given (parse time) */
+    pcre2_code *code;
+} guard_rule;
+
+struct rag_guard {
+    rag_guard_params params;
+    guard_rule *rules;
+    size_t n_rules, cap_rules;
+    bool compiled;
+    pcre2_match_context *mctx;
+    char err[640];
+    /* audit sink */
+    pthread_mutex_t audit_mu;
+    FILE *audit;
+    bool audit_owned;
+};
+
+/* Validator lookup by name; GUARD_V_NONE with *ok=false when unknown. */
+guard_validator guard_validator_by_name(const char *name, size_t len, bool *ok);
+const char *guard_validator_name(guard_validator v);
+/* Runs validator v on a candidate s[0..len). May shorten the accepted span
+ * (*acc_len <= len), e.g. an IBAN followed by another group of digits.
+ * n_sources is used by the citation validator. */
+bool guard_validate(guard_validator v, const char *s, size_t len, int n_sources, size_t *acc_len);
+
+/* Rule file parsing (rag/guard_rules.c): parses text into g's rule list. */
+int guard_parse_rules(rag_guard *g, const char *name, const char *text, size_t len);
+void guard_rule_clear(guard_rule *r);
+
+#endif
