@@ -1,0 +1,268 @@
+/* index.h — mrag's storage layer: SQLite (documents, chunks, vectors, FTS5,
+ * meta) plus a FAISS index that caches the vectors. The one public header of
+ * index/; usable without llm/ and rag/.
+ *
+ * An index is a folder:  DIR/mrag.sqlite   source of truth (WAL mode)
+ *                        DIR/faiss.index   FAISS cache of the vectors
+ *                        DIR/mrag.lock     single-writer lock
+ *
+ * Every function that can fail returns an idx_status (0 = IDX_OK, negative =
+ * error) and keeps a message naming the index file and the problem, read with
+ * idx_errmsg(). Nothing here prints or exits. A store handle is used by one
+ * thread at a time.
+ *
+ * Writes happen in transactions. Between idx_begin() and idx_commit() any
+ * number of idx_doc_put / idx_doc_delete calls may run; they become visible
+ * (in SQLite, FTS5 and the in-memory FAISS index) together at commit, or not
+ * at all. Outside a transaction each write call commits on its own. The FAISS
+ * file is written only by idx_save(), at points the caller chooses (e.g. every
+ * N documents and at the end); a stale or missing file is rebuilt from SQLite
+ * on the next open, so a crash loses at most the uncommitted transaction. */
+#ifndef MRAG_INDEX_H
+#define MRAG_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes. The list only ever grows. */
+typedef enum {
+    IDX_OK = 0,
+    IDX_ERR_ARG = -1,       /* bad argument (NULL, wrong dimension, NaN...) */
+    IDX_ERR_NOMEM = -2,
+    IDX_ERR_IO = -3,        /* file system error (folder, lock, FAISS file) */
+    IDX_ERR_SQLITE = -4,    /* SQLite reported an error */
+    IDX_ERR_FAISS = -5,     /* FAISS reported an error */
+    IDX_ERR_NOTFOUND = -6,  /* no such document / chunk / meta key */
+    IDX_ERR_STATE = -7,     /* call not allowed now (e.g. idx_save in a transaction) */
+    IDX_ERR_SCHEMA = -8,    /* database schema newer than this program, or not ours */
+    IDX_ERR_MISMATCH = -9,  /* vector dimension / embedding fingerprint differs */
+    IDX_ERR_BUSY = -10,     /* another process holds the writer lock */
+    IDX_ERR_READONLY = -11, /* write call on a store opened read-only */
+} idx_status;
+
+/* Human-readable name of a status code ("IDX_ERR_SQLITE"). Static string. */
+const char *idx_status_name(int status);
+
+typedef struct idx_store idx_store;
+
+typedef struct {
+    /* FAISS index type, as a FAISS factory string without the id map:
+     * "Flat" (exact inner product, default), "HNSW32", "IVF1024,Flat", ...
+     * NULL keeps the type recorded in the index (or "Flat" for a new one);
+     * a different type than the recorded one is recorded and the FAISS index
+     * rebuilt. */
+    const char *faiss_factory;
+    bool read_only;         /* no writes, no lock, FAISS file never written */
+    int busy_timeout_ms;    /* SQLite busy timeout (default 5000) */
+    int ivf_nprobe;         /* IVF lists probed per query (default 16) */
+    int hnsw_ef_search;     /* HNSW efSearch (default 64; raised to k) */
+} idx_params;
+
+idx_params idx_default_params(void);
+
+/* Opens or creates the index folder `dir` (created if missing, parent must
+ * exist). Creates or migrates the schema, takes the writer lock, and loads the
+ * FAISS file — rebuilding it from SQLite when it is missing, corrupt, of
+ * another generation or of another type (see idx_notice()).
+ * *out is set to a handle even when the call fails (unless memory runs out),
+ * so idx_errmsg() can explain; close it with idx_close() in every case. */
+int idx_open(const char *dir, const idx_params *params, idx_store **out);
+
+/* Closes the store (rolls back an open transaction; does NOT save the FAISS
+ * file — call idx_save first). NULL is a no-op. */
+void idx_close(idx_store *s);
+
+/* Last error message (names the file and the problem), "" when none.
+ * Borrowed, valid until the next call on s. */
+const char *idx_errmsg(const idx_store *s);
+
+/* Message about something the caller may want to show that is not an error,
+ * e.g. "faiss.index was stale (generation 4, database at 7): rebuilt 1234
+ * vectors from mrag.sqlite". NULL when there is none. Borrowed, valid until
+ * the next call on s. */
+const char *idx_notice(const idx_store *s);
+
+/* ------------------------------------------------------------ transactions */
+
+int idx_begin(idx_store *s);
+/* Commits SQLite, then applies the vector changes to the in-memory FAISS
+ * index. On failure the transaction is rolled back. */
+int idx_commit(idx_store *s);
+int idx_rollback(idx_store *s);
+bool idx_in_transaction(const idx_store *s);
+
+/* Writes the FAISS index atomically (temp file, fsync, rename, fsync folder)
+ * if it changed since the last save. Not allowed inside a transaction. */
+int idx_save(idx_store *s);
+
+/* Rebuilds the in-memory FAISS index from the vectors in SQLite (retraining
+ * IVF), then saves it. */
+int idx_rebuild(idx_store *s);
+
+/* ------------------------------------------------------------ documents */
+
+/* A document. As input (idx_doc_put) the caller owns the strings. As output
+ * (idx_doc_get, idx_doc_list, idx_chunk_get) the strings point into storage
+ * owned by the struct: release it with idx_doc_release(). */
+typedef struct {
+    int64_t id;             /* assigned by the store (output) */
+    const char *uri;        /* unique key: path relative to a source, or URL */
+    const char *title;      /* NULL = "" */
+    const char *type;       /* "md", "html", "pdf", "txt", ...; NULL = "" */
+    int64_t size;           /* bytes of the source file */
+    int64_t mtime_ns;       /* modification time, nanoseconds since epoch */
+    char sha256[65];        /* lowercase hex of the content, or "" */
+    /* Access groups, comma-separated ("hr,finance"); NULL or "" = public.
+     * Names are trimmed; at most 64 groups of at most 128 bytes, no commas. */
+    const char *groups;
+    const char *status;     /* "ok" (NULL = "ok") or e.g. "failed: binary file" */
+    int64_t n_chunks;       /* output only */
+    int64_t indexed_at;     /* output only: unix seconds of the last put/touch */
+    void *priv_;            /* internal: owned storage of an output struct */
+} idx_doc;
+
+/* Frees what an output idx_doc owns and zeroes it. Safe on a zeroed struct. */
+void idx_doc_release(idx_doc *d);
+
+/* A chunk of a document. As input, strings are borrowed from the caller. */
+typedef struct {
+    int64_t id;             /* assigned by the store (output) */
+    int64_t doc_id;         /* output */
+    int ordinal;            /* 0, 1, 2... within the document */
+    const char *text;       /* UTF-8, text_len bytes */
+    size_t text_len;
+    const char *heading;    /* heading path, e.g. "Install > Linux"; NULL = "" */
+    int64_t byte_start, byte_end;   /* span in the extracted text */
+    int line_start, line_end;       /* 1-based lines, 0 when not applicable */
+    int page;               /* 1-based page (PDF), 0 when not applicable */
+    int n_tokens;
+    void *priv_;            /* internal: owned storage of an output struct */
+} idx_chunk;
+
+void idx_chunk_release(idx_chunk *c);
+
+/* Inserts or replaces the document doc->uri with exactly these chunks: its
+ * old chunks leave SQLite, FTS5 and FAISS, the new ones go in with their
+ * vectors. `vectors` holds n_chunks * dim float32 (L2-normalised by the
+ * caller), or is NULL (then dim is ignored) for a document stored without
+ * vectors, e.g. a failed one. The first vectors ever stored fix the index
+ * dimension; another dim later is IDX_ERR_MISMATCH. Sets doc->id and, when
+ * chunk_ids is not NULL, chunk_ids[i] to the id of chunk i. */
+int idx_doc_put(idx_store *s, idx_doc *doc, const idx_chunk *chunks, size_t n_chunks,
+                const float *vectors, int dim, int64_t *chunk_ids);
+
+/* Looks a document up by URI. IDX_ERR_NOTFOUND when absent. Release *out. */
+int idx_doc_get(idx_store *s, const char *uri, idx_doc *out);
+
+/* Updates size, mtime_ns (and indexed_at) of an unchanged document whose file
+ * was touched (same sha256): no re-embedding needed. */
+int idx_doc_touch(idx_store *s, const char *uri, int64_t size, int64_t mtime_ns);
+
+/* Renames a document (a moved file with the same content keeps its chunks and
+ * vectors). IDX_ERR_NOTFOUND when old_uri is absent, IDX_ERR_ARG when new_uri
+ * exists already. */
+int idx_doc_rename(idx_store *s, const char *old_uri, const char *new_uri);
+
+/* Deletes a document and its chunks from SQLite, FTS5 and FAISS.
+ * IDX_ERR_NOTFOUND when absent. */
+int idx_doc_delete(idx_store *s, const char *uri);
+
+/* Lists documents whose URI starts with uri_prefix (NULL = all), ordered by
+ * URI. *docs is owned: free with idx_doc_list_free(*docs, *n). */
+int idx_doc_list(idx_store *s, const char *uri_prefix, idx_doc **docs, size_t *n);
+void idx_doc_list_free(idx_doc *docs, size_t n);
+
+/* Fetches a chunk and (if doc is not NULL) its document, for display and
+ * citations. IDX_ERR_NOTFOUND when absent. Release both. */
+int idx_chunk_get(idx_store *s, int64_t chunk_id, idx_chunk *chunk, idx_doc *doc);
+
+/* Copies the stored vector of a chunk into out[dim]. */
+int idx_chunk_vector(idx_store *s, int64_t chunk_id, float *out, int dim);
+
+/* ------------------------------------------------------------ search */
+
+typedef struct {
+    int64_t chunk_id;
+    float score;            /* dense: inner product; bm25: -bm25() (higher is better) */
+} idx_hit;
+
+/* Access-group filter: a document is visible when it has no groups (public)
+ * or shares at least one group with `groups`. NULL filter = everything. */
+typedef struct {
+    const char *const *groups;
+    size_t n_groups;
+} idx_filter;
+
+/* Dense search: the k chunks whose vectors have the highest inner product
+ * with query[dim]. Writes up to k hits (best first) and their count. With a
+ * filter, results are filtered before they are cut to k (FAISS is asked for
+ * more until k visible hits are found or the index is exhausted), so hidden
+ * documents never starve the result. */
+int idx_search_dense(idx_store *s, const float *query, int dim, int k,
+                     const idx_filter *filter, idx_hit *hits, int *n_hits);
+
+/* BM25 search over chunk text and heading with FTS5. The query is free user
+ * text (query_len bytes, may hold NUL or invalid UTF-8): it is reduced to its
+ * words, each quoted, OR-ed together (with ß/ss spelling variants), so no
+ * input can produce an FTS5 syntax error or operator. An empty word list
+ * gives 0 hits. */
+int idx_search_bm25(idx_store *s, const char *query, size_t query_len, int k,
+                     const idx_filter *filter, idx_hit *hits, int *n_hits);
+
+/* The FTS5 query idx_search_bm25 would run for this text (for tests and
+ * --explain). Owned, free(); "" when the text holds no words; NULL on OOM. */
+char *idx_fts_query(const char *query, size_t query_len);
+
+/* ------------------------------------------------------------ meta */
+
+/* Free-form key/value metadata. Keys starting with "idx." are reserved. */
+int idx_meta_set(idx_store *s, const char *key, const char *value);
+/* *value is owned (free()); IDX_ERR_NOTFOUND when the key is absent. */
+int idx_meta_get(idx_store *s, const char *key, char **value);
+
+/* Which embedding built the vectors. */
+typedef struct {
+    char model_sha256[65];  /* lowercase hex of the model file */
+    int layer;              /* hidden-state layer used (-1 = final norm) */
+    char pooling[16];       /* "mean", "last", ... */
+    int dim;
+} idx_fingerprint;
+
+/* Records the fingerprint. IDX_ERR_MISMATCH if vectors of another dimension
+ * are stored already, or if a different fingerprint is recorded and the
+ * index holds vectors (re-ingest into a fresh index instead). */
+int idx_fingerprint_set(idx_store *s, const idx_fingerprint *fp);
+/* IDX_ERR_NOTFOUND when none is recorded. */
+int idx_fingerprint_get(idx_store *s, idx_fingerprint *fp);
+/* IDX_OK when fp equals the recorded one (or none is recorded);
+ * IDX_ERR_MISMATCH with a message naming the differing fields otherwise. */
+int idx_fingerprint_check(idx_store *s, const idx_fingerprint *fp);
+
+/* ------------------------------------------------------------ stats */
+
+typedef struct {
+    int64_t documents;
+    int64_t chunks;
+    int64_t vectors;            /* rows in the vectors table */
+    int64_t fts_rows;           /* distinct rows in the FTS5 index itself */
+    int64_t faiss_ntotal;       /* live ids in the FAISS index */
+    int64_t generation;         /* of the last committed vector change */
+    int64_t faiss_generation;   /* the in-memory FAISS index reflects */
+    int64_t saved_generation;   /* of the FAISS file (-1 = none) */
+    int dim;                    /* 0 until vectors are stored */
+    char faiss_type[64];        /* "Flat", "HNSW32", ... */
+} idx_counts;
+
+/* Counts rows everywhere (scans the FTS5 index: O(index size)). */
+int idx_get_counts(idx_store *s, idx_counts *c);
+
+/* Diagnostics for tests: the sorted live ids of the FAISS index, and the
+ * sorted chunk ids with a vector in SQLite. Owned arrays, free(). */
+int idx_debug_faiss_ids(idx_store *s, int64_t **ids, size_t *n);
+int idx_debug_vector_ids(idx_store *s, int64_t **ids, size_t *n);
+/* Runs PRAGMA integrity_check and FTS5's integrity-check against the chunks
+ * table; IDX_OK when both pass, else IDX_ERR_SQLITE with the findings. */
+int idx_check(idx_store *s);
+
+#endif

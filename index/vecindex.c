@@ -1,0 +1,548 @@
+/* vecindex.c — the FAISS side of the store: an IndexIDMap2 over the
+ * configured type, kept in step with SQLite by generation, rebuilt from the
+ * vectors table when stale, saved atomically with a checked header. */
+#include "index/idx_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/IndexIVF_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
+#include <faiss/c_api/error_c.h>
+#include <faiss/c_api/impl/AuxIndexStructures_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
+#include <faiss/c_api/utils/distances_c.h>
+
+/* FAISS file layout (host byte order, x86-64 little endian):
+ *   0  "MRAGFAIS"         8  u32 version (1)    12 u32 dim
+ *  16  i64 generation    24  char uuid[32]      56 char factory[64]
+ * 120  u32 standin      124  u32 reserved      128 u64 n_tombstones
+ * 136  u64 payload_len  144  u64 checksum of tombstones + payload
+ * 152  i64 tombstones[n_tombstones], then the faiss_write_index bytes. */
+#define VF_MAGIC "MRAGFAIS"
+#define VF_VERSION 1u
+#define VF_HEADER 152
+#define VF_BATCH 4096
+/* Below this many vectors per IVF list FAISS warns and clusters poorly. */
+#define VF_MIN_PER_LIST 39
+/* Training types without lists (PQ...) wait for this many vectors. */
+#define VF_MIN_TRAIN_OTHER 10000
+/* HNSW tombstones above this share of the index trigger a rebuild at save. */
+#define VF_TOMB_REBUILD_FRACTION 0.10
+
+int idx_faiss_err(idx_store *s, int frc, const char *what) {
+    const char *e = faiss_get_last_error();
+    return idx_err(s, IDX_ERR_FAISS, "FAISS %s failed (code %d): %.600s", what, frc, e ? e : "no message");
+}
+
+/* 64-bit checksum over bytes: multiply-xor per 8-byte word (detects torn or
+ * bit-flipped files; not cryptographic). */
+static uint64_t checksum(uint64_t h, const unsigned char *p, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+void idx_vec_free(idx_vec *v) {
+    if (v->index) faiss_Index_free(v->index);
+    v->index = NULL;
+    free(v->tomb);
+    v->tomb = NULL;
+    v->n_tomb = v->cap_tomb = 0;
+}
+
+int64_t idx_vec_ntotal(const idx_store *s) {
+    if (!s->vec.index) return 0;
+    return (int64_t)faiss_Index_ntotal(s->vec.index) - (int64_t)s->vec.n_tomb;
+}
+
+/* Applies nprobe / efSearch to types that have them. */
+static void set_search_params(idx_store *s, FaissIndex *ix, int64_t k) {
+    if (strstr(s->factory, "IVF") == NULL && strstr(s->factory, "HNSW") == NULL) return;
+    FaissParameterSpace *ps = NULL;
+    if (faiss_ParameterSpace_new(&ps) != 0) return;
+    if (strstr(s->factory, "IVF")) faiss_ParameterSpace_set_index_parameter(ps, ix, "nprobe", s->params.ivf_nprobe);
+    if (strstr(s->factory, "HNSW")) {
+        double ef = s->params.hnsw_ef_search > k ? s->params.hnsw_ef_search : (double)k;
+        faiss_ParameterSpace_set_index_parameter(ps, ix, "efSearch", ef);
+    }
+    faiss_ParameterSpace_free(ps);
+}
+
+/* Creates an empty "IDMap2,<type>" index of dimension dim (type = the
+ * configured factory, or Flat when standin). Reports whether the real type
+ * needs training, with how many vectors, and whether it can remove ids. */
+static int make_index(idx_store *s, int dim, bool standin, FaissIndex **out, int64_t *train_min, bool *removable) {
+    char desc[96];
+    snprintf(desc, sizeof desc, "IDMap2,%s", standin ? "Flat" : s->factory);
+    FaissIndex *ix = NULL;
+    int frc = faiss_index_factory(&ix, dim, desc, METRIC_INNER_PRODUCT);
+    if (frc) return idx_faiss_err(s, frc, "index_factory");
+    if (train_min) {
+        *train_min = 0;
+        if (!faiss_Index_is_trained(ix)) {
+            FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(ix);
+            FaissIndexIVF *ivf = m ? faiss_IndexIVF_cast(faiss_IndexIDMap2_sub_index(m)) : NULL;
+            *train_min = ivf ? (int64_t)faiss_IndexIVF_nlist(ivf) * VF_MIN_PER_LIST : VF_MIN_TRAIN_OTHER;
+        }
+    }
+    if (removable) {
+        /* Probe: types without remove_ids (HNSW) fail even on an empty id set. */
+        FaissIDSelectorBatch *sel = NULL;
+        idx_t none = -1;
+        size_t nr = 0;
+        *removable = false;
+        if (faiss_IDSelectorBatch_new(&sel, 1, &none) == 0) {
+            *removable = faiss_Index_remove_ids(ix, (FaissIDSelector *)sel, &nr) == 0;
+            faiss_IDSelector_free((FaissIDSelector *)sel);
+        }
+    }
+    set_search_params(s, ix, 0);
+    *out = ix;
+    return IDX_OK;
+}
+
+/* Reads a vector blob, checking its size. */
+static int blob_vec(idx_store *s, sqlite3_stmt *st, int col, int64_t id, const float **v) {
+    int bytes = sqlite3_column_bytes(st, col);
+    *v = sqlite3_column_blob(st, col);
+    if (bytes != s->dim * (int)sizeof(float) || !*v)
+        return idx_err(s, IDX_ERR_SCHEMA, "%s: vector of chunk %lld has %d bytes, expected %d",
+                       s->db_path, (long long)id, bytes, s->dim * (int)sizeof(float));
+    return IDX_OK;
+}
+
+/* Rebuilds the in-memory index from every vector in SQLite: an IVF/PQ type
+ * is trained when enough vectors exist (on an even sample of at most
+ * 4 x train_min of them), else an exact Flat stand-in serves until then. */
+int idx_vec_rebuild(idx_store *s) {
+    int rc = IDX_OK;
+    sqlite3_stmt *st = NULL;
+    FaissIndex *ix = NULL;
+    float *buf = NULL;
+    idx_t *ids = NULL;
+    int64_t count = 0, train_min = 0;
+    bool removable = true, standin = false;
+
+    rc = idx_count_sql(s, "SELECT count(*) FROM vectors", &count);
+    if (rc) goto done;
+    idx_vec_free(&s->vec);
+    s->vec.standin = false;
+    if (s->dim == 0) {
+        if (count) rc = idx_err(s, IDX_ERR_SCHEMA, "%s holds vectors but no dimension (meta idx.dim)", s->db_path);
+        s->vec.gen = s->gen;
+        goto done;
+    }
+    rc = make_index(s, s->dim, false, &ix, &train_min, &removable);
+    if (rc) goto done;
+    if (train_min > 0 && count < train_min) {
+        faiss_Index_free(ix);
+        ix = NULL;
+        standin = true;
+        rc = make_index(s, s->dim, true, &ix, NULL, NULL);
+        if (rc) goto done;
+        removable = true;
+    }
+    size_t d = (size_t)s->dim;
+    buf = malloc(VF_BATCH * d * sizeof *buf);
+    ids = malloc(VF_BATCH * sizeof *ids);
+    if (!buf || !ids) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+    if (!standin && train_min > 0) {
+        int64_t max_train = train_min * 4, step = count / max_train + 1, row = 0, n = 0;
+        float *tr = malloc((size_t)(count / step + 1) * d * sizeof *tr);
+        if (!tr) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        if (sqlite3_prepare_v2(s->db, "SELECT chunk_id, data FROM vectors ORDER BY chunk_id", -1, &st, NULL) != SQLITE_OK) {
+            free(tr);
+            rc = idx_sql_err(s, "prepare");
+            goto done;
+        }
+        int step_rc;
+        while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (row++ % step) continue;
+            const float *v;
+            if ((rc = blob_vec(s, st, 1, sqlite3_column_int64(st, 0), &v))) break;
+            if (n < count / step + 1) memcpy(tr + (size_t)n++ * d, v, d * sizeof *tr);
+        }
+        if (!rc && step_rc != SQLITE_DONE) rc = idx_sql_err(s, "read vectors");
+        sqlite3_finalize(st);
+        st = NULL;
+        int frc = rc ? 0 : faiss_Index_train(ix, n, tr);
+        free(tr);
+        if (rc) goto done;
+        if (frc) { rc = idx_faiss_err(s, frc, "train"); goto done; }
+    }
+    if (sqlite3_prepare_v2(s->db, "SELECT chunk_id, data FROM vectors ORDER BY chunk_id", -1, &st, NULL) != SQLITE_OK) {
+        rc = idx_sql_err(s, "prepare");
+        goto done;
+    }
+    size_t nb = 0;
+    int step_rc;
+    for (;;) {
+        step_rc = sqlite3_step(st);
+        if (step_rc == SQLITE_ROW) {
+            const float *v;
+            ids[nb] = sqlite3_column_int64(st, 0);
+            if ((rc = blob_vec(s, st, 1, ids[nb], &v))) goto done;
+            memcpy(buf + nb * d, v, d * sizeof *buf);
+            nb++;
+        }
+        if ((step_rc != SQLITE_ROW && nb) || nb == VF_BATCH) {
+            int frc = faiss_Index_add_with_ids(ix, (idx_t)nb, buf, ids);
+            if (frc) { rc = idx_faiss_err(s, frc, "add"); goto done; }
+            nb = 0;
+        }
+        if (step_rc != SQLITE_ROW) break;
+    }
+    if (step_rc != SQLITE_DONE) { rc = idx_sql_err(s, "read vectors"); goto done; }
+    s->vec.index = ix;
+    ix = NULL;
+    s->vec.standin = standin;
+    s->vec.train_min = train_min;
+    s->vec.removable = removable;
+    s->vec.gen = s->gen;
+done:
+    sqlite3_finalize(st);
+    if (ix) faiss_Index_free(ix);
+    free(buf);
+    free(ids);
+    return rc;
+}
+
+/* Tries to load the FAISS file. Returns IDX_OK with the index installed, or
+ * IDX_ERR_NOTFOUND with a reason in `why` when it must be rebuilt; other
+ * codes are real errors. */
+static int load_file(idx_store *s, char *why, size_t why_len) {
+    int rc = IDX_ERR_NOTFOUND;
+    unsigned char *data = NULL;
+    FILE *mf = NULL;
+    FaissIndex *ix = NULL;
+    int64_t *tomb = NULL;
+    int fd = open(s->faiss_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, why_len, "%s", errno == ENOENT ? "missing" : strerror(errno));
+        goto done;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_size < VF_HEADER) { snprintf(why, why_len, "truncated"); goto done; }
+    size_t size = (size_t)sb.st_size;
+    data = malloc(size);
+    if (!data) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory reading %s", s->faiss_path); goto done; }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, data + got, size - got);
+        if (r <= 0) { if (r < 0 && errno == EINTR) continue; break; }
+        got += (size_t)r;
+    }
+    if (got != size) { snprintf(why, why_len, "unreadable"); goto done; }
+    uint32_t version, dim, standin;
+    int64_t gen;
+    uint64_t n_tomb, payload_len, sum;
+    char uuid[33] = {0}, factory[65] = {0};
+    memcpy(&version, data + 8, 4);
+    memcpy(&dim, data + 12, 4);
+    memcpy(&gen, data + 16, 8);
+    memcpy(uuid, data + 24, 32);
+    memcpy(factory, data + 56, 64);
+    memcpy(&standin, data + 120, 4);
+    memcpy(&n_tomb, data + 128, 8);
+    memcpy(&payload_len, data + 136, 8);
+    memcpy(&sum, data + 144, 8);
+    if (memcmp(data, VF_MAGIC, 8) != 0 || version != VF_VERSION) { snprintf(why, why_len, "not an mrag FAISS file"); goto done; }
+    if (n_tomb > (size - VF_HEADER) / 8 || payload_len != size - VF_HEADER - n_tomb * 8) {
+        snprintf(why, why_len, "corrupt (sizes do not match the file)");
+        goto done;
+    }
+    if (checksum(0x9e3779b97f4a7c15ULL, data + VF_HEADER, size - VF_HEADER) != sum) {
+        snprintf(why, why_len, "corrupt (checksum mismatch)");
+        goto done;
+    }
+    if (strcmp(uuid, s->uuid) != 0) { snprintf(why, why_len, "from another index"); goto done; }
+    if (strcmp(factory, s->factory) != 0) {
+        snprintf(why, why_len, "of type %s, %s requested", factory, s->factory);
+        goto done;
+    }
+    if (gen != s->gen || (int)dim != s->dim) {
+        snprintf(why, why_len, "stale (generation %lld, database at %lld)", (long long)gen, (long long)s->gen);
+        goto done;
+    }
+    mf = fmemopen(data + VF_HEADER + n_tomb * 8, payload_len, "rb");
+    if (!mf) { rc = idx_err(s, IDX_ERR_NOMEM, "fmemopen: %s", strerror(errno)); goto done; }
+    if (faiss_read_index(mf, 0, &ix) != 0 || !ix) {
+        snprintf(why, why_len, "unreadable by FAISS: %.200s", faiss_get_last_error() ? faiss_get_last_error() : "");
+        ix = NULL;
+        goto done;
+    }
+    if (faiss_Index_d(ix) != s->dim || !faiss_IndexIDMap2_cast(ix)) {
+        snprintf(why, why_len, "of another dimension or without an id map");
+        goto done;
+    }
+    int64_t count = 0;
+    rc = idx_count_sql(s, "SELECT count(*) FROM vectors", &count);
+    if (rc) goto done;
+    rc = IDX_ERR_NOTFOUND;
+    if ((int64_t)faiss_Index_ntotal(ix) - (int64_t)n_tomb != count) {
+        snprintf(why, why_len, "holding %lld vectors, the database %lld",
+                 (long long)faiss_Index_ntotal(ix) - (long long)n_tomb, (long long)count);
+        goto done;
+    }
+    if (n_tomb) {
+        tomb = malloc(n_tomb * sizeof *tomb);
+        if (!tomb) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        memcpy(tomb, data + VF_HEADER, n_tomb * sizeof *tomb);
+    }
+    /* What the real type needs (training threshold, removal support). */
+    FaissIndex *probe = NULL;
+    int64_t train_min = 0;
+    bool removable = true;
+    rc = make_index(s, s->dim, false, &probe, &train_min, &removable);
+    if (rc) goto done;
+    faiss_Index_free(probe);
+    idx_vec_free(&s->vec);
+    set_search_params(s, ix, 0);
+    s->vec.index = ix;
+    ix = NULL;
+    s->vec.tomb = tomb;
+    tomb = NULL;
+    s->vec.n_tomb = s->vec.cap_tomb = n_tomb;
+    s->vec.standin = standin != 0;
+    s->vec.train_min = train_min;
+    s->vec.removable = standin ? true : removable;
+    s->vec.gen = gen;
+    s->vec.saved_gen = gen;
+    rc = IDX_OK;
+done:
+    if (mf) fclose(mf);
+    if (ix) faiss_Index_free(ix);
+    if (fd >= 0) close(fd);
+    free(tomb);
+    free(data);
+    return rc;
+}
+
+/* Loads the FAISS file or rebuilds (and, when writable, re-saves) it. */
+int idx_vec_open(idx_store *s) {
+    char why[300] = "";
+    if (s->dim == 0) {
+        s->vec.gen = s->gen;
+        return IDX_OK;
+    }
+    int rc = load_file(s, why, sizeof why);
+    if (rc != IDX_ERR_NOTFOUND) return rc;
+    rc = idx_vec_rebuild(s);
+    if (rc) return rc;
+    idx_set_notice(s, "%s was %s: rebuilt %lld vectors from %s", s->faiss_path, why,
+                   (long long)idx_vec_ntotal(s), s->db_path);
+    if (!s->params.read_only) rc = idx_vec_save(s);
+    return rc;
+}
+
+static int tomb_cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool is_tomb(const idx_vec *v, int64_t id) {
+    return v->n_tomb && bsearch(&id, v->tomb, v->n_tomb, sizeof id, tomb_cmp) != NULL;
+}
+
+/* Applies the committed transaction's vector changes to FAISS; on any FAISS
+ * failure the index is rebuilt from SQLite (the source of truth). */
+int idx_vec_apply(idx_store *s) {
+    int rc = IDX_OK;
+    idx_vec *v = &s->vec;
+    if (s->dim == 0) { v->gen = s->gen; return IDX_OK; }
+    if (!v->index || (v->standin && idx_vec_ntotal(s) + (int64_t)s->n_add >= v->train_min))
+        return idx_vec_rebuild(s);
+    if (s->n_del) {
+        if (v->removable) {
+            FaissIDSelectorBatch *sel = NULL;
+            size_t nr = 0;
+            int frc = faiss_IDSelectorBatch_new(&sel, s->n_del, s->del_ids);
+            if (!frc) frc = faiss_Index_remove_ids(v->index, (FaissIDSelector *)sel, &nr);
+            if (sel) faiss_IDSelector_free((FaissIDSelector *)sel);
+            if (frc) goto rebuild;
+        } else {
+            /* HNSW cannot remove: remember the ids and filter them out of
+             * results until the next rebuild. */
+            if (v->n_tomb + s->n_del > v->cap_tomb) {
+                size_t nc = (v->n_tomb + s->n_del) * 2;
+                int64_t *nt = realloc(v->tomb, nc * sizeof *nt);
+                if (!nt) goto rebuild;
+                v->tomb = nt;
+                v->cap_tomb = nc;
+            }
+            memcpy(v->tomb + v->n_tomb, s->del_ids, s->n_del * sizeof *v->tomb);
+            v->n_tomb += s->n_del;
+            qsort(v->tomb, v->n_tomb, sizeof *v->tomb, tomb_cmp);
+        }
+    }
+    if (s->n_add) {
+        int frc = faiss_Index_add_with_ids(v->index, (idx_t)s->n_add, s->add_vecs, s->add_ids);
+        if (frc) goto rebuild;
+    }
+    v->gen = s->gen;
+    return rc;
+rebuild:
+    rc = idx_vec_rebuild(s);
+    if (rc == IDX_OK) idx_set_notice(s, "FAISS update failed (%.300s): rebuilt from %s", faiss_get_last_error(), s->db_path);
+    return rc;
+}
+
+/* Searches the FAISS index for the k best ids (skipping tombstones). dist
+ * and ids hold k entries; *n receives how many are valid. */
+int idx_vec_search(idx_store *s, const float *q, int64_t k, float *dist, int64_t *ids, int64_t *n) {
+    *n = 0;
+    idx_vec *v = &s->vec;
+    if (!v->index || k <= 0) return IDX_OK;
+    int64_t total = faiss_Index_ntotal(v->index);
+    int64_t kk = k + (int64_t)v->n_tomb;
+    if (kk > total) kk = total;
+    if (kk <= 0) return IDX_OK;
+    float *d = dist;
+    idx_t *l = (idx_t *)ids;
+    float *dbuf = NULL;
+    idx_t *lbuf = NULL;
+    if (kk > k) {
+        dbuf = malloc((size_t)kk * sizeof *dbuf);
+        lbuf = malloc((size_t)kk * sizeof *lbuf);
+        if (!dbuf || !lbuf) { free(dbuf); free(lbuf); return idx_err(s, IDX_ERR_NOMEM, "out of memory"); }
+        d = dbuf;
+        l = lbuf;
+    }
+    if (strstr(s->factory, "HNSW") && !v->standin && kk > s->params.hnsw_ef_search) set_search_params(s, v->index, kk);
+    int frc = faiss_Index_search(v->index, 1, q, kk, d, l);
+    int rc = frc ? idx_faiss_err(s, frc, "search") : IDX_OK;
+    if (!rc) {
+        int64_t m = 0;
+        for (int64_t i = 0; i < kk && m < k; i++) {
+            if (l[i] < 0 || is_tomb(v, l[i])) continue;
+            dist[m] = d[i];
+            ids[m] = l[i];
+            m++;
+        }
+        *n = m;
+    }
+    free(dbuf);
+    free(lbuf);
+    return rc;
+}
+
+int idx_vec_ids(idx_store *s, int64_t **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    idx_vec *v = &s->vec;
+    int64_t live = idx_vec_ntotal(s);
+    int64_t *a = malloc(((size_t)(live > 0 ? live : 0) + 1) * sizeof *a);
+    if (!a) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    if (v->index) {
+        FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(v->index);
+        if (!m) { free(a); return idx_err(s, IDX_ERR_FAISS, "FAISS index has no id map"); }
+        idx_t *map = NULL;
+        size_t len = 0, k = 0;
+        faiss_IndexIDMap2_id_map(m, &map, &len);
+        for (size_t i = 0; i < len; i++)
+            if (!is_tomb(v, map[i]) && k < (size_t)live) a[k++] = map[i];
+        *n = k;
+    }
+    *out = a;
+    return IDX_OK;
+}
+
+/* Writes all of buf to fd. */
+static int write_all(int fd, const void *buf, size_t len) {
+    const unsigned char *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) { if (errno == EINTR) continue; return -1; }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Saves the index atomically: serialise to memory, write header + tombstones
+ * + payload to faiss.index.tmp, fsync, rename over faiss.index, fsync the
+ * folder. A crash leaves either the old file or the new one. */
+int idx_vec_save(idx_store *s) {
+    idx_vec *v = &s->vec;
+    int rc = IDX_OK, fd = -1;
+    char *payload = NULL;
+    size_t plen = 0;
+    if (!v->index) return IDX_OK;
+    if (v->gen != s->gen) {
+        rc = idx_vec_rebuild(s);
+        if (rc) return rc;
+    }
+    if (v->saved_gen == v->gen && access(s->faiss_path, F_OK) == 0) return IDX_OK;
+    if (!v->removable && v->n_tomb > 0 &&
+        (double)v->n_tomb > VF_TOMB_REBUILD_FRACTION * (double)faiss_Index_ntotal(v->index)) {
+        rc = idx_vec_rebuild(s);
+        if (rc) return rc;
+    }
+    FILE *mf = open_memstream(&payload, &plen);
+    if (!mf) return idx_err(s, IDX_ERR_NOMEM, "open_memstream: %s", strerror(errno));
+    int frc = faiss_write_index(v->index, mf);
+    if (fclose(mf) != 0 && !frc) { rc = idx_err(s, IDX_ERR_NOMEM, "serialising the FAISS index: %s", strerror(errno)); goto done; }
+    if (frc) { rc = idx_faiss_err(s, frc, "write_index"); goto done; }
+
+    unsigned char hdr[VF_HEADER];
+    memset(hdr, 0, sizeof hdr);
+    uint32_t version = VF_VERSION, dim = (uint32_t)s->dim, standin = v->standin;
+    uint64_t n_tomb = v->n_tomb, pl = plen;
+    uint64_t sum = checksum(0x9e3779b97f4a7c15ULL, (const unsigned char *)v->tomb, v->n_tomb * 8);
+    sum = checksum(sum, (const unsigned char *)payload, plen);
+    memcpy(hdr, VF_MAGIC, 8);
+    memcpy(hdr + 8, &version, 4);
+    memcpy(hdr + 12, &dim, 4);
+    memcpy(hdr + 16, &v->gen, 8);
+    memcpy(hdr + 24, s->uuid, 32);
+    memcpy(hdr + 56, s->factory, strlen(s->factory));
+    memcpy(hdr + 120, &standin, 4);
+    memcpy(hdr + 128, &n_tomb, 8);
+    memcpy(hdr + 136, &pl, 8);
+    memcpy(hdr + 144, &sum, 8);
+    /* Two checksum() calls equal the loader's single pass over tombstones +
+     * payload because the tombstone bytes are a multiple of 8. */
+
+    fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) { rc = idx_err(s, IDX_ERR_IO, "cannot create %s: %s", s->tmp_path, strerror(errno)); goto done; }
+    if (write_all(fd, hdr, sizeof hdr) || (n_tomb && write_all(fd, v->tomb, n_tomb * 8)) ||
+        write_all(fd, payload, plen)) {
+        rc = idx_err(s, IDX_ERR_IO, "writing %s: %s", s->tmp_path, strerror(errno));
+        goto done;
+    }
+    if (fsync(fd) != 0) { rc = idx_err(s, IDX_ERR_IO, "fsync %s: %s", s->tmp_path, strerror(errno)); goto done; }
+    close(fd);
+    fd = -1;
+    if (rename(s->tmp_path, s->faiss_path) != 0) {
+        rc = idx_err(s, IDX_ERR_IO, "rename %s: %s", s->tmp_path, strerror(errno));
+        goto done;
+    }
+    int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        if (fsync(dfd) != 0) rc = idx_err(s, IDX_ERR_IO, "fsync folder: %s", strerror(errno));
+        close(dfd);
+    }
+    if (!rc) v->saved_gen = v->gen;
+done:
+    if (fd >= 0) {
+        close(fd);
+        unlink(s->tmp_path);
+    }
+    free(payload);
+    return rc;
+}
