@@ -17,6 +17,7 @@ int app_cmd_model_info(int argc, char **argv);
 int app_cmd_tokenize(int argc, char **argv);
 int app_cmd_generate(int argc, char **argv);
 int app_cmd_embed(int argc, char **argv);
+int app_cmd_guard_check(int argc, char **argv);
 
 /* Prints "mrag: <msg>\n" to stderr and returns 1. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -11,6 +11,7 @@ static const app_command commands[] = {
     {"tokenize", "print the token ids (or pieces) of a text", app_cmd_tokenize},
     {"generate", "continue a prompt with the in-process engine", app_cmd_generate},
     {"embed", "print the embedding of a text as a JSON array", app_cmd_embed},
+    {"guard-check", "show which guardrail rules fire on a text", app_cmd_guard_check},
 };
 
 int app_error(const char *fmt, ...) {

@@ -1,0 +1,210 @@
+/* cmd_guard.c — `mrag guard-check`: shows which guardrail rules fire on a text. */
+#include <cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "rag/rag.h"
+
+#define GUARD_MAX_RULE_DIRS 32
+#define GUARD_MAX_STDIN (64u << 20)
+
+static void guard_usage(FILE *out) {
+    fprintf(out,
+            "usage: mrag guard-check [options] TEXT      (TEXT '-' reads stdin)\n"
+            "\n"
+            "Runs the guardrail rules of one stage over TEXT and shows what fires:\n"
+            "rule id, action, byte span and message, then the text after redaction.\n"
+            "\n"
+            "options:\n"
+            "  --stage S         input (default), context or output\n"
+            "  --rules DIR       also load DIR/*.rules (or one FILE) after the defaults;\n"
+            "                    repeatable; a later rule with the same id overrides\n"
+            "  --no-defaults     do not load the default rules (data/guardrails or\n"
+            "                    $MRAG_GUARDRAILS)\n"
+            "  --sources N       number of sources given to the model (output stage:\n"
+            "                    citations [n] with n > N are removed; default 0)\n"
+            "  --quarantine M    context stage: drop (default) or keep a passage with\n"
+            "                    a planted instruction (kept with the instruction removed)\n"
+            "  --audit FILE      append the audit log (JSON lines) to FILE\n"
+            "  --json            print one JSON object\n"
+            "  --list            list the loaded rules and exit\n"
+            "\n"
+            "Exit status: 0 allowed, flagged or redacted; 2 blocked; 1 on errors.\n");
+}
+
+/* Reads stdin up to GUARD_MAX_STDIN bytes; owned, free with free(). */
+static char *read_stdin(size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+        if (n == cap) {
+            if (cap >= GUARD_MAX_STDIN) { free(buf); return NULL; }
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) { free(buf); return NULL; }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf) buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+static void print_human(const rag_guard_result *res, rag_guard_stage stage) {
+    printf("stage %s: %s", rag_guard_stage_name(stage), rag_guard_action_name(res->action));
+    if (res->message) printf(" (%s)", res->message);
+    if (res->quarantined) printf(" [quarantined]");
+    printf("\n");
+    for (size_t i = 0; i < res->n_events; i++) {
+        const rag_guard_event *e = &res->events[i];
+        printf("  %-6s %-32s bytes %zu-%zu%s  %s\n", rag_guard_action_name(e->action), e->rule_id, e->start, e->end,
+               e->kind == RAG_GUARD_EV_LIMIT ? " LIMIT (not fully checked)" : "", e->message);
+    }
+    if (res->action != RAG_GUARD_BLOCK) printf("text: %.*s\n", (int)res->text_len, res->text);
+}
+
+static int print_json(const rag_guard_result *res, rag_guard_stage stage) {
+    int rc = 1;
+    cJSON *o = cJSON_CreateObject(), *evs = NULL;
+    char *s = NULL;
+    if (!o) goto done;
+    cJSON_AddStringToObject(o, "stage", rag_guard_stage_name(stage));
+    cJSON_AddStringToObject(o, "action", rag_guard_action_name(res->action));
+    if (res->message) cJSON_AddStringToObject(o, "message", res->message);
+    else cJSON_AddNullToObject(o, "message");
+    cJSON_AddBoolToObject(o, "quarantined", res->quarantined);
+    if (res->action == RAG_GUARD_BLOCK) cJSON_AddNullToObject(o, "text");
+    else cJSON_AddStringToObject(o, "text", res->text);
+    evs = cJSON_AddArrayToObject(o, "events");
+    for (size_t i = 0; evs && i < res->n_events; i++) {
+        const rag_guard_event *e = &res->events[i];
+        cJSON *j = cJSON_CreateObject();
+        if (!j) goto done;
+        cJSON_AddStringToObject(j, "rule", e->rule_id);
+        cJSON_AddStringToObject(j, "kind", e->kind == RAG_GUARD_EV_LIMIT ? "limit" : "match");
+        cJSON_AddStringToObject(j, "action", rag_guard_action_name(e->action));
+        cJSON_AddNumberToObject(j, "start", (double)e->start);
+        cJSON_AddNumberToObject(j, "end", (double)e->end);
+        cJSON_AddStringToObject(j, "message", e->message);
+        cJSON_AddItemToArray(evs, j);
+    }
+    s = cJSON_PrintUnformatted(o);
+    if (!s) goto done;
+    printf("%s\n", s);
+    rc = 0;
+done:
+    free(s);
+    cJSON_Delete(o);
+    return rc;
+}
+
+int app_cmd_guard_check(int argc, char **argv) {
+    int rc = 1;
+    const char *dirs[GUARD_MAX_RULE_DIRS];
+    size_t n_dirs = 0;
+    rag_guard_params p = rag_guard_default_params();
+    rag_guard_stage stage = RAG_GUARD_INPUT;
+    bool json = false, list = false;
+    int n_sources = 0;
+    const char *text = NULL, *audit = NULL;
+    char *owned_text = NULL;
+    size_t text_len = 0;
+    rag_guard *g = NULL;
+    rag_guard_result res = {0};
+    char err[700];
+
+    if (app_wants_help(argc, argv)) {
+        guard_usage(stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_val = i + 1 < argc;
+        if (strcmp(a, "--stage") == 0 && has_val) {
+            int s = rag_guard_stage_parse(argv[++i]);
+            if (s < 0) return app_error("guard-check: unknown stage '%s' (input, context, output)", argv[i]);
+            stage = (rag_guard_stage)s;
+        } else if (strcmp(a, "--rules") == 0 && has_val) {
+            if (n_dirs == GUARD_MAX_RULE_DIRS) return app_error("guard-check: too many --rules (max %d)", GUARD_MAX_RULE_DIRS);
+            dirs[n_dirs++] = argv[++i];
+        } else if (strcmp(a, "--sources") == 0 && has_val) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 0 || v > 100000) return app_error("guard-check: --sources wants a number 0..100000");
+            n_sources = (int)v;
+        } else if (strcmp(a, "--quarantine") == 0 && has_val) {
+            const char *m = argv[++i];
+            if (strcmp(m, "drop") == 0) p.quarantine = RAG_GUARD_QUARANTINE_DROP;
+            else if (strcmp(m, "keep") == 0) p.quarantine = RAG_GUARD_QUARANTINE_KEEP;
+            else return app_error("guard-check: --quarantine is drop or keep");
+        } else if (strcmp(a, "--audit") == 0 && has_val) {
+            audit = argv[++i];
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "--list") == 0) {
+            list = true;
+        } else if (strcmp(a, "--no-defaults") == 0) {
+            p.no_defaults = true;
+        } else if (strcmp(a, "--") == 0 && i + 1 < argc && !text) {
+            text = argv[++i];
+        } else if (a[0] == '-' && a[1] != 0) {
+            app_error("guard-check: unknown or incomplete option '%s'", a);
+            guard_usage(stderr);
+            return 1;
+        } else if (!text) {
+            text = a;
+        } else {
+            return app_error("guard-check: one TEXT only (quote it)");
+        }
+    }
+    if (!text && !list) {
+        guard_usage(stderr);
+        return 1;
+    }
+    p.rule_dirs = dirs;
+    p.n_rule_dirs = n_dirs;
+    if (rag_guard_load(&p, &g, err, sizeof err) != RAG_OK) return app_error("guard-check: %s", err);
+    if (audit && rag_guard_open_audit(g, audit) != RAG_OK) {
+        app_error("guard-check: %s", rag_guard_errmsg(g));
+        goto done;
+    }
+    if (list) {
+        const char *id, *origin;
+        unsigned stages;
+        rag_guard_action act;
+        for (size_t i = 0; rag_guard_rule_info(g, i, &id, &stages, &act, &origin); i++)
+            printf("%-32s %-6s %s%s%s  %s\n", id, rag_guard_action_name(act), stages & 1 ? "input " : "",
+                   stages & 2 ? "context " : "", stages & 4 ? "output" : "", origin ? origin : "");
+        rc = 0;
+        goto done;
+    }
+    if (strcmp(text, "-") == 0) {
+        owned_text = read_stdin(&text_len);
+        if (!owned_text) {
+            app_error("guard-check: cannot read stdin (limit %u bytes)", GUARD_MAX_STDIN);
+            goto done;
+        }
+        text = owned_text;
+    } else {
+        text_len = strlen(text);
+    }
+    if (rag_guard_check(g, stage, text, text_len, n_sources, &res) != RAG_OK) {
+        app_error("guard-check: out of memory");
+        goto done;
+    }
+    if (json) {
+        if (print_json(&res, stage) != 0) { app_error("guard-check: out of memory"); goto done; }
+    } else {
+        print_human(&res, stage);
+    }
+    rc = res.action == RAG_GUARD_BLOCK ? 2 : 0;
+done:
+    rag_guard_result_release(&res);
+    rag_guard_free(g);
+    free(owned_text);
+    return rc;
+}
