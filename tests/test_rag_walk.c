@@ -1,0 +1,303 @@
+/* test_rag_walk.c — the ingestion walker: skip reasons, symlinks and loops,
+ * limits, unreadable paths, deterministic order. */
+#include "rag/rag.h"
+#include "tests/test.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void put(const char *dir, const char *rel, const char *text) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    REQUIRE(test_write_file(p, text, strlen(text)) == 0, "writing %s", p);
+}
+
+static void mkd(const char *dir, const char *rel) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    REQUIRE(mkdir(p, 0755) == 0, "mkdir %s: %s", p, strerror(errno));
+}
+
+static void lnk(const char *dir, const char *rel, const char *target) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    REQUIRE(symlink(target, p) == 0, "symlink %s: %s", p, strerror(errno));
+}
+
+static const rag_walk_entry *find(const rag_walk_result *r, const char *rel) {
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->entries[i].rel, rel) == 0) return &r->entries[i];
+    return NULL;
+}
+
+#define CHECK_SKIP(r, rel, reason)                                                            \
+    do {                                                                                      \
+        const rag_walk_entry *e_ = find(r, rel);                                              \
+        CHECK(e_ != NULL, "no entry for %s", rel);                                            \
+        if (e_) CHECK(e_->skip == (reason), "%s: skip %s, expected %s", rel,                  \
+                      rag_skip_reason_str(e_->skip), rag_skip_reason_str(reason));            \
+    } while (0)
+
+/* A tree with one file of every kind the walker must tell apart. */
+static const char *make_tree(void) {
+    const char *d = test_tmpdir();
+    static char root[512];
+    snprintf(root, sizeof root, "%s", d);
+    put(root, "a.md", "# A\n\ntext\n");
+    put(root, "b.txt", "plain text\n");
+    put(root, "c.html", "<p>hi</p>");
+    put(root, "C2.HTM", "<p>upper case extension</p>");
+    put(root, "d.pdf", "%PDF-1.4 not really");
+    put(root, "notes.markdown", "notes");
+    put(root, "e.exe", "MZ\x01\x02");
+    put(root, "image.png", "\x89PNG");
+    put(root, "README", "a readme without extension\n");
+    char p[1024];
+    snprintf(p, sizeof p, "%s/blob", root);
+    REQUIRE(test_write_file(p, "\x7f" "ELF\0\0\0\x01\x02", 9) == 0);
+    snprintf(p, sizeof p, "%s/nul.txt", root);
+    REQUIRE(test_write_file(p, "text\0with NUL", 13) == 0);
+    snprintf(p, sizeof p, "%s/utf16.txt", root);
+    REQUIRE(test_write_file(p, "\xff\xfeh\0i\0", 6) == 0);
+    put(root, "empty.txt", "");
+    mkd(root, ".git");
+    put(root, ".git/config", "[core]\n");
+    mkd(root, ".hidden");
+    put(root, ".hidden/secret.md", "secret\n");
+    put(root, ".env.txt", "KEY=1\n");
+    mkd(root, "sub");
+    mkd(root, "sub/deeper");
+    put(root, "sub/deeper/deep.md", "# Deep\n");
+    put(root, "sub/x.txt", "x\n");
+    return root;
+}
+
+TEST(walk_classifies_files) {
+    const char *root = make_tree();
+    rag_walk_result r;
+    char err[512];
+    REQUIRE(rag_walk(root, NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_SKIP(&r, "a.md", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "b.txt", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "c.html", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "C2.HTM", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "d.pdf", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "notes.markdown", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "README", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "utf16.txt", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "empty.txt", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "e.exe", RAG_SKIP_EXTENSION);
+    CHECK_SKIP(&r, "image.png", RAG_SKIP_EXTENSION);
+    CHECK_SKIP(&r, "blob", RAG_SKIP_BINARY);
+    CHECK_SKIP(&r, "nul.txt", RAG_SKIP_BINARY);
+    CHECK_SKIP(&r, ".git", RAG_SKIP_HIDDEN);
+    CHECK_SKIP(&r, ".hidden", RAG_SKIP_HIDDEN);
+    CHECK_SKIP(&r, ".env.txt", RAG_SKIP_HIDDEN);
+    CHECK_SKIP(&r, "sub/deeper/deep.md", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "sub/x.txt", RAG_SKIP_NONE);
+    CHECK(find(&r, ".git/config") == NULL, "nothing under .git is listed");
+    CHECK(find(&r, ".hidden/secret.md") == NULL, "nothing under hidden folders is listed");
+    const rag_walk_entry *e = find(&r, "a.md");
+    if (e) {
+        CHECK_EQ_INT(e->type, RAG_DOC_MD);
+        CHECK_EQ_INT(e->size, 10);
+        CHECK(e->mtime_sec > 1000000000, "mtime filled");
+        char want[1024];
+        snprintf(want, sizeof want, "%s/a.md", root);
+        CHECK_EQ_STR(e->path, want);
+    }
+    e = find(&r, "README");
+    if (e) CHECK_EQ_INT(e->type, RAG_DOC_TXT);
+    e = find(&r, "C2.HTM");
+    if (e) CHECK_EQ_INT(e->type, RAG_DOC_HTML);
+    e = find(&r, "image.png");
+    if (e) CHECK(e->detail && strcmp(e->detail, ".png") == 0, "the detail names the extension");
+    size_t files = 0;
+    for (size_t i = 0; i < r.n; i++) files += r.entries[i].skip == RAG_SKIP_NONE;
+    CHECK_EQ_INT(r.n_files, files);
+    CHECK_EQ_INT(r.n_files, 11);
+    rag_walk_result_free(&r);
+}
+
+TEST(walk_order_is_sorted_and_repeatable) {
+    const char *root = make_tree();
+    rag_walk_result a, b;
+    char err[512];
+    REQUIRE(rag_walk(root, NULL, &a, err, sizeof err) == RAG_OK, "%s", err);
+    REQUIRE(rag_walk(root, NULL, &b, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_EQ_INT(a.n, b.n);
+    for (size_t i = 0; i < a.n && i < b.n; i++) {
+        CHECK_EQ_STR(a.entries[i].rel, b.entries[i].rel);
+        if (i) CHECK(strcmp(a.entries[i - 1].rel, a.entries[i].rel) < 0, "sorted at %zu", i);
+    }
+    rag_walk_result_free(&a);
+    rag_walk_result_free(&b);
+    /* trailing slashes change nothing */
+    char with_slash[600];
+    snprintf(with_slash, sizeof with_slash, "%s//", root);
+    REQUIRE(rag_walk(with_slash, NULL, &a, err, sizeof err) == RAG_OK, "%s", err);
+    const rag_walk_entry *e = find(&a, "sub/x.txt");
+    CHECK(e != NULL);
+    if (e) {
+        char want[700];
+        snprintf(want, sizeof want, "%s/sub/x.txt", root);
+        CHECK_EQ_STR(e->path, want);
+    }
+    rag_walk_result_free(&a);
+}
+
+TEST(walk_size_limit) {
+    const char *root = test_tmpdir();
+    char big[4096];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    put(root, "big.txt", big);
+    put(root, "small.txt", "small");
+    rag_walk_params p = rag_walk_default_params();
+    CHECK_EQ_INT(p.max_file_bytes, 50ull * 1024 * 1024);
+    p.max_file_bytes = 1000;
+    rag_walk_result r;
+    char err[512];
+    REQUIRE(rag_walk(root, &p, &r, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_SKIP(&r, "big.txt", RAG_SKIP_TOO_LARGE);
+    CHECK_SKIP(&r, "small.txt", RAG_SKIP_NONE);
+    rag_walk_result_free(&r);
+    p.max_file_bytes = 4095;   /* exactly the size: allowed */
+    REQUIRE(rag_walk(root, &p, &r, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_SKIP(&r, "big.txt", RAG_SKIP_NONE);
+    rag_walk_result_free(&r);
+}
+
+TEST(walk_symlinks_and_loops) {
+    const char *root = make_tree();
+    const char *outside = test_tmpdir();
+    put(outside, "leak.txt", "must never be ingested\n");
+    char target[700];
+    snprintf(target, sizeof target, "%s/leak.txt", outside);
+    lnk(root, "out-file.txt", target);
+    lnk(root, "out-dir", outside);
+    lnk(root, "up", "..");                   /* the root's parent: outside */
+    lnk(root, "sub/deeper/loop", "../..");   /* back to the root: a loop */
+    lnk(root, "sub/same.md", "deeper/deep.md");
+    lnk(root, "zlink", "sub");               /* a second way into sub */
+    lnk(root, "broken.txt", "does-not-exist");
+    lnk(root, "self.txt", "self.txt");       /* ELOOP: unreadable */
+    rag_walk_result r;
+    char err[512];
+    REQUIRE(rag_walk(root, NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_SKIP(&r, "out-file.txt", RAG_SKIP_SYMLINK_OUTSIDE);
+    CHECK_SKIP(&r, "out-dir", RAG_SKIP_SYMLINK_OUTSIDE);
+    CHECK_SKIP(&r, "up", RAG_SKIP_SYMLINK_OUTSIDE);
+    CHECK_SKIP(&r, "sub/deeper/loop", RAG_SKIP_LOOP);
+    CHECK_SKIP(&r, "zlink", RAG_SKIP_LOOP);
+    CHECK_SKIP(&r, "broken.txt", RAG_SKIP_BROKEN_LINK);
+    CHECK_SKIP(&r, "self.txt", RAG_SKIP_UNREADABLE);
+    const rag_walk_entry *e = find(&r, "self.txt");
+    if (e) CHECK(e->detail && e->detail[0], "unreadable entries carry the system's reason");
+    /* sub/deeper/deep.md and its link sub/same.md are one file: listed once */
+    const rag_walk_entry *deep = find(&r, "sub/deeper/deep.md"), *same = find(&r, "sub/same.md");
+    CHECK(deep && same, "both names are listed");
+    if (deep && same)
+        CHECK((deep->skip == RAG_SKIP_NONE) != (same->skip == RAG_SKIP_NONE) &&
+                  (deep->skip == RAG_SKIP_DUPLICATE || same->skip == RAG_SKIP_DUPLICATE),
+              "one of them is a duplicate (%s / %s)", rag_skip_reason_str(deep->skip), rag_skip_reason_str(same->skip));
+    for (size_t i = 0; i < r.n; i++) {
+        CHECK(strstr(r.entries[i].rel, "leak") == NULL, "nothing from outside: %s", r.entries[i].rel);
+        CHECK(strncmp(r.entries[i].rel, "zlink/", 6) != 0, "nothing through the second way in: %s", r.entries[i].rel);
+    }
+    rag_walk_result_free(&r);
+}
+
+TEST(walk_special_files_and_depth) {
+    const char *root = test_tmpdir();
+    char p[700];
+    snprintf(p, sizeof p, "%s/fifo.txt", root);
+    REQUIRE(mkfifo(p, 0600) == 0, "mkfifo: %s", strerror(errno));
+    mkd(root, "a");
+    mkd(root, "a/b");
+    mkd(root, "a/b/c");
+    put(root, "a/b/c/d.txt", "deep\n");
+    put(root, "a/b/ok.txt", "ok\n");
+    rag_walk_params wp = rag_walk_default_params();
+    wp.max_depth = 2;
+    rag_walk_result r;
+    char err[512];
+    REQUIRE(rag_walk(root, &wp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_SKIP(&r, "fifo.txt", RAG_SKIP_SPECIAL);
+    CHECK_SKIP(&r, "a/b/ok.txt", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "a/b/c", RAG_SKIP_DEPTH);
+    CHECK(find(&r, "a/b/c/d.txt") == NULL);
+    rag_walk_result_free(&r);
+}
+
+TEST(walk_unreadable_folder_goes_on) {
+    if (geteuid() == 0) SKIP("running as root: permissions do not stop root (ELOOP is covered in walk_symlinks_and_loops)");
+    const char *root = test_tmpdir();
+    mkd(root, "locked");
+    put(root, "locked/x.txt", "x\n");
+    put(root, "z.txt", "z\n");
+    char p[700];
+    snprintf(p, sizeof p, "%s/locked", root);
+    REQUIRE(chmod(p, 0) == 0);
+    rag_walk_result r;
+    char err[512];
+    int rc = rag_walk(root, NULL, &r, err, sizeof err);
+    chmod(p, 0755);
+    REQUIRE(rc == RAG_OK, "%s", err);
+    CHECK_SKIP(&r, "locked", RAG_SKIP_UNREADABLE);
+    CHECK_SKIP(&r, "z.txt", RAG_SKIP_NONE);
+    rag_walk_result_free(&r);
+}
+
+TEST(walk_bad_roots) {
+    rag_walk_result r;
+    char err[512] = "";
+    const char *root = test_tmpdir();
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/no-such-folder", root);
+    CHECK_EQ_INT(rag_walk(missing, NULL, &r, err, sizeof err), RAG_ERR_IO);
+    CHECK(strstr(err, "no-such-folder") != NULL, "the error names the path: %s", err);
+    CHECK_EQ_INT(r.n, 0);
+    CHECK_EQ_INT(rag_walk("", NULL, &r, err, sizeof err), RAG_ERR_ARG);
+    /* a single file as the root */
+    put(root, "one.md", "# One\n");
+    char one[700];
+    snprintf(one, sizeof one, "%s/one.md", root);
+    REQUIRE(rag_walk(one, NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_EQ_INT(r.n, 1);
+    if (r.n == 1) {
+        CHECK_EQ_STR(r.entries[0].rel, "one.md");
+        CHECK_EQ_STR(r.entries[0].path, one);
+        CHECK_EQ_INT(r.entries[0].type, RAG_DOC_MD);
+    }
+    rag_walk_result_free(&r);
+    /* max_entries */
+    rag_walk_params wp = rag_walk_default_params();
+    wp.max_entries = 3;
+    const char *many = make_tree();
+    CHECK_EQ_INT(rag_walk(many, &wp, &r, err, sizeof err), RAG_ERR_LIMIT);
+    CHECK(strstr(err, "entries") != NULL, "%s", err);
+}
+
+TEST(walk_sample_corpus) {
+    rag_walk_result r;
+    char err[512];
+    REQUIRE(rag_walk("data/sample", NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
+    size_t md = 0, html = 0, txt = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const rag_walk_entry *e = &r.entries[i];
+        CHECK(e->skip == RAG_SKIP_NONE, "%s skipped: %s", e->rel, rag_skip_reason_str(e->skip));
+        md += e->type == RAG_DOC_MD;
+        html += e->type == RAG_DOC_HTML;
+        txt += e->type == RAG_DOC_TXT;
+    }
+    CHECK(r.n_files >= 15, "at least 15 documents, found %zu", r.n_files);
+    CHECK(md >= 3 && html >= 3 && txt >= 3, "md %zu, html %zu, txt %zu", md, html, txt);
+    rag_walk_result_free(&r);
+}
+
+TEST_MAIN(RUN(walk_classifies_files), RUN(walk_order_is_sorted_and_repeatable), RUN(walk_size_limit),
+          RUN(walk_symlinks_and_loops), RUN(walk_special_files_and_depth), RUN(walk_unreadable_folder_goes_on),
+          RUN(walk_bad_roots), RUN(walk_sample_corpus))
