@@ -1,0 +1,383 @@
+/* test_index_store.c — index/: schema, migrations, documents and chunks,
+ * exact counts in SQLite, FTS5 and FAISS, meta and embedding fingerprint. */
+#include "tests/test.h"
+#include "index/index.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define DIM 16
+
+static uint64_t rng = 88172645463325252ULL;
+static float frand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+static void unit_vec(float *v, int d) {
+    double n = 0;
+    for (int i = 0; i < d; i++) { v[i] = frand(); n += v[i] * v[i]; }
+    for (int i = 0; i < d; i++) v[i] = (float)(v[i] / sqrt(n));
+}
+
+static idx_store *open_ok(const char *dir) {
+    idx_store *s = NULL;
+    int rc = idx_open(dir, NULL, &s);
+    if (rc) test_fail(__FILE__, __LINE__, "idx_open: %s: %s", idx_status_name(rc), idx_errmsg(s));
+    if (rc) { idx_close(s); return NULL; }
+    return s;
+}
+
+/* Puts a document of n chunks "uri chunk i: words" with random vectors. */
+static int put_doc(idx_store *s, const char *uri, int n, const char *words, float *vecs_out) {
+    idx_chunk ch[16];
+    char texts[16][256];
+    float vecs[16 * DIM];
+    for (int i = 0; i < n; i++) {
+        snprintf(texts[i], sizeof texts[i], "%s chunk %d: %s", uri, i, words);
+        ch[i] = (idx_chunk){.ordinal = i, .text = texts[i], .text_len = strlen(texts[i]), .heading = "Top > Sub",
+                            .byte_start = i * 100, .byte_end = i * 100 + 99, .line_start = i * 10 + 1,
+                            .line_end = i * 10 + 9, .n_tokens = 20};
+        unit_vec(vecs + i * DIM, DIM);
+    }
+    if (vecs_out) memcpy(vecs_out, vecs, sizeof(float) * DIM * n);
+    idx_doc d = {.uri = uri, .title = "T", .type = "md", .size = 1000, .mtime_ns = 42, .groups = NULL};
+    snprintf(d.sha256, sizeof d.sha256, "%064d", n);
+    int rc = idx_doc_put(s, &d, ch, n, vecs, DIM, NULL);
+    if (rc) printf("  # put %s: %s\n", uri, idx_errmsg(s));
+    return rc;
+}
+
+/* Checks documents, chunks, vectors, FTS5 rows and FAISS ids all agree. */
+static void check_counts(idx_store *s, int docs, int chunks, int line) {
+    idx_counts c;
+    int rc = idx_get_counts(s, &c);
+    if (rc) { test_fail(__FILE__, line, "counts: %s", idx_errmsg(s)); return; }
+    if (c.documents != docs || c.chunks != chunks || c.vectors != chunks || c.fts_rows != chunks || c.faiss_ntotal != chunks)
+        test_fail(__FILE__, line, "counts docs %lld chunks %lld vectors %lld fts %lld faiss %lld, want %d docs %d chunks",
+                  (long long)c.documents, (long long)c.chunks, (long long)c.vectors, (long long)c.fts_rows,
+                  (long long)c.faiss_ntotal, docs, chunks);
+    int64_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    if (idx_debug_faiss_ids(s, &a, &na) || idx_debug_vector_ids(s, &b, &nb)) {
+        test_fail(__FILE__, line, "ids: %s", idx_errmsg(s));
+    } else if (na != nb || (na && memcmp(a, b, na * sizeof *a) != 0)) {
+        test_fail(__FILE__, line, "FAISS ids (%zu) differ from SQLite vector ids (%zu)", na, nb);
+    }
+    free(a);
+    free(b);
+    if (idx_check(s)) test_fail(__FILE__, line, "idx_check: %s", idx_errmsg(s));
+}
+
+TEST(create_empty_and_reopen) {
+    const char *dir = test_tmpdir();
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/ix", dir);
+    idx_store *s = open_ok(sub);
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "fresh index has no notice: %s", idx_notice(s));
+    check_counts(s, 0, 0, __LINE__);
+    idx_close(s);
+    /* user_version is 1 and the tables exist, read with plain SQLite */
+    char db[600];
+    snprintf(db, sizeof db, "%s/mrag.sqlite", sub);
+    sqlite3 *h;
+    REQUIRE(sqlite3_open(db, &h) == SQLITE_OK);
+    sqlite3_stmt *st;
+    REQUIRE(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    CHECK_EQ_INT(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    REQUIRE(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    CHECK_EQ_STR((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    s = open_ok(sub);
+    REQUIRE(s);
+    check_counts(s, 0, 0, __LINE__);
+    idx_close(s);
+}
+
+TEST(newer_schema_and_foreign_file_rejected) {
+    const char *dir = test_tmpdir();
+    char db[600];
+    snprintf(db, sizeof db, "%s/mrag.sqlite", dir);
+    sqlite3 *h;
+    REQUIRE(sqlite3_open(db, &h) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(h, "CREATE TABLE x(a); PRAGMA user_version = 99", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(h);
+    idx_store *s = NULL;
+    int rc = idx_open(dir, NULL, &s);
+    CHECK_EQ_INT(rc, IDX_ERR_SCHEMA);
+    CHECK(strstr(idx_errmsg(s), "mrag.sqlite") != NULL, "message names the file: %s", idx_errmsg(s));
+    idx_close(s);
+    REQUIRE(sqlite3_open(db, &h) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(h, "PRAGMA user_version = 0", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(h);
+    rc = idx_open(dir, NULL, &s);
+    CHECK_EQ_INT(rc, IDX_ERR_SCHEMA);
+    idx_close(s);
+    /* not a database at all */
+    const char *dir2 = test_tmpdir();
+    snprintf(db, sizeof db, "%s/mrag.sqlite", dir2);
+    REQUIRE(test_write_file(db, "this is not sqlite, just some text bytes..........................................................", 100) == 0);
+    rc = idx_open(dir2, NULL, &s);
+    CHECK(rc != IDX_OK, "garbage database must not open");
+    CHECK(strstr(idx_errmsg(s), "mrag.sqlite") != NULL, "message names the file: %s", idx_errmsg(s));
+    idx_close(s);
+}
+
+TEST(second_writer_is_refused) {
+    const char *dir = test_tmpdir();
+    idx_store *a = open_ok(dir);
+    REQUIRE(a);
+    idx_store *b = NULL;
+    CHECK_EQ_INT(idx_open(dir, NULL, &b), IDX_ERR_BUSY);
+    idx_close(b);
+    idx_params p = idx_default_params();
+    p.read_only = true;
+    CHECK_EQ_INT(idx_open(dir, &p, &b), IDX_OK);
+    idx_close(b);
+    idx_close(a);
+}
+
+TEST(put_replace_delete_exact_counts) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    REQUIRE(put_doc(s, "a.md", 3, "alpha", NULL) == IDX_OK);
+    REQUIRE(put_doc(s, "b.md", 5, "beta", NULL) == IDX_OK);
+    check_counts(s, 2, 8, __LINE__);
+    /* replace a.md with fewer chunks: the old three leave everywhere */
+    REQUIRE(put_doc(s, "a.md", 2, "gamma", NULL) == IDX_OK);
+    check_counts(s, 2, 7, __LINE__);
+    idx_hit h[8];
+    int n = -1;
+    REQUIRE(idx_search_bm25(s, "alpha", 5, 8, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 0);
+    REQUIRE(idx_search_bm25(s, "gamma", 5, 8, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 2);
+    /* delete b.md */
+    REQUIRE(idx_doc_delete(s, "b.md") == IDX_OK);
+    check_counts(s, 1, 2, __LINE__);
+    CHECK_EQ_INT(idx_doc_delete(s, "b.md"), IDX_ERR_NOTFOUND);
+    REQUIRE(idx_search_bm25(s, "beta", 4, 8, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 0);
+    /* persisted: reopen after save, the same counts and no rebuild */
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    s = open_ok(dir);
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "saved index loads without rebuild: %s", idx_notice(s));
+    check_counts(s, 1, 2, __LINE__);
+    idx_close(s);
+}
+
+TEST(transaction_rollback_and_commit) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    REQUIRE(put_doc(s, "keep.md", 2, "keep", NULL) == IDX_OK);
+    REQUIRE(idx_begin(s) == IDX_OK);
+    CHECK_EQ_INT(idx_begin(s), IDX_ERR_STATE);
+    REQUIRE(put_doc(s, "x.md", 4, "xray", NULL) == IDX_OK);
+    REQUIRE(idx_doc_delete(s, "keep.md") == IDX_OK);
+    CHECK_EQ_INT(idx_save(s), IDX_ERR_STATE);
+    REQUIRE(idx_rollback(s) == IDX_OK);
+    check_counts(s, 1, 2, __LINE__);
+    /* several documents in one transaction, one put twice */
+    REQUIRE(idx_begin(s) == IDX_OK);
+    REQUIRE(put_doc(s, "x.md", 4, "xray", NULL) == IDX_OK);
+    REQUIRE(put_doc(s, "y.md", 3, "yankee", NULL) == IDX_OK);
+    REQUIRE(put_doc(s, "x.md", 1, "xray again", NULL) == IDX_OK);
+    REQUIRE(idx_commit(s) == IDX_OK);
+    check_counts(s, 3, 6, __LINE__);
+    /* a failing put inside a transaction leaves the transaction intact */
+    REQUIRE(idx_begin(s) == IDX_OK);
+    REQUIRE(put_doc(s, "z.md", 2, "zulu", NULL) == IDX_OK);
+    idx_chunk dup[2] = {{.ordinal = 0, .text = "a", .text_len = 1}, {.ordinal = 0, .text = "b", .text_len = 1}};
+    float v[2 * DIM];
+    unit_vec(v, DIM);
+    unit_vec(v + DIM, DIM);
+    idx_doc d = {.uri = "bad.md"};
+    CHECK(idx_doc_put(s, &d, dup, 2, v, DIM, NULL) == IDX_ERR_SQLITE, "duplicate ordinal rejected");
+    CHECK(strstr(idx_errmsg(s), "mrag.sqlite") != NULL, "message names the file: %s", idx_errmsg(s));
+    REQUIRE(idx_commit(s) == IDX_OK);
+    check_counts(s, 4, 8, __LINE__);
+    idx_close(s);
+}
+
+TEST(document_fields_lookup_list_touch_rename) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    idx_chunk ch = {.ordinal = 0, .text = "Hallo Welt", .text_len = 10, .heading = "Intro",
+                    .byte_start = 5, .byte_end = 15, .line_start = 3, .line_end = 4, .page = 0, .n_tokens = 4};
+    float v[DIM];
+    unit_vec(v, DIM);
+    idx_doc d = {.uri = "docs/hello.md", .title = "Hello", .type = "md", .size = 123, .mtime_ns = 1700000000123456789LL,
+                 .groups = " hr , finance,,hr ", .status = "ok"};
+    strcpy(d.sha256, "ab12");
+    int64_t cid = 0;
+    REQUIRE(idx_doc_put(s, &d, &ch, 1, v, DIM, &cid) == IDX_OK);
+    CHECK(d.id > 0 && cid > 0);
+    idx_doc g;
+    REQUIRE(idx_doc_get(s, "docs/hello.md", &g) == IDX_OK);
+    CHECK_EQ_INT(g.id, d.id);
+    CHECK_EQ_STR(g.title, "Hello");
+    CHECK_EQ_STR(g.type, "md");
+    CHECK_EQ_INT(g.size, 123);
+    CHECK_EQ_INT(g.mtime_ns, 1700000000123456789LL);
+    CHECK_EQ_STR(g.sha256, "ab12");
+    CHECK_EQ_STR(g.groups, "finance,hr");
+    CHECK_EQ_STR(g.status, "ok");
+    CHECK_EQ_INT(g.n_chunks, 1);
+    idx_doc_release(&g);
+    CHECK_EQ_INT(idx_doc_get(s, "nope", &g), IDX_ERR_NOTFOUND);
+    /* chunk with its document, for a citation */
+    idx_chunk c;
+    idx_doc cd;
+    REQUIRE(idx_chunk_get(s, cid, &c, &cd) == IDX_OK);
+    CHECK_EQ_STR(c.text, "Hallo Welt");
+    CHECK_EQ_INT(c.text_len, 10);
+    CHECK_EQ_STR(c.heading, "Intro");
+    CHECK_EQ_INT(c.line_start, 3);
+    CHECK_EQ_INT(c.line_end, 4);
+    CHECK_EQ_INT(c.byte_start, 5);
+    CHECK_EQ_INT(c.byte_end, 15);
+    CHECK_EQ_INT(c.n_tokens, 4);
+    CHECK_EQ_STR(cd.uri, "docs/hello.md");
+    idx_chunk_release(&c);
+    idx_doc_release(&cd);
+    float back[DIM];
+    REQUIRE(idx_chunk_vector(s, cid, back, DIM) == IDX_OK);
+    CHECK(memcmp(back, v, sizeof v) == 0, "vector stored bit-exactly");
+    /* touch, rename, list */
+    REQUIRE(idx_doc_touch(s, "docs/hello.md", 124, 99) == IDX_OK);
+    CHECK_EQ_INT(idx_doc_touch(s, "nope", 1, 1), IDX_ERR_NOTFOUND);
+    REQUIRE(put_doc(s, "other/x.md", 2, "x", NULL) == IDX_OK);
+    CHECK_EQ_INT(idx_doc_rename(s, "docs/hello.md", "other/x.md"), IDX_ERR_ARG);
+    REQUIRE(idx_doc_rename(s, "docs/hello.md", "docs/moved.md") == IDX_OK);
+    CHECK_EQ_INT(idx_doc_rename(s, "docs/hello.md", "docs/again.md"), IDX_ERR_NOTFOUND);
+    idx_doc *list;
+    size_t n;
+    REQUIRE(idx_doc_list(s, NULL, &list, &n) == IDX_OK);
+    REQUIRE(n == 2);
+    CHECK_EQ_STR(list[0].uri, "docs/moved.md");
+    CHECK_EQ_INT(list[0].size, 124);
+    CHECK_EQ_INT(list[0].mtime_ns, 99);
+    CHECK_EQ_INT(list[0].n_chunks, 1);
+    CHECK_EQ_STR(list[1].uri, "other/x.md");
+    idx_doc_list_free(list, n);
+    REQUIRE(idx_doc_list(s, "other/", &list, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 1);
+    idx_doc_list_free(list, n);
+    const char *pct = "%";
+    REQUIRE(idx_doc_list(s, pct, &list, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 0); /* the prefix is literal, not a LIKE pattern */
+    idx_doc_list_free(list, n);
+    check_counts(s, 2, 3, __LINE__);
+    idx_close(s);
+}
+
+TEST(bad_input_rejected) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    float v[DIM];
+    unit_vec(v, DIM);
+    idx_chunk ch = {.ordinal = 0, .text = "t", .text_len = 1};
+    idx_doc d = {.uri = ""};
+    CHECK_EQ_INT(idx_doc_put(s, &d, &ch, 1, v, DIM, NULL), IDX_ERR_ARG);
+    d.uri = "a";
+    v[3] = NAN;
+    CHECK_EQ_INT(idx_doc_put(s, &d, &ch, 1, v, DIM, NULL), IDX_ERR_ARG);
+    unit_vec(v, DIM);
+    REQUIRE(idx_doc_put(s, &d, &ch, 1, v, DIM, NULL) == IDX_OK);
+    /* another dimension later */
+    float w[DIM * 2];
+    unit_vec(w, DIM * 2);
+    idx_doc d2 = {.uri = "b"};
+    CHECK_EQ_INT(idx_doc_put(s, &d2, &ch, 1, w, DIM * 2, NULL), IDX_ERR_MISMATCH);
+    idx_hit h[4];
+    int n;
+    CHECK_EQ_INT(idx_search_dense(s, w, DIM * 2, 4, NULL, h, &n), IDX_ERR_MISMATCH);
+    CHECK_EQ_INT(idx_search_dense(s, v, DIM, 0, NULL, h, &n), IDX_ERR_ARG);
+    d2.groups = "a\x01";
+    CHECK_EQ_INT(idx_doc_put(s, &d2, &ch, 1, v, DIM, NULL), IDX_ERR_ARG);
+    check_counts(s, 1, 1, __LINE__);
+    idx_close(s);
+}
+
+TEST(document_without_vectors) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    idx_doc d = {.uri = "broken.pdf", .status = "failed: no text layer"};
+    REQUIRE(idx_doc_put(s, &d, NULL, 0, NULL, 0, NULL) == IDX_OK);
+    idx_doc g;
+    REQUIRE(idx_doc_get(s, "broken.pdf", &g) == IDX_OK);
+    CHECK_EQ_STR(g.status, "failed: no text layer");
+    CHECK_EQ_INT(g.n_chunks, 0);
+    idx_doc_release(&g);
+    idx_counts c;
+    REQUIRE(idx_get_counts(s, &c) == IDX_OK);
+    CHECK_EQ_INT(c.documents, 1);
+    CHECK_EQ_INT(c.dim, 0);
+    idx_close(s);
+}
+
+TEST(meta_and_fingerprint_mismatch_detected) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    char *val = NULL;
+    CHECK_EQ_INT(idx_meta_get(s, "source.root", &val), IDX_ERR_NOTFOUND);
+    REQUIRE(idx_meta_set(s, "source.root", "/docs") == IDX_OK);
+    REQUIRE(idx_meta_get(s, "source.root", &val) == IDX_OK);
+    CHECK_EQ_STR(val, "/docs");
+    free(val);
+    CHECK_EQ_INT(idx_meta_set(s, "idx.generation", "5"), IDX_ERR_ARG);
+    idx_fingerprint fp = {.layer = -1, .dim = DIM};
+    strcpy(fp.model_sha256, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    strcpy(fp.pooling, "mean");
+    idx_fingerprint got;
+    CHECK_EQ_INT(idx_fingerprint_get(s, &got), IDX_ERR_NOTFOUND);
+    CHECK_EQ_INT(idx_fingerprint_check(s, &fp), IDX_OK);
+    REQUIRE(idx_fingerprint_set(s, &fp) == IDX_OK);
+    REQUIRE(put_doc(s, "a.md", 2, "a", NULL) == IDX_OK);
+    idx_close(s);
+    s = open_ok(dir);
+    REQUIRE(s);
+    REQUIRE(idx_fingerprint_get(s, &got) == IDX_OK);
+    CHECK_EQ_STR(got.model_sha256, fp.model_sha256);
+    CHECK_EQ_STR(got.pooling, "mean");
+    CHECK_EQ_INT(got.layer, -1);
+    CHECK_EQ_INT(got.dim, DIM);
+    CHECK_EQ_INT(idx_fingerprint_check(s, &fp), IDX_OK);
+    idx_fingerprint other = fp;
+    other.model_sha256[0] = 'f';
+    CHECK_EQ_INT(idx_fingerprint_check(s, &other), IDX_ERR_MISMATCH);
+    CHECK(strstr(idx_errmsg(s), "sha256") != NULL, "names the field: %s", idx_errmsg(s));
+    other = fp;
+    other.layer = 20;
+    CHECK_EQ_INT(idx_fingerprint_check(s, &other), IDX_ERR_MISMATCH);
+    CHECK(strstr(idx_errmsg(s), "layer") != NULL, "names the field: %s", idx_errmsg(s));
+    other = fp;
+    strcpy(other.pooling, "last");
+    CHECK_EQ_INT(idx_fingerprint_check(s, &other), IDX_ERR_MISMATCH);
+    /* vectors exist: recording another fingerprint is refused */
+    CHECK_EQ_INT(idx_fingerprint_set(s, &other), IDX_ERR_MISMATCH);
+    other = fp;
+    other.dim = 32;
+    CHECK_EQ_INT(idx_fingerprint_check(s, &other), IDX_ERR_MISMATCH);
+    CHECK(strstr(idx_errmsg(s), "dimension") != NULL, "names the field: %s", idx_errmsg(s));
+    idx_close(s);
+}
+
+TEST_MAIN(RUN(create_empty_and_reopen), RUN(newer_schema_and_foreign_file_rejected), RUN(second_writer_is_refused),
+          RUN(put_replace_delete_exact_counts), RUN(transaction_rollback_and_commit),
+          RUN(document_fields_lookup_list_touch_rename), RUN(bad_input_rejected), RUN(document_without_vectors),
+          RUN(meta_and_fingerprint_mismatch_detected))
