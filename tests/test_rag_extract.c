@@ -1,0 +1,404 @@
+/* test_rag_extract.c — the extractors: encodings and exact spans for txt/md,
+ * Markdown structure, HTML through libxml2, PDF through poppler, errors. */
+#include "rag/rag.h"
+#include "tests/test.h"
+
+#include <stdlib.h>
+
+static rag_doc *extract(const char *name, const char *data, size_t len, rag_doc_type type) {
+    rag_doc *d = NULL;
+    char err[512] = "";
+    int rc = rag_extract_memory(name, data, len, type, NULL, &d, err, sizeof err);
+    REQUIRE(rc == RAG_OK && d, "%s: rc %d: %s", name, rc, err);
+    return d;
+}
+
+static const char *block_text(const rag_doc *d, size_t i) {
+    static char buf[4096];
+    const rag_block *b = &d->blocks[i];
+    snprintf(buf, sizeof buf, "%.*s", (int)b->text_len, d->text + b->text_off);
+    return buf;
+}
+
+/* The original bytes of a block with CR removed must equal its text
+ * (txt/md in UTF-8: the spans are exact). */
+static void check_spans_exact(const rag_doc *d, const char *orig, size_t orig_len) {
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        const rag_block *b = &d->blocks[i];
+        REQUIRE(b->byte_start <= b->byte_end && b->byte_end <= orig_len, "block %zu span in range", i);
+        char *s = malloc(b->byte_end - b->byte_start + 1);
+        size_t n = 0;
+        for (uint64_t k = b->byte_start; k < b->byte_end; k++)
+            if (orig[k] != '\r' || (k + 1 < orig_len && orig[k + 1] != '\n')) s[n++] = orig[k] == '\r' ? '\n' : orig[k];
+        CHECK(n == b->text_len && memcmp(s, d->text + b->text_off, n) == 0, "block %zu: original \"%.*s\" vs text \"%s\"",
+              i, (int)n, s, block_text(d, i));
+        free(s);
+        /* lines: count newlines in the original before the span */
+        uint32_t line = 1;
+        for (uint64_t k = 0; k < b->byte_start; k++)
+            line += orig[k] == '\n' || (orig[k] == '\r' && (k + 1 >= orig_len || orig[k + 1] != '\n'));
+        CHECK_EQ_INT(b->line_start, line);
+        for (uint64_t k = b->byte_start; k + 1 < b->byte_end; k++)
+            line += orig[k] == '\n' || (orig[k] == '\r' && orig[k + 1] != '\n');
+        CHECK_EQ_INT(b->line_end, line);
+    }
+}
+
+TEST(txt_paragraphs_and_exact_spans) {
+    const char *src = "  Hello world.  \n\nSecond paragraph\nspans two lines.\n\n\n\tThird.\n";
+    rag_doc *d = extract("a.txt", src, strlen(src), RAG_DOC_TXT);
+    CHECK_EQ_INT(d->n_blocks, 3);
+    CHECK_EQ_STR(block_text(d, 0), "Hello world.");
+    CHECK_EQ_STR(block_text(d, 1), "Second paragraph\nspans two lines.");
+    CHECK_EQ_STR(block_text(d, 2), "Third.");
+    CHECK_EQ_INT(d->blocks[1].line_start, 3);
+    CHECK_EQ_INT(d->blocks[1].line_end, 4);
+    CHECK_EQ_INT(d->blocks[2].line_start, 7);
+    CHECK(d->exact_spans);
+    CHECK_EQ_STR(d->encoding, "UTF-8");
+    check_spans_exact(d, src, strlen(src));
+    rag_doc_free(d);
+}
+
+TEST(txt_crlf_normalised_spans_original) {
+    const char *src = "A line\r\nand more\r\n\r\nC para\rold mac line\r\n";
+    rag_doc *d = extract("crlf.txt", src, strlen(src), RAG_DOC_TXT);
+    CHECK_EQ_STR(d->text, "A line\nand more\n\nC para\nold mac line\n");
+    CHECK_EQ_INT(d->n_blocks, 2);
+    CHECK_EQ_INT(d->blocks[0].byte_start, 0);
+    CHECK_EQ_INT(d->blocks[0].byte_end, 16);   /* "A line\r\nand more" */
+    CHECK_EQ_INT(d->blocks[1].byte_start, 20);
+    CHECK_EQ_INT(d->blocks[1].line_start, 4);
+    CHECK_EQ_INT(d->blocks[1].line_end, 5);
+    check_spans_exact(d, src, strlen(src));
+    rag_doc_free(d);
+}
+
+TEST(txt_bom_latin1_utf16) {
+    const char *bom = "\xEF\xBB\xBFHi there";
+    rag_doc *d = extract("bom.txt", bom, strlen(bom), RAG_DOC_TXT);
+    CHECK_EQ_STR(d->text, "Hi there");
+    CHECK_EQ_INT(d->blocks[0].byte_start, 3);
+    CHECK_EQ_INT(d->blocks[0].byte_end, 11);
+    rag_doc_free(d);
+
+    const char *l1 = "Die Stra\xDF" "e f\xFChrt\r\nzum \x80-Automaten.";
+    d = extract("latin1.txt", l1, strlen(l1), RAG_DOC_TXT);
+    CHECK_EQ_STR(d->encoding, "WINDOWS-1252");
+    CHECK_EQ_STR(d->text, "Die Straße führt\nzum €-Automaten.");
+    CHECK_EQ_INT(d->n_blocks, 1);
+    CHECK_EQ_INT(d->blocks[0].byte_end, strlen(l1));
+    /* "führt" starts at byte 11 of the original and at 12 of the text */
+    const char *f = strstr(d->text, "führt");
+    CHECK_EQ_INT(f - d->text, 12);
+    CHECK_EQ_INT(rag_doc_orig_offset(d, (size_t)(f - d->text)), 11);
+    CHECK_EQ_INT(rag_doc_orig_offset(d, (size_t)(f - d->text) + 3), 13);   /* after "fü" */
+    const char *z = strstr(d->text, "zum");
+    CHECK_EQ_INT(rag_doc_orig_offset(d, (size_t)(z - d->text)), 18);
+    CHECK_EQ_INT(rag_doc_line_at(d, (size_t)(z - d->text)), 2);
+    rag_doc_free(d);
+
+    /* UTF-16LE with BOM: "Grüße\r\n€" */
+    const unsigned char u16[] = {0xFF, 0xFE, 'G', 0, 'r', 0, 0xFC, 0, 0xDF, 0, 'e', 0, '\r', 0, '\n', 0, 0xAC, 0x20,
+                                 0x3D, 0xD8, 0x00, 0xDE};
+    d = extract("u16.txt", (const char *)u16, sizeof u16, RAG_DOC_TXT);
+    CHECK_EQ_STR(d->encoding, "UTF-16LE");
+    CHECK_EQ_STR(d->text, "Grüße\n€\xF0\x9F\x98\x80");
+    CHECK_EQ_INT(d->n_blocks, 1);
+    CHECK_EQ_INT(d->blocks[0].byte_start, 2);
+    CHECK_EQ_INT(d->blocks[0].byte_end, sizeof u16);
+    const char *e = strstr(d->text, "€");
+    CHECK_EQ_INT(rag_doc_orig_offset(d, (size_t)(e - d->text)), 16);
+    CHECK_EQ_INT(rag_doc_orig_offset(d, (size_t)(e - d->text) + 3), 18);
+    rag_doc_free(d);
+}
+
+TEST(txt_bad_bytes_are_clear_errors) {
+    rag_doc *d = NULL;
+    char err[512] = "";
+    CHECK_EQ_INT(rag_extract_memory("bin.txt", "ab\0cd", 5, RAG_DOC_TXT, NULL, &d, err, sizeof err), RAG_ERR_FORMAT);
+    CHECK(d == NULL);
+    CHECK(strstr(err, "bin.txt") && strstr(err, "NUL"), "%s", err);
+    /* mostly high bytes: not plausibly Latin-1 */
+    char junk[64];
+    for (int i = 0; i < 64; i++) junk[i] = (char)(0x80 + (i * 37) % 128);
+    CHECK_EQ_INT(rag_extract_memory("junk.md", junk, sizeof junk, RAG_DOC_MD, NULL, &d, err, sizeof err), RAG_ERR_FORMAT);
+    CHECK(strstr(err, "junk.md") && strstr(err, "UTF-8"), "%s", err);
+    /* control bytes become spaces, offsets unchanged */
+    d = extract("ctl.txt", "a\x01" "b\x7f" "c", 5, RAG_DOC_TXT);
+    CHECK_EQ_STR(d->text, "a b c");
+    rag_doc_free(d);
+    /* empty: no blocks, no error */
+    d = extract("empty.txt", "", 0, RAG_DOC_TXT);
+    CHECK_EQ_INT(d->n_blocks, 0);
+    CHECK_EQ_STR(d->text, "");
+    rag_doc_free(d);
+    /* limits */
+    rag_extract_params p = rag_extract_default_params();
+    p.max_text_bytes = 10;
+    CHECK_EQ_INT(rag_extract_memory("long.txt", "0123456789abc", 13, RAG_DOC_TXT, &p, &d, err, sizeof err), RAG_ERR_LIMIT);
+    CHECK(strstr(err, "long.txt") != NULL, "%s", err);
+    /* missing file */
+    CHECK_EQ_INT(rag_extract_file("/nonexistent/x.md", RAG_DOC_UNKNOWN, NULL, &d, err, sizeof err), RAG_ERR_IO);
+    CHECK(strstr(err, "/nonexistent/x.md") != NULL, "%s", err);
+}
+
+TEST(md_structure) {
+    const char *src =
+        "# Install\n"
+        "\n"
+        "Intro text\n"
+        "on two lines.\n"
+        "\n"
+        "## Debian ##\n"
+        "- first item\n"
+        "- second item\n"
+        "  continued\n"
+        "\n"
+        "```sh\n"
+        "# not a heading\n"
+        "apt-get install mrag\n"
+        "```\n"
+        "Setext Title\n"
+        "============\n"
+        "Sub title\n"
+        "---------\n"
+        "\n"
+        "***\n"
+        "#hashtag is text\n"
+        "~~~\n"
+        "unclosed fence\n";
+    rag_doc *d = extract("doc.md", src, strlen(src), RAG_DOC_MD);
+    const struct { rag_block_kind kind; int level; const char *text; uint32_t line; } want[] = {
+        {RAG_BLOCK_HEADING, 1, "Install", 1},
+        {RAG_BLOCK_PARAGRAPH, 0, "Intro text\non two lines.", 3},
+        {RAG_BLOCK_HEADING, 2, "Debian", 6},
+        {RAG_BLOCK_LIST_ITEM, 0, "- first item", 7},
+        {RAG_BLOCK_LIST_ITEM, 0, "- second item\n  continued", 8},
+        {RAG_BLOCK_CODE, 0, "# not a heading\napt-get install mrag", 12},
+        {RAG_BLOCK_HEADING, 1, "Setext Title", 15},
+        {RAG_BLOCK_HEADING, 2, "Sub title", 17},
+        {RAG_BLOCK_PARAGRAPH, 0, "#hashtag is text", 21},
+        {RAG_BLOCK_CODE, 0, "unclosed fence", 23},
+    };
+    size_t nw = sizeof want / sizeof want[0];
+    CHECK_EQ_INT(d->n_blocks, nw);
+    for (size_t i = 0; i < nw && i < d->n_blocks; i++) {
+        CHECK_EQ_INT(d->blocks[i].kind, want[i].kind);
+        CHECK_EQ_INT(d->blocks[i].level, want[i].level);
+        CHECK_EQ_STR(block_text(d, i), want[i].text);
+        CHECK_EQ_INT(d->blocks[i].line_start, want[i].line);
+    }
+    CHECK_EQ_STR(d->title, "Install");
+    check_spans_exact(d, src, strlen(src));
+    rag_doc_free(d);
+}
+
+static const char *html_src =
+    "<!DOCTYPE html>\n"
+    "<html><head><title>  Reise\n kosten </title><style>p{color:red}</style>\n"
+    "<script>var x = \"<p>script text</p>\";</script></head>\n"
+    "<body>\n"
+    "<nav><a href=\"/\">Navigation link</a></nav>\n"
+    "<header>Site header</header>\n"
+    "<h1>Travel &amp; Expenses</h1>\n"
+    "<p>First paragraph with\n"
+    "   a line break &eacute; &#8364; and <b>bold</b> text.</p>\n"
+    "<ul><li>Item one</li><li>Item <em>two</em>\n"
+    "</li></ul>\n"
+    "<table><tr><td>Cell A</td><th>Cell B</th></tr></table>\n"
+    "<h3>Details</h3>\n"
+    "<pre>\n"
+    "code  line 1\n"
+    "  line 2\n"
+    "</pre>\n"
+    "<aside>Aside text</aside><noscript>Noscript text</noscript><template><p>Template text</p></template>\n"
+    "<footer>Footer text</footer>\n"
+    "<p>Unclosed <b>bold\n"
+    "</body></html>\n";
+
+TEST(html_structure) {
+    rag_doc *d = extract("page.html", html_src, strlen(html_src), RAG_DOC_HTML);
+    CHECK_EQ_STR(d->title, "Reise kosten");
+    const char *gone[] = {"script text", "color", "Navigation", "Site header", "Aside", "Noscript", "Template", "Footer"};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        CHECK(strstr(d->text, gone[i]) == NULL, "\"%s\" dropped", gone[i]);
+    const struct { rag_block_kind kind; int level; const char *text; uint32_t l0, l1; } want[] = {
+        {RAG_BLOCK_HEADING, 1, "Travel & Expenses", 8, 8},
+        {RAG_BLOCK_PARAGRAPH, 0, "First paragraph with a line break é € and bold text.", 9, 10},
+        {RAG_BLOCK_LIST_ITEM, 0, "Item one", 11, 11},
+        {RAG_BLOCK_LIST_ITEM, 0, "Item two", 11, 11},
+        {RAG_BLOCK_TABLE_CELL, 0, "Cell A", 13, 13},
+        {RAG_BLOCK_TABLE_CELL, 0, "Cell B", 13, 13},
+        {RAG_BLOCK_HEADING, 3, "Details", 14, 14},
+        {RAG_BLOCK_CODE, 0, "code  line 1\n  line 2", 15, 18},
+        {RAG_BLOCK_PARAGRAPH, 0, "Unclosed bold", 21, 22},
+    };
+    size_t nw = sizeof want / sizeof want[0];
+    CHECK_EQ_INT(d->n_blocks, nw);
+    for (size_t i = 0; i < nw && i < d->n_blocks; i++) {
+        CHECK_EQ_INT(d->blocks[i].kind, want[i].kind);
+        CHECK_EQ_INT(d->blocks[i].level, want[i].level);
+        CHECK_EQ_STR(block_text(d, i), want[i].text);
+        /* the line span holds the block (libxml2 may end a block on the
+         * line where its closing tag sits) */
+        CHECK(d->blocks[i].line_start == want[i].l0, "block %zu starts on line %u, want %u", i, d->blocks[i].line_start, want[i].l0);
+        CHECK(d->blocks[i].line_end >= want[i].l1 && d->blocks[i].line_end <= want[i].l1 + 1,
+              "block %zu ends on line %u, want %u", i, d->blocks[i].line_end, want[i].l1);
+        /* the byte span is those lines of the original */
+        const rag_block *b = &d->blocks[i];
+        CHECK(b->byte_start < b->byte_end && b->byte_end <= strlen(html_src));
+        CHECK(b->byte_start == 0 || html_src[b->byte_start - 1] == '\n', "block %zu byte span starts a line", i);
+    }
+    CHECK(!d->exact_spans);
+    rag_doc_free(d);
+}
+
+TEST(html_bad_input_never_crashes) {
+    const char *cases[] = {
+        "", "<", "<<<>>>", "<p", "</p></p></div>", "<html><body><p>a<p>b<p>c", "&#xFFFFFFFF; &#0; &bogus;",
+        "<pre>\n\n\n</pre>", "<script>never closed", "<!-- comment never closed", "<title></title>",
+        "<h1><h2><h3>x</h1>", "\xff\xfe<\0p\0>\0", "<meta charset=\"latin1\"><p>Stra\xdf" "e</p>",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rag_doc *d = NULL;
+        char err[512] = "";
+        size_t len = strlen(cases[i]);
+        if (i == 12) len = 8;
+        int rc = rag_extract_memory("bad.html", cases[i], len, RAG_DOC_HTML, NULL, &d, err, sizeof err);
+        CHECK(rc == RAG_OK || (rc == RAG_ERR_FORMAT && strstr(err, "bad.html")), "case %zu: rc %d %s", i, rc, err);
+        if (d) CHECK(strlen(d->text) == d->text_len, "case %zu: text length", i);
+        rag_doc_free(d);
+    }
+    /* a declared charset is honoured */
+    rag_doc *d = extract("l1.html", cases[13], strlen(cases[13]), RAG_DOC_HTML);
+    CHECK(strstr(d->text, "Straße") != NULL, "latin1 page decoded: %s", d->text);
+    rag_doc_free(d);
+}
+
+TEST(html_deep_nesting_is_bounded) {
+    int depth = getenv("MRAG_ASAN") ? 3000 : 20000;
+    size_t cap = (size_t)depth * 12 + 64;
+    char *s = malloc(cap);
+    size_t n = 0;
+    for (int i = 0; i < depth; i++) n += (size_t)snprintf(s + n, cap - n, "<div><b>");
+    n += (size_t)snprintf(s + n, cap - n, "deep");
+    rag_doc *d = NULL;
+    char err[512] = "";
+    int rc = rag_extract_memory("deep.html", s, n, RAG_DOC_HTML, NULL, &d, err, sizeof err);
+    CHECK(rc == RAG_OK || (rc == RAG_ERR_LIMIT && strstr(err, "deep.html") && strstr(err, "nested")), "rc %d: %s", rc, err);
+    rag_doc_free(d);
+    free(s);
+}
+
+/* Writes a PDF with tests/gen_sample_pdf.sh; returns its path. */
+static const char *make_pdf(const char *text, const char *title) {
+    static char pdf[700];
+    const char *dir = test_tmpdir();
+    char txt[700], cmd[2200];
+    snprintf(txt, sizeof txt, "%s/in.txt", dir);
+    snprintf(pdf, sizeof pdf, "%s/out.pdf", dir);
+    REQUIRE(test_write_file(txt, text, strlen(text)) == 0);
+    snprintf(cmd, sizeof cmd, "sh tests/gen_sample_pdf.sh %s %s %s 2>&1", test_shq(txt), test_shq(pdf), test_shq(title));
+    int st = 0;
+    char *out = test_run_capture(cmd, &st);
+    REQUIRE(out && st == 0, "gen_sample_pdf.sh failed: %s", out ? out : "");
+    free(out);
+    return pdf;
+}
+
+TEST(pdf_pages_and_text) {
+    const char *pdf = make_pdf("Seite eins: Die Straße mit Äpfeln.\nZweite Zeile (mit Klammern).\n\n"
+                               "Neuer Absatz auf Seite eins.\n<<<PAGE>>>\nPage two: the VPN gateway is vpn.example.com.\n"
+                               "<<<PAGE>>>\nPage three.\n",
+                               "Testdokument");
+    rag_doc *d = NULL;
+    char err[512] = "";
+    REQUIRE(rag_extract_file(pdf, RAG_DOC_UNKNOWN, NULL, &d, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_EQ_INT(d->type, RAG_DOC_PDF);
+    CHECK_EQ_INT(d->n_pages, 3);
+    CHECK_EQ_STR(d->title, "Testdokument");
+    REQUIRE(d->n_blocks >= 3, "%zu blocks", d->n_blocks);
+    CHECK_EQ_INT(d->blocks[0].page, 1);
+    CHECK(strstr(block_text(d, 0), "Die Straße mit Äpfeln.") != NULL, "page 1: %s", block_text(d, 0));
+    bool p2 = false, p3 = false;
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        if (strstr(block_text(d, i), "vpn.example.com")) p2 = d->blocks[i].page == 2;
+        if (strstr(block_text(d, i), "Page three.")) p3 = d->blocks[i].page == 3;
+        CHECK(i == 0 || d->blocks[i].page >= d->blocks[i - 1].page, "pages in order");
+        CHECK_EQ_INT(d->blocks[i].line_start, 0);
+    }
+    CHECK(p2 && p3, "text found on pages 2 and 3");
+    rag_doc_free(d);
+}
+
+TEST(pdf_damaged_and_encrypted) {
+    rag_doc *d = NULL;
+    char err[512] = "";
+    const char *junk = "%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage garbage\n";
+    int rc = rag_extract_memory("junk.pdf", junk, strlen(junk), RAG_DOC_PDF, NULL, &d, err, sizeof err);
+    CHECK_EQ_INT(rc, RAG_ERR_FORMAT);
+    CHECK(strstr(err, "junk.pdf") && strstr(err, "damaged"), "%s", err);
+    rc = rag_extract_memory("notpdf.pdf", "hello", 5, RAG_DOC_PDF, NULL, &d, err, sizeof err);
+    CHECK_EQ_INT(rc, RAG_ERR_FORMAT);
+    CHECK(strstr(err, "notpdf.pdf") && strstr(err, "not a PDF"), "%s", err);
+    /* a valid PDF made encrypted by a standard security handler whose
+     * password is not the empty one */
+    const char *pdf = make_pdf("Secret text.\n", "Secret");
+    size_t len;
+    char *raw = test_read_file(pdf, &len);
+    REQUIRE(raw);
+    char *tr = strstr(raw, "trailer\n<<");
+    REQUIRE(tr, "trailer found");
+    const char *enc =
+        " /Encrypt << /Filter /Standard /V 1 /R 2 /P -44"
+        " /O <0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF>"
+        " /U <FEDCBA9876543210FEDCBA9876543210FEDCBA9876543210FEDCBA9876543210> >>"
+        " /ID [<00112233445566778899AABBCCDDEEFF> <00112233445566778899AABBCCDDEEFF>]";
+    size_t head = (size_t)(tr - raw) + strlen("trailer\n<<");
+    char *enc_pdf = malloc(len + strlen(enc) + 1);
+    memcpy(enc_pdf, raw, head);
+    memcpy(enc_pdf + head, enc, strlen(enc));
+    memcpy(enc_pdf + head + strlen(enc), raw + head, len - head);
+    rc = rag_extract_memory("locked.pdf", enc_pdf, len + strlen(enc), RAG_DOC_PDF, NULL, &d, err, sizeof err);
+    CHECK_EQ_INT(rc, RAG_ERR_UNSUPPORTED);
+    CHECK(strstr(err, "locked.pdf") && strstr(err, "encrypted"), "%s", err);
+    CHECK(d == NULL);
+    free(enc_pdf);
+    /* every truncation of a small PDF: a clean answer, never a crash */
+    for (size_t cut = 0; cut < len; cut += getenv("MRAG_ASAN") ? 97 : 13) {
+        rc = rag_extract_memory("cut.pdf", raw, cut, RAG_DOC_PDF, NULL, &d, err, sizeof err);
+        CHECK(rc == RAG_OK || rc == RAG_ERR_FORMAT, "cut at %zu: rc %d %s", cut, rc, err);
+        rag_doc_free(d);
+        d = NULL;
+    }
+    free(raw);
+}
+
+TEST(sample_corpus_extracts) {
+    rag_walk_result r;
+    char err[512];
+    REQUIRE(rag_walk("data/sample", NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
+    size_t ok = 0;
+    bool german = false;
+    for (size_t i = 0; i < r.n; i++) {
+        if (r.entries[i].skip != RAG_SKIP_NONE) continue;
+        rag_doc *d = NULL;
+        int rc = rag_extract_file(r.entries[i].path, r.entries[i].type, NULL, &d, err, sizeof err);
+        CHECK(rc == RAG_OK, "%s", err);
+        if (!d) continue;
+        CHECK(d->n_blocks >= 3, "%s: %zu blocks", r.entries[i].rel, d->n_blocks);
+        CHECK(d->title && d->title[0], "%s has a title", r.entries[i].rel);
+        if (strstr(d->text, "Mitarbeiter")) german = true;
+        ok++;
+        rag_doc_free(d);
+    }
+    CHECK(ok >= 15, "%zu documents", ok);
+    CHECK(german, "German documents present");
+    rag_walk_result_free(&r);
+}
+
+TEST_MAIN(RUN(txt_paragraphs_and_exact_spans), RUN(txt_crlf_normalised_spans_original), RUN(txt_bom_latin1_utf16),
+          RUN(txt_bad_bytes_are_clear_errors), RUN(md_structure), RUN(html_structure),
+          RUN(html_bad_input_never_crashes), RUN(html_deep_nesting_is_bounded), RUN(pdf_pages_and_text),
+          RUN(pdf_damaged_and_encrypted), RUN(sample_corpus_extracts))
