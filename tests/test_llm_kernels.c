@@ -212,7 +212,8 @@ static double abs_dot(uint32_t wt, const void *w, const void *a, int n, float *t
  * products are exact (f16, bf16) or single-rounded (f32), and the sums are
  * split over 8-32 lanes instead of one, ~n/16 float additions per lane. */
 TEST(simd_vec_dot_matches_reference) {
-    const int sizes[] = {256, 512, 4096};
+    /* odd block counts (32, 96, 1056) exercise the kernels' tails */
+    const int sizes[] = {32, 96, 256, 1056, 4096};
     int n_max = 4096;
     float *x = malloc(sizeof(float) * n_max), *w = malloc(sizeof(float) * n_max);
     float *tw = malloc(sizeof(float) * n_max), *ta = malloc(sizeof(float) * n_max);
@@ -220,13 +221,14 @@ TEST(simd_vec_dot_matches_reference) {
     REQUIRE(x && w && tw && ta && qw && qa);
     llm_simd top = llm_simd_detect();
     if (top == LLM_SIMD_REF) SKIP("no AVX2 on this CPU: nothing to compare against");
-    for (int si = 0; si < 3; si++) {
+    for (int si = 0; si < 5; si++) {
         int n = sizes[si];
         for (int rep = 0; rep < 4; rep++) {
             fill_normal(w, n, 0.02f);
             fill_normal(x, n, rep == 3 ? 30.0f : 1.0f);
             for (int i = 0; i < N_TYPES; i++) {
                 uint32_t t = all_types[i];
+                if (n % ggml_type_info(t)->blck_size) continue;
                 llm_quantize(t, w, qw, 1, n);
                 llm_kernels_get(LLM_SIMD_REF)->act[llm_vec_dot_type(t)] ?
                     llm_kernels_get(LLM_SIMD_REF)->act[llm_vec_dot_type(t)](x, qa, n) :
@@ -356,8 +358,12 @@ TEST(matmul_matches_naive) {
         llm_simd_set((llm_simd)lv);
         for (int i = 0; i < N_TYPES; i++)
             for (int p = 0; p < 2; p++)
-                for (int k = 0; k < 4; k++)
+                for (int k = 0; k < 4; k++) {
                     check_matmul(pools[p], all_types[i], k == 3 ? 131 : 67, n_cols, toks[k], llm_simd_name(lv));
+                    /* 5 blocks of 32: an odd count, for the two-block kernels' tail */
+                    if (ggml_type_info(all_types[i])->blck_size <= 32)
+                        check_matmul(pools[p], all_types[i], 33, 160, toks[k], llm_simd_name(lv));
+                }
     }
     llm_simd_set(saved);
     llm_pool_free(pools[0]);

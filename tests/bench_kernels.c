@@ -1,0 +1,110 @@
+/* bench_kernels.c — matmul throughput per weight type, SIMD level and thread
+ * count: decode (1 token x 4096 x 4096, GB/s of weights) and prefill (512
+ * tokens, GFLOP/s), plus a memcpy bandwidth figure (the decode roofline).
+ * Not a test. Usage: bench_kernels [--quick] [--simd ref|avx2|avx512] [type ...] (types: f32 f16 bf16
+ * q8_0 q4_0 q4_K q6_K). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "llm/kernels.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return ((float)(*s >> 40) / (float)(1 << 24) - 0.5f) * 0.1f;
+}
+
+/* Seconds per call of llm_matmul, the best of a few timed repetitions. */
+static double time_matmul(llm_pool *pool, uint32_t t, const void *W, int rows, int cols,
+                          const float *X, int n_tok, float *Y, void *work, double budget) {
+    llm_matmul(pool, t, W, rows, cols, X, n_tok, Y, work);   /* warm up */
+    double best = 1e30, t_start = now();
+    int reps = 0;
+    do {
+        double t0 = now();
+        llm_matmul(pool, t, W, rows, cols, X, n_tok, Y, work);
+        double dt = now() - t0;
+        if (dt < best) best = dt;
+        reps++;
+    } while (now() - t_start < budget || reps < 2);
+    return best;
+}
+
+int main(int argc, char **argv) {
+    static const uint32_t types_all[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K,
+                                         GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_F32};
+    uint32_t types[8];
+    int n_types = 0;
+    double budget = 0.3;
+    int only_level = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) { budget = 0.1; continue; }
+        if (!strcmp(argv[i], "--simd") && i + 1 < argc) {
+            i++;
+            for (int lv = 0; lv <= 2; lv++)
+                if (!strcmp(argv[i], llm_simd_name((llm_simd)lv))) only_level = lv;
+            continue;
+        }
+        for (int k = 0; k < 7; k++)
+            if (!strcmp(argv[i], ggml_type_name(types_all[k])) && n_types < 8) types[n_types++] = types_all[k];
+    }
+    if (n_types == 0) { memcpy(types, types_all, sizeof types_all); n_types = 7; }
+
+    const int rows = 4096, cols = 4096, prefill_tok = 512;
+    float *Wf = malloc(sizeof(float) * rows * cols);
+    float *X = malloc(sizeof(float) * prefill_tok * cols);
+    float *Y = malloc(sizeof(float) * prefill_tok * rows);
+    void *Wq = malloc(sizeof(float) * rows * cols);
+    void *work = malloc(llm_matmul_work_size(GGML_TYPE_F16, cols, prefill_tok) * 2 + 64);
+    if (!Wf || !X || !Y || !Wq || !work) { fprintf(stderr, "out of memory\n"); return 1; }
+    uint64_t s = 42;
+    for (size_t i = 0; i < (size_t)rows * cols; i++) Wf[i] = frand(&s);
+    for (size_t i = 0; i < (size_t)prefill_tok * cols; i++) X[i] = frand(&s) * 20;
+
+    /* memcpy bandwidth: read + write of 64 MiB, counted as bytes read */
+    {
+        size_t sz = (size_t)64 << 20;
+        double best = 1e30;
+        for (int r = 0; r < 5; r++) {
+            double t0 = now();
+            memcpy(Wq, Wf, sz);
+            double dt = now() - t0;
+            if (dt < best) best = dt;
+        }
+        printf("memcpy 64 MiB: %.1f GB/s (bytes copied per second; decode roofline)\n", sz / best / 1e9);
+    }
+    printf("detected SIMD: %s\n", llm_simd_name(llm_simd_detect()));
+    printf("%-6s %-7s %3s  %22s  %24s\n", "type", "simd", "thr", "decode 1x4096x4096", "prefill 512x4096x4096");
+    llm_pool *pools[2] = {llm_pool_new(1), llm_pool_new(2)};
+    for (int ti = 0; ti < n_types; ti++) {
+        uint32_t t = types[ti];
+        llm_quantize(t, Wf, Wq, rows, cols);
+        double wbytes = (double)ggml_row_size(t, cols) * rows;
+        for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
+            if (only_level >= 0 && lv != only_level) continue;
+            llm_simd_set((llm_simd)lv);
+            for (int p = 0; p < 2; p++) {
+                double td = time_matmul(pools[p], t, Wq, rows, cols, X, 1, Y, work, budget);
+                /* the reference level is slow: prefill it on 256 rows */
+                int prow = lv == LLM_SIMD_REF ? 256 : rows;
+                double tp = time_matmul(pools[p], t, Wq, prow, cols, X, prefill_tok, Y, work, budget);
+                double flops = 2.0 * prow * cols * prefill_tok;
+                printf("%-6s %-7s %3d  %7.3f ms %6.1f GB/s  %8.1f ms %7.1f GFLOP/s\n", ggml_type_name(t),
+                       llm_simd_name(lv), p + 1, td * 1e3, wbytes / td / 1e9, tp * 1e3 * rows / prow,
+                       flops / tp / 1e9);
+                fflush(stdout);
+            }
+        }
+    }
+    llm_pool_free(pools[0]);
+    llm_pool_free(pools[1]);
+    free(Wf); free(X); free(Y); free(Wq); free(work);
+    return 0;
+}
