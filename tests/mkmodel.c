@@ -1,0 +1,419 @@
+/* mkmodel.c — writes a deterministic random-weight Mistral/Mixtral-shaped GGUF (architecture llama) for tests and benchmarks. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/ggml.h"
+#include "llm/gguf.h"
+#include "llm/kernels.h"
+
+/* llama.cpp's llama_ftype values for general.file_type. */
+enum { FTYPE_F32 = 0, FTYPE_F16 = 1, FTYPE_Q4_0 = 2, FTYPE_Q8_0 = 7, FTYPE_Q4_K_M = 15, FTYPE_Q6_K = 18,
+       FTYPE_BF16 = 32 };
+
+typedef struct {
+    const char *name;
+    uint32_t ggml;
+    uint32_t ftype;
+} type_opt;
+
+static const type_opt TYPES[] = {
+    {"f32", GGML_TYPE_F32, FTYPE_F32},   {"f16", GGML_TYPE_F16, FTYPE_F16},
+    {"bf16", GGML_TYPE_BF16, FTYPE_BF16}, {"q8_0", GGML_TYPE_Q8_0, FTYPE_Q8_0},
+    {"q4_0", GGML_TYPE_Q4_0, FTYPE_Q4_0}, {"q4_k", GGML_TYPE_Q4_K, FTYPE_Q4_K_M},
+    {"q6_k", GGML_TYPE_Q6_K, FTYPE_Q6_K},
+};
+
+typedef struct {
+    long dim, layers, heads, kv_heads, ff, vocab_size, ctx, swa, experts, experts_used;
+    double rope_theta;
+    bool tied;
+    const type_opt *type;
+    uint64_t seed;
+    const char *vocab_from, *out;
+} opts;
+
+static void usage(FILE *fp) {
+    fprintf(fp,
+            "usage: mkmodel [options] --out FILE.gguf\n"
+            "Writes a deterministic random-weight Mistral-shaped model (architecture llama).\n"
+            "  --dim N            embedding length (default 256)\n"
+            "  --layers N         blocks (default 2)\n"
+            "  --heads N          query heads (default 4)\n"
+            "  --kv-heads N       key/value heads, divides --heads (default 1)\n"
+            "  --ff N             feed-forward length (default 512)\n"
+            "  --vocab-from FILE  copy the tokenizer.ggml.* keys of a GGUF (e.g. a vocab GGUF)\n"
+            "  --vocab-size N     or generate a SentencePiece byte-fallback vocab of N tokens (default 512, >= 260)\n"
+            "  --ctx N            llama.context_length (default 2048)\n"
+            "  --rope-theta X     llama.rope.freq_base (default 10000)\n"
+            "  --swa W            llama.attention.sliding_window = W (default: none)\n"
+            "  --experts N        mixture of experts with N experts (merged 3-D ffn_*_exps tensors)\n"
+            "  --experts-used K   experts per token (default 2 with --experts)\n"
+            "  --tied             no output.weight: the output head reuses token_embd\n"
+            "  --type T           f32|f16|bf16|q8_0|q4_0|q4_k|q6_k for 2-D/3-D weights (default f32);\n"
+            "                     norms and the router stay F32; q4_k/q6_k need rows that are multiples of 256\n"
+            "  --seed S           PRNG seed (default 1); same arguments give the same bytes\n"
+            "  --out FILE         output path (written atomically)\n"
+            "  --help             this text\n");
+}
+
+/* Parses a whole decimal integer in [lo, hi]; exits with a message otherwise. */
+static long parse_long(const char *opt, const char *s, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "mkmodel: %s: \"%s\" is not an integer in [%ld, %ld]\n", opt, s, lo, hi);
+        exit(2);
+    }
+    return (long)v;
+}
+
+/* ------------------------------------------------------------------ PRNG
+ * splitmix64 for uniforms, Box-Muller for normals. Seeded per tensor from
+ * the seed and the tensor name, so a tensor's values do not depend on which
+ * other tensors exist (e.g. --tied leaves the rest unchanged). */
+typedef struct {
+    uint64_t s;
+    double spare;
+    bool has_spare;
+} rng_t;
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(rng_t *r, uint64_t seed, const char *name) {
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    r->s = seed ^ h;
+    splitmix64(&r->s);
+    r->has_spare = false;
+}
+
+static double rng_normal(rng_t *r) {
+    if (r->has_spare) {
+        r->has_spare = false;
+        return r->spare;
+    }
+    /* u1 in (0, 1] so that log(u1) is finite */
+    double u1 = ((splitmix64(&r->s) >> 11) + 1) * 0x1.0p-53;
+    double u2 = (splitmix64(&r->s) >> 11) * 0x1.0p-53;
+    double rad = sqrt(-2.0 * log(u1));
+    r->spare = rad * sin(2.0 * M_PI * u2);
+    r->has_spare = true;
+    return rad * cos(2.0 * M_PI * u2);
+}
+
+/* ------------------------------------------------------------------ tensors */
+
+typedef struct {
+    gguf_writer *w;
+    const opts *o;
+    uint64_t n_params, n_bytes;
+    int n_tensors;
+} model_out;
+
+/* Generates a tensor of shape ne (ne[0] innermost) with values mean + std*N(0,1),
+ * converts it to `type` and adds it to the writer. Returns 0 or -1. */
+static int add_tensor(model_out *m, const char *name, uint32_t type, uint32_t n_dims, const uint64_t *ne,
+                      double mean, double std) {
+    uint64_t n = 1;
+    for (uint32_t d = 0; d < n_dims; d++) n *= ne[d];
+    const ggml_type_traits *tr = ggml_type_info(type);
+    if (ne[0] % tr->blck_size) {
+        fprintf(stderr, "mkmodel: tensor %s: row length %" PRIu64 " is not a multiple of %u, which %s needs "
+                "(choose --dim/--ff/--heads so that rows are multiples of %u)\n",
+                name, ne[0], tr->blck_size, tr->name, tr->blck_size);
+        return -1;
+    }
+    float *x = malloc(n * sizeof *x);
+    size_t nbytes = ggml_row_size(type, ne[0]) * (n / ne[0]);
+    void *q = malloc(nbytes ? nbytes : 1);
+    if (!x || !q) {
+        free(x);
+        free(q);
+        fprintf(stderr, "mkmodel: out of memory for tensor %s\n", name);
+        return -1;
+    }
+    rng_t r;
+    rng_seed(&r, m->o->seed, name);
+    for (uint64_t i = 0; i < n; i++) x[i] = (float)(mean + std * rng_normal(&r));
+    size_t got = llm_quantize(type, x, q, (int64_t)(n / ne[0]), (int64_t)ne[0]);
+    free(x);
+    if (got != nbytes) {
+        free(q);
+        fprintf(stderr, "mkmodel: tensor %s: quantization to %s failed\n", name, tr->name);
+        return -1;
+    }
+    gguf_writer_add_tensor(m->w, name, type, n_dims, ne, q);
+    free(q);
+    m->n_params += n;
+    m->n_bytes += nbytes;
+    m->n_tensors++;
+    return 0;
+}
+
+static int add_2d(model_out *m, const char *name, uint32_t type, uint64_t ne0, uint64_t ne1, double std) {
+    uint64_t ne[2] = {ne0, ne1};
+    return add_tensor(m, name, type, 2, ne, 0.0, std);
+}
+
+/* RMSNorm weights: F32, near 1 so that activations keep their scale. */
+static int add_norm(model_out *m, const char *name, uint64_t n) {
+    uint64_t ne[1] = {n};
+    return add_tensor(m, name, GGML_TYPE_F32, 1, ne, 1.0, 0.02);
+}
+
+/* ------------------------------------------------------------------ vocab */
+
+/* A SentencePiece-style vocab: <unk>, <s>, </s>, the 256 byte tokens, then
+ * pieces of letters in frequency order ("▁" + word starts and plain
+ * fragments), unique, with scores falling with the index. */
+static int add_generated_vocab(gguf_writer *w, long n_vocab) {
+    int rc = -1;
+    char **toks = calloc((size_t)n_vocab, sizeof *toks);
+    float *scores = calloc((size_t)n_vocab, sizeof *scores);
+    int32_t *types = calloc((size_t)n_vocab, sizeof *types);
+    if (!toks || !scores || !types) goto done;
+    long k = 0;
+    toks[k] = strdup("<unk>"); types[k++] = 2;     /* UNKNOWN */
+    toks[k] = strdup("<s>"); types[k++] = 3;       /* CONTROL */
+    toks[k] = strdup("</s>"); types[k++] = 3;
+    for (int b = 0; b < 256; b++) {
+        char s[8];
+        snprintf(s, sizeof s, "<0x%02X>", b);
+        toks[k] = strdup(s);
+        types[k++] = 6;                            /* BYTE */
+    }
+    /* Single characters first (so text tokenizes without byte fallback),
+     * then "▁"-prefixed and plain strings of growing length. */
+    static const char alpha[] = "etaoinshrdlcumwfgypbvkjxqzETAOINSHRDLCUMWFGYPBVKJXQZ0123456789.,!?'-:;()\"";
+    static const char letters[] = "etaoinshrdlcumwfgypbvkjxqz";
+    const char *sp = "\xe2\x96\x81";   /* U+2581, SentencePiece's space */
+    if (k < n_vocab) { toks[k] = strdup(sp); types[k++] = 1; }
+    for (const char *c = alpha; *c && k < n_vocab; c++) {
+        char s[2] = {*c, 0};
+        toks[k] = strdup(s);
+        types[k++] = 1;                            /* NORMAL */
+    }
+    /* Enumerate letter strings of length 1, 2, 3... in base-26 order; each
+     * yields "▁s" and, from length 2 on, "s". */
+    size_t nl = strlen(letters);
+    for (int len = 1; k < n_vocab && len <= 8; len++) {
+        uint64_t count = 1;
+        for (int i = 0; i < len; i++) count *= nl;
+        for (uint64_t idx = 0; idx < count && k < n_vocab; idx++) {
+            char s[16];
+            uint64_t v = idx;
+            for (int i = len - 1; i >= 0; i--) { s[i] = letters[v % nl]; v /= nl; }
+            s[len] = 0;
+            char with[24];
+            snprintf(with, sizeof with, "%s%s", sp, s);
+            toks[k] = strdup(with);
+            types[k++] = 1;
+            if (len >= 2 && k < n_vocab) {
+                toks[k] = strdup(s);
+                types[k++] = 1;
+            }
+        }
+    }
+    for (long i = 0; i < n_vocab; i++) {
+        if (!toks[i]) goto done;
+        scores[i] = i < 259 ? 0.0f : -(float)(i - 259);
+    }
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)n_vocab);
+    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n_vocab);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n_vocab);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    rc = 0;
+done:
+    if (toks)
+        for (long i = 0; i < n_vocab; i++) free(toks[i]);
+    free(toks);
+    free(scores);
+    free(types);
+    if (rc) fprintf(stderr, "mkmodel: out of memory for the vocab\n");
+    return rc;
+}
+
+/* Copies every tokenizer.ggml.* key of a GGUF; *n_vocab = its token count. */
+static int add_vocab_from(gguf_writer *w, const char *path, long *n_vocab) {
+    gguf_file *f = NULL;
+    char err[512];
+    if (gguf_open(path, &f, err, sizeof err) != 0) {
+        fprintf(stderr, "mkmodel: %s\n", err);
+        return -1;
+    }
+    gguf_arr toks;
+    if (!gguf_get_arr(f, "tokenizer.ggml.tokens", &toks) || toks.elem_type != GGUF_TYPE_STRING || toks.n == 0 ||
+        toks.n > INT32_MAX) {
+        fprintf(stderr, "mkmodel: %s: no tokenizer.ggml.tokens string array\n", path);
+        gguf_close(f);
+        return -1;
+    }
+    *n_vocab = (long)toks.n;
+    for (uint64_t i = 0; i < gguf_kv_count(f); i++) {
+        const gguf_kv *kv = gguf_kv_at(f, i);
+        if (kv->key.len > 14 && memcmp(kv->key.ptr, "tokenizer.ggml", 14) == 0) gguf_writer_copy_kv(w, kv);
+        else if (gguf_str_eq(kv->key, "tokenizer.chat_template")) gguf_writer_copy_kv(w, kv);
+    }
+    gguf_close(f);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(int argc, char **argv) {
+    opts o = {.dim = 256, .layers = 2, .heads = 4, .kv_heads = 1, .ff = 512, .vocab_size = 0, .ctx = 2048,
+              .swa = 0, .experts = 0, .experts_used = 0, .rope_theta = 10000.0, .type = &TYPES[0], .seed = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--tied")) { o.tied = true; continue; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "mkmodel: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--dim")) o.dim = parse_long(a, v, 1, 1 << 16);
+        else if (!strcmp(a, "--layers")) o.layers = parse_long(a, v, 1, 512);
+        else if (!strcmp(a, "--heads")) o.heads = parse_long(a, v, 1, 1024);
+        else if (!strcmp(a, "--kv-heads")) o.kv_heads = parse_long(a, v, 1, 1024);
+        else if (!strcmp(a, "--ff")) o.ff = parse_long(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--vocab-size")) o.vocab_size = parse_long(a, v, 260, 1 << 20);
+        else if (!strcmp(a, "--vocab-from")) o.vocab_from = v;
+        else if (!strcmp(a, "--ctx")) o.ctx = parse_long(a, v, 1, 1 << 24);
+        else if (!strcmp(a, "--swa")) o.swa = parse_long(a, v, 1, 1 << 24);
+        else if (!strcmp(a, "--experts")) o.experts = parse_long(a, v, 1, 256);
+        else if (!strcmp(a, "--experts-used")) o.experts_used = parse_long(a, v, 1, 256);
+        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)parse_long(a, v, 0, INT64_MAX);
+        else if (!strcmp(a, "--out")) o.out = v;
+        else if (!strcmp(a, "--rope-theta")) {
+            char *end;
+            o.rope_theta = strtod(v, &end);
+            if (end == v || *end || !(o.rope_theta > 0) || !isfinite(o.rope_theta)) {
+                fprintf(stderr, "mkmodel: --rope-theta: \"%s\" is not a positive number\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--type")) {
+            o.type = NULL;
+            for (size_t k = 0; k < sizeof TYPES / sizeof TYPES[0]; k++)
+                if (!strcmp(v, TYPES[k].name)) o.type = &TYPES[k];
+            if (!o.type) {
+                fprintf(stderr, "mkmodel: --type: unknown type \"%s\" (f32|f16|bf16|q8_0|q4_0|q4_k|q6_k)\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "mkmodel: unknown option %s (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (!o.out) { fprintf(stderr, "mkmodel: --out FILE is required (see --help)\n"); return 2; }
+    if (o.vocab_from && o.vocab_size) {
+        fprintf(stderr, "mkmodel: give either --vocab-from or --vocab-size, not both\n");
+        return 2;
+    }
+    if (!o.vocab_from && !o.vocab_size) o.vocab_size = 512;
+    if (o.dim % o.heads) { fprintf(stderr, "mkmodel: --dim %ld is not a multiple of --heads %ld\n", o.dim, o.heads); return 2; }
+    if (o.heads % o.kv_heads) {
+        fprintf(stderr, "mkmodel: --heads %ld is not a multiple of --kv-heads %ld\n", o.heads, o.kv_heads);
+        return 2;
+    }
+    long head_dim = o.dim / o.heads;
+    if (head_dim % 2) { fprintf(stderr, "mkmodel: head dimension %ld must be even (RoPE rotates pairs)\n", head_dim); return 2; }
+    if (o.experts_used && !o.experts) { fprintf(stderr, "mkmodel: --experts-used needs --experts\n"); return 2; }
+    if (o.experts && !o.experts_used) o.experts_used = o.experts < 2 ? o.experts : 2;
+    if (o.experts_used > o.experts) {
+        fprintf(stderr, "mkmodel: --experts-used %ld exceeds --experts %ld\n", o.experts_used, o.experts);
+        return 2;
+    }
+
+    int rc = 1;
+    gguf_writer *w = gguf_writer_new();
+    if (!w) { fprintf(stderr, "mkmodel: out of memory\n"); return 1; }
+    model_out m = {.w = w, .o = &o};
+    long n_vocab = o.vocab_size;
+    char name[160];
+    snprintf(name, sizeof name, "mkmodel dim%ld l%ld h%ld kv%ld ff%ld%s %s seed %" PRIu64, o.dim, o.layers,
+             o.heads, o.kv_heads, o.ff, o.experts ? " moe" : "", o.type->name, o.seed);
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_str(w, "general.name", name);
+    gguf_writer_set_u32(w, "general.file_type", o.type->ftype);
+    gguf_writer_set_u32(w, "llama.context_length", (uint32_t)o.ctx);
+    gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)o.dim);
+    gguf_writer_set_u32(w, "llama.block_count", (uint32_t)o.layers);
+    gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)o.ff);
+    gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)o.heads);
+    gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)o.kv_heads);
+    gguf_writer_set_f32(w, "llama.rope.freq_base", (float)o.rope_theta);
+    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)head_dim);
+    if (o.experts) {
+        gguf_writer_set_u32(w, "llama.expert_count", (uint32_t)o.experts);
+        gguf_writer_set_u32(w, "llama.expert_used_count", (uint32_t)o.experts_used);
+    }
+    if (o.swa) gguf_writer_set_u32(w, "llama.attention.sliding_window", (uint32_t)o.swa);
+    if (o.vocab_from ? add_vocab_from(w, o.vocab_from, &n_vocab) : add_generated_vocab(w, n_vocab)) goto done;
+    gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)n_vocab);
+
+    /* Scales: matrices N(0, 0.02); the embedding N(0, 1) so that the
+     * residual stream keeps each token's identity against the blocks'
+     * outputs; the output head 2/sqrt(dim) so logits spread over a few units
+     * (peaked enough that quantization noise rarely flips the top token);
+     * the router 1.5/sqrt(dim) so expert choices are clear-cut. */
+    uint32_t t = o.type->ggml;
+    uint64_t dim = (uint64_t)o.dim, ff = (uint64_t)o.ff, nq = (uint64_t)(o.heads * head_dim),
+             nkv = (uint64_t)(o.kv_heads * head_dim), nv = (uint64_t)n_vocab;
+    if (add_2d(&m, "token_embd.weight", t, dim, nv, o.tied ? 0.05 : 1.0)) goto done;
+    if (add_norm(&m, "output_norm.weight", dim)) goto done;
+    if (!o.tied && add_2d(&m, "output.weight", t, dim, nv, 4.0 / sqrt((double)dim))) goto done;
+    for (long l = 0; l < o.layers; l++) {
+#define NM(s) (snprintf(name, sizeof name, "blk.%ld." s, l), name)
+        if (add_norm(&m, NM("attn_norm.weight"), dim)) goto done;
+        if (add_2d(&m, NM("attn_q.weight"), t, dim, nq, 0.02)) goto done;
+        if (add_2d(&m, NM("attn_k.weight"), t, dim, nkv, 0.02)) goto done;
+        if (add_2d(&m, NM("attn_v.weight"), t, dim, nkv, 0.02)) goto done;
+        if (add_2d(&m, NM("attn_output.weight"), t, nq, dim, 0.02)) goto done;
+        if (add_norm(&m, NM("ffn_norm.weight"), dim)) goto done;
+        if (o.experts) {
+            uint64_t ne_gu[3] = {dim, ff, (uint64_t)o.experts}, ne_d[3] = {ff, dim, (uint64_t)o.experts};
+            if (add_2d(&m, NM("ffn_gate_inp.weight"), GGML_TYPE_F32, dim, (uint64_t)o.experts, 1.5 / sqrt((double)dim)))
+                goto done;
+            if (add_tensor(&m, NM("ffn_gate_exps.weight"), t, 3, ne_gu, 0.0, 0.02)) goto done;
+            if (add_tensor(&m, NM("ffn_up_exps.weight"), t, 3, ne_gu, 0.0, 0.02)) goto done;
+            if (add_tensor(&m, NM("ffn_down_exps.weight"), t, 3, ne_d, 0.0, 0.02)) goto done;
+        } else {
+            if (add_2d(&m, NM("ffn_gate.weight"), t, dim, ff, 0.02)) goto done;
+            if (add_2d(&m, NM("ffn_up.weight"), t, dim, ff, 0.02)) goto done;
+            if (add_2d(&m, NM("ffn_down.weight"), t, ff, dim, 0.02)) goto done;
+        }
+#undef NM
+    }
+    char err[600];
+    if (gguf_writer_write(w, o.out, err, sizeof err) != 0) {
+        fprintf(stderr, "mkmodel: %s\n", err);
+        goto done;
+    }
+    fprintf(stderr, "mkmodel: wrote %s: %" PRIu64 " params (%.2f M), %d tensors, %s weights, %" PRIu64
+            " tensor bytes, vocab %ld%s%s\n", o.out, m.n_params, m.n_params / 1e6, m.n_tensors, o.type->name,
+            m.n_bytes, n_vocab, o.experts ? ", MoE" : "", o.tied ? ", tied output" : "");
+    rc = 0;
+done:
+    gguf_writer_free(w);
+    return rc;
+}
