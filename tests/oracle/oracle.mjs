@@ -10,12 +10,15 @@
 //                 [--special]  parse control tokens written in the text ("[INST]", "</s>")
 //                 [--bos]      prepend BOS (llama.cpp's add_special for SentencePiece)
 //                 [--pieces]   also print the vocabulary piece of every id
-//               FILE is a JSON array; each item is a string, or {"b64": "..."} for
-//               raw bytes. node hands llama.cpp a JS string, so raw bytes are first
-//               decoded as UTF-8 (invalid sequences become U+FFFD); every result
-//               carries "sent_b64", the exact bytes llama.cpp tokenized.
+//               FILE is a JSON array; each item is a string, or an object
+//               {"text": "..."} or {"b64": "..."} (raw bytes), optionally with
+//               "special": true/false overriding --special for that item. node hands
+//               llama.cpp a JS string, so raw bytes are first decoded as UTF-8
+//               (invalid sequences become U+FFFD); every result carries "sent_b64",
+//               the exact bytes llama.cpp tokenized.
 //               out: {"results": [{"ids": [...], "sent_b64": "..."}, ...]}
-//   detokenize  --ids 1,2,3 | --batch FILE (JSON array of id arrays) [--special]
+//   detokenize  --ids 1,2,3 | --batch FILE [--special]: FILE is a JSON array of id
+//               arrays or of {"ids": [...], "special": bool} objects;
 //               llama_detokenize(remove_special=false, unparse_special=--special);
 //               out: {"results": [{"text": "...", "b64": "..."}]} (node turns invalid
 //               UTF-8 into U+FFFD; b64 is that UTF-8)
@@ -127,9 +130,13 @@ function readJson(path) {
 // A batch item as the JS string node-llama-cpp passes on (UTF-8 of it is what llama.cpp sees).
 function itemText(it) {
     if (typeof it === "string") return it;
+    if (it && typeof it.text === "string") return it.text;
     if (it && typeof it.b64 === "string") return new TextDecoder("utf-8", {fatal: false}).decode(Buffer.from(it.b64, "base64"));
-    die("batch items must be strings or {\"b64\": ...}");
+    die("batch items must be strings, {\"text\": ...} or {\"b64\": ...}");
 }
+
+// The special-token flag of a batch item (the item's own, else --special).
+const itemSpecial = (it) => (it && typeof it === "object" && typeof it.special === "boolean") ? it.special : args.special;
 
 // Vocabulary pieces as stored in the file ("▁the", "<0x0A>"), read once on demand.
 let vocabPieces = null;
@@ -139,9 +146,9 @@ async function loadPieces() {
 }
 const piece = (id) => vocabPieces[id] ?? null;
 
-function tokenizeText(text) {
+function tokenizeText(text, special) {
     // node-llama-cpp calls common_tokenize(vocab, text, add_special=false, parse_special).
-    const ids = Array.from(model.tokenize(text, args.special));
+    const ids = Array.from(model.tokenize(text, special));
     if (args.addBos && model.tokens.bos != null) ids.unshift(model.tokens.bos);
     const r = {ids, sent_b64: b64(text)};
     if (args.pieces) r.pieces = ids.map(piece);
@@ -204,15 +211,17 @@ case "info": {
 }
 case "tokenize": {
     if (args.pieces) await loadPieces();
-    if (args.batch) out.results = readJson(args.batch).map(it => tokenizeText(itemText(it)));
-    else if (args.text != null) out.results = [tokenizeText(args.text)];
+    if (args.batch) out.results = readJson(args.batch).map(it => tokenizeText(itemText(it), itemSpecial(it)));
+    else if (args.text != null) out.results = [tokenizeText(args.text, args.special)];
     else die("give --text or --batch");
     break;
 }
 case "detokenize": {
     const lists = args.batch ? readJson(args.batch) : args.ids ? [args.ids] : die("give --ids or --batch");
-    out.results = lists.map(ids => {
-        const text = ids.length ? model.detokenize(ids, args.special) : "";
+    out.results = lists.map(it => {
+        const ids = Array.isArray(it) ? it : it?.ids;
+        if (!Array.isArray(ids)) die("detokenize batch items must be id arrays or {\"ids\": [...]}");
+        const text = ids.length ? model.detokenize(ids, itemSpecial(it)) : "";
         return {text, b64: b64(text)};
     });
     break;
