@@ -153,7 +153,7 @@ int rag_guard_add_dir(rag_guard *g, const char *dir) {
         if (!(names[n] = strdup(de->d_name))) { rc = RAG_ERR_NOMEM; goto done; }
         n++;
     }
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n) qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= sizeof path) {
@@ -454,6 +454,7 @@ static int cmp_events(const void *a, const void *b) {
 /* Sorts events and drops redactions wholly inside an earlier redaction
  * (they change nothing and would only repeat in the log). */
 static void normalize_events(rag_guard_result *res) {
+    if (res->n_events == 0) return;
     qsort(res->events, res->n_events, sizeof *res->events, cmp_events);
     size_t k = 0, cover_end = 0;
     bool have = false;
@@ -680,7 +681,7 @@ static int stream_process(rag_guard_stream *s, bool final) {
         e.end = e.end - s->ctx + s->consumed;
         if ((rc = push_event(&s->res, &e)) != RAG_OK) return rc;
     }
-    audit_events(g, s->res.events + first, s->res.n_events - first);
+    if (s->res.n_events > first) audit_events(g, s->res.events + first, s->res.n_events - first);
     summarize(&s->res);
     s->res.quarantined = s->stage == RAG_GUARD_CONTEXT && any_quarantine(g, &s->res);
     if (block) {
