@@ -1,0 +1,153 @@
+/* cmd_tokenize.c — `mrag tokenize`: the token ids (or pieces) of a text. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "llm/llm.h"
+
+static const char *tokenize_usage =
+    "usage: mrag tokenize -m MODEL.gguf [--special] [--no-bos] [--pieces] [--] [TEXT...]\n"
+    "\n"
+    "Prints the token ids of TEXT (the arguments joined by single spaces, or\n"
+    "standard input when there are none) on one line, space-separated, as\n"
+    "llama.cpp's SentencePiece tokenizer gives them. Only the vocabulary of\n"
+    "the model is loaded.\n"
+    "\n"
+    "  -m FILE      the GGUF model or vocabulary (default: $MRAG_MODEL)\n"
+    "  --special    control tokens written in the text (\"<s>\", \"[INST]\") become\n"
+    "               their ids; otherwise they are plain text\n"
+    "  --no-bos     do not put the BOS token first\n"
+    "  --pieces     print the vocabulary pieces (\"\xe2\x96\x81the\", \"<0x0A>\") instead of ids\n";
+
+/* Reads all of stdin into a malloc'd buffer (at most 256 MiB). */
+static char *read_stdin(size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+        if (n == cap) {
+            if (cap >= ((size_t)256 << 20)) { free(buf); return NULL; }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { free(buf); return NULL; }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf && ferror(stdin)) { free(buf); return NULL; }
+    *len = n;
+    return buf;
+}
+
+/* Contract: parses argv as in tokenize_usage, loads the vocabulary of the
+ * model, prints one line of ids or pieces to stdout; returns 0, 1 on errors
+ * (message on stderr), 2 on usage errors. */
+int app_cmd_tokenize(int argc, char **argv) {
+    int rc = 1;
+    const char *path = NULL;
+    bool special = false, bos = true, pieces = false;
+    char *text = NULL;
+    size_t len = 0;
+    int32_t *ids = NULL;
+    llm_model *m = NULL;
+
+    if (app_wants_help(argc, argv)) {
+        fputs(tokenize_usage, stdout);
+        return 0;
+    }
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) { i++; break; }
+        if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) {
+            if (i + 1 >= argc) {
+                app_error("tokenize: %s needs a file", a);
+                fputs(tokenize_usage, stderr);
+                return 2;
+            }
+            path = argv[++i];
+        } else if (strcmp(a, "--special") == 0) {
+            special = true;
+        } else if (strcmp(a, "--no-bos") == 0) {
+            bos = false;
+        } else if (strcmp(a, "--pieces") == 0) {
+            pieces = true;
+        } else if (a[0] == '-' && a[1]) {
+            app_error("tokenize: unknown option '%s'", a);
+            fputs(tokenize_usage, stderr);
+            return 2;
+        } else {
+            break;
+        }
+    }
+    path = app_model_path(path);
+    if (!path) {
+        app_error("tokenize: no model (give -m FILE or set MRAG_MODEL)");
+        fputs(tokenize_usage, stderr);
+        return 2;
+    }
+
+    if (i < argc) {
+        for (int k = i; k < argc; k++) len += strlen(argv[k]) + 1;
+        text = malloc(len + 1);
+        if (!text) { app_error("tokenize: out of memory"); goto done; }
+        len = 0;
+        for (int k = i; k < argc; k++) {
+            if (k > i) text[len++] = ' ';
+            size_t l = strlen(argv[k]);
+            memcpy(text + len, argv[k], l);
+            len += l;
+        }
+    } else {
+        text = read_stdin(&len);
+        if (!text) { app_error("tokenize: cannot read standard input"); goto done; }
+    }
+
+    llm_model_params mp = llm_model_default_params();
+    mp.vocab_only = true;
+    char err[512] = "";
+    int st = llm_model_load(path, &mp, &m, err, sizeof err);
+    if (st != LLM_OK) {
+        app_error("%s", err[0] ? err : llm_status_str(st));
+        goto done;
+    }
+    if (llm_n_vocab(m) <= 0) {
+        app_error("%s: the file has no tokenizer", path);
+        goto done;
+    }
+
+    size_t n = 0, cap = len + 8;
+    ids = malloc(cap * sizeof *ids);
+    if (!ids) { app_error("tokenize: out of memory"); goto done; }
+    st = llm_tokenize(m, text, len, bos, special, ids, cap, &n);
+    if (st == LLM_ERR_ARG && n > cap) {
+        int32_t *more = realloc(ids, n * sizeof *ids);
+        if (!more) { app_error("tokenize: out of memory"); goto done; }
+        ids = more;
+        cap = n;
+        st = llm_tokenize(m, text, len, bos, special, ids, cap, &n);
+    }
+    if (st != LLM_OK) {
+        app_error("tokenize: %s", llm_status_str(st));
+        goto done;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (k) putchar(' ');
+        if (pieces) {
+            size_t pl = 0;
+            const char *p = llm_token_piece(m, ids[k], &pl);
+            fwrite(p ? p : "?", 1, p ? pl : 1, stdout);
+        } else {
+            printf("%d", ids[k]);
+        }
+    }
+    putchar('\n');
+    rc = fflush(stdout) == 0 ? 0 : 1;
+done:
+    free(ids);
+    free(text);
+    llm_model_free(m);
+    return rc;
+}
