@@ -348,7 +348,8 @@ static int chunk_section(chunker *c, const char *path, size_t path_len) {
         size_t ns = end;
         if (overlap > 0) {
             int tok = 0;
-            while (ns > s + 1 && tok + w[ns - 1].tokens <= overlap) {
+            size_t zend = w[end - 1].off + w[end - 1].len;
+            while (ns > s + 1 && tok + w[ns - 1].tokens <= overlap && zend - w[ns - 1].off <= byte_budget / 2) {
                 tok += w[ns - 1].tokens;
                 ns--;
             }
