@@ -401,7 +401,7 @@ static int schema_migrate(idx_store *s) {
 
 /* Reads uuid, generation, dimension and FAISS type from meta; records the
  * requested FAISS type when it differs (the FAISS side then rebuilds). */
-static int load_meta(idx_store *s) {
+static int load_meta(idx_store *s, const char *requested) {
     char *t = NULL;
     bool found;
     int64_t v = 0;
@@ -419,7 +419,7 @@ static int load_meta(idx_store *s) {
     s->dim = found ? (int)v : 0;
     rc = meta_read(s, "idx.faiss_factory", &t);
     if (rc) return rc;
-    const char *want = s->params.faiss_factory && *s->params.faiss_factory ? s->params.faiss_factory : (t ? t : "Flat");
+    const char *want = requested && *requested ? requested : (t ? t : "Flat");
     if (strlen(want) >= sizeof s->factory) { free(t); return idx_err(s, IDX_ERR_ARG, "FAISS factory string too long"); }
     snprintf(s->factory, sizeof s->factory, "%s", want);
     bool changed = !t || strcmp(t, want) != 0;
@@ -454,7 +454,7 @@ int idx_open(const char *dir, const idx_params *params, idx_store **out) {
     s->lock_fd = -1;
     s->vec.saved_gen = -1;
     s->params = params ? *params : idx_default_params();
-    s->params.faiss_factory = NULL; /* not kept: the caller's string may go away */
+    s->params.faiss_factory = NULL; /* not kept (the caller's string may go away): see s->factory */
     if (!dir || !*dir) { s->dir = strdup("?"); return idx_err(s, IDX_ERR_ARG, "no index folder given"); }
     s->dir = strdup(dir);
     s->db_path = path_join(dir, "mrag.sqlite");
@@ -496,7 +496,7 @@ int idx_open(const char *dir, const idx_params *params, idx_store **out) {
     }
     rc = schema_migrate(s);
     if (rc) goto done;
-    rc = load_meta(s);
+    rc = load_meta(s, params ? params->faiss_factory : NULL);
     if (rc) goto done;
     if (!s->params.read_only) unlink(s->tmp_path); /* a save cut short */
     /* FAISS's default (BLAS only from 20 queries up) makes one query over

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
@@ -83,33 +84,48 @@ static void set_search_params(idx_store *s, FaissIndex *ix, int64_t k) {
     faiss_ParameterSpace_free(ps);
 }
 
-/* Creates an empty "IDMap2,<type>" index of dimension dim (type = the
- * configured factory, or Flat when standin). Reports whether the real type
- * needs training, with how many vectors, and whether it can remove ids. */
+/* The IVF index inside ix (ix itself, or the sub-index of an id map). */
+static FaissIndexIVF *ivf_of(FaissIndex *ix) {
+    FaissIndexIVF *ivf = faiss_IndexIVF_cast(ix);
+    if (ivf) return ivf;
+    FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(ix);
+    return m ? faiss_IndexIVF_cast(faiss_IndexIDMap2_sub_index(m)) : NULL;
+}
+
+/* Creates an empty index of dimension dim for the configured type (or an
+ * exact Flat stand-in). IVF types keep their own ids (FAISS's IndexIDMap
+ * renumbers after remove_ids as if the sub-index compacted, which IVF lists
+ * do not — removal through an id map over IVF returns wrong ids); every
+ * other type is wrapped in an IndexIDMap2. Reports whether the type needs
+ * training, with how many vectors, and whether remove_ids is exact (IVF, or
+ * an id map over Flat); other types (HNSW...) get tombstones. */
 static int make_index(idx_store *s, int dim, bool standin, FaissIndex **out, int64_t *train_min, bool *removable) {
-    char desc[96];
-    snprintf(desc, sizeof desc, "IDMap2,%s", standin ? "Flat" : s->factory);
     FaissIndex *ix = NULL;
-    int frc = faiss_index_factory(&ix, dim, desc, METRIC_INNER_PRODUCT);
-    if (frc) return idx_faiss_err(s, frc, "index_factory");
-    if (train_min) {
-        *train_min = 0;
-        if (!faiss_Index_is_trained(ix)) {
-            FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(ix);
-            FaissIndexIVF *ivf = m ? faiss_IndexIVF_cast(faiss_IndexIDMap2_sub_index(m)) : NULL;
-            *train_min = ivf ? (int64_t)faiss_IndexIVF_nlist(ivf) * VF_MIN_PER_LIST : VF_MIN_TRAIN_OTHER;
+    int frc;
+    if (!standin) {
+        frc = faiss_index_factory(&ix, dim, s->factory, METRIC_INNER_PRODUCT);
+        if (frc) return idx_faiss_err(s, frc, "index_factory");
+        if (!faiss_IndexIVF_cast(ix)) {
+            faiss_Index_free(ix);
+            ix = NULL;
         }
     }
+    if (!ix) {
+        char desc[96];
+        snprintf(desc, sizeof desc, "IDMap2,%s", standin ? "Flat" : s->factory);
+        frc = faiss_index_factory(&ix, dim, desc, METRIC_INNER_PRODUCT);
+        if (frc) return idx_faiss_err(s, frc, "index_factory");
+    }
+    FaissIndexIVF *ivf = ivf_of(ix);
+    if (train_min) {
+        *train_min = 0;
+        if (!faiss_Index_is_trained(ix))
+            *train_min = ivf ? (int64_t)faiss_IndexIVF_nlist(ivf) * VF_MIN_PER_LIST : VF_MIN_TRAIN_OTHER;
+    }
     if (removable) {
-        /* Probe: types without remove_ids (HNSW) fail even on an empty id set. */
-        FaissIDSelectorBatch *sel = NULL;
-        idx_t none = -1;
-        size_t nr = 0;
-        *removable = false;
-        if (faiss_IDSelectorBatch_new(&sel, 1, &none) == 0) {
-            *removable = faiss_Index_remove_ids(ix, (FaissIDSelector *)sel, &nr) == 0;
-            faiss_IDSelector_free((FaissIDSelector *)sel);
-        }
+        FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(ix);
+        *removable = faiss_IndexIVF_cast(ix) != NULL ||
+                     (m && faiss_IndexFlat_cast(faiss_IndexIDMap2_sub_index(m)) != NULL);
     }
     set_search_params(s, ix, 0);
     *out = ix;
@@ -286,7 +302,7 @@ static int load_file(idx_store *s, char *why, size_t why_len) {
         ix = NULL;
         goto done;
     }
-    if (faiss_Index_d(ix) != s->dim || !faiss_IndexIDMap2_cast(ix)) {
+    if (faiss_Index_d(ix) != s->dim || (!faiss_IndexIDMap2_cast(ix) && !faiss_IndexIVF_cast(ix))) {
         snprintf(why, why_len, "of another dimension or without an id map");
         goto done;
     }
@@ -448,7 +464,18 @@ int idx_vec_ids(idx_store *s, int64_t **out, size_t *n) {
     int64_t live = idx_vec_ntotal(s);
     int64_t *a = malloc(((size_t)(live > 0 ? live : 0) + 1) * sizeof *a);
     if (!a) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
-    if (v->index) {
+    FaissIndexIVF *ivf = v->index ? faiss_IndexIVF_cast(v->index) : NULL;
+    if (ivf) {
+        /* IVF keeps ids per list. */
+        size_t k = 0, nl = faiss_IndexIVF_nlist(ivf);
+        for (size_t l = 0; l < nl; l++) {
+            size_t ls = faiss_IndexIVF_get_list_size(ivf, l);
+            if (k + ls > (size_t)(live > 0 ? live : 0)) { free(a); return idx_err(s, IDX_ERR_FAISS, "IVF lists hold more ids than ntotal"); }
+            faiss_IndexIVF_invlists_get_ids(ivf, l, a + k);
+            k += ls;
+        }
+        *n = k;
+    } else if (v->index) {
         FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(v->index);
         if (!m) { free(a); return idx_err(s, IDX_ERR_FAISS, "FAISS index has no id map"); }
         idx_t *map = NULL;

@@ -1,0 +1,355 @@
+/* test_index_faiss.c — index/ dense search through FAISS: exact ids, rebuild
+ * of a missing/corrupt/stale/other-type file, HNSW removal, IVF training,
+ * group filter without starvation. */
+#include "tests/test.h"
+#include "index/index.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DIM 32
+
+static uint64_t rng = 0x2545F4914F6CDD1DULL;
+static float frand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+static void unit_vec(float *v, int d) {
+    double n = 0;
+    for (int i = 0; i < d; i++) { v[i] = frand(); n += v[i] * v[i]; }
+    for (int i = 0; i < d; i++) v[i] = (float)(v[i] / sqrt(n));
+}
+
+static idx_store *open_with(const char *dir, const char *factory) {
+    idx_params p = idx_default_params();
+    p.faiss_factory = factory;
+    idx_store *s = NULL;
+    int rc = idx_open(dir, &p, &s);
+    if (rc) test_fail(__FILE__, __LINE__, "idx_open: %s", idx_errmsg(s));
+    if (rc) { idx_close(s); return NULL; }
+    return s;
+}
+
+/* Puts document `uri` with n chunks and random vectors; returns chunk ids
+ * and vectors through the out arrays (may be NULL). */
+static int put_doc(idx_store *s, const char *uri, int n, const char *groups, int64_t *ids, float *vecs) {
+    idx_chunk ch[64];
+    float v[64 * DIM];
+    for (int i = 0; i < n; i++) {
+        ch[i] = (idx_chunk){.ordinal = i, .text = uri, .text_len = strlen(uri)};
+        unit_vec(v + i * DIM, DIM);
+    }
+    if (vecs) memcpy(vecs, v, sizeof(float) * DIM * n);
+    idx_doc d = {.uri = uri, .groups = groups};
+    int rc = idx_doc_put(s, &d, ch, n, v, DIM, ids);
+    if (rc) printf("  # put %s: %s\n", uri, idx_errmsg(s));
+    return rc;
+}
+
+/* FAISS ids must equal the SQLite vector ids, and counts must agree. */
+static void check_ids(idx_store *s, int64_t want, int line) {
+    int64_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    if (idx_debug_faiss_ids(s, &a, &na) || idx_debug_vector_ids(s, &b, &nb))
+        test_fail(__FILE__, line, "ids: %s", idx_errmsg(s));
+    else if (na != nb || (na && memcmp(a, b, na * sizeof *a) != 0))
+        test_fail(__FILE__, line, "FAISS ids (%zu) differ from SQLite vector ids (%zu)", na, nb);
+    else if ((int64_t)na != want)
+        test_fail(__FILE__, line, "%zu ids, want %lld", na, (long long)want);
+    idx_counts c;
+    if (idx_get_counts(s, &c) == IDX_OK && (c.faiss_ntotal != want || c.chunks != want || c.fts_rows != want))
+        test_fail(__FILE__, line, "counts faiss %lld chunks %lld fts %lld, want %lld", (long long)c.faiss_ntotal,
+                  (long long)c.chunks, (long long)c.fts_rows, (long long)want);
+    free(a);
+    free(b);
+}
+
+/* The stored vector of chunk id is its own nearest neighbour. */
+static void check_self_hit(idx_store *s, int64_t id, const float *v, int line) {
+    idx_hit h[3];
+    int n = 0;
+    int rc = idx_search_dense(s, v, DIM, 3, NULL, h, &n);
+    if (rc || n < 1 || h[0].chunk_id != id || fabsf(h[0].score - 1.0f) > 1e-4f)
+        test_fail(__FILE__, line, "self search for %lld: rc %d n %d top %lld score %f (%s)", (long long)id, rc, n,
+                  n ? (long long)h[0].chunk_id : -1LL, n ? h[0].score : 0.0, idx_errmsg(s));
+}
+
+static char *path_in(const char *dir, const char *name) {
+    static char buf[4][600];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+TEST(dense_search_returns_stored_ids) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_with(dir, NULL);
+    REQUIRE(s);
+    static int64_t ids[20][10];
+    static float vecs[20][10 * DIM];
+    for (int d = 0; d < 20; d++) {
+        char uri[32];
+        snprintf(uri, sizeof uri, "d%02d.md", d);
+        REQUIRE(put_doc(s, uri, 10, NULL, ids[d], vecs[d]) == IDX_OK);
+    }
+    check_ids(s, 200, __LINE__);
+    for (int d = 0; d < 20; d += 3)
+        for (int i = 0; i < 10; i += 4) check_self_hit(s, ids[d][i], vecs[d] + i * DIM, __LINE__);
+    /* results are sorted by score and k larger than the index is fine */
+    static idx_hit h[300];
+    int n;
+    REQUIRE(idx_search_dense(s, vecs[0], DIM, 300, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 200);
+    for (int i = 1; i < n; i++) if (h[i].score > h[i - 1].score + 1e-6f) { CHECK(0, "not sorted at %d", i); break; }
+    /* replaced document: old ids never come back */
+    int64_t old0 = ids[0][0];
+    REQUIRE(put_doc(s, "d00.md", 10, NULL, ids[0], vecs[0]) == IDX_OK);
+    REQUIRE(idx_search_dense(s, vecs[0], DIM, 300, NULL, h, &n) == IDX_OK);
+    for (int i = 0; i < n; i++) CHECK(h[i].chunk_id != old0);
+    check_self_hit(s, ids[0][0], vecs[0], __LINE__);
+    check_ids(s, 200, __LINE__);
+    idx_close(s);
+}
+
+TEST(missing_corrupt_stale_file_rebuilt) {
+    static char dir[300];
+    snprintf(dir, sizeof dir, "%s", test_tmpdir()); /* test_tmpdir() reuses its buffer */
+    idx_store *s = open_with(dir, NULL);
+    REQUIRE(s);
+    int64_t ids[8];
+    float v[8 * DIM];
+    REQUIRE(put_doc(s, "a.md", 8, NULL, ids, v) == IDX_OK);
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    struct stat st;
+    REQUIRE(stat(path_in(dir, "faiss.index"), &st) == 0);
+    CHECK(stat(path_in(dir, "faiss.index.tmp"), &st) != 0, "no temp file left");
+
+    /* missing */
+    REQUIRE(unlink(path_in(dir, "faiss.index")) == 0);
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) && strstr(idx_notice(s), "missing"), "notice: %s", idx_notice(s) ? idx_notice(s) : "(none)");
+    check_ids(s, 8, __LINE__);
+    check_self_hit(s, ids[3], v + 3 * DIM, __LINE__);
+    idx_close(s);
+    /* the rebuild was saved: the next open is quiet */
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "notice: %s", idx_notice(s));
+    idx_close(s);
+
+    /* corrupt: one flipped byte in the FAISS payload, then a truncated file */
+    size_t len;
+    char *data = test_read_file(path_in(dir, "faiss.index"), &len);
+    REQUIRE(data && len > 400);
+    data[len - 100] ^= 0x40;
+    REQUIRE(test_write_file(path_in(dir, "faiss.index"), data, len) == 0);
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) && strstr(idx_notice(s), "corrupt"), "notice: %s", idx_notice(s) ? idx_notice(s) : "(none)");
+    check_ids(s, 8, __LINE__);
+    check_self_hit(s, ids[5], v + 5 * DIM, __LINE__);
+    idx_close(s);
+    REQUIRE(test_write_file(path_in(dir, "faiss.index"), data, 200) == 0);
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) != NULL, "truncated file rebuilt");
+    check_ids(s, 8, __LINE__);
+    idx_close(s);
+    REQUIRE(test_write_file(path_in(dir, "faiss.index"), "garbage", 7) == 0);
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) != NULL, "garbage file rebuilt");
+    check_self_hit(s, ids[0], v, __LINE__);
+    idx_close(s);
+    free(data);
+
+    /* stale: changes committed after the last save */
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    int64_t ids2[4];
+    float v2[4 * DIM];
+    REQUIRE(put_doc(s, "b.md", 4, NULL, ids2, v2) == IDX_OK);
+    REQUIRE(idx_doc_delete(s, "a.md") == IDX_OK);
+    idx_close(s); /* no save */
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) && strstr(idx_notice(s), "stale"), "notice: %s", idx_notice(s) ? idx_notice(s) : "(none)");
+    check_ids(s, 4, __LINE__);
+    check_self_hit(s, ids2[2], v2 + 2 * DIM, __LINE__);
+    idx_close(s);
+
+    /* a FAISS file copied from another index is not trusted */
+    const char *dir2 = test_tmpdir();
+    s = open_with(dir2, NULL);
+    REQUIRE(s);
+    REQUIRE(put_doc(s, "b.md", 4, NULL, NULL, NULL) == IDX_OK);
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    data = test_read_file(path_in(dir2, "faiss.index"), &len);
+    REQUIRE(data);
+    REQUIRE(test_write_file(path_in(dir, "faiss.index"), data, len) == 0);
+    free(data);
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) && strstr(idx_notice(s), "another index"), "notice: %s", idx_notice(s) ? idx_notice(s) : "(none)");
+    check_self_hit(s, ids2[1], v2 + DIM, __LINE__);
+    idx_close(s);
+}
+
+TEST(hnsw_removal_uses_tombstones) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_with(dir, "HNSW32");
+    REQUIRE(s);
+    static int64_t ids[10][20];
+    static float v[10][20 * DIM];
+    for (int d = 0; d < 10; d++) {
+        char uri[32];
+        snprintf(uri, sizeof uri, "h%d.md", d);
+        REQUIRE(put_doc(s, uri, 20, NULL, ids[d], v[d]) == IDX_OK);
+    }
+    check_ids(s, 200, __LINE__);
+    /* replace one, delete one: removed ids vanish from results at once */
+    int64_t gone = ids[1][0];
+    REQUIRE(idx_doc_delete(s, "h1.md") == IDX_OK);
+    REQUIRE(put_doc(s, "h2.md", 5, NULL, ids[2], v[2]) == IDX_OK);
+    check_ids(s, 165, __LINE__);
+    idx_hit h[200];
+    int n;
+    REQUIRE(idx_search_dense(s, v[1], DIM, 10, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 10);
+    for (int i = 0; i < n; i++) CHECK(h[i].chunk_id != gone, "deleted id returned");
+    REQUIRE(idx_search_dense(s, v[1], DIM, 200, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 165);
+    check_self_hit(s, ids[2][3], v[2] + 3 * DIM, __LINE__);
+    /* 35 of 200 removed (> 10%): save compacts by rebuilding */
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    s = open_with(dir, NULL); /* type comes from the index */
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "notice: %s", idx_notice(s));
+    idx_counts c;
+    REQUIRE(idx_get_counts(s, &c) == IDX_OK);
+    CHECK_EQ_STR(c.faiss_type, "HNSW32");
+    check_ids(s, 165, __LINE__);
+    /* a few removals (< 10%) stay as tombstones across save and reopen */
+    REQUIRE(put_doc(s, "h3.md", 19, NULL, ids[3], v[3]) == IDX_OK);
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "notice: %s", idx_notice(s));
+    check_ids(s, 164, __LINE__);
+    check_self_hit(s, ids[3][18], v[3] + 18 * DIM, __LINE__);
+    for (int d = 4; d < 10; d += 2) check_self_hit(s, ids[d][7], v[d] + 7 * DIM, __LINE__);
+    idx_close(s);
+}
+
+TEST(type_change_rebuilds) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_with(dir, NULL);
+    REQUIRE(s);
+    int64_t ids[6];
+    float v[6 * DIM];
+    REQUIRE(put_doc(s, "a.md", 6, NULL, ids, v) == IDX_OK);
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    s = open_with(dir, "HNSW16");
+    REQUIRE(s);
+    CHECK(idx_notice(s) && strstr(idx_notice(s), "HNSW16"), "notice: %s", idx_notice(s) ? idx_notice(s) : "(none)");
+    check_ids(s, 6, __LINE__);
+    check_self_hit(s, ids[4], v + 4 * DIM, __LINE__);
+    idx_close(s);
+    idx_params p = idx_default_params();
+    p.faiss_factory = "NoSuchType99";
+    CHECK(idx_open(dir, &p, &s) == IDX_ERR_FAISS, "bad factory string is a FAISS error");
+    CHECK(strstr(idx_errmsg(s), "FAISS") != NULL, "message: %s", idx_errmsg(s));
+    idx_close(s);
+}
+
+TEST(ivf_trains_when_enough_vectors) {
+    const char *dir = test_tmpdir();
+    /* IVF4: training needs 4 * 39 = 156 vectors; a Flat stand-in before */
+    idx_store *s = open_with(dir, "IVF4,Flat");
+    REQUIRE(s);
+    static int64_t ids[8][40];
+    static float v[8][40 * DIM];
+    for (int d = 0; d < 3; d++) {
+        char uri[32];
+        snprintf(uri, sizeof uri, "i%d.md", d);
+        REQUIRE(put_doc(s, uri, 40, NULL, ids[d], v[d]) == IDX_OK);
+    }
+    check_ids(s, 120, __LINE__);
+    check_self_hit(s, ids[1][5], v[1] + 5 * DIM, __LINE__);
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "stand-in reloads: %s", idx_notice(s));
+    for (int d = 3; d < 8; d++) {
+        char uri[32];
+        snprintf(uri, sizeof uri, "i%d.md", d);
+        REQUIRE(put_doc(s, uri, 40, NULL, ids[d], v[d]) == IDX_OK);
+    }
+    check_ids(s, 320, __LINE__);
+    /* nprobe 16 >= 4 lists: the trained IVF search is exhaustive */
+    for (int d = 0; d < 8; d += 2) check_self_hit(s, ids[d][d], v[d] + d * DIM, __LINE__);
+    REQUIRE(idx_doc_delete(s, "i0.md") == IDX_OK);
+    check_ids(s, 280, __LINE__);
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "trained IVF reloads: %s", idx_notice(s));
+    check_ids(s, 280, __LINE__);
+    check_self_hit(s, ids[7][39], v[7] + 39 * DIM, __LINE__);
+    idx_close(s);
+}
+
+TEST(dense_group_filter_never_starves) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_with(dir, NULL);
+    REQUIRE(s);
+    float q[DIM];
+    unit_vec(q, DIM);
+    /* 300 hidden chunks right next to the query, one visible far away */
+    idx_chunk ch[60];
+    static float v[60 * DIM];
+    for (int d = 0; d < 5; d++) {
+        for (int i = 0; i < 60; i++) {
+            ch[i] = (idx_chunk){.ordinal = i, .text = "secret", .text_len = 6};
+            for (int j = 0; j < DIM; j++) v[i * DIM + j] = q[j] + 0.01f * frand();
+        }
+        char uri[32];
+        snprintf(uri, sizeof uri, "secret%d.md", d);
+        idx_doc doc = {.uri = uri, .groups = "hr"};
+        REQUIRE(idx_doc_put(s, &doc, ch, 60, v, DIM, NULL) == IDX_OK);
+    }
+    float far[DIM];
+    for (int j = 0; j < DIM; j++) far[j] = -q[j];
+    int64_t far_id;
+    idx_chunk fc = {.ordinal = 0, .text = "public", .text_len = 6};
+    idx_doc pd = {.uri = "public.md"};
+    REQUIRE(idx_doc_put(s, &pd, &fc, 1, far, DIM, &far_id) == IDX_OK);
+    const char *g[] = {"sales"};
+    idx_filter f = {g, 1};
+    idx_hit h[5];
+    int n = 0;
+    REQUIRE(idx_search_dense(s, q, DIM, 5, &f, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(h[0].chunk_id, far_id);
+    const char *g2[] = {"hr"};
+    idx_filter f2 = {g2, 1};
+    REQUIRE(idx_search_dense(s, q, DIM, 5, &f2, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 5);
+    for (int i = 0; i < n; i++) CHECK(h[i].chunk_id != far_id);
+    idx_close(s);
+}
+
+TEST_MAIN(RUN(dense_search_returns_stored_ids), RUN(missing_corrupt_stale_file_rebuilt), RUN(hnsw_removal_uses_tombstones),
+          RUN(type_change_rebuilds), RUN(ivf_trains_when_enough_vectors), RUN(dense_group_filter_never_starves))
