@@ -14,7 +14,7 @@ BUILD ?= build
 CC ?= gcc
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
-CFLAGS += -std=gnu11 -Wall -Wextra -pthread -MMD -MP -I.
+override CFLAGS += -std=gnu11 -Wall -Wextra -pthread -MMD -MP -I.
 LDFLAGS ?=
 
 # FAISS's C API is built by `make deps` under build/deps whatever BUILD is.
