@@ -188,7 +188,8 @@ void rag_doc_free(rag_doc *d) {
     free(d);
 }
 
-/* Sets the title from the first heading when the extractor found none. */
+/* Sets the title when the extractor found none: the highest first heading,
+ * else the first line of text. */
 static int default_title(rag_doc *d) {
     if (d->title) return RAG_OK;
     const rag_block *best = NULL;
@@ -198,7 +199,22 @@ static int default_title(rag_doc *d) {
         if (!best || b->level < best->level) best = b;
         if (b->level == 1) break;
     }
-    d->title = best ? strndup(d->text + best->text_off, best->text_len) : strdup("");
+    if (best) {
+        d->title = strndup(d->text + best->text_off, best->text_len);
+    } else if (d->n_blocks) {
+        /* plain text: the first line, at most 120 bytes, cut at a character */
+        const rag_block *b = &d->blocks[0];
+        const char *t = d->text + b->text_off;
+        size_t n = 0;
+        while (n < b->text_len && t[n] != '\n') n++;
+        if (n > 120) {
+            n = 120;
+            while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80) n--;
+        }
+        d->title = strndup(t, n);
+    } else {
+        d->title = strdup("");
+    }
     return d->title ? RAG_OK : RAG_ERR_NOMEM;
 }
 
