@@ -25,6 +25,7 @@ struct llm_vocab {
     int32_t n_special;
     int32_t bos, eos, unk, pad;
     bool add_bos, add_eos, add_space_prefix;
+    bool space_splits;          /* no piece has "▁" after a non-"▁" byte (see bpe_fragment) */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -280,6 +281,17 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
         hash_put(v, i);
     }
 
+    /* Every "▁" inside a piece must belong to its leading run of "▁" for
+     * the word split of bpe_fragment to be exact. */
+    v->space_splits = true;
+    for (int32_t i = 0; i < v->n && v->space_splits; i++) {
+        uint32_t len;
+        const char *p = piece_ptr(v, i, &len);
+        uint32_t lead = 0;
+        while (lead + 3 <= len && memcmp(p + lead, "\xE2\x96\x81", 3) == 0) lead += 3;
+        if (lead < len && memmem(p + lead, len - lead, "\xE2\x96\x81", 3)) v->space_splits = false;
+    }
+
     /* Byte fallback: "<0xNN>", else the one-byte piece (as llama.cpp). */
     for (int b = 0; b < 256; b++) {
         char buf[8];
@@ -458,34 +470,35 @@ static inline uint32_t utf8_len_of(uint8_t c) {
     return len[c >> 4];
 }
 
-/* Runs BPE over n escaped bytes in w->esc and appends the ids. */
-static int bpe_fragment(const llm_vocab *v, tok_work *w, uint32_t n) {
-    int32_t n_sym = 0;
-    for (uint32_t o = 0; o < n;) {
-        uint32_t l = utf8_len_of((uint8_t)w->esc[o]);
-        if (l > n - o) l = n - o;
-        w->sym[n_sym] = (tok_sym){o, l, n_sym - 1, -1};
-        if (n_sym > 0) w->sym[n_sym - 1].next = n_sym;
-        n_sym++;
-        o += l;
+static inline bool sym_is_space(const tok_work *w, const tok_sym *s) {
+    const char *p = w->esc + s->start;
+    return s->n == 3 && (uint8_t)p[0] == 0xE2 && (uint8_t)p[1] == 0x96 && (uint8_t)p[2] == 0x81;
+}
+
+/* Merges the symbols [a, b) among themselves (llama.cpp's loop: pop the best
+ * pair, skip stale ones, merge, queue the new neighbours) and appends the
+ * ids of what remains. */
+static int bpe_segment(const llm_vocab *v, tok_work *w, int32_t a, int32_t b) {
+    for (int32_t i = a; i < b; i++) {
+        w->sym[i].prev = i > a ? i - 1 : -1;
+        w->sym[i].next = i + 1 < b ? i + 1 : -1;
     }
-    if (n_sym == 0) return LLM_OK;
     w->n_heap = 0;
-    w->cap_heap = 3 * (size_t)n_sym + 4;
-    for (int32_t i = 1; i < n_sym; i++) try_bigram(v, w, i - 1, i);
+    w->cap_heap = 3 * (size_t)(b - a) + 4;
+    for (int32_t i = a + 1; i < b; i++) try_bigram(v, w, i - 1, i);
     while (w->n_heap) {
-        tok_bigram b = heap_pop(w);
-        tok_sym *l = &w->sym[b.left], *r = &w->sym[b.right];
+        tok_bigram bg = heap_pop(w);
+        tok_sym *l = &w->sym[bg.left], *r = &w->sym[bg.right];
         /* Stale entry: one side was merged since it was queued. */
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
+        if (l->n == 0 || r->n == 0 || l->n + r->n != bg.size) continue;
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
-        if (r->next >= 0) w->sym[r->next].prev = b.left;
-        try_bigram(v, w, l->prev, b.left);
-        try_bigram(v, w, b.left, l->next);
+        if (r->next >= 0) w->sym[r->next].prev = bg.left;
+        try_bigram(v, w, l->prev, bg.left);
+        try_bigram(v, w, bg.left, l->next);
     }
-    for (int32_t i = 0; i != -1; i = w->sym[i].next) {
+    for (int32_t i = a; i != -1; i = w->sym[i].next) {
         const tok_sym *s = &w->sym[i];
         int32_t id = llm_vocab_find(v, w->esc + s->start, s->n);
         if (id >= 0) {
@@ -501,6 +514,35 @@ static int bpe_fragment(const llm_vocab *v, tok_work *w, uint32_t n) {
         }
     }
     return LLM_OK;
+}
+
+/* Runs BPE over n escaped bytes in w->esc and appends the ids.
+ *
+ * llama.cpp merges over the whole fragment with one priority queue. When no
+ * piece holds a "▁" after something else (v->space_splits: true of
+ * SentencePiece vocabularies, checked at load), no merge can join a symbol
+ * to a following "▁" symbol that starts a run of spaces, so the fragment
+ * falls apart into independent words there. Within a word the merges happen
+ * in the same relative order as in the one big queue (same scores, same
+ * left-to-right tie rule), so the ids are identical — and the queue stays
+ * small, which is what makes long texts fast. */
+static int bpe_fragment(const llm_vocab *v, tok_work *w, uint32_t n) {
+    int32_t n_sym = 0;
+    for (uint32_t o = 0; o < n;) {
+        uint32_t l = utf8_len_of((uint8_t)w->esc[o]);
+        if (l > n - o) l = n - o;
+        w->sym[n_sym++] = (tok_sym){o, l, -1, -1};
+        o += l;
+    }
+    int32_t a = 0;
+    for (int32_t i = 1; i < n_sym && v->space_splits; i++) {
+        if (sym_is_space(w, &w->sym[i]) && !sym_is_space(w, &w->sym[i - 1])) {
+            int rc = bpe_segment(v, w, a, i);
+            if (rc != LLM_OK) return rc;
+            a = i;
+        }
+    }
+    return a < n_sym ? bpe_segment(v, w, a, n_sym) : LLM_OK;
 }
 
 /* A piece of the input: raw text [start, start+len) or a special token. */

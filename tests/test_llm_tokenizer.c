@@ -283,6 +283,21 @@ static void build_suite(suite *su) {
         int n = snprintf(buf, sizeof buf, "%u.%u %d %x", rnd(1000000), rnd(1000), (int)rnd(200000) - 100000, rnd(0xfffffff));
         suite_add(su, buf, (size_t)n);
     }
+    /* A 30 kB text of prose and code: one fragment with many words. */
+    {
+        char *t = malloc(30000 + 64);
+        if (!t) abort();
+        size_t o = 0;
+        while (o < 30000) {
+            const char *x = fixed_texts[rnd(40)];
+            size_t l = strlen(x);
+            memcpy(t + o, x, l);
+            o += l;
+            t[o++] = " \n\t"[rnd(3)];
+        }
+        suite_add(su, t, o);
+        free(t);
+    }
     /* 10 kB words. */
     char *big = malloc(10241);
     if (!big) abort();
@@ -627,6 +642,21 @@ TEST(special_tokens_and_space_prefix) {
     close_vocab(&h);
 }
 
+/* A piece with "▁" after a letter ("a▁") may merge across a space, so the
+ * tokenizer must not split the text into words for such a vocabulary. */
+TEST(pieces_spanning_a_space_merge_across_it) {
+    static const char *const pieces[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b",
+                                         "a\xe2\x96\x81", "\xe2\x96\x81" "a", "a\xe2\x96\x81" "b"};
+    static const float scores[] = {0, 0, 0, -5, -1, -1, -1, -4, -2};
+    static const int32_t types[] = {T_UNK, T_CTL, T_CTL, T_N, T_N, T_N, T_N, T_N, T_N};
+    vocab_h h = tiny_vocab(pieces, scores, types, 9, "llama", false);
+    /* "a▁" (-1) beats "▁a" (-4): a▁, a */
+    expect_ids(h.v, "a a", false, (int32_t[]){6, 4}, 2);
+    /* a▁ then a▁+b → "a▁b" (-2) */
+    expect_ids(h.v, "a b", false, (int32_t[]){8}, 1);
+    close_vocab(&h);
+}
+
 TEST(load_errors_are_clear) {
     vocab_h h = {0};
     gguf_writer *w = gguf_writer_new();
@@ -901,6 +931,7 @@ TEST(streaming_detok_never_splits_a_character) {
 
 TEST_MAIN(RUN(vocab_llama_spm_47_vectors), RUN(mistral_vocab_facts), RUN(mistral_suite_matches_llama_cpp),
           RUN(stories260k_suite_matches_llama_cpp), RUN(invalid_utf8_follows_llama_cpp_grouping),
-          RUN(bpe_merge_order_and_fallback), RUN(special_tokens_and_space_prefix), RUN(load_errors_are_clear),
+          RUN(bpe_merge_order_and_fallback), RUN(pieces_spanning_a_space_merge_across_it),
+          RUN(special_tokens_and_space_prefix), RUN(load_errors_are_clear),
           RUN(public_api_tokenize), RUN(detokenize_matches_llama_cpp), RUN(round_trip_suite),
           RUN(streaming_detok_never_splits_a_character))
