@@ -1,7 +1,7 @@
 /* kernels_avx512.c — AVX-512 (F/BW/VL/DQ/VNNI/BF16) kernels: VNNI
  * register-tiled gemm for Q4_0/Q8_0 weights x Q8_0 activations, and f32/f16/
- * bf16 dot products; only called after a CPUID check. K-quant kernels come
- * from the AVX2 level. */
+ * bf16 dot products, VNNI gemm for Q4_K/Q6_K x Q8_K; only called after a
+ * CPUID check. */
 #include <immintrin.h>
 
 #include "llm/kernels_internal.h"
@@ -152,6 +152,223 @@ static float dot_q8_0(int n, const void *w, const void *a) {
     return y;
 }
 
+/* ------------------------------------------------ Q4_K / Q6_K VNNI gemm
+ * Per 64 elements: vpmaddubsw (unsigned weight quants x signed Q8_K bytes ->
+ * int16 pairs, at most 63 * 128 * 2 = 16128, no saturation) and vpdpwssd
+ * with the int16 sub-block scales, accumulating exact int32 sums over the
+ * super-block; then one conversion and d_w * d_a per super-block. Tiles are
+ * 3 rows x 3 tokens (18 accumulators, the rest for operands). */
+
+/* Q4_K: the 12 packed bytes as 8 scales and 8 mins (bytes), from the three
+ * little-endian words: sc0-3 = w0 & 63, m0-3 = w1 & 63, sc4-7 = low nibbles
+ * of w2 with the top bits of w0 as bits 4-5, m4-7 = high nibbles of w2 with
+ * the top bits of w1. Returns [sc0..7, m0..7] as bytes. */
+static inline __m128i q4k_scales_mins(const uint8_t *q) {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, q, 4);
+    memcpy(&w1, q + 4, 4);
+    memcpy(&w2, q + 8, 4);
+    uint32_t sc_lo = w0 & 0x3f3f3f3f, m_lo = w1 & 0x3f3f3f3f;
+    uint32_t sc_hi = (w2 & 0x0f0f0f0f) | ((w0 >> 2) & 0x30303030);
+    uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0f) | ((w1 >> 2) & 0x30303030);
+    return _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)m_lo, (int)m_hi);
+}
+
+static inline __attribute__((always_inline)) void
+gemm_q4_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, float *Y, size_t ldy,
+               const int RM, const int TN) {
+    __m512 acc[3][3];
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    /* int16 lane selectors: [sc_2k x 16, sc_2k+1 x 16] for chunk k */
+    __m512i idx[4];
+    for (int k = 0; k < 4; k++)
+        idx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)(2 * k))),
+                                    _mm256_set1_epi16((short)(2 * k + 1)), 1);
+#pragma GCC unroll 3
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int b = 0; b < nsb; b++) {
+        __m512i scb[3];
+        __m256i mdup[3];
+        float dw[3], dmw[3];
+#pragma GCC unroll 3
+        for (int r = 0; r < RM; r++) {
+            const block_q4_K *x = (const block_q4_K *)(W + r * ldw) + b;
+            __m128i sm = q4k_scales_mins(x->scales);
+            __m256i sm16 = _mm256_cvtepu8_epi16(sm);            /* sc0..7, m0..7 as int16 */
+            scb[r] = _mm512_castsi256_si512(sm16);
+            __m128i m8 = _mm256_extracti128_si256(sm16, 1);
+            mdup[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(m8, m8)),
+                                              _mm_unpackhi_epi16(m8, m8), 1);
+            dw[r] = ggml_fp16_to_fp32(x->d);
+            dmw[r] = ggml_fp16_to_fp32(x->dmin);
+        }
+        __m512i isum[3][3];
+#pragma GCC unroll 3
+        for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+            for (int t = 0; t < TN; t++) isum[r][t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m512i wq[3], sck[3];
+#pragma GCC unroll 3
+            for (int r = 0; r < RM; r++) {
+                const block_q4_K *x = (const block_q4_K *)(W + r * ldw) + b;
+                __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
+                __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
+                wq[r] = _mm512_and_si512(z, m4);
+                sck[r] = _mm512_permutexvar_epi16(idx[k], scb[r]);
+            }
+#pragma GCC unroll 3
+            for (int t = 0; t < TN; t++) {
+                const block_q8_K *y = (const block_q8_K *)(A + t * lda) + b;
+                __m512i a = _mm512_loadu_si512((const void *)(y->qs + 64 * k));
+#pragma GCC unroll 3
+                for (int r = 0; r < RM; r++)
+                    isum[r][t] = _mm512_dpwssd_epi32(isum[r][t], _mm512_maddubs_epi16(wq[r], a), sck[r]);
+            }
+        }
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) {
+            const block_q8_K *y = (const block_q8_K *)(A + t * lda) + b;
+            __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+#pragma GCC unroll 3
+            for (int r = 0; r < RM; r++) {
+                /* mins: m_j * (bsums[2j] + bsums[2j+1]), 8 int32 lanes */
+                __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(mdup[r], bs));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][t]), _mm512_set1_ps(dw[r] * y->d), acc[r][t]);
+                acc[r][t] = _mm512_fnmadd_ps(_mm512_zextps256_ps512(mins), _mm512_set1_ps(dmw[r] * y->d), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) Y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+/* Q6_K: 6-bit quants used unsigned (0..63); the -32 offset comes out through
+ * the bsums: sum sc*(q-32)*a = sum sc*q*a - 32 * sum sc*bsum. */
+static inline __attribute__((always_inline)) void
+gemm_q6_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, float *Y, size_t ldy,
+               const int RM, const int TN) {
+    __m512 acc[3][3];
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    /* shift counts per int16 lane: low half / high half of the 64 bytes */
+    const __m512i sh_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i sh_hi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    /* int16 lane selectors: [sc_4h x 8, sc_4h+1 x 8, sc_4h+2 x 8, sc_4h+3 x 8] */
+    __m512i idx[4];
+    for (int h = 0; h < 4; h++) {
+        short v[32];
+        for (int l = 0; l < 32; l++) v[l] = (short)(4 * h + l / 8);
+        idx[h] = _mm512_loadu_si512((const void *)v);
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int b = 0; b < nsb; b++) {
+        __m512i sc16[3];
+        float dw[3];
+        __m512i isum[3][3];
+#pragma GCC unroll 3
+        for (int r = 0; r < RM; r++) {
+            const block_q6_K *x = (const block_q6_K *)(W + r * ldw) + b;
+            sc16[r] = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales)));
+            dw[r] = ggml_fp16_to_fp32(x->d);
+        }
+        /* start from -32 * sum_j sc_j * bsum_j (8 int32 lanes, rest zero) */
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) {
+            const block_q8_K *y = (const block_q8_K *)(A + t * lda) + b;
+            __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+#pragma GCC unroll 3
+            for (int r = 0; r < RM; r++) {
+                __m256i c = _mm256_slli_epi32(_mm256_madd_epi16(_mm512_castsi512_si256(sc16[r]), bs), 5);
+                isum[r][t] = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), c));
+            }
+        }
+#pragma GCC unroll 2
+        for (int c = 0; c < 2; c++) {
+#pragma GCC unroll 2
+            for (int half = 0; half < 2; half++) {
+                __m512i wq[3], sch[3];
+#pragma GCC unroll 3
+                for (int r = 0; r < RM; r++) {
+                    const block_q6_K *x = (const block_q6_K *)(W + r * ldw) + b;
+                    __m512i L = _mm512_loadu_si512((const void *)(x->ql + 64 * c));
+                    __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * c)));
+                    if (half == 0)  /* elements 0..63 of the chunk: q1 | q2 */
+                        wq[r] = _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_and_si512(_mm512_sllv_epi16(H, sh_lo), m30));
+                    else            /* elements 64..127: q3 | q4 */
+                        wq[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                                                _mm512_and_si512(_mm512_srlv_epi16(H, sh_hi), m30));
+                    sch[r] = _mm512_permutexvar_epi16(idx[2 * c + half], sc16[r]);
+                }
+#pragma GCC unroll 3
+                for (int t = 0; t < TN; t++) {
+                    const block_q8_K *y = (const block_q8_K *)(A + t * lda) + b;
+                    __m512i a = _mm512_loadu_si512((const void *)(y->qs + 128 * c + 64 * half));
+#pragma GCC unroll 3
+                    for (int r = 0; r < RM; r++)
+                        isum[r][t] = _mm512_dpwssd_epi32(isum[r][t], _mm512_maddubs_epi16(wq[r], a), sch[r]);
+                }
+            }
+        }
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) {
+            const block_q8_K *y = (const block_q8_K *)(A + t * lda) + b;
+#pragma GCC unroll 3
+            for (int r = 0; r < RM; r++)
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][t]), _mm512_set1_ps(dw[r] * y->d), acc[r][t]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) Y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+#define GEMMK_CASE(fn, rm, tn) \
+    case (rm) * 8 + (tn): fn(nsb, W, ldw, A, lda, Yt, ldy, rm, tn); break;
+
+#define GEMMK_DRIVER(name, tile)                                                                     \
+    static void name(int n, const void *W_, size_t ldw, const void *A_, size_t lda, float *Y,         \
+                     size_t ldy, int nr, int nt) {                                                   \
+        int nsb = n / QK_K;                                                                          \
+        for (int r0 = 0; r0 < nr; r0 += 3) {                                                         \
+            int rm = nr - r0 < 3 ? nr - r0 : 3;                                                      \
+            const uint8_t *W = (const uint8_t *)W_ + (size_t)r0 * ldw;                               \
+            for (int t0 = 0; t0 < nt; t0 += 3) {                                                     \
+                int tn = nt - t0 < 3 ? nt - t0 : 3;                                                  \
+                const uint8_t *A = (const uint8_t *)A_ + (size_t)t0 * lda;                           \
+                float *Yt = Y + (size_t)t0 * ldy + r0;                                               \
+                switch (rm * 8 + tn) {                                                               \
+                    GEMMK_CASE(tile, 3, 3) GEMMK_CASE(tile, 3, 2) GEMMK_CASE(tile, 3, 1)             \
+                    GEMMK_CASE(tile, 2, 3) GEMMK_CASE(tile, 2, 2) GEMMK_CASE(tile, 2, 1)             \
+                    GEMMK_CASE(tile, 1, 3) GEMMK_CASE(tile, 1, 2) GEMMK_CASE(tile, 1, 1)             \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+GEMMK_DRIVER(gemm_q4_K, gemm_q4_K_tile)
+GEMMK_DRIVER(gemm_q6_K, gemm_q6_K_tile)
+
+static float dot_q4_K(int n, const void *w, const void *a) {
+    float y;
+    gemm_q4_K(n, w, 0, a, 0, &y, 1, 1, 1);
+    return y;
+}
+
+static float dot_q6_K(int n, const void *w, const void *a) {
+    float y;
+    gemm_q6_K(n, w, 0, a, 0, &y, 1, 1, 1);
+    return y;
+}
+
 /* ------------------------------------------------------- float kernels */
 
 static float dot_f32(const float *a, const float *b, int n) {
@@ -222,6 +439,10 @@ void llm_kernels_avx512_fill(llm_kernel_table *t) {
     t->vec_dot[GGML_TYPE_Q8_0] = dot_q8_0;
     t->gemm[GGML_TYPE_Q4_0] = gemm_q4_0;
     t->gemm[GGML_TYPE_Q8_0] = gemm_q8_0;
+    t->vec_dot[GGML_TYPE_Q4_K] = dot_q4_K;
+    t->vec_dot[GGML_TYPE_Q6_K] = dot_q6_K;
+    t->gemm[GGML_TYPE_Q4_K] = gemm_q4_K;
+    t->gemm[GGML_TYPE_Q6_K] = gemm_q6_K;
     t->dot_f32 = dot_f32;
     t->dot_f16 = dot_f16;
 }
