@@ -32,25 +32,38 @@ const char *guard_validator_name(guard_validator v) {
     return "none";
 }
 
-/* Luhn over 13..19 digits separated by nothing or one consistent separator
- * (space or dash). All-equal digit runs (0000 0000 ...) pass Luhn by
- * accident and are rejected. */
+/* Luhn over 13..19 digits, written without separators or grouped the way
+ * cards are printed with one kind of separator (space or dash): groups of
+ * four with a shorter last group, or 4-6-5 / 4-6-4 (Amex, Diners), so a row
+ * of unrelated numbers in a table is not taken for a card. All-equal digit
+ * runs (0000 0000 ...) pass Luhn by accident and are rejected. */
 static bool v_luhn(const char *s, size_t len) {
-    int digits[32], n = 0;
+    int digits[32], n = 0, groups[24], ng = 0, cur = 0;
     char sep = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= '0' && c <= '9') {
             if (n == 32) return false;
             digits[n++] = c - '0';
+            cur++;
         } else if (c == ' ' || c == '-') {
-            if (sep && sep != c) return false;
+            if ((sep && sep != c) || cur == 0 || ng == 23) return false;
             sep = (char)c;
+            groups[ng++] = cur;
+            cur = 0;
         } else {
             return false;
         }
     }
+    groups[ng++] = cur;
     if (n < 13 || n > 19) return false;
+    if (ng > 1) {
+        bool fours = true;
+        for (int i = 0; i < ng - 1; i++) fours &= groups[i] == 4;
+        fours &= groups[ng - 1] >= 1 && groups[ng - 1] <= 4;
+        bool amex = ng == 3 && groups[0] == 4 && groups[1] == 6 && (groups[2] == 5 || groups[2] == 4);
+        if (!fours && !amex) return false;
+    }
     bool all_same = true;
     for (int i = 1; i < n; i++) all_same &= digits[i] == digits[0];
     if (all_same) return false;

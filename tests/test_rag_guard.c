@@ -256,6 +256,9 @@ TEST(luhn_validator_matches_hand_computed_check_digits) {
     CHECK(rag_guard_validate("luhn", "4111-1111-1111-1111", 19));
     CHECK(!rag_guard_validate("luhn", "4111 1111-1111 1111", 19), "mixed separators");
     CHECK(!rag_guard_validate("luhn", "4111111111111", 12), "too short");
+    CHECK(rag_guard_validate("luhn", "3782 822463 10005", 17), "Amex layout");
+    /* a valid Luhn number split like a row of table cells is not a card */
+    CHECK(!rag_guard_validate("luhn", "41 11111 111 111111", 19), "odd grouping");
 }
 
 TEST(steuer_id_validator_matches_hand_computed_check_digits) {
