@@ -188,7 +188,7 @@ int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
 
     llm_detok dt;
     llm_detok_init(&dt, m, false);
-    dt.at_start = !p.continuation;
+    dt.at_start = dt.at_start && !p.continuation;
     char piece[GEN_PIECE_CAP];
     int stream_rc = STREAM_GO;
     r.stop_reason = 0;

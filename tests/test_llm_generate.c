@@ -507,6 +507,26 @@ TEST(continues_from_the_context_with_an_empty_prompt) {
     fx_close(&f);
 }
 
+TEST(continuation_keeps_the_first_pieces_space) {
+    fixture f;
+    fx_open(&f, 256, 0);
+    const char *text = PROMPT ",";  /* greedy goes on with "▁there" */
+    size_t n = 0;
+    REQUIRE(llm_tokenize(f.m, text, strlen(text), true, false, f.prompt, 64, &n) == LLM_OK);
+    f.n_prompt = (int)n;
+    static sink cont, answer;
+    llm_generate_result res;
+    llm_generate_params p = greedy_params(&cont, 8);
+    p.continuation = true;
+    REQUIRE(llm_generate(f.c, f.prompt, f.n_prompt, &p, &res) == LLM_OK);
+    llm_context_reset(f.c);
+    p = greedy_params(&answer, 8);
+    REQUIRE(llm_generate(f.c, f.prompt, f.n_prompt, &p, &res) == LLM_OK);
+    CHECK(strncmp(cont.text, " there", 6) == 0, "continuation: \"%s\"", cont.text);
+    CHECK_EQ_STR(answer.text, cont.text + 1);
+    fx_close(&f);
+}
+
 TEST(no_allocation_per_generated_token) {
 #if !COUNT_ALLOCS
     SKIP("allocation counting is off under AddressSanitizer");
@@ -588,5 +608,6 @@ TEST_MAIN(RUN(greedy_continuation_equals_llama_cpp), RUN(prefill_in_small_batche
           RUN(same_seed_same_text_other_seed_other_text), RUN(stop_strings_end_generation_and_are_never_emitted),
           RUN(generation_stops_at_eos), RUN(cancel_flag_and_callback_stop_generation),
           RUN(streamed_chunks_are_whole_utf8_characters), RUN(full_context_stops_cleanly),
-          RUN(continues_from_the_context_with_an_empty_prompt), RUN(no_allocation_per_generated_token),
+          RUN(continues_from_the_context_with_an_empty_prompt),
+          RUN(continuation_keeps_the_first_pieces_space), RUN(no_allocation_per_generated_token),
           RUN(cli_prints_only_the_generated_text))
