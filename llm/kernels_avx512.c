@@ -427,6 +427,79 @@ static float dot_bf16(const ggml_bf16 *a, const ggml_bf16 *b, int n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+/* Float gemm (F32, F16, BF16 weights with activations of the same type):
+ * 4 x 4 tiles of 16-lane fma accumulators; each loaded and widened weight
+ * vector is used for 4 tokens, each activation vector for 4 rows. */
+static inline __attribute__((always_inline)) __m512 load16_t(const void *p, int i, __mmask16 m, const int T) {
+    if (T == GGML_TYPE_F32) return _mm512_maskz_loadu_ps(m, (const float *)p + i);
+    if (T == GGML_TYPE_F16) return load16_f16((const ggml_half *)p + i, m);
+    return load16_bf16((const ggml_bf16 *)p + i, m);
+}
+
+static inline __attribute__((always_inline)) void
+gemm_f_tile(int n, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, float *Y, size_t ldy,
+            const int RM, const int TN, const int T) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < TN; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 w[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < RM; r++) w[r] = load16_t(W + r * ldw, i, m, T);
+#pragma GCC unroll 4
+        for (int t = 0; t < TN; t++) {
+            __m512 a = load16_t(A + t * lda, i, m, T);
+#pragma GCC unroll 4
+            for (int r = 0; r < RM; r++) acc[r][t] = _mm512_fmadd_ps(w[r], a, acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < TN; t++) Y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+#define GEMMF_CASE(rm, tn) \
+    case (rm) * 8 + (tn): gemm_f_tile(n, W, ldw, A, lda, Yt, ldy, rm, tn, T); break;
+
+static inline __attribute__((always_inline)) void
+gemm_f(int n, const void *W_, size_t ldw, const void *A_, size_t lda, float *Y, size_t ldy, int nr, int nt,
+       const int T) {
+    for (int r0 = 0; r0 < nr; r0 += 4) {
+        int rm = nr - r0 < 4 ? nr - r0 : 4;
+        const uint8_t *W = (const uint8_t *)W_ + (size_t)r0 * ldw;
+        for (int t0 = 0; t0 < nt; t0 += 4) {
+            int tn = nt - t0 < 4 ? nt - t0 : 4;
+            const uint8_t *A = (const uint8_t *)A_ + (size_t)t0 * lda;
+            float *Yt = Y + (size_t)t0 * ldy + r0;
+            switch (rm * 8 + tn) {
+                GEMMF_CASE(4, 4) GEMMF_CASE(4, 3) GEMMF_CASE(4, 2) GEMMF_CASE(4, 1)
+                GEMMF_CASE(3, 4) GEMMF_CASE(3, 3) GEMMF_CASE(3, 2) GEMMF_CASE(3, 1)
+                GEMMF_CASE(2, 4) GEMMF_CASE(2, 3) GEMMF_CASE(2, 2) GEMMF_CASE(2, 1)
+                GEMMF_CASE(1, 4) GEMMF_CASE(1, 3) GEMMF_CASE(1, 2) GEMMF_CASE(1, 1)
+            }
+        }
+    }
+}
+
+static void gemm_f32(int n, const void *W, size_t ldw, const void *A, size_t lda, float *Y, size_t ldy,
+                     int nr, int nt) {
+    gemm_f(n, W, ldw, A, lda, Y, ldy, nr, nt, GGML_TYPE_F32);
+}
+
+static void gemm_f16(int n, const void *W, size_t ldw, const void *A, size_t lda, float *Y, size_t ldy,
+                     int nr, int nt) {
+    gemm_f(n, W, ldw, A, lda, Y, ldy, nr, nt, GGML_TYPE_F16);
+}
+
+static void gemm_bf16(int n, const void *W, size_t ldw, const void *A, size_t lda, float *Y, size_t ldy,
+                      int nr, int nt) {
+    gemm_f(n, W, ldw, A, lda, Y, ldy, nr, nt, GGML_TYPE_BF16);
+}
+
 static float vdot_f32(int n, const void *w, const void *a) { return dot_f32(w, a, n); }
 static float vdot_f16(int n, const void *w, const void *a) { return dot_f16(w, a, n); }
 static float vdot_bf16(int n, const void *w, const void *a) { return dot_bf16(w, a, n); }
@@ -443,6 +516,9 @@ void llm_kernels_avx512_fill(llm_kernel_table *t) {
     t->vec_dot[GGML_TYPE_Q6_K] = dot_q6_K;
     t->gemm[GGML_TYPE_Q4_K] = gemm_q4_K;
     t->gemm[GGML_TYPE_Q6_K] = gemm_q6_K;
+    t->gemm[GGML_TYPE_F32] = gemm_f32;
+    t->gemm[GGML_TYPE_F16] = gemm_f16;
+    t->gemm[GGML_TYPE_BF16] = gemm_bf16;
     t->dot_f32 = dot_f32;
     t->dot_f16 = dot_f16;
 }
