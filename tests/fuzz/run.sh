@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh — run each libFuzzer binary given on the command line for
 # $FUZZ_SECONDS (default 60) over a corpus in build/fuzz/corpus/<name>,
-# seeded by the target itself (`-mrag_seeds=DIR`, where supported). Prints one
+# seeded by the target itself (`-mrag_seeds=DIR`, where supported) and by
+# files in tests/fuzz/seeds/<name>/ when that folder exists. Prints one
 # line per target and exits non-zero when any target crashed or failed.
 BUILD=${BUILD:-build/fuzz}
 SECS=${FUZZ_SECONDS:-60}
@@ -17,6 +18,8 @@ for bin in "$@"; do
   art="$BUILD/artifacts/$name"
   log="$BUILD/logs/$name.log"
   mkdir -p "$corpus" "$art" "$(dirname "$log")"
+  # Text seeds committed under tests/fuzz/seeds/<name>/ join the corpus.
+  if [ -d "tests/fuzz/seeds/$name" ]; then cp -p "tests/fuzz/seeds/$name"/* "$corpus"/ 2>/dev/null; fi
   # Targets that know -mrag_seeds write seeds and exit; others just replay
   # the (maybe empty) corpus once (-runs=0) and exit, so this never hangs.
   "$bin" -mrag_seeds="$corpus" -runs=0 "$corpus" >/dev/null 2>&1
