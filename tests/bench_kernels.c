@@ -10,6 +10,12 @@
 
 #include "llm/kernels.h"
 
+static void pool_nop(void *arg, int ith, int nth) {
+    (void)arg;
+    (void)ith;
+    (void)nth;
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -62,49 +68,80 @@ int main(int argc, char **argv) {
     float *X = malloc(sizeof(float) * prefill_tok * cols);
     float *Y = malloc(sizeof(float) * prefill_tok * rows);
     void *Wq = malloc(sizeof(float) * rows * cols);
+    /* decode from DRAM: copies of the weights cycled through, 256 MiB in all,
+     * so no copy is still in cache when it is used again */
+    size_t cold_bytes = (size_t)256 << 20;
+    uint8_t *Wcold = malloc(cold_bytes);
     void *work = malloc(llm_matmul_work_size(GGML_TYPE_F16, cols, prefill_tok) * 2 + 64);
-    if (!Wf || !X || !Y || !Wq || !work) { fprintf(stderr, "out of memory\n"); return 1; }
+    if (!Wf || !X || !Y || !Wq || !work || !Wcold) { fprintf(stderr, "out of memory\n"); return 1; }
     uint64_t s = 42;
     for (size_t i = 0; i < (size_t)rows * cols; i++) Wf[i] = frand(&s);
     for (size_t i = 0; i < (size_t)prefill_tok * cols; i++) X[i] = frand(&s) * 20;
 
-    /* memcpy bandwidth: read + write of 64 MiB, counted as bytes read */
+    /* memcpy bandwidth: 128 MiB copied between the halves of the cold
+     * buffer, larger than any cache */
     {
-        size_t sz = (size_t)64 << 20;
+        size_t sz = cold_bytes / 2;
+        memset(Wcold, 1, cold_bytes);
         double best = 1e30;
-        for (int r = 0; r < 5; r++) {
+        for (int r = 0; r < 3; r++) {
             double t0 = now();
-            memcpy(Wq, Wf, sz);
+            memcpy(Wcold + sz, Wcold, sz);
             double dt = now() - t0;
             if (dt < best) best = dt;
         }
-        printf("memcpy 64 MiB: %.1f GB/s (bytes copied per second; decode roofline)\n", sz / best / 1e9);
+        printf("memcpy 128 MiB: %.1f GB/s (bytes copied per second; the decode roofline)\n", sz / best / 1e9);
     }
     printf("detected SIMD: %s\n", llm_simd_name(llm_simd_detect()));
-    printf("%-6s %-7s %3s  %22s  %24s\n", "type", "simd", "thr", "decode 1x4096x4096", "prefill 512x4096x4096");
+    {
+        llm_pool *p2 = llm_pool_new(2);
+        struct { int x; } dummy;
+        for (int pi = 0; pi < 2; pi++) {
+            llm_pool *pp = pi ? p2 : NULL;
+            int reps = 20000;
+            double t0 = now();
+            for (int i = 0; i < reps; i++) llm_pool_run(pp, pool_nop, &dummy);
+            printf("llm_pool_run of an empty job, %d thread%s: %.2f us\n", pi + 1, pi ? "s" : "", (now() - t0) / reps * 1e6);
+        }
+        llm_pool_free(p2);
+    }
+    printf("decode: hot = one 4096x4096 matrix again and again (from cache); cold = %d MiB of copies cycled (DRAM)\n",
+           (int)(cold_bytes >> 20));
+    printf("%-6s %-7s %3s  %21s  %21s  %24s\n", "type", "simd", "thr", "decode hot", "decode cold",
+           "prefill 512x4096x4096");
     llm_pool *pools[2] = {llm_pool_new(1), llm_pool_new(2)};
     for (int ti = 0; ti < n_types; ti++) {
         uint32_t t = types[ti];
         llm_quantize(t, Wf, Wq, rows, cols);
         double wbytes = (double)ggml_row_size(t, cols) * rows;
+        int copies = (int)(cold_bytes / (size_t)wbytes);
+        for (int c = 0; c < copies; c++) memcpy(Wcold + (size_t)c * (size_t)wbytes, Wq, (size_t)wbytes);
         for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
             if (only_level >= 0 && lv != only_level) continue;
             llm_simd_set((llm_simd)lv);
             for (int p = 0; p < 2; p++) {
                 double td = time_matmul(pools[p], t, Wq, rows, cols, X, 1, Y, work, budget);
+                double tc = 1e30;
+                for (int rep = 0; rep < 3; rep++) {
+                    double t0 = now();
+                    for (int c = 0; c < copies; c++)
+                        llm_matmul(pools[p], t, Wcold + (size_t)c * (size_t)wbytes, rows, cols, X, 1, Y, work);
+                    double dt = (now() - t0) / copies;
+                    if (dt < tc) tc = dt;
+                }
                 /* the reference level is slow: prefill it on 256 rows */
                 int prow = lv == LLM_SIMD_REF ? 256 : rows;
                 double tp = time_matmul(pools[p], t, Wq, prow, cols, X, prefill_tok, Y, work, budget);
                 double flops = 2.0 * prow * cols * prefill_tok;
-                printf("%-6s %-7s %3d  %7.3f ms %6.1f GB/s  %8.1f ms %7.1f GFLOP/s\n", ggml_type_name(t),
-                       llm_simd_name(lv), p + 1, td * 1e3, wbytes / td / 1e9, tp * 1e3 * rows / prow,
-                       flops / tp / 1e9);
+                printf("%-6s %-7s %3d  %6.3f ms %6.1f GB/s  %6.3f ms %6.1f GB/s  %8.1f ms %7.1f GFLOP/s\n",
+                       ggml_type_name(t), llm_simd_name(lv), p + 1, td * 1e3, wbytes / td / 1e9, tc * 1e3,
+                       wbytes / tc / 1e9, tp * 1e3 * rows / prow, flops / tp / 1e9);
                 fflush(stdout);
             }
         }
     }
     llm_pool_free(pools[0]);
     llm_pool_free(pools[1]);
-    free(Wf); free(X); free(Y); free(Wq); free(work);
+    free(Wf); free(X); free(Y); free(Wq); free(work); free(Wcold);
     return 0;
 }
