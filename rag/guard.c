@@ -294,13 +294,16 @@ bool rag_guard_rule_info(const rag_guard *g, size_t i, const char **id, unsigned
 
 /* ------------------------------------------------------------ audit log */
 
-void rag_guard_set_audit(rag_guard *g, FILE *f) {
-    if (!g) return;
+static void set_audit(rag_guard *g, FILE *f, bool owned) {
     pthread_mutex_lock(&g->audit_mu);
     if (g->audit && g->audit_owned) fclose(g->audit);
     g->audit = f;
-    g->audit_owned = false;
+    g->audit_owned = owned;
     pthread_mutex_unlock(&g->audit_mu);
+}
+
+void rag_guard_set_audit(rag_guard *g, FILE *f) {
+    if (g) set_audit(g, f, false);
 }
 
 int rag_guard_open_audit(rag_guard *g, const char *path) {
@@ -310,8 +313,7 @@ int rag_guard_open_audit(rag_guard *g, const char *path) {
         snprintf(g->err, sizeof g->err, "%.300s: %s", path, strerror(errno));
         return RAG_ERR_IO;
     }
-    rag_guard_set_audit(g, f);
-    g->audit_owned = true;
+    set_audit(g, f, true);
     return RAG_OK;
 }
 
