@@ -2,6 +2,7 @@
  * overlap, heading paths, sentence rules (English and German), exact spans,
  * PDF pages, giant inputs, empty input, determinism. */
 #define _GNU_SOURCE  /* memmem */
+#include "llm/llm.h"
 #include "rag/rag.h"
 #include "tests/test.h"
 
@@ -472,7 +473,96 @@ TEST(sample_corpus_chunks) {
     rag_walk_result_free(&r);
 }
 
+/* The real counter: the Mistral tokenizer through llm_tokenize (no BOS). */
+typedef struct {
+    const llm_model *m;
+    int32_t *ids;
+    size_t cap;
+    long calls;
+} mistral_counter;
+
+static int count_mistral(void *user, const char *t, size_t n) {
+    mistral_counter *mc = user;
+    size_t need = 0;
+    mc->calls++;
+    for (;;) {
+        int rc = llm_tokenize(mc->m, t, n, false, false, mc->ids, mc->cap, &need);
+        if (rc == LLM_OK) return (int)need;
+        if (rc != LLM_ERR_ARG || need <= mc->cap) return -1;
+        int32_t *ni = realloc(mc->ids, need * sizeof *ni);
+        if (!ni) return -1;
+        mc->ids = ni;
+        mc->cap = need;
+    }
+}
+
+static mistral_counter *g_mc;
+static int count_mistral_g(void *user, const char *t, size_t n) {
+    (void)user;
+    return count_mistral(g_mc, t, n);
+}
+
+TEST(real_mistral_tokenizer) {
+    const char *path = test_require_shared("models/mistral-v0.1-vocab-derived.gguf");
+    llm_model_params mp = llm_model_default_params();
+    mp.vocab_only = true;
+    llm_model *m = NULL;
+    char err[512] = "";
+    int rc = llm_model_load(path, &mp, &m, err, sizeof err);
+    REQUIRE(rc == LLM_OK, "%s", err);
+    mistral_counter mc = {.m = m};
+    g_mc = &mc;
+    /* the counter itself: a known sentence is a handful of tokens */
+    int k = count_mistral(&mc, "Hello world", 11);
+    CHECK(k >= 2 && k <= 4, "\"Hello world\" = %d tokens", k);
+    const char *de =
+        "Die Reisekostenabrechnung ist spätestens 30 Tage nach Reiseende einzureichen, z. B. "
+        "über das Spesenportal. Übernachtungen dürfen 130 € pro Nacht nicht übersteigen. Für Fragen steht "
+        "Dr. Müller zur Verfügung. Bahnreisen werden grundsätzlich in der 2. Klasse gebucht.\n\n";
+    size_t dl = strlen(de);
+    size_t reps = getenv("MRAG_ASAN") ? 10 : 40;
+    const char *head = "# Reisekosten\n\n";
+    size_t hl = strlen(head), sl = hl + dl * reps;
+    char *src = malloc(sl + 1);
+    memcpy(src, head, hl);
+    for (size_t i = 0; i < reps; i++) memcpy(src + hl + i * dl, de, dl);
+    src[sl] = 0;
+    rag_doc *d = extract("de.md", src, sl);
+    rag_chunk_list l = chunk(d, 256, 32, count_mistral_g, NULL);
+    check_common(d, &l, 256, count_mistral_g);
+    check_exact_spans(&l, src, sl);
+    CHECK(l.n >= 4, "%zu chunks", l.n);
+    for (size_t i = 0; i < l.n; i++) {
+        CHECK(l.chunks[i].n_tokens > 128 || i + 1 == l.n, "chunk %zu is only %d tokens", i, l.chunks[i].n_tokens);
+        CHECK_EQ_STR(l.chunks[i].heading_path, "Reisekosten");
+        if (i) {
+            size_t a_end = l.chunks[i - 1].text_off + l.chunks[i - 1].text_len;
+            REQUIRE(l.chunks[i].text_off < a_end, "overlap %zu", i);
+            int ov = count_mistral(&mc, d->text + l.chunks[i].text_off, a_end - l.chunks[i].text_off);
+            CHECK(ov <= 32 && ov >= 20, "overlap of %d tokens", ov);
+        }
+    }
+    rag_chunk_list_free(&l);
+    rag_doc_free(d);
+    free(src);
+    /* the sample corpus with the defaults */
+    rag_walk_result r;
+    REQUIRE(rag_walk("data/sample", NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
+    for (size_t i = 0; i < r.n; i++) {
+        if (r.entries[i].skip != RAG_SKIP_NONE) continue;
+        REQUIRE(rag_extract_file(r.entries[i].path, r.entries[i].type, NULL, &d, err, sizeof err) == RAG_OK, "%s", err);
+        l = chunk(d, 256, 32, count_mistral_g, NULL);
+        check_common(d, &l, 256, count_mistral_g);
+        rag_chunk_list_free(&l);
+        rag_doc_free(d);
+    }
+    rag_walk_result_free(&r);
+    free(mc.ids);
+    llm_model_free(m);
+}
+
 TEST_MAIN(RUN(limit_and_overlap_with_word_counter), RUN(limit_with_non_additive_counter),
           RUN(split_prefers_paragraphs_then_sentences), RUN(sentences_with_abbreviations_en_de), RUN(heading_paths),
           RUN(html_line_spans_contain_text), RUN(pdf_pages_are_boundaries), RUN(giant_single_line),
-          RUN(empty_and_blank_documents), RUN(deterministic_and_errors), RUN(sample_corpus_chunks))
+          RUN(empty_and_blank_documents), RUN(deterministic_and_errors), RUN(sample_corpus_chunks),
+          RUN(real_mistral_tokenizer))
