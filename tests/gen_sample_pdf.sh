@@ -5,7 +5,20 @@
 # Latin-1 characters (ä ö ü ß é …) come out right (WinAnsiEncoding, Helvetica);
 # others become "?". The writer is plain POSIX sh + awk + iconv: no PDF tool is
 # needed, the cross-reference offsets are computed from the bytes written.
+#
+#   sh tests/gen_sample_pdf.sh --corpus DEST
+# copies data/sample into DEST and adds the PDFs made from data/sample-pdf/*.txt
+# (DEST/it/it-security-guidelines.pdf): the full demo/test corpus. Run it
+# from the repository root.
 set -eu
+if [ "${1:-}" = "--corpus" ]; then
+  dest=${2:?usage: gen_sample_pdf.sh --corpus DEST}
+  mkdir -p "$dest"
+  cp -R data/sample/. "$dest"/
+  mkdir -p "$dest/it"
+  sh "$0" data/sample-pdf/it-security-guidelines.txt "$dest/it/it-security-guidelines.pdf" "IT Security Guidelines"
+  exit 0
+fi
 in=$1
 out=$2
 title=${3:-$(basename "$in")}

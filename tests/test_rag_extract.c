@@ -398,7 +398,40 @@ TEST(sample_corpus_extracts) {
     rag_walk_result_free(&r);
 }
 
+TEST(sample_corpus_with_generated_pdf) {
+    const char *dest = test_tmpdir();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "sh tests/gen_sample_pdf.sh --corpus %s 2>&1", test_shq(dest));
+    int st = 0;
+    char *out = test_run_capture(cmd, &st);
+    REQUIRE(out && st == 0, "gen_sample_pdf.sh --corpus failed: %s", out ? out : "");
+    free(out);
+    rag_walk_result r;
+    char err[512];
+    REQUIRE(rag_walk(dest, NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
+    const rag_walk_entry *pdf = NULL;
+    for (size_t i = 0; i < r.n; i++)
+        if (strcmp(r.entries[i].rel, "it/it-security-guidelines.pdf") == 0) pdf = &r.entries[i];
+    REQUIRE(pdf && pdf->skip == RAG_SKIP_NONE && pdf->type == RAG_DOC_PDF, "the corpus holds the generated PDF");
+    CHECK(r.n_files >= 19, "%zu files", r.n_files);
+    rag_doc *d = NULL;
+    REQUIRE(rag_extract_file(pdf->path, pdf->type, NULL, &d, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_EQ_INT(d->n_pages, 3);
+    CHECK_EQ_STR(d->title, "IT Security Guidelines");
+    bool p1 = false, p2 = false, p3 = false;
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        const char *t = block_text(d, i);
+        p1 |= d->blocks[i].page == 1 && strstr(t, "within 2 hours") != NULL;
+        p2 |= d->blocks[i].page == 2 && strstr(t, "within 72 hours") != NULL;
+        p3 |= d->blocks[i].page == 3 && strstr(t, "strictly confidential") != NULL;
+    }
+    CHECK(p1 && p2 && p3, "facts found on pages 1, 2 and 3 (%d %d %d)", p1, p2, p3);
+    rag_doc_free(d);
+    rag_walk_result_free(&r);
+}
+
 TEST_MAIN(RUN(txt_paragraphs_and_exact_spans), RUN(txt_crlf_normalised_spans_original), RUN(txt_bom_latin1_utf16),
           RUN(txt_bad_bytes_are_clear_errors), RUN(md_structure), RUN(html_structure),
           RUN(html_bad_input_never_crashes), RUN(html_deep_nesting_is_bounded), RUN(pdf_pages_and_text),
-          RUN(pdf_damaged_and_encrypted), RUN(sample_corpus_extracts))
+          RUN(pdf_damaged_and_encrypted), RUN(sample_corpus_extracts),
+          RUN(sample_corpus_with_generated_pdf))
