@@ -50,7 +50,7 @@ struct llm_state {
     /* attention scratch per thread */
     float *scores;          /* (n_threads, kv_size + n_batch) */
     void *qh;               /* (n_threads, head_dim) query head in cache precision */
-    float *acc;             /* (n_threads, head_dim) */
+    float *acc;             /* (n_threads, head_dim) P·V sums */
     /* output */
     float *logits;          /* (all_logits ? n_batch : 1, n_vocab) */
     void *work;             /* matmul scratch (quantized activations) */
@@ -88,7 +88,7 @@ static size_t work_size_for(const llm_model *m, int n) {
 /* Sizes of every buffer of the state, in one place so that llm_state_bytes
  * and llm_state_new agree. */
 typedef struct {
-    size_t x, q, kv, kvb, ff, rope, router, sel, scores, qh, logits, work, cache, slots;
+    size_t x, q, kv, kvb, ff, rope, router, sel, scores, qh, acc, logits, work, cache, slots;
 } state_sizes;
 
 static state_sizes sizes_for(const llm_model *m, int kv_size, int nb, int nt, bool kv_f32, bool all_logits) {
@@ -107,6 +107,7 @@ static state_sizes sizes_for(const llm_model *m, int kv_size, int nb, int nt, bo
     z.sel = (size_t)nb * nu * sizeof(int);
     z.scores = (size_t)nt * (kv_size + nb) * sizeof(float);
     z.qh = (size_t)nt * hp->head_dim * sizeof(float);
+    z.acc = (size_t)nt * hp->head_dim * sizeof(float);
     z.logits = (size_t)(all_logits ? nb : 1) * hp->n_vocab * sizeof(float);
     z.work = work_size_for(m, nb);
     z.cache = (size_t)hp->n_layer * kv_size * kv_dim * el;
@@ -120,7 +121,7 @@ uint64_t llm_state_bytes(const llm_model *m, int kv_size, int n_batch, int n_thr
     /* x, xb, xb2, xg, yg; q, att; k, v; kb, vb; hb, hb2; sel, sel_w, rows;
      * scores, qh, acc; 2 caches. */
     return 5 * (uint64_t)z.x + 2 * (uint64_t)z.q + 2 * (uint64_t)z.kv + 2 * (uint64_t)z.kvb +
-           2 * (uint64_t)z.ff + z.rope + z.router + 3 * (uint64_t)z.sel + z.scores + 2 * (uint64_t)z.qh +
+           2 * (uint64_t)z.ff + z.rope + z.router + 3 * (uint64_t)z.sel + z.scores + z.qh + z.acc +
            z.logits + z.work + 2 * (uint64_t)z.cache + z.slots;
 }
 
@@ -163,7 +164,7 @@ int llm_state_new(const llm_model *m, int kv_size, int n_batch, int n_threads, b
     ALLOC(s->rope, z.rope);
     ALLOC(s->router, z.router);
     ALLOC(s->sel, z.sel); ALLOC(s->sel_w, z.sel); ALLOC(s->rows, z.sel);
-    ALLOC(s->scores, z.scores); ALLOC(s->qh, z.qh); ALLOC(s->acc, z.qh);
+    ALLOC(s->scores, z.scores); ALLOC(s->qh, z.qh); ALLOC(s->acc, z.acc);
     ALLOC(s->logits, z.logits);
     ALLOC(s->work, z.work);
     ALLOC(s->k_cache, z.cache); ALLOC(s->v_cache, z.cache);
@@ -229,6 +230,26 @@ static void rope_apply(float *v, const float *rope, int n_heads, int head_dim) {
     }
 }
 
+/* Q·K dot products. llama.cpp's vec-dot sums rows shorter than its SIMD
+ * step (64) -- and the tail of longer ones -- one product at a time into a
+ * double; the products of F16 values are exact in float. Summing in double
+ * keeps us within float rounding of it for every head size; the softmax
+ * amplifies differences in the scores (measured on stories260K, head size
+ * 8: 5e-6 in log-prob this way, 3e-4 with an 8-lane float sum). The P·V
+ * sums stay sequential in float: that measured closest (5e-6 vs 8e-5 with
+ * double sums). */
+static inline float att_dot_f16(const ggml_half *a, const ggml_half *b, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += (double)(ggml_fp16_to_fp32(a[i]) * ggml_fp16_to_fp32(b[i]));
+    return (float)s;
+}
+
+static inline float att_dot_f32(const float *a, const float *b, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += (double)(a[i] * b[i]);
+    return (float)s;
+}
+
 static inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
 /* One attention job: what every thread needs to find its (token, head)
@@ -258,7 +279,11 @@ static void attention_worker(void *arg, int ith, int nth) {
     float *sc = s->scores + (size_t)ith * (s->kv_size + s->n_batch);
     float *acc = s->acc + (size_t)ith * hd;
     ggml_half *qh16 = (ggml_half *)((float *)s->qh + (size_t)ith * hd);
-    /* key sources of one score: the cache slot or the batch token */
+    /* Cached keys are visited oldest first: slot (p0 + j) % kv_size holds
+     * position p0 - kv_size + j in a rolling buffer (p0 = the batch's first
+     * position), so every key order is increasing position, the order a
+     * one-shot prefill uses, and the sums round the same way. */
+    const int start = b->pos[0] % s->kv_size;
     const int n_units = b->n * n_head;
     int per = (n_units + nth - 1) / nth;
     int u0 = ith * per, u1 = u0 + per < n_units ? u0 + per : n_units;
@@ -272,12 +297,13 @@ static void attention_worker(void *arg, int ith, int nth) {
         int ns = 0;
         float mx = -INFINITY;
         if (b->use_cache) {
-            for (int j = 0; j < s->kv_size; j++) {
+            for (int jj = 0; jj < s->kv_size; jj++) {
+                int j = (start + jj) % s->kv_size;
                 int pj = s->slot_pos[j];
                 if (pj < 0 || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
                 const uint8_t *kr = kc + ((size_t)j * kv_dim + koff) * el;
-                float d = s->kv_f16 ? llm_dot_f16(qh16, (const ggml_half *)kr, hd)
-                                    : llm_dot_f32(q, (const float *)kr, hd);
+                float d = s->kv_f16 ? att_dot_f16(qh16, (const ggml_half *)kr, hd)
+                                    : att_dot_f32(q, (const float *)kr, hd);
                 d *= scale;
                 sc[ns++] = d;
                 if (d > mx) mx = d;
@@ -288,8 +314,8 @@ static void attention_worker(void *arg, int ith, int nth) {
             int pj = b->pos[j];
             if ((b->seq ? b->seq[j] : 0) != si || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
             const uint8_t *kr = (const uint8_t *)s->kb + ((size_t)j * kv_dim + koff) * el;
-            float d = s->kv_f16 ? llm_dot_f16(qh16, (const ggml_half *)kr, hd)
-                                : llm_dot_f32(q, (const float *)kr, hd);
+            float d = s->kv_f16 ? att_dot_f16(qh16, (const ggml_half *)kr, hd)
+                                : att_dot_f32(q, (const float *)kr, hd);
             d *= scale;
             sc[ns++] = d;
             if (d > mx) mx = d;
@@ -308,10 +334,11 @@ static void attention_worker(void *arg, int ith, int nth) {
             sc[j] = s->kv_f16 ? ggml_fp16_to_fp32(ggml_fp32_to_fp16(p)) : p;
         }
         /* weighted sum of values, walking the same keys in the same order */
-        memset(acc, 0, (size_t)hd * sizeof(float));
+        memset(acc, 0, (size_t)hd * sizeof *acc);
         int t = 0;
         if (b->use_cache) {
-            for (int j = 0; j < s->kv_size && t < n_cached; j++) {
+            for (int jj = 0; jj < s->kv_size && t < n_cached; jj++) {
+                int j = (start + jj) % s->kv_size;
                 int pj = s->slot_pos[j];
                 if (pj < 0 || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
                 const uint8_t *vr = vc + ((size_t)j * kv_dim + koff) * el;
@@ -338,7 +365,8 @@ static void attention_worker(void *arg, int ith, int nth) {
                 for (int d = 0; d < hd; d++) acc[d] += p * v32[d];
             }
         }
-        memcpy(s->att + (size_t)i * q_dim + (size_t)h * hd, acc, (size_t)hd * sizeof(float));
+        float *o = s->att + (size_t)i * q_dim + (size_t)h * hd;
+        memcpy(o, acc, (size_t)hd * sizeof *o);
     }
 }
 

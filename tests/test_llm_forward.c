@@ -62,13 +62,68 @@ static int32_t eos_of(const llm_model *m) {
     return gguf_get_u32(m->gguf, "tokenizer.ggml.eos_token_id", &v) ? (int32_t)v : -1;
 }
 
-static llm_model *load(const char *path) {
+static llm_model *load_swa(const char *path, int swa) {
     llm_model *m = NULL;
     char err[512];
     llm_model_params mp = llm_model_default_params();
+    mp.swa_window = swa;
     int rc = llm_model_load(path, &mp, &m, err, sizeof err);
     REQUIRE(rc == LLM_OK, "load %s: %s", path, err);
     return m;
+}
+
+static llm_model *load(const char *path) {
+    return load_swa(path, -1);
+}
+
+/* Deterministic pseudo-random token ids in [lo, hi) (first = BOS 1). */
+static void rand_ids(int32_t *ids, int n, int lo, int hi, uint32_t seed) {
+    for (int i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        ids[i] = i == 0 ? 1 : lo + (int32_t)((seed >> 8) % (uint32_t)(hi - lo));
+    }
+}
+
+static llm_context *new_ctx_kv(const llm_model *m, int n_ctx, int n_batch, bool kv_f32, bool all_logits) {
+    llm_context *c = NULL;
+    char err[512];
+    llm_context_params cp = llm_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.n_batch = n_batch;
+    cp.n_threads = 2;
+    cp.kv_f32 = kv_f32;
+    cp.all_logits = all_logits;
+    int rc = llm_context_new(m, &cp, &c, err, sizeof err);
+    REQUIRE(rc == LLM_OK, "context: %s", err);
+    return c;
+}
+
+/* max |a - b| over n floats */
+static double max_abs_diff(const float *a, const float *b, int n) {
+    double d = 0;
+    for (int i = 0; i < n; i++) if (fabs((double)a[i] - b[i]) > d) d = fabs((double)a[i] - b[i]);
+    return d;
+}
+
+/* Logits of every position of ids, fed n_batch tokens at a time (n_batch 1 =
+ * one-token decode). Returns malloc'd n x n_vocab floats. */
+static float *logits_by_chunks(const llm_model *m, const int32_t *ids, int n, int n_ctx, int n_batch, bool kv_f32) {
+    int nv = m->hp.n_vocab;
+    float *all = malloc(sizeof(float) * (size_t)n * nv);
+    REQUIRE(all);
+    llm_context *c = new_ctx_kv(m, n_ctx, n_batch, kv_f32, true);
+    for (int off = 0; off < n; off += n_batch) {
+        int nb = n - off < n_batch ? n - off : n_batch;
+        REQUIRE(llm_decode(c, ids + off, nb) == LLM_OK, "decode: %s", llm_context_error(c));
+        for (int i = 0; i < nb; i++) {
+            const float *lg = llm_get_logits(c, i);
+            REQUIRE(lg);
+            memcpy(all + (size_t)(off + i) * nv, lg, sizeof(float) * nv);
+        }
+    }
+    CHECK_EQ_INT(llm_context_n_past(c), n);
+    llm_context_free(c);
+    return all;
 }
 
 static llm_context *new_ctx(const llm_model *m, int n_ctx, int threads, bool all_logits) {
@@ -109,13 +164,13 @@ typedef struct {
     int n_pos;
 } eval_cmp;
 
-static eval_cmp compare_eval(const char *model_path, const int32_t *ids, int n, int threads) {
+static eval_cmp compare_eval(const char *model_path, int swa, const int32_t *ids, int n, int threads) {
     eval_cmp r = {0, 0, 0, n};
     char args[20000];
     snprintf(args, sizeof args, "eval --model %s --ids %s --top 8 --full last --threads 2 --ctx %d",
              test_shq(model_path), ids_csv(ids, n), n + 16);
     cJSON *j = oracle_json(args);
-    llm_model *m = load(model_path);
+    llm_model *m = load_swa(model_path, swa);
     llm_context *c = new_ctx(m, n + 16, threads, true);
     REQUIRE(llm_decode(c, ids, n) == LLM_OK, "decode: %s", llm_context_error(c));
     int nv = m->hp.n_vocab;
@@ -200,7 +255,7 @@ TEST(stories_logprobs_within_1e4) {
     const char *path = test_require_shared("models/stories260K.gguf");
     int32_t prompt[32];
     int np = stories_prompt(path, prompt, 32);
-    eval_cmp r = compare_eval(path, prompt, np, 2);
+    eval_cmp r = compare_eval(path, -1, prompt, np, 2);
     printf("  # stories260K: last-position max |d logprob| %.3g, top-K all positions %.3g\n", r.max_diff_last,
            r.max_diff);
     CHECK(r.max_diff_last <= 1e-4, "last row %.3g", r.max_diff_last);
@@ -208,4 +263,175 @@ TEST(stories_logprobs_within_1e4) {
     CHECK_EQ_INT(r.top1_mismatch, 0);
 }
 
-TEST_MAIN(RUN(stories_greedy_64_matches_llama_cpp), RUN(stories_logprobs_within_1e4))
+TEST(stories_swa_wide_window_matches_llama_cpp) {
+    /* llama.cpp ignores sliding windows for `llama`; with W >= the prompt the
+     * window never binds: our numbers with W = 48 must be exactly those
+     * without a window, and those agree with llama.cpp. Random ids are a
+     * harder input than prose (less trained states): bound 5e-4. */
+    const char *path = test_require_shared("models/stories260K.gguf");
+    int32_t ids[48];
+    rand_ids(ids, 48, 3, 512, 7);
+    eval_cmp r = compare_eval(path, 48, ids, 48, 2);
+    printf("  # stories260K swa=48, 48 random tokens: max |d logprob| %.3g (top-8 of every position, full last row)\n",
+           r.max_diff);
+    CHECK(r.max_diff <= 5e-4, "%.3g", r.max_diff);
+    CHECK_EQ_INT(r.top1_mismatch, 0);
+    llm_model *mw = load_swa(path, 48), *mf = load_swa(path, 0);
+    float *a = logits_by_chunks(mw, ids, 48, 64, 64, false), *b = logits_by_chunks(mf, ids, 48, 64, 64, false);
+    double d = max_abs_diff(a, b, 48 * mf->hp.n_vocab);
+    CHECK(d == 0.0, "window 48 changed logits by %.3g", d);
+    free(a); free(b);
+    llm_model_free(mw);
+    llm_model_free(mf);
+}
+
+TEST(decode_one_by_one_equals_prefill) {
+    const char *path = test_require_shared("models/stories260K.gguf");
+    llm_model *m = load(path);
+    int32_t ids[40];
+    rand_ids(ids, 40, 3, 512, 11);
+    for (int f32 = 0; f32 < 2; f32++) {
+        float *a = logits_by_chunks(m, ids, 40, 64, 64, f32);
+        float *b = logits_by_chunks(m, ids, 40, 64, 1, f32);
+        float *c = logits_by_chunks(m, ids, 40, 64, 7, f32);
+        double d1 = max_abs_diff(a, b, 40 * m->hp.n_vocab), d2 = max_abs_diff(a, c, 40 * m->hp.n_vocab);
+        printf("  # kv %s: prefill vs decode max |d logit| %.3g, vs chunks of 7 %.3g\n", f32 ? "f32" : "f16", d1, d2);
+        CHECK(d1 <= 1e-4, "%.3g", d1);
+        CHECK(d2 <= 1e-4, "%.3g", d2);
+        free(a); free(b); free(c);
+    }
+    llm_model_free(m);
+}
+
+TEST(swa_rolling_buffer_equals_windowed_prefill) {
+    /* W = 8 in a 64-token context: the KV buffer has 8 slots. Feeding the
+     * prompt one token at a time (the buffer rolls 5 times) or in chunks of
+     * 7 must give what one prefill with the window mask gives. */
+    const char *path = test_require_shared("models/stories260K.gguf");
+    llm_model *m = load_swa(path, 8);
+    int32_t ids[40];
+    rand_ids(ids, 40, 3, 512, 13);
+    float *a = logits_by_chunks(m, ids, 40, 64, 64, false);
+    float *b = logits_by_chunks(m, ids, 40, 64, 1, false);
+    float *c = logits_by_chunks(m, ids, 40, 64, 7, false);
+    double d1 = max_abs_diff(a, b, 40 * m->hp.n_vocab), d2 = max_abs_diff(a, c, 40 * m->hp.n_vocab);
+    printf("  # swa 8: prefill vs rolling decode max |d logit| %.3g, vs chunks of 7 %.3g\n", d1, d2);
+    CHECK(d1 <= 1e-4, "%.3g", d1);
+    CHECK(d2 <= 1e-4, "%.3g", d2);
+    /* and the window binds: the full-attention logits differ */
+    llm_model *mf = load_swa(path, 0);
+    float *f = logits_by_chunks(mf, ids, 40, 64, 64, false);
+    double d3 = max_abs_diff(a + 39 * m->hp.n_vocab, f + 39 * m->hp.n_vocab, m->hp.n_vocab);
+    CHECK(d3 > 1e-3, "window had no effect (%.3g)", d3);
+    double d4 = max_abs_diff(a, f, 8 * m->hp.n_vocab);
+    CHECK(d4 <= 1e-5, "positions < W must not depend on the window (%.3g)", d4);
+    free(a); free(b); free(c); free(f);
+    llm_model_free(mf);
+    llm_model_free(m);
+}
+
+TEST(swa_one_layer_output_depends_on_last_w_tokens_only) {
+    /* One layer: the output at p sees tokens p-W+1..p only. Running just
+     * those W tokens with full attention AT THE SAME POSITIONS gives the same
+     * numbers exactly (same rotations, same keys); at positions 0..W-1 it is
+     * equal up to float rounding of the rotation angles (RoPE is relative). */
+    const char *path = test_require_shared("models/llama-2-tiny-random.gguf");
+    llm_model *m = load_swa(path, 6);
+    REQUIRE(m->hp.n_layer == 1);
+    int nv = m->hp.n_vocab, n = 20, W = 6;
+    int32_t ids[20];
+    rand_ids(ids, n, 3, nv, 17);
+    float *a = logits_by_chunks(m, ids, n, 64, 64, false);
+    llm_model *mf = load_swa(path, 0);
+    llm_context *c = new_ctx_kv(mf, 64, 64, false, true);
+    int32_t pos[6];
+    for (int shift = 0; shift < 2; shift++) {
+        for (int i = 0; i < W; i++) pos[i] = shift ? i : n - W + i;
+        llm_batch b = {.tokens = ids + n - W, .pos = pos, .seq = NULL, .n = W, .use_cache = false,
+                       .store_kv = false, .logits = 2, .hidden = NULL, .hidden_layer = -1};
+        REQUIRE(llm_forward(mf, c->s, c->pool, &b) == LLM_OK);
+        double d = max_abs_diff(a + (size_t)(n - 1) * nv, llm_state_logits(c->s, W - 1), nv);
+        printf("  # W=%d at p=%d vs last W tokens alone at %s: max |d logit| %.3g\n", W, n - 1,
+               shift ? "positions 0..W-1" : "the same positions", d);
+        if (shift) CHECK(d <= 2e-3, "re-positioned: %.3g", d);
+        else CHECK(d == 0.0, "same positions: %.3g", d);
+    }
+    /* with the window, the first tokens no longer matter: change them */
+    int32_t ids2[20];
+    memcpy(ids2, ids, sizeof ids);
+    for (int i = 1; i < n - W; i++) ids2[i] = (ids[i] + 1000) % nv;
+    float *b2 = logits_by_chunks(m, ids2, n, 64, 1, false);
+    double d = max_abs_diff(a + (size_t)(n - 1) * nv, b2 + (size_t)(n - 1) * nv, nv);
+    CHECK(d <= 1e-6, "tokens outside the window changed the output by %.3g", d);
+    free(a); free(b2);
+    llm_context_free(c);
+    llm_model_free(mf);
+    llm_model_free(m);
+}
+
+TEST(swa_kv_memory_stops_growing_past_window) {
+    const char *path = test_require_shared("models/stories260K.gguf");
+    llm_model *m = load_swa(path, 16);
+    llm_model *mf = load_swa(path, 0);
+    uint64_t b16 = llm_context_bytes(m, 16, 16, false), b64 = llm_context_bytes(m, 64, 16, false),
+             b4k = llm_context_bytes(m, 4096, 16, false);
+    CHECK(b16 == b64 && b64 == b4k, "%llu %llu %llu", (unsigned long long)b16, (unsigned long long)b64,
+          (unsigned long long)b4k);
+    CHECK(llm_context_bytes(mf, 4096, 16, false) > llm_context_bytes(mf, 64, 16, false));
+    /* and a rolling context keeps going far past n_ctx and W */
+    llm_context *c = new_ctx_kv(m, 32, 8, false, false);
+    CHECK_EQ_INT(llm_state_kv_bytes(c->s), 2ull * 5 * 16 * (4 * 8) * 2);   /* 2 x layers x W x kv_dim x f16 */
+    int32_t t = 5;
+    for (int i = 0; i < 200; i++) REQUIRE(llm_decode(c, &t, 1) == LLM_OK, "step %d: %s", i, llm_context_error(c));
+    CHECK_EQ_INT(llm_context_n_past(c), 200);
+    llm_context_free(c);
+    llm_model_free(mf);
+    llm_model_free(m);
+}
+
+TEST(context_full_is_an_error_that_changes_nothing) {
+    const char *path = test_require_shared("models/stories260K.gguf");
+    llm_model *m = load(path);
+    llm_context *c = new_ctx_kv(m, 16, 16, false, false);
+    int32_t ids[16];
+    rand_ids(ids, 16, 3, 512, 5);
+    REQUIRE(llm_decode(c, ids, 10) == LLM_OK);
+    float before[512];
+    memcpy(before, llm_get_logits(c, -1), sizeof before);
+    CHECK_EQ_INT(llm_decode(c, ids, 7), LLM_ERR_CONTEXT_FULL);
+    CHECK(strstr(llm_context_error(c), "context full") != NULL, "%s", llm_context_error(c));
+    CHECK_EQ_INT(llm_context_n_past(c), 10);
+    CHECK(memcmp(before, llm_get_logits(c, -1), sizeof before) == 0, "logits changed");
+    CHECK_EQ_INT(llm_decode(c, ids, 6), LLM_OK);
+    CHECK_EQ_INT(llm_context_n_past(c), 16);
+    CHECK_EQ_INT(llm_decode(c, ids, 1), LLM_ERR_CONTEXT_FULL);
+    llm_context_reset(c);
+    CHECK_EQ_INT(llm_context_n_past(c), 0);
+    CHECK_EQ_INT(llm_decode(c, ids, 16), LLM_OK);
+    int32_t bad = 512;
+    CHECK_EQ_INT(llm_decode(c, &bad, 1), LLM_ERR_ARG);
+    llm_context_free(c);
+    llm_model_free(m);
+}
+
+TEST(threads_1_and_2_give_the_same_tokens) {
+    const char *path = test_require_shared("models/stories260K.gguf");
+    llm_model *m = load(path);
+    int32_t prompt[8] = {1, 403, 407, 261, 378}, a[48], b[48];
+    llm_context *c1 = new_ctx(m, 128, 1, false), *c2 = new_ctx(m, 128, 2, false);
+    int na = greedy(c1, prompt, 5, 48, -1, a), nb = greedy(c2, prompt, 5, 48, -1, b);
+    CHECK_EQ_INT(na, nb);
+    CHECK(memcmp(a, b, sizeof(int32_t) * (size_t)na) == 0, "token streams differ");
+    double d = max_abs_diff(llm_get_logits(c1, -1), llm_get_logits(c2, -1), m->hp.n_vocab);
+    printf("  # 1 vs 2 threads: last logits max |d| %.3g\n", d);
+    CHECK(d == 0.0, "%.3g", d);
+    llm_context_free(c1);
+    llm_context_free(c2);
+    llm_model_free(m);
+}
+
+TEST_MAIN(RUN(stories_greedy_64_matches_llama_cpp), RUN(stories_logprobs_within_1e4),
+          RUN(stories_swa_wide_window_matches_llama_cpp), RUN(decode_one_by_one_equals_prefill),
+          RUN(swa_rolling_buffer_equals_windowed_prefill), RUN(swa_one_layer_output_depends_on_last_w_tokens_only),
+          RUN(swa_kv_memory_stops_growing_past_window), RUN(context_full_is_an_error_that_changes_nothing),
+          RUN(threads_1_and_2_give_the_same_tokens))
