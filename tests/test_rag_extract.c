@@ -423,7 +423,7 @@ TEST(sample_corpus_with_generated_pdf) {
         const char *t = block_text(d, i);
         p1 |= d->blocks[i].page == 1 && strstr(t, "within 2 hours") != NULL;
         p2 |= d->blocks[i].page == 2 && strstr(t, "within 72 hours") != NULL;
-        p3 |= d->blocks[i].page == 3 && strstr(t, "strictly confidential") != NULL;
+        p3 |= d->blocks[i].page == 3 && strstr(t, "4. Classification") != NULL;
     }
     CHECK(p1 && p2 && p3, "facts found on pages 1, 2 and 3 (%d %d %d)", p1, p2, p3);
     rag_doc_free(d);
