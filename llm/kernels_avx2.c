@@ -239,11 +239,10 @@ static void act_bf16(const float *x, void *dst, int64_t n) {
 }
 
 /* Q8_0 activations, bit-identical to the reference: d = amax/127, q =
- * roundf(x * (1/d)) with ties away from zero (computed exactly as
- * trunc(|v|) + (frac >= 0.5), sign restored). */
+ * round-half-even(x * (127/amax)). */
 static void act_q8_0(const float *x, void *dst, int64_t n) {
     block_q8_0 *y = dst;
-    const __m256 signbit = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), onef = _mm256_set1_ps(1.0f);
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
         __m256 v[4];
         __m256 amax = _mm256_setzero_ps();
@@ -254,19 +253,12 @@ static void act_q8_0(const float *x, void *dst, int64_t n) {
         __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
         m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         m = _mm_max_ss(m, _mm_movehdup_ps(m));
-        float d = _mm_cvtss_f32(m) / 127.f;
-        float id = d != 0.f ? 1.f / d : 0.f;
-        y[b].d = ggml_fp32_to_fp16(d);
-        __m256 idv = _mm256_set1_ps(id);
+        float am = _mm_cvtss_f32(m);
+        y[b].d = ggml_fp32_to_fp16(am / 127.f);
+        __m256 idv = _mm256_set1_ps(am != 0.f ? 127.f / am : 0.f);
         __m256i iv[4];
-        for (int k = 0; k < 4; k++) {
-            __m256 s = _mm256_mul_ps(v[k], idv);
-            __m256 av = _mm256_andnot_ps(signbit, s);
-            __m256 t = _mm256_round_ps(av, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(av, t), half, _CMP_GE_OQ), onef));
-            t = _mm256_or_ps(t, _mm256_and_ps(s, signbit));
-            iv[k] = _mm256_cvtps_epi32(t);
-        }
+        for (int k = 0; k < 4; k++)
+            iv[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         __m256i p01 = _mm256_packs_epi32(iv[0], iv[1]), p23 = _mm256_packs_epi32(iv[2], iv[3]);
         __m256i p = _mm256_packs_epi16(p01, p23);
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));

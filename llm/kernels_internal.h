@@ -38,9 +38,10 @@ const llm_kernel_table *llm_kernels_get(llm_simd level);
 /* The table for llm_simd_active(). */
 const llm_kernel_table *llm_kernels_active(void);
 
-/* Reference activation converters (quant.c), exactly as llama.cpp's CPU
- * backend converts: Q8_0 (d = amax/127, q = round(x/d)), Q8_K (signed max,
- * iscale = -127/max, nearest-even, clamp 127, bsums per 16). */
+/* Reference activation converters (quant.c), exactly as llama.cpp's x86
+ * CPU backend converts: Q8_0 as its AVX path does (d = amax/127 stored as
+ * fp16, q = round-half-even(x * (127/amax))), Q8_K as quantize_row_q8_K
+ * (signed max, iscale = -127/max, nearest-even, clamp 127, bsums per 16). */
 void llm_quantize_row_q8_0_ref(const float *x, void *dst, int64_t n);
 void llm_quantize_row_q8_K_ref(const float *x, void *dst, int64_t n);
 void llm_quantize_row_f16_ref(const float *x, void *dst, int64_t n);

@@ -116,9 +116,9 @@ void llm_quantize_row_q8_0_ref(const float *x, void *dst, int64_t n) {
         float amax = 0;
         for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127.f;
-        float id = d != 0.f ? 1.f / d : 0.f;
+        float id = amax != 0.f ? 127.f / amax : 0.f;
         y[i].d = ggml_fp32_to_fp16(d);
-        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)llm_nearest_int(x[j] * id);
     }
 }
 

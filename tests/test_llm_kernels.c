@@ -121,18 +121,32 @@ TEST(q8_K_activation_rule) {
     }
 }
 
+/* llama.cpp's x86 backend: d = amax/127, q = round-half-even(x * 127/amax). */
 TEST(q8_0_activation_rule) {
     float x[32] = {0};
-    x[0] = 1.27f;
-    x[1] = -0.5f;
+    x[0] = 127.f;       /* amax: 127/amax = 1 exactly, d = 1 */
+    x[1] = -50.f;
+    x[2] = 2.5f;        /* ties to even: 2 (half away from zero would give 3) */
+    x[3] = -3.5f;       /* -4 */
+    x[4] = 0.5f;        /* 0 */
     for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
         block_q8_0 b;
         llm_kernels_get((llm_simd)lv)->act[GGML_TYPE_Q8_0](x, &b, 32);
-        CHECK(b.d == ggml_fp32_to_fp16(0.01f), "%s %04x", llm_simd_name(lv), b.d);
+        CHECK(b.d == 0x3C00, "%s %04x", llm_simd_name(lv), b.d);
         CHECK(b.qs[0] == 127, "%s %d", llm_simd_name(lv), b.qs[0]);
         CHECK(b.qs[1] == -50, "%s %d", llm_simd_name(lv), b.qs[1]);
-        CHECK(b.qs[3] == 0, "%s %d", llm_simd_name(lv), b.qs[3]);
+        CHECK(b.qs[2] == 2, "%s %d", llm_simd_name(lv), b.qs[2]);
+        CHECK(b.qs[3] == -4, "%s %d", llm_simd_name(lv), b.qs[3]);
+        CHECK(b.qs[4] == 0, "%s %d", llm_simd_name(lv), b.qs[4]);
+        CHECK(b.qs[5] == 0, "%s %d", llm_simd_name(lv), b.qs[5]);
     }
+    memset(x, 0, sizeof x);
+    x[0] = 1.27f;       /* d = 1.27/127 = 0.01 */
+    x[1] = -0.5f;       /* -0.5 * 127/1.27 = -50 */
+    block_q8_0 b;
+    llm_kernels_get(LLM_SIMD_REF)->act[GGML_TYPE_Q8_0](x, &b, 32);
+    CHECK(b.d == ggml_fp32_to_fp16(0.01f), "%04x", b.d);
+    CHECK(b.qs[0] == 127 && b.qs[1] == -50, "%d %d", b.qs[0], b.qs[1]);
 }
 
 /* ------------------------------------------------- quantize round trip */
