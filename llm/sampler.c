@@ -14,13 +14,14 @@
 
 /* top-p pre-filter: candidates are binned by (max logit - logit) into
  * TOPP_BUCKETS bins of width TOPP_SPAN / TOPP_BUCKETS; the last bin takes
- * everything further away. Only the bins needed to reach p are sorted. */
+ * everything further away. Only the bin where p is crossed is sorted. */
 #define TOPP_BUCKETS 256
 #define TOPP_SPAN 32.0f
 
 typedef struct {
     int32_t id;
     float logit;
+    float e;            /* scratch: exp(logit - max) during top-p */
 } sampler_cand;
 
 struct llm_sampler {
@@ -28,7 +29,6 @@ struct llm_sampler {
     int n_vocab;
     sampler_cand *cand;         /* (n_vocab) working set, first n_cand valid */
     int n_cand;
-    bool sorted;                /* cand[0..n_cand) is sorted best first */
     float *prob;                /* (n_vocab) probabilities of the last draw, aligned with cand */
     int32_t *hist;              /* (hist_cap) ring of accepted ids */
     int hist_cap, hist_n, hist_pos;
@@ -148,13 +148,6 @@ static int cand_better(const sampler_cand *a, const sampler_cand *b) {
     return a->id < b->id;
 }
 
-static int cand_cmp(const void *pa, const void *pb) {
-    const sampler_cand *a = pa, *b = pb;
-    if (cand_better(a, b)) return -1;
-    if (cand_better(b, a)) return 1;
-    return 0;
-}
-
 /* Divides positive logits and multiplies non-positive ones by the penalty,
  * once per distinct id among the last repeat_last_n accepted tokens (as
  * llama.cpp's penalties sampler does). cand must still be indexed by id. */
@@ -175,34 +168,6 @@ static void apply_repeat_penalty(llm_sampler *s) {
     }
 }
 
-/* Rearranges cand[lo..hi) so that its k best come first (quickselect with a
- * median-of-three pivot); expected O(n). */
-static void select_top(sampler_cand *c, int n, int k) {
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        /* order c[lo], c[mid], c[hi] so the median lands in c[mid] */
-        if (cand_better(&c[mid], &c[lo])) { sampler_cand t = c[mid]; c[mid] = c[lo]; c[lo] = t; }
-        if (cand_better(&c[hi], &c[lo])) { sampler_cand t = c[hi]; c[hi] = c[lo]; c[lo] = t; }
-        if (cand_better(&c[hi], &c[mid])) { sampler_cand t = c[hi]; c[hi] = c[mid]; c[mid] = t; }
-        sampler_cand pivot = c[mid];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (cand_better(&c[i], &pivot)) i++;
-            while (cand_better(&pivot, &c[j])) j--;
-            if (i <= j) {
-                sampler_cand t = c[i]; c[i] = c[j]; c[j] = t;
-                i++;
-                j--;
-            }
-        }
-        /* now [lo..j] >= pivot >= [i..hi] */
-        if (k - 1 <= j) hi = j;
-        else if (k - 1 >= i) lo = i;
-        else break;
-    }
-}
-
 static float max_logit(const sampler_cand *c, int n) {
     float m = -INFINITY;
     for (int i = 0; i < n; i++)
@@ -210,68 +175,96 @@ static float max_logit(const sampler_cand *c, int n) {
     return m;
 }
 
-/* Keeps the k best candidates, sorted. */
-static void filter_top_k(llm_sampler *s, int k) {
-    if (k <= 0 || k >= s->n_cand) return;
-    select_top(s->cand, s->n_cand, k);
-    s->n_cand = k;
-    qsort(s->cand, (size_t)k, sizeof *s->cand, cand_cmp);
-    s->sorted = true;
+/* Sift-down for a heap whose root is the WORST candidate; heapsorting with
+ * it leaves the array best first. No recursion, no allocation (qsort may
+ * allocate, and this runs per token). */
+static void cand_sift(sampler_cand *c, int n, int i) {
+    for (;;) {
+        int w = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && cand_better(&c[w], &c[l])) w = l;
+        if (r < n && cand_better(&c[w], &c[r])) w = r;
+        if (w == i) return;
+        sampler_cand t = c[i]; c[i] = c[w]; c[w] = t;
+        i = w;
+    }
 }
 
-/* Keeps the smallest best-first prefix whose probability (softmax of the
+static void cand_sort(sampler_cand *c, int n) {
+    for (int i = n / 2 - 1; i >= 0; i--) cand_sift(c, n, i);
+    for (int end = n - 1; end > 0; end--) {
+        sampler_cand t = c[0]; c[0] = c[end]; c[end] = t;
+        cand_sift(c, end, 0);
+    }
+}
+
+/* Keeps the k best candidates (in no particular order): a heap of the k
+ * best so far, rooted at the worst of them, over one pass. Most candidates
+ * lose the first comparison with the root, so this is about one predictable
+ * compare per vocabulary entry. */
+static void filter_top_k(llm_sampler *s, int k) {
+    if (k <= 0 || k >= s->n_cand) return;
+    sampler_cand *c = s->cand;
+    for (int i = k / 2 - 1; i >= 0; i--) cand_sift(c, k, i);
+    for (int i = k; i < s->n_cand; i++) {
+        if (c[i].logit < c[0].logit || !cand_better(&c[i], &c[0])) continue;
+        sampler_cand t = c[0]; c[0] = c[i]; c[i] = t;
+        cand_sift(c, k, 0);
+    }
+    s->n_cand = k;
+}
+
+static int topp_bin(float d) {
+    int b = d < TOPP_SPAN ? (int)(d * (TOPP_BUCKETS / TOPP_SPAN)) : TOPP_BUCKETS - 1;
+    return b < TOPP_BUCKETS - 1 ? b : TOPP_BUCKETS - 1;
+}
+
+/* Keeps the smallest best-first set whose probability (softmax of the
  * current logits, temperature not yet applied, as in llama.cpp) reaches p;
- * at least one candidate. Sorts only the candidates that can be in it. */
+ * at least one candidate. Candidates are binned by distance to the maximum
+ * logit; every bin before the one where the running mass crosses p is kept
+ * whole, that boundary bin alone is sorted and cut, later bins are dropped.
+ * Exact: a candidate of an earlier bin beats every one of a later bin. */
 static void filter_top_p(llm_sampler *s, float p) {
     if (!(p < 1.0f) || s->n_cand <= 1) return;
     sampler_cand *c = s->cand;
-    int n = s->n_cand;
-    float m = max_logit(c, n);
-    if (!s->sorted) {
-        double mass[TOPP_BUCKETS] = {0};
-        double z = 0.0;
-        const float scale = TOPP_BUCKETS / TOPP_SPAN;
-        for (int i = 0; i < n; i++) {
-            float d = m - c[i].logit;
-            int b = d < TOPP_SPAN ? (int)(d * scale) : TOPP_BUCKETS - 1;
-            if (b > TOPP_BUCKETS - 1) b = TOPP_BUCKETS - 1;
-            double e = exp((double)(c[i].logit - m));
-            mass[b] += e;
-            z += e;
-        }
-        int last = TOPP_BUCKETS - 1;
-        double cum = 0.0;
-        for (int b = 0; b < TOPP_BUCKETS; b++) {
-            cum += mass[b];
-            if (cum >= (double)p * z) { last = b; break; }
-        }
-        /* every candidate of a bin <= last beats every one of a later bin */
-        int kept = 0;
-        for (int i = 0; i < n; i++) {
-            float d = m - c[i].logit;
-            int b = d < TOPP_SPAN ? (int)(d * scale) : TOPP_BUCKETS - 1;
-            if (b > TOPP_BUCKETS - 1) b = TOPP_BUCKETS - 1;
-            if (b <= last) c[kept++] = c[i];
-        }
-        qsort(c, (size_t)kept, sizeof *c, cand_cmp);
-        s->sorted = true;
-        /* z over the whole set is still the normaliser */
-        double acc = 0.0;
-        int keep = kept;
-        for (int i = 0; i < kept; i++) {
-            acc += exp((double)(c[i].logit - m)) / z;
-            if (acc >= (double)p) { keep = i + 1; break; }
-        }
-        s->n_cand = keep;
-        return;
-    }
+    const int n = s->n_cand;
+    const float m = max_logit(c, n);
+    double mass[TOPP_BUCKETS] = {0};
     double z = 0.0;
-    for (int i = 0; i < n; i++) z += exp((double)(c[i].logit - m));
-    double acc = 0.0;
     for (int i = 0; i < n; i++) {
-        acc += exp((double)(c[i].logit - m)) / z;
-        if (acc >= (double)p) { s->n_cand = i + 1; return; }
+        float e = expf(c[i].logit - m);
+        c[i].e = e;
+        mass[topp_bin(m - c[i].logit)] += e;
+        z += e;
     }
+    const double target = (double)p * z;
+    int bin = TOPP_BUCKETS - 1;
+    double before = 0.0;            /* mass of the bins before `bin` */
+    for (int b = 0; b < TOPP_BUCKETS; b++) {
+        if (before + mass[b] >= target) { bin = b; break; }
+        before += mass[b];
+    }
+    /* front: bins < bin; then the boundary bin's candidates */
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+        if (topp_bin(m - c[i].logit) < bin) {
+            sampler_cand t = c[kept]; c[kept] = c[i]; c[i] = t;
+            kept++;
+        }
+    int nb = kept;
+    for (int i = kept; i < n; i++)
+        if (topp_bin(m - c[i].logit) == bin) {
+            sampler_cand t = c[nb]; c[nb] = c[i]; c[i] = t;
+            nb++;
+        }
+    cand_sort(c + kept, nb - kept);
+    double acc = before;
+    int keep = nb;
+    for (int i = kept; i < nb; i++) {
+        acc += c[i].e;
+        if (acc >= target) { keep = i + 1; break; }
+    }
+    s->n_cand = keep > 0 ? keep : 1;
 }
 
 /* Keeps candidates whose probability is at least min_p times the largest,
@@ -296,17 +289,21 @@ int32_t llm_sampler_sample(llm_sampler *s, const float *logits) {
         s->cand[i].logit = isnan(l) ? -INFINITY : l;
     }
     s->n_cand = nv;
-    s->sorted = false;
     apply_repeat_penalty(s);
 
     if (s->p.temperature <= 0.0f || s->p.top_k == 1) {
         /* argmax; a strict > keeps the lowest id among equal maxima */
         int best = 0;
-        for (int i = 1; i < nv; i++)
-            if (s->cand[i].logit > s->cand[best].logit) best = i;
+        float bv = s->cand[0].logit;    /* in a register: no load-after-cmov chain */
+        for (int i = 1; i < nv; i++) {
+            float v = s->cand[i].logit;
+            if (v > bv) {
+                bv = v;
+                best = i;
+            }
+        }
         s->cand[0] = s->cand[best];
         s->n_cand = 1;
-        s->sorted = true;
         s->prob[0] = 1.0f;
         return s->cand[0].id;
     }
@@ -346,32 +343,46 @@ int32_t llm_sampler_sample(llm_sampler *s, const float *logits) {
     return c[pick].id;
 }
 
+/* Heap helpers over the caller's (ids, probs) arrays: root = the worst
+ * (lower probability, then higher id). */
+static bool pair_better(float pa, int32_t ia, float pb, int32_t ib) {
+    return pa > pb || (pa == pb && ia < ib);
+}
+
+static void pair_sift(int32_t *ids, float *pr, int n, int i) {
+    for (;;) {
+        int w = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && pair_better(pr[w], ids[w], pr[l], ids[l])) w = l;
+        if (r < n && pair_better(pr[w], ids[w], pr[r], ids[r])) w = r;
+        if (w == i) return;
+        int32_t ti = ids[i]; ids[i] = ids[w]; ids[w] = ti;
+        float tp = pr[i]; pr[i] = pr[w]; pr[w] = tp;
+        i = w;
+    }
+}
+
 int llm_sampler_last_probs(const llm_sampler *s, int32_t *ids, float *probs, int cap) {
     if (!s) return 0;
-    int n = s->n_cand;
+    const int n = s->n_cand;
     if (cap <= 0 || !ids || !probs) return n;
-    if (s->sorted) {
-        int k = n < cap ? n : cap;
-        for (int i = 0; i < k; i++) {
-            ids[i] = s->cand[i].id;
-            probs[i] = s->prob[i];
-        }
-        return n;
+    /* keep the best min(n, cap) in a heap built in the caller's arrays,
+     * then heapsort them best first: O(n log cap), no allocation */
+    int k = n < cap ? n : cap;
+    for (int i = 0; i < k; i++) {
+        ids[i] = s->cand[i].id;
+        probs[i] = s->prob[i];
     }
-    /* unsorted (no filter ran): insert into the caller's top-cap list */
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        float pr = s->prob[i];
-        int32_t id = s->cand[i].id;
-        if (k == cap && !(pr > probs[k - 1] || (pr == probs[k - 1] && id < ids[k - 1]))) continue;
-        int j = k < cap ? k++ : cap - 1;
-        while (j > 0 && (pr > probs[j - 1] || (pr == probs[j - 1] && id < ids[j - 1]))) {
-            ids[j] = ids[j - 1];
-            probs[j] = probs[j - 1];
-            j--;
+    for (int i = k / 2 - 1; i >= 0; i--) pair_sift(ids, probs, k, i);
+    for (int i = k; i < n; i++)
+        if (pair_better(s->prob[i], s->cand[i].id, probs[0], ids[0])) {
+            ids[0] = s->cand[i].id;
+            probs[0] = s->prob[i];
+            pair_sift(ids, probs, k, 0);
         }
-        ids[j] = id;
-        probs[j] = pr;
+    for (int end = k - 1; end > 0; end--) {
+        int32_t ti = ids[0]; ids[0] = ids[end]; ids[end] = ti;
+        float tp = probs[0]; probs[0] = probs[end]; probs[end] = tp;
+        pair_sift(ids, probs, end, 0);
     }
     return n;
 }
