@@ -546,7 +546,29 @@ TEST(no_allocation_per_generated_token) {
         REQUIRE(res.n_generated == lens[k]);
         counts[k] = n_allocs;
     }
-    CHECK(counts[0] == counts[1], "%ld allocations for 4 tokens, %ld for 48", counts[0], counts[1]);
+    CHECK(counts[0] == counts[1], "greedy: %ld allocations for 4 tokens, %ld for 48", counts[0], counts[1]);
+    /* every filter of the sampling chain, and a stop string that never matches */
+    const char *stops[1] = {"qqq"};
+    for (int k = 0; k < 2; k++) {
+        memset(&s, 0, sizeof s);
+        llm_context_reset(f.c);
+        llm_generate_params p = greedy_params(&s, lens[k]);
+        p.sampling.temperature = 1.0f;
+        p.sampling.top_k = 0;           /* top-p over the whole vocabulary */
+        p.sampling.top_p = 0.9f;
+        p.sampling.min_p = 0.01f;
+        p.sampling.repeat_penalty = 1.1f;
+        p.sampling.seed = 7;
+        p.stop = stops;
+        p.n_stop = 1;
+        n_allocs = 0;
+        counting = 1;
+        int rc = llm_generate(f.c, f.prompt, f.n_prompt, &p, &res);
+        counting = 0;
+        REQUIRE(rc == LLM_OK);
+        counts[k] = n_allocs;
+    }
+    CHECK(counts[0] == counts[1], "sampling: %ld allocations for 4 tokens, %ld for 48", counts[0], counts[1]);
     fx_close(&f);
 #endif
 }
