@@ -527,6 +527,65 @@ TEST(continuation_keeps_the_first_pieces_space) {
     fx_close(&f);
 }
 
+/* The chat template end to end on a random-weight model with the Mistral
+ * vocabulary (written by mkmodel): the prompt's ids and the greedy text
+ * equal llama.cpp's for the same text parsed with special tokens. */
+TEST(chat_prompt_on_a_mistral_vocab_model_matches_llama_cpp) {
+    const char *vocab = test_require_shared("models/mistral-v0.1-vocab-derived.gguf");
+    char mk[512], model[512], cmd[2048];
+    snprintf(mk, sizeof mk, "%s/mkmodel", test_build_dir());
+    FILE *probe = fopen(mk, "rb");
+    if (!probe) SKIP("%s is not built", mk);
+    fclose(probe);
+    snprintf(model, sizeof model, "%s/tiny-mistral.gguf", test_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "%s --dim 128 --layers 2 --heads 4 --kv-heads 1 --ff 256 --vocab-from %s --type f32 --seed 3 "
+             "--out %s >/dev/null 2>&1", mk, test_shq(vocab), test_shq(model));
+    REQUIRE(system(cmd) == 0, "%s failed", cmd);
+
+    llm_chat_msg msgs[2] = {{"system", "Be brief."}, {"user", "Hello there"}};
+    char *prompt = llm_chat_format(msgs, 2);
+    REQUIRE(prompt);
+    char args[1024];
+    snprintf(args, sizeof args, "greedy --model %s --text %s --special --no-bos --n 16 --threads 1", test_shq(model),
+             test_shq(prompt));
+    char *js = test_oracle(args);
+    int32_t want_tokens[64];
+    static char want_text[4096];
+    int nt = json_ints(js, "tokens", want_tokens, 64);
+    int tl = json_str(js, "text", want_text, sizeof want_text);
+    free(js);
+    REQUIRE(nt > 0 && tl > 0, "cannot read the oracle's output");
+
+    fixture f;
+    memset(&f, 0, sizeof f);
+    char err[512];
+    llm_model_params mp = llm_model_default_params();
+    REQUIRE(llm_model_load(model, &mp, &f.m, err, sizeof err) == LLM_OK, "%s", err);
+    llm_context_params cp = llm_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_threads = 1;
+    REQUIRE(llm_context_new(f.m, &cp, &f.c, err, sizeof err) == LLM_OK, "%s", err);
+    size_t n = 0;
+    REQUIRE(llm_tokenize(f.m, prompt, strlen(prompt), false, true, f.prompt, 64, &n) == LLM_OK);
+    f.n_prompt = (int)n;
+    CHECK_EQ_INT(f.n_prompt, nt);
+    for (int i = 0; i < nt && i < f.n_prompt; i++)
+        if (f.prompt[i] != want_tokens[i]) {
+            CHECK(0, "prompt id %d: %d, llama.cpp %d", i, f.prompt[i], want_tokens[i]);
+            break;
+        }
+    static sink s;
+    memset(&s, 0, sizeof s);
+    llm_generate_params p = greedy_params(&s, 16);   /* an answer: first space dropped, as the oracle's text */
+    llm_generate_result res;
+    REQUIRE(llm_generate(f.c, f.prompt, f.n_prompt, &p, &res) == LLM_OK, "%s", llm_context_error(f.c));
+    CHECK_EQ_STR(s.text, want_text);
+    CHECK_EQ_INT(s.bad_utf8, 0);
+    free(prompt);
+    fx_close(&f);
+}
+
 TEST(no_allocation_per_generated_token) {
 #if !COUNT_ALLOCS
     SKIP("allocation counting is off under AddressSanitizer");
@@ -631,5 +690,6 @@ TEST_MAIN(RUN(greedy_continuation_equals_llama_cpp), RUN(prefill_in_small_batche
           RUN(generation_stops_at_eos), RUN(cancel_flag_and_callback_stop_generation),
           RUN(streamed_chunks_are_whole_utf8_characters), RUN(full_context_stops_cleanly),
           RUN(continues_from_the_context_with_an_empty_prompt),
-          RUN(continuation_keeps_the_first_pieces_space), RUN(no_allocation_per_generated_token),
+          RUN(continuation_keeps_the_first_pieces_space),
+          RUN(chat_prompt_on_a_mistral_vocab_model_matches_llama_cpp), RUN(no_allocation_per_generated_token),
           RUN(cli_prints_only_the_generated_text))
