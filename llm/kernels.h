@@ -54,7 +54,9 @@ llm_vec_dot_fn llm_get_vec_dot(uint32_t wtype, llm_simd level);
  * Y[t * n_rows + r] = dot(W row r, X row t) for t < n_tok, r < n_rows.
  * W: n_rows x n_cols of type wtype (memory-mapped, never copied).
  * X: n_tok x n_cols floats. work: llm_matmul_work_size() bytes, reused.
- * The work is split over the pool by rows (and tiles for n_tok > 1). */
+ * The work is split over the pool by rows (and tiles for n_tok > 1); tiny
+ * products run on the calling thread. Y is filled with NaN when wtype is not
+ * supported or n_cols is not a multiple of its block size. */
 size_t llm_matmul_work_size(uint32_t wtype, int n_cols, int n_tok);
 void llm_matmul(llm_pool *pool, uint32_t wtype, const void *W, int n_rows, int n_cols,
                 const float *X, int n_tok, float *Y, void *work);

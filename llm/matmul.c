@@ -1,6 +1,7 @@
 /* matmul.c — Y = X * W^T over the thread pool: activations converted once to
  * the weights' vec-dot type, then rows (decode) or row x token tiles
  * (prefill) split across threads. No allocation: the work buffer is given. */
+#include <math.h>
 #include <stdatomic.h>
 
 #include "llm/kernels_internal.h"
@@ -94,11 +95,24 @@ static void mm_tiles(void *arg, int ith, int nth) {
     }
 }
 
+/* Products smaller than this many multiply-adds run on the calling thread:
+ * a few microseconds of work, less than waking the pool costs. */
+#define MM_INLINE_MACS (1 << 16)
+
 void llm_matmul(llm_pool *pool, uint32_t wtype, const void *W, int n_rows, int n_cols,
                 const float *X, int n_tok, float *Y, void *work) {
     if (n_rows <= 0 || n_tok <= 0) return;
+    const llm_kernel_table *k = llm_kernels_active();
+    if (wtype >= GGML_TYPE_COUNT || !k->vec_dot[wtype] || n_cols <= 0 ||
+        ggml_row_size(wtype, (uint64_t)n_cols) == 0) {
+        /* unsupported type or a row that is not whole blocks: the loader
+         * rejects these; NaN makes a caller's mistake visible */
+        for (size_t i = 0; i < (size_t)n_rows * (size_t)n_tok; i++) Y[i] = NAN;
+        return;
+    }
+    if ((int64_t)n_rows * n_cols * n_tok < MM_INLINE_MACS) pool = NULL;
     mm_job j = {
-        .k = llm_kernels_active(),
+        .k = k,
         .wtype = wtype,
         .W = W,
         .ldw = ggml_row_size(wtype, (uint64_t)n_cols),

@@ -376,6 +376,8 @@ TEST(matmul_matches_naive) {
                     check_matmul(pools[p], all_types[i], k == 3 ? 131 : 67, n_cols, toks[k], llm_simd_name(lv));
                     /* 5 blocks of 32: an odd count, for the two-block kernels'
                      * tail; 170 floats: not a multiple of any vector width */
+                    /* decode big enough to be split over the pool */
+                    if (k == 0) check_matmul(pools[p], all_types[i], 300, n_cols, 1, llm_simd_name(lv));
                     uint32_t bs = ggml_type_info(all_types[i])->blck_size;
                     if (bs <= 32) check_matmul(pools[p], all_types[i], 33, bs == 1 ? 170 : 160, toks[k], llm_simd_name(lv));
                 }
@@ -383,6 +385,20 @@ TEST(matmul_matches_naive) {
     llm_simd_set(saved);
     llm_pool_free(pools[0]);
     llm_pool_free(pools[1]);
+}
+
+/* A row that is not whole blocks, or an unsupported type, gives NaN rather
+ * than reading out of bounds. */
+TEST(matmul_rejects_bad_shapes) {
+    float x[64] = {0}, y[2] = {0, 0};
+    uint8_t w[256] = {0};
+    llm_matmul(NULL, GGML_TYPE_Q4_0, w, 2, 40, x, 1, y, w);
+    CHECK(isnan(y[0]) && isnan(y[1]), "q4_0 with 40 columns: %g %g", y[0], y[1]);
+    y[0] = y[1] = 0;
+    llm_matmul(NULL, GGML_TYPE_Q5_0, w, 2, 32, x, 1, y, w);
+    CHECK(isnan(y[0]) && isnan(y[1]), "q5_0 unsupported: %g %g", y[0], y[1]);
+    CHECK(!llm_type_supported(GGML_TYPE_Q5_0));
+    CHECK(llm_type_supported(GGML_TYPE_Q6_K));
 }
 
 /* Decode and prefill paths give the same rows: one token at a time equals the
@@ -464,5 +480,5 @@ TEST(simd_level_names) {
 TEST_MAIN(RUN(q4_0_hand_block), RUN(q8_0_hand_block), RUN(q4_K_hand_block), RUN(q6_K_hand_block),
           RUN(q8_K_activation_rule), RUN(q8_0_activation_rule), RUN(quantize_roundtrip_error),
           RUN(simd_vec_dot_matches_reference), RUN(simd_activation_conversion_matches_reference),
-          RUN(simd_f32_f16_helpers), RUN(matmul_matches_naive), RUN(matmul_threads_agree),
+          RUN(simd_f32_f16_helpers), RUN(matmul_matches_naive), RUN(matmul_rejects_bad_shapes), RUN(matmul_threads_agree),
           RUN(pool_runs_many_jobs), RUN(pool_wakes_sleeping_workers), RUN(simd_level_names))
