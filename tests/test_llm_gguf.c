@@ -427,7 +427,7 @@ TEST(defects_give_named_errors) {
     b_key(&b, "k", GGUF_TYPE_STRING); b_le(&b, UINT64_MAX - 3, 8);
     EXPECT_ERROR(b, "truncated: key 1 of 1 (k)");
     free(b.p);
-    CHECK(now_s() - t0 < 0.5, "huge counts must fail fast");
+    CHECK(now_s() - t0 < 2.0, "huge counts must fail fast");
 
     b = (buf){0}; b_hdr(&b, 1, 0, 0);
     EXPECT_ERROR(b, "GGUF version 1 is not supported");
@@ -988,7 +988,7 @@ TEST(open_of_a_4GiB_file_touches_only_the_header) {
     gguf_file *f = NULL;
     REQUIRE(gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
     double dt = now_s() - t0;
-    CHECK(dt < 0.5, "open took %.3f s", dt);
+    CHECK(dt < 2.0, "open took %.3f s", dt);
     const gguf_tensor *t = gguf_find_tensor(f, "huge");
     REQUIRE(t);
     CHECK_EQ_INT(t->nbytes, 4ull << 30);
