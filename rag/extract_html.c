@@ -217,9 +217,18 @@ int rag_extract_html(const char *name, const unsigned char *data, size_t len,
     for (size_t i = 0, k = 1; i < len; i++)
         if (data[i] == '\n') lines[k++] = i + 1;
     if (len == 0) goto finish;  /* libxml2 rejects an empty buffer; empty text is the honest answer */
-    int opts = HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
-               XML_PARSE_BIG_LINES;
-    doc = htmlReadMemory((const char *)data, (int)len, NULL, NULL, opts);
+    int opts = HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING;
+    /* htmlReadMemory would drop XML_PARSE_BIG_LINES (htmlCtxtUseOptions does
+     * not know it) and cap line numbers at 65535, so build the context here. */
+    htmlParserCtxtPtr ctxt = htmlCreateMemoryParserCtxt((const char *)data, (int)len);
+    if (!ctxt) { rc = RAG_ERR_NOMEM; goto done; }
+    htmlCtxtUseOptions(ctxt, opts);
+    ctxt->options |= XML_PARSE_BIG_LINES;
+    ctxt->linenumbers = 1;
+    htmlParseDocument(ctxt);
+    doc = ctxt->myDoc;
+    ctxt->myDoc = NULL;
+    htmlFreeParserCtxt(ctxt);
     if (!doc) {
         rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "%s: the HTML parser could not read the file", name);
         goto done;

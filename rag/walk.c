@@ -179,6 +179,17 @@ static bool inside_root(const walker *w, const char *real) {
     return real[n] == 0 || real[n] == '/';
 }
 
+/* True when a component of real below the root starts with '.'. */
+static bool hidden_below_root(const walker *w, const char *real) {
+    const char *p = real + w->root_real_len;
+    while (*p) {
+        while (*p == '/') p++;
+        if (*p == '.') return true;
+        while (*p && *p != '/') p++;
+    }
+    return false;
+}
+
 /* Decides about one regular file (already stat'ed through any link). */
 static int visit_file(walker *w, const char *path, const char *rel, const struct stat *st) {
     int added = ino_set_add(&w->files, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
@@ -251,6 +262,10 @@ static int visit_name(walker *w, const char *dir, const char *rel, const char *n
         }
         if (!inside_root(w, real)) {
             rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_SYMLINK_OUTSIDE, real, false);
+            goto done;
+        }
+        if (hidden_below_root(w, real)) {   /* a link into .git or .hidden is hidden too */
+            rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_HIDDEN, real, false);
             goto done;
         }
         if (stat(path, &st) != 0) {

@@ -430,8 +430,25 @@ TEST(sample_corpus_with_generated_pdf) {
     rag_walk_result_free(&r);
 }
 
+TEST(html_line_numbers_past_65535) {
+    /* libxml2 keeps line numbers in 16 bits unless asked for big lines */
+    size_t lines = 70000, cap = lines * 12 + 128, n = 0;
+    char *s = malloc(cap);
+    n += (size_t)snprintf(s + n, cap - n, "<html><body>\n");
+    for (size_t i = 0; i < lines; i++) n += (size_t)snprintf(s + n, cap - n, "<!-- x -->\n");
+    n += (size_t)snprintf(s + n, cap - n, "<h2>Far</h2>\n<p>far\ndown</p>\n</body></html>\n");
+    rag_doc *d = extract("far.html", s, n);
+    REQUIRE(d->n_blocks == 2, "%zu blocks", d->n_blocks);
+    CHECK_EQ_INT(d->blocks[0].line_start, lines + 2);
+    CHECK_EQ_INT(d->blocks[1].line_start, lines + 3);
+    CHECK_EQ_INT(d->blocks[1].line_end, lines + 4);
+    CHECK(memcmp(s + d->blocks[1].byte_start, "<p>far\ndown</p>\n", 16) == 0, "byte span starts at the <p> line");
+    rag_doc_free(d);
+    free(s);
+}
+
 TEST_MAIN(RUN(txt_paragraphs_and_exact_spans), RUN(txt_crlf_normalised_spans_original), RUN(txt_bom_latin1_utf16),
           RUN(txt_bad_bytes_are_clear_errors), RUN(md_structure), RUN(html_structure),
-          RUN(html_bad_input_never_crashes), RUN(html_deep_nesting_is_bounded), RUN(pdf_pages_and_text),
+          RUN(html_bad_input_never_crashes), RUN(html_deep_nesting_is_bounded), RUN(html_line_numbers_past_65535), RUN(pdf_pages_and_text),
           RUN(pdf_damaged_and_encrypted), RUN(sample_corpus_extracts),
           RUN(sample_corpus_with_generated_pdf))

@@ -184,6 +184,8 @@ TEST(walk_symlinks_and_loops) {
     lnk(root, "zlink", "sub");               /* a second way into sub */
     lnk(root, "broken.txt", "does-not-exist");
     lnk(root, "self.txt", "self.txt");       /* ELOOP: unreadable */
+    lnk(root, "peek.md", ".hidden/secret.md");   /* into a hidden folder */
+    lnk(root, "gitdir", ".git");
     rag_walk_result r;
     char err[512];
     REQUIRE(rag_walk(root, NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
@@ -194,6 +196,9 @@ TEST(walk_symlinks_and_loops) {
     CHECK_SKIP(&r, "zlink", RAG_SKIP_LOOP);
     CHECK_SKIP(&r, "broken.txt", RAG_SKIP_BROKEN_LINK);
     CHECK_SKIP(&r, "self.txt", RAG_SKIP_UNREADABLE);
+    CHECK_SKIP(&r, "peek.md", RAG_SKIP_HIDDEN);
+    CHECK_SKIP(&r, "gitdir", RAG_SKIP_HIDDEN);
+    CHECK(find(&r, "gitdir/config") == NULL, "nothing through a link into .git");
     const rag_walk_entry *e = find(&r, "self.txt");
     if (e) CHECK(e->detail && e->detail[0], "unreadable entries carry the system's reason");
     /* sub/deeper/deep.md and its link sub/same.md are one file: listed once */
