@@ -36,7 +36,7 @@ typedef struct {
     size_t lda;                 /* bytes per activation row */
     uint8_t *A_out;             /* = A, writable, during conversion */
     float *Y;
-    _Atomic int next_tile;      /* prefill: next tile to take */
+    _Atomic int next_tile;      /* next row chunk (decode) or tile (prefill) */
 } mm_job;
 
 /* Conversion job: tokens split evenly over threads. */
@@ -65,14 +65,23 @@ static void mm_tile(const mm_job *j, int r0, int nr, int t0, int nt) {
             Y[(size_t)t * j->n_rows + r] = dot(j->n_cols, W + (size_t)r * j->ldw, A + (size_t)t * j->lda);
 }
 
-/* Decode (and tiny batches): each thread takes a contiguous range of rows. */
+/* Decode (and tiny batches): rows in chunks taken from a shared counter, so
+ * a thread that is descheduled on the shared machine does not hold the
+ * others up; about 8 chunks per thread, whole 16-row groups. */
 static void mm_rows(void *arg, int ith, int nth) {
+    (void)ith;
     mm_job *j = arg;
     int groups = (j->n_rows + MM_ROW_ALIGN - 1) / MM_ROW_ALIGN;
-    int g0 = (int)((int64_t)groups * ith / nth), g1 = (int)((int64_t)groups * (ith + 1) / nth);
-    int r0 = g0 * MM_ROW_ALIGN, r1 = g1 * MM_ROW_ALIGN;
-    if (r1 > j->n_rows) r1 = j->n_rows;
-    if (r0 < r1) mm_tile(j, r0, r1 - r0, 0, j->n_tok);
+    int per = groups / (8 * nth);
+    if (per < 1) per = 1;
+    int chunk = per * MM_ROW_ALIGN;
+    for (;;) {
+        int c = atomic_fetch_add_explicit(&j->next_tile, 1, memory_order_relaxed);
+        int r0 = c * chunk;
+        if (r0 >= j->n_rows) break;
+        int nr = j->n_rows - r0 < chunk ? j->n_rows - r0 : chunk;
+        mm_tile(j, r0, nr, 0, j->n_tok);
+    }
 }
 
 /* Prefill: tiles taken from a shared counter (the machine is shared, so
