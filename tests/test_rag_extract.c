@@ -437,7 +437,7 @@ TEST(html_line_numbers_past_65535) {
     n += (size_t)snprintf(s + n, cap - n, "<html><body>\n");
     for (size_t i = 0; i < lines; i++) n += (size_t)snprintf(s + n, cap - n, "<!-- x -->\n");
     n += (size_t)snprintf(s + n, cap - n, "<h2>Far</h2>\n<p>far\ndown</p>\n</body></html>\n");
-    rag_doc *d = extract("far.html", s, n);
+    rag_doc *d = extract("far.html", s, n, RAG_DOC_HTML);
     REQUIRE(d->n_blocks == 2, "%zu blocks", d->n_blocks);
     CHECK_EQ_INT(d->blocks[0].line_start, lines + 2);
     CHECK_EQ_INT(d->blocks[1].line_start, lines + 3);
