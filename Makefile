@@ -52,7 +52,7 @@ ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-.PHONY: all deps test check demo asan fuzz bench bench-llm bench-tok clean oracle mrag
+.PHONY: all deps test check demo asan fuzz bench bench-llm bench-tok bench-guard clean oracle mrag
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/mrag $(BUILD)/mkmodel
@@ -135,10 +135,13 @@ $(BUILD)/fuzz/%: $(call obj,tests/fuzz/%.c) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
-bench: bench-tok bench-llm
+bench: bench-tok bench-llm bench-guard
 
 bench-tok: all $(BUILD)/tests/bench_tokenizer
 	$(BUILD)/tests/bench_tokenizer
+
+bench-guard: all $(BUILD)/tests/bench_guard
+	$(BUILD)/tests/bench_guard
 
 bench-llm: deps
 	@$(MAKE) --no-print-directory oracle all $(BUILD)/tests/bench_llm
