@@ -410,6 +410,7 @@ typedef struct {
     tok_sym *sym;
     tok_bigram *heap;
     size_t n_heap, cap_heap;
+    size_t sym_alloc, heap_alloc;   /* allocated entries of sym and heap */
     int32_t *out;
     size_t cap, n;          /* ids written / needed */
 } tok_work;
@@ -527,6 +528,14 @@ static int bpe_segment(const llm_vocab *v, tok_work *w, int32_t a, int32_t b) {
  * left-to-right tie rule), so the ids are identical — and the queue stays
  * small, which is what makes long texts fast. */
 static int bpe_fragment(const llm_vocab *v, tok_work *w, uint32_t n) {
+    /* At most one symbol per escaped byte (invalid UTF-8 can cut the three
+     * bytes of an escaped space into two symbols). */
+    if (n > w->sym_alloc) {
+        tok_sym *t = realloc(w->sym, (size_t)n * sizeof *t);
+        if (!t) return LLM_ERR_NOMEM;
+        w->sym = t;
+        w->sym_alloc = n;
+    }
     int32_t n_sym = 0;
     for (uint32_t o = 0; o < n;) {
         uint32_t l = utf8_len_of((uint8_t)w->esc[o]);
@@ -534,15 +543,30 @@ static int bpe_fragment(const llm_vocab *v, tok_work *w, uint32_t n) {
         w->sym[n_sym++] = (tok_sym){o, l, -1, -1};
         o += l;
     }
+    /* Word starts; the queue of the longest word needs 3 entries per symbol
+     * (n-1 first pairs, then at most two per merge). */
+    size_t longest = 0;
     int32_t a = 0;
-    for (int32_t i = 1; i < n_sym && v->space_splits; i++) {
-        if (sym_is_space(w, &w->sym[i]) && !sym_is_space(w, &w->sym[i - 1])) {
-            int rc = bpe_segment(v, w, a, i);
-            if (rc != LLM_OK) return rc;
+    for (int32_t i = 1; i <= n_sym; i++) {
+        if (i == n_sym || (v->space_splits && sym_is_space(w, &w->sym[i]) && !sym_is_space(w, &w->sym[i - 1]))) {
+            if ((size_t)(i - a) > longest) longest = (size_t)(i - a);
+            w->sym[a].prev = i;     /* temporarily: end of the word starting at a */
             a = i;
         }
     }
-    return a < n_sym ? bpe_segment(v, w, a, n_sym) : LLM_OK;
+    if (3 * longest + 4 > w->heap_alloc) {
+        tok_bigram *t = realloc(w->heap, (3 * longest + 4) * sizeof *t);
+        if (!t) return LLM_ERR_NOMEM;
+        w->heap = t;
+        w->heap_alloc = 3 * longest + 4;
+    }
+    for (a = 0; a < n_sym;) {
+        int32_t end = w->sym[a].prev;
+        int rc = bpe_segment(v, w, a, end);
+        if (rc != LLM_OK) return rc;
+        a = end;
+    }
+    return LLM_OK;
 }
 
 /* A piece of the input: raw text [start, start+len) or a special token. */
@@ -620,16 +644,14 @@ int llm_vocab_tokenize(const llm_vocab *v, const char *text, size_t len, bool ad
         nf = (size_t)r;
     }
 
-    /* Work memory for the longest raw fragment: each byte escapes to at most
-     * 3 bytes, and there are at most as many symbols as input bytes + 1. */
+    /* The escape buffer fits the longest raw fragment: the "▁" prefix and
+     * at most 3 bytes per input byte. Symbols and queue grow as needed. */
     size_t longest = 0;
     for (size_t i = 0; i < nf; i++)
         if (fr[i].id < 0 && fr[i].len > longest) longest = fr[i].len;
     if (longest) {
         w.esc = malloc(3 * longest + 3);
-        w.sym = malloc((longest + 1) * sizeof *w.sym);
-        w.heap = malloc((3 * (longest + 1) + 4) * sizeof *w.heap);
-        if (!w.esc || !w.sym || !w.heap) { rc = LLM_ERR_NOMEM; goto done; }
+        if (!w.esc) { rc = LLM_ERR_NOMEM; goto done; }
     }
 
     bool prev_special = true;   /* the text start counts as after a special token */

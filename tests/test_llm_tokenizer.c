@@ -929,9 +929,63 @@ TEST(streaming_detok_never_splits_a_character) {
     llm_model_free(m);
 }
 
+/* Random bytes biased to the tricky ones (parts of "▁", UTF-8 leads and
+ * continuations, special-token characters): ids stay in range, the raw
+ * detokenization gives the bytes back exactly (Mistral has all 256 byte
+ * tokens), the streamed text equals the whole-sequence text and is valid
+ * UTF-8. Under MRAG_ASAN this doubles as a small fuzz run. */
+TEST(random_bytes_round_trip_and_stream) {
+    llm_model *m = load_vocab_model(MISTRAL);
+    const llm_vocab *v = llm_model_vocab(m);
+    REQUIRE(v);
+    static const unsigned char alphabet[] = {
+        'a', 'e', 't', ' ', ' ', '\n', '\t', '<', '>', '/', 's', '[', ']', 'I', 'N', 'S', 'T',
+        0xE2, 0x96, 0x81, 0xF0, 0x9F, 0x98, 0x80, 0xC3, 0xA9, 0xE4, 0xB8, 0xAD, 0xFF, 0xC0, 0xED, 0xA0,
+    };
+    rng_state = 42;
+    int bad_rt = 0, bad_stream = 0, n_rt = 0;
+    for (int it = 0; it < 3000; it++) {
+        char s[400];
+        size_t len = rnd(it & 1 ? sizeof s : 48);   /* short ones round-trip more often */
+        for (size_t k = 0; k < len; k++)
+            s[k] = (char)(rnd(4) == 0 ? rnd(256) : alphabet[rnd(sizeof alphabet)]);
+        bool special = it & 1;
+        size_t n = 0;
+        int32_t *ids = tok(v, s, len, it % 3 == 0, special, &n);
+        REQUIRE(ids, "tokenize failed at iteration %d", it);
+        for (size_t k = 0; k < n; k++) REQUIRE(ids[k] >= 0 && ids[k] < 32000);
+        /* Not round trips, as in llama.cpp: a literal "▁", and a space
+         * that an invalid lead byte swallows into its byte group (its "▁"
+         * then comes back as byte tokens, i.e. as "▁"). */
+        bool swallowed = false;
+        for (size_t k = 0; k < len; k++)
+            if ((unsigned char)s[k] >= 0xC0 && memchr(s + k + 1, ' ', len - k - 1 < 3 ? len - k - 1 : 3)) swallowed = true;
+        if (!special && it % 3 != 0 && !swallowed && !memmem(s, len, "\xe2\x96\x81", 3)) {
+            char back[1600];
+            size_t nb = llm_vocab_detokenize_raw(v, ids, n, false, back, sizeof back);
+            n_rt++;
+            if (nb != len || memcmp(back, s, len) != 0) {
+                if (bad_rt++ < 3) CHECK(false, "round trip of \"%s\"", show(s, len));
+            }
+        }
+        char whole[1600], streamed[1600 + 64];
+        size_t nw = llm_detokenize(m, ids, n, special, whole, sizeof whole);
+        int pushes[400];
+        size_t ns = n <= 400 ? stream(m, ids, n, special, streamed, pushes) : nw;
+        if (n <= 400 && (ns != nw || memcmp(whole, streamed, nw) != 0 || !valid_utf8((unsigned char *)whole, nw))) {
+            if (bad_stream++ < 3) CHECK(false, "stream/whole differ or invalid UTF-8 for \"%s\"", show(s, len));
+        }
+        free(ids);
+    }
+    CHECK_EQ_INT(bad_rt, 0);
+    CHECK_EQ_INT(bad_stream, 0);
+    CHECK(n_rt > 300, "%d round trips", n_rt);
+    llm_model_free(m);
+}
+
 TEST_MAIN(RUN(vocab_llama_spm_47_vectors), RUN(mistral_vocab_facts), RUN(mistral_suite_matches_llama_cpp),
           RUN(stories260k_suite_matches_llama_cpp), RUN(invalid_utf8_follows_llama_cpp_grouping),
           RUN(bpe_merge_order_and_fallback), RUN(pieces_spanning_a_space_merge_across_it),
           RUN(special_tokens_and_space_prefix), RUN(load_errors_are_clear),
           RUN(public_api_tokenize), RUN(detokenize_matches_llama_cpp), RUN(round_trip_suite),
-          RUN(streaming_detok_never_splits_a_character))
+          RUN(streaming_detok_never_splits_a_character), RUN(random_bytes_round_trip_and_stream))
