@@ -6,6 +6,12 @@
 
 #include "llm/kernels_internal.h"
 
+/* One fp16 to f32 with F16C: exact, and inline (the portable conversion is a
+ * call per block otherwise). */
+static inline float h2f(ggml_half h) {
+    return _cvtsh_ss(h);
+}
+
 static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -39,7 +45,7 @@ static float dot_q4_0(int n, const void *w, const void *a) {
             __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
             q = _mm256_sub_epi8(q, eight);
             __m256i p = dot_i8(q, _mm256_loadu_si256((const __m256i *)y[i + k].qs));
-            __m256 d = _mm256_set1_ps(ggml_fp16_to_fp32(x[i + k].d) * ggml_fp16_to_fp32(y[i + k].d));
+            __m256 d = _mm256_set1_ps(h2f(x[i + k].d) * h2f(y[i + k].d));
             if (k == 0) acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
             else acc1 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc1);
         }
@@ -48,7 +54,7 @@ static float dot_q4_0(int n, const void *w, const void *a) {
         __m128i t = _mm_loadu_si128((const __m128i *)x[i].qs);
         __m256i q = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4), eight);
         __m256i p = dot_i8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256 d = _mm256_set1_ps(ggml_fp16_to_fp32(x[i].d) * ggml_fp16_to_fp32(y[i].d));
+        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
         acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
     }
     return hsum_ps(_mm256_add_ps(acc0, acc1));
@@ -62,12 +68,12 @@ static float dot_q8_0(int n, const void *w, const void *a) {
     for (; i + 1 < nb; i += 2) {
         __m256i p0 = dot_i8(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
         __m256i p1 = dot_i8(_mm256_loadu_si256((const __m256i *)x[i + 1].qs), _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ggml_fp16_to_fp32(x[i].d) * ggml_fp16_to_fp32(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(ggml_fp16_to_fp32(x[i + 1].d) * ggml_fp16_to_fp32(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
     }
     for (; i < nb; i++) {
         __m256i p0 = dot_i8(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ggml_fp16_to_fp32(x[i].d) * ggml_fp16_to_fp32(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
     }
     return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
@@ -98,8 +104,8 @@ static float dot_q4_K(int n, const void *w, const void *a) {
             p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1]));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
-        float d = ggml_fp16_to_fp32(x[i].d) * y[i].d;
-        float dmin = ggml_fp16_to_fp32(x[i].dmin) * y[i].d;
+        float d = h2f(x[i].d) * y[i].d;
+        float dmin = h2f(x[i].dmin) * y[i].d;
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         accm += dmin * (float)summ;
     }
@@ -136,7 +142,7 @@ static float dot_q6_K(int n, const void *w, const void *a) {
         }
         int bias = 0;
         for (int j = 0; j < 16; j++) bias += x[i].scales[j] * y[i].bsums[j];
-        sum += ggml_fp16_to_fp32(x[i].d) * y[i].d * (float)(hsum_epi32(sumi) - 32 * bias);
+        sum += h2f(x[i].d) * y[i].d * (float)(hsum_epi32(sumi) - 32 * bias);
     }
     return sum;
 }
@@ -171,7 +177,7 @@ static float dot_f16(const ggml_half *a, const ggml_half *b, int n) {
     }
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_f16(a + i), load_f16(b + i), s0);
     float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) s += ggml_fp16_to_fp32(a[i]) * ggml_fp16_to_fp32(b[i]);
+    for (; i < n; i++) s += h2f(a[i]) * h2f(b[i]);
     return s;
 }
 
@@ -209,7 +215,7 @@ static void fp32_to_fp16(const float *x, ggml_half *y, int n) {
 static void fp16_to_fp32(const ggml_half *x, float *y, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16(x + i));
-    for (; i < n; i++) y[i] = ggml_fp16_to_fp32(x[i]);
+    for (; i < n; i++) y[i] = h2f(x[i]);
 }
 
 static void act_f16(const float *x, void *dst, int64_t n) {

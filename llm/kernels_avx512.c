@@ -6,6 +6,12 @@
 
 #include "llm/kernels_internal.h"
 
+/* One fp16 to f32 with F16C: exact, and inline (the portable conversion is a
+ * call per block otherwise). */
+static inline float h2f(ggml_half h) {
+    return _cvtsh_ss(h);
+}
+
 /* ------------------------------------------------ Q4_0 / Q8_0 VNNI gemm
  * Two 32-element blocks are handled per 512-bit step: a weight vector holds
  * the 64 quants of blocks b and b+1 as unsigned bytes, an activation vector
@@ -201,8 +207,8 @@ gemm_q4_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t l
             __m128i m8 = _mm256_extracti128_si256(sm16, 1);
             mdup[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(m8, m8)),
                                               _mm_unpackhi_epi16(m8, m8), 1);
-            dw[r] = ggml_fp16_to_fp32(x->d);
-            dmw[r] = ggml_fp16_to_fp32(x->dmin);
+            dw[r] = h2f(x->d);
+            dmw[r] = h2f(x->dmin);
         }
         __m512i isum[3][3];
 #pragma GCC unroll 3
@@ -277,7 +283,7 @@ gemm_q6_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t l
         for (int r = 0; r < RM; r++) {
             const block_q6_K *x = (const block_q6_K *)(W + r * ldw) + b;
             sc16[r] = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales)));
-            dw[r] = ggml_fp16_to_fp32(x->d);
+            dw[r] = h2f(x->d);
         }
         /* start from -32 * sum_j sc_j * bsum_j (8 int32 lanes, rest zero) */
 #pragma GCC unroll 3
