@@ -2,9 +2,11 @@
  * pages), then token-sized chunks that prefer to end at a paragraph, then a
  * sentence, then a word; overlapping by whole words; each with heading path,
  * exact spans and its token count by the caller's tokenizer. */
+#include "llm/llm.h"
 #include "rag/ingest_internal.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -48,6 +50,22 @@ int rag_count_words(void *user, const char *text, size_t len) {
         in = !sp;
     }
     return n;
+}
+
+int rag_count_llm_tokens(void *user, const char *text, size_t len) {
+    const llm_model *m = user;
+    int32_t ids[2048];
+    size_t need = 0;
+    int rc = llm_tokenize(m, text, len, false, false, ids, sizeof ids / sizeof ids[0], &need);
+    if (rc == LLM_ERR_ARG && need > sizeof ids / sizeof ids[0]) {
+        /* a long text: one heap buffer for this call only */
+        int32_t *big = malloc(need * sizeof *big);
+        if (!big) return RAG_ERR_NOMEM;
+        rc = llm_tokenize(m, text, len, false, false, big, need, &need);
+        free(big);
+    }
+    if (rc != LLM_OK) return rc < 0 ? rc : -1;
+    return need > INT32_MAX ? INT32_MAX : (int)need;
 }
 
 void rag_chunk_list_free(rag_chunk_list *l) {

@@ -219,6 +219,10 @@ void rag_chunk_list_free(rag_chunk_list *l);
 
 /* A whitespace word counter (user ignored), for tests and --no-model runs. */
 int rag_count_words(void *user, const char *text, size_t len);
+/* The real counter: user is a const llm_model * (a vocab-only load is
+ * enough); tokens by llm_tokenize without BOS and without special-token
+ * parsing (document text never turns into control tokens). Thread-safe. */
+int rag_count_llm_tokens(void *user, const char *text, size_t len);
 
 
 /* ============================================================ guardrails

@@ -515,6 +515,19 @@ TEST(real_mistral_tokenizer) {
     /* the counter itself: a known sentence is a handful of tokens */
     int k = count_mistral(&mc, "Hello world", 11);
     CHECK(k >= 2 && k <= 4, "\"Hello world\" = %d tokens", k);
+    /* rag_count_llm_tokens agrees, also past its stack buffer */
+    CHECK_EQ_INT(rag_count_llm_tokens(m, "Hello world", 11), k);
+    CHECK_EQ_INT(rag_count_llm_tokens(m, "[INST]", 6), count_mistral(&mc, "[INST]", 6));
+    CHECK(rag_count_llm_tokens(m, "[INST]", 6) > 1, "control tokens are not parsed in documents");
+    {
+        size_t bn = 30000;
+        char *bs = malloc(bn);
+        for (size_t i = 0; i < bn; i++) bs[i] = (char)('a' + (i * 7) % 26);
+        int want = count_mistral(&mc, bs, bn);
+        CHECK(want > 2048, "%d tokens", want);
+        CHECK_EQ_INT(rag_count_llm_tokens(m, bs, bn), want);
+        free(bs);
+    }
     const char *de =
         "Die Reisekostenabrechnung ist spätestens 30 Tage nach Reiseende einzureichen, z. B. "
         "über das Spesenportal. Übernachtungen dürfen 130 € pro Nacht nicht übersteigen. Für Fragen steht "
@@ -551,7 +564,7 @@ TEST(real_mistral_tokenizer) {
     for (size_t i = 0; i < r.n; i++) {
         if (r.entries[i].skip != RAG_SKIP_NONE) continue;
         REQUIRE(rag_extract_file(r.entries[i].path, r.entries[i].type, NULL, &d, err, sizeof err) == RAG_OK, "%s", err);
-        l = chunk(d, 256, 32, count_mistral_g, NULL);
+        l = chunk(d, 256, 32, rag_count_llm_tokens, m);
         check_common(d, &l, 256, count_mistral_g);
         rag_chunk_list_free(&l);
         rag_doc_free(d);
