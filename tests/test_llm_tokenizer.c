@@ -327,6 +327,27 @@ static const char *const invalid_texts[] = {
     "\x80\x80\x80", "caf\xe9 cr\xe8me",
 };
 
+/* Random strings over tricky bytes (parts of "▁", UTF-8 leads and
+ * continuations, special-token characters, spaces): the oracle sees them
+ * with invalid subparts replaced by U+FFFD, and they are compared on
+ * exactly the bytes it saw. */
+static void add_tricky(suite *su, int n) {
+    static const char *const bits[] = {"a", "e", "t", " ", " ", "  ", "\n", "\t", "<", ">", "/", "s", "[",
+                                       "]", "INST", "<s>", "</s>", "[INST]", "\xe2\x96\x81", "\xe2", "\x96",
+                                       "\xf0\x9f\x98\x80", "\xf0", "\xc3\xa9", "\xc3", "\xe4\xb8\xad", "\xff"};
+    for (int k = 0; k < n; k++) {
+        char buf[200];
+        size_t o = 0;
+        int parts = 1 + (int)rnd(30);
+        for (int p = 0; p < parts; p++) {
+            const char *b = bits[rnd(sizeof bits / sizeof bits[0])];
+            memcpy(buf + o, b, strlen(b));
+            o += strlen(b);
+        }
+        suite_add(su, buf, o);
+    }
+}
+
 /* Writes the batch file for the oracle: every text twice, without then with
  * special parsing ({"text": ...} or, for invalid UTF-8, {"b64": ...}). */
 static char *write_batch(const suite *su) {
@@ -465,6 +486,7 @@ TEST(mistral_suite_matches_llama_cpp) {
     suite su = {0};
     build_suite(&su);
     for (size_t i = 0; i < sizeof invalid_texts / sizeof invalid_texts[0]; i++) suite_adds(&su, invalid_texts[i]);
+    add_tricky(&su, 100);
     CHECK(su.n >= 200, "only %zu texts", su.n);
     CHECK_EQ_INT(check_suite_vs_oracle(MISTRAL, h.v, &su), 2 * su.n);
     suite_free(&su);
@@ -477,6 +499,7 @@ TEST(stories260k_suite_matches_llama_cpp) {
     suite su = {0};
     build_suite(&su);
     for (size_t i = 0; i < sizeof invalid_texts / sizeof invalid_texts[0]; i++) suite_adds(&su, invalid_texts[i]);
+    add_tricky(&su, 100);
     CHECK_EQ_INT(check_suite_vs_oracle(STORIES, h.v, &su), 2 * su.n);
     suite_free(&su);
     close_vocab(&h);
