@@ -385,6 +385,8 @@ static int push_event(rag_guard_result *res, const rag_guard_event *ev) {
     return RAG_OK;
 }
 
+static void widen_to_sentence(const char *t, size_t len, size_t lo, size_t *s, size_t *e);
+
 static const guard_rule *rule_of(const rag_guard *g, const rag_guard_event *ev) {
     for (size_t i = 0; i < g->n_rules; i++)
         if (g->rules[i].id == ev->rule_id) return &g->rules[i];
@@ -434,7 +436,9 @@ static int scan(const rag_guard *g, rag_guard_stage stage, const char *subj, siz
             }
             size_t acc = e - s;
             if (guard_validate(r->validator, subj + s, e - s, n_sources, &acc)) {
-                rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, stage, act, s, s + acc};
+                size_t es = s, ee = s + acc;
+                if (act != r->action) widen_to_sentence(subj, len, start, &es, &ee); /* quarantine, keep mode */
+                rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, stage, act, es, ee};
                 if ((rc = push_event(res, &ev)) != RAG_OK) return rc;
                 off = s + acc;
             } else {
@@ -443,6 +447,29 @@ static int scan(const rag_guard *g, rag_guard_stage stage, const char *subj, siz
         }
     }
     return RAG_OK;
+}
+
+/* Quarantine in KEEP mode removes the whole sentence around a planted
+ * instruction, not just the matched words ("Ignore all previous
+ * instructions" is followed by what the attacker wants). A sentence ends at
+ * '.', '!' or '?' followed by white space, or at a blank line; the widening
+ * is bounded so text without punctuation is not removed wholesale. */
+#define SENTENCE_MAX 1000
+static bool sentence_end_at(const char *t, size_t len, size_t i) {
+    if (t[i] == '.' || t[i] == '!' || t[i] == '?')
+        return i + 1 == len || t[i + 1] == ' ' || t[i + 1] == '\n' || t[i + 1] == '\t' || t[i + 1] == '\r';
+    return t[i] == '\n' && i + 1 < len && t[i + 1] == '\n';
+}
+
+static void widen_to_sentence(const char *t, size_t len, size_t lo, size_t *s, size_t *e) {
+    size_t a = *s;
+    while (a > lo && *s - a < SENTENCE_MAX && !sentence_end_at(t, len, a - 1)) a--;
+    while (a < *s && (t[a] == ' ' || t[a] == '\n' || t[a] == '\t' || t[a] == '\r')) a++;
+    size_t b = *e;
+    while (b < len && b - *e < SENTENCE_MAX && !sentence_end_at(t, len, b)) b++;
+    if (b < len && t[b] != '\n') b++; /* keep the terminator with the sentence */
+    *s = a;
+    *e = b;
 }
 
 static int cmp_events(const void *a, const void *b) {

@@ -253,9 +253,10 @@ typedef enum {
  * instruction never reaches the prompt. */
 typedef enum {
     RAG_GUARD_QUARANTINE_DROP = 0,  /* result action BLOCK: drop the passage */
-    RAG_GUARD_QUARANTINE_KEEP = 1,  /* result action FLAG, quarantined=true:
-                                       the matched spans are replaced by a
-                                       marker; keep the passage with a warning */
+    RAG_GUARD_QUARANTINE_KEEP = 1,  /* result action REDACT, quarantined=true:
+                                       each sentence holding a match is
+                                       replaced by "[instruction removed]";
+                                       keep the passage with a warning */
 } rag_guard_quarantine;
 
 typedef struct rag_guard rag_guard;
