@@ -372,9 +372,9 @@ TEST(every_type_runs_in_llama_cpp_close_to_f32) {
         for (int k = 0; k < e.n_pos; k++) {
             agree += e.argmax[k] == ref.argmax[k];
             for (int v = 0; v < e.n_vocab; v++) {
-                float r = ref.lp[(size_t)k * 512 + v];
+                float r = ref.lp[(size_t)k * ref.n_vocab + v];
                 if (r < -6.0f) continue;
-                double d = fabs((double)e.lp[(size_t)k * 512 + v] - r);
+                double d = fabs((double)e.lp[(size_t)k * e.n_vocab + v] - r);
                 if (d > maxd) maxd = d;
             }
         }
@@ -387,32 +387,41 @@ TEST(every_type_runs_in_llama_cpp_close_to_f32) {
     eval_free(&ref);
 }
 
-/* The MoE (8 experts, top-2) and tied models load and run in llama.cpp. */
-TEST(moe_and_tied_models_run_in_llama_cpp) {
+/* Makes a dim-256 model with the extra arguments; llama.cpp must load it,
+ * run it and give a proper distribution at every position. */
+static void run_variant(const char *extra, int n_vocab) {
     const char *dir = test_tmpdir();
-    const char *variants[] = {
-        "--experts 8 --experts-used 2 --type q8_0",
-        "--tied --type f16 --swa 64",
-    };
-    for (size_t i = 0; i < 2; i++) {
-        char p[512], args[256], *msg = NULL;
-        snprintf(p, sizeof p, "%s/v%zu.gguf", dir, i);
-        snprintf(args, sizeof args, "--dim 256 --layers 2 --heads 4 --kv-heads 2 --ff 512 --vocab-size 512 %s",
-                 variants[i]);
-        REQUIRE(run_mkmodel(args, p, &msg) == 0, "%s", msg ? msg : "");
-        free(msg);
-        evalres e = oracle_eval(p);
-        CHECK(e.n_pos == 16 && e.n_vocab == 512);
-        /* a valid distribution at each position: probabilities sum to 1 */
-        for (int k = 0; k < e.n_pos; k++) {
-            double sum = 0;
-            for (int v = 0; v < e.n_vocab; v++) sum += exp(e.lp[(size_t)k * 512 + v]);
-            CHECK(fabs(sum - 1) < 1e-3, "%s: position %d sums to %g", variants[i], k, sum);
-        }
-        eval_free(&e);
+    char p[512], args[1024], *msg = NULL;
+    snprintf(p, sizeof p, "%s/v.gguf", dir);
+    snprintf(args, sizeof args, "--dim 256 --layers 2 --heads 4 --kv-heads 2 --ff 512 %s", extra);
+    REQUIRE(run_mkmodel(args, p, &msg) == 0, "%s", msg ? msg : "");
+    free(msg);
+    evalres e = oracle_eval(p);
+    CHECK(e.n_pos == 16 && e.n_vocab == n_vocab, "%s: %d positions, vocab %d", extra, e.n_pos, e.n_vocab);
+    for (int k = 0; k < e.n_pos; k++) {
+        double sum = 0;
+        for (int v = 0; v < e.n_vocab; v++) sum += exp(e.lp[(size_t)k * e.n_vocab + v]);
+        CHECK(fabs(sum - 1) < 1e-3, "%s: position %d: probabilities sum to %g", extra, k, sum);
     }
+    eval_free(&e);
+}
+
+TEST(moe_model_runs_in_llama_cpp) {
+    run_variant("--vocab-size 512 --experts 8 --experts-used 2 --type q8_0", 512);
+}
+
+TEST(tied_model_runs_in_llama_cpp) {
+    run_variant("--vocab-size 512 --tied --type f16 --swa 64", 512);
+}
+
+TEST(mistral_vocab_q4_k_model_runs_in_llama_cpp) {
+    const char *vocab = test_require_shared("models/mistral-v0.1-vocab-derived.gguf");
+    char extra[600];
+    snprintf(extra, sizeof extra, "--vocab-from %s --type q4_k --rope-theta 1000000", test_shq(vocab));
+    run_variant(extra, 32000);
 }
 
 TEST_MAIN(RUN(same_arguments_give_the_same_bytes), RUN(gqa_model_reads_back_with_llama_names_shapes_and_metadata),
           RUN(moe_and_tied_variants), RUN(vocab_from_copies_the_tokenizer), RUN(bad_arguments_are_clear_errors),
-          RUN(every_type_runs_in_llama_cpp_close_to_f32), RUN(moe_and_tied_models_run_in_llama_cpp))
+          RUN(every_type_runs_in_llama_cpp_close_to_f32), RUN(moe_model_runs_in_llama_cpp),
+          RUN(tied_model_runs_in_llama_cpp), RUN(mistral_vocab_q4_k_model_runs_in_llama_cpp))
