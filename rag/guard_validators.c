@@ -207,7 +207,7 @@ static bool v_ipv6(const char *s, size_t len) {
 /* Phone numbers: international (+CC or 00CC, 8..15 digits, "(0)" trunk
  * allowed) or German national (leading 0, first group of 3..6 digits
  * including the 0, 8..13 digits). Separators: space, '/', '-', one pair of
- * parentheses; at most two separator characters in a row. */
+ * parentheses; at most three separator characters in a row (" / "). */
 static bool v_phone(const char *s, size_t len) {
     size_t i = 0;
     bool intl = false;
@@ -233,7 +233,7 @@ static bool v_phone(const char *s, size_t len) {
         } else if (ch != ' ' && ch != '/' && ch != '-') {
             return false;
         }
-        if (++run_sep > 2) return false;
+        if (++run_sep > 3) return false; /* "030 / 123", "030 - 123" */
         if (cur && first_group < 0 && ch != '(' && ch != ')') first_group = cur;
         if (cur && first_group < 0 && ch == ')') first_group = cur;
         cur = 0;

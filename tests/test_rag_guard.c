@@ -124,6 +124,7 @@ static const example examples[] = {
     {"pii.phone", O, true, "US office +14155552671"},
     {"pii.phone", I, true, "Zentrale (030) 12345678"},
     {"pii.phone", I, true, "Tel +49 (0)30 1234567"},
+    {"pii.phone", I, true, "Tel: 030 - 12345678, Fax 089 / 123 456"},
     {"pii.phone", I, false, "am 01.02.2023 und 01-02-2023"},
     {"pii.phone", I, false, "Seite 0815, Jahr 2024 12345"},
     {"pii.phone", I, false, "Version 0.9.1 kostet 0,99 EUR"},
