@@ -670,6 +670,16 @@ TEST(cli_prints_only_the_generated_text) {
     REQUIRE(out);
     CHECK_EQ_STR(out, ", there was a little girl named ");
     free(out);
+    /* Ctrl-C: the text so far stays on stdout, exit status 130 */
+    snprintf(cmd, sizeof cmd,
+             "timeout --preserve-status -s INT 2 %s generate -m %s -p %s -n -1 --ctx 4096 --seed 1 "
+             "--threads 1 2>/dev/null; echo \"[status $?]\"", bin, test_shq(path), test_shq(PROMPT));
+    out = test_run_capture(cmd, &st);
+    REQUIRE(out);
+    char *mark = strstr(out, "[status ");
+    CHECK(mark && strcmp(mark, "[status 130]\n") == 0, "%s", mark ? mark : out);
+    CHECK(mark && mark - out > 10, "no text before the interrupt");
+    free(out);
     /* --help, usage errors, a missing model */
     snprintf(cmd, sizeof cmd, "%s generate --help", bin);
     out = test_run_capture(cmd, &st);
