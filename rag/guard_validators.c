@@ -206,8 +206,9 @@ static bool v_ipv6(const char *s, size_t len) {
 
 /* Phone numbers: international (+CC or 00CC, 8..15 digits, "(0)" trunk
  * allowed) or German national (leading 0, first group of 3..6 digits
- * including the 0, 8..13 digits). Separators: space, '/', '-', one pair of
- * parentheses; at most three separator characters in a row (" / "). */
+ * including the 0, 9..13 digits, so "0900-1700" is not one). Separators:
+ * space, '/', '-', one pair of parentheses; at most three separator
+ * characters in a row (" / "). */
 static bool v_phone(const char *s, size_t len) {
     size_t i = 0;
     bool intl = false;
@@ -248,7 +249,7 @@ static bool v_phone(const char *s, size_t len) {
     const char *p = s;
     if (*p == '(') p++;
     if (*p != '0' || (len > 1 && p[1] == '0')) return false;
-    return first_group >= 3 && first_group <= 6 && digits >= 8 && digits <= 13;
+    return first_group >= 3 && first_group <= 6 && digits >= 9 && digits <= 13;
 }
 
 /* E-mail: local part 1..64 without leading/trailing/double dots; domain of

@@ -128,6 +128,7 @@ static const example examples[] = {
     {"pii.phone", I, false, "am 01.02.2023 und 01-02-2023"},
     {"pii.phone", I, false, "Seite 0815, Jahr 2024 12345"},
     {"pii.phone", I, false, "Version 0.9.1 kostet 0,99 EUR"},
+    {"pii.phone", I, false, "Support 0900-1700, Raum 0815 / 12"},
     {"pii.ipv4", I, true, "server at 192.168.1.10"},
     {"pii.ipv4", O, true, "gateway 10.0.0.1."},
     {"pii.ipv4", I, false, "not an address: 999.1.1.1 or 256.1.1.1"},
