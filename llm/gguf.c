@@ -14,6 +14,10 @@
 
 #include "llm/ggml.h"
 
+/* The writer copies arrays of fixed-size elements as they lie in memory and
+ * the engine reads tensor data in place: both need a little-endian host. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "GGUF files are little-endian; so must the host be");
+
 #define GGUF_MAGIC "GGUF"
 #define GGUF_MAX_KEY_LEN 65535u     /* the specification's limit for keys */
 #define GGUF_MAX_NAME_LEN 63u       /* llama.cpp's GGML_MAX_NAME minus the NUL */
