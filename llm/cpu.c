@@ -10,6 +10,16 @@ static llm_simd detected, active;
 static llm_kernel_table tables[3];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+/* F16C from CPUID leaf 1 (ECX bit 29): clang 14 rejects "f16c" in
+ * __builtin_cpu_supports, which broke the clang build of `make fuzz`. */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 /* Runs once: reads the CPU's features and builds the three tables (a level
  * above what the CPU supports gets the supported level's table). */
 static void simd_init(void) {
@@ -17,7 +27,7 @@ static void simd_init(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+        cpu_has_f16c())
         detected = LLM_SIMD_AVX2;
     if (detected == LLM_SIMD_AVX2 && __builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
