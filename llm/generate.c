@@ -167,6 +167,13 @@ int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
     int from = n_prompt > p.sampling.repeat_last_n ? n_prompt - p.sampling.repeat_last_n : 0;
     for (int i = from; i < n_prompt; i++) llm_sampler_accept(smp, prompt[i]);
 
+    /* a prompt that cannot fit fails before any of it is evaluated */
+    if (!c->rolling && (int64_t)c->n_past + n_prompt > c->p.n_ctx) {
+        rc = llm_context_fail(c, LLM_ERR_CONTEXT_FULL,
+                              "context full: %d tokens held + a %d-token prompt > n_ctx %d", c->n_past, n_prompt,
+                              c->p.n_ctx);
+        goto done;
+    }
     /* prefill, a batch at a time so a cancel is noticed between batches */
     double t0 = now_ms();
     for (int off = 0; off < n_prompt; off += c->p.n_batch) {

@@ -484,6 +484,7 @@ TEST(full_context_stops_cleanly) {
     llm_generate_params p = greedy_params(&s, 4);
     CHECK_EQ_INT(llm_generate(f.c, big, 40, &p, &res), LLM_ERR_CONTEXT_FULL);
     CHECK(strstr(llm_context_error(f.c), "context") != NULL, "%s", llm_context_error(f.c));
+    CHECK_EQ_INT(llm_context_n_past(f.c), 0);   /* nothing of it was evaluated */
     /* other bad arguments */
     CHECK_EQ_INT(llm_generate(NULL, big, 4, &p, &res), LLM_ERR_ARG);
     CHECK_EQ_INT(llm_generate(f.c, NULL, 4, &p, &res), LLM_ERR_ARG);
