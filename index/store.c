@@ -286,6 +286,15 @@ int idx_fingerprint_set(idx_store *s, const idx_fingerprint *fp) {
     rc = idx_write_begin(s, &own);
     if (rc) return rc;
     rc = idx_meta_put(s, "idx.fp.model_sha256", fp->model_sha256);
+    if (!rc && nvec == 0 && s->dim != fp->dim && s->dim != 0) {
+        /* No vectors left from an earlier embedding: adopt the new size. */
+        rc = idx_meta_put_i64(s, "idx.dim", fp->dim);
+        if (!rc) {
+            s->dim = fp->dim;
+            idx_vec_free(&s->vec);
+            s->txn_vec_changed = true; /* new generation: the old file is void */
+        }
+    }
     if (!rc) rc = idx_meta_put(s, "idx.fp.pooling", fp->pooling);
     if (!rc) rc = idx_meta_put_i64(s, "idx.fp.layer", fp->layer);
     if (!rc) rc = idx_meta_put_i64(s, "idx.fp.dim", fp->dim);
@@ -567,6 +576,9 @@ int idx_rollback(idx_store *s) {
         s->dim = s->dim_before_txn;
     }
     pending_clear(s);
+    /* A rolled-back change may have dropped the FAISS index (dimension
+     * change): bring it back from the committed vectors. */
+    if (rc == IDX_OK && s->dim && !s->vec.index) rc = idx_vec_rebuild(s);
     return rc;
 }
 

@@ -379,7 +379,38 @@ TEST(meta_and_fingerprint_mismatch_detected) {
     idx_close(s);
 }
 
+TEST(new_dimension_after_all_vectors_left) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    REQUIRE(put_doc(s, "a.md", 2, "a", NULL) == IDX_OK);
+    idx_fingerprint fp = {.layer = 3, .dim = 2 * DIM};
+    strcpy(fp.model_sha256, "ff");
+    strcpy(fp.pooling, "mean");
+    CHECK_EQ_INT(idx_fingerprint_set(s, &fp), IDX_ERR_MISMATCH);   /* vectors of DIM exist */
+    REQUIRE(idx_doc_delete(s, "a.md") == IDX_OK);
+    REQUIRE(idx_fingerprint_set(s, &fp) == IDX_OK);
+    float v[2 * DIM];
+    unit_vec(v, 2 * DIM);
+    idx_chunk ch = {.ordinal = 0, .text = "wide", .text_len = 4};
+    idx_doc d = {.uri = "wide.md"};
+    int64_t id;
+    REQUIRE(idx_doc_put(s, &d, &ch, 1, v, 2 * DIM, &id) == IDX_OK);
+    idx_hit h[2];
+    int n;
+    REQUIRE(idx_search_dense(s, v, 2 * DIM, 2, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(h[0].chunk_id, id);
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    s = open_ok(dir);
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "notice: %s", idx_notice(s));
+    check_counts(s, 1, 1, __LINE__);
+    idx_close(s);
+}
+
 TEST_MAIN(RUN(create_empty_and_reopen), RUN(newer_schema_and_foreign_file_rejected), RUN(second_writer_is_refused),
           RUN(put_replace_delete_exact_counts), RUN(transaction_rollback_and_commit),
           RUN(document_fields_lookup_list_touch_rename), RUN(bad_input_rejected), RUN(document_without_vectors),
-          RUN(meta_and_fingerprint_mismatch_detected))
+          RUN(meta_and_fingerprint_mismatch_detected), RUN(new_dimension_after_all_vectors_left))
