@@ -88,6 +88,8 @@ static void rng_seed(llm_sampler *s) {
 }
 
 /* ------------------------------------------------------------ lifecycle */
+
+/* Contract (llm.h): all buffers for n_vocab are allocated here, once. */
 llm_sampler *llm_sampler_new(const llm_sampler_params *p, int n_vocab) {
     if (n_vocab < 1) return NULL;
     llm_sampler *s = calloc(1, sizeof *s);
@@ -280,6 +282,10 @@ static void filter_min_p(llm_sampler *s, float min_p) {
     s->n_cand = kept;
 }
 
+/* Contract (llm.h): copies logits into the candidate buffer (NaN becomes
+ * -inf), runs penalty -> [argmax | top-k -> top-p -> min-p -> temperature
+ * -> draw] and returns the id; the kept candidates and their final
+ * probabilities stay in s for llm_sampler_last_probs. Never allocates. */
 int32_t llm_sampler_sample(llm_sampler *s, const float *logits) {
     if (!s || !logits) return -1;
     const int nv = s->n_vocab;
@@ -361,6 +367,8 @@ static void pair_sift(int32_t *ids, float *pr, int n, int i) {
     }
 }
 
+/* Contract (llm.h): the best min(n, cap) candidates of the last draw, most
+ * likely first (ties: lower id); returns n. */
 int llm_sampler_last_probs(const llm_sampler *s, int32_t *ids, float *probs, int cap) {
     if (!s) return 0;
     const int n = s->n_cand;
