@@ -5,18 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "llm/ggml.h"
 #include "llm/gguf.h"
 #include "llm/model.h"
-/* The tokenizer lands in parallel; until llm/tokenizer.h exists the model
- * loads without a vocabulary. */
-#if __has_include("llm/tokenizer.h")
 #include "llm/tokenizer.h"
-#define MODEL_HAVE_TOKENIZER 1
-#else
-#define MODEL_HAVE_TOKENIZER 0
-#endif
 
 const char *llm_status_str(int status) {
     switch (status) {
@@ -211,6 +205,11 @@ static int load_weights(llm_model *m, char *err, size_t errlen) {
         return LLM_ERR_FORMAT;
     }
     hp->n_vocab = (int)te->ne[1];
+    if (m->vocab && llm_vocab_n(m->vocab) != hp->n_vocab) {
+        set_err(err, errlen, "%s: tensor token_embd.weight has %d rows but the tokenizer has %d tokens", m->path,
+                hp->n_vocab, (int)llm_vocab_n(m->vocab));
+        return LLM_ERR_FORMAT;
+    }
     if ((rc = get_weight(m, "token_embd.weight", hp->n_embd, hp->n_vocab, 0, false, &m->tok_embd, err, errlen)))
         return rc;
     if ((rc = get_norm(m, "output_norm.weight", &m->out_norm, err, errlen))) return rc;
@@ -298,8 +297,13 @@ int llm_model_load(const char *path, const llm_model_params *params, llm_model *
         goto done;
     }
     m->vocab_only = params->vocab_only;
+    if (access(path, R_OK) != 0) {
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        rc = LLM_ERR_IO;
+        goto done;
+    }
     if (gguf_open(path, &m->gguf, err, errlen) != 0) {
-        rc = (errno == ENOENT || errno == EACCES) ? LLM_ERR_IO : LLM_ERR_FORMAT;
+        rc = LLM_ERR_FORMAT;
         goto done;
     }
     gguf_str s;
@@ -317,9 +321,7 @@ int llm_model_load(const char *path, const llm_model_params *params, llm_model *
         rc = LLM_ERR_UNSUPPORTED;
         goto done;
     }
-#if MODEL_HAVE_TOKENIZER
     if ((rc = llm_vocab_load(m->gguf, &m->vocab, err, errlen)) != LLM_OK) goto done;
-#endif
     count_tensors(m);
     if (m->vocab_only) goto done;
     if ((rc = load_hparams(m, params, err, errlen)) != LLM_OK) goto done;
@@ -335,9 +337,7 @@ done:
 
 void llm_model_free(llm_model *m) {
     if (!m) return;
-#if MODEL_HAVE_TOKENIZER
     llm_vocab_free(m->vocab);
-#endif
     gguf_close(m->gguf);
     free(m->layers);
     free(m->path);
@@ -360,14 +360,9 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->name = m->name;
     info->arch = m->arch;
     info->file_size = gguf_file_size(m->gguf);
-#if MODEL_HAVE_TOKENIZER
-    info->n_vocab = m->vocab_only ? llm_n_vocab(m) : hp->n_vocab;
-    info->bos = llm_token_bos(m);
-    info->eos = llm_token_eos(m);
-#else
-    info->n_vocab = hp->n_vocab;
-    info->bos = info->eos = -1;
-#endif
+    info->n_vocab = m->vocab_only ? llm_vocab_n(m->vocab) : hp->n_vocab;
+    info->bos = llm_vocab_bos(m->vocab);
+    info->eos = llm_vocab_eos(m->vocab);
     info->n_embd = hp->n_embd;
     info->n_layer = hp->n_layer;
     info->n_head = hp->n_head;
@@ -382,7 +377,7 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->rope_theta = hp->rope_theta;
     info->rms_eps = hp->rms_eps;
     info->tied_output = m->tied_output;
-    info->unk = -1;
+    info->unk = llm_vocab_unk(m->vocab);
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;
     info->n_tensors = m->n_tensors;

@@ -1,0 +1,345 @@
+/* test_llm_model.c — model loading: hyperparameters, weight views, tied
+ * output, shape/type/architecture errors, vocab-only, info, SHA-256, CLI. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/ggml.h"
+#include "llm/gguf.h"
+#include "llm/llm.h"
+#include "llm/model.h"
+#include "tests/test.h"
+
+static const char *mkmodel(const char *name, const char *opts) {
+    static char path[4][512];
+    static int k;
+    char *out = path[k++ & 3];
+    snprintf(out, sizeof path[0], "%s/%s.gguf", test_tmpdir(), name);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/mkmodel %s --out %s 2>&1", test_build_dir(), opts, test_shq(out));
+    int st = 0;
+    char *o = test_run_capture(cmd, &st);
+    REQUIRE(st == 0, "mkmodel failed (%d): %s\n%s", st, cmd, o ? o : "");
+    free(o);
+    return out;
+}
+
+static int try_load(const char *path, llm_model **m, char *err, size_t errlen) {
+    llm_model_params mp = llm_model_default_params();
+    return llm_model_load(path, &mp, m, err, errlen);
+}
+
+/* Copies a GGUF, replacing one tensor's type/shape or one string key, by
+ * rebuilding it through the writer from the parsed original. */
+typedef struct {
+    const char *tensor;         /* tensor to alter, or NULL */
+    uint32_t new_type;          /* with its data re-sized (zero bytes) */
+    int64_t new_ne1;            /* 0 = keep */
+    const char *drop_tensor;    /* tensor to leave out, or NULL */
+    const char *arch;           /* replace general.architecture, or NULL */
+} alteration;
+
+static const char *rewrite(const char *src, const char *name, const alteration *a) {
+    static char out[512];
+    snprintf(out, sizeof out, "%s/%s.gguf", test_tmpdir(), name);
+    gguf_file *f = NULL;
+    char err[512];
+    REQUIRE(gguf_open(src, &f, err, sizeof err) == 0, "%s", err);
+    gguf_writer *w = gguf_writer_new();
+    REQUIRE(w);
+    for (uint64_t i = 0; i < gguf_kv_count(f); i++) {
+        const gguf_kv *kv = gguf_kv_at(f, i);
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
+        if (strcmp(key, "general.alignment") == 0) continue;
+        switch (kv->type) {
+        case GGUF_TYPE_STRING: {
+            char *v = strndup(kv->v.str.ptr, kv->v.str.len);
+            gguf_writer_set_str(w, key, (a->arch && strcmp(key, "general.architecture") == 0) ? a->arch : v);
+            free(v);
+            break;
+        }
+        case GGUF_TYPE_FLOAT32: case GGUF_TYPE_FLOAT64: gguf_writer_set_f32(w, key, (float)kv->v.f64); break;
+        case GGUF_TYPE_BOOL: gguf_writer_set_bool(w, key, kv->v.u64 != 0); break;
+        case GGUF_TYPE_INT8: case GGUF_TYPE_INT16: case GGUF_TYPE_INT32: case GGUF_TYPE_INT64:
+            gguf_writer_set_i32(w, key, (int32_t)kv->v.i64); break;
+        case GGUF_TYPE_ARRAY:
+            if (kv->v.arr.elem_type == GGUF_TYPE_STRING) {
+                const char **strs = calloc(kv->v.arr.n, sizeof *strs);
+                REQUIRE(strs);
+                for (uint64_t j = 0; j < kv->v.arr.n; j++) {
+                    gguf_str s;
+                    REQUIRE(gguf_arr_str(f, &kv->v.arr, j, &s));
+                    strs[j] = strndup(s.ptr, s.len);
+                }
+                gguf_writer_set_arr_str(w, key, strs, kv->v.arr.n);
+                for (uint64_t j = 0; j < kv->v.arr.n; j++) free((void *)strs[j]);
+                free(strs);
+            } else {
+                gguf_writer_set_arr(w, key, kv->v.arr.elem_type, kv->v.arr.data, kv->v.arr.n);
+            }
+            break;
+        default: gguf_writer_set_u32(w, key, (uint32_t)kv->v.u64); break;
+        }
+    }
+    void *scratch = NULL;
+    for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        char tn[128];
+        snprintf(tn, sizeof tn, "%.*s", (int)t->name.len, t->name.ptr);
+        if (a->drop_tensor && strcmp(tn, a->drop_tensor) == 0) continue;
+        uint64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        if (a->tensor && strcmp(tn, a->tensor) == 0) {
+            if (a->new_ne1) ne[1] = (uint64_t)a->new_ne1;
+            uint32_t ty = a->new_type;
+            size_t nb = ggml_row_size(ty, ne[0]) * ne[1] * ne[2] * ne[3];
+            free(scratch);
+            scratch = calloc(1, nb ? nb : 1);
+            REQUIRE(scratch);
+            gguf_writer_add_tensor(w, tn, ty, t->n_dims, ne, scratch);
+        } else {
+            gguf_writer_add_tensor(w, tn, t->type, t->n_dims, ne, t->data);
+        }
+    }
+    REQUIRE(gguf_writer_write(w, out, err, sizeof err) == 0, "%s", err);
+    free(scratch);
+    gguf_writer_free(w);
+    gguf_close(f);
+    return out;
+}
+
+/* ---------------------------------------------------------------- cases */
+
+TEST(stories260k_hyperparameters_and_views) {
+    const char *path = test_require_shared("models/stories260K.gguf");
+    llm_model *m = NULL;
+    char err[512];
+    REQUIRE(try_load(path, &m, err, sizeof err) == LLM_OK, "%s", err);
+    llm_model_info in;
+    llm_model_get_info(m, &in);
+    /* SOURCES.md: dim 64, 5 layers, 8 heads, 4 KV heads, 512 tokens, F32 */
+    CHECK_EQ_INT(in.n_embd, 64);
+    CHECK_EQ_INT(in.n_layer, 5);
+    CHECK_EQ_INT(in.n_head, 8);
+    CHECK_EQ_INT(in.n_head_kv, 4);
+    CHECK_EQ_INT(in.head_dim, 8);
+    CHECK_EQ_INT(in.n_vocab, 512);
+    CHECK_EQ_STR(in.arch, "llama");
+    CHECK_EQ_INT(in.n_expert, 0);
+    CHECK_EQ_INT(in.swa_window, 0);
+    CHECK_EQ_INT(in.bos, 1);
+    CHECK_EQ_INT(in.eos, 2);
+    CHECK(in.rope_theta == 10000.0f, "%g", (double)in.rope_theta);
+    CHECK(in.tensor_type_count[GGML_TYPE_F32] == in.n_tensors);
+    CHECK(in.weight_bytes > 0 && in.weight_bytes <= in.file_size);
+    CHECK(in.n_params * 4 == in.weight_bytes, "f32: %llu params, %llu bytes", (unsigned long long)in.n_params,
+          (unsigned long long)in.weight_bytes);
+    /* weights are views into the mapping, never copies */
+    const uint8_t *base = gguf_base(m->gguf);
+    uint64_t size = gguf_file_size(m->gguf);
+    const uint8_t *q = m->layers[2].wq.data;
+    CHECK(q >= base && q < base + size, "wq is not inside the mapping");
+    CHECK((const uint8_t *)m->layers[4].ffn_norm >= base && (const uint8_t *)m->layers[4].ffn_norm < base + size);
+    CHECK_EQ_INT(m->layers[0].wk.rows, 32);
+    CHECK_EQ_INT(m->layers[0].wk.cols, 64);
+    llm_model_free(m);
+}
+
+TEST(sha256_matches_the_published_sum) {
+    const char *path = test_require_shared("models/stories260K.gguf");
+    llm_model *m = NULL;
+    char err[512], sha[65];
+    REQUIRE(try_load(path, &m, err, sizeof err) == LLM_OK, "%s", err);
+    REQUIRE(llm_model_sha256(m, sha) == LLM_OK);
+    /* from ../shared/models/SOURCES.md */
+    CHECK_EQ_STR(sha, "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d");
+    REQUIRE(llm_model_sha256(m, sha) == LLM_OK);    /* cached */
+    CHECK_EQ_STR(sha, "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d");
+    llm_model_free(m);
+}
+
+TEST(mistral_shaped_gqa_swa_moe_and_tied_load) {
+    const char *dense = mkmodel("dense", "--dim 256 --heads 8 --kv-heads 2 --ff 512 --layers 2 --vocab-size 600 "
+                                         "--rope-theta 1000000 --swa 64 --ctx 8192 --type q4_0 --seed 3");
+    llm_model *m = NULL;
+    char err[512];
+    REQUIRE(try_load(dense, &m, err, sizeof err) == LLM_OK, "%s", err);
+    llm_model_info in;
+    llm_model_get_info(m, &in);
+    CHECK_EQ_INT(in.n_head_kv, 2);
+    CHECK_EQ_INT(in.head_dim, 32);
+    CHECK_EQ_INT(in.n_vocab, 600);
+    CHECK_EQ_INT(in.swa_window, 64);
+    CHECK_EQ_INT(in.n_ctx_train, 8192);
+    CHECK(in.rope_theta == 1e6f, "%g", (double)in.rope_theta);
+    CHECK(!in.tied_output);
+    CHECK_EQ_INT(m->layers[1].w_down.type, GGML_TYPE_Q4_0);
+    CHECK(in.tensor_type_count[GGML_TYPE_Q4_0] > 0);
+    llm_model_free(m);
+    /* the window can be overridden (0 = none) */
+    llm_model_params mp = llm_model_default_params();
+    mp.swa_window = 0;
+    REQUIRE(llm_model_load(dense, &mp, &m, err, sizeof err) == LLM_OK, "%s", err);
+    llm_model_get_info(m, &in);
+    CHECK_EQ_INT(in.swa_window, 0);
+    llm_model_free(m);
+
+    const char *moe = mkmodel("moe", "--dim 128 --heads 4 --kv-heads 1 --ff 256 --layers 1 --vocab-size 300 "
+                                     "--experts 8 --experts-used 2 --tied --seed 4");
+    REQUIRE(try_load(moe, &m, err, sizeof err) == LLM_OK, "%s", err);
+    llm_model_get_info(m, &in);
+    CHECK_EQ_INT(in.n_expert, 8);
+    CHECK_EQ_INT(in.n_expert_used, 2);
+    CHECK(in.tied_output);
+    CHECK(m->output.data == m->tok_embd.data);
+    CHECK_EQ_INT(m->layers[0].e_up.rows, 256);
+    CHECK_EQ_INT(m->layers[0].e_up.cols, 128);
+    CHECK(m->layers[0].e_up.stride == ggml_row_size(m->layers[0].e_up.type, 128) * 256);
+    /* the model runs */
+    llm_context *c = NULL;
+    llm_context_params cp = llm_context_default_params();
+    cp.n_ctx = 32;
+    REQUIRE(llm_context_new(m, &cp, &c, err, sizeof err) == LLM_OK, "%s", err);
+    int32_t ids[3] = {1, 100, 200};
+    CHECK_EQ_INT(llm_decode(c, ids, 3), LLM_OK);
+    CHECK(llm_get_logits(c, -1) != NULL);
+    llm_context_free(c);
+    llm_model_free(m);
+}
+
+TEST(bad_shapes_types_and_architectures_are_named) {
+    const char *src = mkmodel("base", "--dim 128 --heads 4 --kv-heads 2 --ff 256 --layers 2 --vocab-size 300 --seed 5");
+    llm_model *m = NULL;
+    char err[512];
+    /* a tensor whose shape disagrees with the hyperparameters */
+    alteration a1 = {.tensor = "blk.1.attn_k.weight", .new_type = GGML_TYPE_F32, .new_ne1 = 96};
+    const char *p1 = rewrite(src, "badshape", &a1);
+    CHECK_EQ_INT(try_load(p1, &m, err, sizeof err), LLM_ERR_FORMAT);
+    CHECK(m == NULL);
+    CHECK(strstr(err, "blk.1.attn_k.weight") && strstr(err, "shape"), "%s", err);
+    /* a tensor type the engine does not run */
+    alteration a2 = {.tensor = "blk.0.ffn_up.weight", .new_type = GGML_TYPE_Q5_0};
+    const char *p2 = rewrite(src, "badtype", &a2);
+    CHECK_EQ_INT(try_load(p2, &m, err, sizeof err), LLM_ERR_UNSUPPORTED);
+    CHECK(strstr(err, "blk.0.ffn_up.weight") && strstr(err, "q5_0"), "%s", err);
+    /* a missing tensor */
+    alteration a3 = {.drop_tensor = "blk.1.ffn_down.weight"};
+    const char *p3 = rewrite(src, "missing", &a3);
+    CHECK_EQ_INT(try_load(p3, &m, err, sizeof err), LLM_ERR_FORMAT);
+    CHECK(strstr(err, "blk.1.ffn_down.weight") && strstr(err, "missing"), "%s", err);
+    /* another architecture */
+    alteration a4 = {.arch = "gpt2"};
+    const char *p4 = rewrite(src, "gpt2", &a4);
+    CHECK_EQ_INT(try_load(p4, &m, err, sizeof err), LLM_ERR_UNSUPPORTED);
+    CHECK(strstr(err, "'gpt2'") != NULL, "%s", err);
+    /* no output.weight: tied */
+    alteration a5 = {.drop_tensor = "output.weight"};
+    const char *p5 = rewrite(src, "tied", &a5);
+    REQUIRE(try_load(p5, &m, err, sizeof err) == LLM_OK, "%s", err);
+    CHECK(m->tied_output);
+    llm_model_free(m);
+    /* the unaltered copy loads (the rewrite itself is faithful) */
+    alteration a0 = {0};
+    const char *p0 = rewrite(src, "same", &a0);
+    CHECK_EQ_INT(try_load(p0, &m, err, sizeof err), LLM_OK);
+    llm_model_free(m);
+}
+
+TEST(missing_and_foreign_files_fail_cleanly) {
+    llm_model *m = (llm_model *)1;
+    char err[512];
+    CHECK_EQ_INT(try_load("/nonexistent/model.gguf", &m, err, sizeof err), LLM_ERR_IO);
+    CHECK(m == NULL);
+    CHECK(strstr(err, "/nonexistent/model.gguf") != NULL, "%s", err);
+    char path[600];
+    snprintf(path, sizeof path, "%s/text.gguf", test_tmpdir());
+    REQUIRE(test_write_file(path, "hello, not a gguf at all\n", 25) == 0);
+    CHECK_EQ_INT(try_load(path, &m, err, sizeof err), LLM_ERR_FORMAT);
+    CHECK(strstr(err, "text.gguf") != NULL, "%s", err);
+    CHECK_EQ_INT(llm_model_load(NULL, NULL, &m, err, sizeof err), LLM_ERR_ARG);
+    llm_model_free(NULL);
+}
+
+TEST(vocab_only_loads_the_tokenizer_and_refuses_a_context) {
+    const char *path = test_require_shared("models/mistral-v0.1-vocab-derived.gguf");
+    llm_model_params mp = llm_model_default_params();
+    llm_model *m = NULL;
+    char err[512];
+    /* the full load fails: there are no weights */
+    CHECK(llm_model_load(path, &mp, &m, err, sizeof err) != LLM_OK);
+    CHECK(strstr(err, "token_embd.weight") != NULL, "%s", err);
+    mp.vocab_only = true;
+    REQUIRE(llm_model_load(path, &mp, &m, err, sizeof err) == LLM_OK, "%s", err);
+    llm_model_info in;
+    llm_model_get_info(m, &in);
+    CHECK_EQ_INT(in.n_vocab, 32000);
+    CHECK_EQ_INT(in.bos, 1);
+    CHECK_EQ_INT(in.eos, 2);
+    llm_context *c = NULL;
+    CHECK_EQ_INT(llm_context_new(m, NULL, &c, err, sizeof err), LLM_ERR_ARG);
+    CHECK(c == NULL);
+    llm_model_free(m);
+}
+
+TEST(context_bytes_count_kv_cache_by_type) {
+    const char *path = test_require_shared("models/stories260K.gguf");
+    llm_model *m = NULL;
+    char err[512];
+    REQUIRE(try_load(path, &m, err, sizeof err) == LLM_OK, "%s", err);
+    /* KV: 2 (K,V) x 5 layers x n_ctx x 32 (4 heads x 8) x element size */
+    uint64_t f16_1k = llm_context_bytes(m, 1024, 64, false), f16_2k = llm_context_bytes(m, 2048, 64, false);
+    uint64_t f32_1k = llm_context_bytes(m, 1024, 64, true);
+    CHECK(f16_2k - f16_1k >= 2ull * 5 * 1024 * 32 * 2, "%llu", (unsigned long long)(f16_2k - f16_1k));
+    CHECK(f16_2k - f16_1k <= 2ull * 5 * 1024 * 32 * 2 + 1024ull * 4 * 256, "%llu", (unsigned long long)(f16_2k - f16_1k));
+    /* f32 doubles the cache and the batch's own K/V rows (64 x 32, K and V) */
+    CHECK_EQ_INT(f32_1k - f16_1k, 2ull * 5 * 1024 * 32 * 2 + 2ull * 64 * 32 * 2);
+    llm_model_free(m);
+}
+
+TEST(cli_model_info_and_embed) {
+    const char *path = test_require_shared("models/stories260K.gguf");
+    char cmd[2048];
+    int st = 0;
+    snprintf(cmd, sizeof cmd, "%s/mrag model-info %s 2>&1", test_build_dir(), test_shq(path));
+    char *out = test_run_capture(cmd, &st);
+    REQUIRE(out);
+    if (st == 127) { free(out); SKIP("%s/mrag is not built", test_build_dir()); }
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "architecture") && strstr(out, "llama"), "%s", out);
+    CHECK(strstr(out, "head_count_kv") && strstr(out, " 4\n"), "%s", out);
+    CHECK(strstr(out, "vocab size") && strstr(out, "512"), "%s", out);
+    CHECK(strstr(out, "f32 x") != NULL, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/mrag model-info /nonexistent.gguf 2>&1", test_build_dir());
+    out = test_run_capture(cmd, &st);
+    CHECK(st != 0);
+    CHECK(out && strstr(out, "/nonexistent.gguf"), "%s", out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/mrag embed -m %s --threads 1 'Once upon a time' 2>&1", test_build_dir(),
+             test_shq(path));
+    out = test_run_capture(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    REQUIRE(out && out[0] == '[', "%s", out ? out : "");
+    int commas = 0;
+    double ss = 0;
+    for (char *p = out + 1; *p && *p != ']';) {
+        char *end;
+        double v = strtod(p, &end);
+        REQUIRE(end != p, "not a number at '%.20s'", p);
+        ss += v * v;
+        p = end;
+        if (*p == ',') { commas++; p++; }
+    }
+    CHECK_EQ_INT(commas, 63);
+    CHECK(ss > 0.9999 && ss < 1.0001, "norm^2 %g", ss);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/mrag embed -m %s --layer 99 x 2>&1", test_build_dir(), test_shq(path));
+    out = test_run_capture(cmd, &st);
+    CHECK(st != 0);
+    CHECK(out && strstr(out, "layer"), "%s", out ? out : "");
+    free(out);
+}
+
+TEST_MAIN(RUN(stories260k_hyperparameters_and_views), RUN(sha256_matches_the_published_sum),
+          RUN(mistral_shaped_gqa_swa_moe_and_tied_load), RUN(bad_shapes_types_and_architectures_are_named),
+          RUN(missing_and_foreign_files_fail_cleanly), RUN(vocab_only_loads_the_tokenizer_and_refuses_a_context),
+          RUN(context_bytes_count_kv_cache_by_type), RUN(cli_model_info_and_embed))
