@@ -18,6 +18,7 @@ typedef enum {
     RAG_ERR_ARG = -5,
     RAG_ERR_LIMIT = -6,
     RAG_ERR_BLOCKED = -7,
+    RAG_ERR_MISMATCH = -8,      /* index built by another embedding model (pipeline) */
 } rag_status;
 
 /* ============================================================ ingestion
@@ -133,6 +134,7 @@ typedef struct {
 
 typedef struct {
     rag_doc_type type;
+    char *name;                 /* the path or name given to the extractor (for messages) */
     char *text;                 /* normalised UTF-8, NUL-terminated, LF line ends */
     size_t text_len;
     rag_block *blocks;          /* in document order, non-overlapping, increasing text_off */
@@ -223,6 +225,164 @@ int rag_count_words(void *user, const char *text, size_t len);
  * enough); tokens by llm_tokenize without BOS and without special-token
  * parsing (document text never turns into control tokens). Thread-safe. */
 int rag_count_llm_tokens(void *user, const char *text, size_t len);
+
+
+/* ============================================================ pipeline
+ * (ingest and retrieval glue — owned by the pipeline engineer; see
+ * docs/ingestion.md "The ingestion pipeline" and docs/retrieval.md)
+ *
+ * rag_ingest_dir: walk -> skip unchanged (size+mtime, then sha256) ->
+ * extract -> chunk (model tokenizer) -> embed in batches -> one transaction
+ * per document in an idx_store; vanished files removed, renamed files
+ * renamed. Progress and per-file outcomes go through a callback; nothing
+ * prints. rag_retrieve: dense, BM25 or hybrid (RRF, k = 60) search. */
+
+typedef struct llm_model llm_model;
+typedef struct idx_store idx_store;
+
+/* SHA-256 of n bytes as 64 lowercase hex chars + NUL. */
+void rag_sha256_hex(const void *data, size_t n, char out[65]);
+
+/* What happened to one file (or document) in an ingest run. */
+typedef enum {
+    RAG_ING_ADDED = 0,      /* new document */
+    RAG_ING_UPDATED,        /* content changed: old chunks replaced */
+    RAG_ING_UNCHANGED,      /* same size+mtime, or same content (mtime updated) */
+    RAG_ING_RENAMED,        /* same content under a new path: chunks kept */
+    RAG_ING_REMOVED,        /* file vanished (or is now skipped/failed): chunks removed */
+    RAG_ING_SKIPPED,        /* the walker skipped it (binary, too large, ...) */
+    RAG_ING_FAILED,         /* extraction/chunking/embedding failed */
+} rag_ingest_outcome;
+
+const char *rag_ingest_outcome_str(rag_ingest_outcome o);   /* "added", ... */
+
+typedef enum {
+    RAG_ING_EV_START = 0,   /* walk done: files_total known */
+    RAG_ING_EV_FILE_BEGIN,  /* work on `path` starts */
+    RAG_ING_EV_FILE_DONE,   /* `path` finished with `outcome` (reason for skipped/failed) */
+    RAG_ING_EV_END,
+} rag_ingest_event_kind;
+
+/* A progress event. Strings are borrowed, valid during the callback only. */
+typedef struct {
+    rag_ingest_event_kind kind;
+    const char *path;           /* document URI (the file's path) */
+    rag_ingest_outcome outcome; /* FILE_DONE */
+    const char *reason;         /* FILE_DONE skipped/failed/removed: why; else NULL */
+    int n_chunks;               /* FILE_DONE: chunks stored for this document */
+    size_t files_done, files_total;  /* files the walker handed over */
+    uint64_t chunks_done;       /* chunks embedded so far in this run */
+    double elapsed_s;           /* since the run started */
+} rag_ingest_event;
+
+typedef void (*rag_ingest_cb)(void *user, const rag_ingest_event *ev);
+
+typedef struct {
+    llm_model *model;           /* required: tokenizer + embeddings */
+    int layer;                  /* hidden state embedded: -1 = final norm (default) */
+    int n_threads;              /* engine threads, 0 = all cores */
+    int chunk_tokens;           /* default 256 */
+    int overlap_tokens;         /* default 32 */
+    uint64_t max_file_bytes;    /* default 50 MB */
+    int embed_batch;            /* chunks per llm_embed_batch call, default 16 */
+    int save_every;             /* FAISS saved every N changed documents, default 50 */
+    bool reindex;               /* different fingerprint: drop everything, re-embed */
+    rag_ingest_cb progress;     /* may be NULL */
+    void *user;
+    volatile int *cancel;       /* non-zero stops between documents (RAG_ERR_ARG not used) */
+} rag_ingest_params;
+
+rag_ingest_params rag_ingest_default_params(void);
+
+typedef struct {
+    size_t added, updated, removed, unchanged, renamed, skipped, failed;
+    size_t files_total;         /* files the walker handed over */
+    uint64_t chunks_added;      /* chunks written (added + updated documents) */
+    uint64_t chunks_removed;    /* chunks of removed / replaced documents */
+    double seconds;             /* whole run */
+    double embed_seconds;       /* inside llm_embed_batch */
+    double chunk_seconds;       /* inside rag_chunk_doc (tokenizer counts) */
+    double extract_seconds;     /* reading, hashing, extracting */
+    double store_seconds;       /* idx_ transactions and FAISS saves */
+    bool cancelled;
+} rag_ingest_stats;
+
+/* A reusable ingester: model context + store + params (borrowed: the model
+ * and the store must outlive it). Checks or records the embedding
+ * fingerprint (model sha256, layer, "mean", n_embd): another model is
+ * RAG_ERR_MISMATCH with a message telling the user to re-ingest or use
+ * --reindex (p->reindex: every document is dropped and the new fingerprint
+ * recorded). *out owned, free with rag_ingester_free; on failure *out is NULL
+ * and err says why. */
+typedef struct rag_ingester rag_ingester;
+int rag_ingester_new(idx_store *s, const rag_ingest_params *p, rag_ingester **out,
+                     char *err, size_t errlen);
+void rag_ingester_free(rag_ingester *ing);   /* NULL is a no-op */
+
+/* Chunks, embeds and stores one extracted document under uri, replacing any
+ * document of that uri (in one transaction). size/mtime_ns/sha256 describe
+ * the source. Sets *n_chunks. On failure nothing changed and err says why. */
+int rag_ingester_put(rag_ingester *ing, const char *uri, const rag_doc *doc, int64_t size,
+                     int64_t mtime_ns, const char *sha256, int *n_chunks, char *err, size_t errlen);
+
+/* Ingests the folder (or single file) root: see the section comment. URIs
+ * are the canonical absolute paths of the files (realpath of root + '/' +
+ * the walker's rel). Per-file problems are outcomes, not errors: the run
+ * goes on. Returns RAG_OK when the run completed (stats filled, even with
+ * skipped or failed files), or an error when nothing could be done (root
+ * unreadable, fingerprint mismatch, store failure) with err filled. */
+int rag_ingest_dir(idx_store *s, const char *root, const rag_ingest_params *p,
+                   rag_ingest_stats *stats, char *err, size_t errlen);
+/* The same with an existing ingester (the eval and tests reuse one). */
+int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *stats,
+                         char *err, size_t errlen);
+
+typedef enum {
+    RAG_SEARCH_DENSE = 0,
+    RAG_SEARCH_BM25,
+    RAG_SEARCH_HYBRID,
+} rag_search_mode;
+
+const char *rag_search_mode_str(rag_search_mode m);   /* "dense", "bm25", "hybrid" */
+/* Parses "dense"/"bm25"/"hybrid"; -1 when unknown. */
+int rag_search_mode_parse(const char *s);
+
+typedef struct {
+    llm_model *model;           /* NULL: BM25 only */
+    int layer;                  /* -1 = final norm; must match the index */
+    int n_threads;              /* engine threads, 0 = all cores */
+    int rrf_k;                  /* default 60 */
+    int overfetch;              /* hybrid fetches overfetch * k from each list, default 4 */
+} rag_retriever_params;
+
+rag_retriever_params rag_retriever_default_params(void);
+
+typedef struct rag_retriever rag_retriever;
+
+/* A retriever over a store (borrowed, must outlive it). With a model, the
+ * index's fingerprint is checked (RAG_ERR_MISMATCH names what differs and
+ * tells the user to re-ingest). *out owned, free with rag_retriever_free;
+ * on failure *out is NULL and err says why. */
+int rag_retriever_new(idx_store *s, const rag_retriever_params *p, rag_retriever **out,
+                      char *err, size_t errlen);
+void rag_retriever_free(rag_retriever *r);   /* NULL is a no-op */
+/* Last error, borrowed; "" when none. */
+const char *rag_retriever_errmsg(const rag_retriever *r);
+
+typedef struct {
+    int64_t chunk_id;
+    float score;                /* dense: cosine; bm25: -bm25(); hybrid: RRF sum */
+    int dense_rank, bm25_rank;  /* 1-based rank in each list, 0 = absent */
+} rag_hit;
+
+/* Searches query[0..len) and writes up to k hits (best first, ties by chunk
+ * id) into hits, their number into *n_hits. Dense and hybrid need a model
+ * (RAG_ERR_ARG otherwise). filter may be NULL. */
+int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mode mode, int k,
+                 const void *filter /* const idx_filter * */, rag_hit *hits, int *n_hits);
+
+/* Embeds a query as the index's chunks were embedded (for tests); out[n_embd]. */
+int rag_retriever_embed(rag_retriever *r, const char *text, size_t len, float *out);
 
 
 /* ============================================================ guardrails
