@@ -23,6 +23,7 @@ typedef struct {
 
 typedef struct {
     const rag_doc *doc;
+    const char *name;       /* for messages */
     const rag_chunk_params *p;
     rag_count_tokens_fn count;
     void *user;
@@ -81,7 +82,7 @@ void rag_chunk_list_free(rag_chunk_list *l) {
 
 static int count_tokens(chunker *c, const char *s, size_t n, int *out) {
     int k = c->count(c->user, s, n);
-    if (k < 0) return rag_ing_err(c->err, c->errlen, RAG_ERR_ARG, "token counter failed (%d)", k);
+    if (k < 0) return rag_ing_err(c->err, c->errlen, RAG_ERR_ARG, "%s: token counter failed (%d)", c->name, k);
     *out = k;
     return RAG_OK;
 }
@@ -148,7 +149,7 @@ static int push_word(chunker *c, size_t off, size_t len, int tokens, uint32_t bl
     if (c->n_w == c->cap_w) {
         size_t ncap = c->cap_w ? c->cap_w * 2 : 1024;
         word *nw = realloc(c->w, ncap * sizeof *nw);
-        if (!nw) return rag_ing_err(c->err, c->errlen, RAG_ERR_NOMEM, "chunker: out of memory");
+        if (!nw) return rag_ing_err(c->err, c->errlen, RAG_ERR_NOMEM, "%s: chunker: out of memory", c->name);
         c->w = nw;
         c->cap_w = ncap;
     }
@@ -232,7 +233,7 @@ static int emit(chunker *c, size_t s, size_t e, const char *path, size_t path_le
     if (c->out->n == c->cap_out) {
         size_t ncap = c->cap_out ? c->cap_out * 2 : 16;
         rag_chunk *nc = realloc(c->out->chunks, ncap * sizeof *nc);
-        if (!nc) return rag_ing_err(c->err, c->errlen, RAG_ERR_NOMEM, "chunker: out of memory");
+        if (!nc) return rag_ing_err(c->err, c->errlen, RAG_ERR_NOMEM, "%s: chunker: out of memory", c->name);
         c->out->chunks = nc;
         c->cap_out = ncap;
     }
@@ -257,7 +258,7 @@ static int emit(chunker *c, size_t s, size_t e, const char *path, size_t path_le
         free(ch->text);
         free(ch->heading_path);
         free(ch->embed_text);
-        return rag_ing_err(c->err, c->errlen, RAG_ERR_NOMEM, "chunker: out of memory");
+        return rag_ing_err(c->err, c->errlen, RAG_ERR_NOMEM, "%s: chunker: out of memory", c->name);
     }
     ch->text_len = z - a;
     ch->text_off = a;
@@ -291,10 +292,10 @@ static int count_embed(chunker *c, const char *path, size_t path_len, size_t a, 
     int rc = RAG_OK;
     if (path_len) {
         if ((rc = rag_buf_append(&c->tmp, path, path_len)) || (rc = rag_buf_append(&c->tmp, "\n\n", 2)))
-            return rag_ing_err(c->err, c->errlen, rc, "chunker: out of memory");
+            return rag_ing_err(c->err, c->errlen, rc, "%s: chunker: out of memory", c->name);
     }
     if ((rc = rag_buf_append(&c->tmp, c->doc->text + a, z - a)))
-        return rag_ing_err(c->err, c->errlen, rc, "chunker: out of memory");
+        return rag_ing_err(c->err, c->errlen, rc, "%s: chunker: out of memory", c->name);
     return count_tokens(c, c->tmp.data, c->tmp.len, out);
 }
 
@@ -355,8 +356,8 @@ static int chunk_section(chunker *c, const char *path, size_t path_len) {
             if (tokens <= p->max_tokens && z - a <= byte_budget) break;
             if (end - 1 <= s || end - 1 <= prev_end)
                 return rag_ing_err(c->err, c->errlen, RAG_ERR_LIMIT,
-                                   "chunker: a piece of %zu bytes takes %d tokens, over the limit of %d",
-                                   z - a, tokens, p->max_tokens);
+                                   "%s: chunker: a piece of %zu bytes takes %d tokens, over the limit of %d",
+                                   c->name, z - a, tokens, p->max_tokens);
             end--;
         }
         if ((rc = emit(c, s, end, path, path_len, use_path, tokens))) return rc;
@@ -422,6 +423,7 @@ int rag_chunk_doc(const rag_doc *doc, const rag_chunk_params *params, rag_count_
     if (!p.max_chunk_bytes) p.max_chunk_bytes = (size_t)p.max_tokens * 32;
     if (p.max_chunk_bytes < 64) p.max_chunk_bytes = 64;
     c.doc = doc;
+    c.name = doc->name && doc->name[0] ? doc->name : "(document)";
     c.p = &p;
     c.count = count;
     c.user = user;
@@ -455,7 +457,7 @@ int rag_chunk_doc(const rag_doc *doc, const rag_chunk_params *params, rag_count_
         if ((rc = section_words(&c, b0, bi, cap_tokens, cap_bytes))) break;
         if (c.n_w) rc = chunk_section(&c, path.data, path.len);
     }
-    if (rc == RAG_ERR_NOMEM && err && errlen) rag_ing_err(err, errlen, rc, "chunker: out of memory");
+    if (rc == RAG_ERR_NOMEM && err && errlen) rag_ing_err(err, errlen, rc, "%s: chunker: out of memory", c.name);
     free(c.w);
     rag_buf_release(&c.tmp);
     rag_buf_release(&path);

@@ -180,6 +180,7 @@ rag_extract_params rag_extract_default_params(void) {
 
 void rag_doc_free(rag_doc *d) {
     if (!d) return;
+    free(d->name);
     free(d->text);
     free(d->blocks);
     free(d->title);
@@ -243,6 +244,10 @@ int rag_extract_memory(const char *name, const void *data, size_t len, rag_doc_t
     if (type == RAG_DOC_UNKNOWN) type = RAG_DOC_TXT;
     if (!(d = calloc(1, sizeof *d))) return rag_ing_err(err, errlen, RAG_ERR_NOMEM, "%s: out of memory", name);
     d->type = type;
+    if (!(d->name = strdup(name))) {
+        free(d);
+        return rag_ing_err(err, errlen, RAG_ERR_NOMEM, "%s: out of memory", name);
+    }
     const unsigned char *u = data ? data : (const unsigned char *)"";
     switch (type) {
     case RAG_DOC_TXT: rc = rag_extract_txt(name, u, len, p, d, err, errlen); break;
