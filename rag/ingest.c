@@ -1,0 +1,558 @@
+/* ingest.c — the ingestion pipeline: walk -> skip unchanged -> extract ->
+ * chunk -> embed -> store, one transaction per document (see
+ * docs/ingestion.md, "The ingestion pipeline"). Never prints: progress and
+ * per-file outcomes go through the caller's callback. */
+#include "rag/rag.h"
+
+#include "index/index.h"
+#include "llm/llm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct rag_ingester {
+    idx_store *s;               /* borrowed */
+    rag_ingest_params p;
+    llm_context *ctx;           /* owned: the embedding context */
+    int dim;
+    float *vecs;                /* embedding scratch, vec_cap vectors */
+    size_t vec_cap;
+    idx_chunk *ic;              /* idx_chunk scratch */
+    size_t ic_cap;
+    int since_save;             /* documents changed since the last idx_save */
+    rag_ingest_stats *st;       /* the run being counted, or NULL */
+    uint64_t chunks_done;       /* chunks embedded by this ingester */
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+const char *rag_ingest_outcome_str(rag_ingest_outcome o) {
+    switch (o) {
+    case RAG_ING_ADDED: return "added";
+    case RAG_ING_UPDATED: return "updated";
+    case RAG_ING_UNCHANGED: return "unchanged";
+    case RAG_ING_RENAMED: return "renamed";
+    case RAG_ING_REMOVED: return "removed";
+    case RAG_ING_SKIPPED: return "skipped";
+    case RAG_ING_FAILED: return "failed";
+    }
+    return "?";
+}
+
+rag_ingest_params rag_ingest_default_params(void) {
+    rag_ingest_params p;
+    memset(&p, 0, sizeof p);
+    p.layer = -1;
+    p.chunk_tokens = 256;
+    p.overlap_tokens = 32;
+    p.max_file_bytes = 50ull << 20;
+    p.embed_batch = 16;
+    p.save_every = 50;
+    return p;
+}
+
+/* Drops every document of the store in one transaction (for --reindex). */
+static int drop_all(idx_store *s, char *err, size_t errlen) {
+    idx_doc *docs = NULL;
+    size_t n = 0;
+    int rc = idx_doc_list(s, NULL, &docs, &n);
+    if (rc != IDX_OK) goto done;
+    if ((rc = idx_begin(s)) != IDX_OK) goto done;
+    for (size_t i = 0; i < n && rc == IDX_OK; i++) rc = idx_doc_delete(s, docs[i].uri);
+    if (rc == IDX_OK) rc = idx_commit(s);
+    else idx_rollback(s);
+done:
+    if (rc != IDX_OK) fail(err, errlen, RAG_ERR_IO, "--reindex: %s", idx_errmsg(s));
+    idx_doc_list_free(docs, n);
+    return rc == IDX_OK ? RAG_OK : RAG_ERR_IO;
+}
+
+/* Checks the store's fingerprint against the model's; records it when the
+ * store has none (or holds no vectors), drops everything first with reindex. */
+static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
+    idx_fingerprint fp, old;
+    memset(&fp, 0, sizeof fp);
+    if (llm_model_sha256(ing->p.model, fp.model_sha256) != LLM_OK)
+        return fail(err, errlen, RAG_ERR_IO, "cannot hash the model file");
+    fp.layer = ing->p.layer;
+    snprintf(fp.pooling, sizeof fp.pooling, "mean");
+    fp.dim = ing->dim;
+    int rc = idx_fingerprint_get(ing->s, &old);
+    if (rc == IDX_OK && idx_fingerprint_check(ing->s, &fp) != IDX_OK) {
+        idx_counts c;
+        if (idx_get_counts(ing->s, &c) != IDX_OK)
+            return fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
+        if (c.vectors > 0 || c.documents > 0) {
+            if (!ing->p.reindex)
+                return fail(err, errlen, RAG_ERR_MISMATCH,
+                            "this index was built with another embedding (%s); re-ingest into a new "
+                            "--index folder, or run `mrag ingest --reindex` to rebuild it with this model",
+                            idx_errmsg(ing->s));
+            if ((rc = drop_all(ing->s, err, errlen)) != RAG_OK) return rc;
+        }
+    } else if (rc != IDX_OK && rc != IDX_ERR_NOTFOUND) {
+        return fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
+    }
+    if (idx_fingerprint_set(ing->s, &fp) != IDX_OK)
+        return fail(err, errlen, RAG_ERR_MISMATCH, "%s", idx_errmsg(ing->s));
+    return RAG_OK;
+}
+
+int rag_ingester_new(idx_store *s, const rag_ingest_params *p, rag_ingester **out, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    rag_ingester *ing = NULL;
+    if (out) *out = NULL;
+    if (!s || !p || !out || !p->model) { rc = fail(err, errlen, RAG_ERR_ARG, "ingest: a store and a model are required"); goto done; }
+    if (p->chunk_tokens < 8 || p->chunk_tokens > 8192 || p->overlap_tokens < 0 || p->overlap_tokens >= p->chunk_tokens) {
+        rc = fail(err, errlen, RAG_ERR_ARG, "ingest: bad chunk size %d / overlap %d", p->chunk_tokens, p->overlap_tokens);
+        goto done;
+    }
+    if (!(ing = calloc(1, sizeof *ing))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    ing->s = s;
+    ing->p = *p;
+    if (ing->p.embed_batch < 1) ing->p.embed_batch = 16;
+    if (ing->p.save_every < 1) ing->p.save_every = 50;
+    ing->dim = llm_n_embd(p->model);
+    llm_context_params cp = llm_context_default_params();
+    /* a chunk's embed text is at most chunk_tokens (+ BOS); headroom for the
+     * tokenizer counting slightly differently on the joined text */
+    cp.n_ctx = p->chunk_tokens * 2 + 64 > 512 ? p->chunk_tokens * 2 + 64 : 512;
+    cp.n_batch = 512;
+    cp.n_threads = p->n_threads;
+    cp.embd_layer = p->layer;
+    char lerr[256] = "";
+    if (llm_context_new(p->model, &cp, &ing->ctx, lerr, sizeof lerr) != LLM_OK) {
+        rc = fail(err, errlen, RAG_ERR_ARG, "embedding context: %s", lerr);
+        goto done;
+    }
+    if ((rc = check_fingerprint(ing, err, errlen)) != RAG_OK) goto done;
+    *out = ing;
+    ing = NULL;
+done:
+    rag_ingester_free(ing);
+    return rc;
+}
+
+void rag_ingester_free(rag_ingester *ing) {
+    if (!ing) return;
+    llm_context_free(ing->ctx);
+    free(ing->vecs);
+    free(ing->ic);
+    free(ing);
+}
+
+static int grow(rag_ingester *ing, size_t n) {
+    if (n > ing->vec_cap) {
+        float *v = realloc(ing->vecs, n * (size_t)ing->dim * sizeof *v);
+        if (!v) return RAG_ERR_NOMEM;
+        ing->vecs = v;
+        ing->vec_cap = n;
+    }
+    if (n > ing->ic_cap) {
+        idx_chunk *c = realloc(ing->ic, n * sizeof *c);
+        if (!c) return RAG_ERR_NOMEM;
+        ing->ic = c;
+        ing->ic_cap = n;
+    }
+    return RAG_OK;
+}
+
+/* Saves FAISS when save_every changed documents have accumulated. */
+static int maybe_save(rag_ingester *ing, bool force, char *err, size_t errlen) {
+    if (!force && ing->since_save < ing->p.save_every) return RAG_OK;
+    double t = now_s();
+    int rc = idx_save(ing->s);
+    if (ing->st) ing->st->store_seconds += now_s() - t;
+    if (rc != IDX_OK) return fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
+    ing->since_save = 0;
+    return RAG_OK;
+}
+
+int rag_ingester_put(rag_ingester *ing, const char *uri, const rag_doc *doc, int64_t size, int64_t mtime_ns,
+                     const char *sha256, int *n_chunks, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    rag_chunk_list cl = {0};
+    const char **texts = NULL;
+    size_t *lens = NULL;
+    if (n_chunks) *n_chunks = 0;
+    if (!ing || !uri || !doc) return fail(err, errlen, RAG_ERR_ARG, "ingest: bad arguments");
+    rag_chunk_params cp = rag_chunk_default_params();
+    cp.max_tokens = ing->p.chunk_tokens;
+    cp.overlap_tokens = ing->p.overlap_tokens;
+    cp.max_chunk_bytes = 32 * (size_t)cp.max_tokens;
+    double t = now_s();
+    char cerr[512] = "";
+    rc = rag_chunk_doc(doc, &cp, rag_count_llm_tokens, ing->p.model, &cl, cerr, sizeof cerr);
+    if (ing->st) ing->st->chunk_seconds += now_s() - t;
+    if (rc != RAG_OK) { fail(err, errlen, rc, "chunking failed: %s", cerr); goto done; }
+    if ((rc = grow(ing, cl.n ? cl.n : 1)) != RAG_OK) { fail(err, errlen, rc, "out of memory"); goto done; }
+    size_t nb = (size_t)ing->p.embed_batch;
+    texts = malloc(nb * sizeof *texts);
+    lens = malloc(nb * sizeof *lens);
+    if (!texts || !lens) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    t = now_s();
+    for (size_t i = 0; i < cl.n; i += nb) {
+        size_t m = cl.n - i < nb ? cl.n - i : nb;
+        for (size_t j = 0; j < m; j++) {
+            texts[j] = cl.chunks[i + j].embed_text;
+            lens[j] = cl.chunks[i + j].embed_len;
+        }
+        int lrc = llm_embed_batch(ing->ctx, texts, lens, (int)m, ing->vecs + i * (size_t)ing->dim);
+        if (lrc != LLM_OK) {
+            rc = fail(err, errlen, RAG_ERR_FORMAT, "embedding failed: %s", llm_context_error(ing->ctx));
+            break;
+        }
+        ing->chunks_done += m;
+    }
+    if (ing->st) ing->st->embed_seconds += now_s() - t;
+    if (rc != RAG_OK) goto done;
+    for (size_t i = 0; i < cl.n; i++) {
+        const rag_chunk *c = &cl.chunks[i];
+        idx_chunk *x = &ing->ic[i];
+        memset(x, 0, sizeof *x);
+        x->ordinal = (int)i;
+        x->text = c->text;
+        x->text_len = c->text_len;
+        x->heading = c->heading_path;
+        x->byte_start = (int64_t)c->byte_start;
+        x->byte_end = (int64_t)c->byte_end;
+        x->line_start = (int)c->line_start;
+        x->line_end = (int)c->line_end;
+        x->page = (int)c->page;
+        x->n_tokens = c->n_tokens;
+    }
+    idx_doc d;
+    memset(&d, 0, sizeof d);
+    d.uri = uri;
+    d.title = doc->title;
+    d.type = rag_doc_type_str(doc->type);
+    d.size = size;
+    d.mtime_ns = mtime_ns;
+    if (sha256) snprintf(d.sha256, sizeof d.sha256, "%s", sha256);
+    d.status = "ok";
+    t = now_s();
+    int irc = idx_doc_put(ing->s, &d, ing->ic, cl.n, cl.n ? ing->vecs : NULL, ing->dim, NULL);
+    if (ing->st) ing->st->store_seconds += now_s() - t;
+    if (irc != IDX_OK) { rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s)); goto done; }
+    if (n_chunks) *n_chunks = (int)cl.n;
+    ing->since_save++;
+    rc = maybe_save(ing, false, err, errlen);
+done:
+    free(texts);
+    free(lens);
+    rag_chunk_list_free(&cl);
+    return rc;
+}
+
+/* Reads a whole file (at most max bytes) into *out (owned, free()). */
+static int read_file(const char *path, uint64_t max, char **out, size_t *len, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    char *buf = NULL;
+    size_t n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0) { rc = fail(err, errlen, RAG_ERR_IO, "unreadable: %s", strerror(errno)); goto done; }
+    if (fstat(fd, &st) != 0) { rc = fail(err, errlen, RAG_ERR_IO, "unreadable: %s", strerror(errno)); goto done; }
+    if (!S_ISREG(st.st_mode)) { rc = fail(err, errlen, RAG_ERR_IO, "unreadable: not a regular file"); goto done; }
+    if ((uint64_t)st.st_size > max) { rc = fail(err, errlen, RAG_ERR_LIMIT, "too large (%lld bytes)", (long long)st.st_size); goto done; }
+    size_t cap = (size_t)st.st_size + 1;
+    if (!(buf = malloc(cap + 1))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    for (;;) {
+        if (n == cap) { rc = fail(err, errlen, RAG_ERR_LIMIT, "file grew while being read"); goto done; }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) { rc = fail(err, errlen, RAG_ERR_IO, "unreadable: %s", strerror(errno)); goto done; }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    buf = NULL;
+done:
+    if (fd >= 0) close(fd);
+    free(buf);
+    return rc;
+}
+
+/* A document present in the index but not (or no longer usable) among the
+ * walked files: a rename source, else removed at the end of the run. */
+typedef struct {
+    idx_doc *docs;
+    size_t n;
+    bool *gone;     /* gone[i]: docs[i] has no walked file */
+    bool *used;     /* used[i]: consumed by a rename */
+} vanished_set;
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+typedef struct {
+    rag_ingester *ing;
+    rag_ingest_stats *st;
+    double t0;
+    size_t done;
+} run_ctx;
+
+static void emit(run_ctx *r, rag_ingest_event_kind kind, const char *path, rag_ingest_outcome o,
+                 const char *reason, int n_chunks) {
+    if (!r->ing->p.progress) return;
+    rag_ingest_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = kind;
+    ev.path = path;
+    ev.outcome = o;
+    ev.reason = reason;
+    ev.n_chunks = n_chunks;
+    ev.files_done = r->done;
+    ev.files_total = r->st->files_total;
+    ev.chunks_done = r->ing->chunks_done;
+    ev.elapsed_s = now_s() - r->t0;
+    r->ing->p.progress(r->ing->p.user, &ev);
+}
+
+static void count(rag_ingest_stats *st, rag_ingest_outcome o) {
+    switch (o) {
+    case RAG_ING_ADDED: st->added++; break;
+    case RAG_ING_UPDATED: st->updated++; break;
+    case RAG_ING_UNCHANGED: st->unchanged++; break;
+    case RAG_ING_RENAMED: st->renamed++; break;
+    case RAG_ING_REMOVED: st->removed++; break;
+    case RAG_ING_SKIPPED: st->skipped++; break;
+    case RAG_ING_FAILED: st->failed++; break;
+    }
+}
+
+/* Renames old_uri to uri and records the new size/mtime, in one transaction. */
+static int do_rename(idx_store *s, const char *old_uri, const char *uri, int64_t size, int64_t mtime) {
+    int rc = idx_begin(s);
+    if (rc != IDX_OK) return rc;
+    if ((rc = idx_doc_rename(s, old_uri, uri)) == IDX_OK && (rc = idx_doc_touch(s, uri, size, mtime)) == IDX_OK)
+        rc = idx_commit(s);
+    if (rc != IDX_OK && idx_in_transaction(s)) idx_rollback(s);
+    return rc;
+}
+
+/* Handles one walked file. Returns RAG_OK with *o set (per-file problems
+ * are outcomes), or an error for a store failure that ends the run. */
+static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, vanished_set *vs,
+                      rag_ingest_outcome *o, char *reason, size_t reason_len, int *n_chunks,
+                      char *err, size_t errlen) {
+    rag_ingester *ing = r->ing;
+    idx_store *s = ing->s;
+    int rc = RAG_OK;
+    char *data = NULL;
+    size_t len = 0;
+    rag_doc *doc = NULL;
+    idx_doc old;
+    memset(&old, 0, sizeof old);
+    *n_chunks = 0;
+    reason[0] = 0;
+    int64_t mtime = e->mtime_sec * 1000000000ll + e->mtime_nsec;
+    int grc = idx_doc_get(s, uri, &old);
+    if (grc != IDX_OK && grc != IDX_ERR_NOTFOUND) { rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(s)); goto done; }
+    bool exists = grc == IDX_OK;
+    if (exists && old.size == (int64_t)e->size && old.mtime_ns == mtime && old.status && strcmp(old.status, "ok") == 0) {
+        *o = RAG_ING_UNCHANGED;
+        *n_chunks = (int)old.n_chunks;
+        goto done;
+    }
+    double t = now_s();
+    char sha[65];
+    int frc = read_file(e->path, ing->p.max_file_bytes, &data, &len, reason, reason_len);
+    if (frc == RAG_OK) rag_sha256_hex(data, len, sha);
+    r->st->extract_seconds += now_s() - t;
+    if (frc != RAG_OK) goto failed;
+    if (exists && strcmp(old.sha256, sha) == 0 && old.status && strcmp(old.status, "ok") == 0) {
+        if (idx_doc_touch(s, uri, (int64_t)len, mtime) != IDX_OK) { rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(s)); goto done; }
+        *o = RAG_ING_UNCHANGED;
+        *n_chunks = (int)old.n_chunks;
+        goto done;
+    }
+    if (!exists) {
+        for (size_t i = 0; i < vs->n; i++) {
+            if (!vs->gone[i] || vs->used[i] || strcmp(vs->docs[i].sha256, sha) != 0) continue;
+            if (!vs->docs[i].status || strcmp(vs->docs[i].status, "ok") != 0) continue;
+            if (do_rename(s, vs->docs[i].uri, uri, (int64_t)len, mtime) != IDX_OK) {
+                rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(s));
+                goto done;
+            }
+            vs->used[i] = true;
+            *o = RAG_ING_RENAMED;
+            *n_chunks = (int)vs->docs[i].n_chunks;
+            snprintf(reason, reason_len, "from %s", vs->docs[i].uri);
+            ing->since_save++;
+            goto done;
+        }
+    }
+    t = now_s();
+    rag_extract_params xp = rag_extract_default_params();
+    char xerr[512] = "";
+    int xrc = rag_extract_memory(e->path, data, len, e->type, &xp, &doc, xerr, sizeof xerr);
+    r->st->extract_seconds += now_s() - t;
+    if (xrc != RAG_OK) {
+        snprintf(reason, reason_len, "%s", xerr);
+        goto failed;
+    }
+    int prc = rag_ingester_put(ing, uri, doc, (int64_t)len, mtime, sha, n_chunks, reason, reason_len);
+    if (prc == RAG_ERR_IO) { rc = fail(err, errlen, RAG_ERR_IO, "%s", reason); goto done; }
+    if (prc != RAG_OK) goto failed;
+    *o = exists ? RAG_ING_UPDATED : RAG_ING_ADDED;
+    if (exists) r->st->chunks_removed += (uint64_t)old.n_chunks;
+    r->st->chunks_added += (uint64_t)*n_chunks;
+    goto done;
+failed:
+    *o = RAG_ING_FAILED;
+    /* the old version of a file that now fails must not stay searchable */
+    if (exists) {
+        if (idx_doc_delete(s, uri) != IDX_OK) { rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(s)); goto done; }
+        r->st->chunks_removed += (uint64_t)old.n_chunks;
+        ing->since_save++;
+    }
+done:
+    idx_doc_release(&old);
+    rag_doc_free(doc);
+    free(data);
+    return rc;
+}
+
+int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *stats, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    char *canon = NULL, *prefix = NULL, *uri = NULL;
+    char **present = NULL;
+    size_t n_present = 0;
+    rag_walk_result wr = {0};
+    vanished_set vs = {0};
+    rag_ingest_stats local;
+    if (!stats) stats = &local;
+    memset(stats, 0, sizeof *stats);
+    if (!ing || !root) return fail(err, errlen, RAG_ERR_ARG, "ingest: bad arguments");
+    run_ctx r = {.ing = ing, .st = stats, .t0 = now_s()};
+    ing->st = stats;
+    struct stat rst;
+    if (!(canon = realpath(root, NULL)) || stat(canon, &rst) != 0) {
+        rc = fail(err, errlen, RAG_ERR_IO, "%s: %s", root, strerror(errno));
+        goto done;
+    }
+    bool is_dir = S_ISDIR(rst.st_mode);
+    size_t plen = strlen(canon) + 2;
+    if (!(prefix = malloc(plen))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    snprintf(prefix, plen, "%s%s", canon, is_dir && strcmp(canon, "/") != 0 ? "/" : "");
+    rag_walk_params wp = rag_walk_default_params();
+    wp.max_file_bytes = ing->p.max_file_bytes;
+    wp.report_hidden = false;
+    char werr[512] = "";
+    if ((rc = rag_walk(canon, &wp, &wr, werr, sizeof werr)) != RAG_OK) {
+        fail(err, errlen, rc, "%s", werr);
+        goto done;
+    }
+    stats->files_total = wr.n_files;
+    /* the URIs of usable files, sorted, to find the vanished documents */
+    if (!(present = calloc(wr.n ? wr.n : 1, sizeof *present))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    for (size_t i = 0; i < wr.n; i++) {
+        if (wr.entries[i].skip != RAG_SKIP_NONE || wr.entries[i].is_dir) continue;
+        size_t n = strlen(prefix) + strlen(wr.entries[i].rel) + 1;
+        if (!(present[n_present] = malloc(n))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+        if (is_dir) snprintf(present[n_present], n, "%s%s", prefix, wr.entries[i].rel);
+        else snprintf(present[n_present], n, "%s", canon);
+        n_present++;
+    }
+    qsort(present, n_present, sizeof *present, cmp_str);
+    if (idx_doc_list(ing->s, prefix, &vs.docs, &vs.n) != IDX_OK) {
+        rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
+        goto done;
+    }
+    vs.gone = calloc(vs.n + 1, sizeof *vs.gone);
+    vs.used = calloc(vs.n + 1, sizeof *vs.used);
+    if (!vs.gone || !vs.used) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    for (size_t i = 0; i < vs.n; i++) {
+        const char *u = vs.docs[i].uri;
+        vs.gone[i] = (is_dir || strcmp(u, canon) == 0) &&
+                     !bsearch(&u, present, n_present, sizeof *present, cmp_str);
+    }
+    emit(&r, RAG_ING_EV_START, NULL, RAG_ING_ADDED, NULL, 0);
+    char reason[1024];
+    for (size_t i = 0; i < wr.n; i++) {
+        const rag_walk_entry *e = &wr.entries[i];
+        if (e->skip == RAG_SKIP_HIDDEN) continue;
+        free(uri);
+        size_t n = strlen(prefix) + strlen(e->rel) + 1;
+        if (!(uri = malloc(n))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+        if (is_dir) snprintf(uri, n, "%s%s", prefix, e->rel);
+        else snprintf(uri, n, "%s", canon);
+        if (e->skip != RAG_SKIP_NONE) {
+            snprintf(reason, sizeof reason, "%s%s%s", rag_skip_reason_str(e->skip), e->detail ? ": " : "",
+                     e->detail ? e->detail : "");
+            count(stats, RAG_ING_SKIPPED);
+            emit(&r, RAG_ING_EV_FILE_DONE, uri, RAG_ING_SKIPPED, reason, 0);
+            continue;
+        }
+        if (ing->p.cancel && *ing->p.cancel) { stats->cancelled = true; break; }
+        emit(&r, RAG_ING_EV_FILE_BEGIN, uri, RAG_ING_ADDED, NULL, 0);
+        rag_ingest_outcome o = RAG_ING_FAILED;
+        int nc = 0;
+        if ((rc = ingest_one(&r, e, uri, &vs, &o, reason, sizeof reason, &nc, err, errlen)) != RAG_OK) goto done;
+        count(stats, o);
+        r.done++;
+        emit(&r, RAG_ING_EV_FILE_DONE, uri, o,
+             o == RAG_ING_FAILED || o == RAG_ING_RENAMED ? reason : NULL, nc);
+    }
+    /* vanished documents (deleted, renamed away, now skipped) leave the index */
+    for (size_t i = 0; i < vs.n && !stats->cancelled; i++) {
+        if (!vs.gone[i] || vs.used[i]) continue;
+        double t = now_s();
+        int drc = idx_doc_delete(ing->s, vs.docs[i].uri);
+        stats->store_seconds += now_s() - t;
+        if (drc != IDX_OK && drc != IDX_ERR_NOTFOUND) { rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s)); goto done; }
+        stats->removed++;
+        stats->chunks_removed += (uint64_t)vs.docs[i].n_chunks;
+        ing->since_save++;
+        emit(&r, RAG_ING_EV_FILE_DONE, vs.docs[i].uri, RAG_ING_REMOVED, "no longer in the folder (or no longer indexable)", 0);
+    }
+    if ((rc = maybe_save(ing, true, err, errlen)) != RAG_OK) goto done;
+    stats->seconds = now_s() - r.t0;
+    emit(&r, RAG_ING_EV_END, NULL, RAG_ING_ADDED, NULL, 0);
+done:
+    if (rc != RAG_OK) stats->seconds = now_s() - r.t0;
+    ing->st = NULL;
+    for (size_t i = 0; i < n_present; i++) free(present[i]);
+    free(present);
+    idx_doc_list_free(vs.docs, vs.n);
+    free(vs.gone);
+    free(vs.used);
+    rag_walk_result_free(&wr);
+    free(uri);
+    free(prefix);
+    free(canon);
+    return rc;
+}
+
+int rag_ingest_dir(idx_store *s, const char *root, const rag_ingest_params *p, rag_ingest_stats *stats,
+                   char *err, size_t errlen) {
+    rag_ingester *ing = NULL;
+    int rc = rag_ingester_new(s, p, &ing, err, errlen);
+    if (rc == RAG_OK) rc = rag_ingester_run_dir(ing, root, stats, err, errlen);
+    rag_ingester_free(ing);
+    return rc;
+}
