@@ -117,6 +117,19 @@ static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
     }
     if (idx_fingerprint_set(ing->s, &fp) != IDX_OK)
         return fail(err, errlen, RAG_ERR_MISMATCH, "%s", idx_errmsg(ing->s));
+    /* Lets a search skip hashing a multi-GB model: "path\tsize\tmtime_ns\tsha"
+     * (rag_retriever_new trusts the sha while path, size and mtime match). */
+    llm_model_info info;
+    llm_model_get_info(ing->p.model, &info);
+    struct stat mst;
+    char *real = info.path ? realpath(info.path, NULL) : NULL;
+    if (real && stat(real, &mst) == 0) {
+        char val[PATH_MAX + 160];
+        snprintf(val, sizeof val, "%s\t%lld\t%lld\t%s", real, (long long)mst.st_size,
+                 (long long)mst.st_mtim.tv_sec * 1000000000ll + mst.st_mtim.tv_nsec, fp.model_sha256);
+        idx_meta_set(ing->s, "rag.model_stat", val);    /* a cache: failure only costs a hash later */
+    }
+    free(real);
     return RAG_OK;
 }
 
