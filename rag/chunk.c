@@ -299,6 +299,37 @@ static int count_embed(chunker *c, const char *path, size_t path_len, size_t a, 
     return count_tokens(c, c->tmp.data, c->tmp.len, out);
 }
 
+/* The end (exclusive word index) of the chunk starting at word s: words
+ * packed while their own counts fit budget and the bytes fit byte_budget,
+ * then cut at the strongest break (paragraph, sentence, word) that keeps
+ * the chunk at least half full. Always past prev_end, so chunks advance. */
+static size_t pick_end(const word *w, size_t s, size_t n, size_t prev_end, int budget, size_t byte_budget) {
+    int sum = 0;
+    size_t e = s;
+    while (e < n && sum + w[e].tokens <= budget && w[e].off + w[e].len - w[s].off <= byte_budget) {
+        sum += w[e].tokens;
+        e++;
+    }
+    if (e == s) e = s + 1;
+    size_t end = e;
+    if (e < n) {
+        bool found = false;
+        for (int level = BRK_PARAGRAPH; level >= BRK_SPACE && !found; level--) {
+            int cum = sum;
+            for (size_t k = e; k > s; k--) {
+                if (k > prev_end && w[k - 1].brk >= level && cum * 2 >= budget) {
+                    end = k;
+                    found = true;
+                    break;
+                }
+                cum -= w[k - 1].tokens;
+            }
+        }
+    }
+    if (end <= prev_end) end = prev_end + 1;
+    return end;
+}
+
 /* Chunks the words of one section. */
 static int chunk_section(chunker *c, const char *path, size_t path_len) {
     int rc = RAG_OK;
@@ -322,43 +353,34 @@ static int chunk_section(chunker *c, const char *path, size_t path_len) {
     size_t n = c->n_w, s = 0, prev_end = 0;
     const word *w = c->w;
     while (s < n) {
-        /* fill by the words' own counts */
-        int sum = 0;
-        size_t e = s;
-        while (e < n && sum + w[e].tokens <= budget && w[e].off + w[e].len - w[s].off <= byte_budget) {
-            sum += w[e].tokens;
-            e++;
-        }
-        if (e == s) e = s + 1;
-        size_t end = e;
-        if (e < n) {
-            /* end at the strongest break in the second half of the window */
-            bool found = false;
-            for (int level = BRK_PARAGRAPH; level >= BRK_SPACE && !found; level--) {
-                int cum = 0;
-                for (size_t k = s; k < e; k++) cum += w[k].tokens;
-                for (size_t k = e; k > s; k--) {
-                    if (k > prev_end && w[k - 1].brk >= level && cum * 2 >= budget) {
-                        end = k;
-                        found = true;
-                        break;
-                    }
-                    cum -= w[k - 1].tokens;
-                }
-            }
-        }
-        if (end <= prev_end) end = prev_end + 1;
-        /* verify with the real count of the whole embed text */
-        int tokens = 0;
-        for (;;) {
+        /* pick by the words' own counts, then count the whole chunk; when
+         * the tokenizer disagrees with the sum (tokens are not additive:
+         * newlines, merges across spaces), shrink the budget by the excess
+         * and pick again, so the cut still prefers paragraph and sentence
+         * ends; after a few rounds drop words one by one */
+        int local = budget, tokens = 0;
+        size_t end = s;
+        for (int round = 0;; round++) {
+            end = pick_end(w, s, n, prev_end, local, byte_budget);
             size_t a = w[s].off, z = w[end - 1].off + w[end - 1].len;
             if ((rc = count_embed(c, path, plen, a, z, &tokens))) return rc;
             if (tokens <= p->max_tokens && z - a <= byte_budget) break;
-            if (end - 1 <= s || end - 1 <= prev_end)
-                return rag_ing_err(c->err, c->errlen, RAG_ERR_LIMIT,
-                                   "%s: chunker: a piece of %zu bytes takes %d tokens, over the limit of %d",
-                                   c->name, z - a, tokens, p->max_tokens);
-            end--;
+            if (round < 3 && tokens > p->max_tokens && local > 1) {
+                local -= tokens - p->max_tokens;
+                if (local < 1) local = 1;
+                continue;
+            }
+            for (;;) {
+                if (end - 1 <= s || end - 1 <= prev_end)
+                    return rag_ing_err(c->err, c->errlen, RAG_ERR_LIMIT,
+                                       "%s: chunker: a piece of %zu bytes takes %d tokens, over the limit of %d",
+                                       c->name, z - a, tokens, p->max_tokens);
+                end--;
+                z = w[end - 1].off + w[end - 1].len;
+                if ((rc = count_embed(c, path, plen, a, z, &tokens))) return rc;
+                if (tokens <= p->max_tokens && z - a <= byte_budget) break;
+            }
+            break;
         }
         if ((rc = emit(c, s, end, path, path_len, use_path, tokens))) return rc;
         if (end >= n) break;
