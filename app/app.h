@@ -18,6 +18,16 @@ int app_cmd_tokenize(int argc, char **argv);
 int app_cmd_generate(int argc, char **argv);
 int app_cmd_embed(int argc, char **argv);
 int app_cmd_guard_check(int argc, char **argv);
+int app_cmd_ingest(int argc, char **argv);          /* pipeline: cmd_ingest.c */
+int app_cmd_search(int argc, char **argv);          /* pipeline: cmd_search.c */
+int app_cmd_eval_retrieval(int argc, char **argv);  /* pipeline: cmd_eval.c */
+
+/* The index folder from --index, else $MRAG_INDEX, else "./.mrag"
+ * (cmd_ingest.c). Borrowed. */
+const char *app_index_path(const char *flag_value);
+/* uri shown relative to the current folder when it lies below it (borrowed
+ * from uri, cmd_ingest.c). */
+const char *app_display_path(const char *uri);
 
 /* Prints "mrag: <msg>\n" to stderr and returns 1. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -12,6 +12,9 @@ static const app_command commands[] = {
     {"generate", "continue a prompt with the in-process engine", app_cmd_generate},
     {"embed", "print the embedding of a text as a JSON array", app_cmd_embed},
     {"guard-check", "show which guardrail rules fire on a text", app_cmd_guard_check},
+    {"ingest", "index a folder of documents (incremental)", app_cmd_ingest},
+    {"search", "search the index: dense, bm25 or hybrid", app_cmd_search},
+    {"eval-retrieval", "recall@k and MRR of retrieval on a SQuAD file", app_cmd_eval_retrieval},
 };
 
 int app_error(const char *fmt, ...) {
