@@ -148,6 +148,7 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
     double now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
     switch (ev->kind) {
     case RAG_ING_EV_START:
+        u->last_line = now;
         if (!u->quiet && !u->tty) printf("%zu files to check\n", ev->files_total);
         break;
     case RAG_ING_EV_FILE_BEGIN:

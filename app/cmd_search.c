@@ -1,8 +1,228 @@
-/* cmd_search.c — placeholder while the command is written. */
+/* cmd_search.c — `mrag search`: ranked passages with scores, citations
+ * (path:first-last or path#page=N) and snippets, or a JSON array. */
 #include "app/app.h"
 
+#include "index/index.h"
+#include "llm/llm.h"
+#include "rag/rag.h"
+
+#include <cJSON.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *search_usage =
+    "usage: mrag search [options] QUERY...\n"
+    "\n"
+    "Prints the passages of the index that best match QUERY, best first, with\n"
+    "their score, citation (path:firstline-lastline, or path#page=N for PDF),\n"
+    "heading path and a snippet.\n"
+    "\n"
+    "  --index DIR     index folder (default $MRAG_INDEX, else ./.mrag)\n"
+    "  -m FILE         the model the index was built with (default $MRAG_MODEL,\n"
+    "                  else the model file recorded by `mrag ingest`)\n"
+    "  -k N            number of passages (default 5)\n"
+    "  --mode M        dense | bm25 | hybrid (default hybrid; bm25 when no model\n"
+    "                  is available). bm25 needs no model.\n"
+    "  --json          print a JSON array of {rank, score, chunk_id, path,\n"
+    "                  citation, line_start, line_end, page, heading, text}\n"
+    "  --threads N     engine threads (default: all cores)\n";
+
+static bool parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+/* The model file recorded by the last ingest when it still exists
+ * (owned, free()), or NULL. */
+static char *recorded_model(idx_store *s) {
+    char *val = NULL;
+    if (idx_meta_get(s, "rag.model_stat", &val) != IDX_OK || !val) return NULL;
+    char *tab = strchr(val, '\t');
+    struct stat st;
+    if (tab) *tab = 0;
+    if (!tab || stat(val, &st) != 0) { free(val); return NULL; }
+    return val;
+}
+
+/* Writes "path:first-last", "path:line", "path#page=N" or "path". */
+static void citation(const idx_doc *d, const idx_chunk *c, char *buf, size_t n) {
+    const char *p = app_display_path(d->uri);
+    if (c->page > 0) snprintf(buf, n, "%s#page=%d", p, c->page);
+    else if (c->line_start > 0 && c->line_end > c->line_start) snprintf(buf, n, "%s:%d-%d", p, c->line_start, c->line_end);
+    else if (c->line_start > 0) snprintf(buf, n, "%s:%d", p, c->line_start);
+    else snprintf(buf, n, "%s", p);
+}
+
+/* Prints at most max bytes of text on one line (whitespace runs become one
+ * space), cut at a UTF-8 character boundary, with "..." when cut. */
+static void print_snippet(const char *t, size_t len, size_t max) {
+    size_t out = 0;
+    bool space = false;
+    fputs("   ", stdout);
+    size_t i = 0;
+    while (i < len && (t[i] == ' ' || t[i] == '\n' || t[i] == '\t' || t[i] == '\r')) i++;
+    for (; i < len; i++) {
+        unsigned char ch = (unsigned char)t[i];
+        if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r') { space = true; continue; }
+        if (out >= max && (ch & 0xC0) != 0x80) { fputs(" ...", stdout); break; }
+        if (space) { putchar(' '); out++; space = false; }
+        putchar(ch);
+        out++;
+    }
+    putchar('\n');
+}
+
+/* Contract: prints the hits of one query; 0 ok (also with no hits), 1 on
+ * index/model errors, 2 on usage errors. */
 int app_cmd_search(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return app_error("not implemented yet");
+    if (app_wants_help(argc, argv)) {
+        fputs(search_usage, stdout);
+        return 0;
+    }
+    int rc = 1;
+    const char *index_flag = NULL, *mflag = NULL;
+    int mode = -1, threads = 0, k = 5;
+    bool json = false;
+    long v;
+    int first = -1;
+    char *query = NULL, *recorded = NULL;
+    llm_model *m = NULL;
+    idx_store *s = NULL;
+    rag_retriever *r = NULL;
+    rag_hit *hits = NULL;
+    cJSON *arr = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
+        else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
+        else if (strcmp(a, "--json") == 0) json = true;
+        else if (strcmp(a, "-k") == 0 && has && parse_int(argv[i + 1], 1, 1000, &v)) { k = (int)v; i++; }
+        else if (strcmp(a, "--threads") == 0 && has && parse_int(argv[i + 1], 1, 256, &v)) { threads = (int)v; i++; }
+        else if (strcmp(a, "--mode") == 0 && has && rag_search_mode_parse(argv[i + 1]) >= 0) mode = rag_search_mode_parse(argv[++i]);
+        else if (strcmp(a, "--") == 0) { first = i + 1; break; }
+        else if (a[0] == '-' && a[1]) {
+            app_error("search: bad option or value '%s' (see `mrag search --help`)", a);
+            return 2;
+        } else { first = i; break; }
+    }
+    if (first < 0 || first >= argc) { fputs(search_usage, stderr); return 2; }
+    size_t qlen = 0;
+    for (int i = first; i < argc; i++) qlen += strlen(argv[i]) + 1;
+    if (!(query = malloc(qlen + 1))) { app_error("search: out of memory"); goto done; }
+    qlen = 0;
+    for (int i = first; i < argc; i++) {
+        size_t l = strlen(argv[i]);
+        if (i > first) query[qlen++] = ' ';
+        memcpy(query + qlen, argv[i], l);
+        qlen += l;
+    }
+    query[qlen] = 0;
+
+    const char *index_dir = app_index_path(index_flag);
+    struct stat st;
+    if (stat(index_dir, &st) != 0) {
+        app_error("search: no index at %s (run `mrag ingest DIR --index %s` first)", index_dir, index_dir);
+        goto done;
+    }
+    idx_params ip = idx_default_params();
+    ip.read_only = true;
+    if (idx_open(index_dir, &ip, &s) != IDX_OK) { app_error("search: %s", s ? idx_errmsg(s) : "out of memory"); goto done; }
+    if (idx_notice(s) && !json) fprintf(stderr, "mrag: %s\n", idx_notice(s));
+
+    rag_retriever_params rp = rag_retriever_default_params();
+    rp.n_threads = threads;
+    idx_fingerprint fp;
+    bool have_fp = idx_fingerprint_get(s, &fp) == IDX_OK;
+    if (have_fp) rp.layer = fp.layer;     /* embed the query as the chunks were */
+    const char *mpath = app_model_path(mflag);
+    if (!mpath && mode != RAG_SEARCH_BM25 && (recorded = recorded_model(s))) mpath = recorded;
+    if (mode < 0) mode = mpath ? RAG_SEARCH_HYBRID : RAG_SEARCH_BM25;
+    if (!mpath && mode != RAG_SEARCH_BM25) {
+        app_error("search: --mode %s needs the model the index was built with (-m FILE or MRAG_MODEL); "
+                  "--mode bm25 works without one", rag_search_mode_str((rag_search_mode)mode));
+        goto done;
+    }
+    char err[1024];
+    if (mode != RAG_SEARCH_BM25) {
+        llm_model_params mp = llm_model_default_params();
+        if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("search: %s", err); goto done; }
+        rp.model = m;
+    }
+    if (rag_retriever_new(s, &rp, &r, err, sizeof err) != RAG_OK) { app_error("search: %s", err); goto done; }
+    if (!(hits = calloc((size_t)k, sizeof *hits))) { app_error("search: out of memory"); goto done; }
+    int n = 0;
+    if (rag_retrieve(r, query, qlen, (rag_search_mode)mode, k, NULL, hits, &n) != RAG_OK) {
+        app_error("search: %s", rag_retriever_errmsg(r));
+        goto done;
+    }
+    if (json && !(arr = cJSON_CreateArray())) { app_error("search: out of memory"); goto done; }
+    if (!json && n == 0) printf("no matches (%s)\n", rag_search_mode_str((rag_search_mode)mode));
+    for (int i = 0; i < n; i++) {
+        idx_chunk c;
+        idx_doc d;
+        memset(&c, 0, sizeof c);
+        memset(&d, 0, sizeof d);
+        if (idx_chunk_get(s, hits[i].chunk_id, &c, &d) != IDX_OK) {
+            app_error("search: %s", idx_errmsg(s));
+            goto done;
+        }
+        char cite[4200];
+        citation(&d, &c, cite, sizeof cite);
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            if (o) {
+                cJSON_AddNumberToObject(o, "rank", i + 1);
+                cJSON_AddNumberToObject(o, "score", hits[i].score);
+                cJSON_AddNumberToObject(o, "chunk_id", (double)hits[i].chunk_id);
+                cJSON_AddStringToObject(o, "path", app_display_path(d.uri));
+                cJSON_AddStringToObject(o, "citation", cite);
+                cJSON_AddNumberToObject(o, "line_start", c.line_start);
+                cJSON_AddNumberToObject(o, "line_end", c.line_end);
+                cJSON_AddNumberToObject(o, "page", c.page);
+                cJSON_AddStringToObject(o, "heading", c.heading ? c.heading : "");
+                cJSON_AddStringToObject(o, "title", d.title ? d.title : "");
+                /* cJSON takes NUL-terminated text; chunk text holds no NUL */
+                cJSON_AddStringToObject(o, "text", c.text ? c.text : "");
+                cJSON_AddNumberToObject(o, "dense_rank", hits[i].dense_rank);
+                cJSON_AddNumberToObject(o, "bm25_rank", hits[i].bm25_rank);
+                cJSON_AddItemToArray(arr, o);
+            }
+        } else {
+            printf("%d. %s  score %.4f", i + 1, cite, (double)hits[i].score);
+            if (mode == RAG_SEARCH_HYBRID) {
+                printf(" (dense ");
+                if (hits[i].dense_rank) printf("#%d", hits[i].dense_rank); else printf("-");
+                printf(", bm25 ");
+                if (hits[i].bm25_rank) printf("#%d", hits[i].bm25_rank); else printf("-");
+                printf(")");
+            }
+            putchar('\n');
+            if (c.heading && *c.heading) printf("   [%s]\n", c.heading);
+            print_snippet(c.text ? c.text : "", c.text_len, 200);
+        }
+        idx_chunk_release(&c);
+        idx_doc_release(&d);
+    }
+    if (json) {
+        char *out = cJSON_Print(arr);
+        if (!out) { app_error("search: out of memory"); goto done; }
+        puts(out);
+        free(out);
+    }
+    rc = 0;
+done:
+    cJSON_Delete(arr);
+    free(hits);
+    rag_retriever_free(r);
+    idx_close(s);
+    llm_model_free(m);
+    free(recorded);
+    free(query);
+    return rc;
 }

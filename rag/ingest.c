@@ -107,8 +107,8 @@ static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
         if (c.vectors > 0 || c.documents > 0) {
             if (!ing->p.reindex)
                 return fail(err, errlen, RAG_ERR_MISMATCH,
-                            "this index was built with another embedding (%s); re-ingest into a new "
-                            "--index folder, or run `mrag ingest --reindex` to rebuild it with this model",
+                            "%s; to rebuild it with this model run `mrag ingest --reindex` "
+                            "(or ingest into another --index folder)",
                             idx_errmsg(ing->s));
             if ((rc = drop_all(ing->s, err, errlen)) != RAG_OK) return rc;
         }

@@ -109,8 +109,7 @@ int rag_retriever_new(idx_store *s, const rag_retriever_params *p, rag_retriever
         fp.dim = r->dim;
         if (idx_fingerprint_check(s, &fp) != IDX_OK) {
             rc = rfail(r, RAG_ERR_MISMATCH,
-                       "the index was built with another embedding (%s); search with the model it was "
-                       "built with, or re-ingest with this one (`mrag ingest --reindex`)", idx_errmsg(s));
+                       "%s (to switch models, re-ingest: `mrag ingest --reindex -m NEW DIR`)", idx_errmsg(s));
             goto done;
         }
         llm_context_params cp = llm_context_default_params();
