@@ -447,8 +447,67 @@ TEST(html_line_numbers_past_65535) {
     free(s);
 }
 
+TEST(mixed_tree_bad_files_reported_rest_extracted) {
+    /* what `mrag ingest` sees: corrupt, binary, huge, non-UTF-8 and
+     * unsupported files next to good ones */
+    const char *dir = test_tmpdir();
+    char p[800];
+    struct { const char *name; const char *data; size_t len; } files[] = {
+        {"good.md", "# Good\n\nA good file.\n", 21},
+        {"good.html", "<h1>Good</h1><p>Also good.</p>", 30},
+        {"latin1.txt", "Gr\xfc\xdf" "e aus K\xf6ln\n", 15},
+        {"corrupt.pdf", "%PDF-1.7\nthis is not a PDF body at all\n", 39},
+        {"notpdf.pdf", "GIF89a....", 10},
+        {"binary.txt", "ab\0\0\1\2cd", 8},
+        {"junk.txt", "\xc3\x28\xa0\xa1\xe2\x28\xa1\xf0\x28\x8c\xbc\xf0\x90\x28\xbc\xf8\xa1\xa1\xa1\xa1", 20},
+        {"huge.txt", NULL, 5000},
+        {"tool.exe", "MZ", 2},
+    };
+    char *huge = malloc(5000);
+    memset(huge, 'x', 5000);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i].name);
+        REQUIRE(test_write_file(p, files[i].data ? files[i].data : huge, files[i].len) == 0);
+    }
+    free(huge);
+    rag_walk_params wp = rag_walk_default_params();
+    wp.max_file_bytes = 4096;
+    rag_walk_result r;
+    char err[512];
+    REQUIRE(rag_walk(dir, &wp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    int extracted = 0, failed = 0, skipped = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const rag_walk_entry *e = &r.entries[i];
+        if (e->skip != RAG_SKIP_NONE) {
+            skipped++;
+            if (!strcmp(e->rel, "binary.txt")) CHECK_EQ_INT(e->skip, RAG_SKIP_BINARY);
+            if (!strcmp(e->rel, "huge.txt")) CHECK_EQ_INT(e->skip, RAG_SKIP_TOO_LARGE);
+            if (!strcmp(e->rel, "tool.exe")) CHECK_EQ_INT(e->skip, RAG_SKIP_EXTENSION);
+            continue;
+        }
+        rag_doc *d = NULL;
+        err[0] = 0;
+        int rc = rag_extract_file(e->path, e->type, NULL, &d, err, sizeof err);
+        if (rc == RAG_OK) {
+            extracted++;
+            CHECK(d->n_blocks >= 1, "%s has text", e->rel);
+            rag_doc_free(d);
+        } else {
+            failed++;
+            CHECK(strstr(err, e->path) != NULL, "the error names the file: %s", err);
+            CHECK(!strcmp(e->rel, "corrupt.pdf") || !strcmp(e->rel, "notpdf.pdf") || !strcmp(e->rel, "junk.txt"),
+                  "unexpected failure: %s", err);
+        }
+    }
+    CHECK_EQ_INT(extracted, 3);
+    CHECK_EQ_INT(failed, 3);
+    CHECK_EQ_INT(skipped, 3);
+    rag_walk_result_free(&r);
+}
+
 TEST_MAIN(RUN(txt_paragraphs_and_exact_spans), RUN(txt_crlf_normalised_spans_original), RUN(txt_bom_latin1_utf16),
           RUN(txt_bad_bytes_are_clear_errors), RUN(md_structure), RUN(html_structure),
           RUN(html_bad_input_never_crashes), RUN(html_deep_nesting_is_bounded), RUN(html_line_numbers_past_65535), RUN(pdf_pages_and_text),
           RUN(pdf_damaged_and_encrypted), RUN(sample_corpus_extracts),
-          RUN(sample_corpus_with_generated_pdf))
+          RUN(sample_corpus_with_generated_pdf),
+          RUN(mixed_tree_bad_files_reported_rest_extracted))
