@@ -186,6 +186,23 @@ static bool v_inet(int af, const char *s, size_t len) {
     return inet_pton(af, buf, addr) == 1;
 }
 
+/* IPv4: inet_pton accepts it (four octets 0..255, no leading zeros), and it
+ * is not a version number or a non-personal address: all four octets of
+ * one digit ("GCC 2.7.2.3"), loopback 127/8, 0.0.0.0, 255.255.255.255. */
+static bool v_ipv4(const char *s, size_t len) {
+    unsigned char a[4];
+    char buf[20];
+    if (len == 0 || len >= sizeof buf) return false;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    if (inet_pton(AF_INET, buf, a) != 1) return false;
+    if (len == 7) return false; /* d.d.d.d */
+    if (a[0] == 127) return false;
+    if ((a[0] | a[1] | a[2] | a[3]) == 0) return false;
+    if ((a[0] & a[1] & a[2] & a[3]) == 255) return false;
+    return true;
+}
+
 /* IPv6: inet_pton accepts it, at least two groups carry digits and one
  * group has two or more, so "::", "::1" and one-letter "a::b" are not
  * reported. */
@@ -307,7 +324,7 @@ bool guard_validate(guard_validator v, const char *s, size_t len, int n_sources,
     case GUARD_V_LUHN: return v_luhn(s, len);
     case GUARD_V_IBAN: return v_iban(s, len, acc_len);
     case GUARD_V_STEUER_ID: return v_steuer_id(s, len);
-    case GUARD_V_IPV4: return v_inet(AF_INET, s, len);
+    case GUARD_V_IPV4: return v_ipv4(s, len);
     case GUARD_V_IPV6: return v_ipv6(s, len);
     case GUARD_V_PHONE: return v_phone(s, len);
     case GUARD_V_EMAIL: return v_email(s, len);

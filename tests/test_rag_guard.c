@@ -129,10 +129,12 @@ static const example examples[] = {
     {"pii.phone", I, false, "Seite 0815, Jahr 2024 12345"},
     {"pii.phone", I, false, "Version 0.9.1 kostet 0,99 EUR"},
     {"pii.phone", I, false, "Support 0900-1700, Raum 0815 / 12"},
+    {"pii.phone", I, false, "51 Franklin Street, Boston, MA 02110-1301, USA"},
     {"pii.ipv4", I, true, "server at 192.168.1.10"},
     {"pii.ipv4", O, true, "gateway 10.0.0.1."},
     {"pii.ipv4", I, false, "not an address: 999.1.1.1 or 256.1.1.1"},
     {"pii.ipv4", I, false, "version 1.2.3 and 1.2.3.4.5"},
+    {"pii.ipv4", I, false, "GCC 2.7.2.3, PING localhost (127.0.0.1), bind 0.0.0.0"},
     {"pii.ipv6", I, true, "host 2001:db8::8a2e:370:7334"},
     {"pii.ipv6", O, true, "link fe80::1ff:fe23:4567:890a here"},
     {"pii.ipv6", I, false, "at 12:30:45 use std::vector and ::"},
@@ -314,7 +316,10 @@ TEST(steuer_id_validator_matches_hand_computed_check_digits) {
 }
 
 TEST(ip_phone_email_validators) {
-    CHECK(rag_guard_validate("ipv4", "255.255.255.255", 15));
+    CHECK(rag_guard_validate("ipv4", "192.0.2.1", 9));
+    CHECK(rag_guard_validate("ipv4", "8.8.8.80", 8));
+    CHECK(!rag_guard_validate("ipv4", "255.255.255.255", 15), "broadcast is not personal");
+    CHECK(!rag_guard_validate("ipv4", "127.0.0.1", 9), "loopback is not personal");
     CHECK(!rag_guard_validate("ipv4", "256.1.1.1", 9));
     CHECK(!rag_guard_validate("ipv4", "1.2.3", 5));
     CHECK(rag_guard_validate("ipv6", "2001:db8::1", 11));
