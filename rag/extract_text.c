@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Windows-1252 0x80..0x9F (0 = undefined there; decoded as U+FFFD). */
 static const uint16_t cp1252_hi[32] = {
@@ -276,6 +277,41 @@ static bool list_marker(const char *s, size_t n) {
     return i > 0 && i + 1 < n && (s[i] == '.' || s[i] == ')') && is_space(s[i + 1]);
 }
 
+/* YAML front matter ("---" on the first line, closed by "---" or "..."
+ * within 200 lines): returns the text offset after it (0 when there is
+ * none) and takes a "title:" value as the document title. */
+static size_t front_matter(rag_doc *d, int *rc) {
+    const char *t = d->text;
+    size_t n = d->text_len;
+    if (n < 4 || memcmp(t, "---", 3) != 0 || !(t[3] == '\n' || (t[3] == ' ' && rule_of(t, strcspn(t, "\n"), '-', 3))))
+        return 0;
+    size_t ls = strcspn(t, "\n") + 1;
+    const char *title = NULL;
+    size_t title_len = 0;
+    for (int lines = 0; ls < n && lines < 200; lines++) {
+        const char *nlp = memchr(t + ls, '\n', n - ls);
+        size_t le = nlp ? (size_t)(nlp - t) : n;
+        size_t a = ls, b = le;
+        trim(t, &a, &b);
+        if ((b - a == 3 && (memcmp(t + a, "---", 3) == 0 || memcmp(t + a, "...", 3) == 0)) && a == ls) {
+            if (title && !d->title) {
+                if (!(d->title = strndup(title, title_len))) *rc = RAG_ERR_NOMEM;
+            }
+            return nlp ? le + 1 : le;
+        }
+        if (b - a > 6 && strncasecmp(t + a, "title:", 6) == 0 && a == ls) {
+            size_t va = a + 6, vb = b;
+            trim(t, &va, &vb);
+            if (vb - va >= 2 && (t[va] == '"' || t[va] == '\'') && t[vb - 1] == t[va]) { va++; vb--; }
+            title = t + va;
+            title_len = vb - va;
+        }
+        if (!nlp) break;
+        ls = le + 1;
+    }
+    return 0;   /* never closed: not front matter */
+}
+
 int rag_extract_md(const char *name, const unsigned char *data, size_t len,
                    const rag_extract_params *p, rag_doc *d, char *err, size_t errlen) {
     int rc = rag_text_decode(name, data, len, p, d, err, errlen);
@@ -298,7 +334,8 @@ int rag_extract_md(const char *name, const unsigned char *data, size_t len,
         para = false;                                                                  \
     } while (0)
 
-    for (size_t ls = 0; ls <= d->text_len && rc == RAG_OK;) {
+    size_t start = front_matter(d, &rc);
+    for (size_t ls = start; ls <= d->text_len && rc == RAG_OK;) {
         const char *nlp = memchr(t + ls, '\n', d->text_len - ls);
         size_t le = nlp ? (size_t)(nlp - t) : d->text_len;
         size_t ind = 0;

@@ -505,8 +505,26 @@ TEST(mixed_tree_bad_files_reported_rest_extracted) {
     rag_walk_result_free(&r);
 }
 
+TEST(md_front_matter) {
+    const char *src = "---\ntitle: \"Release Checklist\"\ndate: 2026-01-02\ntags: [a, b]\n---\n\nFirst paragraph.\n\n## Steps\nDo it.\n";
+    rag_doc *d = extract("fm.md", src, strlen(src), RAG_DOC_MD);
+    CHECK_EQ_STR(d->title, "Release Checklist");
+    REQUIRE(d->n_blocks == 3, "%zu blocks", d->n_blocks);
+    CHECK_EQ_STR(block_text(d, 0), "First paragraph.");
+    CHECK_EQ_INT(d->blocks[0].line_start, 7);
+    CHECK_EQ_INT(d->blocks[1].kind, RAG_BLOCK_HEADING);
+    check_spans_exact(d, src, strlen(src));
+    rag_doc_free(d);
+    /* a lone --- rule that is never closed is not front matter */
+    const char *rule = "---\nJust text.\n";
+    d = extract("rule.md", rule, strlen(rule), RAG_DOC_MD);
+    REQUIRE(d->n_blocks == 1, "%zu blocks", d->n_blocks);
+    CHECK_EQ_STR(block_text(d, 0), "Just text.");
+    rag_doc_free(d);
+}
+
 TEST_MAIN(RUN(txt_paragraphs_and_exact_spans), RUN(txt_crlf_normalised_spans_original), RUN(txt_bom_latin1_utf16),
-          RUN(txt_bad_bytes_are_clear_errors), RUN(md_structure), RUN(html_structure),
+          RUN(txt_bad_bytes_are_clear_errors), RUN(md_structure), RUN(md_front_matter), RUN(html_structure),
           RUN(html_bad_input_never_crashes), RUN(html_deep_nesting_is_bounded), RUN(html_line_numbers_past_65535), RUN(pdf_pages_and_text),
           RUN(pdf_damaged_and_encrypted), RUN(sample_corpus_extracts),
           RUN(sample_corpus_with_generated_pdf),
