@@ -78,6 +78,96 @@ static float dot_q8_0(int n, const void *w, const void *a) {
     return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
+/* ------------------------------------------------ Q4_0 / Q8_0 gemm tiles
+ * 2 weight rows x 3 tokens per register tile (16 ymm registers), one block
+ * per step. Q4_0: nibbles unsigned into vpmaddubsw, the -8 offset removed as
+ * 8 * sum(a) computed once per token and block; Q8_0: the sign trick per
+ * pair. Block sums are exact int32, scaled by d_w * d_a in float. */
+static inline __attribute__((always_inline)) void
+gemm_q0_tile(int nb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, float *Y, size_t ldy,
+             const int RM, const int TN, const int Q4) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    const size_t wbs = Q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    __m256 acc[2][3];
+#pragma GCC unroll 2
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i wv[2], wabs[2];
+        __m256 dw[2];
+#pragma GCC unroll 2
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *wp = W + r * ldw + b * wbs;
+            if (Q4) {
+                const block_q4_0 *x = (const block_q4_0 *)wp;
+                __m128i t = _mm_loadu_si128((const __m128i *)x->qs);
+                wv[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
+                dw[r] = _mm256_set1_ps(h2f(x->d));
+            } else {
+                const block_q8_0 *x = (const block_q8_0 *)wp;
+                wv[r] = _mm256_loadu_si256((const __m256i *)x->qs);
+                wabs[r] = _mm256_sign_epi8(wv[r], wv[r]);
+                dw[r] = _mm256_set1_ps(h2f(x->d));
+            }
+        }
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) {
+            const block_q8_0 *y = (const block_q8_0 *)(A + t * lda) + b;
+            __m256i a = _mm256_loadu_si256((const __m256i *)y->qs);
+            __m256 da = _mm256_set1_ps(h2f(y->d));
+            __m256i corr = _mm256_setzero_si256();
+            if (Q4) corr = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, a), ones);
+#pragma GCC unroll 2
+            for (int r = 0; r < RM; r++) {
+                __m256i p;
+                if (Q4) {
+                    p = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], a), ones), corr);
+                } else {
+                    p = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[r], _mm256_sign_epi8(a, wv[r])), ones);
+                }
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], da), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < TN; t++) Y[t * ldy + r] = hsum_ps(acc[r][t]);
+}
+
+#define GEMM0_CASE(rm, tn) \
+    case (rm) * 8 + (tn): gemm_q0_tile(nb, W, ldw, A, lda, Yt, ldy, rm, tn, Q4); break;
+
+static inline __attribute__((always_inline)) void
+gemm_q0(int n, const void *W_, size_t ldw, const void *A_, size_t lda, float *Y, size_t ldy, int nr, int nt,
+        const int Q4) {
+    int nb = n / QK8_0;
+    for (int r0 = 0; r0 < nr; r0 += 2) {
+        int rm = nr - r0 < 2 ? nr - r0 : 2;
+        const uint8_t *W = (const uint8_t *)W_ + (size_t)r0 * ldw;
+        for (int t0 = 0; t0 < nt; t0 += 3) {
+            int tn = nt - t0 < 3 ? nt - t0 : 3;
+            const uint8_t *A = (const uint8_t *)A_ + (size_t)t0 * lda;
+            float *Yt = Y + (size_t)t0 * ldy + r0;
+            switch (rm * 8 + tn) {
+                GEMM0_CASE(2, 3) GEMM0_CASE(2, 2) GEMM0_CASE(2, 1)
+                GEMM0_CASE(1, 3) GEMM0_CASE(1, 2) GEMM0_CASE(1, 1)
+            }
+        }
+    }
+}
+
+static void gemm_q4_0(int n, const void *W, size_t ldw, const void *A, size_t lda, float *Y, size_t ldy,
+                      int nr, int nt) {
+    gemm_q0(n, W, ldw, A, lda, Y, ldy, nr, nt, 1);
+}
+
+static void gemm_q8_0(int n, const void *W, size_t ldw, const void *A, size_t lda, float *Y, size_t ldy,
+                      int nr, int nt) {
+    gemm_q0(n, W, ldw, A, lda, Y, ldy, nr, nt, 0);
+}
+
 /* Q4_K x Q8_K: nibbles are unsigned, so maddubs takes them directly; the
  * mins are folded in through the activation's bsums in scalar code. */
 static float dot_q4_K(int n, const void *w, const void *a) {
@@ -278,6 +368,8 @@ void llm_kernels_avx2_fill(llm_kernel_table *t) {
     t->vec_dot[GGML_TYPE_BF16] = vdot_bf16;
     t->vec_dot[GGML_TYPE_Q4_0] = dot_q4_0;
     t->vec_dot[GGML_TYPE_Q8_0] = dot_q8_0;
+    t->gemm[GGML_TYPE_Q4_0] = gemm_q4_0;
+    t->gemm[GGML_TYPE_Q8_0] = gemm_q8_0;
     t->vec_dot[GGML_TYPE_Q4_K] = dot_q4_K;
     t->vec_dot[GGML_TYPE_Q6_K] = dot_q6_K;
     t->act[GGML_TYPE_Q8_0] = act_q8_0;
