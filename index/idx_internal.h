@@ -40,7 +40,6 @@ typedef enum {
     ST_VECTOR_INSERT,
     ST_VECTOR_GET,
     ST_CHUNK_GET,
-    ST_COUNT_VECTORS,
     ST_COUNT__,
 } idx_stmt_id;
 
@@ -66,6 +65,8 @@ struct idx_store {
     char uuid[33];          /* random id of this index, also in the FAISS file */
     int dim;                /* 0 until the first vectors are stored */
     int64_t gen;            /* committed generation (meta idx.generation) */
+    int64_t nvec;           /* committed rows in vectors (meta idx.vectors):
+                               count(*) would read every vector page */
     char err[1024];
     char notice[1024];
     bool has_notice;

@@ -57,6 +57,11 @@ typedef struct {
     int busy_timeout_ms;    /* SQLite busy timeout (default 5000) */
     int ivf_nprobe;         /* IVF lists probed per query (default 16) */
     int hnsw_ef_search;     /* HNSW efSearch (default 64; raised to k) */
+    /* OpenMP threads FAISS (and OpenBLAS) may use for one search from this
+     * handle; 0 = the OpenMP default (all cores). Default 1: a single query
+     * gains little from a second thread, and on a busy machine waiting for
+     * it costs milliseconds (see docs/benchmarks.md, "Index"). */
+    int search_threads;
 } idx_params;
 
 idx_params idx_default_params(void);

@@ -97,7 +97,6 @@ static const char *const stmt_sql[ST_COUNT__] = {
     [ST_VECTOR_GET] = "SELECT data FROM vectors WHERE chunk_id = ?1",
     [ST_CHUNK_GET] = "SELECT id, doc_id, ordinal, text, heading, byte_start, byte_end, line_start, "
                      "line_end, page, n_tokens FROM chunks WHERE id = ?1",
-    [ST_COUNT_VECTORS] = "SELECT count(*) FROM vectors",
 };
 
 /* Returns the cached, reset statement `id` (prepared on first use), or NULL
@@ -275,9 +274,8 @@ int idx_fingerprint_set(idx_store *s, const idx_fingerprint *fp) {
     if (!s || !fp) return s ? idx_err(s, IDX_ERR_ARG, "fingerprint missing") : IDX_ERR_ARG;
     if (!fp_valid(fp)) return idx_err(s, IDX_ERR_ARG, "invalid fingerprint (sha256 hex, pooling, dimension 1..%d)", IDX_MAX_DIM);
     if (s->params.read_only) return idx_err(s, IDX_ERR_READONLY, "opened read-only");
-    int64_t nvec = 0;
-    int rc = idx_count_sql(s, "SELECT count(*) FROM vectors", &nvec);
-    if (rc) return rc;
+    int64_t nvec = s->nvec + (int64_t)s->n_add - (int64_t)s->n_del;
+    int rc;
     if (nvec > 0) {
         rc = idx_fingerprint_check(s, fp);
         if (rc) return rc;
@@ -394,6 +392,7 @@ static int schema_migrate(idx_store *s) {
             for (size_t i = 0; i < sizeof r; i++) snprintf(hex + 2 * i, 3, "%02x", r[i]);
             rc = idx_meta_put(s, "idx.uuid", hex);
             if (!rc) rc = idx_meta_put_i64(s, "idx.generation", 0);
+            if (!rc) rc = idx_meta_put_i64(s, "idx.vectors", 0);
         }
         if (rc) {
             char keep[sizeof s->err];
@@ -422,6 +421,9 @@ static int load_meta(idx_store *s, const char *requested) {
     rc = idx_meta_get_i64(s, "idx.generation", &s->gen, &found);
     if (rc) return rc;
     if (!found) return idx_err(s, IDX_ERR_SCHEMA, "%s: meta idx.generation missing", s->db_path);
+    rc = idx_meta_get_i64(s, "idx.vectors", &s->nvec, &found);
+    if (rc) return rc;
+    if (!found || s->nvec < 0) return idx_err(s, IDX_ERR_SCHEMA, "%s: meta idx.vectors missing or negative", s->db_path);
     rc = idx_meta_get_i64(s, "idx.dim", &v, &found);
     if (rc) return rc;
     if (found && (v < 0 || v > IDX_MAX_DIM)) return idx_err(s, IDX_ERR_SCHEMA, "%s: meta idx.dim %lld out of range", s->db_path, (long long)v);
@@ -445,6 +447,7 @@ idx_params idx_default_params(void) {
     p.busy_timeout_ms = 5000;
     p.ivf_nprobe = 16;
     p.hnsw_ef_search = 64;
+    p.search_threads = 1;
     return p;
 }
 
@@ -474,6 +477,7 @@ int idx_open(const char *dir, const idx_params *params, idx_store **out) {
     if (s->params.busy_timeout_ms < 0) s->params.busy_timeout_ms = 0;
     if (s->params.ivf_nprobe <= 0) s->params.ivf_nprobe = 16;
     if (s->params.hnsw_ef_search <= 0) s->params.hnsw_ef_search = 64;
+    if (s->params.search_threads < 0) s->params.search_threads = 0;
 
     if (!s->params.read_only) {
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) return idx_err(s, IDX_ERR_IO, "cannot create folder: %s", strerror(errno));
@@ -587,15 +591,18 @@ int idx_commit(idx_store *s) {
     if (!s->in_txn) return idx_err(s, IDX_ERR_STATE, "no transaction is open");
     int rc = IDX_OK;
     int64_t gen = s->gen;
+    int64_t nvec = s->nvec + (int64_t)s->n_add - (int64_t)s->n_del;
     if (s->txn_vec_changed) {
         gen = s->gen + 1;
         rc = idx_meta_put_i64(s, "idx.generation", gen);
+        if (!rc) rc = idx_meta_put_i64(s, "idx.vectors", nvec);
         if (rc) goto fail;
     }
     rc = idx_exec(s, "COMMIT");
     if (rc) goto fail;
     s->in_txn = false;
     s->gen = gen;
+    s->nvec = nvec;
     rc = idx_vec_apply(s);
     pending_clear(s);
     return rc;
@@ -734,6 +741,11 @@ int idx_check(idx_store *s) {
     sqlite3_finalize(st);
     if (rc) return rc;
     if (o) return idx_err(s, IDX_ERR_SQLITE, "%s: integrity_check: %s", s->db_path, found);
+    int64_t nvec = 0;
+    if ((rc = idx_count_sql(s, "SELECT count(*) FROM vectors", &nvec))) return rc;
+    if (!s->in_txn && nvec != s->nvec)
+        return idx_err(s, IDX_ERR_SQLITE, "%s: meta idx.vectors is %lld, the table holds %lld", s->db_path,
+                       (long long)s->nvec, (long long)nvec);
     if (s->params.read_only) return IDX_OK;
     /* rank = 1: also compare the FTS5 index with the chunks table. */
     rc = idx_exec(s, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)");

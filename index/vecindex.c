@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,8 +155,7 @@ int idx_vec_rebuild(idx_store *s) {
     int64_t count = 0, train_min = 0;
     bool removable = true, standin = false;
 
-    rc = idx_count_sql(s, "SELECT count(*) FROM vectors", &count);
-    if (rc) goto done;
+    count = s->nvec;
     idx_vec_free(&s->vec);
     s->vec.standin = false;
     if (s->dim == 0) {
@@ -224,6 +224,13 @@ int idx_vec_rebuild(idx_store *s) {
         if (step_rc != SQLITE_ROW) break;
     }
     if (step_rc != SQLITE_DONE) { rc = idx_sql_err(s, "read vectors"); goto done; }
+    if ((int64_t)faiss_Index_ntotal(ix) != s->nvec) {
+        /* The counter drifted (a bug): trust the rows, and every open will
+         * rebuild and say so until it is fixed. */
+        idx_set_notice(s, "%s: meta idx.vectors says %lld vectors, the table holds %lld", s->db_path,
+                       (long long)s->nvec, (long long)faiss_Index_ntotal(ix));
+        s->nvec = (int64_t)faiss_Index_ntotal(ix);
+    }
     s->vec.index = ix;
     ix = NULL;
     s->vec.standin = standin;
@@ -306,10 +313,7 @@ static int load_file(idx_store *s, char *why, size_t why_len) {
         snprintf(why, why_len, "of another dimension or without an id map");
         goto done;
     }
-    int64_t count = 0;
-    rc = idx_count_sql(s, "SELECT count(*) FROM vectors", &count);
-    if (rc) goto done;
-    rc = IDX_ERR_NOTFOUND;
+    int64_t count = s->nvec;
     if ((int64_t)faiss_Index_ntotal(ix) - (int64_t)n_tomb != count) {
         snprintf(why, why_len, "holding %lld vectors, the database %lld",
                  (long long)faiss_Index_ntotal(ix) - (long long)n_tomb, (long long)count);
@@ -440,7 +444,12 @@ int idx_vec_search(idx_store *s, const float *q, int64_t k, float *dist, int64_t
         l = lbuf;
     }
     if (strstr(s->factory, "HNSW") && !v->standin && kk > s->params.hnsw_ef_search) set_search_params(s, v->index, kk);
+    /* omp_set_num_threads sets this thread's default for later parallel
+     * regions only (FAISS's and OpenBLAS-openmp's); restored after. */
+    int prev_threads = omp_get_max_threads();
+    if (s->params.search_threads > 0) omp_set_num_threads(s->params.search_threads);
     int frc = faiss_Index_search(v->index, 1, q, kk, d, l);
+    if (s->params.search_threads > 0) omp_set_num_threads(prev_threads);
     int rc = frc ? idx_faiss_err(s, frc, "search") : IDX_OK;
     if (!rc) {
         int64_t m = 0;

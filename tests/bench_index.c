@@ -7,6 +7,7 @@
 
 #include <faiss/c_api/utils/distances_c.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ static int run(long n_chunks, const char *factory) {
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     idx_params p = idx_default_params();
     p.faiss_factory = factory;
+    p.search_threads = 0; /* the bench sets OpenMP threads itself */
     idx_store *s = NULL;
     if (idx_open(dir, &p, &s)) { fprintf(stderr, "open: %s\n", idx_errmsg(s)); return 1; }
     long n_docs = n_chunks / CHUNKS_PER_DOC;
@@ -101,10 +103,14 @@ static int run(long n_chunks, const char *factory) {
     float q[DIM];
     idx_hit hits[10];
     int nh;
-    double p50[3], p99[3];
-    int thresholds[2] = {20, 1}; /* FAISS default, ours */
-    for (int t = 0; t < 2; t++) {
+    /* dense: FAISS BLAS threshold (20 = FAISS default, 1 = mrag) x OpenMP
+     * threads for the query (2 = all cores, 1 = mrag's default) */
+    double p50[5], p99[5];
+    int thresholds[4] = {20, 1, 20, 1}, threads[4] = {2, 2, 1, 1};
+    int omp_default = omp_get_max_threads();
+    for (int t = 0; t < 4; t++) {
         faiss_set_distance_compute_blas_threshold(thresholds[t]);
+        omp_set_num_threads(threads[t]);
         for (int i = 0; i < 10; i++) { unit_vec(q); idx_search_dense(s, q, DIM, 10, NULL, hits, &nh); }
         for (int i = 0; i < QUERIES; i++) {
             unit_vec(q);
@@ -114,6 +120,7 @@ static int run(long n_chunks, const char *factory) {
         }
         pct(lat, QUERIES, &p50[t], &p99[t]);
     }
+    omp_set_num_threads(omp_default);
     faiss_set_distance_compute_blas_threshold(1);
     long found = 0;
     for (int i = 0; i < QUERIES; i++) {
@@ -129,13 +136,16 @@ static int run(long n_chunks, const char *factory) {
         lat[i] = now() - a;
         found += nh;
     }
-    pct(lat, QUERIES, &p50[2], &p99[2]);
+    pct(lat, QUERIES, &p50[4], &p99[4]);
     idx_counts c;
     idx_get_counts(s, &c);
     idx_close(s);
-    printf("| %ld | %s | %.0f chunks/s (%.0f docs/s) | %.2f s | %.3f s | %.2f s | %.3f s | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f |\n",
-           c.chunks, factory ? factory : "Flat", n_chunks / t_ins, n_docs / t_ins, t_save, t_save_noop, t_rebuild, t_open,
-           p50[0], p99[0], p50[1], p99[1], p50[2], p99[2]);
+    double la[3] = {0};
+    if (getloadavg(la, 3) < 1) la[0] = -1;
+    printf("| %ld | %s | %.0f chunks/s (%.0f docs/s) | %.2f s | %.2f s | %.3f s | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.1f |\n",
+           c.chunks, factory ? factory : "Flat", n_chunks / t_ins, n_docs / t_ins, t_save, t_rebuild, t_open,
+           p50[0], p99[0], p50[1], p99[1], p50[2], p99[2], p50[3], p99[3], p50[4], p99[4], la[0]);
+    (void)t_save_noop;
     fflush(stdout);
     (void)found;
     char cmd[400];
@@ -156,8 +166,9 @@ int main(int argc, char **argv) {
         else if (n < 8) sizes[n++] = strtol(argv[i], NULL, 10);
     }
     if (!n) { sizes[0] = 10000; sizes[1] = 100000; n = 2; }
-    printf("| chunks | FAISS | insert (1 txn/doc of 10 chunks) | saves total | save no-op | rebuild+save | open | dense p50/p99 ms, BLAS threshold 20 (FAISS default) | dense p50/p99 ms, threshold 1 (mrag) | BM25 p50/p99 ms |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("| chunks | FAISS | insert (1 txn per 10-chunk doc) | FAISS saves (every 1000 docs + end) | rebuild + save | open | "
+           "dense p50/p99 ms: BLAS thr 20, 2 thr | thr 1, 2 thr | thr 20, 1 thr | thr 1, 1 thr (mrag) | BM25 p50/p99 ms | load avg |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++)
         if (run(sizes[i], factory)) return 1;
     return 0;

@@ -100,6 +100,18 @@ TEST(create_empty_and_reopen) {
     idx_close(s);
 }
 
+TEST(migrates_an_empty_file) {
+    const char *dir = test_tmpdir();
+    char db[600];
+    snprintf(db, sizeof db, "%s/mrag.sqlite", dir);
+    REQUIRE(test_write_file(db, "", 0) == 0);   /* e.g. touched by a user */
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    REQUIRE(put_doc(s, "a.md", 2, "alpha", NULL) == IDX_OK);
+    check_counts(s, 1, 2, __LINE__);
+    idx_close(s);
+}
+
 TEST(newer_schema_and_foreign_file_rejected) {
     const char *dir = test_tmpdir();
     char db[600];
@@ -410,7 +422,7 @@ TEST(new_dimension_after_all_vectors_left) {
     idx_close(s);
 }
 
-TEST_MAIN(RUN(create_empty_and_reopen), RUN(newer_schema_and_foreign_file_rejected), RUN(second_writer_is_refused),
+TEST_MAIN(RUN(create_empty_and_reopen), RUN(migrates_an_empty_file), RUN(newer_schema_and_foreign_file_rejected), RUN(second_writer_is_refused),
           RUN(put_replace_delete_exact_counts), RUN(transaction_rollback_and_commit),
           RUN(document_fields_lookup_list_touch_rename), RUN(bad_input_rejected), RUN(document_without_vectors),
           RUN(meta_and_fingerprint_mismatch_detected), RUN(new_dimension_after_all_vectors_left))
