@@ -212,6 +212,22 @@ TEST(stories260K_facts_match_llama_cpp) {
     CHECK_EQ_INT(t->offset, 131072);
     CHECK(gguf_find_tensor(f, "blk.4.ffn_norm.weight") != NULL);
     CHECK(gguf_find_tensor(f, "blk.5.ffn_norm.weight") == NULL);
+    /* Every block has llama's nine tensors with the shapes the
+     * hyperparameters imply (dim 64, 8 heads of 8, 4 KV heads, ff 172), F32. */
+    static const struct { const char *name; uint32_t nd; uint64_t ne0, ne1; } blk[] = {
+        {"attn_norm", 1, 64, 1}, {"attn_q", 2, 64, 64}, {"attn_k", 2, 64, 32}, {"attn_v", 2, 64, 32},
+        {"attn_output", 2, 64, 64}, {"ffn_norm", 1, 64, 1}, {"ffn_gate", 2, 64, 172},
+        {"ffn_up", 2, 64, 172}, {"ffn_down", 2, 172, 64}};
+    for (int l = 0; l < 5; l++)
+        for (size_t k = 0; k < sizeof blk / sizeof blk[0]; k++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, blk[k].name);
+            t = gguf_find_tensor(f, nm);
+            if (!t) { CHECK(0, "%s missing", nm); continue; }
+            CHECK(t->n_dims == blk[k].nd && t->ne[0] == blk[k].ne0 && t->ne[1] == blk[k].ne1 &&
+                  t->type == GGML_TYPE_F32, "%s: %u dims [%llu, %llu] type %u", nm, t->n_dims,
+                  (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], t->type);
+        }
     /* Every tensor lies inside the file, at data_offset + offset. */
     uint64_t max_end = 0;
     for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
