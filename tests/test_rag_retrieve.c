@@ -1,0 +1,221 @@
+/* test_rag_retrieve.c — rag/retrieve.c: hybrid is reciprocal rank fusion
+ * (k = 60) of the dense and BM25 lists, BM25 works without a model, dense
+ * needs one, an empty index answers nothing, bad arguments are refused. */
+#include "tests/test.h"
+
+#include "index/index.h"
+#include "llm/llm.h"
+#include "rag/rag.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char model_path[512];
+
+static llm_model *load_test_model(void) {
+    if (!model_path[0]) {
+        char mk[512];
+        snprintf(mk, sizeof mk, "%s/mkmodel", test_build_dir());
+        if (access(mk, X_OK) != 0) SKIP("%s is missing (run make)", mk);
+        const char *vocab = test_shared_path("models/mistral-v0.1-vocab-derived.gguf");
+        char vflag[600];
+        if (vocab) snprintf(vflag, sizeof vflag, "--vocab-from %s", test_shq(vocab));
+        else snprintf(vflag, sizeof vflag, "--vocab-size 512");
+        snprintf(model_path, sizeof model_path, "%s/m.gguf", test_tmpdir());
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "%s --dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 %s --out %s >/dev/null 2>&1",
+                 mk, vflag, test_shq(model_path));
+        if (system(cmd) != 0) { model_path[0] = 0; REQUIRE(0, "mkmodel failed: %s", cmd); }
+    }
+    llm_model *m = NULL;
+    char err[512];
+    llm_model_params mp = llm_model_default_params();
+    REQUIRE(llm_model_load(model_path, &mp, &m, err, sizeof err) == LLM_OK, "%s", err);
+    return m;
+}
+
+static const char *docs[] = {
+    "Lighthouses guide ships along the rocky coast at night.",
+    "The harbour master keeps a log of every ship that enters the port.",
+    "Bread rises when yeast ferments the sugar in the dough.",
+    "A sourdough starter needs flour, water and patience.",
+    "The coast guard patrols the harbour and rescues sailors.",
+    "Ships carry containers of grain, coal and machines across the sea.",
+    "Die Straße zum Hafen ist im Winter oft gesperrt.",
+    "Apfelkuchen braucht Äpfel, Zucker, Mehl und Butter.",
+    "Night trains cross the mountains while the passengers sleep.",
+    "A port city grows around its docks, warehouses and ships.",
+    "Yeast, flour and water are all a simple bread needs.",
+    "Sailors read the stars when the lighthouse is dark.",
+};
+
+/* A store with the documents above, ingested with m. */
+static idx_store *make_store(llm_model *m, bool fill) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/idx", test_tmpdir());
+    idx_store *s = NULL;
+    idx_params ip = idx_default_params();
+    REQUIRE(idx_open(dir, &ip, &s) == IDX_OK, "%s", s ? idx_errmsg(s) : "?");
+    if (!fill) return s;
+    rag_ingest_params p = rag_ingest_default_params();
+    p.model = m;
+    p.n_threads = 1;
+    rag_ingester *ing = NULL;
+    char err[512];
+    REQUIRE(rag_ingester_new(s, &p, &ing, err, sizeof err) == RAG_OK, "%s", err);
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        char uri[64];
+        snprintf(uri, sizeof uri, "test://doc/%zu", i);
+        rag_doc *d = NULL;
+        rag_extract_params xp = rag_extract_default_params();
+        REQUIRE(rag_extract_memory(uri, docs[i], strlen(docs[i]), RAG_DOC_TXT, &xp, &d, err, sizeof err) == RAG_OK, "%s", err);
+        int nc = 0;
+        REQUIRE(rag_ingester_put(ing, uri, d, (int64_t)strlen(docs[i]), 0, "", &nc, err, sizeof err) == RAG_OK, "%s", err);
+        CHECK_EQ_INT(nc, 1);
+        rag_doc_free(d);
+    }
+    rag_ingester_free(ing);
+    return s;
+}
+
+TEST(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25) {
+    llm_model *m = load_test_model();
+    idx_store *s = make_store(m, true);
+    rag_retriever_params rp = rag_retriever_default_params();
+    rp.model = m;
+    rp.n_threads = 1;
+    rag_retriever *r = NULL;
+    char err[512];
+    REQUIRE(rag_retriever_new(s, &rp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    const char *queries[] = {"ships in the harbour", "bread yeast flour", "Straße Hafen", "lighthouse night coast",
+                             "zzzz unmatched words"};
+    for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++) {
+        const char *q = queries[qi];
+        const int k = 3, fetch = 4 * k;
+        rag_hit dense[16], bm25[16], hyb[16];
+        int nd = 0, nb = 0, nh = 0;
+        REQUIRE(rag_retrieve(r, q, strlen(q), RAG_SEARCH_DENSE, fetch, NULL, dense, &nd) == RAG_OK);
+        REQUIRE(rag_retrieve(r, q, strlen(q), RAG_SEARCH_BM25, fetch, NULL, bm25, &nb) == RAG_OK);
+        REQUIRE(rag_retrieve(r, q, strlen(q), RAG_SEARCH_HYBRID, k, NULL, hyb, &nh) == RAG_OK);
+        CHECK_EQ_INT(nd, 12);   /* every chunk has a vector */
+        CHECK(nb <= 12);
+        CHECK_EQ_INT(nh, k);
+        for (int i = 1; i < nd; i++) CHECK(dense[i - 1].score >= dense[i].score, "dense order");
+        for (int i = 1; i < nb; i++) CHECK(bm25[i - 1].score >= bm25[i].score, "bm25 order");
+        /* expected fused scores, computed here from the two lists */
+        double best_rest = -1;
+        for (int i = 0; i < nh; i++) {
+            double want = 0;
+            int dr = 0, br = 0;
+            for (int j = 0; j < nd; j++) if (dense[j].chunk_id == hyb[i].chunk_id) { want += 1.0 / (60 + j + 1); dr = j + 1; }
+            for (int j = 0; j < nb; j++) if (bm25[j].chunk_id == hyb[i].chunk_id) { want += 1.0 / (60 + j + 1); br = j + 1; }
+            CHECK(fabs(want - hyb[i].score) < 1e-6, "'%s' #%d: score %.7f, want %.7f", q, i + 1, (double)hyb[i].score, want);
+            CHECK_EQ_INT(hyb[i].dense_rank, dr);
+            CHECK_EQ_INT(hyb[i].bm25_rank, br);
+            if (i) CHECK(hyb[i - 1].score >= hyb[i].score, "hybrid order");
+        }
+        /* nothing left out scores higher than the last one kept */
+        for (int j = 0; j < nd; j++) {
+            bool kept = false;
+            for (int i = 0; i < nh; i++) kept |= hyb[i].chunk_id == dense[j].chunk_id;
+            if (kept) continue;
+            double sc = 1.0 / (60 + j + 1);
+            for (int b = 0; b < nb; b++) if (bm25[b].chunk_id == dense[j].chunk_id) sc += 1.0 / (60 + b + 1);
+            if (sc > best_rest) best_rest = sc;
+        }
+        CHECK(best_rest <= hyb[nh - 1].score + 1e-7, "'%s': a dropped chunk scores %.7f > %.7f", q, best_rest,
+              (double)hyb[nh - 1].score);
+    }
+    /* bm25 proper: the harbour documents for "harbour" */
+    rag_hit h[4];
+    int n = 0;
+    REQUIRE(rag_retrieve(r, "harbour", 7, RAG_SEARCH_BM25, 4, NULL, h, &n) == RAG_OK);
+    CHECK_EQ_INT(n, 2);
+    rag_retriever_free(r);
+    idx_close(s);
+    llm_model_free(m);
+}
+
+TEST(bm25_needs_no_model_dense_and_hybrid_do) {
+    llm_model *m = load_test_model();
+    idx_store *s = make_store(m, true);
+    llm_model_free(m);
+    rag_retriever_params rp = rag_retriever_default_params();
+    rag_retriever *r = NULL;
+    char err[512];
+    REQUIRE(rag_retriever_new(s, &rp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    rag_hit h[5];
+    int n = 0;
+    REQUIRE(rag_retrieve(r, "sourdough starter", 17, RAG_SEARCH_BM25, 5, NULL, h, &n) == RAG_OK);
+    REQUIRE(n >= 1);
+    idx_chunk c;
+    idx_doc d;
+    memset(&c, 0, sizeof c);
+    memset(&d, 0, sizeof d);
+    REQUIRE(idx_chunk_get(s, h[0].chunk_id, &c, &d) == IDX_OK);
+    CHECK_EQ_STR(d.uri, "test://doc/3");
+    idx_chunk_release(&c);
+    idx_doc_release(&d);
+    CHECK_EQ_INT(rag_retrieve(r, "x", 1, RAG_SEARCH_DENSE, 5, NULL, h, &n), RAG_ERR_ARG);
+    CHECK(strstr(rag_retriever_errmsg(r), "bm25") != NULL, "%s", rag_retriever_errmsg(r));
+    CHECK_EQ_INT(rag_retrieve(r, "x", 1, RAG_SEARCH_HYBRID, 5, NULL, h, &n), RAG_ERR_ARG);
+    CHECK_EQ_INT(rag_retrieve(r, "x", 1, RAG_SEARCH_BM25, 0, NULL, h, &n), RAG_ERR_ARG);
+    /* free text cannot break the FTS5 query */
+    const char *nasty = "\"unbalanced AND ( NEAR* -\x01\xff";
+    CHECK_EQ_INT(rag_retrieve(r, nasty, strlen(nasty), RAG_SEARCH_BM25, 5, NULL, h, &n), RAG_OK);
+    rag_retriever_free(r);
+    idx_close(s);
+}
+
+TEST(empty_index_answers_nothing_in_every_mode) {
+    llm_model *m = load_test_model();
+    idx_store *s = make_store(m, false);
+    rag_retriever_params rp = rag_retriever_default_params();
+    rp.model = m;
+    rp.n_threads = 1;
+    rag_retriever *r = NULL;
+    char err[512];
+    REQUIRE(rag_retriever_new(s, &rp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    for (int mode = 0; mode < 3; mode++) {
+        rag_hit h[5];
+        int n = -1;
+        CHECK_EQ_INT(rag_retrieve(r, "anything", 8, (rag_search_mode)mode, 5, NULL, h, &n), RAG_OK);
+        CHECK_EQ_INT(n, 0);
+    }
+    rag_retriever_free(r);
+    idx_close(s);
+    llm_model_free(m);
+}
+
+TEST(mode_names_round_trip) {
+    for (int mode = 0; mode < 3; mode++)
+        CHECK_EQ_INT(rag_search_mode_parse(rag_search_mode_str((rag_search_mode)mode)), mode);
+    CHECK_EQ_INT(rag_search_mode_parse("BM25"), -1);
+    CHECK_EQ_INT(rag_search_mode_parse(""), -1);
+    CHECK_EQ_INT(rag_search_mode_parse(NULL), -1);
+}
+
+TEST(sha256_matches_the_fips_180_vectors) {
+    char out[65];
+    rag_sha256_hex("", 0, out);
+    CHECK_EQ_STR(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    rag_sha256_hex("abc", 3, out);
+    CHECK_EQ_STR(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";   /* 56 bytes: two padding blocks */
+    rag_sha256_hex(two, strlen(two), out);
+    CHECK_EQ_STR(out, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    char *mil = malloc(1000000);
+    REQUIRE(mil);
+    memset(mil, 'a', 1000000);
+    rag_sha256_hex(mil, 1000000, out);
+    CHECK_EQ_STR(out, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    free(mil);
+}
+
+TEST_MAIN(RUN(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25),
+          RUN(bm25_needs_no_model_dense_and_hybrid_do),
+          RUN(empty_index_answers_nothing_in_every_mode),
+          RUN(mode_names_round_trip),
+          RUN(sha256_matches_the_fips_180_vectors))
