@@ -1,6 +1,7 @@
 /* vecindex.c — the FAISS side of the store: an IndexIDMap2 over the
  * configured type, kept in step with SQLite by generation, rebuilt from the
  * vectors table when stale, saved atomically with a checked header. */
+#define _GNU_SOURCE /* fopencookie */
 #include "index/idx_internal.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -250,7 +252,8 @@ done:
  * codes are real errors. */
 static int load_file(idx_store *s, char *why, size_t why_len) {
     int rc = IDX_ERR_NOTFOUND;
-    unsigned char *data = NULL;
+    unsigned char *data = NULL;     /* the mapped file */
+    size_t map_len = 0;
     FILE *mf = NULL;
     FaissIndex *ix = NULL;
     int64_t *tomb = NULL;
@@ -262,15 +265,10 @@ static int load_file(idx_store *s, char *why, size_t why_len) {
     struct stat sb;
     if (fstat(fd, &sb) != 0 || sb.st_size < VF_HEADER) { snprintf(why, why_len, "truncated"); goto done; }
     size_t size = (size_t)sb.st_size;
-    data = malloc(size);
-    if (!data) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory reading %s", s->faiss_path); goto done; }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, data + got, size - got);
-        if (r <= 0) { if (r < 0 && errno == EINTR) continue; break; }
-        got += (size_t)r;
-    }
-    if (got != size) { snprintf(why, why_len, "unreadable"); goto done; }
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) { snprintf(why, why_len, "unreadable (%s)", strerror(errno)); goto done; }
+    data = map;
+    map_len = size;
     uint32_t version, dim, standin;
     int64_t gen;
     uint64_t n_tomb, payload_len, sum;
@@ -349,7 +347,7 @@ done:
     if (ix) faiss_Index_free(ix);
     if (fd >= 0) close(fd);
     free(tomb);
-    free(data);
+    if (data) munmap(data, map_len);
     return rc;
 }
 
@@ -510,14 +508,53 @@ static int write_all(int fd, const void *buf, size_t len) {
     return 0;
 }
 
-/* Saves the index atomically: serialise to memory, write header + tombstones
- * + payload to faiss.index.tmp, fsync, rename over faiss.index, fsync the
- * folder. A crash leaves either the old file or the new one. */
+/* Streams bytes to the temp file while computing checksum() over them
+ * (partial 8-byte words carried between writes, so the result equals one
+ * checksum() pass over everything written). */
+typedef struct {
+    int fd;
+    int err;                /* errno of a failed write, 0 = fine */
+    uint64_t h, len;
+    unsigned char tail[8];
+    size_t ntail;
+} vf_sink;
+
+static ssize_t sink_write(void *cookie, const char *buf, size_t n) {
+    vf_sink *k = cookie;
+    if (write_all(k->fd, buf, n) != 0) {
+        k->err = errno ? errno : EIO;
+        return -1;
+    }
+    const unsigned char *p = (const unsigned char *)buf;
+    size_t m = n;
+    if (k->ntail) {
+        size_t take = 8 - k->ntail < m ? 8 - k->ntail : m;
+        memcpy(k->tail + k->ntail, p, take);
+        k->ntail += take;
+        p += take;
+        m -= take;
+        if (k->ntail == 8) {
+            k->h = checksum(k->h, k->tail, 8);
+            k->ntail = 0;
+        }
+    }
+    size_t words = m & ~(size_t)7;
+    k->h = checksum(k->h, p, words);
+    memcpy(k->tail, p + words, m - words);
+    k->ntail += m - words;
+    k->len += n;
+    return (ssize_t)n;
+}
+
+/* Saves the index atomically: header placeholder, tombstones and FAISS's
+ * serialisation streamed into faiss.index.tmp (checksummed on the way), the
+ * header written last, fsync, rename over faiss.index, fsync the folder. A
+ * crash leaves either the old file or the new one. */
 int idx_vec_save(idx_store *s) {
     idx_vec *v = &s->vec;
-    int rc = IDX_OK, fd = -1;
-    char *payload = NULL;
-    size_t plen = 0;
+    int rc = IDX_OK;
+    vf_sink k = {.fd = -1, .h = 0x9e3779b97f4a7c15ULL};
+    FILE *f = NULL;
     if (!v->index) return IDX_OK;
     if (v->gen != s->gen) {
         rc = idx_vec_rebuild(s);
@@ -529,18 +566,28 @@ int idx_vec_save(idx_store *s) {
         rc = idx_vec_rebuild(s);
         if (rc) return rc;
     }
-    FILE *mf = open_memstream(&payload, &plen);
-    if (!mf) return idx_err(s, IDX_ERR_NOMEM, "open_memstream: %s", strerror(errno));
-    int frc = faiss_write_index(v->index, mf);
-    if (fclose(mf) != 0 && !frc) { rc = idx_err(s, IDX_ERR_NOMEM, "serialising the FAISS index: %s", strerror(errno)); goto done; }
-    if (frc) { rc = idx_faiss_err(s, frc, "write_index"); goto done; }
-
     unsigned char hdr[VF_HEADER];
     memset(hdr, 0, sizeof hdr);
+    k.fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (k.fd < 0) { rc = idx_err(s, IDX_ERR_IO, "cannot create %s: %s", s->tmp_path, strerror(errno)); goto done; }
+    if (write_all(k.fd, hdr, sizeof hdr) != 0 ||
+        (v->n_tomb && sink_write(&k, (const char *)v->tomb, v->n_tomb * 8) < 0)) {
+        rc = idx_err(s, IDX_ERR_IO, "writing %s: %s", s->tmp_path, strerror(errno));
+        goto done;
+    }
+    uint64_t tomb_bytes = k.len;
+    f = fopencookie(&k, "w", (cookie_io_functions_t){.write = sink_write});
+    if (!f) { rc = idx_err(s, IDX_ERR_NOMEM, "fopencookie: %s", strerror(errno)); goto done; }
+    int frc = faiss_write_index(v->index, f);
+    int crc = fclose(f);
+    f = NULL;
+    if (k.err) { rc = idx_err(s, IDX_ERR_IO, "writing %s: %s", s->tmp_path, strerror(k.err)); goto done; }
+    if (frc) { rc = idx_faiss_err(s, frc, "write_index"); goto done; }
+    if (crc != 0) { rc = idx_err(s, IDX_ERR_IO, "writing %s: %s", s->tmp_path, strerror(errno)); goto done; }
+    uint64_t sum = checksum(k.h, k.tail, k.ntail);
+
     uint32_t version = VF_VERSION, dim = (uint32_t)s->dim, standin = v->standin;
-    uint64_t n_tomb = v->n_tomb, pl = plen;
-    uint64_t sum = checksum(0x9e3779b97f4a7c15ULL, (const unsigned char *)v->tomb, v->n_tomb * 8);
-    sum = checksum(sum, (const unsigned char *)payload, plen);
+    uint64_t n_tomb = v->n_tomb, pl = k.len - tomb_bytes;
     memcpy(hdr, VF_MAGIC, 8);
     memcpy(hdr + 8, &version, 4);
     memcpy(hdr + 12, &dim, 4);
@@ -551,21 +598,16 @@ int idx_vec_save(idx_store *s) {
     memcpy(hdr + 128, &n_tomb, 8);
     memcpy(hdr + 136, &pl, 8);
     memcpy(hdr + 144, &sum, 8);
-    /* Two checksum() calls equal the loader's single pass over tombstones +
-     * payload because the tombstone bytes are a multiple of 8. */
-
-    fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) { rc = idx_err(s, IDX_ERR_IO, "cannot create %s: %s", s->tmp_path, strerror(errno)); goto done; }
-    if (write_all(fd, hdr, sizeof hdr) || (n_tomb && write_all(fd, v->tomb, n_tomb * 8)) ||
-        write_all(fd, payload, plen)) {
+    if (pwrite(k.fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) {
         rc = idx_err(s, IDX_ERR_IO, "writing %s: %s", s->tmp_path, strerror(errno));
         goto done;
     }
-    if (fsync(fd) != 0) { rc = idx_err(s, IDX_ERR_IO, "fsync %s: %s", s->tmp_path, strerror(errno)); goto done; }
-    close(fd);
-    fd = -1;
+    if (fsync(k.fd) != 0) { rc = idx_err(s, IDX_ERR_IO, "fsync %s: %s", s->tmp_path, strerror(errno)); goto done; }
+    close(k.fd);
+    k.fd = -1;
     if (rename(s->tmp_path, s->faiss_path) != 0) {
         rc = idx_err(s, IDX_ERR_IO, "rename %s: %s", s->tmp_path, strerror(errno));
+        unlink(s->tmp_path);
         goto done;
     }
     int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -575,10 +617,10 @@ int idx_vec_save(idx_store *s) {
     }
     if (!rc) v->saved_gen = v->gen;
 done:
-    if (fd >= 0) {
-        close(fd);
+    if (f) fclose(f);
+    if (k.fd >= 0) {
+        close(k.fd);
         unlink(s->tmp_path);
     }
-    free(payload);
     return rc;
 }
