@@ -16,7 +16,8 @@ enum { BRK_CUT = 0, BRK_SPACE = 1, BRK_SENTENCE = 2, BRK_PARAGRAPH = 3 };
 
 typedef struct {
     size_t off, len;    /* in doc->text */
-    int tokens;         /* by the counter, alone */
+    int tokens;         /* by the counter, alone, plus gap */
+    int gap;            /* tokens of the line breaks before the word (0 without '\n') */
     uint32_t block;
     uint8_t brk;
 } word;
@@ -153,7 +154,7 @@ static int push_word(chunker *c, size_t off, size_t len, int tokens, uint32_t bl
         c->w = nw;
         c->cap_w = ncap;
     }
-    c->w[c->n_w++] = (word){.off = off, .len = len, .tokens = tokens, .block = block, .brk = brk};
+    c->w[c->n_w++] = (word){.off = off, .len = len, .tokens = tokens, .gap = 0, .block = block, .brk = brk};
     return RAG_OK;
 }
 
@@ -192,6 +193,7 @@ static int section_words(chunker *c, size_t b0, size_t b1, int cap_tokens, size_
     const char *t = c->doc->text;
     int rc = RAG_OK;
     c->n_w = 0;
+    size_t prev_word_end = 0;
     for (size_t bi = b0; bi < b1 && rc == RAG_OK; bi++) {
         const rag_block *b = &c->doc->blocks[bi];
         size_t i = b->text_off, end = b->text_off + b->text_len;
@@ -203,9 +205,20 @@ static int section_words(chunker *c, size_t b0, size_t b1, int cap_tokens, size_
             while (j < end && !is_ws(t[j])) j++;
             int k = 0;
             if ((rc = count_tokens(c, t + i, j - i, &k))) break;
+            size_t first_piece = c->n_w;
             if (k > cap_tokens || j - i > cap_bytes) rc = push_cut_word(c, i, j - i, (uint32_t)bi, cap_tokens, cap_bytes);
             else rc = push_word(c, i, j - i, k, (uint32_t)bi, BRK_SPACE);
             if (rc == RAG_OK) c->w[c->n_w - 1].brk = BRK_SPACE;
+            /* line breaks between words are tokens too (a blank line is two
+             * newlines; sloppy files have hundreds): charge them to the word
+             * after them so chunks are not packed past the limit */
+            if (rc == RAG_OK && first_piece > 0 && memchr(t + prev_word_end, '\n', i - prev_word_end)) {
+                int g = 0;
+                if ((rc = count_tokens(c, t + prev_word_end, i - prev_word_end, &g))) break;
+                c->w[first_piece].tokens += g;
+                c->w[first_piece].gap = g;
+            }
+            prev_word_end = j;
             i = j;
         }
         if (rc || c->n_w == first_word) continue;
@@ -306,8 +319,11 @@ static int count_embed(chunker *c, const char *path, size_t path_len, size_t a, 
 static size_t pick_end(const word *w, size_t s, size_t n, size_t prev_end, int budget, size_t byte_budget) {
     int sum = 0;
     size_t e = s;
-    while (e < n && sum + w[e].tokens <= budget && w[e].off + w[e].len - w[s].off <= byte_budget) {
-        sum += w[e].tokens;
+    while (e < n) {
+        /* the gap before the first word is not part of the chunk */
+        int t = e == s ? w[e].tokens - w[e].gap : w[e].tokens;
+        if (sum + t > budget || w[e].off + w[e].len - w[s].off > byte_budget) break;
+        sum += t;
         e++;
     }
     if (e == s) e = s + 1;
@@ -370,17 +386,24 @@ static int chunk_section(chunker *c, const char *path, size_t path_len) {
                 if (local < 1) local = 1;
                 continue;
             }
-            for (;;) {
-                if (end - 1 <= s || end - 1 <= prev_end)
-                    return rag_ing_err(c->err, c->errlen, RAG_ERR_LIMIT,
-                                       "%s: chunker: a piece of %zu bytes takes %d tokens, over the limit of %d",
-                                       c->name, z - a, tokens, p->max_tokens);
+            bool fits = false;
+            while (end - 1 > s && end - 1 > prev_end) {
                 end--;
                 z = w[end - 1].off + w[end - 1].len;
                 if ((rc = count_embed(c, path, plen, a, z, &tokens))) return rc;
-                if (tokens <= p->max_tokens && z - a <= byte_budget) break;
+                if ((fits = tokens <= p->max_tokens && z - a <= byte_budget)) break;
             }
-            break;
+            if (fits) break;
+            if (s < prev_end) {
+                /* the overlap leaves no room for one new word: drop it */
+                s = prev_end;
+                local = budget;
+                round = -1;
+                continue;
+            }
+            return rag_ing_err(c->err, c->errlen, RAG_ERR_LIMIT,
+                               "%s: chunker: a piece of %zu bytes takes %d tokens, over the limit of %d",
+                               c->name, z - a, tokens, p->max_tokens);
         }
         if ((rc = emit(c, s, end, path, path_len, use_path, tokens))) return rc;
         if (end >= n) break;

@@ -574,8 +574,39 @@ TEST(real_mistral_tokenizer) {
     llm_model_free(m);
 }
 
+TEST(blank_line_runs_count_as_tokens) {
+    /* newlines are tokens (count_chars counts them, as the Mistral tokenizer
+     * does): hundreds of blank lines between paragraphs must not make a
+     * chunk exceed the limit, nor make chunking fail (a fuzzer found this) */
+    size_t cap = 64 * 1024, n = 0;
+    char *src = malloc(cap);
+    for (int para = 0; para < 12; para++) {
+        n += (size_t)snprintf(src + n, cap - n, "Paragraph %d has a few words in it. Second sentence here.", para);
+        int blanks = para % 3 == 0 ? 300 : para % 3 == 1 ? 2 : 45;
+        for (int k = 0; k < blanks; k++) src[n++] = '\n';
+    }
+    src[n] = 0;
+    rag_doc *d = extract("blank.txt", src, n);
+    for (int overlap = 0; overlap <= 8; overlap += 8) {
+        rag_chunk_list l = chunk(d, 40, overlap, count_chars, NULL);
+        check_common(d, &l, 40, count_chars);
+        check_exact_spans(&l, src, n);
+        /* every paragraph is in some chunk */
+        for (int para = 0; para < 12; para++) {
+            char want[64];
+            snprintf(want, sizeof want, "Paragraph %d has", para);
+            bool found = false;
+            for (size_t i = 0; i < l.n && !found; i++) found = strstr(l.chunks[i].text, want) != NULL;
+            CHECK(found, "\"%s\" is in a chunk", want);
+        }
+        rag_chunk_list_free(&l);
+    }
+    rag_doc_free(d);
+    free(src);
+}
+
 TEST_MAIN(RUN(limit_and_overlap_with_word_counter), RUN(limit_with_non_additive_counter),
           RUN(split_prefers_paragraphs_then_sentences), RUN(sentences_with_abbreviations_en_de), RUN(heading_paths),
           RUN(html_line_spans_contain_text), RUN(pdf_pages_are_boundaries), RUN(giant_single_line),
-          RUN(empty_and_blank_documents), RUN(deterministic_and_errors), RUN(sample_corpus_chunks),
+          RUN(empty_and_blank_documents), RUN(blank_line_runs_count_as_tokens), RUN(deterministic_and_errors), RUN(sample_corpus_chunks),
           RUN(real_mistral_tokenizer))
