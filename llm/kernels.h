@@ -19,7 +19,9 @@ llm_pool *llm_pool_new(int n_threads);          /* NULL on failure */
 void llm_pool_free(llm_pool *p);                /* NULL is a no-op */
 int llm_pool_size(const llm_pool *p);
 /* Runs fn(arg, ith, nth) for ith = 0..nth-1 on the pool's threads (the
- * caller runs ith 0) and returns when all have finished. */
+ * caller runs ith 0) and returns when all have finished. One caller at a
+ * time per pool; fn must not call llm_pool_run on the same pool. Waiting
+ * threads spin ~50 us, then sleep on a futex. NULL pool runs fn(arg, 0, 1). */
 void llm_pool_run(llm_pool *p, void (*fn)(void *arg, int ith, int nth), void *arg);
 
 /* ------------------------------------------------------------- CPU level */
