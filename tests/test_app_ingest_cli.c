@@ -1,0 +1,347 @@
+/* test_app_ingest_cli.c — the real `mrag ingest` / `mrag search` programs:
+ * summary and exit codes, search output and --json, fingerprint errors, and
+ * kill -9 at random moments: the index stays consistent and a rerun ends
+ * with exactly the chunks of a clean ingest. */
+#include "tests/test.h"
+
+#include <cJSON.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "index/index.h"
+#include "rag/rag.h"
+
+static char model_a[512], model_b[512], corpus[512], mrag[512];
+
+static const char *make_model(char *out, size_t n, int seed) {
+    if (out[0]) return out;
+    char mk[512];
+    snprintf(mk, sizeof mk, "%s/mkmodel", test_build_dir());
+    if (access(mk, X_OK) != 0) SKIP("%s is missing (run make)", mk);
+    const char *vocab = test_shared_path("models/mistral-v0.1-vocab-derived.gguf");
+    char vflag[600];
+    if (vocab) snprintf(vflag, sizeof vflag, "--vocab-from %s", test_shq(vocab));
+    else snprintf(vflag, sizeof vflag, "--vocab-size 512");
+    snprintf(out, n, "%s/m%d.gguf", test_tmpdir(), seed);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s --dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 %s --seed %d --out %s >/dev/null 2>&1",
+             mk, vflag, seed, test_shq(out));
+    if (system(cmd) != 0) { out[0] = 0; REQUIRE(0, "mkmodel failed"); }
+    return out;
+}
+
+static void setup(void) {
+    snprintf(mrag, sizeof mrag, "%s/mrag", test_build_dir());
+    if (access(mrag, X_OK) != 0) SKIP("%s is missing (run make)", mrag);
+    make_model(model_a, sizeof model_a, 1);
+    if (corpus[0]) return;
+    struct stat st;
+    if (stat("data/sample", &st) != 0) SKIP("data/sample is missing");
+    /* the sample corpus under a subfolder (18 files, ~100 chunks: a clean
+     * ingest takes about a second, long enough to be killed anywhere) */
+    snprintf(corpus, sizeof corpus, "%s/corpus", test_tmpdir());
+    int copies = 1;
+    char cmd[2048];
+    for (int i = 0; i < copies; i++) {
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && cp -r data/sample %s/copy%d", test_shq(corpus), test_shq(corpus), i);
+        REQUIRE(system(cmd) == 0);
+    }
+}
+
+/* Runs mrag with args (shell words), MRAG_MODEL unset; returns stdout, sets
+ * *status; stderr goes to err_path when given. */
+static char *run(const char *args, int *status, const char *err_path) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL -u MRAG_INDEX %s %s 2>%s", mrag, args, err_path ? err_path : "/dev/null");
+    char *out = test_run_capture(cmd, status);
+    REQUIRE(out, "cannot run %s", cmd);
+    return out;
+}
+
+TEST(ingest_prints_summary_with_reasons_and_exit_codes) {
+    setup();
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());   /* test_tmpdir() reuses its buffer */
+    char small[600], idx[600], errp[600];
+    snprintf(small, sizeof small, "%s/docs", dir);
+    snprintf(idx, sizeof idx, "%s/idx", dir);
+    snprintf(errp, sizeof errp, "%s/err.txt", dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp -r data/sample %s && printf 'ELF\\0\\0\\1' > %s/tool.txt", test_shq(small), test_shq(small));
+    REQUIRE(system(cmd) == 0);
+    int status = -1;
+    char args[2048];
+    snprintf(args, sizeof args, "ingest %s --index %s -m %s --threads 1", test_shq(small), test_shq(idx), test_shq(model_a));
+    char *out = run(args, &status, errp);
+    CHECK_EQ_INT(status, 0);
+    CHECK(strstr(out, "files to check") != NULL, "%s", out);
+    CHECK(strstr(out, "done: 18 added, 0 updated, 0 renamed, 0 removed, 0 unchanged, 1 skipped, 0 failed") != NULL, "%s", out);
+    CHECK(strstr(out, "skipped:\n") != NULL && strstr(out, "tool.txt: binary") != NULL, "%s", out);
+    CHECK(strstr(out, "added     ") != NULL, "plain per-file lines when not a terminal: %s", out);
+    free(out);
+    out = run(args, &status, errp);
+    CHECK_EQ_INT(status, 0);
+    CHECK(strstr(out, "done: 0 added, 0 updated, 0 renamed, 0 removed, 18 unchanged, 1 skipped") != NULL, "%s", out);
+    free(out);
+    /* no model: nothing can be done */
+    snprintf(args, sizeof args, "ingest %s --index %s", test_shq(small), test_shq(idx));
+    out = run(args, &status, errp);
+    CHECK_EQ_INT(status, 1);
+    char *err = test_read_file(errp, NULL);
+    CHECK(err && strstr(err, "-m FILE") != NULL, "%s", err ? err : "");
+    free(err);
+    free(out);
+    /* missing folder, bad option */
+    snprintf(args, sizeof args, "ingest %s/nope --index %s -m %s", test_shq(dir), test_shq(idx), test_shq(model_a));
+    out = run(args, &status, errp);
+    CHECK_EQ_INT(status, 1);
+    err = test_read_file(errp, NULL);
+    CHECK(err && strstr(err, "nope") != NULL, "%s", err ? err : "");
+    free(err);
+    free(out);
+    snprintf(args, sizeof args, "ingest %s --chunk-tokens banana -m %s", test_shq(small), test_shq(model_a));
+    out = run(args, &status, NULL);
+    CHECK_EQ_INT(status, 2);
+    free(out);
+    /* another model: a clear error naming --reindex; --reindex rebuilds */
+    make_model(model_b, sizeof model_b, 2);
+    snprintf(args, sizeof args, "ingest %s --index %s -m %s", test_shq(small), test_shq(idx), test_shq(model_b));
+    out = run(args, &status, errp);
+    CHECK_EQ_INT(status, 1);
+    err = test_read_file(errp, NULL);
+    CHECK(err && strstr(err, "--reindex") != NULL && strstr(err, "embedding") != NULL, "%s", err ? err : "");
+    free(err);
+    free(out);
+    snprintf(args, sizeof args, "search --index %s -m %s --mode dense vacation", test_shq(idx), test_shq(model_b));
+    out = run(args, &status, errp);
+    CHECK_EQ_INT(status, 1);
+    err = test_read_file(errp, NULL);
+    CHECK(err && strstr(err, "re-ingest") != NULL, "%s", err ? err : "");
+    free(err);
+    free(out);
+    snprintf(args, sizeof args, "ingest %s --index %s -m %s --reindex --threads 1", test_shq(small), test_shq(idx), test_shq(model_b));
+    out = run(args, &status, errp);
+    CHECK_EQ_INT(status, 0);
+    CHECK(strstr(out, "done: 18 added") != NULL, "%s", out);
+    free(out);
+}
+
+TEST(search_prints_citations_and_valid_json) {
+    setup();
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());   /* test_tmpdir() reuses its buffer */
+    char small[600], idx[600];
+    snprintf(small, sizeof small, "%s/docs", dir);
+    snprintf(idx, sizeof idx, "%s/idx", dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp -r data/sample %s", test_shq(small));
+    REQUIRE(system(cmd) == 0);
+    int status = -1;
+    char args[2048];
+    snprintf(args, sizeof args, "ingest %s --index %s -m %s --threads 1 -q", test_shq(small), test_shq(idx), test_shq(model_a));
+    free(run(args, &status, NULL));
+    REQUIRE(status == 0);
+    /* bm25 without any model */
+    snprintf(args, sizeof args, "search --index %s --mode bm25 -k 3 WireGuard port 51820/UDP", test_shq(idx));
+    char *out = run(args, &status, NULL);
+    CHECK_EQ_INT(status, 0);
+    int first = 0, last = 0;
+    char path[1024] = "";
+    int got = sscanf(out, "1. %1000[^:]:%d-%d  score", path, &first, &last);
+    CHECK(got == 3, "%s", out);
+    CHECK(strstr(path, "it/vpn-setup.md") != NULL, "%s", path);
+    char *f = NULL;
+    char full[1200];
+    snprintf(full, sizeof full, "%s/it/vpn-setup.md", small);
+    REQUIRE((f = test_read_file(full, NULL)));
+    int line = 1;
+    for (char *p = f; p < strstr(f, "51820/UDP"); p++) line += *p == '\n';
+    free(f);
+    CHECK(first <= line && line <= last, "fact on line %d, cited %d-%d", line, first, last);
+    CHECK(strstr(out, "\n2. ") != NULL && strstr(out, "\n3. ") != NULL && strstr(out, "\n4. ") == NULL, "%s", out);
+    CHECK(strstr(out, "   [") != NULL, "heading path line: %s", out);
+    free(out);
+    /* default mode without a model given: the recorded model, hybrid */
+    snprintf(args, sizeof args, "search --index %s -k 2 --json vacation carry-over", test_shq(idx));
+    out = run(args, &status, NULL);
+    CHECK_EQ_INT(status, 0);
+    cJSON *j = cJSON_Parse(out);
+    CHECK(cJSON_IsArray(j), "not a JSON array: %s", out);
+    CHECK_EQ_INT(cJSON_GetArraySize(j), 2);
+    int rank = 0;
+    const cJSON *o;
+    cJSON_ArrayForEach(o, j) {
+        rank++;
+        CHECK_EQ_INT(cJSON_GetObjectItem(o, "rank") ? cJSON_GetObjectItem(o, "rank")->valueint : -1, rank);
+        const char *keys[] = {"score", "chunk_id", "line_start", "line_end", "page", "dense_rank", "bm25_rank"};
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            CHECK(cJSON_IsNumber(cJSON_GetObjectItem(o, keys[k])), "%s missing", keys[k]);
+        const char *skeys[] = {"path", "citation", "heading", "text"};
+        for (size_t k = 0; k < sizeof skeys / sizeof skeys[0]; k++)
+            CHECK(cJSON_IsString(cJSON_GetObjectItem(o, skeys[k])), "%s missing", skeys[k]);
+    }
+    const cJSON *top = cJSON_GetArrayItem(j, 0);
+    CHECK(top && strstr(cJSON_GetObjectItem(top, "path")->valuestring, "vacation-policy.md") != NULL, "%s", out);
+    /* hybrid: both ranks filled for a chunk both lists found, fused score < 2/61 */
+    CHECK(top && cJSON_GetObjectItem(top, "score")->valuedouble <= 2.0 / 61 + 1e-6);
+    cJSON_Delete(j);
+    free(out);
+    /* explicit dense with -m; a PDF-free corpus cites lines */
+    snprintf(args, sizeof args, "search --index %s -m %s --mode dense -k 1 --json Kilometerpauschale", test_shq(idx), test_shq(model_a));
+    out = run(args, &status, NULL);
+    CHECK_EQ_INT(status, 0);
+    j = cJSON_Parse(out);
+    CHECK(cJSON_IsArray(j) && cJSON_GetArraySize(j) == 1, "%s", out);
+    cJSON_Delete(j);
+    free(out);
+    /* a missing index is an error, not an empty result */
+    snprintf(args, sizeof args, "search --index %s/none --mode bm25 x", test_shq(dir));
+    out = run(args, &status, NULL);
+    CHECK_EQ_INT(status, 1);
+    free(out);
+}
+
+/* The set of (uri, ordinal, sha256(text)) of an index, sorted, one per line
+ * (owned); also PRAGMA integrity_check must say ok. */
+static char *chunk_set(const char *idx, size_t *n_rows) {
+    char db[600];
+    snprintf(db, sizeof db, "%s/mrag.sqlite", idx);
+    sqlite3 *h = NULL;
+    REQUIRE(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    REQUIRE(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    CHECK_EQ_STR((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    REQUIRE(sqlite3_prepare_v2(h, "SELECT d.uri, c.ordinal, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                  "ORDER BY d.uri, c.ordinal", -1, &st, NULL) == SQLITE_OK);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    REQUIRE(out);
+    out[0] = 0;
+    *n_rows = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char sha[65];
+        rag_sha256_hex(sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2), sha);
+        char line[2048];
+        int l = snprintf(line, sizeof line, "%s\t%d\t%s\n", sqlite3_column_text(st, 0), sqlite3_column_int(st, 1), sha);
+        if (len + (size_t)l + 1 > cap) { cap *= 2; out = realloc(out, cap); REQUIRE(out); }
+        memcpy(out + len, line, (size_t)l + 1);
+        len += (size_t)l;
+        (*n_rows)++;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return out;
+}
+
+/* After a kill: integrity ok, FAISS ids == vector ids == chunk ids. */
+static void check_consistent(const char *idx) {
+    size_t n = 0;
+    free(chunk_set(idx, &n));
+    idx_store *s = NULL;
+    idx_params ip = idx_default_params();
+    REQUIRE(idx_open(idx, &ip, &s) == IDX_OK, "%s", s ? idx_errmsg(s) : "?");
+    CHECK(idx_check(s) == IDX_OK, "%s", idx_errmsg(s));
+    idx_counts c;
+    REQUIRE(idx_get_counts(s, &c) == IDX_OK);
+    CHECK_EQ_INT(c.chunks, (int64_t)n);
+    CHECK_EQ_INT(c.vectors, c.chunks);
+    CHECK_EQ_INT(c.fts_rows, c.chunks);
+    int64_t *fa = NULL, *va = NULL;
+    size_t nf = 0, nv = 0;
+    REQUIRE(idx_debug_faiss_ids(s, &fa, &nf) == IDX_OK);
+    REQUIRE(idx_debug_vector_ids(s, &va, &nv) == IDX_OK);
+    CHECK_EQ_INT(nf, nv);
+    if (nf == nv) CHECK(memcmp(fa, va, nf * sizeof *fa) == 0, "FAISS ids differ from SQLite ids");
+    free(fa);
+    free(va);
+    idx_close(s);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Starts `mrag ingest corpus --index idx` (output discarded); returns its pid. */
+static pid_t spawn_ingest(const char *idx) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); }
+        unsetenv("MRAG_MODEL");
+        execl(mrag, mrag, "ingest", corpus, "--index", idx, "-m", model_a, "--threads", "1", "--save-every", "7", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+TEST(kill_9_at_random_moments_then_rerun_equals_clean_ingest) {
+    setup();
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());   /* test_tmpdir() reuses its buffer */
+    char ref[600], idx[600], cmd[1200];
+    snprintf(ref, sizeof ref, "%s/ref", dir);
+    snprintf(idx, sizeof idx, "%s/killed", dir);
+    double t0 = now_s();
+    pid_t pid = spawn_ingest(ref);
+    int st = 0;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean ingest failed");
+    double full = now_s() - t0;
+    size_t n_ref = 0;
+    char *want = chunk_set(ref, &n_ref);
+    REQUIRE(n_ref > 50, "%zu chunks", n_ref);
+    unsigned seed = (unsigned)time(NULL);
+    printf("  # kill -9 seed %u, clean ingest %.2f s, %zu chunks\n", seed, full, n_ref);
+    srand(seed);
+    int kills = 0, attempts = 0;
+    while (kills < 10 && attempts < 40) {
+        attempts++;
+        /* a kill anywhere from process start-up to the end of a full run */
+        useconds_t delay = (useconds_t)((double)rand() / RAND_MAX * full * 1e6);
+        pid = spawn_ingest(idx);
+        usleep(delay);
+        kill(pid, SIGKILL);
+        REQUIRE(waitpid(pid, &st, 0) == pid);
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
+            kills++;
+            struct stat sb;
+            char db[700];
+            snprintf(db, sizeof db, "%s/mrag.sqlite", idx);
+            if (stat(db, &sb) == 0) check_consistent(idx);
+        } else {
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "ingest exited %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            /* finished before the kill: start over so later kills land mid-run */
+            snprintf(cmd, sizeof cmd, "rm -rf %s", test_shq(idx));
+            REQUIRE(system(cmd) == 0);
+        }
+        if (test_g.failed) break;
+    }
+    CHECK(kills >= 10, "only %d of %d runs were killed mid-run", kills, attempts);
+    /* the rerun finishes the job: exactly the chunks of the clean ingest */
+    pid = spawn_ingest(idx);
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    check_consistent(idx);
+    size_t n_got = 0;
+    char *got = chunk_set(idx, &n_got);
+    CHECK_EQ_INT(n_got, n_ref);
+    CHECK(strcmp(got, want) == 0, "chunk sets differ after the rerun");
+    free(got);
+    free(want);
+}
+
+TEST_MAIN(RUN(ingest_prints_summary_with_reasons_and_exit_codes),
+          RUN(search_prints_citations_and_valid_json),
+          RUN(kill_9_at_random_moments_then_rerun_equals_clean_ingest))
