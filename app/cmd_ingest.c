@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,7 +81,7 @@ typedef struct {
     bool tty, quiet;
     bool bar_shown;
     double last_draw, last_line;
-    const char *current;    /* borrowed during FILE_BEGIN..FILE_DONE */
+    char current[1024];     /* the file being worked on (or the last one) */
     note *notes;
     size_t n_notes, cap_notes;
     int cols;
@@ -109,7 +110,7 @@ static void draw_bar(ui *u, const rag_ingest_event *ev) {
     char bar[32];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
-    const char *cur = u->current ? app_display_path(u->current) : "";
+    const char *cur = app_display_path(u->current);
     char line[512];
     int n = snprintf(line, sizeof line, "[%s] %zu/%zu  %.1f chunks/s  ETA %s  ", bar, ev->files_done,
                      ev->files_total, rate, eta);
@@ -152,11 +153,10 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
         if (!u->quiet && !u->tty) printf("%zu files to check\n", ev->files_total);
         break;
     case RAG_ING_EV_FILE_BEGIN:
-        u->current = ev->path;
+        snprintf(u->current, sizeof u->current, "%s", ev->path ? ev->path : "");
         if (u->tty && !u->quiet && now - u->last_draw > 0.1) { draw_bar(u, ev); u->last_draw = now; }
         break;
     case RAG_ING_EV_FILE_DONE: {
-        u->current = NULL;
         const char *p = app_display_path(ev->path);
         if (ev->outcome == RAG_ING_SKIPPED || ev->outcome == RAG_ING_FAILED || ev->outcome == RAG_ING_REMOVED)
             add_note(u, ev->outcome, ev->path, ev->reason);
@@ -267,8 +267,10 @@ int app_cmd_ingest(int argc, char **argv) {
     if (idx_notice(s)) fprintf(stderr, "mrag: %s\n", idx_notice(s));
     u.tty = isatty(STDERR_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb") != 0;
     u.cols = 80;
+    struct winsize ws;
     const char *cols = getenv("COLUMNS");
-    if (cols && atoi(cols) > 20) u.cols = atoi(cols);
+    if (u.tty && ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) u.cols = ws.ws_col;
+    else if (cols && atoi(cols) > 20) u.cols = atoi(cols);
     p.progress = on_progress;
     p.user = &u;
     p.cancel = &g_cancel;
