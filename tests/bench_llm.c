@@ -206,6 +206,21 @@ static int arg_int(const char *s) {
     return (*s && !*end && v > 0 && v < (1 << 20)) ? (int)v : -1;
 }
 
+/* The 1-minute load average ("?" when unreadable): the machine is shared,
+ * and wall-clock figures only mean something next to it. */
+static void load_avg(char *out, size_t cap) {
+    snprintf(out, cap, "?");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return;
+    char buf[64];
+    if (fgets(buf, sizeof buf, f)) {
+        char *sp = strchr(buf, ' ');
+        if (sp) *sp = 0;
+        snprintf(out, cap, "%s", buf);
+    }
+    fclose(f);
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: bench_llm [--threads N] [--pp N] [--tg N] [--reps R] [--no-oracle] MODEL.gguf...\n");
 }
@@ -229,6 +244,8 @@ int main(int argc, char **argv) {
         usage();
         return 2;
     }
+    char load_before[32], load_after[32];
+    load_avg(load_before, sizeof load_before);
     fprintf(stderr, "bench_llm: measuring memcpy bandwidth...\n");
     double bw1 = memcpy_bandwidth(1), bwn = memcpy_bandwidth(threads);
     double bw = bwn > bw1 ? bwn : bw1;
@@ -242,7 +259,9 @@ int main(int argc, char **argv) {
         }
     }
 
-    printf("\nmemcpy bandwidth: %.2f GB/s (1 thread), %.2f GB/s (%d threads); roofline uses %.2f GB/s\n",
+    load_avg(load_after, sizeof load_after);
+    printf("\nload average (1 min) %s before, %s after (2 cores shared with other work)\n", load_before, load_after);
+    printf("memcpy bandwidth: %.2f GB/s (1 thread), %.2f GB/s (%d threads); roofline uses %.2f GB/s\n",
            bw1 / 1e9, bwn / 1e9, threads, bw / 1e9);
     printf("threads %d, prefill = %d-token prompt, decode = %d tokens after it, mean of %d runs after a warm-up\n\n",
            threads, pp, tg, reps);
