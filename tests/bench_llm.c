@@ -216,7 +216,7 @@ static void load_avg(char *out, size_t cap) {
     if (fgets(buf, sizeof buf, f)) {
         char *sp = strchr(buf, ' ');
         if (sp) *sp = 0;
-        snprintf(out, cap, "%s", buf);
+        snprintf(out, cap, "%.16s", buf);
     }
     fclose(f);
 }
