@@ -77,6 +77,22 @@ static void check_self_hit(idx_store *s, int64_t id, const float *v, int line) {
                   n ? (long long)h[0].chunk_id : -1LL, n ? h[0].score : 0.0, idx_errmsg(s));
 }
 
+/* The ranking of q equals the one recorded before (same ids, same scores). */
+static void check_same_results(idx_store *s, const float *q, const idx_hit *before, int nb, int line) {
+    idx_hit h[16];
+    int n = 0;
+    if (idx_search_dense(s, q, DIM, nb, NULL, h, &n) || n != nb) {
+        test_fail(__FILE__, line, "search after rebuild: %d hits, want %d (%s)", n, nb, idx_errmsg(s));
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        if (h[i].chunk_id != before[i].chunk_id || fabsf(h[i].score - before[i].score) > 1e-6f) {
+            test_fail(__FILE__, line, "hit %d: id %lld score %f, before id %lld score %f", i, (long long)h[i].chunk_id,
+                      h[i].score, (long long)before[i].chunk_id, before[i].score);
+            return;
+        }
+}
+
 static char *path_in(const char *dir, const char *name) {
     static char buf[4][600];
     static int k;
@@ -124,6 +140,11 @@ TEST(missing_corrupt_stale_file_rebuilt) {
     float v[8 * DIM];
     REQUIRE(put_doc(s, "a.md", 8, NULL, ids, v) == IDX_OK);
     REQUIRE(idx_save(s) == IDX_OK);
+    float q[DIM];
+    unit_vec(q, DIM);
+    idx_hit before[8];
+    int nb = 0;
+    REQUIRE(idx_search_dense(s, q, DIM, 8, NULL, before, &nb) == IDX_OK && nb == 8);
     idx_close(s);
     struct stat st;
     REQUIRE(stat(path_in(dir, "faiss.index"), &st) == 0);
@@ -136,6 +157,7 @@ TEST(missing_corrupt_stale_file_rebuilt) {
     CHECK(idx_notice(s) && strstr(idx_notice(s), "missing"), "notice: %s", idx_notice(s) ? idx_notice(s) : "(none)");
     check_ids(s, 8, __LINE__);
     check_self_hit(s, ids[3], v + 3 * DIM, __LINE__);
+    check_same_results(s, q, before, nb, __LINE__);
     idx_close(s);
     /* the rebuild was saved: the next open is quiet */
     s = open_with(dir, NULL);
@@ -154,12 +176,14 @@ TEST(missing_corrupt_stale_file_rebuilt) {
     CHECK(idx_notice(s) && strstr(idx_notice(s), "corrupt"), "notice: %s", idx_notice(s) ? idx_notice(s) : "(none)");
     check_ids(s, 8, __LINE__);
     check_self_hit(s, ids[5], v + 5 * DIM, __LINE__);
+    check_same_results(s, q, before, nb, __LINE__);
     idx_close(s);
     REQUIRE(test_write_file(path_in(dir, "faiss.index"), data, 200) == 0);
     s = open_with(dir, NULL);
     REQUIRE(s);
     CHECK(idx_notice(s) != NULL, "truncated file rebuilt");
     check_ids(s, 8, __LINE__);
+    check_same_results(s, q, before, nb, __LINE__);
     idx_close(s);
     REQUIRE(test_write_file(path_in(dir, "faiss.index"), "garbage", 7) == 0);
     s = open_with(dir, NULL);
