@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *eval_usage =
     "usage: mrag eval-retrieval --squad FILE [options]\n"
@@ -85,6 +86,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
     long limit = 0, v;
     int layer = -1, threads = 0;
     bool json = false;
+    bool tty = isatty(STDERR_FILENO);     /* \r progress only on a terminal */
     char *data = NULL;
     cJSON *root = NULL, *out = NULL;
     llm_model *m = NULL;
@@ -185,7 +187,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
                 added++;
                 if (idx_doc_get(s, uri, &old) == IDX_OK) doc_ids[n_para] = old.id;
                 idx_doc_release(&old);
-                if (!json && added % 20 == 0) fprintf(stderr, "\rembedded %d paragraphs", added);
+                if (!json && tty && added % 20 == 0) fprintf(stderr, "\rembedded %d paragraphs", added);
             }
             const cJSON *qa;
             if (cJSON_IsArray(qas))
@@ -207,7 +209,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
         }
         if (limit && n_para >= limit) break;
     }
-    if (!json && added) fprintf(stderr, "\rembedded %d paragraphs (%llu chunks) in %.1f s\n", added,
+    if (!json && added) fprintf(stderr, "%sembedded %d paragraphs (%llu chunks) in %.1f s\n", tty ? "\r" : "", added,
                                 (unsigned long long)n_chunks, now_s() - t0);
     /* paragraphs of an earlier run that are not in this set would compete */
     if (idx_doc_list(s, "squad://", &listed, &n_listed) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
@@ -250,9 +252,9 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
             if (rank && rank <= 5) sc[mode].hits5++;
             if (rank) { sc[mode].hits10++; sc[mode].rr += 1.0 / rank; }
         }
-        if (!json && (qi + 1) % 50 == 0) fprintf(stderr, "\r%d/%d questions", qi + 1, n_q);
+        if (!json && tty && (qi + 1) % 50 == 0) fprintf(stderr, "\r%d/%d questions", qi + 1, n_q);
     }
-    if (!json && n_q >= 50) fputc('\n', stderr);
+    if (!json && tty && n_q >= 50) fputc('\n', stderr);
     idx_counts cnt;
     memset(&cnt, 0, sizeof cnt);
     idx_get_counts(s, &cnt);
