@@ -56,9 +56,9 @@ for page in "$tmp"/page-*.txt; do
   # content stream: one text line per input line, 13 pt apart
   {
     printf 'BT\n/F1 11 Tf\n13 TL\n56 790 Td\n'
-    while IFS= read -r l || [ -n "$l" ]; do
-      printf '('; printf '%s' "$l" | pdfstr; printf ") '\n"
-    done < "$page"
+    # one pipeline per page: escape, wrap each line as "(text) '", re-encode
+    sed -e 's/\\/\\\\/g' -e 's/(/\\(/g' -e 's/)/\\)/g' -e 's/^/(/' -e "s/\$/) '/" "$page" |
+      iconv -f UTF-8 -t WINDOWS-1252//TRANSLIT 2>/dev/null || true
     printf 'ET\n'
   } > "$tmp/stream"
   len=$(wc -c < "$tmp/stream" | tr -d ' ')
