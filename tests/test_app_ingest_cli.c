@@ -187,6 +187,10 @@ TEST(search_prints_citations_and_valid_json) {
         for (size_t k = 0; k < sizeof skeys / sizeof skeys[0]; k++)
             CHECK(cJSON_IsString(cJSON_GetObjectItem(o, skeys[k])), "%s missing", skeys[k]);
     }
+    /* the recorded model was loaded: the dense list took part */
+    bool dense_seen = false;
+    cJSON_ArrayForEach(o, j) dense_seen |= cJSON_GetObjectItem(o, "dense_rank")->valueint > 0;
+    CHECK(dense_seen, "no dense ranks: %s", out);
     const cJSON *top = cJSON_GetArrayItem(j, 0);
     CHECK(top && strstr(cJSON_GetObjectItem(top, "path")->valuestring, "vacation-policy.md") != NULL, "%s", out);
     /* hybrid: both ranks filled for a chunk both lists found, fused score < 2/61 */
