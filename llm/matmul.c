@@ -9,10 +9,14 @@
 /* Prefill tile: MM_RB weight rows x MM_TB tokens. 64 rows of a 4096-wide
  * Q4_0 matrix are ~147 KB and 32 Q8_0 activation rows ~139 KB, so a tile's
  * operands stay in L2 while the register-tiled kernel sweeps it. */
+#ifndef MM_RB
 #define MM_RB 64
+#endif
+#ifndef MM_TB
 #define MM_TB 32
-/* Decode splits rows in chunks of this many, so threads do not share cache
- * lines of Y and the multi-row kernels get whole groups. */
+#endif
+/* Decode hands out rows in whole groups of this many, so threads do not
+ * share cache lines of Y and the multi-row kernels get whole tiles. */
 #define MM_ROW_ALIGN 16
 
 static size_t act_row_size(uint32_t wtype, int n_cols) {

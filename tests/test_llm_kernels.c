@@ -1,6 +1,7 @@
 /* test_llm_kernels.c — quant layouts, quantize/dequantize error, SIMD vs
  * reference dot products, matmul against a naive reference, the thread pool. */
 #include <math.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -260,6 +261,45 @@ TEST(simd_vec_dot_matches_reference) {
     free(x); free(w); free(tw); free(ta); free(qw); free(qa);
 }
 
+/* Weight blocks of random bytes (every quant, scale and min bit pattern,
+ * e.g. Q6_K scale -128, Q8_0 quant -128, 6-bit Q4_K scales up to 63) with
+ * sane fp16 scales: every level agrees with the reference, same bound. */
+TEST(simd_vec_dot_random_blocks) {
+    const int n = 1024;
+    llm_simd top = llm_simd_detect();
+    if (top == LLM_SIMD_REF) SKIP("no AVX2 on this CPU: nothing to compare against");
+    uint8_t *qw = malloc(n * 4), *qa = malloc(n * 4 + 64);
+    float *x = malloc(sizeof(float) * n), *tw = malloc(sizeof(float) * n), *ta = malloc(sizeof(float) * n);
+    REQUIRE(qw && qa && x && tw && ta);
+    const uint32_t qt[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    for (int rep = 0; rep < 8; rep++) {
+        for (int i = 0; i < 4; i++) {
+            uint32_t t = qt[i];
+            size_t rs = ggml_row_size(t, n), bs = ggml_type_info(t)->type_size;
+            for (size_t k = 0; k < rs; k++) qw[k] = (uint8_t)(rnd_uniform() * 256);
+            /* fp16 scales between 2^-10 and 2^-3, either sign */
+            for (size_t b = 0; b < rs / bs; b++) {
+                uint8_t *blk = qw + b * bs;
+                ggml_half d = ggml_fp32_to_fp16((float)((rnd_uniform() < 0.5 ? -1 : 1) * ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7))));
+                ggml_half dm = ggml_fp32_to_fp16((float)ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7)));
+                if (t == GGML_TYPE_Q6_K) memcpy(blk + offsetof(block_q6_K, d), &d, 2);
+                else memcpy(blk, &d, 2);
+                if (t == GGML_TYPE_Q4_K) memcpy(blk + offsetof(block_q4_K, dmin), &dm, 2);
+            }
+            fill_normal(x, n, 1.0f);
+            llm_kernels_get(LLM_SIMD_REF)->act[llm_vec_dot_type(t)](x, qa, n);
+            float ref = llm_get_vec_dot(t, LLM_SIMD_REF)(n, qw, qa);
+            double scale = abs_dot(t, qw, qa, n, tw, ta);
+            for (int lv = 1; lv <= (int)top; lv++) {
+                float got = llm_get_vec_dot(t, (llm_simd)lv)(n, qw, qa);
+                CHECK(fabs(got - ref) <= 2e-5 * scale, "%s %s random blocks: %.9g vs ref %.9g (scale %g)",
+                      llm_simd_name(lv), ggml_type_name(t), got, ref, scale);
+            }
+        }
+    }
+    free(qw); free(qa); free(x); free(tw); free(ta);
+}
+
 /* The SIMD activation converters give the same bytes as the reference. */
 TEST(simd_activation_conversion_matches_reference) {
     const int n = 4096;
@@ -479,6 +519,6 @@ TEST(simd_level_names) {
 
 TEST_MAIN(RUN(q4_0_hand_block), RUN(q8_0_hand_block), RUN(q4_K_hand_block), RUN(q6_K_hand_block),
           RUN(q8_K_activation_rule), RUN(q8_0_activation_rule), RUN(quantize_roundtrip_error),
-          RUN(simd_vec_dot_matches_reference), RUN(simd_activation_conversion_matches_reference),
+          RUN(simd_vec_dot_matches_reference), RUN(simd_vec_dot_random_blocks), RUN(simd_activation_conversion_matches_reference),
           RUN(simd_f32_f16_helpers), RUN(matmul_matches_naive), RUN(matmul_rejects_bad_shapes), RUN(matmul_threads_agree),
           RUN(pool_runs_many_jobs), RUN(pool_wakes_sleeping_workers), RUN(simd_level_names))
