@@ -194,6 +194,19 @@ static int walk(html_state *s, xmlNode *node, int depth) {
     return rc;
 }
 
+/* libxml2 reports encoding and I/O problems through its generic error
+ * handler (stderr by default) even with HTML_PARSE_NOERROR; library code
+ * never prints, so these handlers drop them (the result still says what
+ * went wrong). */
+static void silent_generic(void *ctx, const char *msg, ...) {
+    (void)ctx;
+    (void)msg;
+}
+static void silent_structured(void *ctx, xmlErrorPtr e) {
+    (void)ctx;
+    (void)e;
+}
+
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 static void xml_init(void) {
     xmlInitParser();
@@ -209,6 +222,9 @@ int rag_extract_html(const char *name, const unsigned char *data, size_t len,
     if (len > INT_MAX || len > p->max_text_bytes * 4)
         return rag_ing_err(err, errlen, RAG_ERR_LIMIT, "%s: HTML file of %zu bytes is over the limit", name, len);
     pthread_once(&xml_once, xml_init);
+    /* per-thread in libxml2, so set on every call */
+    xmlSetGenericErrorFunc(NULL, silent_generic);
+    xmlSetStructuredErrorFunc(NULL, silent_structured);
     /* byte offset of every line of the original, for block byte spans */
     size_t nl = 1;
     for (size_t i = 0; i < len; i++) nl += data[i] == '\n';
@@ -228,7 +244,16 @@ int rag_extract_html(const char *name, const unsigned char *data, size_t len,
     htmlParseDocument(ctxt);
     doc = ctxt->myDoc;
     ctxt->myDoc = NULL;
+    /* libxml2 halts at 256 nested elements ("Excessive depth", an internal
+     * error) and silently keeps only what came before: say so instead */
+    bool too_deep = ctxt->errNo == XML_ERR_INTERNAL_ERROR &&
+                    (!ctxt->lastError.message || strstr(ctxt->lastError.message, "depth"));
     htmlFreeParserCtxt(ctxt);
+    if (too_deep) {
+        rc = rag_ing_err(err, errlen, RAG_ERR_LIMIT,
+                         "%s: HTML nested deeper than the parser's limit of 256 elements", name);
+        goto done;
+    }
     if (!doc) {
         rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "%s: the HTML parser could not read the file", name);
         goto done;

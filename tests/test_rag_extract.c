@@ -286,8 +286,22 @@ TEST(html_deep_nesting_is_bounded) {
     rag_doc *d = NULL;
     char err[512] = "";
     int rc = rag_extract_memory("deep.html", s, n, RAG_DOC_HTML, NULL, &d, err, sizeof err);
-    CHECK(rc == RAG_OK || (rc == RAG_ERR_LIMIT && strstr(err, "deep.html") && strstr(err, "nested")), "rc %d: %s", rc, err);
+    CHECK(rc == RAG_ERR_LIMIT && strstr(err, "deep.html") && strstr(err, "nested"), "rc %d: %s", rc, err);
+    CHECK(d == NULL);
+    /* 100 levels (200 elements) are fine and keep the text */
+    n = 0;
+    for (int i = 0; i < 100; i++) n += (size_t)snprintf(s + n, cap - n, "<div><b>");
+    n += (size_t)snprintf(s + n, cap - n, "deep text");
+    rc = rag_extract_memory("ok.html", s, n, RAG_DOC_HTML, NULL, &d, err, sizeof err);
+    CHECK(rc == RAG_OK, "rc %d: %s", rc, err);
+    if (d) CHECK_EQ_STR(d->text, "deep text");
     rag_doc_free(d);
+    /* our own walk limit applies below the parser's */
+    rag_extract_params p = rag_extract_default_params();
+    p.max_depth = 50;
+    d = NULL;
+    rc = rag_extract_memory("mid.html", s, n, RAG_DOC_HTML, &p, &d, err, sizeof err);
+    CHECK(rc == RAG_ERR_LIMIT && strstr(err, "mid.html") && strstr(err, "50"), "rc %d: %s", rc, err);
     free(s);
 }
 
