@@ -621,10 +621,45 @@ TEST(another_model_is_a_mismatch_error_and_reindex_rebuilds) {
     llm_model_free(mb);
 }
 
+TEST(pdf_chunks_cite_their_page) {
+    struct stat sb;
+    if (stat("tests/gen_sample_pdf.sh", &sb) != 0) SKIP("tests/gen_sample_pdf.sh is missing");
+    llm_model *m = load_model(make_model(model_a, sizeof model_a, 64, 1));
+    char corpus[600], idir[600], cmd[1400];
+    snprintf(corpus, sizeof corpus, "%s/pdfcorpus", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "sh tests/gen_sample_pdf.sh --corpus %s >/dev/null 2>&1", test_shq(corpus));
+    REQUIRE(system(cmd) == 0, "gen_sample_pdf.sh failed");
+    snprintf(idir, sizeof idir, "%s/idx", test_tmpdir());
+    idx_store *s = open_store(idir);
+    rag_ingest_stats st;
+    REQUIRE(run_ingest(s, m, corpus, &st, NULL) == RAG_OK);
+    CHECK_EQ_INT(st.failed, 0);
+    /* facts on pages 1 and 2 of it/it-security-guidelines.pdf */
+    struct { const char *query; int page; } facts[] = {
+        {"lost devices reported within 2 hours", 1},
+        {"security updates restart laptop 72 hours", 2},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        idx_chunk c;
+        memset(&c, 0, sizeof c);
+        int rank = 0;
+        bool ok = bm25_finds(s, facts[i].query, "it/it-security-guidelines.pdf", 1, &rank, &c);
+        CHECK(ok, "'%s' did not find the PDF first", facts[i].query);
+        if (!ok) continue;
+        CHECK_EQ_INT(c.page, facts[i].page);
+        CHECK_EQ_INT(c.line_start, 0);
+        idx_chunk_release(&c);
+    }
+    check_no_ghosts(s, idir);
+    idx_close(s);
+    llm_model_free(m);
+}
+
 TEST_MAIN(RUN(ingest_sample_then_bm25_finds_document_and_line_span),
           RUN(dense_query_with_a_chunks_own_text_returns_that_chunk_first),
           RUN(rerun_skips_unchanged_and_touched_files),
           RUN(edited_file_old_text_gone_new_text_found_counts_exact),
           RUN(deleted_and_renamed_files_leave_no_ghosts),
           RUN(bad_files_are_reported_and_skipped_the_rest_ingested),
+          RUN(pdf_chunks_cite_their_page),
           RUN(another_model_is_a_mismatch_error_and_reindex_rebuilds))
