@@ -49,7 +49,10 @@ struct llm_state {
     float *yg;              /* (n_batch, n_embd) that expert's outputs */
     /* attention scratch per thread */
     float *scores;          /* (n_threads, kv_size + n_batch) */
-    void *qh;               /* (n_threads, head_dim) query head in cache precision */
+    int *keys;              /* (n_threads, kv_size + n_batch) keys a query sees */
+    ggml_half *qh;          /* (n_threads, head_dim) query head rounded to F16 */
+    float *qf;              /* (n_threads, head_dim) the same as floats */
+    float *tmp;             /* (n_threads, head_dim) one K or V row as floats */
     float *acc;             /* (n_threads, head_dim) P·V sums */
     /* output */
     float *logits;          /* (all_logits ? n_batch : 1, n_vocab) */
@@ -58,7 +61,7 @@ struct llm_state {
     /* KV cache: per layer kv_size slots of kv_dim elements */
     void *k_cache;          /* (n_layer, kv_size, kv_dim) */
     void *v_cache;          /* (n_layer, kv_size, kv_dim) */
-    int32_t *slot_pos;      /* (kv_size) position held by each slot, -1 = empty */
+    int cache_lo, cache_hi; /* positions [lo, hi) are in the cache, p in slot p % kv_size */
     int n_logit_rows;       /* rows of logits the last call produced */
     int n_vocab;
     uint64_t kv_bytes;      /* bytes of k_cache + v_cache */
@@ -88,7 +91,7 @@ static size_t work_size_for(const llm_model *m, int n) {
 /* Sizes of every buffer of the state, in one place so that llm_state_bytes
  * and llm_state_new agree. */
 typedef struct {
-    size_t x, q, kv, kvb, ff, rope, router, sel, scores, qh, acc, logits, work, cache, slots;
+    size_t x, q, kv, kvb, ff, rope, router, sel, scores, keys, row, logits, work, cache;
 } state_sizes;
 
 static state_sizes sizes_for(const llm_model *m, int kv_size, int nb, int nt, bool kv_f32, bool all_logits) {
@@ -106,12 +109,11 @@ static state_sizes sizes_for(const llm_model *m, int kv_size, int nb, int nt, bo
     z.router = (size_t)nb * ne * sizeof(float);
     z.sel = (size_t)nb * nu * sizeof(int);
     z.scores = (size_t)nt * (kv_size + nb) * sizeof(float);
-    z.qh = (size_t)nt * hp->head_dim * sizeof(float);
-    z.acc = (size_t)nt * hp->head_dim * sizeof(float);
+    z.keys = (size_t)nt * (kv_size + nb) * sizeof(int);
+    z.row = (size_t)nt * hp->head_dim * sizeof(float);
     z.logits = (size_t)(all_logits ? nb : 1) * hp->n_vocab * sizeof(float);
     z.work = work_size_for(m, nb);
     z.cache = (size_t)hp->n_layer * kv_size * kv_dim * el;
-    z.slots = (size_t)kv_size * sizeof(int32_t);
     return z;
 }
 
@@ -119,10 +121,10 @@ uint64_t llm_state_bytes(const llm_model *m, int kv_size, int n_batch, int n_thr
                          bool all_logits) {
     state_sizes z = sizes_for(m, kv_size, n_batch, n_threads, kv_f32, all_logits);
     /* x, xb, xb2, xg, yg; q, att; k, v; kb, vb; hb, hb2; sel, sel_w, rows;
-     * scores, qh, acc; 2 caches. */
+     * scores, keys; qh, qf, tmp, acc; 2 caches. */
     return 5 * (uint64_t)z.x + 2 * (uint64_t)z.q + 2 * (uint64_t)z.kv + 2 * (uint64_t)z.kvb +
-           2 * (uint64_t)z.ff + z.rope + z.router + 3 * (uint64_t)z.sel + z.scores + z.qh + z.acc +
-           z.logits + z.work + 2 * (uint64_t)z.cache + z.slots;
+           2 * (uint64_t)z.ff + z.rope + z.router + 3 * (uint64_t)z.sel + z.scores + z.keys + 4 * (uint64_t)z.row +
+           z.logits + z.work + 2 * (uint64_t)z.cache;
 }
 
 uint64_t llm_state_kv_bytes(const llm_state *s) {
@@ -134,8 +136,8 @@ void llm_state_free(llm_state *s) {
     free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v);
     free(s->kb); free(s->vb); free(s->att); free(s->hb); free(s->hb2); free(s->rope);
     free(s->router); free(s->sel); free(s->sel_w); free(s->rows); free(s->xg); free(s->yg);
-    free(s->scores); free(s->qh); free(s->acc); free(s->logits); free(s->work);
-    free(s->k_cache); free(s->v_cache); free(s->slot_pos);
+    free(s->scores); free(s->keys); free(s->qh); free(s->qf); free(s->tmp); free(s->acc);
+    free(s->logits); free(s->work); free(s->k_cache); free(s->v_cache);
     free(s);
 }
 
@@ -164,11 +166,11 @@ int llm_state_new(const llm_model *m, int kv_size, int n_batch, int n_threads, b
     ALLOC(s->rope, z.rope);
     ALLOC(s->router, z.router);
     ALLOC(s->sel, z.sel); ALLOC(s->sel_w, z.sel); ALLOC(s->rows, z.sel);
-    ALLOC(s->scores, z.scores); ALLOC(s->qh, z.qh); ALLOC(s->acc, z.acc);
+    ALLOC(s->scores, z.scores); ALLOC(s->keys, z.keys);
+    ALLOC(s->qh, z.row); ALLOC(s->qf, z.row); ALLOC(s->tmp, z.row); ALLOC(s->acc, z.row);
     ALLOC(s->logits, z.logits);
     ALLOC(s->work, z.work);
     ALLOC(s->k_cache, z.cache); ALLOC(s->v_cache, z.cache);
-    ALLOC(s->slot_pos, z.slots);
 #undef ALLOC
     /* Touch the cache now so its memory is committed at creation, not
      * during the first decode. */
@@ -185,7 +187,7 @@ done:
 }
 
 void llm_state_clear(llm_state *s) {
-    for (int i = 0; i < s->kv_size; i++) s->slot_pos[i] = -1;
+    s->cache_lo = s->cache_hi = 0;
 }
 
 const float *llm_state_logits(const llm_state *s, int row) {
@@ -230,26 +232,6 @@ static void rope_apply(float *v, const float *rope, int n_heads, int head_dim) {
     }
 }
 
-/* Q·K dot products. llama.cpp's vec-dot sums rows shorter than its SIMD
- * step (64) -- and the tail of longer ones -- one product at a time into a
- * double; the products of F16 values are exact in float. Summing in double
- * keeps us within float rounding of it for every head size; the softmax
- * amplifies differences in the scores (measured on stories260K, head size
- * 8: 5e-6 in log-prob this way, 3e-4 with an 8-lane float sum). The P·V
- * sums stay sequential in float: that measured closest (5e-6 vs 8e-5 with
- * double sums). */
-static inline float att_dot_f16(const ggml_half *a, const ggml_half *b, int n) {
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += (double)(ggml_fp16_to_fp32(a[i]) * ggml_fp16_to_fp32(b[i]));
-    return (float)s;
-}
-
-static inline float att_dot_f32(const float *a, const float *b, int n) {
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += (double)(a[i] * b[i]);
-    return (float)s;
-}
-
 static inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
 /* One attention job: what every thread needs to find its (token, head)
@@ -262,28 +244,55 @@ typedef struct {
     int window;         /* 0 = full attention */
 } att_job;
 
-/* Attention for units ith, ith+nth, ... of n_tok * n_head (token i, head h):
- * softmax(q·k * scale) over the keys token i may see, times V. Keys come
- * from the cache (earlier calls) and from this batch (kb/vb). */
+/* Q·K of one key row against the query (already rounded to the cache
+ * precision: qh for F16, q for F32). Row lengths that are a multiple of 64
+ * go through the SIMD kernel (float lanes, as llama.cpp's vec-dot does for
+ * them); shorter rows are summed one product at a time in double, as
+ * llama.cpp's vec-dot does below its 64-element step. The products of F16
+ * values are exact in float. The softmax amplifies differences in the
+ * scores: on stories260K (head size 8) a float-lane sum measured 3e-4 in
+ * log-prob against llama.cpp, the double sum 5e-6. */
+static inline float att_score(const llm_state *s, const ggml_half *qh, const float *qf, const float *q,
+                              const void *krow, float *tmp, int hd) {
+    if (hd % 64 == 0)
+        return s->kv_f16 ? llm_dot_f16(qh, krow, hd) : llm_dot_f32(q, krow, hd);
+    const float *k = krow;
+    const float *x = q;
+    if (s->kv_f16) {
+        llm_fp16_to_fp32_row(krow, tmp, hd);
+        k = tmp;
+        x = qf;
+    }
+    double acc = 0.0;
+    for (int d = 0; d < hd; d++) acc += (double)(x[d] * k[d]);
+    return (float)acc;
+}
+
+/* Attention for a contiguous share of the n_tok * n_head units (token i,
+ * head h): softmax(q·k * scale) over the keys token i may see, times V.
+ * Keys come from the cache (positions [cache_lo, cache_hi) of earlier
+ * calls, position p in slot p % kv_size) and from this batch (kb/vb); they
+ * are visited in increasing position, the order of a one-shot prefill, so
+ * a rolling decode rounds exactly like it. */
 static void attention_worker(void *arg, int ith, int nth) {
     const att_job *J = arg;
     const llm_hparams *hp = &J->m->hp;
     llm_state *s = J->s;
     const llm_batch *b = J->b;
     const int hd = hp->head_dim, n_head = hp->n_head, group = hp->n_head / hp->n_head_kv;
-    const int kv_dim = hp->n_head_kv * hd, q_dim = n_head * hd;
+    const int kv_dim = hp->n_head_kv * hd, q_dim = n_head * hd, W = J->window;
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t el = s->kv_f16 ? sizeof(ggml_half) : sizeof(float);
-    const uint8_t *kc = (const uint8_t *)s->k_cache + (size_t)J->layer * s->kv_size * kv_dim * el;
-    const uint8_t *vc = (const uint8_t *)s->v_cache + (size_t)J->layer * s->kv_size * kv_dim * el;
-    float *sc = s->scores + (size_t)ith * (s->kv_size + s->n_batch);
+    const size_t row = (size_t)kv_dim * el;
+    const uint8_t *kc = (const uint8_t *)s->k_cache + (size_t)J->layer * s->kv_size * row;
+    const uint8_t *vc = (const uint8_t *)s->v_cache + (size_t)J->layer * s->kv_size * row;
+    const int n_keys_max = s->kv_size + s->n_batch;
+    float *sc = s->scores + (size_t)ith * n_keys_max;
+    int *key = s->keys + (size_t)ith * n_keys_max;
     float *acc = s->acc + (size_t)ith * hd;
-    ggml_half *qh16 = (ggml_half *)((float *)s->qh + (size_t)ith * hd);
-    /* Cached keys are visited oldest first: slot (p0 + j) % kv_size holds
-     * position p0 - kv_size + j in a rolling buffer (p0 = the batch's first
-     * position), so every key order is increasing position, the order a
-     * one-shot prefill uses, and the sums round the same way. */
-    const int start = b->pos[0] % s->kv_size;
+    float *tmp = s->tmp + (size_t)ith * hd;
+    float *qf = s->qf + (size_t)ith * hd;
+    ggml_half *qh = s->qh + (size_t)ith * hd;
     const int n_units = b->n * n_head;
     int per = (n_units + nth - 1) / nth;
     int u0 = ith * per, u1 = u0 + per < n_units ? u0 + per : n_units;
@@ -291,82 +300,57 @@ static void attention_worker(void *arg, int ith, int nth) {
         int i = u / n_head, h = u % n_head, kvh = h / group;
         int pi = b->pos[i], si = b->seq ? b->seq[i] : 0;
         const float *q = s->q + (size_t)i * q_dim + (size_t)h * hd;
-        size_t koff = (size_t)kvh * hd;
-        if (s->kv_f16) llm_fp32_to_fp16_row(q, qh16, hd);
-        /* scores: cached keys first (slot order), then this batch's */
-        int ns = 0;
-        float mx = -INFINITY;
-        if (b->use_cache) {
-            for (int jj = 0; jj < s->kv_size; jj++) {
-                int j = (start + jj) % s->kv_size;
-                int pj = s->slot_pos[j];
-                if (pj < 0 || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
-                const uint8_t *kr = kc + ((size_t)j * kv_dim + koff) * el;
-                float d = s->kv_f16 ? att_dot_f16(qh16, (const ggml_half *)kr, hd)
-                                    : att_dot_f32(q, (const float *)kr, hd);
-                d *= scale;
-                sc[ns++] = d;
-                if (d > mx) mx = d;
-            }
+        size_t koff = (size_t)kvh * hd * el;
+        if (s->kv_f16) {
+            llm_fp32_to_fp16_row(q, qh, hd);
+            llm_fp16_to_fp32_row(qh, qf, hd);
         }
-        int n_cached = ns;
+        /* the keys token i sees: key[] >= 0 is a cache slot, < 0 a batch row */
+        int nk = 0;
+        if (b->use_cache) {
+            int lo = s->cache_lo, hi = s->cache_hi < pi + 1 ? s->cache_hi : pi + 1;
+            if (W > 0 && lo < pi - W + 1) lo = pi - W + 1;
+            for (int pj = lo; pj < hi; pj++) key[nk++] = pj % s->kv_size;
+        }
         for (int j = 0; j < b->n; j++) {
             int pj = b->pos[j];
-            if ((b->seq ? b->seq[j] : 0) != si || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
-            const uint8_t *kr = (const uint8_t *)s->kb + ((size_t)j * kv_dim + koff) * el;
-            float d = s->kv_f16 ? att_dot_f16(qh16, (const ggml_half *)kr, hd)
-                                : att_dot_f32(q, (const float *)kr, hd);
-            d *= scale;
-            sc[ns++] = d;
+            if ((b->seq ? b->seq[j] : 0) != si || pj > pi || (W > 0 && pi - pj >= W)) continue;
+            key[nk++] = -1 - j;
+        }
+        float mx = -INFINITY;
+        for (int t = 0; t < nk; t++) {
+            const uint8_t *kr = key[t] >= 0 ? kc + (size_t)key[t] * row : (const uint8_t *)s->kb + (size_t)(-1 - key[t]) * row;
+            float d = att_score(s, qh, qf, q, kr + koff, tmp, hd) * scale;
+            sc[t] = d;
             if (d > mx) mx = d;
         }
         /* softmax in f32 with a double sum */
         double sum = 0.0;
-        for (int j = 0; j < ns; j++) {
-            float e = expf(sc[j] - mx);
-            sc[j] = e;
+        for (int t = 0; t < nk; t++) {
+            float e = expf(sc[t] - mx);
+            sc[t] = e;
             sum += e;
         }
         float inv = (float)(1.0 / sum);
-        for (int j = 0; j < ns; j++) {
-            float p = sc[j] * inv;
+        for (int t = 0; t < nk; t++) {
+            float p = sc[t] * inv;
             /* with an F16 cache, llama.cpp multiplies F16 probabilities by V */
-            sc[j] = s->kv_f16 ? ggml_fp16_to_fp32(ggml_fp32_to_fp16(p)) : p;
+            sc[t] = s->kv_f16 ? ggml_fp16_to_fp32(ggml_fp32_to_fp16(p)) : p;
         }
-        /* weighted sum of values, walking the same keys in the same order */
+        /* P·V: sequential float sums over the keys (measured closest to
+         * llama.cpp: 5e-6 vs 8e-5 with double sums on stories260K) */
         memset(acc, 0, (size_t)hd * sizeof *acc);
-        int t = 0;
-        if (b->use_cache) {
-            for (int jj = 0; jj < s->kv_size && t < n_cached; jj++) {
-                int j = (start + jj) % s->kv_size;
-                int pj = s->slot_pos[j];
-                if (pj < 0 || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
-                const uint8_t *vr = vc + ((size_t)j * kv_dim + koff) * el;
-                float p = sc[t++];
-                if (s->kv_f16) {
-                    const ggml_half *v16 = (const ggml_half *)vr;
-                    for (int d = 0; d < hd; d++) acc[d] += p * ggml_fp16_to_fp32(v16[d]);
-                } else {
-                    const float *v32 = (const float *)vr;
-                    for (int d = 0; d < hd; d++) acc[d] += p * v32[d];
-                }
-            }
-        }
-        for (int j = 0; j < b->n && t < ns; j++) {
-            int pj = b->pos[j];
-            if ((b->seq ? b->seq[j] : 0) != si || pj > pi || (J->window > 0 && pi - pj >= J->window)) continue;
-            const uint8_t *vr = (const uint8_t *)s->vb + ((size_t)j * kv_dim + koff) * el;
-            float p = sc[t++];
+        for (int t = 0; t < nk; t++) {
+            const uint8_t *vr = key[t] >= 0 ? vc + (size_t)key[t] * row : (const uint8_t *)s->vb + (size_t)(-1 - key[t]) * row;
+            const float *v = (const float *)(vr + koff);
             if (s->kv_f16) {
-                const ggml_half *v16 = (const ggml_half *)vr;
-                for (int d = 0; d < hd; d++) acc[d] += p * ggml_fp16_to_fp32(v16[d]);
-            } else {
-                const float *v32 = (const float *)vr;
-                for (int d = 0; d < hd; d++) acc[d] += p * v32[d];
+                llm_fp16_to_fp32_row((const ggml_half *)(vr + koff), tmp, hd);
+                v = tmp;
             }
+            float p = sc[t];
+            for (int d = 0; d < hd; d++) acc[d] += p * v[d];
         }
-        float *o = s->att + (size_t)i * q_dim + (size_t)h * hd;
-        memcpy(o, acc, (size_t)hd * sizeof *o);
+        memcpy(s->att + (size_t)i * q_dim + (size_t)h * hd, acc, (size_t)hd * sizeof *acc);
     }
 }
 
@@ -453,6 +437,11 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
     if (n <= 0 || n > s->n_batch || (b->logits == 2 && !s->all_logits)) return LLM_ERR_ARG;
     for (int i = 0; i < n; i++)
         if (b->tokens[i] < 0 || b->tokens[i] >= hp->n_vocab || b->pos[i] < 0) return LLM_ERR_ARG;
+    /* the cache holds one run of consecutive positions: a batch that uses or
+     * extends it must continue that run */
+    if (b->use_cache || b->store_kv)
+        for (int i = 0; i < n; i++)
+            if (b->pos[i] != s->cache_hi + i || (b->seq && b->seq[i] != b->seq[0])) return LLM_ERR_ARG;
     int last_layer = hp->n_layer - 1;
     if (b->hidden && b->hidden_layer >= 0 && b->logits == 0 && b->hidden_layer < last_layer)
         last_layer = b->hidden_layer;
@@ -510,8 +499,10 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
         if (b->hidden && b->hidden_layer == l)
             memcpy(b->hidden, s->x, (size_t)n * dim * sizeof(float));
     }
-    if (b->store_kv)
-        for (int i = 0; i < n; i++) s->slot_pos[b->pos[i] % s->kv_size] = b->pos[i];
+    if (b->store_kv) {
+        s->cache_hi = b->pos[n - 1] + 1;
+        if (s->cache_lo < s->cache_hi - s->kv_size) s->cache_lo = s->cache_hi - s->kv_size;
+    }
     if (last_layer < hp->n_layer - 1) return LLM_OK;
 
     /* final norm, then the output head for the rows asked for */
