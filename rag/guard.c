@@ -184,7 +184,8 @@ int rag_guard_compile(rag_guard *g) {
     for (size_t i = 0; i < g->n_rules; i++) {
         guard_rule *r = &g->rules[i];
         if (!r->enabled) continue;
-        const char *what = !r->stages ? "stage" : !(r->set & GUARD_F_ACTION) ? "action" : !r->pattern ? "pattern (or terms)" : NULL;
+        const char *what = !r->stages ? "stage" : !(r->set & GUARD_F_ACTION) ? "action"
+                           : (!r->pattern || !r->pattern[0]) ? "pattern (or terms)" : NULL;
         if (what) {
             snprintf(g->err, sizeof g->err, "%.200s: rule '%.100s' has no %s", r->origin ? r->origin : "?", r->id, what);
             return RAG_ERR_FORMAT;

@@ -507,6 +507,7 @@ TEST(rule_file_errors_name_file_and_line) {
         {"id: a\nvalidator: crc\n", "bad.rules:2", "unknown validator"},
         {"\n\nid: a\nstage: input\naction: block\npattern: (unclosed\n", "bad.rules:3", "pattern error"},
         {"id: a\nstage: input\naction: block\n", "bad.rules:1", "no pattern"},
+        {"id: a\nstage: input\naction: block\npattern:\n", "bad.rules:1", "no pattern"},
         {"id: a\nstage: input\naction: block\npattern: x\nterms: y\n", "bad.rules:1", "both"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
