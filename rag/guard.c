@@ -197,8 +197,9 @@ int rag_guard_compile(rag_guard *g) {
         if (!r->code) {
             PCRE2_UCHAR msg[120];
             pcre2_get_error_message(errcode, msg, sizeof msg);
+            const char *where = r->pattern_origin ? r->pattern_origin : r->origin;
             snprintf(g->err, sizeof g->err, "%.200s: rule '%.100s': pattern error at offset %zu: %.120s",
-                     r->origin ? r->origin : "?", r->id, (size_t)erroff, (const char *)msg);
+                     where ? where : "?", r->id, (size_t)erroff, (const char *)msg);
             return RAG_ERR_FORMAT;
         }
         /* JIT is an optimisation: without it the interpreter runs. */

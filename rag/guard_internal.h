@@ -43,6 +43,7 @@ typedef struct {
     guard_validator validator;
     bool enabled;
     char *origin;                 /* "file:line" of the rule's start */
+    char *pattern_origin;         /* "file:line" of its pattern/terms */
     unsigned set;                 /* GUARD_F_* fields given (parse time) */
     pcre2_code *code;
 } guard_rule;

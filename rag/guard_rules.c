@@ -35,6 +35,7 @@ void guard_rule_clear(guard_rule *r) {
     free(r->message);
     free(r->replacement);
     free(r->origin);
+    free(r->pattern_origin);
     if (r->code) pcre2_code_free(r->code);
     memset(r, 0, sizeof *r);
 }
@@ -244,6 +245,12 @@ static int set_key(parse_state *ps, guard_rule *r, int line, const char *key, si
     char **dst = NULL;
     const char *sep = " ";
     unsigned flag = 0;
+    if ((KEY("pattern") || KEY("terms")) && !cont) {
+        char origin[200];
+        snprintf(origin, sizeof origin, "%.150s:%d", ps->name, line);
+        free(r->pattern_origin);
+        if (!(r->pattern_origin = strdup(origin))) return RAG_ERR_NOMEM;
+    }
     if (KEY("pattern")) { dst = &r->pattern; sep = ""; flag = GUARD_F_PATTERN; }
     else if (KEY("message")) { dst = &r->message; flag = GUARD_F_MESSAGE; }
     else if (KEY("replacement")) { dst = &r->replacement; sep = ""; flag = GUARD_F_REPLACEMENT; }
@@ -307,6 +314,7 @@ static int merge_blocks(parse_state *ps) {
         TAKE(GUARD_F_MESSAGE, message);
         TAKE(GUARD_F_REPLACEMENT, replacement);
 #undef TAKE
+        if (b->set & GUARD_F_PATTERN) { free(r->pattern_origin); r->pattern_origin = b->pattern_origin; b->pattern_origin = NULL; }
         if (b->set & GUARD_F_STAGE) r->stages = b->stages;
         if (b->set & GUARD_F_ACTION) r->action = b->action;
         if (b->set & GUARD_F_FLAGS) r->options = b->options;

@@ -505,7 +505,7 @@ TEST(rule_file_errors_name_file_and_line) {
         {"id: a b\n", "bad.rules:1", "bad rule id"},
         {"id: a\nid: b\n", "bad.rules:2", "duplicate key"},
         {"id: a\nvalidator: crc\n", "bad.rules:2", "unknown validator"},
-        {"\n\nid: a\nstage: input\naction: block\npattern: (unclosed\n", "bad.rules:3", "pattern error"},
+        {"\n\nid: a\nstage: input\naction: block\npattern: (unclosed\n", "bad.rules:6", "pattern error"},
         {"id: a\nstage: input\naction: block\n", "bad.rules:1", "no pattern"},
         {"id: a\nstage: input\naction: block\npattern:\n", "bad.rules:1", "no pattern"},
         {"id: a\nstage: input\naction: block\npattern: x\nterms: y\n", "bad.rules:1", "both"},
