@@ -426,8 +426,9 @@ typedef struct {
     const char *defaults_dir;     /* NULL: $MRAG_GUARDRAILS, else ./data/guardrails,
                                      else data/guardrails next to the executable
                                      (../, ../../, ../../../) */
-    bool no_defaults;             /* load only rule_dirs / rule_files */
-    const char *const *rule_dirs; /* user rule folders, loaded after the defaults */
+    bool no_defaults;             /* load only rule_dirs */
+    const char *const *rule_dirs; /* user rule folders (or single rule files),
+                                     loaded in order after the defaults */
     size_t n_rule_dirs;
     rag_guard_quarantine quarantine;
     uint32_t match_limit;         /* PCRE2 match limit per scan (default 1000000) */
