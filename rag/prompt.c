@@ -139,11 +139,34 @@ void rag_prompt_release(rag_prompt *p) {
     memset(p, 0, sizeof *p);
 }
 
-/* Contract: see rag.h. Loop: count the candidate; over budget -> drop the
- * oldest turn, else shorten the last source to the share that should fit
- * (at least 64 bytes less each round), else drop it. */
+/* One candidate: assembled and counted. *p owned by the caller on RAG_OK. */
+static int candidate(const rag_prompt_input *in, size_t ns, size_t last, size_t nh, char **p, size_t *len,
+                     int *nt, char *err, size_t errlen) {
+    *p = assemble(in, ns, last, nh, len);
+    *nt = -1;
+    if (!*p) { snprintf(err, errlen, "prompt: out of memory"); return RAG_ERR_NOMEM; }
+    if (in->count) {
+        *nt = in->count(in->count_user, *p, *len);
+        if (*nt < 0) {
+            free(*p);
+            *p = NULL;
+            snprintf(err, errlen, "prompt: the token counter failed");
+            return RAG_ERR_ARG;
+        }
+    }
+    return RAG_OK;
+}
+
+#define MIN_PASSAGE_BYTES 120
+
+/* Contract: see rag.h. Over budget: drop the oldest turn; then, for the
+ * last source: if even MIN_PASSAGE_BYTES of it do not fit, drop it, else
+ * binary-search the longest cut (at word boundaries) that fits. */
 int rag_prompt_build(const rag_prompt_input *in, rag_prompt *out, char *err, size_t errlen) {
     int rc = RAG_OK;
+    char *p = NULL;
+    size_t len = 0;
+    int nt = -1;
     memset(out, 0, sizeof *out);
     out->n_tokens = -1;
     if (!in || !in->question || (in->n_sources && !in->sources) || (in->n_history && !in->history) ||
@@ -151,51 +174,63 @@ int rag_prompt_build(const rag_prompt_input *in, rag_prompt *out, char *err, siz
         snprintf(err, errlen, "prompt: bad arguments");
         return RAG_ERR_ARG;
     }
+    const int budget = in->budget_tokens;
     size_t ns = in->n_sources, nh = in->n_history, last = (size_t)-1;
-    for (int round = 0; round < 100000; round++) {
-        size_t len = 0;
-        char *p = assemble(in, ns, last, nh, &len);
-        if (!p) { snprintf(err, errlen, "prompt: out of memory"); rc = RAG_ERR_NOMEM; goto done; }
-        int nt = -1;
-        if (in->count) {
-            nt = in->count(in->count_user, p, len);
-            if (nt < 0) { free(p); snprintf(err, errlen, "prompt: the token counter failed"); rc = RAG_ERR_ARG; goto done; }
-        }
-        if (in->budget_tokens <= 0 || nt <= in->budget_tokens) {
-            out->prompt = p;
-            out->prompt_len = len;
-            out->n_tokens = nt;
-            out->n_sources_used = ns;
-            out->n_history_used = nh;
-            if (ns && last != (size_t)-1 && last < in->sources[ns - 1].text_len) {
-                out->trimmed = true;
-                out->trimmed_len = last;
-            }
-            goto done;
-        }
+#define FITS() (budget <= 0 || nt <= budget)
+    if ((rc = candidate(in, ns, last, nh, &p, &len, &nt, err, errlen)) != RAG_OK) goto done;
+    while (!FITS() && nh > 0) {
         free(p);
-        if (nh > 0) { nh--; continue; }
-        if (ns == 0) {
-            snprintf(err, errlen, "prompt: the question alone takes %d tokens, over the budget of %d", nt,
-                     in->budget_tokens);
-            rc = RAG_ERR_LIMIT;
-            goto done;
-        }
-        const rag_source *s = &in->sources[ns - 1];
-        size_t cur = last == (size_t)-1 || last > s->text_len ? s->text_len : last;
-        /* bytes per token of the whole prompt, applied to the excess */
-        double bpt = (double)len / (double)nt;
-        size_t excess = (size_t)((double)(nt - in->budget_tokens) * bpt) + 64;
-        if (cur > excess + 200) {
-            last = cut_len(s->text, cur, cur - excess);
-        } else {
-            ns--;
-            last = (size_t)-1;
-        }
+        nh--;
+        if ((rc = candidate(in, ns, last, nh, &p, &len, &nt, err, errlen)) != RAG_OK) goto done;
     }
-    snprintf(err, errlen, "prompt: the budget could not be met");
-    rc = RAG_ERR_LIMIT;
+    while (!FITS() && ns > 0) {
+        const rag_source *s = &in->sources[ns - 1];
+        free(p);
+        p = NULL;
+        if (s->text_len > MIN_PASSAGE_BYTES) {
+            size_t lo = cut_len(s->text, s->text_len, MIN_PASSAGE_BYTES);
+            if ((rc = candidate(in, ns, lo, nh, &p, &len, &nt, err, errlen)) != RAG_OK) goto done;
+            if (FITS()) {
+                /* lo fits, s->text_len does not: longest fitting cut in between */
+                size_t hi = s->text_len;
+                while (hi - lo > 16) {
+                    size_t mid = cut_len(s->text, s->text_len, lo + (hi - lo) / 2);
+                    if (mid <= lo) break;
+                    char *q;
+                    size_t ql;
+                    int qt;
+                    if ((rc = candidate(in, ns, mid, nh, &q, &ql, &qt, err, errlen)) != RAG_OK) goto done;
+                    if (qt <= budget) { free(p); p = q; len = ql; nt = qt; lo = mid; }
+                    else { free(q); hi = mid; }
+                }
+                last = lo;
+                break;
+            }
+            free(p);
+            p = NULL;
+        }
+        ns--;
+        last = (size_t)-1;
+        if ((rc = candidate(in, ns, last, nh, &p, &len, &nt, err, errlen)) != RAG_OK) goto done;
+    }
+    if (!FITS()) {
+        snprintf(err, errlen, "prompt: the question alone takes %d tokens, over the budget of %d", nt, budget);
+        rc = RAG_ERR_LIMIT;
+        goto done;
+    }
+#undef FITS
+    out->prompt = p;
+    p = NULL;
+    out->prompt_len = len;
+    out->n_tokens = nt;
+    out->n_sources_used = ns;
+    out->n_history_used = nh;
+    if (ns && last != (size_t)-1 && last < in->sources[ns - 1].text_len) {
+        out->trimmed = true;
+        out->trimmed_len = last;
+    }
 done:
+    free(p);
     return rc;
 }
 
