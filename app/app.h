@@ -21,6 +21,37 @@ int app_cmd_guard_check(int argc, char **argv);
 int app_cmd_ingest(int argc, char **argv);          /* pipeline: cmd_ingest.c */
 int app_cmd_search(int argc, char **argv);          /* pipeline: cmd_search.c */
 int app_cmd_eval_retrieval(int argc, char **argv);  /* pipeline: cmd_eval.c */
+int app_cmd_ask(int argc, char **argv);            /* answer: cmd_ask.c */
+int app_cmd_chat(int argc, char **argv);           /* answer: cmd_chat.c */
+
+/* Answering session shared by `mrag ask` and `mrag chat` (cmd_ask.c). */
+typedef struct {
+    const char *index, *model, *preamble;   /* borrowed; NULL = defaults */
+    const char *rules[16];                  /* --rules DIR (borrowed) */
+    size_t n_rules;
+    int k, max_tokens, n_ctx, threads;
+    float temp;
+    bool keep_quarantined;                  /* --quarantine keep */
+} app_ask_opts;
+
+typedef struct app_asker app_asker;
+
+app_ask_opts app_ask_default_opts(void);
+/* Consumes argv[*i] (and its value, advancing *i) when it is an answering
+ * option: returns 1, 0 when it is not one, -1 for a bad value. */
+int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i);
+/* Opens index, model, guardrails (audit log INDEX/audit.jsonl) and the
+ * answerer; prints the problem and returns 1 on failure. *out owned. */
+int app_asker_open(const app_ask_opts *o, app_asker **out);
+void app_asker_close(app_asker *a);                 /* NULL is a no-op */
+/* Answers one question: streams it to stdout (or prints JSON), then the
+ * sources. conversation: earlier turns are used and this one is recorded.
+ * Returns 0 (answer or no sources), 2 blocked, 130 cancelled, 1 error. */
+int app_asker_ask(app_asker *a, const char *question, bool conversation, bool json, bool stats);
+void app_asker_print_sources(const app_asker *a, FILE *f);  /* of the last answer */
+void app_asker_reset(app_asker *a);                 /* forget the conversation */
+size_t app_asker_turns(const app_asker *a);
+volatile int *app_asker_cancel_flag(app_asker *a);  /* set non-zero to stop an answer */
 
 /* The index folder from --index, else $MRAG_INDEX, else "./.mrag"
  * (cmd_ingest.c). Borrowed. */

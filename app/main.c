@@ -15,6 +15,8 @@ static const app_command commands[] = {
     {"ingest", "index a folder of documents (incremental)", app_cmd_ingest},
     {"search", "search the index: dense, bm25 or hybrid", app_cmd_search},
     {"eval-retrieval", "recall@k and MRR of retrieval on a SQuAD file", app_cmd_eval_retrieval},
+    {"ask", "answer a question from the indexed documents, with sources", app_cmd_ask},
+    {"chat", "interactive questions and follow-ups (libedit; Ctrl-C stops an answer)", app_cmd_chat},
 };
 
 int app_error(const char *fmt, ...) {

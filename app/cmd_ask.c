@@ -1,0 +1,457 @@
+/* cmd_ask.c — `mrag ask`: one question answered from the index, streamed,
+ * with the cited sources; also the answering session shared with
+ * `mrag chat` (app_asker_*). */
+#include "app/app.h"
+
+#include "index/index.h"
+#include "llm/llm.h"
+#include "rag/rag.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *ask_usage =
+    "usage: mrag ask [options] QUESTION...\n"
+    "\n"
+    "Answers QUESTION from the indexed documents with the model: the answer\n"
+    "streams to stdout, then the sources it cites ([n] path:lines or\n"
+    "path#page=N) and the other sources it was given. Guardrails check the\n"
+    "question, every retrieved passage and the answer (docs/answering.md).\n"
+    "\n"
+    "  --index DIR       index folder (default $MRAG_INDEX, else ./.mrag)\n"
+    "  -m FILE           model (default $MRAG_MODEL, else the model recorded by\n"
+    "                    `mrag ingest`)\n"
+    "  -k N              passages retrieved (default 5)\n"
+    "  --max-tokens N    answer budget in tokens (default 512)\n"
+    "  --ctx N           context size (default min(model's, 4096))\n"
+    "  --threads N       engine threads (default: all cores)\n"
+    "  --temp T          sampling temperature (default 0: greedy)\n"
+    "  --json            print one JSON object: answer, sources, guardrail events\n"
+    "  --stats           print timings to stderr (retrieval, prefill, decode)\n"
+    "  --rules DIR       extra guardrail rules (repeatable)\n"
+    "  --quarantine M    drop | keep: a passage with planted instructions is left\n"
+    "                    out (default) or kept with the instruction removed\n"
+    "  --preamble FILE   prompt preamble (default $MRAG_PREAMBLE, else built in)\n"
+    "\n"
+    "Exit status: 0 answered (also \"no relevant documents\"), 2 a guardrail\n"
+    "blocked the question or the answer, 1 error, 130 interrupted.\n"
+    "Guardrail events are appended to DIR/audit.jsonl.\n";
+
+struct app_asker {
+    app_ask_opts o;
+    idx_store *store;
+    llm_model *model;
+    rag_guard *guard;
+    rag_answerer *ans;
+    char *preamble;
+    char *recorded;
+    rag_answer last;
+    bool have_last;
+    char **turn_q, **turn_a;        /* the conversation (chat) */
+    size_t n_turns;
+    volatile int cancel;
+};
+
+app_ask_opts app_ask_default_opts(void) {
+    app_ask_opts o;
+    memset(&o, 0, sizeof o);
+    o.k = 5;
+    o.max_tokens = 512;
+    return o;
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+/* Contract: see app.h. */
+int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    bool has = *i + 1 < argc;
+    const char *v = has ? argv[*i + 1] : NULL;
+    long n;
+    if (strcmp(a, "--index") == 0 && has) o->index = v;
+    else if (strcmp(a, "-m") == 0 && has) o->model = v;
+    else if (strcmp(a, "-k") == 0 && has && parse_long(v, 1, 100, &n)) o->k = (int)n;
+    else if (strcmp(a, "--max-tokens") == 0 && has && parse_long(v, 1, 1 << 20, &n)) o->max_tokens = (int)n;
+    else if (strcmp(a, "--ctx") == 0 && has && parse_long(v, 64, 1 << 20, &n)) o->n_ctx = (int)n;
+    else if (strcmp(a, "--threads") == 0 && has && parse_long(v, 1, 256, &n)) o->threads = (int)n;
+    else if (strcmp(a, "--temp") == 0 && has) {
+        char *end;
+        double t = strtod(v, &end);
+        if (*end || t < 0 || t > 10) return -1;
+        o->temp = (float)t;
+    } else if (strcmp(a, "--rules") == 0 && has) {
+        if (o->n_rules >= sizeof o->rules / sizeof o->rules[0]) return -1;
+        o->rules[o->n_rules++] = v;
+    } else if (strcmp(a, "--quarantine") == 0 && has) {
+        if (strcmp(v, "drop") == 0) o->keep_quarantined = false;
+        else if (strcmp(v, "keep") == 0) o->keep_quarantined = true;
+        else return -1;
+    } else if (strcmp(a, "--preamble") == 0 && has) o->preamble = v;
+    else return 0;
+    (*i)++;
+    return 1;
+}
+
+/* The model file recorded by the last ingest when it still exists (owned). */
+static char *recorded_model(idx_store *s) {
+    char *val = NULL;
+    if (idx_meta_get(s, "rag.model_stat", &val) != IDX_OK || !val) return NULL;
+    char *tab = strchr(val, '\t');
+    struct stat st;
+    if (tab) *tab = 0;
+    if (!tab || stat(val, &st) != 0) { free(val); return NULL; }
+    return val;
+}
+
+static char *read_text_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    char tmp[4096];
+    size_t r;
+    while ((r = fread(tmp, 1, sizeof tmp, f)) > 0) {
+        if (n + r + 1 > cap) {
+            cap = (n + r + 1) * 2;
+            if (cap > (1u << 20)) { free(buf); fclose(f); errno = EFBIG; return NULL; }
+            char *q = realloc(buf, cap);
+            if (!q) { free(buf); fclose(f); return NULL; }
+            buf = q;
+        }
+        memcpy(buf + n, tmp, r);
+        n += r;
+    }
+    fclose(f);
+    if (!buf && !(buf = calloc(1, 1))) return NULL;
+    buf[n] = 0;
+    return buf;
+}
+
+/* Contract: see app.h. */
+int app_asker_open(const app_ask_opts *o, app_asker **out) {
+    int rc = 1;
+    char err[1024];
+    app_asker *a = calloc(1, sizeof *a);
+    *out = NULL;
+    if (!a) return app_error("out of memory");
+    a->o = *o;
+    const char *dir = app_index_path(o->index);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        app_error("no index at %s (run `mrag ingest DIR --index %s` first)", dir, dir);
+        goto done;
+    }
+    idx_params ip = idx_default_params();
+    ip.read_only = true;
+    if (idx_open(dir, &ip, &a->store) != IDX_OK) {
+        app_error("%s", a->store ? idx_errmsg(a->store) : "out of memory");
+        goto done;
+    }
+    const char *mpath = app_model_path(o->model);
+    if (!mpath && (a->recorded = recorded_model(a->store))) mpath = a->recorded;
+    if (!mpath) {
+        app_error("answering needs a model: -m FILE or MRAG_MODEL (e.g. a Mistral-7B-Instruct GGUF)");
+        goto done;
+    }
+    llm_model_params mp = llm_model_default_params();
+    if (llm_model_load(mpath, &mp, &a->model, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
+
+    rag_guard_params gp = rag_guard_default_params();
+    gp.rule_dirs = o->rules;
+    gp.n_rule_dirs = o->n_rules;
+    gp.quarantine = o->keep_quarantined ? RAG_GUARD_QUARANTINE_KEEP : RAG_GUARD_QUARANTINE_DROP;
+    if (rag_guard_load(&gp, &a->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); goto done; }
+    char audit[4096];
+    snprintf(audit, sizeof audit, "%s/audit.jsonl", dir);
+    if (rag_guard_open_audit(a->guard, audit) != RAG_OK)
+        fprintf(stderr, "mrag: warning: cannot write the audit log %s: %s\n", audit, rag_guard_errmsg(a->guard));
+
+    const char *pre = o->preamble ? o->preamble : getenv("MRAG_PREAMBLE");
+    if (pre && *pre && !(a->preamble = read_text_file(pre))) {
+        app_error("cannot read the preamble file %s: %s", pre, strerror(errno));
+        goto done;
+    }
+    rag_answer_params p = rag_answer_default_params();
+    p.store = a->store;
+    p.guard = a->guard;
+    p.model = a->model;
+    idx_fingerprint fp;
+    if (idx_fingerprint_get(a->store, &fp) == IDX_OK) p.layer = fp.layer;
+    p.k = o->k;
+    p.n_threads = o->threads;
+    p.n_ctx = o->n_ctx;
+    p.max_tokens = o->max_tokens;
+    p.temperature = o->temp;
+    p.preamble = a->preamble;
+    if (rag_answerer_new(&p, &a->ans, err, sizeof err) != RAG_OK) { app_error("%s", err); goto done; }
+    rc = 0;
+done:
+    if (rc) app_asker_close(a);
+    else *out = a;
+    return rc;
+}
+
+void app_asker_reset(app_asker *a) {
+    for (size_t i = 0; i < a->n_turns; i++) { free(a->turn_q[i]); free(a->turn_a[i]); }
+    free(a->turn_q);
+    free(a->turn_a);
+    a->turn_q = a->turn_a = NULL;
+    a->n_turns = 0;
+    if (a->have_last) rag_answer_release(&a->last);
+    a->have_last = false;
+}
+
+void app_asker_close(app_asker *a) {
+    if (!a) return;
+    app_asker_reset(a);
+    rag_answerer_free(a->ans);
+    rag_guard_free(a->guard);
+    llm_model_free(a->model);
+    idx_close(a->store);
+    free(a->preamble);
+    free(a->recorded);
+    free(a);
+}
+
+volatile int *app_asker_cancel_flag(app_asker *a) { return &a->cancel; }
+size_t app_asker_turns(const app_asker *a) { return a->n_turns; }
+
+static int emit_stdout(void *user, const char *t, size_t len) {
+    (void)user;
+    fwrite(t, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* "path:first-last", "path#page=N" for a source. */
+static void cite(const rag_source *s, char *buf, size_t n) {
+    const char *p = app_display_path(s->uri);
+    if (s->page > 0) snprintf(buf, n, "%s#page=%d", p, s->page);
+    else if (s->line_start > 0 && s->line_end > s->line_start) snprintf(buf, n, "%s:%d-%d", p, s->line_start, s->line_end);
+    else if (s->line_start > 0) snprintf(buf, n, "%s:%d", p, s->line_start);
+    else snprintf(buf, n, "%s", p);
+}
+
+static bool is_cited(const rag_answer *r, int num) {
+    for (size_t i = 0; i < r->n_cited; i++)
+        if (r->cited[i] == num) return true;
+    return false;
+}
+
+void app_asker_print_sources(const app_asker *a, FILE *f) {
+    if (!a->have_last || a->last.n_sources == 0) {
+        fprintf(f, "(no sources%s)\n", a->have_last ? " were given to the model" : " yet");
+        return;
+    }
+    const rag_answer *r = &a->last;
+    char c[4200];
+    if (r->n_cited) {
+        fprintf(f, "Sources cited:\n");
+        for (size_t i = 0; i < r->n_sources; i++)
+            if (is_cited(r, r->sources[i].number)) {
+                cite(&r->sources[i], c, sizeof c);
+                fprintf(f, "  [%d] %s%s\n", r->sources[i].number, c, r->sources[i].warned ? "  (instruction removed)" : "");
+            }
+    }
+    if (r->n_cited < r->n_sources) {
+        fprintf(f, "%s:\n", r->n_cited ? "Also provided" : "Sources provided (none cited)");
+        for (size_t i = 0; i < r->n_sources; i++)
+            if (!is_cited(r, r->sources[i].number)) {
+                cite(&r->sources[i], c, sizeof c);
+                fprintf(f, "  [%d] %s%s\n", r->sources[i].number, c, r->sources[i].warned ? "  (instruction removed)" : "");
+            }
+    }
+}
+
+static void print_stats(const rag_answer *r) {
+    double tps = r->decode_ms > 0 ? r->n_generated * 1000.0 / r->decode_ms : 0;
+    fprintf(stderr, "mrag: retrieval %.1f ms, prompt %d tokens, prefill %.1f ms, decode %d tokens in %.1f ms (%.1f tok/s)\n",
+            r->retrieve_ms, r->prompt_tokens, r->prefill_ms, r->n_generated, r->decode_ms, tps);
+}
+
+static cJSON *answer_json(const char *question, const rag_answer *r) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    char c[4200];
+    cJSON_AddStringToObject(o, "question", question);
+    cJSON_AddStringToObject(o, "status", rag_answer_status_str(r->status));
+    cJSON_AddStringToObject(o, "answer", r->answer ? r->answer : "");
+    if (r->status == RAG_ANS_BLOCKED) {
+        cJSON_AddStringToObject(o, "blocked_stage", rag_guard_stage_name(r->block_stage));
+        cJSON_AddStringToObject(o, "blocked_message", r->block_message ? r->block_message : "");
+    }
+    cJSON *cited = cJSON_AddArrayToObject(o, "cited");
+    for (size_t i = 0; cited && i < r->n_cited; i++) cJSON_AddItemToArray(cited, cJSON_CreateNumber(r->cited[i]));
+    cJSON *src = cJSON_AddArrayToObject(o, "sources");
+    for (size_t i = 0; src && i < r->n_sources; i++) {
+        const rag_source *s = &r->sources[i];
+        cJSON *e = cJSON_CreateObject();
+        if (!e) continue;
+        cite(s, c, sizeof c);
+        cJSON_AddNumberToObject(e, "number", s->number);
+        cJSON_AddBoolToObject(e, "cited", is_cited(r, s->number));
+        cJSON_AddStringToObject(e, "path", app_display_path(s->uri));
+        cJSON_AddStringToObject(e, "citation", c);
+        cJSON_AddNumberToObject(e, "line_start", s->line_start);
+        cJSON_AddNumberToObject(e, "line_end", s->line_end);
+        cJSON_AddNumberToObject(e, "page", s->page);
+        cJSON_AddStringToObject(e, "heading", s->heading ? s->heading : "");
+        cJSON_AddNumberToObject(e, "score", s->score);
+        cJSON_AddNumberToObject(e, "chunk_id", (double)s->chunk_id);
+        cJSON_AddBoolToObject(e, "instruction_removed", s->warned);
+        cJSON_AddBoolToObject(e, "trimmed", s->trimmed);
+        cJSON_AddItemToArray(src, e);
+    }
+    cJSON *ev = cJSON_AddArrayToObject(o, "guardrail_events");
+    for (size_t i = 0; ev && i < r->n_events; i++) {
+        const rag_answer_event *g = &r->events[i];
+        cJSON *e = cJSON_CreateObject();
+        if (!e) continue;
+        cJSON_AddStringToObject(e, "stage", rag_guard_stage_name(g->stage));
+        cJSON_AddStringToObject(e, "rule", g->rule_id ? g->rule_id : "");
+        cJSON_AddStringToObject(e, "action", rag_guard_action_name(g->action));
+        cJSON_AddStringToObject(e, "kind", g->kind == RAG_GUARD_EV_LIMIT ? "limit" : "match");
+        cJSON_AddStringToObject(e, "message", g->message ? g->message : "");
+        if (g->chunk_id) cJSON_AddNumberToObject(e, "chunk_id", (double)g->chunk_id);
+        cJSON_AddItemToArray(ev, e);
+    }
+    cJSON_AddNumberToObject(o, "passages_retrieved", (double)r->n_retrieved);
+    cJSON_AddNumberToObject(o, "passages_quarantined", (double)r->n_quarantined);
+    cJSON_AddNumberToObject(o, "passages_below_threshold", (double)r->n_below_threshold);
+    cJSON *t = cJSON_AddObjectToObject(o, "timing");
+    if (t) {
+        cJSON_AddNumberToObject(t, "retrieve_ms", r->retrieve_ms);
+        cJSON_AddNumberToObject(t, "prompt_tokens", r->prompt_tokens);
+        cJSON_AddNumberToObject(t, "prefill_ms", r->prefill_ms);
+        cJSON_AddNumberToObject(t, "decode_ms", r->decode_ms);
+        cJSON_AddNumberToObject(t, "generated_tokens", r->n_generated);
+    }
+    return o;
+}
+
+/* Contract: see app.h. */
+int app_asker_ask(app_asker *a, const char *question, bool conversation, bool json, bool stats) {
+    rag_turn *turns = NULL;
+    size_t nt = conversation ? a->n_turns : 0;
+    if (nt && !(turns = calloc(nt, sizeof *turns))) return app_error("out of memory");
+    for (size_t i = 0; i < nt; i++) { turns[i].question = a->turn_q[i]; turns[i].answer = a->turn_a[i]; }
+    if (a->have_last) rag_answer_release(&a->last);
+    a->have_last = false;
+    a->cancel = 0;
+    rag_answer *r = &a->last;
+    int st = rag_answerer_ask(a->ans, question, turns, nt, json ? NULL : emit_stdout, NULL, &a->cancel, r);
+    free(turns);
+    if (st != RAG_OK) return app_error("%s", rag_answerer_errmsg(a->ans));
+    a->have_last = true;
+    int rc = 0;
+    if (json) {
+        cJSON *o = answer_json(question, r);
+        char *s = o ? cJSON_Print(o) : NULL;
+        cJSON_Delete(o);
+        if (!s) return app_error("out of memory");
+        puts(s);
+        free(s);
+    } else {
+        if (r->status == RAG_ANS_BLOCKED && r->block_stage == RAG_GUARD_INPUT) {
+            /* the message was not streamed: the question never went further */
+        } else {
+            if (r->answer_len && r->answer[r->answer_len - 1] != '\n') putchar('\n');
+            if (r->status == RAG_ANS_CANCELLED) printf("[stopped]\n");
+        }
+        if (r->n_quarantined)
+            fprintf(stderr, "mrag: note: %zu retrieved passage%s left out: %s instructions aimed at the assistant\n",
+                    r->n_quarantined, r->n_quarantined == 1 ? " was" : "s were", r->n_quarantined == 1 ? "it contains" : "they contain");
+        for (size_t i = 0; i < r->n_sources; i++)
+            if (r->sources[i].warned)
+                fprintf(stderr, "mrag: warning: source [%d] contained instructions aimed at the assistant; they were removed\n",
+                        r->sources[i].number);
+        if (r->status == RAG_ANS_BLOCKED)
+            fprintf(stderr, "mrag: blocked (%s): %s\n", rag_guard_stage_name(r->block_stage),
+                    r->block_message ? r->block_message : "a guardrail rule fired");
+        if (r->n_sources) {
+            putchar('\n');
+            app_asker_print_sources(a, stdout);
+        }
+        fflush(stdout);
+    }
+    if (stats) print_stats(r);
+    if (r->status == RAG_ANS_BLOCKED) rc = 2;
+    else if (r->status == RAG_ANS_CANCELLED) rc = 130;
+    if (conversation && r->status == RAG_ANS_ANSWERED) {
+        char **q = realloc(a->turn_q, (a->n_turns + 1) * sizeof *q);
+        if (q) a->turn_q = q;
+        char **an = q ? realloc(a->turn_a, (a->n_turns + 1) * sizeof *an) : NULL;
+        if (an) a->turn_a = an;
+        if (q && an) {
+            a->turn_q[a->n_turns] = strdup(question);
+            a->turn_a[a->n_turns] = strdup(r->answer ? r->answer : "");
+            if (a->turn_q[a->n_turns] && a->turn_a[a->n_turns]) a->n_turns++;
+            else { free(a->turn_q[a->n_turns]); free(a->turn_a[a->n_turns]); }
+        }
+    }
+    return rc;
+}
+
+static app_asker *sig_asker;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (sig_asker) sig_asker->cancel = 1;
+}
+
+/* Contract: exit status as in the usage text. */
+int app_cmd_ask(int argc, char **argv) {
+    if (app_wants_help(argc, argv)) { fputs(ask_usage, stdout); return 0; }
+    app_ask_opts o = app_ask_default_opts();
+    bool json = false, stats = false;
+    int first = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r;
+        if (strcmp(a, "--json") == 0) json = true;
+        else if (strcmp(a, "--stats") == 0) stats = true;
+        else if (strcmp(a, "--") == 0) { first = i + 1; break; }
+        else if ((r = app_ask_parse_opt(&o, argc, argv, &i)) == 1) continue;
+        else if (a[0] == '-' && a[1]) {
+            app_error("ask: bad option or value '%s' (see `mrag ask --help`)", a);
+            return 1;
+        } else { first = i; break; }
+    }
+    if (first < 0 || first >= argc) { fputs(ask_usage, stderr); return 1; }
+    size_t qlen = 0;
+    for (int i = first; i < argc; i++) qlen += strlen(argv[i]) + 1;
+    char *q = malloc(qlen + 1);
+    if (!q) return app_error("out of memory");
+    q[0] = 0;
+    for (int i = first; i < argc; i++) {
+        if (i > first) strcat(q, " ");
+        strcat(q, argv[i]);
+    }
+    app_asker *a = NULL;
+    int rc = app_asker_open(&o, &a);
+    if (rc == 0) {
+        sig_asker = a;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint;
+        sigaction(SIGINT, &sa, NULL);
+        rc = app_asker_ask(a, q, false, json, stats);
+        signal(SIGINT, SIG_DFL);
+        sig_asker = NULL;
+    }
+    app_asker_close(a);
+    free(q);
+    return rc;
+}
