@@ -12,6 +12,7 @@
  * F32 accumulation), softmax is F32 with a double sum, and the probabilities
  * are rounded to F16 before the product with V. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,7 @@ struct llm_state {
     int *sel;               /* (n_batch, n_expert_used) chosen experts */
     float *sel_w;           /* (n_batch, n_expert_used) their renormalised weights */
     int *rows;              /* (n_batch) tokens routed to the current expert */
+    int *seq_start;         /* (n_batch) first batch row of each token's sequence */
     float *xg;              /* (n_batch, n_embd) gathered inputs of one expert */
     float *yg;              /* (n_batch, n_embd) that expert's outputs */
     /* attention scratch per thread */
@@ -66,6 +68,14 @@ struct llm_state {
     int n_vocab;
     uint64_t kv_bytes;      /* bytes of k_cache + v_cache */
 };
+
+/* F16 -> F32 by table for the attention of short rows, where a call per row costs
+ * more than the row (head sizes under 64). Built once, 256 KiB. */
+static float f16_table[1 << 16];
+static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
+static void f16_table_init(void) {
+    for (uint32_t i = 0; i < (1u << 16); i++) f16_table[i] = ggml_fp16_to_fp32((ggml_half)i);
+}
 
 /* The largest matmul scratch any weight of the model needs for n tokens. */
 static size_t work_size_for(const llm_model *m, int n) {
@@ -123,7 +133,7 @@ uint64_t llm_state_bytes(const llm_model *m, int kv_size, int n_batch, int n_thr
     /* x, xb, xb2, xg, yg; q, att; k, v; kb, vb; hb, hb2; sel, sel_w, rows;
      * scores, keys; qh, qf, tmp, acc; 2 caches. */
     return 5 * (uint64_t)z.x + 2 * (uint64_t)z.q + 2 * (uint64_t)z.kv + 2 * (uint64_t)z.kvb +
-           2 * (uint64_t)z.ff + z.rope + z.router + 3 * (uint64_t)z.sel + z.scores + z.keys + 4 * (uint64_t)z.row +
+           2 * (uint64_t)z.ff + z.rope + z.router + 3 * (uint64_t)z.sel + (uint64_t)n_batch * sizeof(int) + z.scores + z.keys + 4 * (uint64_t)z.row +
            z.logits + z.work + 2 * (uint64_t)z.cache;
 }
 
@@ -135,7 +145,7 @@ void llm_state_free(llm_state *s) {
     if (!s) return;
     free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v);
     free(s->kb); free(s->vb); free(s->att); free(s->hb); free(s->hb2); free(s->rope);
-    free(s->router); free(s->sel); free(s->sel_w); free(s->rows); free(s->xg); free(s->yg);
+    free(s->router); free(s->sel); free(s->sel_w); free(s->rows); free(s->seq_start); free(s->xg); free(s->yg);
     free(s->scores); free(s->keys); free(s->qh); free(s->qf); free(s->tmp); free(s->acc);
     free(s->logits); free(s->work); free(s->k_cache); free(s->v_cache);
     free(s);
@@ -146,6 +156,7 @@ int llm_state_new(const llm_model *m, int kv_size, int n_batch, int n_threads, b
     int rc = LLM_OK;
     *out = NULL;
     if (kv_size <= 0 || n_batch <= 0 || n_threads <= 0) return LLM_ERR_ARG;
+    pthread_once(&f16_once, f16_table_init);
     llm_state *s = calloc(1, sizeof *s);
     if (!s) return LLM_ERR_NOMEM;
     state_sizes z = sizes_for(m, kv_size, n_batch, n_threads, kv_f32, all_logits);
@@ -166,6 +177,8 @@ int llm_state_new(const llm_model *m, int kv_size, int n_batch, int n_threads, b
     ALLOC(s->rope, z.rope);
     ALLOC(s->router, z.router);
     ALLOC(s->sel, z.sel); ALLOC(s->sel_w, z.sel); ALLOC(s->rows, z.sel);
+    size_t seq_bytes = (size_t)n_batch * sizeof(int);
+    ALLOC(s->seq_start, seq_bytes);
     ALLOC(s->scores, z.scores); ALLOC(s->keys, z.keys);
     ALLOC(s->qh, z.row); ALLOC(s->qf, z.row); ALLOC(s->tmp, z.row); ALLOC(s->acc, z.row);
     ALLOC(s->logits, z.logits);
@@ -256,15 +269,15 @@ static inline float att_score(const llm_state *s, const ggml_half *qh, const flo
                               const void *krow, float *tmp, int hd) {
     if (hd % 64 == 0)
         return s->kv_f16 ? llm_dot_f16(qh, krow, hd) : llm_dot_f32(q, krow, hd);
-    const float *k = krow;
-    const float *x = q;
-    if (s->kv_f16) {
-        llm_fp16_to_fp32_row(krow, tmp, hd);
-        k = tmp;
-        x = qf;
-    }
+    (void)tmp;
     double acc = 0.0;
-    for (int d = 0; d < hd; d++) acc += (double)(x[d] * k[d]);
+    if (s->kv_f16) {
+        const ggml_half *k = krow;
+        for (int d = 0; d < hd; d++) acc += (double)(qf[d] * f16_table[k[d]]);
+    } else {
+        const float *k = krow;
+        for (int d = 0; d < hd; d++) acc += (double)(q[d] * k[d]);
+    }
     return (float)acc;
 }
 
@@ -298,7 +311,7 @@ static void attention_worker(void *arg, int ith, int nth) {
     int u0 = ith * per, u1 = u0 + per < n_units ? u0 + per : n_units;
     for (int u = u0; u < u1; u++) {
         int i = u / n_head, h = u % n_head, kvh = h / group;
-        int pi = b->pos[i], si = b->seq ? b->seq[i] : 0;
+        int pi = b->pos[i];
         const float *q = s->q + (size_t)i * q_dim + (size_t)h * hd;
         size_t koff = (size_t)kvh * hd * el;
         if (s->kv_f16) {
@@ -312,11 +325,12 @@ static void attention_worker(void *arg, int ith, int nth) {
             if (W > 0 && lo < pi - W + 1) lo = pi - W + 1;
             for (int pj = lo; pj < hi; pj++) key[nk++] = pj % s->kv_size;
         }
-        for (int j = 0; j < b->n; j++) {
-            int pj = b->pos[j];
-            if ((b->seq ? b->seq[j] : 0) != si || pj > pi || (W > 0 && pi - pj >= W)) continue;
-            key[nk++] = -1 - j;
-        }
+        /* batch rows: a sequence's tokens are consecutive rows with
+         * consecutive positions (checked by llm_forward), so token i sees
+         * rows seq_start[i]..i, cut to the window */
+        int j0 = s->seq_start[i];
+        if (W > 0 && j0 < i - W + 1) j0 = i - W + 1;
+        for (int j = j0; j <= i; j++) key[nk++] = -1 - j;
         float mx = -INFINITY;
         for (int t = 0; t < nk; t++) {
             const uint8_t *kr = key[t] >= 0 ? kc + (size_t)key[t] * row : (const uint8_t *)s->kb + (size_t)(-1 - key[t]) * row;
@@ -335,7 +349,7 @@ static void attention_worker(void *arg, int ith, int nth) {
         for (int t = 0; t < nk; t++) {
             float p = sc[t] * inv;
             /* with an F16 cache, llama.cpp multiplies F16 probabilities by V */
-            sc[t] = s->kv_f16 ? ggml_fp16_to_fp32(ggml_fp32_to_fp16(p)) : p;
+            sc[t] = s->kv_f16 ? f16_table[ggml_fp32_to_fp16(p)] : p;
         }
         /* P·V: sequential float sums over the keys (measured closest to
          * llama.cpp: 5e-6 vs 8e-5 with double sums on stories260K) */
@@ -343,11 +357,16 @@ static void attention_worker(void *arg, int ith, int nth) {
         for (int t = 0; t < nk; t++) {
             const uint8_t *vr = key[t] >= 0 ? vc + (size_t)key[t] * row : (const uint8_t *)s->vb + (size_t)(-1 - key[t]) * row;
             const float *v = (const float *)(vr + koff);
+            float p = sc[t];
+            if (s->kv_f16 && hd % 64 != 0) {
+                const ggml_half *v16 = (const ggml_half *)(vr + koff);
+                for (int d = 0; d < hd; d++) acc[d] += p * f16_table[v16[d]];
+                continue;
+            }
             if (s->kv_f16) {
                 llm_fp16_to_fp32_row((const ggml_half *)(vr + koff), tmp, hd);
                 v = tmp;
             }
-            float p = sc[t];
             for (int d = 0; d < hd; d++) acc[d] += p * v[d];
         }
         memcpy(s->att + (size_t)i * q_dim + (size_t)h * hd, acc, (size_t)hd * sizeof *acc);
@@ -437,6 +456,12 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
     if (n <= 0 || n > s->n_batch || (b->logits == 2 && !s->all_logits)) return LLM_ERR_ARG;
     for (int i = 0; i < n; i++)
         if (b->tokens[i] < 0 || b->tokens[i] >= hp->n_vocab || b->pos[i] < 0) return LLM_ERR_ARG;
+    /* a sequence is a run of consecutive rows with consecutive positions */
+    for (int i = 0; i < n; i++) {
+        bool cont = i > 0 && (!b->seq || b->seq[i] == b->seq[i - 1]);
+        if (cont && b->pos[i] != b->pos[i - 1] + 1) return LLM_ERR_ARG;
+        s->seq_start[i] = cont ? s->seq_start[i - 1] : i;
+    }
     /* the cache holds one run of consecutive positions: a batch that uses or
      * extends it must continue that run */
     if (b->use_cache || b->store_kv)
