@@ -171,7 +171,9 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
             if (ev->outcome != RAG_ING_UNCHANGED) {
                 printf("%-9s %s", rag_ingest_outcome_str(ev->outcome), p);
                 if (ev->outcome == RAG_ING_ADDED || ev->outcome == RAG_ING_UPDATED) printf(" (%d chunks)", ev->n_chunks);
-                if (ev->reason) printf(": %s", ev->reason);
+                if (ev->outcome == RAG_ING_RENAMED && ev->reason && strncmp(ev->reason, "from ", 5) == 0)
+                    printf(": from %s", app_display_path(ev->reason + 5));
+                else if (ev->reason) printf(": %s", ev->reason);
                 putchar('\n');
             }
             if (now - u->last_line > 10 && ev->files_done) {
