@@ -517,6 +517,8 @@ static const type_case type_cases[] = {
     {"q4_0_hd64", "--type q4_0 --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 6", 5e-2, false, false},
     {"q4_k_hd64", "--type q4_k --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 7", 0.1, false, false},
     {"q6_k_hd64", "--type q6_k --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 8", 4e-2, false, false},
+    {"moe8x2_f32_hd64", "--type f32 --dim 256 --heads 4 --kv-heads 1 --ff 256 --layers 2 --experts 8 "
+                        "--experts-used 2 --seed 9", 3e-4, false, false},
     {"moe8x2_q8_0_hd64", "--type q8_0 --dim 256 --heads 4 --kv-heads 1 --ff 256 --layers 2 --experts 8 "
                          "--experts-used 2 --seed 9", 2e-2, false, false},
 };
@@ -576,7 +578,7 @@ TEST(mistral_shapes_every_type_matches_llama_cpp) {
     bool asan = getenv("MRAG_ASAN") != NULL;
     for (size_t i = 0; i < sizeof type_cases / sizeof type_cases[0]; i++) {
         const char *nm = type_cases[i].name;
-        if (asan && strcmp(nm, "f32_hd64") && strcmp(nm, "q4_0_hd64") && strncmp(nm, "moe", 3)) continue;
+        if (asan && strcmp(nm, "f32_hd64") && strcmp(nm, "q4_0_hd64") && strcmp(nm, "moe8x2_f32_hd64")) continue;
         if (!only || strcmp(only, nm) == 0) run_type_case(&type_cases[i]);
     }
 }
