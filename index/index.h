@@ -88,6 +88,13 @@ const char *idx_errmsg(const idx_store *s);
  * the next call on s. */
 const char *idx_notice(const idx_store *s);
 
+/* For a read-only handle beside a running writer: when the writer committed
+ * since this handle last looked, reloads the FAISS file (or rebuilds from
+ * SQLite if the writer has not saved yet; see idx_notice) so dense search
+ * sees the same documents as BM25. Sets *changed (may be NULL). Cheap when
+ * nothing changed (one meta read). */
+int idx_refresh(idx_store *s, bool *changed);
+
 /* ------------------------------------------------------------ transactions */
 
 int idx_begin(idx_store *s);

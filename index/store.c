@@ -541,6 +541,40 @@ void idx_close(idx_store *s) {
     free(s);
 }
 
+int idx_refresh(idx_store *s, bool *changed) {
+    if (changed) *changed = false;
+    if (!s) return IDX_ERR_ARG;
+    if (s->in_txn) return idx_err(s, IDX_ERR_STATE, "idx_refresh inside a transaction");
+    int64_t gen = 0, nvec = 0, dim = 0;
+    bool found = false;
+    /* One read transaction: the meta values and the vectors a rebuild reads
+     * belong to the same commit. */
+    int rc = idx_exec(s, "BEGIN");
+    if (rc) return rc;
+    rc = idx_meta_get_i64(s, "idx.generation", &gen, &found);
+    if (rc || gen == s->gen) goto done;
+    if ((rc = idx_meta_get_i64(s, "idx.vectors", &nvec, &found))) goto done;
+    if ((rc = idx_meta_get_i64(s, "idx.dim", &dim, &found))) goto done;
+    if (dim < 0 || dim > IDX_MAX_DIM) { rc = idx_err(s, IDX_ERR_SCHEMA, "%s: meta idx.dim out of range", s->db_path); goto done; }
+    s->gen = gen;
+    s->nvec = nvec;
+    s->dim = (int)dim;
+    s->has_notice = false;
+    idx_vec_free(&s->vec);
+    s->vec.saved_gen = -1;
+    rc = idx_vec_open(s);
+    if (changed) *changed = true;
+done:
+    {
+        char keep[sizeof s->err];
+        memcpy(keep, s->err, sizeof keep);
+        int rc2 = idx_exec(s, "COMMIT");
+        if (rc) memcpy(s->err, keep, sizeof keep);
+        else rc = rc2;
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------ transactions */
 
 static void pending_clear(idx_store *s) {

@@ -375,5 +375,48 @@ TEST(dense_group_filter_never_starves) {
     idx_close(s);
 }
 
+TEST(reader_refresh_follows_writer) {
+    static char dir[300];
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());
+    idx_store *w = open_with(dir, NULL);
+    REQUIRE(w);
+    int64_t ids[4];
+    float v[4 * DIM];
+    REQUIRE(put_doc(w, "a.md", 4, NULL, ids, v) == IDX_OK);
+    REQUIRE(idx_save(w) == IDX_OK);
+    idx_params p = idx_default_params();
+    p.read_only = true;
+    idx_store *r = NULL;
+    int rc = idx_open(dir, &p, &r);
+    if (rc) { CHECK(rc == IDX_OK, "%s", idx_errmsg(r)); idx_close(r); idx_close(w); return; }
+    check_self_hit(r, ids[1], v + DIM, __LINE__);
+    bool changed = true;
+    REQUIRE(idx_refresh(r, &changed) == IDX_OK);
+    CHECK(!changed, "nothing committed yet");
+    /* the writer commits and saves: the reader loads the new file */
+    int64_t ids2[3];
+    float v2[3 * DIM];
+    REQUIRE(put_doc(w, "b.md", 3, NULL, ids2, v2) == IDX_OK);
+    REQUIRE(idx_save(w) == IDX_OK);
+    REQUIRE(idx_refresh(r, &changed) == IDX_OK);
+    CHECK(changed);
+    CHECK(idx_notice(r) == NULL, "loaded, not rebuilt: %s", idx_notice(r));
+    check_self_hit(r, ids2[2], v2 + 2 * DIM, __LINE__);
+    /* the writer deletes without saving: the reader rebuilds from SQLite */
+    REQUIRE(idx_doc_delete(w, "a.md") == IDX_OK);
+    REQUIRE(idx_refresh(r, &changed) == IDX_OK);
+    CHECK(changed);
+    CHECK(idx_notice(r) && strstr(idx_notice(r), "stale"), "notice: %s", idx_notice(r) ? idx_notice(r) : "(none)");
+    idx_hit h[10];
+    int n = 0;
+    REQUIRE(idx_search_dense(r, v, DIM, 10, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 3);
+    for (int i = 0; i < n; i++) CHECK(h[i].chunk_id != ids[0], "deleted chunk returned");
+    CHECK_EQ_INT(idx_doc_delete(r, "b.md"), IDX_ERR_READONLY);
+    idx_close(r);
+    idx_close(w);
+}
+
 TEST_MAIN(RUN(dense_search_returns_stored_ids), RUN(missing_corrupt_stale_file_rebuilt), RUN(hnsw_removal_uses_tombstones),
-          RUN(type_change_rebuilds), RUN(ivf_trains_when_enough_vectors), RUN(dense_group_filter_never_starves))
+          RUN(type_change_rebuilds), RUN(ivf_trains_when_enough_vectors), RUN(dense_group_filter_never_starves),
+          RUN(reader_refresh_follows_writer))
