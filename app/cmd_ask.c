@@ -370,6 +370,7 @@ int app_asker_ask(app_asker *a, const char *question, bool conversation, bool js
             if (r->answer_len && r->answer[r->answer_len - 1] != '\n') putchar('\n');
             if (r->status == RAG_ANS_CANCELLED) printf("[stopped]\n");
         }
+        fflush(stdout);     /* the notes below go to stderr: keep the order */
         if (r->n_quarantined)
             fprintf(stderr, "mrag: note: %zu retrieved passage%s left out: %s instructions aimed at the assistant\n",
                     r->n_quarantined, r->n_quarantined == 1 ? " was" : "s were", r->n_quarantined == 1 ? "it contains" : "they contain");
