@@ -99,7 +99,11 @@ int idx_refresh(idx_store *s, bool *changed);
 
 int idx_begin(idx_store *s);
 /* Commits SQLite, then applies the vector changes to the in-memory FAISS
- * index. On failure the transaction is rolled back. */
+ * index. If the SQLite commit fails the transaction is rolled back. If
+ * only the FAISS update fails afterwards, the data stays committed, FAISS is
+ * rebuilt from SQLite, and an error is returned only when that rebuild
+ * fails too (the next open rebuilds again). Crossing an IVF type's training
+ * threshold makes this commit train and rebuild the index (slow). */
 int idx_commit(idx_store *s);
 int idx_rollback(idx_store *s);
 bool idx_in_transaction(const idx_store *s);
