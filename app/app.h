@@ -52,6 +52,7 @@ void app_asker_print_sources(const app_asker *a, FILE *f);  /* of the last answe
 void app_asker_reset(app_asker *a);                 /* forget the conversation */
 size_t app_asker_turns(const app_asker *a);
 volatile int *app_asker_cancel_flag(app_asker *a);  /* set non-zero to stop an answer */
+const char *app_asker_last_prompt(const app_asker *a);  /* borrowed, NULL when none */
 
 /* The index folder from --index, else $MRAG_INDEX, else "./.mrag"
  * (cmd_ingest.c). Borrowed. */

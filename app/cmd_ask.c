@@ -33,6 +33,7 @@ static const char *ask_usage =
     "  --temp T          sampling temperature (default 0: greedy)\n"
     "  --json            print one JSON object: answer, sources, guardrail events\n"
     "  --stats           print timings to stderr (retrieval, prefill, decode)\n"
+    "  --show-prompt     print the exact prompt given to the model to stderr\n"
     "  --rules DIR       extra guardrail rules (repeatable)\n"
     "  --quarantine M    drop | keep: a passage with planted instructions is left\n"
     "                    out (default) or kept with the instruction removed\n"
@@ -226,6 +227,7 @@ void app_asker_close(app_asker *a) {
 }
 
 volatile int *app_asker_cancel_flag(app_asker *a) { return &a->cancel; }
+const char *app_asker_last_prompt(const app_asker *a) { return a->have_last ? a->last.prompt : NULL; }
 size_t app_asker_turns(const app_asker *a) { return a->n_turns; }
 
 static int emit_stdout(void *user, const char *t, size_t len) {
@@ -416,13 +418,14 @@ static void on_sigint(int sig) {
 int app_cmd_ask(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { fputs(ask_usage, stdout); return 0; }
     app_ask_opts o = app_ask_default_opts();
-    bool json = false, stats = false;
+    bool json = false, stats = false, show_prompt = false;
     int first = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r;
         if (strcmp(a, "--json") == 0) json = true;
         else if (strcmp(a, "--stats") == 0) stats = true;
+        else if (strcmp(a, "--show-prompt") == 0) show_prompt = true;
         else if (strcmp(a, "--") == 0) { first = i + 1; break; }
         else if ((r = app_ask_parse_opt(&o, argc, argv, &i)) == 1) continue;
         else if (a[0] == '-' && a[1]) {
@@ -449,6 +452,10 @@ int app_cmd_ask(int argc, char **argv) {
         sa.sa_handler = on_sigint;
         sigaction(SIGINT, &sa, NULL);
         rc = app_asker_ask(a, q, false, json, stats);
+        if (show_prompt && rc != 1) {
+            const char *p = app_asker_last_prompt(a);
+            fprintf(stderr, "--- prompt ---\n%s\n--- end of prompt ---\n", p ? p : "(none: the model did not run)");
+        }
         signal(SIGINT, SIG_DFL);
         sig_asker = NULL;
     }
