@@ -349,7 +349,8 @@ int rag_search_mode_parse(const char *s);
 
 typedef struct {
     llm_model *model;           /* NULL: BM25 only */
-    int layer;                  /* -1 = final norm; must match the index */
+    int layer;                  /* -1 = final norm; used only when the index has no
+                                   fingerprint yet: otherwise the recorded layer is used */
     int n_threads;              /* engine threads, 0 = all cores */
     int rrf_k;                  /* default 60 */
     int overfetch;              /* hybrid fetches overfetch * k from each list, default 4 */
@@ -361,7 +362,8 @@ typedef struct rag_retriever rag_retriever;
 
 /* A retriever over a store (borrowed, must outlive it). With a model, the
  * index's fingerprint is checked (RAG_ERR_MISMATCH names what differs and
- * tells the user to re-ingest). *out owned, free with rag_retriever_free;
+ * tells the user to re-ingest) and queries are embedded at the layer the
+ * index records. *out owned, free with rag_retriever_free;
  * on failure *out is NULL and err says why. */
 int rag_retriever_new(idx_store *s, const rag_retriever_params *p, rag_retriever **out,
                       char *err, size_t errlen);

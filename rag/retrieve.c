@@ -101,10 +101,12 @@ int rag_retriever_new(idx_store *s, const rag_retriever_params *p, rag_retriever
     if (r->p.overfetch < 1) r->p.overfetch = 4;
     if (p->model) {
         r->dim = llm_n_embd(p->model);
-        idx_fingerprint fp;
+        idx_fingerprint fp, rec;
         memset(&fp, 0, sizeof fp);
+        /* the query is embedded as the chunks were: the recorded layer wins */
+        if (idx_fingerprint_get(s, &rec) == IDX_OK) r->p.layer = rec.layer;
         if ((rc = model_sha(r, fp.model_sha256)) != RAG_OK) { rfail(r, rc, "cannot hash the model file"); goto done; }
-        fp.layer = p->layer;
+        fp.layer = r->p.layer;
         snprintf(fp.pooling, sizeof fp.pooling, "mean");
         fp.dim = r->dim;
         if (idx_fingerprint_check(s, &fp) != IDX_OK) {
@@ -116,7 +118,7 @@ int rag_retriever_new(idx_store *s, const rag_retriever_params *p, rag_retriever
         cp.n_ctx = 2048;
         cp.n_batch = 512;
         cp.n_threads = p->n_threads;
-        cp.embd_layer = p->layer;
+        cp.embd_layer = r->p.layer;
         char lerr[256] = "";
         if (llm_context_new(p->model, &cp, &r->ctx, lerr, sizeof lerr) != LLM_OK) {
             rc = rfail(r, RAG_ERR_ARG, "embedding context: %s", lerr);

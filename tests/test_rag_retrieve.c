@@ -214,8 +214,41 @@ TEST(sha256_matches_the_fips_180_vectors) {
     free(mil);
 }
 
+TEST(retriever_embeds_at_the_layer_the_index_records) {
+    llm_model *m = load_test_model();
+    idx_store *s = make_store(m, false);
+    rag_ingest_params p = rag_ingest_default_params();
+    p.model = m;
+    p.n_threads = 1;
+    p.layer = 0;                /* after layer 0 instead of the final norm */
+    rag_ingester *ing = NULL;
+    char err[512];
+    REQUIRE(rag_ingester_new(s, &p, &ing, err, sizeof err) == RAG_OK, "%s", err);
+    rag_doc *d = NULL;
+    rag_extract_params xp = rag_extract_default_params();
+    REQUIRE(rag_extract_memory("t", docs[0], strlen(docs[0]), RAG_DOC_TXT, &xp, &d, err, sizeof err) == RAG_OK);
+    int nc = 0;
+    REQUIRE(rag_ingester_put(ing, "test://layer0", d, 1, 0, "", &nc, err, sizeof err) == RAG_OK, "%s", err);
+    rag_doc_free(d);
+    rag_ingester_free(ing);
+    rag_retriever_params rp = rag_retriever_default_params();    /* layer -1 */
+    rp.model = m;
+    rp.n_threads = 1;
+    rag_retriever *r = NULL;
+    REQUIRE(rag_retriever_new(s, &rp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    rag_hit h[1];
+    int n = 0;
+    REQUIRE(rag_retrieve(r, docs[0], strlen(docs[0]), RAG_SEARCH_DENSE, 1, NULL, h, &n) == RAG_OK);
+    REQUIRE(n == 1);
+    CHECK(h[0].score > 0.9999f, "query embedded at another layer than the chunk: cosine %.5f", (double)h[0].score);
+    rag_retriever_free(r);
+    idx_close(s);
+    llm_model_free(m);
+}
+
 TEST_MAIN(RUN(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25),
           RUN(bm25_needs_no_model_dense_and_hybrid_do),
           RUN(empty_index_answers_nothing_in_every_mode),
+          RUN(retriever_embeds_at_the_layer_the_index_records),
           RUN(mode_names_round_trip),
           RUN(sha256_matches_the_fips_180_vectors))
