@@ -481,6 +481,25 @@ TEST(follow_up_uses_the_previous_question) {
     rag_answerer_free(a);
 }
 
+TEST(blocked_term_in_the_answer_stops_it) {
+    need_index();
+    const char *pieces[] = {"Here is the key [1]: -----BEGIN RSA PRI", "VATE KEY----- MIIEow", "more secret text", NULL};
+    fake_gen fg = {.pieces = pieces};
+    rag_answerer *a = make_answerer(guard, &fg, false);
+    REQUIRE(a);
+    sink s = {0};
+    rag_answer r;
+    REQUIRE(rag_answerer_ask(a, "How do I set up the VPN?", NULL, 0, sink_emit, &s, NULL, &r) == RAG_OK);
+    CHECK_EQ_INT(r.status, RAG_ANS_BLOCKED);
+    CHECK_EQ_INT(r.block_stage, RAG_GUARD_OUTPUT);
+    CHECK(r.block_message && strstr(r.block_message, "blocked term"), "%s", r.block_message ? r.block_message : "(null)");
+    CHECK(strstr(r.answer, "PRIVATE") == NULL && strstr(r.answer, "secret") == NULL, "%s", r.answer);
+    CHECK(strstr(s.buf, "PRIVATE") == NULL && strstr(s.buf, "secret") == NULL, "streamed: %s", s.buf);
+    CHECK_EQ_STR(s.buf, r.answer);
+    rag_answer_release(&r);
+    rag_answerer_free(a);
+}
+
 static int stop_after_first(void *user, const char *t, size_t len) {
     (void)t;
     (void)len;
@@ -530,5 +549,5 @@ TEST_MAIN(RUN(prompt_exact_format), RUN(prompt_defuses_control_strings_and_tags)
           RUN(prompt_budget_drops_oldest_turns_first), RUN(citations_and_language),
           RUN(planted_instruction_is_quarantined_out_of_the_prompt), RUN(output_filter_keeps_only_provided_citations),
           RUN(no_relevant_documents_refused_without_the_model), RUN(blocked_question_never_reaches_retrieval_or_model),
-          RUN(pii_in_question_is_redacted_before_retrieval_and_prompt), RUN(follow_up_uses_the_previous_question),
+          RUN(pii_in_question_is_redacted_before_retrieval_and_prompt), RUN(follow_up_uses_the_previous_question), RUN(blocked_term_in_the_answer_stops_it),
           RUN(real_model_streams_within_budget_and_stops_on_request), cleanup())
