@@ -56,7 +56,7 @@ static void resolve(const llm_model *m, llm_context_params *p, int *window, int 
 }
 
 uint64_t llm_context_bytes(const llm_model *m, int n_ctx, int n_batch, bool kv_f32) {
-    if (!m || m->vocab_only) return 0;
+    if (!m || m->vocab_only || n_ctx < 0 || n_ctx > LLM_MAX_POS || n_batch < 0) return 0;
     llm_context_params p = llm_context_default_params();
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;

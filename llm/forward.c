@@ -156,6 +156,11 @@ int llm_state_new(const llm_model *m, int kv_size, int n_batch, int n_threads, b
     int rc = LLM_OK;
     *out = NULL;
     if (kv_size <= 0 || n_batch <= 0 || n_threads <= 0) return LLM_ERR_ARG;
+    /* sizes come from the file and the caller: refuse absurd products
+     * (over 2^46 bytes of KV cache) before any size_t arithmetic can wrap */
+    double kv_est = 2.0 * m->hp.n_layer * (double)kv_size * m->hp.n_head_kv * m->hp.head_dim * (kv_f32 ? 4 : 2);
+    double act_est = (double)n_batch * ((double)m->hp.n_ff + m->hp.n_embd + (all_logits ? m->hp.n_vocab : 0)) * 4;
+    if (kv_est > 70368744177664.0 || act_est > 70368744177664.0) return LLM_ERR_NOMEM;
     pthread_once(&f16_once, f16_table_init);
     llm_state *s = calloc(1, sizeof *s);
     if (!s) return LLM_ERR_NOMEM;
