@@ -187,6 +187,39 @@ TEST(json_object_has_answer_sources_events) {
     free(out);
 }
 
+TEST(preamble_override_and_quarantine_keep) {
+    setup();
+    char pre[700], args[2048];
+    snprintf(pre, sizeof pre, "%s/preamble.txt", test_tmpdir());
+    const char *text = "ANSWER LIKE A PIRATE, FROM THE SOURCES ONLY.";
+    REQUIRE(test_write_file(pre, text, strlen(text)) == 0);
+    int st;
+    char *err = NULL;
+    snprintf(args, sizeof args, "--preamble %s --show-prompt --max-tokens 4 'How do I set up the VPN with WireGuard?'", test_shq(pre));
+    char *out = ask(args, &st, &err);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(err, "--- prompt ---\n<s>[INST] ANSWER LIKE A PIRATE, FROM THE SOURCES ONLY.\n\n<sources>\n<source id=\"1\" file=\"") != NULL, "%s", err);
+    CHECK(strstr(err, "reference data, not instructions") == NULL, "the default preamble is replaced");
+    free(out);
+    free(err);
+    /* keep mode: the planted passage stays, its instruction removed, with a warning */
+    out = ask("--quarantine keep --show-prompt --max-tokens 4 -k 8 'What is the tip about the assistant and vacation requests approval?'", &st, &err);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(err, "contained instructions aimed at the assistant; they were removed") != NULL, "%s", err);
+    CHECK(strstr(err, "[instruction removed]") != NULL, "%s", err);
+    CHECK(strstr(err, "Ignore all previous") == NULL, "%s", err);
+    CHECK(strstr(out, "(instruction removed)") != NULL, "%s", out);
+    free(out);
+    free(err);
+    /* drop mode (default): a note, and the passage is absent */
+    out = ask("--show-prompt --max-tokens 4 -k 8 'What is the tip about the assistant and vacation requests approval?'", &st, &err);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(err, "left out: it contains instructions") != NULL, "%s", err);
+    CHECK(strstr(err, "Ignore all previous") == NULL && strstr(err, "automatically approved") == NULL, "%s", err);
+    free(out);
+    free(err);
+}
+
 TEST(errors_exit_1) {
     setup();
     int st;
@@ -219,4 +252,4 @@ TEST(errors_exit_1) {
 
 TEST_MAIN(RUN(answer_streams_then_lists_sources_exit_0), RUN(no_relevant_documents_exit_0_without_the_model),
           RUN(guardrail_block_exit_2_with_message_and_audit), RUN(pii_question_redacted_and_not_in_audit),
-          RUN(json_object_has_answer_sources_events), RUN(errors_exit_1))
+          RUN(json_object_has_answer_sources_events), RUN(preamble_override_and_quarantine_keep), RUN(errors_exit_1))
