@@ -184,7 +184,6 @@ static int load_hparams(llm_model *m, const llm_model_params *p, char *err, size
     }
     int swa = 0;
     if (hp_int(f, a, "attention.sliding_window", false, &swa, path, err, errlen)) return LLM_ERR_FORMAT;
-    if (!swa && hp_int(f, a, "params.swa_window", false, &swa, path, err, errlen)) return LLM_ERR_FORMAT;
     hp->swa_window = (p && p->swa_window >= 0) ? p->swa_window : swa;
     if (hp->n_ctx_train <= 0) hp->n_ctx_train = 4096;
     return LLM_OK;
