@@ -245,6 +245,10 @@ static int run_model(rag_answerer *a, const char *prompt, size_t plen, stream_st
     gp.on_text = on_piece;
     gp.user = ss;
     gp.cancel = cancel;
+    /* a model that starts another turn has finished its answer */
+    static const char *const stops[] = {"[INST]", "[/INST]", "</s>"};
+    gp.stop = stops;
+    gp.n_stop = 3;
     llm_generate_result gr;
     a->n_generations++;
     st = llm_generate(a->ctx, a->toks, (int)n, &gp, &gr);
