@@ -54,6 +54,8 @@ BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
 .PHONY: all deps test check demo asan fuzz bench bench-llm bench-tok bench-guard clean oracle mrag
 .DEFAULT_GOAL := all
+# keep objects of test binaries (they are built through a pattern chain)
+.SECONDARY:
 
 all: $(BUILD)/mrag $(BUILD)/mkmodel
 

@@ -1,4 +1,5 @@
 /* testutil.c — the harness behind tests/test.h and helpers shared by tests. */
+#define _GNU_SOURCE
 #include "tests/test.h"
 
 #include <errno.h>
