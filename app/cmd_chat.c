@@ -5,6 +5,7 @@
 
 #include <editline/readline.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,25 @@ static char *read_question(read_line_fn rd, void *user, bool *interrupted) {
     }
 }
 
+/* libedit's key reader: a Ctrl-C (SIGINT, handled by on_sigint) makes it
+ * report end of input, so readline returns NULL with got_sigint set and the
+ * line is discarded. Polling in 100 ms steps closes the window between
+ * checking the flag and blocking in read(). */
+static int chat_getc(FILE *f) {
+    int fd = fileno(f);
+    for (;;) {
+        if (got_sigint) return EOF;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 100);
+        if (r < 0 && errno != EINTR) return EOF;
+        if (r <= 0) continue;
+        unsigned char c;
+        ssize_t n = read(fd, &c, 1);
+        if (n == 1) return c;
+        if (n == 0 || (errno != EINTR && errno != EAGAIN)) return EOF;
+    }
+}
+
 static char *rd_editline(const char *prompt, void *user) {
     (void)user;
     return readline(prompt);
@@ -199,6 +219,8 @@ int app_cmd_chat(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     if (tty) {
         hist = history_path();
+        rl_catch_signals = 0;           /* SIGINT is ours: see chat_getc */
+        rl_getc_function = chat_getc;
         using_history();
         stifle_history(1000);
         if (hist) read_history(hist);

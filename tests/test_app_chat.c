@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,6 +117,19 @@ static bool expect(session *s, const char *needle, double timeout_s) {
     return false;
 }
 
+/* Waits until the program reads keys one by one (libedit has the terminal
+ * out of canonical mode), as when a human types at the prompt. On Linux the
+ * master side reports the slave's modes. */
+static bool wait_editing(session *s, double timeout_s) {
+    double end = now_s() + timeout_s;
+    while (now_s() < end) {
+        struct termios t;
+        if (tcgetattr(s->fd, &t) == 0 && !(t.c_lflag & ICANON)) return true;
+        pump(s, 10);
+    }
+    return false;
+}
+
 static void send_str(session *s, const char *t) {
     size_t n = strlen(t);
     while (n) {
@@ -194,7 +208,7 @@ TEST(pty_ctrl_c_stops_a_long_answer_and_the_prompt_returns) {
     start(&s, hist, extra);
     EXPECT(&s, "> ", 20);
     /* Ctrl-C at the prompt clears the line: "abc" never reaches the answerer */
-    pump(&s, 300);      /* let libedit switch the terminal to its mode (a human is slower) */
+    CHECK(wait_editing(&s, 10), "the terminal never left canonical mode");
     send_str(&s, "abc");
     EXPECT(&s, "abc", 5);
     send_str(&s, "\x03");
