@@ -2,7 +2,8 @@
  * a question streams an answer with sources, /sources /reset /help /quit,
  * a """ block is one question, Ctrl-C stops a long answer and the prompt
  * comes back, Ctrl-C at the prompt clears the line, the history file holds
- * the questions; and the line mode when stdin is not a terminal. */
+ * the questions; the line mode when stdin is not a terminal; and `mrag ask`
+ * stopped by SIGINT (exit 130, partial answer, sources). */
 #include "tests/test.h"
 
 #include <errno.h>
@@ -263,5 +264,48 @@ TEST(line_mode_without_a_terminal) {
     free(out);
 }
 
+TEST(ask_interrupted_exits_130_with_partial_answer) {
+    setup();
+    int pfd[2];
+    REQUIRE(pipe(pfd) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        int dn = open("/dev/null", O_WRONLY);
+        if (dn >= 0) dup2(dn, 2);
+        unsetenv("MRAG_MODEL");
+        execl(mrag, mrag, "ask", "--index", idx, "-m", model, "--threads", "1", "--max-tokens", "30000", "--ctx", "32768",
+              "How do I set up the VPN with WireGuard?", (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char buf[1 << 16];
+    size_t n = 0;
+    double t0 = now_s();
+    bool sent = false;
+    for (;;) {
+        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+        if (poll(&p, 1, 50) > 0) {
+            ssize_t r = read(pfd[0], buf + n, sizeof buf - 1 - n);
+            if (r <= 0) break;
+            n += (size_t)r;
+        }
+        if (!sent && n >= 200) { kill(pid, SIGINT); sent = true; t0 = now_s(); }
+        if (now_s() - t0 > 60) { kill(pid, SIGKILL); break; }
+        if (n >= sizeof buf - 1) n = 0;     /* keep reading; only the end matters */
+    }
+    buf[n] = 0;
+    close(pfd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(sent, "no streamed output");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d", st);
+    CHECK(strstr(buf, "[stopped]") != NULL, "%s", buf);
+    CHECK(strstr(buf, "vpn-setup.md") != NULL, "sources are still listed: %s", buf);
+}
+
 TEST_MAIN(RUN(pty_question_sources_commands_history), RUN(pty_ctrl_c_stops_a_long_answer_and_the_prompt_returns),
-          RUN(line_mode_without_a_terminal))
+          RUN(line_mode_without_a_terminal), RUN(ask_interrupted_exits_130_with_partial_answer))
