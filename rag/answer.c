@@ -263,6 +263,11 @@ static int run_model(rag_answerer *a, const char *prompt, size_t plen, stream_st
     return RAG_OK;
 }
 
+static int oom(rag_answerer *a) {
+    set_err(a, "answer: out of memory");
+    return RAG_ERR_NOMEM;
+}
+
 /* The previous question folded into the search query (chat follow-ups). */
 static char *search_query(const char *q, const rag_turn *h, size_t nh) {
     const char *prev = nh && h[nh - 1].question ? h[nh - 1].question : "";
@@ -295,7 +300,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
         goto done;
     }
     have_gr = true;
-    if ((rc = add_events(res, &gr, RAG_GUARD_INPUT, 0)) != RAG_OK) goto nomem;
+    if ((rc = add_events(res, &gr, RAG_GUARD_INPUT, 0)) != RAG_OK) { rc = oom(a); goto done; }
     if (gr.action == RAG_GUARD_BLOCK) {
         res->status = RAG_ANS_BLOCKED;
         res->block_stage = RAG_GUARD_INPUT;
@@ -303,13 +308,13 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
         rc = set_answer(res, gr.message ? gr.message : "blocked by a guardrail");
         goto done;
     }
-    if (!(q = strdup(gr.text ? gr.text : question))) goto nomem;
+    if (!(q = strdup(gr.text ? gr.text : question))) { rc = oom(a); goto done; }
     rag_guard_result_release(&gr);
     have_gr = false;
 
     /* 2. retrieval (hybrid with a model, else BM25) */
-    if (!(sq = search_query(q, history, n_history))) goto nomem;
-    if (!(hits = calloc((size_t)a->p.k, sizeof *hits))) goto nomem;
+    if (!(sq = search_query(q, history, n_history))) { rc = oom(a); goto done; }
+    if (!(hits = calloc((size_t)a->p.k, sizeof *hits))) { rc = oom(a); goto done; }
     int nh = 0;
     double t0 = now_ms();
     rag_search_mode mode = a->p.model ? RAG_SEARCH_HYBRID : RAG_SEARCH_BM25;
@@ -319,7 +324,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
     }
     res->retrieve_ms = now_ms() - t0;
     res->n_retrieved = (size_t)nh;
-    if (nh > 0 && !(res->sources = calloc((size_t)nh, sizeof *res->sources))) goto nomem;
+    if (nh > 0 && !(res->sources = calloc((size_t)nh, sizeof *res->sources))) { rc = oom(a); goto done; }
 
     /* 3. context guard per passage, 4. relevance gate */
     for (int i = 0; i < nh; i++) {
@@ -335,7 +340,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
         int st = rag_guard_check(a->p.guard, RAG_GUARD_CONTEXT, c.text ? c.text : "", c.text_len, 0, &gr);
         if (st != RAG_OK) { idx_chunk_release(&c); idx_doc_release(&d); rc = st; set_err(a, "answer: context guard failed"); goto done; }
         have_gr = true;
-        if (add_events(res, &gr, RAG_GUARD_CONTEXT, hits[i].chunk_id) != RAG_OK) { idx_chunk_release(&c); idx_doc_release(&d); goto nomem; }
+        if (add_events(res, &gr, RAG_GUARD_CONTEXT, hits[i].chunk_id) != RAG_OK) { idx_chunk_release(&c); idx_doc_release(&d); { rc = oom(a); goto done; } }
         bool keep = true;
         if (gr.action == RAG_GUARD_BLOCK) { res->n_quarantined++; keep = false; }
         else if (a->p.min_overlap > 0 &&
@@ -363,7 +368,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
             s->bm25_rank = hits[i].bm25_rank;
             s->warned = gr.quarantined;
             res->n_sources++;
-            if (!s->uri || !s->label || !s->heading) { idx_chunk_release(&c); idx_doc_release(&d); goto nomem; }
+            if (!s->uri || !s->label || !s->heading) { idx_chunk_release(&c); idx_doc_release(&d); { rc = oom(a); goto done; } }
         }
         rag_guard_result_release(&gr);
         have_gr = false;
@@ -372,7 +377,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
     }
     if (res->n_sources == 0) {
         res->status = RAG_ANS_NO_SOURCES;
-        if ((rc = set_answer(res, rag_no_sources_message(q))) != RAG_OK) goto nomem;
+        if ((rc = set_answer(res, rag_no_sources_message(q))) != RAG_OK) { rc = oom(a); goto done; }
         if (emit) emit(emit_user, res->answer, res->answer_len);
         goto done;
     }
@@ -403,7 +408,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
     res->prompt_tokens = pr.n_tokens;
 
     /* 6. generation through the output guard */
-    if ((rc = rag_guard_stream_new(a->p.guard, RAG_GUARD_OUTPUT, (int)res->n_sources, &gs)) != RAG_OK) goto nomem;
+    if ((rc = rag_guard_stream_new(a->p.guard, RAG_GUARD_OUTPUT, (int)res->n_sources, &gs)) != RAG_OK) { rc = oom(a); goto done; }
     stream_state ss = {.res = res, .gs = gs, .emit = emit, .emit_user = emit_user};
     if (a->p.generate) {
         a->n_generations++;
@@ -421,10 +426,10 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
         if (st == RAG_ERR_BLOCKED) ss.blocked = true;
         else if (st == RAG_OK) { bool was = ss.stopped; st_append(&ss, o, ol); ss.stopped = was; }
     }
-    if (ss.oom) goto nomem;
+    if (ss.oom) { rc = oom(a); goto done; }
     const rag_guard_result *og = rag_guard_stream_result(gs);
-    if (og && add_events(res, og, RAG_GUARD_OUTPUT, 0) != RAG_OK) goto nomem;
-    if (!res->answer && set_answer(res, "") != RAG_OK) goto nomem;
+    if (og && add_events(res, og, RAG_GUARD_OUTPUT, 0) != RAG_OK) { rc = oom(a); goto done; }
+    if (!res->answer && set_answer(res, "") != RAG_OK) { rc = oom(a); goto done; }
     if (ss.blocked) {
         res->status = RAG_ANS_BLOCKED;
         res->block_stage = RAG_GUARD_OUTPUT;
@@ -434,15 +439,11 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
     } else {
         res->status = RAG_ANS_ANSWERED;
     }
-    if (!(res->cited = calloc(res->n_sources, sizeof *res->cited))) goto nomem;
+    if (!(res->cited = calloc(res->n_sources, sizeof *res->cited))) { rc = oom(a); goto done; }
     res->n_cited = rag_answer_citations(res->answer, res->answer_len, (int)res->n_sources, res->cited, res->n_sources);
     res->prompt = pr.prompt;
     pr.prompt = NULL;
     rc = RAG_OK;
-    goto done;
-nomem:
-    set_err(a, "answer: out of memory");
-    rc = RAG_ERR_NOMEM;
 done:
     if (have_gr) rag_guard_result_release(&gr);
     rag_guard_stream_free(gs);
