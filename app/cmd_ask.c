@@ -398,7 +398,7 @@ int app_asker_ask(app_asker *a, const char *question, bool conversation, bool js
         char **an = q ? realloc(a->turn_a, (a->n_turns + 1) * sizeof *an) : NULL;
         if (an) a->turn_a = an;
         if (q && an) {
-            a->turn_q[a->n_turns] = strdup(question);
+            a->turn_q[a->n_turns] = strdup(r->question ? r->question : question);   /* PII redacted */
             a->turn_a[a->n_turns] = strdup(r->answer ? r->answer : "");
             if (a->turn_q[a->n_turns] && a->turn_a[a->n_turns]) a->n_turns++;
             else { free(a->turn_q[a->n_turns]); free(a->turn_a[a->n_turns]); }

@@ -128,6 +128,7 @@ void rag_answer_release(rag_answer *res) {
     free(res->cited);
     free(res->events);
     free(res->answer);
+    free(res->question);
     free(res->prompt);
     memset(res, 0, sizeof *res);
 }
@@ -311,6 +312,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
     if (!(q = strdup(gr.text ? gr.text : question))) { rc = oom(a); goto done; }
     rag_guard_result_release(&gr);
     have_gr = false;
+    if (!(res->question = strdup(q))) { rc = oom(a); goto done; }
 
     /* 2. retrieval (hybrid with a model, else BM25) */
     if (!(sq = search_query(q, history, n_history))) { rc = oom(a); goto done; }

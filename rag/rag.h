@@ -668,6 +668,9 @@ typedef struct {
 
 typedef struct {
     rag_answer_status status;
+    char *question;             /* owned: the question after input redaction (what
+                                   was searched and prompted; keep this one in a
+                                   conversation), NULL when blocked */
     char *answer;               /* owned: the answer after the output guard, or
                                    the refusal / block message */
     size_t answer_len;

@@ -454,6 +454,8 @@ TEST(pii_in_question_is_redacted_before_retrieval_and_prompt) {
     REQUIRE(r.status == RAG_ANS_ANSWERED, "%s", rag_answer_status_str(r.status));
     CHECK(strstr(r.prompt, "jane.roe") == NULL, "%s", r.prompt);
     CHECK(strstr(r.prompt, "Question: How do I set up the VPN?") != NULL);
+    REQUIRE(r.question != NULL);
+    CHECK(strstr(r.question, "jane.roe") == NULL && strstr(r.question, "How do I set up the VPN?") == r.question, "%s", r.question);
     rag_answer_release(&r);
     rag_answerer_free(a);
 }
