@@ -7,16 +7,16 @@
 #include "app/app.h"
 
 static const app_command commands[] = {
+    {"ingest", "index a folder of documents (incremental)", app_cmd_ingest},
+    {"ask", "answer a question from the indexed documents, with sources", app_cmd_ask},
+    {"chat", "interactive questions and follow-ups (libedit; Ctrl-C stops an answer)", app_cmd_chat},
+    {"search", "search the index: dense, bm25 or hybrid", app_cmd_search},
+    {"guard-check", "show which guardrail rules fire on a text", app_cmd_guard_check},
+    {"eval-retrieval", "recall@k and MRR of retrieval on a SQuAD file", app_cmd_eval_retrieval},
     {"model-info", "show a GGUF model's architecture, hyperparameters and tensors", app_cmd_model_info},
     {"tokenize", "print the token ids (or pieces) of a text", app_cmd_tokenize},
     {"generate", "continue a prompt with the in-process engine", app_cmd_generate},
     {"embed", "print the embedding of a text as a JSON array", app_cmd_embed},
-    {"guard-check", "show which guardrail rules fire on a text", app_cmd_guard_check},
-    {"ingest", "index a folder of documents (incremental)", app_cmd_ingest},
-    {"search", "search the index: dense, bm25 or hybrid", app_cmd_search},
-    {"eval-retrieval", "recall@k and MRR of retrieval on a SQuAD file", app_cmd_eval_retrieval},
-    {"ask", "answer a question from the indexed documents, with sources", app_cmd_ask},
-    {"chat", "interactive questions and follow-ups (libedit; Ctrl-C stops an answer)", app_cmd_chat},
 };
 
 int app_error(const char *fmt, ...) {
@@ -52,11 +52,12 @@ static void usage(FILE *out) {
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-15s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\n"
             "`mrag COMMAND --help` describes a command. The model is named by -m FILE\n"
-            "or the MRAG_MODEL environment variable.\n");
+            "or the MRAG_MODEL environment variable; the index folder by --index DIR\n"
+            "or MRAG_INDEX (default ./.mrag).\n");
 }
 
 int main(int argc, char **argv) {
