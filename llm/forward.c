@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "llm/ggml.h"
-#include "llm/kernels.h"
+#include "llm/kernels_internal.h"
 #include "llm/model.h"
 
 /* ------------------------------------------------------------ RunState */
@@ -294,6 +294,7 @@ static inline float att_score(const llm_state *s, const ggml_half *qh, const flo
  * a rolling decode rounds exactly like it. */
 static void attention_worker(void *arg, int ith, int nth) {
     const att_job *J = arg;
+    const llm_kernel_table *kt = llm_kernels_active();
     const llm_hparams *hp = &J->m->hp;
     llm_state *s = J->s;
     const llm_batch *b = J->b;
@@ -361,18 +362,8 @@ static void attention_worker(void *arg, int ith, int nth) {
         memset(acc, 0, (size_t)hd * sizeof *acc);
         for (int t = 0; t < nk; t++) {
             const uint8_t *vr = key[t] >= 0 ? vc + (size_t)key[t] * row : (const uint8_t *)s->vb + (size_t)(-1 - key[t]) * row;
-            const float *v = (const float *)(vr + koff);
-            float p = sc[t];
-            if (s->kv_f16 && hd % 64 != 0) {
-                const ggml_half *v16 = (const ggml_half *)(vr + koff);
-                for (int d = 0; d < hd; d++) acc[d] += p * f16_table[v16[d]];
-                continue;
-            }
-            if (s->kv_f16) {
-                llm_fp16_to_fp32_row((const ggml_half *)(vr + koff), tmp, hd);
-                v = tmp;
-            }
-            for (int d = 0; d < hd; d++) acc[d] += p * v[d];
+            if (s->kv_f16) kt->axpy_f16(sc[t], (const ggml_half *)(vr + koff), acc, hd);
+            else kt->axpy_f32(sc[t], (const float *)(vr + koff), acc, hd);
         }
         memcpy(s->att + (size_t)i * q_dim + (size_t)h * hd, acc, (size_t)hd * sizeof *acc);
     }

@@ -527,6 +527,35 @@ static void gemm_bf16(int n, const void *W, size_t ldw, const void *A, size_t ld
     gemm_f(n, W, ldw, A, lda, Y, ldy, nr, nt, GGML_TYPE_BF16);
 }
 
+/* y += a * x, product and sum rounded separately: the *_round_ps forms
+ * are builtins the compiler does not contract into an fma. */
+static inline __m512 mul_add_unfused(__m512 y, __m512 a, __m512 x) {
+    __m512 p = _mm512_mul_round_ps(a, x, _MM_FROUND_CUR_DIRECTION);
+    return _mm512_add_round_ps(y, p, _MM_FROUND_CUR_DIRECTION);
+}
+
+static void axpy_f32(float a, const float *x, float *y, int n) {
+    const __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, mul_add_unfused(_mm512_loadu_ps(y + i), va, _mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, mul_add_unfused(_mm512_maskz_loadu_ps(m, y + i), va, _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+static void axpy_f16(float a, const ggml_half *x, float *y, int n) {
+    const __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, mul_add_unfused(_mm512_loadu_ps(y + i), va, load16_f16(x + i, 0xFFFF)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, mul_add_unfused(_mm512_maskz_loadu_ps(m, y + i), va, load16_f16(x + i, m)));
+    }
+}
+
 static float vdot_f32(int n, const void *w, const void *a) { return dot_f32(w, a, n); }
 static float vdot_f16(int n, const void *w, const void *a) { return dot_f16(w, a, n); }
 static float vdot_bf16(int n, const void *w, const void *a) { return dot_bf16(w, a, n); }
@@ -548,4 +577,6 @@ void llm_kernels_avx512_fill(llm_kernel_table *t) {
     t->gemm[GGML_TYPE_BF16] = gemm_bf16;
     t->dot_f32 = dot_f32;
     t->dot_f16 = dot_f16;
+    t->axpy_f32 = axpy_f32;
+    t->axpy_f16 = axpy_f16;
 }

@@ -25,6 +25,11 @@ typedef struct {
     float (*dot_f16)(const ggml_half *a, const ggml_half *b, int n);
     void (*fp32_to_fp16)(const float *x, ggml_half *y, int n);
     void (*fp16_to_fp32)(const ggml_half *x, float *y, int n);
+    /* y[i] = y[i] + a * x[i] for i < n, the product rounded to f32 before
+     * the add (never fused), so every level gives the same bits as the
+     * scalar loop the attention's P.V used. */
+    void (*axpy_f32)(float a, const float *x, float *y, int n);
+    void (*axpy_f16)(float a, const ggml_half *x, float *y, int n);
 } llm_kernel_table;
 
 /* Each level fills in the entries it implements, on top of the lower level's

@@ -119,6 +119,22 @@ static void fp16_to_fp32_ref(const ggml_half *x, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] = ggml_fp16_to_fp32(x[i]);
 }
 
+/* y += a * x with the product rounded before the add (this file is built
+ * without FMA, so the compiler cannot fuse the two). */
+static void axpy_f32_ref(float a, const float *x, float *y, int n) {
+    for (int i = 0; i < n; i++) {
+        float p = a * x[i];
+        y[i] += p;
+    }
+}
+
+static void axpy_f16_ref(float a, const ggml_half *x, float *y, int n) {
+    for (int i = 0; i < n; i++) {
+        float p = a * ggml_fp16_to_fp32(x[i]);
+        y[i] += p;
+    }
+}
+
 void llm_kernels_ref_fill(llm_kernel_table *t) {
     memset(t, 0, sizeof *t);
     t->vec_dot[GGML_TYPE_F32] = vdot_f32;
@@ -136,4 +152,6 @@ void llm_kernels_ref_fill(llm_kernel_table *t) {
     t->dot_f16 = dot_f16_ref;
     t->fp32_to_fp16 = fp32_to_fp16_ref;
     t->fp16_to_fp32 = fp16_to_fp32_ref;
+    t->axpy_f32 = axpy_f32_ref;
+    t->axpy_f16 = axpy_f16_ref;
 }
