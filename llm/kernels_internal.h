@@ -30,7 +30,20 @@ typedef struct {
      * scalar loop the attention's P.V used. */
     void (*axpy_f32)(float a, const float *x, float *y, int n);
     void (*axpy_f16)(float a, const ggml_half *x, float *y, int n);
+    /* Optional packed-activation gemm for Q4_0/Q8_0 weights: pack[wtype]
+     * turns one Q8_0 activation row of n elements into llm_pack_row_size(n)
+     * bytes laid out for that weight type's kernel, and gemm_packed[wtype]
+     * is the gemm over such rows (lda = packed row bytes). NULL: use gemm. */
+    void (*pack[GGML_TYPE_COUNT])(const void *q8_0_row, void *dst, int n);
+    llm_gemm_fn gemm_packed[GGML_TYPE_COUNT];
 } llm_kernel_table;
+
+/* Bytes of one packed activation row of n elements: per pair of 32-element
+ * blocks, 64 B of quants, 64 B of int32 offset corrections, 64 B of f32
+ * scales. */
+static inline size_t llm_pack_row_size(int n) {
+    return (size_t)((n / 32 + 1) / 2) * 192;
+}
 
 /* Each level fills in the entries it implements, on top of the lower level's
  * table (so a missing SIMD kernel falls back to the reference). */

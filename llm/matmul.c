@@ -24,9 +24,14 @@ static size_t act_row_size(uint32_t wtype, int n_cols) {
     return ggml_row_size(at, (uint64_t)n_cols);
 }
 
+/* Q8_0 activations are also repacked for the packed gemm (when the level
+ * has one); the room is always counted, as the level may change. */
 size_t llm_matmul_work_size(uint32_t wtype, int n_cols, int n_tok) {
-    if (llm_vec_dot_type(wtype) == GGML_TYPE_F32) return 0;
-    return act_row_size(wtype, n_cols) * (size_t)n_tok + 64;
+    uint32_t at = llm_vec_dot_type(wtype);
+    if (at == GGML_TYPE_F32) return 0;
+    size_t z = (act_row_size(wtype, n_cols) + 63) / 64 * 64 * (size_t)n_tok + 64;
+    if (at == GGML_TYPE_Q8_0) z += llm_pack_row_size(n_cols) * (size_t)n_tok;
+    return z;
 }
 
 typedef struct {
@@ -39,6 +44,9 @@ typedef struct {
     const uint8_t *A;           /* converted activations */
     size_t lda;                 /* bytes per activation row */
     uint8_t *A_out;             /* = A, writable, during conversion */
+    uint8_t *Q;                 /* converted rows before packing (packed gemm) */
+    size_t ldq;
+    llm_gemm_fn gemm;           /* the gemm for A as laid out; NULL: vec_dot */
     float *Y;
     _Atomic int next_tile;      /* next row chunk (decode) or tile (prefill) */
 } mm_job;
@@ -48,6 +56,14 @@ static void mm_convert(void *arg, int ith, int nth) {
     mm_job *j = arg;
     llm_act_fn act = j->k->act[llm_vec_dot_type(j->wtype)];
     int t0 = (int)((int64_t)j->n_tok * ith / nth), t1 = (int)((int64_t)j->n_tok * (ith + 1) / nth);
+    if (j->Q) {
+        void (*pack)(const void *, void *, int) = j->k->pack[j->wtype];
+        for (int t = t0; t < t1; t++) {
+            act(j->X + (size_t)t * j->n_cols, j->Q + (size_t)t * j->ldq, j->n_cols);
+            pack(j->Q + (size_t)t * j->ldq, j->A_out + (size_t)t * j->lda, j->n_cols);
+        }
+        return;
+    }
     for (int t = t0; t < t1; t++)
         act(j->X + (size_t)t * j->n_cols, j->A_out + (size_t)t * j->lda, j->n_cols);
 }
@@ -58,7 +74,7 @@ static void mm_tile(const mm_job *j, int r0, int nr, int t0, int nt) {
     const uint8_t *W = j->W + (size_t)r0 * j->ldw;
     const uint8_t *A = j->A + (size_t)t0 * j->lda;
     float *Y = j->Y + (size_t)t0 * j->n_rows + r0;
-    llm_gemm_fn g = j->k->gemm[j->wtype];
+    llm_gemm_fn g = j->gemm;
     if (g) {
         g(j->n_cols, W, j->ldw, A, j->lda, Y, (size_t)j->n_rows, nr, nt);
         return;
@@ -134,6 +150,7 @@ void llm_matmul(llm_pool *pool, uint32_t wtype, const void *W, int n_rows, int n
         .n_tok = n_tok,
         .X = X,
         .Y = Y,
+        .gemm = k->gemm[wtype],
     };
     atomic_init(&j.next_tile, 0);
     if (llm_vec_dot_type(wtype) == GGML_TYPE_F32) {
@@ -145,6 +162,15 @@ void llm_matmul(llm_pool *pool, uint32_t wtype, const void *W, int n_rows, int n
         j.A_out = (uint8_t *)a;
         j.A = j.A_out;
         j.lda = act_row_size(wtype, n_cols);
+        if (k->gemm_packed[wtype] && k->pack[wtype] && llm_vec_dot_type(wtype) == GGML_TYPE_Q8_0) {
+            /* Q8_0 rows go first (64-byte aligned), packed rows after them */
+            j.Q = j.A_out;
+            j.ldq = (j.lda + 63) / 64 * 64;
+            j.A_out = j.Q + j.ldq * (size_t)n_tok;
+            j.A = j.A_out;
+            j.lda = llm_pack_row_size(n_cols);
+            j.gemm = k->gemm_packed[wtype];
+        }
         if (n_tok <= 2) mm_convert(&j, 0, 1);
         else llm_pool_run(pool, mm_convert, &j);
     }
