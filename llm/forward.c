@@ -270,10 +270,10 @@ typedef struct {
  * values are exact in float. The softmax amplifies differences in the
  * scores: on stories260K (head size 8) a float-lane sum measured 3e-4 in
  * log-prob against llama.cpp, the double sum 5e-6. */
-static inline float att_score(const llm_state *s, const ggml_half *qh, const float *qf, const float *q,
-                              const void *krow, float *tmp, int hd) {
+static inline float att_score(const llm_kernel_table *kt, const llm_state *s, const ggml_half *qh,
+                              const float *qf, const float *q, const void *krow, float *tmp, int hd) {
     if (hd % 64 == 0)
-        return s->kv_f16 ? llm_dot_f16(qh, krow, hd) : llm_dot_f32(q, krow, hd);
+        return s->kv_f16 ? kt->dot_f16(qh, krow, hd) : kt->dot_f32(q, krow, hd);
     (void)tmp;
     double acc = 0.0;
     if (s->kv_f16) {
@@ -340,7 +340,7 @@ static void attention_worker(void *arg, int ith, int nth) {
         float mx = -INFINITY;
         for (int t = 0; t < nk; t++) {
             const uint8_t *kr = key[t] >= 0 ? kc + (size_t)key[t] * row : (const uint8_t *)s->kb + (size_t)(-1 - key[t]) * row;
-            float d = att_score(s, qh, qf, q, kr + koff, tmp, hd) * scale;
+            float d = att_score(kt, s, qh, qf, q, kr + koff, tmp, hd) * scale;
             sc[t] = d;
             if (d > mx) mx = d;
         }

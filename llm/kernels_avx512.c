@@ -249,6 +249,9 @@ gemmp_step(const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, int b, __
     }
 }
 
+#ifndef PF_DIST
+#define PF_DIST 2048
+#endif
 static inline __attribute__((always_inline)) void
 gemmp_tile(int nb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, float *Y, size_t ldy,
            const int RM, const int TN, const int Q4) {
@@ -261,9 +264,9 @@ gemmp_tile(int nb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, f
     const size_t wbs = Q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
     for (; b + 1 < nb; b += 2) {
         if (TN == 1) {
-            /* decode streams each weight row once: prefetch ~1 KB ahead */
+            /* decode streams each weight row once: prefetch 2 KB ahead (measured ~3% over 1 KB) */
 #pragma GCC unroll 4
-            for (int r = 0; r < RM; r++) _mm_prefetch((const char *)(W + r * ldw + b * wbs) + 1024, _MM_HINT_T0);
+            for (int r = 0; r < RM; r++) _mm_prefetch((const char *)(W + r * ldw + b * wbs) + PF_DIST, _MM_HINT_T0);
         }
         gemmp_step(W, ldw, A, lda, b, acc, RM, TN, Q4, 0);
     }
