@@ -85,6 +85,13 @@ char *test_run_capture(const char *cmd, int *status);
  * FAILs it when the oracle exits non-zero. */
 char *test_oracle(const char *args);
 
+/* Writes a random-weight Mistral-shaped model with $BUILD/mkmodel to
+ * out: the Mistral vocabulary from ../shared when present, else a
+ * generated 512-token one. `args` are further mkmodel options (shape, ctx,
+ * type, seed). SKIPs the case when mkmodel is missing; FAILs it (and clears
+ * out) when mkmodel fails. */
+void test_mkmodel(char *out, const char *args);
+
 /* Shell-quotes s into a static rotating buffer (for building commands). */
 const char *test_shq(const char *s);
 

@@ -19,17 +19,11 @@ static void setup(void) {
     if (access(mrag, X_OK) != 0 || access(mk, X_OK) != 0) SKIP("%s or %s is missing (run make)", mrag, mk);
     struct stat st;
     if (stat("data/sample", &st) != 0) SKIP("data/sample is missing");
-    const char *vocab = test_shared_path("models/mistral-v0.1-vocab-derived.gguf");
-    char vflag[700];
-    if (vocab) snprintf(vflag, sizeof vflag, "--vocab-from %s", test_shq(vocab));
-    else snprintf(vflag, sizeof vflag, "--vocab-size 512");
     char dir[300];
     snprintf(dir, sizeof dir, "%s", test_tmpdir());
     snprintf(model, sizeof model, "%s/m.gguf", dir);
+    test_mkmodel(model, "--dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 --ctx 2048 --seed 7");
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s --dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 --ctx 2048 %s --seed 7 --out %s >/dev/null 2>&1",
-             mk, vflag, test_shq(model));
-    REQUIRE(system(cmd) == 0, "mkmodel failed");
     snprintf(idx, sizeof idx, "%s/idx", dir);
     snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s ingest data/sample --index %s -m %s --threads 1 >/dev/null 2>&1",
              mrag, test_shq(idx), test_shq(model));

@@ -29,18 +29,12 @@ static void setup(void) {
     if (access(mrag, X_OK) != 0 || access(mk, X_OK) != 0) SKIP("%s or %s is missing (run make)", mrag, mk);
     struct stat st;
     if (stat("data/sample", &st) != 0) SKIP("data/sample is missing");
-    const char *vocab = test_shared_path("models/mistral-v0.1-vocab-derived.gguf");
-    char vflag[700];
-    if (vocab) snprintf(vflag, sizeof vflag, "--vocab-from %s", test_shq(vocab));
-    else snprintf(vflag, sizeof vflag, "--vocab-size 512");
     char dir[300];
     snprintf(dir, sizeof dir, "%s", test_tmpdir());
     snprintf(model, sizeof model, "%s/m.gguf", dir);
-    char cmd[4096];
     /* a long context so that an answer can run for seconds */
-    snprintf(cmd, sizeof cmd, "%s --dim 128 --layers 2 --heads 4 --kv-heads 2 --ff 256 --ctx 32768 %s --seed 11 --out %s >/dev/null 2>&1",
-             mk, vflag, test_shq(model));
-    REQUIRE(system(cmd) == 0, "mkmodel failed");
+    test_mkmodel(model, "--dim 128 --layers 2 --heads 4 --kv-heads 2 --ff 256 --ctx 32768 --seed 11");
+    char cmd[4096];
     snprintf(idx, sizeof idx, "%s/idx", dir);
     snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s ingest data/sample --index %s -m %s >/dev/null 2>&1", mrag,
              test_shq(idx), test_shq(model));

@@ -21,18 +21,8 @@ static rag_guard *guard, *guard_keep;
 /* A random-weight model with the Mistral vocabulary (or a small one). */
 static void need_model(void) {
     if (model) return;
-    char mk[512];
-    snprintf(mk, sizeof mk, "%s/mkmodel", test_build_dir());
-    if (access(mk, X_OK) != 0) SKIP("%s is missing (run make)", mk);
-    const char *vocab = test_shared_path("models/mistral-v0.1-vocab-derived.gguf");
-    char vflag[600];
-    if (vocab) snprintf(vflag, sizeof vflag, "--vocab-from %s", test_shq(vocab));
-    else snprintf(vflag, sizeof vflag, "--vocab-size 512");
     snprintf(model_path, sizeof model_path, "%s/answer-model.gguf", test_tmpdir());
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s --dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 --ctx 2048 %s --seed 3 --out %s >/dev/null 2>&1",
-             mk, vflag, test_shq(model_path));
-    REQUIRE(system(cmd) == 0, "mkmodel failed");
+    test_mkmodel(model_path, "--dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 --ctx 2048 --seed 3");
     llm_model_params mp = llm_model_default_params();
     char err[512];
     REQUIRE(llm_model_load(model_path, &mp, &model, err, sizeof err) == LLM_OK, "%s", err);

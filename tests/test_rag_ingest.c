@@ -22,19 +22,10 @@ static char model_a[512], model_b[512];
  * shared file exists, else a generated one); SKIPs when mkmodel is absent. */
 static const char *make_model(char *out, size_t n, int dim, int seed) {
     if (out[0]) return out;
-    char mk[512];
-    snprintf(mk, sizeof mk, "%s/mkmodel", test_build_dir());
-    if (access(mk, X_OK) != 0) SKIP("%s is missing (run make)", mk);
-    const char *vocab = test_shared_path("models/mistral-v0.1-vocab-derived.gguf");
-    char vflag[600];
-    if (vocab) snprintf(vflag, sizeof vflag, "--vocab-from %s", test_shq(vocab));
-    else snprintf(vflag, sizeof vflag, "--vocab-size 512");
     snprintf(out, n, "%s/m%d.gguf", test_tmpdir(), seed);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s --dim %d --layers 1 --heads 4 --kv-heads 1 --ff %d %s --seed %d --out %s >/dev/null 2>&1",
-             mk, dim, dim * 2, vflag, seed, test_shq(out));
-    int st = system(cmd);
-    if (st != 0) { out[0] = 0; REQUIRE(st == 0, "mkmodel failed: %s", cmd); }
+    char args[200];
+    snprintf(args, sizeof args, "--dim %d --layers 1 --heads 4 --kv-heads 1 --ff %d --seed %d", dim, dim * 2, seed);
+    test_mkmodel(out, args);
     return out;
 }
 

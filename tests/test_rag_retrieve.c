@@ -16,18 +16,8 @@ static char model_path[512];
 
 static llm_model *load_test_model(void) {
     if (!model_path[0]) {
-        char mk[512];
-        snprintf(mk, sizeof mk, "%s/mkmodel", test_build_dir());
-        if (access(mk, X_OK) != 0) SKIP("%s is missing (run make)", mk);
-        const char *vocab = test_shared_path("models/mistral-v0.1-vocab-derived.gguf");
-        char vflag[600];
-        if (vocab) snprintf(vflag, sizeof vflag, "--vocab-from %s", test_shq(vocab));
-        else snprintf(vflag, sizeof vflag, "--vocab-size 512");
         snprintf(model_path, sizeof model_path, "%s/m.gguf", test_tmpdir());
-        char cmd[2048];
-        snprintf(cmd, sizeof cmd, "%s --dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 %s --out %s >/dev/null 2>&1",
-                 mk, vflag, test_shq(model_path));
-        if (system(cmd) != 0) { model_path[0] = 0; REQUIRE(0, "mkmodel failed: %s", cmd); }
+        test_mkmodel(model_path, "--dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128");
     }
     llm_model *m = NULL;
     char err[512];

@@ -210,3 +210,23 @@ char *test_oracle(const char *args) {
     unlink(errpath);
     return out;
 }
+
+void test_mkmodel(char *out, const char *args) {
+    char mk[512];
+    snprintf(mk, sizeof mk, "%s/mkmodel", test_build_dir());
+    if (access(mk, X_OK) != 0) test_skip("%s is missing (run make)", mk);
+    const char *vocab = test_shared_path("models/mistral-v0.1-vocab-derived.gguf");
+    char vflag[4200];
+    if (vocab) snprintf(vflag, sizeof vflag, "--vocab-from %s", test_shq(vocab));
+    else snprintf(vflag, sizeof vflag, "--vocab-size 512");
+    char *cmd = dup_printf("%s %s %s --out %s >/dev/null 2>&1", mk, args, vflag, test_shq(out));
+    if (!cmd) test_skip("out of memory");
+    int st = system(cmd);
+    if (st != 0) {
+        test_fail(__FILE__, __LINE__, "mkmodel failed: %s", cmd);
+        out[0] = 0;
+        free(cmd);
+        longjmp(test_g.abort_case, 1);
+    }
+    free(cmd);
+}
