@@ -368,35 +368,7 @@ static const char *stories_one_layer(const char *src) {
         snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
         if (strcmp(key, "general.alignment") == 0) continue;
         if (strcmp(key, "llama.block_count") == 0) { gguf_writer_set_u32(w, key, 1); continue; }
-        switch (kv->type) {
-        case GGUF_TYPE_STRING: {
-            char *v = strndup(kv->v.str.ptr, kv->v.str.len);
-            gguf_writer_set_str(w, key, v);
-            free(v);
-            break;
-        }
-        case GGUF_TYPE_FLOAT32: case GGUF_TYPE_FLOAT64: gguf_writer_set_f32(w, key, (float)kv->v.f64); break;
-        case GGUF_TYPE_BOOL: gguf_writer_set_bool(w, key, kv->v.u64 != 0); break;
-        case GGUF_TYPE_INT8: case GGUF_TYPE_INT16: case GGUF_TYPE_INT32: case GGUF_TYPE_INT64:
-            gguf_writer_set_i32(w, key, (int32_t)kv->v.i64); break;
-        case GGUF_TYPE_ARRAY:
-            if (kv->v.arr.elem_type == GGUF_TYPE_STRING) {
-                const char **strs = calloc(kv->v.arr.n, sizeof *strs);
-                REQUIRE(strs);
-                for (uint64_t j = 0; j < kv->v.arr.n; j++) {
-                    gguf_str st;
-                    REQUIRE(gguf_arr_str(f, &kv->v.arr, j, &st));
-                    strs[j] = strndup(st.ptr, st.len);
-                }
-                gguf_writer_set_arr_str(w, key, strs, kv->v.arr.n);
-                for (uint64_t j = 0; j < kv->v.arr.n; j++) free((void *)strs[j]);
-                free(strs);
-            } else {
-                gguf_writer_set_arr(w, key, kv->v.arr.elem_type, kv->v.arr.data, kv->v.arr.n);
-            }
-            break;
-        default: gguf_writer_set_u32(w, key, (uint32_t)kv->v.u64); break;
-        }
+        gguf_writer_copy_kv(w, kv);
     }
     for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
