@@ -71,6 +71,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+# The web page is embedded with .incbin, which -MMD does not see.
+$(BUILD)/obj/app/serve_page.o: app/web/index.html
+
 $(LIBLLM): $(call obj,$(LLM_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
