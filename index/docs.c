@@ -85,10 +85,10 @@ int idx_doc_from_row(idx_store *s, sqlite3_stmt *st, idx_doc *out) {
     snprintf(out->sha256, sizeof out->sha256, "%s", sha ? (const char *)sha : "");
     out->indexed_at = sqlite3_column_int64(st, 8);
     out->n_chunks = sqlite3_column_int64(st, 9);
-    const char **fields[] = {&out->uri, &out->title, &out->type, &out->status, &out->groups};
+    const char **fields[] = {&out->uri, &out->title, &out->type, &out->status, &out->groups, &out->version};
     const unsigned char *vals[] = {sqlite3_column_text(st, 1), sqlite3_column_text(st, 2), sqlite3_column_text(st, 3),
-                                   sqlite3_column_text(st, 7), sqlite3_column_text(st, 10)};
-    if (pack_strings(fields, vals, 5, &out->priv_)) {
+                                   sqlite3_column_text(st, 7), sqlite3_column_text(st, 10), sqlite3_column_text(st, 11)};
+    if (pack_strings(fields, vals, 6, &out->priv_)) {
         memset(out, 0, sizeof *out);
         return idx_err(s, IDX_ERR_NOMEM, "out of memory");
     }
@@ -120,7 +120,7 @@ static bool str_ok(const char *v, size_t max) { return !v || strnlen(v, max + 1)
 /* Looks up the id of a document; *id = 0 when absent. */
 static int doc_id_of(idx_store *s, const char *uri, int64_t *id) {
     *id = 0;
-    sqlite3_stmt *st = idx_stmt(s, ST_DOC_BY_URI);
+    sqlite3_stmt *st = idx_stmt(s, ST_DOC_ID_BY_URI);
     if (!st) return IDX_ERR_SQLITE;
     sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
     int step = sqlite3_step(st), rc = IDX_OK;
@@ -209,6 +209,7 @@ static int doc_put_body(idx_store *s, idx_doc *doc, const idx_chunk *chunks, siz
     sqlite3_bind_text(st, 6, doc->sha256, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, doc->status ? doc->status : "ok", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, now);
+    sqlite3_bind_text(st, 9, doc->version ? doc->version : "", -1, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? IDX_OK : idx_sql_err(s, "write document");
     sqlite3_reset(st);
     if (rc) return rc;
@@ -257,8 +258,8 @@ int idx_doc_put(idx_store *s, idx_doc *doc, const idx_chunk *chunks, size_t n_ch
     if (n_chunks && !chunks) return idx_err(s, IDX_ERR_ARG, "chunks missing");
     if (n_chunks > (size_t)INT32_MAX) return idx_err(s, IDX_ERR_ARG, "too many chunks");
     if (!str_ok(doc->uri, IDX_MAX_URI) || !str_ok(doc->title, IDX_MAX_FIELD) || !str_ok(doc->type, 64) ||
-        !str_ok(doc->status, IDX_MAX_FIELD) || strnlen(doc->sha256, sizeof doc->sha256) == sizeof doc->sha256)
-        return idx_err(s, IDX_ERR_ARG, "document field too long (uri %d, title/status %d, type 64 bytes)", IDX_MAX_URI, IDX_MAX_FIELD);
+        !str_ok(doc->status, IDX_MAX_FIELD) || !str_ok(doc->version, 256) || strnlen(doc->sha256, sizeof doc->sha256) == sizeof doc->sha256)
+        return idx_err(s, IDX_ERR_ARG, "document field too long (uri %d, title/status %d, type 64, version 256 bytes)", IDX_MAX_URI, IDX_MAX_FIELD);
     for (size_t i = 0; i < n_chunks; i++) {
         if ((!chunks[i].text && chunks[i].text_len) || chunks[i].text_len > IDX_MAX_TEXT || !str_ok(chunks[i].heading, IDX_MAX_FIELD))
             return idx_err(s, IDX_ERR_ARG, "chunk %zu of %.200s: text missing or too long", i, doc->uri);
@@ -324,6 +325,20 @@ int idx_doc_touch(idx_store *s, const char *uri, int64_t size, int64_t mtime_ns)
     rc = sqlite3_step(st) == SQLITE_DONE ? IDX_OK : idx_sql_err(s, "touch document");
     sqlite3_reset(st);
     if (!rc && sqlite3_changes(s->db) == 0) rc = idx_err(s, IDX_ERR_NOTFOUND, "no document %.300s", uri);
+    return idx_write_end(s, own, rc);
+}
+
+int idx_doc_set_groups(idx_store *s, const char *uri, const char *groups) {
+    if (!s) return IDX_ERR_ARG;
+    s->err[0] = 0;
+    if (!uri) return idx_err(s, IDX_ERR_ARG, "uri missing");
+    bool own;
+    int rc = idx_write_begin(s, &own);
+    if (rc) return rc;
+    int64_t id = 0;
+    rc = doc_id_of(s, uri, &id);
+    if (!rc && !id) rc = idx_err(s, IDX_ERR_NOTFOUND, "no document %.300s", uri);
+    if (!rc) rc = groups_store(s, id, groups);
     return idx_write_end(s, own, rc);
 }
 

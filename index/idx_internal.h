@@ -8,7 +8,7 @@
 #include <sqlite3.h>
 #include <faiss/c_api/Index_c.h>
 
-#define IDX_SCHEMA_VERSION 1
+#define IDX_SCHEMA_VERSION 2
 #define IDX_MAX_DIM 65536
 #define IDX_MAX_GROUPS 64
 #define IDX_MAX_GROUP_LEN 128
@@ -18,7 +18,8 @@
 #define IDX_DOC_COLUMNS \
     "id, uri, title, type, size, mtime_ns, sha256, status, indexed_at, " \
     "(SELECT count(*) FROM chunks WHERE doc_id = documents.id), " \
-    "(SELECT group_concat(grp, ',') FROM (SELECT grp FROM doc_groups WHERE doc_id = documents.id ORDER BY grp))"
+    "(SELECT group_concat(grp, ',') FROM (SELECT grp FROM doc_groups WHERE doc_id = documents.id ORDER BY grp)), " \
+    "version"
 
 /* Cached prepared statements (see idx_stmt() in store.c for the SQL). */
 typedef enum {
@@ -40,6 +41,7 @@ typedef enum {
     ST_VECTOR_INSERT,
     ST_VECTOR_GET,
     ST_CHUNK_GET,
+    ST_DOC_ID_BY_URI,
     ST_COUNT__,
 } idx_stmt_id;
 

@@ -133,6 +133,9 @@ typedef struct {
      * Names are trimmed; at most 64 groups of at most 128 bytes, no commas. */
     const char *groups;
     const char *status;     /* "ok" (NULL = "ok") or e.g. "failed: binary file" */
+    /* The source's own revision of the content: "" for files, the revision
+     * id for wiki pages (NULL = ""); at most 256 bytes. */
+    const char *version;
     int64_t n_chunks;       /* output only */
     int64_t indexed_at;     /* output only: unix seconds of the last put/touch */
     void *priv_;            /* internal: owned storage of an output struct */
@@ -179,6 +182,11 @@ int idx_doc_touch(idx_store *s, const char *uri, int64_t size, int64_t mtime_ns)
  * vectors). IDX_ERR_NOTFOUND when old_uri is absent, IDX_ERR_ARG when new_uri
  * exists already. */
 int idx_doc_rename(idx_store *s, const char *old_uri, const char *new_uri);
+
+/* Replaces the access groups of a document (format as idx_doc.groups; NULL or
+ * "" = public) without touching its chunks or vectors: for changed access
+ * rules. IDX_ERR_NOTFOUND when absent. */
+int idx_doc_set_groups(idx_store *s, const char *uri, const char *groups);
 
 /* Deletes a document and its chunks from SQLite, FTS5 and FAISS.
  * IDX_ERR_NOTFOUND when absent. */

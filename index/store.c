@@ -77,10 +77,10 @@ static const char *const stmt_sql[ST_COUNT__] = {
     [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [ST_DOC_BY_URI] = "SELECT " IDX_DOC_COLUMNS " FROM documents WHERE uri = ?1",
-    [ST_DOC_INSERT] = "INSERT INTO documents(uri, title, type, size, mtime_ns, sha256, status, indexed_at) "
-                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_DOC_INSERT] = "INSERT INTO documents(uri, title, type, size, mtime_ns, sha256, status, indexed_at, version) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_DOC_UPDATE] = "UPDATE documents SET title = ?2, type = ?3, size = ?4, mtime_ns = ?5, "
-                      "sha256 = ?6, status = ?7, indexed_at = ?8 WHERE id = ?1",
+                      "sha256 = ?6, status = ?7, indexed_at = ?8, version = ?9 WHERE id = ?1",
     [ST_DOC_TOUCH] = "UPDATE documents SET size = ?2, mtime_ns = ?3, indexed_at = ?4 WHERE uri = ?1",
     [ST_DOC_RENAME] = "UPDATE documents SET uri = ?2 WHERE uri = ?1",
     [ST_DOC_DELETE] = "DELETE FROM documents WHERE id = ?1",
@@ -95,6 +95,7 @@ static const char *const stmt_sql[ST_COUNT__] = {
                         "line_start, line_end, page, n_tokens) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_VECTOR_INSERT] = "INSERT INTO vectors(chunk_id, data) VALUES(?1, ?2)",
     [ST_VECTOR_GET] = "SELECT data FROM vectors WHERE chunk_id = ?1",
+    [ST_DOC_ID_BY_URI] = "SELECT id FROM documents WHERE uri = ?1",
     [ST_CHUNK_GET] = "SELECT id, doc_id, ordinal, text, heading, byte_start, byte_end, line_start, "
                      "line_end, page, n_tokens FROM chunks WHERE id = ?1",
 };
@@ -302,7 +303,7 @@ int idx_fingerprint_set(idx_store *s, const idx_fingerprint *fp) {
 /* ------------------------------------------------------------ schema */
 
 /* Each step migrates user_version i to i+1; index i holds the step from i.
- * A v2 adds its step here and bumps IDX_SCHEMA_VERSION. */
+ * A new version adds its step here and bumps IDX_SCHEMA_VERSION. */
 static const char *const migrations[IDX_SCHEMA_VERSION] = {
     /* 0 -> 1 */
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
@@ -353,6 +354,8 @@ static const char *const migrations[IDX_SCHEMA_VERSION] = {
     "  INSERT INTO chunks_fts(rowid, heading, text) VALUES(new.id, new.heading, new.text); END;"
     /* Read-only view of the FTS5 index itself (for exact row counts). */
     "CREATE VIRTUAL TABLE chunks_fts_instance USING fts5vocab(chunks_fts, instance);",
+    /* 1 -> 2: the source's own revision of a document (a wiki revision id) */
+    "ALTER TABLE documents ADD COLUMN version TEXT NOT NULL DEFAULT '';",
 };
 
 /* Brings the schema to IDX_SCHEMA_VERSION, one transaction per step. */

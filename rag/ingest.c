@@ -205,12 +205,18 @@ static int maybe_save(rag_ingester *ing, bool force, char *err, size_t errlen) {
 
 int rag_ingester_put(rag_ingester *ing, const char *uri, const rag_doc *doc, int64_t size, int64_t mtime_ns,
                      const char *sha256, int *n_chunks, char *err, size_t errlen) {
+    rag_put_meta m = {.uri = uri, .size = size, .mtime_ns = mtime_ns, .sha256 = sha256};
+    return rag_ingester_put_ex(ing, &m, doc, n_chunks, err, errlen);
+}
+
+int rag_ingester_put_ex(rag_ingester *ing, const rag_put_meta *m, const rag_doc *doc, int *n_chunks,
+                        char *err, size_t errlen) {
     int rc = RAG_OK;
     rag_chunk_list cl = {0};
     const char **texts = NULL;
     size_t *lens = NULL;
     if (n_chunks) *n_chunks = 0;
-    if (!ing || !uri || !doc) return fail(err, errlen, RAG_ERR_ARG, "ingest: bad arguments");
+    if (!ing || !m || !m->uri || !doc) return fail(err, errlen, RAG_ERR_ARG, "ingest: bad arguments");
     rag_chunk_params cp = rag_chunk_default_params();
     cp.max_tokens = ing->p.chunk_tokens;
     cp.overlap_tokens = ing->p.overlap_tokens;
@@ -258,12 +264,14 @@ int rag_ingester_put(rag_ingester *ing, const char *uri, const rag_doc *doc, int
     }
     idx_doc d;
     memset(&d, 0, sizeof d);
-    d.uri = uri;
-    d.title = doc->title;
-    d.type = rag_doc_type_str(doc->type);
-    d.size = size;
-    d.mtime_ns = mtime_ns;
-    if (sha256) snprintf(d.sha256, sizeof d.sha256, "%s", sha256);
+    d.uri = m->uri;
+    d.title = m->title ? m->title : doc->title;
+    d.type = m->type ? m->type : rag_doc_type_str(doc->type);
+    d.groups = m->groups;
+    d.version = m->version;
+    d.size = m->size;
+    d.mtime_ns = m->mtime_ns;
+    if (m->sha256) snprintf(d.sha256, sizeof d.sha256, "%s", m->sha256);
     d.status = "ok";
     t = now_s();
     int irc = idx_doc_put(ing->s, &d, ing->ic, cl.n, cl.n ? ing->vecs : NULL, ing->dim, NULL);

@@ -325,6 +325,23 @@ void rag_ingester_free(rag_ingester *ing);   /* NULL is a no-op */
 int rag_ingester_put(rag_ingester *ing, const char *uri, const rag_doc *doc, int64_t size,
                      int64_t mtime_ns, const char *sha256, int *n_chunks, char *err, size_t errlen);
 
+/* Where a document comes from and who may read it (rag_ingester_put_ex).
+ * Strings are borrowed for the call. */
+typedef struct {
+    const char *uri;            /* required: path or URL, the document's key */
+    const char *title;          /* NULL: doc->title */
+    const char *type;           /* NULL: rag_doc_type_str(doc->type); e.g. "wiki" */
+    const char *groups;         /* access groups "a,b"; NULL or "" = public */
+    const char *version;        /* the source's revision (wiki revision id); NULL = "" */
+    int64_t size;               /* bytes of the source */
+    int64_t mtime_ns;           /* modification time (wiki: revision timestamp) */
+    const char *sha256;         /* hex of the source content, or NULL */
+} rag_put_meta;
+
+/* rag_ingester_put with the whole description of the source. */
+int rag_ingester_put_ex(rag_ingester *ing, const rag_put_meta *m, const rag_doc *doc, int *n_chunks,
+                        char *err, size_t errlen);
+
 /* Ingests the folder (or single file) root: see the section comment. URIs
  * are the canonical absolute paths of the files (realpath of root + '/' +
  * the walker's rel). Per-file problems are outcomes, not errors: the run
@@ -386,6 +403,34 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
 /* Embeds a query as the index's chunks were embedded (for tests); out[n_embd]. */
 int rag_retriever_embed(rag_retriever *r, const char *text, size_t len, float *out);
 
+
+/* ============================================================ access control
+ * (rules mapping documents to access groups; caller groups — see
+ * docs/access.md). A rules file has one rule per line, first match wins:
+ *   default GROUPS | path GLOB GROUPS | namespace N GROUPS |
+ *   category NAME GROUPS | prefix "TITLE PREFIX" GROUPS
+ * GROUPS is comma-separated; the name `public` means no groups. A rag_access
+ * is read-only after loading: any number of threads may use it. */
+
+typedef struct rag_access rag_access;
+
+/* Loads a rules file. On failure *out is NULL and err names file:line and the
+ * problem. *out owned, free with rag_access_free. */
+int rag_access_load(const char *path, rag_access **out, char *err, size_t errlen);
+/* The same from memory; name is used in messages. */
+int rag_access_parse(const char *name, const char *text, size_t len, rag_access **out,
+                     char *err, size_t errlen);
+void rag_access_free(rag_access *a);            /* NULL is a no-op */
+/* SHA-256 hex of the rules' source text (to notice a changed file). Borrowed. */
+const char *rag_access_hash(const rag_access *a);
+
+/* Groups of a file by its path relative to the ingest root ('/'-separated):
+ * borrowed comma-separated list, "" = public. */
+const char *rag_access_for_path(const rag_access *a, const char *rel);
+/* Groups of a wiki page: namespace number, title without the namespace
+ * prefix, and its categories (without "Category:"). Borrowed, "" = public. */
+const char *rag_access_for_page(const rag_access *a, int ns, const char *title,
+                                const char *const *categories, size_t n_categories);
 
 /* ============================================================ guardrails
  * (rules, validators, audit log — owned by the guardrails engineer)

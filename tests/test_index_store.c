@@ -79,7 +79,7 @@ TEST(create_empty_and_reopen) {
     CHECK(idx_notice(s) == NULL, "fresh index has no notice: %s", idx_notice(s));
     check_counts(s, 0, 0, __LINE__);
     idx_close(s);
-    /* user_version is 1 and the tables exist, read with plain SQLite */
+    /* user_version is 2 (the current schema) and the tables exist, read with plain SQLite */
     char db[600];
     snprintf(db, sizeof db, "%s/mrag.sqlite", sub);
     sqlite3 *h;
@@ -87,7 +87,7 @@ TEST(create_empty_and_reopen) {
     sqlite3_stmt *st;
     REQUIRE(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
     REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-    CHECK_EQ_INT(sqlite3_column_int(st, 0), 1);
+    CHECK_EQ_INT(sqlite3_column_int(st, 0), 2);
     sqlite3_finalize(st);
     REQUIRE(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
     REQUIRE(sqlite3_step(st) == SQLITE_ROW);
@@ -109,6 +109,87 @@ TEST(migrates_an_empty_file) {
     REQUIRE(s);
     REQUIRE(put_doc(s, "a.md", 2, "alpha", NULL) == IDX_OK);
     check_counts(s, 1, 2, __LINE__);
+    idx_close(s);
+}
+
+/* A v1 index (before documents.version) is migrated in place: documents,
+ * chunks and search survive, and the new column works. */
+TEST(migrates_v1_to_v2_keeping_documents) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    REQUIRE(put_doc(s, "old.md", 3, "gamma delta", NULL) == IDX_OK);
+    REQUIRE(idx_save(s) == IDX_OK);
+    idx_close(s);
+    char db[600];
+    snprintf(db, sizeof db, "%s/mrag.sqlite", dir);
+    sqlite3 *h;
+    REQUIRE(sqlite3_open(db, &h) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(h, "ALTER TABLE documents DROP COLUMN version; PRAGMA user_version = 1", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(h);
+    idx_params ro = idx_default_params();
+    ro.read_only = true;
+    CHECK_EQ_INT(idx_open(dir, &ro, &s), IDX_ERR_READONLY);   /* a reader cannot migrate */
+    idx_close(s);
+    REQUIRE((s = open_ok(dir)));
+    check_counts(s, 1, 3, __LINE__);
+    idx_doc d;
+    REQUIRE(idx_doc_get(s, "old.md", &d) == IDX_OK);
+    CHECK_EQ_STR(d.version, "");
+    idx_doc_release(&d);
+    idx_doc nd = {.uri = "wiki/Page", .title = "Page", .type = "wiki", .version = "4711"};
+    REQUIRE(idx_doc_put(s, &nd, NULL, 0, NULL, 0, NULL) == IDX_OK);
+    idx_hit hits[4];
+    int n = 0;
+    REQUIRE(idx_search_bm25(s, "gamma", 5, 4, NULL, hits, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 3);
+    idx_close(s);
+    REQUIRE((s = open_ok(dir)));
+    REQUIRE(idx_doc_get(s, "wiki/Page", &d) == IDX_OK);
+    CHECK_EQ_STR(d.version, "4711");
+    CHECK_EQ_STR(d.type, "wiki");
+    idx_doc_release(&d);
+    idx_close(s);
+}
+
+/* idx_doc_set_groups changes who sees a document, not its chunks. */
+TEST(set_groups_changes_visibility_only) {
+    idx_store *s = open_ok(test_tmpdir());
+    REQUIRE(s);
+    REQUIRE(put_doc(s, "hr/salaries.md", 2, "salary bands", NULL) == IDX_OK);
+    const char *mine[] = {"finance"};
+    idx_filter f = {mine, 1};
+    idx_hit hits[4];
+    int n = -1;
+    REQUIRE(idx_search_bm25(s, "salary", 6, 4, &f, hits, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 2);                                 /* public so far */
+    int64_t *before = NULL, *after = NULL;
+    size_t nb = 0, na = 0;
+    REQUIRE(idx_debug_faiss_ids(s, &before, &nb) == IDX_OK);
+    REQUIRE(idx_doc_set_groups(s, "hr/salaries.md", "hr, board") == IDX_OK);
+    REQUIRE(idx_search_bm25(s, "salary", 6, 4, &f, hits, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 0);
+    float q[DIM] = {0};
+    q[0] = 1;
+    REQUIRE(idx_search_dense(s, q, DIM, 4, &f, hits, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 0);
+    const char *hr[] = {"hr"};
+    idx_filter fh = {hr, 1};
+    REQUIRE(idx_search_dense(s, q, DIM, 4, &fh, hits, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 2);
+    idx_doc d;
+    REQUIRE(idx_doc_get(s, "hr/salaries.md", &d) == IDX_OK);
+    CHECK_EQ_STR(d.groups, "board,hr");
+    CHECK_EQ_INT((int)d.n_chunks, 2);
+    idx_doc_release(&d);
+    REQUIRE(idx_debug_faiss_ids(s, &after, &na) == IDX_OK);
+    CHECK(na == nb && memcmp(before, after, na * sizeof *after) == 0, "chunk ids unchanged (%zu vs %zu)", nb, na);
+    free(before);
+    free(after);
+    CHECK_EQ_INT(idx_doc_set_groups(s, "nope.md", "hr"), IDX_ERR_NOTFOUND);
+    REQUIRE(idx_doc_set_groups(s, "hr/salaries.md", "") == IDX_OK);
+    REQUIRE(idx_search_bm25(s, "salary", 6, 4, &f, hits, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 2);                                 /* public again */
     idx_close(s);
 }
 
@@ -422,7 +503,8 @@ TEST(new_dimension_after_all_vectors_left) {
     idx_close(s);
 }
 
-TEST_MAIN(RUN(create_empty_and_reopen), RUN(migrates_an_empty_file), RUN(newer_schema_and_foreign_file_rejected), RUN(second_writer_is_refused),
+TEST_MAIN(RUN(create_empty_and_reopen), RUN(migrates_an_empty_file), RUN(migrates_v1_to_v2_keeping_documents),
+          RUN(set_groups_changes_visibility_only), RUN(newer_schema_and_foreign_file_rejected), RUN(second_writer_is_refused),
           RUN(put_replace_delete_exact_counts), RUN(transaction_rollback_and_commit),
           RUN(document_fields_lookup_list_touch_rename), RUN(bad_input_rejected), RUN(document_without_vectors),
           RUN(meta_and_fingerprint_mismatch_detected), RUN(new_dimension_after_all_vectors_left))
