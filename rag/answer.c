@@ -18,6 +18,11 @@ struct rag_answerer {
     int32_t *toks;              /* prompt tokens, grown as needed */
     size_t toks_cap;
     int n_generations;
+    /* the caller's access groups (rag_answerer_set_groups) */
+    bool all_groups;            /* true: no filter (the default) */
+    char **groups;              /* owned */
+    size_t n_groups;
+    idx_filter filter;          /* points into groups */
     char err[1024];
 };
 
@@ -79,6 +84,7 @@ int rag_answerer_new(const rag_answer_params *p, rag_answerer **out, char *err, 
     }
     if (!(a = calloc(1, sizeof *a))) { snprintf(err, errlen, "answer: out of memory"); return RAG_ERR_NOMEM; }
     a->p = *p;
+    a->all_groups = true;
     if (a->p.n_ctx <= 0) {
         a->p.n_ctx = 4096;
         if (p->model) {
@@ -105,8 +111,41 @@ done:
     return rc;
 }
 
+static int oom_err(rag_answerer *a) {
+    set_err(a, "answer: out of memory");
+    return RAG_ERR_NOMEM;
+}
+
+static void free_groups(rag_answerer *a) {
+    for (size_t i = 0; i < a->n_groups; i++) free(a->groups[i]);
+    free(a->groups);
+    a->groups = NULL;
+    a->n_groups = 0;
+    memset(&a->filter, 0, sizeof a->filter);
+}
+
+/* Contract: see rag.h. On failure the answerer sees public documents only
+ * (never more than before). */
+int rag_answerer_set_groups(rag_answerer *a, const char *const *groups, size_t n, bool all) {
+    if (!a) return RAG_ERR_ARG;
+    free_groups(a);
+    a->all_groups = false;
+    if (all) { a->all_groups = true; return RAG_OK; }
+    if (n > 64 || (n && !groups)) { set_err(a, "answer: bad group list"); return RAG_ERR_ARG; }
+    if (n && !(a->groups = calloc(n, sizeof *a->groups))) return oom_err(a);
+    for (size_t i = 0; i < n; i++) {
+        if (!groups[i]) { free_groups(a); set_err(a, "answer: group %zu is NULL", i); return RAG_ERR_ARG; }
+        if (!(a->groups[i] = strdup(groups[i]))) { free_groups(a); return oom_err(a); }
+        a->n_groups++;
+    }
+    a->filter.groups = (const char *const *)a->groups;
+    a->filter.n_groups = a->n_groups;
+    return RAG_OK;
+}
+
 void rag_answerer_free(rag_answerer *a) {
     if (!a) return;
+    free_groups(a);
     rag_retriever_free(a->ret);
     llm_context_free(a->ctx);
     free(a->toks);
@@ -320,7 +359,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
     int nh = 0;
     double t0 = now_ms();
     rag_search_mode mode = a->p.model ? RAG_SEARCH_HYBRID : RAG_SEARCH_BM25;
-    if ((rc = rag_retrieve(a->ret, sq, strlen(sq), mode, a->p.k, NULL, hits, &nh)) != RAG_OK) {
+    if ((rc = rag_retrieve(a->ret, sq, strlen(sq), mode, a->p.k, a->all_groups ? NULL : &a->filter, hits, &nh)) != RAG_OK) {
         set_err(a, "answer: retrieval: %s", rag_retriever_errmsg(a->ret));
         goto done;
     }

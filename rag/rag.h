@@ -290,6 +290,11 @@ typedef struct {
     rag_ingest_cb progress;     /* may be NULL */
     void *user;
     volatile int *cancel;       /* non-zero stops between documents (RAG_ERR_ARG not used) */
+    /* Access rules for rag_ingest_dir (borrowed): each file's groups from its
+     * path relative to the root; unchanged documents whose groups changed
+     * are updated without re-embedding. NULL: every document public — refused
+     * (RAG_ERR_ARG) when the index records rules for this root. */
+    const struct rag_access *access;
 } rag_ingest_params;
 
 rag_ingest_params rag_ingest_default_params(void);
@@ -431,6 +436,13 @@ const char *rag_access_for_path(const rag_access *a, const char *rel);
  * prefix, and its categories (without "Category:"). Borrowed, "" = public. */
 const char *rag_access_for_page(const rag_access *a, int ns, const char *title,
                                 const char *const *categories, size_t n_categories);
+
+/* Caller groups: parses "a,b" into f (an idx_filter *: groups owned by f,
+ * free with rag_groups_free). "" or "public" give a filter with no groups:
+ * public documents only. "*" (all documents) is RAG_ERR_ARG: pass no
+ * filter instead. Names as in the rules file; RAG_ERR_FORMAT otherwise. */
+int rag_groups_parse(const char *csv, void *f /* idx_filter * */);
+void rag_groups_free(void *f /* idx_filter * */);   /* zeroes it; NULL is a no-op */
 
 /* ============================================================ guardrails
  * (rules, validators, audit log — owned by the guardrails engineer)
@@ -744,6 +756,12 @@ void rag_answerer_free(rag_answerer *a);     /* NULL is a no-op */
 const char *rag_answerer_errmsg(const rag_answerer *a);  /* borrowed */
 /* Times the generator ran (the model or p->generate): refusals do not count. */
 int rag_answerer_generations(const rag_answerer *a);
+/* The caller's access groups for every later retrieval of this answerer
+ * (copied): documents with groups are seen only when they share one of
+ * groups[0..n); public documents always. all = true: no filter (the index
+ * owner; the default). n = 0 and all = false: public documents only.
+ * RAG_ERR_ARG for more than 64 groups or a NULL name. */
+int rag_answerer_set_groups(rag_answerer *a, const char *const *groups, size_t n, bool all);
 
 /* Answers question (with earlier turns: the previous question is folded into
  * the search query and the turns go into the prompt within budget). The
