@@ -35,6 +35,9 @@ static const char *ingest_usage =
     "  --batch N           chunks per embedding batch (default 16)\n"
     "  --save-every N      save the FAISS file every N changed documents (default 50)\n"
     "  --reindex           the index was built with another model: drop it and rebuild\n"
+    "  --access FILE       access rules: each document's groups from its path below\n"
+    "                      DIR (docs/access.md); a re-run with changed rules updates\n"
+    "                      the groups without re-embedding\n"
     "  -q, --quiet         only the summary\n"
     "\n"
     "Exit status: 0 when the run completed (even with skipped or failed files),\n"
@@ -203,6 +206,9 @@ static void print_summary(ui *u, const rag_ingest_stats *st, const char *index_d
            (unsigned long long)st->chunks_added, (unsigned long long)st->chunks_removed, st->seconds,
            st->seconds > 0 ? (double)st->chunks_added / st->seconds : 0.0, st->embed_seconds, st->chunk_seconds,
            st->extract_seconds, st->store_seconds, index_dir);
+    if (st->regrouped)
+        printf("access groups changed for %zu unchanged document%s (not re-embedded)\n", st->regrouped,
+               st->regrouped == 1 ? "" : "s");
     static const rag_ingest_outcome order[] = {RAG_ING_FAILED, RAG_ING_SKIPPED, RAG_ING_REMOVED};
     for (size_t k = 0; k < 3; k++) {
         size_t shown = 0, total = 0;
@@ -225,7 +231,8 @@ int app_cmd_ingest(int argc, char **argv) {
         return 0;
     }
     int rc = 1;
-    const char *dir = NULL, *index_flag = NULL, *mflag = NULL, *faiss = NULL;
+    const char *dir = NULL, *index_flag = NULL, *mflag = NULL, *faiss = NULL, *access_path = NULL;
+    rag_access *acc = NULL;
     rag_ingest_params p = rag_ingest_default_params();
     ui u;
     memset(&u, 0, sizeof u);
@@ -239,6 +246,7 @@ int app_cmd_ingest(int argc, char **argv) {
         else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
         else if (strcmp(a, "--faiss") == 0 && has) faiss = argv[++i];
         else if (strcmp(a, "--reindex") == 0) p.reindex = true;
+        else if (strcmp(a, "--access") == 0 && has) access_path = argv[++i];
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) u.quiet = true;
         else if (strcmp(a, "--threads") == 0 && has && parse_int(argv[i + 1], 1, 256, &v)) { p.n_threads = (int)v; i++; }
         else if (strcmp(a, "--chunk-tokens") == 0 && has && parse_int(argv[i + 1], 16, 8192, &v)) { p.chunk_tokens = (int)v; i++; }
@@ -259,6 +267,11 @@ int app_cmd_ingest(int argc, char **argv) {
     const char *mpath = app_model_path(mflag);
     if (!mpath) { app_error("ingest: no model: give -m FILE or set MRAG_MODEL"); return 1; }
     char err[1024];
+    if (access_path && rag_access_load(access_path, &acc, err, sizeof err) != RAG_OK) {
+        app_error("ingest: access rules: %s", err);
+        return 2;
+    }
+    p.access = acc;
     llm_model_params mp = llm_model_default_params();
     if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("ingest: %s", err); goto done; }
     p.model = m;
@@ -294,5 +307,6 @@ done:
     free(u.notes);
     idx_close(s);
     llm_model_free(m);
+    rag_access_free(acc);
     return rc;
 }

@@ -27,7 +27,10 @@ static const char *search_usage =
     "                  is available). bm25 needs no model.\n"
     "  --json          print a JSON array of {rank, score, chunk_id, path,\n"
     "                  citation, line_start, line_end, page, heading, text}\n"
-    "  --threads N     engine threads (default: all cores)\n";
+    "  --threads N     engine threads (default: all cores)\n"
+    "  --groups G,H    search as a caller in these access groups: documents with\n"
+    "                  groups are seen only when they share one; '' or public =\n"
+    "                  public documents only (default: everything, the index owner)\n";
 
 static bool parse_int(const char *s, long lo, long hi, long *out) {
     char *end;
@@ -85,7 +88,8 @@ int app_cmd_search(int argc, char **argv) {
         return 0;
     }
     int rc = 1;
-    const char *index_flag = NULL, *mflag = NULL;
+    const char *index_flag = NULL, *mflag = NULL, *groups = NULL;
+    idx_filter filter = {0};
     int mode = -1, threads = 0, k = 5;
     bool json = false;
     long v;
@@ -102,6 +106,7 @@ int app_cmd_search(int argc, char **argv) {
         if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
         else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
         else if (strcmp(a, "--json") == 0) json = true;
+        else if (strcmp(a, "--groups") == 0 && has) groups = argv[++i];
         else if (strcmp(a, "-k") == 0 && has && parse_int(argv[i + 1], 1, 1000, &v)) { k = (int)v; i++; }
         else if (strcmp(a, "--threads") == 0 && has && parse_int(argv[i + 1], 1, 256, &v)) { threads = (int)v; i++; }
         else if (strcmp(a, "--mode") == 0 && has && rag_search_mode_parse(argv[i + 1]) >= 0) mode = rag_search_mode_parse(argv[++i]);
@@ -112,6 +117,11 @@ int app_cmd_search(int argc, char **argv) {
         } else { first = i; break; }
     }
     if (first < 0 || first >= argc) { fputs(search_usage, stderr); return 2; }
+    bool all = !groups || strcmp(groups, "*") == 0;
+    if (!all && rag_groups_parse(groups, &filter) != RAG_OK) {
+        app_error("search: bad --groups '%s' (comma-separated names of letters, digits, _ - . @ :)", groups);
+        return 2;
+    }
     size_t qlen = 0;
     for (int i = first; i < argc; i++) qlen += strlen(argv[i]) + 1;
     if (!(query = malloc(qlen + 1))) { app_error("search: out of memory"); goto done; }
@@ -157,7 +167,7 @@ int app_cmd_search(int argc, char **argv) {
     if (rag_retriever_new(s, &rp, &r, err, sizeof err) != RAG_OK) { app_error("search: %s", err); goto done; }
     if (!(hits = calloc((size_t)k, sizeof *hits))) { app_error("search: out of memory"); goto done; }
     int n = 0;
-    if (rag_retrieve(r, query, qlen, (rag_search_mode)mode, k, NULL, hits, &n) != RAG_OK) {
+    if (rag_retrieve(r, query, qlen, (rag_search_mode)mode, k, all ? NULL : &filter, hits, &n) != RAG_OK) {
         app_error("search: %s", rag_retriever_errmsg(r));
         goto done;
     }
@@ -224,5 +234,6 @@ done:
     llm_model_free(m);
     free(recorded);
     free(query);
+    rag_groups_free(&filter);
     return rc;
 }

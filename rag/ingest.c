@@ -365,14 +365,55 @@ static void count(rag_ingest_stats *st, rag_ingest_outcome o) {
     }
 }
 
-/* Renames old_uri to uri and records the new size/mtime, in one transaction. */
-static int do_rename(idx_store *s, const char *old_uri, const char *uri, int64_t size, int64_t mtime) {
+/* True when the comma-separated group lists a and b (NULL = "") hold the
+ * same names, in any order (blanks around names ignored). */
+static bool same_groups(const char *a, const char *b) {
+    const char *lists[2][2] = {{a ? a : "", b ? b : ""}, {b ? b : "", a ? a : ""}};
+    for (int pass = 0; pass < 2; pass++) {
+        const char *x = lists[pass][0], *y = lists[pass][1];
+        for (const char *p = x; *p;) {
+            const char *e = strchr(p, ',');
+            if (!e) e = p + strlen(p);
+            const char *nb = p, *ne = e;
+            while (nb < ne && (*nb == ' ' || *nb == '\t')) nb++;
+            while (ne > nb && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
+            bool found = ne == nb;
+            for (const char *q = y; *q && !found;) {
+                const char *f = strchr(q, ',');
+                if (!f) f = q + strlen(q);
+                const char *mb = q, *me = f;
+                while (mb < me && (*mb == ' ' || *mb == '\t')) mb++;
+                while (me > mb && (me[-1] == ' ' || me[-1] == '\t')) me--;
+                found = me - mb == ne - nb && memcmp(mb, nb, (size_t)(ne - nb)) == 0;
+                q = *f ? f + 1 : f;
+            }
+            if (!found) return false;
+            p = *e ? e + 1 : e;
+        }
+    }
+    return true;
+}
+
+/* Renames old_uri to uri, records the new size/mtime and (when groups is
+ * not NULL) the access groups of the new path, in one transaction. */
+static int do_rename(idx_store *s, const char *old_uri, const char *uri, int64_t size, int64_t mtime,
+                     const char *groups) {
     int rc = idx_begin(s);
     if (rc != IDX_OK) return rc;
-    if ((rc = idx_doc_rename(s, old_uri, uri)) == IDX_OK && (rc = idx_doc_touch(s, uri, size, mtime)) == IDX_OK)
+    if ((rc = idx_doc_rename(s, old_uri, uri)) == IDX_OK && (rc = idx_doc_touch(s, uri, size, mtime)) == IDX_OK &&
+        (!groups || (rc = idx_doc_set_groups(s, uri, groups)) == IDX_OK))
         rc = idx_commit(s);
     if (rc != IDX_OK && idx_in_transaction(s)) idx_rollback(s);
     return rc;
+}
+
+/* An unchanged document: sets its groups when the rules give others. */
+static int regroup(run_ctx *r, const char *uri, const char *have, const char *want, char *err, size_t errlen) {
+    if (!r->ing->p.access || same_groups(have, want)) return RAG_OK;
+    if (idx_doc_set_groups(r->ing->s, uri, want) != IDX_OK)
+        return fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(r->ing->s));
+    r->st->regrouped++;
+    return RAG_OK;
 }
 
 /* Handles one walked file. Returns RAG_OK with *o set (per-file problems
@@ -391,12 +432,17 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, vani
     *n_chunks = 0;
     reason[0] = 0;
     int64_t mtime = e->mtime_sec * 1000000000ll + e->mtime_nsec;
+    /* the file's groups by the rules (borrowed); without rules a known
+     * document keeps its groups and a new one is public */
+    const char *want = ing->p.access ? rag_access_for_path(ing->p.access, e->rel) : "";
     int grc = idx_doc_get(s, uri, &old);
     if (grc != IDX_OK && grc != IDX_ERR_NOTFOUND) { rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(s)); goto done; }
     bool exists = grc == IDX_OK;
+    if (exists && !ing->p.access) want = old.groups ? old.groups : "";
     if (exists && old.size == (int64_t)e->size && old.mtime_ns == mtime && old.status && strcmp(old.status, "ok") == 0) {
         *o = RAG_ING_UNCHANGED;
         *n_chunks = (int)old.n_chunks;
+        rc = regroup(r, uri, old.groups, want, err, errlen);
         goto done;
     }
     double t = now_s();
@@ -409,13 +455,16 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, vani
         if (idx_doc_touch(s, uri, (int64_t)len, mtime) != IDX_OK) { rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(s)); goto done; }
         *o = RAG_ING_UNCHANGED;
         *n_chunks = (int)old.n_chunks;
+        rc = regroup(r, uri, old.groups, want, err, errlen);
         goto done;
     }
     if (!exists) {
         for (size_t i = 0; i < vs->n; i++) {
             if (!vs->gone[i] || vs->used[i] || strcmp(vs->docs[i].sha256, sha) != 0) continue;
             if (!vs->docs[i].status || strcmp(vs->docs[i].status, "ok") != 0) continue;
-            if (do_rename(s, vs->docs[i].uri, uri, (int64_t)len, mtime) != IDX_OK) {
+            /* the new path's groups, whatever the old path had */
+            bool regr = ing->p.access && !same_groups(vs->docs[i].groups, want);
+            if (do_rename(s, vs->docs[i].uri, uri, (int64_t)len, mtime, regr ? want : NULL) != IDX_OK) {
                 rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(s));
                 goto done;
             }
@@ -436,7 +485,8 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, vani
         snprintf(reason, reason_len, "%s", xerr);
         goto failed;
     }
-    int prc = rag_ingester_put(ing, uri, doc, (int64_t)len, mtime, sha, n_chunks, reason, reason_len);
+    rag_put_meta pm = {.uri = uri, .groups = want, .size = (int64_t)len, .mtime_ns = mtime, .sha256 = sha};
+    int prc = rag_ingester_put_ex(ing, &pm, doc, n_chunks, reason, reason_len);
     if (prc == RAG_ERR_IO) { rc = fail(err, errlen, RAG_ERR_IO, "%s", reason); goto done; }
     if (prc != RAG_OK) goto failed;
     *o = exists ? RAG_ING_UPDATED : RAG_ING_ADDED;
@@ -458,9 +508,49 @@ done:
     return rc;
 }
 
+#define ACCESS_META "rag.access:"
+
+/* The index remembers the hash of the access rules last applied to a root
+ * (meta "rag.access:ROOT"). A run without rules over that root, or over a
+ * folder inside a root with rules (its relative paths differ, so the rules
+ * would not apply), could publish restricted files: refused. Sets *key
+ * (owned) to the meta key of this root. */
+static int check_access_meta(rag_ingester *ing, const char *canon, char **key, char *err, size_t errlen) {
+    size_t n = strlen(ACCESS_META) + strlen(canon) + 1;
+    char *k = malloc(n);
+    if (!k) return fail(err, errlen, RAG_ERR_NOMEM, "out of memory");
+    snprintf(k, n, "%s%s", ACCESS_META, canon);
+    *key = k;
+    char *path = strdup(canon), *probe = malloc(n);
+    int rc = RAG_OK;
+    if (!path || !probe) rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory");
+    /* the root itself, then each parent folder up to "/" */
+    for (bool self = true; rc == RAG_OK; self = false) {
+        snprintf(probe, n, "%s%s", ACCESS_META, path);
+        char *val = NULL;
+        bool has = idx_meta_get(ing->s, probe, &val) == IDX_OK && val && *val;
+        free(val);
+        if (has && self && !ing->p.access)
+            rc = fail(err, errlen, RAG_ERR_ARG,
+                      "%s was indexed with access rules: give them again (--access FILE; an empty file makes "
+                      "every document public)", canon);
+        else if (has && !self)
+            rc = fail(err, errlen, RAG_ERR_ARG,
+                      "the index applies access rules to %s, which holds %s: ingest %s itself (with --access) "
+                      "so that the rules match the paths", path, canon, path);
+        char *slash = strrchr(path, '/');
+        if (!slash || strcmp(path, "/") == 0) break;
+        if (slash == path) path[1] = 0;
+        else *slash = 0;
+    }
+    free(path);
+    free(probe);
+    return rc;
+}
+
 int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *stats, char *err, size_t errlen) {
     int rc = RAG_OK;
-    char *canon = NULL, *prefix = NULL, *uri = NULL;
+    char *canon = NULL, *prefix = NULL, *uri = NULL, *akey = NULL;
     char **present = NULL;
     size_t n_present = 0;
     rag_walk_result wr = {0};
@@ -480,6 +570,7 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
     size_t plen = strlen(canon) + 2;
     if (!(prefix = malloc(plen))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
     snprintf(prefix, plen, "%s%s", canon, is_dir && strcmp(canon, "/") != 0 ? "/" : "");
+    if ((rc = check_access_meta(ing, canon, &akey, err, errlen)) != RAG_OK) goto done;
     rag_walk_params wp = rag_walk_default_params();
     wp.max_file_bytes = ing->p.max_file_bytes;
     wp.report_hidden = false;
@@ -552,6 +643,11 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
         emit(&r, RAG_ING_EV_FILE_DONE, vs.docs[i].uri, RAG_ING_REMOVED, "no longer in the folder (or no longer indexable)", 0);
     }
     if ((rc = maybe_save(ing, true, err, errlen)) != RAG_OK) goto done;
+    /* a complete run applied these rules to every file: record them */
+    if (ing->p.access && !stats->cancelled && idx_meta_set(ing->s, akey, rag_access_hash(ing->p.access)) != IDX_OK) {
+        rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
+        goto done;
+    }
     stats->seconds = now_s() - r.t0;
     emit(&r, RAG_ING_EV_END, NULL, RAG_ING_ADDED, NULL, 0);
 done:
@@ -566,6 +662,7 @@ done:
     free(uri);
     free(prefix);
     free(canon);
+    free(akey);
     return rc;
 }
 

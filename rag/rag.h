@@ -309,6 +309,7 @@ typedef struct {
     double chunk_seconds;       /* inside rag_chunk_doc (tokenizer counts) */
     double extract_seconds;     /* reading, hashing, extracting */
     double store_seconds;       /* idx_ transactions and FAISS saves */
+    size_t regrouped;           /* documents whose access groups changed (no re-embedding) */
     bool cancelled;
 } rag_ingest_stats;
 
