@@ -32,6 +32,15 @@ typedef struct {
     int k, max_tokens, n_ctx, threads;
     float temp;
     bool keep_quarantined;                  /* --quarantine keep */
+    const char *groups;                     /* --groups CSV (borrowed); NULL = all
+                                               documents (the index owner) */
+    bool show_prompt;                       /* --show-prompt: --json adds "prompt" */
+    /* remote engine (docs/remote.md): generation (and with llm_embeddings
+     * the query embeddings) through an OpenAI-compatible server */
+    const char *llm_url;                    /* --llm-url BASE (ending in /v1) */
+    const char *llm_key_file;               /* --llm-key-file F */
+    const char *llm_model;                  /* --llm-model NAME */
+    bool llm_embeddings;                    /* --llm-embeddings */
 } app_ask_opts;
 
 typedef struct app_asker app_asker;

@@ -33,11 +33,15 @@ static const char *ask_usage =
     "  --temp T          sampling temperature (default 0: greedy)\n"
     "  --json            print one JSON object: answer, sources, guardrail events\n"
     "  --stats           print timings to stderr (retrieval, prefill, decode)\n"
-    "  --show-prompt     print the exact prompt given to the model to stderr\n"
+    "  --show-prompt     print the exact prompt given to the model to stderr (with\n"
+    "                    --json: as the \"prompt\" field)\n"
     "  --rules DIR       extra guardrail rules (repeatable)\n"
     "  --quarantine M    drop | keep: a passage with planted instructions is left\n"
     "                    out (default) or kept with the instruction removed\n"
     "  --preamble FILE   prompt preamble (default $MRAG_PREAMBLE, else built in)\n"
+    "  --groups G,H      answer as a caller in these access groups: documents with\n"
+    "                    groups are used only when they share one; '' or public =\n"
+    "                    public documents only (default: everything, the index owner)\n"
     "\n"
     "Exit status: 0 answered (also \"no relevant documents\"), 2 a guardrail\n"
     "blocked the question or the answer, 1 error, 130 interrupted.\n"
@@ -100,6 +104,7 @@ int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
         else if (strcmp(v, "keep") == 0) o->keep_quarantined = true;
         else return -1;
     } else if (strcmp(a, "--preamble") == 0 && has) o->preamble = v;
+    else if (strcmp(a, "--groups") == 0 && has) o->groups = v;
     else return 0;
     (*i)++;
     return 1;
@@ -197,6 +202,16 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     p.temperature = o->temp;
     p.preamble = a->preamble;
     if (rag_answerer_new(&p, &a->ans, err, sizeof err) != RAG_OK) { app_error("%s", err); goto done; }
+    if (o->groups && strcmp(o->groups, "*") != 0) {
+        idx_filter f = {0};
+        int grc = rag_groups_parse(o->groups, &f);
+        if (grc == RAG_OK) grc = rag_answerer_set_groups(a->ans, f.groups, f.n_groups, false);
+        rag_groups_free(&f);
+        if (grc != RAG_OK) {
+            app_error("bad --groups '%s' (comma-separated names of letters, digits, _ - . @ :)", o->groups);
+            goto done;
+        }
+    }
     rc = 0;
 done:
     if (rc) app_asker_close(a);
@@ -283,7 +298,7 @@ static void print_stats(const rag_answer *r) {
             r->retrieve_ms, r->prompt_tokens, r->prefill_ms, r->n_generated, r->decode_ms, tps);
 }
 
-static cJSON *answer_json(const char *question, const rag_answer *r) {
+static cJSON *answer_json(const char *question, const rag_answer *r, bool with_prompt) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     char c[4200];
@@ -340,6 +355,10 @@ static cJSON *answer_json(const char *question, const rag_answer *r) {
         cJSON_AddNumberToObject(t, "decode_ms", r->decode_ms);
         cJSON_AddNumberToObject(t, "generated_tokens", r->n_generated);
     }
+    if (with_prompt) {
+        if (r->prompt) cJSON_AddStringToObject(o, "prompt", r->prompt);
+        else cJSON_AddNullToObject(o, "prompt");
+    }
     return o;
 }
 
@@ -359,7 +378,7 @@ int app_asker_ask(app_asker *a, const char *question, bool conversation, bool js
     a->have_last = true;
     int rc = 0;
     if (json) {
-        cJSON *o = answer_json(question, r);
+        cJSON *o = answer_json(question, r, a->o.show_prompt);
         char *s = o ? cJSON_Print(o) : NULL;
         cJSON_Delete(o);
         if (!s) return app_error("out of memory");
@@ -425,7 +444,7 @@ int app_cmd_ask(int argc, char **argv) {
         int r;
         if (strcmp(a, "--json") == 0) json = true;
         else if (strcmp(a, "--stats") == 0) stats = true;
-        else if (strcmp(a, "--show-prompt") == 0) show_prompt = true;
+        else if (strcmp(a, "--show-prompt") == 0) show_prompt = o.show_prompt = true;
         else if (strcmp(a, "--") == 0) { first = i + 1; break; }
         else if ((r = app_ask_parse_opt(&o, argc, argv, &i)) == 1) continue;
         else if (a[0] == '-' && a[1]) {
@@ -452,7 +471,7 @@ int app_cmd_ask(int argc, char **argv) {
         sa.sa_handler = on_sigint;
         sigaction(SIGINT, &sa, NULL);
         rc = app_asker_ask(a, q, false, json, stats);
-        if (show_prompt && rc != 1) {
+        if (show_prompt && !json && rc != 1) {
             const char *p = app_asker_last_prompt(a);
             fprintf(stderr, "--- prompt ---\n%s\n--- end of prompt ---\n", p ? p : "(none: the model did not run)");
         }

@@ -31,8 +31,8 @@ static const char *chat_usage =
     "With stdin not a terminal, each line is one question (same commands).\n"
     "\n"
     "Options: --index DIR, -m FILE, -k N, --max-tokens N, --ctx N, --threads N,\n"
-    "--temp T, --rules DIR, --quarantine drop|keep, --preamble FILE, --stats\n"
-    "(as for `mrag ask`).\n";
+    "--temp T, --rules DIR, --quarantine drop|keep, --preamble FILE, --stats,\n"
+    "--groups G,H (as for `mrag ask`).\n";
 
 static const char *chat_help =
     "Ask a question, or:\n"
