@@ -19,10 +19,12 @@ int app_cmd_generate(int argc, char **argv);
 int app_cmd_embed(int argc, char **argv);
 int app_cmd_guard_check(int argc, char **argv);
 int app_cmd_ingest(int argc, char **argv);          /* pipeline: cmd_ingest.c */
+int app_cmd_ingest_wiki(int argc, char **argv);     /* wiki: cmd_wiki.c */
 int app_cmd_search(int argc, char **argv);          /* pipeline: cmd_search.c */
 int app_cmd_eval_retrieval(int argc, char **argv);  /* pipeline: cmd_eval.c */
 int app_cmd_ask(int argc, char **argv);            /* answer: cmd_ask.c */
 int app_cmd_chat(int argc, char **argv);           /* answer: cmd_chat.c */
+int app_cmd_serve(int argc, char **argv);          /* HTTP service: cmd_serve.c */
 
 /* Answering session shared by `mrag ask` and `mrag chat` (cmd_ask.c). */
 typedef struct {

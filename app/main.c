@@ -8,9 +8,11 @@
 
 static const app_command commands[] = {
     {"ingest", "index a folder of documents (incremental)", app_cmd_ingest},
+    {"ingest-wiki", "mirror a MediaWiki into the index (incremental)", app_cmd_ingest_wiki},
     {"ask", "answer a question from the indexed documents, with sources", app_cmd_ask},
     {"chat", "interactive questions and follow-ups (libedit; Ctrl-C stops an answer)", app_cmd_chat},
     {"search", "search the index: dense, bm25 or hybrid", app_cmd_search},
+    {"serve", "HTTP service: OpenAI-compatible chat, /api/ask, search, web page", app_cmd_serve},
     {"guard-check", "show which guardrail rules fire on a text", app_cmd_guard_check},
     {"eval-retrieval", "recall@k and MRR of retrieval on a SQuAD file", app_cmd_eval_retrieval},
     {"model-info", "show a GGUF model's architecture, hyperparameters and tensors", app_cmd_model_info},

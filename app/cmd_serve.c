@@ -1,0 +1,315 @@
+/* cmd_serve.c — `mrag serve`: the HTTP service (OpenAI-compatible chat and
+ * embeddings, /api/ask, /api/search, the web page, health and metrics) over
+ * one shared model; options, start-up, signals and graceful shutdown. */
+#include "app/app.h"
+#include "app/serve.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *serve_usage =
+    "usage: mrag serve [options]\n"
+    "\n"
+    "Serves the index over HTTP: POST /v1/chat/completions (OpenAI-compatible,\n"
+    "SSE streaming, retrieval on by default), POST /v1/embeddings, GET /v1/models,\n"
+    "POST /api/ask, GET /api/search, the web page at /, GET /healthz and\n"
+    "GET /metrics. See docs/serve.md.\n"
+    "\n"
+    "  --index DIR            index folder (default $MRAG_INDEX, else ./.mrag)\n"
+    "  -m FILE                model (default $MRAG_MODEL, else the ingest's model)\n"
+    "  --listen HOST:PORT     address (default 127.0.0.1:8080; port 0 = any free\n"
+    "                         port, printed on stderr)\n"
+    "  --keys FILE            API keys: `KEY NAME GROUPS` lines (docs/serve.md);\n"
+    "                         without it only loopback addresses are allowed and\n"
+    "                         callers see public documents only\n"
+    "  --rules DIR            extra guardrail rules (repeatable)\n"
+    "  --quarantine M         drop | keep (as `mrag ask`)\n"
+    "  --preamble FILE        prompt preamble (default built in)\n"
+    "  --max-body BYTES       request body limit (default 1048576)\n"
+    "  --max-prompt-tokens N  question tokens accepted (default 2048)\n"
+    "  --max-tokens N         answer budget; requests may ask for less (default 512)\n"
+    "  --ctx N                generation context per slot (default min(model's, 4096))\n"
+    "  --slots N              concurrent generations (default 1)\n"
+    "  --queue N              requests waiting for a slot; beyond: 503 (default 8)\n"
+    "  --search-handles N     concurrent /api/search requests (default 2)\n"
+    "  --embed-slots N        concurrent /v1/embeddings requests (default 1)\n"
+    "  --timeout S            per request, queueing included (default 120)\n"
+    "  --grace S              on SIGTERM/SIGINT: running answers get S seconds (default 10)\n"
+    "  --threads N            engine threads per slot (default: all cores)\n"
+    "  -k N                   default passages per question (default 5)\n"
+    "  --debug-prompts        responses include the prompt given to the model (tests)\n";
+
+static bool parse_num(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+/* The model recorded by the last ingest when it still exists (owned). */
+static char *recorded_model(idx_store *s) {
+    char *val = NULL;
+    if (idx_meta_get(s, "rag.model_stat", &val) != IDX_OK || !val) return NULL;
+    char *tab = strchr(val, '\t');
+    struct stat st;
+    if (tab) *tab = 0;
+    if (!tab || stat(val, &st) != 0) { free(val); return NULL; }
+    return val;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    size_t n = 0, cap = 0, r;
+    char tmp[4096];
+    while ((r = fread(tmp, 1, sizeof tmp, f)) > 0) {
+        if (n + r + 1 > cap) {
+            cap = (n + r + 1) * 2;
+            char *q = cap <= (1u << 20) ? realloc(b, cap) : NULL;
+            if (!q) { free(b); fclose(f); return NULL; }
+            b = q;
+        }
+        memcpy(b + n, tmp, r);
+        n += r;
+    }
+    fclose(f);
+    if (!b) b = calloc(1, 1);
+    else b[n] = 0;
+    return b;
+}
+
+/* Splits HOST:PORT ("[v6]:PORT" for IPv6; "localhost" = 127.0.0.1). */
+static bool parse_listen(const char *s, char *host, size_t hl, int *port) {
+    const char *colon = strrchr(s, ':');
+    if (!colon) return false;
+    long p;
+    if (!parse_num(colon + 1, 0, 65535, &p)) return false;
+    size_t n = (size_t)(colon - s);
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') { s++; n -= 2; }
+    if (n == 0 || n >= hl) return false;
+    memcpy(host, s, n);
+    host[n] = 0;
+    if (strcmp(host, "localhost") == 0) snprintf(host, hl, "127.0.0.1");
+    *port = (int)p;
+    return true;
+}
+
+static bool is_loopback(const char *host) {
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+}
+
+/* Cancels every running and waiting job. */
+static void cancel_all(app_server *s) {
+    pthread_mutex_lock(&s->mu);
+    app_job *queued[1024];
+    size_t nq = 0;
+    for (size_t i = 0; i < s->fifo_n && nq < 1024; i++) {
+        app_job *j = s->fifo[(s->fifo_head + i) % s->fifo_cap];
+        j->refs++;
+        queued[nq++] = j;
+    }
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->slots[i].job) s->slots[i].job->cancel = 1;
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < nq; i++) {
+        app_job_cancel(s, queued[i], false);
+        app_job_unref(queued[i]);
+    }
+}
+
+static int busy(app_server *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->active + (int)s->fifo_n;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Contract: exit 0 after a clean shutdown, 1 on a start-up error. */
+int app_cmd_serve(int argc, char **argv) {
+    if (app_wants_help(argc, argv)) { fputs(serve_usage, stdout); return 0; }
+    app_server *s = calloc(1, sizeof *s);
+    if (!s) return app_error("out of memory");
+    app_serve_opts *o = &s->o;
+    o->listen = "127.0.0.1:8080";
+    o->max_body = 1u << 20;
+    o->max_prompt_tokens = 2048;
+    o->max_tokens = 512;
+    o->slots = 1;
+    o->queue = 8;
+    o->search_handles = 2;
+    o->embed_slots = 1;
+    o->timeout_s = 120;
+    o->grace_s = 10;
+    o->k = 5;
+    int rc = 1;
+    char err[1024];
+    char *recorded = NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->search_cv, NULL);
+    pthread_cond_init(&s->embed_cv, NULL);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        const char *v = has ? argv[i + 1] : "";
+        long n;
+        bool ok = has;
+        if (strcmp(a, "--debug-prompts") == 0) { o->debug_prompts = true; continue; }
+        if (!has) ok = false;
+        else if (strcmp(a, "--index") == 0) o->index = v;
+        else if (strcmp(a, "-m") == 0) o->model = v;
+        else if (strcmp(a, "--listen") == 0) o->listen = v;
+        else if (strcmp(a, "--keys") == 0) o->keys_file = v;
+        else if (strcmp(a, "--preamble") == 0) o->preamble = v;
+        else if (strcmp(a, "--rules") == 0) {
+            ok = o->n_rules < sizeof o->rules / sizeof o->rules[0];
+            if (ok) o->rules[o->n_rules++] = v;
+        } else if (strcmp(a, "--quarantine") == 0) {
+            ok = strcmp(v, "drop") == 0 || strcmp(v, "keep") == 0;
+            o->keep_quarantined = strcmp(v, "keep") == 0;
+        } else if (strcmp(a, "--max-body") == 0 && (ok = parse_num(v, 1024, 1L << 30, &n))) o->max_body = (size_t)n;
+        else if (strcmp(a, "--max-prompt-tokens") == 0 && (ok = parse_num(v, 1, 1 << 20, &n))) o->max_prompt_tokens = (int)n;
+        else if (strcmp(a, "--max-tokens") == 0 && (ok = parse_num(v, 1, 1 << 20, &n))) o->max_tokens = (int)n;
+        else if (strcmp(a, "--ctx") == 0 && (ok = parse_num(v, 64, 1 << 20, &n))) o->n_ctx = (int)n;
+        else if (strcmp(a, "--slots") == 0 && (ok = parse_num(v, 1, 64, &n))) o->slots = (int)n;
+        else if (strcmp(a, "--queue") == 0 && (ok = parse_num(v, 0, 4096, &n))) o->queue = (int)n;
+        else if (strcmp(a, "--search-handles") == 0 && (ok = parse_num(v, 1, 64, &n))) o->search_handles = (int)n;
+        else if (strcmp(a, "--embed-slots") == 0 && (ok = parse_num(v, 1, 64, &n))) o->embed_slots = (int)n;
+        else if (strcmp(a, "--timeout") == 0 && (ok = parse_num(v, 1, 86400, &n))) o->timeout_s = (int)n;
+        else if (strcmp(a, "--grace") == 0 && (ok = parse_num(v, 0, 3600, &n))) o->grace_s = (int)n;
+        else if (strcmp(a, "--threads") == 0 && (ok = parse_num(v, 1, 256, &n))) o->threads = (int)n;
+        else if (strcmp(a, "-k") == 0 && (ok = parse_num(v, 1, 100, &n))) o->k = (int)n;
+        else ok = false;
+        if (!ok) {
+            app_error("serve: bad option or value '%s' (see `mrag serve --help`)", a);
+            goto done;
+        }
+        i++;
+    }
+    char host[128];
+    int port = 0;
+    if (!parse_listen(o->listen, host, sizeof host, &port)) {
+        app_error("serve: --listen wants HOST:PORT (e.g. 127.0.0.1:8080), not '%s'", o->listen);
+        goto done;
+    }
+    if (o->keys_file) {
+        if (app_serve_keys_load(o->keys_file, &s->keys, err, sizeof err) != 0) { app_error("%s", err); goto done; }
+        s->have_keys = true;
+    } else if (!is_loopback(host)) {
+        app_error("serve: without --keys the server only listens on loopback (127.0.0.1 or ::1), not %s", host);
+        goto done;
+    }
+
+    s->index_dir = app_index_path(o->index);
+    struct stat st;
+    if (stat(s->index_dir, &st) != 0) {
+        app_error("no index at %s (run `mrag ingest DIR --index %s` first)", s->index_dir, s->index_dir);
+        goto done;
+    }
+    idx_params ip = idx_default_params();
+    ip.read_only = true;
+    if (idx_open(s->index_dir, &ip, &s->stat_store) != IDX_OK) {
+        app_error("%s", s->stat_store ? idx_errmsg(s->stat_store) : "out of memory");
+        goto done;
+    }
+    idx_fingerprint fp;
+    s->layer = idx_fingerprint_get(s->stat_store, &fp) == IDX_OK ? fp.layer : -1;
+    const char *mpath = app_model_path(o->model);
+    if (!mpath && (recorded = recorded_model(s->stat_store))) mpath = recorded;
+    if (!mpath) {
+        app_error("serve needs a model: -m FILE or MRAG_MODEL");
+        goto done;
+    }
+    llm_model_params mp = llm_model_default_params();
+    if (llm_model_load(mpath, &mp, &s->model, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
+    llm_model_get_info(s->model, &s->mi);
+    if (llm_model_sha256(s->model, s->model_sha) != LLM_OK) s->model_sha[0] = 0;
+    const char *base = strrchr(mpath, '/');
+    snprintf(s->model_name, sizeof s->model_name, "%s", base ? base + 1 : mpath);
+    size_t bl = strlen(s->model_name);
+    if (bl > 5 && strcmp(s->model_name + bl - 5, ".gguf") == 0) s->model_name[bl - 5] = 0;
+    s->n_ctx = o->n_ctx > 0 ? o->n_ctx : (s->mi.n_ctx_train > 0 && s->mi.n_ctx_train < 4096 ? s->mi.n_ctx_train : 4096);
+    s->embed_ctx = s->mi.n_ctx_train > 0 && s->mi.n_ctx_train < 2048 ? s->mi.n_ctx_train : 2048;
+    if (o->max_tokens >= s->n_ctx) {
+        app_error("serve: --max-tokens %d leaves no room for a prompt in a context of %d", o->max_tokens, s->n_ctx);
+        goto done;
+    }
+
+    rag_guard_params gp = rag_guard_default_params();
+    gp.rule_dirs = o->rules;
+    gp.n_rule_dirs = o->n_rules;
+    gp.quarantine = o->keep_quarantined ? RAG_GUARD_QUARANTINE_KEEP : RAG_GUARD_QUARANTINE_DROP;
+    if (rag_guard_load(&gp, &s->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); goto done; }
+    char audit[4096];
+    snprintf(audit, sizeof audit, "%s/audit.jsonl", s->index_dir);
+    if (!(s->audit = fopen(audit, "a")))
+        fprintf(stderr, "mrag: warning: cannot write the audit log %s: %s\n", audit, strerror(errno));
+    if (o->preamble && !(s->preamble = slurp(o->preamble))) {
+        app_error("cannot read the preamble file %s", o->preamble);
+        goto done;
+    }
+    if (!o->preamble && getenv("MRAG_PREAMBLE") && *getenv("MRAG_PREAMBLE")) {
+        if (!(s->preamble = slurp(getenv("MRAG_PREAMBLE")))) { app_error("cannot read $MRAG_PREAMBLE"); goto done; }
+    }
+
+    /* signals are taken by this thread only (sigtimedwait below) */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (app_slots_start(s, err, sizeof err) != 0) { app_error("serve: %s", err); goto stop; }
+    if (app_http_start(s, host, port, err, sizeof err) != 0) { app_error("serve: %s", err); goto stop; }
+    fprintf(stderr, "mrag: listening on http://%s%s%s:%d/ (model %s, %d slot%s, queue %d%s)\n",
+            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", app_http_port(s), s->model_name, o->slots,
+            o->slots == 1 ? "" : "s", o->queue, s->have_keys ? ", API keys required" : ", no keys: public documents only");
+    fflush(stderr);
+    for (;;) {
+        struct timespec ts = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM) {
+            fprintf(stderr, "mrag: %s: stopping (running answers get %d s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM", o->grace_s);
+            break;
+        }
+    }
+    app_http_quiesce(s);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->mu);
+    double until = app_now_s() + o->grace_s;
+    while (busy(s) && app_now_s() < until) usleep(50 * 1000);
+    if (busy(s)) {
+        fprintf(stderr, "mrag: cancelling %d unfinished request%s\n", busy(s), busy(s) == 1 ? "" : "s");
+        cancel_all(s);
+        until = app_now_s() + 10;
+        while (busy(s) && app_now_s() < until) usleep(20 * 1000);
+    }
+    rc = 0;
+stop:
+    app_http_stop(s);
+    app_slots_stop(s);
+    if (rc == 0) fprintf(stderr, "mrag: stopped\n");
+done:
+    if (s->audit) fclose(s->audit);
+    rag_guard_free(s->guard);
+    llm_model_free(s->model);
+    idx_close(s->stat_store);
+    app_serve_keys_free(&s->keys);
+    free(s->preamble);
+    free(recorded);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->search_cv);
+    pthread_cond_destroy(&s->embed_cv);
+    free(s);
+    return rc;
+}

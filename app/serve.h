@@ -1,0 +1,270 @@
+/* serve.h — `mrag serve` internals shared by app/cmd_serve.c and app/serve_*.c:
+ * options, API keys, request-body parsing, the generation slots and queue,
+ * metrics. Internal to app/ (not a library header). */
+#ifndef MRAG_APP_SERVE_H
+#define MRAG_APP_SERVE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/index.h"
+#include "llm/llm.h"
+#include "rag/rag.h"
+
+/* ------------------------------------------------------------ options */
+typedef struct {
+    const char *index, *model, *listen, *keys_file, *preamble;
+    const char *rules[16];
+    size_t n_rules;
+    size_t max_body;            /* bytes, default 1 MiB */
+    int max_prompt_tokens;      /* question (or chat messages) tokens, default 2048 */
+    int max_tokens;             /* answer budget and clamp, default 512 */
+    int slots, queue;           /* generation slots (1), waiting requests (8) */
+    int search_handles;         /* read-only store handles for /api/search (2) */
+    int embed_slots;            /* contexts for /v1/embeddings (1) */
+    int timeout_s;              /* per request, default 120 */
+    int grace_s;                /* shutdown: running answers get this long (10) */
+    int threads;                /* engine threads per slot, 0 = all cores */
+    int n_ctx;                  /* generation context, 0 = min(model, 4096) */
+    int k;                      /* default passages, 5 */
+    bool debug_prompts;         /* responses carry the prompt (tests) */
+    bool keep_quarantined;
+    const char *llm_url, *llm_key_file, *llm_model;   /* gateway mode (remote engine) */
+} app_serve_opts;
+
+/* ------------------------------------------------------------ keys */
+typedef struct {
+    char hash[65];              /* sha256 hex of the key */
+    char *name;
+    char **groups;              /* owned */
+    size_t n_groups;
+    bool all;                   /* "*" */
+} app_serve_key;
+
+typedef struct {
+    app_serve_key *keys;
+    size_t n;
+} app_serve_keys;
+
+/* Parses a keys file text (`KEY NAME GROUPS` lines, `#` comments; KEY may be
+ * sha256:HEX). On error returns -1 with err naming the line. *out owned
+ * (app_serve_keys_free). */
+int app_serve_keys_parse(const char *name, const char *text, size_t len, app_serve_keys *out,
+                         char *err, size_t errlen);
+int app_serve_keys_load(const char *path, app_serve_keys *out, char *err, size_t errlen);
+void app_serve_keys_free(app_serve_keys *k);
+/* The key matching the presented bearer token (compared by hash in constant
+ * time over all keys), or NULL. Borrowed. */
+const app_serve_key *app_serve_keys_find(const app_serve_keys *k, const char *token, size_t len);
+
+/* ------------------------------------------------------------ request bodies */
+typedef struct {
+    char *role, *content;
+} app_serve_msg;
+
+typedef struct {
+    char *model;
+    app_serve_msg *msgs;
+    size_t n_msgs;
+    bool stream;
+    int max_tokens;             /* -1: not given */
+    double temperature;         /* < 0: not given */
+    bool has_seed;
+    uint64_t seed;
+    char **stop;                /* up to 8 */
+    size_t n_stop;
+    bool retrieval;             /* default true */
+    int k;                      /* 0: not given */
+} app_chat_req;
+
+typedef struct {
+    char *question;
+    int k;                      /* 0: not given */
+    char **hist_q, **hist_a;
+    size_t n_hist;
+    bool stream;
+    int max_tokens;             /* -1: not given */
+} app_ask_req;
+
+typedef struct {
+    char **inputs;
+    size_t n;
+    char *model;
+} app_embed_req;
+
+/* Parse a JSON body of len bytes (not NUL-terminated). On failure returns -1
+ * and err holds a message for the client (JSON errors name the byte
+ * position). Outputs are owned; free with the matching _free (safe on a
+ * zeroed or failed struct). */
+int app_parse_chat(const char *body, size_t len, app_chat_req *out, char *err, size_t errlen);
+int app_parse_ask(const char *body, size_t len, app_ask_req *out, char *err, size_t errlen);
+int app_parse_embed(const char *body, size_t len, app_embed_req *out, char *err, size_t errlen);
+void app_chat_req_free(app_chat_req *r);
+void app_ask_req_free(app_ask_req *r);
+void app_embed_req_free(app_embed_req *r);
+
+/* Limits the parsers enforce. */
+#define APP_SERVE_MAX_MSGS 256
+#define APP_SERVE_MAX_STOP 8
+#define APP_SERVE_MAX_INPUTS 256
+#define APP_SERVE_MAX_HIST 64
+
+/* ------------------------------------------------------------ server */
+struct MHD_Daemon;
+typedef struct app_server app_server;
+typedef struct app_job app_job;
+
+/* Endpoints, as metrics labels. */
+enum {
+    APP_EP_PAGE = 0, APP_EP_HEALTHZ, APP_EP_METRICS, APP_EP_CHAT, APP_EP_EMBED, APP_EP_MODELS,
+    APP_EP_ASK, APP_EP_SEARCH, APP_EP_OTHER, APP_EP_COUNT
+};
+#define APP_HIST_BUCKETS 14
+
+typedef struct {
+    uint64_t requests[APP_EP_COUNT][600];     /* by HTTP status */
+    uint64_t hist[APP_EP_COUNT][APP_HIST_BUCKETS];
+    double sum[APP_EP_COUNT];
+    uint64_t count[APP_EP_COUNT];
+    uint64_t generated_tokens;
+    double last_tps;
+} app_metrics;
+
+/* One generation slot: its own context, answerer and read-only store. */
+typedef struct {
+    app_server *srv;
+    int id;
+    idx_store *store;
+    rag_answerer *ans;
+    llm_context *ctx;
+    char *preamble;             /* the answerer's preamble buffer (rewritten per request) */
+    size_t preamble_cap;
+    int32_t *toks;
+    size_t toks_cap;
+    app_job *job;               /* the request being answered */
+    pthread_t th;
+    bool started;
+} app_slot;
+
+typedef struct {
+    idx_store *store;
+    rag_retriever *ret;
+    bool busy;
+} app_search_handle;
+
+typedef struct {
+    llm_context *ctx;
+    bool busy;
+} app_embed_handle;
+
+struct app_server {
+    app_serve_opts o;
+    const char *index_dir;
+    llm_model *model;           /* NULL in gateway mode without -m */
+    llm_model_info mi;
+    char model_name[256];
+    char model_sha[65];
+    int layer;                  /* the index's embedding layer */
+    rag_guard *guard;
+    FILE *audit;
+    char *preamble;             /* --preamble file contents, or NULL */
+    app_serve_keys keys;
+    bool have_keys;
+    int n_ctx;                  /* generation context size */
+    int embed_ctx;              /* embedding context size */
+
+    pthread_mutex_t mu;         /* everything below, and every job's state */
+    pthread_cond_t work_cv;
+    app_job **fifo;             /* waiting jobs (ring) */
+    size_t fifo_head, fifo_n, fifo_cap;
+    app_slot *slots;
+    int n_slots, active;
+    bool stopping;
+    double ewma_gen_s;          /* mean generation time, for Retry-After */
+    app_search_handle *search;
+    int n_search;
+    pthread_cond_t search_cv;
+    app_embed_handle *embed;
+    int n_embed;
+    pthread_cond_t embed_cv;
+    idx_store *stat_store;      /* healthz counts (under mu) */
+    app_metrics m;
+    uint64_t next_id;
+    struct MHD_Daemon *daemon;
+};
+
+typedef enum { APP_JOB_QUEUED = 0, APP_JOB_RUNNING, APP_JOB_DONE } app_job_state;
+typedef enum { APP_JOB_ASK = 0, APP_JOB_CHAT } app_job_kind;
+
+/* A generation request. Shared by the HTTP thread and a slot worker
+ * (refcounted under srv->mu). */
+struct app_job {
+    app_server *srv;
+    int refs;
+    pthread_cond_t cv;
+    app_job_state state;
+    app_job_kind kind;
+    bool retrieval, stream;
+    /* input (owned) */
+    char *question;
+    rag_turn *hist;
+    size_t n_hist;
+    char **hist_own;            /* strings the turns point to */
+    size_t n_hist_own;
+    char *system;               /* replaces the preamble, or NULL */
+    app_chat_req chat;          /* plain chat: the messages; stops */
+    int max_tokens, k;
+    float temperature;
+    uint64_t seed;
+    const app_serve_key *key;   /* borrowed (NULL: anonymous) */
+    char key_name[64];
+    char req_id[32];
+    char chat_id[48];
+    long created;
+    double t_arrival, deadline; /* monotonic seconds */
+    volatile int cancel;
+    bool timed_out, client_gone;
+    /* output */
+    rag_answer res;
+    bool have_res;
+    int err;                    /* non-zero: the pipeline failed; errmsg says why */
+    char errmsg[512];
+    char **titles;              /* per source, owned */
+    char *sources_json;         /* the SOURCE array, built once */
+    bool head_sent;             /* stream: the first chunk / sources event */
+    char *out;                  /* stream: SSE bytes not yet sent */
+    size_t out_len, out_cap, out_sent;
+    int n_prompt, n_generated, stop_reason;
+    double prefill_ms, decode_ms, t_start, t_end;
+    char *prompt;               /* --debug-prompts: the prompt the model got */
+};
+
+double app_now_s(void);
+/* Server lifecycle pieces (serve_gen.c). */
+int app_slots_start(app_server *s, char *err, size_t errlen);
+void app_slots_stop(app_server *s);
+/* Queues a job (takes a reference). Returns 0, or -1 when the queue is full
+ * (*retry_after set) or the server is stopping. */
+int app_job_submit(app_server *s, app_job *j, int *retry_after);
+app_job *app_job_new(app_server *s);
+void app_job_unref(app_job *j);
+/* Stops a job (timeout, or the client went away): sets its cancel flag;
+ * a job still waiting is taken out of the queue and finished at once (its
+ * stream gets the closing events). True when it was still waiting. */
+bool app_job_cancel(app_server *s, app_job *j, bool timeout);
+/* JSON bodies of a finished job (owned strings). */
+char *app_job_ask_json(app_job *j);
+char *app_job_chat_json(app_job *j);
+/* Searches with a pooled read-only handle. hits owned JSON text. */
+char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode,
+                      int *http_status, char *err, size_t errlen);
+char *app_embed_json(app_server *s, const app_embed_req *r, int *http_status, char *err, size_t errlen);
+/* HTTP (serve_http.c). */
+int app_http_start(app_server *s, const char *host, int port, char *err, size_t errlen);
+int app_http_port(app_server *s);
+void app_http_quiesce(app_server *s);
+void app_http_stop(app_server *s);
+
+#endif

@@ -1,0 +1,963 @@
+/* serve_gen.c — `mrag serve` generation: the slot workers (each with its own
+ * context, answerer and read-only store), the bounded wait queue, streamed
+ * output as SSE bytes, the JSON results, the audit log; and the small pools
+ * for /api/search and /v1/embeddings. */
+#include "app/serve.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double app_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------ jobs */
+
+app_job *app_job_new(app_server *s) {
+    app_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->srv = s;
+    j->refs = 1;
+    pthread_cond_init(&j->cv, NULL);
+    j->res.prompt_tokens = -1;
+    return j;
+}
+
+static void job_free(app_job *j) {
+    free(j->question);
+    free(j->hist);
+    for (size_t i = 0; i < j->n_hist_own; i++) free(j->hist_own[i]);
+    free(j->hist_own);
+    free(j->system);
+    app_chat_req_free(&j->chat);
+    if (j->titles)
+        for (size_t i = 0; i < j->res.n_sources; i++) free(j->titles[i]);
+    free(j->titles);
+    if (j->have_res) rag_answer_release(&j->res);
+    free(j->sources_json);
+    free(j->out);
+    free(j->prompt);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+void app_job_unref(app_job *j) {
+    if (!j) return;
+    pthread_mutex_lock(&j->srv->mu);
+    int r = --j->refs;
+    pthread_mutex_unlock(&j->srv->mu);
+    if (r == 0) job_free(j);
+}
+
+/* Contract: see serve.h. */
+int app_job_submit(app_server *s, app_job *j, int *retry_after) {
+    pthread_mutex_lock(&s->mu);
+    /* waiting room: --queue places, plus slots that are free but have not
+     * picked their job up yet */
+    size_t room = (size_t)(s->o.queue > 0 ? s->o.queue : 0) + (size_t)(s->n_slots - s->active);
+    if (room > s->fifo_cap) room = s->fifo_cap;
+    if (s->stopping || s->fifo_n >= room) {
+        double per = s->ewma_gen_s > 0 ? s->ewma_gen_s : 5;
+        int ra = (int)ceil(per * (double)(s->fifo_n + 1) / (s->n_slots > 0 ? s->n_slots : 1));
+        *retry_after = ra < 1 ? 1 : ra > 600 ? 600 : ra;
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    s->fifo[(s->fifo_head + s->fifo_n) % s->fifo_cap] = j;
+    s->fifo_n++;
+    j->refs++;
+    j->state = APP_JOB_QUEUED;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* ------------------------------------------------------------ SSE output */
+
+/* Appends bytes to the job's stream buffer; call with srv->mu held. */
+static void out_put(app_job *j, const char *b, size_t n) {
+    if (j->out_sent == j->out_len) j->out_sent = j->out_len = 0;
+    if (j->out_len + n + 1 > j->out_cap) {
+        size_t c = j->out_cap ? j->out_cap * 2 : 8192;
+        while (c < j->out_len + n + 1) c *= 2;
+        char *q = realloc(j->out, c);
+        if (!q) return;     /* the client misses this piece; the final event still comes */
+        j->out = q;
+        j->out_cap = c;
+    }
+    memcpy(j->out + j->out_len, b, n);
+    j->out_len += n;
+}
+
+static void out_str(app_job *j, const char *s) { out_put(j, s, strlen(s)); }
+
+/* Appends text as a JSON string literal (with quotes). */
+static void out_json_str(app_job *j, const char *t, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    char buf[256];
+    size_t k = 0;
+    buf[k++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (k > sizeof buf - 8) { out_put(j, buf, k); k = 0; }
+        if (c == '"' || c == '\\') { buf[k++] = '\\'; buf[k++] = (char)c; }
+        else if (c == '\n') { buf[k++] = '\\'; buf[k++] = 'n'; }
+        else if (c == '\r') { buf[k++] = '\\'; buf[k++] = 'r'; }
+        else if (c == '\t') { buf[k++] = '\\'; buf[k++] = 't'; }
+        else if (c < 0x20) { memcpy(buf + k, "\\u00", 4); k += 4; buf[k++] = hex[c >> 4]; buf[k++] = hex[c & 15]; }
+        else buf[k++] = (char)c;
+    }
+    buf[k++] = '"';
+    out_put(j, buf, k);
+}
+
+static const char *finish_reason(const app_job *j) {
+    if (j->res.status == RAG_ANS_ANSWERED && j->stop_reason == 0 && j->n_generated >= j->max_tokens) return "length";
+    if (j->res.status == RAG_ANS_ANSWERED && j->stop_reason == 4) return "length";
+    return "stop";
+}
+
+/* The chunk prefix up to "choices":[{"index":0,"delta": */
+static void chat_chunk_begin(app_job *j) {
+    char b[512];
+    snprintf(b, sizeof b, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%ld,\"model\":", j->chat_id,
+             j->created);
+    out_str(j, b);
+    out_json_str(j, j->srv->model_name, strlen(j->srv->model_name));
+    out_str(j, ",\"choices\":[{\"index\":0,\"delta\":");
+}
+
+/* The first chunk / sources event; call with srv->mu held, sources_json set. */
+static void stream_head(app_job *j) {
+    if (j->head_sent) return;
+    j->head_sent = true;
+    const char *src = j->sources_json ? j->sources_json : "[]";
+    if (j->kind == APP_JOB_CHAT) {
+        chat_chunk_begin(j);
+        out_str(j, "{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]");
+        if (j->retrieval) { out_str(j, ",\"sources\":"); out_str(j, src); }
+        out_str(j, "}\n\n");
+    } else {
+        out_str(j, "event: sources\ndata: {\"sources\":");
+        out_str(j, src);
+        out_str(j, "}\n\n");
+    }
+}
+
+static void stream_text(app_job *j, const char *t, size_t n) {
+    if (j->kind == APP_JOB_CHAT) {
+        chat_chunk_begin(j);
+        out_str(j, "{\"content\":");
+        out_json_str(j, t, n);
+        out_str(j, "},\"finish_reason\":null}]}\n\n");
+    } else {
+        out_str(j, "event: token\ndata: {\"text\":");
+        out_json_str(j, t, n);
+        out_str(j, "}\n\n");
+    }
+}
+
+/* ------------------------------------------------------------ results */
+
+static cJSON *error_obj(const char *msg, const char *type, int code) {
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddNumberToObject(e, "code", code);
+    return o;
+}
+
+static bool is_http(const char *u) { return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0; }
+
+/* The SOURCE array of the job's answer (titles looked up in store). */
+static char *sources_json(app_job *j, idx_store *store) {
+    const rag_answer *r = &j->res;
+    if (!j->titles && r->n_sources) {
+        j->titles = calloc(r->n_sources, sizeof *j->titles);
+        for (size_t i = 0; j->titles && i < r->n_sources; i++) {
+            idx_doc d;
+            memset(&d, 0, sizeof d);
+            if (store && idx_doc_get(store, r->sources[i].uri, &d) == IDX_OK) j->titles[i] = strdup(d.title ? d.title : "");
+            idx_doc_release(&d);
+        }
+    }
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < r->n_sources; i++) {
+        const rag_source *s = &r->sources[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "id", s->number);
+        const char *title = j->titles && j->titles[i] ? j->titles[i] : "";
+        cJSON_AddStringToObject(e, "title", title);
+        cJSON_AddStringToObject(e, "uri", s->uri);
+        if (is_http(s->uri)) cJSON_AddStringToObject(e, "url", s->uri);
+        else cJSON_AddNullToObject(e, "url");
+        cJSON_AddStringToObject(e, "label", s->label ? s->label : "");
+        cJSON_AddStringToObject(e, "heading", s->heading ? s->heading : "");
+        if (s->line_start > 0) {
+            cJSON *l = cJSON_AddArrayToObject(e, "lines");
+            cJSON_AddItemToArray(l, cJSON_CreateNumber(s->line_start));
+            cJSON_AddItemToArray(l, cJSON_CreateNumber(s->line_end > s->line_start ? s->line_end : s->line_start));
+        }
+        if (s->page > 0) cJSON_AddNumberToObject(e, "page", s->page);
+        cJSON_AddNumberToObject(e, "score", s->score);
+        cJSON_AddItemToArray(a, e);
+    }
+    char *t = a ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    return t;
+}
+
+static cJSON *events_json(const rag_answer *r) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < r->n_events; i++) {
+        const rag_answer_event *g = &r->events[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "stage", rag_guard_stage_name(g->stage));
+        cJSON_AddStringToObject(e, "rule", g->rule_id ? g->rule_id : "");
+        cJSON_AddStringToObject(e, "action", rag_guard_action_name(g->action));
+        cJSON_AddStringToObject(e, "message", g->message ? g->message : "");
+        cJSON_AddItemToArray(a, e);
+    }
+    return a;
+}
+
+static cJSON *cited_json(const rag_answer *r) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < r->n_cited; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(r->cited[i]));
+    return a;
+}
+
+static const char *job_status(const app_job *j) { return rag_answer_status_str(j->res.status); }
+
+/* Contract: see serve.h. The /api/ask result object. */
+char *app_job_ask_json(app_job *j) {
+    const rag_answer *r = &j->res;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", job_status(j));
+    cJSON_AddStringToObject(o, "answer", r->answer ? r->answer : "");
+    if (r->status == RAG_ANS_BLOCKED) {
+        cJSON_AddStringToObject(o, "blocked_stage", rag_guard_stage_name(r->block_stage));
+        cJSON_AddStringToObject(o, "message", r->block_message ? r->block_message : "blocked by a guardrail");
+    }
+    cJSON *src = cJSON_Parse(j->sources_json ? j->sources_json : "[]");
+    cJSON_AddItemToObject(o, "sources", src ? src : cJSON_CreateArray());
+    cJSON_AddItemToObject(o, "cited", cited_json(r));
+    cJSON_AddItemToObject(o, "events", events_json(r));
+    cJSON *t = cJSON_AddObjectToObject(o, "timings");
+    cJSON_AddNumberToObject(t, "retrieve_ms", r->retrieve_ms);
+    cJSON_AddNumberToObject(t, "prefill_ms", j->prefill_ms);
+    cJSON_AddNumberToObject(t, "decode_ms", j->decode_ms);
+    cJSON_AddNumberToObject(t, "tokens", j->n_generated);
+    cJSON_AddNumberToObject(t, "prompt_tokens", j->n_prompt);
+    cJSON_AddStringToObject(o, "request_id", j->req_id);
+    if (j->srv->o.debug_prompts) {
+        if (j->prompt) cJSON_AddStringToObject(o, "prompt", j->prompt);
+        else cJSON_AddNullToObject(o, "prompt");
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static cJSON *mrag_obj(app_job *j) {
+    const rag_answer *r = &j->res;
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "status", job_status(j));
+    if (r->status == RAG_ANS_BLOCKED) {
+        cJSON_AddStringToObject(m, "blocked_stage", rag_guard_stage_name(r->block_stage));
+        cJSON_AddStringToObject(m, "message", r->block_message ? r->block_message : "blocked by a guardrail");
+    }
+    cJSON_AddItemToObject(m, "cited", cited_json(r));
+    cJSON_AddItemToObject(m, "events", events_json(r));
+    cJSON_AddStringToObject(m, "request_id", j->req_id);
+    if (j->srv->o.debug_prompts) {
+        if (j->prompt) cJSON_AddStringToObject(m, "prompt", j->prompt);
+        else cJSON_AddNullToObject(m, "prompt");
+    }
+    return m;
+}
+
+static cJSON *usage_obj(const app_job *j) {
+    cJSON *u = cJSON_CreateObject();
+    int np = j->n_prompt > 0 ? j->n_prompt : 0;
+    cJSON_AddNumberToObject(u, "prompt_tokens", np);
+    cJSON_AddNumberToObject(u, "completion_tokens", j->n_generated);
+    cJSON_AddNumberToObject(u, "total_tokens", np + j->n_generated);
+    return u;
+}
+
+/* Contract: see serve.h. The chat.completion object. */
+char *app_job_chat_json(app_job *j) {
+    const rag_answer *r = &j->res;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", j->chat_id);
+    cJSON_AddStringToObject(o, "object", "chat.completion");
+    cJSON_AddNumberToObject(o, "created", (double)j->created);
+    cJSON_AddStringToObject(o, "model", j->srv->model_name);
+    cJSON *ch = cJSON_AddArrayToObject(o, "choices");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *msg = cJSON_AddObjectToObject(c, "message");
+    cJSON_AddStringToObject(msg, "role", "assistant");
+    cJSON_AddStringToObject(msg, "content", r->answer ? r->answer : "");
+    cJSON_AddStringToObject(c, "finish_reason", finish_reason(j));
+    cJSON_AddItemToArray(ch, c);
+    cJSON_AddItemToObject(o, "usage", usage_obj(j));
+    if (j->retrieval) {
+        cJSON *src = cJSON_Parse(j->sources_json ? j->sources_json : "[]");
+        cJSON_AddItemToObject(o, "sources", src ? src : cJSON_CreateArray());
+    }
+    cJSON_AddItemToObject(o, "mrag", mrag_obj(j));
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* The closing events of a stream; call with srv->mu held. */
+static void stream_tail(app_job *j) {
+    stream_head(j);
+    if (j->err || j->timed_out) {
+        const char *type = j->timed_out ? "timeout" : "server_error";
+        char msg[600];
+        if (j->timed_out) snprintf(msg, sizeof msg, "the request took longer than %d s and was stopped", j->srv->o.timeout_s);
+        else snprintf(msg, sizeof msg, "%s", j->errmsg);
+        cJSON *e = error_obj(msg, type, j->timed_out ? 504 : 500);
+        char *t = cJSON_PrintUnformatted(e);
+        cJSON_Delete(e);
+        out_str(j, j->kind == APP_JOB_CHAT ? "data: " : "event: error\ndata: ");
+        if (t) out_str(j, t);
+        out_str(j, "\n\n");
+        free(t);
+        if (j->kind == APP_JOB_CHAT) out_str(j, "data: [DONE]\n\n");
+        return;
+    }
+    if (j->kind == APP_JOB_CHAT) {
+        chat_chunk_begin(j);
+        out_str(j, "{},\"finish_reason\":\"");
+        out_str(j, finish_reason(j));
+        out_str(j, "\"}]");
+        cJSON *m = mrag_obj(j), *u = usage_obj(j);
+        char *ms = cJSON_PrintUnformatted(m), *us = cJSON_PrintUnformatted(u);
+        cJSON_Delete(m);
+        cJSON_Delete(u);
+        out_str(j, ",\"usage\":");
+        out_str(j, us ? us : "null");
+        out_str(j, ",\"mrag\":");
+        out_str(j, ms ? ms : "null");
+        out_str(j, "}\n\ndata: [DONE]\n\n");
+        free(ms);
+        free(us);
+    } else {
+        char *d = app_job_ask_json(j);
+        out_str(j, "event: done\ndata: ");
+        out_str(j, d ? d : "{}");
+        out_str(j, "\n\n");
+        free(d);
+    }
+}
+
+/* Contract: see serve.h. */
+bool app_job_cancel(app_server *s, app_job *j, bool timeout) {
+    bool was_queued = false;
+    pthread_mutex_lock(&s->mu);
+    if (j->state == APP_JOB_DONE) { pthread_mutex_unlock(&s->mu); return false; }
+    j->cancel = 1;
+    if (timeout) j->timed_out = true;
+    else j->client_gone = true;
+    for (size_t i = 0; j->state == APP_JOB_QUEUED && i < s->fifo_n; i++) {
+        size_t at = (s->fifo_head + i) % s->fifo_cap;
+        if (s->fifo[at] != j) continue;
+        for (size_t k = i; k + 1 < s->fifo_n; k++)
+            s->fifo[(s->fifo_head + k) % s->fifo_cap] = s->fifo[(s->fifo_head + k + 1) % s->fifo_cap];
+        s->fifo_n--;
+        j->refs--;      /* the queue's reference (the caller still holds one) */
+        j->have_res = true;
+        j->res.status = RAG_ANS_CANCELLED;
+        if (j->stream) stream_tail(j);
+        j->state = APP_JOB_DONE;
+        pthread_cond_broadcast(&j->cv);
+        was_queued = true;
+        break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return was_queued;
+}
+
+/* ------------------------------------------------------------ audit */
+
+/* One JSON line per guardrail event: time, request id, key name (never the
+ * key), stage, rule, action, kind, passage. Never the matched text. */
+static void audit_events(app_server *s, const app_job *j) {
+    if (!s->audit || !j->have_res || !j->res.n_events) return;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    for (size_t i = 0; i < j->res.n_events; i++) {
+        const rag_answer_event *g = &j->res.events[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "time", ts);
+        cJSON_AddStringToObject(o, "request", j->req_id);
+        cJSON_AddStringToObject(o, "key", j->key_name);
+        cJSON_AddStringToObject(o, "stage", rag_guard_stage_name(g->stage));
+        cJSON_AddStringToObject(o, "rule", g->rule_id ? g->rule_id : "");
+        cJSON_AddStringToObject(o, "action", rag_guard_action_name(g->action));
+        cJSON_AddStringToObject(o, "kind", g->kind == RAG_GUARD_EV_LIMIT ? "limit" : "match");
+        if (g->chunk_id) cJSON_AddNumberToObject(o, "chunk_id", (double)g->chunk_id);
+        char *t = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (t) {
+            flockfile(s->audit);
+            fputs(t, s->audit);
+            fputc('\n', s->audit);
+            fflush(s->audit);
+            funlockfile(s->audit);
+            free(t);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ generation */
+
+/* The answer text after the output guard: to the stream, if any. */
+static int job_emit(void *user, const char *text, size_t len) {
+    app_slot *sl = user;
+    app_job *j = sl->job;
+    app_server *s = sl->srv;
+    if (!j->sources_json) {
+        char *sj = sources_json(j, sl->store);
+        pthread_mutex_lock(&s->mu);
+        j->sources_json = sj;
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (j->stream && len) {
+        stream_head(j);
+        stream_text(j, text, len);
+        pthread_cond_broadcast(&j->cv);
+    }
+    int stop = j->cancel != 0;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+/* Tokenizes a prompt (control tokens parsed) into sl->toks; count or -1. */
+static int slot_tokenize(app_slot *sl, const char *prompt, size_t len) {
+    size_t n = 0;
+    int st = llm_tokenize(sl->srv->model, prompt, len, false, true, sl->toks, sl->toks_cap, &n);
+    if (st == LLM_ERR_ARG && n > sl->toks_cap) {
+        int32_t *t = realloc(sl->toks, n * sizeof *t);
+        if (!t) return -1;
+        sl->toks = t;
+        sl->toks_cap = n;
+        st = llm_tokenize(sl->srv->model, prompt, len, false, true, sl->toks, sl->toks_cap, &n);
+    }
+    return st == LLM_OK && n < 0x7fffffff ? (int)n : -1;
+}
+
+/* Runs the model on a prompt with the job's sampling and budget, text to
+ * emit. The rag_generate_fn of every slot (and plain chat). */
+static int slot_generate(void *user, const char *prompt, size_t len, int max_tokens, rag_emit_fn emit, void *emit_user,
+                         volatile int *cancel) {
+    app_slot *sl = user;
+    app_job *j = sl->job;
+    if (sl->srv->o.debug_prompts && !j->prompt) j->prompt = strndup(prompt, len);
+    int n = slot_tokenize(sl, prompt, len);
+    if (n < 0) { snprintf(j->errmsg, sizeof j->errmsg, "tokenizing the prompt failed"); return RAG_ERR_ARG; }
+    llm_context_reset(sl->ctx);
+    llm_generate_params gp = llm_generate_default_params();
+    gp.n_predict = j->max_tokens < max_tokens ? j->max_tokens : max_tokens;
+    gp.sampling.temperature = j->temperature;
+    gp.sampling.seed = j->seed;
+    const char *stops[3 + APP_SERVE_MAX_STOP] = {"[INST]", "[/INST]", "</s>"};
+    int ns = 3;
+    for (size_t i = 0; i < j->chat.n_stop && ns < (int)(sizeof stops / sizeof stops[0]); i++) stops[ns++] = j->chat.stop[i];
+    gp.stop = stops;
+    gp.n_stop = ns;
+    gp.on_text = emit;
+    gp.user = emit_user;
+    gp.cancel = cancel;
+    llm_generate_result gr;
+    memset(&gr, 0, sizeof gr);
+    int st = llm_generate(sl->ctx, sl->toks, n, &gp, &gr);
+    j->n_prompt = gr.n_prompt;
+    j->n_generated = gr.n_generated;
+    j->prefill_ms = gr.prefill_ms;
+    j->decode_ms = gr.decode_ms;
+    j->stop_reason = gr.stop_reason;
+    if (st != LLM_OK && st != LLM_ERR_CANCELLED) {
+        snprintf(j->errmsg, sizeof j->errmsg, "generation failed: %s", llm_context_error(sl->ctx));
+        return RAG_ERR_ARG;
+    }
+    return RAG_OK;
+}
+
+/* Guard events into a rag_answer (plain chat). */
+static int add_guard_events(rag_answer *r, const rag_guard_result *g, rag_guard_stage st) {
+    if (!g || !g->n_events) return 0;
+    rag_answer_event *e = realloc(r->events, (r->n_events + g->n_events) * sizeof *e);
+    if (!e) return -1;
+    r->events = e;
+    for (size_t i = 0; i < g->n_events; i++) {
+        rag_answer_event *d = &e[r->n_events++];
+        memset(d, 0, sizeof *d);
+        d->stage = st;
+        d->kind = g->events[i].kind;
+        d->action = g->events[i].action;
+        d->rule_id = g->events[i].rule_id;
+        d->message = g->events[i].message;
+    }
+    return 0;
+}
+
+typedef struct {
+    app_slot *sl;
+    rag_guard_stream *gs;
+    char *ans;
+    size_t len, cap;
+    bool blocked, oom;
+} plain_state;
+
+static void plain_append(plain_state *p, const char *t, size_t n) {
+    if (!n) return;
+    if (p->len + n + 1 > p->cap) {
+        size_t c = p->cap ? p->cap * 2 : 4096;
+        while (c < p->len + n + 1) c *= 2;
+        char *q = realloc(p->ans, c);
+        if (!q) { p->oom = true; return; }
+        p->ans = q;
+        p->cap = c;
+    }
+    memcpy(p->ans + p->len, t, n);
+    p->len += n;
+    p->ans[p->len] = 0;
+}
+
+/* Raw model text through the output guard to the answer and the stream. */
+static int plain_piece(void *user, const char *text, size_t len) {
+    plain_state *p = user;
+    const char *o = NULL;
+    size_t ol = 0;
+    int st = rag_guard_stream_feed(p->gs, text, len, &o, &ol);
+    if (st == RAG_ERR_BLOCKED) { p->blocked = true; return 1; }
+    if (st != RAG_OK) { p->oom = true; return 1; }
+    plain_append(p, o, ol);
+    return job_emit(p->sl, o, ol) || p->oom;
+}
+
+/* Plain chat: every user message through the input guard (redacted), the
+ * Mistral template, generation through the output guard stream. */
+static int run_plain(app_slot *sl, app_job *j) {
+    app_server *s = sl->srv;
+    rag_answer *r = &j->res;
+    int rc = -1;
+    llm_chat_msg *msgs = calloc(j->chat.n_msgs, sizeof *msgs);
+    char **red = calloc(j->chat.n_msgs, sizeof *red);
+    char *prompt = NULL;
+    plain_state ps = {.sl = sl};
+    if (!msgs || !red) goto done;
+    size_t nm = 0;
+    for (size_t i = 0; i < j->chat.n_msgs; i++) {
+        const app_serve_msg *m = &j->chat.msgs[i];
+        const char *content = m->content;
+        if (strcmp(m->role, "user") == 0) {
+            rag_guard_result g;
+            if (rag_guard_check(s->guard, RAG_GUARD_INPUT, content, strlen(content), 0, &g) != RAG_OK) goto done;
+            add_guard_events(r, &g, RAG_GUARD_INPUT);
+            if (g.action == RAG_GUARD_BLOCK) {
+                r->status = RAG_ANS_BLOCKED;
+                r->block_stage = RAG_GUARD_INPUT;
+                r->block_message = g.message;
+                r->answer = strdup(g.message ? g.message : "blocked by a guardrail");
+                r->answer_len = r->answer ? strlen(r->answer) : 0;
+                rag_guard_result_release(&g);
+                rc = 0;
+                goto done;
+            }
+            red[i] = g.text;
+            g.text = NULL;
+            rag_guard_result_release(&g);
+            if (red[i]) content = red[i];
+        }
+        /* a system message anywhere but first, or two in a row of one role, is folded */
+        if (strcmp(m->role, "system") == 0 && nm > 0) continue;
+        if (nm > 0 && strcmp(msgs[nm - 1].role, m->role) == 0 && strcmp(m->role, "system") != 0) {
+            msgs[nm - 1].content = content;     /* the later one of a pair wins */
+            continue;
+        }
+        msgs[nm].role = m->role;
+        msgs[nm].content = content;
+        nm++;
+    }
+    if (!(prompt = llm_chat_format(msgs, nm))) {
+        snprintf(j->errmsg, sizeof j->errmsg, "the messages cannot be put in the chat template (user and assistant must alternate)");
+        goto done;
+    }
+    if (rag_guard_stream_new(s->guard, RAG_GUARD_OUTPUT, 0, &ps.gs) != RAG_OK) goto done;
+    if (slot_generate(sl, prompt, strlen(prompt), s->o.max_tokens, plain_piece, &ps, &j->cancel) != RAG_OK) {
+        rc = -2;
+        goto done;
+    }
+    if (!ps.blocked && !ps.oom) {
+        const char *o = NULL;
+        size_t ol = 0;
+        int st = rag_guard_stream_finish(ps.gs, &o, &ol);
+        if (st == RAG_ERR_BLOCKED) ps.blocked = true;
+        else if (st == RAG_OK) { plain_append(&ps, o, ol); job_emit(sl, o, ol); }
+    }
+    if (ps.oom) goto done;
+    const rag_guard_result *og = rag_guard_stream_result(ps.gs);
+    add_guard_events(r, og, RAG_GUARD_OUTPUT);
+    r->answer = ps.ans ? ps.ans : strdup("");
+    r->answer_len = ps.len;
+    ps.ans = NULL;
+    if (ps.blocked) {
+        r->status = RAG_ANS_BLOCKED;
+        r->block_stage = RAG_GUARD_OUTPUT;
+        r->block_message = og ? og->message : NULL;
+    } else if (j->cancel) {
+        r->status = RAG_ANS_CANCELLED;
+    } else {
+        r->status = RAG_ANS_ANSWERED;
+    }
+    rc = 0;
+done:
+    if (rc == -1 && !j->errmsg[0]) snprintf(j->errmsg, sizeof j->errmsg, "plain chat failed (out of memory or guard error)");
+    for (size_t i = 0; red && i < j->chat.n_msgs; i++) free(red[i]);
+    free(red);
+    free(msgs);
+    free(prompt);
+    free(ps.ans);
+    rag_guard_stream_free(ps.gs);
+    return rc;
+}
+
+/* Answers one job in slot sl. */
+static void run_job(app_slot *sl, app_job *j) {
+    app_server *s = sl->srv;
+    j->t_start = app_now_s();
+    j->have_res = true;
+    if (j->cancel) {
+        j->res.status = RAG_ANS_CANCELLED;
+    } else if (j->kind == APP_JOB_CHAT && !j->retrieval) {
+        if (run_plain(sl, j) != 0) j->err = 1;
+    } else {
+        idx_refresh(sl->store, NULL);
+        /* the preamble: the request's system message, else the server's */
+        const char *pre = j->system ? j->system : s->preamble ? s->preamble : rag_default_preamble();
+        size_t pl = strlen(pre);
+        if (pl >= sl->preamble_cap) pl = sl->preamble_cap - 1;
+        memcpy(sl->preamble, pre, pl);
+        sl->preamble[pl] = 0;
+        /* TODO(groups): rag_answerer_set_groups(sl->ans, key groups) once rag/access lands */
+        int st = rag_answerer_ask(sl->ans, j->question, j->hist, j->n_hist, job_emit, sl, &j->cancel, &j->res);
+        if (st != RAG_OK) {
+            j->err = 1;
+            if (!j->errmsg[0]) snprintf(j->errmsg, sizeof j->errmsg, "%s", rag_answerer_errmsg(sl->ans));
+        }
+    }
+    if (!j->err && !j->sources_json) {
+        char *sj = sources_json(j, sl->store);
+        pthread_mutex_lock(&s->mu);
+        j->sources_json = sj;
+        pthread_mutex_unlock(&s->mu);
+    }
+    j->t_end = app_now_s();
+    audit_events(s, j);
+    pthread_mutex_lock(&s->mu);
+    if (j->cancel && j->deadline > 0 && app_now_s() >= j->deadline) j->timed_out = true;
+    if (j->stream) stream_tail(j);
+    s->m.generated_tokens += (uint64_t)j->n_generated;
+    if (j->n_generated > 0 && j->decode_ms > 0) s->m.last_tps = j->n_generated * 1000.0 / j->decode_ms;
+    double d = j->t_end - j->t_start;
+    s->ewma_gen_s = s->ewma_gen_s > 0 ? 0.7 * s->ewma_gen_s + 0.3 * d : d;
+    j->state = APP_JOB_DONE;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *slot_main(void *arg) {
+    app_slot *sl = arg;
+    app_server *s = sl->srv;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->fifo_n && !s->stopping) pthread_cond_wait(&s->work_cv, &s->mu);
+        if (!s->fifo_n) { pthread_mutex_unlock(&s->mu); break; }
+        app_job *j = s->fifo[s->fifo_head];
+        s->fifo_head = (s->fifo_head + 1) % s->fifo_cap;
+        s->fifo_n--;
+        j->state = APP_JOB_RUNNING;
+        s->active++;
+        sl->job = j;
+        pthread_mutex_unlock(&s->mu);
+        run_job(sl, j);
+        pthread_mutex_lock(&s->mu);
+        s->active--;
+        sl->job = NULL;
+        pthread_mutex_unlock(&s->mu);
+        app_job_unref(j);
+    }
+    return NULL;
+}
+
+/* Contract: see serve.h. Opens every slot's store, context and answerer,
+ * the search and embedding pools, then starts the workers. */
+int app_slots_start(app_server *s, char *err, size_t errlen) {
+    /* the ring holds the waiting jobs plus one per slot about to start */
+    s->fifo_cap = (size_t)(s->o.queue > 0 ? s->o.queue : 0) + (size_t)s->o.slots;
+    if (!(s->fifo = calloc(s->fifo_cap, sizeof *s->fifo))) { snprintf(err, errlen, "out of memory"); return -1; }
+    s->n_slots = s->o.slots;
+    if (!(s->slots = calloc((size_t)s->n_slots, sizeof *s->slots))) { snprintf(err, errlen, "out of memory"); return -1; }
+    idx_params ip = idx_default_params();
+    ip.read_only = true;
+    for (int i = 0; i < s->n_slots; i++) {
+        app_slot *sl = &s->slots[i];
+        sl->srv = s;
+        sl->id = i;
+        if (idx_open(s->index_dir, &ip, &sl->store) != IDX_OK) {
+            snprintf(err, errlen, "%s", sl->store ? idx_errmsg(sl->store) : "out of memory");
+            return -1;
+        }
+        sl->preamble_cap = s->o.max_body + 1;
+        if (!(sl->preamble = malloc(sl->preamble_cap))) { snprintf(err, errlen, "out of memory"); return -1; }
+        sl->preamble[0] = 0;
+        if (s->model) {
+            llm_context_params cp = llm_context_default_params();
+            cp.n_ctx = s->n_ctx;
+            cp.n_threads = s->o.threads;
+            if (llm_context_new(s->model, &cp, &sl->ctx, err, errlen) != LLM_OK) return -1;
+        }
+        rag_answer_params p = rag_answer_default_params();
+        p.store = sl->store;
+        p.guard = s->guard;
+        p.model = s->model;
+        p.layer = s->layer;
+        p.k = s->o.k;
+        p.n_threads = s->o.threads;
+        p.n_ctx = s->n_ctx;
+        p.max_tokens = s->o.max_tokens;
+        p.preamble = sl->preamble;
+        p.generate = slot_generate;
+        p.generate_user = sl;
+        if (rag_answerer_new(&p, &sl->ans, err, errlen) != RAG_OK) return -1;
+    }
+    s->n_search = s->o.search_handles;
+    if (!(s->search = calloc((size_t)s->n_search, sizeof *s->search))) { snprintf(err, errlen, "out of memory"); return -1; }
+    for (int i = 0; i < s->n_search; i++) {
+        if (idx_open(s->index_dir, &ip, &s->search[i].store) != IDX_OK) {
+            snprintf(err, errlen, "%s", s->search[i].store ? idx_errmsg(s->search[i].store) : "out of memory");
+            return -1;
+        }
+        rag_retriever_params rp = rag_retriever_default_params();
+        rp.model = s->model;
+        rp.layer = s->layer;
+        rp.n_threads = 1;
+        if (rag_retriever_new(s->search[i].store, &rp, &s->search[i].ret, err, errlen) != RAG_OK) return -1;
+    }
+    if (s->model) {
+        s->n_embed = s->o.embed_slots;
+        if (!(s->embed = calloc((size_t)s->n_embed, sizeof *s->embed))) { snprintf(err, errlen, "out of memory"); return -1; }
+        for (int i = 0; i < s->n_embed; i++) {
+            llm_context_params cp = llm_context_default_params();
+            cp.n_ctx = s->embed_ctx;
+            cp.n_threads = s->o.threads;
+            cp.embd_layer = s->layer;
+            if (llm_context_new(s->model, &cp, &s->embed[i].ctx, err, errlen) != LLM_OK) return -1;
+        }
+    }
+    for (int i = 0; i < s->n_slots; i++) {
+        if (pthread_create(&s->slots[i].th, NULL, slot_main, &s->slots[i]) != 0) {
+            snprintf(err, errlen, "cannot start a worker thread");
+            return -1;
+        }
+        s->slots[i].started = true;
+    }
+    return 0;
+}
+
+/* Contract: see serve.h. Workers finish the queue (jobs already cancelled
+ * end at once), then everything is closed. */
+void app_slots_stop(app_server *s) {
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; s->slots && i < s->n_slots; i++) {
+        app_slot *sl = &s->slots[i];
+        if (sl->started) pthread_join(sl->th, NULL);
+        rag_answerer_free(sl->ans);
+        llm_context_free(sl->ctx);
+        idx_close(sl->store);
+        free(sl->preamble);
+        free(sl->toks);
+    }
+    free(s->slots);
+    s->slots = NULL;
+    for (int i = 0; s->search && i < s->n_search; i++) {
+        rag_retriever_free(s->search[i].ret);
+        idx_close(s->search[i].store);
+    }
+    free(s->search);
+    s->search = NULL;
+    for (int i = 0; s->embed && i < s->n_embed; i++) llm_context_free(s->embed[i].ctx);
+    free(s->embed);
+    s->embed = NULL;
+    free(s->fifo);
+    s->fifo = NULL;
+}
+
+/* ------------------------------------------------------------ search, embeddings */
+
+/* Contract: see serve.h. Waits for a free handle (bounded by the request
+ * timeout), refreshes it, searches with the key's group filter. */
+char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode, int *http_status,
+                      char *err, size_t errlen) {
+    char *out = NULL;
+    app_search_handle *h = NULL;
+    rag_hit *hits = NULL;
+    double deadline = app_now_s() + s->o.timeout_s;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        for (int i = 0; i < s->n_search && !h; i++)
+            if (!s->search[i].busy) h = &s->search[i];
+        if (h || app_now_s() >= deadline) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->search_cv, &s->mu, &ts);
+    }
+    if (h) h->busy = true;
+    pthread_mutex_unlock(&s->mu);
+    if (!h) { *http_status = 504; snprintf(err, errlen, "no search handle became free in time"); return NULL; }
+    idx_refresh(h->store, NULL);
+    if (!s->model && mode != RAG_SEARCH_BM25) mode = RAG_SEARCH_BM25;
+    idx_filter f = {0};
+    if (key && !key->all) { f.groups = (const char *const *)key->groups; f.n_groups = key->n_groups; }
+    const idx_filter *fp = key && key->all ? NULL : &f;
+    int nh = 0;
+    if (!(hits = calloc((size_t)k, sizeof *hits))) { *http_status = 500; snprintf(err, errlen, "out of memory"); goto done; }
+    if (rag_retrieve(h->ret, q, strlen(q), (rag_search_mode)mode, k, fp, hits, &nh) != RAG_OK) {
+        *http_status = 500;
+        snprintf(err, errlen, "search failed: %s", rag_retriever_errmsg(h->ret));
+        goto done;
+    }
+    cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "hits");
+    for (int i = 0; i < nh; i++) {
+        idx_chunk c;
+        idx_doc d;
+        memset(&c, 0, sizeof c);
+        memset(&d, 0, sizeof d);
+        if (idx_chunk_get(h->store, hits[i].chunk_id, &c, &d) != IDX_OK) continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "rank", i + 1);
+        cJSON_AddNumberToObject(e, "score", hits[i].score);
+        cJSON_AddNumberToObject(e, "chunk_id", (double)hits[i].chunk_id);
+        cJSON_AddStringToObject(e, "uri", d.uri ? d.uri : "");
+        if (d.uri && is_http(d.uri)) cJSON_AddStringToObject(e, "url", d.uri);
+        else cJSON_AddNullToObject(e, "url");
+        cJSON_AddStringToObject(e, "title", d.title ? d.title : "");
+        cJSON_AddStringToObject(e, "heading", c.heading ? c.heading : "");
+        char label[600];
+        const char *base = d.uri ? strrchr(d.uri, '/') : NULL;
+        base = base ? base + 1 : d.uri ? d.uri : "";
+        if (c.page > 0) snprintf(label, sizeof label, "%s#page=%d", base, c.page);
+        else if (c.line_start > 0) snprintf(label, sizeof label, "%s:%d-%d", base, c.line_start, c.line_end);
+        else snprintf(label, sizeof label, "%s", base);
+        cJSON_AddStringToObject(e, "label", label);
+        cJSON *t = cJSON_CreateString("");
+        if (c.text) {
+            cJSON_Delete(t);
+            char *tx = strndup(c.text, c.text_len);
+            t = cJSON_CreateString(tx ? tx : "");
+            free(tx);
+        }
+        cJSON_AddItemToObject(e, "text", t);
+        cJSON_AddItemToArray(a, e);
+        idx_chunk_release(&c);
+        idx_doc_release(&d);
+    }
+    out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    *http_status = out ? 200 : 500;
+done:
+    free(hits);
+    pthread_mutex_lock(&s->mu);
+    h->busy = false;
+    pthread_cond_signal(&s->search_cv);
+    pthread_mutex_unlock(&s->mu);
+    return out;
+}
+
+/* Contract: see serve.h. */
+char *app_embed_json(app_server *s, const app_embed_req *r, int *http_status, char *err, size_t errlen) {
+    if (!s->model || !s->n_embed) { *http_status = 400; snprintf(err, errlen, "embeddings need a local model (-m)"); return NULL; }
+    int dim = llm_n_embd(s->model);
+    size_t total_tokens = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        size_t n = 0;
+        int32_t tmp[1];
+        int st = llm_tokenize(s->model, r->inputs[i], strlen(r->inputs[i]), true, false, tmp, 0, &n);
+        if (st != LLM_OK && st != LLM_ERR_ARG) { *http_status = 400; snprintf(err, errlen, "input[%zu] cannot be tokenized", i); return NULL; }
+        if (n > (size_t)s->embed_ctx) {
+            *http_status = 400;
+            snprintf(err, errlen, "input[%zu] has %zu tokens; at most %d are embedded", i, n, s->embed_ctx);
+            return NULL;
+        }
+        total_tokens += n;
+    }
+    app_embed_handle *h = NULL;
+    double deadline = app_now_s() + s->o.timeout_s;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        for (int i = 0; i < s->n_embed && !h; i++)
+            if (!s->embed[i].busy) h = &s->embed[i];
+        if (h || app_now_s() >= deadline) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->embed_cv, &s->mu, &ts);
+    }
+    if (h) h->busy = true;
+    pthread_mutex_unlock(&s->mu);
+    if (!h) { *http_status = 504; snprintf(err, errlen, "no embedding context became free in time"); return NULL; }
+    char *out = NULL;
+    float *v = malloc((size_t)dim * sizeof *v);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(o, "data");
+    *http_status = 500;
+    for (size_t i = 0; v && i < r->n; i++) {
+        if (llm_embed(h->ctx, r->inputs[i], strlen(r->inputs[i]), v) != LLM_OK) {
+            snprintf(err, errlen, "embedding input[%zu] failed: %s", i, llm_context_error(h->ctx));
+            goto done;
+        }
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "object", "embedding");
+        cJSON_AddNumberToObject(e, "index", (double)i);
+        cJSON *a = cJSON_AddArrayToObject(e, "embedding");
+        for (int d = 0; d < dim; d++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[d]));
+        cJSON_AddItemToArray(data, e);
+    }
+    cJSON_AddStringToObject(o, "model", s->model_name);
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)total_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)total_tokens);
+    if (v) out = cJSON_PrintUnformatted(o);
+    if (out) *http_status = 200;
+    else snprintf(err, errlen, "out of memory");
+done:
+    cJSON_Delete(o);
+    free(v);
+    pthread_mutex_lock(&s->mu);
+    h->busy = false;
+    pthread_cond_signal(&s->embed_cv);
+    pthread_mutex_unlock(&s->mu);
+    return out;
+}

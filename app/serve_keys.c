@@ -1,0 +1,153 @@
+/* serve_keys.c — `mrag serve --keys FILE`: API keys (plain or sha256:HEX)
+ * mapped to a name and access groups; lookups compare hashes in constant
+ * time over every key. */
+#include "app/serve.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int kfail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int kfail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void app_serve_keys_free(app_serve_keys *k) {
+    if (!k) return;
+    for (size_t i = 0; i < k->n; i++) {
+        free(k->keys[i].name);
+        for (size_t j = 0; j < k->keys[i].n_groups; j++) free(k->keys[i].groups[j]);
+        free(k->keys[i].groups);
+    }
+    free(k->keys);
+    memset(k, 0, sizeof *k);
+}
+
+/* Splits a comma list into owned names ("public" = none, "*" = all). */
+static int parse_groups(const char *s, size_t len, app_serve_key *key) {
+    if (len == 1 && s[0] == '*') { key->all = true; return 0; }
+    if (len == 6 && memcmp(s, "public", 6) == 0) return 0;
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++) n += s[i] == ',';
+    if (n > 64) return -1;
+    if (!(key->groups = calloc(n, sizeof *key->groups))) return -1;
+    size_t a = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && s[i] != ',') continue;
+        size_t b = a, e = i;
+        while (b < e && isspace((unsigned char)s[b])) b++;
+        while (e > b && isspace((unsigned char)s[e - 1])) e--;
+        if (e > b && !(e - b == 6 && memcmp(s + b, "public", 6) == 0)) {
+            if (e - b > 128 || !(key->groups[key->n_groups] = strndup(s + b, e - b))) return -1;
+            key->n_groups++;
+        }
+        a = i + 1;
+    }
+    return 0;
+}
+
+/* Contract: see serve.h. */
+int app_serve_keys_parse(const char *name, const char *text, size_t len, app_serve_keys *out, char *err, size_t errlen) {
+    int rc = -1;
+    memset(out, 0, sizeof *out);
+    size_t cap = 0, lineno = 0;
+    for (size_t at = 0; at < len;) {
+        size_t e = at;
+        while (e < len && text[e] != '\n') e++;
+        lineno++;
+        /* fields: KEY NAME GROUPS, white-space separated; '#' starts a comment */
+        const char *f[4];
+        size_t fl[4], nf = 0;
+        size_t i = at;
+        while (i < e) {
+            while (i < e && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r')) i++;
+            if (i >= e || text[i] == '#') break;
+            size_t b = i;
+            while (i < e && text[i] != ' ' && text[i] != '\t' && text[i] != '\r') i++;
+            if (nf == 4) { kfail(err, errlen, "%s:%zu: too many fields (KEY NAME GROUPS)", name, lineno); goto done; }
+            f[nf] = text + b;
+            fl[nf++] = i - b;
+        }
+        at = e + 1;
+        if (nf == 0) continue;
+        if (nf != 3) { kfail(err, errlen, "%s:%zu: expected KEY NAME GROUPS", name, lineno); goto done; }
+        if (out->n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            app_serve_key *k = realloc(out->keys, nc * sizeof *k);
+            if (!k) { kfail(err, errlen, "out of memory"); goto done; }
+            out->keys = k;
+            cap = nc;
+        }
+        app_serve_key *k = &out->keys[out->n];
+        memset(k, 0, sizeof *k);
+        out->n++;
+        if (fl[0] > 7 && memcmp(f[0], "sha256:", 7) == 0) {
+            if (fl[0] != 7 + 64) { kfail(err, errlen, "%s:%zu: sha256: needs 64 hex digits", name, lineno); goto done; }
+            for (size_t j = 0; j < 64; j++) {
+                char c = (char)tolower((unsigned char)f[0][7 + j]);
+                if (!isxdigit((unsigned char)c)) { kfail(err, errlen, "%s:%zu: sha256: needs 64 hex digits", name, lineno); goto done; }
+                k->hash[j] = c;
+            }
+            k->hash[64] = 0;
+        } else {
+            if (fl[0] < 8) { kfail(err, errlen, "%s:%zu: a key must have at least 8 characters", name, lineno); goto done; }
+            rag_sha256_hex(f[0], fl[0], k->hash);
+        }
+        if (!(k->name = strndup(f[1], fl[1]))) { kfail(err, errlen, "out of memory"); goto done; }
+        if (parse_groups(f[2], fl[2], k)) { kfail(err, errlen, "%s:%zu: bad GROUPS (comma-separated, at most 64 of 128 bytes)", name, lineno); goto done; }
+        for (size_t j = 0; j + 1 < out->n; j++)
+            if (strcmp(out->keys[j].hash, k->hash) == 0) { kfail(err, errlen, "%s:%zu: the same key appears twice", name, lineno); goto done; }
+    }
+    if (out->n == 0) { kfail(err, errlen, "%s: no keys", name); goto done; }
+    rc = 0;
+done:
+    if (rc) app_serve_keys_free(out);
+    return rc;
+}
+
+int app_serve_keys_load(const char *path, app_serve_keys *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return kfail(err, errlen, "cannot open the keys file %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0, r;
+    char tmp[4096];
+    int rc = 0;
+    while ((r = fread(tmp, 1, sizeof tmp, f)) > 0) {
+        if (n + r > (4u << 20)) { rc = kfail(err, errlen, "%s: larger than 4 MB", path); break; }
+        if (n + r > cap) {
+            cap = (n + r) * 2;
+            char *q = realloc(buf, cap);
+            if (!q) { rc = kfail(err, errlen, "out of memory"); break; }
+            buf = q;
+        }
+        memcpy(buf + n, tmp, r);
+        n += r;
+    }
+    fclose(f);
+    if (rc == 0) rc = app_serve_keys_parse(path, buf ? buf : "", n, out, err, errlen);
+    free(buf);
+    return rc;
+}
+
+/* Contract: see serve.h. Every key is compared (no early exit); the
+ * comparison of two hashes touches all 64 bytes. */
+const app_serve_key *app_serve_keys_find(const app_serve_keys *k, const char *token, size_t len) {
+    if (!k || !token || len == 0 || len > 4096) return NULL;
+    char h[65];
+    rag_sha256_hex(token, len, h);
+    const app_serve_key *found = NULL;
+    for (size_t i = 0; i < k->n; i++) {
+        volatile unsigned char d = 0;
+        for (size_t j = 0; j < 64; j++) d |= (unsigned char)(h[j] ^ k->keys[i].hash[j]);
+        if (d == 0) found = &k->keys[i];
+    }
+    return found;
+}
