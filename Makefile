@@ -52,7 +52,7 @@ ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-.PHONY: all deps test check demo asan fuzz bench bench-llm bench-tok bench-guard clean oracle mrag
+.PHONY: all deps test check demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve clean oracle mrag
 .DEFAULT_GOAL := all
 # keep objects of test binaries (they are built through a pattern chain)
 .SECONDARY:
@@ -147,6 +147,10 @@ bench-tok: all $(BUILD)/tests/bench_tokenizer
 
 bench-guard: all $(BUILD)/tests/bench_guard
 	$(BUILD)/tests/bench_guard
+
+# wrk against `mrag serve` on loopback (tests/bench_serve.sh; not part of `bench`)
+bench-serve: all
+	BUILD=$(BUILD) sh tests/bench_serve.sh
 
 bench-llm: deps
 	@$(MAKE) --no-print-directory oracle all $(BUILD)/tests/bench_llm
