@@ -1,0 +1,222 @@
+/* cmd_wiki.c — `mrag ingest-wiki`: sync a MediaWiki into the index (the
+ * work is rag_wiki_sync; this file parses flags and prints progress and the
+ * summary). */
+#include "app/app.h"
+
+#include "index/index.h"
+#include "llm/llm.h"
+#include "rag/rag.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *wiki_usage =
+    "usage: mrag ingest-wiki URL [options]\n"
+    "\n"
+    "Mirrors a MediaWiki into the index: every page of the chosen namespaces,\n"
+    "stored under its URL with its title and revision id. URL is the wiki's\n"
+    "api.php (https://wiki.example.org/w/api.php); a URL not ending in api.php\n"
+    "gets /api.php appended. Runs are incremental: only pages edited, created,\n"
+    "moved or deleted since the last sync are fetched (recentchanges and\n"
+    "logevents); the first run, --full, changed namespaces or access rules, or\n"
+    "a sync point older than the wiki's change history do a full sync, which\n"
+    "also removes pages that are gone. A run that dies half-way leaves a\n"
+    "consistent index; the next run finishes the work.\n"
+    "\n"
+    "  --index DIR          index folder (default $MRAG_INDEX, else ./.mrag)\n"
+    "  -m FILE              the model (default $MRAG_MODEL)\n"
+    "  --namespace N        a namespace number to sync (repeatable; default 0)\n"
+    "  --user U             bot password user name (\"Name@app\", Special:BotPasswords)\n"
+    "  --password-file F    file whose first line is the bot password\n"
+    "  --ca-file F          CA bundle for a wiki behind a private CA (TLS is always verified)\n"
+    "  --access FILE        access rules: namespace/category/prefix -> groups (docs/access.md)\n"
+    "  --full               enumerate every page and remove what is gone\n"
+    "  --rate R             at most R requests per second (default 10; 0 = no limit)\n"
+    "  --timeout S          seconds per request (default 60)\n"
+    "  --retries N          tries per request on timeouts, 5xx and maxlag (default 5)\n"
+    "  --max-response-mb N  largest API answer (default 32)\n"
+    "  --threads N          engine threads (default: all cores)\n"
+    "  --chunk-tokens N     tokens per chunk (default 256)\n"
+    "  --max-pages N        stop after N page writes (testing; the sync point stays)\n"
+    "  -q, --quiet          only the summary\n"
+    "\n"
+    "Exit status: 0 when the run completed (even with failed pages, which are\n"
+    "retried next run), 1 on errors (unreachable wiki, wrong password, read\n"
+    "denied), 2 on usage errors, 130 when interrupted.\n";
+
+static volatile int g_cancel;
+static void on_signal(int sig) {
+    (void)sig;
+    g_cancel = 1;
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_double(const char *s, double lo, double hi, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= lo && v <= hi)) return false;
+    *out = v;
+    return true;
+}
+
+typedef struct {
+    bool quiet;
+    size_t shown_failed;
+} wiki_ui;
+
+static void on_progress(void *user, const rag_ingest_event *ev) {
+    wiki_ui *u = user;
+    if (ev->kind != RAG_ING_EV_FILE_DONE || ev->outcome == RAG_ING_UNCHANGED) return;
+    if (u->quiet && ev->outcome != RAG_ING_FAILED) return;
+    const char *o = ev->outcome == RAG_ING_RENAMED ? "moved" : rag_ingest_outcome_str(ev->outcome);
+    if (ev->outcome == RAG_ING_FAILED) {
+        fprintf(stderr, "failed    %s: %s\n", ev->path ? ev->path : "", ev->reason ? ev->reason : "");
+        return;
+    }
+    printf("%-9s %s", o, ev->path ? ev->path : "");
+    if (ev->outcome == RAG_ING_ADDED || ev->outcome == RAG_ING_UPDATED || ev->outcome == RAG_ING_RENAMED)
+        printf(" (%d chunks)", ev->n_chunks);
+    if (ev->reason) printf(": %s", ev->reason);
+    putchar('\n');
+    fflush(stdout);
+}
+
+/* Reads the first line of a password file into an owned string. */
+static char *read_password(const char *path) {
+    size_t len = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char buf[1024];
+    char *line = fgets(buf, sizeof buf, f);
+    fclose(f);
+    if (!line) return NULL;
+    len = strcspn(buf, "\r\n");
+    buf[len] = 0;
+    char *pw = strdup(buf);
+    memset(buf, 0, sizeof buf);
+    return pw;
+}
+
+/* Contract: one sync of the wiki at argv's URL into the index; exit codes
+ * as in wiki_usage. */
+int app_cmd_ingest_wiki(int argc, char **argv) {
+    if (app_wants_help(argc, argv)) {
+        fputs(wiki_usage, stdout);
+        return 0;
+    }
+    int rc = 1;
+    const char *url = NULL, *index_flag = NULL, *mflag = NULL, *pwfile = NULL, *access_file = NULL;
+    int nss[64];
+    size_t n_ns = 0;
+    rag_wiki_params wp = rag_wiki_default_params();
+    rag_ingest_params ip = rag_ingest_default_params();
+    wiki_ui u = {0};
+    llm_model *m = NULL;
+    idx_store *s = NULL;
+    rag_ingester *ing = NULL;
+    rag_access *acc = NULL;
+    char *password = NULL;
+    long v;
+    double d;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
+        else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
+        else if (strcmp(a, "--user") == 0 && has) wp.username = argv[++i];
+        else if (strcmp(a, "--password-file") == 0 && has) pwfile = argv[++i];
+        else if (strcmp(a, "--ca-file") == 0 && has) wp.ca_file = argv[++i];
+        else if (strcmp(a, "--access") == 0 && has) access_file = argv[++i];
+        else if (strcmp(a, "--full") == 0) wp.full = true;
+        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) u.quiet = true;
+        else if (strcmp(a, "--namespace") == 0 && has && parse_long(argv[i + 1], -1, 1000000000, &v)) {
+            if (n_ns == sizeof nss / sizeof nss[0]) { app_error("ingest-wiki: at most 64 namespaces"); return 2; }
+            nss[n_ns++] = (int)v;
+            i++;
+        } else if (strcmp(a, "--rate") == 0 && has && parse_double(argv[i + 1], 0, 1000, &d)) { wp.rate = d; i++; }
+        else if (strcmp(a, "--timeout") == 0 && has && parse_double(argv[i + 1], 0.1, 3600, &d)) { wp.timeout_ms = (int)(d * 1000); i++; }
+        else if (strcmp(a, "--retries") == 0 && has && parse_long(argv[i + 1], 1, 100, &v)) { wp.max_attempts = (int)v; i++; }
+        else if (strcmp(a, "--max-response-mb") == 0 && has && parse_long(argv[i + 1], 1, 4096, &v)) { wp.max_response_bytes = (size_t)v << 20; i++; }
+        else if (strcmp(a, "--max-pages") == 0 && has && parse_long(argv[i + 1], 1, 1L << 40, &v)) { wp.max_pages = (size_t)v; i++; }
+        else if (strcmp(a, "--threads") == 0 && has && parse_long(argv[i + 1], 1, 256, &v)) { ip.n_threads = (int)v; i++; }
+        else if (strcmp(a, "--chunk-tokens") == 0 && has && parse_long(argv[i + 1], 16, 8192, &v)) { ip.chunk_tokens = (int)v; i++; }
+        else if (a[0] == '-' && a[1]) {
+            app_error("ingest-wiki: bad option or value '%s' (see `mrag ingest-wiki --help`)", a);
+            return 2;
+        } else if (!url) url = a;
+        else { app_error("ingest-wiki: one wiki at a time ('%s')", a); return 2; }
+    }
+    if (!url) { fputs(wiki_usage, stderr); return 2; }
+    if ((wp.username == NULL) != (pwfile == NULL)) {
+        app_error("ingest-wiki: --user and --password-file go together");
+        return 2;
+    }
+    if (ip.overlap_tokens >= ip.chunk_tokens) ip.overlap_tokens = ip.chunk_tokens / 8;
+    if (n_ns) { wp.namespaces = nss; wp.n_namespaces = n_ns; }
+    if (pwfile) {
+        struct stat st;
+        if (!(password = read_password(pwfile))) { app_error("ingest-wiki: cannot read the password file %s", pwfile); goto done; }
+        if (stat(pwfile, &st) == 0 && (st.st_mode & 077))
+            fprintf(stderr, "mrag: warning: %s can be read by other users (chmod 600 it)\n", pwfile);
+        wp.password = password;
+    }
+    char err[1024];
+    if (access_file) {
+        if (rag_access_load(access_file, &acc, err, sizeof err) != RAG_OK) { app_error("ingest-wiki: %s", err); goto done; }
+        wp.access = acc;
+    }
+    const char *index_dir = app_index_path(index_flag);
+    const char *mpath = app_model_path(mflag);
+    if (!mpath) { app_error("ingest-wiki: no model: give -m FILE or set MRAG_MODEL"); goto done; }
+    llm_model_params mp = llm_model_default_params();
+    if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("ingest-wiki: %s", err); goto done; }
+    idx_params xp = idx_default_params();
+    int irc = idx_open(index_dir, &xp, &s);
+    if (irc != IDX_OK) { app_error("ingest-wiki: %s", s ? idx_errmsg(s) : "out of memory"); goto done; }
+    if (idx_notice(s)) fprintf(stderr, "mrag: %s\n", idx_notice(s));
+    ip.model = m;
+    if (rag_ingester_new(s, &ip, &ing, err, sizeof err) != RAG_OK) { app_error("ingest-wiki: %s", err); goto done; }
+    wp.url = url;
+    wp.progress = on_progress;
+    wp.user = &u;
+    wp.cancel = &g_cancel;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    rag_wiki_stats st;
+    int grc = rag_wiki_sync(ing, s, &wp, &st, err, sizeof err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (grc != RAG_OK) { app_error("ingest-wiki: %s", err); goto done; }
+    size_t pages = st.added + st.updated + st.moved + st.removed + st.unchanged + st.failed;
+    printf("%s (%s%s%s): %zu added, %zu updated, %zu moved, %zu removed, %zu unchanged, %zu failed\n",
+           st.cancelled ? "stopped" : "done", st.full ? "full sync: " : "incremental", st.full ? st.full_reason : "",
+           "", st.added, st.updated, st.moved, st.removed, st.unchanged, st.failed);
+    printf("%zu pages in %.2f s (%.1f pages/s), %llu chunks written, %zu requests, %zu retries%s; index %s\n", pages,
+           st.seconds, st.seconds > 0 ? (double)pages / st.seconds : 0.0, (unsigned long long)st.chunks_added,
+           st.requests, st.retries, st.regrouped ? " (access groups updated on some pages)" : "", index_dir);
+    if (st.cancelled) printf("the sync point was not advanced: run again to finish\n");
+    if (st.failed) printf("%zu page%s failed (see above); they are retried on the next run\n", st.failed, st.failed == 1 ? "" : "s");
+    rc = st.cancelled && g_cancel ? 130 : 0;
+done:
+    rag_ingester_free(ing);
+    idx_close(s);
+    llm_model_free(m);
+    rag_access_free(acc);
+    if (password) { memset(password, 0, strlen(password)); free(password); }
+    return rc;
+}
