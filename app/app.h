@@ -20,7 +20,6 @@ int app_cmd_embed(int argc, char **argv);
 int app_cmd_guard_check(int argc, char **argv);
 int app_cmd_ingest(int argc, char **argv);          /* pipeline: cmd_ingest.c */
 int app_cmd_ingest_wiki(int argc, char **argv);     /* wiki: cmd_wiki.c */
-int app_cmd_ingest_wiki(int argc, char **argv);     /* wiki: cmd_wiki.c */
 int app_cmd_search(int argc, char **argv);          /* pipeline: cmd_search.c */
 int app_cmd_eval_retrieval(int argc, char **argv);  /* pipeline: cmd_eval.c */
 int app_cmd_ask(int argc, char **argv);            /* answer: cmd_ask.c */

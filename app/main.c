@@ -9,7 +9,6 @@
 static const app_command commands[] = {
     {"ingest", "index a folder of documents (incremental)", app_cmd_ingest},
     {"ingest-wiki", "mirror a MediaWiki into the index (incremental)", app_cmd_ingest_wiki},
-    {"ingest-wiki", "mirror a MediaWiki into the index (incremental)", app_cmd_ingest_wiki},
     {"ask", "answer a question from the indexed documents, with sources", app_cmd_ask},
     {"chat", "interactive questions and follow-ups (libedit; Ctrl-C stops an answer)", app_cmd_chat},
     {"search", "search the index: dense, bm25 or hybrid", app_cmd_search},
