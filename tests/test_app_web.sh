@@ -20,7 +20,8 @@ skip() { echo "skip $T/$1: $2"; }
 # note CASE MSG: one failed check, printed under the case
 note() { echo "  $T/$1: $2"; }
 
-all_cases="page_served ask_streams_answer_and_sources guardrail_block_shown wrong_key_shown restricted_source_hidden"
+browser_cases="ask_streams_answer_and_sources document_markup_shown_as_text guardrail_block_shown wrong_key_shown restricted_source_hidden"
+all_cases="page_served $browser_cases"
 skip_all() { for c in $all_cases; do skip "$c" "$1"; done; exit 0; }
 
 [ -x "$MRAG" ] && [ -x "$MK" ] || skip_all "$MRAG or $MK is missing (run make)"
@@ -55,6 +56,14 @@ cat > "$tmp/docs/restricted/salary-bands.md" <<'EOF'
 The Quorvex salary bands for 2027 are confidential. Band Q1 starts at
 48,000 EUR and band Q4 ends at 131,000 EUR. Quorvex band reviews happen
 every March with the works council.
+EOF
+# a document whose text is HTML markup: the page must show it as text
+cat > "$tmp/docs/it/zentyx-printer-codes.md" <<'EOF'
+# Zentyx printer codes <img src=x onerror="document.title='pwned'">
+
+The Zentyx printer codes are <script>document.title='pwned'</script> listed
+on the <b onmouseover="document.title='pwned'">third floor</b> next to the
+Zentyx printer. Code 4711 resets the Zentyx tray.
 EOF
 cat > "$tmp/access.rules" <<'EOF'
 # test rules: the restricted folder is for the hr group only
@@ -122,13 +131,13 @@ if grep -Eq '(src|href)="(https?:)?//' "$tmp/page"; then note $case "the page lo
 
 # ---------------------------------------------------------------- the browser
 if ! command -v "$CHROMIUM" >/dev/null 2>&1; then
-  for c in ask_streams_answer_and_sources guardrail_block_shown wrong_key_shown restricted_source_hidden; do
+  for c in $browser_cases; do
     skip "$c" "chromium is not installed (apt-get install chromium)"
   done
   exit $((fails > 0))
 fi
 if ! command -v node >/dev/null 2>&1; then
-  for c in ask_streams_answer_and_sources guardrail_block_shown wrong_key_shown restricted_source_hidden; do
+  for c in $browser_cases; do
     skip "$c" "node is not installed (the Chromium driver tests/web_check.mjs needs it)"
   done
   exit $((fails > 0))
@@ -149,8 +158,9 @@ case=ask_streams_answer_and_sources
 bad=0
 art=$BUILD/artifacts
 mkdir -p "$art"
-rm -f "$art/web-answer.png"
-if page "Who approves vacation requests?" "$STAFF_KEY" "$tmp/a1" --screenshot "$art/web-answer.png"; then
+rm -f "$art/web-answer.png" "$art/web-answer-dark.png" "$art/web-answer-phone.png"
+if page "Who approves vacation requests?" "$STAFF_KEY" "$tmp/a1" --screenshot "$art/web-answer.png" \
+     --screenshot-dark "$art/web-answer-dark.png" --screenshot-phone "$art/web-answer-phone.png"; then
   [ "$(val "$tmp/a1" state)" = '"done"' ] || { note $case "state $(val "$tmp/a1" state)"; bad=1; }
   [ "$(val "$tmp/a1" status)" = '"answered"' ] || { note $case "status $(val "$tmp/a1" status)"; bad=1; }
   [ "$(val "$tmp/a1" error)" = '""' ] || { note $case "error banner: $(val "$tmp/a1" error)"; bad=1; }
@@ -162,15 +172,35 @@ if page "Who approves vacation requests?" "$STAFF_KEY" "$tmp/a1" --screenshot "$
   val "$tmp/a1" sources | grep -q 'lines [0-9]' || { note $case "no line range shown for file sources"; bad=1; }
   [ "$(val "$tmp/a1" key_in_url)" = false ] || { note $case "the key stayed in the address bar"; bad=1; }
   [ "$(val "$tmp/a1" logs)" = '[]' ] || { note $case "console errors / CSP reports: $(val "$tmp/a1" logs)"; bad=1; }
-  if [ -s "$art/web-answer.png" ] && [ "$(head -c 4 "$art/web-answer.png" | od -An -c | tr -d ' ')" = '211PNG' ]; then
-    echo "  screenshot: $art/web-answer.png"
-  else
-    note $case "no PNG screenshot at $art/web-answer.png"; bad=1
-  fi
+  w=$(val "$tmp/a1" phone_scroll_width)
+  [ "${w:-9999}" -le 390 ] 2>/dev/null || { note $case "the page is ${w} px wide on a 390 px phone (sideways scrolling)"; bad=1; }
+  for png in web-answer.png web-answer-dark.png web-answer-phone.png; do
+    if [ -s "$art/$png" ] && [ "$(head -c 4 "$art/$png" | od -An -c | tr -d ' ')" = '211PNG' ]; then
+      echo "  screenshot: $art/$png"
+    else
+      note $case "no PNG screenshot at $art/$png"; bad=1
+    fi
+  done
 else
   note $case "the page did not finish: $(cat "$tmp/a1" "$tmp/a1.err" | tail -5)"; bad=1
 fi
 [ $bad -eq 0 ] && ok $case || { sed 's/^/    /' "$tmp/a1"; fail $case "see above"; }
+
+case=document_markup_shown_as_text
+bad=0
+if page "What are the Zentyx printer codes?" "$STAFF_KEY" "$tmp/a6"; then
+  val "$tmp/a6" sources | grep -q 'zentyx-printer-codes.md' \
+    || { note $case "the Zentyx document is not among the sources: $(val "$tmp/a6" sources)"; bad=1; }
+  # the title keeps its markup (the extractor leaves it), shown literally
+  val "$tmp/a6" sources | grep -q '<img src=x onerror' \
+    || { note $case "the title's markup is not shown as text: $(val "$tmp/a6" sources)"; bad=1; }
+  [ "$(val "$tmp/a6" title)" != '"pwned"' ] || { note $case "markup from a document ran in the page"; bad=1; }
+  [ "$(val "$tmp/a6" injected)" = 0 ] || { note $case "$(val "$tmp/a6" injected) elements from server text in the DOM"; bad=1; }
+  [ "$(val "$tmp/a6" logs)" = '[]' ] || { note $case "console errors / CSP reports: $(val "$tmp/a6" logs)"; bad=1; }
+else
+  note $case "the page did not finish: $(tail -5 "$tmp/a6")"; bad=1
+fi
+[ $bad -eq 0 ] && ok $case || { sed 's/^/    /' "$tmp/a6"; fail $case "see above"; }
 
 case=guardrail_block_shown
 bad=0

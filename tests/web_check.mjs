@@ -5,7 +5,9 @@
 // No packages: Node's child_process and Chromium's --remote-debugging-pipe
 // (fd 3 = commands to the browser, fd 4 = replies; NUL-separated JSON).
 //
-// usage: node tests/web_check.mjs URL [--screenshot FILE] [--timeout SECONDS]
+// usage: node tests/web_check.mjs URL [--screenshot FILE] [--screenshot-dark FILE]
+//        [--screenshot-phone FILE] [--timeout SECONDS]
+// (dark: prefers-color-scheme: dark; phone: 390 CSS px wide, touch, scale 2)
 // exit: 0 when the page reached a final state, 1 otherwise (timeout, crash).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,9 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const args = process.argv.slice(2);
-let url = null, shot = null, timeoutS = 40;
+let url = null, shot = null, shotDark = null, shotPhone = null, timeoutS = 40;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--screenshot') shot = args[++i];
+  else if (args[i] === '--screenshot-dark') shotDark = args[++i];
+  else if (args[i] === '--screenshot-phone') shotPhone = args[++i];
   else if (args[i] === '--timeout') timeoutS = Number(args[++i]);
   else url = args[i];
 }
@@ -88,6 +92,8 @@ const SUMMARY = `(() => {
     notice: note.hidden ? '' : note.textContent,
     status_line: q('#status').textContent,
     key_in_url: location.search.indexOf('key=') >= 0,
+    title: document.title,
+    injected: document.querySelectorAll('#answer *:not(a.cite), #sources img, #sources script, #sources iframe, #events *:not(li)').length,
   });
 })()`;
 
@@ -125,15 +131,26 @@ try {
   if (!s) throw new Error('the page never ran its script');
   for (const [k, v] of Object.entries(s)) console.log(`${k}=${JSON.stringify(v)}`);
   console.log('logs=' + JSON.stringify(logs));
-  if (shot) {
+  // full-page screenshot at a given width (the height follows the content)
+  const capture = async (file, width, scale, mobile, dark) => {
+    await send('Emulation.setEmulatedMedia',
+               { features: [{ name: 'prefers-color-scheme', value: dark ? 'dark' : 'light' }] }, sessionId);
+    await send('Emulation.setDeviceMetricsOverride',
+               { width, height: 800, deviceScaleFactor: scale, mobile }, sessionId);
     const m = await send('Page.getLayoutMetrics', {}, sessionId);
     const h = Math.min(4000, Math.ceil(m.cssContentSize.height));
     await send('Emulation.setDeviceMetricsOverride',
-               { width: 1000, height: Math.max(600, h), deviceScaleFactor: 1, mobile: false }, sessionId);
+               { width, height: Math.max(600, h), deviceScaleFactor: scale, mobile }, sessionId);
     const img = await send('Page.captureScreenshot', { format: 'png' }, sessionId);
-    writeFileSync(shot, Buffer.from(img.data, 'base64'));
-    console.log('screenshot=' + JSON.stringify(shot));
-  }
+    writeFileSync(file, Buffer.from(img.data, 'base64'));
+    if (mobile) {
+      const r = await send('Runtime.evaluate', { expression: 'document.documentElement.scrollWidth', returnByValue: true }, sessionId);
+      console.log('phone_scroll_width=' + JSON.stringify(r.result.value));
+    }
+  };
+  if (shot) { await capture(shot, 1000, 1, false, false); console.log('screenshot=' + JSON.stringify(shot)); }
+  if (shotDark) { await capture(shotDark, 1000, 1, false, true); console.log('screenshot_dark=' + JSON.stringify(shotDark)); }
+  if (shotPhone) { await capture(shotPhone, 390, 2, true, false); console.log('screenshot_phone=' + JSON.stringify(shotPhone)); }
   rc = (s.state === 'done' || s.state === 'error') ? 0 : 1;
   if (rc) console.log('result=' + JSON.stringify('timeout'));
 } catch (e) {
