@@ -96,6 +96,9 @@ health=$(curl -s "$base/healthz")
 
 rss() { awk '/^VmRSS/ {printf "%.1f MB", $2 / 1024}' /proc/$pid/status; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+# the server's CPU time so far (user + system) in clock ticks
+ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
+HZ=$(getconf CLK_TCK)
 
 echo
 echo "== mrag serve benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
@@ -112,8 +115,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json
 [ "$code" = 200 ] || die "/v1/embeddings answered $code"
 
 run() {  # run NAME SCRIPT PATH SECONDS
+  t0=$(ticks)
   wrk -t"$THREADS" -c"$CONNS" -d"$4s" --timeout 10s -s "$2" "$base$3" > "$work/wrk-$1.txt" 2>&1
-  sed -n 's/^RESULT //p' "$work/wrk-$1.txt"
+  printf '%s server_cpu_s=%s\n' "$(sed -n 's/^RESULT //p' "$work/wrk-$1.txt")" \
+    "$(awk -v a="$t0" -v b="$(ticks)" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')"
 }
 
 r=$(run warmup-search tests/bench/search.lua /api/search 5)
@@ -130,12 +135,13 @@ report() {  # report LABEL RESULT-LINE
     case $kv in
       rps=*) rps=${kv#rps=} ;; p50_ms=*) p50=${kv#p50_ms=} ;; p90_ms=*) p90=${kv#p90_ms=} ;;
       p99_ms=*) p99=${kv#p99_ms=} ;; requests=*) reqs=${kv#requests=} ;;
-      non2xx=*) non2xx=${kv#non2xx=} ;;
+      non2xx=*) non2xx=${kv#non2xx=} ;; server_cpu_s=*) cpu=${kv#server_cpu_s=} ;;
       connect_err=*|read_err=*|write_err=*|timeouts=*) errs=$((errs + ${kv#*=})) ;;
     esac
   done
-  printf '   %-16s %8s req/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  requests %s  non-2xx %s  socket errors %s  RSS after %s\n' \
-    "$label" "$rps" "$p50" "$p90" "$p99" "$reqs" "$non2xx" "$errs" "$(rss)"
+  cpu_ms=$(awk -v c="$cpu" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.2f", c * 1000 / n; else print "-"}')
+  printf '   %-16s %8s req/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  requests %s  non-2xx %s  socket errors %s  server CPU/request %s ms  RSS after %s\n' \
+    "$label" "$rps" "$p50" "$p90" "$p99" "$reqs" "$non2xx" "$errs" "$cpu_ms" "$(rss)"
   if [ "${non2xx:-1}" != 0 ] || [ "$errs" != 0 ]; then status=1; fi
 }
 
