@@ -104,6 +104,9 @@ int rag_answerer_new(const rag_answer_params *p, rag_answerer **out, char *err, 
     rp.model = p->model;
     rp.layer = p->layer;
     rp.n_threads = p->n_threads;
+    rp.embed = p->embed;
+    rp.embed_user = p->embed_user;
+    rp.embed_dim = p->embed_dim;
     rc = rag_retriever_new(p->store, &rp, &a->ret, err, errlen);
 done:
     if (rc != RAG_OK) { rag_answerer_free(a); a = NULL; }
@@ -358,7 +361,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
     if (!(hits = calloc((size_t)a->p.k, sizeof *hits))) { rc = oom(a); goto done; }
     int nh = 0;
     double t0 = now_ms();
-    rag_search_mode mode = a->p.model ? RAG_SEARCH_HYBRID : RAG_SEARCH_BM25;
+    rag_search_mode mode = a->p.model || a->p.embed ? RAG_SEARCH_HYBRID : RAG_SEARCH_BM25;
     if ((rc = rag_retrieve(a->ret, sq, strlen(sq), mode, a->p.k, a->all_groups ? NULL : &a->filter, hits, &nh)) != RAG_OK) {
         set_err(a, "answer: retrieval: %s", rag_retriever_errmsg(a->ret));
         goto done;
@@ -456,7 +459,12 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
         double g0 = now_ms();
         rc = a->p.generate(a->p.generate_user, pr.prompt, pr.prompt_len, a->p.max_tokens, on_piece, &ss, cancel);
         res->decode_ms = now_ms() - g0;
-        if (rc != RAG_OK) { set_err(a, "answer: the generator failed (%d)", rc); goto done; }
+        if (rc != RAG_OK) {
+            const char *ge = a->p.generate_errmsg ? a->p.generate_errmsg(a->p.generate_user) : NULL;
+            if (ge && *ge) set_err(a, "answer: %s", ge);
+            else set_err(a, "answer: the generator failed (%d)", rc);
+            goto done;
+        }
     } else if ((rc = run_model(a, pr.prompt, pr.prompt_len, &ss, cancel, res)) != RAG_OK) {
         goto done;
     }

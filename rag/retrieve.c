@@ -99,7 +99,12 @@ int rag_retriever_new(idx_store *s, const rag_retriever_params *p, rag_retriever
     r->p = *p;
     if (r->p.rrf_k < 1) r->p.rrf_k = 60;
     if (r->p.overfetch < 1) r->p.overfetch = 4;
-    if (p->model) {
+    if (p->embed) {
+        /* embeddings from elsewhere: the caller checked they fit the index */
+        if (p->embed_dim <= 0) { rc = rfail(r, RAG_ERR_ARG, "retrieve: embed_dim missing"); goto done; }
+        r->dim = p->embed_dim;
+        if (!(r->q = malloc((size_t)r->dim * sizeof *r->q))) { rc = rfail(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    } else if (p->model) {
         r->dim = llm_n_embd(p->model);
         idx_fingerprint fp, rec;
         memset(&fp, 0, sizeof fp);
@@ -150,6 +155,11 @@ const char *rag_retriever_errmsg(const rag_retriever *r) { return r ? r->err : "
 
 int rag_retriever_embed(rag_retriever *r, const char *text, size_t len, float *out) {
     if (!r || !out || (!text && len)) return RAG_ERR_ARG;
+    if (r->p.embed) {
+        int rc = r->p.embed(r->p.embed_user, text ? text : "", len, out, r->dim);
+        return rc == RAG_OK ? RAG_OK : rfail(r, rc, "query embedding failed: %s",
+                                             rc == RAG_ERR_MISMATCH ? "the embedding does not fit the index" : "the embedder failed");
+    }
     if (!r->ctx) return rfail(r, RAG_ERR_ARG, "dense search needs the model the index was built with (-m or MRAG_MODEL)");
     if (llm_embed(r->ctx, text ? text : "", len, out) != LLM_OK)
         return rfail(r, RAG_ERR_FORMAT, "query embedding failed: %s", llm_context_error(r->ctx));
@@ -196,7 +206,7 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
     if (rc != RAG_OK) return rc;
     int na = 0, nb = 0;
     if (mode == RAG_SEARCH_DENSE || mode == RAG_SEARCH_HYBRID) {
-        if (!r->ctx) return rfail(r, RAG_ERR_ARG, "%s search needs the model the index was built with (-m or MRAG_MODEL); "
+        if (!r->ctx && !r->p.embed) return rfail(r, RAG_ERR_ARG, "%s search needs the model the index was built with (-m or MRAG_MODEL); "
                                                   "--mode bm25 works without one", rag_search_mode_str(mode));
         if ((rc = dense_list(r, query, len, fetch, f, &na)) != RAG_OK) return rc;
     }

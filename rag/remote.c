@@ -1,0 +1,807 @@
+/* remote.c — the remote engine: generation (SSE streaming) and query
+ * embeddings on an OpenAI-compatible server over libcurl, the prompt turned
+ * back into chat messages, and a token estimate without a tokenizer. */
+#include "rag/rag.h"
+
+#include "index/index.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KEY_MAX 4096                    /* bytes of a key file */
+#define ERR_BODY_MAX (64u << 10)        /* error bodies kept */
+#define JSON_BODY_MAX (32u << 20)       /* JSON answers (models, embeddings, non-streamed) */
+#define RETRY_AFTER_MAX_MS 30000
+
+struct rag_remote {
+    rag_remote_params p;
+    char *base;                 /* base URL without a trailing '/' */
+    char *key;                  /* owned, wiped on free; NULL: none */
+    char *auth;                 /* "Authorization: Bearer KEY", wiped on free */
+    char *model;                /* model id sent */
+    char *ca_file;
+    bool is_mrag;               /* /v1/models had an "mrag" object: an `mrag serve` */
+    char mrag_sha[65];          /* its model sha256, "" when not reported */
+    int mrag_n_embd;
+    char err[1024];
+};
+
+static int rerr(rag_remote *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int rerr(rag_remote *r, int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+rag_remote_params rag_remote_default_params(void) {
+    rag_remote_params p;
+    memset(&p, 0, sizeof p);
+    p.seed = 42;
+    p.connect_timeout_ms = 10000;
+    p.first_token_timeout_ms = 300000;
+    p.idle_timeout_ms = 60000;
+    p.max_attempts = 3;
+    p.backoff_ms = 500;
+    p.max_line_bytes = 1u << 20;
+    p.probe = true;
+    return p;
+}
+
+static void wipe_free(char *s) {
+    if (!s) return;
+    volatile char *v = s;
+    while (*v) *v++ = 0;
+    free(s);
+}
+
+void rag_remote_free(rag_remote *r) {
+    if (!r) return;
+    free(r->base);
+    wipe_free(r->key);
+    wipe_free(r->auth);
+    free(r->model);
+    free(r->ca_file);
+    free(r);
+}
+
+const char *rag_remote_errmsg(const rag_remote *r) { return r ? r->err : "out of memory"; }
+const char *rag_remote_model(const rag_remote *r) { return r && r->model ? r->model : ""; }
+const char *rag_remote_generate_errmsg(void *user) { return rag_remote_errmsg(user); }
+
+/* Reads the key: the first line of the file, blanks trimmed; printable
+ * ASCII without blanks inside. The key never goes into a message. */
+static int read_key(rag_remote *r, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return rerr(r, RAG_ERR_IO, "key file %s: %s", path, strerror(errno));
+    char buf[KEY_MAX + 1];
+    size_t n = fread(buf, 1, KEY_MAX + 1, f);
+    fclose(f);
+    if (n > KEY_MAX) { memset(buf, 0, sizeof buf); return rerr(r, RAG_ERR_LIMIT, "key file %s: larger than %d bytes", path, KEY_MAX); }
+    buf[n] = 0;
+    size_t b = 0, e = 0;
+    while (b < n && (buf[b] == ' ' || buf[b] == '\t' || buf[b] == '\r' || buf[b] == '\n')) b++;
+    e = b;
+    while (e < n && buf[e] != '\n' && buf[e] != '\r') e++;
+    while (e > b && (buf[e - 1] == ' ' || buf[e - 1] == '\t')) e--;
+    int rc = RAG_OK;
+    if (e == b) rc = rerr(r, RAG_ERR_FORMAT, "key file %s is empty", path);
+    for (size_t i = b; i < e && rc == RAG_OK; i++)
+        if ((unsigned char)buf[i] <= ' ' || (unsigned char)buf[i] >= 0x7f)
+            rc = rerr(r, RAG_ERR_FORMAT, "key file %s: the key holds a blank or a non-ASCII byte (line %d)", path, 1);
+    if (rc == RAG_OK) {
+        r->key = strndup(buf + b, e - b);
+        size_t al = (e - b) + 32;
+        r->auth = malloc(al);
+        if (!r->key || !r->auth) rc = rerr(r, RAG_ERR_NOMEM, "out of memory");
+        else snprintf(r->auth, al, "Authorization: Bearer %s", r->key);
+    }
+    memset(buf, 0, sizeof buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------ HTTP core */
+
+/* One transfer's state: a bounded body, or an SSE stream. */
+typedef struct {
+    rag_remote *r;
+    bool sse_wanted;            /* parse text/event-stream when the answer is 200 */
+    bool decided, is_sse;
+    long status;
+    /* body (errors, JSON) */
+    char *body;
+    size_t body_len, body_cap, body_max;
+    bool body_cut;
+    /* Retry-After of the answer, ms (0 none) */
+    int retry_after_ms;
+    /* SSE */
+    char *line;
+    size_t line_len, line_cap;
+    bool cr;
+    char *data;
+    size_t data_len, data_cap;
+    bool have_data;
+    char event[32];
+    bool done;                  /* data: [DONE] */
+    char finish[24];            /* finish_reason seen */
+    size_t n_emitted;           /* bytes handed to emit */
+    size_t n_events;
+    rag_emit_fn emit;
+    void *emit_user;
+    bool stopped;               /* emit asked to stop */
+    int fail_rc;                /* stream-level failure (error event, malformed) */
+    char fail[512];
+    /* timing */
+    volatile int *cancel;
+    double t_start, t_last;
+    int timed_out;              /* 1 first token, 2 idle */
+} xfer;
+
+static void xfer_release(xfer *x) {
+    free(x->body);
+    free(x->line);
+    free(x->data);
+}
+
+static bool grow(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 256;
+    while (c < need) c *= 2;
+    char *q = realloc(*buf, c);
+    if (!q) return false;
+    *buf = q;
+    *cap = c;
+    return true;
+}
+
+static void xfail(xfer *x, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void xfail(xfer *x, int rc, const char *fmt, ...) {
+    if (x->fail_rc) return;
+    x->fail_rc = rc;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->fail, sizeof x->fail, fmt, ap);
+    va_end(ap);
+}
+
+/* The message of an OpenAI-style (or other common) error object, else NULL. */
+static const char *error_message(const cJSON *o) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    if (cJSON_IsString(e)) return e->valuestring;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    if (cJSON_IsString(m)) return m->valuestring;
+    m = cJSON_GetObjectItemCaseSensitive(o, "detail");
+    if (cJSON_IsString(m)) return m->valuestring;
+    m = cJSON_GetObjectItemCaseSensitive(o, "message");
+    if (e && cJSON_IsString(m)) return m->valuestring;
+    return NULL;
+}
+
+/* One complete SSE event: [DONE], an error object, or a chunk whose
+ * choices[0].delta.content goes to emit. Returns false to stop. */
+static bool sse_event(xfer *x) {
+    const char *d = x->data ? x->data : "";
+    size_t n = x->data_len;
+    x->n_events++;
+    if (n == 6 && memcmp(d, "[DONE]", 6) == 0) { x->done = true; return false; }
+    cJSON *o = cJSON_ParseWithLength(d, n);
+    if (!o) {
+        xfail(x, RAG_ERR_FORMAT, "malformed stream event (not JSON): %.80s", d);
+        return false;
+    }
+    bool go = true;
+    const char *em = error_message(o);
+    if (em || strcmp(x->event, "error") == 0) {
+        xfail(x, RAG_ERR_IO, "the server reported an error in the stream: %.300s", em ? em : d);
+        go = false;
+        goto out;
+    }
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+    if (!ch) goto out;              /* e.g. a usage-only chunk */
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(ch, "delta");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(delta, "content");
+    if (!c) c = cJSON_GetObjectItemCaseSensitive(ch, "text");     /* completions-style servers */
+    if (cJSON_IsString(c) && c->valuestring[0]) {
+        size_t l = strlen(c->valuestring);
+        if (x->emit && x->emit(x->emit_user, c->valuestring, l)) { x->stopped = true; go = false; }
+        x->n_emitted += l;
+    }
+    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+    if (cJSON_IsString(fr)) snprintf(x->finish, sizeof x->finish, "%s", fr->valuestring);
+out:
+    cJSON_Delete(o);
+    return go;
+}
+
+/* One SSE line (no line end). Returns false to stop. */
+static bool sse_line(xfer *x) {
+    const char *l = x->line ? x->line : "";
+    size_t n = x->line_len;
+    if (n == 0) {                               /* blank line: dispatch */
+        bool go = true;
+        if (x->have_data) go = sse_event(x);
+        x->data_len = 0;
+        x->have_data = false;
+        x->event[0] = 0;
+        return go;
+    }
+    if (l[0] == ':') return true;               /* comment: heartbeat */
+    size_t f = 0;
+    while (f < n && l[f] != ':') f++;
+    const char *v = f < n ? l + f + 1 : l + n;
+    size_t vl = f < n ? n - f - 1 : 0;
+    if (vl && v[0] == ' ') { v++; vl--; }
+    if (f == 4 && memcmp(l, "data", 4) == 0) {
+        size_t need = x->data_len + (x->have_data ? 1 : 0) + vl + 1;
+        if (need > x->r->p.max_line_bytes) {
+            xfail(x, RAG_ERR_LIMIT, "a stream event is longer than %zu bytes", x->r->p.max_line_bytes);
+            return false;
+        }
+        if (!grow(&x->data, &x->data_cap, need)) { xfail(x, RAG_ERR_NOMEM, "out of memory"); return false; }
+        if (x->have_data) x->data[x->data_len++] = '\n';
+        memcpy(x->data + x->data_len, v, vl);
+        x->data_len += vl;
+        x->data[x->data_len] = 0;
+        x->have_data = true;
+    } else if (f == 5 && memcmp(l, "event", 5) == 0) {
+        snprintf(x->event, sizeof x->event, "%.*s", (int)(vl < 31 ? vl : 31), v);
+    }
+    /* id, retry and unknown fields are ignored */
+    return true;
+}
+
+/* Feeds stream bytes: lines end at LF, CRLF or CR. */
+static bool sse_feed(xfer *x, const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (x->cr && c == '\n') { x->cr = false; continue; }
+        x->cr = false;
+        if (c == '\n' || c == '\r') {
+            x->cr = c == '\r';
+            if (!sse_line(x)) return false;
+            x->line_len = 0;
+            continue;
+        }
+        if (x->line_len + 2 > x->r->p.max_line_bytes) {
+            xfail(x, RAG_ERR_LIMIT, "a stream line is longer than %zu bytes", x->r->p.max_line_bytes);
+            return false;
+        }
+        if (x->line_len + 2 > x->line_cap && !grow(&x->line, &x->line_cap, x->line_len + 2)) {
+            xfail(x, RAG_ERR_NOMEM, "out of memory");
+            return false;
+        }
+        x->line[x->line_len++] = c;
+        x->line[x->line_len] = 0;
+    }
+    return true;
+}
+
+static size_t on_header(char *b, size_t size, size_t nitems, void *user) {
+    xfer *x = user;
+    size_t n = size * nitems;
+    if (n > 12 && strncasecmp(b, "Retry-After:", 12) == 0) {
+        long v = strtol(b + 12, NULL, 10);
+        if (v > 0) x->retry_after_ms = v > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int)v * 1000;
+    }
+    return n;
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *user) {
+    xfer *x = user;
+    size_t n = size * nmemb;
+    x->t_last = now_ms();
+    if (x->is_sse) return sse_feed(x, p, n) ? n : 0;
+    if (x->body_len + n + 1 > x->body_max) {
+        x->body_cut = true;
+        if (x->status >= 200 && x->status < 300) return 0;     /* an answer too large: stop */
+        n = x->body_max > x->body_len + 1 ? x->body_max - x->body_len - 1 : 0;
+        if (!n) return size * nmemb;
+    }
+    if (!grow(&x->body, &x->body_cap, x->body_len + n + 1)) return 0;
+    memcpy(x->body + x->body_len, p, n);
+    x->body_len += n;
+    x->body[x->body_len] = 0;
+    return size * nmemb;
+}
+
+static int on_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    (void)dt; (void)dn; (void)ut; (void)un;
+    xfer *x = user;
+    if (x->cancel && *x->cancel) return 1;
+    double t = now_ms();
+    const rag_remote_params *p = &x->r->p;
+    if (x->n_emitted == 0 && p->first_token_timeout_ms > 0 && t - x->t_start > p->first_token_timeout_ms) {
+        x->timed_out = 1;
+        return 1;
+    }
+    if (p->idle_timeout_ms > 0 && t - x->t_last > p->idle_timeout_ms) {
+        x->timed_out = 2;
+        return 1;
+    }
+    return 0;
+}
+
+/* The write callback needs the status and type before the first byte:
+ * libcurl knows them once the headers are in, so it is asked there. */
+typedef struct {
+    xfer *x;
+    CURL *h;
+} write_ctx;
+
+static size_t on_write_first(char *p, size_t size, size_t nmemb, void *user) {
+    write_ctx *w = user;
+    xfer *x = w->x;
+    if (!x->decided) {
+        curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &x->status);
+        char *ct = NULL;
+        curl_easy_getinfo(w->h, CURLINFO_CONTENT_TYPE, &ct);
+        x->is_sse = x->sse_wanted && x->status == 200 && ct && strncasecmp(ct, "text/event-stream", 17) == 0;
+        x->body_max = x->status == 200 ? JSON_BODY_MAX : ERR_BODY_MAX;
+        x->decided = true;
+    }
+    return on_write(p, size, nmemb, x);
+}
+
+/* Runs one request: GET when body is NULL, else POST of JSON. Fills x. The
+ * curl result code is returned (CURLE_OK when an answer came, whatever its
+ * status). */
+static CURLcode perform(rag_remote *r, const char *path, const char *body, xfer *x) {
+    pthread_once(&curl_once, curl_init_once);
+    CURL *h = curl_easy_init();
+    if (!h) return CURLE_OUT_OF_MEMORY;
+    size_t ul = strlen(r->base) + strlen(path) + 1;
+    char *url = malloc(ul);
+    struct curl_slist *hd = NULL;
+    CURLcode cc = CURLE_OUT_OF_MEMORY;
+    if (!url) goto done;
+    snprintf(url, ul, "%s%s", r->base, path);
+    if (r->auth) hd = curl_slist_append(hd, r->auth);
+    if (body) hd = curl_slist_append(hd, "Content-Type: application/json");
+    hd = curl_slist_append(hd, x->sse_wanted ? "Accept: text/event-stream" : "Accept: application/json");
+    hd = curl_slist_append(hd, "Expect:");
+    write_ctx w = {x, h};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)r->p.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (r->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, r->ca_file);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "mrag");
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "identity");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write_first);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    }
+    x->t_start = x->t_last = now_ms();
+    cc = curl_easy_perform(h);
+    if (!x->decided) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
+done:
+    curl_slist_free_all(hd);
+    free(url);
+    curl_easy_cleanup(h);
+    return cc;
+}
+
+/* "HTTP 401 from URL: the server's message" into r->err. */
+static int http_status_err(rag_remote *r, const char *path, const xfer *x) {
+    const char *msg = NULL;
+    cJSON *o = x->body ? cJSON_ParseWithLength(x->body, x->body_len) : NULL;
+    if (o) msg = error_message(o);
+    char snippet[240] = "";
+    if (!msg && x->body_len) {
+        size_t k = 0;
+        for (size_t i = 0; i < x->body_len && k + 1 < sizeof snippet; i++)
+            snippet[k++] = (unsigned char)x->body[i] < 0x20 ? ' ' : x->body[i];
+        snippet[k] = 0;
+        msg = snippet;
+    }
+    const char *hint = x->status == 401 || x->status == 403 ? " (check --llm-key-file)" : "";
+    rerr(r, RAG_ERR_IO, "HTTP %ld from %s%s%s: %s", x->status, r->base, path, hint, msg && *msg ? msg : "(no message)");
+    cJSON_Delete(o);
+    return RAG_ERR_IO;
+}
+
+/* Sleeps ms, in steps, returning early when *cancel is set. */
+static void nap(int ms, volatile int *cancel) {
+    while (ms > 0 && !(cancel && *cancel)) {
+        int s = ms > 50 ? 50 : ms;
+        usleep((useconds_t)s * 1000);
+        ms -= s;
+    }
+}
+
+static bool retryable_status(long st) { return st == 408 || st == 429 || st >= 500; }
+
+/* A JSON request with retries: *out is the parsed answer (owned). */
+static int request_json(rag_remote *r, const char *path, const char *body, cJSON **out) {
+    *out = NULL;
+    int backoff = r->p.backoff_ms > 0 ? r->p.backoff_ms : 500;
+    int attempts = r->p.max_attempts > 0 ? r->p.max_attempts : 1;
+    for (int a = 1;; a++) {
+        xfer x;
+        memset(&x, 0, sizeof x);
+        x.r = r;
+        CURLcode cc = perform(r, path, body, &x);
+        int rc = RAG_OK, wait = backoff;
+        bool retry = false;
+        if (cc != CURLE_OK) {
+            if (x.timed_out) rc = rerr(r, RAG_ERR_IO, "%s%s: no answer within %d ms", r->base, path, r->p.first_token_timeout_ms);
+            else rc = rerr(r, RAG_ERR_IO, "%s%s: %s", r->base, path, curl_easy_strerror(cc));
+            retry = cc != CURLE_OUT_OF_MEMORY;
+        } else if (x.status != 200) {
+            rc = http_status_err(r, path, &x);
+            retry = retryable_status(x.status);
+            if (x.retry_after_ms) wait = x.retry_after_ms;
+        } else if (!(*out = cJSON_ParseWithLength(x.body ? x.body : "", x.body_len))) {
+            rc = rerr(r, RAG_ERR_FORMAT, "%s%s: the answer is not JSON", r->base, path);
+        }
+        xfer_release(&x);
+        if (rc == RAG_OK || !retry || a >= attempts) return rc;
+        nap(wait, NULL);
+        backoff = backoff * 2 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : backoff * 2;
+    }
+}
+
+/* GET BASE/models: the model id (first listed unless given) and, for an
+ * `mrag serve`, its "mrag" object. */
+static int probe_models(rag_remote *r) {
+    cJSON *o = NULL;
+    int rc = request_json(r, "/models", NULL, &o);
+    if (rc != RAG_OK) {
+        if (r->model) { r->err[0] = 0; return RAG_OK; }   /* listing is optional with --llm-model */
+        char tmp[sizeof r->err];
+        snprintf(tmp, sizeof tmp, "%s", r->err);
+        return rerr(r, rc, "%s (give the model name with --llm-model)", tmp);
+    }
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+    const cJSON *pick = NULL, *m;
+    cJSON_ArrayForEach(m, data) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+        if (!cJSON_IsString(id)) continue;
+        if (!r->model || strcmp(id->valuestring, r->model) == 0) { pick = m; break; }
+    }
+    if (!pick && !r->model) { cJSON_Delete(o); return rerr(r, RAG_ERR_FORMAT, "%s/models lists no model (give --llm-model)", r->base); }
+    if (pick && !r->model) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(pick, "id");
+        if (!(r->model = strdup(id->valuestring))) { cJSON_Delete(o); return rerr(r, RAG_ERR_NOMEM, "out of memory"); }
+    }
+    const cJSON *mo = pick ? cJSON_GetObjectItemCaseSensitive(pick, "mrag") : NULL;
+    if (cJSON_IsObject(mo)) {
+        r->is_mrag = true;
+        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(mo, "sha256");
+        if (cJSON_IsString(sha) && strlen(sha->valuestring) == 64) snprintf(r->mrag_sha, sizeof r->mrag_sha, "%s", sha->valuestring);
+        const cJSON *ne = cJSON_GetObjectItemCaseSensitive(mo, "n_embd");
+        if (cJSON_IsNumber(ne)) r->mrag_n_embd = ne->valueint;
+    }
+    cJSON_Delete(o);
+    return RAG_OK;
+}
+
+/* Contract: see rag.h. */
+int rag_remote_new(const rag_remote_params *p, rag_remote **out, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    rag_remote *r = NULL;
+    if (out) *out = NULL;
+    if (!p || !out || !p->base_url || !*p->base_url) {
+        if (err && errlen) snprintf(err, errlen, "remote engine: the base URL is missing");
+        return RAG_ERR_ARG;
+    }
+    if (!(r = calloc(1, sizeof *r))) {
+        if (err && errlen) snprintf(err, errlen, "out of memory");
+        return RAG_ERR_NOMEM;
+    }
+    r->p = *p;
+    if (r->p.max_line_bytes < 1024) r->p.max_line_bytes = 1u << 20;
+    if (r->p.connect_timeout_ms <= 0) r->p.connect_timeout_ms = 10000;
+    const char *u = p->base_url;
+    if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
+        rc = rerr(r, RAG_ERR_ARG, "--llm-url %s: not an http:// or https:// URL", u);
+        goto done;
+    }
+    for (const char *c = u; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f) { rc = rerr(r, RAG_ERR_ARG, "--llm-url: blank or control character in the URL"); goto done; }
+    if (!(r->base = strdup(u))) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    size_t bl = strlen(r->base);
+    while (bl && r->base[bl - 1] == '/') r->base[--bl] = 0;
+    r->p.base_url = r->base;
+    if (p->model && *p->model && !(r->model = strdup(p->model))) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    if (p->ca_file && !(r->ca_file = strdup(p->ca_file))) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    r->p.model = NULL;
+    r->p.key_file = NULL;
+    r->p.ca_file = NULL;
+    if (p->key_file && (rc = read_key(r, p->key_file)) != RAG_OK) goto done;
+    if (p->probe && (rc = probe_models(r)) != RAG_OK) goto done;
+    if (!r->model && !(r->model = strdup("default"))) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
+done:
+    if (rc != RAG_OK) {
+        if (err && errlen) snprintf(err, errlen, "%s", r->err);
+        rag_remote_free(r);
+        return rc;
+    }
+    *out = r;
+    return RAG_OK;
+}
+
+/* ------------------------------------------------------------ prompt -> messages */
+
+void rag_chat_msgs_free(rag_chat_msg *m, size_t n) {
+    for (size_t i = 0; m && i < n; i++) { free(m[i].role); free(m[i].content); }
+    free(m);
+}
+
+static const char *find(const char *h, size_t hl, const char *n) {
+    size_t nl = strlen(n);
+    for (size_t i = 0; i + nl <= hl; i++)
+        if (h[i] == n[0] && memcmp(h + i, n, nl) == 0) return h + i;
+    return NULL;
+}
+
+/* Contract: see rag.h. The grammar is llm_chat_format's:
+ *   "<s>" ( "[INST] " USER " [/INST]" ( " " ASSISTANT "</s>" )? )+
+ * where only the last turn has no answer. */
+int rag_prompt_to_messages(const char *prompt, size_t len, rag_chat_msg **msgs, size_t *n, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    rag_chat_msg *m = NULL;
+    size_t nm = 0, cap = 0;
+    *msgs = NULL;
+    *n = 0;
+    const char *p = prompt, *end = prompt + len;
+#define PFAIL(...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); rc = RAG_ERR_FORMAT; goto done; } while (0)
+    if (!prompt || len < 3 || memcmp(p, "<s>", 3) != 0) PFAIL("prompt: does not start with <s>");
+    p += 3;
+    while (p < end) {
+        if ((size_t)(end - p) < 7 || memcmp(p, "[INST] ", 7) != 0) PFAIL("prompt: expected [INST] at byte %zu", (size_t)(p - prompt));
+        p += 7;
+        const char *close = find(p, (size_t)(end - p), " [/INST]");
+        if (!close) PFAIL("prompt: [INST] without [/INST]");
+        const char *bad = find(p, (size_t)(close - p), "[INST]");
+        if (bad) PFAIL("prompt: [INST] inside a user turn (a preamble holding control strings?)");
+        const char *user = p;
+        size_t ul = (size_t)(close - p);
+        p = close + 8;
+        const char *asst = NULL;
+        size_t al = 0;
+        if (p < end) {
+            if (*p != ' ') PFAIL("prompt: expected a blank after [/INST] at byte %zu", (size_t)(p - prompt));
+            p++;
+            const char *eos = find(p, (size_t)(end - p), "</s>");
+            if (!eos) PFAIL("prompt: an answer without </s>");
+            asst = p;
+            al = (size_t)(eos - p);
+            if (find(asst, al, "[INST]") || find(asst, al, "[/INST]")) PFAIL("prompt: control string inside an answer");
+            p = eos + 4;
+        }
+        if (nm + 2 > cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            rag_chat_msg *q = realloc(m, nc * sizeof *q);
+            if (!q) { rc = RAG_ERR_NOMEM; if (err && errlen) snprintf(err, errlen, "out of memory"); goto done; }
+            m = q;
+            cap = nc;
+        }
+        m[nm].role = strdup("user");
+        m[nm].content = strndup(user, ul);
+        nm++;
+        if (!m[nm - 1].role || !m[nm - 1].content) { rc = RAG_ERR_NOMEM; goto done; }
+        if (asst) {
+            m[nm].role = strdup("assistant");
+            m[nm].content = strndup(asst, al);
+            nm++;
+            if (!m[nm - 1].role || !m[nm - 1].content) { rc = RAG_ERR_NOMEM; goto done; }
+        } else if (p < end) {
+            PFAIL("prompt: text after the last [/INST]");
+        }
+    }
+    if (nm == 0 || strcmp(m[nm - 1].role, "user") != 0) PFAIL("prompt: does not end with a question");
+#undef PFAIL
+done:
+    if (rc != RAG_OK) { rag_chat_msgs_free(m, nm); return rc; }
+    *msgs = m;
+    *n = nm;
+    return RAG_OK;
+}
+
+int rag_count_estimate(void *user, const char *text, size_t len) {
+    (void)user;
+    (void)text;
+    size_t t = (len + 2) / 3;
+    return t > 0x7fffffff ? 0x7fffffff : (int)t;
+}
+
+/* ------------------------------------------------------------ generation */
+
+/* The request body: messages, streaming, budget, sampling; `mrag serve`
+ * additionally gets "mrag":{"retrieval":false} (the prompt already holds
+ * the sources). Owned string. */
+static char *chat_body(rag_remote *r, const rag_chat_msg *m, size_t n, int max_tokens) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON *arr = cJSON_AddArrayToObject(o, "messages");
+    for (size_t i = 0; arr && i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        if (!e) break;
+        cJSON_AddStringToObject(e, "role", m[i].role);
+        cJSON_AddStringToObject(e, "content", m[i].content);
+        cJSON_AddItemToArray(arr, e);
+    }
+    cJSON_AddBoolToObject(o, "stream", 1);
+    cJSON_AddNumberToObject(o, "max_tokens", max_tokens);
+    cJSON_AddNumberToObject(o, "temperature", r->p.temperature);
+    cJSON_AddNumberToObject(o, "seed", (double)(r->p.seed & 0xffffffffu));
+    if (r->is_mrag) {
+        cJSON *mo = cJSON_AddObjectToObject(o, "mrag");
+        if (mo) cJSON_AddBoolToObject(mo, "retrieval", 0);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Contract: see rag.h. */
+int rag_remote_generate(void *user, const char *prompt, size_t len, int max_tokens, rag_emit_fn emit, void *emit_user,
+                        volatile int *cancel) {
+    rag_remote *r = user;
+    if (!r) return RAG_ERR_ARG;
+    r->err[0] = 0;
+    rag_chat_msg *m = NULL;
+    size_t nm = 0;
+    char perr[256];
+    int rc = rag_prompt_to_messages(prompt, len, &m, &nm, perr, sizeof perr);
+    if (rc != RAG_OK) return rerr(r, rc, "remote engine: %s", perr);
+    char *body = chat_body(r, m, nm, max_tokens > 0 ? max_tokens : 512);
+    rag_chat_msgs_free(m, nm);
+    if (!body) return rerr(r, RAG_ERR_NOMEM, "out of memory");
+    int backoff = r->p.backoff_ms > 0 ? r->p.backoff_ms : 500;
+    int attempts = r->p.max_attempts > 0 ? r->p.max_attempts : 1;
+    const char *path = "/chat/completions";
+    for (int a = 1;; a++) {
+        xfer x;
+        memset(&x, 0, sizeof x);
+        x.r = r;
+        x.sse_wanted = true;
+        x.emit = emit;
+        x.emit_user = emit_user;
+        x.cancel = cancel;
+        CURLcode cc = perform(r, path, body, &x);
+        bool retry = false;
+        int wait = backoff;
+        rc = RAG_OK;
+        if (x.stopped || (cancel && *cancel)) {
+            rc = RAG_OK;                                /* the caller stopped it */
+        } else if (x.fail_rc) {
+            rc = rerr(r, x.fail_rc == RAG_ERR_NOMEM ? RAG_ERR_NOMEM : RAG_ERR_IO, "%s%s: %s", r->base, path, x.fail);
+        } else if (x.status && x.status != 200) {
+            rc = http_status_err(r, path, &x);
+            retry = retryable_status(x.status);
+            if (x.retry_after_ms) wait = x.retry_after_ms;
+        } else if (x.is_sse && x.done) {
+            rc = RAG_OK;                                /* [DONE] (the transfer was ended there) */
+        } else if (cc != CURLE_OK) {
+            if (x.timed_out == 1)
+                rc = rerr(r, RAG_ERR_IO, "%s%s: no answer within %d ms", r->base, path, r->p.first_token_timeout_ms);
+            else if (x.timed_out == 2)
+                rc = rerr(r, RAG_ERR_IO, "%s%s: the stream stalled for %d ms", r->base, path, r->p.idle_timeout_ms);
+            else
+                rc = rerr(r, RAG_ERR_IO, "%s%s: %s%s", r->base, path, curl_easy_strerror(cc),
+                          x.n_emitted ? " (the answer was cut)" : "");
+            retry = cc != CURLE_OUT_OF_MEMORY;
+        } else if (!x.is_sse) {
+            /* a server that ignored "stream": one chat.completion object */
+            cJSON *o = cJSON_ParseWithLength(x.body ? x.body : "", x.body_len);
+            const cJSON *ch = o ? cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0) : NULL;
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "message"), "content");
+            if (!cJSON_IsString(c)) rc = rerr(r, RAG_ERR_IO, "%s%s: neither an event stream nor a chat completion", r->base, path);
+            else if (emit) emit(emit_user, c->valuestring, strlen(c->valuestring));
+            cJSON_Delete(o);
+        } else if (!x.finish[0]) {
+            rc = rerr(r, RAG_ERR_IO, "%s%s: the stream ended before its end (no [DONE])%s", r->base, path,
+                      x.n_emitted ? ": the answer is cut" : "");
+            retry = true;
+        }
+        /* never repeat text already shown: retries only before the first token */
+        if (x.n_emitted) retry = false;
+        xfer_release(&x);
+        if (rc == RAG_OK || !retry || a >= attempts || (cancel && *cancel)) break;
+        nap(wait, cancel);
+        if (cancel && *cancel) { rc = RAG_OK; break; }
+        backoff = backoff * 2 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : backoff * 2;
+    }
+    free(body);
+    return rc;
+}
+
+/* ------------------------------------------------------------ embeddings */
+
+/* Contract: see rag.h. */
+int rag_remote_embed(void *user, const char *text, size_t len, float *out, int dim) {
+    rag_remote *r = user;
+    if (!r || (!text && len) || dim < 0 || (dim && !out)) return RAG_ERR_ARG;
+    r->err[0] = 0;
+    cJSON *req = cJSON_CreateObject(), *res = NULL;
+    char *body = NULL, *t = strndup(text ? text : "", len);
+    int rc = RAG_OK;
+    if (!req || !t) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    cJSON_AddStringToObject(req, "model", r->model);
+    cJSON_AddStringToObject(req, "input", t);
+    if (!(body = cJSON_PrintUnformatted(req))) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    if ((rc = request_json(r, "/embeddings", body, &res)) != RAG_OK) goto done;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "data"), 0), "embedding");
+    if (!cJSON_IsArray(e)) { rc = rerr(r, RAG_ERR_FORMAT, "%s/embeddings: no data[0].embedding in the answer", r->base); goto done; }
+    int n = cJSON_GetArraySize(e);
+    if (n != dim) {
+        rc = rerr(r, RAG_ERR_MISMATCH, "the server's embedding has %d dimensions, the index %d: it was built with another model", n, dim);
+        goto done;
+    }
+    double ss = 0;
+    int i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, e) {
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) { rc = rerr(r, RAG_ERR_FORMAT, "%s/embeddings: a non-number in the vector", r->base); goto done; }
+        out[i++] = (float)v->valuedouble;
+        ss += v->valuedouble * v->valuedouble;
+    }
+    if (ss > 0) {
+        float inv = (float)(1.0 / sqrt(ss));
+        for (i = 0; i < dim; i++) out[i] *= inv;
+    }
+done:
+    cJSON_Delete(req);
+    cJSON_Delete(res);
+    free(body);
+    free(t);
+    return rc;
+}
+
+/* Contract: see rag.h. */
+int rag_remote_check_index(rag_remote *r, idx_store *s, int *dim) {
+    if (!r || !s) return RAG_ERR_ARG;
+    idx_fingerprint fp;
+    if (idx_fingerprint_get(s, &fp) != IDX_OK || fp.dim <= 0)
+        return rerr(r, RAG_ERR_ARG, "the index records no embedding yet: nothing to compare the server's with");
+    if (fp.layer != -1)
+        return rerr(r, RAG_ERR_MISMATCH, "the index embeds hidden layer %d; a server embeds the final layer "
+                                         "(use a local model with -m for retrieval)", fp.layer);
+    if (strcmp(fp.pooling, "mean") != 0)
+        return rerr(r, RAG_ERR_MISMATCH, "the index uses %s pooling; a server embeds with mean pooling", fp.pooling);
+    if (r->mrag_sha[0] && strcmp(r->mrag_sha, fp.model_sha256) != 0)
+        return rerr(r, RAG_ERR_MISMATCH, "the server's model (sha256 %.12s...) is not the one the index was built with "
+                                         "(sha256 %.12s...)", r->mrag_sha, fp.model_sha256);
+    if (r->mrag_n_embd && r->mrag_n_embd != fp.dim)
+        return rerr(r, RAG_ERR_MISMATCH, "the server's model has %d dimensions, the index %d", r->mrag_n_embd, fp.dim);
+    float *v = malloc((size_t)fp.dim * sizeof *v);
+    if (!v) return rerr(r, RAG_ERR_NOMEM, "out of memory");
+    int rc = rag_remote_embed(r, "dimension check", 15, v, fp.dim);
+    free(v);
+    if (rc == RAG_OK && dim) *dim = fp.dim;
+    return rc;
+}
