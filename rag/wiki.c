@@ -709,7 +709,7 @@ static int choose_mode(wsync *w, int64_t *since, char **retry) {
         return rc;
     }
     wiki_resp_release(&r);
-    if (!have || oldest > *since - WIKI_SINCE_OVERLAP_S) {
+    if (!have || oldest > *since) {
         snprintf(st->full_reason, sizeof st->full_reason, "the wiki's recent changes no longer reach back to the last sync");
         goto full;
     }
