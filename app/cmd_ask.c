@@ -39,6 +39,13 @@ static const char *ask_usage =
     "  --quarantine M    drop | keep: a passage with planted instructions is left\n"
     "                    out (default) or kept with the instruction removed\n"
     "  --preamble FILE   prompt preamble (default $MRAG_PREAMBLE, else built in)\n"
+    "  --llm-url BASE    generate on an OpenAI-compatible server (vLLM, TGI,\n"
+    "                    Mistral's API, `mrag serve`): BASE ends in /v1. -m is then\n"
+    "                    optional (without it: BM25 retrieval, estimated token\n"
+    "                    counts; docs/remote.md)\n"
+    "  --llm-key-file F  the server's API key (first line of F; sent as a Bearer token)\n"
+    "  --llm-model NAME  the model name for the server (default: the first it lists)\n"
+    "  --llm-embeddings  embed the question on the server too (checked against the index)\n"
     "  --groups G,H      answer as a caller in these access groups: documents with\n"
     "                    groups are used only when they share one; '' or public =\n"
     "                    public documents only (default: everything, the index owner)\n"
@@ -53,6 +60,7 @@ struct app_asker {
     llm_model *model;
     rag_guard *guard;
     rag_answerer *ans;
+    rag_remote *remote;             /* --llm-url, or NULL */
     char *preamble;
     char *recorded;
     rag_answer last;
@@ -105,6 +113,10 @@ int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
         else return -1;
     } else if (strcmp(a, "--preamble") == 0 && has) o->preamble = v;
     else if (strcmp(a, "--groups") == 0 && has) o->groups = v;
+    else if (strcmp(a, "--llm-url") == 0 && has) o->llm_url = v;
+    else if (strcmp(a, "--llm-key-file") == 0 && has) o->llm_key_file = v;
+    else if (strcmp(a, "--llm-model") == 0 && has) o->llm_model = v;
+    else if (strcmp(a, "--llm-embeddings") == 0) { o->llm_embeddings = true; return 1; }
     else return 0;
     (*i)++;
     return 1;
@@ -146,6 +158,38 @@ static char *read_text_file(const char *path) {
 }
 
 /* Contract: see app.h. */
+int app_remote_attach(const app_ask_opts *o, idx_store *store, rag_remote **out, void *answer_params) {
+    rag_answer_params *p = answer_params;
+    char err[1024];
+    *out = NULL;
+    rag_remote_params rp = rag_remote_default_params();
+    rp.base_url = o->llm_url;
+    rp.key_file = o->llm_key_file;
+    rp.model = o->llm_model;
+    rp.temperature = o->temp;
+    rag_remote *r = NULL;
+    if (rag_remote_new(&rp, &r, err, sizeof err) != RAG_OK) return app_error("remote engine: %s", err);
+    p->generate = rag_remote_generate;
+    p->generate_user = r;
+    p->generate_errmsg = rag_remote_generate_errmsg;
+    /* without a local tokenizer: an estimate (docs/remote.md) */
+    if (!p->model) { p->count = rag_count_estimate; p->count_user = NULL; }
+    if (o->llm_embeddings) {
+        int dim = 0;
+        if (rag_remote_check_index(r, store, &dim) != RAG_OK) {
+            app_error("remote embeddings: %s", rag_remote_errmsg(r));
+            rag_remote_free(r);
+            return 1;
+        }
+        p->embed = rag_remote_embed;
+        p->embed_user = r;
+        p->embed_dim = dim;
+    }
+    *out = r;
+    return 0;
+}
+
+/* Contract: see app.h. */
 int app_asker_open(const app_ask_opts *o, app_asker **out) {
     int rc = 1;
     char err[1024];
@@ -167,12 +211,13 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     }
     const char *mpath = app_model_path(o->model);
     if (!mpath && (a->recorded = recorded_model(a->store))) mpath = a->recorded;
-    if (!mpath) {
-        app_error("answering needs a model: -m FILE or MRAG_MODEL (e.g. a Mistral-7B-Instruct GGUF)");
+    if (!mpath && !o->llm_url) {
+        app_error("answering needs a model: -m FILE or MRAG_MODEL (e.g. a Mistral-7B-Instruct GGUF), "
+                  "or a server: --llm-url BASE");
         goto done;
     }
     llm_model_params mp = llm_model_default_params();
-    if (llm_model_load(mpath, &mp, &a->model, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
+    if (mpath && llm_model_load(mpath, &mp, &a->model, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
 
     rag_guard_params gp = rag_guard_default_params();
     gp.rule_dirs = o->rules;
@@ -201,6 +246,7 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     p.max_tokens = o->max_tokens;
     p.temperature = o->temp;
     p.preamble = a->preamble;
+    if (o->llm_url && app_remote_attach(o, a->store, &a->remote, &p) != 0) goto done;
     if (rag_answerer_new(&p, &a->ans, err, sizeof err) != RAG_OK) { app_error("%s", err); goto done; }
     if (o->groups && strcmp(o->groups, "*") != 0) {
         idx_filter f = {0};
@@ -233,6 +279,7 @@ void app_asker_close(app_asker *a) {
     if (!a) return;
     app_asker_reset(a);
     rag_answerer_free(a->ans);
+    rag_remote_free(a->remote);
     rag_guard_free(a->guard);
     llm_model_free(a->model);
     idx_close(a->store);
@@ -374,7 +421,12 @@ int app_asker_ask(app_asker *a, const char *question, bool conversation, bool js
     rag_answer *r = &a->last;
     int st = rag_answerer_ask(a->ans, question, turns, nt, json ? NULL : emit_stdout, NULL, &a->cancel, r);
     free(turns);
-    if (st != RAG_OK) return app_error("%s", rag_answerer_errmsg(a->ans));
+    if (st != RAG_OK) {
+        /* an embedding failure on the server: its message says why */
+        const char *re = a->remote ? rag_remote_errmsg(a->remote) : "";
+        if (*re && !strstr(rag_answerer_errmsg(a->ans), re)) return app_error("%s (%s)", rag_answerer_errmsg(a->ans), re);
+        return app_error("%s", rag_answerer_errmsg(a->ans));
+    }
     a->have_last = true;
     int rc = 0;
     if (json) {

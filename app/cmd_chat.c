@@ -32,7 +32,8 @@ static const char *chat_usage =
     "\n"
     "Options: --index DIR, -m FILE, -k N, --max-tokens N, --ctx N, --threads N,\n"
     "--temp T, --rules DIR, --quarantine drop|keep, --preamble FILE, --stats,\n"
-    "--groups G,H (as for `mrag ask`).\n";
+    "--groups G,H, --llm-url BASE, --llm-key-file F, --llm-model NAME,\n"
+    "--llm-embeddings (as for `mrag ask`).\n";
 
 static const char *chat_help =
     "Ask a question, or:\n"
