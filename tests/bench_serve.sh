@@ -78,18 +78,19 @@ env -u MRAG_MODEL -u MRAG_INDEX "$MRAG" ingest "$docs" --index "$idx" -m "$model
   --chunk-tokens 96 --overlap 16 --quiet || die "mrag ingest failed"
 
 # ---------------------------------------------------------------- server
-port=$(( 30000 + $$ % 20000 ))
 log=$work/serve.log
 env -u MRAG_MODEL -u MRAG_INDEX "$MRAG" serve --index "$idx" -m "$model" \
-  --listen "127.0.0.1:$port" --threads "$SRV_THREADS" >"$log" 2>&1 &
+  --listen 127.0.0.1:0 --threads "$SRV_THREADS" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 trap 'exit 1' INT TERM
 i=0
-until curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"; do
+port=
+until [ -n "$port" ] && curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"; do
   i=$((i + 1))
   if [ $i -gt 150 ] || ! kill -0 $pid 2>/dev/null; then cat "$log"; die "the server did not come up"; fi
   sleep 0.2
+  port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log" | head -1)
 done
 base="http://127.0.0.1:$port"
 health=$(curl -s "$base/healthz")

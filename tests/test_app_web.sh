@@ -87,29 +87,21 @@ EOF
 chmod 600 "$tmp/keys"
 
 # ---------------------------------------------------------------- server
-# A free loopback port: the kernel picks one for a throw-away socket.
-pick_port() {
-  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});' 2>/dev/null \
-    || echo $(( 20000 + $$ % 20000 ))
-}
+# --listen 127.0.0.1:0: the kernel picks a free port, serve prints it.
+env -u MRAG_MODEL -u MRAG_INDEX "$MRAG" serve --index "$tmp/idx" -m "$tmp/m.gguf" --keys "$tmp/keys" \
+  --listen 127.0.0.1:0 --threads 1 --max-tokens 48 >"$tmp/serve.log" 2>&1 &
+srv_pid=$!
 port=
-for attempt in 1 2 3; do
-  port=$(pick_port)
-  env -u MRAG_MODEL -u MRAG_INDEX "$MRAG" serve --index "$tmp/idx" -m "$tmp/m.gguf" --keys "$tmp/keys" \
-    --listen "127.0.0.1:$port" --threads 1 --max-tokens 48 >"$tmp/serve.log" 2>&1 &
-  srv_pid=$!
-  up=no
-  i=0
-  while [ $i -lt 100 ]; do
-    if curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"; then up=yes; break; fi
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.2
-    i=$((i + 1))
-  done
-  [ $up = yes ] && break
-  kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; srv_pid=
+i=0
+while [ $i -lt 150 ]; do
+  port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/serve.log" | head -1)
+  if [ -n "$port" ] && curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"; then break; fi
+  port=
+  kill -0 "$srv_pid" 2>/dev/null || break
+  sleep 0.2
+  i=$((i + 1))
 done
-if [ -z "$srv_pid" ]; then
+if [ -z "$port" ]; then
   sed 's/^/  /' "$tmp/serve.log"
   for c in $all_cases; do fail "$c" "mrag serve did not come up"; done
   exit 1
