@@ -938,6 +938,14 @@ int rag_prompt_to_messages(const char *prompt, size_t len, rag_chat_msg **msgs, 
                            char *err, size_t errlen);
 void rag_chat_msgs_free(rag_chat_msg *msgs, size_t n);
 
+/* The SSE parser alone, for tests and fuzzing: data[0..len) fed in pieces
+ * of `piece` bytes (0 = all at once), lines bounded by max_line (0 = 1 MB);
+ * content deltas go to emit. RAG_OK at [DONE] or at the end of the bytes;
+ * else the stream's error (RAG_ERR_FORMAT malformed, RAG_ERR_IO an error
+ * object, RAG_ERR_LIMIT a long line) with err set. */
+int rag_remote_parse_sse(const char *data, size_t len, size_t piece, size_t max_line, rag_emit_fn emit,
+                         void *emit_user, char *err, size_t errlen);
+
 /* Token estimate without a tokenizer (user ignored): ceil(bytes / 3), an
  * overestimate for Mistral's tokenizer on prose (see docs/remote.md). */
 int rag_count_estimate(void *user, const char *text, size_t len);

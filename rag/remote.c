@@ -295,6 +295,29 @@ static bool sse_feed(xfer *x, const char *p, size_t n) {
     return true;
 }
 
+/* Contract: see rag.h. */
+int rag_remote_parse_sse(const char *data, size_t len, size_t piece, size_t max_line, rag_emit_fn emit, void *emit_user,
+                         char *err, size_t errlen) {
+    rag_remote r;
+    memset(&r, 0, sizeof r);
+    r.p.max_line_bytes = max_line ? max_line : 1u << 20;
+    xfer x;
+    memset(&x, 0, sizeof x);
+    x.r = &r;
+    x.is_sse = true;
+    x.emit = emit;
+    x.emit_user = emit_user;
+    if (!piece) piece = len ? len : 1;
+    for (size_t off = 0; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        if (!sse_feed(&x, data + off, n)) break;
+    }
+    int rc = x.fail_rc;
+    if (rc && err && errlen) snprintf(err, errlen, "%s", x.fail);
+    xfer_release(&x);
+    return rc;
+}
+
 static size_t on_header(char *b, size_t size, size_t nitems, void *user) {
     xfer *x = user;
     size_t n = size * nitems;
