@@ -32,6 +32,7 @@ struct rag_remote {
     bool is_mrag;               /* /v1/models had an "mrag" object: an `mrag serve` */
     char mrag_sha[65];          /* its model sha256, "" when not reported */
     int mrag_n_embd;
+    long last_status;           /* HTTP status of the last request_json */
     char err[1024];
 };
 
@@ -475,6 +476,7 @@ static int request_json(rag_remote *r, const char *path, const char *body, cJSON
         memset(&x, 0, sizeof x);
         x.r = r;
         CURLcode cc = perform(r, path, body, &x);
+        r->last_status = x.status;
         int rc = RAG_OK, wait = backoff;
         bool retry = false;
         if (cc != CURLE_OK) {
@@ -501,7 +503,9 @@ static int probe_models(rag_remote *r) {
     cJSON *o = NULL;
     int rc = request_json(r, "/models", NULL, &o);
     if (rc != RAG_OK) {
-        if (r->model) { r->err[0] = 0; return RAG_OK; }   /* listing is optional with --llm-model */
+        bool denied = r->last_status == 401 || r->last_status == 403;
+        if (r->model && !denied) { r->err[0] = 0; return RAG_OK; }   /* listing is optional with --llm-model */
+        if (denied) return rc;
         char tmp[sizeof r->err];
         snprintf(tmp, sizeof tmp, "%s", r->err);
         return rerr(r, rc, "%s (give the model name with --llm-model)", tmp);
