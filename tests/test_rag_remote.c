@@ -11,6 +11,11 @@
 #include "rag/rag.h"
 
 #include <arpa/inet.h>
+#include <cJSON.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -343,13 +348,18 @@ TEST(http_errors_carry_status_and_server_message) {
     CHECK_EQ_INT(rag_remote_new(&p, &r, err, sizeof err), RAG_ERR_IO);
     CHECK(strstr(err, "HTTP 401") && strstr(err, "Invalid API key"), "%s", err);
     CHECK(strstr(err, "wrong-key-123") == NULL, "the key leaked into the message");
-    /* ... also with a model name given (no listing): the 401 comes at generation */
+    /* ... also with a model name given; and without the probe the 401
+     * comes at generation, with the same words */
     p.model = "test-model";
+    CHECK_EQ_INT(rag_remote_new(&p, &r, err, sizeof err), RAG_ERR_IO);
+    CHECK(strstr(err, "HTTP 401") && strstr(err, "--llm-key-file"), "%s", err);
+    p.probe = false;
     REQUIRE(rag_remote_new(&p, &r, err, sizeof err) == RAG_OK, "%s", err);
     CHECK_EQ_INT(rag_remote_generate(r, prompt, strlen(prompt), 8, on_emit, &s, NULL), RAG_ERR_IO);
     CHECK(strstr(rag_remote_errmsg(r), "HTTP 401") && strstr(rag_remote_errmsg(r), "--llm-key-file"), "%s", rag_remote_errmsg(r));
     CHECK(strstr(rag_remote_errmsg(r), "wrong-key-123") == NULL);
     rag_remote_free(r);
+    p.probe = true;
     /* no key file at all, an empty key, a bad URL, nothing listening */
     p.key_file = "/nonexistent/key";
     CHECK_EQ_INT(rag_remote_new(&p, &r, err, sizeof err), RAG_ERR_IO);
@@ -568,6 +578,137 @@ TEST(prompt_split_is_the_inverse_of_the_template) {
     CHECK_EQ_INT(rag_count_estimate(NULL, "abcdefg", 7), 3);
 }
 
+/* ---------------------------------------------------------------- end to end */
+
+/* `mrag serve` in a child (our own pid, stopped at the end of the case). */
+static pid_t serve_pid;
+static char serve_url[128];
+
+static void stop_serve(void) {
+    if (serve_pid > 0) {
+        kill(serve_pid, SIGTERM);
+        int st;
+        waitpid(serve_pid, &st, 0);
+    }
+    serve_pid = 0;
+}
+
+static void start_serve(const char *mrag, const char *idx, const char *model, const char *keys) {
+    char errp[700];
+    snprintf(errp, sizeof errp, "%s/serve.err", test_tmpdir());
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) { dup2(fd, 2); dup2(fd, 1); }
+        execl(mrag, mrag, "serve", "--index", idx, "-m", model, "--listen", "127.0.0.1:0", "--keys", keys,
+              "--threads", "1", (char *)NULL);
+        _exit(127);
+    }
+    serve_pid = pid;
+    for (int i = 0; i < 200 && !serve_url[0]; i++) {
+        usleep(50000);
+        size_t n;
+        char *log = test_read_file(errp, &n);
+        const char *p = log ? strstr(log, "http://127.0.0.1:") : NULL;
+        if (p) {
+            int port_ = atoi(p + strlen("http://127.0.0.1:"));
+            if (port_ > 0) snprintf(serve_url, sizeof serve_url, "http://127.0.0.1:%d/v1", port_);
+        }
+        free(log);
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) { serve_pid = 0; break; }
+    }
+    if (!serve_url[0]) {
+        size_t n;
+        char *log = test_read_file(errp, &n);
+        stop_serve();
+        REQUIRE(0, "mrag serve did not start: %s", log ? log : "");
+    }
+}
+
+static char *field(const char *json, const char *name) {
+    cJSON *o = cJSON_Parse(json);
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, name));
+    char *r = v ? strdup(v) : NULL;
+    cJSON_Delete(o);
+    return r;
+}
+
+TEST(end_to_end_against_mrag_serve_same_answer) {
+    char mrag[512], mk[512];
+    snprintf(mrag, sizeof mrag, "%s/mrag", test_build_dir());
+    snprintf(mk, sizeof mk, "%s/mkmodel", test_build_dir());
+    if (access(mrag, X_OK) != 0 || access(mk, X_OK) != 0) SKIP("%s or %s is missing (run make)", mrag, mk);
+    struct stat st;
+    if (stat("data/sample", &st) != 0) SKIP("data/sample is missing");
+    const char *dir = test_tmpdir();
+    char model[700], idx[700], keys[700], key[700], cmd[8192];
+    snprintf(model, sizeof model, "%s/e2e.gguf", dir);
+    test_mkmodel(model, "--dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 --ctx 2048 --seed 7");
+    snprintf(idx, sizeof idx, "%s/e2e-idx", dir);
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s ingest data/sample --index %s -m %s --threads 1 -q >/dev/null 2>&1", mrag,
+             test_shq(idx), test_shq(model));
+    REQUIRE(system(cmd) == 0, "ingest failed");
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    snprintf(key, sizeof key, "%s/e2e.key", dir);
+    const char *kf = "e2e-secret-key  tester  *\n";
+    REQUIRE(test_write_file(keys, kf, strlen(kf)) == 0);
+    REQUIRE(test_write_file(key, "e2e-secret-key\n", 15) == 0);
+    start_serve(mrag, idx, model, keys);
+    const char *q = "'How do I set up the VPN with WireGuard?'";
+    const char *base = "env -u MRAG_MODEL -u MRAG_INDEX";
+    int rc;
+    snprintf(cmd, sizeof cmd, "%s %s ask --index %s -m %s --threads 1 --max-tokens 24 --json %s 2>/dev/null", base, mrag,
+             test_shq(idx), test_shq(model), q);
+    char *local = test_run_capture(cmd, &rc);
+    CHECK_EQ_INT(rc, 0);
+    /* generation on the server, retrieval here */
+    snprintf(cmd, sizeof cmd, "%s %s ask --index %s -m %s --threads 1 --max-tokens 24 --json --llm-url %s --llm-key-file %s %s 2>&1",
+             base, mrag, test_shq(idx), test_shq(model), serve_url, test_shq(key), q);
+    char *remote = test_run_capture(cmd, &rc);
+    CHECK_EQ_INT(rc, 0);
+    /* and the question embedded on the server too */
+    snprintf(cmd, sizeof cmd, "%s %s ask --index %s -m %s --threads 1 --max-tokens 24 --json --llm-url %s --llm-key-file %s "
+             "--llm-embeddings %s 2>&1", base, mrag, test_shq(idx), test_shq(model), serve_url, test_shq(key), q);
+    char *remote_emb = test_run_capture(cmd, &rc);
+    CHECK_EQ_INT(rc, 0);
+    char *a = field(local, "answer"), *b = field(remote, "answer"), *c = field(remote_emb, "answer");
+    CHECK(a && *a && b && strcmp(a, b) == 0, "greedy answers differ:\nlocal:  %s\nremote: %s", a ? a : local, b ? b : remote);
+    CHECK(a && c && strcmp(a, c) == 0, "with remote embeddings:\nlocal:  %s\nremote: %s", a ? a : local, c ? c : remote_emb);
+    CHECK(strstr(remote, "vpn-setup.md") != NULL, "%s", remote);
+    free(a); free(b); free(c);
+    free(local); free(remote); free(remote_emb);
+    /* a wrong key: exit 1 with the status and the server's word for it */
+    char bad[700];
+    snprintf(bad, sizeof bad, "%s/bad.key", dir);
+    REQUIRE(test_write_file(bad, "nope\n", 5) == 0);
+    snprintf(cmd, sizeof cmd, "%s %s ask --index %s -m %s --llm-url %s --llm-key-file %s %s 2>&1", base, mrag, test_shq(idx),
+             test_shq(model), serve_url, test_shq(bad), q);
+    char *out = test_run_capture(cmd, &rc);
+    CHECK_EQ_INT(rc, 1);
+    CHECK(strstr(out, "HTTP 401") != NULL && strstr(out, "nope") == NULL, "%s", out);
+    free(out);
+    /* no local model at all: BM25 here, estimated counts, generation there */
+    char gone[700], idx2[700];
+    snprintf(gone, sizeof gone, "%s/gone.gguf", dir);
+    snprintf(idx2, sizeof idx2, "%s/e2e-idx2", dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s && env -u MRAG_MODEL %s ingest data/sample --index %s -m %s --threads 1 -q >/dev/null 2>&1 && rm %s",
+             test_shq(model), test_shq(gone), mrag, test_shq(idx2), test_shq(gone), test_shq(gone));
+    REQUIRE(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s %s ask --index %s --max-tokens 8 --json --llm-url %s --llm-key-file %s %s 2>&1", base, mrag,
+             test_shq(idx2), serve_url, test_shq(key), q);
+    out = test_run_capture(cmd, &rc);
+    CHECK_EQ_INT(rc, 0);
+    char *status = field(out, "status");
+    CHECK(status && strcmp(status, "answered") == 0, "%s", out);
+    free(status);
+    CHECK(strstr(out, "vpn-setup.md") != NULL, "%s", out);
+    free(out);
+    stop_serve();
+}
+
 TEST_MAIN(RUN(streams_chunked_sse_with_heartbeats_and_crlf), RUN(http_errors_carry_status_and_server_message),
           RUN(broken_streams_fail_clearly_without_duplicate_text), RUN(timeouts_cancel_and_stop),
-          RUN(embeddings_and_index_checks), RUN(prompt_split_is_the_inverse_of_the_template))
+          RUN(embeddings_and_index_checks), RUN(prompt_split_is_the_inverse_of_the_template),
+          RUN(end_to_end_against_mrag_serve_same_answer))
