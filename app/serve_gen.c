@@ -656,8 +656,12 @@ static void run_job(app_slot *sl, app_job *j) {
         if (pl >= sl->preamble_cap) pl = sl->preamble_cap - 1;
         memcpy(sl->preamble, pre, pl);
         sl->preamble[pl] = 0;
-        /* TODO(groups): rag_answerer_set_groups(sl->ans, key groups) once rag/access lands */
-        int st = rag_answerer_ask(sl->ans, j->question, j->hist, j->n_hist, job_emit, sl, &j->cancel, &j->res);
+        /* the caller's groups: the key's ("*" = all), anonymous = public only */
+        const app_serve_key *key = j->key;
+        int st = key && key->all ? rag_answerer_set_groups(sl->ans, NULL, 0, true)
+                 : rag_answerer_set_groups(sl->ans, key ? (const char *const *)key->groups : NULL, key ? key->n_groups : 0, false);
+        if (st == RAG_OK)
+            st = rag_answerer_ask(sl->ans, j->question, j->hist, j->n_hist, job_emit, sl, &j->cancel, &j->res);
         if (st != RAG_OK) {
             j->err = 1;
             if (!j->errmsg[0]) snprintf(j->errmsg, sizeof j->errmsg, "%s", rag_answerer_errmsg(sl->ans));
