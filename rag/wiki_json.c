@@ -94,8 +94,13 @@ bool wiki_parse_time(const char *s, int64_t *out) {
 void wiki_format_time(int64_t t, char buf[21]) {
     time_t tt = (time_t)t;
     struct tm tm;
-    if (!gmtime_r(&tt, &tm)) { snprintf(buf, 21, "1970-01-01T00:00:00Z"); return; }
-    strftime(buf, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* years outside 0000..9999 do not fit the format (and never come from a wiki) */
+    if (!gmtime_r(&tt, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
+        snprintf(buf, 21, "1970-01-01T00:00:00Z");
+        return;
+    }
+    snprintf(buf, 21, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec);
 }
 
 static void page_release(wiki_page *p) {
