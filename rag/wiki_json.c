@@ -99,8 +99,11 @@ void wiki_format_time(int64_t t, char buf[21]) {
         snprintf(buf, 21, "1970-01-01T00:00:00Z");
         return;
     }
-    snprintf(buf, 21, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec);
+    char tmp[80];   /* room for any int, to keep the compiler's truncation check quiet */
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec);
+    memcpy(buf, tmp, 20);
+    buf[20] = 0;
 }
 
 static void page_release(wiki_page *p) {
