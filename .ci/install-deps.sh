@@ -16,6 +16,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 # libopenblas-openmp-dev comes first so that apt does not pick the pthread
 # variant: OpenBLAS's own threads would fight FAISS's OpenMP threads.
+# mediawiki + php-sqlite3 + php-cli: the throw-away wiki of the wiki tests
+# (tests/wiki_env.sh); php-cgi + lighttpd satisfy mediawiki's web-server
+# dependency without apache2 (--no-install-recommends). chromium drives the
+# web page test, wrk the HTTP benchmark.
 PKGS="
   gcc g++ make pkg-config dpkg-dev clang
   libopenblas-openmp-dev libfaiss-dev
@@ -23,6 +27,8 @@ PKGS="
   libmicrohttpd-dev libcjson-dev libedit-dev
   libpoppler-glib-dev libxml2-dev
   poppler-utils
+  mediawiki php-sqlite3 php-cli php-cgi lighttpd
+  chromium wrk
 "
 
 T0=$(date +%s)
