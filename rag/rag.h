@@ -946,8 +946,9 @@ void rag_chat_msgs_free(rag_chat_msg *msgs, size_t n);
 int rag_remote_parse_sse(const char *data, size_t len, size_t piece, size_t max_line, rag_emit_fn emit,
                          void *emit_user, char *err, size_t errlen);
 
-/* Token estimate without a tokenizer (user ignored): ceil(bytes / 3), an
- * overestimate for Mistral's tokenizer on prose (see docs/remote.md). */
+/* Token estimate without a tokenizer (user ignored): letters and blanks at
+ * 2.5 bytes a token, digits and punctuation one each, other bytes 2/3; an
+ * overestimate of Mistral's tokenizer on prose and code (docs/remote.md). */
 int rag_count_estimate(void *user, const char *text, size_t len);
 
 #endif

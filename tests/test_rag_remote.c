@@ -574,8 +574,37 @@ TEST(prompt_split_is_the_inverse_of_the_template) {
         CHECK(rag_prompt_to_messages(bad[i], strlen(bad[i]), &m, &n, err, sizeof err) == RAG_ERR_FORMAT, "accepted: %s", bad[i]);
         CHECK(m == NULL && n == 0);
     }
-    CHECK_EQ_INT(rag_count_estimate(NULL, "abcdef", 6), 2);
-    CHECK_EQ_INT(rag_count_estimate(NULL, "abcdefg", 7), 3);
+    /* the estimate stays above the real count (letters 2.5 bytes, digits 1) */
+    CHECK_EQ_INT(rag_count_estimate(NULL, "abcde", 5), 3);
+    CHECK_EQ_INT(rag_count_estimate(NULL, "12345", 5), 6);
+    CHECK_EQ_INT(rag_count_estimate(NULL, "\xc3\xbc", 2), 3);
+    CHECK_EQ_INT(rag_count_estimate(NULL, "", 0), 1);
+}
+
+TEST(estimate_is_above_the_real_token_count) {
+    const char *vp = test_require_shared("models/mistral-v0.1-vocab-derived.gguf");
+    llm_model *m = NULL;
+    char err[512];
+    llm_model_params mp = llm_model_default_params();
+    mp.vocab_only = true;
+    REQUIRE(llm_model_load(vp, &mp, &m, err, sizeof err) == LLM_OK, "%s", err);
+    const char *files[] = {"data/sample/recipes/linsensuppe.txt", "data/sample/handbook/vacation-policy.md",
+                           "data/sample/it/vpn-setup.md", "data/sample/legal/datenschutz.html"};
+    const char *texts[] = {"日本語のテキストです。東京は大きな都市です。", "int main(void) { return x->y[3] + 0x1f; }",
+                           "1234567890 2026-11-27 15:44:51", "Ünïcödé straße Grüße, 12 €."};
+    for (size_t i = 0; i < 8; i++) {
+        size_t n = 0;
+        char *t = i < 4 ? test_read_file(files[i], &n) : strdup(texts[i - 4]);
+        if (!t) continue;
+        if (i >= 4) n = strlen(t);
+        int32_t tmp[1];
+        size_t real = 0;
+        llm_tokenize(m, t, n, false, false, tmp, 0, &real);
+        int est = rag_count_estimate(NULL, t, n);
+        CHECK(est >= (int)real && est <= 2 * (int)real + 2, "%s: estimate %d, real %zu", i < 4 ? files[i] : texts[i - 4], est, real);
+        free(t);
+    }
+    llm_model_free(m);
 }
 
 /* ---------------------------------------------------------------- end to end */
@@ -711,4 +740,4 @@ TEST(end_to_end_against_mrag_serve_same_answer) {
 TEST_MAIN(RUN(streams_chunked_sse_with_heartbeats_and_crlf), RUN(http_errors_carry_status_and_server_message),
           RUN(broken_streams_fail_clearly_without_duplicate_text), RUN(timeouts_cancel_and_stop),
           RUN(embeddings_and_index_checks), RUN(prompt_split_is_the_inverse_of_the_template),
-          RUN(end_to_end_against_mrag_serve_same_answer))
+          RUN(estimate_is_above_the_real_token_count), RUN(end_to_end_against_mrag_serve_same_answer))
