@@ -142,7 +142,7 @@ int app_parse_chat(const char *body, size_t len, app_chat_req *out, char *err, s
     out->temperature = -1;
     out->retrieval = true;
     cJSON *o = parse_object(body, len, err, errlen);
-    if (!o) return -1;
+    if (!o) { memset(out, 0, sizeof *out); return -1; }
     if (get_str(o, "model", false, &out->model, err, errlen)) goto done;
     if (get_bool(o, "stream", &out->stream, err, errlen)) goto done;
     if (get_int(o, "max_tokens", 1, 1 << 20, &out->max_tokens, err, errlen)) goto done;
@@ -231,7 +231,7 @@ int app_parse_ask(const char *body, size_t len, app_ask_req *out, char *err, siz
     memset(out, 0, sizeof *out);
     out->max_tokens = -1;
     cJSON *o = parse_object(body, len, err, errlen);
-    if (!o) return -1;
+    if (!o) { memset(out, 0, sizeof *out); return -1; }
     if (get_str(o, "question", true, &out->question, err, errlen)) goto done;
     if (!out->question[0]) { fail(err, errlen, "'question' is empty"); goto done; }
     if (get_int(o, "k", 1, 100, &out->k, err, errlen)) goto done;
@@ -275,7 +275,7 @@ int app_parse_embed(const char *body, size_t len, app_embed_req *out, char *err,
     int rc = -1;
     memset(out, 0, sizeof *out);
     cJSON *o = parse_object(body, len, err, errlen);
-    if (!o) return -1;
+    if (!o) { memset(out, 0, sizeof *out); return -1; }
     if (get_str(o, "model", false, &out->model, err, errlen)) goto done;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "input");
     size_t n = cJSON_IsString(v) ? 1 : cJSON_IsArray(v) ? (size_t)cJSON_GetArraySize(v) : 0;

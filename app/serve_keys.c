@@ -62,6 +62,11 @@ int app_serve_keys_parse(const char *name, const char *text, size_t len, app_ser
         size_t e = at;
         while (e < len && text[e] != '\n') e++;
         lineno++;
+        for (size_t c = at; c < e; c++)
+            if ((unsigned char)text[c] < 0x20 && text[c] != '\t' && text[c] != '\r') {
+                kfail(err, errlen, "%s:%zu: control character in the line", name, lineno);
+                goto done;
+            }
         /* fields: KEY NAME GROUPS, white-space separated; '#' starts a comment */
         const char *f[4];
         size_t fl[4], nf = 0;
