@@ -162,6 +162,13 @@ int app_remote_attach(const app_ask_opts *o, idx_store *store, rag_remote **out,
     rag_answer_params *p = answer_params;
     char err[1024];
     *out = NULL;
+    /* the preamble is not defused: control strings in it would make the
+     * prompt unsplittable into chat messages (or split it wrongly) */
+    static const char *const ctl[] = {"[INST]", "[/INST]", "<s>", "</s>"};
+    for (size_t i = 0; p->preamble && i < 4; i++)
+        if (strstr(p->preamble, ctl[i]))
+            return app_error("remote engine: the preamble holds the control string %s; with --llm-url it cannot "
+                             "be sent as chat messages", ctl[i]);
     rag_remote_params rp = rag_remote_default_params();
     rp.base_url = o->llm_url;
     rp.key_file = o->llm_key_file;
