@@ -1,30 +1,42 @@
 // web_check.mjs — drives headless Chromium over the DevTools pipe for
-// tests/test_app_web.sh: opens a URL, waits until mrag's page says it is done
-// (body[data-state] = done | error), prints what the page shows as key=value
-// lines (values JSON-encoded) and optionally saves a screenshot.
+// tests/test_app_web.sh: for each job opens a URL in a fresh tab, waits until
+// mrag's page says it is done (body[data-state] = done | error), writes what
+// the page shows as key=value lines (values JSON-encoded) and optionally
+// saves screenshots. One browser serves all jobs (its start is the slow part).
 // No packages: Node's child_process and Chromium's --remote-debugging-pipe
 // (fd 3 = commands to the browser, fd 4 = replies; NUL-separated JSON).
 //
-// usage: node tests/web_check.mjs URL [--screenshot FILE] [--screenshot-dark FILE]
-//        [--screenshot-phone FILE] [--timeout SECONDS]
-// (dark: prefers-color-scheme: dark; phone: 390 CSS px wide, touch, scale 2)
-// exit: 0 when the page reached a final state, 1 otherwise (timeout, crash).
+// usage: node tests/web_check.mjs [--timeout SECONDS] JOB [-- JOB]...
+//   JOB: URL [--out FILE] [--screenshot FILE] [--screenshot-dark FILE]
+//        [--screenshot-phone FILE] [--stop-after-tokens N]
+// --out: the job's lines go there (default stdout); dark: prefers-color-scheme
+// dark; phone: 390 CSS px wide, touch, scale 2; --stop-after-tokens: clicks
+// the Stop button once N tokens are shown. Each job ends with result="done"
+// or result="timeout" / "driver error: ...".
+// exit: 0 when every page reached a final state, 1 otherwise.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const args = process.argv.slice(2);
-let url = null, shot = null, shotDark = null, shotPhone = null, timeoutS = 40;
+let timeoutS = 40;
+const jobs = [];
+let job = null;
 for (let i = 0; i < args.length; i++) {
-  if (args[i] === '--screenshot') shot = args[++i];
-  else if (args[i] === '--screenshot-dark') shotDark = args[++i];
-  else if (args[i] === '--screenshot-phone') shotPhone = args[++i];
-  else if (args[i] === '--timeout') timeoutS = Number(args[++i]);
-  else url = args[i];
+  const a = args[i];
+  if (a === '--') { job = null; continue; }
+  if (a === '--timeout') { timeoutS = Number(args[++i]); continue; }
+  if (!job) { job = { url: null, out: null, shot: null, shotDark: null, shotPhone: null, stopAfter: 0 }; jobs.push(job); }
+  if (a === '--out') job.out = args[++i];
+  else if (a === '--screenshot') job.shot = args[++i];
+  else if (a === '--screenshot-dark') job.shotDark = args[++i];
+  else if (a === '--screenshot-phone') job.shotPhone = args[++i];
+  else if (a === '--stop-after-tokens') job.stopAfter = Number(args[++i]);
+  else job.url = a;
 }
-if (!url) {
-  console.error('usage: node tests/web_check.mjs URL [--screenshot FILE] [--timeout SECONDS]');
+if (!jobs.length || jobs.some((j) => !j.url)) {
+  console.error('usage: node tests/web_check.mjs [--timeout SECONDS] URL [--out FILE] [--screenshot FILE] ... [-- URL ...]');
   process.exit(2);
 }
 
@@ -43,7 +55,8 @@ chrome.stderr.on('data', (d) => { chromeErr = (chromeErr + d).slice(-4000); });
 const toBrowser = chrome.stdio[3], fromBrowser = chrome.stdio[4];
 let nextId = 1, inbuf = '';
 const pending = new Map();
-const logs = [];       // console errors, exceptions, CSP reports from the page
+const logs = new Map(); // sessionId -> console errors, exceptions, CSP reports
+const logOf = (sid) => { if (!logs.has(sid)) logs.set(sid, []); return logs.get(sid); };
 
 fromBrowser.on('data', (d) => {
   inbuf += d.toString('utf8');
@@ -58,11 +71,11 @@ fromBrowser.on('data', (d) => {
       else resolve(msg.result);
     } else if (msg.method === 'Runtime.exceptionThrown') {
       const d2 = msg.params.exceptionDetails;
-      logs.push('exception: ' + ((d2.exception && d2.exception.description) || d2.text));
+      logOf(msg.sessionId).push('exception: ' + ((d2.exception && d2.exception.description) || d2.text));
     } else if (msg.method === 'Runtime.consoleAPICalled' && msg.params.type === 'error') {
-      logs.push('console.error: ' + msg.params.args.map((a) => a.value ?? a.description).join(' '));
+      logOf(msg.sessionId).push('console.error: ' + msg.params.args.map((a) => a.value ?? a.description).join(' '));
     } else if (msg.method === 'Log.entryAdded' && msg.params.entry.level === 'error') {
-      logs.push(`log(${msg.params.entry.source}): ${msg.params.entry.text}`);
+      logOf(msg.sessionId).push(`log(${msg.params.entry.source}): ${msg.params.entry.text}`);
     }
   }
 });
@@ -97,9 +110,8 @@ const SUMMARY = `(() => {
   });
 })()`;
 
-let rc = 1;
-const deadline = Date.now() + timeoutS * 1000;
-const killer = setTimeout(() => { console.log('result=' + JSON.stringify('timeout')); finish(1); }, timeoutS * 1000 + 5000);
+const killer = setTimeout(() => { console.error('web_check: overall timeout'); finish(1); },
+                          (timeoutS * jobs.length + 15) * 1000);
 
 function finish(code) {
   clearTimeout(killer);
@@ -108,53 +120,70 @@ function finish(code) {
   process.exit(code);
 }
 
-try {
-  const { targetInfos } = await send('Target.getTargets');
-  let page = targetInfos.find((t) => t.type === 'page');
-  if (!page) page = { targetId: (await send('Target.createTarget', { url: 'about:blank' })).targetId };
-  const { sessionId } = await send('Target.attachToTarget', { targetId: page.targetId, flatten: true });
-  await send('Page.enable', {}, sessionId);
-  await send('Runtime.enable', {}, sessionId);
-  await send('Log.enable', {}, sessionId);
-  await send('Page.navigate', { url }, sessionId);
-  let s = null;
-  while (Date.now() < deadline) {
-    await sleep(150);
-    let r;
-    try {
-      r = await send('Runtime.evaluate', { expression: SUMMARY, returnByValue: true }, sessionId);
-    } catch (e) { continue; }   // navigating: no context yet
-    if (!r.result || typeof r.result.value !== 'string') continue;
-    s = JSON.parse(r.result.value);
-    if (s.state === 'done' || s.state === 'error') break;
-  }
-  if (!s) throw new Error('the page never ran its script');
-  for (const [k, v] of Object.entries(s)) console.log(`${k}=${JSON.stringify(v)}`);
-  console.log('logs=' + JSON.stringify(logs));
-  // full-page screenshot at a given width (the height follows the content)
-  const capture = async (file, width, scale, mobile, dark) => {
-    await send('Emulation.setEmulatedMedia',
-               { features: [{ name: 'prefers-color-scheme', value: dark ? 'dark' : 'light' }] }, sessionId);
-    await send('Emulation.setDeviceMetricsOverride',
-               { width, height: 800, deviceScaleFactor: scale, mobile }, sessionId);
-    const m = await send('Page.getLayoutMetrics', {}, sessionId);
-    const h = Math.min(4000, Math.ceil(m.cssContentSize.height));
-    await send('Emulation.setDeviceMetricsOverride',
-               { width, height: Math.max(600, h), deviceScaleFactor: scale, mobile }, sessionId);
-    const img = await send('Page.captureScreenshot', { format: 'png' }, sessionId);
-    writeFileSync(file, Buffer.from(img.data, 'base64'));
-    if (mobile) {
-      const r = await send('Runtime.evaluate', { expression: 'document.documentElement.scrollWidth', returnByValue: true }, sessionId);
-      console.log('phone_scroll_width=' + JSON.stringify(r.result.value));
+// Runs one job in a new tab; returns true when the page reached a final state.
+async function runJob(j) {
+  const lines = [];
+  const out = (k, v) => lines.push(`${k}=${JSON.stringify(v)}`);
+  let final = false, sessionId = null, targetId = null;
+  try {
+    ({ targetId } = await send('Target.createTarget', { url: 'about:blank' }));
+    ({ sessionId } = await send('Target.attachToTarget', { targetId, flatten: true }));
+    await send('Page.enable', {}, sessionId);
+    await send('Runtime.enable', {}, sessionId);
+    await send('Log.enable', {}, sessionId);
+    await send('Page.navigate', { url: j.url }, sessionId);
+    const deadline = Date.now() + timeoutS * 1000;
+    let s = null, stopAfter = j.stopAfter;
+    while (Date.now() < deadline) {
+      await sleep(100);
+      let r;
+      try {
+        r = await send('Runtime.evaluate', { expression: SUMMARY, returnByValue: true }, sessionId);
+      } catch (e) { continue; }   // navigating: no context yet
+      if (!r.result || typeof r.result.value !== 'string') continue;
+      s = JSON.parse(r.result.value);
+      if (s.state === 'done' || s.state === 'error') { final = true; break; }
+      if (stopAfter > 0 && s.tokens >= stopAfter) {
+        await send('Runtime.evaluate', { expression: "document.getElementById('stop').click()" }, sessionId);
+        out('clicked_stop_at', s.tokens);
+        stopAfter = 0;
+      }
     }
-  };
-  if (shot) { await capture(shot, 1000, 1, false, false); console.log('screenshot=' + JSON.stringify(shot)); }
-  if (shotDark) { await capture(shotDark, 1000, 1, false, true); console.log('screenshot_dark=' + JSON.stringify(shotDark)); }
-  if (shotPhone) { await capture(shotPhone, 390, 2, true, false); console.log('screenshot_phone=' + JSON.stringify(shotPhone)); }
-  rc = (s.state === 'done' || s.state === 'error') ? 0 : 1;
-  if (rc) console.log('result=' + JSON.stringify('timeout'));
-} catch (e) {
-  console.log('result=' + JSON.stringify('driver error: ' + e.message));
-  if (chromeErr) console.error(chromeErr);
+    if (!s) throw new Error('the page never ran its script');
+    for (const [k, v] of Object.entries(s)) out(k, v);
+    out('logs', logOf(sessionId));
+    // full-page screenshot at a given width (the height follows the content)
+    const capture = async (file, width, scale, mobile, dark) => {
+      await send('Emulation.setEmulatedMedia',
+                 { features: [{ name: 'prefers-color-scheme', value: dark ? 'dark' : 'light' }] }, sessionId);
+      await send('Emulation.setDeviceMetricsOverride',
+                 { width, height: 800, deviceScaleFactor: scale, mobile }, sessionId);
+      const m = await send('Page.getLayoutMetrics', {}, sessionId);
+      const h = Math.min(4000, Math.ceil(m.cssContentSize.height));
+      await send('Emulation.setDeviceMetricsOverride',
+                 { width, height: Math.max(600, h), deviceScaleFactor: scale, mobile }, sessionId);
+      const img = await send('Page.captureScreenshot', { format: 'png' }, sessionId);
+      writeFileSync(file, Buffer.from(img.data, 'base64'));
+      if (mobile) {
+        const r = await send('Runtime.evaluate', { expression: 'document.documentElement.scrollWidth', returnByValue: true }, sessionId);
+        out('phone_scroll_width', r.result.value);
+      }
+    };
+    if (final && j.shot) { await capture(j.shot, 1000, 1, false, false); out('screenshot', j.shot); }
+    if (final && j.shotDark) { await capture(j.shotDark, 1000, 1, false, true); out('screenshot_dark', j.shotDark); }
+    if (final && j.shotPhone) { await capture(j.shotPhone, 390, 2, true, false); out('screenshot_phone', j.shotPhone); }
+    out('result', final ? 'done' : 'timeout');
+  } catch (e) {
+    final = false;
+    out('result', 'driver error: ' + e.message);
+    if (chromeErr) lines.push(chromeErr.replace(/^/gm, '# '));
+  }
+  if (targetId) { try { await send('Target.closeTarget', { targetId }); } catch (e) { /* gone */ } }
+  const text = lines.join('\n') + '\n';
+  if (j.out) writeFileSync(j.out, text); else process.stdout.write(text);
+  return final;
 }
+
+let rc = 0;
+for (const j of jobs) if (!(await runJob(j))) rc = 1;
 finish(rc);
