@@ -42,7 +42,15 @@ static const char *serve_usage =
     "  --grace S              on SIGTERM/SIGINT: running answers get S seconds (default 10)\n"
     "  --threads N            engine threads per slot (default: all cores)\n"
     "  -k N                   default passages per question (default 5)\n"
-    "  --debug-prompts        responses include the prompt given to the model (tests)\n";
+    "  --debug-prompts        responses include the prompt given to the model (tests)\n"
+    "\n"
+    "Gateway mode (docs/remote.md): generation on an OpenAI-compatible server.\n"
+    "  --llm-url BASE         e.g. http://gpu-host:8000/v1 (vLLM, TGI, another mrag serve)\n"
+    "  --llm-key-file F       its API key (first line of F)\n"
+    "  --llm-model NAME       its model id (default: the first of BASE/models)\n"
+    "  --llm-embeddings       query embeddings from it too (without -m; the index must\n"
+    "                         have been built with the same model)\n"
+    "With -m as well, retrieval, token counts and /v1/embeddings stay local.\n";
 
 static bool parse_num(const char *s, long lo, long hi, long *out) {
     char *end;
@@ -163,12 +171,16 @@ int app_cmd_serve(int argc, char **argv) {
         long n;
         bool ok = has;
         if (strcmp(a, "--debug-prompts") == 0) { o->debug_prompts = true; continue; }
+        if (strcmp(a, "--llm-embeddings") == 0) { o->llm_embeddings = true; continue; }
         if (!has) ok = false;
         else if (strcmp(a, "--index") == 0) o->index = v;
         else if (strcmp(a, "-m") == 0) o->model = v;
         else if (strcmp(a, "--listen") == 0) o->listen = v;
         else if (strcmp(a, "--keys") == 0) o->keys_file = v;
         else if (strcmp(a, "--preamble") == 0) o->preamble = v;
+        else if (strcmp(a, "--llm-url") == 0) o->llm_url = v;
+        else if (strcmp(a, "--llm-key-file") == 0) o->llm_key_file = v;
+        else if (strcmp(a, "--llm-model") == 0) o->llm_model = v;
         else if (strcmp(a, "--rules") == 0) {
             ok = o->n_rules < sizeof o->rules / sizeof o->rules[0];
             if (ok) o->rules[o->n_rules++] = v;
@@ -223,19 +235,24 @@ int app_cmd_serve(int argc, char **argv) {
     idx_fingerprint fp;
     s->layer = idx_fingerprint_get(s->stat_store, &fp) == IDX_OK ? fp.layer : -1;
     const char *mpath = app_model_path(o->model);
-    if (!mpath && (recorded = recorded_model(s->stat_store))) mpath = recorded;
-    if (!mpath) {
-        app_error("serve needs a model: -m FILE or MRAG_MODEL");
+    /* the ingest's model, unless the query embeddings come from the remote server */
+    if (!mpath && !o->llm_embeddings && (recorded = recorded_model(s->stat_store))) mpath = recorded;
+    if (!mpath && !o->llm_url) {
+        app_error("serve needs a model: -m FILE or MRAG_MODEL (or a remote engine: --llm-url)");
         goto done;
     }
-    llm_model_params mp = llm_model_default_params();
-    if (llm_model_load(mpath, &mp, &s->model, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
-    llm_model_get_info(s->model, &s->mi);
-    if (llm_model_sha256(s->model, s->model_sha) != LLM_OK) s->model_sha[0] = 0;
-    const char *base = strrchr(mpath, '/');
-    snprintf(s->model_name, sizeof s->model_name, "%s", base ? base + 1 : mpath);
-    size_t bl = strlen(s->model_name);
-    if (bl > 5 && strcmp(s->model_name + bl - 5, ".gguf") == 0) s->model_name[bl - 5] = 0;
+    if (o->llm_embeddings && !o->llm_url) { app_error("serve: --llm-embeddings needs --llm-url"); goto done; }
+    if (mpath) {
+        llm_model_params mp = llm_model_default_params();
+        if (llm_model_load(mpath, &mp, &s->model, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
+        llm_model_get_info(s->model, &s->mi);
+        if (llm_model_sha256(s->model, s->model_sha) != LLM_OK) s->model_sha[0] = 0;
+        const char *base = strrchr(mpath, '/');
+        snprintf(s->model_name, sizeof s->model_name, "%s", base ? base + 1 : mpath);
+        size_t bl = strlen(s->model_name);
+        if (bl > 5 && strcmp(s->model_name + bl - 5, ".gguf") == 0) s->model_name[bl - 5] = 0;
+    }
+    s->can_dense = s->model || o->llm_embeddings;
     s->n_ctx = o->n_ctx > 0 ? o->n_ctx : (s->mi.n_ctx_train > 0 && s->mi.n_ctx_train < 4096 ? s->mi.n_ctx_train : 4096);
     s->embed_ctx = s->mi.n_ctx_train > 0 && s->mi.n_ctx_train < 2048 ? s->mi.n_ctx_train : 2048;
     if (o->max_tokens >= s->n_ctx) {
@@ -269,8 +286,9 @@ int app_cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (app_slots_start(s, err, sizeof err) != 0) { app_error("serve: %s", err); goto stop; }
     if (app_http_start(s, host, port, err, sizeof err) != 0) { app_error("serve: %s", err); goto stop; }
-    fprintf(stderr, "mrag: listening on http://%s%s%s:%d/ (model %s, %d slot%s, queue %d%s)\n",
-            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", app_http_port(s), s->model_name, o->slots,
+    fprintf(stderr, "mrag: listening on http://%s%s%s:%d/ (model %s%s, %d slot%s, queue %d%s)\n",
+            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", app_http_port(s), s->model_name,
+            o->llm_url ? " via --llm-url" : "", o->slots,
             o->slots == 1 ? "" : "s", o->queue, s->have_keys ? ", API keys required" : ", no keys: public documents only");
     fflush(stderr);
     for (;;) {

@@ -32,6 +32,7 @@ typedef struct {
     bool debug_prompts;         /* responses carry the prompt (tests) */
     bool keep_quarantined;
     const char *llm_url, *llm_key_file, *llm_model;   /* gateway mode (remote engine) */
+    bool llm_embeddings;        /* query embeddings from the remote server too */
 } app_serve_opts;
 
 /* ------------------------------------------------------------ keys */
@@ -144,6 +145,9 @@ typedef struct {
     int32_t *toks;
     size_t toks_cap;
     app_job *job;               /* the request being answered */
+    rag_remote *remote;         /* gateway mode: this slot's remote engine */
+    rag_emit_fn remote_emit;    /* the sink of the running remote generation */
+    void *remote_emit_user;
     pthread_t th;
     bool started;
 } app_slot;
@@ -151,6 +155,7 @@ typedef struct {
 typedef struct {
     idx_store *store;
     rag_retriever *ret;
+    rag_remote *remote;         /* --llm-embeddings without -m: query embeddings */
     bool busy;
 } app_search_handle;
 
@@ -167,6 +172,8 @@ struct app_server {
     char model_name[256];
     char model_sha[65];
     int layer;                  /* the index's embedding layer */
+    bool can_dense;             /* a local model or remote query embeddings */
+    int embed_dim;              /* remote query embeddings: the index dimension */
     rag_guard *guard;
     FILE *audit;
     char *preamble;             /* --preamble file contents, or NULL */

@@ -464,11 +464,34 @@ static int slot_tokenize(app_slot *sl, const char *prompt, size_t len) {
 
 /* Runs the model on a prompt with the job's sampling and budget, text to
  * emit. The rag_generate_fn of every slot (and plain chat). */
+/* Counts the pieces a remote server streams (its "tokens"). */
+static int remote_emit(void *user, const char *text, size_t len) {
+    app_slot *sl = user;
+    sl->job->n_generated++;
+    return sl->remote_emit(sl->remote_emit_user, text, len);
+}
+
 static int slot_generate(void *user, const char *prompt, size_t len, int max_tokens, rag_emit_fn emit, void *emit_user,
                          volatile int *cancel) {
     app_slot *sl = user;
     app_job *j = sl->job;
     if (sl->srv->o.debug_prompts && !j->prompt) j->prompt = strndup(prompt, len);
+    if (sl->remote) {
+        /* gateway mode: the remote server generates (its temperature and
+         * stops are the server's settings, docs/serve.md) */
+        int mt = j->max_tokens < max_tokens ? j->max_tokens : max_tokens;
+        sl->remote_emit = emit;
+        sl->remote_emit_user = emit_user;
+        double t0 = app_now_s();
+        int st = rag_remote_generate(sl->remote, prompt, len, mt, remote_emit, sl, cancel);
+        j->decode_ms = (app_now_s() - t0) * 1000;
+        j->stop_reason = j->n_generated >= mt ? 0 : 1;
+        if (st != RAG_OK) {
+            snprintf(j->errmsg, sizeof j->errmsg, "remote engine: %s", rag_remote_errmsg(sl->remote));
+            return st;
+        }
+        return RAG_OK;
+    }
     int n = slot_tokenize(sl, prompt, len);
     if (n < 0) { snprintf(j->errmsg, sizeof j->errmsg, "tokenizing the prompt failed"); return RAG_ERR_ARG; }
     llm_context_reset(sl->ctx);
@@ -732,11 +755,25 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
         sl->preamble_cap = s->o.max_body + 1;
         if (!(sl->preamble = malloc(sl->preamble_cap))) { snprintf(err, errlen, "out of memory"); return -1; }
         sl->preamble[0] = 0;
-        if (s->model) {
+        if (s->o.llm_url) {
+            rag_remote_params rp = rag_remote_default_params();
+            rp.base_url = s->o.llm_url;
+            rp.key_file = s->o.llm_key_file;
+            rp.model = s->o.llm_model;
+            rp.probe = i == 0;      /* one probe is enough to fail early */
+            if (rag_remote_new(&rp, &sl->remote, err, errlen) != RAG_OK) return -1;
+            if (i == 0 && !s->model) snprintf(s->model_name, sizeof s->model_name, "%s", rag_remote_model(sl->remote));
+        } else if (s->model) {
             llm_context_params cp = llm_context_default_params();
             cp.n_ctx = s->n_ctx;
             cp.n_threads = s->o.threads;
             if (llm_context_new(s->model, &cp, &sl->ctx, err, errlen) != LLM_OK) return -1;
+        }
+        if (s->o.llm_embeddings && !s->model && i == 0) {
+            if (rag_remote_check_index(sl->remote, sl->store, &s->embed_dim) != RAG_OK) {
+                snprintf(err, errlen, "remote embeddings: %s", rag_remote_errmsg(sl->remote));
+                return -1;
+            }
         }
         rag_answer_params p = rag_answer_default_params();
         p.store = sl->store;
@@ -750,6 +787,15 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
         p.preamble = sl->preamble;
         p.generate = slot_generate;
         p.generate_user = sl;
+        if (!s->model) {
+            p.count = rag_count_estimate;
+            p.count_user = NULL;
+        }
+        if (s->o.llm_embeddings && !s->model) {
+            p.embed = rag_remote_embed;
+            p.embed_user = sl->remote;
+            p.embed_dim = s->embed_dim;
+        }
         if (rag_answerer_new(&p, &sl->ans, err, errlen) != RAG_OK) return -1;
     }
     s->n_search = s->o.search_handles;
@@ -763,6 +809,17 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
         rp.model = s->model;
         rp.layer = s->layer;
         rp.n_threads = 1;
+        if (s->o.llm_embeddings && !s->model) {
+            rag_remote_params rrp = rag_remote_default_params();
+            rrp.base_url = s->o.llm_url;
+            rrp.key_file = s->o.llm_key_file;
+            rrp.model = s->o.llm_model;
+            rrp.probe = false;
+            if (rag_remote_new(&rrp, &s->search[i].remote, err, errlen) != RAG_OK) return -1;
+            rp.embed = rag_remote_embed;
+            rp.embed_user = s->search[i].remote;
+            rp.embed_dim = s->embed_dim;
+        }
         if (rag_retriever_new(s->search[i].store, &rp, &s->search[i].ret, err, errlen) != RAG_OK) return -1;
     }
     if (s->model) {
@@ -797,6 +854,7 @@ void app_slots_stop(app_server *s) {
         app_slot *sl = &s->slots[i];
         if (sl->started) pthread_join(sl->th, NULL);
         rag_answerer_free(sl->ans);
+        rag_remote_free(sl->remote);
         llm_context_free(sl->ctx);
         idx_close(sl->store);
         free(sl->preamble);
@@ -806,6 +864,7 @@ void app_slots_stop(app_server *s) {
     s->slots = NULL;
     for (int i = 0; s->search && i < s->n_search; i++) {
         rag_retriever_free(s->search[i].ret);
+        rag_remote_free(s->search[i].remote);
         idx_close(s->search[i].store);
     }
     free(s->search);
@@ -841,7 +900,7 @@ char *app_search_json(app_server *s, const app_serve_key *key, const char *q, in
     pthread_mutex_unlock(&s->mu);
     if (!h) { *http_status = 504; snprintf(err, errlen, "no search handle became free in time"); return NULL; }
     idx_refresh(h->store, NULL);
-    if (!s->model && mode != RAG_SEARCH_BM25) mode = RAG_SEARCH_BM25;
+    if (!s->can_dense && mode != RAG_SEARCH_BM25) mode = RAG_SEARCH_BM25;
     idx_filter f = {0};
     if (key && !key->all) { f.groups = (const char *const *)key->groups; f.n_groups = key->n_groups; }
     const idx_filter *fp = key && key->all ? NULL : &f;

@@ -123,7 +123,7 @@ static bool client_gone(struct MHD_Connection *c) {
 
 /* Question tokens (no BOS, control text plain), or -1. */
 static int count_tokens(app_server *s, const char *t) {
-    if (!s->model) return (int)(strlen(t) / 4);
+    if (!s->model) return rag_count_estimate(NULL, t, strlen(t));
     size_t n = 0;
     int32_t tmp[1];
     int st = llm_tokenize(s->model, t, strlen(t), false, false, tmp, 0, &n);
@@ -301,6 +301,13 @@ static enum MHD_Result do_chat(struct MHD_Connection *c, app_req *rq, const app_
             }
         }
         if (!j->question || !j->hist) { app_job_unref(j); return send_error(c, rq, 500, 0, "out of memory"); }
+        /* the system message becomes the preamble, which is not defused */
+        static const char *const ctl[] = {"[INST]", "[/INST]", "<s>", "</s>"};
+        for (size_t i = 0; j->system && i < 4; i++)
+            if (strstr(j->system, ctl[i])) {
+                app_job_unref(j);
+                return send_error(c, rq, 400, 0, "the system message holds the control string %s", ctl[i]);
+            }
     } else {
         for (size_t i = 0; i < q->n_msgs; i++) {
             int n = count_tokens(s, q->msgs[i].content);
@@ -351,10 +358,13 @@ static enum MHD_Result do_models(struct MHD_Connection *c, app_req *rq) {
         cJSON_AddStringToObject(m, "object", "model");
         cJSON_AddNumberToObject(m, "created", 0);
         cJSON_AddStringToObject(m, "owned_by", "mrag");
-        cJSON *x = cJSON_AddObjectToObject(m, "mrag");
-        cJSON_AddStringToObject(x, "sha256", s->model_sha);
-        cJSON_AddNumberToObject(x, "n_embd", s->mi.n_embd);
-        cJSON_AddNumberToObject(x, "n_ctx_train", s->mi.n_ctx_train);
+        if (s->model) {
+            /* what a remote client needs to check that its index fits */
+            cJSON *x = cJSON_AddObjectToObject(m, "mrag");
+            cJSON_AddStringToObject(x, "sha256", s->model_sha);
+            cJSON_AddNumberToObject(x, "n_embd", s->mi.n_embd);
+            cJSON_AddNumberToObject(x, "n_ctx_train", s->mi.n_ctx_train);
+        }
         cJSON_AddItemToArray(d, m);
     }
     char *t = cJSON_PrintUnformatted(o);
@@ -378,7 +388,8 @@ static enum MHD_Result do_search(struct MHD_Connection *c, app_req *rq, const ap
     }
     int mode = ms ? rag_search_mode_parse(ms) : RAG_SEARCH_HYBRID;
     if (mode < 0) return send_error(c, rq, 400, 0, "mode must be hybrid, dense or bm25");
-    if (mode == RAG_SEARCH_DENSE && !s->model) return send_error(c, rq, 400, 0, "dense search needs a local model");
+    if (mode == RAG_SEARCH_DENSE && !s->can_dense)
+        return send_error(c, rq, 400, 0, "dense search needs a local model (-m) or --llm-embeddings");
     int st = 500;
     char err[512];
     char *t = app_search_json(s, key, q, k, mode, &st, err, sizeof err);

@@ -24,8 +24,9 @@
 #define KEY_ALL "all-key-c0ffee1234"
 #define SECRET "Zephyrquartz"
 
-static char mrag[512], model[600], idx[600], errlog[700], base_url[64];
+static char mrag[512], model[600], idx[600], errlog[700], base_url[64], keys_path[900];
 static pid_t server = -1;
+static const char *cur_base;    /* requests go here instead of base_url when set */
 static bool started;
 
 static double now_s(void) {
@@ -40,6 +41,51 @@ static void stop_server(void) {
         waitpid(server, NULL, 0);
         server = -1;
     }
+}
+
+/* Starts `mrag serve ARGS` with stderr to log; waits for its address (into
+ * url). Returns the pid; REQUIREs success. */
+static pid_t spawn_serve(const char *const *args, const char *log, char *url, size_t cap) {
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = mrag;
+    argv[n++] = "serve";
+    for (int i = 0; args[i] && n < 62; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        FILE *e = freopen(log, "w", stderr);
+        (void)e;
+        unsetenv("MRAG_MODEL");
+        unsetenv("MRAG_INDEX");
+        execv(mrag, (char *const *)argv);
+        _exit(127);
+    }
+    double until = now_s() + 60;
+    while (now_s() < until) {
+        size_t len;
+        char *text = test_read_file(log, &len);
+        const char *at = text ? strstr(text, "listening on http://127.0.0.1:") : NULL;
+        if (at) {
+            int port = atoi(at + strlen("listening on http://127.0.0.1:"));
+            snprintf(url, cap, "http://127.0.0.1:%d", port);
+            free(text);
+            return pid;
+        }
+        int wst;
+        if (waitpid(pid, &wst, WNOHANG) == pid) {
+            test_fail(__FILE__, __LINE__, "mrag serve exited at start: %s", text ? text : "");
+            free(text);
+            longjmp(test_g.abort_case, 1);
+        }
+        free(text);
+        usleep(50 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    REQUIRE(0, "mrag serve did not start listening");
+    return -1;
 }
 
 /* Builds the index and starts the server once. */
@@ -87,35 +133,12 @@ static void setup(void) {
     snprintf(p, sizeof p, "%s/keys.txt", dir);
     REQUIRE(test_write_file(p, keys, strlen(keys)) == 0);
     snprintf(errlog, sizeof errlog, "%s/serve.err", dir);
-    server = fork();
-    REQUIRE(server >= 0);
-    if (server == 0) {
-        FILE *e = freopen(errlog, "w", stderr);
-        (void)e;
-        unsetenv("MRAG_MODEL");
-        execl(mrag, mrag, "serve", "--index", idx, "-m", model, "--listen", "127.0.0.1:0", "--keys", p, "--threads", "1",
-              "--slots", "1", "--queue", "2", "--max-tokens", "600", "--max-body", "65536", "--max-prompt-tokens", "200",
-              "--debug-prompts", "--grace", "5", (char *)NULL);
-        _exit(127);
-    }
+    snprintf(keys_path, sizeof keys_path, "%s", p);
+    const char *args[] = {"--index", idx, "-m", model, "--listen", "127.0.0.1:0", "--keys", p, "--threads", "1",
+                          "--slots", "1", "--queue", "2", "--max-tokens", "600", "--max-body", "65536",
+                          "--max-prompt-tokens", "1500", "--debug-prompts", "--grace", "5", NULL};
     atexit(stop_server);
-    double until = now_s() + 60;
-    while (now_s() < until) {
-        size_t n;
-        char *log = test_read_file(errlog, &n);
-        const char *at = log ? strstr(log, "listening on http://127.0.0.1:") : NULL;
-        if (at) {
-            int port = atoi(at + strlen("listening on http://127.0.0.1:"));
-            snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", port);
-            free(log);
-            return;
-        }
-        free(log);
-        int wst;
-        if (waitpid(server, &wst, WNOHANG) == server) { server = -1; REQUIRE(0, "mrag serve exited at start"); }
-        usleep(50 * 1000);
-    }
-    REQUIRE(0, "mrag serve did not start listening");
+    server = spawn_serve(args, errlog, base_url, sizeof base_url);
 }
 
 /* ------------------------------------------------------------ HTTP client */
@@ -178,7 +201,7 @@ static long http(const char *method, const char *path, const char *key, const ch
     CURL *c = curl_easy_init();
     if (!c) return 0;
     char url[4200], auth[300];
-    snprintf(url, sizeof url, "%s%s", base_url, path);
+    snprintf(url, sizeof url, "%s%s", cur_base ? cur_base : base_url, path);
     struct curl_slist *h = NULL;
     if (key) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
@@ -640,10 +663,10 @@ TEST(bad_requests_400_404_405_413) {
     resp_free(&r);
     CHECK_EQ_INT(http("DELETE", "/healthz", NULL, NULL, 0, &r, 0), 405);
     resp_free(&r);
-    /* prompt length: 300 words > --max-prompt-tokens 200 */
-    char *big = malloc(8000);
+    /* prompt length: 1600 words > --max-prompt-tokens 1500 */
+    char *big = malloc(12000);
     strcpy(big, "{\"question\":\"");
-    for (int i = 0; i < 300; i++) strcat(big, "word ");
+    for (int i = 0; i < 1600; i++) strcat(big, "word ");
     strcat(big, "\"}");
     CHECK_EQ_INT(post("/api/ask", KEY_PUB, big, &r), 400);
     CHECK(r.body.b && strstr(r.body.b, "--max-prompt-tokens"), "%s", r.body.b);
@@ -777,6 +800,95 @@ TEST(client_disconnect_mid_stream_frees_the_slot) {
     free(log);
 }
 
+/* SIGTERM, then the exit status (-1 when it did not exit in time). */
+static int term_and_wait(pid_t pid) {
+    kill(pid, SIGTERM);
+    int wst = 0;
+    for (double until = now_s() + 30; now_s() < until; usleep(20 * 1000))
+        if (waitpid(pid, &wst, WNOHANG) == pid) return WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static char *json_str_dup(const char *body, const char *field) {
+    cJSON *o = cJSON_Parse(body);
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, field));
+    char *r = v ? strdup(v) : NULL;
+    cJSON_Delete(o);
+    return r;
+}
+
+TEST(gateway_mode_generates_through_a_remote_mrag_serve) {
+    setup();
+    const char *dir = test_tmpdir();
+    char keyfile[800], log1[800], log2[800], up[128], gw[64];
+    snprintf(keyfile, sizeof keyfile, "%s/upstream.key", dir);
+    REQUIRE(test_write_file(keyfile, KEY_ALL "\n", strlen(KEY_ALL) + 1) == 0);
+    snprintf(up, sizeof up, "%s/v1", base_url);
+    snprintf(log1, sizeof log1, "%s/gw1.err", dir);
+    snprintf(log2, sizeof log2, "%s/gw2.err", dir);
+    const char *q = "{\"question\":\"How do I set up the VPN with WireGuard?\",\"max_tokens\":12}";
+    resp r;
+    /* the answer of the upstream itself (public key = the gateway's anonymous callers) */
+    CHECK_EQ_INT(post("/api/ask", KEY_PUB, q, &r), 200);
+    char *want = json_str_dup(r.body.b, "answer");
+    REQUIRE(want && *want, "%s", r.body.b);
+    resp_free(&r);
+    /* 1. local retrieval (-m), generation upstream: the same prompt, the same answer */
+    const char *a1[] = {"--index", idx, "-m", model, "--llm-url", up, "--llm-key-file", keyfile, "--listen", "127.0.0.1:0",
+                        "--threads", "1", "--max-prompt-tokens", "1500", NULL};
+    pid_t g1 = spawn_serve(a1, log1, gw, sizeof gw);
+    cur_base = gw;
+    CHECK_EQ_INT(post("/api/ask", NULL, q, &r), 200);
+    char *got = json_str_dup(r.body.b, "answer");
+    CHECK_EQ_STR(got, want);
+    CHECK(strstr(r.body.b, "vpn-setup.md") != NULL, "%s", r.body.b);
+    free(got);
+    resp_free(&r);
+    /* streaming through the gateway */
+    CHECK_EQ_INT(post("/v1/chat/completions", NULL,
+                      "{\"messages\":[{\"role\":\"user\",\"content\":\"How do I set up the VPN with WireGuard?\"}],"
+                      "\"max_tokens\":12,\"stream\":true}", &r), 200);
+    int nc;
+    bool role, done;
+    char *text = sse_chat_text(r.body.b, &nc, &role, &done, NULL);
+    CHECK_EQ_STR(text, want);
+    CHECK(done && nc >= 2, "%s", r.body.b);
+    free(text);
+    resp_free(&r);
+    cur_base = NULL;
+    CHECK_EQ_INT(term_and_wait(g1), 0);
+    /* 2. no local model: query embeddings from upstream too; dense search agrees with upstream's */
+    const char *a2[] = {"--index", idx, "--llm-url", up, "--llm-key-file", keyfile, "--llm-embeddings", "--listen",
+                        "127.0.0.1:0", "--threads", "1", NULL};
+    CHECK_EQ_INT(get("/api/search?q=WireGuard+client+Windows&mode=dense&k=5", KEY_PUB, &r), 200);
+    char *ref = strdup(r.body.b);
+    resp_free(&r);
+    pid_t g2 = spawn_serve(a2, log2, gw, sizeof gw);
+    cur_base = gw;
+    CHECK_EQ_INT(get("/api/search?q=WireGuard+client+Windows&mode=dense&k=5", NULL, &r), 200);
+    cJSON *x = cJSON_Parse(ref), *y = cJSON_Parse(r.body.b);
+    cJSON *hx = cJSON_GetObjectItem(x, "hits"), *hy = cJSON_GetObjectItem(y, "hits");
+    CHECK(cJSON_GetArraySize(hx) == 5 && cJSON_GetArraySize(hy) == 5, "%s", r.body.b);
+    for (int i = 0; i < 5 && i < cJSON_GetArraySize(hy); i++)
+        CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(hx, i), "chunk_id")),
+                     cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(hy, i), "chunk_id")));
+    cJSON_Delete(x);
+    cJSON_Delete(y);
+    free(ref);
+    resp_free(&r);
+    CHECK_EQ_INT(post("/api/ask", NULL, q, &r), 200);
+    CHECK(strstr(r.body.b, "\"status\":\"answered\"") != NULL, "%s", r.body.b);
+    resp_free(&r);
+    /* no local model: /v1/embeddings is a 400 */
+    CHECK_EQ_INT(post("/v1/embeddings", NULL, "{\"input\":\"x\"}", &r), 400);
+    resp_free(&r);
+    cur_base = NULL;
+    CHECK_EQ_INT(term_and_wait(g2), 0);
+    free(want);
+}
+
 static void *sigterm_later(void *arg) {
     (void)arg;
     usleep(300 * 1000);
@@ -805,6 +917,7 @@ TEST(sigterm_lets_the_running_answer_finish_and_exits_0) {
     size_t n;
     char *log = test_read_file(errlog, &n);
     CHECK(log && strstr(log, "SIGTERM: stopping") && strstr(log, "mrag: stopped"), "%s", log ? log : "");
+    CHECK(log && !strstr(log, "Sanitizer") && !strstr(log, "runtime error"), "sanitizer report in the server log");
     free(log);
 }
 
@@ -813,4 +926,5 @@ TEST_MAIN(RUN(healthz_models_metrics_and_page), RUN(keys_missing_wrong_and_right
           RUN(sse_chat_stream_equals_the_non_streaming_answer), RUN(plain_chat_without_retrieval_has_no_sources),
           RUN(blocked_question_status_and_audit_with_key_name), RUN(bad_requests_400_404_405_413),
           RUN(embeddings_match_mrag_embed), RUN(more_generations_than_slots_and_queue_get_503_with_retry_after),
-          RUN(client_disconnect_mid_stream_frees_the_slot), RUN(sigterm_lets_the_running_answer_finish_and_exits_0))
+          RUN(client_disconnect_mid_stream_frees_the_slot), RUN(gateway_mode_generates_through_a_remote_mrag_serve),
+          RUN(sigterm_lets_the_running_answer_finish_and_exits_0))
