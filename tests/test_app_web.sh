@@ -21,7 +21,7 @@ skip() { echo "skip $T/$1: $2"; }
 note() { echo "  $T/$1: $2"; }
 
 browser_cases="ask_streams_answer_and_sources document_markup_shown_as_text guardrail_block_shown no_sources_shown stop_button_cancels wrong_key_shown restricted_source_hidden"
-all_cases="page_served $browser_cases"
+all_cases="page_served $browser_cases server_stops_cleanly"
 skip_all() { for c in $all_cases; do skip "$c" "$1"; done; exit 0; }
 
 [ -x "$MRAG" ] && [ -x "$MK" ] || skip_all "$MRAG or $MK is missing (run make)"
@@ -300,5 +300,19 @@ else
   bad=1
 fi
 verdict $case a4 a5
+
+# Under `make asan` the server's sanitizer reports land in its log: any
+# report from serving these pages fails the run (SIGTERM = graceful stop).
+case=server_stops_cleanly
+bad=0
+kill "$srv_pid" 2>/dev/null
+wait "$srv_pid"
+rc=$?
+srv_pid=
+[ $rc -eq 0 ] || { note $case "mrag serve exited with status $rc after SIGTERM"; bad=1; }
+if grep -q 'Sanitizer' "$tmp/serve.log"; then
+  note $case "sanitizer report in the server log:"; grep -A12 'Sanitizer' "$tmp/serve.log" | head -40 | sed 's/^/    /'; bad=1
+fi
+[ $bad -eq 0 ] && ok $case || fail $case "see above"
 
 exit $((fails > 0))
