@@ -17,7 +17,10 @@
 #define ACC_MAX_PATTERN 1024
 #define ACC_MAX_GROUPS 64               /* as the index (IDX_MAX_GROUPS) */
 #define ACC_MAX_GROUP_LEN 128
-#define ACC_MAX_PATH 4096               /* longer paths match no path rule */
+#define ACC_MAX_PATH 4096               /* longer paths need a heap buffer */
+/* The answer when memory runs out: a group no caller can name ('!' is not
+ * allowed in caller groups), so the document stays hidden (fail closed). */
+#define DENIED "!denied"
 
 typedef enum { R_PATH = 0, R_NAMESPACE, R_CATEGORY, R_PREFIX } rule_kind;
 
@@ -531,13 +534,24 @@ const char *rag_access_for_path(const rag_access *a, const char *rel) {
     while (*rel == '/') rel++;
     if (rel[0] == '.' && rel[1] == '/') rel += 2;
     size_t n = strlen(rel);
-    if (n > ACC_MAX_PATH) return a->default_groups;
-    bool cur[ACC_MAX_PATH + 1], nxt[ACC_MAX_PATH + 1];
+    bool cur_s[ACC_MAX_PATH + 1], nxt_s[ACC_MAX_PATH + 1];
+    bool *cur = cur_s, *nxt = nxt_s;
+    if (n > ACC_MAX_PATH) {
+        cur = malloc(n + 1);
+        nxt = malloc(n + 1);
+        if (!cur || !nxt) {
+            free(cur);
+            free(nxt);
+            return DENIED;
+        }
+    }
+    const char *res = a->default_groups;
     for (size_t i = 0; i < a->n; i++) {
         const rule *r = &a->rules[i];
-        if (r->kind == R_PATH && glob_match(r->glob, r->n_glob, rel, n, cur, nxt)) return r->groups;
+        if (r->kind == R_PATH && glob_match(r->glob, r->n_glob, rel, n, cur, nxt)) { res = r->groups; break; }
     }
-    return a->default_groups;
+    if (cur != cur_s) { free(cur); free(nxt); }
+    return res;
 }
 
 /* Contract: see rag.h. Titles and categories longer than WIKI_NAME_MAX

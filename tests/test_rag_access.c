@@ -122,6 +122,15 @@ TEST(glob_semantics) {
     a = parse(pat);
     CHECK_EQ_STR(rag_access_for_path(a, path), "");
     rag_access_free(a);
+    /* paths longer than the stack buffer still match (never fall to public) */
+    char *longp = malloc(9000);
+    memcpy(longp, "hr/", 3);
+    memset(longp + 3, 'b', 8990);
+    longp[8993] = 0;
+    a = parse("path hr/** hr\n");
+    CHECK_EQ_STR(rag_access_for_path(a, longp), "hr");
+    rag_access_free(a);
+    free(longp);
 }
 
 TEST(errors_name_file_and_line) {
