@@ -528,7 +528,10 @@ static int sync_full(wsync *w) {
     if (idx_doc_list(w->s, w->prefix, &docs, &n) != IDX_OK) return store_fail(w, "listing the index");
     for (size_t i = 0; i < n; i++) {
         const char *u = docs[i].uri;
-        if (!docs[i].type || strcmp(docs[i].type, "wiki") != 0) continue;
+        /* the list is by prefix already; check it exactly anyway (a store
+         * may match prefixes with LIKE) */
+        if (!docs[i].type || strcmp(docs[i].type, "wiki") != 0 || strncmp(u, w->prefix, strlen(w->prefix)) != 0)
+            continue;
         if (bsearch(&u, w->seen, w->n_seen, sizeof *w->seen, cmp_str)) continue;
         if (w->stop || (w->p->cancel && *w->p->cancel)) { w->stop = true; break; }
         if (idx_doc_delete(w->s, u) != IDX_OK && (rc = store_fail(w, u))) break;
@@ -610,10 +613,13 @@ static int sync_incremental(wsync *w, int64_t since, const char *retry) {
     }
     merge_dirty(w);
     rag_buf q = {0};
-    for (size_t i = 0; i < w->n_dirty && !w->stop && rc == RAG_OK; i += WIKI_TITLES_PER_QUERY) {
+    /* batches of up to 50 titles, and URLs under ~6 KB (servers often refuse
+     * request lines over 8 KB; a German title grows a lot when encoded) */
+    for (size_t i = 0; i < w->n_dirty && !w->stop && rc == RAG_OK;) {
         q.len = 0;
         if (rag_buf_append(&q, "action=query&titles=", 20)) { rc = RAG_ERR_NOMEM; break; }
-        for (size_t j = i; j < w->n_dirty && j < i + WIKI_TITLES_PER_QUERY; j++) {
+        size_t j = i;
+        for (; j < w->n_dirty && j < i + WIKI_TITLES_PER_QUERY && (j == i || q.len < 6000); j++) {
             if ((j > i && rag_buf_append(&q, "%7C", 3)) || wiki_urlencode(&q, w->dirty[j].title, strlen(w->dirty[j].title))) {
                 rc = RAG_ERR_NOMEM;
                 break;
@@ -622,6 +628,7 @@ static int sync_incremental(wsync *w, int64_t since, const char *retry) {
         if (rc == RAG_OK && rag_buf_append(&q, page_props, strlen(page_props))) rc = RAG_ERR_NOMEM;
         if (rc != RAG_OK) { rc = rag_ing_err(w->err, w->errlen, rc, "out of memory"); break; }
         rc = query_pages(w, q.data, "changed pages");
+        i = j;
     }
     rag_buf_release(&q);
     return rc;
@@ -797,6 +804,13 @@ int rag_wiki_sync(rag_ingester *ing, idx_store *s, const rag_wiki_params *p, rag
     }
     emit(&w, RAG_ING_EV_END, NULL, RAG_ING_ADDED, NULL, 0);
 done:
+    if (rc != RAG_OK && p->cancel && *p->cancel) {
+        /* interrupted inside a request: what is done is committed, the sync
+         * point stays */
+        stats->cancelled = true;
+        rc = RAG_OK;
+        idx_save(s);    /* a stale FAISS file is rebuilt on the next open anyway */
+    }
     wiki_client_counts(w.c, &stats->requests, &stats->retries);
     stats->seconds = now_s() - w.t0;
     wiki_client_free(w.c);
