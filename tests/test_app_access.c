@@ -40,6 +40,7 @@ static void setup(void) {
     put_file("public/cafeteria.md", "# Cafeteria\n\nThe Zorblax cafeteria opens at eight. Bonus coffee on Fridays.\n");
     put_file("public/holidays.md", "# Holidays\n\nThe office closes between Christmas and New Year.\n");
     put_file("public/parking.md", "# Parking\n\nParking spaces are in the Zorblax garage, level two.\n");
+    put_file("public/news.md", "# News\n\nThe Zorblax team moved; the door code changes on Monday.\n");
     for (int i = 0; i < N_HR; i++) {
         char rel[64], text[512];
         snprintf(rel, sizeof rel, "hr/s%02d.md", i);
@@ -94,11 +95,9 @@ TEST(search_every_mode_every_caller) {
             cJSON *arr = cJSON_Parse(out);
             REQUIRE(cJSON_IsArray(arr), "%s", out);
             int n = cJSON_GetArraySize(arr);
-            /* 12 hr chunks outrank the rest; the list is still full */
-            int vis = 3 + (callers[c].hr ? N_HR : 0) + (callers[c].fin ? 1 : 0);
-            int vis_words = 2 + (callers[c].hr ? N_HR : 0) + (callers[c].fin ? 1 : 0);
-            int want = m == 0 ? (vis_words < 3 ? vis_words : 3) : (vis < 3 ? vis : 3);
-            CHECK(n == want, "%s %s: %d hits, want %d", modes[m], who, n, want);
+            /* 12 hr chunks outrank the 3 public ones holding the words;
+             * the list is still full */
+            CHECK(n == 3, "%s %s: %d hits, want 3", modes[m], who, n);
             if (m == 0 && callers[c].hr) CHECK(strstr(out, "HRSECRET") != NULL, "hr caller finds hr: %s", out);
             if (m == 0 && !callers[c].hr && !callers[c].fin) CHECK(strstr(out, "cafeteria.md") != NULL, "%s", out);
             cJSON_Delete(arr);

@@ -216,6 +216,8 @@ static void need_corpus(void) {
     mkdir(root, 0755);
     put_file("public/cafeteria.md", "# Cafeteria\n\nThe Zorblax cafeteria opens at eight. Bonus coffee on Fridays.\n");
     put_file("public/holidays.md", "# Holidays\n\nThe office closes between Christmas and New Year.\n");
+    put_file("public/news1.md", "# News\n\nThe Zorblax team moved to the third floor.\n");
+    put_file("public/news2.md", "# More news\n\nA code of conduct for the Zorblax kitchen.\n");
     for (int i = 0; i < N_HR; i++) {
         char rel[64], text[512];
         snprintf(rel, sizeof rel, "hr/salaries/s%02d.md", i);
@@ -279,7 +281,7 @@ static void ingested(void) {
     rag_access_free(a);
     idx_close(s);
     REQUIRE(rc == RAG_OK, "%s", err);
-    REQUIRE(stats.added == N_HR + 3, "%zu", stats.added);
+    REQUIRE(stats.added == N_HR + 5, "%zu", stats.added);
 }
 
 TEST(ingest_stores_groups_and_regroups_without_reembedding) {
@@ -392,13 +394,10 @@ TEST(filter_before_ranking_in_every_mode) {
             const char *mname = rag_search_mode_str((rag_search_mode)mode);
             if (!cases[c].hr) CHECK(strstr(t, "HRSECRET") == NULL && strstr(t, "/hr/") == NULL, "%s %s: %s", mname, cases[c].groups, t);
             if (!cases[c].fin) CHECK(strstr(t, "FINSECRET") == NULL, "%s %s: %s", mname, cases[c].groups, t);
-            /* no starvation: min(k, visible) hits come back although 30 hr
-             * documents outrank the public ones. Visible chunks: 2 public,
-             * +30 hr, +1 finance; of those the query words are in 1 public,
-             * every hr and the finance one (bm25 finds only those). */
-            int vis = 2 + (cases[c].hr ? N_HR : 0) + (cases[c].fin ? 1 : 0);
-            int vis_words = 1 + (cases[c].hr ? N_HR : 0) + (cases[c].fin ? 1 : 0);
-            int want = mode == RAG_SEARCH_BM25 ? (vis_words < k ? vis_words : k) : (vis < k ? vis : k);
+            /* no starvation: k hits come back although 30 hr documents
+             * outrank the public ones (the query words are in 3 public
+             * documents, once each, and many times in every hr one) */
+            int want = k;
             CHECK(n == want, "%s %s: %d hits, want %d", mname, cases[c].groups, n, want);
             if (!cases[c].hr && !cases[c].fin && mode != RAG_SEARCH_DENSE)
                 CHECK(strstr(t, "cafeteria.md") != NULL, "%s %s: the public document is missing: %s", mname, cases[c].groups, t);
