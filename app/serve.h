@@ -196,7 +196,7 @@ struct app_server {
     app_embed_handle *embed;
     int n_embed;
     pthread_cond_t embed_cv;
-    idx_store *stat_store;      /* healthz counts (under mu) */
+    idx_store *stat_store;      /* healthz/metrics counts (own lock in serve_http.c) */
     app_metrics m;
     uint64_t next_id;
     struct MHD_Daemon *daemon;

@@ -325,21 +325,31 @@ static enum MHD_Result do_chat(struct MHD_Connection *c, app_req *rq, const app_
 
 /* ------------------------------------------------------------ cheap endpoints */
 
-static enum MHD_Result do_healthz(struct MHD_Connection *c, app_req *rq) {
-    app_server *s = rq->srv;
+/* Documents and chunks of the index, counted at most every 2 s (counting
+ * scans the FTS index) under a lock of its own: generations never wait. */
+static void index_counts(app_server *s, int64_t *docs, int64_t *chunks) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static double last;
-    static int64_t docs = -1, chunks = -1;
-    pthread_mutex_lock(&s->mu);
-    if (app_now_s() - last > 2 || docs < 0) {
+    static int64_t d = -1, c = -1;
+    pthread_mutex_lock(&mu);
+    if (app_now_s() - last > 2 || d < 0) {
         idx_counts k;
         idx_refresh(s->stat_store, NULL);
-        if (idx_get_counts(s->stat_store, &k) == IDX_OK) { docs = k.documents; chunks = k.chunks; last = app_now_s(); }
+        if (idx_get_counts(s->stat_store, &k) == IDX_OK) { d = k.documents; c = k.chunks; last = app_now_s(); }
     }
+    *docs = d;
+    *chunks = c;
+    pthread_mutex_unlock(&mu);
+}
+
+static enum MHD_Result do_healthz(struct MHD_Connection *c, app_req *rq) {
+    app_server *s = rq->srv;
+    int64_t docs, chunks;
+    index_counts(s, &docs, &chunks);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", s->stopping ? "stopping" : "ok");
     cJSON_AddNumberToObject(o, "documents", (double)docs);
     cJSON_AddNumberToObject(o, "chunks", (double)chunks);
-    pthread_mutex_unlock(&s->mu);
     if (s->model_name[0]) cJSON_AddStringToObject(o, "model", s->model_name);
     else cJSON_AddNullToObject(o, "model");
     char *t = cJSON_PrintUnformatted(o);
@@ -470,11 +480,9 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c, app_req *rq) {
                    "# TYPE mrag_queue_length gauge\nmrag_queue_length %zu\n", s->fifo_n);
     sb_printf(&sb, "# HELP mrag_generations_active Generation slots busy.\n"
                    "# TYPE mrag_generations_active gauge\nmrag_generations_active %d\n", s->active);
-    idx_counts k;
-    int64_t docs = -1;
-    idx_refresh(s->stat_store, NULL);
-    if (idx_get_counts(s->stat_store, &k) == IDX_OK) docs = k.documents;
     pthread_mutex_unlock(&s->mu);
+    int64_t docs, chunks;
+    index_counts(s, &docs, &chunks);
     sb_printf(&sb, "# HELP mrag_index_documents Documents in the index.\n"
                    "# TYPE mrag_index_documents gauge\nmrag_index_documents %lld\n", (long long)docs);
     if (!sb.b) return send_json(c, rq, 500, NULL);
