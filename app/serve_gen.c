@@ -683,6 +683,7 @@ static void run_job(app_slot *sl, app_job *j) {
         const app_serve_key *key = j->key;
         int st = key && key->all ? rag_answerer_set_groups(sl->ans, NULL, 0, true)
                  : rag_answerer_set_groups(sl->ans, key ? (const char *const *)key->groups : NULL, key ? key->n_groups : 0, false);
+        if (st == RAG_OK) st = rag_answerer_set_k(sl->ans, j->k);
         if (st == RAG_OK)
             st = rag_answerer_ask(sl->ans, j->question, j->hist, j->n_hist, job_emit, sl, &j->cancel, &j->res);
         if (st != RAG_OK) {

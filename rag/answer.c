@@ -146,6 +146,12 @@ int rag_answerer_set_groups(rag_answerer *a, const char *const *groups, size_t n
     return RAG_OK;
 }
 
+int rag_answerer_set_k(rag_answerer *a, int k) {
+    if (!a || k < 1 || k > 1000) return RAG_ERR_ARG;
+    a->p.k = k;
+    return RAG_OK;
+}
+
 void rag_answerer_free(rag_answerer *a) {
     if (!a) return;
     free_groups(a);

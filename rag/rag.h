@@ -777,6 +777,9 @@ int rag_answerer_generations(const rag_answerer *a);
  * owner; the default). n = 0 and all = false: public documents only.
  * RAG_ERR_ARG for more than 64 groups or a NULL name. */
 int rag_answerer_set_groups(rag_answerer *a, const char *const *groups, size_t n, bool all);
+/* Passages retrieved by later asks (1..1000; the server's per-request k).
+ * RAG_ERR_ARG outside that range. */
+int rag_answerer_set_k(rag_answerer *a, int k);
 
 /* Answers question (with earlier turns: the previous question is folded into
  * the search query and the turns go into the prompt within budget). The

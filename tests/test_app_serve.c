@@ -477,6 +477,23 @@ TEST(ask_and_chat_never_give_the_restricted_document_to_a_key_without_the_group)
     CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "mrag"), "status")), "answered");
     cJSON_Delete(o);
     resp_free(&r);
+    /* per-request k: at most k sources (the gate may drop some) */
+    CHECK_EQ_INT(post("/api/ask", KEY_HR, "{\"question\":\"How do I set up the VPN with WireGuard?\",\"k\":1,\"max_tokens\":2}", &r), 200);
+    o = cJSON_Parse(r.body.b);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(o, "sources")), 1);
+    cJSON_Delete(o);
+    resp_free(&r);
+    CHECK_EQ_INT(post("/v1/chat/completions", KEY_HR, "{\"messages\":[{\"role\":\"user\",\"content\":\"How do I set up the VPN "
+                      "with WireGuard?\"}],\"max_tokens\":2,\"mrag\":{\"k\":2}}", &r), 200);
+    o = cJSON_Parse(r.body.b);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(o, "sources")), 2);
+    cJSON_Delete(o);
+    resp_free(&r);
+    CHECK_EQ_INT(post("/api/ask", KEY_HR, "{\"question\":\"How do I set up the VPN with WireGuard?\",\"max_tokens\":2}", &r), 200);
+    o = cJSON_Parse(r.body.b);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(o, "sources")) >= 3, "the server's -k 5 again: %s", r.body.b);
+    cJSON_Delete(o);
+    resp_free(&r);
     /* streaming for the public key: the sources chunk does not name it either */
     const char *chat_s = "{\"messages\":[{\"role\":\"user\",\"content\":\"What is the " SECRET
                          " salary band for the VPN team?\"}],\"max_tokens\":4,\"stream\":true}";
