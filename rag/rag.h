@@ -888,7 +888,7 @@ typedef struct {
     uint64_t seed;              /* default 42 */
     int connect_timeout_ms;     /* default 10000 */
     int first_token_timeout_ms; /* request sent to first streamed text, default 300000 */
-    int idle_timeout_ms;        /* longest silence inside a stream, default 60000 */
+    int idle_timeout_ms;        /* longest silence after the first token, default 60000 */
     int max_attempts;           /* tries before the first token, default 3 */
     int backoff_ms;             /* first retry wait (doubles; Retry-After wins, at most 30 s), default 500 */
     size_t max_line_bytes;      /* longest SSE line / event, default 1 MB */

@@ -357,7 +357,9 @@ static int on_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
         x->timed_out = 1;
         return 1;
     }
-    if (p->idle_timeout_ms > 0 && t - x->t_last > p->idle_timeout_ms) {
+    /* before the first token the server may be queueing or reading a long
+     * prompt in silence: only the first-token timeout applies then */
+    if (x->n_emitted > 0 && p->idle_timeout_ms > 0 && t - x->t_last > p->idle_timeout_ms) {
         x->timed_out = 2;
         return 1;
     }
