@@ -20,7 +20,7 @@ skip() { echo "skip $T/$1: $2"; }
 # note CASE MSG: one failed check, printed under the case
 note() { echo "  $T/$1: $2"; }
 
-browser_cases="ask_streams_answer_and_sources document_markup_shown_as_text guardrail_block_shown no_sources_shown stop_button_cancels wrong_key_shown restricted_source_hidden"
+browser_cases="ask_streams_answer_and_sources document_markup_shown_as_text guardrail_block_shown no_sources_shown stop_button_cancels wrong_key_shown restricted_source_hidden citations_link_sources stream_errors_shown"
 all_cases="page_served $browser_cases server_stops_cleanly"
 skip_all() { for c in $all_cases; do skip "$c" "$1"; done; exit 0; }
 
@@ -31,8 +31,10 @@ command -v curl >/dev/null 2>&1 || skip_all "curl is not installed"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mrag-web.XXXXXX")
 srv_pid=
+mock_pid=
 cleanup() {
   if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; fi
+  if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null; wait "$mock_pid" 2>/dev/null; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -140,11 +142,11 @@ fi
 # $tmp/J. The checks below read those files.
 urlenc() { node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$1"; }
 jobs=
-# job NAME QUESTION KEY [MAX_TOKENS [driver options]]
+# job NAME QUESTION KEY [MAX_TOKENS [driver options]] (on $JOB_BASE, default the server)
 job() {
   n=$1; q=$(urlenc "$2"); k=$(urlenc "$3"); mt=${4:-48}; shift 3; [ $# -gt 0 ] && shift
   rm -f "$tmp/$n"
-  jobs="$jobs -- $base/?q=$q&key=$k&max_tokens=$mt --out $tmp/$n $*"
+  jobs="$jobs -- ${JOB_BASE:-$base}/?q=$q&key=$k&max_tokens=$mt --out $tmp/$n $*"
 }
 # metric NAME: its value in /metrics (no labels), 0 when absent
 metric() { curl -s "$base/metrics" | awk -v n="$1" '$1 == n {print int($2); f = 1} END {if (!f) print 0}'; }
@@ -178,6 +180,23 @@ job a8 "How do I set up the VPN with WireGuard?" "$STAFF_KEY" 1000 --stop-after-
 job a3 "Who approves vacation requests?" "not-a-key"
 job a4 "$QR" "$HR_KEY"
 job a5 "$QR" "$STAFF_KEY"
+# The same page against tests/web_mock.mjs: what the random model never
+# produces (citations, http and javascript: URLs, PDF pages) and the stream's
+# failure modes. Those cases fail when the mock does not start.
+node tests/web_mock.mjs app/web/index.html >"$tmp/mock.out" 2>&1 &
+mock_pid=$!
+mport=
+i=0
+while [ $i -lt 50 ] && [ -z "$mport" ]; do
+  sleep 0.1
+  mport=$(sed -n 's/^port //p' "$tmp/mock.out")
+  i=$((i + 1))
+done
+if [ -n "$mport" ]; then
+  JOB_BASE=http://127.0.0.1:$mport
+  job m1 cites ""; job m2 busy ""; job m3 err ""; job m4 cut ""; job m5 crlf ""
+  JOB_BASE=
+fi
 tokens_before=$(metric mrag_generated_tokens_total)
 # shellcheck disable=SC2086
 node tests/web_check.mjs --timeout 40 $jobs 2>"$tmp/web.err"
@@ -300,6 +319,40 @@ else
   bad=1
 fi
 verdict $case a4 a5
+
+case=citations_link_sources
+bad=0
+if [ -z "$mport" ]; then
+  note $case "tests/web_mock.mjs did not start: $(cat "$tmp/mock.out")"; bad=1
+elif finished m1 $case; then
+  [ "$(val m1 answer)" = '"Your manager approves leave [1]. See also [2, 3], the handbook [4] and [9]."' ] \
+    || { note $case "answer $(val m1 answer)"; bad=1; }
+  # [1], [2, 3] and [4] name sources: 4 links; [9] names none: text
+  [ "$(val m1 cites)" = 4 ] || { note $case "$(val m1 cites) citation links, expected 4"; bad=1; }
+  # only the https source is a link; the javascript: one is shown as text
+  [ "$(val m1 links)" = '["https://wiki.example.org/wiki/Leave"]' ] || { note $case "source links $(val m1 links)"; bad=1; }
+  [ "$(val m1 title)" != '"pwned"' ] || { note $case "a javascript: URL ran"; bad=1; }
+  val m1 sources | grep -q 'lines 3–9' || { note $case "no line range: $(val m1 sources)"; bad=1; }
+  val m1 sources | grep -q 'page 4' || { note $case "no PDF page: $(val m1 sources)"; bad=1; }
+else
+  bad=1
+fi
+verdict $case m1
+
+case=stream_errors_shown
+bad=0
+if [ -z "$mport" ]; then
+  note $case "tests/web_mock.mjs did not start: $(cat "$tmp/mock.out")"; bad=1
+else
+  for j in m2 m3 m4 m5; do finished $j $case || bad=1; done
+  val m2 error | grep -q 'busy, try again in 7 s' || { note $case "503: $(val m2 state) $(val m2 error)"; bad=1; }
+  [ "$(val m3 state)" = '"error"' ] && val m3 error | grep -q 'request timed out' \
+    || { note $case "error event: $(val m3 state) $(val m3 error)"; bad=1; }
+  val m4 error | grep -q 'closed before the answer was complete' || { note $case "cut stream: $(val m4 state) $(val m4 error)"; bad=1; }
+  [ "$(val m5 state)" = '"done"' ] && [ "$(val m5 answer)" = '"Grüße [1]"' ] && [ "$(val m5 cites)" = 1 ] \
+    || { note $case "CRLF / split stream: $(val m5 state) $(val m5 answer) $(val m5 error)"; bad=1; }
+fi
+verdict $case m2 m3 m4 m5
 
 # Under `make asan` the server's sanitizer reports land in its log: any
 # report from serving these pages fails the run (SIGTERM = graceful stop).

@@ -1,0 +1,77 @@
+// web_mock.mjs — a scripted stand-in for `mrag serve` that tests/test_app_web.sh
+// points the page at, for what a random-weight model never produces: answers
+// citing [n], http(s) and javascript: source URLs, PDF pages, CRLF and
+// byte-split SSE, error events, cut streams, 503 with Retry-After. Serves
+// app/web/index.html at / and answers POST /api/ask by the question text.
+// Prints "port N" when listening on 127.0.0.1 (a free port); runs until killed.
+import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+
+const page = readFileSync(process.argv[2] || 'app/web/index.html');
+const CSP = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
+  "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+const SOURCES = [
+  { id: 1, title: 'Vacation policy', uri: '/docs/handbook/vacation-policy.md', url: null,
+    label: 'vacation-policy.md:3-9', heading: 'Approval', lines: [3, 9], score: 0.8 },
+  { id: 2, title: 'Wiki: Leave', uri: 'https://wiki.example.org/wiki/Leave', url: 'https://wiki.example.org/wiki/Leave',
+    label: 'Leave', heading: null, score: 0.5 },
+  { id: 3, title: 'Bad link', uri: 'javascript:document.title="pwned"', url: 'javascript:document.title="pwned"',
+    label: 'bad', score: 0.2 },
+  { id: 4, title: 'Handbook PDF', uri: '/docs/handbook.pdf', url: null, label: 'handbook.pdf p.4', page: 4, score: 0.1 },
+];
+
+const sse = (name, obj) => `event: ${name}\ndata: ${JSON.stringify(obj)}\n\n`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function ask(q, res) {
+  if (q === 'busy') {
+    res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '7' });
+    res.end(JSON.stringify({ error: { message: 'all generation slots are busy', type: 'overloaded', code: 503 } }));
+    return;
+  }
+  res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
+  if (q === 'cites') {
+    const answer = 'Your manager approves leave [1]. See also [2, 3], the handbook [4] and [9].';
+    res.write(sse('sources', { sources: SOURCES }));
+    for (const w of answer.split(/(?<= )/)) { res.write(sse('token', { text: w })); await sleep(5); }
+    res.end(sse('done', { status: 'answered', answer, sources: SOURCES, cited: [1, 2, 3, 4], events: [],
+                          timings: { retrieve_ms: 3, prefill_ms: 10, decode_ms: 50, tokens: 14 } }));
+  } else if (q === 'err') {
+    res.write(sse('sources', { sources: [] }));
+    res.write(sse('token', { text: 'part' }));
+    res.end(sse('error', { error: { message: 'request timed out', type: 'server_error', code: 504 } }));
+  } else if (q === 'cut') {
+    res.write(sse('sources', { sources: [] }));
+    res.end(sse('token', { text: 'part' }));
+  } else if (q === 'crlf') {
+    // CRLF line ends, a comment, data split over two lines, one event sent byte by byte
+    const src = [{ id: 1, title: 'T', uri: '/x.pdf', url: null, page: 4 }];
+    res.write(': keep-alive\r\n\r\nevent: sources\r\ndata: {"sources":\r\ndata: ' + JSON.stringify(src) + '}\r\n\r\n');
+    const bytes = Buffer.from('event: token\r\ndata: {"text":"Grüße [1]"}\r\n\r\n');
+    for (let i = 0; i < bytes.length; i++) { res.write(bytes.subarray(i, i + 1)); await sleep(1); }
+    res.end('event: done\r\ndata: ' + JSON.stringify({ status: 'answered', answer: 'Grüße [1]', sources: src,
+                                                         cited: [1], events: [] }) + '\r\n\r\n');
+  } else {
+    res.end(sse('error', { error: { message: 'unknown mock question', type: 'invalid_request_error' } }));
+  }
+}
+
+const server = createServer((req, res) => {
+  if (req.method === 'GET' && (req.url === '/' || req.url.startsWith('/?'))) {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': CSP });
+    res.end(page);
+  } else if (req.method === 'POST' && req.url === '/api/ask') {
+    let body = '';
+    req.on('data', (d) => { body += d; if (body.length > 65536) req.destroy(); });
+    req.on('end', () => {
+      let q = '';
+      try { q = JSON.parse(body).question; } catch (e) { /* q stays empty */ }
+      ask(q, res).catch(() => res.destroy());
+    });
+  } else {
+    res.writeHead(404, { 'Content-Type': 'application/json' });
+    res.end('{"error":{"message":"not found","type":"invalid_request_error"}}');
+  }
+});
+server.listen(0, '127.0.0.1', () => console.log(`port ${server.address().port}`));
