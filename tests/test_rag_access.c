@@ -184,6 +184,73 @@ TEST(caller_groups_parse) {
     rag_groups_free(&f);
 }
 
+/* Random rule files from a soup of the format's pieces: parsing never
+ * crashes (the ASan build runs this too), a failure always names the line,
+ * and answers are well-formed group lists. */
+static unsigned rnd_seed = 12345;
+static int rnd(int n) {
+    rnd_seed = rnd_seed * 1103515245u + 12345u;
+    return (int)((rnd_seed >> 16) % (unsigned)n);
+}
+
+/* Valid pieces mostly, a bad one now and then. */
+static const char *pick(const char *const *good, size_t ng, const char *const *bad, size_t nb) {
+    return rnd(12) ? good[rnd((int)ng)] : bad[rnd((int)nb)];
+}
+
+TEST(random_rule_files_never_crash) {
+    static const char *const kw[] = {"path", "namespace", "category", "prefix", "default"};
+    static const char *const kw_bad[] = {"paht", "#path", "\"path\"", ""};
+    static const char *const pat[] = {"**", "*", "?", "[a-c]", "[!x]", "[]]", "\\*", "/", "hr", "x/**/y", "\xc3\xbc",
+                                      "\"q r\"", "100", "Category:X", "a#b"};
+    static const char *const pat_bad[] = {"[", "\xff", "\"", "-3", "[z-a]", "\"x\"y"};
+    static const char *const grp[] = {"public", "hr", "a,b", " hr , fin ", "x@y.z", "hr,hr"};
+    static const char *const grp_bad[] = {"a,,b", "hr;", "\x01", "public,hr", "", ","};
+    static const char *const junk[] = {"", "", "", " # c", "\t# x", "   "};
+    static const char *const junk_bad[] = {"\"", " x y", "\r"};
+    char text[1024];
+    int parsed = 0;
+    int iters = getenv("MRAG_ASAN") ? 1500 : 4000;
+    for (int it = 0; it < iters; it++) {
+        size_t n = 0;
+        int lines = 1 + rnd(6);
+        for (int l = 0; l < lines && n < sizeof text - 200; l++) {
+            char line[200];
+            const char *k = pick(kw, 5, kw_bad, 4);
+            const char *g = pick(grp, 6, grp_bad, 6), *j = pick(junk, 6, junk_bad, 3);
+            if (strcmp(k, "default") == 0) {
+                snprintf(line, sizeof line, "default %s%s\n", g, j);
+            } else {
+                const char *p1 = pick(pat, 15, pat_bad, 6), *p2 = rnd(2) ? pick(pat, 15, pat_bad, 6) : "";
+                snprintf(line, sizeof line, "%s %s%s %s%s\n", k, p1, p2, g, j);
+            }
+            if (rnd(8) == 0) snprintf(line, sizeof line, "%s\n", j);      /* blank or comment line */
+            size_t ll = strlen(line);
+            memcpy(text + n, line, ll);
+            n += ll;
+        }
+        text[n] = 0;
+        rag_access *a = NULL;
+        char err[256] = "";
+        int rc = rag_access_parse("r.rules", text, n, &a, err, sizeof err);
+        if (rc != RAG_OK) {
+            CHECK(a == NULL && strncmp(err, "r.rules:", 8) == 0, "%s", err);
+            continue;
+        }
+        parsed++;
+        const char *q[] = {"hr/x", "a/b/c", "", "q r/x", "\xc3\xbc", "]", "x/y"};
+        for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+            const char *g = rag_access_for_path(a, q[i]);
+            CHECK(g && !strstr(g, ",,") && g[0] != ',' && !strchr(g, ' '), "'%s'", g ? g : "(null)");
+            const char *cats[] = {q[i], "X"};
+            g = rag_access_for_page(a, rnd(3) ? 100 : -1, q[i], cats, 2);
+            CHECK(g && !strstr(g, ",,") && g[0] != ',' && !strchr(g, ' '), "'%s'", g ? g : "(null)");
+        }
+        rag_access_free(a);
+    }
+    CHECK(parsed > iters / 10 && parsed < iters, "%d of %d random files parsed: the generator tests too little", parsed, iters);
+}
+
 /* ---------------------------------------------------------------- index */
 
 static char model_path[600], root[600], idx_dir[600];
@@ -516,5 +583,5 @@ TEST(answerer_with_groups_never_prompts_restricted_text) {
 }
 
 TEST_MAIN(RUN(example_rules_first_match_and_default), RUN(glob_semantics), RUN(errors_name_file_and_line),
-          RUN(caller_groups_parse), RUN(ingest_stores_groups_and_regroups_without_reembedding),
+          RUN(caller_groups_parse), RUN(random_rule_files_never_crash), RUN(ingest_stores_groups_and_regroups_without_reembedding),
           RUN(filter_before_ranking_in_every_mode), RUN(answerer_with_groups_never_prompts_restricted_text))
