@@ -133,9 +133,18 @@ static void cancel_all(app_server *s) {
     }
 }
 
+/* Generations running or waiting. */
 static int busy(app_server *s) {
     pthread_mutex_lock(&s->mu);
     int n = s->active + (int)s->fifo_n;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Requests not yet completed (their response still being sent). */
+static int inflight(app_server *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->inflight;
     pthread_mutex_unlock(&s->mu);
     return n;
 }
@@ -311,6 +320,9 @@ int app_cmd_serve(int argc, char **argv) {
         until = app_now_s() + 10;
         while (busy(s) && app_now_s() < until) usleep(20 * 1000);
     }
+    /* the finished answers still have to reach their clients */
+    until = app_now_s() + 5;
+    while (inflight(s) && app_now_s() < until) usleep(10 * 1000);
     rc = 0;
 stop:
     app_http_stop(s);

@@ -188,6 +188,7 @@ struct app_server {
     size_t fifo_head, fifo_n, fifo_cap;
     app_slot *slots;
     int n_slots, active;
+    int inflight;               /* requests between their first byte and their completion */
     bool stopping;
     double ewma_gen_s;          /* mean generation time, for Retry-After */
     app_search_handle *search;

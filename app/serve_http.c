@@ -542,8 +542,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq->ep = route(url);
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
+        for (char *q = rq->path; *q; q++)      /* the log line stays one line */
+            if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = '?';
+        for (char *q = rq->method; *q; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = '?';
         pthread_mutex_lock(&s->mu);
         uint64_t id = ++s->next_id;
+        s->inflight++;
         pthread_mutex_unlock(&s->mu);
         snprintf(rq->req_id, sizeof rq->req_id, "%08llx%04x", (unsigned long long)id, (unsigned)(rq->t0 * 1000) & 0xffff);
         snprintf(rq->key_name, sizeof rq->key_name, "-");
@@ -626,6 +631,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (b < APP_HIST_BUCKETS) s->m.hist[rq->ep][b]++;
     s->m.sum[rq->ep] += dt;
     s->m.count[rq->ep]++;
+    s->inflight--;
     pthread_mutex_unlock(&s->mu);
     fprintf(stderr, "mrag: %s %s %d %.0f ms key=%s id=%s%s\n", rq->method, rq->path, code, dt * 1000, rq->key_name,
             rq->req_id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");

@@ -24,7 +24,7 @@
 #define KEY_ALL "all-key-c0ffee1234"
 #define SECRET "Zephyrquartz"
 
-static char mrag[512], model[600], idx[600], errlog[700], base_url[64], keys_path[900];
+static char mrag[512], model[600], idx[600], errlog[700], base_url[64], keys_path[900], fixdir[400];
 static pid_t server = -1;
 static const char *cur_base;    /* requests go here instead of base_url when set */
 static bool started;
@@ -100,7 +100,8 @@ static void setup(void) {
     struct stat st;
     if (stat("data/sample", &st) != 0) SKIP("data/sample is missing");
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *dir = test_tmpdir();
+    snprintf(fixdir, sizeof fixdir, "%s", test_tmpdir());
+    const char *dir = fixdir;
     snprintf(model, sizeof model, "%s/m.gguf", dir);
     test_mkmodel(model, "--dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 --ctx 2048 --seed 7");
     /* the restricted document, under a root whose rules give it group hr */
@@ -331,6 +332,36 @@ TEST(healthz_models_metrics_and_page) {
     CHECK(strstr(r.body.b, "\nmrag_generated_tokens_total ") != NULL);
     CHECK(strstr(r.body.b, "\nmrag_generation_tokens_per_second ") != NULL);
     CHECK(strstr(r.body.b, "\nmrag_index_documents 19\n") != NULL, "%s", r.body.b);
+    resp_free(&r);
+}
+
+TEST(a_running_ingest_shows_up_without_a_restart) {
+    setup();
+    const char *dir = fixdir;
+    char p[800], cmd[4096];
+    resp r;
+    CHECK_EQ_INT(get("/api/search?q=Plumbusfrax&mode=bm25", KEY_HR, &r), 200);
+    CHECK(strstr(r.body.b, "plumbus-note") == NULL, "%s", r.body.b);
+    resp_free(&r);
+    snprintf(p, sizeof p, "%s/hrdocs/plumbus-note.md", dir);
+    const char *doc = "# Plumbus note\n\nThe Plumbusfrax VPN gateway is replaced in May.\n";
+    REQUIRE(test_write_file(p, doc, strlen(doc)) == 0);
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s ingest %s/hrdocs --access %s/hr.rules --index %s -m %s --threads 1 >/dev/null 2>&1",
+             mrag, dir, dir, test_shq(idx), test_shq(model));
+    REQUIRE(system(cmd) == 0, "%s", cmd);
+    /* search (a search handle), ask (a slot's handle), dense too */
+    CHECK_EQ_INT(get("/api/search?q=Plumbusfrax&mode=bm25", KEY_HR, &r), 200);
+    CHECK(strstr(r.body.b, "plumbus-note.md") != NULL, "%s", r.body.b);
+    resp_free(&r);
+    CHECK_EQ_INT(get("/api/search?q=Plumbusfrax+VPN+gateway&mode=dense&k=30", KEY_HR, &r), 200);
+    CHECK(strstr(r.body.b, "plumbus-note.md") != NULL, "dense: %s", r.body.b);
+    resp_free(&r);
+    CHECK_EQ_INT(post("/api/ask", KEY_HR, "{\"question\":\"When is the Plumbusfrax gateway replaced?\",\"max_tokens\":2}", &r), 200);
+    CHECK(strstr(r.body.b, "plumbus-note.md") != NULL, "%s", r.body.b);
+    resp_free(&r);
+    /* and it is restricted like the rest of the folder */
+    CHECK_EQ_INT(get("/api/search?q=Plumbusfrax&mode=bm25", KEY_PUB, &r), 200);
+    CHECK(strstr(r.body.b, "plumbus-note") == NULL, "%s", r.body.b);
     resp_free(&r);
 }
 
@@ -1007,7 +1038,8 @@ TEST(sigterm_lets_the_running_answer_finish_and_exits_0) {
     free(log);
 }
 
-TEST_MAIN(RUN(healthz_models_metrics_and_page), RUN(keys_missing_wrong_and_right), RUN(search_filters_by_key_groups),
+TEST_MAIN(RUN(healthz_models_metrics_and_page), RUN(keys_missing_wrong_and_right),
+          RUN(a_running_ingest_shows_up_without_a_restart), RUN(search_filters_by_key_groups),
           RUN(ask_and_chat_never_give_the_restricted_document_to_a_key_without_the_group),
           RUN(sse_chat_stream_equals_the_non_streaming_answer), RUN(plain_chat_without_retrieval_has_no_sources),
           RUN(blocked_question_status_and_audit_with_key_name), RUN(bad_requests_400_404_405_413),
