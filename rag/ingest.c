@@ -571,6 +571,12 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
     if (!(prefix = malloc(plen))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
     snprintf(prefix, plen, "%s%s", canon, is_dir && strcmp(canon, "/") != 0 ? "/" : "");
     if ((rc = check_access_meta(ing, canon, &akey, err, errlen)) != RAG_OK) goto done;
+    /* recorded before any document changes: a run that stops half-way
+     * still leaves the next run without rules refused */
+    if (ing->p.access && idx_meta_set(ing->s, akey, rag_access_hash(ing->p.access)) != IDX_OK) {
+        rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
+        goto done;
+    }
     rag_walk_params wp = rag_walk_default_params();
     wp.max_file_bytes = ing->p.max_file_bytes;
     wp.report_hidden = false;
@@ -643,11 +649,6 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
         emit(&r, RAG_ING_EV_FILE_DONE, vs.docs[i].uri, RAG_ING_REMOVED, "no longer in the folder (or no longer indexable)", 0);
     }
     if ((rc = maybe_save(ing, true, err, errlen)) != RAG_OK) goto done;
-    /* a complete run applied these rules to every file: record them */
-    if (ing->p.access && !stats->cancelled && idx_meta_set(ing->s, akey, rag_access_hash(ing->p.access)) != IDX_OK) {
-        rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
-        goto done;
-    }
     stats->seconds = now_s() - r.t0;
     emit(&r, RAG_ING_EV_END, NULL, RAG_ING_ADDED, NULL, 0);
 done:
