@@ -331,9 +331,12 @@ elif finished m1 $case; then
   [ "$(val m1 cites)" = 4 ] || { note $case "$(val m1 cites) citation links, expected 4"; bad=1; }
   # only the https source is a link; the javascript: one is shown as text
   [ "$(val m1 links)" = '["https://wiki.example.org/wiki/Leave"]' ] || { note $case "source links $(val m1 links)"; bad=1; }
-  [ "$(val m1 title)" != '"pwned"' ] || { note $case "a javascript: URL ran"; bad=1; }
+  [ "$(val m1 title)" != '"pwned"' ] || { note $case "a javascript: URL or a title's markup ran"; bad=1; }
+  [ "$(val m1 injected)" = 0 ] || { note $case "$(val m1 injected) elements from server text in the DOM"; bad=1; }
   val m1 sources | grep -q 'lines 3–9' || { note $case "no line range: $(val m1 sources)"; bad=1; }
   val m1 sources | grep -q 'page 4' || { note $case "no PDF page: $(val m1 sources)"; bad=1; }
+  # the mock sends the strict hash-based CSP: nothing of the page may be refused
+  [ "$(val m1 logs)" = '[]' ] || { note $case "console errors / CSP reports: $(val m1 logs)"; bad=1; }
 else
   bad=1
 fi

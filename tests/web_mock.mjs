@@ -6,10 +6,21 @@
 // Prints "port N" when listening on 127.0.0.1 (a free port); runs until killed.
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 
 const page = readFileSync(process.argv[2] || 'app/web/index.html');
-const CSP = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
-  "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+// The strict policy app_serve_page_csp() (app/serve_page.c) builds: the
+// page's one script and one style element allowed by their sha256, no
+// 'unsafe-inline' — so the page is checked to work under it.
+const text = page.toString('utf8');
+const block = (open, close) => {
+  const a = text.indexOf(open) + open.length;
+  return text.slice(a, text.indexOf(close, a));
+};
+const h = (s) => `'sha256-${createHash('sha256').update(s, 'utf8').digest('base64')}'`;
+const CSP = `default-src 'none'; script-src ${h(block('<script>', '</script>'))}; ` +
+  `style-src ${h(block('<style>', '</style>'))}; img-src data:; connect-src 'self'; ` +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const SOURCES = [
   { id: 1, title: 'Vacation policy', uri: '/docs/handbook/vacation-policy.md', url: null,
@@ -18,7 +29,7 @@ const SOURCES = [
     label: 'Leave', heading: null, score: 0.5 },
   { id: 3, title: 'Bad link', uri: 'javascript:document.title="pwned"', url: 'javascript:document.title="pwned"',
     label: 'bad', score: 0.2 },
-  { id: 4, title: 'Handbook PDF', uri: '/docs/handbook.pdf', url: null, label: 'handbook.pdf p.4', page: 4, score: 0.1 },
+  { id: 4, title: 'Handbook <img src=x onerror="document.title=\'pwned\'">', uri: '/docs/handbook.pdf', url: null, label: 'handbook.pdf p.4', page: 4, score: 0.1 },
 ];
 
 const sse = (name, obj) => `event: ${name}\ndata: ${JSON.stringify(obj)}\n\n`;
