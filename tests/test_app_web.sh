@@ -118,6 +118,9 @@ code=$(curl -s -D "$tmp/h" -o "$tmp/page" -w '%{http_code}' "$base/")
 cmp -s "$tmp/page" app/web/index.html || { note $case "GET / is not app/web/index.html byte for byte"; bad=1; }
 grep -qi '^content-type: text/html' "$tmp/h" || { note $case "no text/html content type"; bad=1; }
 grep -qi '^content-security-policy:' "$tmp/h" || { note $case "no Content-Security-Policy header"; bad=1; }
+if grep -i '^content-security-policy:' "$tmp/h" | grep -q "script-src[^;]*'unsafe-inline'"; then
+  echo "  (info) the page's CSP allows 'unsafe-inline' scripts; app_serve_page_csp() gives the hash-based one"
+fi
 grep -qi '^x-content-type-options: *nosniff' "$tmp/h" || { note $case "no X-Content-Type-Options: nosniff"; bad=1; }
 # no outside assets: nothing in the page points at another host
 if grep -Eq '(src|href)="(https?:)?//' "$tmp/page"; then note $case "the page loads an outside asset"; bad=1; fi
