@@ -715,13 +715,16 @@ static enum MHD_Result fake_reply(struct MHD_Connection *conn, unsigned status, 
     return ret;
 }
 
-/* The JSON of page i (1..3) as a query answer element. */
-static void fake_page_json(char *out, size_t n, int i) {
+/* The JSON of page i (1..3) as a query answer element, with a category
+ * (NULL: no "categories" member). */
+static void fake_page_json(char *out, size_t n, int i, const char *category) {
+    char cats[200] = "";
+    if (category) snprintf(cats, sizeof cats, ",\"categories\":[{\"ns\":14,\"title\":\"Category:%s\"}]", category);
     snprintf(out, n,
              "{\"pageid\":%d,\"ns\":0,\"title\":\"Page %d\",\"lastrevid\":%d,\"length\":40,"
              "\"fullurl\":\"http://127.0.0.1:%d/index.php/Page_%d\",\"canonicalurl\":\"http://127.0.0.1:%d/index.php/Page_%d\","
-             "\"revisions\":[{\"revid\":%d,\"parentid\":0,\"timestamp\":\"2026-01-0%dT10:00:00Z\"}]}",
-             i, i, 10 + i, g_fake_port, i, g_fake_port, i, 10 + i, i);
+             "\"revisions\":[{\"revid\":%d,\"parentid\":0,\"timestamp\":\"2026-01-0%dT10:00:00Z\"}]%s}",
+             i, i, 10 + i, g_fake_port, i, g_fake_port, i, 10 + i, i, cats);
 }
 
 static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -754,20 +757,36 @@ static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *conn, cons
     }
     if (strcmp(action, "query") == 0 && gen && strcmp(gen, "allpages") == 0) {
         if (gapns && strcmp(gapns, "0") != 0) return fake_reply(conn, 200, "{\"batchcomplete\":true}", 21, NULL);
-        char p1[700], p2[700], p3[700];
-        fake_page_json(p1, sizeof p1, 1);
-        fake_page_json(p2, sizeof p2, 2);
-        fake_page_json(p3, sizeof p3, 3);
-        snprintf(buf, sizeof buf, "{\"batchcomplete\":true,\"query\":{\"pages\":[%s,%s,%s]}}", p1, p2, p3);
+        /* as MediaWiki continues: pages 1-2 with page 2's categories split
+         * over two answers (clcontinue), then page 3 (gapcontinue) */
+        const char *gc = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "gapcontinue");
+        const char *cc = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "clcontinue");
+        char p1[900], p2[900];
+        if (gc && strcmp(gc, "Page_3") == 0) {
+            fake_page_json(p1, sizeof p1, 3, NULL);
+            snprintf(buf, sizeof buf, "{\"batchcomplete\":true,\"query\":{\"pages\":[%s]}}", p1);
+        } else if (cc && strcmp(cc, "2|Secret") == 0) {
+            fake_page_json(p1, sizeof p1, 1, NULL);
+            fake_page_json(p2, sizeof p2, 2, "Secret");
+            snprintf(buf, sizeof buf,
+                     "{\"batchcomplete\":true,\"continue\":{\"gapcontinue\":\"Page_3\",\"continue\":\"gapcontinue||\"},"
+                     "\"query\":{\"pages\":[%s,%s]}}", p1, p2);
+        } else {
+            fake_page_json(p1, sizeof p1, 1, NULL);
+            fake_page_json(p2, sizeof p2, 2, "Public notes");
+            snprintf(buf, sizeof buf,
+                     "{\"continue\":{\"clcontinue\":\"2|Secret\",\"continue\":\"||\"},\"query\":{\"pages\":[%s,%s]}}",
+                     p1, p2);
+        }
         return fake_reply(conn, 200, buf, strlen(buf), NULL);
     }
     if (strcmp(action, "query") == 0 && titles) {
         char pages[3000] = "";
         for (int i = 1; i <= 3; i++) {
-            char t[32], pj[700];
+            char t[32], pj[900];
             snprintf(t, sizeof t, "Page %d", i);
             if (!strstr(titles, t)) continue;
-            fake_page_json(pj, sizeof pj, i);
+            fake_page_json(pj, sizeof pj, i, NULL);
             if (pages[0]) strcat(pages, ",");
             strcat(pages, pj);
         }
@@ -983,6 +1002,79 @@ TEST(fault_persistent_500_gives_up_with_a_clear_error) {
     CHECK_EQ_INT(st.requests, 3);
 }
 
+TEST(continuation_merges_a_page_split_over_answers) {
+    const char *api = fake_wiki(FAULT_NONE);
+    const char *dir = fresh_dir("idx-cont");
+    sync_opts o = {.url = api, .full = true, .rules = "category Secret secret\n"};
+    rag_wiki_stats st;
+    char err[1024];
+    REQUIRE(do_sync(dir, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_EQ_INT(st.added, 3);
+    CHECK_EQ_INT(st.requests, 7);   /* siteinfo, 3 listing answers, 3 pages */
+    char url[200], g[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/index.php/Page_2", g_fake_port);
+    doc_groups(dir, url, g, sizeof g);
+    CHECK_EQ_STR(g, "secret");      /* the category from the second answer counted */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/index.php/Page_1", g_fake_port);
+    doc_groups(dir, url, g, sizeof g);
+    CHECK_EQ_STR(g, "");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/index.php/Page_3", g_fake_port);
+    doc_groups(dir, url, g, sizeof g);
+    CHECK_EQ_STR(g, "");
+    check_no_ghosts(dir);
+}
+
+/* Runs the CLI (stderr joined); returns its output, owned; *status the exit code. */
+static char *cli(int *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *cli(int *status, const char *fmt, ...) {
+    char args[4096], cmd[4400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL -u MRAG_INDEX %s/mrag %s 2>&1", test_build_dir(), args);
+    char *out = test_run_capture(cmd, status);
+    REQUIRE(out, "%s", cmd);
+    return out;
+}
+
+TEST(cli_usage_progress_and_summary) {
+    int st;
+    char *out = cli(&st, "--help");
+    CHECK(st == 0 && strstr(out, "ingest-wiki"), "mrag --help lists ingest-wiki");
+    free(out);
+    out = cli(&st, "ingest-wiki --help");
+    CHECK(st == 0 && strstr(out, "--password-file") && strstr(out, "--namespace"), "%s", out);
+    free(out);
+    out = cli(&st, "ingest-wiki");
+    CHECK_EQ_INT(st, 2);
+    free(out);
+    out = cli(&st, "ingest-wiki http://127.0.0.1:9/api.php --user someone");
+    CHECK(st == 2 && strstr(out, "--password-file"), "%d %s", st, out);
+    free(out);
+    out = cli(&st, "ingest-wiki http://127.0.0.1:9/api.php --rate fast");
+    CHECK(st == 2 && strstr(out, "--rate"), "%d %s", st, out);
+    free(out);
+    model();
+    const char *api = fake_wiki(FAULT_NONE);
+    const char *dir = fresh_dir("idx-cli");
+    out = cli(&st, "ingest-wiki %s --index %s -m %s --threads 1", api, test_shq(dir), test_shq(g_model));
+    char line[200];
+    snprintf(line, sizeof line, "added     http://127.0.0.1:%d/index.php/Page_1 (1 chunks)", g_fake_port);
+    CHECK(st == 0 && strstr(out, line) && strstr(out, "done (full sync: first sync of this wiki): 3 added, 0 updated, 0 moved, 0 removed, 0 unchanged, 0 failed") &&
+              strstr(out, "3 pages in") && strstr(out, "pages/s"),
+          "%d %s", st, out);
+    free(out);
+    out = cli(&st, "ingest-wiki %s --index %s -m %s --threads 1", api, test_shq(dir), test_shq(g_model));
+    CHECK(st == 0 && strstr(out, "done (incremental): 0 added, 0 updated, 0 moved, 0 removed, 0 unchanged, 0 failed"),
+          "%d %s", st, out);
+    free(out);
+    /* an unreachable wiki: exit 1, the URL named */
+    out = cli(&st, "ingest-wiki http://127.0.0.1:9/api.php --index %s -m %s --retries 1", test_shq(dir), test_shq(g_model));
+    CHECK(st == 1 && strstr(out, "http://127.0.0.1:9/api.php"), "%d %s", st, out);
+    free(out);
+}
+
 TEST(bad_urls_are_refused) {
     const char *dir = fresh_dir("idx-url");
     sync_opts o = {.url = "ftp://127.0.0.1/api.php", .full = true};
@@ -1003,7 +1095,8 @@ TEST(bad_urls_are_refused) {
 TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_and_retries),
           RUN(fault_oversized_answer_fails_that_page_only_and_is_retried),
           RUN(fault_hanging_answer_times_out_and_the_run_goes_on), RUN(fault_malformed_json_is_a_clear_error),
-          RUN(fault_persistent_500_gives_up_with_a_clear_error), RUN(bad_urls_are_refused),
+          RUN(fault_persistent_500_gives_up_with_a_clear_error), RUN(continuation_merges_a_page_split_over_answers),
+          RUN(bad_urls_are_refused), RUN(cli_usage_progress_and_summary),
           RUN(full_sync_mirrors_english_and_german_pages), RUN(incremental_sync_follows_edits_moves_and_deletions),
           RUN(changed_access_rules_regroup_without_reembedding), RUN(full_sync_removes_a_deletion_the_changes_missed),
           RUN(sync_stopped_half_way_then_rerun_equals_a_clean_sync), RUN(cli_killed_mid_sync_then_rerun_finishes),
