@@ -915,6 +915,10 @@ TEST(gateway_mode_generates_through_a_remote_mrag_serve) {
     CHECK(strstr(r.body.b, "vpn-setup.md") != NULL, "%s", r.body.b);
     free(got);
     resp_free(&r);
+    /* no --keys: callers are anonymous and see public documents only */
+    CHECK_EQ_INT(get("/api/search?q=" SECRET "+salary+band&k=30", NULL, &r), 200);
+    CHECK(strstr(r.body.b, "salary-bands") == NULL, "%s", r.body.b);
+    resp_free(&r);
     /* streaming through the gateway */
     CHECK_EQ_INT(post("/v1/chat/completions", NULL,
                       "{\"messages\":[{\"role\":\"user\",\"content\":\"How do I set up the VPN with WireGuard?\"}],"
@@ -1006,6 +1010,31 @@ TEST(timeout_gives_504_or_a_stream_error_event) {
     CHECK_EQ_INT(term_and_wait(pid), 0);
 }
 
+TEST(start_up_refuses_open_addresses_without_keys_and_bad_key_files) {
+    setup();
+    char cmd[4096], bad[900];
+    int st;
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s serve --index %s -m %s --listen 0.0.0.0:0 2>&1", mrag, test_shq(idx),
+             test_shq(model));
+    char *out = test_run_capture(cmd, &st);
+    CHECK(out && st == 1, "status %d", st);
+    CHECK(out && strstr(out, "only listens on loopback"), "%s", out ? out : "");
+    free(out);
+    snprintf(bad, sizeof bad, "%s/bad.keys", fixdir);
+    REQUIRE(test_write_file(bad, "good-key-123456 alice hr\nshort bob hr\n", 39) == 0);
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s serve --index %s -m %s --listen 127.0.0.1:0 --keys %s 2>&1", mrag,
+             test_shq(idx), test_shq(model), test_shq(bad));
+    out = test_run_capture(cmd, &st);
+    CHECK(out && st == 1, "status %d", st);
+    CHECK(out && strstr(out, "bad.keys:2:") && strstr(out, "at least 8"), "%s", out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s serve --index %s -m %s --listen nowhere 2>&1", mrag, test_shq(idx),
+             test_shq(model));
+    out = test_run_capture(cmd, &st);
+    CHECK(out && st == 1 && strstr(out, "HOST:PORT"), "%s", out ? out : "");
+    free(out);
+}
+
 static void *sigterm_later(void *arg) {
     (void)arg;
     usleep(300 * 1000);
@@ -1045,5 +1074,5 @@ TEST_MAIN(RUN(healthz_models_metrics_and_page), RUN(keys_missing_wrong_and_right
           RUN(blocked_question_status_and_audit_with_key_name), RUN(bad_requests_400_404_405_413),
           RUN(embeddings_match_mrag_embed), RUN(more_generations_than_slots_and_queue_get_503_with_retry_after),
           RUN(client_disconnect_mid_stream_frees_the_slot), RUN(gateway_mode_generates_through_a_remote_mrag_serve),
-          RUN(timeout_gives_504_or_a_stream_error_event),
+          RUN(timeout_gives_504_or_a_stream_error_event), RUN(start_up_refuses_open_addresses_without_keys_and_bad_key_files),
           RUN(sigterm_lets_the_running_answer_finish_and_exits_0))
