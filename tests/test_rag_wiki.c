@@ -551,6 +551,18 @@ TEST(full_sync_removes_a_deletion_the_changes_missed) {
     CHECK_EQ_STR(u, "");
     free(u);
     check_index_equals_wiki(w, g_idx_a);
+    /* restored in the wiki: the next incremental run brings it back */
+    wiki_do(w, NULL, "undelete", "Albatross", NULL);
+    o.full = false;
+    REQUIRE(do_sync(g_idx_a, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK(!st.full, "incremental (%s)", st.full_reason);
+    CHECK_EQ_INT(st.added, 1);
+    u = bm25_uris(g_idx_a, "albatross");
+    char want[600];
+    snprintf(want, sizeof want, "%s\n", page_url(w, "Albatross"));
+    CHECK_EQ_STR(u, want);
+    free(u);
+    check_index_equals_wiki(w, g_idx_a);
 }
 
 /* The documents of dir as "URI\tversion\tn_chunks\tsha256\tgroups" lines. */

@@ -15,6 +15,7 @@
 #   sh tests/wiki_env.sh edit BASE TITLE [SUMMARY] < wikitext
 #   sh tests/wiki_env.sh move BASE FROM TO
 #   sh tests/wiki_env.sh delete BASE TITLE
+#   sh tests/wiki_env.sh undelete BASE TITLE
 #   sh tests/wiki_env.sh php BASE SCRIPT [ARGS...]   any maintenance script
 #
 # Exit status 77 when MediaWiki or PHP is not installed (callers skip).
@@ -150,6 +151,10 @@ delete)
   need
   printf '%s\n' "$3" > "$BASE/delete.txt"
   mwphp deleteBatch.php -u Admin -r "delete" "$BASE/delete.txt" >/dev/null
+  ;;
+undelete)
+  need
+  mwphp undelete.php -u Admin -r "restore" "$3" >/dev/null
   ;;
 php)
   need
