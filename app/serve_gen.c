@@ -443,6 +443,12 @@ static int job_emit(void *user, const char *text, size_t len) {
         stream_text(j, text, len);
         pthread_cond_broadcast(&j->cv);
     }
+    /* the deadline is also kept here: a client that reads slowly (or not at
+     * all) must not keep the slot past --timeout */
+    if (!j->cancel && j->deadline > 0 && app_now_s() >= j->deadline) {
+        j->cancel = 1;
+        j->timed_out = true;
+    }
     int stop = j->cancel != 0;
     pthread_mutex_unlock(&s->mu);
     return stop;

@@ -139,6 +139,11 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     app_server *s = j->srv;
     pthread_mutex_lock(&s->mu);
     for (;;) {
+        if (j->deadline > 0 && app_now_s() >= j->deadline && !j->cancel && j->state != APP_JOB_DONE) {
+            pthread_mutex_unlock(&s->mu);
+            app_job_cancel(s, j, true);
+            pthread_mutex_lock(&s->mu);
+        }
         if (j->out_len > j->out_sent) {
             size_t n = j->out_len - j->out_sent;
             if (n > max) n = max;
@@ -148,12 +153,6 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
             return (ssize_t)n;
         }
         if (j->state == APP_JOB_DONE) { pthread_mutex_unlock(&s->mu); return MHD_CONTENT_READER_END_OF_STREAM; }
-        if (j->deadline > 0 && app_now_s() >= j->deadline && !j->cancel) {
-            pthread_mutex_unlock(&s->mu);
-            app_job_cancel(s, j, true);
-            pthread_mutex_lock(&s->mu);
-            continue;
-        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 2;
