@@ -1004,6 +1004,11 @@ char *app_embed_json(app_server *s, const app_embed_req *r, int *http_status, ch
     cJSON *data = cJSON_AddArrayToObject(o, "data");
     *http_status = 500;
     for (size_t i = 0; v && i < r->n; i++) {
+        if (app_now_s() >= deadline) {
+            *http_status = 504;
+            snprintf(err, errlen, "the request took longer than %d s (--timeout) and was stopped", s->o.timeout_s);
+            goto done;
+        }
         if (llm_embed(h->ctx, r->inputs[i], strlen(r->inputs[i]), v) != LLM_OK) {
             snprintf(err, errlen, "embedding input[%zu] failed: %s", i, llm_context_error(h->ctx));
             goto done;
