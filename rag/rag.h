@@ -822,7 +822,8 @@ typedef struct {
     size_t n_namespaces;
     const char *username;       /* bot password user ("Admin@mrag"); NULL: anonymous */
     const char *password;
-    const char *ca_file;        /* extra CA bundle (private CA); TLS is always verified */
+    const char *ca_file;        /* CA bundle used instead of the system's (a private CA);
+                                   TLS is always verified */
     const rag_access *access;   /* NULL: every page public */
     bool full;                  /* enumerate everything, remove what is gone */
     double rate;                /* requests per second, default 10 (<= 0 unlimited) */

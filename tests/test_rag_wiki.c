@@ -177,6 +177,7 @@ typedef struct {
     int timeout_ms, max_attempts, backoff_ms;
     size_t max_bytes;
     bool ns100;                 /* also namespace 100 */
+    const char *ca_file;
 } sync_opts;
 
 /* One sync of o->url into the index folder dir. Returns rag_wiki_sync's status. */
@@ -202,6 +203,7 @@ static int do_sync(const char *dir, const sync_opts *o, rag_wiki_stats *st, evlo
     p.username = o->user;
     p.password = o->password;
     p.max_pages = o->max_pages;
+    p.ca_file = o->ca_file;
     p.rate = 0;
     if (o->timeout_ms) p.timeout_ms = o->timeout_ms;
     if (o->max_attempts) p.max_attempts = o->max_attempts;
@@ -1087,6 +1089,46 @@ TEST(cli_usage_progress_and_summary) {
     free(out);
 }
 
+TEST(tls_is_verified_and_a_private_ca_is_accepted) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) SKIP("libmicrohttpd was built without TLS");
+    fake_wiki(FAULT_NONE);
+    char key[1100], cert[1100], cmd[4096];
+    snprintf(key, sizeof key, "%s/tls-key.pem", test_tmpdir());
+    snprintf(cert, sizeof cert, "%s/tls-cert.pem", test_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+             test_shq(key), test_shq(cert));
+    if (system(cmd) != 0) SKIP("openssl cannot make a test certificate");
+    char *k = test_read_file(key, NULL), *c = test_read_file(cert, NULL);
+    REQUIRE(k && c);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_TLS,
+                                            0, NULL, NULL, fake_handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                                            MHD_OPTION_HTTPS_MEM_KEY, k, MHD_OPTION_HTTPS_MEM_CERT, c, MHD_OPTION_END);
+    REQUIRE(d, "cannot start the TLS fake wiki");
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    char api[128];
+    snprintf(api, sizeof api, "https://127.0.0.1:%d/api.php", di ? di->port : 0);
+    const char *dir = fresh_dir("idx-tls");
+    sync_opts o = {.url = api, .full = true, .max_attempts = 1};
+    rag_wiki_stats st;
+    char err[1024];
+    int rc = do_sync(dir, &o, &st, NULL, err, sizeof err);
+    CHECK(rc == RAG_ERR_IO && strstr(err, api) && strstr(err, "certificate"), "unknown CA refused: %d %s", rc, err);
+    CHECK_EQ_INT(count_docs(dir), 0);
+    o.ca_file = cert;
+    rc = do_sync(dir, &o, &st, NULL, err, sizeof err);
+    CHECK(rc == RAG_OK, "with --ca-file: %s", err);
+    CHECK_EQ_INT(st.added, 3);
+    MHD_stop_daemon(d);
+    free(k);
+    free(c);
+}
+
 TEST(bad_urls_are_refused) {
     const char *dir = fresh_dir("idx-url");
     sync_opts o = {.url = "ftp://127.0.0.1/api.php", .full = true};
@@ -1108,7 +1150,8 @@ TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_a
           RUN(fault_oversized_answer_fails_that_page_only_and_is_retried),
           RUN(fault_hanging_answer_times_out_and_the_run_goes_on), RUN(fault_malformed_json_is_a_clear_error),
           RUN(fault_persistent_500_gives_up_with_a_clear_error), RUN(continuation_merges_a_page_split_over_answers),
-          RUN(bad_urls_are_refused), RUN(cli_usage_progress_and_summary),
+          RUN(bad_urls_are_refused), RUN(tls_is_verified_and_a_private_ca_is_accepted),
+          RUN(cli_usage_progress_and_summary),
           RUN(full_sync_mirrors_english_and_german_pages), RUN(incremental_sync_follows_edits_moves_and_deletions),
           RUN(changed_access_rules_regroup_without_reembedding), RUN(full_sync_removes_a_deletion_the_changes_missed),
           RUN(sync_stopped_half_way_then_rerun_equals_a_clean_sync), RUN(cli_killed_mid_sync_then_rerun_finishes),
