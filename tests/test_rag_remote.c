@@ -708,6 +708,25 @@ TEST(end_to_end_against_mrag_serve_same_answer) {
     CHECK(strstr(remote, "vpn-setup.md") != NULL, "%s", remote);
     free(a); free(b); free(c);
     free(local); free(remote); free(remote_emb);
+    /* a chat with a follow-up (history turns become user/assistant
+     * messages): the whole transcript equals the local one */
+    char in[700];
+    snprintf(in, sizeof in, "%s/chat-in.txt", dir);
+    const char *qs = "How do I set up the VPN with WireGuard?\nAnd on macOS?\n";
+    REQUIRE(test_write_file(in, qs, strlen(qs)) == 0);
+    snprintf(cmd, sizeof cmd, "%s %s chat --index %s -m %s --threads 1 --max-tokens 12 -k 2 < %s 2>/dev/null", base, mrag,
+             test_shq(idx), test_shq(model), test_shq(in));
+    char *chat_local = test_run_capture(cmd, &rc);
+    CHECK_EQ_INT(rc, 0);
+    snprintf(cmd, sizeof cmd, "%s %s chat --index %s -m %s --threads 1 --max-tokens 12 -k 2 --llm-url %s --llm-key-file %s < %s 2>/dev/null",
+             base, mrag, test_shq(idx), test_shq(model), serve_url, test_shq(key), test_shq(in));
+    char *chat_remote = test_run_capture(cmd, &rc);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(chat_local && chat_remote && strcmp(chat_local, chat_remote) == 0, "chat transcripts differ:\n%s\n---\n%s",
+          chat_local ? chat_local : "", chat_remote ? chat_remote : "");
+    CHECK(chat_local && strstr(chat_local, "And on macOS?") != NULL, "%s", chat_local ? chat_local : "");
+    free(chat_local);
+    free(chat_remote);
     /* a wrong key: exit 1 with the status and the server's word for it */
     char bad[700];
     snprintf(bad, sizeof bad, "%s/bad.key", dir);
