@@ -238,6 +238,7 @@ struct app_job {
     rag_answer res;
     bool have_res;
     int err;                    /* non-zero: the pipeline failed; errmsg says why */
+    int err_status;             /* its HTTP status (0: 500) */
     char errmsg[512];
     char **titles;              /* per source, owned */
     char *sources_json;         /* the SOURCE array, built once */

@@ -615,10 +615,20 @@ static int run_plain(app_slot *sl, app_job *j) {
             rag_guard_result_release(&g);
             if (red[i]) content = red[i];
         }
-        /* a system message anywhere but first, or two in a row of one role, is folded */
+        /* the template wants: an optional system message first, then user
+         * and assistant alternating. A later system message is dropped; two
+         * messages in a row of one role are joined with a blank line. */
         if (strcmp(m->role, "system") == 0 && nm > 0) continue;
-        if (nm > 0 && strcmp(msgs[nm - 1].role, m->role) == 0 && strcmp(m->role, "system") != 0) {
-            msgs[nm - 1].content = content;     /* the later one of a pair wins */
+        if (nm > 0 && strcmp(msgs[nm - 1].role, m->role) == 0) {
+            size_t a = strlen(msgs[nm - 1].content), b = strlen(content);
+            char *joined = malloc(a + b + 3);
+            if (!joined) goto done;
+            memcpy(joined, msgs[nm - 1].content, a);
+            memcpy(joined + a, "\n\n", 2);
+            memcpy(joined + a + 2, content, b + 1);
+            free(red[i]);
+            red[i] = joined;
+            msgs[nm - 1].content = joined;
             continue;
         }
         msgs[nm].role = m->role;
@@ -626,7 +636,9 @@ static int run_plain(app_slot *sl, app_job *j) {
         nm++;
     }
     if (!(prompt = llm_chat_format(msgs, nm))) {
-        snprintf(j->errmsg, sizeof j->errmsg, "the messages cannot be put in the chat template (user and assistant must alternate)");
+        snprintf(j->errmsg, sizeof j->errmsg, "the messages cannot be put in the chat template (after an optional "
+                 "system message, the conversation must start with a user message)");
+        j->err_status = 400;
         goto done;
     }
     if (rag_guard_stream_new(s->guard, RAG_GUARD_OUTPUT, 0, &ps.gs) != RAG_OK) goto done;

@@ -211,7 +211,8 @@ static enum MHD_Result run_generation(struct MHD_Connection *c, app_req *rq, app
     pthread_mutex_unlock(&s->mu);
     enum MHD_Result ok;
     if (j->timed_out) ok = send_error(c, rq, 504, 0, "the request took longer than %d s (--timeout) and was stopped", s->o.timeout_s);
-    else if (j->err) ok = send_error(c, rq, 500, 0, "%s", j->errmsg[0] ? j->errmsg : "the answer failed");
+    else if (j->err)
+        ok = send_error(c, rq, j->err_status ? j->err_status : 500, 0, "%s", j->errmsg[0] ? j->errmsg : "the answer failed");
     else ok = send_json(c, rq, 200, j->kind == APP_JOB_CHAT ? app_job_chat_json(j) : app_job_ask_json(j));
     app_job_unref(j);
     return ok;
