@@ -93,6 +93,7 @@ typedef struct {
     char **inputs;
     size_t n;
     char *model;
+    bool base64;                /* encoding_format "base64": little-endian float32 */
 } app_embed_req;
 
 /* Parse a JSON body of len bytes (not NUL-terminated). On failure returns -1

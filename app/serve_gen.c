@@ -1028,8 +1028,28 @@ char *app_embed_json(app_server *s, const app_embed_req *r, int *http_status, ch
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "object", "embedding");
         cJSON_AddNumberToObject(e, "index", (double)i);
-        cJSON *a = cJSON_AddArrayToObject(e, "embedding");
-        for (int d = 0; d < dim; d++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[d]));
+        if (r->base64) {
+            /* the bytes of the float32 vector, little-endian, in base64 */
+            static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            size_t nb = (size_t)dim * 4;
+            char *t = malloc((nb + 2) / 3 * 4 + 1);
+            if (!t) { snprintf(err, errlen, "out of memory"); goto done; }
+            const unsigned char *b = (const unsigned char *)v;    /* x86-64: little-endian */
+            size_t k = 0;
+            for (size_t q = 0; q < nb; q += 3) {
+                unsigned x = (unsigned)b[q] << 16 | (q + 1 < nb ? (unsigned)b[q + 1] << 8 : 0) | (q + 2 < nb ? b[q + 2] : 0);
+                t[k++] = b64[x >> 18 & 63];
+                t[k++] = b64[x >> 12 & 63];
+                t[k++] = q + 1 < nb ? b64[x >> 6 & 63] : '=';
+                t[k++] = q + 2 < nb ? b64[x & 63] : '=';
+            }
+            t[k] = 0;
+            cJSON_AddStringToObject(e, "embedding", t);
+            free(t);
+        } else {
+            cJSON *a = cJSON_AddArrayToObject(e, "embedding");
+            for (int d = 0; d < dim; d++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[d]));
+        }
         cJSON_AddItemToArray(data, e);
     }
     cJSON_AddStringToObject(o, "model", s->model_name);

@@ -277,6 +277,14 @@ int app_parse_embed(const char *body, size_t len, app_embed_req *out, char *err,
     cJSON *o = parse_object(body, len, err, errlen);
     if (!o) { memset(out, 0, sizeof *out); return -1; }
     if (get_str(o, "model", false, &out->model, err, errlen)) goto done;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "encoding_format");
+    if (f && !cJSON_IsNull(f)) {
+        if (!cJSON_IsString(f) || (strcmp(f->valuestring, "float") && strcmp(f->valuestring, "base64"))) {
+            fail(err, errlen, "'encoding_format' must be \"float\" or \"base64\"");
+            goto done;
+        }
+        out->base64 = strcmp(f->valuestring, "base64") == 0;
+    }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "input");
     size_t n = cJSON_IsString(v) ? 1 : cJSON_IsArray(v) ? (size_t)cJSON_GetArraySize(v) : 0;
     if ((!cJSON_IsString(v) && !cJSON_IsArray(v)) || n < 1 || n > APP_SERVE_MAX_INPUTS) {

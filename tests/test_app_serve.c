@@ -800,9 +800,40 @@ TEST(embeddings_match_mrag_embed) {
     free(out);
     cJSON *u = cJSON_GetObjectItem(o, "usage");
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(u, "prompt_tokens")) >= 4);
+    cJSON *first = cJSON_Duplicate(e0, 1), *e0ref = first;
     cJSON_Delete(o);
     resp_free(&r);
     CHECK_EQ_INT(post("/v1/embeddings", KEY_PUB, "{\"input\":[1,2]}", &r), 400);
+    resp_free(&r);
+    /* encoding_format base64 (what the official OpenAI clients ask for):
+     * little-endian float32 bytes, the same vector */
+    CHECK_EQ_INT(post("/v1/embeddings", KEY_PUB, "{\"input\":\"VPN setup\",\"encoding_format\":\"base64\"}", &r), 200);
+    o = cJSON_Parse(r.body.b);
+    const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "data"), 0), "embedding"));
+    REQUIRE(b64 && strlen(b64) == (64 * 4 + 2) / 3 * 4, "%s", r.body.b);
+    unsigned char bytes[64 * 4 + 3];
+    size_t nb = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (const char *q = b64; *q && *q != '='; q++) {
+        const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char *at = strchr(tbl, *q);
+        REQUIRE(at, "not base64: %c", *q);
+        acc = acc << 6 | (unsigned)(at - tbl);
+        bits += 6;
+        if (bits >= 8) { bits -= 8; bytes[nb++] = (unsigned char)(acc >> bits & 255); }
+    }
+    CHECK_EQ_INT(nb, 256);
+    double maxb = 0;
+    for (int i = 0; i < 64; i++) {
+        float f;
+        memcpy(&f, bytes + 4 * i, 4);
+        double dd = fabs(f - cJSON_GetArrayItem(e0ref, i)->valuedouble);
+        if (dd > maxb) maxb = dd;
+    }
+    CHECK(maxb < 1e-6, "base64 vector differs by %g", maxb);
+    cJSON_Delete(o);
+    cJSON_Delete(first);
     resp_free(&r);
 }
 
