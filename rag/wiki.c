@@ -147,10 +147,12 @@ static int add_dirty(wsync *w, const char *title, const char *moved_to, const ch
     return RAG_OK;
 }
 
-/* Sorts the dirty list and merges duplicates (the latest move facts win). */
+/* Sorts the dirty list and merges duplicates: a title keeps the move facts
+ * of any of its entries (qsort is not stable, so which one of two moves of
+ * the same title wins is not defined; it only changes the wording of the
+ * progress event, never what is stored). */
 static void merge_dirty(wsync *w) {
     if (!w->n_dirty) return;
-    /* a stable merge: keep the order of additions for equal titles */
     qsort(w->dirty, w->n_dirty, sizeof *w->dirty, cmp_dirty);
     size_t o = 0;
     for (size_t i = 0; i < w->n_dirty; i++) {
@@ -676,56 +678,57 @@ done:
     return rc;
 }
 
-/* Decides full or incremental: *full with a reason, else *since set. */
+/* Decides full or incremental: sets st->full and st->full_reason, or *since
+ * and *retry (owned, the titles that failed last time, may be NULL). Reads
+ * the index meta and, for an incremental run, the oldest change the wiki
+ * still keeps. Errors (store, network) are fatal. */
 static int choose_mode(wsync *w, int64_t *since, char **retry) {
     rag_wiki_stats *st = w->st;
+    const char *why = NULL;
     char *v = NULL;
     int rc = RAG_OK;
-    if (w->p->full) { snprintf(st->full_reason, sizeof st->full_reason, "--full"); goto full; }
+    wiki_resp r;
+    memset(&r, 0, sizeof r);
+    if (w->p->full) { why = "--full"; goto done; }
     int mrc = idx_meta_get(w->s, w->k_since, &v);
-    if (mrc == IDX_ERR_NOTFOUND) { snprintf(st->full_reason, sizeof st->full_reason, "first sync of this wiki"); goto full; }
-    if (mrc != IDX_OK) return store_fail(w, "reading the sync point");
-    if (!wiki_parse_time(v, since)) { snprintf(st->full_reason, sizeof st->full_reason, "unreadable sync point"); goto full; }
+    if (mrc == IDX_ERR_NOTFOUND) { why = "first sync of this wiki"; goto done; }
+    if (mrc != IDX_OK) { rc = store_fail(w, "reading the sync point"); goto done; }
+    if (!wiki_parse_time(v, since)) { why = "unreadable sync point"; goto done; }
     free(v);
     v = NULL;
-    if (idx_meta_get(w->s, w->k_ns, &v) != IDX_OK || strcmp(v, w->ns_list) != 0) {
-        snprintf(st->full_reason, sizeof st->full_reason, "the namespaces changed");
-        goto full;
-    }
+    if (idx_meta_get(w->s, w->k_ns, &v) != IDX_OK || strcmp(v, w->ns_list) != 0) { why = "the namespaces changed"; goto done; }
     free(v);
     v = NULL;
     if (idx_meta_get(w->s, w->k_access, &v) != IDX_OK || strcmp(v, w->access_hash) != 0) {
-        snprintf(st->full_reason, sizeof st->full_reason, "the access rules changed");
-        goto full;
+        why = "the access rules changed";
+        goto done;
     }
-    free(v);
-    v = NULL;
     /* the wiki keeps recent changes for $wgRCMaxAge: when the oldest one it
-     * still has is newer than the sync point, changes may be lost */
-    wiki_resp r;
+     * still has is newer than the sync point (or there is none), changes
+     * may be lost */
     char cerr[768] = "";
     rc = wiki_client_call(w->c, "action=query&list=recentchanges&rcdir=newer&rclimit=1&rcprop=timestamp", false, &r,
                           cerr, sizeof cerr);
-    if (rc != RAG_OK) return rag_ing_err(w->err, w->errlen, rc, "reading the recent changes failed: %s", cerr);
-    int64_t oldest = 0;
-    bool have = !r.error_code && r.n_changes > 0 && r.changes[0].timestamp && wiki_parse_time(r.changes[0].timestamp, &oldest);
+    if (rc != RAG_OK) { rc = rag_ing_err(w->err, w->errlen, rc, "reading the recent changes failed: %s", cerr); goto done; }
     if (r.error_code) {
         rc = rag_ing_err(w->err, w->errlen, RAG_ERR_IO, "wiki %s: reading the recent changes: %s%s%s", w->api,
                          r.error_code, r.error_info ? ": " : "", r.error_info ? r.error_info : "");
-        wiki_resp_release(&r);
-        return rc;
+        goto done;
     }
-    wiki_resp_release(&r);
-    if (!have || oldest > *since) {
-        snprintf(st->full_reason, sizeof st->full_reason, "the wiki's recent changes no longer reach back to the last sync");
-        goto full;
+    int64_t oldest = 0;
+    if (!r.n_changes || !r.changes[0].timestamp || !wiki_parse_time(r.changes[0].timestamp, &oldest) || oldest > *since) {
+        why = "the wiki's recent changes no longer reach back to the last sync";
+        goto done;
     }
     if (idx_meta_get(w->s, w->k_retry, retry) != IDX_OK) *retry = NULL;
-    return RAG_OK;
-full:
+done:
+    if (rc == RAG_OK && why) {
+        st->full = true;
+        snprintf(st->full_reason, sizeof st->full_reason, "%s", why);
+    }
+    wiki_resp_release(&r);
     free(v);
-    st->full = true;
-    return RAG_OK;
+    return rc;
 }
 
 int rag_wiki_sync(rag_ingester *ing, idx_store *s, const rag_wiki_params *p, rag_wiki_stats *stats, char *err,

@@ -179,23 +179,25 @@ static double backoff_s(wiki_client *c, int attempt) {
     return w;
 }
 
-/* Redacts nothing: params never hold secrets except in POSTed login bodies,
- * which are not part of the URL shown in messages. */
+/* Contract in wiki_internal.h. Messages show the api.php URL and the start
+ * of the GET parameters; a POST (the login, which holds the password) is
+ * shown as "POST" only, and its body is wiped after the call. */
 int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *out, char *err, size_t errlen) {
     int rc = RAG_OK;
     rag_buf q = {0};
     char last[512] = "";
     memset(out, 0, sizeof *out);
     if (!c || !params) return rag_ing_err(err, errlen, RAG_ERR_ARG, "wiki: bad arguments");
-    if ((rc = rag_buf_append(&q, c->api, strlen(c->api))) || (rc = rag_buf_append(&q, post ? "" : "?", post ? 0 : 1)))
-        goto oom;
-    size_t body_off = q.len;
-    if ((rc = rag_buf_append(&q, "format=json&formatversion=2&maxlag=5&", 37)) ||
-        (rc = rag_buf_append(&q, params, strlen(params))))
-        goto oom;
+    CURL *h = c->curl;
+    size_t body_off = 0;
+    if (rag_buf_append(&q, c->api, strlen(c->api)) || rag_buf_append(&q, post ? "" : "?", post ? 0 : 1) ||
+        (body_off = q.len, rag_buf_append(&q, "format=json&formatversion=2&maxlag=5&", 37)) ||
+        rag_buf_append(&q, params, strlen(params))) {
+        rc = rag_ing_err(err, errlen, RAG_ERR_NOMEM, "out of memory");
+        goto done;
+    }
     /* the action for messages: "action=query&list=..." without the noise */
     const char *what = post ? "POST" : params;
-    CURL *h = c->curl;
     if (post) {
         curl_easy_setopt(h, CURLOPT_URL, c->api);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, q.data + body_off);
@@ -259,9 +261,6 @@ int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *o
     }
     rc = rag_ing_err(err, errlen, RAG_ERR_IO, "wiki %s (%.80s): giving up after %d attempts: %s", c->api, what,
                      c->p.max_attempts, last);
-    goto done;
-oom:
-    rc = rag_ing_err(err, errlen, RAG_ERR_NOMEM, "out of memory");
 done:
     if (post) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);

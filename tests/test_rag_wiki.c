@@ -178,6 +178,7 @@ typedef struct {
     size_t max_bytes;
     bool ns100;                 /* also namespace 100 */
     const char *ca_file;
+    double rate;                /* requests/s, 0 = no limit */
 } sync_opts;
 
 /* One sync of o->url into the index folder dir. Returns rag_wiki_sync's status. */
@@ -204,7 +205,7 @@ static int do_sync(const char *dir, const sync_opts *o, rag_wiki_stats *st, evlo
     p.password = o->password;
     p.max_pages = o->max_pages;
     p.ca_file = o->ca_file;
-    p.rate = 0;
+    p.rate = o->rate;
     if (o->timeout_ms) p.timeout_ms = o->timeout_ms;
     if (o->max_attempts) p.max_attempts = o->max_attempts;
     p.backoff_ms = o->backoff_ms ? o->backoff_ms : 50;
@@ -1025,6 +1026,16 @@ TEST(continuation_merges_a_page_split_over_answers) {
     REQUIRE(do_sync(dir, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
     CHECK_EQ_INT(st.added, 3);
     CHECK_EQ_INT(st.requests, 7);   /* siteinfo, 3 listing answers, 3 pages */
+    check_no_ghosts(dir);
+    /* again at 5 requests per second: nothing changed, so siteinfo and the 3
+     * listing answers only, 3 gaps of 0.2 s at least */
+    o.rate = 5;
+    double t = mono_now();
+    REQUIRE(do_sync(dir, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
+    double dt = mono_now() - t;
+    CHECK_EQ_INT(st.requests, 4);
+    CHECK_EQ_INT(st.unchanged, 3);
+    CHECK(dt >= 0.58, "--rate 5 spaced 4 requests over %.2f s", dt);
     char url[200], g[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/index.php/Page_2", g_fake_port);
     doc_groups(dir, url, g, sizeof g);
