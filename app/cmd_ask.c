@@ -169,6 +169,9 @@ int app_remote_attach(const app_ask_opts *o, idx_store *store, rag_remote **out,
         if (strstr(p->preamble, ctl[i]))
             return app_error("remote engine: the preamble holds the control string %s; with --llm-url it cannot "
                              "be sent as chat messages", ctl[i]);
+    struct stat kst;
+    if (o->llm_key_file && stat(o->llm_key_file, &kst) == 0 && (kst.st_mode & 077))
+        fprintf(stderr, "mrag: warning: the key file %s can be read by other users (chmod 600 it)\n", o->llm_key_file);
     rag_remote_params rp = rag_remote_default_params();
     rp.base_url = o->llm_url;
     rp.key_file = o->llm_key_file;
