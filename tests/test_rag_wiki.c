@@ -655,6 +655,27 @@ TEST(cli_killed_mid_sync_then_rerun_finishes) {
     check_index_equals_wiki(w, dir);
 }
 
+TEST(move_leaving_a_redirect_keeps_only_the_new_title) {
+    wiki_env *w = wiki(false);
+    REQUIRE(g_idx_a[0], "needs the first case");
+    wiki_do(w, "The lighthouse keeper logs the foghorn tests.\n", "edit", "Lighthouse", NULL);
+    sync_opts o = {.url = w->api, .rules = g_hr_rules, .ns100 = true};
+    rag_wiki_stats st;
+    char err[1024];
+    REQUIRE(do_sync(g_idx_a, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_EQ_INT(st.added, 1);
+    wiki_do(w, NULL, "move-redirect", "Lighthouse", "Lighthouse keeping");
+    REQUIRE(do_sync(g_idx_a, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK(!st.full);
+    CHECK_EQ_INT(st.moved, 1);
+    char *u = bm25_uris(g_idx_a, "foghorn");
+    char want[600];
+    snprintf(want, sizeof want, "%s\n", page_url(w, "Lighthouse_keeping"));
+    CHECK_EQ_STR(u, want);      /* the redirect left at the old title is not a document */
+    free(u);
+    check_index_equals_wiki(w, g_idx_a);
+}
+
 TEST(private_wiki_needs_the_bot_password) {
     wiki_env *w = wiki(true);
     char dir[1100];
@@ -1166,4 +1187,5 @@ TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_a
           RUN(full_sync_mirrors_english_and_german_pages), RUN(incremental_sync_follows_edits_moves_and_deletions),
           RUN(changed_access_rules_regroup_without_reembedding), RUN(full_sync_removes_a_deletion_the_changes_missed),
           RUN(sync_stopped_half_way_then_rerun_equals_a_clean_sync), RUN(cli_killed_mid_sync_then_rerun_finishes),
+          RUN(move_leaving_a_redirect_keeps_only_the_new_title),
           RUN(private_wiki_needs_the_bot_password))

@@ -13,7 +13,8 @@
 #        WIKI_BOT_PASSFILE).
 #   sh tests/wiki_env.sh stop BASE       kills the server started for BASE
 #   sh tests/wiki_env.sh edit BASE TITLE [SUMMARY] < wikitext
-#   sh tests/wiki_env.sh move BASE FROM TO
+#   sh tests/wiki_env.sh move BASE FROM TO            (no redirect left behind)
+#   sh tests/wiki_env.sh move-redirect BASE FROM TO   (FROM becomes a redirect)
 #   sh tests/wiki_env.sh delete BASE TITLE
 #   sh tests/wiki_env.sh undelete BASE TITLE
 #   sh tests/wiki_env.sh php BASE SCRIPT [ARGS...]   any maintenance script
@@ -37,6 +38,21 @@ need() {
 mwphp() {   # mwphp SCRIPT ARGS... : a maintenance script against BASE's wiki
   script=$1; shift
   MW_CONFIG_FILE="$BASE/conf/LocalSettings.php" php "$MW/maintenance/$script" "$@"
+}
+
+# A write through a maintenance script, tried up to 3 times: SQLite allows
+# one writer, and the web server may hold the database for a moment. stdin
+# is kept in a file so that every try sees it.
+mwwrite() {
+  in="$BASE/stdin.$$"
+  cat > "$in"
+  n=0
+  until mwphp "$@" < "$in" > "$BASE/last.log" 2>&1; do
+    n=$((n + 1))
+    if [ $n -ge 3 ]; then cat "$BASE/last.log" >&2; rm -f "$in"; return 1; fi
+    sleep 1
+  done
+  rm -f "$in"
 }
 
 case "$cmd" in
@@ -139,22 +155,26 @@ stop)
   ;;
 edit)
   need
-  title=$3
-  mwphp edit.php -u Admin -s "${4:-edit}" "$title" >/dev/null
+  mwwrite edit.php -u Admin -s "${4:-edit}" "$3"
   ;;
 move)
   need
   printf '%s|%s\n' "$3" "$4" > "$BASE/move.txt"
-  mwphp moveBatch.php -u Admin -r "move" --noredirects "$BASE/move.txt" >/dev/null
+  mwwrite moveBatch.php -u Admin -r "move" --noredirects "$BASE/move.txt" < /dev/null
+  ;;
+move-redirect)
+  need
+  printf '%s|%s\n' "$3" "$4" > "$BASE/move.txt"
+  mwwrite moveBatch.php -u Admin -r "move" "$BASE/move.txt" < /dev/null
   ;;
 delete)
   need
   printf '%s\n' "$3" > "$BASE/delete.txt"
-  mwphp deleteBatch.php -u Admin -r "delete" "$BASE/delete.txt" >/dev/null
+  mwwrite deleteBatch.php -u Admin -r "delete" "$BASE/delete.txt" < /dev/null
   ;;
 undelete)
   need
-  mwphp undelete.php -u Admin -r "restore" "$3" >/dev/null
+  mwwrite undelete.php -u Admin -r "restore" "$3" < /dev/null
   ;;
 php)
   need
