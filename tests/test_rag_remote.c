@@ -684,6 +684,7 @@ TEST(end_to_end_against_mrag_serve_same_answer) {
     const char *kf = "e2e-secret-key  tester  *\n";
     REQUIRE(test_write_file(keys, kf, strlen(kf)) == 0);
     REQUIRE(test_write_file(key, "e2e-secret-key\n", 15) == 0);
+    REQUIRE(chmod(key, 0600) == 0);
     start_serve(mrag, idx, model, keys);
     const char *q = "'How do I set up the VPN with WireGuard?'";
     const char *base = "env -u MRAG_MODEL -u MRAG_INDEX";
@@ -736,6 +737,7 @@ TEST(end_to_end_against_mrag_serve_same_answer) {
     char *out = test_run_capture(cmd, &rc);
     CHECK_EQ_INT(rc, 1);
     CHECK(strstr(out, "HTTP 401") != NULL && strstr(out, "nope") == NULL, "%s", out);
+    CHECK(strstr(out, "can be read by other users") != NULL, "a 0644 key file is warned about: %s", out);
     free(out);
     /* no local model at all: BM25 here, estimated counts, generation there */
     char gone[700], idx2[700];
