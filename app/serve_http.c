@@ -18,6 +18,7 @@
 
 extern const char app_serve_page[];
 extern const size_t app_serve_page_len;
+const char *app_serve_page_csp(void);
 
 static const char *const ep_names[APP_EP_COUNT] = {
     "/", "/healthz", "/metrics", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/api/ask", "/api/search", "other",
@@ -494,10 +495,8 @@ static enum MHD_Result do_page(struct MHD_Connection *c, app_req *rq) {
         MHD_create_response_from_buffer(app_serve_page_len, (void *)app_serve_page, MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
-    MHD_add_response_header(r, "Content-Security-Policy",
-                            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-                            "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
-                            "frame-ancestors 'none'");
+    /* the page's inline script and style allowed by their sha256 (serve_page.c) */
+    MHD_add_response_header(r, "Content-Security-Policy", app_serve_page_csp());
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(r, "X-Request-Id", rq->req_id);

@@ -318,7 +318,7 @@ TEST(healthz_models_metrics_and_page) {
     char v[1024];
     CHECK(header(&r, "Content-Type", v, sizeof v) && strncmp(v, "text/html", 9) == 0, "%s", v);
     CHECK(header(&r, "Content-Security-Policy", v, sizeof v) && strstr(v, "default-src 'none'") &&
-          strstr(v, "connect-src 'self'"), "CSP: %s", v);
+          strstr(v, "connect-src 'self'") && strstr(v, "script-src 'sha256-") && !strstr(v, "unsafe-inline"), "CSP: %s", v);
     CHECK(r.body.n > 100 && strstr(r.body.b, "<html") != NULL);
     resp_free(&r);
 
