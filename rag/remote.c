@@ -205,13 +205,19 @@ static bool sse_event(xfer *x) {
     x->n_events++;
     if (n == 6 && memcmp(d, "[DONE]", 6) == 0) { x->done = true; return false; }
     cJSON *o = cJSON_ParseWithLength(d, n);
+    if (!o && strcmp(x->event, "error") == 0) {
+        xfail(x, RAG_ERR_IO, "the server reported an error in the stream: %.300s", d);
+        return false;
+    }
     if (!o) {
         xfail(x, RAG_ERR_FORMAT, "malformed stream event (not JSON): %.80s", d);
         return false;
     }
     bool go = true;
-    const char *em = error_message(o);
-    if (em || strcmp(x->event, "error") == 0) {
+    /* in a stream only an "error" member (object or string) is an error */
+    const cJSON *eo = cJSON_GetObjectItemCaseSensitive(o, "error");
+    const char *em = cJSON_IsObject(eo) || cJSON_IsString(eo) ? error_message(o) : NULL;
+    if (em || cJSON_IsObject(eo) || cJSON_IsString(eo) || strcmp(x->event, "error") == 0) {
         xfail(x, RAG_ERR_IO, "the server reported an error in the stream: %.300s", em ? em : d);
         go = false;
         goto out;
