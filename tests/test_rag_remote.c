@@ -581,6 +581,37 @@ TEST(prompt_split_is_the_inverse_of_the_template) {
     CHECK_EQ_INT(rag_count_estimate(NULL, "", 0), 1);
 }
 
+static int collect(void *user, const char *t, size_t n) {
+    sink *s = user;
+    if (s->len + n < sizeof s->text) { memcpy(s->text + s->len, t, n); s->len += n; s->text[s->len] = 0; }
+    return 0;
+}
+
+TEST(sse_parser_cases) {
+    struct { const char *in; int rc; const char *text; const char *err; } cases[] = {
+        {"data: {\"error\":null,\"choices\":[{\"delta\":{\"content\":\"A\"}}]}\n\n", RAG_OK, "A", ""},
+        {"event: error\ndata: overloaded now\n\n", RAG_ERR_IO, "", "overloaded now"},
+        {"data: {\"error\":\"plain\"}\n\n", RAG_ERR_IO, "", "plain"},
+        {"data: {\"choices\":[{\"delta\":\n" "data: {\"content\":\"x\"}}]}\n\n", RAG_OK, "x", ""},  /* data lines join with \n */
+        {"data: {\"choices\":[{\"delta\":{\"content\":\"y\"}}]\n\n", RAG_ERR_FORMAT, "", "malformed"},
+        {"data:{\"choices\":[{\"delta\":{\"content\":\"no blank\"}}]}\r\r", RAG_OK, "no blank", ""},
+        {": only a comment\n\n\n", RAG_OK, "", ""},
+        {"data: {\"choices\":[{\"text\":\"legacy\"}]}\n\ndata: [DONE]\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"after\"}}]}\n\n",
+         RAG_OK, "legacy", ""},
+        {"data: {\"choices\":[{\"delta\":{\"content\":\"half\"}}]}", RAG_OK, "", ""},   /* no blank line: not dispatched */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (size_t piece = 0; piece < 4; piece += 3) {
+            sink s = {0};
+            char err[256] = "";
+            int rc = rag_remote_parse_sse(cases[i].in, strlen(cases[i].in), piece, 0, collect, &s, err, sizeof err);
+            CHECK(rc == cases[i].rc, "case %zu: rc %d", i, rc);
+            CHECK_EQ_STR(s.text, cases[i].text);
+            CHECK(strstr(err, cases[i].err) != NULL, "case %zu: %s", i, err);
+        }
+    }
+}
+
 TEST(estimate_is_above_the_real_token_count) {
     const char *vp = test_require_shared("models/mistral-v0.1-vocab-derived.gguf");
     llm_model *m = NULL;
@@ -761,4 +792,4 @@ TEST(end_to_end_against_mrag_serve_same_answer) {
 TEST_MAIN(RUN(streams_chunked_sse_with_heartbeats_and_crlf), RUN(http_errors_carry_status_and_server_message),
           RUN(broken_streams_fail_clearly_without_duplicate_text), RUN(timeouts_cancel_and_stop),
           RUN(embeddings_and_index_checks), RUN(prompt_split_is_the_inverse_of_the_template),
-          RUN(estimate_is_above_the_real_token_count), RUN(end_to_end_against_mrag_serve_same_answer))
+          RUN(sse_parser_cases), RUN(estimate_is_above_the_real_token_count), RUN(end_to_end_against_mrag_serve_same_answer))
