@@ -240,7 +240,7 @@ static int fetch_and_put(wsync *w, const wiki_page *pg, const char *groups, bool
                          int *n_chunks, char *reason, size_t reason_len) {
     int rc = RAG_OK;
     wiki_resp r;
-    rag_buf q = {0}, html = {0};
+    rag_buf html = {0};
     rag_doc *doc = NULL;
     memset(&r, 0, sizeof r);
     *failed = false;
@@ -311,7 +311,6 @@ static int fetch_and_put(wsync *w, const wiki_page *pg, const char *groups, bool
     }
 done:
     wiki_resp_release(&r);
-    rag_buf_release(&q);
     rag_buf_release(&html);
     rag_doc_free(doc);
     return rc;
