@@ -74,11 +74,19 @@ static bool parse_double(const char *s, double lo, double hi, double *out) {
 
 typedef struct {
     bool quiet;
-    size_t shown_failed;
+    double last_line;       /* elapsed_s of the last "progress:" line */
 } wiki_ui;
 
+/* Prints each page that changed (failures on stderr), and every 10 s a
+ * "progress:" line so that a long sync of unchanged pages shows life. */
 static void on_progress(void *user, const rag_ingest_event *ev) {
     wiki_ui *u = user;
+    if (ev->kind == RAG_ING_EV_FILE_DONE && !u->quiet && ev->elapsed_s - u->last_line >= 10) {
+        u->last_line = ev->elapsed_s;
+        printf("progress: %zu pages checked, %llu chunks written, %.1f pages/s\n", ev->files_done,
+               (unsigned long long)ev->chunks_done, ev->elapsed_s > 0 ? (double)ev->files_done / ev->elapsed_s : 0.0);
+        fflush(stdout);
+    }
     if (ev->kind != RAG_ING_EV_FILE_DONE || ev->outcome == RAG_ING_UNCHANGED) return;
     if (u->quiet && ev->outcome != RAG_ING_FAILED) return;
     const char *o = ev->outcome == RAG_ING_RENAMED ? "moved" : rag_ingest_outcome_str(ev->outcome);
