@@ -817,7 +817,7 @@ size_t rag_answer_citations(const char *text, size_t len, int n_sources, int *ou
  * index and the next run finishes the work. */
 
 typedef struct {
-    const char *url;            /* api.php URL, or a wiki URL ending in / (api.php appended) */
+    const char *url;            /* api.php URL; another URL gets "/api.php" appended */
     const int *namespaces;      /* namespace numbers; NULL/0: {0} */
     size_t n_namespaces;
     const char *username;       /* bot password user ("Admin@mrag"); NULL: anonymous */
