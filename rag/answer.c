@@ -230,6 +230,7 @@ typedef struct {
     rag_emit_fn emit;
     void *emit_user;
     size_t cap;
+    int pieces;                 /* raw pieces received (a generator's "tokens") */
     bool blocked, stopped, oom;
 } stream_state;
 
@@ -255,6 +256,7 @@ static int on_piece(void *user, const char *text, size_t len) {
     stream_state *s = user;
     const char *o = NULL;
     size_t ol = 0;
+    s->pieces++;
     int st = rag_guard_stream_feed(s->gs, text, len, &o, &ol);
     if (st == RAG_ERR_BLOCKED) { s->blocked = true; return 1; }
     if (st != RAG_OK) { s->oom = true; return 1; }
@@ -465,6 +467,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
         double g0 = now_ms();
         rc = a->p.generate(a->p.generate_user, pr.prompt, pr.prompt_len, a->p.max_tokens, on_piece, &ss, cancel);
         res->decode_ms = now_ms() - g0;
+        res->n_generated = ss.pieces;   /* streamed pieces: tokens for a token-by-token stream */
         if (rc != RAG_OK) {
             const char *ge = a->p.generate_errmsg ? a->p.generate_errmsg(a->p.generate_user) : NULL;
             if (ge && *ge) set_err(a, "answer: %s", ge);

@@ -760,7 +760,7 @@ typedef struct {
     char *prompt;               /* owned: the exact prompt (NULL when not built) */
     int prompt_tokens;
     double retrieve_ms, prefill_ms, decode_ms;
-    int n_generated;
+    int n_generated;            /* tokens; with p->generate: pieces it streamed */
 } rag_answer;
 
 typedef struct rag_answerer rag_answerer;
