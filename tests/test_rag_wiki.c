@@ -733,6 +733,7 @@ enum {
     FAULT_BADJSON_SITEINFO, /* siteinfo: cut-off JSON */
     FAULT_BADJSON_PAGE1,    /* page 1's HTML: cut-off JSON */
     FAULT_500_ALWAYS,
+    FAULT_PARSE_503,        /* every page's HTML: 503 (the listing works) */
 };
 
 static struct MHD_Daemon *g_fake;
@@ -849,6 +850,7 @@ static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *conn, cons
             const char *e = "{\"error\":{\"code\":\"nosuchrevid\",\"info\":\"There is no revision.\"}}";
             return fake_reply(conn, 200, e, strlen(e), NULL);
         }
+        if (fault == FAULT_PARSE_503) return fake_reply(conn, 503, "down", 4, NULL);
         if (fault == FAULT_BADJSON_PAGE1 && i == 1) return fake_reply(conn, 200, "{\"parse\":{\"text\":\"<p>cut", 23, NULL);
         if (fault == FAULT_HANG_PAGE3 && i == 3) {
             for (int k = 0; k < 200 && !atomic_load(&g_fake_stop); k++) usleep(10000);
@@ -1038,6 +1040,24 @@ TEST(fault_persistent_500_gives_up_with_a_clear_error) {
     CHECK_EQ_INT(st.requests, 3);
 }
 
+TEST(a_wiki_that_fails_every_page_ends_the_run) {
+    const char *api = fake_wiki(FAULT_PARSE_503);
+    const char *dir = fresh_dir("idx-down");
+    sync_opts o = {.url = api, .full = true, .max_attempts = 2};
+    rag_wiki_stats st;
+    char err[1024];
+    int rc = do_sync(dir, &o, &st, NULL, err, sizeof err);
+    CHECK(rc == RAG_ERR_IO && strstr(err, "3 pages in a row failed") && strstr(err, "HTTP status 503"), "%d %s", rc, err);
+    CHECK_EQ_INT(st.failed, 3);
+    /* no sync point recorded: the next run is a full one again */
+    idx_store *s = open_store(dir);
+    char key[300], *v = NULL;
+    snprintf(key, sizeof key, "wiki:%s:since", api);
+    CHECK(idx_meta_get(s, key, &v) == IDX_ERR_NOTFOUND, "sync point %s", v ? v : "");
+    free(v);
+    idx_close(s);
+}
+
 TEST(continuation_merges_a_page_split_over_answers) {
     const char *api = fake_wiki(FAULT_NONE);
     const char *dir = fresh_dir("idx-cont");
@@ -1181,7 +1201,8 @@ TEST(bad_urls_are_refused) {
 TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_and_retries),
           RUN(fault_oversized_answer_fails_that_page_only_and_is_retried),
           RUN(fault_hanging_answer_times_out_and_the_run_goes_on), RUN(fault_malformed_json_is_a_clear_error),
-          RUN(fault_persistent_500_gives_up_with_a_clear_error), RUN(continuation_merges_a_page_split_over_answers),
+          RUN(fault_persistent_500_gives_up_with_a_clear_error), RUN(a_wiki_that_fails_every_page_ends_the_run),
+          RUN(continuation_merges_a_page_split_over_answers),
           RUN(bad_urls_are_refused), RUN(tls_is_verified_and_a_private_ca_is_accepted),
           RUN(cli_usage_progress_and_summary),
           RUN(full_sync_mirrors_english_and_german_pages), RUN(incremental_sync_follows_edits_moves_and_deletions),
