@@ -16,6 +16,7 @@
 #define WIKI_MAX_CATEGORIES 256     /* per page; more are ignored */
 #define WIKI_MAX_CHANGES_PER_ANSWER 5000
 #define WIKI_MAX_STRING 4096        /* titles, URLs, timestamps, messages */
+#define WIKI_MAX_JSON_VALUES 1000000 /* values in one answer (bounds cJSON's memory) */
 
 /* One page of a query answer (prop=info|categories|revisions). */
 typedef struct {

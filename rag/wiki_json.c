@@ -288,10 +288,32 @@ static int parse_list(const cJSON *arr, const char *what, bool log, wiki_resp *o
     return RAG_OK;
 }
 
+/* Counts the values a JSON text would create (commas and openings outside
+ * strings, plus one), stopping past limit: cJSON spends ~64 bytes per value,
+ * so 32 MB of "[0,0,0..." would cost a gigabyte before any check of ours. */
+static size_t json_value_count(const char *s, size_t len, size_t limit) {
+    size_t n = 1;
+    bool in_str = false;
+    for (size_t i = 0; i < len && n <= limit; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == ',' || c == '[' || c == '{') {
+            n++;
+        }
+    }
+    return n;
+}
+
 int wiki_resp_parse(const char *body, size_t len, wiki_resp *out, char *err, size_t errlen) {
     int rc = RAG_OK;
     bool bad = false;
     memset(out, 0, sizeof *out);
+    if (body && json_value_count(body, len, WIKI_MAX_JSON_VALUES) > WIKI_MAX_JSON_VALUES)
+        return rag_ing_err(err, errlen, RAG_ERR_FORMAT, "the answer holds more than %d JSON values", WIKI_MAX_JSON_VALUES);
     cJSON *root = body ? cJSON_ParseWithLength(body, len) : NULL;
     if (!root) { rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "the answer is not JSON"); goto done; }
     if (!cJSON_IsObject(root)) { rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "the answer is not a JSON object"); goto done; }

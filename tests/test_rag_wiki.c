@@ -13,6 +13,7 @@
 #include "index/index.h"
 #include "llm/llm.h"
 #include "rag/rag.h"
+#include "rag/wiki_internal.h"
 
 #include <cjson/cJSON.h>
 #include <arpa/inet.h>
@@ -1181,6 +1182,28 @@ TEST(tls_is_verified_and_a_private_ca_is_accepted) {
     free(c);
 }
 
+TEST(json_answers_with_too_many_values_are_refused_before_parsing) {
+    size_t n = 1100000;
+    char *b = malloc(3 * n + 64);
+    size_t k = (size_t)sprintf(b, "{\"query\":{\"pages\":[");
+    for (size_t i = 0; i < n; i++) { b[k++] = '0'; b[k++] = ','; }
+    k--;
+    k += (size_t)sprintf(b + k, "]}}");
+    wiki_resp r;
+    char err[256];
+    CHECK(wiki_resp_parse(b, k, &r, err, sizeof err) == RAG_ERR_FORMAT && strstr(err, "more than 1000000 JSON values"),
+          "%s", err);
+    /* the same number of commas inside a string is one value */
+    k = (size_t)sprintf(b, "{\"parse\":{\"revid\":5,\"text\":\"");
+    for (size_t i = 0; i < n; i++) { b[k++] = ','; b[k++] = '\\'; b[k++] = '"'; }
+    k += (size_t)sprintf(b + k, "\"}}");
+    REQUIRE(wiki_resp_parse(b, k, &r, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_EQ_INT(r.parse_text_len, 2 * n);
+    CHECK_EQ_INT(r.parse_revid, 5);
+    wiki_resp_release(&r);
+    free(b);
+}
+
 TEST(bad_urls_are_refused) {
     const char *dir = fresh_dir("idx-url");
     sync_opts o = {.url = "ftp://127.0.0.1/api.php", .full = true};
@@ -1203,7 +1226,8 @@ TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_a
           RUN(fault_hanging_answer_times_out_and_the_run_goes_on), RUN(fault_malformed_json_is_a_clear_error),
           RUN(fault_persistent_500_gives_up_with_a_clear_error), RUN(a_wiki_that_fails_every_page_ends_the_run),
           RUN(continuation_merges_a_page_split_over_answers),
-          RUN(bad_urls_are_refused), RUN(tls_is_verified_and_a_private_ca_is_accepted),
+          RUN(json_answers_with_too_many_values_are_refused_before_parsing), RUN(bad_urls_are_refused),
+          RUN(tls_is_verified_and_a_private_ca_is_accepted),
           RUN(cli_usage_progress_and_summary),
           RUN(full_sync_mirrors_english_and_german_pages), RUN(incremental_sync_follows_edits_moves_and_deletions),
           RUN(changed_access_rules_regroup_without_reembedding), RUN(full_sync_removes_a_deletion_the_changes_missed),
