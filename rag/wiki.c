@@ -354,7 +354,9 @@ static int reconcile(wsync *w, const wiki_page *pg, const dirty_title *mv) {
     }
     if (w->seen && (rc = add_seen(w, pg->url)) != RAG_OK) { rc = rag_ing_err(w->err, w->errlen, rc, "out of memory"); goto done; }
     w->st->pages_checked++;
-    const char *groups = page_groups(w, pg);
+    /* without rules a page keeps the groups it has (a run without --access
+     * by mistake must not make restricted pages public); new pages are public */
+    const char *groups = w->p->access ? page_groups(w, pg) : exists && old.groups ? old.groups : "";
     char version[32];
     snprintf(version, sizeof version, "%lld", (long long)pg->revid);
     if (exists && old.version && strcmp(old.version, version) == 0 && (!old.status || strcmp(old.status, "ok") == 0)) {
@@ -698,7 +700,7 @@ static int choose_mode(wsync *w, int64_t *since, char **retry) {
     if (idx_meta_get(w->s, w->k_ns, &v) != IDX_OK || strcmp(v, w->ns_list) != 0) { why = "the namespaces changed"; goto done; }
     free(v);
     v = NULL;
-    if (idx_meta_get(w->s, w->k_access, &v) != IDX_OK || strcmp(v, w->access_hash) != 0) {
+    if (w->p->access && (idx_meta_get(w->s, w->k_access, &v) != IDX_OK || strcmp(v, w->access_hash) != 0)) {
         why = "the access rules changed";
         goto done;
     }
@@ -799,7 +801,8 @@ int rag_wiki_sync(rag_ingester *ing, idx_store *s, const rag_wiki_params *p, rag
     char ts[21];
     wiki_format_time(now, ts);
     if (idx_meta_set(s, w.k_retry, w.retry.data ? w.retry.data : "") != IDX_OK ||
-        idx_meta_set(s, w.k_ns, w.ns_list) != IDX_OK || idx_meta_set(s, w.k_access, w.access_hash) != IDX_OK ||
+        idx_meta_set(s, w.k_ns, w.ns_list) != IDX_OK ||
+        (p->access && idx_meta_set(s, w.k_access, w.access_hash) != IDX_OK) ||
         idx_meta_set(s, w.k_since, ts) != IDX_OK) {
         rc = store_fail(&w, "recording the sync point");
         goto done;

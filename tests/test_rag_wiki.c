@@ -677,6 +677,31 @@ TEST(move_leaving_a_redirect_keeps_only_the_new_title) {
     check_index_equals_wiki(w, g_idx_a);
 }
 
+TEST(a_run_without_rules_keeps_the_groups_pages_have) {
+    wiki_env *w = wiki(false);
+    REQUIRE(g_idx_a[0], "needs the first case");
+    wiki_do(w, "Salary bands for 2027 are confidential: band eight starts at the quince threshold.\n", "edit",
+            "Intern:Salaries", NULL);
+    sync_opts o = {.url = w->api, .ns100 = true};     /* no rules, by mistake */
+    rag_wiki_stats st;
+    char err[1024];
+    REQUIRE(do_sync(g_idx_a, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK(!st.full, "no rules is not a change of rules (%s)", st.full_reason);
+    CHECK_EQ_INT(st.updated, 1);
+    char g[256];
+    doc_groups(g_idx_a, page_url(w, "Intern:Salaries"), g, sizeof g);
+    CHECK_EQ_STR(g, "hr");          /* never public by accident */
+    char *u = bm25_uris(g_idx_a, "quince threshold");
+    char want[600];
+    snprintf(want, sizeof want, "%s\n", page_url(w, "Intern:Salaries"));
+    CHECK_EQ_STR(u, want);
+    free(u);
+    o.rules = g_hr_rules;           /* the recorded rules again: still incremental */
+    REQUIRE(do_sync(g_idx_a, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK(!st.full, "%s", st.full_reason);
+    check_index_equals_wiki(w, g_idx_a);
+}
+
 TEST(private_wiki_needs_the_bot_password) {
     wiki_env *w = wiki(true);
     char dir[1100];
@@ -1232,5 +1257,5 @@ TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_a
           RUN(full_sync_mirrors_english_and_german_pages), RUN(incremental_sync_follows_edits_moves_and_deletions),
           RUN(changed_access_rules_regroup_without_reembedding), RUN(full_sync_removes_a_deletion_the_changes_missed),
           RUN(sync_stopped_half_way_then_rerun_equals_a_clean_sync), RUN(cli_killed_mid_sync_then_rerun_finishes),
-          RUN(move_leaving_a_redirect_keeps_only_the_new_title),
+          RUN(move_leaving_a_redirect_keeps_only_the_new_title), RUN(a_run_without_rules_keeps_the_groups_pages_have),
           RUN(private_wiki_needs_the_bot_password))
