@@ -220,6 +220,9 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
            st.seconds, st.seconds > 0 ? (double)pages / st.seconds : 0.0, (unsigned long long)st.chunks_added,
            st.requests, st.retries, st.regrouped ? " (access groups updated on some pages)" : "", index_dir);
     if (st.cancelled) printf("the sync point was not advanced: run again to finish\n");
+    if (st.rules_missing)
+        fprintf(stderr, "mrag: warning: earlier syncs of this wiki used access rules and this one had no --access: "
+                        "pages kept their groups, but new pages were stored as public\n");
     if (st.failed) printf("%zu page%s failed (see above); they are retried on the next run\n", st.failed, st.failed == 1 ? "" : "s");
     rc = st.cancelled && g_cancel ? 130 : 0;
 done:

@@ -852,6 +852,8 @@ typedef struct {
     bool full;                  /* this run was a full sync */
     char full_reason[128];      /* why ("--full", "first sync", ...) */
     bool cancelled;             /* cancel flag or max_pages: sync point not advanced */
+    bool rules_missing;         /* no access rules given, but earlier runs had some:
+                                   pages kept their groups, new pages are public */
 } rag_wiki_stats;
 
 /* Syncs one wiki into the store through ing (which must write to s). The

@@ -784,6 +784,11 @@ int rag_wiki_sync(rag_ingester *ing, idx_store *s, const rag_wiki_params *p, rag
     cp.cancel = p->cancel;
     if ((rc = wiki_client_new(&cp, &w.c, err, errlen)) != RAG_OK) goto done;
     if (p->username && (rc = wiki_client_login(w.c, p->username, p->password, err, errlen)) != RAG_OK) goto done;
+    if (!p->access) {
+        char *v = NULL;
+        if (idx_meta_get(s, w.k_access, &v) == IDX_OK && v[0]) stats->rules_missing = true;
+        free(v);
+    }
     int64_t now = 0, since = 0;
     if ((rc = read_siteinfo(&w, &now)) != RAG_OK) goto done;
     if ((rc = choose_mode(&w, &since, &retry)) != RAG_OK) goto done;

@@ -687,6 +687,7 @@ TEST(a_run_without_rules_keeps_the_groups_pages_have) {
     char err[1024];
     REQUIRE(do_sync(g_idx_a, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
     CHECK(!st.full, "no rules is not a change of rules (%s)", st.full_reason);
+    CHECK(st.rules_missing, "the caller is told that rules were used before");
     CHECK_EQ_INT(st.updated, 1);
     char g[256];
     doc_groups(g_idx_a, page_url(w, "Intern:Salaries"), g, sizeof g);
@@ -699,6 +700,7 @@ TEST(a_run_without_rules_keeps_the_groups_pages_have) {
     o.rules = g_hr_rules;           /* the recorded rules again: still incremental */
     REQUIRE(do_sync(g_idx_a, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
     CHECK(!st.full, "%s", st.full_reason);
+    CHECK(!st.rules_missing);
     check_index_equals_wiki(w, g_idx_a);
 }
 
