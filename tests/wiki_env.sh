@@ -5,10 +5,11 @@
 #
 #   sh tests/wiki_env.sh start BASE [public|private] [--no-pages]
 #        installs the wiki into BASE (must not exist or be empty), adds the
-#        namespace 100 "Intern" (read restricted to the group "intern" on the
-#        private variant), English and German pages (unless --no-pages), a bot
-#        password Admin@mrag (private variant: anonymous read off), starts the
-#        server and prints "URL PID" on stdout. BASE/env holds shell variables
+#        namespace 100 "Intern" (the restricted one: MediaWiki core has no
+#        per-namespace read rights, so mrag's access rules map it to a group),
+#        English and German pages (unless --no-pages), a bot password
+#        Admin@mrag (private variant: anonymous read off), starts the server
+#        and prints "URL PID" on stdout. BASE/env holds shell variables
 #        (WIKI_URL, WIKI_API, WIKI_PID, WIKI_PORT, MW_CONFIG_FILE, WIKI_BOT_USER,
 #        WIKI_BOT_PASSFILE).
 #   sh tests/wiki_env.sh stop BASE       kills the server started for BASE
