@@ -127,7 +127,10 @@ EOF
     ok=no
     for _ in $(seq 1 100); do
       if ! kill -0 "$pid" 2>/dev/null; then break; fi
-      if curl -s -o /dev/null -m 2 "http://127.0.0.1:$port/api.php?action=query&meta=siteinfo&format=json"; then ok=yes; break; fi
+      # our wiki answering, not some other server that had the port (the
+      # private wiki answers with readapidenied)
+      if curl -s -m 2 "http://127.0.0.1:$port/api.php?action=query&meta=siteinfo&format=json" 2>/dev/null |
+         grep -q -e '"sitename":"TestWiki"' -e '"readapidenied"'; then ok=yes; break; fi
       sleep 0.05
     done
     [ $ok = yes ] && break
