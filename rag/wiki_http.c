@@ -256,6 +256,14 @@ int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *o
             wiki_resp_release(out);
             continue;
         }
+        if (out->error_code && (strcmp(out->error_code, "ratelimited") == 0 ||
+                                strncmp(out->error_code, "internal_api_error_", 19) == 0)) {
+            /* the wiki's own rate limit, or a transient server-side failure
+             * (a database error): back off and try again */
+            snprintf(last, sizeof last, "%s: %s", out->error_code, out->error_info ? out->error_info : "");
+            wiki_resp_release(out);
+            continue;
+        }
         rc = RAG_OK;
         goto done;
     }

@@ -106,7 +106,8 @@ void wiki_client_free(wiki_client *c);   /* NULL is a no-op */
 
 /* Calls api.php with params ("action=query&...", URL-encoded) plus
  * format=json&formatversion=2&maxlag=5, as GET (or POST with the params in
- * the body). Retries timeouts, connection errors, 5xx/429 and maxlag with
+ * the body). Retries timeouts, connection errors, 5xx/429/408, and the API
+ * errors maxlag, ratelimited and internal_api_error_* with
  * exponential backoff + jitter (Retry-After honoured), at most max_attempts
  * tries. On RAG_OK *out holds the parsed answer, which may carry an API
  * error (out->error_code) other than maxlag. On failure err names the URL

@@ -762,6 +762,7 @@ enum {
     FAULT_BADJSON_PAGE1,    /* page 1's HTML: cut-off JSON */
     FAULT_500_ALWAYS,
     FAULT_PARSE_503,        /* every page's HTML: 503 (the listing works) */
+    FAULT_RATELIMITED_ONCE, /* the first request: MediaWiki's "ratelimited" error */
 };
 
 static struct MHD_Daemon *g_fake;
@@ -809,6 +810,10 @@ static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *conn, cons
     if (fault == FAULT_MAXLAG_ONCE && n == 1) {
         const char *e = "{\"error\":{\"code\":\"maxlag\",\"info\":\"Waiting for 10.0.0.7: 7 seconds lagged.\",\"lag\":7}}";
         return fake_reply(conn, 200, e, strlen(e), "1");
+    }
+    if (fault == FAULT_RATELIMITED_ONCE && n == 1) {
+        const char *e = "{\"error\":{\"code\":\"ratelimited\",\"info\":\"You've exceeded your rate limit.\"}}";
+        return fake_reply(conn, 200, e, strlen(e), NULL);
     }
     char buf[4096];
     if (!action) return fake_reply(conn, 400, "no action", 9, NULL);
@@ -983,6 +988,11 @@ TEST(fault_maxlag_waits_and_retries) {
     double t = mono_now();
     REQUIRE(do_sync(dir, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
     CHECK(mono_now() - t >= 0.9, "waited Retry-After");
+    CHECK_EQ_INT(st.retries, 1);
+    CHECK_EQ_INT(st.added, 3);
+    /* MediaWiki's own rate limit error: backed off and retried too */
+    fake_wiki(FAULT_RATELIMITED_ONCE);
+    REQUIRE(do_sync(fresh_dir("idx-ratelimited"), &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
     CHECK_EQ_INT(st.retries, 1);
     CHECK_EQ_INT(st.added, 3);
 }
