@@ -847,6 +847,7 @@ typedef struct {
     size_t regrouped;           /* unchanged pages whose access groups changed */
     size_t pages_checked;       /* pages looked at */
     size_t requests, retries;   /* HTTP requests (attempts) and retries */
+    size_t relogins;            /* logins repeated because the session ended */
     uint64_t chunks_added;
     double seconds;
     bool full;                  /* this run was a full sync */

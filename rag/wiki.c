@@ -821,7 +821,7 @@ done:
         rc = RAG_OK;
         idx_save(s);    /* a stale FAISS file is rebuilt on the next open anyway */
     }
-    wiki_client_counts(w.c, &stats->requests, &stats->retries);
+    wiki_client_counts(w.c, &stats->requests, &stats->retries, &stats->relogins);
     stats->seconds = now_s() - w.t0;
     wiki_client_free(w.c);
     for (size_t i = 0; i < w.n_seen; i++) free(w.seen[i]);

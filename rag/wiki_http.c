@@ -24,6 +24,9 @@ struct wiki_client {
     uint64_t rng;
     size_t requests, retries;
     char curl_err[CURL_ERROR_SIZE];
+    char *user, *password;      /* owned copies after a login (password wiped on free) */
+    bool logged_in;             /* send assert=user: a lost session fails loudly */
+    size_t relogins;
 };
 
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
@@ -140,15 +143,19 @@ done:
 
 void wiki_client_free(wiki_client *c) {
     if (!c) return;
+    if (c->password) memset(c->password, 0, strlen(c->password));
+    free(c->password);
+    free(c->user);
     if (c->curl) curl_easy_cleanup(c->curl);
     rag_buf_release(&c->body);
     free(c->api);
     free(c);
 }
 
-void wiki_client_counts(const wiki_client *c, size_t *requests, size_t *retries) {
+void wiki_client_counts(const wiki_client *c, size_t *requests, size_t *retries, size_t *relogins) {
     if (requests) *requests = c ? c->requests : 0;
     if (retries) *retries = c ? c->retries : 0;
+    if (relogins) *relogins = c ? c->relogins : 0;
 }
 
 /* Waits for the rate limit's next slot. */
@@ -179,10 +186,12 @@ static double backoff_s(wiki_client *c, int attempt) {
     return w;
 }
 
-/* Contract in wiki_internal.h. Messages show the api.php URL and the start
- * of the GET parameters; a POST (the login, which holds the password) is
- * shown as "POST" only, and its body is wiped after the call. */
-int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *out, char *err, size_t errlen) {
+/* One API call with retries (see wiki_client_call); assert_user adds
+ * assert=user. Messages show the api.php URL and the start of the GET
+ * parameters; a POST (the login, which holds the password) is shown as
+ * "POST" only, and its body is wiped after the call. */
+static int call_raw(wiki_client *c, const char *params, bool post, bool assert_user, wiki_resp *out, char *err,
+                    size_t errlen) {
     int rc = RAG_OK;
     rag_buf q = {0};
     char last[512] = "";
@@ -192,7 +201,7 @@ int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *o
     size_t body_off = 0;
     if (rag_buf_append(&q, c->api, strlen(c->api)) || rag_buf_append(&q, post ? "" : "?", post ? 0 : 1) ||
         (body_off = q.len, rag_buf_append(&q, "format=json&formatversion=2&maxlag=5&", 37)) ||
-        rag_buf_append(&q, params, strlen(params))) {
+        rag_buf_append(&q, params, strlen(params)) || (assert_user && rag_buf_append(&q, "&assert=user", 12))) {
         rc = rag_ing_err(err, errlen, RAG_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -281,13 +290,13 @@ done:
     return rc;
 }
 
-int wiki_client_login(wiki_client *c, const char *user, const char *password, char *err, size_t errlen) {
+/* The login itself: token, then action=login (no assert=user). */
+static int login_raw(wiki_client *c, const char *user, const char *password, char *err, size_t errlen) {
     int rc = RAG_OK;
     wiki_resp r;
     rag_buf b = {0};
     memset(&r, 0, sizeof r);
-    if (!c || !user || !password) return rag_ing_err(err, errlen, RAG_ERR_ARG, "wiki login: user and password required");
-    if ((rc = wiki_client_call(c, "action=query&meta=tokens&type=login", false, &r, err, errlen)) != RAG_OK) goto done;
+    if ((rc = call_raw(c, "action=query&meta=tokens&type=login", false, false, &r, err, errlen)) != RAG_OK) goto done;
     if (r.error_code || !r.logintoken) {
         rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "wiki %s: no login token (%s%s%s)", c->api,
                          r.error_code ? r.error_code : "no token in the answer", r.error_info ? ": " : "",
@@ -301,7 +310,7 @@ int wiki_client_login(wiki_client *c, const char *user, const char *password, ch
         goto done;
     }
     wiki_resp_release(&r);
-    if ((rc = wiki_client_call(c, b.data, true, &r, err, errlen)) != RAG_OK) goto done;
+    if ((rc = call_raw(c, b.data, true, false, &r, err, errlen)) != RAG_OK) goto done;
     if (r.error_code) {
         rc = rag_ing_err(err, errlen, RAG_ERR_ARG, "wiki %s: login as %s failed: %s%s%s", c->api, user, r.error_code,
                          r.error_info ? ": " : "", r.error_info ? r.error_info : "");
@@ -320,5 +329,43 @@ done:
     if (b.data) memset(b.data, 0, b.len);
     rag_buf_release(&b);
     wiki_resp_release(&r);
+    return rc;
+}
+
+int wiki_client_login(wiki_client *c, const char *user, const char *password, char *err, size_t errlen) {
+    if (!c || !user || !password) return rag_ing_err(err, errlen, RAG_ERR_ARG, "wiki login: user and password required");
+    int rc = login_raw(c, user, password, err, errlen);
+    if (rc != RAG_OK) return rc;
+    if (c->user != user) {
+        free(c->user);
+        if (c->password) memset(c->password, 0, strlen(c->password));
+        free(c->password);
+        c->user = strdup(user);
+        c->password = strdup(password);
+        if (!c->user || !c->password) return rag_ing_err(err, errlen, RAG_ERR_NOMEM, "out of memory");
+    }
+    c->logged_in = true;
+    return RAG_OK;
+}
+
+int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *out, char *err, size_t errlen) {
+    if (!c) return rag_ing_err(err, errlen, RAG_ERR_ARG, "wiki: bad arguments");
+    bool assert_user = c->logged_in;
+    int rc = call_raw(c, params, post, assert_user, out, err, errlen);
+    if (rc != RAG_OK || !assert_user || !out->error_code || strcmp(out->error_code, "assertuserfailed") != 0) return rc;
+    /* the session ended (expired, or the wiki restarted): log in again once,
+     * then repeat the call; never go on as an anonymous reader, who may see
+     * less and would make pages look deleted */
+    wiki_resp_release(out);
+    char lerr[512] = "";
+    if ((rc = login_raw(c, c->user, c->password, lerr, sizeof lerr)) != RAG_OK)
+        return rag_ing_err(err, errlen, rc, "wiki %s: the login session ended and logging in again failed: %s", c->api, lerr);
+    c->relogins++;
+    rc = call_raw(c, params, post, true, out, err, errlen);
+    if (rc == RAG_OK && out->error_code && strcmp(out->error_code, "assertuserfailed") == 0) {
+        wiki_resp_release(out);
+        rc = rag_ing_err(err, errlen, RAG_ERR_IO, "wiki %s: not logged in even after logging in again (%s)", c->api,
+                         c->user);
+    }
     return rc;
 }

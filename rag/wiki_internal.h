@@ -112,15 +112,19 @@ void wiki_client_free(wiki_client *c);   /* NULL is a no-op */
  * tries. On RAG_OK *out holds the parsed answer, which may carry an API
  * error (out->error_code) other than maxlag. On failure err names the URL
  * and the problem: RAG_ERR_IO (network, HTTP status, TLS, cancelled),
- * RAG_ERR_LIMIT (body too large), RAG_ERR_FORMAT (not JSON). */
+ * RAG_ERR_LIMIT (body too large), RAG_ERR_FORMAT (not JSON). After a login
+ * every call carries assert=user; when the wiki answers assertuserfailed
+ * (the session ended) the client logs in again once and repeats the call. */
 int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *out,
                      char *err, size_t errlen);
 
 /* Logs in with a bot password (action=login), the session cookie kept in
- * the client. RAG_ERR_ARG with MediaWiki's reason on bad credentials. */
+ * the client (and the credentials, to log in again when the session ends).
+ * RAG_ERR_ARG with MediaWiki's reason on bad credentials. */
 int wiki_client_login(wiki_client *c, const char *user, const char *password, char *err, size_t errlen);
 
-/* Counters: requests sent (each attempt), retries. */
-void wiki_client_counts(const wiki_client *c, size_t *requests, size_t *retries);
+/* Counters: requests sent (each attempt), retries, logins repeated after the
+ * session ended. */
+void wiki_client_counts(const wiki_client *c, size_t *requests, size_t *retries, size_t *relogins);
 
 #endif

@@ -763,11 +763,13 @@ enum {
     FAULT_500_ALWAYS,
     FAULT_PARSE_503,        /* every page's HTML: 503 (the listing works) */
     FAULT_RATELIMITED_ONCE, /* the first request: MediaWiki's "ratelimited" error */
+    FAULT_SESSION_ENDS,     /* a login wiki whose session ends at the 5th request */
 };
 
 static struct MHD_Daemon *g_fake;
 static int g_fake_port;
 static atomic_int g_fault, g_fake_requests, g_fake_stop;
+static atomic_int g_fake_logins, g_fake_session, g_fake_unasserted;   /* login fake: session id in force */
 
 static const char *fake_words[] = {"walrus", "narwhal", "pelican"};
 
@@ -795,9 +797,48 @@ static void fake_page_json(char *out, size_t n, int i, const char *category) {
 
 static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                     const char *version, const char *upload, size_t *upload_size, void **con_cls) {
-    (void)cls; (void)url; (void)method; (void)version; (void)upload; (void)upload_size; (void)con_cls;
+    (void)cls; (void)url; (void)version; (void)upload;
+    static int first_call;
+    bool post = strcmp(method, "POST") == 0;
+    if (!*con_cls) {
+        *con_cls = &first_call;
+        if (post) return MHD_YES;   /* the body comes in the next calls */
+    } else if (post && *upload_size) {
+        *upload_size = 0;           /* the fake does not read it: any POST is a good login */
+        return MHD_YES;
+    }
     int n = atomic_fetch_add(&g_fake_requests, 1) + 1;
     int fault = atomic_load(&g_fault);
+    if (post) {
+        /* action=login: a new session, the only one in force */
+        int sid = atomic_fetch_add(&g_fake_logins, 1) + 1;
+        atomic_store(&g_fake_session, sid);
+        char cookie[64];
+        snprintf(cookie, sizeof cookie, "fakesess=%d; path=/; HttpOnly", sid);
+        const char *ok = "{\"login\":{\"result\":\"Success\",\"lguserid\":1,\"lgusername\":\"Bot\"}}";
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(ok), (void *)ok, MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        MHD_add_response_header(r, "Set-Cookie", cookie);
+        enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    if (fault == FAULT_SESSION_ENDS) {
+        const char *type = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "type");
+        if (type && strcmp(type, "login") == 0) {
+            const char *t = "{\"batchcomplete\":true,\"query\":{\"tokens\":{\"logintoken\":\"abc+\\\\\"}}}";
+            return fake_reply(conn, 200, t, strlen(t), NULL);
+        }
+        if (n == 5) atomic_store(&g_fake_session, -1);     /* the session ends */
+        const char *as = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "assert");
+        const char *ck = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "fakesess");
+        if (!as || strcmp(as, "user") != 0) atomic_fetch_add(&g_fake_unasserted, 1);
+        if (!ck || atoi(ck) != atomic_load(&g_fake_session)) {
+            const char *e = as ? "{\"error\":{\"code\":\"assertuserfailed\",\"info\":\"You are no longer logged in.\"}}"
+                               : "{\"error\":{\"code\":\"readapidenied\",\"info\":\"You need read permission.\"}}";
+            return fake_reply(conn, 200, e, strlen(e), NULL);
+        }
+    }
     const char *action = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "action");
     const char *meta = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "meta");
     const char *gen = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "generator");
@@ -1096,6 +1137,22 @@ TEST(a_wiki_that_fails_every_page_ends_the_run) {
     idx_close(s);
 }
 
+TEST(an_ended_login_session_is_renewed_not_read_anonymously) {
+    const char *api = fake_wiki(FAULT_SESSION_ENDS);
+    atomic_store(&g_fake_logins, 0);
+    atomic_store(&g_fake_unasserted, 0);
+    const char *dir = fresh_dir("idx-session");
+    sync_opts o = {.url = api, .full = true, .user = "Bot@mrag", .password = "secret"};
+    rag_wiki_stats st;
+    char err[1024];
+    REQUIRE(do_sync(dir, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK_EQ_INT(st.added, 3);
+    CHECK_EQ_INT(st.relogins, 1);
+    CHECK_EQ_INT(atomic_load(&g_fake_logins), 2);
+    CHECK_EQ_INT(atomic_load(&g_fake_unasserted), 0);   /* every read after the login said assert=user */
+    check_no_ghosts(dir);
+}
+
 TEST(continuation_merges_a_page_split_over_answers) {
     const char *api = fake_wiki(FAULT_NONE);
     const char *dir = fresh_dir("idx-cont");
@@ -1262,7 +1319,7 @@ TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_a
           RUN(fault_oversized_answer_fails_that_page_only_and_is_retried),
           RUN(fault_hanging_answer_times_out_and_the_run_goes_on), RUN(fault_malformed_json_is_a_clear_error),
           RUN(fault_persistent_500_gives_up_with_a_clear_error), RUN(a_wiki_that_fails_every_page_ends_the_run),
-          RUN(continuation_merges_a_page_split_over_answers),
+          RUN(an_ended_login_session_is_renewed_not_read_anonymously), RUN(continuation_merges_a_page_split_over_answers),
           RUN(json_answers_with_too_many_values_are_refused_before_parsing), RUN(bad_urls_are_refused),
           RUN(tls_is_verified_and_a_private_ca_is_accepted),
           RUN(cli_usage_progress_and_summary),
