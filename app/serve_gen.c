@@ -615,6 +615,12 @@ static int run_plain(app_slot *sl, app_job *j) {
             rag_guard_result_release(&g);
             if (red[i]) content = red[i];
         }
+        /* the caller's text never becomes control tokens of the template */
+        char *safe = rag_prompt_defuse(content, strlen(content));
+        if (!safe) goto done;
+        free(red[i]);
+        red[i] = safe;
+        content = safe;
         /* the template wants: an optional system message first, then user
          * and assistant alternating. A later system message is dropped; two
          * messages in a row of one role are joined with a blank line. */

@@ -70,6 +70,14 @@ static void sb_defused(sbuf *b, const char *t, size_t len) {
     sb_add(b, t + start, len - start);
 }
 
+char *rag_prompt_defuse(const char *text, size_t len) {
+    sbuf b = {0};
+    sb_add(&b, "", 0);
+    if (text) sb_defused(&b, text, len);
+    if (b.oom) { free(b.p); return NULL; }
+    return b.p;
+}
+
 /* Attribute value: no quotes, angle brackets or newlines. */
 static void sb_attr(sbuf *b, const char *s) {
     for (; *s; s++) {

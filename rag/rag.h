@@ -679,6 +679,10 @@ typedef struct {
  * or zeroed on error with err set. */
 int rag_prompt_build(const rag_prompt_input *in, rag_prompt *out, char *err, size_t errlen);
 void rag_prompt_release(rag_prompt *p);
+/* text[0..len) with the control strings defused as rag_prompt_build does for
+ * untrusted text (for callers that build chat prompts themselves, e.g. plain
+ * chat over HTTP). Owned, free(); NULL on OOM. */
+char *rag_prompt_defuse(const char *text, size_t len);
 
 /* Text sink for the streamed answer: return non-zero to stop. */
 typedef int (*rag_emit_fn)(void *user, const char *text, size_t len);
