@@ -84,6 +84,15 @@ const char *app_index_path(const char *flag_value);
  * from uri, cmd_ingest.c). */
 const char *app_display_path(const char *uri);
 
+typedef struct idx_store idx_store;
+/* The model file recorded by the last ingest into s when it still exists
+ * (owned, free()), or NULL (util.c). */
+char *app_recorded_model(idx_store *s);
+/* A whole file of at most max bytes, NUL-terminated (owned, free()); *len
+ * (may be NULL) gets its length. NULL with errno set when it cannot be read
+ * or is larger (EFBIG). */
+char *app_read_file(const char *path, size_t max, size_t *len);
+
 /* Prints "mrag: <msg>\n" to stderr and returns 1. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

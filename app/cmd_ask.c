@@ -122,41 +122,6 @@ int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
     return 1;
 }
 
-/* The model file recorded by the last ingest when it still exists (owned). */
-static char *recorded_model(idx_store *s) {
-    char *val = NULL;
-    if (idx_meta_get(s, "rag.model_stat", &val) != IDX_OK || !val) return NULL;
-    char *tab = strchr(val, '\t');
-    struct stat st;
-    if (tab) *tab = 0;
-    if (!tab || stat(val, &st) != 0) { free(val); return NULL; }
-    return val;
-}
-
-static char *read_text_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    char tmp[4096];
-    size_t r;
-    while ((r = fread(tmp, 1, sizeof tmp, f)) > 0) {
-        if (n + r + 1 > cap) {
-            cap = (n + r + 1) * 2;
-            if (cap > (1u << 20)) { free(buf); fclose(f); errno = EFBIG; return NULL; }
-            char *q = realloc(buf, cap);
-            if (!q) { free(buf); fclose(f); return NULL; }
-            buf = q;
-        }
-        memcpy(buf + n, tmp, r);
-        n += r;
-    }
-    fclose(f);
-    if (!buf && !(buf = calloc(1, 1))) return NULL;
-    buf[n] = 0;
-    return buf;
-}
-
 /* Contract: see app.h. */
 int app_remote_attach(const app_ask_opts *o, idx_store *store, rag_remote **out, void *answer_params) {
     rag_answer_params *p = answer_params;
@@ -220,7 +185,7 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
         goto done;
     }
     const char *mpath = app_model_path(o->model);
-    if (!mpath && (a->recorded = recorded_model(a->store))) mpath = a->recorded;
+    if (!mpath && (a->recorded = app_recorded_model(a->store))) mpath = a->recorded;
     if (!mpath && !o->llm_url) {
         app_error("answering needs a model: -m FILE or MRAG_MODEL (e.g. a Mistral-7B-Instruct GGUF), "
                   "or a server: --llm-url BASE");
@@ -240,7 +205,7 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
         fprintf(stderr, "mrag: warning: cannot write the audit log %s: %s\n", audit, rag_guard_errmsg(a->guard));
 
     const char *pre = o->preamble ? o->preamble : getenv("MRAG_PREAMBLE");
-    if (pre && *pre && !(a->preamble = read_text_file(pre))) {
+    if (pre && *pre && !(a->preamble = app_read_file(pre, 1u << 20, NULL))) {
         app_error("cannot read the preamble file %s: %s", pre, strerror(errno));
         goto done;
     }

@@ -49,21 +49,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Reads a file of at most EVAL_MAX_FILE bytes (owned, NUL-terminated). */
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && (uint64_t)st.st_size <= EVAL_MAX_FILE &&
-        (buf = malloc((size_t)st.st_size + 1))) {
-        *len = fread(buf, 1, (size_t)st.st_size, f);
-        buf[*len] = 0;
-    }
-    fclose(f);
-    return buf;
-}
-
 typedef struct {
     const char *question;   /* borrowed from the cJSON tree */
     int para;               /* index into the paragraph list */
@@ -119,7 +104,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
     const char *mpath = app_model_path(mflag);
     if (!mpath) { app_error("eval-retrieval: no model: give -m FILE or set MRAG_MODEL"); return 1; }
     size_t len = 0;
-    if (!(data = slurp(squad, &len))) { app_error("eval-retrieval: cannot read %s (missing or over 512 MB)", squad); goto done; }
+    if (!(data = app_read_file(squad, EVAL_MAX_FILE, &len))) { app_error("eval-retrieval: cannot read %s (missing or over 512 MB)", squad); goto done; }
     if (!(root = cJSON_ParseWithLength(data, len))) { app_error("eval-retrieval: %s is not valid JSON", squad); goto done; }
     const cJSON *articles = cJSON_GetObjectItemCaseSensitive(root, "data");
     if (!cJSON_IsArray(articles)) { app_error("eval-retrieval: %s has no \"data\" array (not SQuAD format)", squad); goto done; }

@@ -40,18 +40,6 @@ static bool parse_int(const char *s, long lo, long hi, long *out) {
     return true;
 }
 
-/* The model file recorded by the last ingest when it still exists
- * (owned, free()), or NULL. */
-static char *recorded_model(idx_store *s) {
-    char *val = NULL;
-    if (idx_meta_get(s, "rag.model_stat", &val) != IDX_OK || !val) return NULL;
-    char *tab = strchr(val, '\t');
-    struct stat st;
-    if (tab) *tab = 0;
-    if (!tab || stat(val, &st) != 0) { free(val); return NULL; }
-    return val;
-}
-
 /* Writes "path:first-last", "path:line", "path#page=N" or "path". */
 static void citation(const idx_doc *d, const idx_chunk *c, char *buf, size_t n) {
     const char *p = app_display_path(d->uri);
@@ -151,7 +139,7 @@ int app_cmd_search(int argc, char **argv) {
     bool have_fp = idx_fingerprint_get(s, &fp) == IDX_OK;
     if (have_fp) rp.layer = fp.layer;     /* embed the query as the chunks were */
     const char *mpath = app_model_path(mflag);
-    if (!mpath && mode != RAG_SEARCH_BM25 && (recorded = recorded_model(s))) mpath = recorded;
+    if (!mpath && mode != RAG_SEARCH_BM25 && (recorded = app_recorded_model(s))) mpath = recorded;
     if (mode < 0) mode = mpath ? RAG_SEARCH_HYBRID : RAG_SEARCH_BM25;
     if (!mpath && mode != RAG_SEARCH_BM25) {
         app_error("search: --mode %s needs the model the index was built with (-m FILE or MRAG_MODEL); "

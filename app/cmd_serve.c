@@ -61,39 +61,6 @@ static bool parse_num(const char *s, long lo, long hi, long *out) {
     return true;
 }
 
-/* The model recorded by the last ingest when it still exists (owned). */
-static char *recorded_model(idx_store *s) {
-    char *val = NULL;
-    if (idx_meta_get(s, "rag.model_stat", &val) != IDX_OK || !val) return NULL;
-    char *tab = strchr(val, '\t');
-    struct stat st;
-    if (tab) *tab = 0;
-    if (!tab || stat(val, &st) != 0) { free(val); return NULL; }
-    return val;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = NULL;
-    size_t n = 0, cap = 0, r;
-    char tmp[4096];
-    while ((r = fread(tmp, 1, sizeof tmp, f)) > 0) {
-        if (n + r + 1 > cap) {
-            cap = (n + r + 1) * 2;
-            char *q = cap <= (1u << 20) ? realloc(b, cap) : NULL;
-            if (!q) { free(b); fclose(f); return NULL; }
-            b = q;
-        }
-        memcpy(b + n, tmp, r);
-        n += r;
-    }
-    fclose(f);
-    if (!b) b = calloc(1, 1);
-    else b[n] = 0;
-    return b;
-}
-
 /* Splits HOST:PORT ("[v6]:PORT" for IPv6; "localhost" = 127.0.0.1). */
 static bool parse_listen(const char *s, char *host, size_t hl, int *port) {
     const char *colon = strrchr(s, ':');
@@ -245,7 +212,7 @@ int app_cmd_serve(int argc, char **argv) {
     s->layer = idx_fingerprint_get(s->stat_store, &fp) == IDX_OK ? fp.layer : -1;
     const char *mpath = app_model_path(o->model);
     /* the ingest's model, unless the query embeddings come from the remote server */
-    if (!mpath && !o->llm_embeddings && (recorded = recorded_model(s->stat_store))) mpath = recorded;
+    if (!mpath && !o->llm_embeddings && (recorded = app_recorded_model(s->stat_store))) mpath = recorded;
     if (!mpath && !o->llm_url) {
         app_error("serve needs a model: -m FILE or MRAG_MODEL (or a remote engine: --llm-url)");
         goto done;
@@ -278,12 +245,12 @@ int app_cmd_serve(int argc, char **argv) {
     snprintf(audit, sizeof audit, "%s/audit.jsonl", s->index_dir);
     if (!(s->audit = fopen(audit, "a")))
         fprintf(stderr, "mrag: warning: cannot write the audit log %s: %s\n", audit, strerror(errno));
-    if (o->preamble && !(s->preamble = slurp(o->preamble))) {
+    if (o->preamble && !(s->preamble = app_read_file(o->preamble, 1u << 20, NULL))) {
         app_error("cannot read the preamble file %s", o->preamble);
         goto done;
     }
     if (!o->preamble && getenv("MRAG_PREAMBLE") && *getenv("MRAG_PREAMBLE")) {
-        if (!(s->preamble = slurp(getenv("MRAG_PREAMBLE")))) { app_error("cannot read $MRAG_PREAMBLE"); goto done; }
+        if (!(s->preamble = app_read_file(getenv("MRAG_PREAMBLE"), 1u << 20, NULL))) { app_error("cannot read $MRAG_PREAMBLE"); goto done; }
     }
 
     /* signals are taken by this thread only (sigtimedwait below) */
