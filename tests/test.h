@@ -95,4 +95,13 @@ void test_mkmodel(char *out, const char *args);
 /* Shell-quotes s into a static rotating buffer (for building commands). */
 const char *test_shq(const char *s);
 
+/* Writes text to root/rel, creating the folders of rel; FAILs the case when
+ * it cannot. */
+void test_put_file(const char *root, const char *rel, const char *text);
+
+/* Opens (creating) the index folder dir read-write with default parameters;
+ * FAILs the case with the index's message when it cannot. */
+typedef struct idx_store idx_store;
+idx_store *test_open_index(const char *dir);
+
 #endif

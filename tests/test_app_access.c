@@ -14,18 +14,6 @@
 
 static char mrag[512], model[600], idx[600], root[600], rules[600];
 
-static void put_file(const char *rel, const char *text) {
-    char p[1200], d[1200];
-    snprintf(p, sizeof p, "%s/%s", root, rel);
-    snprintf(d, sizeof d, "%s", p);
-    for (char *s = d + strlen(root) + 1; (s = strchr(s, '/')); s++) {
-        *s = 0;
-        mkdir(d, 0755);
-        *s = '/';
-    }
-    REQUIRE(test_write_file(p, text, strlen(text)) == 0, "%s", p);
-}
-
 #define N_HR 12
 
 static void setup(void) {
@@ -37,19 +25,19 @@ static void setup(void) {
     test_mkmodel(model, "--dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 --ctx 2048 --seed 11");
     snprintf(root, sizeof root, "%s/docs", dir);
     mkdir(root, 0755);
-    put_file("public/cafeteria.md", "# Cafeteria\n\nThe Zorblax cafeteria opens at eight. Bonus coffee on Fridays.\n");
-    put_file("public/holidays.md", "# Holidays\n\nThe office closes between Christmas and New Year.\n");
-    put_file("public/parking.md", "# Parking\n\nParking spaces are in the Zorblax garage, level two.\n");
-    put_file("public/news.md", "# News\n\nThe Zorblax team moved; the door code changes on Monday.\n");
+    test_put_file(root, "public/cafeteria.md", "# Cafeteria\n\nThe Zorblax cafeteria opens at eight. Bonus coffee on Fridays.\n");
+    test_put_file(root, "public/holidays.md", "# Holidays\n\nThe office closes between Christmas and New Year.\n");
+    test_put_file(root, "public/parking.md", "# Parking\n\nParking spaces are in the Zorblax garage, level two.\n");
+    test_put_file(root, "public/news.md", "# News\n\nThe Zorblax team moved; the door code changes on Monday.\n");
     for (int i = 0; i < N_HR; i++) {
         char rel[64], text[512];
         snprintf(rel, sizeof rel, "hr/s%02d.md", i);
         snprintf(text, sizeof text,
                  "# Zorblax bonus %d\n\nZorblax bonus Zorblax bonus Zorblax bonus: the Zorblax bonus code "
                  "is HRSECRET%04d.\n", i, 7000 + i);
-        put_file(rel, text);
+        test_put_file(root, rel, text);
     }
-    put_file("finance/budget.md", "# Budget\n\nThe Quillfeather reserve is FINSECRET9182 euros. Zorblax bonus pool.\n");
+    test_put_file(root, "finance/budget.md", "# Budget\n\nThe Quillfeather reserve is FINSECRET9182 euros. Zorblax bonus pool.\n");
     snprintf(rules, sizeof rules, "%s/access.rules", dir);
     const char *r = "# test rules\npath hr/**  hr\npath finance/** finance, board\n";
     REQUIRE(test_write_file(rules, r, strlen(r)) == 0);

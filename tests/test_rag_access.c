@@ -256,18 +256,6 @@ TEST(random_rule_files_never_crash) {
 static char model_path[600], root[600], idx_dir[600];
 static llm_model *model;
 
-static void put_file(const char *rel, const char *text) {
-    char p[1200], d[1200];
-    snprintf(p, sizeof p, "%s/%s", root, rel);
-    snprintf(d, sizeof d, "%s", p);
-    for (char *s = d + strlen(root) + 1; (s = strchr(s, '/')); s++) {
-        *s = 0;
-        mkdir(d, 0755);
-        *s = '/';
-    }
-    REQUIRE(test_write_file(p, text, strlen(text)) == 0, "%s", p);
-}
-
 #define N_HR 30
 
 /* A folder with public, hr and finance documents; the query words "Zorblax
@@ -281,19 +269,19 @@ static void need_corpus(void) {
     REQUIRE(llm_model_load(model_path, &mp, &model, err, sizeof err) == LLM_OK, "%s", err);
     snprintf(root, sizeof root, "%s/docs", test_tmpdir());
     mkdir(root, 0755);
-    put_file("public/cafeteria.md", "# Cafeteria\n\nThe Zorblax cafeteria opens at eight. Bonus coffee on Fridays.\n");
-    put_file("public/holidays.md", "# Holidays\n\nThe office closes between Christmas and New Year.\n");
-    put_file("public/news1.md", "# News\n\nThe Zorblax team moved to the third floor.\n");
-    put_file("public/news2.md", "# More news\n\nA code of conduct for the Zorblax kitchen.\n");
+    test_put_file(root, "public/cafeteria.md", "# Cafeteria\n\nThe Zorblax cafeteria opens at eight. Bonus coffee on Fridays.\n");
+    test_put_file(root, "public/holidays.md", "# Holidays\n\nThe office closes between Christmas and New Year.\n");
+    test_put_file(root, "public/news1.md", "# News\n\nThe Zorblax team moved to the third floor.\n");
+    test_put_file(root, "public/news2.md", "# More news\n\nA code of conduct for the Zorblax kitchen.\n");
     for (int i = 0; i < N_HR; i++) {
         char rel[64], text[512];
         snprintf(rel, sizeof rel, "hr/salaries/s%02d.md", i);
         snprintf(text, sizeof text,
                  "# Zorblax bonus %d\n\nZorblax bonus Zorblax bonus Zorblax bonus: the secret Zorblax bonus "
                  "code is HRSECRET%04d.\n", i, 7000 + i);
-        put_file(rel, text);
+        test_put_file(root, rel, text);
     }
-    put_file("finance/budget.md", "# Budget\n\nThe Quillfeather reserve is FINSECRET9182 euros. Zorblax bonus pool.\n");
+    test_put_file(root, "finance/budget.md", "# Budget\n\nThe Quillfeather reserve is FINSECRET9182 euros. Zorblax bonus pool.\n");
     snprintf(idx_dir, sizeof idx_dir, "%s/idx", test_tmpdir());
 }
 
@@ -316,13 +304,6 @@ static int run_ingest(idx_store *s, const rag_access *acc, rag_ingest_stats *st,
     return rag_ingest_dir(s, dir ? dir : root, &p, st, err, errlen);
 }
 
-static idx_store *open_store(void) {
-    idx_store *s = NULL;
-    idx_params ip = idx_default_params();
-    REQUIRE(idx_open(idx_dir, &ip, &s) == IDX_OK, "%s", s ? idx_errmsg(s) : "?");
-    return s;
-}
-
 static char *doc_groups(idx_store *s, const char *rel) {
     char uri[1200];
     char *real = realpath(root, NULL);
@@ -340,7 +321,7 @@ static void ingested(void) {
     need_corpus();
     struct stat st;
     if (stat(idx_dir, &st) == 0) return;
-    idx_store *s = open_store();
+    idx_store *s = test_open_index(idx_dir);
     rag_access *a = rules_from(rules_v1);
     rag_ingest_stats stats;
     char err[1024];
@@ -353,7 +334,7 @@ static void ingested(void) {
 
 TEST(ingest_stores_groups_and_regroups_without_reembedding) {
     ingested();
-    idx_store *s = open_store();
+    idx_store *s = test_open_index(idx_dir);
     char *g;
     CHECK_EQ_STR(g = doc_groups(s, "hr/salaries/s03.md"), "hr");
     free(g);
@@ -436,7 +417,7 @@ static char *hits_text(idx_store *s, const rag_hit *h, int n) {
 
 TEST(filter_before_ranking_in_every_mode) {
     ingested();
-    idx_store *s = open_store();
+    idx_store *s = test_open_index(idx_dir);
     rag_retriever_params rp = rag_retriever_default_params();
     rp.model = model;
     rp.n_threads = 1;
@@ -515,7 +496,7 @@ static void check_answer_clean(const rag_answer *res, const gen_capture *g, cons
 
 TEST(answerer_with_groups_never_prompts_restricted_text) {
     ingested();
-    idx_store *s = open_store();
+    idx_store *s = test_open_index(idx_dir);
     rag_guard *guard = NULL;
     char err[1024];
     rag_guard_params gp = rag_guard_default_params();

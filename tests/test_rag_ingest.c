@@ -49,14 +49,6 @@ static const char *copy_sample(char *buf, size_t n) {
     return buf;
 }
 
-static idx_store *open_store(const char *dir) {
-    idx_store *s = NULL;
-    idx_params ip = idx_default_params();
-    int rc = idx_open(dir, &ip, &s);
-    REQUIRE(rc == IDX_OK, "%s", s ? idx_errmsg(s) : "?");
-    return s;
-}
-
 /* Event log of one run, for checking outcomes and reasons. */
 typedef struct {
     char path[64][512];
@@ -221,7 +213,7 @@ TEST(ingest_sample_then_bm25_finds_document_and_line_span) {
     llm_model *m = load_model(make_model(model_a, sizeof model_a, 64, 1));
     char idir[600];
     snprintf(idir, sizeof idir, "%s/idx", test_tmpdir());
-    idx_store *s = open_store(idir);
+    idx_store *s = test_open_index(idir);
     rag_ingest_stats st;
     evlog *log = calloc(1, sizeof *log);
     REQUIRE(run_ingest(s, m, corpus, &st, log) == RAG_OK);
@@ -264,7 +256,7 @@ TEST(dense_query_with_a_chunks_own_text_returns_that_chunk_first) {
     llm_model *m = load_model(make_model(model_a, sizeof model_a, 64, 1));
     char idir[600];
     snprintf(idir, sizeof idir, "%s/idx", test_tmpdir());
-    idx_store *s = open_store(idir);
+    idx_store *s = test_open_index(idir);
     rag_ingest_stats st;
     REQUIRE(run_ingest(s, m, corpus, &st, NULL) == RAG_OK);
     rag_retriever *r = NULL;
@@ -320,7 +312,7 @@ TEST(rerun_skips_unchanged_and_touched_files) {
     llm_model *m = load_model(make_model(model_a, sizeof model_a, 64, 1));
     char idir[600];
     snprintf(idir, sizeof idir, "%s/idx", test_tmpdir());
-    idx_store *s = open_store(idir);
+    idx_store *s = test_open_index(idir);
     rag_ingest_stats st1, st2, st3;
     REQUIRE(run_ingest(s, m, corpus, &st1, NULL) == RAG_OK);
     REQUIRE(run_ingest(s, m, corpus, &st2, NULL) == RAG_OK);
@@ -367,7 +359,7 @@ TEST(edited_file_old_text_gone_new_text_found_counts_exact) {
     llm_model *m = load_model(make_model(model_a, sizeof model_a, 64, 1));
     char idir[600];
     snprintf(idir, sizeof idir, "%s/idx", test_tmpdir());
-    idx_store *s = open_store(idir);
+    idx_store *s = test_open_index(idir);
     rag_ingest_stats st;
     REQUIRE(run_ingest(s, m, corpus, &st, NULL) == RAG_OK);
     idx_counts before;
@@ -421,7 +413,7 @@ TEST(deleted_and_renamed_files_leave_no_ghosts) {
     llm_model *m = load_model(make_model(model_a, sizeof model_a, 64, 1));
     char idir[600];
     snprintf(idir, sizeof idir, "%s/idx", test_tmpdir());
-    idx_store *s = open_store(idir);
+    idx_store *s = test_open_index(idir);
     rag_ingest_stats st;
     REQUIRE(run_ingest(s, m, corpus, &st, NULL) == RAG_OK);
     size_t files = st.added;
@@ -469,7 +461,7 @@ TEST(deleted_and_renamed_files_leave_no_ghosts) {
     check_no_ghosts(s, idir);
     /* the saved FAISS file agrees too: reopen and compare again */
     idx_close(s);
-    s = open_store(idir);
+    s = test_open_index(idir);
     CHECK(idx_notice(s) == NULL, "FAISS file was rebuilt on open: %s", idx_notice(s));
     check_no_ghosts(s, idir);
     free(log);
@@ -515,7 +507,7 @@ TEST(bad_files_are_reported_and_skipped_the_rest_ingested) {
     REQUIRE(mkfifo(p, 0600) == 0);
     char idir[600];
     snprintf(idir, sizeof idir, "%s/idx", test_tmpdir());
-    idx_store *s = open_store(idir);
+    idx_store *s = test_open_index(idir);
     rag_ingest_stats st;
     evlog *log = calloc(1, sizeof *log);
     REQUIRE(run_ingest(s, m, dir, &st, log) == RAG_OK);
@@ -565,7 +557,7 @@ TEST(another_model_is_a_mismatch_error_and_reindex_rebuilds) {
     llm_model *mb = load_model(make_model(model_b, sizeof model_b, 64, 2));
     char idir[600];
     snprintf(idir, sizeof idir, "%s/idx", test_tmpdir());
-    idx_store *s = open_store(idir);
+    idx_store *s = test_open_index(idir);
     rag_ingest_stats st;
     REQUIRE(run_ingest(s, ma, corpus, &st, NULL) == RAG_OK);
     size_t files = st.added;
@@ -621,7 +613,7 @@ TEST(pdf_chunks_cite_their_page) {
     snprintf(cmd, sizeof cmd, "sh tests/gen_sample_pdf.sh --corpus %s >/dev/null 2>&1", test_shq(corpus));
     REQUIRE(system(cmd) == 0, "gen_sample_pdf.sh failed");
     snprintf(idir, sizeof idir, "%s/idx", test_tmpdir());
-    idx_store *s = open_store(idir);
+    idx_store *s = test_open_index(idir);
     rag_ingest_stats st;
     REQUIRE(run_ingest(s, m, corpus, &st, NULL) == RAG_OK);
     CHECK_EQ_INT(st.failed, 0);

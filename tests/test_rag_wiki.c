@@ -142,14 +142,6 @@ static void wiki_do(wiki_env *w, const char *stdin_text, const char *sub, const 
     REQUIRE(st == 0, "%s failed", cmd);
 }
 
-static idx_store *open_store(const char *dir) {
-    idx_store *s = NULL;
-    idx_params ip = idx_default_params();
-    int rc = idx_open(dir, &ip, &s);
-    REQUIRE(rc == IDX_OK, "%s", s ? idx_errmsg(s) : "?");
-    return s;
-}
-
 /* Progress log of one sync. */
 typedef struct {
     char path[64][512];
@@ -185,7 +177,7 @@ typedef struct {
 /* One sync of o->url into the index folder dir. Returns rag_wiki_sync's status. */
 static int do_sync(const char *dir, const sync_opts *o, rag_wiki_stats *st, evlog *log, char *err, size_t errlen) {
     llm_model *m = model();
-    idx_store *s = open_store(dir);
+    idx_store *s = test_open_index(dir);
     rag_ingest_params ip = rag_ingest_default_params();
     ip.model = m;
     ip.n_threads = 1;
@@ -265,7 +257,7 @@ static char *wiki_truth(const wiki_env *w) {
 
 /* The index's wiki documents in the same form (sorted by URI). */
 static char *index_state(const char *dir, const char *prefix) {
-    idx_store *s = open_store(dir);
+    idx_store *s = test_open_index(dir);
     idx_doc *docs = NULL;
     size_t n = 0;
     REQUIRE(idx_doc_list(s, prefix, &docs, &n) == IDX_OK);
@@ -289,7 +281,7 @@ static char *index_state(const char *dir, const char *prefix) {
 /* No ghosts: every chunk has one vector, one FTS5 row and one FAISS id;
  * document chunk counts add up; SQLite and FTS5 integrity checks pass. */
 static void check_no_ghosts(const char *dir) {
-    idx_store *s = open_store(dir);
+    idx_store *s = test_open_index(dir);
     idx_counts c;
     REQUIRE(idx_get_counts(s, &c) == IDX_OK, "%s", idx_errmsg(s));
     CHECK_EQ_INT(c.vectors, c.chunks);
@@ -316,7 +308,7 @@ static void check_no_ghosts(const char *dir) {
 
 /* URIs of the BM25 hits for q, '\n'-joined, sorted, unique. Owned. */
 static char *bm25_uris(const char *dir, const char *q) {
-    idx_store *s = open_store(dir);
+    idx_store *s = test_open_index(dir);
     idx_hit hits[32];
     int n = 0;
     REQUIRE(idx_search_bm25(s, q, strlen(q), 32, NULL, hits, &n) == IDX_OK, "%s", idx_errmsg(s));
@@ -346,7 +338,7 @@ static char *bm25_uris(const char *dir, const char *q) {
 
 /* The groups stored for uri ("(absent)" when the document is not there). */
 static void doc_groups(const char *dir, const char *uri, char *out, size_t n) {
-    idx_store *s = open_store(dir);
+    idx_store *s = test_open_index(dir);
     idx_doc d;
     memset(&d, 0, sizeof d);
     if (idx_doc_get(s, uri, &d) == IDX_OK) snprintf(out, n, "%s", d.groups ? d.groups : "");
@@ -417,7 +409,7 @@ TEST(full_sync_mirrors_english_and_german_pages) {
     doc_groups(g_idx_a, page_url(w, "Apollo_project"), g, sizeof g);
     CHECK_EQ_STR(g, "");
     /* headings survive: a chunk of the Installation section carries it */
-    idx_store *s = open_store(g_idx_a);
+    idx_store *s = test_open_index(g_idx_a);
     idx_hit hits[4];
     int n = 0;
     REQUIRE(idx_search_bm25(s, "kestrel", 7, 4, NULL, hits, &n) == IDX_OK && n >= 1);
@@ -532,7 +524,7 @@ TEST(full_sync_removes_a_deletion_the_changes_missed) {
     wiki_do(w, NULL, "delete", "Albatross", NULL);
     /* pretend the deletion happened before the sync point (as if the change
      * log had lost it): the incremental run cannot see it */
-    idx_store *s = open_store(g_idx_a);
+    idx_store *s = test_open_index(g_idx_a);
     char key[700];
     snprintf(key, sizeof key, "wiki:%s:since", w->api);
     char future[32];
@@ -571,7 +563,7 @@ TEST(full_sync_removes_a_deletion_the_changes_missed) {
 
 /* The documents of dir as "URI\tversion\tn_chunks\tsha256\tgroups" lines. */
 static char *index_fingerprint(const char *dir) {
-    idx_store *s = open_store(dir);
+    idx_store *s = test_open_index(dir);
     idx_doc *docs = NULL;
     size_t n = 0;
     REQUIRE(idx_doc_list(s, NULL, &docs, &n) == IDX_OK);
@@ -599,7 +591,7 @@ TEST(sync_stopped_half_way_then_rerun_equals_a_clean_sync) {
     wiki_do(w, "Die Skifreizeit beginnt im Februar in Davos.\n", "edit", "Skifreizeit", NULL);
     wiki_do(w, "Parking permits are issued by the porter on Mondays.\n", "edit", "Parking", NULL);
     wiki_do(w, NULL, "delete", "Office/Espresso machine", NULL);
-    idx_store *s = open_store(g_idx_a);
+    idx_store *s = test_open_index(g_idx_a);
     char key[700], *since0 = NULL, *since1 = NULL;
     snprintf(key, sizeof key, "wiki:%s:since", w->api);
     REQUIRE(idx_meta_get(s, key, &since0) == IDX_OK);
@@ -610,7 +602,7 @@ TEST(sync_stopped_half_way_then_rerun_equals_a_clean_sync) {
     REQUIRE(do_sync(g_idx_a, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
     CHECK(st.cancelled, "stopped by max_pages");
     CHECK_EQ_INT(st.added + st.updated + st.removed + st.moved, 2);
-    s = open_store(g_idx_a);
+    s = test_open_index(g_idx_a);
     REQUIRE(idx_meta_get(s, key, &since1) == IDX_OK);
     idx_close(s);
     CHECK_EQ_STR(since1, since0);   /* the sync point did not move */
@@ -992,7 +984,7 @@ static const char *fresh_dir(const char *name) {
 }
 
 static int count_docs(const char *dir) {
-    idx_store *s = open_store(dir);
+    idx_store *s = test_open_index(dir);
     idx_counts c;
     REQUIRE(idx_get_counts(s, &c) == IDX_OK);
     idx_close(s);
@@ -1129,7 +1121,7 @@ TEST(a_wiki_that_fails_every_page_ends_the_run) {
     CHECK(rc == RAG_ERR_IO && strstr(err, "3 pages in a row failed") && strstr(err, "HTTP status 503"), "%d %s", rc, err);
     CHECK_EQ_INT(st.failed, 3);
     /* no sync point recorded: the next run is a full one again */
-    idx_store *s = open_store(dir);
+    idx_store *s = test_open_index(dir);
     char key[300], *v = NULL;
     snprintf(key, sizeof key, "wiki:%s:since", api);
     CHECK(idx_meta_get(s, key, &v) == IDX_ERR_NOTFOUND, "sync point %s", v ? v : "");

@@ -1,6 +1,7 @@
 /* testutil.c — the harness behind tests/test.h and helpers shared by tests. */
 #define _GNU_SOURCE
 #include "tests/test.h"
+#include "index/index.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -229,4 +230,23 @@ void test_mkmodel(char *out, const char *args) {
         longjmp(test_g.abort_case, 1);
     }
     free(cmd);
+}
+
+void test_put_file(const char *root, const char *rel, const char *text) {
+    char p[2048];
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    for (char *c = p + strlen(root) + 1; (c = strchr(c, '/')); c++) {
+        *c = 0;
+        mkdir(p, 0755);
+        *c = '/';
+    }
+    REQUIRE(test_write_file(p, text, strlen(text)) == 0, "cannot write %s", p);
+}
+
+idx_store *test_open_index(const char *dir) {
+    idx_store *s = NULL;
+    idx_params ip = idx_default_params();
+    int rc = idx_open(dir, &ip, &s);
+    REQUIRE(rc == IDX_OK, "%s", s ? idx_errmsg(s) : "out of memory");
+    return s;
 }
