@@ -52,7 +52,7 @@ ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-.PHONY: all deps test check demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve clean oracle mrag
+.PHONY: all deps test check demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki clean oracle mrag
 .DEFAULT_GOAL := all
 # keep objects of test binaries (they are built through a pattern chain)
 .SECONDARY:
@@ -151,6 +151,10 @@ bench-guard: all $(BUILD)/tests/bench_guard
 # wrk against `mrag serve` on loopback (tests/bench_serve.sh; not part of `bench`)
 bench-serve: all
 	BUILD=$(BUILD) sh tests/bench_serve.sh
+
+# `mrag ingest-wiki` against a local MediaWiki of 500 pages (tests/bench_wiki.sh)
+bench-wiki: all
+	BUILD=$(BUILD) sh tests/bench_wiki.sh 500
 
 bench-llm: deps
 	@$(MAKE) --no-print-directory oracle all $(BUILD)/tests/bench_llm
