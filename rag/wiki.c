@@ -286,6 +286,9 @@ static int fetch_and_put(wsync *w, const wiki_page *pg, const char *groups, bool
         *failed = true;
         goto done;
     }
+    /* Line numbers of the rendered HTML mean nothing to a reader: a wiki
+     * passage is cited by its page URL and heading. */
+    for (size_t i = 0; i < doc->n_blocks; i++) doc->blocks[i].line_start = doc->blocks[i].line_end = 0;
     char sha[65], version[32];
     rag_sha256_hex(r.parse_text, r.parse_text_len, sha);
     snprintf(version, sizeof version, "%lld", (long long)pg->revid);

@@ -417,6 +417,8 @@ TEST(full_sync_mirrors_english_and_german_pages) {
     memset(&c, 0, sizeof c);
     REQUIRE(idx_chunk_get(s, hits[0].chunk_id, &c, NULL) == IDX_OK);
     CHECK(strstr(c.heading, "Apollo project") && strstr(c.heading, "Installation"), "heading '%s'", c.heading);
+    /* cited by URL and heading: lines of the rendered HTML are not kept */
+    CHECK(c.line_start == 0 && c.line_end == 0 && c.page == 0, "lines %d-%d", c.line_start, c.line_end);
     idx_chunk_release(&c);
     idx_close(s);
     /* nothing changed: an incremental run that writes nothing */
