@@ -206,13 +206,15 @@ static int set_answer(rag_answer *res, const char *text) {
     return res->answer ? RAG_OK : RAG_ERR_NOMEM;
 }
 
-/* "dir/file.md:3-9", "dir/file.pdf#page=2": the last two parts of uri. */
-static char *make_label(const char *uri, int l0, int l1, int page) {
+/* "dir/file.md:3-9", "dir/file.pdf#page=2": the last two parts of uri; a
+ * web page (wiki) is labelled by its title. */
+static char *make_label(const char *uri, const char *title, int l0, int l1, int page) {
     const char *s = uri, *last = NULL, *prev = NULL;
     for (const char *q = uri; *q; q++)
         if (*q == '/') { prev = last; last = q; }
     if (prev) s = prev + 1;
     else if (last && last == uri) s = uri + 1;
+    if (title && *title && (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0)) s = title;
     char tail[64] = "";
     if (page > 0) snprintf(tail, sizeof tail, "#page=%d", page);
     else if (l0 > 0 && l1 > l0) snprintf(tail, sizeof tail, ":%d-%d", l0, l1);
@@ -407,7 +409,7 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
             s->number = (int)res->n_sources + 1;
             s->chunk_id = hits[i].chunk_id;
             s->uri = strdup(d.uri ? d.uri : "");
-            s->label = make_label(d.uri ? d.uri : "", c.line_start, c.line_end, c.page);
+            s->label = make_label(d.uri ? d.uri : "", d.title, c.line_start, c.line_end, c.page);
             s->heading = strdup(c.heading ? c.heading : "");
             s->text = gr.text;          /* take the redacted copy */
             s->text_len = gr.text_len;

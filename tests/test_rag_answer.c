@@ -352,6 +352,30 @@ TEST(planted_instruction_is_quarantined_out_of_the_prompt) {
     }
 }
 
+/* A web page (wiki) source is labelled by its title, without line numbers. */
+TEST(web_page_source_labelled_by_title) {
+    need_index();
+    const char *text = "The zorblax quota is fifteen units per quarter.";
+    idx_doc d = {.uri = "https://wiki.example.org/index.php/Zorblax_policy", .title = "Zorblax policy", .type = "wiki",
+                 .version = "42"};
+    idx_chunk c = {.ordinal = 0, .text = text, .text_len = strlen(text), .heading = "Zorblax policy"};
+    REQUIRE(idx_doc_put(store, &d, &c, 1, NULL, 0, NULL) == IDX_OK, "%s", idx_errmsg(store));
+    const char *pieces[] = {"Fifteen [1]", NULL};
+    fake_gen fg = {.pieces = pieces};
+    rag_answerer *a = make_answerer(guard, &fg, false);
+    REQUIRE(a);
+    rag_answer r;
+    REQUIRE(rag_answerer_ask(a, "What is the zorblax quota?", NULL, 0, NULL, NULL, NULL, &r) == RAG_OK, "%s",
+            rag_answerer_errmsg(a));
+    REQUIRE(r.n_sources >= 1 && r.prompt);
+    CHECK_EQ_STR(r.sources[0].uri, "https://wiki.example.org/index.php/Zorblax_policy");
+    CHECK_EQ_STR(r.sources[0].label, "Zorblax policy");
+    CHECK(strstr(r.prompt, "file=\"Zorblax policy\"") != NULL, "%s", r.prompt);
+    rag_answer_release(&r);
+    rag_answerer_free(a);
+    REQUIRE(idx_doc_delete(store, d.uri) == IDX_OK);
+}
+
 TEST(output_filter_keeps_only_provided_citations) {
     need_index();
     /* [7] split across pieces, and an e-mail split across pieces */
@@ -539,7 +563,7 @@ static void cleanup(void) {
 
 TEST_MAIN(RUN(prompt_exact_format), RUN(prompt_defuses_control_strings_and_tags), RUN(prompt_budget_with_real_tokenizer),
           RUN(prompt_budget_drops_oldest_turns_first), RUN(citations_and_language),
-          RUN(planted_instruction_is_quarantined_out_of_the_prompt), RUN(output_filter_keeps_only_provided_citations),
+          RUN(planted_instruction_is_quarantined_out_of_the_prompt), RUN(output_filter_keeps_only_provided_citations), RUN(web_page_source_labelled_by_title),
           RUN(no_relevant_documents_refused_without_the_model), RUN(blocked_question_never_reaches_retrieval_or_model),
           RUN(pii_in_question_is_redacted_before_retrieval_and_prompt), RUN(follow_up_uses_the_previous_question), RUN(blocked_term_in_the_answer_stops_it),
           RUN(real_model_streams_within_budget_and_stops_on_request), cleanup())
