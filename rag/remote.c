@@ -1,6 +1,7 @@
 /* remote.c — the remote engine: generation (SSE streaming) and query
  * embeddings on an OpenAI-compatible server over libcurl, the prompt turned
  * back into chat messages, and a token estimate without a tokenizer. */
+#include "rag/http_internal.h"
 #include "rag/rag.h"
 
 #include "index/index.h"
@@ -328,10 +329,8 @@ int rag_remote_parse_sse(const char *data, size_t len, size_t piece, size_t max_
 static size_t on_header(char *b, size_t size, size_t nitems, void *user) {
     xfer *x = user;
     size_t n = size * nitems;
-    if (n > 12 && strncasecmp(b, "Retry-After:", 12) == 0) {
-        long v = strtol(b + 12, NULL, 10);
-        if (v > 0) x->retry_after_ms = v > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int)v * 1000;
-    }
+    long v = rag_http_retry_after(b, n, time(NULL));
+    if (v > 0) x->retry_after_ms = v > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int)v * 1000;
     return n;
 }
 

@@ -2,6 +2,7 @@
  * handle (keep-alive, cookies in memory), a request rate limit, timeouts,
  * bounded bodies, retries with exponential backoff and jitter on transient
  * failures, Retry-After and maxlag honoured, bot-password login. */
+#include "rag/http_internal.h"
 #include "rag/wiki_internal.h"
 
 #include <curl/curl.h>
@@ -73,17 +74,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user) {
 static size_t on_header(char *buf, size_t size, size_t nitems, void *user) {
     wiki_client *c = user;
     size_t n = size * nitems;
-    static const char name[] = "retry-after:";
-    if (n > sizeof name - 1 && strncasecmp(buf, name, sizeof name - 1) == 0) {
-        const char *v = buf + sizeof name - 1;
-        const char *end = buf + n;
-        while (v < end && (*v == ' ' || *v == '\t')) v++;
-        long s = 0;
-        bool digits = false;
-        while (v < end && *v >= '0' && *v <= '9' && s < 100000) { s = s * 10 + (*v - '0'); v++; digits = true; }
-        /* an HTTP-date form is not parsed: the backoff applies instead */
-        if (digits) c->retry_after_s = s;
-    }
+    long s = rag_http_retry_after(buf, n, time(NULL));
+    if (s >= 0) c->retry_after_s = s;
     return n;
 }
 
