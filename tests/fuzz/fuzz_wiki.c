@@ -1,12 +1,13 @@
 /* fuzz_wiki.c — libFuzzer target for the MediaWiki connector's parsing of
- * api.php answers (outside bytes): wiki_resp_parse, the timestamp parser and
- * the URL encoder. Checks the parsed structs' invariants; any violation
+ * api.php answers (outside bytes): wiki_resp_parse, the timestamp parser,
+ * the Retry-After reader and the URL encoder. Checks the parsed structs' invariants; any violation
  * traps. Seeds: tests/fuzz/seeds/fuzz_wiki/ (real answers). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rag/http_internal.h"
 #include "rag/wiki_internal.h"
 
 static void check_str(const char *s, size_t max) {
@@ -75,6 +76,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (!wiki_parse_time(back, &t2) || t2 != t) __builtin_trap();
         }
     }
+    /* the input as a header line (Retry-After, shared with the remote engine) */
+    long ra = rag_http_retry_after((const char *)data, size, 1795800000);
+    if (ra < -1 || ra > 86400) __builtin_trap();
     /* the encoder: only unreserved bytes and %XX */
     rag_buf b = {0};
     b.limit = 1u << 20;
