@@ -483,9 +483,14 @@ static int slot_generate(void *user, const char *prompt, size_t len, int max_tok
     app_job *j = sl->job;
     if (sl->srv->o.debug_prompts && !j->prompt) j->prompt = strndup(prompt, len);
     if (sl->remote) {
-        /* gateway mode: the remote server generates (its temperature and
-         * stops are the server's settings, docs/serve.md) */
+        /* gateway mode: the remote server generates, with this request's
+         * temperature, seed and stop strings */
         int mt = j->max_tokens < max_tokens ? j->max_tokens : max_tokens;
+        if (rag_remote_set_sampling(sl->remote, j->temperature, j->seed, (const char *const *)j->chat.stop,
+                                    j->chat.n_stop) != RAG_OK) {
+            snprintf(j->errmsg, sizeof j->errmsg, "remote engine: %s", rag_remote_errmsg(sl->remote));
+            return RAG_ERR_ARG;
+        }
         sl->remote_emit = emit;
         sl->remote_emit_user = emit_user;
         double t0 = app_now_s();

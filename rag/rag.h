@@ -910,6 +910,13 @@ rag_remote_params rag_remote_default_params(void);
  * owned (free with rag_remote_free); on failure NULL and err says why. */
 int rag_remote_new(const rag_remote_params *p, rag_remote **out, char *err, size_t errlen);
 void rag_remote_free(rag_remote *r);                 /* NULL is a no-op */
+#define RAG_REMOTE_MAX_STOP 8
+/* Sampling of the following rag_remote_generate calls: temperature, seed and
+ * up to RAG_REMOTE_MAX_STOP stop strings sent as "stop" (copied; n_stop 0 =
+ * none). For a server that hands one rag_remote per slot to successive
+ * requests. RAG_ERR_ARG for too many or empty stops, RAG_ERR_NOMEM. */
+int rag_remote_set_sampling(rag_remote *r, float temperature, uint64_t seed, const char *const *stop,
+                            size_t n_stop);
 const char *rag_remote_errmsg(const rag_remote *r); /* borrowed, "" when none */
 const char *rag_remote_model(const rag_remote *r);  /* the model id used, borrowed */
 

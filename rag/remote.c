@@ -34,6 +34,8 @@ struct rag_remote {
     char mrag_sha[65];          /* its model sha256, "" when not reported */
     int mrag_n_embd;
     long last_status;           /* HTTP status of the last request_json */
+    char *stop[RAG_REMOTE_MAX_STOP];    /* sent as "stop" (owned) */
+    size_t n_stop;
     char err[1024];
 };
 
@@ -78,12 +80,34 @@ static void wipe_free(char *s) {
 
 void rag_remote_free(rag_remote *r) {
     if (!r) return;
+    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->base);
     wipe_free(r->key);
     wipe_free(r->auth);
     free(r->model);
     free(r->ca_file);
     free(r);
+}
+
+int rag_remote_set_sampling(rag_remote *r, float temperature, uint64_t seed, const char *const *stop,
+                            size_t n_stop) {
+    if (!r) return RAG_ERR_ARG;
+    if (n_stop > RAG_REMOTE_MAX_STOP || (n_stop && !stop)) return rerr(r, RAG_ERR_ARG, "at most %d stop strings", RAG_REMOTE_MAX_STOP);
+    for (size_t i = 0; i < n_stop; i++)
+        if (!stop[i] || !*stop[i]) return rerr(r, RAG_ERR_ARG, "an empty stop string");
+    char *copy[RAG_REMOTE_MAX_STOP];
+    for (size_t i = 0; i < n_stop; i++) {
+        if (!(copy[i] = strdup(stop[i]))) {
+            while (i--) free(copy[i]);
+            return rerr(r, RAG_ERR_NOMEM, "out of memory");
+        }
+    }
+    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    memcpy(r->stop, copy, n_stop * sizeof *copy);
+    r->n_stop = n_stop;
+    r->p.temperature = temperature;
+    r->p.seed = seed;
+    return RAG_OK;
 }
 
 const char *rag_remote_errmsg(const rag_remote *r) { return r ? r->err : "out of memory"; }
@@ -710,6 +734,10 @@ static char *chat_body(rag_remote *r, const rag_chat_msg *m, size_t n, int max_t
     cJSON_AddNumberToObject(o, "max_tokens", max_tokens);
     cJSON_AddNumberToObject(o, "temperature", r->p.temperature);
     cJSON_AddNumberToObject(o, "seed", (double)(r->p.seed & 0xffffffffu));
+    if (r->n_stop) {
+        cJSON *st = cJSON_AddArrayToObject(o, "stop");
+        for (size_t i = 0; st && i < r->n_stop; i++) cJSON_AddItemToArray(st, cJSON_CreateString(r->stop[i]));
+    }
     if (r->is_mrag) {
         cJSON *mo = cJSON_AddObjectToObject(o, "mrag");
         if (mo) cJSON_AddBoolToObject(mo, "retrieval", 0);

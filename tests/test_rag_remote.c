@@ -307,6 +307,19 @@ TEST(streams_chunked_sse_with_heartbeats_and_crlf) {
                        "{\"role\":\"user\",\"content\":\"<sources>\\nx\\n</sources>\\n\\nQuestion: Second?\"}") != NULL, "%s", body);
     CHECK(strstr(body, "[INST]") == NULL && strstr(body, "<s>") == NULL, "raw prompt sent: %s", body);
     CHECK(strstr(body, "\"mrag\"") == NULL, "the mrag object goes only to mrag serve: %s", body);
+    CHECK(strstr(body, "\"temperature\":0,") && strstr(body, "\"stop\"") == NULL, "%s", body);
+    /* per-request sampling (a gateway forwards its caller's) */
+    const char *stops[] = {"\n\n", "Q:"};
+    CHECK_EQ_INT(rag_remote_set_sampling(r, 0.5f, 7, stops, 2), RAG_OK);
+    memset(&s, 0, sizeof s);
+    CHECK_EQ_INT(rag_remote_generate(r, prompt, strlen(prompt), 64, on_emit, &s, NULL), RAG_OK);
+    pthread_mutex_lock(&mu);
+    CHECK(strstr(last_body, "\"temperature\":0.5,\"seed\":7,\"stop\":[\"\\n\\n\",\"Q:\"]") != NULL, "%s", last_body);
+    pthread_mutex_unlock(&mu);
+    const char *nine[9] = {"a", "b", "c", "d", "e", "f", "g", "h", "i"};
+    CHECK_EQ_INT(rag_remote_set_sampling(r, 0, 1, nine, 9), RAG_ERR_ARG);
+    const char *empty[] = {""};
+    CHECK_EQ_INT(rag_remote_set_sampling(r, 0, 1, empty, 1), RAG_ERR_ARG);
     rag_remote_free(r);
     /* an `mrag serve`: plain chat requested (the prompt holds the sources) */
     r = open_mode("mrag", 0, 0, err, sizeof err);
