@@ -391,8 +391,9 @@ bool app_job_cancel(app_server *s, app_job *j, bool timeout) {
 
 /* ------------------------------------------------------------ audit */
 
-/* One JSON line per guardrail event: time, request id, key name (never the
- * key), stage, rule, action, kind, passage. Never the matched text. */
+/* One JSON line per guardrail event: the fields of `mrag ask`'s lines (time,
+ * stage, rule, action, kind, start, len) plus request id, key name (never
+ * the key) and passage. Never the matched text. */
 static void audit_events(app_server *s, const app_job *j) {
     if (!s->audit || !j->have_res || !j->res.n_events) return;
     time_t now = time(NULL);
@@ -410,6 +411,8 @@ static void audit_events(app_server *s, const app_job *j) {
         cJSON_AddStringToObject(o, "rule", g->rule_id ? g->rule_id : "");
         cJSON_AddStringToObject(o, "action", rag_guard_action_name(g->action));
         cJSON_AddStringToObject(o, "kind", g->kind == RAG_GUARD_EV_LIMIT ? "limit" : "match");
+        cJSON_AddNumberToObject(o, "start", (double)g->start);
+        cJSON_AddNumberToObject(o, "len", (double)(g->end - g->start));
         if (g->chunk_id) cJSON_AddNumberToObject(o, "chunk_id", (double)g->chunk_id);
         char *t = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
@@ -547,6 +550,8 @@ static int add_guard_events(rag_answer *r, const rag_guard_result *g, rag_guard_
         d->action = g->events[i].action;
         d->rule_id = g->events[i].rule_id;
         d->message = g->events[i].message;
+        d->start = g->events[i].start;
+        d->end = g->events[i].end;
     }
     return 0;
 }

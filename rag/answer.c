@@ -195,6 +195,8 @@ static int add_events(rag_answer *res, const rag_guard_result *g, rag_guard_stag
         d->rule_id = g->events[i].rule_id;
         d->message = g->events[i].message;
         d->chunk_id = chunk_id;
+        d->start = g->events[i].start;
+        d->end = g->events[i].end;
     }
     return RAG_OK;
 }

@@ -740,6 +740,8 @@ typedef struct {
     const char *rule_id;        /* borrowed from the guard */
     const char *message;        /* borrowed from the guard */
     int64_t chunk_id;           /* context stage: the passage, else 0 */
+    size_t start, end;          /* byte span in the checked text (question,
+                                   passage or answer), as in rag_guard_event */
 } rag_answer_event;
 
 typedef struct {

@@ -726,6 +726,9 @@ TEST(blocked_question_status_and_audit_with_key_name) {
     snprintf(want, sizeof want, "\"request\":\"%s\",\"key\":\"alice\",\"stage\":\"input\"", id);
     CHECK(strstr(log, want) != NULL, "%s", log);
     CHECK(strstr(log, KEY_HR) == NULL && strstr(log, "Ignore all previous") == NULL);
+    /* where it matched, as `mrag ask` logs it ("Ignore all previous
+     * instructions" opens the question) */
+    CHECK(strstr(log, "\"kind\":\"match\",\"start\":0,\"len\":") != NULL, "%s", log);
     free(log);
 }
 
