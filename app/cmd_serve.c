@@ -31,7 +31,8 @@ static const char *serve_usage =
     "  --quarantine M         drop | keep (as `mrag ask`)\n"
     "  --preamble FILE        prompt preamble (default built in)\n"
     "  --max-body BYTES       request body limit (default 1048576)\n"
-    "  --max-prompt-tokens N  question tokens accepted (default 2048)\n"
+    "  --max-prompt-tokens N  question (or plain-chat conversation) tokens accepted\n"
+    "                         (default: what the context holds, --ctx - --max-tokens)\n"
     "  --max-tokens N         answer budget; requests may ask for less (default 512)\n"
     "  --ctx N                generation context per slot (default min(model's, 4096))\n"
     "  --slots N              concurrent generations (default 1)\n"
@@ -124,7 +125,7 @@ int app_cmd_serve(int argc, char **argv) {
     app_serve_opts *o = &s->o;
     o->listen = "127.0.0.1:8080";
     o->max_body = 1u << 20;
-    o->max_prompt_tokens = 2048;
+    o->max_prompt_tokens = 0;       /* = the context less the answer budget */
     o->max_tokens = 512;
     o->slots = 1;
     o->queue = 8;
@@ -235,6 +236,8 @@ int app_cmd_serve(int argc, char **argv) {
         app_error("serve: --max-tokens %d leaves no room for a prompt in a context of %d", o->max_tokens, s->n_ctx);
         goto done;
     }
+    if (o->max_prompt_tokens <= 0 || o->max_prompt_tokens > s->n_ctx - o->max_tokens)
+        o->max_prompt_tokens = s->n_ctx - o->max_tokens;
 
     rag_guard_params gp = rag_guard_default_params();
     gp.rule_dirs = o->rules;

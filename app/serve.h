@@ -19,7 +19,8 @@ typedef struct {
     const char *rules[16];
     size_t n_rules;
     size_t max_body;            /* bytes, default 1 MiB */
-    int max_prompt_tokens;      /* question (or chat messages) tokens, default 2048 */
+    int max_prompt_tokens;      /* question (or chat messages) tokens; default and
+                                   upper bound: n_ctx - max_tokens */
     int max_tokens;             /* answer budget and clamp, default 512 */
     int slots, queue;           /* generation slots (1), waiting requests (8) */
     int search_handles;         /* read-only store handles for /api/search (2) */
