@@ -138,6 +138,7 @@ int app_cmd_serve(int argc, char **argv) {
     char err[1024];
     char *recorded = NULL;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->keys_mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->search_cv, NULL);
     pthread_cond_init(&s->embed_cv, NULL);
@@ -261,6 +262,7 @@ int app_cmd_serve(int argc, char **argv) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (app_slots_start(s, err, sizeof err) != 0) { app_error("serve: %s", err); goto stop; }
@@ -273,6 +275,13 @@ int app_cmd_serve(int argc, char **argv) {
     for (;;) {
         struct timespec ts = {1, 0};
         int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGHUP) {
+            int nk = app_serve_keys_reload(s, err, sizeof err);
+            if (nk < 0) fprintf(stderr, "mrag: SIGHUP: keys not reloaded: %s\n", err);
+            else fprintf(stderr, "mrag: SIGHUP: %d key%s loaded from %s\n", nk, nk == 1 ? "" : "s", o->keys_file);
+            fflush(stderr);
+            continue;
+        }
         if (sig == SIGINT || sig == SIGTERM) {
             fprintf(stderr, "mrag: %s: stopping (running answers get %d s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM", o->grace_s);
             break;
@@ -304,6 +313,9 @@ done:
     llm_model_free(s->model);
     idx_close(s->stat_store);
     app_serve_keys_free(&s->keys);
+    for (size_t i = 0; i < s->n_retired_keys; i++) app_serve_keys_free(&s->retired_keys[i]);
+    free(s->retired_keys);
+    pthread_mutex_destroy(&s->keys_mu);
     free(s->preamble);
     free(recorded);
     pthread_mutex_destroy(&s->mu);

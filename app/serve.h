@@ -61,6 +61,13 @@ void app_serve_keys_free(app_serve_keys *k);
  * time over all keys), or NULL. Borrowed. */
 const app_serve_key *app_serve_keys_find(const app_serve_keys *k, const char *token, size_t len);
 
+typedef struct app_server app_server;
+/* Re-reads o.keys_file (SIGHUP): the new set replaces the current one; the
+ * old one is kept until exit (running requests point into it). On a parse
+ * error the current keys stay and err says why. Returns the number of keys,
+ * or -1. */
+int app_serve_keys_reload(app_server *s, char *err, size_t errlen);
+
 /* ------------------------------------------------------------ request bodies */
 typedef struct {
     char *role, *content;
@@ -179,8 +186,12 @@ struct app_server {
     rag_guard *guard;
     FILE *audit;
     char *preamble;             /* --preamble file contents, or NULL */
-    app_serve_keys keys;
+    app_serve_keys keys;        /* the current key set (under keys_mu) */
     bool have_keys;
+    pthread_mutex_t keys_mu;    /* keys and retired_keys */
+    app_serve_keys *retired_keys;   /* sets replaced by a SIGHUP reload: requests may
+                                       still point into them; freed at exit */
+    size_t n_retired_keys;
     int n_ctx;                  /* generation context size */
     int embed_ctx;              /* embedding context size */
 

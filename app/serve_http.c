@@ -523,7 +523,9 @@ static bool authenticate(app_server *s, struct MHD_Connection *c, app_req *rq, c
     while (*t == ' ') t++;
     size_t n = strlen(t);
     while (n && (t[n - 1] == ' ' || t[n - 1] == '\t')) n--;
-    *key = app_serve_keys_find(&s->keys, t, n);
+    pthread_mutex_lock(&s->keys_mu);
+    *key = app_serve_keys_find(&s->keys, t, n);     /* stays valid: old sets are kept */
+    pthread_mutex_unlock(&s->keys_mu);
     if (!*key) { *presented_bad = true; snprintf(rq->key_name, sizeof rq->key_name, "-"); return false; }
     snprintf(rq->key_name, sizeof rq->key_name, "%s", (*key)->name);
     return true;

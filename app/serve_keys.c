@@ -156,3 +156,27 @@ const app_serve_key *app_serve_keys_find(const app_serve_keys *k, const char *to
     }
     return found;
 }
+
+/* Contract: see serve.h. */
+int app_serve_keys_reload(app_server *s, char *err, size_t errlen) {
+    if (!s->have_keys || !s->o.keys_file) {
+        snprintf(err, errlen, "no --keys file to reload");
+        return -1;
+    }
+    app_serve_keys fresh;
+    if (app_serve_keys_load(s->o.keys_file, &fresh, err, errlen) != 0) return -1;
+    pthread_mutex_lock(&s->keys_mu);
+    app_serve_keys *r = realloc(s->retired_keys, (s->n_retired_keys + 1) * sizeof *r);
+    if (!r) {
+        pthread_mutex_unlock(&s->keys_mu);
+        app_serve_keys_free(&fresh);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->retired_keys = r;
+    r[s->n_retired_keys++] = s->keys;
+    s->keys = fresh;
+    int n = (int)fresh.n;
+    pthread_mutex_unlock(&s->keys_mu);
+    return n;
+}

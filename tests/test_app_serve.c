@@ -1123,6 +1123,53 @@ TEST(start_up_refuses_open_addresses_without_keys_and_bad_key_files) {
     free(out);
 }
 
+/* Status of a search with key, retried until it equals want or 5 s pass. */
+static long status_within_5s(const char *key, long want) {
+    long st = 0;
+    for (int i = 0; i < 100; i++) {
+        resp r;
+        st = get("/api/search?q=VPN&k=1&mode=bm25", key, &r);
+        resp_free(&r);
+        if (st == want) break;
+        usleep(50 * 1000);
+    }
+    return st;
+}
+
+TEST(sighup_reloads_the_keys_file) {
+    setup();
+    size_t n;
+    char *orig = test_read_file(keys_path, &n);
+    REQUIRE(orig);
+    char next[512];
+    snprintf(next, sizeof next, "%s admin *\nnew-key-0123456789 carol public\n", KEY_ALL);
+    REQUIRE(test_write_file(keys_path, next, strlen(next)) == 0);
+    CHECK_EQ_INT(status_within_5s("new-key-0123456789", 401), 401);   /* not before the signal */
+    kill(server, SIGHUP);
+    CHECK_EQ_INT(status_within_5s("new-key-0123456789", 200), 200);
+    CHECK_EQ_INT(status_within_5s(KEY_HR, 401), 401);                  /* removed */
+    CHECK_EQ_INT(status_within_5s(KEY_ALL, 200), 200);
+    /* a broken file keeps the keys in use, and says why */
+    REQUIRE(test_write_file(keys_path, "short carol hr\n", 15) == 0);
+    kill(server, SIGHUP);
+    char *log = NULL;
+    for (int i = 0; i < 100; i++) {
+        free(log);
+        log = test_read_file(errlog, &n);
+        if (log && strstr(log, "keys not reloaded")) break;
+        usleep(50 * 1000);
+    }
+    CHECK(log && strstr(log, "keys not reloaded") && strstr(log, "8 characters"), "%s", log ? log : "");
+    free(log);
+    CHECK_EQ_INT(status_within_5s("new-key-0123456789", 200), 200);
+    /* back to the original keys for the cases after this one */
+    REQUIRE(test_write_file(keys_path, orig, n = strlen(orig)) == 0);
+    free(orig);
+    kill(server, SIGHUP);
+    CHECK_EQ_INT(status_within_5s(KEY_HR, 200), 200);
+    CHECK_EQ_INT(status_within_5s("new-key-0123456789", 401), 401);
+}
+
 static void *sigterm_later(void *arg) {
     (void)arg;
     usleep(300 * 1000);
@@ -1163,4 +1210,4 @@ TEST_MAIN(RUN(healthz_models_metrics_and_page), RUN(keys_missing_wrong_and_right
           RUN(embeddings_match_mrag_embed), RUN(more_generations_than_slots_and_queue_get_503_with_retry_after),
           RUN(client_disconnect_mid_stream_frees_the_slot), RUN(gateway_mode_generates_through_a_remote_mrag_serve),
           RUN(timeout_gives_504_or_a_stream_error_event), RUN(start_up_refuses_open_addresses_without_keys_and_bad_key_files),
-          RUN(sigterm_lets_the_running_answer_finish_and_exits_0))
+          RUN(sighup_reloads_the_keys_file), RUN(sigterm_lets_the_running_answer_finish_and_exits_0))
