@@ -151,7 +151,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
             const char *text = ctx->valuestring;
             size_t tl = strlen(text);
             char sha[65];
-            rag_sha256_hex(text, tl, sha);
+            llm_sha256_hex(text, tl, sha);
             idx_doc old;
             memset(&old, 0, sizeof old);
             bool same = idx_doc_get(s, uri, &old) == IDX_OK && strcmp(old.sha256, sha) == 0;

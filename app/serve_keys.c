@@ -2,6 +2,7 @@
  * mapped to a name and access groups; lookups compare hashes in constant
  * time over every key. */
 #include "app/serve.h"
+#include "llm/llm.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -103,7 +104,7 @@ int app_serve_keys_parse(const char *name, const char *text, size_t len, app_ser
             k->hash[64] = 0;
         } else {
             if (fl[0] < 8) { kfail(err, errlen, "%s:%zu: a key must have at least 8 characters", name, lineno); goto done; }
-            rag_sha256_hex(f[0], fl[0], k->hash);
+            llm_sha256_hex(f[0], fl[0], k->hash);
         }
         if (!(k->name = strndup(f[1], fl[1]))) { kfail(err, errlen, "out of memory"); goto done; }
         if (parse_groups(f[2], fl[2], k)) { kfail(err, errlen, "%s:%zu: bad GROUPS (comma-separated, at most 64 of 128 bytes)", name, lineno); goto done; }
@@ -147,7 +148,7 @@ int app_serve_keys_load(const char *path, app_serve_keys *out, char *err, size_t
 const app_serve_key *app_serve_keys_find(const app_serve_keys *k, const char *token, size_t len) {
     if (!k || !token || len == 0 || len > 4096) return NULL;
     char h[65];
-    rag_sha256_hex(token, len, h);
+    llm_sha256_hex(token, len, h);
     const app_serve_key *found = NULL;
     for (size_t i = 0; i < k->n; i++) {
         volatile unsigned char d = 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "rag/rag.h"
+#include "llm/llm.h"
 
 /* The page's bytes followed by one NUL (so it is also a C string) and its
  * length without that NUL. The assembler reads app/web/index.html relative to
@@ -35,7 +36,7 @@ static void csp_hash(const char *p, size_t n, char out[52]) {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char hex[65];
     unsigned char d[33] = {0};
-    rag_sha256_hex(p, n, hex);
+    llm_sha256_hex(p, n, hex);
     for (int i = 0; i < 32; i++) {
         unsigned hi = (unsigned)(hex[2 * i] <= '9' ? hex[2 * i] - '0' : (hex[2 * i] | 0x20) - 'a' + 10);
         unsigned lo = (unsigned)(hex[2 * i + 1] <= '9' ? hex[2 * i + 1] - '0' : (hex[2 * i + 1] | 0x20) - 'a' + 10);

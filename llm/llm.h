@@ -64,6 +64,10 @@ uint64_t llm_context_bytes(const llm_model *m, int n_ctx, int n_batch, bool kv_f
 
 /* SHA-256 of the model file as 64 hex chars + NUL (computed once, cached). */
 int llm_model_sha256(llm_model *m, char out[65]);
+/* SHA-256 (FIPS 180-4) of n bytes as 64 lowercase hex chars + NUL: the one
+ * implementation mrag has (model files here, documents and keys in rag/
+ * and app/). */
+void llm_sha256_hex(const void *data, size_t n, char out[65]);
 
 /* -------------------------------------------------------------- tokenizer */
 int llm_n_vocab(const llm_model *m);

@@ -384,7 +384,7 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
 }
 
 /* ---------------------------------------------------------------- SHA-256
- * FIPS 180-4, streamed over the mapping. */
+ * FIPS 180-4 over a buffer (the model file: its mapping). */
 static const uint32_t sha_k[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -416,24 +416,29 @@ static void sha_block(uint32_t h[8], const uint8_t *p) {
     h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
 }
 
+void llm_sha256_hex(const void *data, size_t n, char out[65]) {
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    const uint8_t *p = data;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) sha_block(h, p + i);
+    /* the tail, the 0x80 marker and the 64-bit bit length: one or two blocks */
+    uint8_t tail[128] = {0};
+    size_t r = n - i;
+    if (r) memcpy(tail, p + i, r);
+    tail[r] = 0x80;
+    size_t tl = r + 9 <= 64 ? 64 : 128;
+    uint64_t bits = (uint64_t)n * 8;
+    for (int k = 0; k < 8; k++) tail[tl - 1 - k] = (uint8_t)(bits >> (8 * k));
+    sha_block(h, tail);
+    if (tl == 128) sha_block(h, tail + 64);
+    for (int k = 0; k < 8; k++) snprintf(out + 8 * k, 9, "%08x", h[k]);
+}
+
 int llm_model_sha256(llm_model *m, char out[65]) {
     if (!m || !out) return LLM_ERR_ARG;
     if (!m->sha_done) {
-        uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-        const uint8_t *p = gguf_base(m->gguf);
-        uint64_t n = gguf_file_size(m->gguf), i = 0;
-        for (; i + 64 <= n; i += 64) sha_block(h, p + i);
-        uint8_t tail[128] = {0};
-        size_t r = (size_t)(n - i);
-        memcpy(tail, p + i, r);
-        tail[r] = 0x80;
-        size_t tl = r + 9 <= 64 ? 64 : 128;
-        uint64_t bits = n * 8;
-        for (int k = 0; k < 8; k++) tail[tl - 1 - k] = (uint8_t)(bits >> (8 * k));
-        sha_block(h, tail);
-        if (tl == 128) sha_block(h, tail + 64);
-        for (int k = 0; k < 8; k++) snprintf(m->sha + 8 * k, 9, "%08x", h[k]);
+        llm_sha256_hex(gguf_base(m->gguf), (size_t)gguf_file_size(m->gguf), m->sha);
         m->sha_done = true;
     }
     memcpy(out, m->sha, 65);

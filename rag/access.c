@@ -2,6 +2,7 @@
  * folders; namespaces, categories and title prefixes for wikis), and the
  * caller's group list for the retrieval filter. Format: docs/access.md. */
 #include "rag/rag.h"
+#include "llm/llm.h"
 
 #include "index/index.h"
 
@@ -464,7 +465,7 @@ int rag_access_parse(const char *name, const char *text, size_t len, rag_access 
     if (!out || (!text && len)) return aerr(err, errlen, RAG_ERR_ARG, "%s: bad arguments", name);
     if (len > ACC_MAX_FILE) return aerr(err, errlen, RAG_ERR_LIMIT, "%s: larger than %u bytes", name, ACC_MAX_FILE);
     if (!(a = calloc(1, sizeof *a)) || !(a->name = strdup(name))) { rc = aerr(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
-    rag_sha256_hex(text ? text : "", len, a->sha256);
+    llm_sha256_hex(text ? text : "", len, a->sha256);
     size_t pos = 0;
     int lineno = 0;
     /* a UTF-8 byte order mark is allowed */

@@ -448,7 +448,7 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, vani
     double t = now_s();
     char sha[65];
     int frc = read_file(e->path, ing->p.max_file_bytes, &data, &len, reason, reason_len);
-    if (frc == RAG_OK) rag_sha256_hex(data, len, sha);
+    if (frc == RAG_OK) llm_sha256_hex(data, len, sha);
     r->st->extract_seconds += now_s() - t;
     if (frc != RAG_OK) goto failed;
     if (exists && strcmp(old.sha256, sha) == 0 && old.status && strcmp(old.status, "ok") == 0) {

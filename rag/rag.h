@@ -240,9 +240,6 @@ int rag_count_llm_tokens(void *user, const char *text, size_t len);
 typedef struct llm_model llm_model;
 typedef struct idx_store idx_store;
 
-/* SHA-256 of n bytes as 64 lowercase hex chars + NUL. */
-void rag_sha256_hex(const void *data, size_t n, char out[65]);
-
 /* What happened to one file (or document) in an ingest run. */
 typedef enum {
     RAG_ING_ADDED = 0,      /* new document */

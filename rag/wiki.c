@@ -6,6 +6,7 @@
  * caller's callback. */
 #define _GNU_SOURCE
 #include "rag/wiki_internal.h"
+#include "llm/llm.h"
 
 #include "index/index.h"
 
@@ -290,7 +291,7 @@ static int fetch_and_put(wsync *w, const wiki_page *pg, const char *groups, bool
      * passage is cited by its page URL and heading. */
     for (size_t i = 0; i < doc->n_blocks; i++) doc->blocks[i].line_start = doc->blocks[i].line_end = 0;
     char sha[65], version[32];
-    rag_sha256_hex(r.parse_text, r.parse_text_len, sha);
+    llm_sha256_hex(r.parse_text, r.parse_text_len, sha);
     snprintf(version, sizeof version, "%lld", (long long)pg->revid);
     int64_t ts = 0;
     if (!pg->timestamp || !wiki_parse_time(pg->timestamp, &ts)) ts = 0;

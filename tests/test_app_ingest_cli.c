@@ -3,6 +3,7 @@
  * kill -9 at random moments: the index stays consistent and a rerun ends
  * with exactly the chunks of a clean ingest. */
 #include "tests/test.h"
+#include "llm/llm.h"
 
 #include <cJSON.h>
 #include <fcntl.h>
@@ -245,7 +246,7 @@ static char *chunk_set(const char *idx, size_t *n_rows) {
     out[0] = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         char sha[65];
-        rag_sha256_hex(sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2), sha);
+        llm_sha256_hex(sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2), sha);
         char line[2048];
         int l = snprintf(line, sizeof line, "%s\t%d\t%s\n", sqlite3_column_text(st, 0), sqlite3_column_int(st, 1), sha);
         if (len + (size_t)l + 1 > cap) { cap *= 2; out = realloc(out, cap); REQUIRE(out); }

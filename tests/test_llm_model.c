@@ -312,7 +312,24 @@ TEST(cli_model_info_and_embed) {
     free(out);
 }
 
-TEST_MAIN(RUN(stories260k_hyperparameters_and_views), RUN(sha256_matches_the_published_sum),
+TEST(sha256_matches_the_fips_180_vectors) {
+    char out[65];
+    llm_sha256_hex("", 0, out);
+    CHECK_EQ_STR(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    llm_sha256_hex("abc", 3, out);
+    CHECK_EQ_STR(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";   /* 56 bytes: two padding blocks */
+    llm_sha256_hex(two, strlen(two), out);
+    CHECK_EQ_STR(out, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    char *mil = malloc(1000000);
+    REQUIRE(mil);
+    memset(mil, 'a', 1000000);
+    llm_sha256_hex(mil, 1000000, out);
+    CHECK_EQ_STR(out, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    free(mil);
+}
+
+TEST_MAIN(RUN(sha256_matches_the_fips_180_vectors), RUN(stories260k_hyperparameters_and_views), RUN(sha256_matches_the_published_sum),
           RUN(mistral_shaped_gqa_swa_moe_and_tied_load), RUN(bad_shapes_types_and_architectures_are_named),
           RUN(missing_and_foreign_files_fail_cleanly), RUN(vocab_only_loads_the_tokenizer_and_refuses_a_context),
           RUN(context_bytes_count_kv_cache_by_type), RUN(cli_model_info_and_embed))
