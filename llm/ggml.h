@@ -95,6 +95,54 @@ typedef struct {
 } block_q8_0;
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
 
+/* Q4_0 plus a min: value = q * d + m. */
+#define QK4_1 32
+typedef struct {
+    ggml_half d;
+    ggml_half m;
+    uint8_t qs[QK4_1 / 2];      /* as Q4_0: low nibble = element j, high = element j+16 */
+} block_q4_1;
+_Static_assert(sizeof(block_q4_1) == 20, "block_q4_1 size");
+
+/* 5-bit quants: the nibbles as Q4_0, bit j of the little-endian word qh the
+ * fifth bit of element j; value = (q - 16) * d. */
+#define QK5_0 32
+typedef struct {
+    ggml_half d;
+    uint8_t qh[4];
+    uint8_t qs[QK5_0 / 2];
+} block_q5_0;
+_Static_assert(sizeof(block_q5_0) == 22, "block_q5_0 size");
+
+/* Q5_0's quants with a min: value = q * d + m. */
+#define QK5_1 32
+typedef struct {
+    ggml_half d;
+    ggml_half m;
+    uint8_t qh[4];
+    uint8_t qs[QK5_1 / 2];
+} block_q5_1;
+_Static_assert(sizeof(block_q5_1) == 24, "block_q5_1 size");
+
+/* Q8_0 plus s = d * sum(qs) (fp16): the activations of Q4_1 / Q5_1 weights,
+ * so that their min folds in as m * s. */
+#define QK8_1 32
+typedef struct {
+    ggml_half d;
+    ggml_half s;
+    int8_t qs[QK8_1];
+} block_q8_1;
+_Static_assert(sizeof(block_q8_1) == 36, "block_q8_1 size");
+
+/* Non-linear 4-bit: the nibble indexes a fixed table of 16 int8 levels
+ * (llm_iq4nl_values); value = d * table[q]. Nibble order as Q4_0. */
+#define QK4_NL 32
+typedef struct {
+    ggml_half d;
+    uint8_t qs[QK4_NL / 2];
+} block_iq4_nl;
+_Static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
+
 #define QK_K 256
 #define K_SCALE_SIZE 12
 /* 8 sub-blocks of 32; 6-bit scales and mins packed in scales[12];
@@ -106,6 +154,51 @@ typedef struct {
     uint8_t qs[QK_K / 2];
 } block_q4_K;
 _Static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
+
+/* Q4_K with a fifth bit: sub-block j of 8 (32 elements) takes bit j of
+ * qh[l] for its element l; value = d * sc * q - dmin * m, q in 0..31. */
+typedef struct {
+    ggml_half d;
+    ggml_half dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} block_q5_K;
+_Static_assert(sizeof(block_q5_K) == 176, "block_q5_K size");
+
+/* 16 sub-blocks of 16; 2-bit quants, per sub-block a 4-bit scale (low
+ * nibble of scales[j]) and 4-bit min (high nibble); value = d * sc * q -
+ * dmin * m. Per 128 elements, 32 bytes of qs hold 4 crumbs each: element
+ * 32 * s + l (s = 0..3, l < 32) is bits 2s..2s+1 of qs[l]. */
+typedef struct {
+    uint8_t scales[QK_K / 16];
+    uint8_t qs[QK_K / 4];
+    ggml_half d;
+    ggml_half dmin;
+} block_q2_K;
+_Static_assert(sizeof(block_q2_K) == 84, "block_q2_K size");
+
+/* 16 sub-blocks of 16; 3-bit quants: the low 2 bits laid out as Q2_K's,
+ * the third bit in hmask (element 32 * k + l takes bit k of hmask[l], k =
+ * 0..7); q = low | 4 * high - 4 in -4..3; 6-bit scales (stored + 32) packed
+ * in 12 bytes; value = d * (sc - 32) * q. */
+typedef struct {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    ggml_half d;
+} block_q3_K;
+_Static_assert(sizeof(block_q3_K) == 110, "block_q3_K size");
+
+/* IQ4_NL's table over 8 sub-blocks of 32 with 6-bit scales (low 4 bits in
+ * scales_l nibbles, high 2 in scales_h); value = d * (ls - 32) * table[q]. */
+typedef struct {
+    ggml_half d;
+    uint16_t scales_h;
+    uint8_t scales_l[QK_K / 64];
+    uint8_t qs[QK_K / 2];       /* per 32: 16 bytes, low nibble element j, high j+16 */
+} block_iq4_xs;
+_Static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs size");
 
 /* 16 sub-blocks of 16; 6-bit quants (low 4 bits in ql, high 2 in qh), int8
  * scales; value = d * scales[i] * (q - 32). */

@@ -202,6 +202,46 @@ static float dot_q4_K(int n, const void *w, const void *a) {
     return hsum_ps(acc) - accm;
 }
 
+/* Q5_K x Q8_K: Q4_K's kernel with the fifth bit (bit 2j / 2j+1 of qh[l]
+ * for the chunk j's low / high nibbles) added as 16 to the nibbles. */
+static float dot_q5_K(int n, const void *w, const void *a) {
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; j++) llm_q4k_scale_min(j, x[i].scales, &sc[j], &m[j]);
+        int summ = 0;
+        for (int j = 0; j < 8; j++) summ += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        __m256i sumi = _mm256_setzero_si256();
+        const uint8_t *q4 = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        __m256i H = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        for (int j = 0; j < 4; j++, q4 += 32, q8 += 64) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)q4);
+            /* the bits are 0/1 per byte after the mask, so the 16-bit shift
+             * by 4 stays inside each byte */
+            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(H, one), 4);
+            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 1), one), 4);
+            H = _mm256_srli_epi16(H, 2);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+            __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
+            __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j]));
+            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        float d = h2f(x[i].d) * y[i].d;
+        float dmin = h2f(x[i].dmin) * y[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        accm += dmin * (float)summ;
+    }
+    return hsum_ps(acc) - accm;
+}
+
 /* Q6_K x Q8_K: the 6-bit quants are used unsigned (0..63) and the -32
  * offset is taken out through the bsums: sum sc*(q-32)*a = sum sc*q*a -
  * 32 * sum sc*bsum. */
@@ -371,6 +411,7 @@ void llm_kernels_avx2_fill(llm_kernel_table *t) {
     t->gemm[GGML_TYPE_Q4_0] = gemm_q4_0;
     t->gemm[GGML_TYPE_Q8_0] = gemm_q8_0;
     t->vec_dot[GGML_TYPE_Q4_K] = dot_q4_K;
+    t->vec_dot[GGML_TYPE_Q5_K] = dot_q5_K;
     t->vec_dot[GGML_TYPE_Q6_K] = dot_q6_K;
     t->act[GGML_TYPE_Q8_0] = act_q8_0;
     t->act[GGML_TYPE_F16] = act_f16;

@@ -1,8 +1,9 @@
 /* kernels_avx512.c — AVX-512 (F/BW/VL/DQ/VNNI/BF16) kernels: VNNI
  * register-tiled gemm for Q4_0/Q8_0 weights x Q8_0 activations, and f32/f16/
- * bf16 dot products, VNNI gemm for Q4_K/Q6_K x Q8_K; only called after a
+ * bf16 dot products, VNNI gemm for Q4_K/Q5_K/Q6_K x Q8_K; only called after a
  * CPUID check. */
 #include <immintrin.h>
+#include <stddef.h>
 
 #include "llm/kernels_internal.h"
 
@@ -338,16 +339,30 @@ static inline __m128i q4k_scales_mins(const uint8_t *q) {
     return _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)m_lo, (int)m_hi);
 }
 
+/* Q4_K and Q5_K share d, dmin and the packed scales at the same offsets;
+ * Q5_K adds qh[32] before its nibbles. */
+_Static_assert(offsetof(block_q4_K, scales) == offsetof(block_q5_K, scales), "q4_K/q5_K scales");
+_Static_assert(offsetof(block_q4_K, dmin) == offsetof(block_q5_K, dmin), "q4_K/q5_K dmin");
+
+/* Q4_K (Q5 = 0) or Q5_K (Q5 = 1) tile. Q5_K's fifth bits: chunk k (64
+ * elements) takes bit 2k of qh[l] for its low-nibble half and bit 2k+1 for
+ * the high-nibble half; a byte test against [1 << 2k x 32, 1 << 2k+1 x 32]
+ * gives a mask, and a masked add puts 16 on those quants. */
 static inline __attribute__((always_inline)) void
-gemm_q4_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, float *Y, size_t ldy,
-               const int RM, const int TN) {
+gemm_qk_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, float *Y, size_t ldy,
+             const int RM, const int TN, const int Q5) {
+    const size_t bsz = Q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const size_t qs_off = Q5 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
     __m512 acc[3][3];
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
     /* int16 lane selectors: [sc_2k x 16, sc_2k+1 x 16] for chunk k */
-    __m512i idx[4];
-    for (int k = 0; k < 4; k++)
+    __m512i idx[4], hbit[4];
+    for (int k = 0; k < 4; k++) {
         idx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)(2 * k))),
                                     _mm256_set1_epi16((short)(2 * k + 1)), 1);
+        hbit[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)(1 << (2 * k)))),
+                                     _mm256_set1_epi8((char)(1 << (2 * k + 1))), 1);
+    }
 #pragma GCC unroll 3
     for (int r = 0; r < RM; r++)
 #pragma GCC unroll 3
@@ -356,15 +371,15 @@ gemm_q4_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t l
         if (TN == 1) {
 #pragma GCC unroll 3
             for (int r = 0; r < RM; r++)
-                for (size_t o = 0; o < sizeof(block_q4_K); o += 64)
-                    _mm_prefetch((const char *)((const block_q4_K *)(W + r * ldw) + b + 6) + o, _MM_HINT_T0);
+                for (size_t o = 0; o < bsz; o += 64)
+                    _mm_prefetch((const char *)(W + r * ldw + (b + 6) * bsz) + o, _MM_HINT_T0);
         }
-        __m512i scb[3];
+        __m512i scb[3], hq[3];
         __m256i mdup[3];
         float dw[3], dmw[3];
 #pragma GCC unroll 3
         for (int r = 0; r < RM; r++) {
-            const block_q4_K *x = (const block_q4_K *)(W + r * ldw) + b;
+            const block_q4_K *x = (const block_q4_K *)(W + r * ldw + b * bsz);
             __m128i sm = q4k_scales_mins(x->scales);
             __m256i sm16 = _mm256_cvtepu8_epi16(sm);            /* sc0..7, m0..7 as int16 */
             scb[r] = _mm512_castsi256_si512(sm16);
@@ -373,6 +388,7 @@ gemm_q4_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t l
                                               _mm_unpackhi_epi16(m8, m8), 1);
             dw[r] = h2f(x->d);
             dmw[r] = h2f(x->dmin);
+            if (Q5) hq[r] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)((const block_q5_K *)x)->qh));
         }
         __m512i isum[3][3];
 #pragma GCC unroll 3
@@ -384,10 +400,11 @@ gemm_q4_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t l
             __m512i wq[3], sck[3];
 #pragma GCC unroll 3
             for (int r = 0; r < RM; r++) {
-                const block_q4_K *x = (const block_q4_K *)(W + r * ldw) + b;
-                __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
+                const uint8_t *qs = W + r * ldw + b * bsz + qs_off;
+                __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
                 __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
                 wq[r] = _mm512_and_si512(z, m4);
+                if (Q5) wq[r] = _mm512_mask_add_epi8(wq[r], _mm512_test_epi8_mask(hq[r], hbit[k]), wq[r], sixteen);
                 sck[r] = _mm512_permutexvar_epi16(idx[k], scb[r]);
             }
 #pragma GCC unroll 3
@@ -416,6 +433,18 @@ gemm_q4_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t l
     for (int r = 0; r < RM; r++)
 #pragma GCC unroll 3
         for (int t = 0; t < TN; t++) Y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+static inline __attribute__((always_inline)) void
+gemm_q4_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, float *Y, size_t ldy,
+               const int RM, const int TN) {
+    gemm_qk_tile(nsb, W, ldw, A, lda, Y, ldy, RM, TN, 0);
+}
+
+static inline __attribute__((always_inline)) void
+gemm_q5_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t lda, float *Y, size_t ldy,
+               const int RM, const int TN) {
+    gemm_qk_tile(nsb, W, ldw, A, lda, Y, ldy, RM, TN, 1);
 }
 
 /* Q6_K: 6-bit quants used unsigned (0..63); the -32 offset comes out through
@@ -531,11 +560,18 @@ gemm_q6_K_tile(int nsb, const uint8_t *W, size_t ldw, const uint8_t *A, size_t l
     }
 
 GEMMK_DRIVER(gemm_q4_K, gemm_q4_K_tile)
+GEMMK_DRIVER(gemm_q5_K, gemm_q5_K_tile)
 GEMMK_DRIVER(gemm_q6_K, gemm_q6_K_tile)
 
 static float dot_q4_K(int n, const void *w, const void *a) {
     float y;
     gemm_q4_K(n, w, 0, a, 0, &y, 1, 1, 1);
+    return y;
+}
+
+static float dot_q5_K(int n, const void *w, const void *a) {
+    float y;
+    gemm_q5_K(n, w, 0, a, 0, &y, 1, 1, 1);
     return y;
 }
 
@@ -720,6 +756,8 @@ void llm_kernels_avx512_fill(llm_kernel_table *t) {
     t->vec_dot[GGML_TYPE_Q4_K] = dot_q4_K;
     t->vec_dot[GGML_TYPE_Q6_K] = dot_q6_K;
     t->gemm[GGML_TYPE_Q4_K] = gemm_q4_K;
+    t->vec_dot[GGML_TYPE_Q5_K] = dot_q5_K;
+    t->gemm[GGML_TYPE_Q5_K] = gemm_q5_K;
     t->gemm[GGML_TYPE_Q6_K] = gemm_q6_K;
     t->gemm[GGML_TYPE_F32] = gemm_f32;
     t->gemm[GGML_TYPE_F16] = gemm_f16;

@@ -62,6 +62,35 @@ static float dot_q4_K_q8_K(int n, const void *w, const void *a) {
     return sum;
 }
 
+/* Q5_K weights x Q8_K activations: Q4_K's sum with 5-bit quants. */
+static float dot_q5_K_q8_K(int n, const void *w, const void *a) {
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    float sum = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        const uint8_t *q4 = x[i].qs, *qh = x[i].qh;
+        const int8_t *q8 = y[i].qs;
+        int sumi = 0, summ = 0;
+        for (int j = 0; j < QK_K / 64; j++, q4 += 32, q8 += 64) {
+            uint8_t sc0, m0, sc1, m1;
+            llm_q4k_scale_min(2 * j, x[i].scales, &sc0, &m0);
+            llm_q4k_scale_min(2 * j + 1, x[i].scales, &sc1, &m1);
+            int s0 = 0, s1 = 0;
+            for (int l = 0; l < 32; l++) {
+                s0 += ((q4[l] & 0xF) | ((qh[l] >> (2 * j) & 1) << 4)) * q8[l];
+                s1 += ((q4[l] >> 4) | ((qh[l] >> (2 * j + 1) & 1) << 4)) * q8[l + 32];
+            }
+            sumi += sc0 * s0 + sc1 * s1;
+            summ += m0 * (y[i].bsums[4 * j] + y[i].bsums[4 * j + 1]) +
+                    m1 * (y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3]);
+        }
+        float d = ggml_fp16_to_fp32(x[i].d) * y[i].d;
+        float dmin = ggml_fp16_to_fp32(x[i].dmin) * y[i].d;
+        sum += d * (float)sumi - dmin * (float)summ;
+    }
+    return sum;
+}
+
 /* Q6_K weights x Q8_K activations. */
 static float dot_q6_K_q8_K(int n, const void *w, const void *a) {
     const block_q6_K *x = w;
@@ -143,6 +172,7 @@ void llm_kernels_ref_fill(llm_kernel_table *t) {
     t->vec_dot[GGML_TYPE_Q4_0] = dot_q4_0_q8_0;
     t->vec_dot[GGML_TYPE_Q8_0] = dot_q8_0_q8_0;
     t->vec_dot[GGML_TYPE_Q4_K] = dot_q4_K_q8_K;
+    t->vec_dot[GGML_TYPE_Q5_K] = dot_q5_K_q8_K;
     t->vec_dot[GGML_TYPE_Q6_K] = dot_q6_K_q8_K;
     t->act[GGML_TYPE_Q8_0] = llm_quantize_row_q8_0_ref;
     t->act[GGML_TYPE_Q8_K] = llm_quantize_row_q8_K_ref;

@@ -9,6 +9,7 @@
 
 #include "llm/ggml.h"
 #include "llm/gguf.h"
+#include "llm/kernels.h"
 #include "llm/model.h"
 #include "llm/tokenizer.h"
 
@@ -45,9 +46,9 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 /* Weight types the kernels run. */
+/* Every type the kernels run, except the activation-only ones. */
 static bool weight_type_ok(uint32_t t) {
-    return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16 || t == GGML_TYPE_Q8_0 ||
-           t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q6_K;
+    return llm_type_supported(t) && t != GGML_TYPE_Q8_K && t != GGML_TYPE_Q8_1;
 }
 
 /* Reads a non-negative int hyperparameter "llama.<key>" into *out. Missing

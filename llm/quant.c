@@ -1,5 +1,5 @@
 /* quant.c — quantization and dequantization of rows for every supported
- * type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q8_K) in portable C. */
+ * type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K) in portable C. */
 #include <math.h>
 
 #include "llm/kernels_internal.h"
@@ -8,7 +8,7 @@ bool llm_type_supported(uint32_t type) {
     switch (type) {
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_K:
-    case GGML_TYPE_Q6_K: case GGML_TYPE_Q8_K:
+    case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: case GGML_TYPE_Q8_K:
         return true;
     default:
         return false;
@@ -20,7 +20,7 @@ uint32_t llm_vec_dot_type(uint32_t wtype) {
     case GGML_TYPE_F16: return GGML_TYPE_F16;
     case GGML_TYPE_BF16: return GGML_TYPE_BF16;
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_0: return GGML_TYPE_Q8_0;
-    case GGML_TYPE_Q4_K: case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_K;
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_K;
     default: return GGML_TYPE_F32;
     }
 }
@@ -56,6 +56,22 @@ static void dequant_q4_K(const block_q4_K *b, float *y, int64_t nb) {
             float d2 = d * sc, m2 = dmin * m;
             for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
             for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
+        }
+    }
+}
+
+static void dequant_q5_K(const block_q5_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) {
+        float d = ggml_fp16_to_fp32(b[i].d), dmin = ggml_fp16_to_fp32(b[i].dmin);
+        const uint8_t *q = b[i].qs, *qh = b[i].qh;
+        for (int j = 0; j < QK_K / 64; j++, q += 32) {
+            uint8_t sc, m;
+            llm_q4k_scale_min(2 * j, b[i].scales, &sc, &m);
+            float d1 = d * sc, m1 = dmin * m;
+            llm_q4k_scale_min(2 * j + 1, b[i].scales, &sc, &m);
+            float d2 = d * sc, m2 = dmin * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * ((q[l] & 0xF) | ((qh[l] >> (2 * j) & 1) << 4)) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * ((q[l] >> 4) | ((qh[l] >> (2 * j + 1) & 1) << 4)) - m2;
         }
     }
 }
@@ -102,6 +118,7 @@ void llm_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) {
     case GGML_TYPE_Q4_0: dequant_q4_0(src, dst, n / QK4_0); break;
     case GGML_TYPE_Q8_0: dequant_q8_0(src, dst, n / QK8_0); break;
     case GGML_TYPE_Q4_K: dequant_q4_K(src, dst, n / QK_K); break;
+    case GGML_TYPE_Q5_K: dequant_q5_K(src, dst, n / QK_K); break;
     case GGML_TYPE_Q6_K: dequant_q6_K(src, dst, n / QK_K); break;
     case GGML_TYPE_Q8_K: dequant_q8_K(src, dst, n / QK_K); break;
     default: memset(dst, 0, (size_t)n * sizeof(float)); break;
@@ -194,56 +211,74 @@ static void quant_q8_0(const float *x, block_q8_0 *y, int64_t nb) {
     llm_quantize_row_q8_0_ref(x, y, nb * QK8_0);
 }
 
-/* Q4_K: per sub-block of 32, min (<= 0) and scale from the range; the 8
- * scales and mins are then quantized to 6 bits against d and dmin, and the
- * values re-quantized against the rounded scales. */
+/* Q4_K / Q5_K: per sub-block of 32, min (<= 0) and scale from the range
+ * (nmax = 15 or 31 steps); the 8 scales and mins are then quantized to 6
+ * bits against d and dmin, and the values re-quantized against the rounded
+ * scales. L gets the QK_K quants. */
+static void quant_k_scale_min(const float *x, int nmax, ggml_half *dp, ggml_half *dminp,
+                              uint8_t scales[K_SCALE_SIZE], uint8_t L[QK_K]) {
+    float scale[8], mn[8], max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+        const float *s = x + 32 * j;
+        float lo = s[0], hi = s[0];
+        for (int l = 1; l < 32; l++) { lo = fminf(lo, s[l]); hi = fmaxf(hi, s[l]); }
+        if (lo > 0) lo = 0;
+        scale[j] = (hi - lo) / (float)nmax;
+        mn[j] = -lo;
+        max_scale = fmaxf(max_scale, scale[j]);
+        max_min = fmaxf(max_min, mn[j]);
+    }
+    *dp = ggml_fp32_to_fp16(max_scale / 63.f);
+    *dminp = ggml_fp32_to_fp16(max_min / 63.f);
+    float d = ggml_fp16_to_fp32(*dp), dmin = ggml_fp16_to_fp32(*dminp);
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; j++) {
+        int a = d > 0 ? (int)lrintf(scale[j] / d) : 0;
+        int b = dmin > 0 ? (int)lrintf(mn[j] / dmin) : 0;
+        sc[j] = (uint8_t)(a < 0 ? 0 : a > 63 ? 63 : a);
+        m[j] = (uint8_t)(b < 0 ? 0 : b > 63 ? 63 : b);
+    }
+    memset(scales, 0, K_SCALE_SIZE);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            scales[j] |= sc[j];
+            scales[j + 4] |= m[j];
+        } else {
+            scales[j + 4] = (uint8_t)((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
+            scales[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
+            scales[j] |= (uint8_t)((m[j] >> 4) << 6);
+        }
+    }
+    for (int j = 0; j < 8; j++) {
+        float ds = d * sc[j], dm = dmin * m[j];
+        for (int l = 0; l < 32; l++) {
+            int q = ds > 0 ? (int)lrintf((x[32 * j + l] + dm) / ds) : 0;
+            L[32 * j + l] = (uint8_t)(q < 0 ? 0 : q > nmax ? nmax : q);
+        }
+    }
+}
+
 static void quant_q4_K(const float *x, block_q4_K *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
-        float scale[8], mn[8], max_scale = 0, max_min = 0;
-        for (int j = 0; j < 8; j++) {
-            const float *s = x + 32 * j;
-            float lo = s[0], hi = s[0];
-            for (int l = 1; l < 32; l++) { lo = fminf(lo, s[l]); hi = fmaxf(hi, s[l]); }
-            if (lo > 0) lo = 0;
-            scale[j] = (hi - lo) / 15.f;
-            mn[j] = -lo;
-            max_scale = fmaxf(max_scale, scale[j]);
-            max_min = fmaxf(max_min, mn[j]);
-        }
-        float d = max_scale / 63.f, dmin = max_min / 63.f;
-        y[i].d = ggml_fp32_to_fp16(d);
-        y[i].dmin = ggml_fp32_to_fp16(dmin);
-        d = ggml_fp16_to_fp32(y[i].d);
-        dmin = ggml_fp16_to_fp32(y[i].dmin);
-        uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++) {
-            int a = d > 0 ? (int)lrintf(scale[j] / d) : 0;
-            int b = dmin > 0 ? (int)lrintf(mn[j] / dmin) : 0;
-            sc[j] = (uint8_t)(a < 0 ? 0 : a > 63 ? 63 : a);
-            m[j] = (uint8_t)(b < 0 ? 0 : b > 63 ? 63 : b);
-        }
-        memset(y[i].scales, 0, K_SCALE_SIZE);
-        for (int j = 0; j < 8; j++) {
-            if (j < 4) {
-                y[i].scales[j] |= sc[j];
-                y[i].scales[j + 4] |= m[j];
-            } else {
-                y[i].scales[j + 4] = (uint8_t)((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
-                y[i].scales[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
-                y[i].scales[j] |= (uint8_t)((m[j] >> 4) << 6);
-            }
-        }
         uint8_t L[QK_K];
-        for (int j = 0; j < 8; j++) {
-            float ds = d * sc[j], dm = dmin * m[j];
-            for (int l = 0; l < 32; l++) {
-                int q = ds > 0 ? (int)lrintf((x[32 * j + l] + dm) / ds) : 0;
-                L[32 * j + l] = (uint8_t)(q < 0 ? 0 : q > 15 ? 15 : q);
-            }
-        }
+        quant_k_scale_min(x, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
         for (int j = 0; j < QK_K / 64; j++)
             for (int l = 0; l < 32; l++)
                 y[i].qs[32 * j + l] = (uint8_t)(L[64 * j + l] | (L[64 * j + 32 + l] << 4));
+    }
+}
+
+static void quant_q5_K(const float *x, block_q5_K *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        uint8_t L[QK_K];
+        quant_k_scale_min(x, 31, &y[i].d, &y[i].dmin, y[i].scales, L);
+        memset(y[i].qh, 0, sizeof y[i].qh);
+        for (int j = 0; j < QK_K / 64; j++)
+            for (int l = 0; l < 32; l++) {
+                uint8_t a = L[64 * j + l], b = L[64 * j + 32 + l];
+                y[i].qs[32 * j + l] = (uint8_t)((a & 0xF) | ((b & 0xF) << 4));
+                y[i].qh[l] |= (uint8_t)(((a >> 4) << (2 * j)) | ((b >> 4) << (2 * j + 1)));
+            }
     }
 }
 
@@ -298,6 +333,7 @@ size_t llm_quantize(uint32_t type, const float *src, void *dst, int64_t nrows, i
         case GGML_TYPE_Q4_0: quant_q4_0(src, (block_q4_0 *)out, n_per_row / QK4_0); break;
         case GGML_TYPE_Q8_0: quant_q8_0(src, (block_q8_0 *)out, n_per_row / QK8_0); break;
         case GGML_TYPE_Q4_K: quant_q4_K(src, (block_q4_K *)out, n_per_row / QK_K); break;
+        case GGML_TYPE_Q5_K: quant_q5_K(src, (block_q5_K *)out, n_per_row / QK_K); break;
         case GGML_TYPE_Q6_K: quant_q6_K(src, (block_q6_K *)out, n_per_row / QK_K); break;
         case GGML_TYPE_Q8_K: llm_quantize_row_q8_K_ref(src, out, n_per_row); break;
         default: return 0;

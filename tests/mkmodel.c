@@ -14,8 +14,10 @@
 #include "llm/kernels.h"
 
 /* llama.cpp's llama_ftype values for general.file_type. */
-enum { FTYPE_F32 = 0, FTYPE_F16 = 1, FTYPE_Q4_0 = 2, FTYPE_Q8_0 = 7, FTYPE_Q4_K_M = 15, FTYPE_Q6_K = 18,
-       FTYPE_BF16 = 32 };
+enum { FTYPE_F32 = 0, FTYPE_F16 = 1, FTYPE_Q4_0 = 2, FTYPE_Q4_1 = 3, FTYPE_Q8_0 = 7, FTYPE_Q5_0 = 8,
+       FTYPE_Q5_1 = 9, FTYPE_Q2_K = 10, FTYPE_Q3_K_S = 11, FTYPE_Q3_K_M = 12, FTYPE_Q3_K_L = 13,
+       FTYPE_Q4_K_S = 14, FTYPE_Q4_K_M = 15, FTYPE_Q5_K_S = 16, FTYPE_Q5_K_M = 17, FTYPE_Q6_K = 18,
+       FTYPE_IQ4_NL = 25, FTYPE_IQ4_XS = 30, FTYPE_BF16 = 32 };
 
 typedef struct {
     const char *name;
@@ -23,11 +25,26 @@ typedef struct {
     uint32_t ftype;
 } type_opt;
 
+/* --type: every weight matrix of this type ("pure", llama-quantize --pure). */
 static const type_opt TYPES[] = {
     {"f32", GGML_TYPE_F32, FTYPE_F32},   {"f16", GGML_TYPE_F16, FTYPE_F16},
     {"bf16", GGML_TYPE_BF16, FTYPE_BF16}, {"q8_0", GGML_TYPE_Q8_0, FTYPE_Q8_0},
     {"q4_0", GGML_TYPE_Q4_0, FTYPE_Q4_0}, {"q4_k", GGML_TYPE_Q4_K, FTYPE_Q4_K_M},
-    {"q6_k", GGML_TYPE_Q6_K, FTYPE_Q6_K},
+    {"q5_k", GGML_TYPE_Q5_K, FTYPE_Q5_K_S}, {"q6_k", GGML_TYPE_Q6_K, FTYPE_Q6_K},
+};
+
+/* --mix: llama-quantize's recipes (the ftype's base type, then per-tensor
+ * choices by role and layer, as its tensor-type rules for architecture
+ * llama without an importance matrix). */
+static const type_opt MIXES[] = {
+    {"q4_0", GGML_TYPE_Q4_0, FTYPE_Q4_0},       {"q4_1", GGML_TYPE_Q4_1, FTYPE_Q4_1},
+    {"q5_0", GGML_TYPE_Q5_0, FTYPE_Q5_0},       {"q5_1", GGML_TYPE_Q5_1, FTYPE_Q5_1},
+    {"q8_0", GGML_TYPE_Q8_0, FTYPE_Q8_0},       {"q2_k", GGML_TYPE_Q2_K, FTYPE_Q2_K},
+    {"q3_k_s", GGML_TYPE_Q3_K, FTYPE_Q3_K_S},   {"q3_k_m", GGML_TYPE_Q3_K, FTYPE_Q3_K_M},
+    {"q3_k_l", GGML_TYPE_Q3_K, FTYPE_Q3_K_L},   {"q4_k_s", GGML_TYPE_Q4_K, FTYPE_Q4_K_S},
+    {"q4_k_m", GGML_TYPE_Q4_K, FTYPE_Q4_K_M},   {"q5_k_s", GGML_TYPE_Q5_K, FTYPE_Q5_K_S},
+    {"q5_k_m", GGML_TYPE_Q5_K, FTYPE_Q5_K_M},   {"q6_k", GGML_TYPE_Q6_K, FTYPE_Q6_K},
+    {"iq4_nl", GGML_TYPE_IQ4_NL, FTYPE_IQ4_NL}, {"iq4_xs", GGML_TYPE_IQ4_XS, FTYPE_IQ4_XS},
 };
 
 typedef struct {
@@ -35,6 +52,7 @@ typedef struct {
     double rope_theta;
     bool tied;
     const type_opt *type;
+    const type_opt *mix;        /* NULL: every matrix of type */
     uint64_t seed;
     const char *vocab_from, *out;
 } opts;
@@ -56,8 +74,12 @@ static void usage(FILE *fp) {
             "  --experts N        mixture of experts with N experts (merged 3-D ffn_*_exps tensors)\n"
             "  --experts-used K   experts per token (default 2 with --experts)\n"
             "  --tied             no output.weight: the output head reuses token_embd\n"
-            "  --type T           f32|f16|bf16|q8_0|q4_0|q4_k|q6_k for 2-D/3-D weights (default f32);\n"
-            "                     norms and the router stay F32; q4_k/q6_k need rows that are multiples of 256\n"
+            "  --type T           f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k for every 2-D/3-D weight (default f32);\n"
+            "                     norms and the router stay F32; K-quants need rows that are multiples of 256\n"
+            "  --mix M            instead of --type, the per-tensor types llama-quantize picks for a file type:\n"
+            "                     q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s\n"
+            "                     q5_k_m q6_k iq4_nl iq4_xs (output.weight q6_k, attn_v/ffn_down bumped by\n"
+            "                     layer, rows that do not fit a 256-block type fall back to a 32-block one)\n"
             "  --seed S           PRNG seed (default 1); same arguments give the same bytes\n"
             "  --out FILE         output path (written atomically)\n"
             "  --help             this text\n");
@@ -121,7 +143,83 @@ typedef struct {
     const opts *o;
     uint64_t n_params, n_bytes;
     int n_tensors;
+    int i_attn_v, i_ffn_down;   /* --mix: tensors of these roles seen so far */
+    int type_count[GGML_TYPE_COUNT];
 } model_out;
+
+/* ------------------------------------------------------------------ mixes */
+
+/* llama-quantize's "more bits" layers: the first and last eighth and every
+ * third in between. */
+static bool use_more_bits(int i, int n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* A 256-block type for a row that is not whole 256-blocks: the 32-block
+ * type llama-quantize falls back to; F16 when even that does not fit. */
+static uint32_t mix_fallback(uint32_t t, uint64_t ne0) {
+    if (ne0 % ggml_type_info(t)->blck_size == 0) return t;
+    switch (t) {
+    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: t = GGML_TYPE_Q4_0; break;
+    case GGML_TYPE_Q4_K: t = GGML_TYPE_Q5_0; break;
+    case GGML_TYPE_Q5_K: t = GGML_TYPE_Q5_1; break;
+    case GGML_TYPE_Q6_K: t = GGML_TYPE_Q8_0; break;
+    case GGML_TYPE_IQ4_XS: t = GGML_TYPE_IQ4_NL; break;
+    default: break;
+    }
+    return ne0 % ggml_type_info(t)->blck_size == 0 ? t : GGML_TYPE_F16;
+}
+
+/* The type llama-quantize gives tensor `name` (row length ne0) under the
+ * --mix recipe. Counts attn_v and ffn_down tensors as it goes, so call it
+ * once per tensor, in file order. */
+static uint32_t mix_type(model_out *m, const char *name, uint64_t ne0) {
+    const opts *o = m->o;
+    uint32_t ft = o->mix->ftype, t = o->mix->ggml;
+    int n_layer = (int)o->layers;
+    bool moe8 = o->experts == 8;
+    long gqa = o->heads / o->kv_heads;
+    if (!strcmp(name, "output.weight") || (o->tied && !strcmp(name, "token_embd.weight"))) {
+        if (ne0 % ggml_type_info(t)->blck_size) t = GGML_TYPE_Q8_0;
+        else if (t != GGML_TYPE_Q8_0) t = GGML_TYPE_Q6_K;
+        return t;   /* no fallback step for the output head */
+    }
+    if (!strcmp(name, "token_embd.weight")) return mix_fallback(t, ne0);
+    int layer = 0;
+    sscanf(name, "blk.%d.", &layer);
+    if (strstr(name, "attn_v.weight")) {
+        int i = m->i_attn_v++;
+        if (ft == FTYPE_Q2_K) t = gqa >= 4 ? GGML_TYPE_Q4_K : GGML_TYPE_Q3_K;
+        else if (ft == FTYPE_Q3_K_M) t = i < 2 ? GGML_TYPE_Q5_K : GGML_TYPE_Q4_K;
+        else if (ft == FTYPE_Q3_K_L) t = GGML_TYPE_Q5_K;
+        else if ((ft == FTYPE_IQ4_NL || ft == FTYPE_IQ4_XS) && gqa >= 4) t = GGML_TYPE_Q5_K;
+        else if ((ft == FTYPE_Q4_K_M || ft == FTYPE_Q5_K_M) && use_more_bits(i, n_layer)) t = GGML_TYPE_Q6_K;
+        else if (ft == FTYPE_Q4_K_S && i < 4) t = GGML_TYPE_Q5_K;
+        if (moe8) t = GGML_TYPE_Q8_0;
+    } else if (strstr(name, "attn_k.weight")) {
+        if (moe8) t = GGML_TYPE_Q8_0;
+    } else if (strstr(name, "attn_output.weight")) {
+        if (moe8) {
+            if (ft == FTYPE_Q2_K || ft == FTYPE_Q3_K_S || ft == FTYPE_Q3_K_M || ft == FTYPE_IQ4_NL ||
+                ft == FTYPE_Q4_K_S || ft == FTYPE_Q4_K_M || ft == FTYPE_IQ4_XS)
+                t = GGML_TYPE_Q5_K;
+        } else if (ft == FTYPE_Q2_K) t = GGML_TYPE_Q3_K;
+        else if (ft == FTYPE_Q3_K_M) t = GGML_TYPE_Q4_K;
+        else if (ft == FTYPE_Q3_K_L) t = GGML_TYPE_Q5_K;
+    } else if (strstr(name, "ffn_down")) {
+        /* dense models count the tensors, MoE ones read the layer from the name */
+        int i = o->experts ? layer : m->i_ffn_down;
+        m->i_ffn_down++;
+        if (ft == FTYPE_Q2_K) t = GGML_TYPE_Q3_K;
+        else if (ft == FTYPE_Q3_K_M) t = i < n_layer / 16 ? GGML_TYPE_Q5_K : GGML_TYPE_Q4_K;
+        else if (ft == FTYPE_Q3_K_L) t = GGML_TYPE_Q5_K;
+        else if (ft == FTYPE_Q4_K_M) { if (use_more_bits(i, n_layer)) t = GGML_TYPE_Q6_K; }
+        else if (i < n_layer / 8 && (ft == FTYPE_IQ4_NL || ft == FTYPE_IQ4_XS)) t = GGML_TYPE_Q5_K;
+        else if (ft == FTYPE_Q5_K_M && use_more_bits(i, n_layer)) t = GGML_TYPE_Q6_K;
+        else if (ft == FTYPE_Q4_K_S && i < n_layer / 8) t = GGML_TYPE_Q5_K;
+    }
+    return mix_fallback(t, ne0);
+}
 
 /* Generates a tensor of shape ne (ne[0] innermost) with values mean + std*N(0,1),
  * converts it to `type` and adds it to the writer. Returns 0 or -1. */
@@ -129,6 +227,7 @@ static int add_tensor(model_out *m, const char *name, uint32_t type, uint32_t n_
                       double mean, double std) {
     uint64_t n = 1;
     for (uint32_t d = 0; d < n_dims; d++) n *= ne[d];
+    if (m->o->mix && type != GGML_TYPE_F32) type = mix_type(m, name, ne[0]);
     const ggml_type_traits *tr = ggml_type_info(type);
     if (ne[0] % tr->blck_size) {
         fprintf(stderr, "mkmodel: tensor %s: row length %" PRIu64 " is not a multiple of %u, which %s needs "
@@ -157,6 +256,7 @@ static int add_tensor(model_out *m, const char *name, uint32_t type, uint32_t n_
     }
     gguf_writer_add_tensor(m->w, name, type, n_dims, ne, q);
     free(q);
+    m->type_count[type]++;
     m->n_params += n;
     m->n_bytes += nbytes;
     m->n_tensors++;
@@ -281,6 +381,7 @@ static int add_vocab_from(gguf_writer *w, const char *path, long *n_vocab) {
 int main(int argc, char **argv) {
     opts o = {.dim = 256, .layers = 2, .heads = 4, .kv_heads = 1, .ff = 512, .vocab_size = 0, .ctx = 2048,
               .swa = 0, .experts = 0, .experts_used = 0, .rope_theta = 10000.0, .type = &TYPES[0], .seed = 1};
+    bool type_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
@@ -310,12 +411,21 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "mkmodel: --rope-theta: \"%s\" is not a positive number\n", v);
                 return 2;
             }
+        } else if (!strcmp(a, "--mix")) {
+            o.mix = NULL;
+            for (size_t k = 0; k < sizeof MIXES / sizeof MIXES[0]; k++)
+                if (!strcmp(v, MIXES[k].name)) o.mix = &MIXES[k];
+            if (!o.mix) {
+                fprintf(stderr, "mkmodel: --mix: unknown recipe \"%s\" (see --help)\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "--type")) {
+            type_given = true;
             o.type = NULL;
             for (size_t k = 0; k < sizeof TYPES / sizeof TYPES[0]; k++)
                 if (!strcmp(v, TYPES[k].name)) o.type = &TYPES[k];
             if (!o.type) {
-                fprintf(stderr, "mkmodel: --type: unknown type \"%s\" (f32|f16|bf16|q8_0|q4_0|q4_k|q6_k)\n", v);
+                fprintf(stderr, "mkmodel: --type: unknown type \"%s\" (f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k)\n", v);
                 return 2;
             }
         } else {
@@ -324,6 +434,9 @@ int main(int argc, char **argv) {
         }
     }
     if (!o.out) { fprintf(stderr, "mkmodel: --out FILE is required (see --help)\n"); return 2; }
+    if (type_given && o.mix) { fprintf(stderr, "mkmodel: give either --type or --mix, not both\n"); return 2; }
+    /* the file type's name and general.file_type: the recipe's, or the type's */
+    const type_opt *ft = o.mix ? o.mix : o.type;
     if (o.vocab_from && o.vocab_size) {
         fprintf(stderr, "mkmodel: give either --vocab-from or --vocab-size, not both\n");
         return 2;
@@ -350,10 +463,10 @@ int main(int argc, char **argv) {
     long n_vocab = o.vocab_size;
     char name[160];
     snprintf(name, sizeof name, "mkmodel dim%ld l%ld h%ld kv%ld ff%ld%s %s seed %" PRIu64, o.dim, o.layers,
-             o.heads, o.kv_heads, o.ff, o.experts ? " moe" : "", o.type->name, o.seed);
+             o.heads, o.kv_heads, o.ff, o.experts ? " moe" : "", ft->name, o.seed);
     gguf_writer_set_str(w, "general.architecture", "llama");
     gguf_writer_set_str(w, "general.name", name);
-    gguf_writer_set_u32(w, "general.file_type", o.type->ftype);
+    gguf_writer_set_u32(w, "general.file_type", ft->ftype);
     gguf_writer_set_u32(w, "llama.context_length", (uint32_t)o.ctx);
     gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)o.dim);
     gguf_writer_set_u32(w, "llama.block_count", (uint32_t)o.layers);
@@ -376,7 +489,7 @@ int main(int argc, char **argv) {
      * outputs; the output head 2/sqrt(dim) so logits spread over a few units
      * (peaked enough that quantization noise rarely flips the top token);
      * the router 1.5/sqrt(dim) so expert choices are clear-cut. */
-    uint32_t t = o.type->ggml;
+    uint32_t t = ft->ggml;
     uint64_t dim = (uint64_t)o.dim, ff = (uint64_t)o.ff, nq = (uint64_t)(o.heads * head_dim),
              nkv = (uint64_t)(o.kv_heads * head_dim), nv = (uint64_t)n_vocab;
     if (add_2d(&m, "token_embd.weight", t, dim, nv, o.tied ? 0.05 : 1.0)) goto done;
@@ -410,8 +523,12 @@ int main(int argc, char **argv) {
         goto done;
     }
     fprintf(stderr, "mkmodel: wrote %s: %" PRIu64 " params (%.2f M), %d tensors, %s weights, %" PRIu64
-            " tensor bytes, vocab %ld%s%s\n", o.out, m.n_params, m.n_params / 1e6, m.n_tensors, o.type->name,
+            " tensor bytes, vocab %ld%s%s\n", o.out, m.n_params, m.n_params / 1e6, m.n_tensors, ft->name,
             m.n_bytes, n_vocab, o.experts ? ", MoE" : "", o.tied ? ", tied output" : "");
+    fprintf(stderr, "mkmodel: tensor types:");
+    for (int k = 0; k < GGML_TYPE_COUNT; k++)
+        if (m.type_count[k]) fprintf(stderr, " %s x%d", ggml_type_name((uint32_t)k), m.type_count[k]);
+    fprintf(stderr, "\n");
     rc = 0;
 done:
     gguf_writer_free(w);

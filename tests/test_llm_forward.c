@@ -163,12 +163,18 @@ typedef struct {
     double max_diff_last;   /* full last row only */
     double max_rel;         /* the same for log-prob minus the top-1 log-prob (no normalizer) */
     int top1_mismatch;
+    /* for each top-1 disagreement: the two engines' gaps between the two
+     * tokens added up (ours: lp[our top] - lp[its top]; llama.cpp's: the
+     * other way round), or +inf when our top-1 is not in its top-K. A sum
+     * within the type's tolerance is a near-tie the rounding noise decides. */
+    double tie_gap[8];
+    int tie_pos[8];
     int n_pos;
 } eval_cmp;
 
 static eval_cmp compare_eval_am(const char *model_path, int swa, const int32_t *ids, int n, int threads,
                                 int32_t *oracle_argmax) {
-    eval_cmp r = {0, 0, 0, 0, n};
+    eval_cmp r = {.n_pos = n};
     char args[20000];
     snprintf(args, sizeof args, "eval --model %s --ids %s --top 8 --full last --threads 2 --ctx %d",
              test_shq(model_path), ids_csv(ids, n), n + 16);
@@ -188,15 +194,23 @@ static eval_cmp compare_eval_am(const char *model_path, int swa, const int32_t *
         const cJSON *p = cJSON_GetArrayItem(pos, i);
         int am = cJSON_GetObjectItem(p, "argmax")->valueint;
         if (oracle_argmax) oracle_argmax[i] = am;
-        if (argmax(lg, nv) != am) {
-            r.top1_mismatch++;
-            /* a near tie in the oracle is not a real disagreement: report it */
-            printf("  # pos %d: top-1 %d vs oracle %d (ours lp %.6f / %.6f)\n", i, argmax(lg, nv), am,
-                   lp[argmax(lg, nv)], lp[am]);
-        }
         const cJSON *e;
         double pd = 0;
         const cJSON *top = cJSON_GetObjectItem(p, "top");
+        int ours = argmax(lg, nv);
+        if (ours != am) {
+            double o_top = cJSON_GetArrayItem(cJSON_GetArrayItem(top, 0), 1)->valuedouble, gap = INFINITY;
+            cJSON_ArrayForEach(e, top)
+                if (cJSON_GetArrayItem(e, 0)->valueint == ours)
+                    gap = (lp[ours] - lp[am]) + (o_top - cJSON_GetArrayItem(e, 1)->valuedouble);
+            if (r.top1_mismatch < 8) {
+                r.tie_gap[r.top1_mismatch] = gap;
+                r.tie_pos[r.top1_mismatch] = i;
+            }
+            r.top1_mismatch++;
+            printf("  # pos %d: top-1 %d vs oracle %d (ours lp %.6f / %.6f), gaps added up %.4f\n", i, ours, am,
+                   lp[ours], lp[am], gap);
+        }
         double o_top = cJSON_GetArrayItem(cJSON_GetArrayItem(top, 0), 1)->valuedouble;
         double u_top = lp[cJSON_GetArrayItem(cJSON_GetArrayItem(top, 0), 0)->valueint];
         cJSON_ArrayForEach(e, top) {
@@ -546,12 +560,16 @@ typedef struct {
  * head_dim 128 = dim 512. Bounds: measured maxima (docs/engine.md) with
  * 2-4x margin. Activations rounded to F16/BF16/Q8 make the comparison
  * chaotic at the level of one rounding step: our reference and AVX kernels
- * differ from each other by as much as each differs from llama.cpp. The
- * quantized hd128 models are flat enough (top log-prob ~ -1.7) that some
- * positions have top-2 gaps below that noise (q4_k seed 7, q6_k seed 8
- * flipped one or three top-1 tokens there), so the K-quants run at hd64,
- * where the chosen seeds have no such near-ties; hd128 is covered by f32,
- * f16 and q8_0. */
+ * differ from each other by as much as each differs from llama.cpp.
+ * Random-weight models are flat (top log-prob ~ -1.7 at dim 512), so a few
+ * positions have their two best tokens closer than that noise; there the
+ * two engines may pick different top-1 tokens. Such a near-tie is accepted
+ * only when both engines put the two tokens within the type's bound of each
+ * other (the gaps, ours and llama.cpp's, added up <= tol), at most
+ * MAX_NEAR_TIES per model; any other disagreement fails. "mix" cases are
+ * llama-quantize's recipes (mkmodel --mix): several types in one file, as
+ * people download them. */
+#define MAX_NEAR_TIES 3
 static const type_case type_cases[] = {
     {"f32_hd64", "--type f32 --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 1", 3e-4, true, true},
     {"f32_hd128", "--type f32 --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 2", 3e-4, false, false},
@@ -561,6 +579,9 @@ static const type_case type_cases[] = {
     {"q4_0_hd64", "--type q4_0 --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 6", 5e-2, false, false},
     {"q4_k_hd64", "--type q4_k --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 7", 0.1, false, false},
     {"q6_k_hd64", "--type q6_k --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 8", 4e-2, false, false},
+    {"q5_k_hd64", "--type q5_k --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 10", 0.1, false, false},
+    {"q5_k_m_mix_hd128", "--mix q5_k_m --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 12", 0.1, false, false},
+    {"q4_k_m_mix_hd128", "--mix q4_k_m --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 13", 0.15, false, false},
     {"moe8x2_f32_hd64", "--type f32 --dim 256 --heads 4 --kv-heads 1 --ff 256 --layers 2 --experts 8 "
                         "--experts-used 2 --seed 9", 3e-4, false, false},
     {"moe8x2_q8_0_hd64", "--type q8_0 --dim 256 --heads 4 --kv-heads 1 --ff 256 --layers 2 --experts 8 "
@@ -587,12 +608,23 @@ static void run_type_case(const type_case *tc) {
     int greedy_diff = -1;
     for (int k = 0; k < ng && greedy_diff < 0; k++)
         if (oam[n - 1 + k] != gen[k]) greedy_diff = k;
+    char greedy_note[64];
+    if (greedy_diff < 0) snprintf(greedy_note, sizeof greedy_note, "identical");
+    else snprintf(greedy_note, sizeof greedy_note, "identical for %d steps, then a near-tie", greedy_diff);
     printf("  # %s: %d positions (%d prompt + %d generated), top-1 mismatches %d, greedy-%d %s, "
            "max |d logprob| %.3g (full last row %.3g), max |d (logprob - top-1 logprob)| %.3g, bound %.2g\n",
-           tc->name, nt, n, ng - 1, r.top1_mismatch, ng, greedy_diff < 0 ? "identical" : "DIFFERS", r.max_diff,
-           r.max_diff_last, r.max_rel, tc->tol);
+           tc->name, nt, n, ng - 1, r.top1_mismatch, ng, greedy_note, r.max_diff, r.max_diff_last, r.max_rel, tc->tol);
     CHECK_EQ_INT(ng, 32);
-    CHECK_EQ_INT(r.top1_mismatch, 0);
+    CHECK(r.top1_mismatch <= MAX_NEAR_TIES, "%s: top-1 differs at %d positions", tc->name, r.top1_mismatch);
+    for (int k = 0; k < r.top1_mismatch && k < 8; k++)
+        CHECK(r.tie_gap[k] <= tc->tol, "%s: position %d: top-1 differs and is no near-tie (gaps %.4g > %.3g)",
+              tc->name, r.tie_pos[k], r.tie_gap[k], tc->tol);
+    /* a greedy step can only differ where the top-1 does */
+    if (greedy_diff >= 0) {
+        bool at_tie = false;
+        for (int k = 0; k < r.top1_mismatch && k < 8; k++) at_tie |= r.tie_pos[k] == n - 1 + greedy_diff;
+        CHECK(at_tie, "%s: greedy step %d differs where the top-1 agrees", tc->name, greedy_diff);
+    }
     if (tc->greedy32) CHECK(greedy_diff < 0, "%s: greedy continuation differs at step %d", tc->name, greedy_diff);
     CHECK(r.max_rel <= tc->tol, "%s: %.3g > %.3g", tc->name, r.max_rel, tc->tol);
     /* raw log-probs carry the oracle's float32 softmax normalizer error on top */

@@ -11,7 +11,7 @@
 
 static const uint32_t all_types[] = {
     GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0,
-    GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K,
+    GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
 };
 #define N_TYPES (int)(sizeof all_types / sizeof all_types[0])
 
@@ -103,6 +103,34 @@ TEST(q6_K_hand_block) {
     CHECK(y[128] == -77.5f, "%g", y[128]);  /* 1 - 32 = -31; 0.5*5*-31 */
 }
 
+TEST(q5_K_hand_block) {
+    block_q5_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3C00;       /* 1.0 */
+    b.dmin = 0x3800;    /* 0.5 */
+    /* scales and mins packed as Q4_K's: sub-block 0 sc 1 m 10, 1: sc 2 m 11,
+     * 2: sc 3 m 12, 4: sc 21 m 35 */
+    const uint8_t sc[12] = {1 | 1 << 6, 2, 3, 4, 10 | 2 << 6, 11, 12, 13, 0x35, 0, 0, 0};
+    memcpy(b.scales, sc, 12);
+    b.qs[0] = 0x97;     /* element 0: low 7; element 32: low 9 */
+    b.qh[0] = 1 | 2;    /* fifth bit of element 0 (sub-block 0) and element 32 (sub-block 1) */
+    b.qs[1] = 0x0F;     /* element 1: 15, no fifth bit; element 33: 0 */
+    b.qh[1] = 1 << 4;   /* fifth bit of element 129 (sub-block 4, bit 4) */
+    b.qs[65] = 0x03;    /* element 129: low 3 */
+    b.qh[31] = 1 << 7;  /* element 255 (sub-block 7: sc = m = 0): any q gives 0 */
+    b.qs[127] = 0xF0;
+    float y[256];
+    llm_dequantize_row(GGML_TYPE_Q5_K, &b, y, 256);
+    CHECK(y[0] == 18.0f, "%g", y[0]);       /* 1*1*(7+16) - 0.5*10 */
+    CHECK(y[1] == 10.0f, "%g", y[1]);       /* 1*1*15 - 5 */
+    CHECK(y[32] == 44.5f, "%g", y[32]);     /* 1*2*(9+16) - 0.5*11 */
+    CHECK(y[33] == -5.5f, "%g", y[33]);     /* q = 0 */
+    CHECK(y[64] == -6.0f, "%g", y[64]);     /* sub-block 2, q = 0: -0.5*12 */
+    CHECK(y[129] == 381.5f, "%g", y[129]);  /* 21*(3+16) - 0.5*35 */
+    CHECK(y[128] == -17.5f, "%g", y[128]);  /* q = 0 */
+    CHECK(y[255] == 0.0f, "%g", y[255]);
+}
+
 TEST(q8_K_activation_rule) {
     float x[256] = {0};
     x[0] = 1.984375f;   /* 127/64, largest magnitude, positive: iscale = -64 */
@@ -164,6 +192,7 @@ static double roundtrip_bound(uint32_t t) {
     case GGML_TYPE_Q8_0: return 0.01;
     case GGML_TYPE_Q4_0: return 0.13;
     case GGML_TYPE_Q4_K: return 0.11;
+    case GGML_TYPE_Q5_K: return 0.06;
     case GGML_TYPE_Q6_K: return 0.03;
     }
     return 0;
@@ -193,7 +222,9 @@ TEST(quantize_roundtrip_error) {
         if (t == GGML_TYPE_F16) CHECK(maxrel <= 1.0 / 2048, "f16 max rel %g", maxrel);
         if (t == GGML_TYPE_BF16) CHECK(maxrel <= 1.0 / 256, "bf16 max rel %g", maxrel);
         /* a quantizer that is too good to be true means it stored floats */
-        if (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K) CHECK(rel > 0.01, "%s: %g", ggml_type_name(t), rel);
+        if (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q5_K)
+            CHECK(rel > 0.01, "%s: %g", ggml_type_name(t), rel);
+        printf("  # %s: rms rel error %.4f\n", ggml_type_name(t), rel);
     }
     /* an all-zero row quantizes to zeros, not NaN */
     memset(x, 0, sizeof(float) * n);
@@ -271,9 +302,10 @@ TEST(simd_vec_dot_random_blocks) {
     uint8_t *qw = malloc(n * 4), *qa = malloc(n * 4 + 64);
     float *x = malloc(sizeof(float) * n), *tw = malloc(sizeof(float) * n), *ta = malloc(sizeof(float) * n);
     REQUIRE(qw && qa && x && tw && ta);
-    const uint32_t qt[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    const uint32_t qt[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    const int nqt = (int)(sizeof qt / sizeof qt[0]);
     for (int rep = 0; rep < 8; rep++) {
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < nqt; i++) {
             uint32_t t = qt[i];
             size_t rs = ggml_row_size(t, n), bs = ggml_type_info(t)->type_size;
             for (size_t k = 0; k < rs; k++) qw[k] = (uint8_t)(rnd_uniform() * 256);
@@ -285,6 +317,7 @@ TEST(simd_vec_dot_random_blocks) {
                 if (t == GGML_TYPE_Q6_K) memcpy(blk + offsetof(block_q6_K, d), &d, 2);
                 else memcpy(blk, &d, 2);
                 if (t == GGML_TYPE_Q4_K) memcpy(blk + offsetof(block_q4_K, dmin), &dm, 2);
+                if (t == GGML_TYPE_Q5_K) memcpy(blk + offsetof(block_q5_K, dmin), &dm, 2);
             }
             fill_normal(x, n, 1.0f);
             llm_kernels_get(LLM_SIMD_REF)->act[llm_vec_dot_type(t)](x, qa, n);
@@ -435,9 +468,9 @@ TEST(matmul_rejects_bad_shapes) {
     llm_matmul(NULL, GGML_TYPE_Q4_0, w, 2, 40, x, 1, y, w);
     CHECK(isnan(y[0]) && isnan(y[1]), "q4_0 with 40 columns: %g %g", y[0], y[1]);
     y[0] = y[1] = 0;
-    llm_matmul(NULL, GGML_TYPE_Q5_0, w, 2, 32, x, 1, y, w);
-    CHECK(isnan(y[0]) && isnan(y[1]), "q5_0 unsupported: %g %g", y[0], y[1]);
-    CHECK(!llm_type_supported(GGML_TYPE_Q5_0));
+    llm_matmul(NULL, GGML_TYPE_MXFP4, w, 2, 32, x, 1, y, w);
+    CHECK(isnan(y[0]) && isnan(y[1]), "mxfp4 unsupported: %g %g", y[0], y[1]);
+    CHECK(!llm_type_supported(GGML_TYPE_MXFP4));
     CHECK(llm_type_supported(GGML_TYPE_Q6_K));
 }
 
@@ -517,7 +550,7 @@ TEST(simd_level_names) {
     printf("  # detected %s, active %s\n", llm_simd_name(llm_simd_detect()), llm_simd_name(llm_simd_active()));
 }
 
-TEST_MAIN(RUN(q4_0_hand_block), RUN(q8_0_hand_block), RUN(q4_K_hand_block), RUN(q6_K_hand_block),
+TEST_MAIN(RUN(q4_0_hand_block), RUN(q8_0_hand_block), RUN(q4_K_hand_block), RUN(q5_K_hand_block), RUN(q6_K_hand_block),
           RUN(q8_K_activation_rule), RUN(q8_0_activation_rule), RUN(quantize_roundtrip_error),
           RUN(simd_vec_dot_matches_reference), RUN(simd_vec_dot_random_blocks), RUN(simd_activation_conversion_matches_reference),
           RUN(simd_f32_f16_helpers), RUN(matmul_matches_naive), RUN(matmul_rejects_bad_shapes), RUN(matmul_threads_agree),

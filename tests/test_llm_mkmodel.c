@@ -260,6 +260,80 @@ TEST(vocab_from_copies_the_tokenizer) {
     gguf_close(f);
 }
 
+/* Type of tensor `name` in the file at p. */
+static uint32_t type_of(gguf_file *f, const char *name) {
+    const gguf_tensor *t = gguf_find_tensor(f, name);
+    return t ? t->type : 0xffffffffu;
+}
+
+/* --mix: the per-tensor types llama-quantize's rules give (worked out by
+ * hand from the rules in docs/gguf.md, not from mkmodel). 8 layers: the
+ * "more bits" layers are 0, 3, 6 and 7 (first and last eighth, every third
+ * in between). */
+TEST(mix_recipes_pick_llama_quantize_types) {
+    const char *dir = test_tmpdir();
+    char p[512], *msg = NULL, err[512], nm[64];
+    snprintf(p, sizeof p, "%s/mix.gguf", dir);
+    static const struct {
+        const char *mix;
+        uint32_t ftype, base, out, attn_v[8], ffn_down[8];
+    } cases[] = {
+        {"q5_k_m", 17, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+         {GGML_TYPE_Q6_K, GGML_TYPE_Q5_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q5_K, GGML_TYPE_Q5_K,
+          GGML_TYPE_Q6_K, GGML_TYPE_Q6_K},
+         {GGML_TYPE_Q6_K, GGML_TYPE_Q5_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q5_K, GGML_TYPE_Q5_K,
+          GGML_TYPE_Q6_K, GGML_TYPE_Q6_K}},
+        {"q4_k_s", 14, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K,
+         {GGML_TYPE_Q5_K, GGML_TYPE_Q5_K, GGML_TYPE_Q5_K, GGML_TYPE_Q5_K, GGML_TYPE_Q4_K, GGML_TYPE_Q4_K,
+          GGML_TYPE_Q4_K, GGML_TYPE_Q4_K},
+         {GGML_TYPE_Q5_K, GGML_TYPE_Q4_K, GGML_TYPE_Q4_K, GGML_TYPE_Q4_K, GGML_TYPE_Q4_K, GGML_TYPE_Q4_K,
+          GGML_TYPE_Q4_K, GGML_TYPE_Q4_K}},
+        {"q8_0", 7, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0,
+         {GGML_TYPE_Q8_0, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0,
+          GGML_TYPE_Q8_0, GGML_TYPE_Q8_0},
+         {GGML_TYPE_Q8_0, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0,
+          GGML_TYPE_Q8_0, GGML_TYPE_Q8_0}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char args[256];
+        snprintf(args, sizeof args, "--dim 256 --layers 8 --heads 4 --kv-heads 1 --ff 512 --mix %s", cases[c].mix);
+        REQUIRE(run_mkmodel(args, p, &msg) == 0, "%s", msg ? msg : "");
+        CHECK(msg && strstr(msg, "tensor types:"), "%s", msg ? msg : "");
+        free(msg);
+        gguf_file *f = NULL;
+        REQUIRE(gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
+        CHECK_EQ_INT(get_u32(f, "general.file_type"), cases[c].ftype);
+        CHECK(type_of(f, "output.weight") == cases[c].out, "%s: output %s", cases[c].mix,
+              ggml_type_name(type_of(f, "output.weight")));
+        CHECK(type_of(f, "token_embd.weight") == cases[c].base, "%s: token_embd %s", cases[c].mix,
+              ggml_type_name(type_of(f, "token_embd.weight")));
+        CHECK_EQ_INT(type_of(f, "output_norm.weight"), GGML_TYPE_F32);
+        for (int l = 0; l < 8; l++) {
+            snprintf(nm, sizeof nm, "blk.%d.attn_v.weight", l);
+            CHECK(type_of(f, nm) == cases[c].attn_v[l], "%s: %s is %s", cases[c].mix, nm, ggml_type_name(type_of(f, nm)));
+            snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", l);
+            CHECK(type_of(f, nm) == cases[c].ffn_down[l], "%s: %s is %s", cases[c].mix, nm,
+                  ggml_type_name(type_of(f, nm)));
+            const char *same[] = {"attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"};
+            for (int k = 0; k < 5; k++) {
+                snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, same[k]);
+                CHECK(type_of(f, nm) == cases[c].base, "%s: %s is %s", cases[c].mix, nm, ggml_type_name(type_of(f, nm)));
+            }
+            snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
+            CHECK_EQ_INT(type_of(f, nm), GGML_TYPE_F32);
+        }
+        gguf_close(f);
+    }
+    /* tied: token_embd takes the output head's type */
+    REQUIRE(run_mkmodel("--dim 256 --layers 2 --ff 512 --tied --mix q4_k_m", p, &msg) == 0, "%s", msg ? msg : "");
+    free(msg);
+    gguf_file *f = NULL;
+    REQUIRE(gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
+    CHECK(type_of(f, "token_embd.weight") == GGML_TYPE_Q6_K, "%s", ggml_type_name(type_of(f, "token_embd.weight")));
+    CHECK(gguf_find_tensor(f, "output.weight") == NULL);
+    gguf_close(f);
+}
+
 TEST(bad_arguments_are_clear_errors) {
     char *msg = NULL;
     const char *dir = test_tmpdir();
@@ -273,7 +347,11 @@ TEST(bad_arguments_are_clear_errors) {
     free(msg);
     CHECK(run_mkmodel("--dim 100 --heads 3", p, &msg) == 2 && msg && strstr(msg, "not a multiple of --heads"));
     free(msg);
-    CHECK(run_mkmodel("--type q5_0", p, &msg) == 2 && msg && strstr(msg, "unknown type \"q5_0\""));
+    CHECK(run_mkmodel("--type q7_0", p, &msg) == 2 && msg && strstr(msg, "unknown type \"q7_0\""));
+    free(msg);
+    CHECK(run_mkmodel("--mix q4_k_x", p, &msg) == 2 && msg && strstr(msg, "unknown recipe \"q4_k_x\""));
+    free(msg);
+    CHECK(run_mkmodel("--mix q4_k_m --type q4_k", p, &msg) == 2 && msg && strstr(msg, "either --type or --mix"));
     free(msg);
     CHECK(run_mkmodel("--dim 12x", p, &msg) == 2 && msg && strstr(msg, "--dim: \"12x\" is not an integer"));
     free(msg);
@@ -288,7 +366,7 @@ TEST(bad_arguments_are_clear_errors) {
     msg = test_run_capture(cmd, &status);
     CHECK(status == 0 && msg);
     const char *opts[] = {"--dim", "--layers", "--heads", "--kv-heads", "--ff", "--vocab-from", "--vocab-size",
-                          "--ctx", "--rope-theta", "--swa", "--experts", "--experts-used", "--tied", "--type",
+                          "--ctx", "--rope-theta", "--swa", "--experts", "--experts-used", "--tied", "--type", "--mix",
                           "--seed", "--out", "--help"};
     for (size_t i = 0; msg && i < sizeof opts / sizeof opts[0]; i++) CHECK(strstr(msg, opts[i]), "%s", opts[i]);
     free(msg);
@@ -347,12 +425,12 @@ TEST(every_type_runs_in_llama_cpp_close_to_f32) {
     const char *dir = test_tmpdir();
     static const struct { const char *type; double max_dlp; int min_top1; } types[] = {
         /* Bounds are ~2-3x what was measured (f16 0.004, bf16 0.05, q8_0 0.11,
-         * q6_k 0.45, q4_k 2.1, q4_0 1.5; top-1 16/16/16/13/14/11): logits
+         * q6_k 0.45, q5_k 0.59, q4_k 2.1, q4_0 1.5; top-1 16/16/16/13/14/14/11): logits
          * spread over ~4 units here, so rounding moves log-probs more than
          * in a trained model. A block layout llama.cpp read differently
          * would give an unrelated model: top-1 agreement near 0 of 16. */
         {"f32", 0, 16}, {"f16", 0.02, 15}, {"bf16", 0.15, 14}, {"q8_0", 0.3, 14},
-        {"q6_k", 1.0, 10}, {"q4_k", 4.0, 8}, {"q4_0", 4.0, 8},
+        {"q6_k", 1.0, 10}, {"q5_k", 2.0, 10}, {"q4_k", 4.0, 8}, {"q4_0", 4.0, 8},
     };
     evalres ref = {0};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -422,6 +500,6 @@ TEST(mistral_vocab_q4_k_model_runs_in_llama_cpp) {
 }
 
 TEST_MAIN(RUN(same_arguments_give_the_same_bytes), RUN(gqa_model_reads_back_with_llama_names_shapes_and_metadata),
-          RUN(moe_and_tied_variants), RUN(vocab_from_copies_the_tokenizer), RUN(bad_arguments_are_clear_errors),
+          RUN(moe_and_tied_variants), RUN(vocab_from_copies_the_tokenizer), RUN(mix_recipes_pick_llama_quantize_types), RUN(bad_arguments_are_clear_errors),
           RUN(every_type_runs_in_llama_cpp_close_to_f32), RUN(moe_model_runs_in_llama_cpp),
           RUN(tied_model_runs_in_llama_cpp), RUN(mistral_vocab_q4_k_model_runs_in_llama_cpp))
