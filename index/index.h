@@ -213,7 +213,7 @@ typedef struct {
 
 /* Access-group filter: a document is visible when it has no groups (public)
  * or shares at least one group with `groups`. NULL filter = everything. */
-typedef struct {
+typedef struct idx_filter {
     const char *const *groups;
     size_t n_groups;
 } idx_filter;

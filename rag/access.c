@@ -597,8 +597,7 @@ const char *rag_access_for_page(const rag_access *a, int ns, const char *title, 
 
 /* ------------------------------------------------------------ caller groups */
 
-void rag_groups_free(void *fp) {
-    idx_filter *f = fp;
+void rag_groups_free(idx_filter *f) {
     if (!f) return;
     for (size_t i = 0; i < f->n_groups; i++) free((char *)f->groups[i]);
     free((void *)f->groups);
@@ -607,8 +606,7 @@ void rag_groups_free(void *fp) {
 }
 
 /* Contract: see rag.h. */
-int rag_groups_parse(const char *csv, void *fp) {
-    idx_filter *f = fp;
+int rag_groups_parse(const char *csv, idx_filter *f) {
     if (!f) return RAG_ERR_ARG;
     f->groups = NULL;
     f->n_groups = 0;

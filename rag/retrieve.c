@@ -193,7 +193,7 @@ static int dense_list(rag_retriever *r, const char *query, size_t len, int k, co
     return RAG_OK;
 }
 
-int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mode mode, int k, const void *filter,
+int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mode mode, int k, const idx_filter *filter,
                  rag_hit *hits, int *n_hits) {
     if (!r) return RAG_ERR_ARG;
     r->err[0] = 0;

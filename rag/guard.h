@@ -1,0 +1,161 @@
+/* guard.h — guardrails: PCRE2 rules over the question, the retrieved
+ * passages and the answer; validators; the audit log. See docs/guardrails.md.
+ *
+ * Rules (docs/guardrails.md) are loaded from rule files into a rag_guard,
+ * compiled once with PCRE2 (UTF + UCP, JIT, match limits), then the guard is
+ * read-only: any number of threads may call rag_guard_check and run streams
+ * on one guard at the same time (each call has its own match data).
+ * Events never carry the matched bytes, only spans and lengths. */
+#ifndef MRAG_RAG_GUARD_H
+#define MRAG_RAG_GUARD_H
+
+#include "rag/base.h"
+
+#include <stdio.h>
+
+typedef enum {
+    RAG_GUARD_INPUT = 0,     /* the user's question */
+    RAG_GUARD_CONTEXT = 1,   /* one retrieved passage */
+    RAG_GUARD_OUTPUT = 2,    /* the generated answer */
+} rag_guard_stage;
+
+/* Actions, weakest first: a result's action is the strongest that fired. */
+typedef enum {
+    RAG_GUARD_ALLOW = 0,
+    RAG_GUARD_FLAG = 1,
+    RAG_GUARD_REDACT = 2,
+    RAG_GUARD_BLOCK = 3,
+} rag_guard_action;
+
+/* What to do with a retrieved passage that a context-stage "block" rule
+ * (instruction planted in a document) fires on. Either way the matched
+ * instruction never reaches the prompt. */
+typedef enum {
+    RAG_GUARD_QUARANTINE_DROP = 0,  /* result action BLOCK: drop the passage */
+    RAG_GUARD_QUARANTINE_KEEP = 1,  /* result action REDACT, quarantined=true:
+                                       each sentence holding a match is
+                                       replaced by "[instruction removed]";
+                                       keep the passage with a warning */
+} rag_guard_quarantine;
+
+typedef struct rag_guard rag_guard;
+typedef struct rag_guard_stream rag_guard_stream;
+
+typedef struct {
+    const char *defaults_dir;     /* NULL: $MRAG_GUARDRAILS, else ./data/guardrails,
+                                     else data/guardrails next to the executable
+                                     (../, ../../, ../../../) */
+    bool no_defaults;             /* load only rule_dirs */
+    const char *const *rule_dirs; /* user rule folders (or single rule files),
+                                     loaded in order after the defaults */
+    size_t n_rule_dirs;
+    rag_guard_quarantine quarantine;
+    uint32_t match_limit;         /* PCRE2 match limit per scan (default 1000000) */
+    uint32_t depth_limit;         /* PCRE2 depth limit (default 10000; interpreter only) */
+    size_t stream_max_hold;       /* most bytes a stream holds back (default 2048) */
+    bool limit_blocks;            /* a rule that hits a limit blocks (default: flags) */
+} rag_guard_params;
+
+typedef enum {
+    RAG_GUARD_EV_MATCH = 0,       /* a rule matched (and its validator agreed) */
+    RAG_GUARD_EV_LIMIT = 1,       /* a rule hit the PCRE2 match/depth limit: the
+                                     text was not fully checked by that rule */
+} rag_guard_event_kind;
+
+typedef struct {
+    rag_guard_event_kind kind;
+    const char *rule_id;          /* borrowed from the guard, valid until rag_guard_free */
+    const char *message;          /* borrowed, idem */
+    rag_guard_stage stage;
+    rag_guard_action action;      /* the action this event caused */
+    size_t start, end;            /* byte span in the checked text (for a stream:
+                                     in the whole text fed so far) */
+} rag_guard_event;
+
+typedef struct {
+    rag_guard_action action;      /* strongest action of all events */
+    const char *message;          /* borrowed: message of the first strongest event, or NULL */
+    bool quarantined;             /* context stage: an instruction was found */
+    char *text;                   /* owned: the text with redactions applied,
+                                     NUL-terminated (also set when blocked: the
+                                     caller must then not use it) */
+    size_t text_len;
+    rag_guard_event *events;      /* owned, ordered by start */
+    size_t n_events;
+    size_t cap_events;
+} rag_guard_result;
+
+rag_guard_params rag_guard_default_params(void);
+
+/* Loads the default rules and the user folders of p (files *.rules in name
+ * order; a later rule with an existing id replaces it) and compiles them.
+ * On failure returns an error status, *out = NULL, and writes a message
+ * naming the file, line and problem into err (when err_cap > 0).
+ * *out is owned, free with rag_guard_free. */
+int rag_guard_load(const rag_guard_params *p, rag_guard **out, char *err, size_t err_cap);
+
+/* Builder API (rag_guard_load uses it): an empty guard, rules added from a
+ * folder, a file or memory (name is used in error messages), then compiled.
+ * Adding after compiling is RAG_ERR_ARG. On error rag_guard_errmsg says why. */
+int rag_guard_new(const rag_guard_params *p, rag_guard **out);
+int rag_guard_add_dir(rag_guard *g, const char *dir);
+int rag_guard_add_file(rag_guard *g, const char *path);
+int rag_guard_add_text(rag_guard *g, const char *name, const char *text, size_t len);
+int rag_guard_compile(rag_guard *g);
+const char *rag_guard_errmsg(const rag_guard *g);   /* borrowed; "" when none */
+void rag_guard_free(rag_guard *g);                  /* NULL is a no-op */
+
+size_t rag_guard_rule_count(const rag_guard *g);    /* enabled rules */
+/* The i-th enabled rule (0-based, in load order): id, stages bitmask
+ * (1 << stage), action. Returns false when i is out of range. Borrowed. */
+bool rag_guard_rule_info(const rag_guard *g, size_t i, const char **id, unsigned *stages,
+                         rag_guard_action *action, const char **origin);
+
+/* Audit log: every event of every check (and of streams) is written as one
+ * JSON line {"time","stage","rule","action","kind","start","len"} — never
+ * the matched text. rag_guard_set_audit borrows f (NULL turns logging off);
+ * rag_guard_open_audit appends to a file the guard owns. Thread-safe. */
+void rag_guard_set_audit(rag_guard *g, FILE *f);
+int rag_guard_open_audit(rag_guard *g, const char *path);
+/* Formats one audit line (with '\n') for an event into buf; returns its
+ * length, or 0 if it does not fit. */
+size_t rag_guard_audit_format(const rag_guard_event *ev, char *buf, size_t cap);
+
+/* Runs the rules of a stage over text[0..len) (any bytes; invalid UTF-8 never
+ * matches a pattern). n_sources is the number of sources given to the model
+ * (output stage: citations [n] with n outside 1..n_sources are removed).
+ * res is overwritten (no need to initialise); release with
+ * rag_guard_result_release. Returns RAG_OK (even when blocked: see
+ * res->action), RAG_ERR_NOMEM or RAG_ERR_ARG. */
+int rag_guard_check(const rag_guard *g, rag_guard_stage stage, const char *text, size_t len,
+                    int n_sources, rag_guard_result *res);
+void rag_guard_result_release(rag_guard_result *res);
+
+/* Streaming: text arriving in pieces (the answer). Each feed returns the text
+ * that is safe to show now, with redactions applied; text that could still
+ * grow into a match (a PCRE2 partial match) is held back, at most
+ * params.stream_max_hold bytes. Once a block rule fires the feed returns
+ * RAG_ERR_BLOCKED and nothing more is emitted. *out is borrowed, valid until
+ * the next call on the stream. finish flushes the rest. *s owned, free with
+ * rag_guard_stream_free. Not for concurrent use (one stream per answer). */
+int rag_guard_stream_new(const rag_guard *g, rag_guard_stage stage, int n_sources,
+                         rag_guard_stream **s);
+int rag_guard_stream_feed(rag_guard_stream *s, const char *piece, size_t len,
+                          const char **out, size_t *out_len);
+int rag_guard_stream_finish(rag_guard_stream *s, const char **out, size_t *out_len);
+/* Events and action so far (spans in the whole stream); text is NULL.
+ * Borrowed, valid until the stream is freed. */
+const rag_guard_result *rag_guard_stream_result(const rag_guard_stream *s);
+void rag_guard_stream_free(rag_guard_stream *s);
+
+const char *rag_guard_stage_name(rag_guard_stage s);    /* "input", ... */
+const char *rag_guard_action_name(rag_guard_action a);  /* "allow", ... */
+/* Parses "input"/"context"/"output"; returns -1 when unknown. */
+int rag_guard_stage_parse(const char *s);
+
+/* Validators by name ("luhn", "iban", "steuer_id", "ipv4", "ipv6", "phone",
+ * "email", "citation"): true when s[0..len) is a valid instance. Exposed for
+ * tests and the rule loader. */
+bool rag_guard_validate(const char *name, const char *s, size_t len);
+
+#endif
