@@ -142,15 +142,15 @@ static int tokenize_all(const llm_model *m, const char *text, bool add_bos, bool
     return LLM_OK;
 }
 
-static const char *stop_reason_name(int r) {
+static const char *stop_reason_name(llm_stop_reason r) {
     switch (r) {
-    case 0: return "token limit (-n)";
-    case 1: return "end of sequence";
-    case 2: return "stop string";
-    case 3: return "cancelled";
-    case 4: return "context full";
-    default: return "?";
+    case LLM_STOP_LENGTH: return "token limit (-n)";
+    case LLM_STOP_EOS: return "end of sequence";
+    case LLM_STOP_STRING: return "stop string";
+    case LLM_STOP_CANCELLED: return "cancelled";
+    case LLM_STOP_CONTEXT_FULL: return "context full";
     }
+    return "?";
 }
 
 /* Contract: loads the model, generates from -p TEXT and streams the text to
@@ -324,7 +324,7 @@ int app_cmd_generate(int argc, char **argv) {
         app_error("%s", llm_context_error(c));
         goto done;
     }
-    if (res.stop_reason == 4) fprintf(stderr, "mrag: note: the context is full (see --ctx)\n");
+    if (res.stop_reason == LLM_STOP_CONTEXT_FULL) fprintf(stderr, "mrag: note: the context is full (see --ctx)\n");
     rc = 0;
 done:
     if (sa_set) sigaction(SIGINT, &old_sa, NULL);

@@ -1,6 +1,9 @@
-/* chat.c — the Mistral instruct chat template ([INST] ... [/INST], v1 spacing). */
+/* chat.c — the Mistral instruct chat template ([INST] ... [/INST], v1 spacing):
+ * the one place that knows its control strings (formatting, defusing,
+ * end-of-turn stops). */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "llm/llm.h"
 
@@ -88,4 +91,61 @@ char *llm_chat_format(const llm_chat_msg *msgs, size_t n) {
     chat_write(msgs, n, &o);
     buf[o.len] = 0;
     return buf;
+}
+
+/* Control strings with the harmless form put in their place. */
+static const struct {
+    const char *from, *to;
+} chat_controls[] = {{"[INST]", "[ INST]"}, {"[/INST]", "[ /INST]"}, {"<s>", "< s>"}, {"</s>", "< /s>"}};
+#define N_CONTROLS (sizeof chat_controls / sizeof chat_controls[0])
+
+/* The control string starting at t[0..len), as an index, or -1; icase:
+ * ignoring ASCII case. */
+static int control_at(const char *t, size_t len, bool icase) {
+    if (t[0] != '[' && t[0] != '<') return -1;
+    for (size_t k = 0; k < N_CONTROLS; k++) {
+        size_t fl = strlen(chat_controls[k].from);
+        if (fl <= len && (icase ? strncasecmp(t, chat_controls[k].from, fl) : strncmp(t, chat_controls[k].from, fl)) == 0)
+            return (int)k;
+    }
+    return -1;
+}
+
+const char *llm_chat_find_control(const char *text, size_t len) {
+    for (size_t i = 0; text && i < len; i++) {
+        int k = control_at(text + i, len - i, false);
+        if (k >= 0) return chat_controls[k].from;
+    }
+    return NULL;
+}
+
+char *llm_chat_defuse(const char *text, size_t len) {
+    if (!text) len = 0;
+    /* each replacement adds one byte: measure, then write */
+    size_t n = len;
+    for (size_t i = 0; i < len; i++) {
+        int k = control_at(text + i, len - i, true);
+        if (k >= 0) { n++; i += strlen(chat_controls[k].from) - 1; }
+    }
+    if (n < len) return NULL;
+    char *out = malloc(n + 1), *o = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        int k = control_at(text + i, len - i, true);
+        if (k < 0) { *o++ = text[i]; continue; }
+        size_t tl = strlen(chat_controls[k].to);
+        memcpy(o, chat_controls[k].to, tl);
+        o += tl;
+        i += strlen(chat_controls[k].from) - 1;
+    }
+    *o = 0;
+    return out;
+}
+
+/* A model that starts another turn has finished its answer. */
+static const char *const chat_stops[] = {"[INST]", "[/INST]", "</s>"};
+
+const char *const *llm_chat_stop_strings(size_t *n) {
+    if (n) *n = sizeof chat_stops / sizeof chat_stops[0];
+    return chat_stops;
 }

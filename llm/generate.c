@@ -178,7 +178,7 @@ int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
     double t0 = now_ms();
     for (int off = 0; off < n_prompt; off += c->p.n_batch) {
         if (cancelled(&p)) {
-            r.stop_reason = 3;
+            r.stop_reason = LLM_STOP_CANCELLED;
             rc = llm_context_fail(c, LLM_ERR_CANCELLED, "generation cancelled during the prompt");
             r.prefill_ms = now_ms() - t0;
             goto done;
@@ -198,10 +198,10 @@ int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
     dt.at_start = dt.at_start && !p.continuation;
     char piece[GEN_PIECE_CAP];
     int stream_rc = STREAM_GO;
-    r.stop_reason = 0;
+    r.stop_reason = LLM_STOP_LENGTH;
     for (int i = 0; p.n_predict < 0 || i < p.n_predict; i++) {
         if (cancelled(&p)) {
-            r.stop_reason = 3;
+            r.stop_reason = LLM_STOP_CANCELLED;
             break;
         }
         const float *logits = llm_get_logits(c, -1);
@@ -211,7 +211,7 @@ int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
             goto done;
         }
         if (id == eos) {
-            r.stop_reason = 1;
+            r.stop_reason = LLM_STOP_EOS;
             break;
         }
         llm_sampler_accept(smp, id);
@@ -220,26 +220,26 @@ int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
         if (n < 0) n = 0;   /* a piece longer than GEN_PIECE_CAP: its text is dropped */
         stream_rc = stream_push(&st, piece, (size_t)n, false);
         if (stream_rc != STREAM_GO) {
-            r.stop_reason = stream_rc == STREAM_STOP_STRING ? 2 : 3;
+            r.stop_reason = stream_rc == STREAM_STOP_STRING ? LLM_STOP_STRING : LLM_STOP_CANCELLED;
             break;
         }
         if (p.n_predict >= 0 && i + 1 == p.n_predict) break;   /* the last token is not evaluated */
         rc = llm_decode(c, &id, 1);
         if (rc == LLM_ERR_CONTEXT_FULL) {
             rc = LLM_OK;
-            r.stop_reason = 4;
+            r.stop_reason = LLM_STOP_CONTEXT_FULL;
             break;
         }
         if (rc != LLM_OK) goto done;
     }
-    if (r.stop_reason != 2 && r.stop_reason != 3) {
+    if (r.stop_reason != LLM_STOP_STRING && r.stop_reason != LLM_STOP_CANCELLED) {
         /* the end: pending bytes, then everything held back */
         int n = llm_detok_flush(&dt, piece, sizeof piece);
         stream_rc = stream_push(&st, piece, n > 0 ? (size_t)n : 0, true);
-        if (stream_rc == STREAM_CALLER_STOP) r.stop_reason = 3;
-        else if (stream_rc == STREAM_STOP_STRING) r.stop_reason = 2;
+        if (stream_rc == STREAM_CALLER_STOP) r.stop_reason = LLM_STOP_CANCELLED;
+        else if (stream_rc == STREAM_STOP_STRING) r.stop_reason = LLM_STOP_STRING;
     }
-    if (r.stop_reason == 3)
+    if (r.stop_reason == LLM_STOP_CANCELLED)
         rc = llm_context_fail(c, LLM_ERR_CANCELLED, "generation cancelled after %d tokens", r.n_generated);
     r.decode_ms = now_ms() - t1;
 

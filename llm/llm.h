@@ -193,10 +193,19 @@ typedef struct {
 
 llm_generate_params llm_generate_default_params(void);
 
+/* Why llm_generate stopped. Values only ever grow. */
+typedef enum {
+    LLM_STOP_LENGTH = 0,            /* n_predict tokens generated */
+    LLM_STOP_EOS = 1,               /* the model produced EOS */
+    LLM_STOP_STRING = 2,            /* a stop string came */
+    LLM_STOP_CANCELLED = 3,         /* the cancel flag or on_text stopped it */
+    LLM_STOP_CONTEXT_FULL = 4,      /* the context could take no more tokens */
+} llm_stop_reason;
+
 typedef struct {
     int n_prompt, n_generated;
     double prefill_ms, decode_ms;
-    int stop_reason;                /* 0 = n_predict, 1 = EOS, 2 = stop string, 3 = cancelled, 4 = context full */
+    llm_stop_reason stop_reason;
 } llm_generate_result;
 
 /* Evaluates the prompt after what the context already holds (in chunks of
@@ -206,9 +215,9 @@ typedef struct {
  * it are never emitted. n_prompt may be 0 to continue from the logits of
  * the context's last llm_decode. The last sampled token (and EOS) is not
  * evaluated, so the context then holds the prompt and all generated tokens
- * but the last. Returns LLM_OK (stop_reason 0, 1, 2 or 4),
- * LLM_ERR_CANCELLED when the cancel flag or on_text stopped it (stop_reason
- * 3), or an error (a prompt that does not fit is LLM_ERR_CONTEXT_FULL);
+ * but the last. Returns LLM_OK (any stop_reason but LLM_STOP_CANCELLED),
+ * LLM_ERR_CANCELLED when the cancel flag or on_text stopped it
+ * (LLM_STOP_CANCELLED), or an error (a prompt that does not fit is LLM_ERR_CONTEXT_FULL);
  * *res is filled in every case and the context's error names the problem.
  * Allocates once per call, never per token. */
 int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
@@ -227,6 +236,17 @@ typedef struct {
  * string (free with free()) to tokenize with parse_special = true and
  * add_bos = false; NULL on bad input (roles out of order, NULL content) or OOM. */
 char *llm_chat_format(const llm_chat_msg *msgs, size_t n);
+/* text[0..len) with every control string of the template ([INST], [/INST],
+ * <s>, </s>; matched ignoring ASCII case) broken by a blank ("[ INST]",
+ * "< /s>"), so untrusted text put in a message stays text after tokenizing
+ * with parse_special. Owned, free(); NULL on OOM. */
+char *llm_chat_defuse(const char *text, size_t len);
+/* The first control string of the template in text[0..len), in the exact
+ * case the tokenizer turns into a control token, or NULL (static string). */
+const char *llm_chat_find_control(const char *text, size_t len);
+/* The strings that end an assistant turn when generated (the model starting
+ * another turn): static, *n set to their number. */
+const char *const *llm_chat_stop_strings(size_t *n);
 
 /* ------------------------------------------------------------- embeddings */
 int llm_n_embd(const llm_model *m);

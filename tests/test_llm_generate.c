@@ -237,7 +237,7 @@ TEST(greedy_continuation_equals_llama_cpp) {
     CHECK_EQ_STR(s.text, want_text);
     CHECK_EQ_INT(res.n_prompt, f.n_prompt);
     CHECK_EQ_INT(res.n_generated, nw);
-    CHECK_EQ_INT(res.stop_reason, 0);
+    CHECK_EQ_INT(res.stop_reason, LLM_STOP_LENGTH);
     CHECK(res.prefill_ms > 0 && res.decode_ms > 0);
     fx_close(&f);
 }
@@ -302,7 +302,7 @@ TEST(stop_strings_end_generation_and_are_never_emitted) {
         p.stop = stops;
         p.n_stop = stops[1] ? 2 : 1;
         REQUIRE(llm_generate(f.c, f.prompt, f.n_prompt, &p, &res) == LLM_OK);
-        CHECK_EQ_INT(res.stop_reason, 2);
+        CHECK_EQ_INT(res.stop_reason, LLM_STOP_STRING);
         size_t want = (size_t)(first - full.text);
         CHECK(s.len == want && memcmp(s.text, full.text, want) == 0, "stop '%s': got \"%s\"", stops[0], s.text);
         CHECK(res.n_generated < 64);
@@ -316,7 +316,7 @@ TEST(stop_strings_end_generation_and_are_never_emitted) {
     p.n_stop = 1;
     REQUIRE(llm_generate(f.c, f.prompt, f.n_prompt, &p, &res) == LLM_OK);
     CHECK_EQ_STR(s.text, full.text);
-    CHECK_EQ_INT(res.stop_reason, 0);
+    CHECK_EQ_INT(res.stop_reason, LLM_STOP_LENGTH);
     /* a partial match at the very end is flushed when n_predict ends it */
     const char *tail_stop[1] = {"She lovedX"};
     const char *she = strstr(full.text, "She loved");
@@ -387,7 +387,7 @@ TEST(generation_stops_at_eos) {
     llm_generate_result res;
     int rc = run_greedy(&f, &s, -1, &res);   /* until EOS or a full context */
     REQUIRE(rc == LLM_OK, "%s", llm_context_error(f.c));
-    CHECK_EQ_INT(res.stop_reason, 1);
+    CHECK_EQ_INT(res.stop_reason, LLM_STOP_EOS);
     CHECK(res.n_generated > 10 && res.n_generated < 512 - f.n_prompt, "%d tokens", res.n_generated);
     /* the story's last sentence is complete and nothing follows the EOS */
     CHECK(s.len > 0 && (s.text[s.len - 1] == '.' || s.text[s.len - 1] == '!' || s.text[s.len - 1] == '"'),
@@ -396,12 +396,12 @@ TEST(generation_stops_at_eos) {
     static sink s2;
     llm_generate_result res2;
     REQUIRE(run_greedy(&f, &s2, res.n_generated + 20, &res2) == LLM_OK);
-    CHECK_EQ_INT(res2.stop_reason, 1);
+    CHECK_EQ_INT(res2.stop_reason, LLM_STOP_EOS);
     CHECK_EQ_INT(res2.n_generated, res.n_generated);
     CHECK_EQ_STR(s2.text, s.text);
     /* and a limit just short of it ends by the limit */
     REQUIRE(run_greedy(&f, &s2, res.n_generated, &res2) == LLM_OK);
-    CHECK_EQ_INT(res2.stop_reason, 0);
+    CHECK_EQ_INT(res2.stop_reason, LLM_STOP_LENGTH);
     fx_close(&f);
 }
 
@@ -418,7 +418,7 @@ TEST(cancel_flag_and_callback_stop_generation) {
     llm_generate_params p = greedy_params(&s, 64);
     p.cancel = &cancel;
     CHECK_EQ_INT(llm_generate(f.c, f.prompt, f.n_prompt, &p, &res), LLM_ERR_CANCELLED);
-    CHECK_EQ_INT(res.stop_reason, 3);
+    CHECK_EQ_INT(res.stop_reason, LLM_STOP_CANCELLED);
     CHECK_EQ_INT(s.chunks, 3);
     CHECK(res.n_generated >= 3 && res.n_generated < 10, "%d tokens", res.n_generated);
     /* set before the call: not even the prompt runs */
@@ -435,7 +435,7 @@ TEST(cancel_flag_and_callback_stop_generation) {
     memset(&s, 0, sizeof s);
     s.stop_after = 5;
     CHECK_EQ_INT(llm_generate(f.c, f.prompt, f.n_prompt, &p, &res), LLM_ERR_CANCELLED);
-    CHECK_EQ_INT(res.stop_reason, 3);
+    CHECK_EQ_INT(res.stop_reason, LLM_STOP_CANCELLED);
     CHECK_EQ_INT(s.chunks, 5);
     fx_close(&f);
 }
@@ -473,7 +473,7 @@ TEST(full_context_stops_cleanly) {
     static sink s;
     llm_generate_result res;
     REQUIRE(run_greedy(&f, &s, 100, &res) == LLM_OK, "%s", llm_context_error(f.c));
-    CHECK_EQ_INT(res.stop_reason, 4);
+    CHECK_EQ_INT(res.stop_reason, LLM_STOP_CONTEXT_FULL);
     /* 32 - 5 positions after the prompt; the last sampled token is not evaluated */
     CHECK_EQ_INT(res.n_generated, 32 - f.n_prompt + 1);
     CHECK(s.len > 0);
