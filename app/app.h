@@ -65,17 +65,18 @@ size_t app_asker_turns(const app_asker *a);
 volatile int *app_asker_cancel_flag(app_asker *a);  /* set non-zero to stop an answer */
 const char *app_asker_last_prompt(const app_asker *a);  /* borrowed, NULL when none */
 
-/* The remote engine for an answerer (cmd_ask.c; `mrag serve` uses it per
- * slot: a rag_remote serves one request at a time): with o->llm_url set,
- * connects (key file, /v1/models probe) and fills p->generate (+ errmsg),
- * p->count when p->model is NULL (estimate), and with o->llm_embeddings
- * p->embed after checking the server's embedding against the store's index.
- * Prints the problem and returns 1 on failure; *out owned (rag_remote_free,
- * after the answerer that uses it). */
+/* The remote engine for an answerer (cmd_ask.c), with o->llm_url set:
+ * connects (key file, /v1/models probe), makes its engine and sets
+ * p->engine; with o->llm_embeddings also p->embed after checking the
+ * server's embedding against the store's index. Prints the problem and
+ * returns 1 on failure; *remote and *engine owned (free the engine, then
+ * the remote, after the answerer that uses them). */
 struct rag_remote;
+struct rag_engine;
 struct idx_store;
-int app_remote_attach(const app_ask_opts *o, struct idx_store *store, struct rag_remote **out,
-                      void *answer_params /* rag_answer_params * */);
+struct rag_answer_params;
+int app_remote_attach(const app_ask_opts *o, struct idx_store *store, struct rag_remote **remote,
+                      struct rag_engine **engine, struct rag_answer_params *p);
 
 /* The index folder from --index, else $MRAG_INDEX, else "./.mrag"
  * (cmd_ingest.c). Borrowed. */

@@ -61,6 +61,7 @@ struct app_asker {
     rag_guard *guard;
     rag_answerer *ans;
     rag_remote *remote;             /* --llm-url, or NULL */
+    rag_engine *engine;             /* its engine (the answerer's own local one otherwise) */
     char *preamble;
     char *recorded;
     rag_answer last;
@@ -123,17 +124,11 @@ int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
 }
 
 /* Contract: see app.h. */
-int app_remote_attach(const app_ask_opts *o, idx_store *store, rag_remote **out, void *answer_params) {
-    rag_answer_params *p = answer_params;
+int app_remote_attach(const app_ask_opts *o, idx_store *store, rag_remote **remote, rag_engine **engine,
+                      rag_answer_params *p) {
     char err[1024];
-    *out = NULL;
-    /* the preamble is not defused: control strings in it would make the
-     * prompt unsplittable into chat messages (or split it wrongly) */
-    static const char *const ctl[] = {"[INST]", "[/INST]", "<s>", "</s>"};
-    for (size_t i = 0; p->preamble && i < 4; i++)
-        if (strstr(p->preamble, ctl[i]))
-            return app_error("remote engine: the preamble holds the control string %s; with --llm-url it cannot "
-                             "be sent as chat messages", ctl[i]);
+    *remote = NULL;
+    *engine = NULL;
     struct stat kst;
     if (o->llm_key_file && stat(o->llm_key_file, &kst) == 0 && (kst.st_mode & 077))
         fprintf(stderr, "mrag: warning: the key file %s can be read by other users (chmod 600 it)\n", o->llm_key_file);
@@ -141,26 +136,28 @@ int app_remote_attach(const app_ask_opts *o, idx_store *store, rag_remote **out,
     rp.base_url = o->llm_url;
     rp.key_file = o->llm_key_file;
     rp.model = o->llm_model;
-    rp.temperature = o->temp;
     rag_remote *r = NULL;
     if (rag_remote_new(&rp, &r, err, sizeof err) != RAG_OK) return app_error("remote engine: %s", err);
-    p->generate = rag_remote_generate;
-    p->generate_user = r;
-    p->generate_errmsg = rag_remote_generate_errmsg;
-    /* without a local tokenizer: an estimate (docs/remote.md) */
-    if (!p->model) { p->count = rag_count_estimate; p->count_user = NULL; }
+    rag_engine *e = NULL;
+    if (rag_engine_remote_new(r, &e) != RAG_OK) {
+        rag_remote_free(r);
+        return app_error("out of memory");
+    }
+    p->engine = e;
     if (o->llm_embeddings) {
         int dim = 0;
         if (rag_remote_check_index(r, store, &dim) != RAG_OK) {
             app_error("remote embeddings: %s", rag_remote_errmsg(r));
+            rag_engine_free(e);
             rag_remote_free(r);
             return 1;
         }
-        p->embed = rag_remote_embed;
-        p->embed_user = r;
+        p->embed = rag_engine_embed_one;
+        p->embed_user = e;
         p->embed_dim = dim;
     }
-    *out = r;
+    *remote = r;
+    *engine = e;
     return 0;
 }
 
@@ -221,7 +218,7 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     p.max_tokens = o->max_tokens;
     p.temperature = o->temp;
     p.preamble = a->preamble;
-    if (o->llm_url && app_remote_attach(o, a->store, &a->remote, &p) != 0) goto done;
+    if (o->llm_url && app_remote_attach(o, a->store, &a->remote, &a->engine, &p) != 0) goto done;
     if (rag_answerer_new(&p, &a->ans, err, sizeof err) != RAG_OK) { app_error("%s", err); goto done; }
     if (o->groups && strcmp(o->groups, "*") != 0) {
         idx_filter f = {0};
@@ -254,6 +251,7 @@ void app_asker_close(app_asker *a) {
     if (!a) return;
     app_asker_reset(a);
     rag_answerer_free(a->ans);
+    rag_engine_free(a->engine);
     rag_remote_free(a->remote);
     rag_guard_free(a->guard);
     llm_model_free(a->model);

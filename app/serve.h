@@ -142,21 +142,16 @@ typedef struct {
     double last_tps;
 } app_metrics;
 
-/* One generation slot: its own context, answerer and read-only store. */
+/* One generation slot: its own engine (a context, or a remote engine),
+ * answerer and read-only store. */
 typedef struct {
     app_server *srv;
     int id;
     idx_store *store;
     rag_answerer *ans;
-    llm_context *ctx;
-    char *preamble;             /* the answerer's preamble buffer (rewritten per request) */
-    size_t preamble_cap;
-    int32_t *toks;
-    size_t toks_cap;
+    rag_engine *engine;         /* the answerer's engine (local or remote) */
+    rag_remote *remote;         /* gateway mode: the remote the engine runs on */
     app_job *job;               /* the request being answered */
-    rag_remote *remote;         /* gateway mode: this slot's remote engine */
-    rag_emit_fn remote_emit;    /* the sink of the running remote generation */
-    void *remote_emit_user;
     pthread_t th;
     bool started;
 } app_slot;
@@ -165,11 +160,12 @@ typedef struct {
     idx_store *store;
     rag_retriever *ret;
     rag_remote *remote;         /* --llm-embeddings without -m: query embeddings */
+    rag_engine *engine;         /* its engine */
     bool busy;
 } app_search_handle;
 
 typedef struct {
-    llm_context *ctx;
+    rag_engine *engine;         /* a local engine pooling the index's layer */
     bool busy;
 } app_embed_handle;
 
@@ -258,9 +254,9 @@ struct app_job {
     bool head_sent;             /* stream: the first chunk / sources event */
     char *out;                  /* stream: SSE bytes not yet sent */
     size_t out_len, out_cap, out_sent;
-    int n_prompt, n_generated, stop_reason;
+    int n_prompt, n_generated;  /* of the engine's run (0 when it did not run) */
+    rag_stop_reason stop_reason;
     double prefill_ms, decode_ms, t_start, t_end;
-    char *prompt;               /* --debug-prompts: the prompt the model got */
 };
 
 double app_now_s(void);

@@ -1,5 +1,6 @@
-/* serve_gen.c — `mrag serve` generation: the slot workers (each with its own
- * context, answerer and read-only store), the bounded wait queue, streamed
+/* serve_gen.c — `mrag serve`'s side of generation: the slot workers (each
+ * with its own engine, answerer and read-only store) that hand requests to
+ * the answer pipeline (rag/answer.h), the bounded wait queue, streamed
  * output as SSE bytes, the JSON results, the audit log; and the small pools
  * for /api/search and /v1/embeddings. */
 #include "app/serve.h"
@@ -42,7 +43,6 @@ static void job_free(app_job *j) {
     if (j->have_res) rag_answer_release(&j->res);
     free(j->sources_json);
     free(j->out);
-    free(j->prompt);
     pthread_cond_destroy(&j->cv);
     free(j);
 }
@@ -118,8 +118,9 @@ static void out_json_str(app_job *j, const char *t, size_t n) {
 }
 
 static const char *finish_reason(const app_job *j) {
-    if (j->res.status == RAG_ANS_ANSWERED && j->stop_reason == 0 && j->n_generated >= j->max_tokens) return "length";
-    if (j->res.status == RAG_ANS_ANSWERED && j->stop_reason == 4) return "length";
+    if (j->res.status == RAG_ANS_ANSWERED && j->stop_reason == RAG_STOP_LENGTH && j->n_generated >= j->max_tokens)
+        return "length";
+    if (j->res.status == RAG_ANS_ANSWERED && j->stop_reason == RAG_STOP_CONTEXT_FULL) return "length";
     return "stop";
 }
 
@@ -257,7 +258,7 @@ char *app_job_ask_json(app_job *j) {
     cJSON_AddNumberToObject(t, "prompt_tokens", j->n_prompt);
     cJSON_AddStringToObject(o, "request_id", j->req_id);
     if (j->srv->o.debug_prompts) {
-        if (j->prompt) cJSON_AddStringToObject(o, "prompt", j->prompt);
+        if (j->res.prompt) cJSON_AddStringToObject(o, "prompt", j->res.prompt);
         else cJSON_AddNullToObject(o, "prompt");
     }
     char *s = cJSON_PrintUnformatted(o);
@@ -277,7 +278,7 @@ static cJSON *mrag_obj(app_job *j) {
     cJSON_AddItemToObject(m, "events", events_json(r));
     cJSON_AddStringToObject(m, "request_id", j->req_id);
     if (j->srv->o.debug_prompts) {
-        if (j->prompt) cJSON_AddStringToObject(m, "prompt", j->prompt);
+        if (j->res.prompt) cJSON_AddStringToObject(m, "prompt", j->res.prompt);
         else cJSON_AddNullToObject(m, "prompt");
     }
     return m;
@@ -457,272 +458,63 @@ static int job_emit(void *user, const char *text, size_t len) {
     return stop;
 }
 
-/* Tokenizes a prompt (control tokens parsed) into sl->toks; count or -1. */
-static int slot_tokenize(app_slot *sl, const char *prompt, size_t len) {
-    size_t n = 0;
-    int st = llm_tokenize(sl->srv->model, prompt, len, false, true, sl->toks, sl->toks_cap, &n);
-    if (st == LLM_ERR_ARG && n > sl->toks_cap) {
-        int32_t *t = realloc(sl->toks, n * sizeof *t);
-        if (!t) return -1;
-        sl->toks = t;
-        sl->toks_cap = n;
-        st = llm_tokenize(sl->srv->model, prompt, len, false, true, sl->toks, sl->toks_cap, &n);
+/* The job's messages as the engine takes them (borrowed from the request). */
+static rag_msg *job_msgs(const app_job *j) {
+    rag_msg *m = calloc(j->chat.n_msgs ? j->chat.n_msgs : 1, sizeof *m);
+    for (size_t i = 0; m && i < j->chat.n_msgs; i++) {
+        m[i].role = j->chat.msgs[i].role;
+        m[i].content = j->chat.msgs[i].content;
     }
-    return st == LLM_OK && n < 0x7fffffff ? (int)n : -1;
+    return m;
 }
 
-/* Runs the model on a prompt with the job's sampling and budget, text to
- * emit. The rag_generate_fn of every slot (and plain chat). */
-/* Counts the pieces a remote server streams (its "tokens"). */
-static int remote_emit(void *user, const char *text, size_t len) {
-    app_slot *sl = user;
-    sl->job->n_generated++;
-    return sl->remote_emit(sl->remote_emit_user, text, len);
-}
-
-static int slot_generate(void *user, const char *prompt, size_t len, int max_tokens, rag_emit_fn emit, void *emit_user,
-                         volatile int *cancel) {
-    app_slot *sl = user;
-    app_job *j = sl->job;
-    if (sl->srv->o.debug_prompts && !j->prompt) j->prompt = strndup(prompt, len);
-    if (sl->remote) {
-        /* gateway mode: the remote server generates, with this request's
-         * temperature, seed and stop strings */
-        int mt = j->max_tokens < max_tokens ? j->max_tokens : max_tokens;
-        if (rag_remote_set_sampling(sl->remote, j->temperature, j->seed, (const char *const *)j->chat.stop,
-                                    j->chat.n_stop) != RAG_OK) {
-            snprintf(j->errmsg, sizeof j->errmsg, "remote engine: %s", rag_remote_errmsg(sl->remote));
-            return RAG_ERR_ARG;
-        }
-        sl->remote_emit = emit;
-        sl->remote_emit_user = emit_user;
-        double t0 = app_now_s();
-        int st = rag_remote_generate(sl->remote, prompt, len, mt, remote_emit, sl, cancel);
-        j->decode_ms = (app_now_s() - t0) * 1000;
-        j->stop_reason = j->n_generated >= mt ? 0 : 1;
-        if (st != RAG_OK) {
-            snprintf(j->errmsg, sizeof j->errmsg, "remote engine: %s", rag_remote_errmsg(sl->remote));
-            return st;
-        }
-        return RAG_OK;
-    }
-    int n = slot_tokenize(sl, prompt, len);
-    if (n < 0) { snprintf(j->errmsg, sizeof j->errmsg, "tokenizing the prompt failed"); return RAG_ERR_ARG; }
-    llm_context_reset(sl->ctx);
-    llm_generate_params gp = llm_generate_default_params();
-    gp.n_predict = j->max_tokens < max_tokens ? j->max_tokens : max_tokens;
-    gp.sampling.temperature = j->temperature;
-    gp.sampling.seed = j->seed;
-    const char *stops[3 + APP_SERVE_MAX_STOP] = {"[INST]", "[/INST]", "</s>"};
-    int ns = 3;
-    for (size_t i = 0; i < j->chat.n_stop && ns < (int)(sizeof stops / sizeof stops[0]); i++) stops[ns++] = j->chat.stop[i];
-    gp.stop = stops;
-    gp.n_stop = ns;
-    gp.on_text = emit;
-    gp.user = emit_user;
-    gp.cancel = cancel;
-    llm_generate_result gr;
-    memset(&gr, 0, sizeof gr);
-    int st = llm_generate(sl->ctx, sl->toks, n, &gp, &gr);
-    j->n_prompt = gr.n_prompt;
-    j->n_generated = gr.n_generated;
-    j->prefill_ms = gr.prefill_ms;
-    j->decode_ms = gr.decode_ms;
-    j->stop_reason = gr.stop_reason;
-    if (st != LLM_OK && st != LLM_ERR_CANCELLED) {
-        snprintf(j->errmsg, sizeof j->errmsg, "generation failed: %s", llm_context_error(sl->ctx));
-        return RAG_ERR_ARG;
-    }
-    return RAG_OK;
-}
-
-/* Guard events into a rag_answer (plain chat). */
-static int add_guard_events(rag_answer *r, const rag_guard_result *g, rag_guard_stage st) {
-    if (!g || !g->n_events) return 0;
-    rag_answer_event *e = realloc(r->events, (r->n_events + g->n_events) * sizeof *e);
-    if (!e) return -1;
-    r->events = e;
-    for (size_t i = 0; i < g->n_events; i++) {
-        rag_answer_event *d = &e[r->n_events++];
-        memset(d, 0, sizeof *d);
-        d->stage = st;
-        d->kind = g->events[i].kind;
-        d->action = g->events[i].action;
-        d->rule_id = g->events[i].rule_id;
-        d->message = g->events[i].message;
-        d->start = g->events[i].start;
-        d->end = g->events[i].end;
-    }
-    return 0;
-}
-
-typedef struct {
-    app_slot *sl;
-    rag_guard_stream *gs;
-    char *ans;
-    size_t len, cap;
-    bool blocked, oom;
-} plain_state;
-
-static void plain_append(plain_state *p, const char *t, size_t n) {
-    if (!n) return;
-    if (p->len + n + 1 > p->cap) {
-        size_t c = p->cap ? p->cap * 2 : 4096;
-        while (c < p->len + n + 1) c *= 2;
-        char *q = realloc(p->ans, c);
-        if (!q) { p->oom = true; return; }
-        p->ans = q;
-        p->cap = c;
-    }
-    memcpy(p->ans + p->len, t, n);
-    p->len += n;
-    p->ans[p->len] = 0;
-}
-
-/* Raw model text through the output guard to the answer and the stream. */
-static int plain_piece(void *user, const char *text, size_t len) {
-    plain_state *p = user;
-    const char *o = NULL;
-    size_t ol = 0;
-    int st = rag_guard_stream_feed(p->gs, text, len, &o, &ol);
-    if (st == RAG_ERR_BLOCKED) { p->blocked = true; return 1; }
-    if (st != RAG_OK) { p->oom = true; return 1; }
-    plain_append(p, o, ol);
-    return job_emit(p->sl, o, ol) || p->oom;
-}
-
-/* Plain chat: every user message through the input guard (redacted), the
- * Mistral template, generation through the output guard stream. */
-static int run_plain(app_slot *sl, app_job *j) {
-    app_server *s = sl->srv;
-    rag_answer *r = &j->res;
-    int rc = -1;
-    llm_chat_msg *msgs = calloc(j->chat.n_msgs, sizeof *msgs);
-    char **red = calloc(j->chat.n_msgs, sizeof *red);
-    char *prompt = NULL;
-    plain_state ps = {.sl = sl};
-    if (!msgs || !red) goto done;
-    size_t nm = 0;
-    for (size_t i = 0; i < j->chat.n_msgs; i++) {
-        const app_serve_msg *m = &j->chat.msgs[i];
-        const char *content = m->content;
-        if (strcmp(m->role, "user") == 0) {
-            rag_guard_result g;
-            if (rag_guard_check(s->guard, RAG_GUARD_INPUT, content, strlen(content), 0, &g) != RAG_OK) goto done;
-            add_guard_events(r, &g, RAG_GUARD_INPUT);
-            if (g.action == RAG_GUARD_BLOCK) {
-                r->status = RAG_ANS_BLOCKED;
-                r->block_stage = RAG_GUARD_INPUT;
-                r->block_message = g.message;
-                r->answer = strdup(g.message ? g.message : "blocked by a guardrail");
-                r->answer_len = r->answer ? strlen(r->answer) : 0;
-                rag_guard_result_release(&g);
-                rc = 0;
-                goto done;
-            }
-            red[i] = g.text;
-            g.text = NULL;
-            rag_guard_result_release(&g);
-            if (red[i]) content = red[i];
-        }
-        /* the caller's text never becomes control tokens of the template */
-        char *safe = rag_prompt_defuse(content, strlen(content));
-        if (!safe) goto done;
-        free(red[i]);
-        red[i] = safe;
-        content = safe;
-        /* the template wants: an optional system message first, then user
-         * and assistant alternating. A later system message is dropped; two
-         * messages in a row of one role are joined with a blank line. */
-        if (strcmp(m->role, "system") == 0 && nm > 0) continue;
-        if (nm > 0 && strcmp(msgs[nm - 1].role, m->role) == 0) {
-            size_t a = strlen(msgs[nm - 1].content), b = strlen(content);
-            char *joined = malloc(a + b + 3);
-            if (!joined) goto done;
-            memcpy(joined, msgs[nm - 1].content, a);
-            memcpy(joined + a, "\n\n", 2);
-            memcpy(joined + a + 2, content, b + 1);
-            free(red[i]);
-            red[i] = joined;
-            msgs[nm - 1].content = joined;
-            continue;
-        }
-        msgs[nm].role = m->role;
-        msgs[nm].content = content;
-        nm++;
-    }
-    if (!(prompt = llm_chat_format(msgs, nm))) {
-        snprintf(j->errmsg, sizeof j->errmsg, "the messages cannot be put in the chat template (after an optional "
-                 "system message, the conversation must start with a user message)");
-        j->err_status = 400;
-        goto done;
-    }
-    if (rag_guard_stream_new(s->guard, RAG_GUARD_OUTPUT, 0, &ps.gs) != RAG_OK) goto done;
-    if (slot_generate(sl, prompt, strlen(prompt), s->o.max_tokens, plain_piece, &ps, &j->cancel) != RAG_OK) {
-        rc = -2;
-        goto done;
-    }
-    if (!ps.blocked && !ps.oom) {
-        const char *o = NULL;
-        size_t ol = 0;
-        int st = rag_guard_stream_finish(ps.gs, &o, &ol);
-        if (st == RAG_ERR_BLOCKED) ps.blocked = true;
-        else if (st == RAG_OK) { plain_append(&ps, o, ol); job_emit(sl, o, ol); }
-    }
-    if (ps.oom) goto done;
-    const rag_guard_result *og = rag_guard_stream_result(ps.gs);
-    add_guard_events(r, og, RAG_GUARD_OUTPUT);
-    r->answer = ps.ans ? ps.ans : strdup("");
-    r->answer_len = ps.len;
-    ps.ans = NULL;
-    if (ps.blocked) {
-        r->status = RAG_ANS_BLOCKED;
-        r->block_stage = RAG_GUARD_OUTPUT;
-        r->block_message = og ? og->message : NULL;
-    } else if (j->cancel) {
-        r->status = RAG_ANS_CANCELLED;
-    } else {
-        r->status = RAG_ANS_ANSWERED;
-    }
-    rc = 0;
-done:
-    if (rc == -1 && !j->errmsg[0]) snprintf(j->errmsg, sizeof j->errmsg, "plain chat failed (out of memory or guard error)");
-    for (size_t i = 0; red && i < j->chat.n_msgs; i++) free(red[i]);
-    free(red);
-    free(msgs);
-    free(prompt);
-    free(ps.ans);
-    rag_guard_stream_free(ps.gs);
-    return rc;
-}
-
-/* Answers one job in slot sl. */
+/* Answers one job in slot sl: the request's settings into the answerer,
+ * then the answer pipeline (retrieval, or plain chat). */
 static void run_job(app_slot *sl, app_job *j) {
     app_server *s = sl->srv;
     j->t_start = app_now_s();
     j->have_res = true;
     if (j->cancel) {
         j->res.status = RAG_ANS_CANCELLED;
-    } else if (j->kind == APP_JOB_CHAT && !j->retrieval) {
-        if (run_plain(sl, j) != 0) j->err = 1;
     } else {
-        idx_refresh(sl->store, NULL);
-        /* the preamble: the request's system message, else the server's */
-        const char *pre = j->system ? j->system : s->preamble ? s->preamble : rag_default_preamble();
-        size_t pl = strlen(pre);
-        if (pl >= sl->preamble_cap) pl = sl->preamble_cap - 1;
-        memcpy(sl->preamble, pre, pl);
-        sl->preamble[pl] = 0;
-        /* the caller's groups: the key's ("*" = all), anonymous = public only */
-        const app_serve_key *key = j->key;
-        int st = key && key->all ? rag_answerer_set_groups(sl->ans, NULL, 0, true)
-                 : rag_answerer_set_groups(sl->ans, key ? (const char *const *)key->groups : NULL, key ? key->n_groups : 0, false);
-        if (st == RAG_OK) st = rag_answerer_set_k(sl->ans, j->k);
-        if (st == RAG_OK)
-            st = rag_answerer_ask(sl->ans, j->question, j->hist, j->n_hist, job_emit, sl, &j->cancel, &j->res);
+        rag_sampling sp = rag_sampling_default();
+        sp.max_tokens = j->max_tokens;
+        sp.temperature = j->temperature;
+        sp.seed = j->seed;
+        sp.stop = (const char *const *)j->chat.stop;
+        sp.n_stop = j->chat.n_stop;
+        int st = rag_answerer_set_sampling(sl->ans, &sp);
+        if (st == RAG_OK && j->kind == APP_JOB_CHAT && !j->retrieval) {
+            rag_msg *m = job_msgs(j);
+            st = m ? rag_answerer_chat(sl->ans, m, j->chat.n_msgs, job_emit, sl, &j->cancel, &j->res) : RAG_ERR_NOMEM;
+            free(m);
+            /* messages that do not fit the template are the client's mistake */
+            if (st == RAG_ERR_FORMAT) j->err_status = 400;
+        } else if (st == RAG_OK) {
+            idx_refresh(sl->store, NULL);
+            /* the preamble: the request's system message, else the server's */
+            st = rag_answerer_set_preamble(sl->ans, j->system);
+            /* the caller's groups: the key's ("*" = all), anonymous = public only */
+            const app_serve_key *key = j->key;
+            if (st == RAG_OK)
+                st = key && key->all ? rag_answerer_set_groups(sl->ans, NULL, 0, true)
+                     : rag_answerer_set_groups(sl->ans, key ? (const char *const *)key->groups : NULL,
+                                               key ? key->n_groups : 0, false);
+            if (st == RAG_OK) st = rag_answerer_set_k(sl->ans, j->k);
+            if (st == RAG_OK)
+                st = rag_answerer_ask(sl->ans, j->question, j->hist, j->n_hist, job_emit, sl, &j->cancel, &j->res);
+        }
         if (st != RAG_OK) {
             j->err = 1;
-            if (!j->errmsg[0]) snprintf(j->errmsg, sizeof j->errmsg, "%s", rag_answerer_errmsg(sl->ans));
+            snprintf(j->errmsg, sizeof j->errmsg, "%s", rag_answerer_errmsg(sl->ans));
+        }
+        if (j->res.generated) {
+            /* usage counts what the engine itself counted: a remote one cannot */
+            j->n_prompt = j->res.engine_prompt_tokens > 0 ? j->res.engine_prompt_tokens : 0;
+            j->n_generated = j->res.n_generated;
+            j->prefill_ms = j->res.prefill_ms;
+            j->decode_ms = j->res.decode_ms;
+            j->stop_reason = j->res.stop_reason;
         }
     }
     if (!j->err && !j->sources_json) {
@@ -787,9 +579,6 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
             snprintf(err, errlen, "%s", sl->store ? idx_errmsg(sl->store) : "out of memory");
             return -1;
         }
-        sl->preamble_cap = s->o.max_body + 1;
-        if (!(sl->preamble = malloc(sl->preamble_cap))) { snprintf(err, errlen, "out of memory"); return -1; }
-        sl->preamble[0] = 0;
         if (s->o.llm_url) {
             rag_remote_params rp = rag_remote_default_params();
             rp.base_url = s->o.llm_url;
@@ -798,11 +587,13 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
             rp.probe = i == 0;      /* one probe is enough to fail early */
             if (rag_remote_new(&rp, &sl->remote, err, errlen) != RAG_OK) return -1;
             if (i == 0 && !s->model) snprintf(s->model_name, sizeof s->model_name, "%s", rag_remote_model(sl->remote));
-        } else if (s->model) {
-            llm_context_params cp = llm_context_default_params();
-            cp.n_ctx = s->n_ctx;
-            cp.n_threads = s->o.threads;
-            if (llm_context_new(s->model, &cp, &sl->ctx, err, errlen) != LLM_OK) return -1;
+            if (rag_engine_remote_new(sl->remote, &sl->engine) != RAG_OK) { snprintf(err, errlen, "out of memory"); return -1; }
+        } else {
+            rag_local_params lp = rag_local_default_params();
+            lp.n_ctx = s->n_ctx;
+            lp.n_threads = s->o.threads;
+            lp.lazy = false;        /* a context that cannot be made fails the start */
+            if (rag_engine_local_new(s->model, &lp, &sl->engine, err, errlen) != RAG_OK) return -1;
         }
         if (s->o.llm_embeddings && !s->model && i == 0) {
             if (rag_remote_check_index(sl->remote, sl->store, &s->embed_dim) != RAG_OK) {
@@ -814,21 +605,16 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
         p.store = sl->store;
         p.guard = s->guard;
         p.model = s->model;
+        p.engine = sl->engine;
         p.layer = s->layer;
         p.k = s->o.k;
         p.n_threads = s->o.threads;
         p.n_ctx = s->n_ctx;
         p.max_tokens = s->o.max_tokens;
-        p.preamble = sl->preamble;
-        p.generate = slot_generate;
-        p.generate_user = sl;
-        if (!s->model) {
-            p.count = rag_count_estimate;
-            p.count_user = NULL;
-        }
+        p.preamble = s->preamble;
         if (s->o.llm_embeddings && !s->model) {
-            p.embed = rag_remote_embed;
-            p.embed_user = sl->remote;
+            p.embed = rag_engine_embed_one;
+            p.embed_user = sl->engine;
             p.embed_dim = s->embed_dim;
         }
         if (rag_answerer_new(&p, &sl->ans, err, errlen) != RAG_OK) return -1;
@@ -851,8 +637,12 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
             rrp.model = s->o.llm_model;
             rrp.probe = false;
             if (rag_remote_new(&rrp, &s->search[i].remote, err, errlen) != RAG_OK) return -1;
-            rp.embed = rag_remote_embed;
-            rp.embed_user = s->search[i].remote;
+            if (rag_engine_remote_new(s->search[i].remote, &s->search[i].engine) != RAG_OK) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            rp.embed = rag_engine_embed_one;
+            rp.embed_user = s->search[i].engine;
             rp.embed_dim = s->embed_dim;
         }
         if (rag_retriever_new(s->search[i].store, &rp, &s->search[i].ret, err, errlen) != RAG_OK) return -1;
@@ -861,11 +651,12 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
         s->n_embed = s->o.embed_slots;
         if (!(s->embed = calloc((size_t)s->n_embed, sizeof *s->embed))) { snprintf(err, errlen, "out of memory"); return -1; }
         for (int i = 0; i < s->n_embed; i++) {
-            llm_context_params cp = llm_context_default_params();
-            cp.n_ctx = s->embed_ctx;
-            cp.n_threads = s->o.threads;
-            cp.embd_layer = s->layer;
-            if (llm_context_new(s->model, &cp, &s->embed[i].ctx, err, errlen) != LLM_OK) return -1;
+            rag_local_params lp = rag_local_default_params();
+            lp.n_ctx = s->embed_ctx;
+            lp.n_threads = s->o.threads;
+            lp.embd_layer = s->layer;
+            lp.lazy = false;
+            if (rag_engine_local_new(s->model, &lp, &s->embed[i].engine, err, errlen) != RAG_OK) return -1;
         }
     }
     for (int i = 0; i < s->n_slots; i++) {
@@ -889,22 +680,21 @@ void app_slots_stop(app_server *s) {
         app_slot *sl = &s->slots[i];
         if (sl->started) pthread_join(sl->th, NULL);
         rag_answerer_free(sl->ans);
+        rag_engine_free(sl->engine);
         rag_remote_free(sl->remote);
-        llm_context_free(sl->ctx);
         idx_close(sl->store);
-        free(sl->preamble);
-        free(sl->toks);
     }
     free(s->slots);
     s->slots = NULL;
     for (int i = 0; s->search && i < s->n_search; i++) {
         rag_retriever_free(s->search[i].ret);
+        rag_engine_free(s->search[i].engine);
         rag_remote_free(s->search[i].remote);
         idx_close(s->search[i].store);
     }
     free(s->search);
     s->search = NULL;
-    for (int i = 0; s->embed && i < s->n_embed; i++) llm_context_free(s->embed[i].ctx);
+    for (int i = 0; s->embed && i < s->n_embed; i++) rag_engine_free(s->embed[i].engine);
     free(s->embed);
     s->embed = NULL;
     free(s->fifo);
@@ -1037,8 +827,8 @@ char *app_embed_json(app_server *s, const app_embed_req *r, int *http_status, ch
             snprintf(err, errlen, "the request took longer than %d s (--timeout) and was stopped", s->o.timeout_s);
             goto done;
         }
-        if (llm_embed(h->ctx, r->inputs[i], strlen(r->inputs[i]), v) != LLM_OK) {
-            snprintf(err, errlen, "embedding input[%zu] failed: %s", i, llm_context_error(h->ctx));
+        if (rag_engine_embed_one(h->engine, r->inputs[i], strlen(r->inputs[i]), v, dim) != RAG_OK) {
+            snprintf(err, errlen, "embedding input[%zu] failed: %s", i, rag_engine_errmsg(h->engine));
             goto done;
         }
         cJSON *e = cJSON_CreateObject();

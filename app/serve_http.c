@@ -303,12 +303,11 @@ static enum MHD_Result do_chat(struct MHD_Connection *c, app_req *rq, const app_
         }
         if (!j->question || !j->hist) { app_job_unref(j); return send_error(c, rq, 500, 0, "out of memory"); }
         /* the system message becomes the preamble, which is not defused */
-        static const char *const ctl[] = {"[INST]", "[/INST]", "<s>", "</s>"};
-        for (size_t i = 0; j->system && i < 4; i++)
-            if (strstr(j->system, ctl[i])) {
-                app_job_unref(j);
-                return send_error(c, rq, 400, 0, "the system message holds the control string %s", ctl[i]);
-            }
+        const char *ctl = j->system ? llm_chat_find_control(j->system, strlen(j->system)) : NULL;
+        if (ctl) {
+            app_job_unref(j);
+            return send_error(c, rq, 400, 0, "the system message holds the control string %s", ctl);
+        }
     } else {
         for (size_t i = 0; i < q->n_msgs; i++) {
             int n = count_tokens(s, q->msgs[i].content);

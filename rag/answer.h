@@ -3,13 +3,17 @@
  *
  * rag_answerer_ask: input guardrails -> retrieve (hybrid, or BM25 without a
  * model) -> context guardrails per passage (quarantine) -> relevance gate
- * (no passage passes: a refusal, the model never runs) -> prompt in the
- * Mistral instruct format within n_ctx - max_tokens -> generate (streamed)
- * through the output guard stream -> answer, cited sources, events. */
+ * (no passage passes: a refusal, the model never runs) -> prompt messages
+ * within n_ctx - max_tokens -> the engine generates (streamed) through the
+ * output guard stream -> answer, cited sources, events.
+ * rag_answerer_chat (plain chat, no retrieval): input guardrails on every
+ * user message -> messages fitted to the chat template -> the engine
+ * generates through the output guard stream. */
 #ifndef MRAG_RAG_ANSWER_H
 #define MRAG_RAG_ANSWER_H
 
 #include "rag/base.h"
+#include "rag/engine.h"
 #include "rag/guard.h"
 #include "rag/retrieve.h"
 
@@ -55,8 +59,11 @@ typedef struct {
 } rag_prompt_input;
 
 typedef struct {
-    char *prompt;               /* owned, NUL-terminated: tokenize with
-                                   add_bos = false, parse_special = true */
+    rag_msg *msgs;              /* owned (contents too): the messages for the engine */
+    size_t n_msgs;
+    char *prompt;               /* owned, NUL-terminated: msgs formatted by the
+                                   template (rag_msgs_format), what was counted
+                                   and what a local model sees */
     size_t prompt_len;
     int n_tokens;               /* by in->count, or -1 without a counter */
     size_t n_sources_used;      /* sources 1..n_sources_used are in the prompt */
@@ -65,50 +72,45 @@ typedef struct {
     size_t trimmed_len;         /* its length in the prompt when trimmed */
 } rag_prompt;
 
-/* Builds the exact prompt: "<s>[INST] " + preamble + the sources, each as
+/* Builds the prompt messages: a system message (the preamble), the earlier
+ * turns as user/assistant pairs, and a user message of the sources, each as
  * <source id="n" file="label">text</source> inside <sources>…</sources>,
- * + "Question: …" + " [/INST]", with earlier turns before it in the chat
- * template. Control strings ([INST], [/INST], <s>, </s>) and <source>/
- * </source> tags inside sources, history and question are defused. To fit
+ * then "Question: …". Formatted, that is "<s>[INST] " + preamble + "\n\n" +
+ * ... + " [/INST]" in the Mistral template. The template's control strings
+ * (llm_chat_defuse) and <source>/</source> tags inside sources, history and
+ * question are defused; the preamble is the operator's and is not. To fit
  * budget_tokens, oldest turns go first, then the last source is shortened
  * (at a word boundary) or dropped, repeatedly. RAG_ERR_LIMIT when even the
  * question alone does not fit. *out is filled (free with rag_prompt_release)
  * or zeroed on error with err set. */
 int rag_prompt_build(const rag_prompt_input *in, rag_prompt *out, char *err, size_t errlen);
 void rag_prompt_release(rag_prompt *p);
-/* text[0..len) with the control strings defused as rag_prompt_build does for
- * untrusted text (for callers that build chat prompts themselves, e.g. plain
- * chat over HTTP). Owned, free(); NULL on OOM. */
+/* text[0..len) with the control strings and source tags defused as
+ * rag_prompt_build does for untrusted text. Owned, free(); NULL on OOM. */
 char *rag_prompt_defuse(const char *text, size_t len);
 
-/* A generator standing in for the model (tests, other engines): produce the
- * answer to prompt through emit, stop when emit returns non-zero or *cancel
- * becomes non-zero. Returns RAG_OK or an error. */
-typedef int (*rag_generate_fn)(void *user, const char *prompt, size_t len, int max_tokens,
-                               rag_emit_fn emit, void *emit_user, volatile int *cancel);
-
-typedef struct {
+typedef struct rag_answer_params {
     idx_store *store;           /* required, borrowed */
     rag_guard *guard;           /* required, borrowed (audit log set by the caller) */
-    llm_model *model;           /* borrowed: retrieval (hybrid), token counts and
-                                   generation; NULL: BM25 retrieval, and count /
-                                   generate must be given */
+    llm_model *model;           /* borrowed: retrieval (hybrid), token counts, and
+                                   generation when engine is NULL; NULL: BM25
+                                   retrieval, and engine must be given */
+    rag_engine *engine;         /* borrowed: generates the answers (one request at a
+                                   time); NULL: a local engine on model */
     int layer;                  /* embedding layer of the index (-1 final norm) */
     int k;                      /* passages retrieved, default 5 */
     int n_threads;              /* 0 = all cores */
     int n_ctx;                  /* 0: min(model's n_ctx_train, 4096) (4096 without a model) */
     int max_tokens;             /* answer budget, default 512; prompt gets n_ctx - max_tokens */
-    float temperature;          /* default 0: greedy */
-    uint64_t seed;
+    float temperature;          /* default 0: greedy (rag_answerer_set_sampling
+                                   changes it per request) */
+    uint64_t seed;              /* default 42 */
     int min_overlap;            /* relevance gate: content words of the question a
                                    passage must contain, default 1 (0 = gate off) */
     const char *preamble;       /* NULL: default; borrowed */
-    rag_count_tokens_fn count;  /* NULL: the model's tokenizer (special tokens parsed) */
+    rag_count_tokens_fn count;  /* NULL: the model's tokenizer (control strings
+                                   parsed), else the engine's count */
     void *count_user;
-    rag_generate_fn generate;   /* NULL: llm_generate on the model */
-    void *generate_user;
-    /* the generator's last error (borrowed), for the answerer's message; may be NULL */
-    const char *(*generate_errmsg)(void *generate_user);
     /* query embeddings from elsewhere, as in rag_retriever_params (hybrid
      * retrieval without a model) */
     int (*embed)(void *user, const char *text, size_t len, float *out, int dim);
@@ -158,10 +160,15 @@ typedef struct {
     size_t n_retrieved;         /* hits before the guard and the gate */
     size_t n_quarantined;       /* passages dropped for planted instructions */
     size_t n_below_threshold;   /* passages the relevance gate dropped */
-    char *prompt;               /* owned: the exact prompt (NULL when not built) */
-    int prompt_tokens;
+    char *prompt;               /* owned: the formatted prompt the engine was given
+                                   (NULL when the engine did not run) */
+    int prompt_tokens;          /* the engine's count, else the counter's; -1 none */
     double retrieve_ms, prefill_ms, decode_ms;
-    int n_generated;            /* tokens; with p->generate: pieces it streamed */
+    int n_generated;            /* tokens (a remote engine: pieces it streamed) */
+    bool generated;             /* the engine ran */
+    rag_stop_reason stop_reason;    /* when generated: why it stopped */
+    int engine_prompt_tokens;   /* when generated: the prompt tokens the engine
+                                   counted itself, -1 when it cannot (remote) */
 } rag_answer;
 
 typedef struct rag_answerer rag_answerer;
@@ -170,7 +177,7 @@ typedef struct rag_answerer rag_answerer;
 int rag_answerer_new(const rag_answer_params *p, rag_answerer **out, char *err, size_t errlen);
 void rag_answerer_free(rag_answerer *a);     /* NULL is a no-op */
 const char *rag_answerer_errmsg(const rag_answerer *a);  /* borrowed */
-/* Times the generator ran (the model or p->generate): refusals do not count. */
+/* Times the engine ran: refusals and blocked questions do not count. */
 int rag_answerer_generations(const rag_answerer *a);
 /* The caller's access groups for every later retrieval of this answerer
  * (copied): documents with groups are seen only when they share one of
@@ -181,6 +188,14 @@ int rag_answerer_set_groups(rag_answerer *a, const char *const *groups, size_t n
 /* Passages retrieved by later asks (1..1000; the server's per-request k).
  * RAG_ERR_ARG outside that range. */
 int rag_answerer_set_k(rag_answerer *a, int k);
+/* Sampling of later answers (copied): temperature, seed, answer budget
+ * (clamped to the answerer's max_tokens, which sized the prompt budget) and
+ * extra stop strings. NULL: the answerer's params again. RAG_ERR_ARG for
+ * too many or empty stop strings, RAG_ERR_NOMEM. */
+int rag_answerer_set_sampling(rag_answerer *a, const rag_sampling *s);
+/* The preamble of later answers (copied); NULL: the answerer's params again.
+ * The preamble is the operator's text: it is not defused. */
+int rag_answerer_set_preamble(rag_answerer *a, const char *preamble);
 
 /* Answers question (with earlier turns: the previous question is folded into
  * the search query and the turns go into the prompt within budget). The
@@ -192,6 +207,19 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
                      size_t n_history, rag_emit_fn emit, void *emit_user,
                      volatile int *cancel, rag_answer *res);
 void rag_answer_release(rag_answer *res);
+
+/* Plain chat, without retrieval: every user message goes through the input
+ * guard (redacted, or the whole chat blocked), every message's control
+ * strings are defused (rag_prompt_defuse), the conversation is fitted to the
+ * template (an optional system message first, later system messages
+ * dropped, two messages in a row of one role joined by a blank line), then
+ * the engine answers through the output guard stream (no sources: citations
+ * are removed). res as for rag_answerer_ask (no sources, question NULL).
+ * RAG_ERR_FORMAT when the conversation does not start with a user message
+ * after the optional system one, else as
+ * rag_answerer_ask. */
+int rag_answerer_chat(rag_answerer *a, const rag_msg *msgs, size_t n, rag_emit_fn emit, void *emit_user,
+                      volatile int *cancel, rag_answer *res);
 
 /* Content words of text (>= 3 bytes, not in the EN/DE/FR function-word list)
  * that occur in passage (ASCII case-insensitive, as a word prefix). */

@@ -1,7 +1,10 @@
-/* prompt.c — the answering prompt: preamble, delimited numbered sources,
- * chat turns in the Mistral instruct format, token budget; language guess,
- * relevance overlap and citation parsing. */
+/* prompt.c — the answering prompt: preamble, delimited numbered sources and
+ * earlier turns as chat messages within a token budget (the engine's
+ * template formats them); language guess, relevance overlap and citation
+ * parsing. */
 #include "rag/rag.h"
+
+#include "llm/llm.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -43,19 +46,18 @@ static void sb_add(sbuf *b, const char *s, size_t len) {
 
 static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
-/* Control strings that must never come from untrusted text, with the
- * harmless form put in their place. */
+/* Tags of the prompt's own markup that must never come from untrusted text,
+ * with the harmless form put in their place (the template's control strings
+ * are llm_chat_defuse's). */
 static const struct { const char *from, *to; } defuse_tab[] = {
-    {"[INST]", "[ INST]"}, {"[/INST]", "[ /INST]"}, {"<s>", "< s>"}, {"</s>", "< /s>"},
     {"<source", "< source"}, {"</source", "< /source"}, {"<sources", "< sources"}, {"</sources", "< /sources"},
 };
 
-/* Appends text[0..len) with every control string defused (ASCII case
- * sensitive for [INST] like the tokenizer; tags case-insensitive). */
-static void sb_defused(sbuf *b, const char *t, size_t len) {
+/* Appends text[0..len) with every source tag defused (ASCII case-insensitive). */
+static void sb_tags_defused(sbuf *b, const char *t, size_t len) {
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
-        if (t[i] != '[' && t[i] != '<') continue;
+        if (t[i] != '<') continue;
         for (size_t k = 0; k < sizeof defuse_tab / sizeof defuse_tab[0]; k++) {
             size_t fl = strlen(defuse_tab[k].from);
             if (i + fl <= len && strncasecmp(t + i, defuse_tab[k].from, fl) == 0) {
@@ -70,6 +72,14 @@ static void sb_defused(sbuf *b, const char *t, size_t len) {
     sb_add(b, t + start, len - start);
 }
 
+/* Appends untrusted text with control strings and source tags defused. */
+static void sb_defused(sbuf *b, const char *t, size_t len) {
+    char *c = llm_chat_defuse(t, len);
+    if (!c) { b->oom = true; return; }
+    sb_tags_defused(b, c, strlen(c));
+    free(c);
+}
+
 char *rag_prompt_defuse(const char *text, size_t len) {
     sbuf b = {0};
     sb_add(&b, "", 0);
@@ -78,13 +88,17 @@ char *rag_prompt_defuse(const char *text, size_t len) {
     return b.p;
 }
 
-/* Attribute value: no quotes, angle brackets or newlines. */
+/* Attribute value: no control strings, quotes, angle brackets or newlines. */
 static void sb_attr(sbuf *b, const char *s) {
-    for (; *s; s++) {
-        char c = *s;
+    /* a label is a file name or a page title: outside text like the rest */
+    char *d = llm_chat_defuse(s, strlen(s));
+    if (!d) { b->oom = true; return; }
+    for (const char *p = d; *p; p++) {
+        char c = *p;
         if (c == '"' || c == '<' || c == '>' || c == '\n' || c == '\r') c = '_';
         sb_add(b, &c, 1);
     }
+    free(d);
 }
 
 /* Length of text cut to at most max bytes at a whitespace (else a UTF-8
@@ -99,24 +113,41 @@ static size_t cut_len(const char *t, size_t len, size_t max) {
     return i;
 }
 
-/* Builds one candidate prompt with the first ns sources (the last one cut to
- * last_len bytes when last_len != (size_t)-1) and the last nh turns. */
-static char *assemble(const rag_prompt_input *in, size_t ns, size_t last_len, size_t nh, size_t *len) {
+static void msgs_free(rag_msg *m, size_t n) {
+    for (size_t i = 0; m && i < n; i++) free((char *)m[i].content);
+    free(m);
+}
+
+/* Takes b's text as message i (b emptied); false on OOM. */
+static bool take_msg(rag_msg *m, size_t *n, const char *role, sbuf *b) {
+    if (b->oom || !b->p) { free(b->p); memset(b, 0, sizeof *b); return false; }
+    m[*n].role = role;
+    m[*n].content = b->p;
+    (*n)++;
+    memset(b, 0, sizeof *b);
+    return true;
+}
+
+/* Builds one candidate's messages with the first ns sources (the last one
+ * cut to last_len bytes when last_len != (size_t)-1) and the last nh turns:
+ * the preamble as the system message, the turns, the sources and the
+ * question as the last user message. */
+static rag_msg *assemble(const rag_prompt_input *in, size_t ns, size_t last_len, size_t nh, size_t *n_msgs) {
+    rag_msg *m = calloc(2 * nh + 2, sizeof *m);
+    size_t n = 0;
     sbuf b = {0};
-    const char *pre = in->preamble ? in->preamble : default_preamble;
-    sb_str(&b, "<s>");
-    size_t h0 = in->n_history - nh;
-    for (size_t t = h0; t < in->n_history; t++) {
+    if (!m) return NULL;
+    sb_str(&b, in->preamble ? in->preamble : default_preamble);
+    if (!take_msg(m, &n, "system", &b)) goto fail;
+    for (size_t t = in->n_history - nh; t < in->n_history; t++) {
         const rag_turn *tu = &in->history[t];
-        sb_str(&b, "[INST] ");
-        if (t == h0) { sb_str(&b, pre); sb_str(&b, "\n\n"); }
+        sb_add(&b, "", 0);
         sb_defused(&b, tu->question ? tu->question : "", tu->question ? strlen(tu->question) : 0);
-        sb_str(&b, " [/INST] ");
+        if (!take_msg(m, &n, "user", &b)) goto fail;
+        sb_add(&b, "", 0);
         sb_defused(&b, tu->answer ? tu->answer : "", tu->answer ? strlen(tu->answer) : 0);
-        sb_str(&b, "</s>");
+        if (!take_msg(m, &n, "assistant", &b)) goto fail;
     }
-    sb_str(&b, "[INST] ");
-    if (nh == 0) { sb_str(&b, pre); sb_str(&b, "\n\n"); }
     sb_str(&b, "<sources>\n");
     for (size_t i = 0; i < ns; i++) {
         const rag_source *s = &in->sources[i];
@@ -135,29 +166,37 @@ static char *assemble(const rag_prompt_input *in, size_t ns, size_t last_len, si
     }
     sb_str(&b, "</sources>\n\nQuestion: ");
     sb_defused(&b, in->question, strlen(in->question));
-    sb_str(&b, " [/INST]");
-    if (b.oom) { free(b.p); return NULL; }
-    *len = b.n;
-    return b.p;
+    if (!take_msg(m, &n, "user", &b)) goto fail;
+    *n_msgs = n;
+    return m;
+fail:
+    msgs_free(m, n);
+    return NULL;
 }
 
 void rag_prompt_release(rag_prompt *p) {
     if (!p) return;
+    msgs_free(p->msgs, p->n_msgs);
     free(p->prompt);
     memset(p, 0, sizeof *p);
 }
 
-/* One candidate: assembled and counted. *p owned by the caller on RAG_OK. */
-static int candidate(const rag_prompt_input *in, size_t ns, size_t last, size_t nh, char **p, size_t *len,
-                     int *nt, char *err, size_t errlen) {
-    *p = assemble(in, ns, last, nh, len);
-    *nt = -1;
-    if (!*p) { snprintf(err, errlen, "prompt: out of memory"); return RAG_ERR_NOMEM; }
+/* One candidate: assembled, formatted and counted. On RAG_OK c is filled
+ * (release with rag_prompt_release). */
+static int candidate(const rag_prompt_input *in, size_t ns, size_t last, size_t nh, rag_prompt *c, char *err,
+                     size_t errlen) {
+    memset(c, 0, sizeof *c);
+    c->n_tokens = -1;
+    if (!(c->msgs = assemble(in, ns, last, nh, &c->n_msgs)) || !(c->prompt = rag_msgs_format(c->msgs, c->n_msgs))) {
+        rag_prompt_release(c);
+        snprintf(err, errlen, "prompt: out of memory");
+        return RAG_ERR_NOMEM;
+    }
+    c->prompt_len = strlen(c->prompt);
     if (in->count) {
-        *nt = in->count(in->count_user, *p, *len);
-        if (*nt < 0) {
-            free(*p);
-            *p = NULL;
+        c->n_tokens = in->count(in->count_user, c->prompt, c->prompt_len);
+        if (c->n_tokens < 0) {
+            rag_prompt_release(c);
             snprintf(err, errlen, "prompt: the token counter failed");
             return RAG_ERR_ARG;
         }
@@ -167,14 +206,13 @@ static int candidate(const rag_prompt_input *in, size_t ns, size_t last, size_t 
 
 #define MIN_PASSAGE_BYTES 120
 
-/* Contract: see rag.h. Over budget: drop the oldest turn; then, for the
+/* Contract: see answer.h. Over budget: drop the oldest turn; then, for the
  * last source: if even MIN_PASSAGE_BYTES of it do not fit, drop it, else
  * binary-search the longest cut (at word boundaries) that fits. */
 int rag_prompt_build(const rag_prompt_input *in, rag_prompt *out, char *err, size_t errlen) {
     int rc = RAG_OK;
-    char *p = NULL;
-    size_t len = 0;
-    int nt = -1;
+    rag_prompt c;                   /* the current candidate */
+    memset(&c, 0, sizeof c);
     memset(out, 0, sizeof *out);
     out->n_tokens = -1;
     if (!in || !in->question || (in->n_sources && !in->sources) || (in->n_history && !in->history) ||
@@ -184,53 +222,47 @@ int rag_prompt_build(const rag_prompt_input *in, rag_prompt *out, char *err, siz
     }
     const int budget = in->budget_tokens;
     size_t ns = in->n_sources, nh = in->n_history, last = (size_t)-1;
-#define FITS() (budget <= 0 || nt <= budget)
-    if ((rc = candidate(in, ns, last, nh, &p, &len, &nt, err, errlen)) != RAG_OK) goto done;
+#define FITS() (budget <= 0 || c.n_tokens <= budget)
+    if ((rc = candidate(in, ns, last, nh, &c, err, errlen)) != RAG_OK) goto done;
     while (!FITS() && nh > 0) {
-        free(p);
+        rag_prompt_release(&c);
         nh--;
-        if ((rc = candidate(in, ns, last, nh, &p, &len, &nt, err, errlen)) != RAG_OK) goto done;
+        if ((rc = candidate(in, ns, last, nh, &c, err, errlen)) != RAG_OK) goto done;
     }
     while (!FITS() && ns > 0) {
         const rag_source *s = &in->sources[ns - 1];
-        free(p);
-        p = NULL;
+        rag_prompt_release(&c);
         if (s->text_len > MIN_PASSAGE_BYTES) {
             size_t lo = cut_len(s->text, s->text_len, MIN_PASSAGE_BYTES);
-            if ((rc = candidate(in, ns, lo, nh, &p, &len, &nt, err, errlen)) != RAG_OK) goto done;
+            if ((rc = candidate(in, ns, lo, nh, &c, err, errlen)) != RAG_OK) goto done;
             if (FITS()) {
                 /* lo fits, s->text_len does not: longest fitting cut in between */
                 size_t hi = s->text_len;
                 while (hi - lo > 16) {
                     size_t mid = cut_len(s->text, s->text_len, lo + (hi - lo) / 2);
                     if (mid <= lo) break;
-                    char *q;
-                    size_t ql;
-                    int qt;
-                    if ((rc = candidate(in, ns, mid, nh, &q, &ql, &qt, err, errlen)) != RAG_OK) goto done;
-                    if (qt <= budget) { free(p); p = q; len = ql; nt = qt; lo = mid; }
-                    else { free(q); hi = mid; }
+                    rag_prompt q;
+                    if ((rc = candidate(in, ns, mid, nh, &q, err, errlen)) != RAG_OK) goto done;
+                    if (q.n_tokens <= budget) { rag_prompt_release(&c); c = q; lo = mid; }
+                    else { rag_prompt_release(&q); hi = mid; }
                 }
                 last = lo;
                 break;
             }
-            free(p);
-            p = NULL;
+            rag_prompt_release(&c);
         }
         ns--;
         last = (size_t)-1;
-        if ((rc = candidate(in, ns, last, nh, &p, &len, &nt, err, errlen)) != RAG_OK) goto done;
+        if ((rc = candidate(in, ns, last, nh, &c, err, errlen)) != RAG_OK) goto done;
     }
     if (!FITS()) {
-        snprintf(err, errlen, "prompt: the question alone takes %d tokens, over the budget of %d", nt, budget);
+        snprintf(err, errlen, "prompt: the question alone takes %d tokens, over the budget of %d", c.n_tokens, budget);
         rc = RAG_ERR_LIMIT;
         goto done;
     }
 #undef FITS
-    out->prompt = p;
-    p = NULL;
-    out->prompt_len = len;
-    out->n_tokens = nt;
+    *out = c;
+    memset(&c, 0, sizeof c);
     out->n_sources_used = ns;
     out->n_history_used = nh;
     if (ns && last != (size_t)-1 && last < in->sources[ns - 1].text_len) {
@@ -238,7 +270,7 @@ int rag_prompt_build(const rag_prompt_input *in, rag_prompt *out, char *err, siz
         out->trimmed_len = last;
     }
 done:
-    free(p);
+    rag_prompt_release(&c);
     return rc;
 }
 

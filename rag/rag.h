@@ -3,6 +3,7 @@
  * Library code: returns status codes, keeps error messages, never prints.
  *
  *   rag/base.h      status codes, handles of llm/ and index/, shared callbacks
+ *   rag/engine.h    the generation interface: local (llm/) and remote engines
  *   rag/ingest.h    walk, extract, chunk; the ingestion pipeline
  *   rag/retrieve.h  dense, BM25 and hybrid retrieval
  *   rag/access.h    access rules and caller groups
@@ -16,6 +17,7 @@
 #include "rag/access.h"
 #include "rag/answer.h"
 #include "rag/base.h"
+#include "rag/engine.h"
 #include "rag/guard.h"
 #include "rag/ingest.h"
 #include "rag/remote.h"

@@ -1,6 +1,7 @@
 /* remote.c — the remote engine: generation (SSE streaming) and query
- * embeddings on an OpenAI-compatible server over libcurl, the prompt turned
- * back into chat messages, and a token estimate without a tokenizer. */
+ * embeddings on an OpenAI-compatible server over libcurl, and the engine
+ * (rag/engine.h) over it. */
+#define _GNU_SOURCE
 #include "rag/http_internal.h"
 #include "rag/rag.h"
 
@@ -34,8 +35,6 @@ struct rag_remote {
     char mrag_sha[65];          /* its model sha256, "" when not reported */
     int mrag_n_embd;
     long last_status;           /* HTTP status of the last request_json */
-    char *stop[RAG_REMOTE_MAX_STOP];    /* sent as "stop" (owned) */
-    size_t n_stop;
     char err[1024];
 };
 
@@ -60,7 +59,6 @@ static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 rag_remote_params rag_remote_default_params(void) {
     rag_remote_params p;
     memset(&p, 0, sizeof p);
-    p.seed = 42;
     p.connect_timeout_ms = 10000;
     p.first_token_timeout_ms = 300000;
     p.idle_timeout_ms = 60000;
@@ -80,7 +78,6 @@ static void wipe_free(char *s) {
 
 void rag_remote_free(rag_remote *r) {
     if (!r) return;
-    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->base);
     wipe_free(r->key);
     wipe_free(r->auth);
@@ -89,30 +86,8 @@ void rag_remote_free(rag_remote *r) {
     free(r);
 }
 
-int rag_remote_set_sampling(rag_remote *r, float temperature, uint64_t seed, const char *const *stop,
-                            size_t n_stop) {
-    if (!r) return RAG_ERR_ARG;
-    if (n_stop > RAG_REMOTE_MAX_STOP || (n_stop && !stop)) return rerr(r, RAG_ERR_ARG, "at most %d stop strings", RAG_REMOTE_MAX_STOP);
-    for (size_t i = 0; i < n_stop; i++)
-        if (!stop[i] || !*stop[i]) return rerr(r, RAG_ERR_ARG, "an empty stop string");
-    char *copy[RAG_REMOTE_MAX_STOP];
-    for (size_t i = 0; i < n_stop; i++) {
-        if (!(copy[i] = strdup(stop[i]))) {
-            while (i--) free(copy[i]);
-            return rerr(r, RAG_ERR_NOMEM, "out of memory");
-        }
-    }
-    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
-    memcpy(r->stop, copy, n_stop * sizeof *copy);
-    r->n_stop = n_stop;
-    r->p.temperature = temperature;
-    r->p.seed = seed;
-    return RAG_OK;
-}
-
 const char *rag_remote_errmsg(const rag_remote *r) { return r ? r->err : "out of memory"; }
 const char *rag_remote_model(const rag_remote *r) { return r && r->model ? r->model : ""; }
-const char *rag_remote_generate_errmsg(void *user) { return rag_remote_errmsg(user); }
 
 /* Reads the key: the first line of the file, blanks trimmed; printable
  * ASCII without blanks inside. The key never goes into a message. */
@@ -327,7 +302,7 @@ static bool sse_feed(xfer *x, const char *p, size_t n) {
     return true;
 }
 
-/* Contract: see rag.h. */
+/* Contract: see remote.h. */
 int rag_remote_parse_sse(const char *data, size_t len, size_t piece, size_t max_line, rag_emit_fn emit, void *emit_user,
                          char *err, size_t errlen) {
     rag_remote r;
@@ -567,7 +542,7 @@ static int probe_models(rag_remote *r) {
     return RAG_OK;
 }
 
-/* Contract: see rag.h. */
+/* Contract: see remote.h. */
 int rag_remote_new(const rag_remote_params *p, rag_remote **out, char *err, size_t errlen) {
     int rc = RAG_OK;
     rag_remote *r = NULL;
@@ -612,131 +587,40 @@ done:
     return RAG_OK;
 }
 
-/* ------------------------------------------------------------ prompt -> messages */
-
-void rag_chat_msgs_free(rag_chat_msg *m, size_t n) {
-    for (size_t i = 0; m && i < n; i++) { free(m[i].role); free(m[i].content); }
-    free(m);
-}
-
-static const char *find(const char *h, size_t hl, const char *n) {
-    size_t nl = strlen(n);
-    for (size_t i = 0; i + nl <= hl; i++)
-        if (h[i] == n[0] && memcmp(h + i, n, nl) == 0) return h + i;
-    return NULL;
-}
-
-/* Contract: see rag.h. The grammar is llm_chat_format's:
- *   "<s>" ( "[INST] " USER " [/INST]" ( " " ASSISTANT "</s>" )? )+
- * where only the last turn has no answer. */
-int rag_prompt_to_messages(const char *prompt, size_t len, rag_chat_msg **msgs, size_t *n, char *err, size_t errlen) {
-    int rc = RAG_OK;
-    rag_chat_msg *m = NULL;
-    size_t nm = 0, cap = 0;
-    *msgs = NULL;
-    *n = 0;
-    const char *p = prompt, *end = prompt + len;
-#define PFAIL(...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); rc = RAG_ERR_FORMAT; goto done; } while (0)
-    if (!prompt || len < 3 || memcmp(p, "<s>", 3) != 0) PFAIL("prompt: does not start with <s>");
-    p += 3;
-    while (p < end) {
-        if ((size_t)(end - p) < 7 || memcmp(p, "[INST] ", 7) != 0) PFAIL("prompt: expected [INST] at byte %zu", (size_t)(p - prompt));
-        p += 7;
-        const char *close = find(p, (size_t)(end - p), " [/INST]");
-        if (!close) PFAIL("prompt: [INST] without [/INST]");
-        const char *bad = find(p, (size_t)(close - p), "[INST]");
-        if (bad) PFAIL("prompt: [INST] inside a user turn (a preamble holding control strings?)");
-        const char *user = p;
-        size_t ul = (size_t)(close - p);
-        p = close + 8;
-        const char *asst = NULL;
-        size_t al = 0;
-        if (p < end) {
-            if (*p != ' ') PFAIL("prompt: expected a blank after [/INST] at byte %zu", (size_t)(p - prompt));
-            p++;
-            const char *eos = find(p, (size_t)(end - p), "</s>");
-            if (!eos) PFAIL("prompt: an answer without </s>");
-            asst = p;
-            al = (size_t)(eos - p);
-            if (find(asst, al, "[INST]") || find(asst, al, "[/INST]")) PFAIL("prompt: control string inside an answer");
-            p = eos + 4;
-        }
-        if (nm + 2 > cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            rag_chat_msg *q = realloc(m, nc * sizeof *q);
-            if (!q) { rc = RAG_ERR_NOMEM; if (err && errlen) snprintf(err, errlen, "out of memory"); goto done; }
-            m = q;
-            cap = nc;
-        }
-        m[nm].role = strdup("user");
-        m[nm].content = strndup(user, ul);
-        nm++;
-        if (!m[nm - 1].role || !m[nm - 1].content) { rc = RAG_ERR_NOMEM; goto done; }
-        if (asst) {
-            m[nm].role = strdup("assistant");
-            m[nm].content = strndup(asst, al);
-            nm++;
-            if (!m[nm - 1].role || !m[nm - 1].content) { rc = RAG_ERR_NOMEM; goto done; }
-        } else if (p < end) {
-            PFAIL("prompt: text after the last [/INST]");
-        }
-    }
-    if (nm == 0 || strcmp(m[nm - 1].role, "user") != 0) PFAIL("prompt: does not end with a question");
-#undef PFAIL
-done:
-    if (rc != RAG_OK) { rag_chat_msgs_free(m, nm); return rc; }
-    *msgs = m;
-    *n = nm;
-    return RAG_OK;
-}
-
-/* Contract: see rag.h. Weights in 1/15 token: ASCII letters and blanks 6
- * (2.5 bytes a token; prose averages 3.3-4.2 with Mistral's tokenizer),
- * blanks before digits or symbols, digits and ASCII punctuation 15 (Mistral splits digits; code is mostly
- * one symbol a token), other bytes 10 (2 of 3 UTF-8 bytes of CJK, 1.3 per
- * umlaut); plus one. Measured against the real tokenizer: docs/remote.md. */
-int rag_count_estimate(void *user, const char *text, size_t len) {
-    (void)user;
-    uint64_t w = 0;
-    for (size_t i = 0; text && i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c >= 0x80) w += 10;
-        else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) w += 6;
-        else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
-            /* a blank joins the next word, but stands alone before a digit or a symbol */
-            unsigned char d = i + 1 < len ? (unsigned char)text[i + 1] : 0;
-            bool letter = (d >= 'a' && d <= 'z') || (d >= 'A' && d <= 'Z') || d >= 0x80;
-            w += letter ? 6 : 15;
-        } else w += 15;
-    }
-    uint64_t t = (w + 14) / 15 + 1;
-    return t > 0x7fffffff ? 0x7fffffff : (int)t;
-}
-
 /* ------------------------------------------------------------ generation */
 
 /* The request body: messages, streaming, budget, sampling; `mrag serve`
- * additionally gets "mrag":{"retrieval":false} (the prompt already holds
+ * additionally gets "mrag":{"retrieval":false} (the messages already hold
  * the sources). Owned string. */
-static char *chat_body(rag_remote *r, const rag_chat_msg *m, size_t n, int max_tokens) {
+static char *chat_body(rag_remote *r, const rag_msg *m, size_t n, const rag_sampling *sp) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "model", r->model);
     cJSON *arr = cJSON_AddArrayToObject(o, "messages");
-    for (size_t i = 0; arr && i < n; i++) {
+    /* a system message goes into the first user message, as the Mistral
+     * template does: servers whose template has no system role (Mistral
+     * v0.1's) refuse one */
+    const char *sys = n > 1 && strcmp(m[0].role, "system") == 0 && strcmp(m[1].role, "user") == 0 ? m[0].content : NULL;
+    for (size_t i = sys ? 1 : 0; arr && i < n; i++) {
         cJSON *e = cJSON_CreateObject();
         if (!e) break;
         cJSON_AddStringToObject(e, "role", m[i].role);
-        cJSON_AddStringToObject(e, "content", m[i].content);
         cJSON_AddItemToArray(arr, e);
+        char *joined = NULL;
+        if (sys && *sys && i == 1 && asprintf(&joined, "%s\n\n%s", sys, m[i].content) < 0) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddStringToObject(e, "content", joined ? joined : m[i].content);
+        free(joined);
     }
     cJSON_AddBoolToObject(o, "stream", 1);
-    cJSON_AddNumberToObject(o, "max_tokens", max_tokens);
-    cJSON_AddNumberToObject(o, "temperature", r->p.temperature);
-    cJSON_AddNumberToObject(o, "seed", (double)(r->p.seed & 0xffffffffu));
-    if (r->n_stop) {
+    cJSON_AddNumberToObject(o, "max_tokens", sp->max_tokens > 0 ? sp->max_tokens : 512);
+    cJSON_AddNumberToObject(o, "temperature", sp->temperature);
+    cJSON_AddNumberToObject(o, "seed", (double)(sp->seed & 0xffffffffu));
+    if (sp->n_stop) {
         cJSON *st = cJSON_AddArrayToObject(o, "stop");
-        for (size_t i = 0; st && i < r->n_stop; i++) cJSON_AddItemToArray(st, cJSON_CreateString(r->stop[i]));
+        for (size_t i = 0; st && i < sp->n_stop; i++) cJSON_AddItemToArray(st, cJSON_CreateString(sp->stop[i]));
     }
     if (r->is_mrag) {
         cJSON *mo = cJSON_AddObjectToObject(o, "mrag");
@@ -747,19 +631,35 @@ static char *chat_body(rag_remote *r, const rag_chat_msg *m, size_t n, int max_t
     return s;
 }
 
-/* Contract: see rag.h. */
-int rag_remote_generate(void *user, const char *prompt, size_t len, int max_tokens, rag_emit_fn emit, void *emit_user,
-                        volatile int *cancel) {
-    rag_remote *r = user;
+/* Counts the pieces streamed (a remote engine's "tokens"). */
+typedef struct {
+    rag_emit_fn emit;
+    void *user;
+    int pieces;
+} piece_count;
+
+static int count_piece(void *user, const char *text, size_t len) {
+    piece_count *pc = user;
+    pc->pieces++;
+    return pc->emit ? pc->emit(pc->user, text, len) : 0;
+}
+
+/* Contract: see remote.h. */
+int rag_remote_chat(rag_remote *r, const rag_msg *msgs, size_t nm, const rag_sampling *sp, rag_emit_fn emit_fn,
+                    void *emit_fn_user, volatile int *cancel, rag_gen_stats *st) {
+    rag_gen_stats local;
+    if (!st) st = &local;
+    memset(st, 0, sizeof *st);
+    st->n_prompt = -1;
     if (!r) return RAG_ERR_ARG;
     r->err[0] = 0;
-    rag_chat_msg *m = NULL;
-    size_t nm = 0;
-    char perr[256];
-    int rc = rag_prompt_to_messages(prompt, len, &m, &nm, perr, sizeof perr);
-    if (rc != RAG_OK) return rerr(r, rc, "remote engine: %s", perr);
-    char *body = chat_body(r, m, nm, max_tokens > 0 ? max_tokens : 512);
-    rag_chat_msgs_free(m, nm);
+    if (!msgs || !nm || !sp) return rerr(r, RAG_ERR_ARG, "remote engine: no messages");
+    piece_count pc = {emit_fn, emit_fn_user, 0};
+    rag_emit_fn emit = count_piece;
+    void *emit_user = &pc;
+    double t0 = now_ms();
+    int rc = RAG_OK;
+    char *body = chat_body(r, msgs, nm, sp);
     if (!body) return rerr(r, RAG_ERR_NOMEM, "out of memory");
     int backoff = r->p.backoff_ms > 0 ? r->p.backoff_ms : 500;
     int attempts = r->p.max_attempts > 0 ? r->p.max_attempts : 1;
@@ -817,12 +717,44 @@ int rag_remote_generate(void *user, const char *prompt, size_t len, int max_toke
         backoff = backoff * 2 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : backoff * 2;
     }
     free(body);
+    st->n_generated = pc.pieces;
+    st->decode_ms = now_ms() - t0;
+    st->stop = cancel && *cancel ? RAG_STOP_CANCELLED : pc.pieces >= sp->max_tokens ? RAG_STOP_LENGTH : RAG_STOP_EOS;
     return rc;
+}
+
+/* ------------------------------------------------------------ the engine */
+
+static int remote_generate(void *self, const rag_msg *msgs, size_t n, const rag_sampling *s, rag_emit_fn emit,
+                           void *emit_user, volatile int *cancel, rag_gen_stats *st) {
+    return rag_remote_chat(self, msgs, n, s, emit, emit_user, cancel, st);
+}
+
+static int remote_embed(void *self, const char *const *texts, const size_t *lens, int n, float *out, int dim) {
+    for (int i = 0; i < n; i++) {
+        int rc = rag_remote_embed(self, texts[i], lens[i], out + (size_t)i * (size_t)dim, dim);
+        if (rc != RAG_OK) return rc;
+    }
+    return RAG_OK;
+}
+
+static const char *remote_errmsg(void *self) { return rag_remote_errmsg(self); }
+
+/* Contract: see remote.h. */
+int rag_engine_remote_new(rag_remote *r, rag_engine **out) {
+    static const rag_engine_ops ops = {
+        .generate = remote_generate,
+        .embed = remote_embed,
+        .count = rag_count_estimate,
+        .errmsg = remote_errmsg,
+    };
+    *out = r ? rag_engine_new(&ops, r) : NULL;
+    return *out ? RAG_OK : r ? RAG_ERR_NOMEM : RAG_ERR_ARG;
 }
 
 /* ------------------------------------------------------------ embeddings */
 
-/* Contract: see rag.h. */
+/* Contract: see remote.h. */
 int rag_remote_embed(void *user, const char *text, size_t len, float *out, int dim) {
     rag_remote *r = user;
     if (!r || (!text && len) || dim < 0 || (dim && !out)) return RAG_ERR_ARG;
@@ -862,7 +794,7 @@ done:
     return rc;
 }
 
-/* Contract: see rag.h. */
+/* Contract: see remote.h. */
 int rag_remote_check_index(rag_remote *r, idx_store *s, int *dim) {
     if (!r || !s) return RAG_ERR_ARG;
     idx_fingerprint fp;

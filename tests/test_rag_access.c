@@ -466,18 +466,24 @@ typedef struct {
     int calls;
 } gen_capture;
 
-static int fake_generate(void *user, const char *prompt, size_t len, int max_tokens, rag_emit_fn emit,
-                         void *emit_user, volatile int *cancel) {
-    (void)max_tokens;
+static gen_capture *cur_capture;
+
+static int fake_generate(void *self, const rag_msg *msgs, size_t n, const rag_sampling *sp, rag_emit_fn emit,
+                         void *emit_user, volatile int *cancel, rag_gen_stats *st) {
+    (void)self;
+    (void)sp;
     (void)cancel;
-    gen_capture *g = user;
+    gen_capture *g = cur_capture;
     free(g->prompt);
-    g->prompt = strndup(prompt, len);
+    g->prompt = rag_msgs_format(msgs, n);
     g->calls++;
     const char *ans = "The answer is in the sources [1].";
+    st->n_generated = 1;
     emit(emit_user, ans, strlen(ans));
     return RAG_OK;
 }
+
+static const rag_engine_ops fake_ops = {.generate = fake_generate};
 
 static int count_words(void *user, const char *text, size_t len) { return rag_count_words(user, text, len); }
 
@@ -510,8 +516,10 @@ TEST(answerer_with_groups_never_prompts_restricted_text) {
     p.n_threads = 1;
     p.k = 4;
     p.count = count_words;
-    p.generate = fake_generate;
-    p.generate_user = &g;
+    cur_capture = &g;
+    rag_engine *eng = rag_engine_new(&fake_ops, NULL);
+    REQUIRE(eng);
+    p.engine = eng;
     rag_answerer *a = NULL;
     REQUIRE(rag_answerer_new(&p, &a, err, sizeof err) == RAG_OK, "%s", err);
     rag_answer res;
@@ -559,6 +567,7 @@ TEST(answerer_with_groups_never_prompts_restricted_text) {
     rag_answer_release(&res);
     free(g.prompt);
     rag_answerer_free(a);
+    rag_engine_free(eng);
     rag_guard_free(guard);
     idx_close(s);
 }
