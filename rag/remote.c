@@ -8,21 +8,16 @@
 #include "index/index.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define KEY_MAX 4096                    /* bytes of a key file */
-#define ERR_BODY_MAX (64u << 10)        /* error bodies kept */
 #define JSON_BODY_MAX (32u << 20)       /* JSON answers (models, embeddings, non-streamed) */
-#define RETRY_AFTER_MAX_MS 30000
 
 struct rag_remote {
     rag_remote_params p;
@@ -31,6 +26,7 @@ struct rag_remote {
     char *auth;                 /* "Authorization: Bearer KEY", wiped on free */
     char *model;                /* model id sent */
     char *ca_file;
+    rag_http *http;             /* one client: keep-alive to the server */
     bool is_mrag;               /* /v1/models had an "mrag" object: an `mrag serve` */
     char mrag_sha[65];          /* its model sha256, "" when not reported */
     int mrag_n_embd;
@@ -52,9 +48,6 @@ static double now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 rag_remote_params rag_remote_default_params(void) {
     rag_remote_params p;
@@ -81,6 +74,7 @@ void rag_remote_free(rag_remote *r) {
     free(r->base);
     wipe_free(r->key);
     wipe_free(r->auth);
+    rag_http_free(r->http);
     free(r->model);
     free(r->ca_file);
     free(r);
@@ -122,18 +116,9 @@ static int read_key(rag_remote *r, const char *path) {
 
 /* ------------------------------------------------------------ HTTP core */
 
-/* One transfer's state: a bounded body, or an SSE stream. */
+/* One transfer's state: the SSE stream (bodies are the HTTP client's). */
 typedef struct {
     rag_remote *r;
-    bool sse_wanted;            /* parse text/event-stream when the answer is 200 */
-    bool decided, is_sse;
-    long status;
-    /* body (errors, JSON) */
-    char *body;
-    size_t body_len, body_cap, body_max;
-    bool body_cut;
-    /* Retry-After of the answer, ms (0 none) */
-    int retry_after_ms;
     /* SSE */
     char *line;
     size_t line_len, line_cap;
@@ -158,7 +143,6 @@ typedef struct {
 } xfer;
 
 static void xfer_release(xfer *x) {
-    free(x->body);
     free(x->line);
     free(x->data);
 }
@@ -311,7 +295,6 @@ int rag_remote_parse_sse(const char *data, size_t len, size_t piece, size_t max_
     xfer x;
     memset(&x, 0, sizeof x);
     x.r = &r;
-    x.is_sse = true;
     x.emit = emit;
     x.emit_user = emit_user;
     if (!piece) piece = len ? len : 1;
@@ -325,36 +308,16 @@ int rag_remote_parse_sse(const char *data, size_t len, size_t piece, size_t max_
     return rc;
 }
 
-static size_t on_header(char *b, size_t size, size_t nitems, void *user) {
+/* Stream bytes from the HTTP client; false ends the transfer. */
+static bool on_data(void *user, const char *p, size_t n) {
     xfer *x = user;
-    size_t n = size * nitems;
-    long v = rag_http_retry_after(b, n, time(NULL));
-    if (v > 0) x->retry_after_ms = v > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int)v * 1000;
-    return n;
-}
-
-static size_t on_write(char *p, size_t size, size_t nmemb, void *user) {
-    xfer *x = user;
-    size_t n = size * nmemb;
     x->t_last = now_ms();
-    if (x->is_sse) return sse_feed(x, p, n) ? n : 0;
-    if (x->body_len + n + 1 > x->body_max) {
-        x->body_cut = true;
-        if (x->status >= 200 && x->status < 300) return 0;     /* an answer too large: stop */
-        n = x->body_max > x->body_len + 1 ? x->body_max - x->body_len - 1 : 0;
-        if (!n) return size * nmemb;
-    }
-    if (!grow(&x->body, &x->body_cap, x->body_len + n + 1)) return 0;
-    memcpy(x->body + x->body_len, p, n);
-    x->body_len += n;
-    x->body[x->body_len] = 0;
-    return size * nmemb;
+    return sse_feed(x, p, n);
 }
 
-static int on_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
-    (void)dt; (void)dn; (void)ut; (void)un;
+/* The caller's timeouts, checked while the transfer runs. */
+static int on_progress(void *user) {
     xfer *x = user;
-    if (x->cancel && *x->cancel) return 1;
     double t = now_ms();
     const rag_remote_params *p = &x->r->p;
     if (x->n_emitted == 0 && p->first_token_timeout_ms > 0 && t - x->t_start > p->first_token_timeout_ms) {
@@ -370,138 +333,82 @@ static int on_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
     return 0;
 }
 
-/* The write callback needs the status and type before the first byte:
- * libcurl knows them once the headers are in, so it is asked there. */
-typedef struct {
-    xfer *x;
-    CURL *h;
-} write_ctx;
-
-static size_t on_write_first(char *p, size_t size, size_t nmemb, void *user) {
-    write_ctx *w = user;
-    xfer *x = w->x;
-    if (!x->decided) {
-        curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &x->status);
-        char *ct = NULL;
-        curl_easy_getinfo(w->h, CURLINFO_CONTENT_TYPE, &ct);
-        x->is_sse = x->sse_wanted && x->status == 200 && ct && strncasecmp(ct, "text/event-stream", 17) == 0;
-        x->body_max = x->status == 200 ? JSON_BODY_MAX : ERR_BODY_MAX;
-        x->decided = true;
-    }
-    return on_write(p, size, nmemb, x);
-}
-
-/* Runs one request: GET when body is NULL, else POST of JSON. Fills x. The
- * curl result code is returned (CURLE_OK when an answer came, whatever its
- * status). */
-static CURLcode perform(rag_remote *r, const char *path, const char *body, xfer *x) {
-    pthread_once(&curl_once, curl_init_once);
-    CURL *h = curl_easy_init();
-    if (!h) return CURLE_OUT_OF_MEMORY;
+/* Runs one attempt: GET when body is NULL, else POST of JSON; an SSE answer
+ * goes through x. */
+static int perform(rag_remote *r, const char *path, const char *body, xfer *x, bool sse, rag_http_resp *resp) {
     size_t ul = strlen(r->base) + strlen(path) + 1;
     char *url = malloc(ul);
-    struct curl_slist *hd = NULL;
-    CURLcode cc = CURLE_OUT_OF_MEMORY;
-    if (!url) goto done;
+    if (!url) { snprintf(resp->error, sizeof resp->error, "out of memory"); return RAG_ERR_NOMEM; }
     snprintf(url, ul, "%s%s", r->base, path);
-    if (r->auth) hd = curl_slist_append(hd, r->auth);
-    if (body) hd = curl_slist_append(hd, "Content-Type: application/json");
-    hd = curl_slist_append(hd, x->sse_wanted ? "Accept: text/event-stream" : "Accept: application/json");
-    hd = curl_slist_append(hd, "Expect:");
-    write_ctx w = {x, h};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    /* proxies from the environment apply, but never to loopback */
-    curl_easy_setopt(h, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)r->p.connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (r->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, r->ca_file);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "mrag");
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "identity");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write_first);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    }
+    const char *hd[3];
+    size_t nh = 0;
+    if (r->auth) hd[nh++] = r->auth;
+    if (body) hd[nh++] = "Content-Type: application/json";
+    hd[nh++] = sse ? "Accept: text/event-stream" : "Accept: application/json";
+    rag_http_req rq;
+    memset(&rq, 0, sizeof rq);
+    rq.url = url;
+    rq.body = body;
+    rq.body_len = body ? strlen(body) : 0;
+    rq.headers = hd;
+    rq.n_headers = nh;
+    rq.stream_type = sse ? "text/event-stream" : NULL;
+    rq.on_data = on_data;
+    rq.on_progress = on_progress;
+    rq.user = x;
+    rq.cancel = x->cancel;
     x->t_start = x->t_last = now_ms();
-    cc = curl_easy_perform(h);
-    if (!x->decided) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
-done:
-    curl_slist_free_all(hd);
+    int rc = rag_http_perform(r->http, &rq, resp);
     free(url);
-    curl_easy_cleanup(h);
-    return cc;
+    return rc;
 }
 
 /* "HTTP 401 from URL: the server's message" into r->err. */
-static int http_status_err(rag_remote *r, const char *path, const xfer *x) {
+static int http_status_err(rag_remote *r, const char *path, const rag_http_resp *resp) {
     const char *msg = NULL;
-    cJSON *o = x->body ? cJSON_ParseWithLength(x->body, x->body_len) : NULL;
+    cJSON *o = resp->body_len ? cJSON_ParseWithLength(resp->body, resp->body_len) : NULL;
     if (o) msg = error_message(o);
     char snippet[240] = "";
-    if (!msg && x->body_len) {
+    if (!msg && resp->body_len) {
         size_t k = 0;
-        for (size_t i = 0; i < x->body_len && k + 1 < sizeof snippet; i++)
-            snippet[k++] = (unsigned char)x->body[i] < 0x20 ? ' ' : x->body[i];
+        for (size_t i = 0; i < resp->body_len && k + 1 < sizeof snippet; i++)
+            snippet[k++] = (unsigned char)resp->body[i] < 0x20 ? ' ' : resp->body[i];
         snippet[k] = 0;
         msg = snippet;
     }
-    const char *hint = x->status == 401 || x->status == 403 ? " (check --llm-key-file)" : "";
-    rerr(r, RAG_ERR_IO, "HTTP %ld from %s%s%s: %s", x->status, r->base, path, hint, msg && *msg ? msg : "(no message)");
+    const char *hint = resp->status == 401 || resp->status == 403 ? " (check --llm-key-file)" : "";
+    rerr(r, RAG_ERR_IO, "HTTP %ld from %s%s%s: %s", resp->status, r->base, path, hint, msg && *msg ? msg : "(no message)");
     cJSON_Delete(o);
     return RAG_ERR_IO;
 }
 
-/* Sleeps ms, in steps, returning early when *cancel is set. */
-static void nap(int ms, volatile int *cancel) {
-    while (ms > 0 && !(cancel && *cancel)) {
-        int s = ms > 50 ? 50 : ms;
-        usleep((useconds_t)s * 1000);
-        ms -= s;
-    }
-}
-
-static bool retryable_status(long st) { return st == 408 || st == 429 || st >= 500; }
-
-/* A JSON request with retries: *out is the parsed answer (owned). */
+/* A JSON request with retries of transient failures: *out is the parsed
+ * answer (owned). */
 static int request_json(rag_remote *r, const char *path, const char *body, cJSON **out) {
     *out = NULL;
-    int backoff = r->p.backoff_ms > 0 ? r->p.backoff_ms : 500;
     int attempts = r->p.max_attempts > 0 ? r->p.max_attempts : 1;
+    int rc = RAG_OK;
+    rag_http_resp resp;
     for (int a = 1;; a++) {
         xfer x;
         memset(&x, 0, sizeof x);
         x.r = r;
-        CURLcode cc = perform(r, path, body, &x);
-        r->last_status = x.status;
-        int rc = RAG_OK, wait = backoff;
-        bool retry = false;
-        if (cc != CURLE_OK) {
-            if (x.timed_out) rc = rerr(r, RAG_ERR_IO, "%s%s: no answer within %d ms", r->base, path, r->p.first_token_timeout_ms);
-            else rc = rerr(r, RAG_ERR_IO, "%s%s: %s", r->base, path, curl_easy_strerror(cc));
-            retry = cc != CURLE_OUT_OF_MEMORY;
-        } else if (x.status != 200) {
-            rc = http_status_err(r, path, &x);
-            retry = retryable_status(x.status);
-            if (x.retry_after_ms) wait = x.retry_after_ms;
-        } else if (!(*out = cJSON_ParseWithLength(x.body ? x.body : "", x.body_len))) {
-            rc = rerr(r, RAG_ERR_FORMAT, "%s%s: the answer is not JSON", r->base, path);
-        }
+        int hrc = perform(r, path, body, &x, false, &resp);
         xfer_release(&x);
+        r->last_status = resp.status;
+        bool retry = rag_http_transient(hrc, &resp);
+        if (hrc != RAG_OK) {
+            if (x.timed_out) rc = rerr(r, RAG_ERR_IO, "%s%s: no answer within %d ms", r->base, path, r->p.first_token_timeout_ms);
+            else rc = rerr(r, hrc == RAG_ERR_NOMEM ? RAG_ERR_NOMEM : RAG_ERR_IO, "%s%s: %s", r->base, path, resp.error);
+        } else if (resp.status != 200) {
+            rc = http_status_err(r, path, &resp);
+        } else if (!(*out = cJSON_ParseWithLength(resp.body, resp.body_len))) {
+            rc = rerr(r, RAG_ERR_FORMAT, "%s%s: the answer is not JSON", r->base, path);
+        } else {
+            rc = RAG_OK;
+        }
         if (rc == RAG_OK || !retry || a >= attempts) return rc;
-        nap(wait, NULL);
-        backoff = backoff * 2 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : backoff * 2;
+        rag_http_backoff(r->http, a, resp.retry_after_s, NULL);
     }
 }
 
@@ -575,6 +482,14 @@ int rag_remote_new(const rag_remote_params *p, rag_remote **out, char *err, size
     r->p.key_file = NULL;
     r->p.ca_file = NULL;
     if (p->key_file && (rc = read_key(r, p->key_file)) != RAG_OK) goto done;
+    rag_http_params hp = rag_http_default_params();
+    hp.ca_file = r->ca_file;
+    hp.connect_timeout_ms = r->p.connect_timeout_ms;
+    hp.max_attempts = r->p.max_attempts;
+    hp.backoff_ms = r->p.backoff_ms;
+    hp.max_body = JSON_BODY_MAX;
+    char herr[256];
+    if ((rc = rag_http_new(&hp, &r->http, herr, sizeof herr)) != RAG_OK) { rc = rerr(r, rc, "remote engine: %s", herr); goto done; }
     if (p->probe && (rc = probe_models(r)) != RAG_OK) goto done;
     if (!r->model && !(r->model = strdup("default"))) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
 done:
@@ -661,43 +576,40 @@ int rag_remote_chat(rag_remote *r, const rag_msg *msgs, size_t nm, const rag_sam
     int rc = RAG_OK;
     char *body = chat_body(r, msgs, nm, sp);
     if (!body) return rerr(r, RAG_ERR_NOMEM, "out of memory");
-    int backoff = r->p.backoff_ms > 0 ? r->p.backoff_ms : 500;
     int attempts = r->p.max_attempts > 0 ? r->p.max_attempts : 1;
     const char *path = "/chat/completions";
     for (int a = 1;; a++) {
         xfer x;
         memset(&x, 0, sizeof x);
         x.r = r;
-        x.sse_wanted = true;
         x.emit = emit;
         x.emit_user = emit_user;
         x.cancel = cancel;
-        CURLcode cc = perform(r, path, body, &x);
+        rag_http_resp resp;
+        int hrc = perform(r, path, body, &x, true, &resp);
         bool retry = false;
-        int wait = backoff;
         rc = RAG_OK;
         if (x.stopped || (cancel && *cancel)) {
             rc = RAG_OK;                                /* the caller stopped it */
         } else if (x.fail_rc) {
             rc = rerr(r, x.fail_rc == RAG_ERR_NOMEM ? RAG_ERR_NOMEM : RAG_ERR_IO, "%s%s: %s", r->base, path, x.fail);
-        } else if (x.status && x.status != 200) {
-            rc = http_status_err(r, path, &x);
-            retry = retryable_status(x.status);
-            if (x.retry_after_ms) wait = x.retry_after_ms;
-        } else if (x.is_sse && x.done) {
+        } else if (resp.status && resp.status != 200 && hrc != RAG_ERR_NOMEM) {
+            rc = http_status_err(r, path, &resp);
+            retry = rag_http_transient(RAG_OK, &resp);
+        } else if (resp.streamed && x.done) {
             rc = RAG_OK;                                /* [DONE] (the transfer was ended there) */
-        } else if (cc != CURLE_OK) {
+        } else if (hrc != RAG_OK) {
             if (x.timed_out == 1)
                 rc = rerr(r, RAG_ERR_IO, "%s%s: no answer within %d ms", r->base, path, r->p.first_token_timeout_ms);
             else if (x.timed_out == 2)
                 rc = rerr(r, RAG_ERR_IO, "%s%s: the stream stalled for %d ms", r->base, path, r->p.idle_timeout_ms);
             else
-                rc = rerr(r, RAG_ERR_IO, "%s%s: %s%s", r->base, path, curl_easy_strerror(cc),
+                rc = rerr(r, hrc == RAG_ERR_NOMEM ? RAG_ERR_NOMEM : RAG_ERR_IO, "%s%s: %s%s", r->base, path, resp.error,
                           x.n_emitted ? " (the answer was cut)" : "");
-            retry = cc != CURLE_OUT_OF_MEMORY;
-        } else if (!x.is_sse) {
+            retry = x.timed_out == 1 || rag_http_transient(hrc, &resp);
+        } else if (!resp.streamed) {
             /* a server that ignored "stream": one chat.completion object */
-            cJSON *o = cJSON_ParseWithLength(x.body ? x.body : "", x.body_len);
+            cJSON *o = cJSON_ParseWithLength(resp.body, resp.body_len);
             const cJSON *ch = o ? cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0) : NULL;
             const cJSON *c = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "message"), "content");
             if (!cJSON_IsString(c)) rc = rerr(r, RAG_ERR_IO, "%s%s: neither an event stream nor a chat completion", r->base, path);
@@ -712,9 +624,7 @@ int rag_remote_chat(rag_remote *r, const rag_msg *msgs, size_t nm, const rag_sam
         if (x.n_emitted) retry = false;
         xfer_release(&x);
         if (rc == RAG_OK || !retry || a >= attempts || (cancel && *cancel)) break;
-        nap(wait, cancel);
-        if (cancel && *cancel) { rc = RAG_OK; break; }
-        backoff = backoff * 2 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : backoff * 2;
+        if (!rag_http_backoff(r->http, a, resp.retry_after_s, cancel)) { rc = RAG_OK; break; }
     }
     free(body);
     st->n_generated = pc.pieces;
