@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "app/app.h"
-#include "llm/ggml.h"
 #include "llm/llm.h"
 
 static const char *model_info_usage =
@@ -77,7 +76,7 @@ int app_cmd_model_info(int argc, char **argv) {
     printf("%-22s bos %d, eos %d\n", "special tokens", in.bos, in.eos);
     printf("%-22s %d:", "tensors", in.n_tensors);
     for (int t = 0; t < 40; t++)
-        if (in.tensor_type_count[t]) printf(" %s x%d", ggml_type_name((uint32_t)t), in.tensor_type_count[t]);
+        if (in.tensor_type_count[t]) printf(" %s x%d", llm_type_name((uint32_t)t), in.tensor_type_count[t]);
     printf("\n");
     printf("%-22s %" PRIu64 " (%.2f M)\n", "parameters", in.n_params, (double)in.n_params / 1e6);
     print_bytes("weights (mapped)", in.weight_bytes);

@@ -74,7 +74,7 @@ struct llm_state {
 static float f16_table[1 << 16];
 static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
 static void f16_table_init(void) {
-    for (uint32_t i = 0; i < (1u << 16); i++) f16_table[i] = ggml_fp16_to_fp32((ggml_half)i);
+    for (uint32_t i = 0; i < (1u << 16); i++) f16_table[i] = llm_ggml_fp16_to_fp32((ggml_half)i);
 }
 
 /* The largest matmul scratch any weight of the model needs for n tokens. */
@@ -355,7 +355,7 @@ static void attention_worker(void *arg, int ith, int nth) {
         for (int t = 0; t < nk; t++) {
             float p = sc[t] * inv;
             /* with an F16 cache, llama.cpp multiplies F16 probabilities by V */
-            sc[t] = s->kv_f16 ? f16_table[ggml_fp32_to_fp16(p)] : p;
+            sc[t] = s->kv_f16 ? f16_table[llm_ggml_fp32_to_fp16(p)] : p;
         }
         /* P·V: sequential float sums over the keys (measured closest to
          * llama.cpp: 5e-6 vs 8e-5 with double sums on stories260K) */
@@ -404,9 +404,9 @@ static void moe_ffn(const llm_model *m, llm_state *s, const llm_layer *L, llm_po
         for (int j = 0; j < k; j++) w[j] /= wsum;
     }
     memset(s->xb2, 0, (size_t)n * dim * sizeof(float));
-    size_t gate_row = ggml_row_size(L->e_gate.type, dim);
-    size_t up_row = ggml_row_size(L->e_up.type, dim);
-    size_t down_row = ggml_row_size(L->e_down.type, ff);
+    size_t gate_row = llm_ggml_row_size(L->e_gate.type, dim);
+    size_t up_row = llm_ggml_row_size(L->e_up.type, dim);
+    size_t down_row = llm_ggml_row_size(L->e_down.type, ff);
     /* Accumulate in top-k rank order: all rank-0 contributions, then rank 1,
      * ... so each token's sum runs in its own expert order. */
     for (int rank = 0; rank < k; rank++) {
@@ -469,7 +469,7 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
     s->n_logit_rows = 0;
 
     /* token embeddings: rows of token_embd dequantized */
-    size_t emb_row = ggml_row_size(m->tok_embd.type, dim);
+    size_t emb_row = llm_ggml_row_size(m->tok_embd.type, dim);
     for (int i = 0; i < n; i++)
         llm_dequantize_row(m->tok_embd.type, llm_weight_row(&m->tok_embd, 0, b->tokens[i], emb_row),
                            s->x + (size_t)i * dim, dim);

@@ -1,5 +1,6 @@
 /* ggml.c — ggml type traits and exact half-float conversions. */
 #include "llm/ggml.h"
+#include "llm/llm.h"
 
 static const ggml_type_traits traits[GGML_TYPE_COUNT] = {
     [GGML_TYPE_F32] = {"f32", 1, 4},
@@ -36,24 +37,24 @@ static const ggml_type_traits traits[GGML_TYPE_COUNT] = {
     [GGML_TYPE_MXFP4] = {"mxfp4", 32, 17},
 };
 
-const ggml_type_traits *ggml_type_info(uint32_t t) {
+const ggml_type_traits *llm_ggml_type_info(uint32_t t) {
     if (t >= GGML_TYPE_COUNT || !traits[t].name) return NULL;
     return &traits[t];
 }
 
-const char *ggml_type_name(uint32_t t) {
-    const ggml_type_traits *tr = ggml_type_info(t);
+const char *llm_type_name(uint32_t t) {
+    const ggml_type_traits *tr = llm_ggml_type_info(t);
     return tr ? tr->name : "unknown";
 }
 
-size_t ggml_row_size(uint32_t t, uint64_t n) {
-    const ggml_type_traits *tr = ggml_type_info(t);
+size_t llm_ggml_row_size(uint32_t t, uint64_t n) {
+    const ggml_type_traits *tr = llm_ggml_type_info(t);
     if (!tr || n % tr->blck_size) return 0;
     return (size_t)(n / tr->blck_size) * tr->type_size;
 }
 
 /* binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. */
-float ggml_fp16_to_fp32(ggml_half h) {
+float llm_ggml_fp16_to_fp32(ggml_half h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f;
     uint32_t man = h & 0x3ff;
@@ -75,7 +76,7 @@ float ggml_fp16_to_fp32(ggml_half h) {
     return f;
 }
 
-ggml_half ggml_fp32_to_fp16(float f) {
+ggml_half llm_ggml_fp32_to_fp16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     uint32_t sign = (u >> 16) & 0x8000;

@@ -52,28 +52,27 @@ typedef struct {
 } ggml_type_traits;
 
 /* Traits of type id t, or NULL when t is not a known type. */
-const ggml_type_traits *ggml_type_info(uint32_t t);
-/* Name of type t ("q4_K", ...) or "unknown". */
-const char *ggml_type_name(uint32_t t);
+const ggml_type_traits *llm_ggml_type_info(uint32_t t);
+/* llm_type_name (llm.h) names a type id. */
 /* Bytes of a row of n elements, or 0 when n is not a multiple of the block. */
-size_t ggml_row_size(uint32_t t, uint64_t n);
+size_t llm_ggml_row_size(uint32_t t, uint64_t n);
 
 /* ------------------------------------------------------------ half floats */
 typedef uint16_t ggml_half;     /* IEEE 754 binary16 bits */
 typedef uint16_t ggml_bf16;     /* bfloat16 bits */
 
 /* Exact conversions (round to nearest even on the way down; NaN kept). */
-float ggml_fp16_to_fp32(ggml_half h);
-ggml_half ggml_fp32_to_fp16(float f);
+float llm_ggml_fp16_to_fp32(ggml_half h);
+ggml_half llm_ggml_fp32_to_fp16(float f);
 
-static inline float ggml_bf16_to_fp32(ggml_bf16 h) {
+static inline float llm_ggml_bf16_to_fp32(ggml_bf16 h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 /* Round to nearest even, NaN stays NaN — as llama.cpp converts. */
-static inline ggml_bf16 ggml_fp32_to_bf16(float f) {
+static inline ggml_bf16 llm_ggml_fp32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7fffffff) > 0x7f800000) return (ggml_bf16)((u >> 16) | 64);

@@ -63,7 +63,7 @@ static uint64_t fnv1a(const char *s, uint64_t n) {
     return h;
 }
 
-bool gguf_str_eq(gguf_str s, const char *c) {
+bool llm_gguf_str_eq(gguf_str s, const char *c) {
     size_t n = strlen(c);
     return s.len == n && memcmp(s.ptr, c, n) == 0;
 }
@@ -464,7 +464,7 @@ static int parse_file(rd *r) {
         }
         uint64_t at_type = r->pos;
         if (rd_u32(r, &t->type, "type")) return -1;
-        const ggml_type_traits *tr = ggml_type_info(t->type);
+        const ggml_type_traits *tr = llm_ggml_type_info(t->type);
         if (!tr) return rd_fail(r, at_type, "%s: unknown ggml type %u", r->ctx, t->type);
         if (t->ne[0] % tr->blck_size)
             return rd_fail(r, at_type, "%s: row length %llu is not a multiple of the %s block size %u", r->ctx,
@@ -555,7 +555,7 @@ static gguf_file *file_new(const char *name) {
     return f;
 }
 
-void gguf_close(gguf_file *f) {
+void llm_gguf_close(gguf_file *f) {
     if (!f) return;
     if (f->mapped && f->base) munmap((void *)f->base, f->size);
     for (size_t i = 0; i < f->n_allocs; i++) free(f->allocs[i]);
@@ -568,7 +568,7 @@ void gguf_close(gguf_file *f) {
     free(f);
 }
 
-int gguf_open_memory(const void *data, size_t size, const char *name,
+int llm_gguf_open_memory(const void *data, size_t size, const char *name,
                      gguf_file **out, char *err, size_t errlen) {
     int rc = -1;
     *out = NULL;
@@ -589,11 +589,11 @@ int gguf_open_memory(const void *data, size_t size, const char *name,
     f = NULL;
     rc = 0;
 done:
-    gguf_close(f);
+    llm_gguf_close(f);
     return rc;
 }
 
-int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
+int llm_gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
     int rc = -1, fd = -1;
     *out = NULL;
     if (err && errlen) err[0] = 0;
@@ -637,35 +637,35 @@ int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
     rc = 0;
 done:
     if (fd >= 0) close(fd);
-    gguf_close(f);
+    llm_gguf_close(f);
     return rc;
 }
 
 /* ------------------------------------------------------------ accessors */
 
-uint32_t gguf_version(const gguf_file *f) { return f->version; }
-const char *gguf_path(const gguf_file *f) { return f->path; }
-uint64_t gguf_file_size(const gguf_file *f) { return f->size; }
-uint64_t gguf_alignment(const gguf_file *f) { return f->alignment; }
-uint64_t gguf_data_offset(const gguf_file *f) { return f->data_offset; }
-const uint8_t *gguf_base(const gguf_file *f) { return f->base; }
-uint64_t gguf_kv_count(const gguf_file *f) { return f->n_kv; }
-uint64_t gguf_tensor_count(const gguf_file *f) { return f->n_tensors; }
+uint32_t llm_gguf_version(const gguf_file *f) { return f->version; }
+const char *llm_gguf_path(const gguf_file *f) { return f->path; }
+uint64_t llm_gguf_file_size(const gguf_file *f) { return f->size; }
+uint64_t llm_gguf_alignment(const gguf_file *f) { return f->alignment; }
+uint64_t llm_gguf_data_offset(const gguf_file *f) { return f->data_offset; }
+const uint8_t *llm_gguf_base(const gguf_file *f) { return f->base; }
+uint64_t llm_gguf_kv_count(const gguf_file *f) { return f->n_kv; }
+uint64_t llm_gguf_tensor_count(const gguf_file *f) { return f->n_tensors; }
 
-const gguf_kv *gguf_kv_at(const gguf_file *f, uint64_t i) {
+const gguf_kv *llm_gguf_kv_at(const gguf_file *f, uint64_t i) {
     return i < f->n_kv ? &f->kvs[i] : NULL;
 }
 
-const gguf_tensor *gguf_tensor_at(const gguf_file *f, uint64_t i) {
+const gguf_tensor *llm_gguf_tensor_at(const gguf_file *f, uint64_t i) {
     return i < f->n_tensors ? &f->tensors[i] : NULL;
 }
 
-const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key) {
+const gguf_kv *llm_gguf_find_kv(const gguf_file *f, const char *key) {
     uint64_t i = hash_find(f->kv_hash, f->kv_hash_cap, kv_name, f, key);
     return i == UINT64_MAX ? NULL : &f->kvs[i];
 }
 
-const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
+const gguf_tensor *llm_gguf_find_tensor(const gguf_file *f, const char *name) {
     uint64_t i = hash_find(f->t_hash, f->t_hash_cap, tensor_name, f, name);
     return i == UINT64_MAX ? NULL : &f->tensors[i];
 }
@@ -683,33 +683,33 @@ static bool kv_int(const gguf_kv *kv, uint64_t *mag, bool *neg) {
     return false;
 }
 
-bool gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out) {
+bool llm_gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out) {
     uint64_t m;
     bool neg;
-    if (!kv_int(gguf_find_kv(f, key), &m, &neg) || neg || m > UINT32_MAX) return false;
+    if (!kv_int(llm_gguf_find_kv(f, key), &m, &neg) || neg || m > UINT32_MAX) return false;
     *out = (uint32_t)m;
     return true;
 }
 
-bool gguf_get_i32(const gguf_file *f, const char *key, int32_t *out) {
+bool llm_gguf_get_i32(const gguf_file *f, const char *key, int32_t *out) {
     uint64_t m;
     bool neg;
-    if (!kv_int(gguf_find_kv(f, key), &m, &neg)) return false;
+    if (!kv_int(llm_gguf_find_kv(f, key), &m, &neg)) return false;
     if (neg ? m > (uint64_t)INT32_MAX + 1 : m > INT32_MAX) return false;
     *out = neg ? (int32_t)(0 - (int64_t)m) : (int32_t)m;
     return true;
 }
 
-bool gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out) {
+bool llm_gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out) {
     uint64_t m;
     bool neg;
-    if (!kv_int(gguf_find_kv(f, key), &m, &neg) || neg) return false;
+    if (!kv_int(llm_gguf_find_kv(f, key), &m, &neg) || neg) return false;
     *out = m;
     return true;
 }
 
-bool gguf_get_f32(const gguf_file *f, const char *key, float *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+bool llm_gguf_get_f32(const gguf_file *f, const char *key, float *out) {
+    const gguf_kv *kv = llm_gguf_find_kv(f, key);
     if (!kv) return false;
     if (kv->type == GGUF_TYPE_FLOAT32 || kv->type == GGUF_TYPE_FLOAT64) { *out = (float)kv->v.f64; return true; }
     if (type_is_unsigned(kv->type)) { *out = (float)kv->v.u64; return true; }
@@ -717,28 +717,28 @@ bool gguf_get_f32(const gguf_file *f, const char *key, float *out) {
     return false;
 }
 
-bool gguf_get_bool(const gguf_file *f, const char *key, bool *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+bool llm_gguf_get_bool(const gguf_file *f, const char *key, bool *out) {
+    const gguf_kv *kv = llm_gguf_find_kv(f, key);
     if (!kv || kv->type != GGUF_TYPE_BOOL) return false;
     *out = kv->v.u64 != 0;
     return true;
 }
 
-bool gguf_get_str(const gguf_file *f, const char *key, gguf_str *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+bool llm_gguf_get_str(const gguf_file *f, const char *key, gguf_str *out) {
+    const gguf_kv *kv = llm_gguf_find_kv(f, key);
     if (!kv || kv->type != GGUF_TYPE_STRING) return false;
     *out = kv->v.str;
     return true;
 }
 
-bool gguf_get_arr(const gguf_file *f, const char *key, gguf_arr *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+bool llm_gguf_get_arr(const gguf_file *f, const char *key, gguf_arr *out) {
+    const gguf_kv *kv = llm_gguf_find_kv(f, key);
     if (!kv || kv->type != GGUF_TYPE_ARRAY) return false;
     *out = kv->v.arr;
     return true;
 }
 
-bool gguf_arr_str(const gguf_file *f, const gguf_arr *a, uint64_t i, gguf_str *out) {
+bool llm_gguf_arr_str(const gguf_file *f, const gguf_arr *a, uint64_t i, gguf_str *out) {
     (void)f;
     const gguf_arr_index *ix = a->index;
     if (a->elem_type != GGUF_TYPE_STRING || i >= a->n || !ix) return false;
@@ -748,7 +748,7 @@ bool gguf_arr_str(const gguf_file *f, const gguf_arr *a, uint64_t i, gguf_str *o
     return true;
 }
 
-bool gguf_arr_arr(const gguf_file *f, const gguf_arr *a, uint64_t i, gguf_arr *out) {
+bool llm_gguf_arr_arr(const gguf_file *f, const gguf_arr *a, uint64_t i, gguf_arr *out) {
     (void)f;
     const gguf_arr_index *ix = a->index;
     if (a->elem_type != GGUF_TYPE_ARRAY || i >= a->n || !ix) return false;
@@ -761,7 +761,7 @@ bool gguf_arr_arr(const gguf_file *f, const gguf_arr *a, uint64_t i, gguf_arr *o
     return true;
 }
 
-bool gguf_arr_f32(const gguf_arr *a, uint64_t i, float *out) {
+bool llm_gguf_arr_f32(const gguf_arr *a, uint64_t i, float *out) {
     if (i >= a->n) return false;
     gguf_kv tmp;
     if (a->elem_type == GGUF_TYPE_FLOAT32) decode_scalar(GGUF_TYPE_FLOAT32, a->data + 4 * i, &tmp);
@@ -771,7 +771,7 @@ bool gguf_arr_f32(const gguf_arr *a, uint64_t i, float *out) {
     return true;
 }
 
-bool gguf_arr_i64(const gguf_arr *a, uint64_t i, int64_t *out) {
+bool llm_gguf_arr_i64(const gguf_arr *a, uint64_t i, int64_t *out) {
     uint64_t es = type_size(a->elem_type);
     if (i >= a->n || !es) return false;
     gguf_kv tmp;
@@ -817,11 +817,11 @@ static void w_fail(gguf_writer *w, const char *fmt, ...) {
     va_end(ap);
 }
 
-gguf_writer *gguf_writer_new(void) {
+gguf_writer *llm_gguf_writer_new(void) {
     return calloc(1, sizeof(gguf_writer));
 }
 
-void gguf_writer_free(gguf_writer *w) {
+void llm_gguf_writer_free(gguf_writer *w) {
     if (!w) return;
     for (size_t i = 0; i < w->n_kv; i++) { free(w->kvs[i].key); free(w->kvs[i].val); }
     for (size_t i = 0; i < w->n_t; i++) { free(w->ts[i].name); free(w->ts[i].data); }
@@ -867,25 +867,25 @@ static void put_le(uint8_t *p, uint64_t v, int n) {
     for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-void gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v) {
+void llm_gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v) {
     uint8_t b[4];
     put_le(b, v, 4);
     w_put(w, key, key ? strlen(key) : 0, GGUF_TYPE_UINT32, b, 4);
 }
 
-void gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v) {
+void llm_gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v) {
     uint8_t b[4];
     put_le(b, (uint32_t)v, 4);
     w_put(w, key, key ? strlen(key) : 0, GGUF_TYPE_INT32, b, 4);
 }
 
-void gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v) {
+void llm_gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v) {
     uint8_t b[8];
     put_le(b, v, 8);
     w_put(w, key, key ? strlen(key) : 0, GGUF_TYPE_UINT64, b, 8);
 }
 
-void gguf_writer_set_f32(gguf_writer *w, const char *key, float v) {
+void llm_gguf_writer_set_f32(gguf_writer *w, const char *key, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
     uint8_t b[4];
@@ -893,12 +893,12 @@ void gguf_writer_set_f32(gguf_writer *w, const char *key, float v) {
     w_put(w, key, key ? strlen(key) : 0, GGUF_TYPE_FLOAT32, b, 4);
 }
 
-void gguf_writer_set_bool(gguf_writer *w, const char *key, bool v) {
+void llm_gguf_writer_set_bool(gguf_writer *w, const char *key, bool v) {
     uint8_t b = v ? 1 : 0;
     w_put(w, key, key ? strlen(key) : 0, GGUF_TYPE_BOOL, &b, 1);
 }
 
-void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
+void llm_gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
     if (!w || w->failed) return;
     if (!v) { w_fail(w, "NULL string value for key %s", key ? key : "(null)"); return; }
     size_t n = strlen(v);
@@ -940,17 +940,17 @@ static void w_put_arr_raw(gguf_writer *w, const char *key, size_t key_len, gguf_
     free(b);
 }
 
-void gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type, const void *data, uint64_t n) {
+void llm_gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type, const void *data, uint64_t n) {
     if (!w || w->failed) return;
     uint64_t es = type_size(elem_type);
-    if (!es) { w_fail(w, "key %s: gguf_writer_set_arr needs a fixed-size element type, not %s",
+    if (!es) { w_fail(w, "key %s: llm_gguf_writer_set_arr needs a fixed-size element type, not %s",
                       key ? key : "(null)", type_name(elem_type)); return; }
     if (n > SIZE_MAX / es / 2) { w_fail(w, "key %s: array too large", key ? key : "(null)"); return; }
     /* Elements are packed little-endian in the file; the host is little-endian (x86-64). */
     w_put_arr_raw(w, key, key ? strlen(key) : 0, elem_type, n, data, n * es);
 }
 
-void gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs, uint64_t n) {
+void llm_gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs, uint64_t n) {
     if (!w || w->failed) return;
     uint64_t total = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -969,12 +969,12 @@ void gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const 
     free(b);
 }
 
-void gguf_writer_set_arr_raw(gguf_writer *w, const char *key, gguf_type elem_type, uint64_t n,
+void llm_gguf_writer_set_arr_raw(gguf_writer *w, const char *key, gguf_type elem_type, uint64_t n,
                              const void *raw, uint64_t raw_len) {
     w_put_arr_raw(w, key, key ? strlen(key) : 0, elem_type, n, raw, raw_len);
 }
 
-void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv) {
+void llm_gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv) {
     if (!w || w->failed) return;
     if (!kv) { w_fail(w, "copy of a NULL key"); return; }
     size_t kl = (size_t)kv->key.len;
@@ -1009,13 +1009,13 @@ void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv) {
     w_put(w, kv->key.ptr, kl, kv->type, b, es);
 }
 
-void gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
+void llm_gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                             uint32_t n_dims, const uint64_t *ne, const void *data) {
     if (!w || w->failed) return;
     size_t nl = name ? strlen(name) : 0;
     if (nl == 0 || nl > GGUF_MAX_NAME_LEN) { w_fail(w, "tensor name \"%s\" is empty or longer than %u bytes",
                                                     name ? name : "", GGUF_MAX_NAME_LEN); return; }
-    const ggml_type_traits *tr = ggml_type_info(type);
+    const ggml_type_traits *tr = llm_ggml_type_info(type);
     if (!tr) { w_fail(w, "tensor %s: unknown ggml type %u", name, type); return; }
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS) { w_fail(w, "tensor %s: %u dimensions", name, n_dims); return; }
     uint64_t nelem = 1;
@@ -1079,7 +1079,7 @@ static void out_pad(wout *o, uint64_t align) {
     }
 }
 
-int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t errlen) {
+int llm_gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t errlen) {
     int rc = -1, fd = -1;
     FILE *fp = NULL;
     char *tmp = NULL;

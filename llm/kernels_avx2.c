@@ -327,7 +327,7 @@ static float dot_bf16(const ggml_bf16 *a, const ggml_bf16 *b, int n) {
     }
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_bf16(a + i), load_bf16(b + i), s0);
     float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) s += ggml_bf16_to_fp32(a[i]) * ggml_bf16_to_fp32(b[i]);
+    for (; i < n; i++) s += llm_ggml_bf16_to_fp32(a[i]) * llm_ggml_bf16_to_fp32(b[i]);
     return s;
 }
 
@@ -339,7 +339,7 @@ static void fp32_to_fp16(const float *x, ggml_half *y, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) y[i] = ggml_fp32_to_fp16(x[i]);
+    for (; i < n; i++) y[i] = llm_ggml_fp32_to_fp16(x[i]);
 }
 
 static void fp16_to_fp32(const ggml_half *x, float *y, int n) {
@@ -353,7 +353,7 @@ static void act_f16(const float *x, void *dst, int64_t n) {
 }
 
 /* bf16 rounding to nearest even in integer arithmetic, NaN kept quiet —
- * bit-identical to ggml_fp32_to_bf16. */
+ * bit-identical to llm_ggml_fp32_to_bf16. */
 static void act_bf16(const float *x, void *dst, int64_t n) {
     ggml_bf16 *y = dst;
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
@@ -371,7 +371,7 @@ static void act_bf16(const float *x, void *dst, int64_t n) {
         __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), _MM_SHUFFLE(3, 1, 2, 0));
         _mm256_storeu_si256((__m256i *)(y + i), p);
     }
-    for (; i < n; i++) y[i] = ggml_fp32_to_bf16(x[i]);
+    for (; i < n; i++) y[i] = llm_ggml_fp32_to_bf16(x[i]);
 }
 
 /* Q8_0 activations, bit-identical to the reference: d = amax/127, q =
@@ -390,7 +390,7 @@ static void act_q8_0(const float *x, void *dst, int64_t n) {
         m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         m = _mm_max_ss(m, _mm_movehdup_ps(m));
         float am = _mm_cvtss_f32(m);
-        y[b].d = ggml_fp32_to_fp16(am / 127.f);
+        y[b].d = llm_ggml_fp32_to_fp16(am / 127.f);
         __m256 idv = _mm256_set1_ps(am != 0.f ? 127.f / am : 0.f);
         __m256i iv[4];
         for (int k = 0; k < 4; k++)

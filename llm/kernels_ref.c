@@ -14,7 +14,7 @@ static float dot_q4_0_q8_0(int n, const void *w, const void *a) {
             s += ((int)(x[i].qs[j] & 0xF) - 8) * y[i].qs[j];
             s += ((int)(x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
         }
-        sum += (float)s * (ggml_fp16_to_fp32(x[i].d) * ggml_fp16_to_fp32(y[i].d));
+        sum += (float)s * (llm_ggml_fp16_to_fp32(x[i].d) * llm_ggml_fp16_to_fp32(y[i].d));
     }
     return sum;
 }
@@ -27,7 +27,7 @@ static float dot_q8_0_q8_0(int n, const void *w, const void *a) {
     for (int i = 0; i < n / QK8_0; i++) {
         int s = 0;
         for (int j = 0; j < QK8_0; j++) s += x[i].qs[j] * y[i].qs[j];
-        sum += (float)s * (ggml_fp16_to_fp32(x[i].d) * ggml_fp16_to_fp32(y[i].d));
+        sum += (float)s * (llm_ggml_fp16_to_fp32(x[i].d) * llm_ggml_fp16_to_fp32(y[i].d));
     }
     return sum;
 }
@@ -55,8 +55,8 @@ static float dot_q4_K_q8_K(int n, const void *w, const void *a) {
             summ += m0 * (y[i].bsums[4 * j] + y[i].bsums[4 * j + 1]) +
                     m1 * (y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3]);
         }
-        float d = ggml_fp16_to_fp32(x[i].d) * y[i].d;
-        float dmin = ggml_fp16_to_fp32(x[i].dmin) * y[i].d;
+        float d = llm_ggml_fp16_to_fp32(x[i].d) * y[i].d;
+        float dmin = llm_ggml_fp16_to_fp32(x[i].dmin) * y[i].d;
         sum += d * (float)sumi - dmin * (float)summ;
     }
     return sum;
@@ -84,8 +84,8 @@ static float dot_q5_K_q8_K(int n, const void *w, const void *a) {
             summ += m0 * (y[i].bsums[4 * j] + y[i].bsums[4 * j + 1]) +
                     m1 * (y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3]);
         }
-        float d = ggml_fp16_to_fp32(x[i].d) * y[i].d;
-        float dmin = ggml_fp16_to_fp32(x[i].dmin) * y[i].d;
+        float d = llm_ggml_fp16_to_fp32(x[i].d) * y[i].d;
+        float dmin = llm_ggml_fp16_to_fp32(x[i].dmin) * y[i].d;
         sum += d * (float)sumi - dmin * (float)summ;
     }
     return sum;
@@ -113,7 +113,7 @@ static float dot_q6_K_q8_K(int n, const void *w, const void *a) {
             for (int l = 0; l < 16; l++) s += q[16 * j + l] * y[i].qs[16 * j + l];
             sumi += x[i].scales[j] * s;
         }
-        sum += ggml_fp16_to_fp32(x[i].d) * y[i].d * (float)sumi;
+        sum += llm_ggml_fp16_to_fp32(x[i].d) * y[i].d * (float)sumi;
     }
     return sum;
 }
@@ -126,13 +126,13 @@ static float dot_f32_ref(const float *a, const float *b, int n) {
 
 static float dot_f16_ref(const ggml_half *a, const ggml_half *b, int n) {
     double s = 0;
-    for (int i = 0; i < n; i++) s += (double)(ggml_fp16_to_fp32(a[i]) * ggml_fp16_to_fp32(b[i]));
+    for (int i = 0; i < n; i++) s += (double)(llm_ggml_fp16_to_fp32(a[i]) * llm_ggml_fp16_to_fp32(b[i]));
     return (float)s;
 }
 
 static float dot_bf16_ref(const ggml_bf16 *a, const ggml_bf16 *b, int n) {
     double s = 0;
-    for (int i = 0; i < n; i++) s += (double)(ggml_bf16_to_fp32(a[i]) * ggml_bf16_to_fp32(b[i]));
+    for (int i = 0; i < n; i++) s += (double)(llm_ggml_bf16_to_fp32(a[i]) * llm_ggml_bf16_to_fp32(b[i]));
     return (float)s;
 }
 
@@ -141,11 +141,11 @@ static float vdot_f16(int n, const void *w, const void *a) { return dot_f16_ref(
 static float vdot_bf16(int n, const void *w, const void *a) { return dot_bf16_ref(w, a, n); }
 
 static void fp32_to_fp16_ref(const float *x, ggml_half *y, int n) {
-    for (int i = 0; i < n; i++) y[i] = ggml_fp32_to_fp16(x[i]);
+    for (int i = 0; i < n; i++) y[i] = llm_ggml_fp32_to_fp16(x[i]);
 }
 
 static void fp16_to_fp32_ref(const ggml_half *x, float *y, int n) {
-    for (int i = 0; i < n; i++) y[i] = ggml_fp16_to_fp32(x[i]);
+    for (int i = 0; i < n; i++) y[i] = llm_ggml_fp16_to_fp32(x[i]);
 }
 
 /* y += a * x with the product rounded before the add (this file is built
@@ -159,7 +159,7 @@ static void axpy_f32_ref(float a, const float *x, float *y, int n) {
 
 static void axpy_f16_ref(float a, const ggml_half *x, float *y, int n) {
     for (int i = 0; i < n; i++) {
-        float p = a * ggml_fp16_to_fp32(x[i]);
+        float p = a * llm_ggml_fp16_to_fp32(x[i]);
         y[i] += p;
     }
 }

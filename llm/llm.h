@@ -58,6 +58,10 @@ typedef struct {
 } llm_model_info;
 
 void llm_model_get_info(const llm_model *m, llm_model_info *info);
+/* The name of a tensor type id as llama.cpp spells it ("f16", "q4_0",
+ * "q4_K", ...; the index of llm_model_info.tensor_type_count), or
+ * "unknown". Static string. */
+const char *llm_type_name(uint32_t type);
 /* Bytes a context of n_ctx tokens needs beyond the mapped weights (KV cache
  * and scratch), for `mrag model-info` and admission decisions. */
 uint64_t llm_context_bytes(const llm_model *m, int n_ctx, int n_batch, bool kv_f32);

@@ -21,7 +21,7 @@
 
 static size_t act_row_size(uint32_t wtype, int n_cols) {
     uint32_t at = llm_vec_dot_type(wtype);
-    return ggml_row_size(at, (uint64_t)n_cols);
+    return llm_ggml_row_size(at, (uint64_t)n_cols);
 }
 
 /* Q8_0 activations are also repacked for the packed gemm (when the level
@@ -133,7 +133,7 @@ void llm_matmul(llm_pool *pool, uint32_t wtype, const void *W, int n_rows, int n
     if (n_rows <= 0 || n_tok <= 0) return;
     const llm_kernel_table *k = llm_kernels_active();
     if (wtype >= GGML_TYPE_COUNT || !k->vec_dot[wtype] || n_cols <= 0 ||
-        ggml_row_size(wtype, (uint64_t)n_cols) == 0) {
+        llm_ggml_row_size(wtype, (uint64_t)n_cols) == 0) {
         /* unsupported type or a row that is not whole blocks: the loader
          * rejects these; NaN makes a caller's mistake visible */
         for (size_t i = 0; i < (size_t)n_rows * (size_t)n_tok; i++) Y[i] = NAN;
@@ -144,7 +144,7 @@ void llm_matmul(llm_pool *pool, uint32_t wtype, const void *W, int n_rows, int n
         .k = k,
         .wtype = wtype,
         .W = W,
-        .ldw = ggml_row_size(wtype, (uint64_t)n_cols),
+        .ldw = llm_ggml_row_size(wtype, (uint64_t)n_cols),
         .n_rows = n_rows,
         .n_cols = n_cols,
         .n_tok = n_tok,

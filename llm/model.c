@@ -58,12 +58,12 @@ static int hp_int(const gguf_file *f, const char *arch, const char *key, bool re
     char full[128];
     snprintf(full, sizeof full, "%s.%s", arch, key);
     uint64_t v;
-    if (!gguf_find_kv(f, full)) {
+    if (!llm_gguf_find_kv(f, full)) {
         if (!required) return 0;
         set_err(err, errlen, "%s: missing hyperparameter %s", path, full);
         return -1;
     }
-    if (!gguf_get_u64(f, full, &v) || v > (1u << 30)) {
+    if (!llm_gguf_get_u64(f, full, &v) || v > (1u << 30)) {
         set_err(err, errlen, "%s: hyperparameter %s is not a sane non-negative integer", path, full);
         return -1;
     }
@@ -75,12 +75,12 @@ static int hp_float(const gguf_file *f, const char *arch, const char *key, bool 
                     const char *path, char *err, size_t errlen) {
     char full[128];
     snprintf(full, sizeof full, "%s.%s", arch, key);
-    if (!gguf_find_kv(f, full)) {
+    if (!llm_gguf_find_kv(f, full)) {
         if (!required) return 0;
         set_err(err, errlen, "%s: missing hyperparameter %s", path, full);
         return -1;
     }
-    if (!gguf_get_f32(f, full, out) || !(*out == *out)) {
+    if (!llm_gguf_get_f32(f, full, out) || !(*out == *out)) {
         set_err(err, errlen, "%s: hyperparameter %s is not a number", path, full);
         return -1;
     }
@@ -92,7 +92,7 @@ static int hp_float(const gguf_file *f, const char *arch, const char *key, bool 
  * err naming the tensor. */
 static int get_weight(llm_model *m, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
                       bool must_f32, llm_weight *w, char *err, size_t errlen) {
-    const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
+    const gguf_tensor *t = llm_gguf_find_tensor(m->gguf, name);
     if (!t) {
         set_err(err, errlen, "%s: tensor %s is missing", m->path, name);
         return LLM_ERR_FORMAT;
@@ -112,13 +112,13 @@ static int get_weight(llm_model *m, const char *name, int64_t ne0, int64_t ne1, 
     }
     if (must_f32 ? t->type != GGML_TYPE_F32 : !weight_type_ok(t->type)) {
         set_err(err, errlen, "%s: tensor %s has type %s, which mrag does not run%s", m->path, name,
-                ggml_type_name(t->type), must_f32 ? " (norm weights must be f32)" : "");
+                llm_type_name(t->type), must_f32 ? " (norm weights must be f32)" : "");
         return LLM_ERR_UNSUPPORTED;
     }
-    size_t row_bytes = ggml_row_size(t->type, (uint64_t)ne0);
+    size_t row_bytes = llm_ggml_row_size(t->type, (uint64_t)ne0);
     if (row_bytes == 0) {
         set_err(err, errlen, "%s: tensor %s: row of %lld is not a whole number of %s blocks", m->path,
-                name, (long long)ne0, ggml_type_name(t->type));
+                name, (long long)ne0, llm_type_name(t->type));
         return LLM_ERR_FORMAT;
     }
     w->data = t->data;
@@ -194,7 +194,7 @@ static int load_hparams(llm_model *m, const llm_model_params *p, char *err, size
 static int load_weights(llm_model *m, char *err, size_t errlen) {
     llm_hparams *hp = &m->hp;
     int rc;
-    const gguf_tensor *te = gguf_find_tensor(m->gguf, "token_embd.weight");
+    const gguf_tensor *te = llm_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!te) {
         set_err(err, errlen, "%s: tensor token_embd.weight is missing", m->path);
         return LLM_ERR_FORMAT;
@@ -213,7 +213,7 @@ static int load_weights(llm_model *m, char *err, size_t errlen) {
     if ((rc = get_weight(m, "token_embd.weight", hp->n_embd, hp->n_vocab, 0, false, &m->tok_embd, err, errlen)))
         return rc;
     if ((rc = get_norm(m, "output_norm.weight", &m->out_norm, err, errlen))) return rc;
-    if (gguf_find_tensor(m->gguf, "output.weight")) {
+    if (llm_gguf_find_tensor(m->gguf, "output.weight")) {
         if ((rc = get_weight(m, "output.weight", hp->n_embd, hp->n_vocab, 0, false, &m->output, err, errlen)))
             return rc;
     } else {
@@ -248,9 +248,9 @@ static int load_weights(llm_model *m, char *err, size_t errlen) {
             W("ffn_down.weight", hp->n_ff, hp->n_embd, 0, &L->w_down);
         } else {
             snprintf(n, sizeof n, "blk.%d.ffn_gate_exps.weight", l);
-            if (!gguf_find_tensor(m->gguf, n)) {
+            if (!llm_gguf_find_tensor(m->gguf, n)) {
                 snprintf(n, sizeof n, "blk.%d.ffn_gate.0.weight", l);
-                if (gguf_find_tensor(m->gguf, n)) {
+                if (llm_gguf_find_tensor(m->gguf, n)) {
                     set_err(err, errlen,
                             "%s: per-expert tensors (%s) are an old Mixtral layout; re-convert the model "
                             "(merged ffn_*_exps tensors are supported)", m->path, n);
@@ -269,10 +269,10 @@ static int load_weights(llm_model *m, char *err, size_t errlen) {
 
 /* Tensor counts, parameter and byte totals for model-info. */
 static void count_tensors(llm_model *m) {
-    uint64_t n = gguf_tensor_count(m->gguf);
+    uint64_t n = llm_gguf_tensor_count(m->gguf);
     m->n_tensors = (int)n;
     for (uint64_t i = 0; i < n; i++) {
-        const gguf_tensor *t = gguf_tensor_at(m->gguf, i);
+        const gguf_tensor *t = llm_gguf_tensor_at(m->gguf, i);
         if (t->type < 40) m->tensor_type_count[t->type]++;
         m->n_params += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
         m->weight_bytes += t->nbytes;
@@ -302,20 +302,20 @@ int llm_model_load(const char *path, const llm_model_params *params, llm_model *
         rc = LLM_ERR_IO;
         goto done;
     }
-    if (gguf_open(path, &m->gguf, err, errlen) != 0) {
+    if (llm_gguf_open(path, &m->gguf, err, errlen) != 0) {
         rc = LLM_ERR_FORMAT;
         goto done;
     }
     gguf_str s;
-    if (gguf_get_str(m->gguf, "general.name", &s))
+    if (llm_gguf_get_str(m->gguf, "general.name", &s))
         snprintf(m->name, sizeof m->name, "%.*s", (int)(s.len < 127 ? s.len : 127), s.ptr);
-    if (!gguf_get_str(m->gguf, "general.architecture", &s)) {
+    if (!llm_gguf_get_str(m->gguf, "general.architecture", &s)) {
         set_err(err, errlen, "%s: general.architecture is missing", path);
         rc = LLM_ERR_FORMAT;
         goto done;
     }
     snprintf(m->arch, sizeof m->arch, "%.*s", (int)(s.len < 31 ? s.len : 31), s.ptr);
-    if (!gguf_str_eq(s, "llama")) {
+    if (!llm_gguf_str_eq(s, "llama")) {
         set_err(err, errlen, "%s: architecture '%s' is not supported (mrag runs 'llama': Llama, Mistral, Mixtral)",
                 path, m->arch);
         rc = LLM_ERR_UNSUPPORTED;
@@ -338,7 +338,7 @@ done:
 void llm_model_free(llm_model *m) {
     if (!m) return;
     llm_vocab_free(m->vocab);
-    gguf_close(m->gguf);
+    llm_gguf_close(m->gguf);
     free(m->layers);
     free(m->path);
     free(m);
@@ -359,7 +359,7 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->path = m->path;
     info->name = m->name;
     info->arch = m->arch;
-    info->file_size = gguf_file_size(m->gguf);
+    info->file_size = llm_gguf_file_size(m->gguf);
     info->n_vocab = m->vocab_only ? llm_vocab_n(m->vocab) : hp->n_vocab;
     info->bos = llm_vocab_bos(m->vocab);
     info->eos = llm_vocab_eos(m->vocab);
@@ -439,7 +439,7 @@ void llm_sha256_hex(const void *data, size_t n, char out[65]) {
 int llm_model_sha256(llm_model *m, char out[65]) {
     if (!m || !out) return LLM_ERR_ARG;
     if (!m->sha_done) {
-        llm_sha256_hex(gguf_base(m->gguf), (size_t)gguf_file_size(m->gguf), m->sha);
+        llm_sha256_hex(llm_gguf_base(m->gguf), (size_t)llm_gguf_file_size(m->gguf), m->sha);
         m->sha_done = true;
     }
     memcpy(out, m->sha, 65);

@@ -29,7 +29,7 @@ uint32_t llm_vec_dot_type(uint32_t wtype) {
 
 static void dequant_q4_0(const block_q4_0 *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, y += QK4_0) {
-        float d = ggml_fp16_to_fp32(b[i].d);
+        float d = llm_ggml_fp16_to_fp32(b[i].d);
         for (int j = 0; j < QK4_0 / 2; j++) {
             y[j] = ((int)(b[i].qs[j] & 0xF) - 8) * d;
             y[j + QK4_0 / 2] = ((int)(b[i].qs[j] >> 4) - 8) * d;
@@ -39,14 +39,14 @@ static void dequant_q4_0(const block_q4_0 *b, float *y, int64_t nb) {
 
 static void dequant_q8_0(const block_q8_0 *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, y += QK8_0) {
-        float d = ggml_fp16_to_fp32(b[i].d);
+        float d = llm_ggml_fp16_to_fp32(b[i].d);
         for (int j = 0; j < QK8_0; j++) y[j] = b[i].qs[j] * d;
     }
 }
 
 static void dequant_q4_K(const block_q4_K *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        float d = ggml_fp16_to_fp32(b[i].d), dmin = ggml_fp16_to_fp32(b[i].dmin);
+        float d = llm_ggml_fp16_to_fp32(b[i].d), dmin = llm_ggml_fp16_to_fp32(b[i].dmin);
         const uint8_t *q = b[i].qs;
         for (int j = 0; j < QK_K / 64; j++, q += 32) {
             uint8_t sc, m;
@@ -62,7 +62,7 @@ static void dequant_q4_K(const block_q4_K *b, float *y, int64_t nb) {
 
 static void dequant_q5_K(const block_q5_K *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        float d = ggml_fp16_to_fp32(b[i].d), dmin = ggml_fp16_to_fp32(b[i].dmin);
+        float d = llm_ggml_fp16_to_fp32(b[i].d), dmin = llm_ggml_fp16_to_fp32(b[i].dmin);
         const uint8_t *q = b[i].qs, *qh = b[i].qh;
         for (int j = 0; j < QK_K / 64; j++, q += 32) {
             uint8_t sc, m;
@@ -78,7 +78,7 @@ static void dequant_q5_K(const block_q5_K *b, float *y, int64_t nb) {
 
 static void dequant_q6_K(const block_q6_K *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        float d = ggml_fp16_to_fp32(b[i].d);
+        float d = llm_ggml_fp16_to_fp32(b[i].d);
         const uint8_t *ql = b[i].ql, *qh = b[i].qh;
         const int8_t *sc = b[i].scales;
         for (int n = 0; n < QK_K; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
@@ -107,12 +107,12 @@ void llm_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) {
     case GGML_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); break;
     case GGML_TYPE_F16: {
         const ggml_half *h = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = ggml_fp16_to_fp32(h[i]);
+        for (int64_t i = 0; i < n; i++) dst[i] = llm_ggml_fp16_to_fp32(h[i]);
         break;
     }
     case GGML_TYPE_BF16: {
         const ggml_bf16 *h = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = ggml_bf16_to_fp32(h[i]);
+        for (int64_t i = 0; i < n; i++) dst[i] = llm_ggml_bf16_to_fp32(h[i]);
         break;
     }
     case GGML_TYPE_Q4_0: dequant_q4_0(src, dst, n / QK4_0); break;
@@ -134,7 +134,7 @@ void llm_quantize_row_q8_0_ref(const float *x, void *dst, int64_t n) {
         for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127.f;
         float id = amax != 0.f ? 127.f / amax : 0.f;
-        y[i].d = ggml_fp32_to_fp16(d);
+        y[i].d = llm_ggml_fp32_to_fp16(d);
         for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)llm_nearest_int(x[j] * id);
     }
 }
@@ -168,12 +168,12 @@ void llm_quantize_row_q8_K_ref(const float *x, void *dst, int64_t n) {
 
 void llm_quantize_row_f16_ref(const float *x, void *dst, int64_t n) {
     ggml_half *y = dst;
-    for (int64_t i = 0; i < n; i++) y[i] = ggml_fp32_to_fp16(x[i]);
+    for (int64_t i = 0; i < n; i++) y[i] = llm_ggml_fp32_to_fp16(x[i]);
 }
 
 void llm_quantize_row_bf16_ref(const float *x, void *dst, int64_t n) {
     ggml_bf16 *y = dst;
-    for (int64_t i = 0; i < n; i++) y[i] = ggml_fp32_to_bf16(x[i]);
+    for (int64_t i = 0; i < n; i++) y[i] = llm_ggml_fp32_to_bf16(x[i]);
 }
 
 void llm_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t n) {
@@ -197,7 +197,7 @@ static void quant_q4_0(const float *x, block_q4_0 *y, int64_t nb) {
         /* the extreme value maps to -8, the end of the range with one more step */
         float d = max / -8.f;
         float id = d != 0.f ? 1.f / d : 0.f;
-        y[i].d = ggml_fp32_to_fp16(d);
+        y[i].d = llm_ggml_fp32_to_fp16(d);
         for (int j = 0; j < QK4_0 / 2; j++) {
             int a = (int)(x[j] * id + 8.5f), b = (int)(x[j + 16] * id + 8.5f);
             a = a < 0 ? 0 : a > 15 ? 15 : a;
@@ -228,9 +228,9 @@ static void quant_k_scale_min(const float *x, int nmax, ggml_half *dp, ggml_half
         max_scale = fmaxf(max_scale, scale[j]);
         max_min = fmaxf(max_min, mn[j]);
     }
-    *dp = ggml_fp32_to_fp16(max_scale / 63.f);
-    *dminp = ggml_fp32_to_fp16(max_min / 63.f);
-    float d = ggml_fp16_to_fp32(*dp), dmin = ggml_fp16_to_fp32(*dminp);
+    *dp = llm_ggml_fp32_to_fp16(max_scale / 63.f);
+    *dminp = llm_ggml_fp32_to_fp16(max_min / 63.f);
+    float d = llm_ggml_fp16_to_fp32(*dp), dmin = llm_ggml_fp16_to_fp32(*dminp);
     uint8_t sc[8], m[8];
     for (int j = 0; j < 8; j++) {
         int a = d > 0 ? (int)lrintf(scale[j] / d) : 0;
@@ -295,8 +295,8 @@ static void quant_q6_K(const float *x, block_q6_K *y, int64_t nb) {
             max_abs_scale = fmaxf(max_abs_scale, fabsf(scale[j]));
         }
         float d = max_abs_scale / 127.f;
-        y[i].d = ggml_fp32_to_fp16(d);
-        d = ggml_fp16_to_fp32(y[i].d);
+        y[i].d = llm_ggml_fp32_to_fp16(d);
+        d = llm_ggml_fp16_to_fp32(y[i].d);
         uint8_t L[QK_K];
         for (int j = 0; j < 16; j++) {
             int s = d > 0 ? (int)lrintf(scale[j] / d) : 0;
@@ -322,7 +322,7 @@ static void quant_q6_K(const float *x, block_q6_K *y, int64_t nb) {
 }
 
 size_t llm_quantize(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row) {
-    size_t row = ggml_row_size(type, (uint64_t)n_per_row);
+    size_t row = llm_ggml_row_size(type, (uint64_t)n_per_row);
     if (!llm_type_supported(type) || row == 0 || nrows < 0) return 0;
     uint8_t *out = dst;
     for (int64_t r = 0; r < nrows; r++, src += n_per_row, out += row) {

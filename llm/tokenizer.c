@@ -105,9 +105,9 @@ static int byte_piece_value(const char *p, uint32_t len) {
 static void read_special_id(const gguf_file *f, const char *key, int32_t n, int32_t *id) {
     uint64_t u;
     int32_t s;
-    if (gguf_get_u64(f, key, &u)) {
+    if (llm_gguf_get_u64(f, key, &u)) {
         if (u < (uint64_t)n) *id = (int32_t)u;
-    } else if (gguf_get_i32(f, key, &s)) {
+    } else if (llm_gguf_get_i32(f, key, &s)) {
         if (s >= 0 && s < n) *id = s;
     }
 }
@@ -168,7 +168,7 @@ static int build_texts(llm_vocab *v) {
 int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen) {
     int rc = LLM_OK;
     llm_vocab *v = NULL;
-    const char *path = f ? gguf_path(f) : "(null)";
+    const char *path = f ? llm_gguf_path(f) : "(null)";
     if (!out || !f) {
         set_err(err, errlen, "llm_vocab_load: file and out are required");
         return LLM_ERR_ARG;
@@ -176,20 +176,20 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
     *out = NULL;
 
     gguf_str model;
-    if (!gguf_get_str(f, "tokenizer.ggml.model", &model)) {
-        if (gguf_find_kv(f, "tokenizer.ggml.model")) {
+    if (!llm_gguf_get_str(f, "tokenizer.ggml.model", &model)) {
+        if (llm_gguf_find_kv(f, "tokenizer.ggml.model")) {
             set_err(err, errlen, "%s: tokenizer.ggml.model is not a string", path);
             return LLM_ERR_FORMAT;
         }
         return LLM_OK;  /* no tokenizer: a weights-only file */
     }
-    if (!gguf_str_eq(model, "llama")) {
+    if (!llm_gguf_str_eq(model, "llama")) {
         set_err(err, errlen, "%s: tokenizer model '%.*s' is not supported (mrag reads SentencePiece 'llama' vocabularies)",
                 path, (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return LLM_ERR_UNSUPPORTED;
     }
     gguf_arr toks, scores, types;
-    if (!gguf_get_arr(f, "tokenizer.ggml.tokens", &toks) || toks.elem_type != GGUF_TYPE_STRING) {
+    if (!llm_gguf_get_arr(f, "tokenizer.ggml.tokens", &toks) || toks.elem_type != GGUF_TYPE_STRING) {
         set_err(err, errlen, "%s: tokenizer.ggml.tokens is missing or not an array of strings", path);
         return LLM_ERR_FORMAT;
     }
@@ -198,12 +198,12 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
                 (unsigned long long)toks.n, LLM_VOCAB_MAX_TOKENS);
         return LLM_ERR_FORMAT;
     }
-    bool have_scores = gguf_get_arr(f, "tokenizer.ggml.scores", &scores);
+    bool have_scores = llm_gguf_get_arr(f, "tokenizer.ggml.scores", &scores);
     if (have_scores && (scores.n != toks.n || (scores.elem_type != GGUF_TYPE_FLOAT32 && scores.elem_type != GGUF_TYPE_FLOAT64))) {
         set_err(err, errlen, "%s: tokenizer.ggml.scores must hold %llu floats", path, (unsigned long long)toks.n);
         return LLM_ERR_FORMAT;
     }
-    bool have_types = gguf_get_arr(f, "tokenizer.ggml.token_type", &types);
+    bool have_types = llm_gguf_get_arr(f, "tokenizer.ggml.token_type", &types);
     if (have_types && types.n != toks.n) {
         set_err(err, errlen, "%s: tokenizer.ggml.token_type must hold %llu integers", path, (unsigned long long)toks.n);
         return LLM_ERR_FORMAT;
@@ -222,7 +222,7 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
     size_t total = 0;
     for (int32_t i = 0; i < v->n; i++) {
         gguf_str s;
-        if (!gguf_arr_str(f, &toks, (uint64_t)i, &s)) {
+        if (!llm_gguf_arr_str(f, &toks, (uint64_t)i, &s)) {
             set_err(err, errlen, "%s: tokenizer.ggml.tokens[%d] is unreadable", path, i);
             rc = LLM_ERR_FORMAT;
             goto done;
@@ -245,7 +245,7 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
     size_t o = 0;
     for (int32_t i = 0; i < v->n; i++) {
         gguf_str s;
-        gguf_arr_str(f, &toks, (uint64_t)i, &s);
+        llm_gguf_arr_str(f, &toks, (uint64_t)i, &s);
         v->piece_off[i] = (uint32_t)o;
         if (s.len) {
             memcpy(v->pieces + o, s.ptr, s.len);
@@ -255,10 +255,10 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
         }
         v->pieces[o++] = 0;
         float sc = 0.0f;
-        if (have_scores && !gguf_arr_f32(&scores, (uint64_t)i, &sc)) sc = 0.0f;
+        if (have_scores && !llm_gguf_arr_f32(&scores, (uint64_t)i, &sc)) sc = 0.0f;
         v->score[i] = sc;
         int64_t t = LLM_TOKEN_NORMAL;
-        if (have_types && !gguf_arr_i64(&types, (uint64_t)i, &t)) {
+        if (have_types && !llm_gguf_arr_i64(&types, (uint64_t)i, &t)) {
             set_err(err, errlen, "%s: tokenizer.ggml.token_type[%d] is not an integer", path, i);
             rc = LLM_ERR_FORMAT;
             goto done;
@@ -331,9 +331,9 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
     v->add_eos = false;
     v->add_space_prefix = true;
     bool b;
-    if (gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b)) v->add_bos = b;
-    if (gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &b)) v->add_eos = b;
-    if (gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &b)) v->add_space_prefix = b;
+    if (llm_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b)) v->add_bos = b;
+    if (llm_gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &b)) v->add_eos = b;
+    if (llm_gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &b)) v->add_space_prefix = b;
 
     if ((rc = build_texts(v)) != LLM_OK) goto nomem;
     goto done;

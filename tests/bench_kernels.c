@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "llm/kernels.h"
+#include "llm/llm.h"
 
 static void pool_nop(void *arg, int ith, int nth) {
     (void)arg;
@@ -69,7 +70,7 @@ int main(int argc, char **argv) {
             continue;
         }
         for (int k = 0; k < 7; k++)
-            if (!strcmp(argv[i], ggml_type_name(types_all[k])) && n_types < 8) types[n_types++] = types_all[k];
+            if (!strcmp(argv[i], llm_type_name(types_all[k])) && n_types < 8) types[n_types++] = types_all[k];
     }
     if (n_types == 0) { memcpy(types, types_all, sizeof types_all); n_types = 7; }
 
@@ -124,7 +125,7 @@ int main(int argc, char **argv) {
     for (int ti = 0; ti < n_types; ti++) {
         uint32_t t = types[ti];
         llm_quantize(t, Wf, Wq, rows, cols);
-        double wbytes = (double)ggml_row_size(t, cols) * rows;
+        double wbytes = (double)llm_ggml_row_size(t, cols) * rows;
         int copies = (int)(cold_bytes / (size_t)wbytes);
         for (int c = 0; c < copies; c++) memcpy(Wcold + (size_t)c * (size_t)wbytes, Wq, (size_t)wbytes);
         for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
@@ -146,7 +147,7 @@ int main(int argc, char **argv) {
                 double tp = time_matmul(pools[p], t, Wq, prow, cols, X, prefill_tok, Y, work, budget, &cp);
                 double flops = 2.0 * prow * cols * prefill_tok;
                 printf("%-6s %-7s %3d  %6.3f ms %6.1f GB/s  %6.3f ms %6.1f GB/s  %8.1f ms %7.1f GFLOP/s %7.1f\n",
-                       ggml_type_name(t), llm_simd_name(lv), p + 1, td * 1e3, wbytes / td / 1e9, tc * 1e3,
+                       llm_type_name(t), llm_simd_name(lv), p + 1, td * 1e3, wbytes / td / 1e9, tc * 1e3,
                        wbytes / tc / 1e9, tp * 1e3 * rows / prow, flops / tp / 1e9, flops / cp / 1e9);
                 fflush(stdout);
             }

@@ -104,10 +104,10 @@ static int bench_mrag(bench_row *r, int threads, int pp, int tg, int reps) {
     r->file_mb = (double)in.file_size / 1e6;
     /* a decoded token reads every weight once, except token_embd, of which
      * it reads one row (unless token_embd is also the output head) */
-    size_t embd_row = ggml_row_size(m->tok_embd.type, (uint64_t)m->tok_embd.cols);
+    size_t embd_row = llm_ggml_row_size(m->tok_embd.type, (uint64_t)m->tok_embd.cols);
     r->bytes_per_tok = (double)in.weight_bytes;
     if (!in.tied_output) r->bytes_per_tok -= (double)embd_row * (m->tok_embd.rows - 1);
-    snprintf(r->type, sizeof r->type, "%s", ggml_type_name(m->layers[0].wq.type));
+    snprintf(r->type, sizeof r->type, "%s", llm_type_name(m->layers[0].wq.type));
 
     llm_context_params cp = llm_context_default_params();
     cp.n_ctx = pp + tg + 8;

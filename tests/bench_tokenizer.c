@@ -55,7 +55,7 @@ int main(void) {
     gguf_file *f = NULL;
     llm_vocab *v = NULL;
     char err[512];
-    if (gguf_open(path, &f, err, sizeof err) != 0 || llm_vocab_load(f, &v, err, sizeof err) != LLM_OK) {
+    if (llm_gguf_open(path, &f, err, sizeof err) != 0 || llm_vocab_load(f, &v, err, sizeof err) != LLM_OK) {
         fprintf(stderr, "bench_tokenizer: %s\n", err);
         return 1;
     }
@@ -112,6 +112,6 @@ int main(void) {
     free(ids);
     free(text);
     llm_vocab_free(v);
-    gguf_close(f);
+    llm_gguf_close(f);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "llm/ggml.h"
 #include "llm/gguf.h"
 #include "llm/kernels.h"
+#include "llm/llm.h"
 
 /* llama.cpp's llama_ftype values for general.file_type. */
 enum { FTYPE_F32 = 0, FTYPE_F16 = 1, FTYPE_Q4_0 = 2, FTYPE_Q4_1 = 3, FTYPE_Q8_0 = 7, FTYPE_Q5_0 = 8,
@@ -158,7 +159,7 @@ static bool use_more_bits(int i, int n) {
 /* A 256-block type for a row that is not whole 256-blocks: the 32-block
  * type llama-quantize falls back to; F16 when even that does not fit. */
 static uint32_t mix_fallback(uint32_t t, uint64_t ne0) {
-    if (ne0 % ggml_type_info(t)->blck_size == 0) return t;
+    if (ne0 % llm_ggml_type_info(t)->blck_size == 0) return t;
     switch (t) {
     case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: t = GGML_TYPE_Q4_0; break;
     case GGML_TYPE_Q4_K: t = GGML_TYPE_Q5_0; break;
@@ -167,7 +168,7 @@ static uint32_t mix_fallback(uint32_t t, uint64_t ne0) {
     case GGML_TYPE_IQ4_XS: t = GGML_TYPE_IQ4_NL; break;
     default: break;
     }
-    return ne0 % ggml_type_info(t)->blck_size == 0 ? t : GGML_TYPE_F16;
+    return ne0 % llm_ggml_type_info(t)->blck_size == 0 ? t : GGML_TYPE_F16;
 }
 
 /* The type llama-quantize gives tensor `name` (row length ne0) under the
@@ -180,7 +181,7 @@ static uint32_t mix_type(model_out *m, const char *name, uint64_t ne0) {
     bool moe8 = o->experts == 8;
     long gqa = o->heads / o->kv_heads;
     if (!strcmp(name, "output.weight") || (o->tied && !strcmp(name, "token_embd.weight"))) {
-        if (ne0 % ggml_type_info(t)->blck_size) t = GGML_TYPE_Q8_0;
+        if (ne0 % llm_ggml_type_info(t)->blck_size) t = GGML_TYPE_Q8_0;
         else if (t != GGML_TYPE_Q8_0) t = GGML_TYPE_Q6_K;
         return t;   /* no fallback step for the output head */
     }
@@ -228,7 +229,7 @@ static int add_tensor(model_out *m, const char *name, uint32_t type, uint32_t n_
     uint64_t n = 1;
     for (uint32_t d = 0; d < n_dims; d++) n *= ne[d];
     if (m->o->mix && type != GGML_TYPE_F32) type = mix_type(m, name, ne[0]);
-    const ggml_type_traits *tr = ggml_type_info(type);
+    const ggml_type_traits *tr = llm_ggml_type_info(type);
     if (ne[0] % tr->blck_size) {
         fprintf(stderr, "mkmodel: tensor %s: row length %" PRIu64 " is not a multiple of %u, which %s needs "
                 "(choose --dim/--ff/--heads so that rows are multiples of %u)\n",
@@ -236,7 +237,7 @@ static int add_tensor(model_out *m, const char *name, uint32_t type, uint32_t n_
         return -1;
     }
     float *x = malloc(n * sizeof *x);
-    size_t nbytes = ggml_row_size(type, ne[0]) * (n / ne[0]);
+    size_t nbytes = llm_ggml_row_size(type, ne[0]) * (n / ne[0]);
     void *q = malloc(nbytes ? nbytes : 1);
     if (!x || !q) {
         free(x);
@@ -254,7 +255,7 @@ static int add_tensor(model_out *m, const char *name, uint32_t type, uint32_t n_
         fprintf(stderr, "mkmodel: tensor %s: quantization to %s failed\n", name, tr->name);
         return -1;
     }
-    gguf_writer_add_tensor(m->w, name, type, n_dims, ne, q);
+    llm_gguf_writer_add_tensor(m->w, name, type, n_dims, ne, q);
     free(q);
     m->type_count[type]++;
     m->n_params += n;
@@ -331,15 +332,15 @@ static int add_generated_vocab(gguf_writer *w, long n_vocab) {
         if (!toks[i]) goto done;
         scores[i] = i < 259 ? 0.0f : -(float)(i - 259);
     }
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)n_vocab);
-    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n_vocab);
-    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n_vocab);
-    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
-    gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    llm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    llm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)n_vocab);
+    llm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n_vocab);
+    llm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n_vocab);
+    llm_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    llm_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    llm_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    llm_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    llm_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
     rc = 0;
 done:
     if (toks)
@@ -355,24 +356,24 @@ done:
 static int add_vocab_from(gguf_writer *w, const char *path, long *n_vocab) {
     gguf_file *f = NULL;
     char err[512];
-    if (gguf_open(path, &f, err, sizeof err) != 0) {
+    if (llm_gguf_open(path, &f, err, sizeof err) != 0) {
         fprintf(stderr, "mkmodel: %s\n", err);
         return -1;
     }
     gguf_arr toks;
-    if (!gguf_get_arr(f, "tokenizer.ggml.tokens", &toks) || toks.elem_type != GGUF_TYPE_STRING || toks.n == 0 ||
+    if (!llm_gguf_get_arr(f, "tokenizer.ggml.tokens", &toks) || toks.elem_type != GGUF_TYPE_STRING || toks.n == 0 ||
         toks.n > INT32_MAX) {
         fprintf(stderr, "mkmodel: %s: no tokenizer.ggml.tokens string array\n", path);
-        gguf_close(f);
+        llm_gguf_close(f);
         return -1;
     }
     *n_vocab = (long)toks.n;
-    for (uint64_t i = 0; i < gguf_kv_count(f); i++) {
-        const gguf_kv *kv = gguf_kv_at(f, i);
-        if (kv->key.len > 14 && memcmp(kv->key.ptr, "tokenizer.ggml", 14) == 0) gguf_writer_copy_kv(w, kv);
-        else if (gguf_str_eq(kv->key, "tokenizer.chat_template")) gguf_writer_copy_kv(w, kv);
+    for (uint64_t i = 0; i < llm_gguf_kv_count(f); i++) {
+        const gguf_kv *kv = llm_gguf_kv_at(f, i);
+        if (kv->key.len > 14 && memcmp(kv->key.ptr, "tokenizer.ggml", 14) == 0) llm_gguf_writer_copy_kv(w, kv);
+        else if (llm_gguf_str_eq(kv->key, "tokenizer.chat_template")) llm_gguf_writer_copy_kv(w, kv);
     }
-    gguf_close(f);
+    llm_gguf_close(f);
     return 0;
 }
 
@@ -457,32 +458,32 @@ int main(int argc, char **argv) {
     }
 
     int rc = 1;
-    gguf_writer *w = gguf_writer_new();
+    gguf_writer *w = llm_gguf_writer_new();
     if (!w) { fprintf(stderr, "mkmodel: out of memory\n"); return 1; }
     model_out m = {.w = w, .o = &o};
     long n_vocab = o.vocab_size;
     char name[160];
     snprintf(name, sizeof name, "mkmodel dim%ld l%ld h%ld kv%ld ff%ld%s %s seed %" PRIu64, o.dim, o.layers,
              o.heads, o.kv_heads, o.ff, o.experts ? " moe" : "", ft->name, o.seed);
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_str(w, "general.name", name);
-    gguf_writer_set_u32(w, "general.file_type", ft->ftype);
-    gguf_writer_set_u32(w, "llama.context_length", (uint32_t)o.ctx);
-    gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)o.dim);
-    gguf_writer_set_u32(w, "llama.block_count", (uint32_t)o.layers);
-    gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)o.ff);
-    gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)o.heads);
-    gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)o.kv_heads);
-    gguf_writer_set_f32(w, "llama.rope.freq_base", (float)o.rope_theta);
-    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)head_dim);
+    llm_gguf_writer_set_str(w, "general.architecture", "llama");
+    llm_gguf_writer_set_str(w, "general.name", name);
+    llm_gguf_writer_set_u32(w, "general.file_type", ft->ftype);
+    llm_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)o.ctx);
+    llm_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)o.dim);
+    llm_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)o.layers);
+    llm_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)o.ff);
+    llm_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)o.heads);
+    llm_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)o.kv_heads);
+    llm_gguf_writer_set_f32(w, "llama.rope.freq_base", (float)o.rope_theta);
+    llm_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    llm_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)head_dim);
     if (o.experts) {
-        gguf_writer_set_u32(w, "llama.expert_count", (uint32_t)o.experts);
-        gguf_writer_set_u32(w, "llama.expert_used_count", (uint32_t)o.experts_used);
+        llm_gguf_writer_set_u32(w, "llama.expert_count", (uint32_t)o.experts);
+        llm_gguf_writer_set_u32(w, "llama.expert_used_count", (uint32_t)o.experts_used);
     }
-    if (o.swa) gguf_writer_set_u32(w, "llama.attention.sliding_window", (uint32_t)o.swa);
+    if (o.swa) llm_gguf_writer_set_u32(w, "llama.attention.sliding_window", (uint32_t)o.swa);
     if (o.vocab_from ? add_vocab_from(w, o.vocab_from, &n_vocab) : add_generated_vocab(w, n_vocab)) goto done;
-    gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)n_vocab);
+    llm_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)n_vocab);
 
     /* Scales: matrices N(0, 0.02); the embedding N(0, 1) so that the
      * residual stream keeps each token's identity against the blocks'
@@ -518,7 +519,7 @@ int main(int argc, char **argv) {
 #undef NM
     }
     char err[600];
-    if (gguf_writer_write(w, o.out, err, sizeof err) != 0) {
+    if (llm_gguf_writer_write(w, o.out, err, sizeof err) != 0) {
         fprintf(stderr, "mkmodel: %s\n", err);
         goto done;
     }
@@ -527,10 +528,10 @@ int main(int argc, char **argv) {
             m.n_bytes, n_vocab, o.experts ? ", MoE" : "", o.tied ? ", tied output" : "");
     fprintf(stderr, "mkmodel: tensor types:");
     for (int k = 0; k < GGML_TYPE_COUNT; k++)
-        if (m.type_count[k]) fprintf(stderr, " %s x%d", ggml_type_name((uint32_t)k), m.type_count[k]);
+        if (m.type_count[k]) fprintf(stderr, " %s x%d", llm_type_name((uint32_t)k), m.type_count[k]);
     fprintf(stderr, "\n");
     rc = 0;
 done:
-    gguf_writer_free(w);
+    llm_gguf_writer_free(w);
     return rc;
 }

@@ -60,7 +60,7 @@ static int argmax(const float *x, int n) {
 /* EOS id from the file (the tokenizer's accessor may not be linked yet). */
 static int32_t eos_of(const llm_model *m) {
     uint32_t v;
-    return gguf_get_u32(m->gguf, "tokenizer.ggml.eos_token_id", &v) ? (int32_t)v : -1;
+    return llm_gguf_get_u32(m->gguf, "tokenizer.ggml.eos_token_id", &v) ? (int32_t)v : -1;
 }
 
 static llm_model *load_swa(const char *path, int swa) {
@@ -373,27 +373,27 @@ static const char *stories_one_layer(const char *src) {
     snprintf(out, sizeof out, "%s/stories_1layer.gguf", test_tmpdir());
     gguf_file *f = NULL;
     char err[512];
-    REQUIRE(gguf_open(src, &f, err, sizeof err) == 0, "%s", err);
-    gguf_writer *w = gguf_writer_new();
+    REQUIRE(llm_gguf_open(src, &f, err, sizeof err) == 0, "%s", err);
+    gguf_writer *w = llm_gguf_writer_new();
     REQUIRE(w);
-    for (uint64_t i = 0; i < gguf_kv_count(f); i++) {
-        const gguf_kv *kv = gguf_kv_at(f, i);
+    for (uint64_t i = 0; i < llm_gguf_kv_count(f); i++) {
+        const gguf_kv *kv = llm_gguf_kv_at(f, i);
         char key[256];
         snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
         if (strcmp(key, "general.alignment") == 0) continue;
-        if (strcmp(key, "llama.block_count") == 0) { gguf_writer_set_u32(w, key, 1); continue; }
-        gguf_writer_copy_kv(w, kv);
+        if (strcmp(key, "llama.block_count") == 0) { llm_gguf_writer_set_u32(w, key, 1); continue; }
+        llm_gguf_writer_copy_kv(w, kv);
     }
-    for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+    for (uint64_t i = 0; i < llm_gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = llm_gguf_tensor_at(f, i);
         char tn[128];
         snprintf(tn, sizeof tn, "%.*s", (int)t->name.len, t->name.ptr);
         if (strncmp(tn, "blk.", 4) == 0 && strncmp(tn, "blk.0.", 6) != 0) continue;
-        gguf_writer_add_tensor(w, tn, t->type, t->n_dims, t->ne, t->data);
+        llm_gguf_writer_add_tensor(w, tn, t->type, t->n_dims, t->ne, t->data);
     }
-    REQUIRE(gguf_writer_write(w, out, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w);
-    gguf_close(f);
+    REQUIRE(llm_gguf_writer_write(w, out, err, sizeof err) == 0, "%s", err);
+    llm_gguf_writer_free(w);
+    llm_gguf_close(f);
     return out;
 }
 

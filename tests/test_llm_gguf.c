@@ -83,14 +83,14 @@ static int open_exact(const uint8_t *data, size_t n, const char *name, gguf_file
     uint8_t *copy = malloc(n ? n : 1);
     if (!copy) abort();
     memcpy(copy, data, n);
-    int rc = gguf_open_memory(copy, n, name, out, err, errlen);
+    int rc = llm_gguf_open_memory(copy, n, name, out, err, errlen);
     if (rc == 0) {
         /* walk everything while the copy lives, then drop the handle */
-        for (uint64_t i = 0; i < gguf_tensor_count(*out); i++) {
-            const gguf_tensor *t = gguf_tensor_at(*out, i);
+        for (uint64_t i = 0; i < llm_gguf_tensor_count(*out); i++) {
+            const gguf_tensor *t = llm_gguf_tensor_at(*out, i);
             if ((const uint8_t *)t->data < copy || (const uint8_t *)t->data + t->nbytes > copy + n) rc = -2;
         }
-        gguf_close(*out);
+        llm_gguf_close(*out);
         *out = NULL;
     }
     free(copy);
@@ -151,49 +151,49 @@ TEST(stories260K_facts_match_llama_cpp) {
     const char *path = test_require_shared("models/stories260K.gguf");
     gguf_file *f = NULL;
     char err[512];
-    REQUIRE(gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
     /* These facts come from node-llama-cpp's readGgufFileInfo on this file. */
-    CHECK_EQ_INT(gguf_version(f), 3);
-    CHECK_EQ_INT(gguf_file_size(f), 1185376);
-    CHECK_EQ_INT(gguf_alignment(f), 32);
+    CHECK_EQ_INT(llm_gguf_version(f), 3);
+    CHECK_EQ_INT(llm_gguf_file_size(f), 1185376);
+    CHECK_EQ_INT(llm_gguf_alignment(f), 32);
     gguf_str s;
-    CHECK(gguf_get_str(f, "general.architecture", &s) && str_is(s, "llama"));
-    CHECK(gguf_get_str(f, "tokenizer.ggml.model", &s) && str_is(s, "llama"));
+    CHECK(llm_gguf_get_str(f, "general.architecture", &s) && str_is(s, "llama"));
+    CHECK(llm_gguf_get_str(f, "tokenizer.ggml.model", &s) && str_is(s, "llama"));
     uint32_t u = 0;
-    CHECK(gguf_get_u32(f, "llama.embedding_length", &u) && u == 64, "%u", u);
-    CHECK(gguf_get_u32(f, "llama.block_count", &u) && u == 5, "%u", u);
-    CHECK(gguf_get_u32(f, "llama.feed_forward_length", &u) && u == 172, "%u", u);
-    CHECK(gguf_get_u32(f, "llama.attention.head_count", &u) && u == 8, "%u", u);
-    CHECK(gguf_get_u32(f, "llama.attention.head_count_kv", &u) && u == 4, "%u", u);
-    CHECK(gguf_get_u32(f, "llama.context_length", &u) && u == 2048, "%u", u);
-    CHECK(gguf_get_u32(f, "llama.rope.dimension_count", &u) && u == 8, "%u", u);
-    CHECK(gguf_get_u32(f, "tokenizer.ggml.seperator_token_id", &u) && u == 4294967295u);
+    CHECK(llm_gguf_get_u32(f, "llama.embedding_length", &u) && u == 64, "%u", u);
+    CHECK(llm_gguf_get_u32(f, "llama.block_count", &u) && u == 5, "%u", u);
+    CHECK(llm_gguf_get_u32(f, "llama.feed_forward_length", &u) && u == 172, "%u", u);
+    CHECK(llm_gguf_get_u32(f, "llama.attention.head_count", &u) && u == 8, "%u", u);
+    CHECK(llm_gguf_get_u32(f, "llama.attention.head_count_kv", &u) && u == 4, "%u", u);
+    CHECK(llm_gguf_get_u32(f, "llama.context_length", &u) && u == 2048, "%u", u);
+    CHECK(llm_gguf_get_u32(f, "llama.rope.dimension_count", &u) && u == 8, "%u", u);
+    CHECK(llm_gguf_get_u32(f, "tokenizer.ggml.seperator_token_id", &u) && u == 4294967295u);
     int32_t i32;
-    CHECK(!gguf_get_i32(f, "tokenizer.ggml.seperator_token_id", &i32), "4294967295 does not fit an int32");
-    CHECK(gguf_get_i32(f, "tokenizer.ggml.eos_token_id", &i32) && i32 == 2);
+    CHECK(!llm_gguf_get_i32(f, "tokenizer.ggml.seperator_token_id", &i32), "4294967295 does not fit an int32");
+    CHECK(llm_gguf_get_i32(f, "tokenizer.ggml.eos_token_id", &i32) && i32 == 2);
     float eps = 0;
-    CHECK(gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &eps) && fabsf(eps - 1e-5f) < 1e-9f);
-    CHECK(!gguf_get_u32(f, "general.architecture", &u), "a string is not an integer");
-    CHECK(!gguf_get_str(f, "no.such.key", &s));
+    CHECK(llm_gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &eps) && fabsf(eps - 1e-5f) < 1e-9f);
+    CHECK(!llm_gguf_get_u32(f, "general.architecture", &u), "a string is not an integer");
+    CHECK(!llm_gguf_get_str(f, "no.such.key", &s));
     gguf_arr a;
-    REQUIRE(gguf_get_arr(f, "tokenizer.ggml.tokens", &a));
+    REQUIRE(llm_gguf_get_arr(f, "tokenizer.ggml.tokens", &a));
     CHECK_EQ_INT(a.n, 512);
-    CHECK(gguf_arr_str(f, &a, 0, &s) && str_is(s, "<unk>"));
-    CHECK(gguf_arr_str(f, &a, 2, &s) && str_is(s, "</s>"));
-    CHECK(gguf_arr_str(f, &a, 3, &s) && str_is(s, "<0x00>"));
-    CHECK(!gguf_arr_str(f, &a, 512, &s), "index out of range");
-    REQUIRE(gguf_get_arr(f, "tokenizer.ggml.token_type", &a));
+    CHECK(llm_gguf_arr_str(f, &a, 0, &s) && str_is(s, "<unk>"));
+    CHECK(llm_gguf_arr_str(f, &a, 2, &s) && str_is(s, "</s>"));
+    CHECK(llm_gguf_arr_str(f, &a, 3, &s) && str_is(s, "<0x00>"));
+    CHECK(!llm_gguf_arr_str(f, &a, 512, &s), "index out of range");
+    REQUIRE(llm_gguf_get_arr(f, "tokenizer.ggml.token_type", &a));
     int64_t v;
-    CHECK(gguf_arr_i64(&a, 0, &v) && v == 2);
-    CHECK(gguf_arr_i64(&a, 1, &v) && v == 3);
-    CHECK(gguf_arr_i64(&a, 3, &v) && v == 6);
-    CHECK(!gguf_arr_str(f, &a, 0, &s), "not a string array");
-    REQUIRE(gguf_get_arr(f, "tokenizer.ggml.scores", &a));
+    CHECK(llm_gguf_arr_i64(&a, 0, &v) && v == 2);
+    CHECK(llm_gguf_arr_i64(&a, 1, &v) && v == 3);
+    CHECK(llm_gguf_arr_i64(&a, 3, &v) && v == 6);
+    CHECK(!llm_gguf_arr_str(f, &a, 0, &s), "not a string array");
+    REQUIRE(llm_gguf_get_arr(f, "tokenizer.ggml.scores", &a));
     float sc = 1;
-    CHECK(gguf_arr_f32(&a, 0, &sc) && sc == 0.0f);
+    CHECK(llm_gguf_arr_f32(&a, 0, &sc) && sc == 0.0f);
 
-    CHECK_EQ_INT(gguf_tensor_count(f), 48);
-    const gguf_tensor *t = gguf_find_tensor(f, "token_embd.weight");
+    CHECK_EQ_INT(llm_gguf_tensor_count(f), 48);
+    const gguf_tensor *t = llm_gguf_find_tensor(f, "token_embd.weight");
     REQUIRE(t);
     CHECK_EQ_INT(t->n_dims, 2);
     CHECK_EQ_INT(t->ne[0], 64);
@@ -201,17 +201,17 @@ TEST(stories260K_facts_match_llama_cpp) {
     CHECK_EQ_INT(t->type, GGML_TYPE_F32);
     CHECK_EQ_INT(t->offset, 0);
     CHECK_EQ_INT(t->nbytes, 64 * 512 * 4);
-    t = gguf_find_tensor(f, "blk.0.attn_k.weight");
+    t = llm_gguf_find_tensor(f, "blk.0.attn_k.weight");
     REQUIRE(t);
     CHECK_EQ_INT(t->ne[0], 64);
     CHECK_EQ_INT(t->ne[1], 32);
     CHECK_EQ_INT(t->offset, 278784);
-    t = gguf_find_tensor(f, "output_norm.weight");
+    t = llm_gguf_find_tensor(f, "output_norm.weight");
     REQUIRE(t);
     CHECK_EQ_INT(t->n_dims, 1);
     CHECK_EQ_INT(t->offset, 131072);
-    CHECK(gguf_find_tensor(f, "blk.4.ffn_norm.weight") != NULL);
-    CHECK(gguf_find_tensor(f, "blk.5.ffn_norm.weight") == NULL);
+    CHECK(llm_gguf_find_tensor(f, "blk.4.ffn_norm.weight") != NULL);
+    CHECK(llm_gguf_find_tensor(f, "blk.5.ffn_norm.weight") == NULL);
     /* Every block has llama's nine tensors with the shapes the
      * hyperparameters imply (dim 64, 8 heads of 8, 4 KV heads, ff 172), F32. */
     static const struct { const char *name; uint32_t nd; uint64_t ne0, ne1; } blk[] = {
@@ -222,7 +222,7 @@ TEST(stories260K_facts_match_llama_cpp) {
         for (size_t k = 0; k < sizeof blk / sizeof blk[0]; k++) {
             char nm[64];
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, blk[k].name);
-            t = gguf_find_tensor(f, nm);
+            t = llm_gguf_find_tensor(f, nm);
             if (!t) { CHECK(0, "%s missing", nm); continue; }
             CHECK(t->n_dims == blk[k].nd && t->ne[0] == blk[k].ne0 && t->ne[1] == blk[k].ne1 &&
                   t->type == GGML_TYPE_F32, "%s: %u dims [%llu, %llu] type %u", nm, t->n_dims,
@@ -230,30 +230,30 @@ TEST(stories260K_facts_match_llama_cpp) {
         }
     /* Every tensor lies inside the file, at data_offset + offset. */
     uint64_t max_end = 0;
-    for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
-        t = gguf_tensor_at(f, i);
-        CHECK((const uint8_t *)t->data == gguf_base(f) + gguf_data_offset(f) + t->offset);
-        uint64_t end = gguf_data_offset(f) + t->offset + t->nbytes;
-        CHECK(end <= gguf_file_size(f));
+    for (uint64_t i = 0; i < llm_gguf_tensor_count(f); i++) {
+        t = llm_gguf_tensor_at(f, i);
+        CHECK((const uint8_t *)t->data == llm_gguf_base(f) + llm_gguf_data_offset(f) + t->offset);
+        uint64_t end = llm_gguf_data_offset(f) + t->offset + t->nbytes;
+        CHECK(end <= llm_gguf_file_size(f));
         if (end > max_end) max_end = end;
     }
-    CHECK_EQ_INT(max_end, gguf_file_size(f));   /* the F32 data ends exactly at the end of the file */
+    CHECK_EQ_INT(max_end, llm_gguf_file_size(f));   /* the F32 data ends exactly at the end of the file */
     /* The norm weights of a trained model are plausible floats. */
-    t = gguf_find_tensor(f, "output_norm.weight");
+    t = llm_gguf_find_tensor(f, "output_norm.weight");
     float w0;
     memcpy(&w0, t->data, 4);
     CHECK(isfinite(w0) && fabsf(w0) > 0.01f && fabsf(w0) < 100.0f, "%g", w0);
-    gguf_close(f);
+    llm_gguf_close(f);
 }
 
 TEST(vocab_string_array_access_is_constant_time_and_exact) {
     const char *path = test_require_shared("models/mistral-v0.1-vocab-derived.gguf");
     gguf_file *f = NULL;
     char err[512];
-    REQUIRE(gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
-    CHECK_EQ_INT(gguf_tensor_count(f), 0);
+    REQUIRE(llm_gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
+    CHECK_EQ_INT(llm_gguf_tensor_count(f), 0);
     gguf_arr a;
-    REQUIRE(gguf_get_arr(f, "tokenizer.ggml.tokens", &a));
+    REQUIRE(llm_gguf_get_arr(f, "tokenizer.ggml.tokens", &a));
     REQUIRE(a.n == 32000 && a.elem_type == GGUF_TYPE_STRING);
     /* Walk the encoded strings with the test's own loop and compare. */
     const uint8_t *p = a.data, *end = a.data + a.nbytes;
@@ -262,7 +262,7 @@ TEST(vocab_string_array_access_is_constant_time_and_exact) {
         uint64_t len;
         memcpy(&len, p, 8);
         gguf_str s;
-        REQUIRE(gguf_arr_str(f, &a, i, &s), "element %llu", (unsigned long long)i);
+        REQUIRE(llm_gguf_arr_str(f, &a, i, &s), "element %llu", (unsigned long long)i);
         if (s.len != len || (const uint8_t *)s.ptr != p + 8) {
             CHECK(0, "element %llu differs", (unsigned long long)i);
             break;
@@ -271,14 +271,14 @@ TEST(vocab_string_array_access_is_constant_time_and_exact) {
     }
     CHECK(p == end);
     gguf_str s;
-    CHECK(gguf_arr_str(f, &a, 1, &s) && str_is(s, "<s>"));
+    CHECK(llm_gguf_arr_str(f, &a, 1, &s) && str_is(s, "<s>"));
     /* 32 passes over 32,000 strings backwards: with a linear scan per
      * access this would be ~16e9 steps; with the offset table it is 1e6. */
     double t0 = now_s();
     uint64_t total = 0;
     for (int pass = 0; pass < 32; pass++)
         for (uint64_t i = a.n; i-- > 0;) {
-            gguf_arr_str(f, &a, i, &s);
+            llm_gguf_arr_str(f, &a, i, &s);
             total += s.len;
         }
     double dt = now_s() - t0;
@@ -287,54 +287,54 @@ TEST(vocab_string_array_access_is_constant_time_and_exact) {
     /* Key lookups hit the hash table. */
     t0 = now_s();
     int hits = 0;
-    for (int i = 0; i < 100000; i++) hits += gguf_find_kv(f, "tokenizer.ggml.bos_token_id") != NULL;
+    for (int i = 0; i < 100000; i++) hits += llm_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") != NULL;
     CHECK_EQ_INT(hits, 100000);
     CHECK(now_s() - t0 < 1.0);
     uint32_t bos = 0;
-    CHECK(gguf_get_u32(f, "tokenizer.ggml.bos_token_id", &bos) && bos == 1);
+    CHECK(llm_gguf_get_u32(f, "tokenizer.ggml.bos_token_id", &bos) && bos == 1);
     bool add_bos = false;
-    CHECK(gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &add_bos) && add_bos);
-    gguf_close(f);
+    CHECK(llm_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &add_bos) && add_bos);
+    llm_gguf_close(f);
 }
 
 TEST(llama2_tiny_random_f16_tensors) {
     const char *path = test_require_shared("models/llama-2-tiny-random.gguf");
     gguf_file *f = NULL;
     char err[512];
-    REQUIRE(gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
-    CHECK_EQ_INT(gguf_tensor_count(f), 12);
-    const gguf_tensor *t = gguf_find_tensor(f, "output.weight");
+    REQUIRE(llm_gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
+    CHECK_EQ_INT(llm_gguf_tensor_count(f), 12);
+    const gguf_tensor *t = llm_gguf_find_tensor(f, "output.weight");
     REQUIRE(t);
     CHECK_EQ_INT(t->type, GGML_TYPE_F16);
     CHECK_EQ_INT(t->ne[0], 8);
     CHECK_EQ_INT(t->ne[1], 32000);
     CHECK_EQ_INT(t->offset, 514144);
     CHECK_EQ_INT(t->nbytes, 8 * 32000 * 2);
-    t = gguf_find_tensor(f, "blk.0.ffn_down.weight");
+    t = llm_gguf_find_tensor(f, "blk.0.ffn_down.weight");
     REQUIRE(t);
     CHECK_EQ_INT(t->ne[0], 32);
     CHECK_EQ_INT(t->ne[1], 8);
     uint32_t ft = 0;
-    CHECK(gguf_get_u32(f, "general.file_type", &ft) && ft == 1);
-    gguf_close(f);
+    CHECK(llm_gguf_get_u32(f, "general.file_type", &ft) && ft == 1);
+    llm_gguf_close(f);
 }
 
 TEST(hand_built_file_every_value_type) {
     buf b = build_all_types();
     gguf_file *f = NULL;
     char err[512];
-    REQUIRE(gguf_open_memory(b.p, b.n, "hand.gguf", &f, err, sizeof err) == 0, "%s", err);
-    CHECK_EQ_INT(gguf_kv_count(f), 19);
-    CHECK_EQ_INT(gguf_alignment(f), 64);
-    const gguf_kv *kv = gguf_kv_at(f, 1);
+    REQUIRE(llm_gguf_open_memory(b.p, b.n, "hand.gguf", &f, err, sizeof err) == 0, "%s", err);
+    CHECK_EQ_INT(llm_gguf_kv_count(f), 19);
+    CHECK_EQ_INT(llm_gguf_alignment(f), 64);
+    const gguf_kv *kv = llm_gguf_kv_at(f, 1);
     REQUIRE(kv);
     CHECK(str_is(kv->key, "t.u8") && kv->type == GGUF_TYPE_UINT8 && kv->v.u64 == 200);
-    CHECK(gguf_kv_at(f, 19) == NULL);
-    kv = gguf_find_kv(f, "t.i8");
+    CHECK(llm_gguf_kv_at(f, 19) == NULL);
+    kv = llm_gguf_find_kv(f, "t.i8");
     CHECK(kv && kv->type == GGUF_TYPE_INT8 && kv->v.i64 == -100);
-    kv = gguf_find_kv(f, "t.u16");
+    kv = llm_gguf_find_kv(f, "t.u16");
     CHECK(kv && kv->v.u64 == 60000);
-    kv = gguf_find_kv(f, "t.i16");
+    kv = llm_gguf_find_kv(f, "t.i16");
     CHECK(kv && kv->v.i64 == -30000);
     uint32_t u32;
     int32_t i32;
@@ -342,70 +342,70 @@ TEST(hand_built_file_every_value_type) {
     float fl;
     bool bo;
     gguf_str s;
-    CHECK(gguf_get_u32(f, "t.u32", &u32) && u32 == 4000000000u);
-    CHECK(!gguf_get_i32(f, "t.u32", &i32));
-    CHECK(gguf_get_i32(f, "t.i32", &i32) && i32 == -2000000000);
-    CHECK(!gguf_get_u32(f, "t.i32", &u32), "negative values do not fit an unsigned getter");
-    CHECK(gguf_get_i32(f, "t.u8", &i32) && i32 == 200);
-    CHECK(gguf_get_f32(f, "t.f32", &fl) && fl == 1.5f);
-    CHECK(gguf_get_f32(f, "t.f64", &fl) && fl == -2.25f);
-    CHECK(gguf_get_f32(f, "t.i16", &fl) && fl == -30000.0f);
-    CHECK(gguf_get_bool(f, "t.bool", &bo) && bo);
-    CHECK(!gguf_get_bool(f, "t.u8", &bo));
-    CHECK(gguf_get_str(f, "t.str", &s) && str_is(s, "h\xc3\xa9llo"));
-    CHECK(gguf_get_u64(f, "t.u64", &u64) && u64 == 0xfedcba9876543210ull);
-    CHECK(!gguf_get_u32(f, "t.u64", &u32));
-    CHECK(!gguf_get_u64(f, "t.i64", &u64));
-    kv = gguf_find_kv(f, "t.i64");
+    CHECK(llm_gguf_get_u32(f, "t.u32", &u32) && u32 == 4000000000u);
+    CHECK(!llm_gguf_get_i32(f, "t.u32", &i32));
+    CHECK(llm_gguf_get_i32(f, "t.i32", &i32) && i32 == -2000000000);
+    CHECK(!llm_gguf_get_u32(f, "t.i32", &u32), "negative values do not fit an unsigned getter");
+    CHECK(llm_gguf_get_i32(f, "t.u8", &i32) && i32 == 200);
+    CHECK(llm_gguf_get_f32(f, "t.f32", &fl) && fl == 1.5f);
+    CHECK(llm_gguf_get_f32(f, "t.f64", &fl) && fl == -2.25f);
+    CHECK(llm_gguf_get_f32(f, "t.i16", &fl) && fl == -30000.0f);
+    CHECK(llm_gguf_get_bool(f, "t.bool", &bo) && bo);
+    CHECK(!llm_gguf_get_bool(f, "t.u8", &bo));
+    CHECK(llm_gguf_get_str(f, "t.str", &s) && str_is(s, "h\xc3\xa9llo"));
+    CHECK(llm_gguf_get_u64(f, "t.u64", &u64) && u64 == 0xfedcba9876543210ull);
+    CHECK(!llm_gguf_get_u32(f, "t.u64", &u32));
+    CHECK(!llm_gguf_get_u64(f, "t.i64", &u64));
+    kv = llm_gguf_find_kv(f, "t.i64");
     CHECK(kv && kv->v.i64 == INT64_MIN);
     gguf_arr a, e, e2;
     int64_t v;
-    REQUIRE(gguf_get_arr(f, "t.arr_i32", &a));
+    REQUIRE(llm_gguf_get_arr(f, "t.arr_i32", &a));
     CHECK(a.n == 3 && a.elem_type == GGUF_TYPE_INT32 && a.nbytes == 12);
-    CHECK(gguf_arr_i64(&a, 0, &v) && v == -1);
-    CHECK(gguf_arr_i64(&a, 2, &v) && v == 0x7fffffff);
-    CHECK(!gguf_arr_i64(&a, 3, &v));
-    CHECK(!gguf_arr_f32(&a, 0, &fl));
-    REQUIRE(gguf_get_arr(f, "t.arr_f32", &a));
-    CHECK(gguf_arr_f32(&a, 1, &fl) && fl == -8.0f);
-    REQUIRE(gguf_get_arr(f, "t.arr_str", &a));
-    CHECK(gguf_arr_str(f, &a, 0, &s) && str_is(s, "a"));
-    CHECK(gguf_arr_str(f, &a, 1, &s) && s.len == 0);
-    CHECK(gguf_arr_str(f, &a, 2, &s) && str_is(s, "\xe2\x96\x81the"));
-    REQUIRE(gguf_get_arr(f, "t.nested", &a));
+    CHECK(llm_gguf_arr_i64(&a, 0, &v) && v == -1);
+    CHECK(llm_gguf_arr_i64(&a, 2, &v) && v == 0x7fffffff);
+    CHECK(!llm_gguf_arr_i64(&a, 3, &v));
+    CHECK(!llm_gguf_arr_f32(&a, 0, &fl));
+    REQUIRE(llm_gguf_get_arr(f, "t.arr_f32", &a));
+    CHECK(llm_gguf_arr_f32(&a, 1, &fl) && fl == -8.0f);
+    REQUIRE(llm_gguf_get_arr(f, "t.arr_str", &a));
+    CHECK(llm_gguf_arr_str(f, &a, 0, &s) && str_is(s, "a"));
+    CHECK(llm_gguf_arr_str(f, &a, 1, &s) && s.len == 0);
+    CHECK(llm_gguf_arr_str(f, &a, 2, &s) && str_is(s, "\xe2\x96\x81the"));
+    REQUIRE(llm_gguf_get_arr(f, "t.nested", &a));
     CHECK(a.n == 3 && a.elem_type == GGUF_TYPE_ARRAY);
-    REQUIRE(gguf_arr_arr(f, &a, 0, &e));
+    REQUIRE(llm_gguf_arr_arr(f, &a, 0, &e));
     CHECK(e.elem_type == GGUF_TYPE_UINT8 && e.n == 2 && e.nbytes == 2);
-    CHECK(gguf_arr_i64(&e, 1, &v) && v == 2);
-    REQUIRE(gguf_arr_arr(f, &a, 1, &e));
+    CHECK(llm_gguf_arr_i64(&e, 1, &v) && v == 2);
+    REQUIRE(llm_gguf_arr_arr(f, &a, 1, &e));
     CHECK(e.elem_type == GGUF_TYPE_STRING && e.n == 1);
-    CHECK(gguf_arr_str(f, &e, 0, &s) && str_is(s, "x"));
-    REQUIRE(gguf_arr_arr(f, &a, 2, &e));
+    CHECK(llm_gguf_arr_str(f, &e, 0, &s) && str_is(s, "x"));
+    REQUIRE(llm_gguf_arr_arr(f, &a, 2, &e));
     CHECK(e.elem_type == GGUF_TYPE_INT64 && e.n == 0);
-    CHECK(!gguf_arr_arr(f, &a, 3, &e));
-    REQUIRE(gguf_get_arr(f, "t.deep", &a));
-    REQUIRE(gguf_arr_arr(f, &a, 0, &e));
-    REQUIRE(gguf_arr_arr(f, &e, 0, &e2));
-    CHECK(e2.elem_type == GGUF_TYPE_INT16 && gguf_arr_i64(&e2, 0, &v) && v == 5);
-    REQUIRE(gguf_get_arr(f, "t.arr_bool", &a));
+    CHECK(!llm_gguf_arr_arr(f, &a, 3, &e));
+    REQUIRE(llm_gguf_get_arr(f, "t.deep", &a));
+    REQUIRE(llm_gguf_arr_arr(f, &a, 0, &e));
+    REQUIRE(llm_gguf_arr_arr(f, &e, 0, &e2));
+    CHECK(e2.elem_type == GGUF_TYPE_INT16 && llm_gguf_arr_i64(&e2, 0, &v) && v == 5);
+    REQUIRE(llm_gguf_get_arr(f, "t.arr_bool", &a));
     CHECK(a.n == 2 && a.data[1] == 1);
 
-    CHECK_EQ_INT(gguf_tensor_count(f), 3);
-    CHECK_EQ_INT(gguf_data_offset(f) % 64, 0);
-    const gguf_tensor *t = gguf_find_tensor(f, "c");
+    CHECK_EQ_INT(llm_gguf_tensor_count(f), 3);
+    CHECK_EQ_INT(llm_gguf_data_offset(f) % 64, 0);
+    const gguf_tensor *t = llm_gguf_find_tensor(f, "c");
     REQUIRE(t);
     CHECK(t->n_dims == 3 && t->ne[0] == 32 && t->ne[2] == 2 && t->ne[3] == 1);
     CHECK_EQ_INT(t->nbytes, 136);
     CHECK_EQ_INT(((const uint8_t *)t->data)[135], 135);
-    t = gguf_find_tensor(f, "a");
+    t = llm_gguf_find_tensor(f, "a");
     REQUIRE(t);
     float x;
     memcpy(&x, (const uint8_t *)t->data + 11 * 4, 4);
     CHECK(x == 11.0f);
-    t = gguf_find_tensor(f, "b.weight");
+    t = llm_gguf_find_tensor(f, "b.weight");
     REQUIRE(t);
-    CHECK(ggml_fp16_to_fp32(*(const uint16_t *)t->data) == 1.0f);
-    gguf_close(f);
+    CHECK(llm_ggml_fp16_to_fp32(*(const uint16_t *)t->data) == 1.0f);
+    llm_gguf_close(f);
     free(b.p);
 }
 
@@ -570,17 +570,17 @@ TEST(file_errors_name_the_file) {
     char path[512], err[512];
     gguf_file *f = (gguf_file *)1;
     snprintf(path, sizeof path, "%s/missing.gguf", dir);
-    CHECK(gguf_open(path, &f, err, sizeof err) != 0 && f == NULL);
+    CHECK(llm_gguf_open(path, &f, err, sizeof err) != 0 && f == NULL);
     CHECK(good_error(err, path) && strstr(err, "No such file"), "%s", err);
-    CHECK(gguf_open(dir, &f, err, sizeof err) != 0);
+    CHECK(llm_gguf_open(dir, &f, err, sizeof err) != 0);
     CHECK(good_error(err, dir) && strstr(err, "directory"), "%s", err);
     snprintf(path, sizeof path, "%s/empty.gguf", dir);
     REQUIRE(test_write_file(path, "", 0) == 0);
-    CHECK(gguf_open(path, &f, err, sizeof err) != 0);
+    CHECK(llm_gguf_open(path, &f, err, sizeof err) != 0);
     CHECK(good_error(err, path) && strstr(err, "empty file"), "%s", err);
     snprintf(path, sizeof path, "%s/text.gguf", dir);
     REQUIRE(test_write_file(path, "hello world\n", 12) == 0);
-    CHECK(gguf_open(path, &f, err, sizeof err) != 0);
+    CHECK(llm_gguf_open(path, &f, err, sizeof err) != 0);
     CHECK(good_error(err, path) && strstr(err, "not a GGUF file (magic 68656c6c"), "%s", err);
     /* a truncated real file read from disk names its path */
     const char *real = test_shared_path("models/stories260K.gguf");
@@ -591,7 +591,7 @@ TEST(file_errors_name_the_file) {
         snprintf(path, sizeof path, "%s/cut.gguf", dir);
         REQUIRE(test_write_file(path, bytes, n - 1) == 0);
         free(bytes);
-        CHECK(gguf_open(path, &f, err, sizeof err) != 0);
+        CHECK(llm_gguf_open(path, &f, err, sizeof err) != 0);
         CHECK(good_error(err, path) && strstr(err, "truncated: tensor 48 of 48 (blk.4.ffn_norm.weight)") &&
               strstr(err, "ends at byte 1185376 beyond the file size 1185375"), "%s", err);
     }
@@ -625,15 +625,15 @@ TEST(truncations_of_stories260K_fail_cleanly) {
     REQUIRE(bytes);
     gguf_file *f = NULL;
     char err[512];
-    REQUIRE(gguf_open_memory(bytes, n, "s.gguf", &f, err, sizeof err) == 0, "%s", err);
-    uint64_t data_off = gguf_data_offset(f);
-    size_t nt = gguf_tensor_count(f);
+    REQUIRE(llm_gguf_open_memory(bytes, n, "s.gguf", &f, err, sizeof err) == 0, "%s", err);
+    uint64_t data_off = llm_gguf_data_offset(f);
+    size_t nt = llm_gguf_tensor_count(f);
     uint64_t *bounds = calloc(2 * nt, sizeof *bounds);
     for (size_t i = 0; i < nt; i++) {
-        bounds[2 * i] = data_off + gguf_tensor_at(f, i)->offset;
-        bounds[2 * i + 1] = bounds[2 * i] + gguf_tensor_at(f, i)->nbytes;
+        bounds[2 * i] = data_off + llm_gguf_tensor_at(f, i)->offset;
+        bounds[2 * i + 1] = bounds[2 * i] + llm_gguf_tensor_at(f, i)->nbytes;
     }
-    gguf_close(f);
+    llm_gguf_close(f);
     size_t step = asan_mode() ? 3 : 1;
     int tried = 0, bad = 0;
     for (size_t len = 0; len < n; len += (len < data_off + 64 ? step : 4099)) {
@@ -676,9 +676,9 @@ static void mutate_and_check(const char *rel, int iters) {
     REQUIRE(bytes);
     gguf_file *f = NULL;
     char err[512];
-    REQUIRE(gguf_open_memory(bytes, n, "m.gguf", &f, err, sizeof err) == 0, "%s", err);
-    size_t region = gguf_data_offset(f) < n ? gguf_data_offset(f) : n;
-    gguf_close(f);
+    REQUIRE(llm_gguf_open_memory(bytes, n, "m.gguf", &f, err, sizeof err) == 0, "%s", err);
+    size_t region = llm_gguf_data_offset(f) < n ? llm_gguf_data_offset(f) : n;
+    llm_gguf_close(f);
     /* Work on an exact-size heap copy so that ASan sees over-reads. */
     uint8_t *work = malloc(n);
     REQUIRE(work);
@@ -701,28 +701,28 @@ static void mutate_and_check(const char *rel, int iters) {
             default: work[pos[j]] = 0; break;
             }
         }
-        int rc = gguf_open_memory(work, n, "m.gguf", &f, err, sizeof err);
+        int rc = llm_gguf_open_memory(work, n, "m.gguf", &f, err, sizeof err);
         if (rc == 0) {
             opened++;
-            for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
-                const gguf_tensor *t = gguf_tensor_at(f, i);
+            for (uint64_t i = 0; i < llm_gguf_tensor_count(f); i++) {
+                const gguf_tensor *t = llm_gguf_tensor_at(f, i);
                 const uint8_t *d = t->data;
                 if (d < work || d > work + n || t->nbytes > (uint64_t)(work + n - d)) {
                     if (bad++ < 5) CHECK(0, "iteration %d: tensor %llu outside the file", it, (unsigned long long)i);
                 }
             }
             /* walk every key, and every string of every array */
-            for (uint64_t i = 0; i < gguf_kv_count(f); i++) {
-                const gguf_kv *kv = gguf_kv_at(f, i);
+            for (uint64_t i = 0; i < llm_gguf_kv_count(f); i++) {
+                const gguf_kv *kv = llm_gguf_kv_at(f, i);
                 if (kv->type == GGUF_TYPE_ARRAY && kv->v.arr.elem_type == GGUF_TYPE_STRING) {
                     gguf_str s;
                     uint64_t sum = 0;
                     for (uint64_t e = 0; e < kv->v.arr.n; e++)
-                        if (gguf_arr_str(f, &kv->v.arr, e, &s) && s.len) sum += (uint8_t)s.ptr[s.len - 1];
+                        if (llm_gguf_arr_str(f, &kv->v.arr, e, &s) && s.len) sum += (uint8_t)s.ptr[s.len - 1];
                     (void)sum;
                 }
             }
-            gguf_close(f);
+            llm_gguf_close(f);
         } else {
             failed++;
             if (!good_error(err, "m.gguf") && bad++ < 5) CHECK(0, "iteration %d: %s", it, err);
@@ -750,16 +750,16 @@ TEST(writer_round_trip_every_type) {
     const char *dir = test_tmpdir();
     char path[512], err[512];
     snprintf(path, sizeof path, "%s/w.gguf", dir);
-    gguf_writer *w = gguf_writer_new();
+    gguf_writer *w = llm_gguf_writer_new();
     REQUIRE(w);
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_u32(w, "a.u32", 4000000000u);
-    gguf_writer_set_i32(w, "a.i32", -7);
-    gguf_writer_set_u64(w, "a.u64", 1ull << 50);
-    gguf_writer_set_f32(w, "a.f32", 0.1f);
-    gguf_writer_set_bool(w, "a.bool", false);
-    gguf_writer_set_u32(w, "a.replaced", 1);
-    gguf_writer_set_u32(w, "a.replaced", 2);
+    llm_gguf_writer_set_str(w, "general.architecture", "llama");
+    llm_gguf_writer_set_u32(w, "a.u32", 4000000000u);
+    llm_gguf_writer_set_i32(w, "a.i32", -7);
+    llm_gguf_writer_set_u64(w, "a.u64", 1ull << 50);
+    llm_gguf_writer_set_f32(w, "a.f32", 0.1f);
+    llm_gguf_writer_set_bool(w, "a.bool", false);
+    llm_gguf_writer_set_u32(w, "a.replaced", 1);
+    llm_gguf_writer_set_u32(w, "a.replaced", 2);
     uint8_t u8s[3] = {1, 2, 255};
     int8_t i8s[2] = {-128, 127};
     uint16_t u16s[2] = {0, 65535};
@@ -771,36 +771,36 @@ TEST(writer_round_trip_every_type) {
     uint64_t u64s[1] = {UINT64_MAX};
     int64_t i64s[2] = {INT64_MIN, INT64_MAX};
     double f64s[2] = {1e300, -0.0};
-    gguf_writer_set_arr(w, "arr.u8", GGUF_TYPE_UINT8, u8s, 3);
-    gguf_writer_set_arr(w, "arr.i8", GGUF_TYPE_INT8, i8s, 2);
-    gguf_writer_set_arr(w, "arr.u16", GGUF_TYPE_UINT16, u16s, 2);
-    gguf_writer_set_arr(w, "arr.i16", GGUF_TYPE_INT16, i16s, 1);
-    gguf_writer_set_arr(w, "arr.u32", GGUF_TYPE_UINT32, u32s, 2);
-    gguf_writer_set_arr(w, "arr.i32", GGUF_TYPE_INT32, i32s, 3);
-    gguf_writer_set_arr(w, "arr.f32", GGUF_TYPE_FLOAT32, f32s, 3);
-    gguf_writer_set_arr(w, "arr.bool", GGUF_TYPE_BOOL, bools, 3);
-    gguf_writer_set_arr(w, "arr.u64", GGUF_TYPE_UINT64, u64s, 1);
-    gguf_writer_set_arr(w, "arr.i64", GGUF_TYPE_INT64, i64s, 2);
-    gguf_writer_set_arr(w, "arr.f64", GGUF_TYPE_FLOAT64, f64s, 2);
-    gguf_writer_set_arr(w, "arr.empty", GGUF_TYPE_FLOAT32, NULL, 0);
+    llm_gguf_writer_set_arr(w, "arr.u8", GGUF_TYPE_UINT8, u8s, 3);
+    llm_gguf_writer_set_arr(w, "arr.i8", GGUF_TYPE_INT8, i8s, 2);
+    llm_gguf_writer_set_arr(w, "arr.u16", GGUF_TYPE_UINT16, u16s, 2);
+    llm_gguf_writer_set_arr(w, "arr.i16", GGUF_TYPE_INT16, i16s, 1);
+    llm_gguf_writer_set_arr(w, "arr.u32", GGUF_TYPE_UINT32, u32s, 2);
+    llm_gguf_writer_set_arr(w, "arr.i32", GGUF_TYPE_INT32, i32s, 3);
+    llm_gguf_writer_set_arr(w, "arr.f32", GGUF_TYPE_FLOAT32, f32s, 3);
+    llm_gguf_writer_set_arr(w, "arr.bool", GGUF_TYPE_BOOL, bools, 3);
+    llm_gguf_writer_set_arr(w, "arr.u64", GGUF_TYPE_UINT64, u64s, 1);
+    llm_gguf_writer_set_arr(w, "arr.i64", GGUF_TYPE_INT64, i64s, 2);
+    llm_gguf_writer_set_arr(w, "arr.f64", GGUF_TYPE_FLOAT64, f64s, 2);
+    llm_gguf_writer_set_arr(w, "arr.empty", GGUF_TYPE_FLOAT32, NULL, 0);
     const char *strs[4] = {"<unk>", "", "\xe2\x96\x81hello", "tab\there"};
-    gguf_writer_set_arr_str(w, "arr.str", strs, 4);
+    llm_gguf_writer_set_arr_str(w, "arr.str", strs, 4);
     /* nested: [[1i32,2i32], ["q","r"]] encoded by the test's own encoder */
     buf nb = {0};
     b_le(&nb, GGUF_TYPE_INT32, 4); b_le(&nb, 2, 8); b_le(&nb, 1, 4); b_le(&nb, 2, 4);
     b_le(&nb, GGUF_TYPE_STRING, 4); b_le(&nb, 2, 8); b_str(&nb, "q"); b_str(&nb, "r");
-    gguf_writer_set_arr_raw(w, "arr.nested", GGUF_TYPE_ARRAY, 2, nb.p, nb.n);
+    llm_gguf_writer_set_arr_raw(w, "arr.nested", GGUF_TYPE_ARRAY, 2, nb.p, nb.n);
     free(nb.p);
     /* tensors of several types and shapes; payload bytes are a pattern */
     static uint8_t payload[4096];
     for (size_t i = 0; i < sizeof payload; i++) payload[i] = (uint8_t)(i * 7 + 3);
     uint64_t ne_f32[2] = {5, 3}, ne_q8[2] = {64, 2}, ne_q4k[1] = {256}, ne_bf[3] = {2, 3, 4};
-    gguf_writer_add_tensor(w, "t.f32", GGML_TYPE_F32, 2, ne_f32, payload);
-    gguf_writer_add_tensor(w, "t.q8", GGML_TYPE_Q8_0, 2, ne_q8, payload + 1);
-    gguf_writer_add_tensor(w, "t.q4k", GGML_TYPE_Q4_K, 1, ne_q4k, payload + 2);
-    gguf_writer_add_tensor(w, "t.bf16", GGML_TYPE_BF16, 3, ne_bf, payload + 3);
-    REQUIRE(gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w);
+    llm_gguf_writer_add_tensor(w, "t.f32", GGML_TYPE_F32, 2, ne_f32, payload);
+    llm_gguf_writer_add_tensor(w, "t.q8", GGML_TYPE_Q8_0, 2, ne_q8, payload + 1);
+    llm_gguf_writer_add_tensor(w, "t.q4k", GGML_TYPE_Q4_K, 1, ne_q4k, payload + 2);
+    llm_gguf_writer_add_tensor(w, "t.bf16", GGML_TYPE_BF16, 3, ne_bf, payload + 3);
+    REQUIRE(llm_gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
+    llm_gguf_writer_free(w);
 
     /* No temporary file is left behind. */
     DIR *d = opendir(dir);
@@ -824,89 +824,89 @@ TEST(writer_round_trip_every_type) {
     free(raw);
 
     gguf_file *f = NULL;
-    REQUIRE(gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
-    CHECK_EQ_INT(gguf_version(f), 3);
-    CHECK_EQ_INT(gguf_kv_count(f), 21);
+    REQUIRE(llm_gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
+    CHECK_EQ_INT(llm_gguf_version(f), 3);
+    CHECK_EQ_INT(llm_gguf_kv_count(f), 21);
     gguf_str s;
-    CHECK(gguf_get_str(f, "general.architecture", &s) && str_is(s, "llama"));
+    CHECK(llm_gguf_get_str(f, "general.architecture", &s) && str_is(s, "llama"));
     uint32_t u32;
     int32_t i32;
     uint64_t u64;
     float fl;
     bool bo = true;
-    CHECK(gguf_get_u32(f, "a.u32", &u32) && u32 == 4000000000u);
-    CHECK(gguf_get_i32(f, "a.i32", &i32) && i32 == -7);
-    CHECK(gguf_get_u64(f, "a.u64", &u64) && u64 == 1ull << 50);
-    CHECK(gguf_get_f32(f, "a.f32", &fl) && fl == 0.1f);
-    CHECK(gguf_get_bool(f, "a.bool", &bo) && !bo);
-    CHECK(gguf_get_u32(f, "a.replaced", &u32) && u32 == 2);
-    const gguf_kv *kv = gguf_find_kv(f, "a.replaced");
+    CHECK(llm_gguf_get_u32(f, "a.u32", &u32) && u32 == 4000000000u);
+    CHECK(llm_gguf_get_i32(f, "a.i32", &i32) && i32 == -7);
+    CHECK(llm_gguf_get_u64(f, "a.u64", &u64) && u64 == 1ull << 50);
+    CHECK(llm_gguf_get_f32(f, "a.f32", &fl) && fl == 0.1f);
+    CHECK(llm_gguf_get_bool(f, "a.bool", &bo) && !bo);
+    CHECK(llm_gguf_get_u32(f, "a.replaced", &u32) && u32 == 2);
+    const gguf_kv *kv = llm_gguf_find_kv(f, "a.replaced");
     CHECK(kv && kv->type == GGUF_TYPE_UINT32);
     gguf_arr a, e;
     int64_t v;
-    REQUIRE(gguf_get_arr(f, "arr.u8", &a));
-    CHECK(a.elem_type == GGUF_TYPE_UINT8 && a.n == 3 && gguf_arr_i64(&a, 2, &v) && v == 255);
-    REQUIRE(gguf_get_arr(f, "arr.i8", &a));
-    CHECK(gguf_arr_i64(&a, 0, &v) && v == -128);
-    REQUIRE(gguf_get_arr(f, "arr.u16", &a));
-    CHECK(gguf_arr_i64(&a, 1, &v) && v == 65535);
-    REQUIRE(gguf_get_arr(f, "arr.i16", &a));
-    CHECK(gguf_arr_i64(&a, 0, &v) && v == -32768);
-    REQUIRE(gguf_get_arr(f, "arr.u32", &a));
-    CHECK(gguf_arr_i64(&a, 1, &v) && v == 0xffffffffll);
-    REQUIRE(gguf_get_arr(f, "arr.i32", &a));
-    CHECK(a.n == 3 && gguf_arr_i64(&a, 0, &v) && v == -1);
-    REQUIRE(gguf_get_arr(f, "arr.f32", &a));
-    CHECK(gguf_arr_f32(&a, 2, &fl) && fl == 3e38f);
-    REQUIRE(gguf_get_arr(f, "arr.bool", &a));
+    REQUIRE(llm_gguf_get_arr(f, "arr.u8", &a));
+    CHECK(a.elem_type == GGUF_TYPE_UINT8 && a.n == 3 && llm_gguf_arr_i64(&a, 2, &v) && v == 255);
+    REQUIRE(llm_gguf_get_arr(f, "arr.i8", &a));
+    CHECK(llm_gguf_arr_i64(&a, 0, &v) && v == -128);
+    REQUIRE(llm_gguf_get_arr(f, "arr.u16", &a));
+    CHECK(llm_gguf_arr_i64(&a, 1, &v) && v == 65535);
+    REQUIRE(llm_gguf_get_arr(f, "arr.i16", &a));
+    CHECK(llm_gguf_arr_i64(&a, 0, &v) && v == -32768);
+    REQUIRE(llm_gguf_get_arr(f, "arr.u32", &a));
+    CHECK(llm_gguf_arr_i64(&a, 1, &v) && v == 0xffffffffll);
+    REQUIRE(llm_gguf_get_arr(f, "arr.i32", &a));
+    CHECK(a.n == 3 && llm_gguf_arr_i64(&a, 0, &v) && v == -1);
+    REQUIRE(llm_gguf_get_arr(f, "arr.f32", &a));
+    CHECK(llm_gguf_arr_f32(&a, 2, &fl) && fl == 3e38f);
+    REQUIRE(llm_gguf_get_arr(f, "arr.bool", &a));
     CHECK(a.elem_type == GGUF_TYPE_BOOL && a.n == 3 && a.data[0] == 1 && a.data[1] == 0);
-    REQUIRE(gguf_get_arr(f, "arr.u64", &a));
-    CHECK(!gguf_arr_i64(&a, 0, &v), "UINT64_MAX does not fit an int64");
-    REQUIRE(gguf_get_arr(f, "arr.i64", &a));
-    CHECK(gguf_arr_i64(&a, 0, &v) && v == INT64_MIN);
-    CHECK(gguf_arr_i64(&a, 1, &v) && v == INT64_MAX);
-    REQUIRE(gguf_get_arr(f, "arr.f64", &a));
+    REQUIRE(llm_gguf_get_arr(f, "arr.u64", &a));
+    CHECK(!llm_gguf_arr_i64(&a, 0, &v), "UINT64_MAX does not fit an int64");
+    REQUIRE(llm_gguf_get_arr(f, "arr.i64", &a));
+    CHECK(llm_gguf_arr_i64(&a, 0, &v) && v == INT64_MIN);
+    CHECK(llm_gguf_arr_i64(&a, 1, &v) && v == INT64_MAX);
+    REQUIRE(llm_gguf_get_arr(f, "arr.f64", &a));
     double dd;
     memcpy(&dd, a.data, 8);
     CHECK(a.elem_type == GGUF_TYPE_FLOAT64 && dd == 1e300);
-    REQUIRE(gguf_get_arr(f, "arr.empty", &a));
+    REQUIRE(llm_gguf_get_arr(f, "arr.empty", &a));
     CHECK(a.n == 0 && a.elem_type == GGUF_TYPE_FLOAT32);
-    REQUIRE(gguf_get_arr(f, "arr.str", &a));
+    REQUIRE(llm_gguf_get_arr(f, "arr.str", &a));
     CHECK_EQ_INT(a.n, 4);
-    for (int i = 0; i < 4; i++) CHECK(gguf_arr_str(f, &a, (uint64_t)i, &s) && str_is(s, strs[i]), "string %d", i);
-    REQUIRE(gguf_get_arr(f, "arr.nested", &a));
+    for (int i = 0; i < 4; i++) CHECK(llm_gguf_arr_str(f, &a, (uint64_t)i, &s) && str_is(s, strs[i]), "string %d", i);
+    REQUIRE(llm_gguf_get_arr(f, "arr.nested", &a));
     CHECK(a.elem_type == GGUF_TYPE_ARRAY && a.n == 2);
-    REQUIRE(gguf_arr_arr(f, &a, 0, &e));
-    CHECK(e.elem_type == GGUF_TYPE_INT32 && e.n == 2 && gguf_arr_i64(&e, 1, &v) && v == 2);
-    REQUIRE(gguf_arr_arr(f, &a, 1, &e));
-    CHECK(e.elem_type == GGUF_TYPE_STRING && gguf_arr_str(f, &e, 1, &s) && str_is(s, "r"));
+    REQUIRE(llm_gguf_arr_arr(f, &a, 0, &e));
+    CHECK(e.elem_type == GGUF_TYPE_INT32 && e.n == 2 && llm_gguf_arr_i64(&e, 1, &v) && v == 2);
+    REQUIRE(llm_gguf_arr_arr(f, &a, 1, &e));
+    CHECK(e.elem_type == GGUF_TYPE_STRING && llm_gguf_arr_str(f, &e, 1, &s) && str_is(s, "r"));
 
-    CHECK_EQ_INT(gguf_tensor_count(f), 4);
+    CHECK_EQ_INT(llm_gguf_tensor_count(f), 4);
     const char *names[4] = {"t.f32", "t.q8", "t.q4k", "t.bf16"};
     uint64_t sizes[4] = {60, 136, 144, 48};
     for (int i = 0; i < 4; i++) {
-        const gguf_tensor *t = gguf_find_tensor(f, names[i]);
+        const gguf_tensor *t = llm_gguf_find_tensor(f, names[i]);
         REQUIRE(t, "%s", names[i]);
-        CHECK(t == gguf_tensor_at(f, (uint64_t)i), "tensor order kept");
+        CHECK(t == llm_gguf_tensor_at(f, (uint64_t)i), "tensor order kept");
         CHECK_EQ_INT(t->nbytes, sizes[i]);
-        CHECK_EQ_INT((gguf_data_offset(f) + t->offset) % 32, 0);
+        CHECK_EQ_INT((llm_gguf_data_offset(f) + t->offset) % 32, 0);
         CHECK(memcmp(t->data, payload + i, t->nbytes) == 0, "%s data", names[i]);
     }
-    const gguf_tensor *t = gguf_find_tensor(f, "t.bf16");
+    const gguf_tensor *t = llm_gguf_find_tensor(f, "t.bf16");
     CHECK(t->n_dims == 3 && t->ne[0] == 2 && t->ne[1] == 3 && t->ne[2] == 4 && t->ne[3] == 1);
 
     /* copy_kv: every key of this file into a new one, which reads the same */
-    gguf_writer *w2 = gguf_writer_new();
-    for (uint64_t i = 0; i < gguf_kv_count(f); i++) gguf_writer_copy_kv(w2, gguf_kv_at(f, i));
+    gguf_writer *w2 = llm_gguf_writer_new();
+    for (uint64_t i = 0; i < llm_gguf_kv_count(f); i++) llm_gguf_writer_copy_kv(w2, llm_gguf_kv_at(f, i));
     char path2[512];
     snprintf(path2, sizeof path2, "%s/copy.gguf", dir);
-    REQUIRE(gguf_writer_write(w2, path2, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w2);
+    REQUIRE(llm_gguf_writer_write(w2, path2, err, sizeof err) == 0, "%s", err);
+    llm_gguf_writer_free(w2);
     gguf_file *g = NULL;
-    REQUIRE(gguf_open(path2, &g, err, sizeof err) == 0, "%s", err);
-    CHECK_EQ_INT(gguf_kv_count(g), gguf_kv_count(f));
-    for (uint64_t i = 0; i < gguf_kv_count(f); i++) {
-        const gguf_kv *x = gguf_kv_at(f, i), *y = gguf_kv_at(g, i);
+    REQUIRE(llm_gguf_open(path2, &g, err, sizeof err) == 0, "%s", err);
+    CHECK_EQ_INT(llm_gguf_kv_count(g), llm_gguf_kv_count(f));
+    for (uint64_t i = 0; i < llm_gguf_kv_count(f); i++) {
+        const gguf_kv *x = llm_gguf_kv_at(f, i), *y = llm_gguf_kv_at(g, i);
         CHECK(x->key.len == y->key.len && memcmp(x->key.ptr, y->key.ptr, x->key.len) == 0);
         CHECK(x->type == y->type);
         if (x->type == GGUF_TYPE_ARRAY)
@@ -917,8 +917,8 @@ TEST(writer_round_trip_every_type) {
         else
             CHECK(memcmp(&x->v, &y->v, 8) == 0);
     }
-    gguf_close(g);
-    gguf_close(f);
+    llm_gguf_close(g);
+    llm_gguf_close(f);
 }
 
 TEST(writer_alignment_and_overwrite) {
@@ -926,21 +926,21 @@ TEST(writer_alignment_and_overwrite) {
     char path[512], err[512];
     snprintf(path, sizeof path, "%s/a.gguf", dir);
     REQUIRE(test_write_file(path, "old contents", 12) == 0);
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_u32(w, "general.alignment", 256);
+    gguf_writer *w = llm_gguf_writer_new();
+    llm_gguf_writer_set_u32(w, "general.alignment", 256);
     float x[3] = {1, 2, 3};
     uint64_t ne[1] = {3};
-    gguf_writer_add_tensor(w, "x", GGML_TYPE_F32, 1, ne, x);
-    gguf_writer_add_tensor(w, "y", GGML_TYPE_F32, 1, ne, x);
-    REQUIRE(gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w);
+    llm_gguf_writer_add_tensor(w, "x", GGML_TYPE_F32, 1, ne, x);
+    llm_gguf_writer_add_tensor(w, "y", GGML_TYPE_F32, 1, ne, x);
+    REQUIRE(llm_gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
+    llm_gguf_writer_free(w);
     gguf_file *f = NULL;
-    REQUIRE(gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
-    CHECK_EQ_INT(gguf_alignment(f), 256);
-    CHECK_EQ_INT(gguf_data_offset(f) % 256, 0);
-    CHECK_EQ_INT(gguf_find_tensor(f, "y")->offset, 256);
-    CHECK_EQ_INT(gguf_file_size(f), gguf_data_offset(f) + 512);
-    gguf_close(f);
+    REQUIRE(llm_gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
+    CHECK_EQ_INT(llm_gguf_alignment(f), 256);
+    CHECK_EQ_INT(llm_gguf_data_offset(f) % 256, 0);
+    CHECK_EQ_INT(llm_gguf_find_tensor(f, "y")->offset, 256);
+    CHECK_EQ_INT(llm_gguf_file_size(f), llm_gguf_data_offset(f) + 512);
+    llm_gguf_close(f);
 }
 
 TEST(writer_errors_are_sticky_and_named) {
@@ -949,37 +949,37 @@ TEST(writer_errors_are_sticky_and_named) {
     snprintf(path, sizeof path, "%s/e.gguf", dir);
     float x[64] = {0};
     uint64_t ne[2] = {48, 1};
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_add_tensor(w, "q", GGML_TYPE_Q4_0, 2, ne, x);
-    gguf_writer_set_u32(w, "later", 1);
-    CHECK(gguf_writer_write(w, path, err, sizeof err) != 0);
+    gguf_writer *w = llm_gguf_writer_new();
+    llm_gguf_writer_add_tensor(w, "q", GGML_TYPE_Q4_0, 2, ne, x);
+    llm_gguf_writer_set_u32(w, "later", 1);
+    CHECK(llm_gguf_writer_write(w, path, err, sizeof err) != 0);
     CHECK(good_error(err, path) && strstr(err, "row length 48 is not a multiple of the q4_0 block size 32"), "%s", err);
-    gguf_writer_free(w);
+    llm_gguf_writer_free(w);
     CHECK(access(path, F_OK) != 0, "nothing written");
 
-    w = gguf_writer_new();
+    w = llm_gguf_writer_new();
     ne[0] = 32;
-    gguf_writer_add_tensor(w, "q", GGML_TYPE_F32, 1, ne, x);
-    gguf_writer_add_tensor(w, "q", GGML_TYPE_F32, 1, ne, x);
-    CHECK(gguf_writer_write(w, path, err, sizeof err) != 0 && strstr(err, "duplicate tensor name q"), "%s", err);
-    gguf_writer_free(w);
+    llm_gguf_writer_add_tensor(w, "q", GGML_TYPE_F32, 1, ne, x);
+    llm_gguf_writer_add_tensor(w, "q", GGML_TYPE_F32, 1, ne, x);
+    CHECK(llm_gguf_writer_write(w, path, err, sizeof err) != 0 && strstr(err, "duplicate tensor name q"), "%s", err);
+    llm_gguf_writer_free(w);
 
-    w = gguf_writer_new();
+    w = llm_gguf_writer_new();
     uint8_t bad[12] = {8, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0};  /* an array of 5 strings with no strings */
-    gguf_writer_set_arr_raw(w, "k", GGUF_TYPE_ARRAY, 1, bad, sizeof bad);
-    CHECK(gguf_writer_write(w, path, err, sizeof err) != 0 && strstr(err, "invalid array encoding"), "%s", err);
-    gguf_writer_free(w);
+    llm_gguf_writer_set_arr_raw(w, "k", GGUF_TYPE_ARRAY, 1, bad, sizeof bad);
+    CHECK(llm_gguf_writer_write(w, path, err, sizeof err) != 0 && strstr(err, "invalid array encoding"), "%s", err);
+    llm_gguf_writer_free(w);
 
-    w = gguf_writer_new();
-    gguf_writer_set_u32(w, "general.alignment", 48);
-    CHECK(gguf_writer_write(w, path, err, sizeof err) != 0 && strstr(err, "power of two"), "%s", err);
-    gguf_writer_free(w);
+    w = llm_gguf_writer_new();
+    llm_gguf_writer_set_u32(w, "general.alignment", 48);
+    CHECK(llm_gguf_writer_write(w, path, err, sizeof err) != 0 && strstr(err, "power of two"), "%s", err);
+    llm_gguf_writer_free(w);
 
-    w = gguf_writer_new();
-    gguf_writer_set_str(w, "k", "v");
+    w = llm_gguf_writer_new();
+    llm_gguf_writer_set_str(w, "k", "v");
     snprintf(path, sizeof path, "%s/no/such/dir/x.gguf", dir);
-    CHECK(gguf_writer_write(w, path, err, sizeof err) != 0 && good_error(err, path), "%s", err);
-    gguf_writer_free(w);
+    CHECK(llm_gguf_writer_write(w, path, err, sizeof err) != 0 && good_error(err, path), "%s", err);
+    llm_gguf_writer_free(w);
 }
 
 /* A 4 GiB file opens without its data being read: the mapping is lazy. */
@@ -1002,13 +1002,13 @@ TEST(open_of_a_4GiB_file_touches_only_the_header) {
     if (!ok) SKIP("cannot create a sparse 4 GiB file in %s", dir);
     double t0 = now_s();
     gguf_file *f = NULL;
-    REQUIRE(gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
     double dt = now_s() - t0;
     CHECK(dt < 2.0, "open took %.3f s", dt);
-    const gguf_tensor *t = gguf_find_tensor(f, "huge");
+    const gguf_tensor *t = llm_gguf_find_tensor(f, "huge");
     REQUIRE(t);
     CHECK_EQ_INT(t->nbytes, 4ull << 30);
-    CHECK_EQ_INT(gguf_file_size(f), total);
+    CHECK_EQ_INT(llm_gguf_file_size(f), total);
     /* mincore: almost none of the data pages are resident. */
     long pg = sysconf(_SC_PAGESIZE);
     uintptr_t start = ((uintptr_t)t->data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
@@ -1022,7 +1022,7 @@ TEST(open_of_a_4GiB_file_touches_only_the_header) {
         CHECK(resident < npages / 100, "%zu of %zu pages resident", resident, npages);
     }
     free(vec);
-    gguf_close(f);
+    llm_gguf_close(f);
     unlink(path);
 }
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "llm/kernels_internal.h"
+#include "llm/llm.h"
 #include "tests/test.h"
 
 static const uint32_t all_types[] = {
@@ -174,7 +175,7 @@ TEST(q8_0_activation_rule) {
     x[1] = -0.5f;       /* -0.5 * 127/1.27 = -50 */
     block_q8_0 b;
     llm_kernels_get(LLM_SIMD_REF)->act[GGML_TYPE_Q8_0](x, &b, 32);
-    CHECK(b.d == ggml_fp32_to_fp16(0.01f), "%04x", b.d);
+    CHECK(b.d == llm_ggml_fp32_to_fp16(0.01f), "%04x", b.d);
     CHECK(b.qs[0] == 127 && b.qs[1] == -50, "%d %d", b.qs[0], b.qs[1]);
 }
 
@@ -201,15 +202,15 @@ static double roundtrip_bound(uint32_t t) {
 TEST(quantize_roundtrip_error) {
     const int64_t n = 4096, rows = 3;
     float *x = malloc(sizeof(float) * n * rows), *y = malloc(sizeof(float) * n * rows);
-    uint8_t *q = malloc(ggml_row_size(GGML_TYPE_F32, n) * rows);
+    uint8_t *q = malloc(llm_ggml_row_size(GGML_TYPE_F32, n) * rows);
     REQUIRE(x && y && q);
     fill_normal(x, n * rows, 1.0f);
     x[5] = 7.0f;    /* an outlier */
     for (int i = 0; i < N_TYPES; i++) {
         uint32_t t = all_types[i];
         size_t got = llm_quantize(t, x, q, rows, n);
-        CHECK_EQ_INT(got, ggml_row_size(t, n) * rows);
-        size_t rs = ggml_row_size(t, n);
+        CHECK_EQ_INT(got, llm_ggml_row_size(t, n) * rows);
+        size_t rs = llm_ggml_row_size(t, n);
         for (int r = 0; r < rows; r++) llm_dequantize_row(t, q + r * rs, y + r * n, n);
         double e = 0, s = 0, maxrel = 0;
         for (int64_t k = 0; k < n * rows; k++) {
@@ -218,13 +219,13 @@ TEST(quantize_roundtrip_error) {
             if (x[k] != 0) maxrel = fmax(maxrel, fabs((x[k] - y[k]) / x[k]));
         }
         double rel = sqrt(e / s);
-        CHECK(rel <= roundtrip_bound(t), "%s: rms rel error %g > %g", ggml_type_name(t), rel, roundtrip_bound(t));
+        CHECK(rel <= roundtrip_bound(t), "%s: rms rel error %g > %g", llm_type_name(t), rel, roundtrip_bound(t));
         if (t == GGML_TYPE_F16) CHECK(maxrel <= 1.0 / 2048, "f16 max rel %g", maxrel);
         if (t == GGML_TYPE_BF16) CHECK(maxrel <= 1.0 / 256, "bf16 max rel %g", maxrel);
         /* a quantizer that is too good to be true means it stored floats */
         if (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q5_K)
-            CHECK(rel > 0.01, "%s: %g", ggml_type_name(t), rel);
-        printf("  # %s: rms rel error %.4f\n", ggml_type_name(t), rel);
+            CHECK(rel > 0.01, "%s: %g", llm_type_name(t), rel);
+        printf("  # %s: rms rel error %.4f\n", llm_type_name(t), rel);
     }
     /* an all-zero row quantizes to zeros, not NaN */
     memset(x, 0, sizeof(float) * n);
@@ -232,7 +233,7 @@ TEST(quantize_roundtrip_error) {
         llm_quantize(all_types[i], x, q, 1, n);
         llm_dequantize_row(all_types[i], q, y, n);
         for (int64_t k = 0; k < n; k++)
-            if (y[k] != 0) { CHECK(y[k] == 0, "%s: zero row gave %g", ggml_type_name(all_types[i]), y[k]); break; }
+            if (y[k] != 0) { CHECK(y[k] == 0, "%s: zero row gave %g", llm_type_name(all_types[i]), y[k]); break; }
     }
     free(x);
     free(y);
@@ -274,7 +275,7 @@ TEST(simd_vec_dot_matches_reference) {
             fill_normal(x, n, rep == 3 ? 30.0f : 1.0f);
             for (int i = 0; i < N_TYPES; i++) {
                 uint32_t t = all_types[i];
-                if (n % ggml_type_info(t)->blck_size) continue;
+                if (n % llm_ggml_type_info(t)->blck_size) continue;
                 llm_quantize(t, w, qw, 1, n);
                 llm_kernels_get(LLM_SIMD_REF)->act[llm_vec_dot_type(t)] ?
                     llm_kernels_get(LLM_SIMD_REF)->act[llm_vec_dot_type(t)](x, qa, n) :
@@ -284,7 +285,7 @@ TEST(simd_vec_dot_matches_reference) {
                 for (int lv = 1; lv <= (int)top; lv++) {
                     float got = llm_get_vec_dot(t, (llm_simd)lv)(n, qw, qa);
                     CHECK(fabs(got - ref) <= 2e-5 * scale, "%s %s n=%d: %.9g vs ref %.9g (scale %g)",
-                          llm_simd_name(lv), ggml_type_name(t), n, got, ref, scale);
+                          llm_simd_name(lv), llm_type_name(t), n, got, ref, scale);
                 }
             }
         }
@@ -307,13 +308,13 @@ TEST(simd_vec_dot_random_blocks) {
     for (int rep = 0; rep < 8; rep++) {
         for (int i = 0; i < nqt; i++) {
             uint32_t t = qt[i];
-            size_t rs = ggml_row_size(t, n), bs = ggml_type_info(t)->type_size;
+            size_t rs = llm_ggml_row_size(t, n), bs = llm_ggml_type_info(t)->type_size;
             for (size_t k = 0; k < rs; k++) qw[k] = (uint8_t)(rnd_uniform() * 256);
             /* fp16 scales between 2^-10 and 2^-3, either sign */
             for (size_t b = 0; b < rs / bs; b++) {
                 uint8_t *blk = qw + b * bs;
-                ggml_half d = ggml_fp32_to_fp16((float)((rnd_uniform() < 0.5 ? -1 : 1) * ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7))));
-                ggml_half dm = ggml_fp32_to_fp16((float)ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7)));
+                ggml_half d = llm_ggml_fp32_to_fp16((float)((rnd_uniform() < 0.5 ? -1 : 1) * ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7))));
+                ggml_half dm = llm_ggml_fp32_to_fp16((float)ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7)));
                 if (t == GGML_TYPE_Q6_K) memcpy(blk + offsetof(block_q6_K, d), &d, 2);
                 else memcpy(blk, &d, 2);
                 if (t == GGML_TYPE_Q4_K) memcpy(blk + offsetof(block_q4_K, dmin), &dm, 2);
@@ -326,7 +327,7 @@ TEST(simd_vec_dot_random_blocks) {
             for (int lv = 1; lv <= (int)top; lv++) {
                 float got = llm_get_vec_dot(t, (llm_simd)lv)(n, qw, qa);
                 CHECK(fabs(got - ref) <= 2e-5 * scale, "%s %s random blocks: %.9g vs ref %.9g (scale %g)",
-                      llm_simd_name(lv), ggml_type_name(t), got, ref, scale);
+                      llm_simd_name(lv), llm_type_name(t), got, ref, scale);
             }
         }
     }
@@ -343,12 +344,12 @@ TEST(simd_activation_conversion_matches_reference) {
     x[7] = 0.5f * 3.0f;
     const uint32_t at[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q8_K, GGML_TYPE_F16, GGML_TYPE_BF16};
     for (int i = 0; i < 4; i++) {
-        size_t rs = ggml_row_size(at[i], n);
+        size_t rs = llm_ggml_row_size(at[i], n);
         llm_kernels_get(LLM_SIMD_REF)->act[at[i]](x, a, n);
         for (int lv = 1; lv <= (int)llm_simd_detect(); lv++) {
             memset(b, 0xAA, rs);
             llm_kernels_get((llm_simd)lv)->act[at[i]](x, b, n);
-            CHECK(memcmp(a, b, rs) == 0, "%s %s differs", llm_simd_name(lv), ggml_type_name(at[i]));
+            CHECK(memcmp(a, b, rs) == 0, "%s %s differs", llm_simd_name(lv), llm_type_name(at[i]));
         }
     }
     free(x); free(a); free(b);
@@ -365,11 +366,11 @@ TEST(simd_f32_f16_helpers) {
     a[4] = 70000.f;     /* f16 overflow: inf */
     double s = 0, s16 = 0;
     for (int i = 0; i < n; i++) {
-        ha[i] = ggml_fp32_to_fp16(a[i]);
-        hb[i] = ggml_fp32_to_fp16(b[i]);
+        ha[i] = llm_ggml_fp32_to_fp16(a[i]);
+        hb[i] = llm_ggml_fp32_to_fp16(b[i]);
     }
     for (int i = 0; i < n; i++) {
-        if (i != 4) s16 += (double)ggml_fp16_to_fp32(ha[i]) * ggml_fp16_to_fp32(hb[i]);
+        if (i != 4) s16 += (double)llm_ggml_fp16_to_fp32(ha[i]) * llm_ggml_fp16_to_fp32(hb[i]);
         s += (double)a[i] * b[i];
     }
     for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
@@ -378,14 +379,14 @@ TEST(simd_f32_f16_helpers) {
         CHECK(memcmp(ha, hc, 2 * n) == 0, "%s fp32_to_fp16 not exact", llm_simd_name(lv));
         k->fp16_to_fp32(ha, c, n);
         int bad = 0;
-        for (int i = 0; i < n; i++) bad += c[i] != ggml_fp16_to_fp32(ha[i]);
+        for (int i = 0; i < n; i++) bad += c[i] != llm_ggml_fp16_to_fp32(ha[i]);
         CHECK(bad == 0, "%s fp16_to_fp32: %d differ", llm_simd_name(lv), bad);
         float d = k->dot_f32(a, b, n);
         CHECK(fabs(d - s) <= 1e-5 * (fabs(s) + 70000 * 3), "%s dot_f32 %g vs %g", llm_simd_name(lv), d, s);
         ha[4] = 0;
         d = k->dot_f16(ha, hb, n);
         CHECK(fabs(d - s16) <= 1e-5 * n, "%s dot_f16 %g vs %g", llm_simd_name(lv), d, s16);
-        ha[4] = ggml_fp32_to_fp16(a[4]);
+        ha[4] = llm_ggml_fp32_to_fp16(a[4]);
     }
     free(a); free(b); free(c); free(ha); free(hb); free(hc);
 }
@@ -396,8 +397,8 @@ TEST(simd_f32_f16_helpers) {
  * dequantized weights and the dequantized converted activations, within
  * 2e-5 of sum|w*a| per output (the same argument as the vec-dot bound). */
 static void check_matmul(llm_pool *pool, uint32_t t, int n_rows, int n_cols, int n_tok, const char *lvname) {
-    size_t rs = ggml_row_size(t, n_cols);
-    size_t ars = ggml_row_size(llm_vec_dot_type(t), n_cols);
+    size_t rs = llm_ggml_row_size(t, n_cols);
+    size_t ars = llm_ggml_row_size(llm_vec_dot_type(t), n_cols);
     float *w = malloc(sizeof(float) * n_rows * n_cols), *x = malloc(sizeof(float) * n_tok * n_cols);
     float *wd = malloc(sizeof(float) * n_rows * n_cols), *xd = malloc(sizeof(float) * n_tok * n_cols);
     float *Y = malloc(sizeof(float) * n_rows * n_tok);
@@ -428,7 +429,7 @@ static void check_matmul(llm_pool *pool, uint32_t t, int n_rows, int n_cols, int
             if (!(fabs(got - s) <= 2e-5 * sa + 1e-30)) {
                 bad++;
                 CHECK(0, "%s %s threads=%d n_tok=%d n_rows=%d: Y[%d,%d] = %.9g, naive %.9g",
-                      lvname, ggml_type_name(t), llm_pool_size(pool), n_tok, n_rows, k, r, got, s);
+                      lvname, llm_type_name(t), llm_pool_size(pool), n_tok, n_rows, k, r, got, s);
             }
         }
     }
@@ -451,7 +452,7 @@ TEST(matmul_matches_naive) {
                      * tail; 170 floats: not a multiple of any vector width */
                     /* decode big enough to be split over the pool */
                     if (k == 0) check_matmul(pools[p], all_types[i], 300, n_cols, 1, llm_simd_name(lv));
-                    uint32_t bs = ggml_type_info(all_types[i])->blck_size;
+                    uint32_t bs = llm_ggml_type_info(all_types[i])->blck_size;
                     if (bs <= 32) check_matmul(pools[p], all_types[i], 33, bs == 1 ? 170 : 160, toks[k], llm_simd_name(lv));
                 }
     }
@@ -481,7 +482,7 @@ TEST(matmul_threads_agree) {
     uint32_t t = GGML_TYPE_Q4_0;
     float *w = malloc(sizeof(float) * n_rows * n_cols), *x = malloc(sizeof(float) * n_tok * n_cols);
     float *y1 = malloc(sizeof(float) * n_rows * n_tok), *y2 = malloc(sizeof(float) * n_rows * n_tok);
-    uint8_t *qw = malloc(ggml_row_size(t, n_cols) * n_rows);
+    uint8_t *qw = malloc(llm_ggml_row_size(t, n_cols) * n_rows);
     void *work = malloc(llm_matmul_work_size(t, n_cols, n_tok));
     llm_pool *p1 = llm_pool_new(1), *p2 = llm_pool_new(2);
     REQUIRE(w && x && y1 && y2 && qw && work && p1 && p2);

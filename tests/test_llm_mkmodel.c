@@ -1,6 +1,7 @@
 /* test_llm_mkmodel.c — build/mkmodel: determinism, shapes and metadata read back, weight statistics, and llama.cpp running every type. */
 #define _GNU_SOURCE
 #include "llm/ggml.h"
+#include "llm/llm.h"
 #include "llm/gguf.h"
 #include "llm/kernels.h"
 #include "tests/test.h"
@@ -38,19 +39,19 @@ static bool str_is(gguf_str s, const char *c) {
 
 static void check_tensor(gguf_file *f, const char *name, uint32_t type, uint32_t n_dims, uint64_t ne0, uint64_t ne1,
                          uint64_t ne2, int line) {
-    const gguf_tensor *t = gguf_find_tensor(f, name);
+    const gguf_tensor *t = llm_gguf_find_tensor(f, name);
     if (!t) { test_fail(__FILE__, line, "tensor %s is missing", name); return; }
     if (t->type != type || t->n_dims != n_dims || t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2)
         test_fail(__FILE__, line, "tensor %s: type %s dims %u [%llu, %llu, %llu], expected %s %u [%llu, %llu, %llu]",
-                  name, ggml_type_name(t->type), t->n_dims, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
-                  (unsigned long long)t->ne[2], ggml_type_name(type), n_dims, (unsigned long long)ne0,
+                  name, llm_type_name(t->type), t->n_dims, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                  (unsigned long long)t->ne[2], llm_type_name(type), n_dims, (unsigned long long)ne0,
                   (unsigned long long)ne1, (unsigned long long)ne2);
 }
 #define CHECK_TENSOR(f, name, type, nd, a, b, c) check_tensor(f, name, type, nd, a, b, c, __LINE__)
 
 static uint32_t get_u32(gguf_file *f, const char *key) {
     uint32_t v = 0xdeadbeef;
-    if (!gguf_get_u32(f, key, &v)) test_fail(__FILE__, __LINE__, "key %s missing or not an integer", key);
+    if (!llm_gguf_get_u32(f, key, &v)) test_fail(__FILE__, __LINE__, "key %s missing or not an integer", key);
     return v;
 }
 
@@ -59,7 +60,7 @@ static void tensor_stats(const gguf_tensor *t, double *mean, double *std) {
     uint64_t n = 1;
     for (int d = 0; d < GGUF_MAX_DIMS; d++) n *= t->ne[d];
     float *row = malloc(t->ne[0] * sizeof *row);
-    size_t rb = ggml_row_size(t->type, t->ne[0]);
+    size_t rb = llm_ggml_row_size(t->type, t->ne[0]);
     double s = 0, s2 = 0;
     for (uint64_t r = 0; r < n / t->ne[0]; r++) {
         llm_dequantize_row(t->type, (const uint8_t *)t->data + r * rb, row, (int64_t)t->ne[0]);
@@ -105,10 +106,10 @@ TEST(gqa_model_reads_back_with_llama_names_shapes_and_metadata) {
     free(msg);
     gguf_file *f = NULL;
     char err[512];
-    REQUIRE(gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
     gguf_str s;
-    CHECK(gguf_get_str(f, "general.architecture", &s) && str_is(s, "llama"));
-    CHECK(gguf_get_str(f, "general.name", &s) && s.len > 0);
+    CHECK(llm_gguf_get_str(f, "general.architecture", &s) && str_is(s, "llama"));
+    CHECK(llm_gguf_get_str(f, "general.name", &s) && s.len > 0);
     CHECK_EQ_INT(get_u32(f, "general.file_type"), 7);
     CHECK_EQ_INT(get_u32(f, "llama.context_length"), 1024);
     CHECK_EQ_INT(get_u32(f, "llama.embedding_length"), 256);
@@ -119,36 +120,36 @@ TEST(gqa_model_reads_back_with_llama_names_shapes_and_metadata) {
     CHECK_EQ_INT(get_u32(f, "llama.rope.dimension_count"), 32);
     CHECK_EQ_INT(get_u32(f, "llama.attention.sliding_window"), 128);
     CHECK_EQ_INT(get_u32(f, "llama.vocab_size"), 300);
-    CHECK(gguf_find_kv(f, "llama.expert_count") == NULL);
+    CHECK(llm_gguf_find_kv(f, "llama.expert_count") == NULL);
     float x = 0;
-    CHECK(gguf_get_f32(f, "llama.rope.freq_base", &x) && x == 1e6f, "%g", x);
-    CHECK(gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &x) && x == 1e-5f, "%g", x);
-    const gguf_kv *kv = gguf_find_kv(f, "llama.rope.freq_base");
+    CHECK(llm_gguf_get_f32(f, "llama.rope.freq_base", &x) && x == 1e6f, "%g", x);
+    CHECK(llm_gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &x) && x == 1e-5f, "%g", x);
+    const gguf_kv *kv = llm_gguf_find_kv(f, "llama.rope.freq_base");
     CHECK(kv && kv->type == GGUF_TYPE_FLOAT32);
     /* the generated vocab */
-    CHECK(gguf_get_str(f, "tokenizer.ggml.model", &s) && str_is(s, "llama"));
+    CHECK(llm_gguf_get_str(f, "tokenizer.ggml.model", &s) && str_is(s, "llama"));
     gguf_arr toks, types, scores;
-    REQUIRE(gguf_get_arr(f, "tokenizer.ggml.tokens", &toks));
-    REQUIRE(gguf_get_arr(f, "tokenizer.ggml.token_type", &types));
-    REQUIRE(gguf_get_arr(f, "tokenizer.ggml.scores", &scores));
+    REQUIRE(llm_gguf_get_arr(f, "tokenizer.ggml.tokens", &toks));
+    REQUIRE(llm_gguf_get_arr(f, "tokenizer.ggml.token_type", &types));
+    REQUIRE(llm_gguf_get_arr(f, "tokenizer.ggml.scores", &scores));
     CHECK(toks.n == 300 && types.n == 300 && scores.n == 300);
-    CHECK(gguf_arr_str(f, &toks, 0, &s) && str_is(s, "<unk>"));
-    CHECK(gguf_arr_str(f, &toks, 1, &s) && str_is(s, "<s>"));
-    CHECK(gguf_arr_str(f, &toks, 2, &s) && str_is(s, "</s>"));
-    CHECK(gguf_arr_str(f, &toks, 3 + 0x41, &s) && str_is(s, "<0x41>"));
-    CHECK(gguf_arr_str(f, &toks, 259, &s) && str_is(s, "\xe2\x96\x81"));
+    CHECK(llm_gguf_arr_str(f, &toks, 0, &s) && str_is(s, "<unk>"));
+    CHECK(llm_gguf_arr_str(f, &toks, 1, &s) && str_is(s, "<s>"));
+    CHECK(llm_gguf_arr_str(f, &toks, 2, &s) && str_is(s, "</s>"));
+    CHECK(llm_gguf_arr_str(f, &toks, 3 + 0x41, &s) && str_is(s, "<0x41>"));
+    CHECK(llm_gguf_arr_str(f, &toks, 259, &s) && str_is(s, "\xe2\x96\x81"));
     int64_t ty;
-    CHECK(gguf_arr_i64(&types, 0, &ty) && ty == 2);
-    CHECK(gguf_arr_i64(&types, 1, &ty) && ty == 3);
-    CHECK(gguf_arr_i64(&types, 10, &ty) && ty == 6);
-    CHECK(gguf_arr_i64(&types, 299, &ty) && ty == 1);
+    CHECK(llm_gguf_arr_i64(&types, 0, &ty) && ty == 2);
+    CHECK(llm_gguf_arr_i64(&types, 1, &ty) && ty == 3);
+    CHECK(llm_gguf_arr_i64(&types, 10, &ty) && ty == 6);
+    CHECK(llm_gguf_arr_i64(&types, 299, &ty) && ty == 1);
     /* every piece is unique */
     int dups = 0;
     for (uint64_t i = 0; i < toks.n; i++)
         for (uint64_t j = i + 1; j < toks.n; j++) {
             gguf_str a, b;
-            gguf_arr_str(f, &toks, i, &a);
-            gguf_arr_str(f, &toks, j, &b);
+            llm_gguf_arr_str(f, &toks, i, &a);
+            llm_gguf_arr_str(f, &toks, j, &b);
             dups += a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
         }
     CHECK_EQ_INT(dups, 0);
@@ -157,7 +158,7 @@ TEST(gqa_model_reads_back_with_llama_names_shapes_and_metadata) {
     CHECK_EQ_INT(get_u32(f, "tokenizer.ggml.unknown_token_id"), 0);
 
     /* tensors, as llama.cpp names and shapes them */
-    CHECK_EQ_INT(gguf_tensor_count(f), 3 + 3 * 9);
+    CHECK_EQ_INT(llm_gguf_tensor_count(f), 3 + 3 * 9);
     CHECK_TENSOR(f, "token_embd.weight", GGML_TYPE_Q8_0, 2, 256, 300, 1);
     CHECK_TENSOR(f, "output_norm.weight", GGML_TYPE_F32, 1, 256, 1, 1);
     CHECK_TENSOR(f, "output.weight", GGML_TYPE_Q8_0, 2, 256, 300, 1);
@@ -177,15 +178,15 @@ TEST(gqa_model_reads_back_with_llama_names_shapes_and_metadata) {
     }
     /* weight statistics: matrices N(0, 0.02), norms near 1 */
     double mean, std;
-    tensor_stats(gguf_find_tensor(f, "blk.1.attn_q.weight"), &mean, &std);
+    tensor_stats(llm_gguf_find_tensor(f, "blk.1.attn_q.weight"), &mean, &std);
     CHECK(fabs(mean) < 0.002 && fabs(std - 0.02) < 0.001, "attn_q mean %g std %g", mean, std);
-    tensor_stats(gguf_find_tensor(f, "blk.2.ffn_down.weight"), &mean, &std);
+    tensor_stats(llm_gguf_find_tensor(f, "blk.2.ffn_down.weight"), &mean, &std);
     CHECK(fabs(mean) < 0.002 && fabs(std - 0.02) < 0.001, "ffn_down mean %g std %g", mean, std);
-    tensor_stats(gguf_find_tensor(f, "blk.0.ffn_norm.weight"), &mean, &std);
+    tensor_stats(llm_gguf_find_tensor(f, "blk.0.ffn_norm.weight"), &mean, &std);
     CHECK(fabs(mean - 1) < 0.01 && std > 0.005 && std < 0.04, "ffn_norm mean %g std %g", mean, std);
-    tensor_stats(gguf_find_tensor(f, "token_embd.weight"), &mean, &std);
+    tensor_stats(llm_gguf_find_tensor(f, "token_embd.weight"), &mean, &std);
     CHECK(fabs(mean) < 0.02 && fabs(std - 1) < 0.02, "token_embd mean %g std %g", mean, std);
-    gguf_close(f);
+    llm_gguf_close(f);
 }
 
 TEST(moe_and_tied_variants) {
@@ -200,8 +201,8 @@ TEST(moe_and_tied_variants) {
                         "--vocab-size 320 --type f16 --tied", q, NULL) == 0);
     gguf_file *f = NULL, *g = NULL;
     char err[512];
-    REQUIRE(gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
-    REQUIRE(gguf_open(q, &g, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_open(q, &g, err, sizeof err) == 0, "%s", err);
     CHECK_EQ_INT(get_u32(f, "llama.expert_count"), 8);
     CHECK_EQ_INT(get_u32(f, "llama.expert_used_count"), 2);
     CHECK_EQ_INT(get_u32(f, "general.file_type"), 1);
@@ -209,16 +210,16 @@ TEST(moe_and_tied_variants) {
     CHECK_TENSOR(f, "blk.1.ffn_gate_exps.weight", GGML_TYPE_F16, 3, 64, 96, 8);
     CHECK_TENSOR(f, "blk.1.ffn_up_exps.weight", GGML_TYPE_F16, 3, 64, 96, 8);
     CHECK_TENSOR(f, "blk.1.ffn_down_exps.weight", GGML_TYPE_F16, 3, 96, 64, 8);
-    CHECK(gguf_find_tensor(f, "blk.0.ffn_gate.weight") == NULL, "no dense FFN in an MoE model");
-    CHECK(gguf_find_tensor(f, "output.weight") != NULL);
-    CHECK(gguf_find_tensor(g, "output.weight") == NULL, "--tied drops output.weight");
-    CHECK_EQ_INT(gguf_tensor_count(g), gguf_tensor_count(f) - 1);
+    CHECK(llm_gguf_find_tensor(f, "blk.0.ffn_gate.weight") == NULL, "no dense FFN in an MoE model");
+    CHECK(llm_gguf_find_tensor(f, "output.weight") != NULL);
+    CHECK(llm_gguf_find_tensor(g, "output.weight") == NULL, "--tied drops output.weight");
+    CHECK_EQ_INT(llm_gguf_tensor_count(g), llm_gguf_tensor_count(f) - 1);
     /* Tensors are seeded by name: the blocks of the tied model are the same bytes. */
-    const gguf_tensor *a = gguf_find_tensor(f, "blk.0.ffn_down_exps.weight"), *b = gguf_find_tensor(g, "blk.0.ffn_down_exps.weight");
+    const gguf_tensor *a = llm_gguf_find_tensor(f, "blk.0.ffn_down_exps.weight"), *b = llm_gguf_find_tensor(g, "blk.0.ffn_down_exps.weight");
     REQUIRE(a && b);
     CHECK(a->nbytes == b->nbytes && memcmp(a->data, b->data, a->nbytes) == 0);
-    gguf_close(f);
-    gguf_close(g);
+    llm_gguf_close(f);
+    llm_gguf_close(g);
 }
 
 TEST(vocab_from_copies_the_tokenizer) {
@@ -232,18 +233,18 @@ TEST(vocab_from_copies_the_tokenizer) {
     free(msg);
     gguf_file *f = NULL, *v = NULL;
     char err[512];
-    REQUIRE(gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
-    REQUIRE(gguf_open(vocab, &v, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_open(vocab, &v, err, sizeof err) == 0, "%s", err);
     CHECK_EQ_INT(get_u32(f, "llama.vocab_size"), 32000);
     CHECK_TENSOR(f, "token_embd.weight", GGML_TYPE_BF16, 2, 32, 32000, 1);
     CHECK_TENSOR(f, "output.weight", GGML_TYPE_BF16, 2, 32, 32000, 1);
     int copied = 0;
-    for (uint64_t i = 0; i < gguf_kv_count(v); i++) {
-        const gguf_kv *src = gguf_kv_at(v, i);
+    for (uint64_t i = 0; i < llm_gguf_kv_count(v); i++) {
+        const gguf_kv *src = llm_gguf_kv_at(v, i);
         if (src->key.len < 15 || memcmp(src->key.ptr, "tokenizer.ggml.", 15) != 0) continue;
         char key[128];
         snprintf(key, sizeof key, "%.*s", (int)src->key.len, src->key.ptr);
-        const gguf_kv *dst = gguf_find_kv(f, key);
+        const gguf_kv *dst = llm_gguf_find_kv(f, key);
         if (!dst) { CHECK(0, "%s not copied", key); continue; }
         copied++;
         CHECK(dst->type == src->type, "%s type", key);
@@ -256,13 +257,13 @@ TEST(vocab_from_copies_the_tokenizer) {
             CHECK(memcmp(&dst->v, &src->v, 8) == 0, "%s", key);
     }
     CHECK(copied >= 7, "%d tokenizer keys", copied);
-    gguf_close(v);
-    gguf_close(f);
+    llm_gguf_close(v);
+    llm_gguf_close(f);
 }
 
 /* Type of tensor `name` in the file at p. */
 static uint32_t type_of(gguf_file *f, const char *name) {
-    const gguf_tensor *t = gguf_find_tensor(f, name);
+    const gguf_tensor *t = llm_gguf_find_tensor(f, name);
     return t ? t->type : 0xffffffffu;
 }
 
@@ -301,37 +302,37 @@ TEST(mix_recipes_pick_llama_quantize_types) {
         CHECK(msg && strstr(msg, "tensor types:"), "%s", msg ? msg : "");
         free(msg);
         gguf_file *f = NULL;
-        REQUIRE(gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
+        REQUIRE(llm_gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
         CHECK_EQ_INT(get_u32(f, "general.file_type"), cases[c].ftype);
         CHECK(type_of(f, "output.weight") == cases[c].out, "%s: output %s", cases[c].mix,
-              ggml_type_name(type_of(f, "output.weight")));
+              llm_type_name(type_of(f, "output.weight")));
         CHECK(type_of(f, "token_embd.weight") == cases[c].base, "%s: token_embd %s", cases[c].mix,
-              ggml_type_name(type_of(f, "token_embd.weight")));
+              llm_type_name(type_of(f, "token_embd.weight")));
         CHECK_EQ_INT(type_of(f, "output_norm.weight"), GGML_TYPE_F32);
         for (int l = 0; l < 8; l++) {
             snprintf(nm, sizeof nm, "blk.%d.attn_v.weight", l);
-            CHECK(type_of(f, nm) == cases[c].attn_v[l], "%s: %s is %s", cases[c].mix, nm, ggml_type_name(type_of(f, nm)));
+            CHECK(type_of(f, nm) == cases[c].attn_v[l], "%s: %s is %s", cases[c].mix, nm, llm_type_name(type_of(f, nm)));
             snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", l);
             CHECK(type_of(f, nm) == cases[c].ffn_down[l], "%s: %s is %s", cases[c].mix, nm,
-                  ggml_type_name(type_of(f, nm)));
+                  llm_type_name(type_of(f, nm)));
             const char *same[] = {"attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"};
             for (int k = 0; k < 5; k++) {
                 snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, same[k]);
-                CHECK(type_of(f, nm) == cases[c].base, "%s: %s is %s", cases[c].mix, nm, ggml_type_name(type_of(f, nm)));
+                CHECK(type_of(f, nm) == cases[c].base, "%s: %s is %s", cases[c].mix, nm, llm_type_name(type_of(f, nm)));
             }
             snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
             CHECK_EQ_INT(type_of(f, nm), GGML_TYPE_F32);
         }
-        gguf_close(f);
+        llm_gguf_close(f);
     }
     /* tied: token_embd takes the output head's type */
     REQUIRE(run_mkmodel("--dim 256 --layers 2 --ff 512 --tied --mix q4_k_m", p, &msg) == 0, "%s", msg ? msg : "");
     free(msg);
     gguf_file *f = NULL;
-    REQUIRE(gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
-    CHECK(type_of(f, "token_embd.weight") == GGML_TYPE_Q6_K, "%s", ggml_type_name(type_of(f, "token_embd.weight")));
-    CHECK(gguf_find_tensor(f, "output.weight") == NULL);
-    gguf_close(f);
+    REQUIRE(llm_gguf_open(p, &f, err, sizeof err) == 0, "%s", err);
+    CHECK(type_of(f, "token_embd.weight") == GGML_TYPE_Q6_K, "%s", llm_type_name(type_of(f, "token_embd.weight")));
+    CHECK(llm_gguf_find_tensor(f, "output.weight") == NULL);
+    llm_gguf_close(f);
 }
 
 TEST(bad_arguments_are_clear_errors) {

@@ -43,20 +43,20 @@ static const char *rewrite(const char *src, const char *name, const alteration *
     snprintf(out, sizeof out, "%s/%s.gguf", test_tmpdir(), name);
     gguf_file *f = NULL;
     char err[512];
-    REQUIRE(gguf_open(src, &f, err, sizeof err) == 0, "%s", err);
-    gguf_writer *w = gguf_writer_new();
+    REQUIRE(llm_gguf_open(src, &f, err, sizeof err) == 0, "%s", err);
+    gguf_writer *w = llm_gguf_writer_new();
     REQUIRE(w);
-    for (uint64_t i = 0; i < gguf_kv_count(f); i++) {
-        const gguf_kv *kv = gguf_kv_at(f, i);
+    for (uint64_t i = 0; i < llm_gguf_kv_count(f); i++) {
+        const gguf_kv *kv = llm_gguf_kv_at(f, i);
         char key[256];
         snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
         if (strcmp(key, "general.alignment") == 0) continue;
-        if (a->arch && strcmp(key, "general.architecture") == 0) { gguf_writer_set_str(w, key, a->arch); continue; }
-        gguf_writer_copy_kv(w, kv);
+        if (a->arch && strcmp(key, "general.architecture") == 0) { llm_gguf_writer_set_str(w, key, a->arch); continue; }
+        llm_gguf_writer_copy_kv(w, kv);
     }
     void *scratch = NULL;
-    for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+    for (uint64_t i = 0; i < llm_gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = llm_gguf_tensor_at(f, i);
         char tn[128];
         snprintf(tn, sizeof tn, "%.*s", (int)t->name.len, t->name.ptr);
         if (a->drop_tensor && strcmp(tn, a->drop_tensor) == 0) continue;
@@ -64,19 +64,19 @@ static const char *rewrite(const char *src, const char *name, const alteration *
         if (a->tensor && strcmp(tn, a->tensor) == 0) {
             if (a->new_ne1) ne[1] = (uint64_t)a->new_ne1;
             uint32_t ty = a->new_type;
-            size_t nb = ggml_row_size(ty, ne[0]) * ne[1] * ne[2] * ne[3];
+            size_t nb = llm_ggml_row_size(ty, ne[0]) * ne[1] * ne[2] * ne[3];
             free(scratch);
             scratch = calloc(1, nb ? nb : 1);
             REQUIRE(scratch);
-            gguf_writer_add_tensor(w, tn, ty, t->n_dims, ne, scratch);
+            llm_gguf_writer_add_tensor(w, tn, ty, t->n_dims, ne, scratch);
         } else {
-            gguf_writer_add_tensor(w, tn, t->type, t->n_dims, ne, t->data);
+            llm_gguf_writer_add_tensor(w, tn, t->type, t->n_dims, ne, t->data);
         }
     }
-    REQUIRE(gguf_writer_write(w, out, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_writer_write(w, out, err, sizeof err) == 0, "%s", err);
     free(scratch);
-    gguf_writer_free(w);
-    gguf_close(f);
+    llm_gguf_writer_free(w);
+    llm_gguf_close(f);
     return out;
 }
 
@@ -107,8 +107,8 @@ TEST(stories260k_hyperparameters_and_views) {
     CHECK(in.n_params * 4 == in.weight_bytes, "f32: %llu params, %llu bytes", (unsigned long long)in.n_params,
           (unsigned long long)in.weight_bytes);
     /* weights are views into the mapping, never copies */
-    const uint8_t *base = gguf_base(m->gguf);
-    uint64_t size = gguf_file_size(m->gguf);
+    const uint8_t *base = llm_gguf_base(m->gguf);
+    uint64_t size = llm_gguf_file_size(m->gguf);
     const uint8_t *q = m->layers[2].wq.data;
     CHECK(q >= base && q < base + size, "wq is not inside the mapping");
     CHECK((const uint8_t *)m->layers[4].ffn_norm >= base && (const uint8_t *)m->layers[4].ffn_norm < base + size);
@@ -166,7 +166,7 @@ TEST(mistral_shaped_gqa_swa_moe_and_tied_load) {
     CHECK(m->output.data == m->tok_embd.data);
     CHECK_EQ_INT(m->layers[0].e_up.rows, 256);
     CHECK_EQ_INT(m->layers[0].e_up.cols, 128);
-    CHECK(m->layers[0].e_up.stride == ggml_row_size(m->layers[0].e_up.type, 128) * 256);
+    CHECK(m->layers[0].e_up.stride == llm_ggml_row_size(m->layers[0].e_up.type, 128) * 256);
     /* the model runs */
     llm_context *c = NULL;
     llm_context_params cp = llm_context_default_params();

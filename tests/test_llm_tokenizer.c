@@ -26,16 +26,16 @@ static vocab_h open_vocab(const char *rel) {
     const char *path = test_require_shared(rel);
     vocab_h h = {0};
     char err[512] = "";
-    REQUIRE(gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
     int rc = llm_vocab_load(h.f, &h.v, err, sizeof err);
-    if (rc != LLM_OK) gguf_close(h.f);
+    if (rc != LLM_OK) llm_gguf_close(h.f);
     REQUIRE(rc == LLM_OK && h.v, "llm_vocab_load: %d %s", rc, err);
     return h;
 }
 
 static void close_vocab(vocab_h *h) {
     llm_vocab_free(h->v);
-    gguf_close(h->f);
+    llm_gguf_close(h->f);
     h->v = NULL;
     h->f = NULL;
 }
@@ -569,22 +569,22 @@ TEST(invalid_utf8_follows_llama_cpp_grouping) {
 static vocab_h tiny_vocab(const char *const *pieces, const float *scores, const int32_t *types, int n,
                           const char *model, bool space_prefix) {
     vocab_h h = {0};
-    gguf_writer *w = gguf_writer_new();
+    gguf_writer *w = llm_gguf_writer_new();
     REQUIRE(w);
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    if (model) gguf_writer_set_str(w, "tokenizer.ggml.model", model);
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, (uint64_t)n);
-    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n);
-    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n);
-    gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", space_prefix);
+    llm_gguf_writer_set_str(w, "general.architecture", "llama");
+    if (model) llm_gguf_writer_set_str(w, "tokenizer.ggml.model", model);
+    llm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, (uint64_t)n);
+    llm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n);
+    llm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n);
+    llm_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", space_prefix);
     char path[400], err[512] = "";
     snprintf(path, sizeof path, "%s/tiny.gguf", test_tmpdir());
-    int rc = gguf_writer_write(w, path, err, sizeof err);
-    gguf_writer_free(w);
+    int rc = llm_gguf_writer_write(w, path, err, sizeof err);
+    llm_gguf_writer_free(w);
     REQUIRE(rc == 0, "%s", err);
-    REQUIRE(gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
     rc = llm_vocab_load(h.f, &h.v, err, sizeof err);
-    if (rc != LLM_OK) { gguf_close(h.f); h.f = NULL; }
+    if (rc != LLM_OK) { llm_gguf_close(h.f); h.f = NULL; }
     REQUIRE(rc == LLM_OK, "%s", err);
     return h;
 }
@@ -682,47 +682,47 @@ TEST(pieces_spanning_a_space_merge_across_it) {
 
 TEST(load_errors_are_clear) {
     vocab_h h = {0};
-    gguf_writer *w = gguf_writer_new();
+    gguf_writer *w = llm_gguf_writer_new();
     REQUIRE(w);
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", tiny_pieces, 3);
+    llm_gguf_writer_set_str(w, "general.architecture", "llama");
+    llm_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    llm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", tiny_pieces, 3);
     char path[400], err[512] = "";
     snprintf(path, sizeof path, "%s/gpt2.gguf", test_tmpdir());
-    REQUIRE(gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w);
-    REQUIRE(gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
+    llm_gguf_writer_free(w);
+    REQUIRE(llm_gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
     err[0] = 0;
     CHECK_EQ_INT(llm_vocab_load(h.f, &h.v, err, sizeof err), LLM_ERR_UNSUPPORTED);
     CHECK(h.v == NULL);
     CHECK(strstr(err, path) && strstr(err, "gpt2"), "err: %s", err);
-    gguf_close(h.f);
+    llm_gguf_close(h.f);
 
     /* Scores of the wrong length. */
-    w = gguf_writer_new();
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", tiny_pieces, 4);
-    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, tiny_scores, 3);
+    w = llm_gguf_writer_new();
+    llm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    llm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", tiny_pieces, 4);
+    llm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, tiny_scores, 3);
     snprintf(path, sizeof path, "%s/badscores.gguf", test_tmpdir());
-    REQUIRE(gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w);
-    REQUIRE(gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
+    llm_gguf_writer_free(w);
+    REQUIRE(llm_gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
     err[0] = 0;
     CHECK_EQ_INT(llm_vocab_load(h.f, &h.v, err, sizeof err), LLM_ERR_FORMAT);
     CHECK(strstr(err, path) && strstr(err, "scores"), "err: %s", err);
-    gguf_close(h.f);
+    llm_gguf_close(h.f);
 
     /* No tokenizer at all: fine, no vocabulary. */
-    w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "llama");
+    w = llm_gguf_writer_new();
+    llm_gguf_writer_set_str(w, "general.architecture", "llama");
     snprintf(path, sizeof path, "%s/none.gguf", test_tmpdir());
-    REQUIRE(gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w);
-    REQUIRE(gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
+    REQUIRE(llm_gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
+    llm_gguf_writer_free(w);
+    REQUIRE(llm_gguf_open(path, &h.f, err, sizeof err) == 0, "%s", err);
     h.v = (llm_vocab *)1;
     CHECK_EQ_INT(llm_vocab_load(h.f, &h.v, err, sizeof err), LLM_OK);
     CHECK(h.v == NULL);
-    gguf_close(h.f);
+    llm_gguf_close(h.f);
 }
 
 /* ------------------------------------------------ public API, detokenizer */

@@ -39,17 +39,17 @@ static llm_model *load_model(void) {
             scores[9 + b] = 0;
             types[9 + b] = 6;
         }
-        gguf_writer *w = gguf_writer_new();
+        gguf_writer *w = llm_gguf_writer_new();
         if (!w) abort();
-        gguf_writer_set_str(w, "general.architecture", "llama");
-        gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-        gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, 9 + 256);
-        gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 9 + 256);
-        gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 9 + 256);
+        llm_gguf_writer_set_str(w, "general.architecture", "llama");
+        llm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+        llm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, 9 + 256);
+        llm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 9 + 256);
+        llm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 9 + 256);
         snprintf(path, sizeof path, "/tmp/mrag-fuzz-vocab.%d.gguf", (int)getpid());
         char err[256];
-        if (gguf_writer_write(w, path, err, sizeof err) != 0) abort();
-        gguf_writer_free(w);
+        if (llm_gguf_writer_write(w, path, err, sizeof err) != 0) abort();
+        llm_gguf_writer_free(w);
     }
     llm_model_params p = llm_model_default_params();
     p.vocab_only = true;
@@ -84,7 +84,7 @@ static bool valid_utf8(const unsigned char *s, size_t n) {
 static void fuzz_vocab_file(const uint8_t *data, size_t size) {
     gguf_file *f = NULL;
     char err[256];
-    if (gguf_open_memory(data, size, "fuzz.gguf", &f, err, sizeof err) != 0) return;
+    if (llm_gguf_open_memory(data, size, "fuzz.gguf", &f, err, sizeof err) != 0) return;
     llm_vocab *v = NULL;
     if (llm_vocab_load(f, &v, err, sizeof err) == LLM_OK && v) {
         int32_t ids[256];
@@ -98,7 +98,7 @@ static void fuzz_vocab_file(const uint8_t *data, size_t size) {
         llm_vocab_detokenize_raw(v, ids, n < 256 ? n : 256, true, out, sizeof out);
         llm_vocab_free(v);
     }
-    gguf_close(f);
+    llm_gguf_close(f);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
