@@ -70,7 +70,7 @@ int rag_guard_new(const rag_guard_params *p, rag_guard **out) {
 
 void rag_guard_free(rag_guard *g) {
     if (!g) return;
-    for (size_t i = 0; i < g->n_rules; i++) guard_rule_clear(&g->rules[i]);
+    for (size_t i = 0; i < g->n_rules; i++) rag_guard_rule_clear(&g->rules[i]);
     free(g->rules);
     if (g->mctx) pcre2_match_context_free(g->mctx);
     if (g->audit && g->audit_owned) fclose(g->audit);
@@ -89,7 +89,7 @@ int rag_guard_add_text(rag_guard *g, const char *name, const char *text, size_t 
         return RAG_ERR_ARG;
     }
     g->err[0] = 0;
-    return guard_parse_rules(g, name, text ? text : "", len);
+    return rag_guard_parse_rules(g, name, text ? text : "", len);
 }
 
 /* Reads a rule file of at most GUARD_MAX_FILE_BYTES and parses it. */
@@ -437,7 +437,7 @@ static int scan(const rag_guard *g, rag_guard_stage stage, const char *subj, siz
                 continue;
             }
             size_t acc = e - s;
-            if (guard_validate(r->validator, subj + s, e - s, n_sources, &acc)) {
+            if (rag_guard_run_validator(r->validator, subj + s, e - s, n_sources, &acc)) {
                 size_t es = s, ee = s + acc;
                 if (act != r->action) widen_to_sentence(subj, len, start, &es, &ee); /* quarantine, keep mode */
                 rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, stage, act, es, ee};

@@ -62,15 +62,15 @@ struct rag_guard {
 };
 
 /* Validator lookup by name; GUARD_V_NONE with *ok=false when unknown. */
-guard_validator guard_validator_by_name(const char *name, size_t len, bool *ok);
-const char *guard_validator_name(guard_validator v);
+guard_validator rag_guard_validator_by_name(const char *name, size_t len, bool *ok);
+const char *rag_guard_validator_name(guard_validator v);
 /* Runs validator v on a candidate s[0..len). May shorten the accepted span
  * (*acc_len <= len), e.g. an IBAN followed by another group of digits.
  * n_sources is used by the citation validator. */
-bool guard_validate(guard_validator v, const char *s, size_t len, int n_sources, size_t *acc_len);
+bool rag_guard_run_validator(guard_validator v, const char *s, size_t len, int n_sources, size_t *acc_len);
 
 /* Rule file parsing (rag/guard_rules.c): parses text into g's rule list. */
-int guard_parse_rules(rag_guard *g, const char *name, const char *text, size_t len);
-void guard_rule_clear(guard_rule *r);
+int rag_guard_parse_rules(rag_guard *g, const char *name, const char *text, size_t len);
+void rag_guard_rule_clear(guard_rule *r);
 
 #endif

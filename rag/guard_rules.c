@@ -29,7 +29,7 @@ static int perr(parse_state *ps, int line, const char *fmt, ...) {
     return RAG_ERR_FORMAT;
 }
 
-void guard_rule_clear(guard_rule *r) {
+void rag_guard_rule_clear(guard_rule *r) {
     free(r->id);
     free(r->pattern);
     free(r->message);
@@ -236,7 +236,7 @@ static int set_key(parse_state *ps, guard_rule *r, int line, const char *key, si
         if (cont) return perr(ps, line, "'validator' takes one line");
         ONCE(GUARD_F_VALIDATOR);
         bool ok;
-        r->validator = guard_validator_by_name(v, vn, &ok);
+        r->validator = rag_guard_validator_by_name(v, vn, &ok);
         if (!ok && !(vn == 4 && memcmp(v, "none", 4) == 0))
             return perr(ps, line, "unknown validator '%.*s' (luhn, iban, steuer_id, ipv4, ipv6, phone, email, citation, none)",
                         (int)(vn > 40 ? 40 : vn), v);
@@ -324,12 +324,12 @@ static int merge_blocks(parse_state *ps) {
         free(r->origin);
         r->origin = b->origin;
         b->origin = NULL;
-        guard_rule_clear(b);
+        rag_guard_rule_clear(b);
     }
     return RAG_OK;
 }
 
-int guard_parse_rules(rag_guard *g, const char *name, const char *text, size_t len) {
+int rag_guard_parse_rules(rag_guard *g, const char *name, const char *text, size_t len) {
     int rc = RAG_OK;
     parse_state ps = {.g = g, .name = name ? name : "(rules)"};
     guard_rule cur;
@@ -397,8 +397,8 @@ int guard_parse_rules(rag_guard *g, const char *name, const char *text, size_t l
     rc = merge_blocks(&ps);
 done:
     if (rc == RAG_ERR_NOMEM) snprintf(g->err, sizeof g->err, "%.150s: out of memory", ps.name);
-    guard_rule_clear(&cur);
-    for (size_t i = 0; i < ps.n; i++) guard_rule_clear(&ps.blocks[i]);
+    rag_guard_rule_clear(&cur);
+    for (size_t i = 0; i < ps.n; i++) rag_guard_rule_clear(&ps.blocks[i]);
     free(ps.blocks);
     free(ps.terms);
     return rc;

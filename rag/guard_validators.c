@@ -15,7 +15,7 @@ static const struct { const char *name; guard_validator v; } validator_names[] =
     {"citation", GUARD_V_CITATION},
 };
 
-guard_validator guard_validator_by_name(const char *name, size_t len, bool *ok) {
+guard_validator rag_guard_validator_by_name(const char *name, size_t len, bool *ok) {
     for (size_t i = 0; i < sizeof validator_names / sizeof validator_names[0]; i++) {
         if (strlen(validator_names[i].name) == len && memcmp(validator_names[i].name, name, len) == 0) {
             *ok = true;
@@ -26,7 +26,7 @@ guard_validator guard_validator_by_name(const char *name, size_t len, bool *ok) 
     return GUARD_V_NONE;
 }
 
-const char *guard_validator_name(guard_validator v) {
+const char *rag_guard_validator_name(guard_validator v) {
     for (size_t i = 0; i < sizeof validator_names / sizeof validator_names[0]; i++)
         if (validator_names[i].v == v) return validator_names[i].name;
     return "none";
@@ -317,7 +317,7 @@ static bool v_citation(const char *s, size_t len, int n_sources) {
     return any && (n < 1 || n > n_sources);
 }
 
-bool guard_validate(guard_validator v, const char *s, size_t len, int n_sources, size_t *acc_len) {
+bool rag_guard_run_validator(guard_validator v, const char *s, size_t len, int n_sources, size_t *acc_len) {
     *acc_len = len;
     switch (v) {
     case GUARD_V_NONE: return true;
@@ -335,8 +335,8 @@ bool guard_validate(guard_validator v, const char *s, size_t len, int n_sources,
 
 bool rag_guard_validate(const char *name, const char *s, size_t len) {
     bool ok;
-    guard_validator v = guard_validator_by_name(name, strlen(name), &ok);
+    guard_validator v = rag_guard_validator_by_name(name, strlen(name), &ok);
     size_t acc;
     if (!ok || v == GUARD_V_CITATION) return false;
-    return guard_validate(v, s, len, -1, &acc) && acc == len;
+    return rag_guard_run_validator(v, s, len, -1, &acc) && acc == len;
 }

@@ -252,7 +252,7 @@ static int fetch_and_put(wsync *w, const wiki_page *pg, const char *groups, bool
              "action=parse&oldid=%lld&prop=text%%7Crevid&disableeditsection=1&disablelimitreport=1&disabletoc=1",
              (long long)pg->revid);
     char cerr[768] = "";
-    int crc = wiki_client_call(w->c, params, false, &r, cerr, sizeof cerr);
+    int crc = rag_wiki_client_call(w->c, params, false, &r, cerr, sizeof cerr);
     if (crc != RAG_OK) {
         snprintf(reason, reason_len, "%s", cerr);
         *failed = true;
@@ -294,7 +294,7 @@ static int fetch_and_put(wsync *w, const wiki_page *pg, const char *groups, bool
     llm_sha256_hex(r.parse_text, r.parse_text_len, sha);
     snprintf(version, sizeof version, "%lld", (long long)pg->revid);
     int64_t ts = 0;
-    if (!pg->timestamp || !wiki_parse_time(pg->timestamp, &ts)) ts = 0;
+    if (!pg->timestamp || !rag_wiki_parse_time(pg->timestamp, &ts)) ts = 0;
     rag_put_meta m;
     memset(&m, 0, sizeof m);
     m.uri = pg->url;
@@ -314,7 +314,7 @@ static int fetch_and_put(wsync *w, const wiki_page *pg, const char *groups, bool
         goto done;
     }
 done:
-    wiki_resp_release(&r);
+    rag_wiki_resp_release(&r);
     rag_buf_release(&html);
     rag_doc_free(doc);
     return rc;
@@ -471,7 +471,7 @@ static int query_pages(wsync *w, const char *params, const char *what) {
             goto done;
         }
         char cerr[768] = "";
-        int crc = wiki_client_call(w->c, q.data, false, &r, cerr, sizeof cerr);
+        int crc = rag_wiki_client_call(w->c, q.data, false, &r, cerr, sizeof cerr);
         if (crc != RAG_OK) {
             if (w->p->cancel && *w->p->cancel) { w->stop = true; break; }
             rc = rag_ing_err(w->err, w->errlen, crc, "listing %s failed: %s", what, cerr);
@@ -487,7 +487,7 @@ static int query_pages(wsync *w, const char *params, const char *what) {
         cont = r.cont;
         r.cont = NULL;
         bool complete = r.batchcomplete || !cont;
-        wiki_resp_release(&r);
+        rag_wiki_resp_release(&r);
         if (complete) {
             for (size_t i = 0; i < n && !w->stop; i++) {
                 if (w->p->cancel && *w->p->cancel) { w->stop = true; break; }
@@ -503,7 +503,7 @@ done:
     free(batch);
     free(cont);
     rag_buf_release(&q);
-    wiki_resp_release(&r);
+    rag_wiki_resp_release(&r);
     return rc;
 }
 
@@ -566,7 +566,7 @@ static int collect_changes(wsync *w, const char *params, const char *what) {
             goto done;
         }
         char cerr[768] = "";
-        int crc = wiki_client_call(w->c, q.data, false, &r, cerr, sizeof cerr);
+        int crc = rag_wiki_client_call(w->c, q.data, false, &r, cerr, sizeof cerr);
         if (crc != RAG_OK) { rc = rag_ing_err(w->err, w->errlen, crc, "reading %s failed: %s", what, cerr); goto done; }
         if (r.error_code) {
             rc = rag_ing_err(w->err, w->errlen, RAG_ERR_IO, "wiki %s: reading %s: %s%s%s", w->api, what, r.error_code,
@@ -586,13 +586,13 @@ static int collect_changes(wsync *w, const char *params, const char *what) {
         free(cont);
         cont = r.cont;
         r.cont = NULL;
-        wiki_resp_release(&r);
+        rag_wiki_resp_release(&r);
         if (!cont) break;
     }
 done:
     free(cont);
     rag_buf_release(&q);
-    wiki_resp_release(&r);
+    rag_wiki_resp_release(&r);
     return rc;
 }
 
@@ -601,7 +601,7 @@ done:
 static int sync_incremental(wsync *w, int64_t since, const char *retry) {
     int rc = RAG_OK;
     char from[21], params[512];
-    wiki_format_time(since - WIKI_SINCE_OVERLAP_S, from);
+    rag_wiki_format_time(since - WIKI_SINCE_OVERLAP_S, from);
     snprintf(params, sizeof params,
              "action=query&list=recentchanges&rcprop=title%%7Cids%%7Ctimestamp%%7Cloginfo&rctype=edit%%7Cnew%%7Clog"
              "&rcdir=newer&rclimit=max&rcstart=%s", from);
@@ -627,7 +627,7 @@ static int sync_incremental(wsync *w, int64_t since, const char *retry) {
         if (rag_buf_append(&q, "action=query&titles=", 20)) { rc = RAG_ERR_NOMEM; break; }
         size_t j = i;
         for (; j < w->n_dirty && j < i + WIKI_TITLES_PER_QUERY && (j == i || q.len < 6000); j++) {
-            if ((j > i && rag_buf_append(&q, "%7C", 3)) || wiki_urlencode(&q, w->dirty[j].title, strlen(w->dirty[j].title))) {
+            if ((j > i && rag_buf_append(&q, "%7C", 3)) || rag_wiki_urlencode(&q, w->dirty[j].title, strlen(w->dirty[j].title))) {
                 rc = RAG_ERR_NOMEM;
                 break;
             }
@@ -653,7 +653,7 @@ static char *api_url(const char *url) {
 static int read_siteinfo(wsync *w, int64_t *now) {
     wiki_resp r;
     char cerr[768] = "";
-    int rc = wiki_client_call(w->c, "action=query&meta=siteinfo&siprop=general", false, &r, cerr, sizeof cerr);
+    int rc = rag_wiki_client_call(w->c, "action=query&meta=siteinfo&siprop=general", false, &r, cerr, sizeof cerr);
     if (rc != RAG_OK) return rag_ing_err(w->err, w->errlen, rc, "%s", cerr);
     if (r.error_code) {
         if (strcmp(r.error_code, "readapidenied") == 0)
@@ -667,7 +667,7 @@ static int read_siteinfo(wsync *w, int64_t *now) {
                              r.error_info ? ": " : "", r.error_info ? r.error_info : "");
         goto done;
     }
-    if (!r.server || !r.articlepath || !r.time || !wiki_parse_time(r.time, now)) {
+    if (!r.server || !r.articlepath || !r.time || !rag_wiki_parse_time(r.time, now)) {
         rc = rag_ing_err(w->err, w->errlen, RAG_ERR_FORMAT,
                          "wiki %s: the siteinfo answer lacks server, articlepath or time (is this a MediaWiki api.php?)",
                          w->api);
@@ -679,7 +679,7 @@ static int read_siteinfo(wsync *w, int64_t *now) {
     w->prefix = dup_printf("%s%s%.*s", strncmp(r.server, "//", 2) == 0 ? scheme : "", r.server, (int)ap, r.articlepath);
     if (!w->prefix) rc = rag_ing_err(w->err, w->errlen, RAG_ERR_NOMEM, "out of memory");
 done:
-    wiki_resp_release(&r);
+    rag_wiki_resp_release(&r);
     return rc;
 }
 
@@ -698,7 +698,7 @@ static int choose_mode(wsync *w, int64_t *since, char **retry) {
     int mrc = idx_meta_get(w->s, w->k_since, &v);
     if (mrc == IDX_ERR_NOTFOUND) { why = "first sync of this wiki"; goto done; }
     if (mrc != IDX_OK) { rc = store_fail(w, "reading the sync point"); goto done; }
-    if (!wiki_parse_time(v, since)) { why = "unreadable sync point"; goto done; }
+    if (!rag_wiki_parse_time(v, since)) { why = "unreadable sync point"; goto done; }
     free(v);
     v = NULL;
     if (idx_meta_get(w->s, w->k_ns, &v) != IDX_OK || strcmp(v, w->ns_list) != 0) { why = "the namespaces changed"; goto done; }
@@ -712,7 +712,7 @@ static int choose_mode(wsync *w, int64_t *since, char **retry) {
      * still has is newer than the sync point (or there is none), changes
      * may be lost */
     char cerr[768] = "";
-    rc = wiki_client_call(w->c, "action=query&list=recentchanges&rcdir=newer&rclimit=1&rcprop=timestamp", false, &r,
+    rc = rag_wiki_client_call(w->c, "action=query&list=recentchanges&rcdir=newer&rclimit=1&rcprop=timestamp", false, &r,
                           cerr, sizeof cerr);
     if (rc != RAG_OK) { rc = rag_ing_err(w->err, w->errlen, rc, "reading the recent changes failed: %s", cerr); goto done; }
     if (r.error_code) {
@@ -721,7 +721,7 @@ static int choose_mode(wsync *w, int64_t *since, char **retry) {
         goto done;
     }
     int64_t oldest = 0;
-    if (!r.n_changes || !r.changes[0].timestamp || !wiki_parse_time(r.changes[0].timestamp, &oldest) || oldest > *since) {
+    if (!r.n_changes || !r.changes[0].timestamp || !rag_wiki_parse_time(r.changes[0].timestamp, &oldest) || oldest > *since) {
         why = "the wiki's recent changes no longer reach back to the last sync";
         goto done;
     }
@@ -731,7 +731,7 @@ done:
         st->full = true;
         snprintf(st->full_reason, sizeof st->full_reason, "%s", why);
     }
-    wiki_resp_release(&r);
+    rag_wiki_resp_release(&r);
     free(v);
     return rc;
 }
@@ -786,8 +786,8 @@ int rag_wiki_sync(rag_ingester *ing, idx_store *s, const rag_wiki_params *p, rag
     cp.max_backoff_ms = p->max_backoff_ms;
     cp.max_bytes = p->max_response_bytes;
     cp.cancel = p->cancel;
-    if ((rc = wiki_client_new(&cp, &w.c, err, errlen)) != RAG_OK) goto done;
-    if (p->username && (rc = wiki_client_login(w.c, p->username, p->password, err, errlen)) != RAG_OK) goto done;
+    if ((rc = rag_wiki_client_new(&cp, &w.c, err, errlen)) != RAG_OK) goto done;
+    if (p->username && (rc = rag_wiki_client_login(w.c, p->username, p->password, err, errlen)) != RAG_OK) goto done;
     if (!p->access) {
         char *v = NULL;
         if (idx_meta_get(s, w.k_access, &v) == IDX_OK && v[0]) stats->rules_missing = true;
@@ -808,7 +808,7 @@ int rag_wiki_sync(rag_ingester *ing, idx_store *s, const rag_wiki_params *p, rag
     }
     /* everything up to `now` is applied: advance the sync point */
     char ts[21];
-    wiki_format_time(now, ts);
+    rag_wiki_format_time(now, ts);
     if (idx_meta_set(s, w.k_retry, w.retry.data ? w.retry.data : "") != IDX_OK ||
         idx_meta_set(s, w.k_ns, w.ns_list) != IDX_OK ||
         (p->access && idx_meta_set(s, w.k_access, w.access_hash) != IDX_OK) ||
@@ -825,9 +825,9 @@ done:
         rc = RAG_OK;
         idx_save(s);    /* a stale FAISS file is rebuilt on the next open anyway */
     }
-    wiki_client_counts(w.c, &stats->requests, &stats->retries, &stats->relogins);
+    rag_wiki_client_counts(w.c, &stats->requests, &stats->retries, &stats->relogins);
     stats->seconds = now_s() - w.t0;
-    wiki_client_free(w.c);
+    rag_wiki_client_free(w.c);
     for (size_t i = 0; i < w.n_seen; i++) free(w.seen[i]);
     free(w.seen);
     for (size_t i = 0; i < w.n_dirty; i++) {

@@ -19,7 +19,7 @@ struct wiki_client {
     size_t relogins;
 };
 
-int wiki_client_new(const wiki_client_params *p, wiki_client **out, char *err, size_t errlen) {
+int rag_wiki_client_new(const wiki_client_params *p, wiki_client **out, char *err, size_t errlen) {
     int rc = RAG_OK;
     wiki_client *c = NULL;
     *out = NULL;
@@ -54,11 +54,11 @@ int wiki_client_new(const wiki_client_params *p, wiki_client **out, char *err, s
     *out = c;
     c = NULL;
 done:
-    wiki_client_free(c);
+    rag_wiki_client_free(c);
     return rc;
 }
 
-void wiki_client_free(wiki_client *c) {
+void rag_wiki_client_free(wiki_client *c) {
     if (!c) return;
     if (c->password) memset(c->password, 0, strlen(c->password));
     free(c->password);
@@ -68,12 +68,12 @@ void wiki_client_free(wiki_client *c) {
     free(c);
 }
 
-void wiki_client_counts(const wiki_client *c, size_t *requests, size_t *retries, size_t *relogins) {
+void rag_wiki_client_counts(const wiki_client *c, size_t *requests, size_t *retries, size_t *relogins) {
     rag_http_counts(c ? c->http : NULL, requests, retries);
     if (relogins) *relogins = c ? c->relogins : 0;
 }
 
-/* One API call with retries (see wiki_client_call); assert_user adds
+/* One API call with retries (see rag_wiki_client_call); assert_user adds
  * assert=user. Messages show the api.php URL and the start of the GET
  * parameters; a POST (the login, which holds the password) is shown as
  * "POST" only, and its body is wiped after the call. */
@@ -129,7 +129,7 @@ static int call_raw(wiki_client *c, const char *params, bool post, bool assert_u
             goto done;
         }
         char perr[256] = "";
-        if (wiki_resp_parse(r.body, r.body_len, out, perr, sizeof perr) != RAG_OK) {
+        if (rag_wiki_resp_parse(r.body, r.body_len, out, perr, sizeof perr) != RAG_OK) {
             rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "wiki %s (%.80s): malformed answer: %s", c->api, what, perr);
             goto done;
         }
@@ -137,7 +137,7 @@ static int call_raw(wiki_client *c, const char *params, bool post, bool assert_u
             /* the database replicas lag: wait as told (Retry-After), then again */
             snprintf(last, sizeof last, "the wiki is lagging (maxlag): %s", out->error_info ? out->error_info : "");
             if (retry_after < 0) retry_after = 5;
-            wiki_resp_release(out);
+            rag_wiki_resp_release(out);
             continue;
         }
         if (out->error_code && (strcmp(out->error_code, "ratelimited") == 0 ||
@@ -145,7 +145,7 @@ static int call_raw(wiki_client *c, const char *params, bool post, bool assert_u
             /* the wiki's own rate limit, or a transient server-side failure
              * (a database error): back off and try again */
             snprintf(last, sizeof last, "%s: %s", out->error_code, out->error_info ? out->error_info : "");
-            wiki_resp_release(out);
+            rag_wiki_resp_release(out);
             continue;
         }
         rc = RAG_OK;
@@ -157,7 +157,7 @@ done:
     /* wipe the login body (it holds the password) */
     if (post && q.data) memset(q.data, 0, q.len);
     rag_buf_release(&q);
-    if (rc != RAG_OK) wiki_resp_release(out);
+    if (rc != RAG_OK) rag_wiki_resp_release(out);
     return rc;
 }
 
@@ -174,13 +174,13 @@ static int login_raw(wiki_client *c, const char *user, const char *password, cha
                          r.error_info ? r.error_info : "");
         goto done;
     }
-    if (rag_buf_append(&b, "action=login&lgname=", 20) || wiki_urlencode(&b, user, strlen(user)) ||
-        rag_buf_append(&b, "&lgpassword=", 12) || wiki_urlencode(&b, password, strlen(password)) ||
-        rag_buf_append(&b, "&lgtoken=", 9) || wiki_urlencode(&b, r.logintoken, strlen(r.logintoken))) {
+    if (rag_buf_append(&b, "action=login&lgname=", 20) || rag_wiki_urlencode(&b, user, strlen(user)) ||
+        rag_buf_append(&b, "&lgpassword=", 12) || rag_wiki_urlencode(&b, password, strlen(password)) ||
+        rag_buf_append(&b, "&lgtoken=", 9) || rag_wiki_urlencode(&b, r.logintoken, strlen(r.logintoken))) {
         rc = rag_ing_err(err, errlen, RAG_ERR_NOMEM, "out of memory");
         goto done;
     }
-    wiki_resp_release(&r);
+    rag_wiki_resp_release(&r);
     if ((rc = call_raw(c, b.data, true, false, &r, err, errlen)) != RAG_OK) goto done;
     if (r.error_code) {
         rc = rag_ing_err(err, errlen, RAG_ERR_ARG, "wiki %s: login as %s failed: %s%s%s", c->api, user, r.error_code,
@@ -199,11 +199,11 @@ static int login_raw(wiki_client *c, const char *user, const char *password, cha
 done:
     if (b.data) memset(b.data, 0, b.len);
     rag_buf_release(&b);
-    wiki_resp_release(&r);
+    rag_wiki_resp_release(&r);
     return rc;
 }
 
-int wiki_client_login(wiki_client *c, const char *user, const char *password, char *err, size_t errlen) {
+int rag_wiki_client_login(wiki_client *c, const char *user, const char *password, char *err, size_t errlen) {
     if (!c || !user || !password) return rag_ing_err(err, errlen, RAG_ERR_ARG, "wiki login: user and password required");
     int rc = login_raw(c, user, password, err, errlen);
     if (rc != RAG_OK) return rc;
@@ -219,7 +219,7 @@ int wiki_client_login(wiki_client *c, const char *user, const char *password, ch
     return RAG_OK;
 }
 
-int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *out, char *err, size_t errlen) {
+int rag_wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *out, char *err, size_t errlen) {
     if (!c) return rag_ing_err(err, errlen, RAG_ERR_ARG, "wiki: bad arguments");
     bool assert_user = c->logged_in;
     int rc = call_raw(c, params, post, assert_user, out, err, errlen);
@@ -227,14 +227,14 @@ int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *o
     /* the session ended (expired, or the wiki restarted): log in again once,
      * then repeat the call; never go on as an anonymous reader, who may see
      * less and would make pages look deleted */
-    wiki_resp_release(out);
+    rag_wiki_resp_release(out);
     char lerr[512] = "";
     if ((rc = login_raw(c, c->user, c->password, lerr, sizeof lerr)) != RAG_OK)
         return rag_ing_err(err, errlen, rc, "wiki %s: the login session ended and logging in again failed: %s", c->api, lerr);
     c->relogins++;
     rc = call_raw(c, params, post, true, out, err, errlen);
     if (rc == RAG_OK && out->error_code && strcmp(out->error_code, "assertuserfailed") == 0) {
-        wiki_resp_release(out);
+        rag_wiki_resp_release(out);
         rc = rag_ing_err(err, errlen, RAG_ERR_IO, "wiki %s: not logged in even after logging in again (%s)", c->api,
                          c->user);
     }

@@ -44,7 +44,7 @@ typedef struct {
 } wiki_change;
 
 /* Everything the connector reads from one api.php answer. Fields absent from
- * the answer stay zero/NULL. All strings owned; release with wiki_resp_release. */
+ * the answer stay zero/NULL. All strings owned; release with rag_wiki_resp_release. */
 typedef struct {
     char *error_code, *error_info;  /* {"error":{"code","info"}} */
     char *cont;                 /* the "continue" object as "&k=v&..." (URL-encoded), or NULL */
@@ -71,17 +71,17 @@ typedef struct {
  * (except parse text) and more than WIKI_MAX_* items are errors. Returns
  * RAG_OK with *out filled, or RAG_ERR_FORMAT with err saying what is wrong
  * (and *out empty). */
-int wiki_resp_parse(const char *body, size_t len, wiki_resp *out, char *err, size_t errlen);
-void wiki_resp_release(wiki_resp *r);
+int rag_wiki_resp_parse(const char *body, size_t len, wiki_resp *out, char *err, size_t errlen);
+void rag_wiki_resp_release(wiki_resp *r);
 
 /* Parses "YYYY-MM-DDTHH:MM:SSZ" into seconds since the epoch; false when the
  * text is not exactly that. */
-bool wiki_parse_time(const char *s, int64_t *out);
+bool rag_wiki_parse_time(const char *s, int64_t *out);
 /* Formats seconds since the epoch as "YYYY-MM-DDTHH:MM:SSZ" into buf[21]. */
-void wiki_format_time(int64_t t, char buf[21]);
+void rag_wiki_format_time(int64_t t, char buf[21]);
 
 /* Appends s percent-encoded (everything but unreserved characters) to b. */
-int wiki_urlencode(rag_buf *b, const char *s, size_t len);
+int rag_wiki_urlencode(rag_buf *b, const char *s, size_t len);
 
 /* ------------------------------------------------------------ HTTP client */
 
@@ -100,9 +100,9 @@ typedef struct {
     volatile int *cancel;       /* non-zero ends waits early (RAG_ERR_IO "cancelled") */
 } wiki_client_params;
 
-/* *out owned, free with wiki_client_free. */
-int wiki_client_new(const wiki_client_params *p, wiki_client **out, char *err, size_t errlen);
-void wiki_client_free(wiki_client *c);   /* NULL is a no-op */
+/* *out owned, free with rag_wiki_client_free. */
+int rag_wiki_client_new(const wiki_client_params *p, wiki_client **out, char *err, size_t errlen);
+void rag_wiki_client_free(wiki_client *c);   /* NULL is a no-op */
 
 /* Calls api.php with params ("action=query&...", URL-encoded) plus
  * format=json&formatversion=2&maxlag=5, as GET (or POST with the params in
@@ -115,16 +115,16 @@ void wiki_client_free(wiki_client *c);   /* NULL is a no-op */
  * RAG_ERR_LIMIT (body too large), RAG_ERR_FORMAT (not JSON). After a login
  * every call carries assert=user; when the wiki answers assertuserfailed
  * (the session ended) the client logs in again once and repeats the call. */
-int wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *out,
+int rag_wiki_client_call(wiki_client *c, const char *params, bool post, wiki_resp *out,
                      char *err, size_t errlen);
 
 /* Logs in with a bot password (action=login), the session cookie kept in
  * the client (and the credentials, to log in again when the session ends).
  * RAG_ERR_ARG with MediaWiki's reason on bad credentials. */
-int wiki_client_login(wiki_client *c, const char *user, const char *password, char *err, size_t errlen);
+int rag_wiki_client_login(wiki_client *c, const char *user, const char *password, char *err, size_t errlen);
 
 /* Counters: requests sent (each attempt), retries, logins repeated after the
  * session ended. */
-void wiki_client_counts(const wiki_client *c, size_t *requests, size_t *retries, size_t *relogins);
+void rag_wiki_client_counts(const wiki_client *c, size_t *requests, size_t *retries, size_t *relogins);
 
 #endif

@@ -51,7 +51,7 @@ static bool get_flag(const cJSON *obj, const char *name) {
     return cJSON_IsString(it);
 }
 
-int wiki_urlencode(rag_buf *b, const char *s, size_t len) {
+int rag_wiki_urlencode(rag_buf *b, const char *s, size_t len) {
     static const char hex[] = "0123456789ABCDEF";
     int rc = RAG_OK;
     for (size_t i = 0; i < len && rc == RAG_OK; i++) {
@@ -67,7 +67,7 @@ int wiki_urlencode(rag_buf *b, const char *s, size_t len) {
     return rc;
 }
 
-bool wiki_parse_time(const char *s, int64_t *out) {
+bool rag_wiki_parse_time(const char *s, int64_t *out) {
     if (!s || strlen(s) != 20) return false;
     static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
     for (int i = 0; i < 20; i++) {
@@ -91,7 +91,7 @@ bool wiki_parse_time(const char *s, int64_t *out) {
     return true;
 }
 
-void wiki_format_time(int64_t t, char buf[21]) {
+void rag_wiki_format_time(int64_t t, char buf[21]) {
     time_t tt = (time_t)t;
     struct tm tm;
     /* years outside 0000..9999 do not fit the format (and never come from a wiki) */
@@ -125,7 +125,7 @@ static void change_release(wiki_change *c) {
     memset(c, 0, sizeof *c);
 }
 
-void wiki_resp_release(wiki_resp *r) {
+void rag_wiki_resp_release(wiki_resp *r) {
     if (!r) return;
     free(r->error_code);
     free(r->error_info);
@@ -246,8 +246,8 @@ static int parse_continue(const cJSON *cont, wiki_resp *out, char *err, size_t e
             break;
         }
         if (!it->string || !*it->string) { rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "\"continue\" has an empty key"); break; }
-        if ((rc = rag_buf_putc(&b, '&')) || (rc = wiki_urlencode(&b, it->string, strlen(it->string))) ||
-            (rc = rag_buf_putc(&b, '=')) || (rc = wiki_urlencode(&b, v, strlen(v)))) {
+        if ((rc = rag_buf_putc(&b, '&')) || (rc = rag_wiki_urlencode(&b, it->string, strlen(it->string))) ||
+            (rc = rag_buf_putc(&b, '=')) || (rc = rag_wiki_urlencode(&b, v, strlen(v)))) {
             rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "\"continue\" is too large");
             break;
         }
@@ -308,7 +308,7 @@ static size_t json_value_count(const char *s, size_t len, size_t limit) {
     return n;
 }
 
-int wiki_resp_parse(const char *body, size_t len, wiki_resp *out, char *err, size_t errlen) {
+int rag_wiki_resp_parse(const char *body, size_t len, wiki_resp *out, char *err, size_t errlen) {
     int rc = RAG_OK;
     bool bad = false;
     memset(out, 0, sizeof *out);
@@ -373,6 +373,6 @@ int wiki_resp_parse(const char *body, size_t len, wiki_resp *out, char *err, siz
     if (bad) { rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT, "malformed fields in the answer"); goto done; }
 done:
     cJSON_Delete(root);
-    if (rc != RAG_OK) wiki_resp_release(out);
+    if (rc != RAG_OK) rag_wiki_resp_release(out);
     return rc;
 }

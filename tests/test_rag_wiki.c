@@ -1279,16 +1279,16 @@ TEST(json_answers_with_too_many_values_are_refused_before_parsing) {
     k += (size_t)sprintf(b + k, "]}}");
     wiki_resp r;
     char err[256];
-    CHECK(wiki_resp_parse(b, k, &r, err, sizeof err) == RAG_ERR_FORMAT && strstr(err, "more than 1000000 JSON values"),
+    CHECK(rag_wiki_resp_parse(b, k, &r, err, sizeof err) == RAG_ERR_FORMAT && strstr(err, "more than 1000000 JSON values"),
           "%s", err);
     /* the same number of commas inside a string is one value */
     k = (size_t)sprintf(b, "{\"parse\":{\"revid\":5,\"text\":\"");
     for (size_t i = 0; i < n; i++) { b[k++] = ','; b[k++] = '\\'; b[k++] = '"'; }
     k += (size_t)sprintf(b + k, "\"}}");
-    REQUIRE(wiki_resp_parse(b, k, &r, err, sizeof err) == RAG_OK, "%s", err);
+    REQUIRE(rag_wiki_resp_parse(b, k, &r, err, sizeof err) == RAG_OK, "%s", err);
     CHECK_EQ_INT(r.parse_text_len, 2 * n);
     CHECK_EQ_INT(r.parse_revid, 5);
-    wiki_resp_release(&r);
+    rag_wiki_resp_release(&r);
     free(b);
 }
 

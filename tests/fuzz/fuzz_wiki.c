@@ -1,5 +1,5 @@
 /* fuzz_wiki.c — libFuzzer target for the MediaWiki connector's parsing of
- * api.php answers (outside bytes): wiki_resp_parse, the timestamp parser,
+ * api.php answers (outside bytes): rag_wiki_resp_parse, the timestamp parser,
  * the Retry-After reader and the URL encoder. Checks the parsed structs' invariants; any violation
  * traps. Seeds: tests/fuzz/seeds/fuzz_wiki/ (real answers). */
 #include <stddef.h>
@@ -44,9 +44,9 @@ static void check_resp(const wiki_resp *r) {
     }
     if (r->parse_text && strlen(r->parse_text) != r->parse_text_len) __builtin_trap();
     int64_t t;
-    if (r->time && wiki_parse_time(r->time, &t)) {
+    if (r->time && rag_wiki_parse_time(r->time, &t)) {
         char back[21];
-        wiki_format_time(t, back);
+        rag_wiki_format_time(t, back);
         if (strlen(back) != 20) __builtin_trap();
     }
 }
@@ -55,10 +55,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     wiki_resp r;
     char err[256] = "";
-    int rc = wiki_resp_parse((const char *)data, size, &r, err, sizeof err);
+    int rc = rag_wiki_resp_parse((const char *)data, size, &r, err, sizeof err);
     if (rc == RAG_OK) {
         check_resp(&r);
-        wiki_resp_release(&r);
+        rag_wiki_resp_release(&r);
     } else {
         /* a failure leaves nothing behind and says why */
         if (r.pages || r.changes || r.cont || r.error_code || r.parse_text || !err[0]) __builtin_trap();
@@ -69,11 +69,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(s, data, size);
         s[size] = 0;
         int64_t t;
-        if (wiki_parse_time(s, &t)) {
+        if (rag_wiki_parse_time(s, &t)) {
             char back[21];
-            wiki_format_time(t, back);
+            rag_wiki_format_time(t, back);
             int64_t t2;
-            if (!wiki_parse_time(back, &t2) || t2 != t) __builtin_trap();
+            if (!rag_wiki_parse_time(back, &t2) || t2 != t) __builtin_trap();
         }
     }
     /* the input as a header line (Retry-After, shared with the remote engine) */
@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* the encoder: only unreserved bytes and %XX */
     rag_buf b = {0};
     b.limit = 1u << 20;
-    if (wiki_urlencode(&b, (const char *)data, size < 4096 ? size : 4096) == RAG_OK && b.data) {
+    if (rag_wiki_urlencode(&b, (const char *)data, size < 4096 ? size : 4096) == RAG_OK && b.data) {
         for (size_t i = 0; i < b.len; i++) {
             char x = b.data[i];
             if (!((x >= 'A' && x <= 'Z') || (x >= 'a' && x <= 'z') || (x >= '0' && x <= '9') || strchr("-_.~%", x)))
