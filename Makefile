@@ -2,7 +2,8 @@
 #
 #   make            build build/mrag and build/mkmodel
 #   make deps       install Debian packages, build FAISS's C API (idempotent)
-#   make test       deps + build + every test; ends with "N passed, N failed"
+#   make test       deps + build + check-layers + every test; ends with "N passed, N failed"
+#   make check-layers  includes and exported symbols keep app -> rag -> {llm, index}
 #   make demo       deps + build + a short tour of what works
 #   make asan       the tests under AddressSanitizer + UBSan (build/asan)
 #   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
@@ -14,7 +15,7 @@ BUILD ?= build
 CC ?= gcc
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
-override CFLAGS += -std=gnu11 -Wall -Wextra -pthread -MMD -MP -I.
+override CFLAGS += -std=gnu11 -Wall -Wextra -pthread -MMD -MP
 LDFLAGS ?=
 
 # FAISS's C API is built by `make deps` under build/deps whatever BUILD is.
@@ -22,6 +23,22 @@ DEPS_PREFIX := $(CURDIR)/build/deps
 PKGS := sqlite3 libpcre2-8 libcurl libmicrohttpd libcjson libedit poppler-glib libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# The layers (app -> rag -> {llm, index}; docs/architecture.md) are enforced
+# by what each is compiled against: an include root of its own folder and
+# the public headers of the layers below it, and only its own packages'
+# flags. An upward or sideways include, or an internal header of another
+# layer, does not compile; `make check-layers` names it. tests/ sees all.
+INC := $(BUILD)/inc
+RAG_PUBLIC_H := $(filter-out %_internal.h,$(wildcard rag/*.h))
+LAYER_LINKS := $(INC)/llm/llm $(INC)/index/index \
+	$(INC)/rag/rag $(INC)/rag/llm/llm.h $(INC)/rag/index/index.h \
+	$(INC)/app/app $(addprefix $(INC)/app/,$(RAG_PUBLIC_H)) $(INC)/app/llm/llm.h $(INC)/app/index/index.h
+$(BUILD)/obj/llm/%.o: LAYER_CFLAGS = -I$(INC)/llm
+$(BUILD)/obj/index/%.o: LAYER_CFLAGS = -I$(INC)/index $(shell pkg-config --cflags sqlite3 2>/dev/null)
+$(BUILD)/obj/rag/%.o: LAYER_CFLAGS = -I$(INC)/rag $(shell pkg-config --cflags libpcre2-8 libcurl libcjson poppler-glib libxml-2.0 2>/dev/null)
+$(BUILD)/obj/app/%.o: LAYER_CFLAGS = -I$(INC)/app $(shell pkg-config --cflags libmicrohttpd libcjson libedit 2>/dev/null)
+$(BUILD)/obj/tests/%.o: LAYER_CFLAGS = -I. $(PKG_CFLAGS)
 # Link order matters with the static FAISS libraries (faiss_c before faiss,
 # then LAPACK, BLAS, OpenMP and the C++ runtime).
 FAISS_LIBS := -L$(DEPS_PREFIX)/lib -lfaiss_c -lfaiss -llapack -lblas -fopenmp -lstdc++
@@ -52,24 +69,29 @@ ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-.PHONY: all deps test check demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki clean oracle mrag
+.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki clean oracle mrag
 .DEFAULT_GOAL := all
 # keep objects of test binaries (they are built through a pattern chain)
 .SECONDARY:
 
 all: $(BUILD)/mrag $(BUILD)/mkmodel
 
-$(BUILD)/obj/%_avx2.o: %_avx2.c
+$(BUILD)/obj/%_avx2.o: %_avx2.c | $(LAYER_LINKS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX2_FLAGS) $(PKG_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) $(LAYER_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%_avx512.o: %_avx512.c
+$(BUILD)/obj/%_avx512.o: %_avx512.c | $(LAYER_LINKS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX512_FLAGS) $(PKG_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) $(LAYER_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | $(LAYER_LINKS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(LAYER_CFLAGS) -c $< -o $@
+
+# A link of the include roots: $(INC)/LAYER/PATH -> PATH in the tree.
+$(LAYER_LINKS):
+	@mkdir -p $(dir $@)
+	@ln -sfn $(CURDIR)/$(shell echo $@ | sed 's|^$(INC)/[^/]*/||') $@
 
 # The web page is embedded with .incbin, which -MMD does not see.
 $(BUILD)/obj/app/serve_page.o: app/web/index.html
@@ -115,8 +137,13 @@ test: deps
 	@$(MAKE) --no-print-directory oracle
 	@$(MAKE) --no-print-directory check
 
-check: all $(TEST_BINS)
+check: all check-layers $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+# The layering (docs/architecture.md): includes in the tree, exported symbols
+# of the libraries. tests/test_layers.sh checks that this check can fail.
+check-layers: $(ALL_LIBS)
+	@sh tests/check_layers.sh . $(BUILD)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
