@@ -94,6 +94,10 @@ char *app_recorded_model(idx_store *s);
  * or is larger (EFBIG). */
 char *app_read_file(const char *path, size_t max, size_t *len);
 
+/* args[0..n) joined by single blanks (a question given as several words);
+ * owned, free(); NULL on OOM (util.c). */
+char *app_join_args(int n, char **args);
+
 /* Prints "mrag: <msg>\n" to stderr and returns 1. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -478,15 +478,8 @@ int app_cmd_ask(int argc, char **argv) {
         } else { first = i; break; }
     }
     if (first < 0 || first >= argc) { fputs(ask_usage, stderr); return 1; }
-    size_t qlen = 0;
-    for (int i = first; i < argc; i++) qlen += strlen(argv[i]) + 1;
-    char *q = malloc(qlen + 1);
+    char *q = app_join_args(argc - first, argv + first);
     if (!q) return app_error("out of memory");
-    q[0] = 0;
-    for (int i = first; i < argc; i++) {
-        if (i > first) strcat(q, " ");
-        strcat(q, argv[i]);
-    }
     app_asker *a = NULL;
     int rc = app_asker_open(&o, &a);
     if (rc == 0) {

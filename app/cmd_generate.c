@@ -153,6 +153,169 @@ static const char *stop_reason_name(llm_stop_reason r) {
     return "?";
 }
 
+/* The command line of `mrag generate`. */
+typedef struct {
+    const char *mflag, *prompt_arg, *system;
+    const char *stops[GEN_MAX_STOP_ARGS];
+    int n_stops;
+    bool chat, verbose;
+    long n_predict, threads, ctx;
+    llm_sampler_params sp;
+} gen_opts;
+
+/* Parses argv into o; returns 0, or 2 (usage error, printed). */
+static int gen_parse_opts(gen_opts *o, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
+    o->n_predict = 128;
+    o->sp = llm_sampler_default_params();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        long lv = 0;
+        if (strcmp(a, "--chat") == 0) { o->chat = true; continue; }
+        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) { o->verbose = true; continue; }
+        if (!v) {
+            app_error("generate: %s '%s'", a[0] == '-' ? "missing value for" : "unexpected argument", a);
+            fputs(generate_usage, stderr);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "-m") == 0) o->mflag = v;
+        else if (strcmp(a, "-p") == 0) o->prompt_arg = v;
+        else if (strcmp(a, "--system") == 0) o->system = v;
+        else if (strcmp(a, "-n") == 0) ok = parse_long(v, -1, 1L << 30, &o->n_predict);
+        else if (strcmp(a, "--temp") == 0) ok = parse_float(v, -1e9f, 1e9f, &o->sp.temperature);
+        else if (strcmp(a, "--top-k") == 0) {
+            ok = parse_long(v, 0, 1L << 30, &lv);
+            o->sp.top_k = (int)lv;
+        }
+        else if (strcmp(a, "--top-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &o->sp.top_p);
+        else if (strcmp(a, "--min-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &o->sp.min_p);
+        else if (strcmp(a, "--repeat-penalty") == 0) ok = parse_float(v, 1e-3f, 1e3f, &o->sp.repeat_penalty);
+        else if (strcmp(a, "--repeat-last-n") == 0) {
+            ok = parse_long(v, 0, 65536, &lv);
+            o->sp.repeat_last_n = (int)lv;
+        }
+        else if (strcmp(a, "--seed") == 0) ok = parse_u64(v, &o->sp.seed);
+        else if (strcmp(a, "--threads") == 0) ok = parse_long(v, 1, 256, &o->threads);
+        else if (strcmp(a, "--ctx") == 0) ok = parse_long(v, 1, 1L << 24, &o->ctx);
+        else if (strcmp(a, "--stop") == 0) {
+            if (o->n_stops == GEN_MAX_STOP_ARGS || !*v) {
+                app_error("generate: --stop takes a non-empty text, at most %d times", GEN_MAX_STOP_ARGS);
+                return 2;
+            }
+            o->stops[o->n_stops++] = v;
+        } else {
+            app_error("generate: unknown option '%s'", a);
+            fputs(generate_usage, stderr);
+            return 2;
+        }
+        if (!ok) {
+            app_error("generate: bad value '%s' for %s", v, a);
+            return 2;
+        }
+    }
+    if (!app_model_path(o->mflag) || !o->prompt_arg) {
+        app_error("generate: %s is required", !app_model_path(o->mflag) ? "a model (-m or $MRAG_MODEL)" : "a prompt (-p)");
+        fputs(generate_usage, stderr);
+        return 2;
+    }
+    if (o->system && !o->chat) {
+        app_error("generate: --system needs --chat");
+        return 2;
+    }
+    return 0;
+}
+
+/* The prompt's tokens: -p TEXT (or stdin for "-"), in the chat template
+ * with --chat. *ids owned. Returns 0, 1 (error) or 2 (empty prompt);
+ * printed. */
+static int gen_prompt_ids(const gen_opts *o, const llm_model *m, int32_t **ids, int *n_ids) {
+    char *stdin_text = NULL, *chat_text = NULL;
+    int rc = 1;
+    const char *prompt = o->prompt_arg;
+    if (strcmp(o->prompt_arg, "-") == 0) {
+        if (!(stdin_text = read_all_stdin())) {
+            app_error("generate: cannot read the prompt from stdin");
+            goto done;
+        }
+        prompt = stdin_text;
+    }
+    if (o->chat) {
+        llm_chat_msg msgs[2] = {{"system", o->system ? o->system : ""}, {"user", prompt}};
+        if (!(chat_text = llm_chat_format(msgs, 2))) {
+            app_error("generate: cannot format the chat prompt");
+            goto done;
+        }
+    }
+    int trc = o->chat ? tokenize_all(m, chat_text, false, true, ids, n_ids) : tokenize_all(m, prompt, true, false, ids, n_ids);
+    if (trc != LLM_OK) {
+        app_error("generate: cannot tokenize the prompt (%s)", llm_status_str(trc));
+        goto done;
+    }
+    if (*n_ids == 0) {
+        app_error("generate: the prompt is empty");
+        rc = 2;
+        goto done;
+    }
+    rc = 0;
+done:
+    free(chat_text);
+    free(stdin_text);
+    return rc;
+}
+
+/* Generates from ids on a new context, text to stdout; Ctrl-C stops it.
+ * Returns the exit status. */
+static int gen_run(const gen_opts *o, const llm_model *m, const int32_t *ids, int n_ids) {
+    char err[512];
+    llm_context *c = NULL;
+    llm_context_params cp = llm_context_default_params();
+    cp.n_threads = (int)o->threads;
+    cp.n_ctx = (int)o->ctx;
+    if (llm_context_new(m, &cp, &c, err, sizeof err) != LLM_OK) return app_error("%s", err);
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    bool sa_set = sigaction(SIGINT, &sa, &old_sa) == 0;
+    gen_cancel = 0;
+    gen_out out = {0};
+    llm_generate_params gp = llm_generate_default_params();
+    gp.n_predict = (int)o->n_predict;
+    gp.sampling = o->sp;
+    gp.stop = o->n_stops ? o->stops : NULL;
+    gp.n_stop = o->n_stops;
+    gp.on_text = write_text;
+    gp.user = &out;
+    gp.cancel = &gen_cancel;
+    gp.continuation = !o->chat;
+    llm_generate_result res;
+    int grc = llm_generate(c, ids, n_ids, &gp, &res), rc = 1;
+    if (out.bytes > 0 && !out.ends_in_newline && !out.write_failed && isatty(STDOUT_FILENO)) {
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    if (o->verbose) {
+        fprintf(stderr, "mrag: prompt %d tokens in %.1f ms (%.1f tok/s)\n", res.n_prompt, res.prefill_ms,
+                res.prefill_ms > 0 ? res.n_prompt * 1e3 / res.prefill_ms : 0.0);
+        fprintf(stderr, "mrag: generated %d tokens in %.1f ms (%.1f tok/s); stopped: %s\n", res.n_generated,
+                res.decode_ms, res.decode_ms > 0 ? res.n_generated * 1e3 / res.decode_ms : 0.0,
+                stop_reason_name(res.stop_reason));
+    }
+    if (grc == LLM_ERR_CANCELLED && gen_cancel) rc = 130;
+    else if (out.write_failed) app_error("generate: cannot write to stdout");
+    else if (grc != LLM_OK) app_error("%s", llm_context_error(c));
+    else {
+        if (res.stop_reason == LLM_STOP_CONTEXT_FULL) fprintf(stderr, "mrag: note: the context is full (see --ctx)\n");
+        rc = 0;
+    }
+    if (sa_set) sigaction(SIGINT, &old_sa, NULL);
+    llm_context_free(c);
+    return rc;
+}
+
 /* Contract: loads the model, generates from -p TEXT and streams the text to
  * stdout; timings go to stderr with --verbose. Returns 0 on success, 1 on
  * model/engine errors, 2 on usage errors, 130 when interrupted. */
@@ -161,177 +324,17 @@ int app_cmd_generate(int argc, char **argv) {
         fputs(generate_usage, stdout);
         return 0;
     }
-    int rc = 1;
-    const char *mflag = NULL, *prompt_arg = NULL, *system = NULL;
-    const char *stops[GEN_MAX_STOP_ARGS];
-    int n_stops = 0;
-    bool chat = false, verbose = false;
-    long n_predict = 128, threads = 0, ctx = 0;
-    llm_sampler_params sp = llm_sampler_default_params();
-    char *stdin_text = NULL, *chat_text = NULL;
+    gen_opts o;
+    int rc = gen_parse_opts(&o, argc, argv);
+    if (rc != 0) return rc;
+    char err[512];
+    llm_model *m = NULL;
+    llm_model_params mp = llm_model_default_params();
+    if (llm_model_load(app_model_path(o.mflag), &mp, &m, err, sizeof err) != LLM_OK) return app_error("%s", err);
     int32_t *ids = NULL;
     int n_ids = 0;
-    llm_model *m = NULL;
-    llm_context *c = NULL;
-    struct sigaction old_sa;
-    bool sa_set = false;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool ok = true;
-        long lv = 0;
-        if (strcmp(a, "--chat") == 0) { chat = true; continue; }
-        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) { verbose = true; continue; }
-        if (!v) {
-            app_error("generate: %s '%s'", a[0] == '-' ? "missing value for" : "unexpected argument", a);
-            fputs(generate_usage, stderr);
-            rc = 2;
-            goto done;
-        }
-        i++;
-        if (strcmp(a, "-m") == 0) mflag = v;
-        else if (strcmp(a, "-p") == 0) prompt_arg = v;
-        else if (strcmp(a, "--system") == 0) system = v;
-        else if (strcmp(a, "-n") == 0) ok = parse_long(v, -1, 1L << 30, &n_predict);
-        else if (strcmp(a, "--temp") == 0) ok = parse_float(v, -1e9f, 1e9f, &sp.temperature);
-        else if (strcmp(a, "--top-k") == 0) {
-            ok = parse_long(v, 0, 1L << 30, &lv);
-            sp.top_k = (int)lv;
-        }
-        else if (strcmp(a, "--top-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &sp.top_p);
-        else if (strcmp(a, "--min-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &sp.min_p);
-        else if (strcmp(a, "--repeat-penalty") == 0) ok = parse_float(v, 1e-3f, 1e3f, &sp.repeat_penalty);
-        else if (strcmp(a, "--repeat-last-n") == 0) {
-            ok = parse_long(v, 0, 65536, &lv);
-            sp.repeat_last_n = (int)lv;
-        }
-        else if (strcmp(a, "--seed") == 0) ok = parse_u64(v, &sp.seed);
-        else if (strcmp(a, "--threads") == 0) ok = parse_long(v, 1, 256, &threads);
-        else if (strcmp(a, "--ctx") == 0) ok = parse_long(v, 1, 1L << 24, &ctx);
-        else if (strcmp(a, "--stop") == 0) {
-            if (n_stops == GEN_MAX_STOP_ARGS || !*v) {
-                app_error("generate: --stop takes a non-empty text, at most %d times", GEN_MAX_STOP_ARGS);
-                rc = 2;
-                goto done;
-            }
-            stops[n_stops++] = v;
-        } else {
-            app_error("generate: unknown option '%s'", a);
-            fputs(generate_usage, stderr);
-            rc = 2;
-            goto done;
-        }
-        if (!ok) {
-            app_error("generate: bad value '%s' for %s", v, a);
-            rc = 2;
-            goto done;
-        }
-    }
-    const char *path = app_model_path(mflag);
-    if (!path || !prompt_arg) {
-        app_error("generate: %s is required", !path ? "a model (-m or $MRAG_MODEL)" : "a prompt (-p)");
-        fputs(generate_usage, stderr);
-        rc = 2;
-        goto done;
-    }
-    if (system && !chat) {
-        app_error("generate: --system needs --chat");
-        rc = 2;
-        goto done;
-    }
-    const char *prompt = prompt_arg;
-    if (strcmp(prompt_arg, "-") == 0) {
-        if (!(stdin_text = read_all_stdin())) {
-            app_error("generate: cannot read the prompt from stdin");
-            goto done;
-        }
-        prompt = stdin_text;
-    }
-
-    char err[512];
-    llm_model_params mp = llm_model_default_params();
-    if (llm_model_load(path, &mp, &m, err, sizeof err) != LLM_OK) {
-        app_error("%s", err);
-        goto done;
-    }
-    if (chat) {
-        llm_chat_msg msgs[2] = {{"system", system ? system : ""}, {"user", prompt}};
-        chat_text = llm_chat_format(msgs, 2);
-        if (!chat_text) {
-            app_error("generate: cannot format the chat prompt");
-            goto done;
-        }
-    }
-    int trc = chat ? tokenize_all(m, chat_text, false, true, &ids, &n_ids)
-                   : tokenize_all(m, prompt, true, false, &ids, &n_ids);
-    if (trc != LLM_OK) {
-        app_error("generate: cannot tokenize the prompt (%s)", llm_status_str(trc));
-        goto done;
-    }
-    if (n_ids == 0) {
-        app_error("generate: the prompt is empty");
-        rc = 2;
-        goto done;
-    }
-    llm_context_params cp = llm_context_default_params();
-    cp.n_threads = (int)threads;
-    cp.n_ctx = (int)ctx;
-    if (llm_context_new(m, &cp, &c, err, sizeof err) != LLM_OK) {
-        app_error("%s", err);
-        goto done;
-    }
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sa_set = sigaction(SIGINT, &sa, &old_sa) == 0;
-    gen_cancel = 0;
-
-    gen_out out = {0};
-    llm_generate_params gp = llm_generate_default_params();
-    gp.n_predict = (int)n_predict;
-    gp.sampling = sp;
-    gp.stop = n_stops ? stops : NULL;
-    gp.n_stop = n_stops;
-    gp.on_text = write_text;
-    gp.user = &out;
-    gp.cancel = &gen_cancel;
-    gp.continuation = !chat;
-    llm_generate_result res;
-    int grc = llm_generate(c, ids, n_ids, &gp, &res);
-    if (out.bytes > 0 && !out.ends_in_newline && !out.write_failed && isatty(STDOUT_FILENO)) {
-        fputc('\n', stdout);
-        fflush(stdout);
-    }
-    if (verbose) {
-        fprintf(stderr, "mrag: prompt %d tokens in %.1f ms (%.1f tok/s)\n", res.n_prompt, res.prefill_ms,
-                res.prefill_ms > 0 ? res.n_prompt * 1e3 / res.prefill_ms : 0.0);
-        fprintf(stderr, "mrag: generated %d tokens in %.1f ms (%.1f tok/s); stopped: %s\n", res.n_generated,
-                res.decode_ms, res.decode_ms > 0 ? res.n_generated * 1e3 / res.decode_ms : 0.0,
-                stop_reason_name(res.stop_reason));
-    }
-    if (grc == LLM_ERR_CANCELLED && gen_cancel) {
-        rc = 130;
-        goto done;
-    }
-    if (out.write_failed) {
-        app_error("generate: cannot write to stdout");
-        goto done;
-    }
-    if (grc != LLM_OK) {
-        app_error("%s", llm_context_error(c));
-        goto done;
-    }
-    if (res.stop_reason == LLM_STOP_CONTEXT_FULL) fprintf(stderr, "mrag: note: the context is full (see --ctx)\n");
-    rc = 0;
-done:
-    if (sa_set) sigaction(SIGINT, &old_sa, NULL);
-    llm_context_free(c);
+    if ((rc = gen_prompt_ids(&o, m, &ids, &n_ids)) == 0) rc = gen_run(&o, m, ids, n_ids);
     llm_model_free(m);
     free(ids);
-    free(chat_text);
-    free(stdin_text);
     return rc;
 }

@@ -70,6 +70,77 @@ static void print_snippet(const char *t, size_t len, size_t max) {
 
 /* Contract: prints the hits of one query; 0 ok (also with no hits), 1 on
  * index/model errors, 2 on usage errors. */
+/* One hit as a JSON object (NULL on OOM). */
+static cJSON *hit_json(int rank, const rag_hit *h, const idx_chunk *c, const idx_doc *d, const char *cite) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "rank", rank);
+    cJSON_AddNumberToObject(o, "score", h->score);
+    cJSON_AddNumberToObject(o, "chunk_id", (double)h->chunk_id);
+    cJSON_AddStringToObject(o, "path", app_display_path(d->uri));
+    cJSON_AddStringToObject(o, "citation", cite);
+    cJSON_AddNumberToObject(o, "line_start", c->line_start);
+    cJSON_AddNumberToObject(o, "line_end", c->line_end);
+    cJSON_AddNumberToObject(o, "page", c->page);
+    cJSON_AddStringToObject(o, "heading", c->heading ? c->heading : "");
+    cJSON_AddStringToObject(o, "title", d->title ? d->title : "");
+    /* cJSON takes NUL-terminated text; chunk text holds no NUL */
+    cJSON_AddStringToObject(o, "text", c->text ? c->text : "");
+    cJSON_AddNumberToObject(o, "dense_rank", h->dense_rank);
+    cJSON_AddNumberToObject(o, "bm25_rank", h->bm25_rank);
+    return o;
+}
+
+/* One hit as lines for the terminal. */
+static void hit_text(int rank, const rag_hit *h, const idx_chunk *c, const char *cite, rag_search_mode mode) {
+    printf("%d. %s  score %.4f", rank, cite, (double)h->score);
+    if (mode == RAG_SEARCH_HYBRID) {
+        printf(" (dense ");
+        if (h->dense_rank) printf("#%d", h->dense_rank); else printf("-");
+        printf(", bm25 ");
+        if (h->bm25_rank) printf("#%d", h->bm25_rank); else printf("-");
+        printf(")");
+    }
+    putchar('\n');
+    if (c->heading && *c->heading) printf("   [%s]\n", c->heading);
+    print_snippet(c->text ? c->text : "", c->text_len, 200);
+}
+
+/* Prints the n hits (a JSON array, or lines); 0, or 1 with the problem printed. */
+static int print_hits(idx_store *s, const rag_hit *hits, int n, rag_search_mode mode, bool json) {
+    cJSON *arr = NULL;
+    if (json && !(arr = cJSON_CreateArray())) return app_error("search: out of memory");
+    if (!json && n == 0) printf("no matches (%s)\n", rag_search_mode_str(mode));
+    for (int i = 0; i < n; i++) {
+        idx_chunk c;
+        idx_doc d;
+        memset(&c, 0, sizeof c);
+        memset(&d, 0, sizeof d);
+        if (idx_chunk_get(s, hits[i].chunk_id, &c, &d) != IDX_OK) {
+            cJSON_Delete(arr);
+            return app_error("search: %s", idx_errmsg(s));
+        }
+        char cite[4200];
+        citation(&d, &c, cite, sizeof cite);
+        if (json) {
+            cJSON *o = hit_json(i + 1, &hits[i], &c, &d, cite);
+            if (o) cJSON_AddItemToArray(arr, o);
+        } else {
+            hit_text(i + 1, &hits[i], &c, cite, mode);
+        }
+        idx_chunk_release(&c);
+        idx_doc_release(&d);
+    }
+    if (json) {
+        char *out = cJSON_Print(arr);
+        cJSON_Delete(arr);
+        if (!out) return app_error("search: out of memory");
+        puts(out);
+        free(out);
+    }
+    return 0;
+}
+
 int app_cmd_search(int argc, char **argv) {
     if (app_wants_help(argc, argv)) {
         fputs(search_usage, stdout);
@@ -87,7 +158,6 @@ int app_cmd_search(int argc, char **argv) {
     idx_store *s = NULL;
     rag_retriever *r = NULL;
     rag_hit *hits = NULL;
-    cJSON *arr = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -110,17 +180,8 @@ int app_cmd_search(int argc, char **argv) {
         app_error("search: bad --groups '%s' (comma-separated names of letters, digits, _ - . @ :)", groups);
         return 2;
     }
-    size_t qlen = 0;
-    for (int i = first; i < argc; i++) qlen += strlen(argv[i]) + 1;
-    if (!(query = malloc(qlen + 1))) { app_error("search: out of memory"); goto done; }
-    qlen = 0;
-    for (int i = first; i < argc; i++) {
-        size_t l = strlen(argv[i]);
-        if (i > first) query[qlen++] = ' ';
-        memcpy(query + qlen, argv[i], l);
-        qlen += l;
-    }
-    query[qlen] = 0;
+    if (!(query = app_join_args(argc - first, argv + first))) { app_error("search: out of memory"); goto done; }
+    size_t qlen = strlen(query);
 
     const char *index_dir = app_index_path(index_flag);
     struct stat st;
@@ -159,63 +220,9 @@ int app_cmd_search(int argc, char **argv) {
         app_error("search: %s", rag_retriever_errmsg(r));
         goto done;
     }
-    if (json && !(arr = cJSON_CreateArray())) { app_error("search: out of memory"); goto done; }
-    if (!json && n == 0) printf("no matches (%s)\n", rag_search_mode_str((rag_search_mode)mode));
-    for (int i = 0; i < n; i++) {
-        idx_chunk c;
-        idx_doc d;
-        memset(&c, 0, sizeof c);
-        memset(&d, 0, sizeof d);
-        if (idx_chunk_get(s, hits[i].chunk_id, &c, &d) != IDX_OK) {
-            app_error("search: %s", idx_errmsg(s));
-            goto done;
-        }
-        char cite[4200];
-        citation(&d, &c, cite, sizeof cite);
-        if (json) {
-            cJSON *o = cJSON_CreateObject();
-            if (o) {
-                cJSON_AddNumberToObject(o, "rank", i + 1);
-                cJSON_AddNumberToObject(o, "score", hits[i].score);
-                cJSON_AddNumberToObject(o, "chunk_id", (double)hits[i].chunk_id);
-                cJSON_AddStringToObject(o, "path", app_display_path(d.uri));
-                cJSON_AddStringToObject(o, "citation", cite);
-                cJSON_AddNumberToObject(o, "line_start", c.line_start);
-                cJSON_AddNumberToObject(o, "line_end", c.line_end);
-                cJSON_AddNumberToObject(o, "page", c.page);
-                cJSON_AddStringToObject(o, "heading", c.heading ? c.heading : "");
-                cJSON_AddStringToObject(o, "title", d.title ? d.title : "");
-                /* cJSON takes NUL-terminated text; chunk text holds no NUL */
-                cJSON_AddStringToObject(o, "text", c.text ? c.text : "");
-                cJSON_AddNumberToObject(o, "dense_rank", hits[i].dense_rank);
-                cJSON_AddNumberToObject(o, "bm25_rank", hits[i].bm25_rank);
-                cJSON_AddItemToArray(arr, o);
-            }
-        } else {
-            printf("%d. %s  score %.4f", i + 1, cite, (double)hits[i].score);
-            if (mode == RAG_SEARCH_HYBRID) {
-                printf(" (dense ");
-                if (hits[i].dense_rank) printf("#%d", hits[i].dense_rank); else printf("-");
-                printf(", bm25 ");
-                if (hits[i].bm25_rank) printf("#%d", hits[i].bm25_rank); else printf("-");
-                printf(")");
-            }
-            putchar('\n');
-            if (c.heading && *c.heading) printf("   [%s]\n", c.heading);
-            print_snippet(c.text ? c.text : "", c.text_len, 200);
-        }
-        idx_chunk_release(&c);
-        idx_doc_release(&d);
-    }
-    if (json) {
-        char *out = cJSON_Print(arr);
-        if (!out) { app_error("search: out of memory"); goto done; }
-        puts(out);
-        free(out);
-    }
+    if (print_hits(s, hits, n, (rag_search_mode)mode, json) != 0) goto done;
     rc = 0;
 done:
-    cJSON_Delete(arr);
     free(hits);
     rag_retriever_free(r);
     idx_close(s);

@@ -117,12 +117,8 @@ static int inflight(app_server *s) {
     return n;
 }
 
-/* Contract: exit 0 after a clean shutdown, 1 on a start-up error. */
-int app_cmd_serve(int argc, char **argv) {
-    if (app_wants_help(argc, argv)) { fputs(serve_usage, stdout); return 0; }
-    app_server *s = calloc(1, sizeof *s);
-    if (!s) return app_error("out of memory");
-    app_serve_opts *o = &s->o;
+/* The defaults of app_serve_opts. */
+static void serve_default_opts(app_serve_opts *o) {
     o->listen = "127.0.0.1:8080";
     o->max_body = 1u << 20;
     o->max_prompt_tokens = 0;       /* = the context less the answer budget */
@@ -134,14 +130,11 @@ int app_cmd_serve(int argc, char **argv) {
     o->timeout_s = 120;
     o->grace_s = 10;
     o->k = 5;
-    int rc = 1;
-    char err[1024];
-    char *recorded = NULL;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_mutex_init(&s->keys_mu, NULL);
-    pthread_cond_init(&s->work_cv, NULL);
-    pthread_cond_init(&s->search_cv, NULL);
-    pthread_cond_init(&s->embed_cv, NULL);
+}
+
+/* The command line into o; prints the problem and returns false on a bad
+ * option or value. */
+static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -180,49 +173,53 @@ int app_cmd_serve(int argc, char **argv) {
         else ok = false;
         if (!ok) {
             app_error("serve: bad option or value '%s' (see `mrag serve --help`)", a);
-            goto done;
+            return false;
         }
         i++;
     }
-    char host[128];
-    int port = 0;
-    if (!parse_listen(o->listen, host, sizeof host, &port)) {
-        app_error("serve: --listen wants HOST:PORT (e.g. 127.0.0.1:8080), not '%s'", o->listen);
-        goto done;
-    }
+    return true;
+}
+
+/* Opens what the server shares between requests: keys, the index (for
+ * counts and the embedding layer), the model, the context sizes, the
+ * guardrails with their audit log, the preamble. *recorded: the model path
+ * the index recorded, when used (owned). Prints the problem and returns
+ * false on failure. */
+static bool serve_open(app_server *s, const char *host, char **recorded) {
+    app_serve_opts *o = &s->o;
+    char err[1024];
     if (o->keys_file) {
-        if (app_serve_keys_load(o->keys_file, &s->keys, err, sizeof err) != 0) { app_error("%s", err); goto done; }
+        if (app_serve_keys_load(o->keys_file, &s->keys, err, sizeof err) != 0) { app_error("%s", err); return false; }
         s->have_keys = true;
     } else if (!is_loopback(host)) {
         app_error("serve: without --keys the server only listens on loopback (127.0.0.1 or ::1), not %s", host);
-        goto done;
+        return false;
     }
-
     s->index_dir = app_index_path(o->index);
     struct stat st;
     if (stat(s->index_dir, &st) != 0) {
         app_error("no index at %s (run `mrag ingest DIR --index %s` first)", s->index_dir, s->index_dir);
-        goto done;
+        return false;
     }
     idx_params ip = idx_default_params();
     ip.read_only = true;
     if (idx_open(s->index_dir, &ip, &s->stat_store) != IDX_OK) {
         app_error("%s", s->stat_store ? idx_errmsg(s->stat_store) : "out of memory");
-        goto done;
+        return false;
     }
     idx_fingerprint fp;
     s->layer = idx_fingerprint_get(s->stat_store, &fp) == IDX_OK ? fp.layer : -1;
     const char *mpath = app_model_path(o->model);
     /* the ingest's model, unless the query embeddings come from the remote server */
-    if (!mpath && !o->llm_embeddings && (recorded = app_recorded_model(s->stat_store))) mpath = recorded;
+    if (!mpath && !o->llm_embeddings && (*recorded = app_recorded_model(s->stat_store))) mpath = *recorded;
     if (!mpath && !o->llm_url) {
         app_error("serve needs a model: -m FILE or MRAG_MODEL (or a remote engine: --llm-url)");
-        goto done;
+        return false;
     }
-    if (o->llm_embeddings && !o->llm_url) { app_error("serve: --llm-embeddings needs --llm-url"); goto done; }
+    if (o->llm_embeddings && !o->llm_url) { app_error("serve: --llm-embeddings needs --llm-url"); return false; }
     if (mpath) {
         llm_model_params mp = llm_model_default_params();
-        if (llm_model_load(mpath, &mp, &s->model, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
+        if (llm_model_load(mpath, &mp, &s->model, err, sizeof err) != LLM_OK) { app_error("%s", err); return false; }
         llm_model_get_info(s->model, &s->mi);
         if (llm_model_sha256(s->model, s->model_sha) != LLM_OK) s->model_sha[0] = 0;
         const char *base = strrchr(mpath, '/');
@@ -235,28 +232,36 @@ int app_cmd_serve(int argc, char **argv) {
     s->embed_ctx = s->mi.n_ctx_train > 0 && s->mi.n_ctx_train < 2048 ? s->mi.n_ctx_train : 2048;
     if (o->max_tokens >= s->n_ctx) {
         app_error("serve: --max-tokens %d leaves no room for a prompt in a context of %d", o->max_tokens, s->n_ctx);
-        goto done;
+        return false;
     }
     if (o->max_prompt_tokens <= 0 || o->max_prompt_tokens > s->n_ctx - o->max_tokens)
         o->max_prompt_tokens = s->n_ctx - o->max_tokens;
-
     rag_guard_params gp = rag_guard_default_params();
     gp.rule_dirs = o->rules;
     gp.n_rule_dirs = o->n_rules;
     gp.quarantine = o->keep_quarantined ? RAG_GUARD_QUARANTINE_KEEP : RAG_GUARD_QUARANTINE_DROP;
-    if (rag_guard_load(&gp, &s->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); goto done; }
+    if (rag_guard_load(&gp, &s->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); return false; }
     char audit[4096];
     snprintf(audit, sizeof audit, "%s/audit.jsonl", s->index_dir);
     if (!(s->audit = fopen(audit, "a")))
         fprintf(stderr, "mrag: warning: cannot write the audit log %s: %s\n", audit, strerror(errno));
     if (o->preamble && !(s->preamble = app_read_file(o->preamble, 1u << 20, NULL))) {
         app_error("cannot read the preamble file %s", o->preamble);
-        goto done;
+        return false;
     }
     if (!o->preamble && getenv("MRAG_PREAMBLE") && *getenv("MRAG_PREAMBLE")) {
-        if (!(s->preamble = app_read_file(getenv("MRAG_PREAMBLE"), 1u << 20, NULL))) { app_error("cannot read $MRAG_PREAMBLE"); goto done; }
+        if (!(s->preamble = app_read_file(getenv("MRAG_PREAMBLE"), 1u << 20, NULL))) { app_error("cannot read $MRAG_PREAMBLE"); return false; }
     }
+    return true;
+}
 
+/* Serves until SIGINT or SIGTERM (SIGHUP reloads the keys), then lets the
+ * running answers finish for --grace seconds. 0, or 1 when it could not
+ * start. */
+static int serve_run(app_server *s, const char *host, int port) {
+    app_serve_opts *o = &s->o;
+    char err[1024];
+    int rc = 1;
     /* signals are taken by this thread only (sigtimedwait below) */
     sigset_t set;
     sigemptyset(&set);
@@ -307,6 +312,30 @@ stop:
     app_http_stop(s);
     app_slots_stop(s);
     if (rc == 0) fprintf(stderr, "mrag: stopped\n");
+    return rc;
+}
+
+/* Contract: exit 0 after a clean shutdown, 1 on a start-up error. */
+int app_cmd_serve(int argc, char **argv) {
+    if (app_wants_help(argc, argv)) { fputs(serve_usage, stdout); return 0; }
+    app_server *s = calloc(1, sizeof *s);
+    if (!s) return app_error("out of memory");
+    serve_default_opts(&s->o);
+    int rc = 1;
+    char *recorded = NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->keys_mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->search_cv, NULL);
+    pthread_cond_init(&s->embed_cv, NULL);
+    char host[128];
+    int port = 0;
+    if (!serve_parse_opts(&s->o, argc, argv)) goto done;
+    if (!parse_listen(s->o.listen, host, sizeof host, &port)) {
+        app_error("serve: --listen wants HOST:PORT (e.g. 127.0.0.1:8080), not '%s'", s->o.listen);
+        goto done;
+    }
+    if (serve_open(s, host, &recorded)) rc = serve_run(s, host, port);
 done:
     if (s->audit) fclose(s->audit);
     rag_guard_free(s->guard);

@@ -48,3 +48,19 @@ char *app_read_file(const char *path, size_t max, size_t *len) {
     if (len) *len = n;
     return buf;
 }
+
+/* Contract: see app.h. */
+char *app_join_args(int n, char **args) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(args[i]) + 1;
+    char *s = malloc(len), *p = s;
+    if (!s) return NULL;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(args[i]);
+        if (i) *p++ = ' ';
+        memcpy(p, args[i], l);
+        p += l;
+    }
+    *p = 0;
+    return s;
+}

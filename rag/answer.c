@@ -363,11 +363,6 @@ done:
     return rc;
 }
 
-static int oom(rag_answerer *a) {
-    set_err(a, "answer: out of memory");
-    return RAG_ERR_NOMEM;
-}
-
 /* The previous question folded into the search query (chat follow-ups). */
 static char *search_query(const char *q, const rag_turn *h, size_t nh) {
     const char *prev = nh && h[nh - 1].question ? h[nh - 1].question : "";
@@ -377,46 +372,92 @@ static char *search_query(const char *q, const rag_turn *h, size_t nh) {
     return s;
 }
 
-/* Contract: see answer.h. */
-int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *history, size_t n_history,
-                     rag_emit_fn emit, void *emit_user, volatile int *cancel, rag_answer *res) {
-    int rc = RAG_OK;
-    rag_guard_result gr;
-    bool have_gr = false;
-    char *q = NULL, *sq = NULL;
-    rag_hit *hits = NULL;
-    rag_prompt pr;
-    memset(&pr, 0, sizeof pr);
-    memset(res, 0, sizeof *res);
-    res->prompt_tokens = -1;
-    res->engine_prompt_tokens = -1;
-    if (!a || !question || (n_history && !history)) return RAG_ERR_ARG;
-    a->err[0] = 0;
-    size_t ql = strlen(question);
-
-    /* 1. input guard: block, or go on with the redacted question */
-    if ((rc = rag_guard_check(a->p.guard, RAG_GUARD_INPUT, question, ql, 0, &gr)) != RAG_OK) {
+/* Stage 1 of both pipelines: the input guard on text. Blocked: res holds
+ * the block (status, stage, message as the answer) and *redacted is NULL.
+ * Else *redacted is an owned copy of the text with redactions applied. */
+static int guard_input(rag_answerer *a, const char *text, rag_answer *res, char **redacted) {
+    rag_guard_result g;
+    *redacted = NULL;
+    int grc = rag_guard_check(a->p.guard, RAG_GUARD_INPUT, text, strlen(text), 0, &g);
+    if (grc != RAG_OK) {
         set_err(a, "answer: input guard failed");
-        goto done;
+        return grc;
     }
-    have_gr = true;
-    if ((rc = add_events(res, &gr, RAG_GUARD_INPUT, 0)) != RAG_OK) { rc = oom(a); goto done; }
-    if (gr.action == RAG_GUARD_BLOCK) {
+    int rc = add_events(res, &g, RAG_GUARD_INPUT, 0);
+    if (rc == RAG_OK && g.action == RAG_GUARD_BLOCK) {
         res->status = RAG_ANS_BLOCKED;
         res->block_stage = RAG_GUARD_INPUT;
-        res->block_message = gr.message;
-        rc = set_answer(res, gr.message ? gr.message : "blocked by a guardrail");
+        res->block_message = g.message;
+        rc = set_answer(res, g.message ? g.message : "blocked by a guardrail");
+    } else if (rc == RAG_OK && !(*redacted = strdup(g.text ? g.text : text))) {
+        rc = RAG_ERR_NOMEM;
+    }
+    rag_guard_result_release(&g);
+    return rc == RAG_OK ? RAG_OK : oom_err(a);
+}
+
+/* Stages 3 and 4 for one retrieved passage: the context guard (a planted
+ * instruction drops the passage or is cut out of it), then the relevance
+ * gate against the search query sq; a passage that passes becomes the next
+ * source of res. */
+static int check_passage(rag_answerer *a, const rag_hit *h, const char *sq, rag_answer *res) {
+    int rc = RAG_OK;
+    idx_chunk c;
+    idx_doc d;
+    rag_guard_result g;
+    memset(&c, 0, sizeof c);
+    memset(&d, 0, sizeof d);
+    if (idx_chunk_get(a->p.store, h->chunk_id, &c, &d) != IDX_OK) {
+        set_err(a, "answer: reading passage %lld: %s", (long long)h->chunk_id, idx_errmsg(a->p.store));
+        return RAG_ERR_IO;
+    }
+    if ((rc = rag_guard_check(a->p.guard, RAG_GUARD_CONTEXT, c.text ? c.text : "", c.text_len, 0, &g)) != RAG_OK) {
+        set_err(a, "answer: context guard failed");
         goto done;
     }
-    if (!(q = strdup(gr.text ? gr.text : question))) { rc = oom(a); goto done; }
-    rag_guard_result_release(&gr);
-    have_gr = false;
-    if (!(res->question = strdup(q))) { rc = oom(a); goto done; }
+    if (add_events(res, &g, RAG_GUARD_CONTEXT, h->chunk_id) != RAG_OK) { rc = oom_err(a); goto release; }
+    bool keep = true;
+    if (g.action == RAG_GUARD_BLOCK) { res->n_quarantined++; keep = false; }
+    else if (a->p.min_overlap > 0 && rag_answer_overlap(sq, g.text, g.text_len) < a->p.min_overlap) {
+        /* the gate looks at the heading too: it is part of what was indexed */
+        bool head = c.heading && rag_answer_overlap(sq, c.heading, strlen(c.heading)) >= a->p.min_overlap;
+        if (!head) { res->n_below_threshold++; keep = false; }
+    }
+    if (keep) {
+        rag_source *s = &res->sources[res->n_sources];
+        memset(s, 0, sizeof *s);
+        s->number = (int)res->n_sources + 1;
+        s->chunk_id = h->chunk_id;
+        s->uri = strdup(d.uri ? d.uri : "");
+        s->label = make_label(d.uri ? d.uri : "", d.title, c.line_start, c.line_end, c.page);
+        s->heading = strdup(c.heading ? c.heading : "");
+        s->text = g.text;           /* take the redacted copy */
+        s->text_len = g.text_len;
+        g.text = NULL;
+        s->line_start = c.line_start;
+        s->line_end = c.line_end;
+        s->page = c.page;
+        s->score = h->score;
+        s->dense_rank = h->dense_rank;
+        s->bm25_rank = h->bm25_rank;
+        s->warned = g.quarantined;
+        res->n_sources++;
+        if (!s->uri || !s->label || !s->heading) rc = oom_err(a);
+    }
+release:
+    rag_guard_result_release(&g);
+done:
+    idx_chunk_release(&c);
+    idx_doc_release(&d);
+    return rc;
+}
 
-    /* 2. retrieval (hybrid with a model, else BM25) */
-    if (!(sq = search_query(q, history, n_history))) { rc = oom(a); goto done; }
-    if (!(hits = calloc((size_t)a->p.k, sizeof *hits))) { rc = oom(a); goto done; }
-    int nh = 0;
+/* Stages 2 to 4: retrieval of sq (hybrid with query embeddings, else BM25)
+ * within the caller's groups, then each passage through check_passage. */
+static int find_sources(rag_answerer *a, const char *sq, rag_answer *res) {
+    rag_hit *hits = calloc((size_t)a->p.k, sizeof *hits);
+    if (!hits) return oom_err(a);
+    int nh = 0, rc;
     double t0 = now_ms();
     rag_search_mode mode = a->p.model || a->p.embed ? RAG_SEARCH_HYBRID : RAG_SEARCH_BM25;
     if ((rc = rag_retrieve(a->ret, sq, strlen(sq), mode, a->p.k, a->all_groups ? NULL : &a->filter, hits, &nh)) != RAG_OK) {
@@ -425,65 +466,17 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
     }
     res->retrieve_ms = now_ms() - t0;
     res->n_retrieved = (size_t)nh;
-    if (nh > 0 && !(res->sources = calloc((size_t)nh, sizeof *res->sources))) { rc = oom(a); goto done; }
+    if (nh > 0 && !(res->sources = calloc((size_t)nh, sizeof *res->sources))) { rc = oom_err(a); goto done; }
+    for (int i = 0; i < nh && rc == RAG_OK; i++) rc = check_passage(a, &hits[i], sq, res);
+done:
+    free(hits);
+    return rc;
+}
 
-    /* 3. context guard per passage, 4. relevance gate */
-    for (int i = 0; i < nh; i++) {
-        idx_chunk c;
-        idx_doc d;
-        memset(&c, 0, sizeof c);
-        memset(&d, 0, sizeof d);
-        if (idx_chunk_get(a->p.store, hits[i].chunk_id, &c, &d) != IDX_OK) {
-            set_err(a, "answer: reading passage %lld: %s", (long long)hits[i].chunk_id, idx_errmsg(a->p.store));
-            rc = RAG_ERR_IO;
-            goto done;
-        }
-        int st = rag_guard_check(a->p.guard, RAG_GUARD_CONTEXT, c.text ? c.text : "", c.text_len, 0, &gr);
-        if (st != RAG_OK) { idx_chunk_release(&c); idx_doc_release(&d); rc = st; set_err(a, "answer: context guard failed"); goto done; }
-        have_gr = true;
-        if (add_events(res, &gr, RAG_GUARD_CONTEXT, hits[i].chunk_id) != RAG_OK) { idx_chunk_release(&c); idx_doc_release(&d); { rc = oom(a); goto done; } }
-        bool keep = true;
-        if (gr.action == RAG_GUARD_BLOCK) { res->n_quarantined++; keep = false; }
-        else if (a->p.min_overlap > 0 &&
-                 rag_answer_overlap(sq, gr.text, gr.text_len) < a->p.min_overlap) {
-            /* the gate looks at the heading too: it is part of what was indexed */
-            bool head = c.heading && rag_answer_overlap(sq, c.heading, strlen(c.heading)) >= a->p.min_overlap;
-            if (!head) { res->n_below_threshold++; keep = false; }
-        }
-        if (keep) {
-            rag_source *s = &res->sources[res->n_sources];
-            memset(s, 0, sizeof *s);
-            s->number = (int)res->n_sources + 1;
-            s->chunk_id = hits[i].chunk_id;
-            s->uri = strdup(d.uri ? d.uri : "");
-            s->label = make_label(d.uri ? d.uri : "", d.title, c.line_start, c.line_end, c.page);
-            s->heading = strdup(c.heading ? c.heading : "");
-            s->text = gr.text;          /* take the redacted copy */
-            s->text_len = gr.text_len;
-            gr.text = NULL;
-            s->line_start = c.line_start;
-            s->line_end = c.line_end;
-            s->page = c.page;
-            s->score = hits[i].score;
-            s->dense_rank = hits[i].dense_rank;
-            s->bm25_rank = hits[i].bm25_rank;
-            s->warned = gr.quarantined;
-            res->n_sources++;
-            if (!s->uri || !s->label || !s->heading) { idx_chunk_release(&c); idx_doc_release(&d); { rc = oom(a); goto done; } }
-        }
-        rag_guard_result_release(&gr);
-        have_gr = false;
-        idx_chunk_release(&c);
-        idx_doc_release(&d);
-    }
-    if (res->n_sources == 0) {
-        res->status = RAG_ANS_NO_SOURCES;
-        if ((rc = set_answer(res, rag_no_sources_message(q))) != RAG_OK) { rc = oom(a); goto done; }
-        if (emit) emit(emit_user, res->answer, res->answer_len);
-        goto done;
-    }
-
-    /* 5. the prompt within n_ctx - max_tokens */
+/* Stage 5: the prompt messages within n_ctx - max_tokens; sources that did
+ * not fit are dropped from res (they were not "provided"). */
+static int fit_prompt(rag_answerer *a, const char *q, const rag_turn *history, size_t n_history, rag_answer *res,
+                      rag_prompt *pr) {
     rag_prompt_input pi;
     memset(&pi, 0, sizeof pi);
     pi.preamble = a->preamble ? a->preamble : a->p.preamble;
@@ -495,30 +488,55 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
     pi.budget_tokens = a->p.n_ctx - a->p.max_tokens;
     pi.count = a->p.count;
     pi.count_user = a->p.count_user;
-    if ((rc = rag_prompt_build(&pi, &pr, a->err, sizeof a->err)) != RAG_OK) goto done;
-    /* sources that did not fit are not "provided" */
-    while (res->n_sources > pr.n_sources_used) {
+    int rc = rag_prompt_build(&pi, pr, a->err, sizeof a->err);
+    if (rc != RAG_OK) return rc;
+    while (res->n_sources > pr->n_sources_used) {
         rag_source *s = &res->sources[--res->n_sources];
         free(s->uri); free(s->label); free(s->heading); free(s->text);
     }
-    if (pr.trimmed && res->n_sources) {
-        res->sources[res->n_sources - 1].trimmed = true;
-        res->sources[res->n_sources - 1].text_len = pr.trimmed_len;
-        res->sources[res->n_sources - 1].text[pr.trimmed_len] = 0;
+    if (pr->trimmed && res->n_sources) {
+        rag_source *s = &res->sources[res->n_sources - 1];
+        s->trimmed = true;
+        s->text_len = pr->trimmed_len;
+        s->text[pr->trimmed_len] = 0;
     }
-    res->prompt_tokens = pr.n_tokens;
+    res->prompt_tokens = pr->n_tokens;
+    return RAG_OK;
+}
 
-    /* 6. generation through the output guard */
+/* Contract: see answer.h. The stages are the functions above. */
+int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *history, size_t n_history,
+                     rag_emit_fn emit, void *emit_user, volatile int *cancel, rag_answer *res) {
+    int rc = RAG_OK;
+    char *q = NULL, *sq = NULL;
+    rag_prompt pr;
+    memset(&pr, 0, sizeof pr);
+    memset(res, 0, sizeof *res);
+    res->prompt_tokens = -1;
+    res->engine_prompt_tokens = -1;
+    if (!a || !question || (n_history && !history)) return RAG_ERR_ARG;
+    a->err[0] = 0;
+    /* 1. input guard: block, or go on with the redacted question */
+    if ((rc = guard_input(a, question, res, &q)) != RAG_OK || !q) goto done;
+    if (!(res->question = strdup(q)) || !(sq = search_query(q, history, n_history))) { rc = oom_err(a); goto done; }
+    /* 2-4. retrieval, context guard, relevance gate */
+    if ((rc = find_sources(a, sq, res)) != RAG_OK) goto done;
+    if (res->n_sources == 0) {
+        res->status = RAG_ANS_NO_SOURCES;
+        if (set_answer(res, rag_no_sources_message(q)) != RAG_OK) { rc = oom_err(a); goto done; }
+        if (emit) emit(emit_user, res->answer, res->answer_len);
+        goto done;
+    }
+    /* 5. the prompt, 6-7. generation through the output guard */
+    if ((rc = fit_prompt(a, q, history, n_history, res, &pr)) != RAG_OK) goto done;
     if ((rc = generate(a, pr.msgs, pr.n_msgs, (int)res->n_sources, emit, emit_user, cancel, res)) != RAG_OK) goto done;
-    if (!(res->cited = calloc(res->n_sources, sizeof *res->cited))) { rc = oom(a); goto done; }
+    /* 8. what the answer cites */
+    if (!(res->cited = calloc(res->n_sources, sizeof *res->cited))) { rc = oom_err(a); goto done; }
     res->n_cited = rag_answer_citations(res->answer, res->answer_len, (int)res->n_sources, res->cited, res->n_sources);
     res->prompt = pr.prompt;
     pr.prompt = NULL;
-    rc = RAG_OK;
 done:
-    if (have_gr) rag_guard_result_release(&gr);
     rag_prompt_release(&pr);
-    free(hits);
     free(sq);
     free(q);
     return rc;
@@ -537,7 +555,7 @@ int rag_answerer_chat(rag_answerer *a, const rag_msg *msgs, size_t n, rag_emit_f
     if (!a) return RAG_ERR_ARG;
     a->err[0] = 0;
     if (!msgs || !n) { set_err(a, "answer: no messages"); return RAG_ERR_ARG; }
-    if (!(m = calloc(n, sizeof *m)) || !(own = calloc(n, sizeof *own))) { rc = oom(a); goto done; }
+    if (!(m = calloc(n, sizeof *m)) || !(own = calloc(n, sizeof *own))) { rc = oom_err(a); goto done; }
     size_t nm = 0;
     for (size_t i = 0; i < n; i++) {
         const char *role = msgs[i].role, *content = msgs[i].content;
@@ -545,30 +563,13 @@ int rag_answerer_chat(rag_answerer *a, const rag_msg *msgs, size_t n, rag_emit_f
         char *red = NULL;
         if (strcmp(role, "user") == 0) {
             /* every user message through the input guard: block, or go on redacted */
-            rag_guard_result g;
-            if ((rc = rag_guard_check(a->p.guard, RAG_GUARD_INPUT, content, strlen(content), 0, &g)) != RAG_OK) {
-                set_err(a, "answer: input guard failed");
-                goto done;
-            }
-            if (add_events(res, &g, RAG_GUARD_INPUT, 0) != RAG_OK) { rag_guard_result_release(&g); rc = oom(a); goto done; }
-            if (g.action == RAG_GUARD_BLOCK) {
-                res->status = RAG_ANS_BLOCKED;
-                res->block_stage = RAG_GUARD_INPUT;
-                res->block_message = g.message;
-                rc = set_answer(res, g.message ? g.message : "blocked by a guardrail");
-                rag_guard_result_release(&g);
-                if (rc != RAG_OK) rc = oom(a);
-                goto done;
-            }
-            red = g.text;
-            g.text = NULL;
-            rag_guard_result_release(&g);
-            if (red) content = red;
+            if ((rc = guard_input(a, content, res, &red)) != RAG_OK || !red) goto done;
+            content = red;
         }
         /* the caller's text never becomes control strings of the template */
         char *safe = rag_prompt_defuse(content, strlen(content));
         free(red);
-        if (!safe) { rc = oom(a); goto done; }
+        if (!safe) { rc = oom_err(a); goto done; }
         own[i] = safe;
         /* the template wants an optional system message first, then user and
          * assistant alternating: a later system message is dropped; two
@@ -577,7 +578,7 @@ int rag_answerer_chat(rag_answerer *a, const rag_msg *msgs, size_t n, rag_emit_f
         if (nm > 0 && strcmp(m[nm - 1].role, role) == 0) {
             size_t x = strlen(m[nm - 1].content), y = strlen(safe);
             char *joined = malloc(x + y + 3);
-            if (!joined) { rc = oom(a); goto done; }
+            if (!joined) { rc = oom_err(a); goto done; }
             memcpy(joined, m[nm - 1].content, x);
             memcpy(joined + x, "\n\n", 2);
             memcpy(joined + x + 2, safe, y + 1);
