@@ -60,6 +60,8 @@ BENCH_SRC := $(wildcard tests/bench_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+# what tests link besides the libraries: the helpers, and app's util.c (tested alone)
+TEST_LIB_OBJ = $(call obj,$(TEST_LIB_SRC) app/util.c)
 
 LIBLLM := $(BUILD)/libllm.a
 LIBINDEX := $(BUILD)/libindex.a
@@ -118,9 +120,9 @@ mrag: $(BUILD)/mrag
 $(BUILD)/mkmodel: $(call obj,tests/mkmodel.c) $(LIBLLM)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
 
-$(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_LIB_SRC)) $(ALL_LIBS)
+$(BUILD)/tests/%: $(call obj,tests/%.c) $(TEST_LIB_OBJ) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,tests/$*.c) $(call obj,$(TEST_LIB_SRC)) $(ALL_LIBS) $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,tests/$*.c) $(TEST_LIB_OBJ) $(ALL_LIBS) $(LIBS)
 
 deps:
 	@sh .ci/install-deps.sh
@@ -187,9 +189,9 @@ bench-llm: deps
 	@$(MAKE) --no-print-directory oracle all $(BUILD)/tests/bench_llm
 	BUILD=$(BUILD) sh tests/bench_llm.sh
 
-$(BUILD)/tests/bench_%: $(call obj,tests/bench_%.c) $(call obj,$(TEST_LIB_SRC)) $(ALL_LIBS)
+$(BUILD)/tests/bench_%: $(call obj,tests/bench_%.c) $(TEST_LIB_OBJ) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,tests/bench_$*.c) $(call obj,$(TEST_LIB_SRC)) $(ALL_LIBS) $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,tests/bench_$*.c) $(TEST_LIB_OBJ) $(ALL_LIBS) $(LIBS)
 
 clean:
 	rm -rf build/obj build/asan build/fuzz build/tests build/*.a build/mrag build/mkmodel mrag

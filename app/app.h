@@ -5,6 +5,7 @@
 #define MRAG_APP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef struct {
@@ -93,6 +94,17 @@ char *app_recorded_model(idx_store *s);
  * (may be NULL) gets its length. NULL with errno set when it cannot be read
  * or is larger (EFBIG). */
 char *app_read_file(const char *path, size_t max, size_t *len);
+/* The same for an open stream read to its end (stdin: app_read_stream(stdin, ...)). */
+char *app_read_stream(FILE *f, size_t max, size_t *len);
+
+/* The number parser of the command lines: the whole of s in base 10, no
+ * blanks, within [lo, hi] (double: finite); false otherwise, *out then
+ * untouched. */
+bool app_parse_long(const char *s, long lo, long hi, long *out);
+bool app_parse_int(const char *s, int lo, int hi, int *out);
+bool app_parse_double(const char *s, double lo, double hi, double *out);
+/* Any unsigned 64-bit value, no sign. */
+bool app_parse_u64(const char *s, uint64_t *out);
 
 /* args[0..n) joined by single blanks (a question given as several words);
  * owned, free(); NULL on OOM (util.c). */

@@ -79,15 +79,6 @@ app_ask_opts app_ask_default_opts(void) {
     return o;
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 /* Contract: see app.h. */
 int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
     const char *a = argv[*i];
@@ -96,14 +87,13 @@ int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
     long n;
     if (strcmp(a, "--index") == 0 && has) o->index = v;
     else if (strcmp(a, "-m") == 0 && has) o->model = v;
-    else if (strcmp(a, "-k") == 0 && has && parse_long(v, 1, 100, &n)) o->k = (int)n;
-    else if (strcmp(a, "--max-tokens") == 0 && has && parse_long(v, 1, 1 << 20, &n)) o->max_tokens = (int)n;
-    else if (strcmp(a, "--ctx") == 0 && has && parse_long(v, 64, 1 << 20, &n)) o->n_ctx = (int)n;
-    else if (strcmp(a, "--threads") == 0 && has && parse_long(v, 1, 256, &n)) o->threads = (int)n;
+    else if (strcmp(a, "-k") == 0 && has && app_parse_long(v, 1, 100, &n)) o->k = (int)n;
+    else if (strcmp(a, "--max-tokens") == 0 && has && app_parse_long(v, 1, 1 << 20, &n)) o->max_tokens = (int)n;
+    else if (strcmp(a, "--ctx") == 0 && has && app_parse_long(v, 64, 1 << 20, &n)) o->n_ctx = (int)n;
+    else if (strcmp(a, "--threads") == 0 && has && app_parse_long(v, 1, 256, &n)) o->threads = (int)n;
     else if (strcmp(a, "--temp") == 0 && has) {
-        char *end;
-        double t = strtod(v, &end);
-        if (*end || t < 0 || t > 10) return -1;
+        double t;
+        if (!app_parse_double(v, 0, 10, &t)) return -1;
         o->temp = (float)t;
     } else if (strcmp(a, "--rules") == 0 && has) {
         if (o->n_rules >= sizeof o->rules / sizeof o->rules[0]) return -1;

@@ -66,54 +66,11 @@ static int write_text(void *user, const char *text, size_t len) {
     return 0;
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 static bool parse_float(const char *s, float lo, float hi, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || isnan(v) || v < lo || v > hi) return false;
+    double v;
+    if (!app_parse_double(s, lo, hi, &v)) return false;
     *out = (float)v;
     return true;
-}
-
-static bool parse_u64(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-') return false;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno) return false;
-    *out = (uint64_t)v;
-    return true;
-}
-
-/* Reads all of stdin (malloc'd, NUL-terminated; at most 64 MiB). */
-static char *read_all_stdin(void) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, stdin);
-        n += r;
-        if (r == 0) break;
-        if (n == cap) {
-            char *nb = cap >= (64u << 20) ? NULL : realloc(buf, cap * 2 + 1);
-            if (!nb) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf) buf[n] = 0;
-    return buf;
 }
 
 /* Tokenizes text into a malloc'd array (*out, owned by the caller). */
@@ -184,22 +141,22 @@ static int gen_parse_opts(gen_opts *o, int argc, char **argv) {
         if (strcmp(a, "-m") == 0) o->mflag = v;
         else if (strcmp(a, "-p") == 0) o->prompt_arg = v;
         else if (strcmp(a, "--system") == 0) o->system = v;
-        else if (strcmp(a, "-n") == 0) ok = parse_long(v, -1, 1L << 30, &o->n_predict);
+        else if (strcmp(a, "-n") == 0) ok = app_parse_long(v, -1, 1L << 30, &o->n_predict);
         else if (strcmp(a, "--temp") == 0) ok = parse_float(v, -1e9f, 1e9f, &o->sp.temperature);
         else if (strcmp(a, "--top-k") == 0) {
-            ok = parse_long(v, 0, 1L << 30, &lv);
+            ok = app_parse_long(v, 0, 1L << 30, &lv);
             o->sp.top_k = (int)lv;
         }
         else if (strcmp(a, "--top-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &o->sp.top_p);
         else if (strcmp(a, "--min-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &o->sp.min_p);
         else if (strcmp(a, "--repeat-penalty") == 0) ok = parse_float(v, 1e-3f, 1e3f, &o->sp.repeat_penalty);
         else if (strcmp(a, "--repeat-last-n") == 0) {
-            ok = parse_long(v, 0, 65536, &lv);
+            ok = app_parse_long(v, 0, 65536, &lv);
             o->sp.repeat_last_n = (int)lv;
         }
-        else if (strcmp(a, "--seed") == 0) ok = parse_u64(v, &o->sp.seed);
-        else if (strcmp(a, "--threads") == 0) ok = parse_long(v, 1, 256, &o->threads);
-        else if (strcmp(a, "--ctx") == 0) ok = parse_long(v, 1, 1L << 24, &o->ctx);
+        else if (strcmp(a, "--seed") == 0) ok = app_parse_u64(v, &o->sp.seed);
+        else if (strcmp(a, "--threads") == 0) ok = app_parse_long(v, 1, 256, &o->threads);
+        else if (strcmp(a, "--ctx") == 0) ok = app_parse_long(v, 1, 1L << 24, &o->ctx);
         else if (strcmp(a, "--stop") == 0) {
             if (o->n_stops == GEN_MAX_STOP_ARGS || !*v) {
                 app_error("generate: --stop takes a non-empty text, at most %d times", GEN_MAX_STOP_ARGS);
@@ -236,7 +193,7 @@ static int gen_prompt_ids(const gen_opts *o, const llm_model *m, int32_t **ids, 
     int rc = 1;
     const char *prompt = o->prompt_arg;
     if (strcmp(o->prompt_arg, "-") == 0) {
-        if (!(stdin_text = read_all_stdin())) {
+        if (!(stdin_text = app_read_stream(stdin, (size_t)64 << 20, NULL))) {
             app_error("generate: cannot read the prompt from stdin");
             goto done;
         }

@@ -100,35 +100,6 @@ static const char *embed_usage =
     "  --layer L     pool the hidden state after layer L (0-based) instead\n"
     "  --threads N   threads (default: all cores)\n";
 
-/* Parses a non-negative int option value; false on garbage. */
-static bool parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
-/* Reads all of stdin (malloc'd, NUL-terminated; at most 64 MiB). */
-static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, stdin);
-        n += r;
-        if (r == 0) break;
-        if (n == cap) {
-            if (cap >= (64u << 20)) { free(buf); return NULL; }
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) { free(buf); return NULL; }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf) { buf[n] = 0; *len = n; }
-    return buf;
-}
-
 /* Contract: prints one JSON array of n_embd floats on stdout; 0 ok, 1 on
  * model or embedding errors, 2 on usage errors. */
 int app_cmd_embed(int argc, char **argv) {
@@ -147,9 +118,9 @@ int app_cmd_embed(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) mflag = argv[++i];
         else if (strcmp(argv[i], "--layer") == 0 && i + 1 < argc) {
-            if (!parse_int(argv[++i], 0, 100000, &layer)) { rc = 2; app_error("embed: bad --layer '%s'", argv[i]); goto done; }
+            if (!app_parse_int(argv[++i], 0, 100000, &layer)) { rc = 2; app_error("embed: bad --layer '%s'", argv[i]); goto done; }
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-            if (!parse_int(argv[++i], 1, 256, &threads)) { rc = 2; app_error("embed: bad --threads '%s'", argv[i]); goto done; }
+            if (!app_parse_int(argv[++i], 1, 256, &threads)) { rc = 2; app_error("embed: bad --threads '%s'", argv[i]); goto done; }
         } else if (strcmp(argv[i], "--") == 0) { first_text = i + 1; break; }
         else if (argv[i][0] == '-' && argv[i][1]) { rc = 2; app_error("embed: unknown option '%s'", argv[i]); goto done; }
         else { first_text = i; break; }
@@ -161,7 +132,7 @@ int app_cmd_embed(int argc, char **argv) {
         goto done;
     }
     if (first_text == argc - 1 && strcmp(argv[first_text], "-") == 0) {
-        if (!(text = read_stdin(&tlen))) { app_error("embed: cannot read stdin"); goto done; }
+        if (!(text = app_read_stream(stdin, (size_t)64 << 20, &tlen))) { app_error("embed: cannot read stdin"); goto done; }
     } else {
         for (int i = first_text; i < argc; i++) tlen += strlen(argv[i]) + 1;
         if (!(text = malloc(tlen + 1))) { app_error("embed: out of memory"); goto done; }

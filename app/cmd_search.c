@@ -32,14 +32,6 @@ static const char *search_usage =
     "                  groups are seen only when they share one; '' or public =\n"
     "                  public documents only (default: everything, the index owner)\n";
 
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 /* Writes "path:first-last", "path:line", "path#page=N" or "path". */
 static void citation(const idx_doc *d, const idx_chunk *c, char *buf, size_t n) {
     const char *p = app_display_path(d->uri);
@@ -165,8 +157,8 @@ int app_cmd_search(int argc, char **argv) {
         else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
         else if (strcmp(a, "--json") == 0) json = true;
         else if (strcmp(a, "--groups") == 0 && has) groups = argv[++i];
-        else if (strcmp(a, "-k") == 0 && has && parse_int(argv[i + 1], 1, 1000, &v)) { k = (int)v; i++; }
-        else if (strcmp(a, "--threads") == 0 && has && parse_int(argv[i + 1], 1, 256, &v)) { threads = (int)v; i++; }
+        else if (strcmp(a, "-k") == 0 && has && app_parse_long(argv[i + 1], 1, 1000, &v)) { k = (int)v; i++; }
+        else if (strcmp(a, "--threads") == 0 && has && app_parse_long(argv[i + 1], 1, 256, &v)) { threads = (int)v; i++; }
         else if (strcmp(a, "--mode") == 0 && has && rag_search_mode_parse(argv[i + 1]) >= 0) mode = rag_search_mode_parse(argv[++i]);
         else if (strcmp(a, "--") == 0) { first = i + 1; break; }
         else if (a[0] == '-' && a[1]) {

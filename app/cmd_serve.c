@@ -53,21 +53,12 @@ static const char *serve_usage =
     "                         have been built with the same model)\n"
     "With -m as well, retrieval, token counts and /v1/embeddings stay local.\n";
 
-static bool parse_num(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 /* Splits HOST:PORT ("[v6]:PORT" for IPv6; "localhost" = 127.0.0.1). */
 static bool parse_listen(const char *s, char *host, size_t hl, int *port) {
     const char *colon = strrchr(s, ':');
     if (!colon) return false;
     long p;
-    if (!parse_num(colon + 1, 0, 65535, &p)) return false;
+    if (!app_parse_long(colon + 1, 0, 65535, &p)) return false;
     size_t n = (size_t)(colon - s);
     if (n >= 2 && s[0] == '[' && s[n - 1] == ']') { s++; n -= 2; }
     if (n == 0 || n >= hl) return false;
@@ -158,18 +149,18 @@ static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
         } else if (strcmp(a, "--quarantine") == 0) {
             ok = strcmp(v, "drop") == 0 || strcmp(v, "keep") == 0;
             o->keep_quarantined = strcmp(v, "keep") == 0;
-        } else if (strcmp(a, "--max-body") == 0 && (ok = parse_num(v, 1024, 1L << 30, &n))) o->max_body = (size_t)n;
-        else if (strcmp(a, "--max-prompt-tokens") == 0 && (ok = parse_num(v, 1, 1 << 20, &n))) o->max_prompt_tokens = (int)n;
-        else if (strcmp(a, "--max-tokens") == 0 && (ok = parse_num(v, 1, 1 << 20, &n))) o->max_tokens = (int)n;
-        else if (strcmp(a, "--ctx") == 0 && (ok = parse_num(v, 64, 1 << 20, &n))) o->n_ctx = (int)n;
-        else if (strcmp(a, "--slots") == 0 && (ok = parse_num(v, 1, 64, &n))) o->slots = (int)n;
-        else if (strcmp(a, "--queue") == 0 && (ok = parse_num(v, 0, 4096, &n))) o->queue = (int)n;
-        else if (strcmp(a, "--search-handles") == 0 && (ok = parse_num(v, 1, 64, &n))) o->search_handles = (int)n;
-        else if (strcmp(a, "--embed-slots") == 0 && (ok = parse_num(v, 1, 64, &n))) o->embed_slots = (int)n;
-        else if (strcmp(a, "--timeout") == 0 && (ok = parse_num(v, 1, 86400, &n))) o->timeout_s = (int)n;
-        else if (strcmp(a, "--grace") == 0 && (ok = parse_num(v, 0, 3600, &n))) o->grace_s = (int)n;
-        else if (strcmp(a, "--threads") == 0 && (ok = parse_num(v, 1, 256, &n))) o->threads = (int)n;
-        else if (strcmp(a, "-k") == 0 && (ok = parse_num(v, 1, 100, &n))) o->k = (int)n;
+        } else if (strcmp(a, "--max-body") == 0 && (ok = app_parse_long(v, 1024, 1L << 30, &n))) o->max_body = (size_t)n;
+        else if (strcmp(a, "--max-prompt-tokens") == 0 && (ok = app_parse_long(v, 1, 1 << 20, &n))) o->max_prompt_tokens = (int)n;
+        else if (strcmp(a, "--max-tokens") == 0 && (ok = app_parse_long(v, 1, 1 << 20, &n))) o->max_tokens = (int)n;
+        else if (strcmp(a, "--ctx") == 0 && (ok = app_parse_long(v, 64, 1 << 20, &n))) o->n_ctx = (int)n;
+        else if (strcmp(a, "--slots") == 0 && (ok = app_parse_long(v, 1, 64, &n))) o->slots = (int)n;
+        else if (strcmp(a, "--queue") == 0 && (ok = app_parse_long(v, 0, 4096, &n))) o->queue = (int)n;
+        else if (strcmp(a, "--search-handles") == 0 && (ok = app_parse_long(v, 1, 64, &n))) o->search_handles = (int)n;
+        else if (strcmp(a, "--embed-slots") == 0 && (ok = app_parse_long(v, 1, 64, &n))) o->embed_slots = (int)n;
+        else if (strcmp(a, "--timeout") == 0 && (ok = app_parse_long(v, 1, 86400, &n))) o->timeout_s = (int)n;
+        else if (strcmp(a, "--grace") == 0 && (ok = app_parse_long(v, 0, 3600, &n))) o->grace_s = (int)n;
+        else if (strcmp(a, "--threads") == 0 && (ok = app_parse_long(v, 1, 256, &n))) o->threads = (int)n;
+        else if (strcmp(a, "-k") == 0 && (ok = app_parse_long(v, 1, 100, &n))) o->k = (int)n;
         else ok = false;
         if (!ok) {
             app_error("serve: bad option or value '%s' (see `mrag serve --help`)", a);

@@ -20,27 +20,6 @@ static const char *tokenize_usage =
     "  --no-bos     do not put the BOS token first\n"
     "  --pieces     print the vocabulary pieces (\"\xe2\x96\x81the\", \"<0x0A>\") instead of ids\n";
 
-/* Reads all of stdin into a malloc'd buffer (at most 256 MiB). */
-static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, stdin);
-        n += r;
-        if (r == 0) break;
-        if (n == cap) {
-            if (cap >= ((size_t)256 << 20)) { free(buf); return NULL; }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); return NULL; }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(stdin)) { free(buf); return NULL; }
-    *len = n;
-    return buf;
-}
-
 /* Contract: parses argv as in tokenize_usage, loads the vocabulary of the
  * model, prints one line of ids or pieces to stdout; returns 0, 1 on errors
  * (message on stderr), 2 on usage errors. */
@@ -101,7 +80,7 @@ int app_cmd_tokenize(int argc, char **argv) {
             len += l;
         }
     } else {
-        text = read_stdin(&len);
+        text = app_read_stream(stdin, (size_t)256 << 20, &len);
         if (!text) { app_error("tokenize: cannot read standard input"); goto done; }
     }
 

@@ -57,22 +57,6 @@ static void on_signal(int sig) {
     g_cancel = 1;
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_double(const char *s, double lo, double hi, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi)) return false;
-    *out = v;
-    return true;
-}
-
 typedef struct {
     bool quiet;
     double last_line;       /* elapsed_s of the last "progress:" line */
@@ -151,17 +135,17 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
         else if (strcmp(a, "--access") == 0 && has) access_file = argv[++i];
         else if (strcmp(a, "--full") == 0) wp.full = true;
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) u.quiet = true;
-        else if (strcmp(a, "--namespace") == 0 && has && parse_long(argv[i + 1], -1, 1000000000, &v)) {
+        else if (strcmp(a, "--namespace") == 0 && has && app_parse_long(argv[i + 1], -1, 1000000000, &v)) {
             if (n_ns == sizeof nss / sizeof nss[0]) { app_error("ingest-wiki: at most 64 namespaces"); return 2; }
             nss[n_ns++] = (int)v;
             i++;
-        } else if (strcmp(a, "--rate") == 0 && has && parse_double(argv[i + 1], 0, 1000, &d)) { wp.rate = d; i++; }
-        else if (strcmp(a, "--timeout") == 0 && has && parse_double(argv[i + 1], 0.1, 3600, &d)) { wp.timeout_ms = (int)(d * 1000); i++; }
-        else if (strcmp(a, "--retries") == 0 && has && parse_long(argv[i + 1], 1, 100, &v)) { wp.max_attempts = (int)v; i++; }
-        else if (strcmp(a, "--max-response-mb") == 0 && has && parse_long(argv[i + 1], 1, 4096, &v)) { wp.max_response_bytes = (size_t)v << 20; i++; }
-        else if (strcmp(a, "--max-pages") == 0 && has && parse_long(argv[i + 1], 1, 1L << 40, &v)) { wp.max_pages = (size_t)v; i++; }
-        else if (strcmp(a, "--threads") == 0 && has && parse_long(argv[i + 1], 1, 256, &v)) { ip.n_threads = (int)v; i++; }
-        else if (strcmp(a, "--chunk-tokens") == 0 && has && parse_long(argv[i + 1], 16, 8192, &v)) { ip.chunk_tokens = (int)v; i++; }
+        } else if (strcmp(a, "--rate") == 0 && has && app_parse_double(argv[i + 1], 0, 1000, &d)) { wp.rate = d; i++; }
+        else if (strcmp(a, "--timeout") == 0 && has && app_parse_double(argv[i + 1], 0.1, 3600, &d)) { wp.timeout_ms = (int)(d * 1000); i++; }
+        else if (strcmp(a, "--retries") == 0 && has && app_parse_long(argv[i + 1], 1, 100, &v)) { wp.max_attempts = (int)v; i++; }
+        else if (strcmp(a, "--max-response-mb") == 0 && has && app_parse_long(argv[i + 1], 1, 4096, &v)) { wp.max_response_bytes = (size_t)v << 20; i++; }
+        else if (strcmp(a, "--max-pages") == 0 && has && app_parse_long(argv[i + 1], 1, 1L << 40, &v)) { wp.max_pages = (size_t)v; i++; }
+        else if (strcmp(a, "--threads") == 0 && has && app_parse_long(argv[i + 1], 1, 256, &v)) { ip.n_threads = (int)v; i++; }
+        else if (strcmp(a, "--chunk-tokens") == 0 && has && app_parse_long(argv[i + 1], 16, 8192, &v)) { ip.chunk_tokens = (int)v; i++; }
         else if (a[0] == '-' && a[1]) {
             app_error("ingest-wiki: bad option or value '%s' (see `mrag ingest-wiki --help`)", a);
             return 2;

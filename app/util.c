@@ -1,10 +1,13 @@
 /* util.c — small helpers shared by the mrag commands: the model recorded by
- * the last ingest, and reading a small text file (preambles, key files). */
+ * the last ingest, reading a whole file or stdin with a limit, the one
+ * number parser of the command lines, joining the words of a question. */
 #include "app/app.h"
 
 #include "index/index.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,31 +25,79 @@ char *app_recorded_model(idx_store *s) {
 }
 
 /* Contract: see app.h. */
-char *app_read_file(const char *path, size_t max, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+char *app_read_stream(FILE *f, size_t max, size_t *len) {
     char *buf = NULL;
     size_t n = 0, cap = 0, r;
     char tmp[4096];
     while ((r = fread(tmp, 1, sizeof tmp, f)) > 0) {
-        if (n + r > max) { free(buf); fclose(f); errno = EFBIG; return NULL; }
+        if (n + r > max) { free(buf); errno = EFBIG; return NULL; }
         if (n + r + 1 > cap) {
             cap = (n + r + 1) * 2;
             if (cap > max + 1) cap = max + 1;
             char *q = realloc(buf, cap);
-            if (!q) { free(buf); fclose(f); errno = ENOMEM; return NULL; }
+            if (!q) { free(buf); errno = ENOMEM; return NULL; }
             buf = q;
         }
         memcpy(buf + n, tmp, r);
         n += r;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); errno = EIO; return NULL; }
+    if (ferror(f)) { free(buf); errno = EIO; return NULL; }
     if (!buf && !(buf = malloc(1))) return NULL;
     buf[n] = 0;
     if (len) *len = n;
     return buf;
+}
+
+/* Contract: see app.h. */
+char *app_read_file(const char *path, size_t max, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = app_read_stream(f, max, len);
+    int e = errno;
+    fclose(f);
+    errno = e;
+    return buf;
+}
+
+/* Contract: see app.h. */
+bool app_parse_long(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s || isspace((unsigned char)*s)) return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end || errno || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+/* Contract: see app.h. */
+bool app_parse_int(const char *s, int lo, int hi, int *out) {
+    long v;
+    if (!app_parse_long(s, lo, hi, &v)) return false;
+    *out = (int)v;
+    return true;
+}
+
+/* Contract: see app.h. */
+bool app_parse_double(const char *s, double lo, double hi, double *out) {
+    if (!s || !*s || isspace((unsigned char)*s)) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || errno || !isfinite(v) || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+/* Contract: see app.h. */
+bool app_parse_u64(const char *s, uint64_t *out) {
+    if (!s || !*s || *s == '-' || *s == '+' || isspace((unsigned char)*s)) return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno) return false;
+    *out = (uint64_t)v;
+    return true;
 }
 
 /* Contract: see app.h. */
