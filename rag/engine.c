@@ -2,6 +2,7 @@
  * the local engine on llm/, and the token estimate used without a
  * tokenizer. */
 #include "rag/engine.h"
+#include "rag/util_internal.h"
 
 #include "llm/llm.h"
 
@@ -59,14 +60,7 @@ const char *rag_engine_errmsg(const rag_engine *e) {
     return m ? m : "";
 }
 
-static int eng_err(rag_engine *e, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int eng_err(rag_engine *e, int rc, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->err, sizeof e->err, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+#define eng_err(e, rc, ...) rag_errf((e)->err, sizeof (e)->err, (rc), __VA_ARGS__)
 
 /* Contract: see engine.h. */
 int rag_engine_generate(rag_engine *e, const rag_msg *msgs, size_t n, const rag_sampling *s, rag_emit_fn emit,
@@ -161,14 +155,7 @@ rag_local_params rag_local_default_params(void) {
     return p;
 }
 
-static int local_err(local_engine *le, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int local_err(local_engine *le, int rc, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(le->err, sizeof le->err, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+#define local_err(le, rc, ...) rag_errf((le)->err, sizeof (le)->err, (rc), __VA_ARGS__)
 
 int rag_count_prompt_tokens(void *model, const char *text, size_t len) {
     int32_t tmp[1];

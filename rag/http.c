@@ -3,6 +3,7 @@
  * limit, Retry-After, and retries with jittered exponential backoff; used
  * by the wiki connector and the remote engine. */
 #include "rag/http_internal.h"
+#include "rag/util_internal.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -53,8 +54,7 @@ struct rag_http {
     rag_http_resp *resp;
     bool decided;                   /* stream or keep: decided at the first byte */
     bool too_large;
-    char *body;
-    size_t body_len, body_cap;
+    rag_buf body;                   /* the kept body */
     double next_slot;               /* monotonic time the next request may start */
     uint64_t rng;
     size_t requests, retries;
@@ -64,11 +64,7 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static CURLcode g_init_rc = CURLE_OK;
 static void global_init(void) { g_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static double mono_s(void) { return rag_now_ms() / 1e3; }
 
 rag_http_params rag_http_default_params(void) {
     rag_http_params p;
@@ -106,20 +102,7 @@ static size_t on_header(char *b, size_t size, size_t nitems, void *user) {
     return n;
 }
 
-static bool keep(rag_http *h, const char *p, size_t n) {
-    if (h->body_len + n + 1 > h->body_cap) {
-        size_t c = h->body_cap ? h->body_cap : 4096;
-        while (c < h->body_len + n + 1) c *= 2;
-        char *q = realloc(h->body, c);
-        if (!q) return false;
-        h->body = q;
-        h->body_cap = c;
-    }
-    memcpy(h->body + h->body_len, p, n);
-    h->body_len += n;
-    h->body[h->body_len] = 0;
-    return true;
-}
+static bool keep(rag_http *h, const char *p, size_t n) { return rag_buf_append(&h->body, p, n) == RAG_OK; }
 
 static size_t on_write(char *p, size_t size, size_t nmemb, void *user) {
     rag_http *h = user;
@@ -141,11 +124,11 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *user) {
         return n;
     }
     if (r->status / 100 == 2) {
-        if (h->body_len + n > h->p.max_body) { h->too_large = true; return 0; }
+        if (h->body.len + n > h->p.max_body) { h->too_large = true; return 0; }
         return keep(h, p, n) ? n : 0;
     }
     /* an error answer: its start is enough for the message */
-    size_t room = RAG_HTTP_ERROR_BODY_MAX > h->body_len ? RAG_HTTP_ERROR_BODY_MAX - h->body_len : 0;
+    size_t room = RAG_HTTP_ERROR_BODY_MAX > h->body.len ? RAG_HTTP_ERROR_BODY_MAX - h->body.len : 0;
     if (n > room) r->body_cut = true;
     if (room && !keep(h, p, n < room ? n : room)) return 0;
     return n;
@@ -224,7 +207,7 @@ int rag_http_new(const rag_http_params *p, rag_http **out, char *err, size_t err
 void rag_http_free(rag_http *h) {
     if (!h) return;
     if (h->curl) curl_easy_cleanup(h->curl);
-    free(h->body);
+    rag_buf_release(&h->body);
     free(h->user_agent);
     free(h->ca_file);
     free(h);
@@ -270,8 +253,8 @@ int rag_http_perform(rag_http *h, const rag_http_req *rq, rag_http_resp *r) {
     h->resp = r;
     h->decided = false;
     h->too_large = false;
-    h->body_len = 0;
-    if (h->body) h->body[0] = 0;
+    h->body.len = 0;
+    if (h->body.data) h->body.data[0] = 0;
     h->curl_err[0] = 0;
     curl_easy_setopt(c, CURLOPT_URL, rq->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
@@ -292,8 +275,8 @@ int rag_http_perform(rag_http *h, const rag_http_req *rq, rag_http_resp *r) {
     h->rq = NULL;
     h->resp = NULL;
     r->curl_code = (int)cc;
-    r->body = h->body ? h->body : "";
-    r->body_len = h->body_len;
+    r->body = h->body.data ? h->body.data : "";
+    r->body_len = h->body.len;
     if (h->too_large) {
         snprintf(r->error, sizeof r->error, "the answer is larger than %zu bytes", h->p.max_body);
         return RAG_ERR_LIMIT;

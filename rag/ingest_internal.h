@@ -1,36 +1,14 @@
-/* ingest_internal.h — helpers shared by the ingestion files of rag/ (walk,
- * extract_*, chunk): error text, growable buffers, UTF-8 checks. */
+/* ingest_internal.h — what the ingestion files of rag/ share (walk,
+ * extract_*, chunk, wiki): the text map builder, the text decoder, the
+ * format extractors; the general helpers are rag/util_internal.h's. */
 #ifndef MRAG_RAG_INGEST_INTERNAL_H
 #define MRAG_RAG_INGEST_INTERNAL_H
 
 #include "rag/rag.h"
+#include "rag/util_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
-
-/* Formats an error into err (may be NULL) and returns rc. */
-int rag_ing_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* A growable byte buffer; NUL-terminated after every append. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-    size_t limit;       /* appends past this fail with RAG_ERR_LIMIT; 0 = none */
-} rag_buf;
-
-int rag_buf_reserve(rag_buf *b, size_t extra);
-int rag_buf_append(rag_buf *b, const char *s, size_t n);
-int rag_buf_putc(rag_buf *b, char c);
-void rag_buf_release(rag_buf *b);
-
-/* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 when invalid
- * (overlongs, surrogates and code points past U+10FFFF are invalid). */
-size_t rag_utf8_seq_len(const unsigned char *s, size_t n);
-/* True when all n bytes are valid UTF-8. */
-bool rag_utf8_valid(const unsigned char *s, size_t n);
-/* Encodes code point cp (< 0x110000, not a surrogate) into out; returns 1..4. */
-size_t rag_utf8_encode(uint32_t cp, char out[4]);
 
 /* Builds doc->text and doc->runs for a converted text file. */
 typedef struct {

@@ -3,6 +3,7 @@
  * template formats them); language guess, relevance overlap and citation
  * parsing. */
 #include "rag/rag.h"
+#include "rag/util_internal.h"
 
 #include "llm/llm.h"
 
@@ -23,25 +24,14 @@ static const char default_preamble[] =
 const char *rag_default_preamble(void) { return default_preamble; }
 
 /* ------------------------------------------------------------ string builder */
+/* rag_buf with a sticky out-of-memory flag, so appends can be chained. */
 typedef struct {
-    char *p;
-    size_t n, cap;
+    rag_buf b;
     bool oom;
 } sbuf;
 
 static void sb_add(sbuf *b, const char *s, size_t len) {
-    if (b->oom) return;
-    if (b->n + len + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 1024;
-        while (c < b->n + len + 1) c *= 2;
-        char *q = realloc(b->p, c);
-        if (!q) { b->oom = true; return; }
-        b->p = q;
-        b->cap = c;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = 0;
+    if (!b->oom && rag_buf_append(&b->b, s, len) != RAG_OK) b->oom = true;
 }
 
 static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
@@ -84,8 +74,8 @@ char *rag_prompt_defuse(const char *text, size_t len) {
     sbuf b = {0};
     sb_add(&b, "", 0);
     if (text) sb_defused(&b, text, len);
-    if (b.oom) { free(b.p); return NULL; }
-    return b.p;
+    if (b.oom) { rag_buf_release(&b.b); return NULL; }
+    return b.b.data;
 }
 
 /* Attribute value: no control strings, quotes, angle brackets or newlines. */
@@ -120,9 +110,9 @@ static void msgs_free(rag_msg *m, size_t n) {
 
 /* Takes b's text as message i (b emptied); false on OOM. */
 static bool take_msg(rag_msg *m, size_t *n, const char *role, sbuf *b) {
-    if (b->oom || !b->p) { free(b->p); memset(b, 0, sizeof *b); return false; }
+    if (b->oom || !b->b.data) { rag_buf_release(&b->b); b->oom = false; return false; }
     m[*n].role = role;
-    m[*n].content = b->p;
+    m[*n].content = b->b.data;
     (*n)++;
     memset(b, 0, sizeof *b);
     return true;

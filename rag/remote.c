@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "rag/http_internal.h"
 #include "rag/rag.h"
+#include "rag/util_internal.h"
 
 #include "index/index.h"
 
@@ -34,20 +35,9 @@ struct rag_remote {
     char err[1024];
 };
 
-static int rerr(rag_remote *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int rerr(rag_remote *r, int rc, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->err, sizeof r->err, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+/* The remote's message (rag_errf's convention) and rc. */
+#define rerr(r, rc, ...) rag_errf((r)->err, sizeof (r)->err, (rc), __VA_ARGS__)
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 rag_remote_params rag_remote_default_params(void) {
     rag_remote_params p;
@@ -120,11 +110,9 @@ static int read_key(rag_remote *r, const char *path) {
 typedef struct {
     rag_remote *r;
     /* SSE */
-    char *line;
-    size_t line_len, line_cap;
+    rag_buf line;               /* the line being read */
     bool cr;
-    char *data;
-    size_t data_len, data_cap;
+    rag_buf data;               /* the event's data lines */
     bool have_data;
     char event[32];
     bool done;                  /* data: [DONE] */
@@ -143,19 +131,8 @@ typedef struct {
 } xfer;
 
 static void xfer_release(xfer *x) {
-    free(x->line);
-    free(x->data);
-}
-
-static bool grow(char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap : 256;
-    while (c < need) c *= 2;
-    char *q = realloc(*buf, c);
-    if (!q) return false;
-    *buf = q;
-    *cap = c;
-    return true;
+    rag_buf_release(&x->line);
+    rag_buf_release(&x->data);
 }
 
 static void xfail(xfer *x, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -184,8 +161,8 @@ static const char *error_message(const cJSON *o) {
 /* One complete SSE event: [DONE], an error object, or a chunk whose
  * choices[0].delta.content goes to emit. Returns false to stop. */
 static bool sse_event(xfer *x) {
-    const char *d = x->data ? x->data : "";
-    size_t n = x->data_len;
+    const char *d = x->data.data ? x->data.data : "";
+    size_t n = x->data.len;
     x->n_events++;
     if (n == 6 && memcmp(d, "[DONE]", 6) == 0) { x->done = true; return false; }
     cJSON *o = cJSON_ParseWithLength(d, n);
@@ -225,12 +202,12 @@ out:
 
 /* One SSE line (no line end). Returns false to stop. */
 static bool sse_line(xfer *x) {
-    const char *l = x->line ? x->line : "";
-    size_t n = x->line_len;
+    const char *l = x->line.data ? x->line.data : "";
+    size_t n = x->line.len;
     if (n == 0) {                               /* blank line: dispatch */
         bool go = true;
         if (x->have_data) go = sse_event(x);
-        x->data_len = 0;
+        x->data.len = 0;
         x->have_data = false;
         x->event[0] = 0;
         return go;
@@ -242,16 +219,15 @@ static bool sse_line(xfer *x) {
     size_t vl = f < n ? n - f - 1 : 0;
     if (vl && v[0] == ' ') { v++; vl--; }
     if (f == 4 && memcmp(l, "data", 4) == 0) {
-        size_t need = x->data_len + (x->have_data ? 1 : 0) + vl + 1;
+        size_t need = x->data.len + (x->have_data ? 1 : 0) + vl + 1;
         if (need > x->r->p.max_line_bytes) {
             xfail(x, RAG_ERR_LIMIT, "a stream event is longer than %zu bytes", x->r->p.max_line_bytes);
             return false;
         }
-        if (!grow(&x->data, &x->data_cap, need)) { xfail(x, RAG_ERR_NOMEM, "out of memory"); return false; }
-        if (x->have_data) x->data[x->data_len++] = '\n';
-        memcpy(x->data + x->data_len, v, vl);
-        x->data_len += vl;
-        x->data[x->data_len] = 0;
+        if ((x->have_data && rag_buf_putc(&x->data, '\n') != RAG_OK) || rag_buf_append(&x->data, v, vl) != RAG_OK) {
+            xfail(x, RAG_ERR_NOMEM, "out of memory");
+            return false;
+        }
         x->have_data = true;
     } else if (f == 5 && memcmp(l, "event", 5) == 0) {
         snprintf(x->event, sizeof x->event, "%.*s", (int)(vl < 31 ? vl : 31), v);
@@ -269,19 +245,17 @@ static bool sse_feed(xfer *x, const char *p, size_t n) {
         if (c == '\n' || c == '\r') {
             x->cr = c == '\r';
             if (!sse_line(x)) return false;
-            x->line_len = 0;
+            x->line.len = 0;
             continue;
         }
-        if (x->line_len + 2 > x->r->p.max_line_bytes) {
+        if (x->line.len + 2 > x->r->p.max_line_bytes) {
             xfail(x, RAG_ERR_LIMIT, "a stream line is longer than %zu bytes", x->r->p.max_line_bytes);
             return false;
         }
-        if (x->line_len + 2 > x->line_cap && !grow(&x->line, &x->line_cap, x->line_len + 2)) {
+        if (rag_buf_putc(&x->line, c) != RAG_OK) {
             xfail(x, RAG_ERR_NOMEM, "out of memory");
             return false;
         }
-        x->line[x->line_len++] = c;
-        x->line[x->line_len] = 0;
     }
     return true;
 }
@@ -311,14 +285,14 @@ int rag_remote_parse_sse(const char *data, size_t len, size_t piece, size_t max_
 /* Stream bytes from the HTTP client; false ends the transfer. */
 static bool on_data(void *user, const char *p, size_t n) {
     xfer *x = user;
-    x->t_last = now_ms();
+    x->t_last = rag_now_ms();
     return sse_feed(x, p, n);
 }
 
 /* The caller's timeouts, checked while the transfer runs. */
 static int on_progress(void *user) {
     xfer *x = user;
-    double t = now_ms();
+    double t = rag_now_ms();
     const rag_remote_params *p = &x->r->p;
     if (x->n_emitted == 0 && p->first_token_timeout_ms > 0 && t - x->t_start > p->first_token_timeout_ms) {
         x->timed_out = 1;
@@ -357,7 +331,7 @@ static int perform(rag_remote *r, const char *path, const char *body, xfer *x, b
     rq.on_progress = on_progress;
     rq.user = x;
     rq.cancel = x->cancel;
-    x->t_start = x->t_last = now_ms();
+    x->t_start = x->t_last = rag_now_ms();
     int rc = rag_http_perform(r->http, &rq, resp);
     free(url);
     return rc;
@@ -572,7 +546,7 @@ int rag_remote_chat(rag_remote *r, const rag_msg *msgs, size_t nm, const rag_sam
     piece_count pc = {emit_fn, emit_fn_user, 0};
     rag_emit_fn emit = count_piece;
     void *emit_user = &pc;
-    double t0 = now_ms();
+    double t0 = rag_now_ms();
     int rc = RAG_OK;
     char *body = chat_body(r, msgs, nm, sp);
     if (!body) return rerr(r, RAG_ERR_NOMEM, "out of memory");
@@ -628,7 +602,7 @@ int rag_remote_chat(rag_remote *r, const rag_msg *msgs, size_t nm, const rag_sam
     }
     free(body);
     st->n_generated = pc.pieces;
-    st->decode_ms = now_ms() - t0;
+    st->decode_ms = rag_now_ms() - t0;
     st->stop = cancel && *cancel ? RAG_STOP_CANCELLED : pc.pieces >= sp->max_tokens ? RAG_STOP_LENGTH : RAG_STOP_EOS;
     return rc;
 }
