@@ -46,9 +46,15 @@ static void simd_init(void) {
     }
     llm_kernels_ref_fill(&tables[LLM_SIMD_REF]);
     tables[LLM_SIMD_AVX2] = tables[LLM_SIMD_REF];
-    if (detected >= LLM_SIMD_AVX2) llm_kernels_avx2_fill(&tables[LLM_SIMD_AVX2]);
+    if (detected >= LLM_SIMD_AVX2) {
+        llm_kernels_avx2_fill(&tables[LLM_SIMD_AVX2]);
+        llm_kernels_formats_avx2_fill(&tables[LLM_SIMD_AVX2]);
+    }
     tables[LLM_SIMD_AVX512] = tables[LLM_SIMD_AVX2];
-    if (detected >= LLM_SIMD_AVX512) llm_kernels_avx512_fill(&tables[LLM_SIMD_AVX512]);
+    if (detected >= LLM_SIMD_AVX512) {
+        llm_kernels_avx512_fill(&tables[LLM_SIMD_AVX512]);
+        llm_kernels_formats_avx512_fill(&tables[LLM_SIMD_AVX512]);
+    }
 }
 
 llm_simd llm_simd_detect(void) {

@@ -50,6 +50,10 @@ static inline size_t llm_pack_row_size(int n) {
 void llm_kernels_ref_fill(llm_kernel_table *t);
 void llm_kernels_avx2_fill(llm_kernel_table *t);
 void llm_kernels_avx512_fill(llm_kernel_table *t);
+/* The further GGUF formats (Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS),
+ * kernels_formats_avx*.c: filled after the level's main kernels. */
+void llm_kernels_formats_avx2_fill(llm_kernel_table *t);
+void llm_kernels_formats_avx512_fill(llm_kernel_table *t);
 
 /* The table for a level (clamped to what the CPU supports). Borrowed, static. */
 const llm_kernel_table *llm_kernels_get(llm_simd level);
@@ -62,6 +66,9 @@ const llm_kernel_table *llm_kernels_active(void);
  * (signed max, iscale = -127/max, nearest-even, clamp 127, bsums per 16). */
 void llm_quantize_row_q8_0_ref(const float *x, void *dst, int64_t n);
 void llm_quantize_row_q8_K_ref(const float *x, void *dst, int64_t n);
+/* Q8_1: the Q8_0 rule plus s = fp16(d * sum(q)), d the f32 amax/127 — as
+ * llama.cpp's AVX2 quantize_row_q8_1. */
+void llm_quantize_row_q8_1_ref(const float *x, void *dst, int64_t n);
 void llm_quantize_row_f16_ref(const float *x, void *dst, int64_t n);
 void llm_quantize_row_bf16_ref(const float *x, void *dst, int64_t n);
 
@@ -73,6 +80,12 @@ static inline int llm_nearest_int(float v) {
     memcpy(&i, &f, 4);
     return (i & 0x007fffff) - 0x00400000;
 }
+
+/* The 16 levels of IQ4_NL / IQ4_XS, indexed by the 4-bit quant. */
+extern const int8_t llm_iq4nl_values[16];
+
+/* The 16 signed 6-bit scales (-32..31) of a Q3_K block from its 12 bytes. */
+void llm_q3k_scales(const uint8_t s[12], int8_t out[16]);
 
 /* Scale/min j (0..7) of a Q4_K block from its 12 packed bytes. */
 static inline void llm_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {

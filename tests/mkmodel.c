@@ -32,6 +32,10 @@ static const type_opt TYPES[] = {
     {"bf16", GGML_TYPE_BF16, FTYPE_BF16}, {"q8_0", GGML_TYPE_Q8_0, FTYPE_Q8_0},
     {"q4_0", GGML_TYPE_Q4_0, FTYPE_Q4_0}, {"q4_k", GGML_TYPE_Q4_K, FTYPE_Q4_K_M},
     {"q5_k", GGML_TYPE_Q5_K, FTYPE_Q5_K_S}, {"q6_k", GGML_TYPE_Q6_K, FTYPE_Q6_K},
+    {"q4_1", GGML_TYPE_Q4_1, FTYPE_Q4_1}, {"q5_0", GGML_TYPE_Q5_0, FTYPE_Q5_0},
+    {"q5_1", GGML_TYPE_Q5_1, FTYPE_Q5_1}, {"iq4_nl", GGML_TYPE_IQ4_NL, FTYPE_IQ4_NL},
+    {"q2_k", GGML_TYPE_Q2_K, FTYPE_Q2_K}, {"q3_k", GGML_TYPE_Q3_K, FTYPE_Q3_K_S},
+    {"iq4_xs", GGML_TYPE_IQ4_XS, FTYPE_IQ4_XS},
 };
 
 /* --mix: llama-quantize's recipes (the ftype's base type, then per-tensor
@@ -75,7 +79,8 @@ static void usage(FILE *fp) {
             "  --experts N        mixture of experts with N experts (merged 3-D ffn_*_exps tensors)\n"
             "  --experts-used K   experts per token (default 2 with --experts)\n"
             "  --tied             no output.weight: the output head reuses token_embd\n"
-            "  --type T           f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k for every 2-D/3-D weight (default f32);\n"
+            "  --type T           f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl|q2_k|q3_k|q4_k|q5_k|q6_k|iq4_xs\n"
+            "                     for every 2-D/3-D weight (default f32);\n"
             "                     norms and the router stay F32; K-quants need rows that are multiples of 256\n"
             "  --mix M            instead of --type, the per-tensor types llama-quantize picks for a file type:\n"
             "                     q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s\n"
@@ -426,7 +431,7 @@ int main(int argc, char **argv) {
             for (size_t k = 0; k < sizeof TYPES / sizeof TYPES[0]; k++)
                 if (!strcmp(v, TYPES[k].name)) o.type = &TYPES[k];
             if (!o.type) {
-                fprintf(stderr, "mkmodel: --type: unknown type \"%s\" (f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k)\n", v);
+                fprintf(stderr, "mkmodel: --type: unknown type \"%s\" (see --help)\n", v);
                 return 2;
             }
         } else {

@@ -12,7 +12,8 @@
 
 static const uint32_t all_types[] = {
     GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0,
-    GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+    GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_IQ4_NL,
+    GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_IQ4_XS,
 };
 #define N_TYPES (int)(sizeof all_types / sizeof all_types[0])
 
@@ -132,6 +133,148 @@ TEST(q5_K_hand_block) {
     CHECK(y[255] == 0.0f, "%g", y[255]);
 }
 
+TEST(q4_1_hand_block) {
+    block_q4_1 b;
+    b.d = 0x3800;       /* 0.5 */
+    b.m = 0xC000;       /* -2 */
+    for (int j = 0; j < 16; j++) b.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    float y[32];
+    llm_dequantize_row(GGML_TYPE_Q4_1, &b, y, 32);
+    CHECK(y[0] == -2.0f, "%g", y[0]);       /* 0 * 0.5 - 2 */
+    CHECK(y[9] == 2.5f, "%g", y[9]);        /* 9 * 0.5 - 2 */
+    CHECK(y[16] == 5.5f, "%g", y[16]);      /* high nibble of qs[0] = 15 */
+    CHECK(y[31] == -2.0f, "%g", y[31]);
+}
+
+TEST(q5_0_and_q5_1_hand_blocks) {
+    block_q5_0 b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3800;       /* 0.5 */
+    b.qs[0] = 0x3F;     /* element 0: low 15; element 16: low 3 */
+    b.qs[1] = 0x02;     /* element 1: 2, element 17: 0 */
+    b.qh[0] = 0x01;     /* bit 0: element 0 gets 16 */
+    b.qh[2] = 0x01;     /* bit 16: element 16 */
+    b.qh[3] = 0x80;     /* bit 31: element 31 */
+    float y[32];
+    llm_dequantize_row(GGML_TYPE_Q5_0, &b, y, 32);
+    CHECK(y[0] == 7.5f, "%g", y[0]);        /* (31 - 16) * 0.5 */
+    CHECK(y[1] == -7.0f, "%g", y[1]);       /* (2 - 16) * 0.5 */
+    CHECK(y[16] == 1.5f, "%g", y[16]);      /* (3 + 16 - 16) * 0.5 */
+    CHECK(y[17] == -8.0f, "%g", y[17]);     /* (0 - 16) * 0.5 */
+    CHECK(y[31] == 0.0f, "%g", y[31]);      /* (0 + 16 - 16) */
+    block_q5_1 c;
+    memset(&c, 0, sizeof c);
+    c.d = 0x3800;
+    c.m = 0x3C00;       /* 1 */
+    memcpy(c.qs, b.qs, 16);
+    memcpy(c.qh, b.qh, 4);
+    llm_dequantize_row(GGML_TYPE_Q5_1, &c, y, 32);
+    CHECK(y[0] == 16.5f, "%g", y[0]);       /* 31 * 0.5 + 1 */
+    CHECK(y[16] == 10.5f, "%g", y[16]);     /* 19 * 0.5 + 1 */
+    CHECK(y[31] == 9.0f, "%g", y[31]);      /* 16 * 0.5 + 1 */
+    CHECK(y[17] == 1.0f, "%g", y[17]);
+}
+
+TEST(iq4_nl_and_iq4_xs_hand_blocks) {
+    block_iq4_nl b;
+    b.d = 0x3800;       /* 0.5 */
+    for (int j = 0; j < 16; j++) b.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    float y[256];
+    llm_dequantize_row(GGML_TYPE_IQ4_NL, &b, y, 32);
+    CHECK(y[0] == -63.5f, "%g", y[0]);      /* table[0] = -127 */
+    CHECK(y[8] == 0.5f, "%g", y[8]);        /* table[8] = 1 */
+    CHECK(y[15] == 56.5f, "%g", y[15]);     /* table[15] = 113 */
+    CHECK(y[16] == 56.5f, "%g", y[16]);     /* high nibble 15 */
+    block_iq4_xs x;
+    memset(&x, 0, sizeof x);
+    x.d = 0x3C00;       /* 1 */
+    /* sub-block 0: ls = 33 (scale 1): low nibble 1 of scales_l[0], high bits 2
+     * (bits 0-1 of scales_h); sub-block 1: ls = 30 (scale -2): high nibble
+     * 14 of scales_l[0], high bits 1; sub-block 7: ls = 0x3F (scale 31) */
+    x.scales_l[0] = 1 | 14 << 4;
+    x.scales_l[3] = 0xF0;
+    x.scales_h = 2 | 1 << 2 | 3 << 14;
+    x.qs[0] = 0x0F;     /* element 0: 15 (113); element 16: 0 (-127) */
+    x.qs[16] = 0x08;    /* element 32: 8 (1) */
+    x.qs[127] = 0x10;   /* element 255 (sub-block 7, high nibble of its byte 15): 1 (-104) */
+    llm_dequantize_row(GGML_TYPE_IQ4_XS, &x, y, 256);
+    CHECK(y[0] == 113.0f, "%g", y[0]);
+    CHECK(y[16] == -127.0f, "%g", y[16]);
+    CHECK(y[32] == -2.0f, "%g", y[32]);
+    CHECK(y[255] == -3224.0f, "%g", y[255]);  /* 31 * -104 */
+    CHECK(y[64] == -127.0f * -32, "%g", y[64]); /* sub-block 2: ls 0 -> -32, q 0 -> -127 */
+}
+
+TEST(q2_K_hand_block) {
+    block_q2_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3C00;       /* 1 */
+    b.dmin = 0x3800;    /* 0.5 */
+    b.scales[0] = 3 | 4 << 4;   /* sub-block 0 (elements 0-15): sc 3, m 4 */
+    b.scales[1] = 5;            /* sub-block 1 (16-31): sc 5, m 0 */
+    b.scales[2] = 2 | 1 << 4;   /* sub-block 2 (32-47) */
+    b.scales[8] = 7;            /* sub-block 8 (128-143) */
+    b.qs[0] = 3 | 1 << 2;       /* element 0: 3; element 32: 1 */
+    b.qs[16] = 2;               /* element 16 */
+    b.qs[32] = 3 << 6;          /* element 128 + 96 = 224: sub-block 14 (sc 0) */
+    b.qs[33] = 2;               /* element 129 */
+    float y[256];
+    llm_dequantize_row(GGML_TYPE_Q2_K, &b, y, 256);
+    CHECK(y[0] == 7.0f, "%g", y[0]);        /* 1*3*3 - 0.5*4 */
+    CHECK(y[1] == -2.0f, "%g", y[1]);
+    CHECK(y[16] == 10.0f, "%g", y[16]);     /* 5*2 */
+    CHECK(y[32] == 1.5f, "%g", y[32]);      /* 2*1 - 0.5 */
+    CHECK(y[129] == 14.0f, "%g", y[129]);   /* 7*2 */
+    CHECK(y[224] == 0.0f, "%g", y[224]);
+}
+
+TEST(q3_K_hand_block) {
+    block_q3_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3800;       /* 0.5 */
+    /* stored scales (value + 32): scale 0 = 34 (2): low nibble 2 of byte 0,
+     * high bits 2 in bits 0-1 of byte 8; scale 9 = 29 (-3): high nibble 13
+     * of byte 1, high bits 1 in bits 4-5 of byte 9; every other 0 (-32). */
+    b.scales[0] = 2;
+    b.scales[8] = 2;
+    b.scales[1] = 13 << 4;
+    b.scales[9] = 1 << 4;
+    b.qs[0] = 3;            /* element 0: low 3 */
+    b.hmask[0] = 1;         /* element 0: high bit set: q = 3 */
+    b.qs[1] = 1;            /* element 1: low 1, high bit clear: q = -3 */
+    b.qs[32 + 16] = 2 << 2; /* element 128 + 32 + 16 = 176: low 2, sub-block 11 */
+    b.hmask[16] = 1 << 5;   /* its high bit: bit 4h + s = 5 */
+    b.qs[32 + 2] = 2;       /* element 130 (sub-block 8, scale -32): low 2, no high bit: q = -2 */
+    float y[256];
+    llm_dequantize_row(GGML_TYPE_Q3_K, &b, y, 256);
+    CHECK(y[0] == 3.0f, "%g", y[0]);        /* 0.5 * 2 * 3 */
+    CHECK(y[1] == -3.0f, "%g", y[1]);       /* 0.5 * 2 * -3 */
+    CHECK(y[2] == -4.0f, "%g", y[2]);       /* q = 0 - 4 */
+    CHECK(y[130] == 32.0f, "%g", y[130]);   /* 0.5 * -32 * -2 */
+    CHECK(y[176] == -32.0f, "%g", y[176]);  /* 0.5 * -32 * 2: sub-block 11 */
+    CHECK(y[144] == 6.0f, "%g", y[144]);    /* sub-block 9 (scale -3), q = -4: 0.5 * -3 * -4 */
+}
+
+TEST(q8_1_activation_sum) {
+    float x[64];
+    for (int j = 0; j < 64; j++) x[j] = (float)(j % 7) - 3.0f;
+    x[5] = 127.f;       /* block 0: d = 1, q = x */
+    for (int lv = 0; lv <= (int)llm_simd_detect(); lv++) {
+        block_q8_1 b[2];
+        llm_kernels_get((llm_simd)lv)->act[GGML_TYPE_Q8_1](x, b, 64);
+        int sum = 0;
+        for (int j = 0; j < 32; j++) sum += b[0].qs[j];
+        CHECK(b[0].d == 0x3C00, "%s %04x", llm_simd_name(lv), b[0].d);
+        CHECK(b[0].s == llm_ggml_fp32_to_fp16((float)sum), "%s s %g vs %d", llm_simd_name(lv),
+              llm_ggml_fp16_to_fp32(b[0].s), sum);
+        CHECK(b[0].qs[5] == 127 && b[0].qs[0] == -3, "%s %d %d", llm_simd_name(lv), b[0].qs[5], b[0].qs[0]);
+        /* block 1: amax 3, d = 3/127, s = d * sum(q) */
+        int s1 = 0;
+        for (int j = 0; j < 32; j++) s1 += b[1].qs[j];
+        CHECK(b[1].s == llm_ggml_fp32_to_fp16(3.f / 127.f * (float)s1), "%s block 1 s", llm_simd_name(lv));
+    }
+}
+
 TEST(q8_K_activation_rule) {
     float x[256] = {0};
     x[0] = 1.984375f;   /* 127/64, largest magnitude, positive: iscale = -64 */
@@ -194,6 +337,13 @@ static double roundtrip_bound(uint32_t t) {
     case GGML_TYPE_Q4_0: return 0.13;
     case GGML_TYPE_Q4_K: return 0.11;
     case GGML_TYPE_Q5_K: return 0.06;
+    case GGML_TYPE_Q4_1: return 0.12;
+    case GGML_TYPE_Q5_0: return 0.06;
+    case GGML_TYPE_Q5_1: return 0.06;
+    case GGML_TYPE_IQ4_NL: return 0.12;
+    case GGML_TYPE_IQ4_XS: return 0.12;
+    case GGML_TYPE_Q3_K: return 0.25;
+    case GGML_TYPE_Q2_K: return 0.45;
     case GGML_TYPE_Q6_K: return 0.03;
     }
     return 0;
@@ -223,7 +373,7 @@ TEST(quantize_roundtrip_error) {
         if (t == GGML_TYPE_F16) CHECK(maxrel <= 1.0 / 2048, "f16 max rel %g", maxrel);
         if (t == GGML_TYPE_BF16) CHECK(maxrel <= 1.0 / 256, "bf16 max rel %g", maxrel);
         /* a quantizer that is too good to be true means it stored floats */
-        if (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q5_K)
+        if (llm_ggml_type_info(t)->blck_size > 1 && t != GGML_TYPE_Q8_0)
             CHECK(rel > 0.01, "%s: %g", llm_type_name(t), rel);
         printf("  # %s: rms rel error %.4f\n", llm_type_name(t), rel);
     }
@@ -303,7 +453,9 @@ TEST(simd_vec_dot_random_blocks) {
     uint8_t *qw = malloc(n * 4), *qa = malloc(n * 4 + 64);
     float *x = malloc(sizeof(float) * n), *tw = malloc(sizeof(float) * n), *ta = malloc(sizeof(float) * n);
     REQUIRE(qw && qa && x && tw && ta);
-    const uint32_t qt[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    const uint32_t qt[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
+                           GGML_TYPE_IQ4_NL, GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
+                           GGML_TYPE_Q6_K, GGML_TYPE_IQ4_XS};
     const int nqt = (int)(sizeof qt / sizeof qt[0]);
     for (int rep = 0; rep < 8; rep++) {
         for (int i = 0; i < nqt; i++) {
@@ -315,10 +467,20 @@ TEST(simd_vec_dot_random_blocks) {
                 uint8_t *blk = qw + b * bs;
                 ggml_half d = llm_ggml_fp32_to_fp16((float)((rnd_uniform() < 0.5 ? -1 : 1) * ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7))));
                 ggml_half dm = llm_ggml_fp32_to_fp16((float)ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7)));
-                if (t == GGML_TYPE_Q6_K) memcpy(blk + offsetof(block_q6_K, d), &d, 2);
-                else memcpy(blk, &d, 2);
-                if (t == GGML_TYPE_Q4_K) memcpy(blk + offsetof(block_q4_K, dmin), &dm, 2);
-                if (t == GGML_TYPE_Q5_K) memcpy(blk + offsetof(block_q5_K, dmin), &dm, 2);
+                /* where each type keeps its fp16 scale and min (or second scale) */
+                size_t od = 0, om = SIZE_MAX;
+                switch (t) {
+                case GGML_TYPE_Q6_K: od = offsetof(block_q6_K, d); break;
+                case GGML_TYPE_Q3_K: od = offsetof(block_q3_K, d); break;
+                case GGML_TYPE_Q2_K: od = offsetof(block_q2_K, d); om = offsetof(block_q2_K, dmin); break;
+                case GGML_TYPE_Q4_K: om = offsetof(block_q4_K, dmin); break;
+                case GGML_TYPE_Q5_K: om = offsetof(block_q5_K, dmin); break;
+                case GGML_TYPE_Q4_1: om = offsetof(block_q4_1, m); break;
+                case GGML_TYPE_Q5_1: om = offsetof(block_q5_1, m); break;
+                default: break;
+                }
+                memcpy(blk + od, &d, 2);
+                if (om != SIZE_MAX) memcpy(blk + om, &dm, 2);
             }
             fill_normal(x, n, 1.0f);
             llm_kernels_get(LLM_SIMD_REF)->act[llm_vec_dot_type(t)](x, qa, n);
@@ -342,8 +504,8 @@ TEST(simd_activation_conversion_matches_reference) {
     REQUIRE(x && a && b);
     fill_normal(x, n, 3.0f);
     x[7] = 0.5f * 3.0f;
-    const uint32_t at[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q8_K, GGML_TYPE_F16, GGML_TYPE_BF16};
-    for (int i = 0; i < 4; i++) {
+    const uint32_t at[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q8_1, GGML_TYPE_Q8_K, GGML_TYPE_F16, GGML_TYPE_BF16};
+    for (int i = 0; i < 5; i++) {
         size_t rs = llm_ggml_row_size(at[i], n);
         llm_kernels_get(LLM_SIMD_REF)->act[at[i]](x, a, n);
         for (int lv = 1; lv <= (int)llm_simd_detect(); lv++) {
@@ -425,8 +587,22 @@ static void check_matmul(llm_pool *pool, uint32_t t, int n_rows, int n_cols, int
                 s += p;
                 sa += fabs(p);
             }
+            /* Q8_1 activations carry s = d * sum(q) as fp16, made from the
+             * f32 d, which Q4_1 and Q5_1 multiply by their min m: s differs
+             * from the fp16 d times sum(q) by two fp16 roundings (2^-11
+             * relative each); add m * s * 2^-10 per block to the bound */
+            double s_err = 0;
+            if (llm_vec_dot_type(t) == GGML_TYPE_Q8_1) {
+                llm_quantize_act(t, x + (size_t)k * n_cols, qa, n_cols);
+                const block_q8_1 *ab = (const block_q8_1 *)qa;
+                for (int b = 0; b < n_cols / 32; b++) {
+                    ggml_half m;
+                    memcpy(&m, qw + (size_t)r * rs + (size_t)b * llm_ggml_type_info(t)->type_size + 2, 2);
+                    s_err += fabs((double)llm_ggml_fp16_to_fp32(m) * llm_ggml_fp16_to_fp32(ab[b].s)) / 1024;
+                }
+            }
             float got = Y[(size_t)k * n_rows + r];
-            if (!(fabs(got - s) <= 2e-5 * sa + 1e-30)) {
+            if (!(fabs(got - s) <= 2e-5 * sa + s_err + 1e-30)) {
                 bad++;
                 CHECK(0, "%s %s threads=%d n_tok=%d n_rows=%d: Y[%d,%d] = %.9g, naive %.9g",
                       lvname, llm_type_name(t), llm_pool_size(pool), n_tok, n_rows, k, r, got, s);
@@ -552,6 +728,8 @@ TEST(simd_level_names) {
 }
 
 TEST_MAIN(RUN(q4_0_hand_block), RUN(q8_0_hand_block), RUN(q4_K_hand_block), RUN(q5_K_hand_block), RUN(q6_K_hand_block),
+          RUN(q4_1_hand_block), RUN(q5_0_and_q5_1_hand_blocks), RUN(iq4_nl_and_iq4_xs_hand_blocks), RUN(q2_K_hand_block),
+          RUN(q3_K_hand_block), RUN(q8_1_activation_sum),
           RUN(q8_K_activation_rule), RUN(q8_0_activation_rule), RUN(quantize_roundtrip_error),
           RUN(simd_vec_dot_matches_reference), RUN(simd_vec_dot_random_blocks), RUN(simd_activation_conversion_matches_reference),
           RUN(simd_f32_f16_helpers), RUN(matmul_matches_naive), RUN(matmul_rejects_bad_shapes), RUN(matmul_threads_agree),
