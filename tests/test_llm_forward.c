@@ -582,6 +582,16 @@ static const type_case type_cases[] = {
     {"q5_k_hd64", "--type q5_k --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 10", 0.1, false, false},
     {"q5_k_m_mix_hd128", "--mix q5_k_m --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 12", 0.1, false, false},
     {"q4_k_m_mix_hd128", "--mix q4_k_m --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 13", 0.15, false, false},
+    {"q3_k_hd64", "--type q3_k --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 14", 0.1, false, false},
+    {"q3_k_m_mix_hd128", "--mix q3_k_m --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 15", 0.15, false, false},
+    {"q2_k_hd64", "--type q2_k --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 16", 0.1, false, false},
+    {"q2_k_mix_hd128", "--mix q2_k --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 17", 0.15, false, false},
+    {"q4_1_hd64", "--type q4_1 --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 18", 0.05, false, false},
+    {"q5_0_hd128", "--type q5_0 --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 19", 0.1, false, false},
+    {"q5_1_hd64", "--type q5_1 --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 20", 0.1, false, false},
+    {"iq4_nl_hd128", "--type iq4_nl --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 21", 0.1, false, false},
+    {"iq4_xs_hd64", "--type iq4_xs --dim 256 --heads 4 --kv-heads 1 --ff 512 --layers 2 --seed 22", 0.05, false, false},
+    {"iq4_xs_mix_hd128", "--mix iq4_xs --dim 512 --heads 4 --kv-heads 1 --ff 768 --layers 2 --seed 23", 0.15, false, false},
     {"moe8x2_f32_hd64", "--type f32 --dim 256 --heads 4 --kv-heads 1 --ff 256 --layers 2 --experts 8 "
                         "--experts-used 2 --seed 9", 3e-4, false, false},
     {"moe8x2_q8_0_hd64", "--type q8_0 --dim 256 --heads 4 --kv-heads 1 --ff 256 --layers 2 --experts 8 "
