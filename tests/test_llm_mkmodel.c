@@ -432,6 +432,10 @@ TEST(every_type_runs_in_llama_cpp_close_to_f32) {
          * would give an unrelated model: top-1 agreement near 0 of 16. */
         {"f32", 0, 16}, {"f16", 0.02, 15}, {"bf16", 0.15, 14}, {"q8_0", 0.3, 14},
         {"q6_k", 1.0, 10}, {"q5_k", 2.0, 10}, {"q4_k", 4.0, 8}, {"q4_0", 4.0, 8},
+        /* measured q4_1 1.49, q5_0 0.78, q5_1 0.84, iq4_nl 1.67, iq4_xs 1.62,
+         * q3_k 3.29, q2_k 7.34; top-1 11/12/16/11/12/9/6 */
+        {"q4_1", 4.0, 8}, {"q5_0", 2.0, 9}, {"q5_1", 2.0, 10}, {"iq4_nl", 4.0, 8}, {"iq4_xs", 4.0, 8},
+        {"q3_k", 7.0, 5}, {"q2_k", 15.0, 3},
     };
     evalres ref = {0};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
