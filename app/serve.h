@@ -43,6 +43,8 @@ typedef struct {
     char **groups;              /* owned */
     size_t n_groups;
     bool all;                   /* "*" */
+    bool full_paths;            /* option `full-paths`: sources name the server's
+                                   absolute paths (default: relative to the root) */
 } app_serve_key;
 
 typedef struct {
@@ -50,8 +52,8 @@ typedef struct {
     size_t n;
 } app_serve_keys;
 
-/* Parses a keys file text (`KEY NAME GROUPS` lines, `#` comments; KEY may be
- * sha256:HEX). On error returns -1 with err naming the line. *out owned
+/* Parses a keys file text (`KEY NAME GROUPS [OPTIONS]` lines, `#` comments;
+ * KEY may be sha256:HEX; OPTIONS a comma list of `full-paths`). On error returns -1 with err naming the line. *out owned
  * (app_serve_keys_free). */
 int app_serve_keys_parse(const char *name, const char *text, size_t len, app_serve_keys *out,
                          char *err, size_t errlen);
@@ -275,6 +277,12 @@ bool app_job_cancel(app_server *s, app_job *j, bool timeout);
 /* JSON bodies of a finished job (owned strings). */
 char *app_job_ask_json(app_job *j);
 char *app_job_chat_json(app_job *j);
+/* What a caller with key (NULL: anonymous) is shown for a document URI:
+ * web URLs as they are; file paths relative to the ingested root they are
+ * under ("docs/it/vpn.md" for /srv/docs/it/vpn.md; the roots are the
+ * index's "rag.root:" records), or their last two parts when no root is
+ * recorded; the absolute path only for a key with `full-paths`. Owned. */
+char *app_serve_display_uri(idx_store *store, const app_serve_key *key, const char *uri);
 /* Searches with a pooled read-only handle. hits owned JSON text. */
 char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode,
                       int *http_status, char *err, size_t errlen);

@@ -176,6 +176,50 @@ static cJSON *error_obj(const char *msg, const char *type, int code) {
 
 static bool is_http(const char *u) { return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0; }
 
+/* Contract: see serve.h. */
+char *app_serve_display_uri(idx_store *store, const app_serve_key *key, const char *uri) {
+    if (!uri) return strdup("");
+    if (is_http(uri) || (key && key->full_paths) || uri[0] != '/') return strdup(uri);
+    char **roots = NULL;
+    size_t n = 0;
+    const char *best = NULL;
+    size_t best_len = 0;
+    if (store && idx_meta_keys(store, "rag.root:", &roots, &n) == IDX_OK) {
+        for (size_t i = 0; i < n; i++) {
+            const char *r = roots[i] + strlen("rag.root:");
+            size_t rl = strlen(r);
+            if (strcmp(r, "/") == 0) rl = 0;
+            bool under = strncmp(uri, r, rl) == 0 && (uri[rl] == '/' || uri[rl] == 0);
+            /* the outermost root gives the longest relative path */
+            if (under && (!best || rl < best_len)) { best = r; best_len = rl; }
+        }
+    }
+    char *out = NULL;
+    if (best) {
+        const char *rslash = strrchr(best, '/');
+        const char *rname = rslash && best_len ? rslash + 1 : "";
+        const char *rel = uri + best_len;
+        while (*rel == '/') rel++;
+        /* the root's own name, then the path below it ("docs/it/vpn.md");
+         * a single-file root is its name */
+        if (!*rel) {
+            const char *b = strrchr(uri, '/');
+            out = strdup(b ? b + 1 : uri);
+        } else {
+            size_t on = strlen(rname) + strlen(rel) + 2;
+            if ((out = malloc(on))) snprintf(out, on, "%s%s%s", rname, *rname ? "/" : "", rel);
+        }
+    } else {
+        /* no root recorded (an index from before roots were): the last two parts */
+        const char *last = strrchr(uri, '/'), *prev = NULL;
+        for (const char *q = uri; last && q < last; q++)
+            if (*q == '/') prev = q;
+        out = strdup(prev ? prev + 1 : last ? last + 1 : uri);
+    }
+    idx_meta_keys_free(roots, n);
+    return out;
+}
+
 /* The SOURCE array of the job's answer (titles looked up in store). */
 static char *sources_json(app_job *j, idx_store *store) {
     const rag_answer *r = &j->res;
@@ -195,7 +239,9 @@ static char *sources_json(app_job *j, idx_store *store) {
         cJSON_AddNumberToObject(e, "id", s->number);
         const char *title = j->titles && j->titles[i] ? j->titles[i] : "";
         cJSON_AddStringToObject(e, "title", title);
-        cJSON_AddStringToObject(e, "uri", s->uri);
+        char *shown = app_serve_display_uri(store, j->key, s->uri);
+        cJSON_AddStringToObject(e, "uri", shown ? shown : "");
+        free(shown);
         if (is_http(s->uri)) cJSON_AddStringToObject(e, "url", s->uri);
         else cJSON_AddNullToObject(e, "url");
         cJSON_AddStringToObject(e, "label", s->label ? s->label : "");
@@ -747,7 +793,9 @@ char *app_search_json(app_server *s, const app_serve_key *key, const char *q, in
         cJSON_AddNumberToObject(e, "rank", i + 1);
         cJSON_AddNumberToObject(e, "score", hits[i].score);
         cJSON_AddNumberToObject(e, "chunk_id", (double)hits[i].chunk_id);
-        cJSON_AddStringToObject(e, "uri", d.uri ? d.uri : "");
+        char *shown = app_serve_display_uri(h->store, key, d.uri);
+        cJSON_AddStringToObject(e, "uri", shown ? shown : "");
+        free(shown);
         if (d.uri && is_http(d.uri)) cJSON_AddStringToObject(e, "url", d.uri);
         else cJSON_AddNullToObject(e, "url");
         cJSON_AddStringToObject(e, "title", d.title ? d.title : "");

@@ -54,6 +54,18 @@ static int parse_groups(const char *s, size_t len, app_serve_key *key) {
     return 0;
 }
 
+/* Sets the options of a comma list ("full-paths"); -1 on an unknown one. */
+static int parse_options(const char *s, size_t len, app_serve_key *key) {
+    for (size_t a = 0, i = 0; i <= len; i++) {
+        if (i < len && s[i] != ',') continue;
+        size_t n = i - a;
+        if (n == 10 && memcmp(s + a, "full-paths", 10) == 0) key->full_paths = true;
+        else if (n) return -1;
+        a = i + 1;
+    }
+    return 0;
+}
+
 /* Contract: see serve.h. */
 int app_serve_keys_parse(const char *name, const char *text, size_t len, app_serve_keys *out, char *err, size_t errlen) {
     int rc = -1;
@@ -68,7 +80,7 @@ int app_serve_keys_parse(const char *name, const char *text, size_t len, app_ser
                 kfail(err, errlen, "%s:%zu: control character in the line", name, lineno);
                 goto done;
             }
-        /* fields: KEY NAME GROUPS, white-space separated; '#' starts a comment */
+        /* fields: KEY NAME GROUPS [OPTIONS], white-space separated; '#' starts a comment */
         const char *f[4];
         size_t fl[4], nf = 0;
         size_t i = at;
@@ -77,13 +89,13 @@ int app_serve_keys_parse(const char *name, const char *text, size_t len, app_ser
             if (i >= e || text[i] == '#') break;
             size_t b = i;
             while (i < e && text[i] != ' ' && text[i] != '\t' && text[i] != '\r') i++;
-            if (nf == 4) { kfail(err, errlen, "%s:%zu: too many fields (KEY NAME GROUPS)", name, lineno); goto done; }
+            if (nf == 4) { kfail(err, errlen, "%s:%zu: too many fields (KEY NAME GROUPS [OPTIONS])", name, lineno); goto done; }
             f[nf] = text + b;
             fl[nf++] = i - b;
         }
         at = e + 1;
         if (nf == 0) continue;
-        if (nf != 3) { kfail(err, errlen, "%s:%zu: expected KEY NAME GROUPS", name, lineno); goto done; }
+        if (nf != 3 && nf != 4) { kfail(err, errlen, "%s:%zu: expected KEY NAME GROUPS [OPTIONS]", name, lineno); goto done; }
         if (out->n == cap) {
             size_t nc = cap ? cap * 2 : 8;
             app_serve_key *k = realloc(out->keys, nc * sizeof *k);
@@ -108,6 +120,10 @@ int app_serve_keys_parse(const char *name, const char *text, size_t len, app_ser
         }
         if (!(k->name = strndup(f[1], fl[1]))) { kfail(err, errlen, "out of memory"); goto done; }
         if (parse_groups(f[2], fl[2], k)) { kfail(err, errlen, "%s:%zu: bad GROUPS (comma-separated, at most 64 of 128 bytes)", name, lineno); goto done; }
+        if (nf == 4 && parse_options(f[3], fl[3], k)) {
+            kfail(err, errlen, "%s:%zu: unknown option '%.*s' (known: full-paths)", name, lineno, (int)(fl[3] > 64 ? 64 : fl[3]), f[3]);
+            goto done;
+        }
         for (size_t j = 0; j + 1 < out->n; j++)
             if (strcmp(out->keys[j].hash, k->hash) == 0) { kfail(err, errlen, "%s:%zu: the same key appears twice", name, lineno); goto done; }
     }

@@ -244,6 +244,10 @@ char *idx_fts_query(const char *query, size_t query_len);
 int idx_meta_set(idx_store *s, const char *key, const char *value);
 /* *value is owned (free()); IDX_ERR_NOTFOUND when the key is absent. */
 int idx_meta_get(idx_store *s, const char *key, char **value);
+/* The keys that start with prefix (byte-wise), sorted. *keys owned: free
+ * with idx_meta_keys_free(*keys, *n). */
+int idx_meta_keys(idx_store *s, const char *prefix, char ***keys, size_t *n);
+void idx_meta_keys_free(char **keys, size_t n);
 
 /* Which embedding built the vectors. */
 typedef struct {

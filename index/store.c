@@ -195,7 +195,8 @@ int idx_meta_set(idx_store *s, const char *key, const char *value) {
     if (!s || !key || !value || !*key) return s ? idx_err(s, IDX_ERR_ARG, "meta key or value missing") : IDX_ERR_ARG;
     if (strncmp(key, "idx.", 4) == 0) return idx_err(s, IDX_ERR_ARG, "meta key \"%.60s\" is reserved", key);
     if (s->params.read_only) return idx_err(s, IDX_ERR_READONLY, "opened read-only");
-    if (strlen(key) > 256 || strlen(value) > 1 << 20) return idx_err(s, IDX_ERR_ARG, "meta key or value too long");
+    /* keys may hold an absolute path (PATH_MAX 4096) */
+    if (strlen(key) > 8192 || strlen(value) > 1 << 20) return idx_err(s, IDX_ERR_ARG, "meta key or value too long");
     bool own;
     int rc = idx_write_begin(s, &own);
     if (rc) return rc;
@@ -208,6 +209,50 @@ int idx_meta_get(idx_store *s, const char *key, char **value) {
     int rc = meta_read(s, key, value);
     if (rc == IDX_OK && !*value) rc = idx_err(s, IDX_ERR_NOTFOUND, "no meta key \"%.60s\"", key);
     return rc;
+}
+
+int idx_meta_keys(idx_store *s, const char *prefix, char ***keys, size_t *n) {
+    if (!s || !prefix || !keys || !n) return s ? idx_err(s, IDX_ERR_ARG, "meta prefix missing") : IDX_ERR_ARG;
+    *keys = NULL;
+    *n = 0;
+    /* substr of a BLOB counts bytes (of TEXT, characters) */
+    sqlite3_stmt *st = NULL;
+    int rc = IDX_OK;
+    char **a = NULL;
+    size_t k = 0, cap = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT key FROM meta WHERE substr(CAST(key AS BLOB), 1, ?2) = CAST(?1 AS BLOB) ORDER BY key", -1, &st, NULL) !=
+        SQLITE_OK)
+        return idx_sql_err(s, "prepare");
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)strlen(prefix));
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        if (k == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            char **na = realloc(a, nc * sizeof *na);
+            if (!na) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+            a = na;
+            cap = nc;
+        }
+        if (!(a[k] = strdup(t ? t : ""))) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        k++;
+    }
+    if (step != SQLITE_DONE) rc = idx_sql_err(s, "list meta");
+done:
+    sqlite3_finalize(st);
+    if (rc) {
+        idx_meta_keys_free(a, k);
+        return rc;
+    }
+    *keys = a;
+    *n = k;
+    return IDX_OK;
+}
+
+void idx_meta_keys_free(char **keys, size_t n) {
+    for (size_t i = 0; i < n; i++) free(keys[i]);
+    free(keys);
 }
 
 /* ------------------------------------------------------------ fingerprint */

@@ -21,7 +21,7 @@
 #define ACC_MAX_PATH 4096               /* longer paths need a heap buffer */
 /* The answer when memory runs out: a group no caller can name ('!' is not
  * allowed in caller groups), so the document stays hidden (fail closed). */
-#define DENIED "!denied"
+#define DENIED RAG_ACCESS_NOBODY
 
 typedef enum { R_PATH = 0, R_NAMESPACE, R_CATEGORY, R_PREFIX } rule_kind;
 
@@ -593,6 +593,45 @@ const char *rag_access_for_page(const rag_access *a, int ns, const char *title, 
         }
     }
     return a->default_groups;
+}
+
+/* True when the comma-separated list holds the name s[0..n). */
+static bool list_has(const char *list, const char *s, size_t n) {
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        if (!e) e = p + strlen(p);
+        if ((size_t)(e - p) == n && memcmp(p, s, n) == 0) return true;
+        p = *e ? e + 1 : e;
+    }
+    return false;
+}
+
+/* Contract: see rag.h. */
+char *rag_access_groups_and(const char *a, const char *b) {
+    a = a ? a : "";
+    b = b ? b : "";
+    if (!*a) return strdup(b);
+    if (!*b) return strdup(a);
+    if (strcmp(a, DENIED) == 0 || strcmp(b, DENIED) == 0) return strdup(DENIED);
+    char *o = malloc(strlen(a) + 1);
+    if (!o) return NULL;
+    size_t on = 0;
+    for (const char *p = a; *p;) {
+        const char *e = strchr(p, ',');
+        if (!e) e = p + strlen(p);
+        if (e > p && list_has(b, p, (size_t)(e - p))) {
+            if (on) o[on++] = ',';
+            memcpy(o + on, p, (size_t)(e - p));
+            on += (size_t)(e - p);
+        }
+        p = *e ? e + 1 : e;
+    }
+    o[on] = 0;
+    if (!on) {
+        free(o);
+        return strdup(DENIED);
+    }
+    return o;
 }
 
 /* ------------------------------------------------------------ caller groups */

@@ -30,6 +30,17 @@ const char *rag_access_for_path(const rag_access *a, const char *rel);
 const char *rag_access_for_page(const rag_access *a, int ns, const char *title,
                                 const char *const *categories, size_t n_categories);
 
+/* A group no caller can hold ('!' is not allowed in caller groups): a
+ * document with it is visible to the index owner and `*` keys only. */
+#define RAG_ACCESS_NOBODY "!denied"
+/* The groups of a document that must satisfy both lists a and b (as
+ * rag_access_for_path gives them, "" = public): a caller passes when they
+ * hold a group of a AND a group of b. "" with x is x; two non-empty lists
+ * give the names they share (the widest single list that lets no caller
+ * through who fails one of them), RAG_ACCESS_NOBODY when they share none.
+ * Owned (free()); NULL when memory runs out. */
+char *rag_access_groups_and(const char *a, const char *b);
+
 /* Caller groups: parses "a,b" into f (groups owned by f,
  * free with rag_groups_free). "" or "public" give a filter with no groups:
  * public documents only. "*" (all documents) is RAG_ERR_ARG: pass no

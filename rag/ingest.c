@@ -287,16 +287,18 @@ done:
     return rc;
 }
 
-/* Reads a whole file (at most max bytes) into *out (owned, free()). */
-static int read_file(const char *path, uint64_t max, char **out, size_t *len, char *err, size_t errlen) {
+/* Reads walk entry e of wr (at most max bytes) into *out (owned, free()),
+ * opened with rag_walk_open: no link is followed and the file must be the
+ * one the walk saw (RAG_ERR_CHANGED otherwise). */
+static int read_entry(const rag_walk_result *wr, const rag_walk_entry *e, uint64_t max, char **out, size_t *len,
+                      char *err, size_t errlen) {
     int rc = RAG_OK;
     char *buf = NULL;
     size_t n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int fd = -1;
     struct stat st;
-    if (fd < 0) { rc = fail(err, errlen, RAG_ERR_IO, "unreadable: %s", strerror(errno)); goto done; }
+    if ((rc = rag_walk_open(wr, e, &fd, err, errlen)) != RAG_OK) goto done;
     if (fstat(fd, &st) != 0) { rc = fail(err, errlen, RAG_ERR_IO, "unreadable: %s", strerror(errno)); goto done; }
-    if (!S_ISREG(st.st_mode)) { rc = fail(err, errlen, RAG_ERR_IO, "unreadable: not a regular file"); goto done; }
     if ((uint64_t)st.st_size > max) { rc = fail(err, errlen, RAG_ERR_LIMIT, "too large (%lld bytes)", (long long)st.st_size); goto done; }
     size_t cap = (size_t)st.st_size + 1;
     if (!(buf = malloc(cap + 1))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
@@ -332,6 +334,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 typedef struct {
     rag_ingester *ing;
     rag_ingest_stats *st;
+    const rag_walk_result *wr;
     double t0;
     size_t done;
 } run_ctx;
@@ -416,10 +419,11 @@ static int regroup(run_ctx *r, const char *uri, const char *have, const char *wa
     return RAG_OK;
 }
 
-/* Handles one walked file. Returns RAG_OK with *o set (per-file problems
+/* Handles one walked file; rules_groups are its groups by the access
+ * rules (NULL without rules). Returns RAG_OK with *o set (per-file problems
  * are outcomes), or an error for a store failure that ends the run. */
-static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, vanished_set *vs,
-                      rag_ingest_outcome *o, char *reason, size_t reason_len, int *n_chunks,
+static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, const char *rules_groups,
+                      vanished_set *vs, rag_ingest_outcome *o, char *reason, size_t reason_len, int *n_chunks,
                       char *err, size_t errlen) {
     rag_ingester *ing = r->ing;
     idx_store *s = ing->s;
@@ -434,7 +438,7 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, vani
     int64_t mtime = e->mtime_sec * 1000000000ll + e->mtime_nsec;
     /* the file's groups by the rules (borrowed); without rules a known
      * document keeps its groups and a new one is public */
-    const char *want = ing->p.access ? rag_access_for_path(ing->p.access, e->rel) : "";
+    const char *want = ing->p.access && rules_groups ? rules_groups : "";
     int grc = idx_doc_get(s, uri, &old);
     if (grc != IDX_OK && grc != IDX_ERR_NOTFOUND) { rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(s)); goto done; }
     bool exists = grc == IDX_OK;
@@ -447,9 +451,16 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, vani
     }
     double t = now_s();
     char sha[65];
-    int frc = read_file(e->path, ing->p.max_file_bytes, &data, &len, reason, reason_len);
+    int frc = read_entry(r->wr, e, ing->p.max_file_bytes, &data, &len, reason, reason_len);
     if (frc == RAG_OK) llm_sha256_hex(data, len, sha);
     r->st->extract_seconds += now_s() - t;
+    if (frc == RAG_ERR_CHANGED) {
+        /* swapped for a link or another file since the walk: nothing was
+         * read; the index keeps what it had and the next run looks again */
+        *o = RAG_ING_SKIPPED;
+        *n_chunks = exists ? (int)old.n_chunks : 0;
+        goto done;
+    }
     if (frc != RAG_OK) goto failed;
     if (exists && strcmp(old.sha256, sha) == 0 && old.status && strcmp(old.status, "ok") == 0) {
         if (idx_doc_touch(s, uri, (int64_t)len, mtime) != IDX_OK) { rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(s)); goto done; }
@@ -548,10 +559,76 @@ static int check_access_meta(rag_ingester *ing, const char *canon, char **key, c
     return rc;
 }
 
+static int cmp_entry_rel(const void *key, const void *e) {
+    return strcmp((const char *)key, ((const rag_walk_entry *)e)->rel);
+}
+
+/* The groups of every file the walk hands over (*out[i] owned, NULL for
+ * other entries): those of its path by the rules, narrowed by the paths of
+ * its other names (hard links; the walk's RAG_SKIP_DUPLICATE entries) so
+ * that a caller must pass the rules of every name the file has. Symlinks
+ * are not followed by the walk, so each file has its real paths only. */
+static int rules_groups(const rag_access *a, const rag_walk_result *wr, char ***out, char *err, size_t errlen) {
+    char **g = calloc(wr->n ? wr->n : 1, sizeof *g);
+    if (!g) return fail(err, errlen, RAG_ERR_NOMEM, "out of memory");
+    int rc = RAG_OK;
+    for (size_t i = 0; i < wr->n && rc == RAG_OK; i++)
+        if (wr->entries[i].skip == RAG_SKIP_NONE && !(g[i] = strdup(rag_access_for_path(a, wr->entries[i].rel))))
+            rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < wr->n && rc == RAG_OK; i++) {
+        const rag_walk_entry *d = &wr->entries[i];
+        if (d->skip != RAG_SKIP_DUPLICATE || !d->same_as) continue;
+        const rag_walk_entry *k = bsearch(d->same_as, wr->entries, wr->n, sizeof *wr->entries, cmp_entry_rel);
+        if (!k || k->skip != RAG_SKIP_NONE) continue;
+        size_t j = (size_t)(k - wr->entries);
+        char *both = rag_access_groups_and(g[j], rag_access_for_path(a, d->rel));
+        if (!both) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); break; }
+        free(g[j]);
+        g[j] = both;
+    }
+    if (rc != RAG_OK) {
+        for (size_t i = 0; i < wr->n; i++) free(g[i]);
+        free(g);
+        return rc;
+    }
+    *out = g;
+    return RAG_OK;
+}
+
+#define ROOT_META "rag.root:"
+
+/* A root below canon that the index holds rules for (meta key "rag.access:"
+ * + a path inside canon): ingesting canon would give its documents the
+ * groups of canon's rules (or keep them public without rules). Refused. */
+static int check_access_below(rag_ingester *ing, const char *canon, char *err, size_t errlen) {
+    size_t n = strlen(ACCESS_META) + strlen(canon) + 2;
+    char *prefix = malloc(n);
+    if (!prefix) return fail(err, errlen, RAG_ERR_NOMEM, "out of memory");
+    snprintf(prefix, n, "%s%s%s", ACCESS_META, canon, strcmp(canon, "/") == 0 ? "" : "/");
+    char **keys = NULL;
+    size_t nk = 0;
+    int rc = RAG_OK;
+    if (idx_meta_keys(ing->s, prefix, &keys, &nk) != IDX_OK) rc = fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
+    for (size_t i = 0; rc == RAG_OK && i < nk; i++) {
+        char *val = NULL;
+        bool has = idx_meta_get(ing->s, keys[i], &val) == IDX_OK && val && *val;
+        free(val);
+        if (has)
+            rc = fail(err, errlen, RAG_ERR_ARG,
+                      "the index applies access rules to %s, which is inside %s: its documents would get the "
+                      "groups of other rules (or none); ingest %s on its own (with its --access rules), or "
+                      "ingest %s into another --index",
+                      keys[i] + strlen(ACCESS_META), canon, keys[i] + strlen(ACCESS_META), canon);
+    }
+    idx_meta_keys_free(keys, nk);
+    free(prefix);
+    return rc;
+}
+
 int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *stats, char *err, size_t errlen) {
     int rc = RAG_OK;
     char *canon = NULL, *prefix = NULL, *uri = NULL, *akey = NULL;
-    char **present = NULL;
+    char **present = NULL, **groups = NULL;
     size_t n_present = 0;
     rag_walk_result wr = {0};
     vanished_set vs = {0};
@@ -571,6 +648,19 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
     if (!(prefix = malloc(plen))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
     snprintf(prefix, plen, "%s%s", canon, is_dir && strcmp(canon, "/") != 0 ? "/" : "");
     if ((rc = check_access_meta(ing, canon, &akey, err, errlen)) != RAG_OK) goto done;
+    if ((rc = check_access_below(ing, canon, err, errlen)) != RAG_OK) goto done;
+    {
+        /* the roots ingested, so that a server can show paths relative to
+         * them instead of the machine's absolute paths (a cache: a failure
+         * only costs that) */
+        size_t kn = strlen(ROOT_META) + strlen(canon) + 1;
+        char *rk = malloc(kn);
+        if (rk) {
+            snprintf(rk, kn, "%s%s", ROOT_META, canon);
+            idx_meta_set(ing->s, rk, is_dir ? "dir" : "file");
+            free(rk);
+        }
+    }
     /* recorded before any document changes: a run that stops half-way
      * still leaves the next run without rules refused */
     if (ing->p.access && idx_meta_set(ing->s, akey, rag_access_hash(ing->p.access)) != IDX_OK) {
@@ -586,6 +676,8 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
         goto done;
     }
     stats->files_total = wr.n_files;
+    r.wr = &wr;
+    if (ing->p.access && (rc = rules_groups(ing->p.access, &wr, &groups, err, errlen)) != RAG_OK) goto done;
     /* the URIs of usable files, sorted, to find the vanished documents */
     if (!(present = calloc(wr.n ? wr.n : 1, sizeof *present))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
     for (size_t i = 0; i < wr.n; i++) {
@@ -630,11 +722,13 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
         emit(&r, RAG_ING_EV_FILE_BEGIN, uri, RAG_ING_ADDED, NULL, 0);
         rag_ingest_outcome o = RAG_ING_FAILED;
         int nc = 0;
-        if ((rc = ingest_one(&r, e, uri, &vs, &o, reason, sizeof reason, &nc, err, errlen)) != RAG_OK) goto done;
+        if ((rc = ingest_one(&r, e, uri, groups ? groups[i] : NULL, &vs, &o, reason, sizeof reason, &nc, err,
+                             errlen)) != RAG_OK)
+            goto done;
         count(stats, o);
         r.done++;
         emit(&r, RAG_ING_EV_FILE_DONE, uri, o,
-             o == RAG_ING_FAILED || o == RAG_ING_RENAMED ? reason : NULL, nc);
+             o == RAG_ING_FAILED || o == RAG_ING_RENAMED || o == RAG_ING_SKIPPED ? reason : NULL, nc);
     }
     /* vanished documents (deleted, renamed away, now skipped) leave the index */
     for (size_t i = 0; i < vs.n && !stats->cancelled; i++) {
@@ -656,6 +750,8 @@ done:
     ing->st = NULL;
     for (size_t i = 0; i < n_present; i++) free(present[i]);
     free(present);
+    for (size_t i = 0; groups && i < wr.n; i++) free(groups[i]);
+    free(groups);
     idx_doc_list_free(vs.docs, vs.n);
     free(vs.gone);
     free(vs.used);

@@ -42,6 +42,8 @@ typedef enum {
     RAG_SKIP_DEPTH,             /* deeper than max_depth */
     RAG_SKIP_BROKEN_LINK,       /* a symlink whose target does not exist */
     RAG_SKIP_DUPLICATE,         /* the same file (dev, inode) as an earlier entry */
+    RAG_SKIP_LINK,              /* a symlink to a path inside the root: never followed,
+                                   the target is taken at its own path (detail) */
 } rag_skip_reason;
 
 const char *rag_skip_reason_str(rag_skip_reason r);  /* "binary", "too large", ... */
@@ -65,26 +67,48 @@ typedef struct {
     rag_skip_reason skip;
     char *detail;               /* extra words for the reason ("Permission denied"), or NULL */
     bool is_dir;                /* a skipped folder (hidden, loop, unreadable, depth) */
+    uint64_t dev, ino;          /* of the file the walk opened (0 when not opened) */
+    char *same_as;              /* RAG_SKIP_DUPLICATE: rel of the entry that holds the
+                                   file (a hard link), or NULL */
 } rag_walk_entry;
 
 typedef struct {
     rag_walk_entry *entries;    /* sorted by rel (byte order): the walk order */
     size_t n;
     size_t n_files;             /* entries with skip == RAG_SKIP_NONE */
+    char *root;                 /* the root's canonical path (realpath) */
+    uint64_t root_dev, root_ino;
+    bool root_is_file;
 } rag_walk_result;
 
-/* Walks root recursively (root may also be a single file). Symlinks inside
- * the root are followed; links out of it are skipped; folders are visited
- * once by (dev, inode). Files without an extension are sniffed: text becomes
- * RAG_DOC_TXT, the rest RAG_SKIP_BINARY; .txt/.md/.html files that hold NUL
- * bytes are RAG_SKIP_BINARY too (UTF-16 with a BOM excepted). Problems below
- * the root become entries with a reason and the walk goes on; only an
- * unreadable root, a bad argument or max_entries fail the call. On success
- * *out is filled (free with rag_walk_result_free); on failure it is empty and
- * err names the path and the problem. */
+/* Walks root recursively (root may also be a single file). Symlinks are
+ * never followed: a link to a file or folder inside the root is listed as
+ * RAG_SKIP_LINK (the target is walked at its own path, so a file has one
+ * path and the access rules of that path), a link out of the root as
+ * RAG_SKIP_SYMLINK_OUTSIDE. Folders are opened relative to their parent's
+ * descriptor with O_NOFOLLOW, so a folder swapped for a link during the walk
+ * is not entered; folders are visited once by (dev, inode). A file with
+ * several names (hard links) is listed once; its other names are
+ * RAG_SKIP_DUPLICATE with same_as naming the kept entry. Files without an
+ * extension are sniffed: text becomes RAG_DOC_TXT, the rest
+ * RAG_SKIP_BINARY; .txt/.md/.html files that hold NUL bytes are
+ * RAG_SKIP_BINARY too (UTF-16 with a BOM excepted). Problems below the root
+ * become entries with a reason and the walk goes on; only an unreadable
+ * root, a bad argument or max_entries fail the call. On success *out is
+ * filled (free with rag_walk_result_free); on failure it is empty and err
+ * names the path and the problem. */
 int rag_walk(const char *root, const rag_walk_params *p, rag_walk_result *out,
              char *err, size_t errlen);
 void rag_walk_result_free(rag_walk_result *r);
+
+/* Opens the file of walk entry e (of result r) for reading without
+ * following any symlink: the root's folder is checked against the walk's
+ * (dev, inode), each folder of e->rel is opened relative to its parent with
+ * O_NOFOLLOW, and the file must be the regular file (dev, inode) the walk
+ * saw. Sets *fd (close it). RAG_ERR_CHANGED when a path component became a
+ * link or another file since the walk (err says which), RAG_ERR_IO when it
+ * cannot be opened (err holds the system's reason). */
+int rag_walk_open(const rag_walk_result *r, const rag_walk_entry *e, int *fd, char *err, size_t errlen);
 
 /* Kinds of extracted blocks. */
 typedef enum {

@@ -1,5 +1,7 @@
 /* walk.c — the folder walker of ingestion: which files to extract, which
- * were skipped and why, in a deterministic order. */
+ * were skipped and why, in a deterministic order; and rag_walk_open, which
+ * reopens a walked file without following links (docs/ingestion.md,
+ * "Walking"). */
 #define _GNU_SOURCE  /* asprintf */
 #include "rag/ingest_internal.h"
 
@@ -39,6 +41,7 @@ const char *rag_skip_reason_str(rag_skip_reason r) {
     case RAG_SKIP_DEPTH: return "too deep";
     case RAG_SKIP_BROKEN_LINK: return "broken symlink";
     case RAG_SKIP_DUPLICATE: return "same file as an earlier entry";
+    case RAG_SKIP_LINK: return "symlink inside the root (not followed; the target is taken at its own path)";
     }
     return "unknown";
 }
@@ -81,9 +84,10 @@ bool rag_sniff_binary(const unsigned char *s, size_t n) {
     return n > 0 && ctrl * 10 > n;
 }
 
-/* ------------------------------------------------------------ (dev, inode) set */
+/* ------------------------------------------------------------ (dev, inode) map */
 typedef struct {
     uint64_t *keys;     /* pairs dev, ino; slot empty when both are 0 */
+    const char **vals;  /* per slot: the rel of the first entry (borrowed), or NULL */
     size_t cap, n;      /* cap in pairs, a power of two */
 } ino_set;
 
@@ -92,13 +96,15 @@ static size_t ino_hash(uint64_t dev, uint64_t ino) {
     return (size_t)(h ^ (h >> 29));
 }
 
-/* Inserts (dev, ino); returns 1 when new, 0 when present, <0 on no memory. */
-static int ino_set_add(ino_set *s, uint64_t dev, uint64_t ino) {
+/* Inserts (dev, ino) with val; returns 1 when new, 0 when present (*old set
+ * to the stored val when old is not NULL), <0 on no memory. */
+static int ino_set_add(ino_set *s, uint64_t dev, uint64_t ino, const char *val, const char **old) {
     if (dev == 0 && ino == 0) ino = 1ull << 63;   /* keep (0,0) as the empty mark */
     if ((s->n + 1) * 2 > s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 256;
         uint64_t *nk = calloc(ncap * 2, sizeof *nk);
-        if (!nk) return RAG_ERR_NOMEM;
+        const char **nv = calloc(ncap, sizeof *nv);
+        if (!nk || !nv) { free(nk); free(nv); return RAG_ERR_NOMEM; }
         for (size_t i = 0; i < s->cap; i++) {
             uint64_t d = s->keys[2 * i], k = s->keys[2 * i + 1];
             if (!d && !k) continue;
@@ -106,20 +112,32 @@ static int ino_set_add(ino_set *s, uint64_t dev, uint64_t ino) {
             while (nk[2 * j] || nk[2 * j + 1]) j = (j + 1) & (ncap - 1);
             nk[2 * j] = d;
             nk[2 * j + 1] = k;
+            nv[j] = s->vals[i];
         }
         free(s->keys);
+        free(s->vals);
         s->keys = nk;
+        s->vals = nv;
         s->cap = ncap;
     }
     size_t j = ino_hash(dev, ino) & (s->cap - 1);
     while (s->keys[2 * j] || s->keys[2 * j + 1]) {
-        if (s->keys[2 * j] == dev && s->keys[2 * j + 1] == ino) return 0;
+        if (s->keys[2 * j] == dev && s->keys[2 * j + 1] == ino) {
+            if (old) *old = s->vals[j];
+            return 0;
+        }
         j = (j + 1) & (s->cap - 1);
     }
     s->keys[2 * j] = dev;
     s->keys[2 * j + 1] = ino;
+    s->vals[j] = val;
     s->n++;
     return 1;
+}
+
+static void ino_set_release(ino_set *s) {
+    free(s->keys);
+    free(s->vals);
 }
 
 /* ------------------------------------------------------------------ walker */
@@ -134,9 +152,14 @@ typedef struct {
     size_t errlen;
 } walker;
 
-static int add_entry(walker *w, const char *path, const char *rel, const struct stat *st,
-                     rag_doc_type type, rag_skip_reason skip, const char *detail, bool is_dir) {
+#define OPEN_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+#define OPEN_FILE_FLAGS (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+
+/* Adds an entry; *out (may be NULL) points to it (valid until the next add). */
+static int add_entry_ex(walker *w, const char *path, const char *rel, const struct stat *st, rag_doc_type type,
+                        rag_skip_reason skip, const char *detail, bool is_dir, rag_walk_entry **out) {
     rag_walk_result *r = w->res;
+    if (out) *out = NULL;
     if (r->n >= w->p->max_entries)
         return rag_ing_err(w->err, w->errlen, RAG_ERR_LIMIT, "%s: more than %zu entries",
                            path, w->p->max_entries);
@@ -168,7 +191,13 @@ static int add_entry(walker *w, const char *path, const char *rel, const struct 
     e->is_dir = is_dir;
     r->n++;
     if (skip == RAG_SKIP_NONE) r->n_files++;
+    if (out) *out = e;
     return RAG_OK;
+}
+
+static int add_entry(walker *w, const char *path, const char *rel, const struct stat *st,
+                     rag_doc_type type, rag_skip_reason skip, const char *detail, bool is_dir) {
+    return add_entry_ex(w, path, rel, st, type, skip, detail, is_dir, NULL);
 }
 
 /* True when real (an absolute canonical path) is the root or below it. */
@@ -190,11 +219,11 @@ static bool hidden_below_root(const walker *w, const char *real) {
     return false;
 }
 
-/* Decides about one regular file (already stat'ed through any link). */
-static int visit_file(walker *w, const char *path, const char *rel, const struct stat *st) {
-    int added = ino_set_add(&w->files, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
-    if (added < 0) return added;
-    if (added == 0) return add_entry(w, path, rel, st, RAG_DOC_UNKNOWN, RAG_SKIP_DUPLICATE, NULL, false);
+/* Decides about one regular file, name in the folder dfd (st from
+ * fstatat without following links). The file is opened without following
+ * a link and must still be the file st describes. */
+static int visit_file(walker *w, int dfd, const char *name, const char *path, const char *rel,
+                      const struct stat *st) {
     if ((uint64_t)st->st_size > w->p->max_file_bytes) {
         char d[64];
         snprintf(d, sizeof d, "%llu bytes, limit %llu", (unsigned long long)st->st_size,
@@ -209,8 +238,16 @@ static int visit_file(walker *w, const char *path, const char *rel, const struct
         return add_entry(w, path, rel, st, RAG_DOC_UNKNOWN, RAG_SKIP_EXTENSION, strrchr(base + 1, '.'), false);
     /* Read the head: proves the file readable and feeds the binary sniff. */
     unsigned char head[SNIFF_BYTES];
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return add_entry(w, path, rel, st, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, strerror(errno), false);
+    int fd = openat(dfd, name, OPEN_FILE_FLAGS);
+    if (fd < 0) {
+        const char *why = errno == ELOOP ? "replaced by a symlink during the walk" : strerror(errno);
+        return add_entry(w, path, rel, st, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, why, false);
+    }
+    struct stat fst;
+    if (fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode) || fst.st_dev != st->st_dev || fst.st_ino != st->st_ino) {
+        close(fd);
+        return add_entry(w, path, rel, st, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, "replaced during the walk", false);
+    }
     ssize_t got = 0;
     while (got < (ssize_t)sizeof head) {
         ssize_t k = read(fd, head + got, sizeof head - (size_t)got);
@@ -224,27 +261,43 @@ static int visit_file(walker *w, const char *path, const char *rel, const struct
         got += k;
     }
     close(fd);
-    if (type == RAG_DOC_PDF) return add_entry(w, path, rel, st, type, RAG_SKIP_NONE, NULL, false);
-    if (rag_sniff_binary(head, (size_t)got))
+    if (type != RAG_DOC_PDF && rag_sniff_binary(head, (size_t)got))
         return add_entry(w, path, rel, st, RAG_DOC_UNKNOWN, RAG_SKIP_BINARY, NULL, false);
     if (type == RAG_DOC_UNKNOWN) type = RAG_DOC_TXT;   /* README, LICENSE, ... */
-    return add_entry(w, path, rel, st, type, RAG_SKIP_NONE, NULL, false);
+    /* A file with several names (hard links) is taken once, under the first
+     * name met; the others name it in same_as (the ingest gives the file the
+     * groups every one of its names requires). */
+    rag_walk_entry *e;
+    int rc = add_entry_ex(w, path, rel, st, type, RAG_SKIP_NONE, NULL, false, &e);
+    if (rc != RAG_OK) return rc;
+    e->dev = (uint64_t)fst.st_dev;
+    e->ino = (uint64_t)fst.st_ino;
+    const char *first = NULL;
+    int added = ino_set_add(&w->files, e->dev, e->ino, e->rel, &first);
+    if (added < 0) return added;
+    if (added == 0) {
+        e->skip = RAG_SKIP_DUPLICATE;
+        e->type = RAG_DOC_UNKNOWN;
+        w->res->n_files--;
+        if (!(e->same_as = strdup(first)) || !(e->detail = strdup(first))) return RAG_ERR_NOMEM;
+    }
+    return RAG_OK;
 }
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int walk_dir(walker *w, const char *dir, const char *rel, int depth);
+static int walk_dir(walker *w, int dfd, const char *dir, const char *rel, int depth);
 
-/* Handles one name found in a folder. */
-static int visit_name(walker *w, const char *dir, const char *rel, const char *name, int depth) {
+/* Handles one name found in the folder dfd (whose path is dir). */
+static int visit_name(walker *w, int dfd, const char *dir, const char *rel, const char *name, int depth) {
     int rc = RAG_OK;
     char *path = NULL, *nrel = NULL;
     if (asprintf(&path, "%s/%s", dir, name) < 0) { path = NULL; rc = RAG_ERR_NOMEM; goto done; }
     if (asprintf(&nrel, "%s%s%s", rel, rel[0] ? "/" : "", name) < 0) { nrel = NULL; rc = RAG_ERR_NOMEM; goto done; }
     struct stat st;
-    if (lstat(path, &st) != 0) {
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         rc = add_entry(w, path, nrel, NULL, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, strerror(errno), false);
         goto done;
     }
@@ -254,39 +307,51 @@ static int visit_name(walker *w, const char *dir, const char *rel, const char *n
         goto done;
     }
     if (S_ISLNK(st.st_mode)) {
+        /* Never followed. realpath only classifies the link for the report;
+         * nothing is read through it. */
         char real[PATH_MAX];
         if (!realpath(path, real)) {
             rag_skip_reason why = errno == ENOENT ? RAG_SKIP_BROKEN_LINK : RAG_SKIP_UNREADABLE;
             rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, why, errno == ENOENT ? NULL : strerror(errno), false);
-            goto done;
-        }
-        if (!inside_root(w, real)) {
+        } else if (!inside_root(w, real)) {
             rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_SYMLINK_OUTSIDE, real, false);
-            goto done;
-        }
-        if (hidden_below_root(w, real)) {   /* a link into .git or .hidden is hidden too */
+        } else if (hidden_below_root(w, real)) {   /* a link into .git or .hidden is hidden too */
             rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_HIDDEN, real, false);
-            goto done;
+        } else {
+            const char *target = real + w->root_real_len;
+            while (*target == '/') target++;
+            rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_LINK, *target ? target : ".", false);
         }
-        if (stat(path, &st) != 0) {
-            rc = add_entry(w, path, nrel, NULL, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, strerror(errno), false);
-            goto done;
-        }
+        goto done;
     }
     if (S_ISDIR(st.st_mode)) {
         if (depth + 1 > w->p->max_depth) {
             rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_DEPTH, NULL, true);
             goto done;
         }
-        int added = ino_set_add(&w->dirs, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
-        if (added < 0) { rc = added; goto done; }
-        if (added == 0) {
-            rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_LOOP, NULL, true);
+        int cfd = openat(dfd, name, OPEN_DIR_FLAGS);
+        struct stat cst;
+        if (cfd < 0) {
+            const char *why = errno == ELOOP || errno == ENOTDIR ? "replaced during the walk" : strerror(errno);
+            rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, why, true);
             goto done;
         }
-        rc = walk_dir(w, path, nrel, depth + 1);
+        if (fstat(cfd, &cst) != 0 || cst.st_dev != st.st_dev || cst.st_ino != st.st_ino) {
+            close(cfd);
+            rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, "replaced during the walk", true);
+            goto done;
+        }
+        /* a bind mount can still make a loop */
+        int added = ino_set_add(&w->dirs, (uint64_t)st.st_dev, (uint64_t)st.st_ino, NULL, NULL);
+        if (added <= 0) {
+            close(cfd);
+            rc = added < 0 ? added : add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_LOOP, NULL, true);
+            goto done;
+        }
+        rc = walk_dir(w, cfd, path, nrel, depth + 1);
+        close(cfd);
     } else if (S_ISREG(st.st_mode)) {
-        rc = visit_file(w, path, nrel, &st);
+        rc = visit_file(w, dfd, name, path, nrel, &st);
     } else {
         rc = add_entry(w, path, nrel, &st, RAG_DOC_UNKNOWN, RAG_SKIP_SPECIAL, NULL, false);
     }
@@ -296,16 +361,20 @@ done:
     return rc;
 }
 
-/* Lists dir (already marked visited), sorts the names, visits each. */
-static int walk_dir(walker *w, const char *dir, const char *rel, int depth) {
+/* Lists the folder dfd (already marked visited; dfd stays the caller's),
+ * sorts the names, visits each. */
+static int walk_dir(walker *w, int dfd, const char *dir, const char *rel, int depth) {
     int rc = RAG_OK;
     char **names = NULL;
     size_t n = 0, cap = 0;
-    DIR *d = opendir(dir);
+    int lfd = dup(dfd);
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
     if (!d) {
+        int e = errno;
+        if (lfd >= 0) close(lfd);
         if (!rel[0])
-            return rag_ing_err(w->err, w->errlen, RAG_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
-        return add_entry(w, dir, rel, NULL, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, strerror(errno), true);
+            return rag_ing_err(w->err, w->errlen, RAG_ERR_IO, "%s: cannot open folder: %s", dir, strerror(e));
+        return add_entry(w, dir, rel, NULL, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, strerror(e), true);
     }
     struct dirent *de;
     errno = 0;
@@ -323,11 +392,15 @@ static int walk_dir(walker *w, const char *dir, const char *rel, int depth) {
         errno = 0;
     }
     if (errno) {
-        rc = add_entry(w, dir, rel[0] ? rel : ".", NULL, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, strerror(errno), true);
+        if (!rel[0]) {
+            rc = rag_ing_err(w->err, w->errlen, RAG_ERR_IO, "%s: cannot read folder: %s", dir, strerror(errno));
+            goto done;
+        }
+        rc = add_entry(w, dir, rel, NULL, RAG_DOC_UNKNOWN, RAG_SKIP_UNREADABLE, strerror(errno), true);
         if (rc) goto done;
     }
     if (n) qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n && rc == RAG_OK; i++) rc = visit_name(w, dir, rel, names[i], depth);
+    for (size_t i = 0; i < n && rc == RAG_OK; i++) rc = visit_name(w, dfd, dir, rel, names[i], depth);
 done:
     closedir(d);
     for (size_t i = 0; i < n; i++) free(names[i]);
@@ -346,8 +419,10 @@ void rag_walk_result_free(rag_walk_result *r) {
         free(r->entries[i].path);
         free(r->entries[i].rel);
         free(r->entries[i].detail);
+        free(r->entries[i].same_as);
     }
     free(r->entries);
+    free(r->root);
     memset(r, 0, sizeof *r);
 }
 
@@ -357,6 +432,7 @@ int rag_walk(const char *root, const rag_walk_params *p, rag_walk_result *out, c
     walker w;
     memset(&w, 0, sizeof w);
     char *top = NULL;
+    int fd = -1, pfd = -1;
     if (!out) return rag_ing_err(err, errlen, RAG_ERR_ARG, "rag_walk: no result");
     memset(out, 0, sizeof *out);
     if (!root || !root[0]) return rag_ing_err(err, errlen, RAG_ERR_ARG, "rag_walk: empty root path");
@@ -373,18 +449,31 @@ int rag_walk(const char *root, const rag_walk_params *p, rag_walk_result *out, c
         goto done;
     }
     w.root_real_len = strlen(w.root_real);
+    /* the canonical path holds no links; opening it with O_NOFOLLOW makes
+     * sure its last part did not become one since */
     struct stat st;
-    if (stat(top, &st) != 0) {
+    if ((fd = open(w.root_real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
         rc = rag_ing_err(err, errlen, RAG_ERR_IO, "%s: %s", root, strerror(errno));
         goto done;
     }
+    if (!(out->root = strdup(w.root_real))) { rc = RAG_ERR_NOMEM; goto done; }
+    out->root_dev = (uint64_t)st.st_dev;
+    out->root_ino = (uint64_t)st.st_ino;
     if (S_ISREG(st.st_mode)) {
         /* A single file: its folder is the root for link checks. */
-        const char *slash = strrchr(top, '/');
-        rc = visit_file(&w, top, slash ? slash + 1 : top, &st);
+        out->root_is_file = true;
+        char *slash = strrchr(w.root_real, '/');
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%.*s", slash == w.root_real ? 1 : (int)(slash - w.root_real), w.root_real);
+        if ((pfd = open(parent, OPEN_DIR_FLAGS)) < 0) {
+            rc = rag_ing_err(err, errlen, RAG_ERR_IO, "%s: %s", parent, strerror(errno));
+            goto done;
+        }
+        const char *tslash = strrchr(top, '/');
+        rc = visit_file(&w, pfd, slash + 1, top, tslash ? tslash + 1 : top, &st);
     } else if (S_ISDIR(st.st_mode)) {
-        if ((rc = ino_set_add(&w.dirs, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) < 0) goto done;
-        rc = walk_dir(&w, top, "", 0);
+        if ((rc = ino_set_add(&w.dirs, (uint64_t)st.st_dev, (uint64_t)st.st_ino, NULL, NULL)) < 0) goto done;
+        rc = walk_dir(&w, fd, top, "", 0);
     } else {
         rc = rag_ing_err(err, errlen, RAG_ERR_ARG, "%s: not a folder or a regular file", root);
     }
@@ -392,8 +481,74 @@ int rag_walk(const char *root, const rag_walk_params *p, rag_walk_result *out, c
 done:
     if (rc == RAG_ERR_NOMEM && err && !err[0]) rag_ing_err(err, errlen, rc, "%s: out of memory", root);
     if (rc != RAG_OK) rag_walk_result_free(out);
-    free(w.dirs.keys);
-    free(w.files.keys);
+    if (fd >= 0) close(fd);
+    if (pfd >= 0) close(pfd);
+    ino_set_release(&w.dirs);
+    ino_set_release(&w.files);
     free(top);
+    return rc;
+}
+
+/* Contract: see rag.h. */
+int rag_walk_open(const rag_walk_result *r, const rag_walk_entry *e, int *fd, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    int dfd = -1, ffd = -1;
+    char *rel = NULL;
+    *fd = -1;
+    if (!r || !e || !r->root || !e->rel) return rag_ing_err(err, errlen, RAG_ERR_ARG, "rag_walk_open: bad arguments");
+    if (!e->dev && !e->ino) return rag_ing_err(err, errlen, RAG_ERR_ARG, "%s: not a file the walk opened", e->rel);
+    struct stat st;
+    if (r->root_is_file) {
+        /* the canonical path of a single file: its (dev, inode) decides */
+        if ((ffd = open(r->root, OPEN_FILE_FLAGS)) < 0) {
+            rc = errno == ELOOP ? rag_ing_err(err, errlen, RAG_ERR_CHANGED, "is a symlink now (not followed)")
+                                : rag_ing_err(err, errlen, RAG_ERR_IO, "unreadable: %s", strerror(errno));
+            goto done;
+        }
+    } else {
+        if ((dfd = open(r->root, OPEN_DIR_FLAGS)) < 0 || fstat(dfd, &st) != 0) {
+            rc = rag_ing_err(err, errlen, RAG_ERR_IO, "the root %s: %s", r->root, strerror(errno));
+            goto done;
+        }
+        if ((uint64_t)st.st_dev != r->root_dev || (uint64_t)st.st_ino != r->root_ino) {
+            rc = rag_ing_err(err, errlen, RAG_ERR_CHANGED, "the root %s was replaced since the walk", r->root);
+            goto done;
+        }
+        if (!(rel = strdup(e->rel))) { rc = rag_ing_err(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+        char *part = rel;
+        for (char *slash; (slash = strchr(part, '/')) != NULL; part = slash + 1) {
+            *slash = 0;
+            if (!*part || strcmp(part, ".") == 0 || strcmp(part, "..") == 0) {
+                rc = rag_ing_err(err, errlen, RAG_ERR_ARG, "bad relative path %s", e->rel);
+                goto done;
+            }
+            int nfd = openat(dfd, part, OPEN_DIR_FLAGS);
+            if (nfd < 0) {
+                rc = errno == ELOOP || errno == ENOTDIR
+                         ? rag_ing_err(err, errlen, RAG_ERR_CHANGED, "the folder %s is no longer a folder (a symlink?) since the walk", part)
+                         : rag_ing_err(err, errlen, RAG_ERR_IO, "unreadable: %s: %s", part, strerror(errno));
+                goto done;
+            }
+            close(dfd);
+            dfd = nfd;
+        }
+        if ((ffd = openat(dfd, part, OPEN_FILE_FLAGS)) < 0) {
+            rc = errno == ELOOP ? rag_ing_err(err, errlen, RAG_ERR_CHANGED, "is a symlink now (not followed)")
+                                : rag_ing_err(err, errlen, RAG_ERR_IO, "unreadable: %s", strerror(errno));
+            goto done;
+        }
+    }
+    if (fstat(ffd, &st) != 0) { rc = rag_ing_err(err, errlen, RAG_ERR_IO, "unreadable: %s", strerror(errno)); goto done; }
+    if (!S_ISREG(st.st_mode)) { rc = rag_ing_err(err, errlen, RAG_ERR_CHANGED, "is no longer a regular file"); goto done; }
+    if ((uint64_t)st.st_dev != e->dev || (uint64_t)st.st_ino != e->ino) {
+        rc = rag_ing_err(err, errlen, RAG_ERR_CHANGED, "was replaced by another file since the walk");
+        goto done;
+    }
+    *fd = ffd;
+    ffd = -1;
+done:
+    if (dfd >= 0) close(dfd);
+    if (ffd >= 0) close(ffd);
+    free(rel);
     return rc;
 }

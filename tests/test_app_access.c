@@ -194,5 +194,137 @@ TEST(ingest_rules_errors_and_changes) {
     free(out);
 }
 
+/* ---------------------------------------------------------------- attacks
+ * The folder tricks of issue 10 played the way an outsider with write access
+ * to a public folder would: links and hard links that republish restricted
+ * files, and an ingest of the parent of a root with rules. Each case has its
+ * own folder and index. */
+
+#define LEAK_HR "Vexillumdrake"
+#define LEAK_BOARD "Obsidianmarrow"
+
+/* A fresh root with public, hr and board documents and rules giving hr/
+ * the group hr and board/ the group board. Fills dir (the tmp folder), r
+ * (root), x (index), ru (rules). */
+static void attack_setup(char *dir, char *r, char *x, char *ru, size_t cap) {
+    setup();
+    snprintf(dir, cap, "%s", test_tmpdir());
+    snprintf(r, cap, "%s/docs", dir);
+    mkdir(r, 0755);
+    test_put_file(r, "public/welcome.md", "# Welcome\n\nThe canteen opens at eight.\n");
+    test_put_file(r, "hr/salaries.md", "# Salaries\n\nThe " LEAK_HR " salary band is secret.\n");
+    test_put_file(r, "board/minutes.md", "# Minutes\n\nThe board discussed " LEAK_BOARD " in private.\n");
+    snprintf(ru, cap, "%s/access.rules", dir);
+    const char *rt = "path hr/** hr\npath board/** board\n";
+    REQUIRE(test_write_file(ru, rt, strlen(rt)) == 0);
+    snprintf(x, cap, "%s/idx", dir);
+}
+
+/* Runs `mrag ingest ROOT --access RULES` (rules NULL: without) into index
+ * x; returns the output (stdout + stderr) and the status. */
+static char *ingest_into(const char *x, const char *r, const char *ru, int *status) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s ingest %s --index %s -m %s --threads 1 %s %s 2>&1", mrag,
+             test_shq(r), test_shq(x), test_shq(model), ru ? "--access" : "", ru ? test_shq(ru) : "");
+    char *out = test_run_capture(cmd, status);
+    REQUIRE(out, "cannot run %s", cmd);
+    return out;
+}
+
+/* `mrag search --json --mode bm25 --groups G WORD` on index x. */
+static char *search_as(const char *x, const char *groups, const char *word) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL -u MRAG_INDEX %s search --index %s -m %s --threads 1 --json --mode bm25 "
+             "%s%s %s 2>&1", mrag, test_shq(x), test_shq(model), groups ? "--groups " : "", groups ? test_shq(groups) : "",
+             word);
+    int st;
+    char *out = test_run_capture(cmd, &st);
+    REQUIRE(out, "cannot run %s", cmd);
+    return out;
+}
+
+TEST(symlinks_and_hard_links_never_republish_restricted_files) {
+    char dir[700], r[700], x[700], ru[700], p[1400], q[1400];
+    attack_setup(dir, r, x, ru, sizeof dir);
+    int st;
+    char *out = ingest_into(x, r, ru, &st);
+    REQUIRE(st == 0, "%s", out);
+    free(out);
+    /* the attacker's links, all inside public folders: a folder link into hr
+     * (sorted before hr, so it is met first), a file link into board, and a
+     * hard link of the hr file */
+    snprintf(p, sizeof p, "%s/aaa", r);
+    REQUIRE(mkdir(p, 0755) == 0);
+    snprintf(p, sizeof p, "%s/aaa/hr-mirror", r);
+    REQUIRE(symlink("../hr", p) == 0);
+    snprintf(p, sizeof p, "%s/aaa/minutes.md", r);
+    REQUIRE(symlink("../board/minutes.md", p) == 0);
+    snprintf(p, sizeof p, "%s/hr/salaries.md", r);
+    snprintf(q, sizeof q, "%s/public/copy.md", r);
+    REQUIRE(link(p, q) == 0);
+    out = ingest_into(x, r, ru, &st);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "renamed") == NULL || strstr(out, "0 renamed") != NULL, "a link made a rename: %s", out);
+    free(out);
+    /* a public caller finds neither text, by any of the new names */
+    out = search_as(x, "public", LEAK_HR " " LEAK_BOARD);
+    CHECK(strstr(out, LEAK_HR) == NULL && strstr(out, LEAK_BOARD) == NULL, "public sees it: %s", out);
+    free(out);
+    out = search_as(x, "board", LEAK_HR);
+    CHECK(strstr(out, LEAK_HR) == NULL, "board sees hr: %s", out);
+    free(out);
+    /* the groups still reach their documents, at their real paths */
+    out = search_as(x, "hr", LEAK_HR);
+    CHECK(strstr(out, LEAK_HR) != NULL && strstr(out, "hr-mirror") == NULL, "%s", out);
+    free(out);
+    out = search_as(x, "board", LEAK_BOARD);
+    CHECK(strstr(out, LEAK_BOARD) != NULL && strstr(out, "/board/minutes.md") != NULL, "%s", out);
+    free(out);
+    /* a hard link under two restricted folders: only a caller holding both
+     * may read it; a single group never does */
+    snprintf(p, sizeof p, "%s/board/minutes.md", r);
+    snprintf(q, sizeof q, "%s/hr/minutes-copy.md", r);
+    REQUIRE(link(p, q) == 0);
+    out = ingest_into(x, r, ru, &st);
+    CHECK_EQ_INT(st, 0);
+    free(out);
+    out = search_as(x, "board", LEAK_BOARD);
+    CHECK(strstr(out, LEAK_BOARD) == NULL, "hr's path requires hr too: %s", out);
+    free(out);
+    out = search_as(x, "hr", LEAK_BOARD);
+    CHECK(strstr(out, LEAK_BOARD) == NULL, "board's path requires board too: %s", out);
+    free(out);
+    out = search_as(x, NULL, LEAK_BOARD);
+    CHECK(strstr(out, LEAK_BOARD) != NULL, "the owner still finds it: %s", out);
+    free(out);
+}
+
+TEST(ingesting_the_parent_of_a_root_with_rules_is_refused) {
+    char dir[700], r[700], x[700], ru[700];
+    attack_setup(dir, r, x, ru, sizeof dir);
+    int st;
+    char *out = ingest_into(x, r, ru, &st);
+    REQUIRE(st == 0, "%s", out);
+    free(out);
+    /* the parent, with no rules and with the same rules (whose paths do not
+     * match from up there): both refused, the groups stay */
+    char empty[800];
+    snprintf(empty, sizeof empty, "%s/empty.rules", dir);
+    REQUIRE(test_write_file(empty, "", 0) == 0);
+    const char *tries[] = {NULL, ru, empty};
+    for (int i = 0; i < 3; i++) {
+        out = ingest_into(x, dir, tries[i], &st);
+        CHECK_EQ_INT(st, 1);
+        CHECK(strstr(out, "applies access rules to") != NULL && strstr(out, r) != NULL, "%s", out);
+        CHECK(strstr(out, "access groups changed") == NULL, "%s", out);
+        free(out);
+        out = search_as(x, "public", LEAK_HR);
+        CHECK(strstr(out, LEAK_HR) == NULL, "public sees hr after try %d: %s", i, out);
+        free(out);
+    }
+}
+
 TEST_MAIN(RUN(search_every_mode_every_caller), RUN(ask_sources_and_prompt_every_caller),
-          RUN(chat_follow_up_never_reaches_restricted_pages), RUN(ingest_rules_errors_and_changes))
+          RUN(chat_follow_up_never_reaches_restricted_pages), RUN(ingest_rules_errors_and_changes),
+          RUN(symlinks_and_hard_links_never_republish_restricted_files),
+          RUN(ingesting_the_parent_of_a_root_with_rules_is_refused))

@@ -251,6 +251,31 @@ TEST(random_rule_files_never_crash) {
     CHECK(parsed > iters / 10 && parsed < iters, "%d of %d random files parsed: the generator tests too little", parsed, iters);
 }
 
+TEST(groups_and_is_what_every_path_requires) {
+    static const struct { const char *a, *b, *want; } cases[] = {
+        {"", "", ""},                       /* public and public */
+        {"", "hr", "hr"},                   /* public adds no requirement */
+        {"hr", "", "hr"},
+        {"hr", "hr", "hr"},
+        {"board,hr", "hr,it", "hr"},        /* only hr passes both */
+        {"a,b,c", "c,b", "b,c"},
+        {"hr", "board", RAG_ACCESS_NOBODY}, /* no single group passes both */
+        {RAG_ACCESS_NOBODY, "", RAG_ACCESS_NOBODY},
+        {"hr", RAG_ACCESS_NOBODY, RAG_ACCESS_NOBODY},
+        {"hr", "hrx", RAG_ACCESS_NOBODY},   /* names, not prefixes */
+        {NULL, "x", "x"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *g = rag_access_groups_and(cases[i].a, cases[i].b);
+        CHECK(g && strcmp(g, cases[i].want) == 0, "%s AND %s = %s, want %s", cases[i].a ? cases[i].a : "(null)",
+              cases[i].b, g ? g : "(null)", cases[i].want);
+        free(g);
+    }
+    /* nobody's group cannot be named by a caller */
+    idx_filter f;
+    CHECK(rag_groups_parse(RAG_ACCESS_NOBODY, &f) != RAG_OK);
+}
+
 /* ---------------------------------------------------------------- index */
 
 static char model_path[600], root[600], idx_dir[600];
@@ -573,5 +598,5 @@ TEST(answerer_with_groups_never_prompts_restricted_text) {
 }
 
 TEST_MAIN(RUN(example_rules_first_match_and_default), RUN(glob_semantics), RUN(errors_name_file_and_line),
-          RUN(caller_groups_parse), RUN(random_rule_files_never_crash), RUN(ingest_stores_groups_and_regroups_without_reembedding),
+          RUN(caller_groups_parse), RUN(groups_and_is_what_every_path_requires), RUN(random_rule_files_never_crash), RUN(ingest_stores_groups_and_regroups_without_reembedding),
           RUN(filter_before_ranking_in_every_mode), RUN(answerer_with_groups_never_prompts_restricted_text))

@@ -638,6 +638,94 @@ TEST(pdf_chunks_cite_their_page) {
     llm_model_free(m);
 }
 
+/* ---------------------------------------------------------------- swaps
+ * Issue 10, item 2: files and folders swapped for symlinks (or other files)
+ * between the walk and the read. The swap runs from the progress callback
+ * when the walk is done and before any file is read. */
+
+typedef struct {
+    evlog log;
+    char root[600], outside[600];
+    bool swapped;
+} swap_ctx;
+
+static void swap_on_start(void *user, const rag_ingest_event *ev) {
+    swap_ctx *x = user;
+    if (ev->kind == RAG_ING_EV_START && !x->swapped) {
+        x->swapped = true;
+        char p[1400], q[1400];
+        /* a new file that was never indexed: now a link out of the root */
+        snprintf(p, sizeof p, "%s/new.md", x->root);
+        snprintf(q, sizeof q, "%s/secret.md", x->outside);
+        if (unlink(p) != 0 || symlink(q, p) != 0) printf("  # swap new.md failed\n");
+        /* an indexed file that changed: now a link too */
+        snprintf(p, sizeof p, "%s/old.md", x->root);
+        if (unlink(p) != 0 || symlink(q, p) != 0) printf("  # swap old.md failed\n");
+        /* a folder: now a link to an outside folder with the same names */
+        snprintf(p, sizeof p, "%s/pub", x->root);
+        snprintf(q, sizeof q, "%s/pub-away", x->root);
+        if (rename(p, q) != 0) printf("  # rename pub failed\n");
+        snprintf(q, sizeof q, "%s/pub", x->outside);
+        if (symlink(q, p) != 0) printf("  # swap pub failed\n");
+        /* a file replaced by another file (a copy of the secret) */
+        snprintf(p, sizeof p, "%s/other.md", x->root);
+        snprintf(q, sizeof q, "%s/other.tmp", x->root);
+        if (test_write_file(q, "# Other\n\nFluorovantix is the password.\n", 37) != 0 || rename(q, p) != 0)
+            printf("  # replace other.md failed\n");
+    }
+    on_event(&x->log, ev);
+}
+
+TEST(files_swapped_for_links_after_the_walk_are_not_read) {
+    llm_model *m = load_model(make_model(model_a, sizeof model_a, 64, 1));
+    swap_ctx *x = calloc(1, sizeof *x);
+    REQUIRE(x);
+    snprintf(x->root, sizeof x->root, "%s", test_tmpdir());
+    snprintf(x->outside, sizeof x->outside, "%s", test_tmpdir());
+    test_put_file(x->outside, "secret.md", "# Secret\n\nFluorovantix is the password.\n");
+    test_put_file(x->outside, "pub/a.md", "# Secret\n\nFluorovantix is the password.\n");
+    test_put_file(x->root, "old.md", "# Old\n\nThe old public text about marmalade.\n");
+    test_put_file(x->root, "pub/a.md", "# A\n\nPublic text about quinces.\n");
+    test_put_file(x->root, "other.md", "# Other\n\nPublic text about apricots.\n");
+    char idx[700];
+    snprintf(idx, sizeof idx, "%s/idx", test_tmpdir());
+    idx_store *s = test_open_index(idx);
+    rag_ingest_stats st;
+    REQUIRE(run_ingest(s, m, x->root, &st, NULL) == RAG_OK);
+    CHECK_EQ_INT(st.added, 3);
+    /* changes the walk will see: a new file, old.md and other.md edited, pub/a.md edited */
+    test_put_file(x->root, "new.md", "# New\n\nA new public page about plums.\n");
+    test_put_file(x->root, "old.md", "# Old\n\nThe old public text about marmalade, edited.\n");
+    test_put_file(x->root, "pub/a.md", "# A\n\nPublic text about quinces, edited.\n");
+    test_put_file(x->root, "other.md", "# Other\n\nPublic text about apricots, edited.\n");
+    rag_ingest_params p = rag_ingest_default_params();
+    p.model = m;
+    p.n_threads = 1;
+    p.progress = swap_on_start;
+    p.user = x;
+    char err[1024] = "";
+    REQUIRE(rag_ingest_dir(s, x->root, &p, &st, err, sizeof err) == RAG_OK, "%s", err);
+    REQUIRE(x->swapped);
+    /* nothing from outside the root was read, under any name */
+    CHECK(!bm25_finds(s, "Fluorovantix password", "", 10, NULL, NULL), "out-of-root text was indexed");
+    const char *names[] = {"/new.md", "/old.md", "/pub/a.md", "/other.md"};
+    for (int i = 0; i < 4; i++) {
+        int k = find_event(&x->log, names[i]);
+        CHECK(k >= 0, "no event for %s", names[i]);
+        if (k < 0) continue;
+        CHECK(x->log.o[k] == RAG_ING_SKIPPED, "%s: %s (%s)", names[i], rag_ingest_outcome_str(x->log.o[k]), x->log.reason[k]);
+        CHECK(strstr(x->log.reason[k], "symlink") || strstr(x->log.reason[k], "replaced") ||
+                  strstr(x->log.reason[k], "no longer a folder"), "%s: %s", names[i], x->log.reason[k]);
+    }
+    /* what was indexed before stays as it was (the next run looks again) */
+    CHECK(bm25_finds(s, "marmalade", "/old.md", 5, NULL, NULL), "old.md was dropped");
+    CHECK(bm25_finds(s, "apricots", "/other.md", 5, NULL, NULL), "other.md was dropped");
+    check_no_ghosts(s, idx);
+    idx_close(s);
+    llm_model_free(m);
+    free(x);
+}
+
 TEST_MAIN(RUN(ingest_sample_then_bm25_finds_document_and_line_span),
           RUN(dense_query_with_a_chunks_own_text_returns_that_chunk_first),
           RUN(rerun_skips_unchanged_and_touched_files),
@@ -645,4 +733,4 @@ TEST_MAIN(RUN(ingest_sample_then_bm25_finds_document_and_line_span),
           RUN(deleted_and_renamed_files_leave_no_ghosts),
           RUN(bad_files_are_reported_and_skipped_the_rest_ingested),
           RUN(pdf_chunks_cite_their_page),
-          RUN(another_model_is_a_mismatch_error_and_reindex_rebuilds))
+          RUN(another_model_is_a_mismatch_error_and_reindex_rebuilds), RUN(files_swapped_for_links_after_the_walk_are_not_read))

@@ -193,8 +193,12 @@ TEST(walk_symlinks_and_loops) {
     CHECK_SKIP(&r, "out-file.txt", RAG_SKIP_SYMLINK_OUTSIDE);
     CHECK_SKIP(&r, "out-dir", RAG_SKIP_SYMLINK_OUTSIDE);
     CHECK_SKIP(&r, "up", RAG_SKIP_SYMLINK_OUTSIDE);
-    CHECK_SKIP(&r, "sub/deeper/loop", RAG_SKIP_LOOP);
-    CHECK_SKIP(&r, "zlink", RAG_SKIP_LOOP);
+    /* links inside the root are never followed: their targets are walked
+     * at their own paths (so a loop cannot happen through a link) */
+    CHECK_SKIP(&r, "sub/deeper/loop", RAG_SKIP_LINK);
+    CHECK_SKIP(&r, "zlink", RAG_SKIP_LINK);
+    CHECK_SKIP(&r, "sub/same.md", RAG_SKIP_LINK);
+    CHECK_SKIP(&r, "sub/deeper/deep.md", RAG_SKIP_NONE);
     CHECK_SKIP(&r, "broken.txt", RAG_SKIP_BROKEN_LINK);
     CHECK_SKIP(&r, "self.txt", RAG_SKIP_UNREADABLE);
     CHECK_SKIP(&r, "peek.md", RAG_SKIP_HIDDEN);
@@ -202,17 +206,103 @@ TEST(walk_symlinks_and_loops) {
     CHECK(find(&r, "gitdir/config") == NULL, "nothing through a link into .git");
     const rag_walk_entry *e = find(&r, "self.txt");
     if (e) CHECK(e->detail && e->detail[0], "unreadable entries carry the system's reason");
-    /* sub/deeper/deep.md and its link sub/same.md are one file: listed once */
-    const rag_walk_entry *deep = find(&r, "sub/deeper/deep.md"), *same = find(&r, "sub/same.md");
-    CHECK(deep && same, "both names are listed");
-    if (deep && same)
-        CHECK((deep->skip == RAG_SKIP_NONE) != (same->skip == RAG_SKIP_NONE) &&
-                  (deep->skip == RAG_SKIP_DUPLICATE || same->skip == RAG_SKIP_DUPLICATE),
-              "one of them is a duplicate (%s / %s)", rag_skip_reason_str(deep->skip), rag_skip_reason_str(same->skip));
+    /* the link names its target, relative to the root */
+    const rag_walk_entry *same = find(&r, "sub/same.md"), *zl = find(&r, "zlink"), *lp = find(&r, "sub/deeper/loop");
+    if (same) CHECK(same->detail && strcmp(same->detail, "sub/deeper/deep.md") == 0, "%s", same->detail ? same->detail : "(null)");
+    if (zl) CHECK(zl->detail && strcmp(zl->detail, "sub") == 0, "%s", zl->detail ? zl->detail : "(null)");
+    if (lp) CHECK(lp->detail && strcmp(lp->detail, ".") == 0, "%s", lp->detail ? lp->detail : "(null)");
     for (size_t i = 0; i < r.n; i++) {
         CHECK(strstr(r.entries[i].rel, "leak") == NULL, "nothing from outside: %s", r.entries[i].rel);
         CHECK(strncmp(r.entries[i].rel, "zlink/", 6) != 0, "nothing through the second way in: %s", r.entries[i].rel);
     }
+    rag_walk_result_free(&r);
+}
+
+TEST(walk_hard_links_are_one_file_with_every_name) {
+    const char *root = test_tmpdir();
+    mkd(root, "a");
+    mkd(root, "b");
+    put(root, "b/doc.md", "# Doc\n\ntext\n");
+    char p[1024], q[1024];
+    snprintf(p, sizeof p, "%s/b/doc.md", root);
+    snprintf(q, sizeof q, "%s/a/other-name.md", root);
+    REQUIRE(link(p, q) == 0, "link: %s", strerror(errno));
+    snprintf(q, sizeof q, "%s/b/doc.png", root);        /* a name that is not ingested */
+    REQUIRE(link(p, q) == 0, "link: %s", strerror(errno));
+    rag_walk_result r;
+    char err[512];
+    REQUIRE(rag_walk(root, NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
+    /* the first name met is kept; the other names it */
+    CHECK_SKIP(&r, "a/other-name.md", RAG_SKIP_NONE);
+    CHECK_SKIP(&r, "b/doc.md", RAG_SKIP_DUPLICATE);
+    CHECK_SKIP(&r, "b/doc.png", RAG_SKIP_EXTENSION);
+    const rag_walk_entry *d = find(&r, "b/doc.md"), *k = find(&r, "a/other-name.md");
+    if (d) CHECK(d->same_as && strcmp(d->same_as, "a/other-name.md") == 0, "%s", d->same_as ? d->same_as : "(null)");
+    if (k && d) CHECK(k->ino != 0 && k->dev == d->dev && k->ino == d->ino);
+    CHECK_EQ_INT(r.n_files, 1);
+    rag_walk_result_free(&r);
+}
+
+/* The entry of rel; REQUIREs it. */
+static const rag_walk_entry *must_find(const rag_walk_result *r, const char *rel) {
+    const rag_walk_entry *e = find(r, rel);
+    REQUIRE(e != NULL, "no entry %s", rel);
+    return e;
+}
+
+TEST(walk_open_refuses_what_changed_since_the_walk) {
+    char root[600], outside[600];
+    snprintf(root, sizeof root, "%s", test_tmpdir());
+    snprintf(outside, sizeof outside, "%s", test_tmpdir());
+    put(outside, "secret.md", "OUTSIDE SECRET\n");
+    mkd(outside, "pub");
+    put(outside, "pub/a.md", "OUTSIDE SECRET\n");
+    mkd(root, "pub");
+    put(root, "pub/a.md", "# A\n\npublic a\n");
+    put(root, "b.md", "# B\n\npublic b\n");
+    put(root, "c.md", "# C\n\npublic c\n");
+    put(root, "d.md", "# D\n\npublic d\n");
+    rag_walk_result r;
+    char err[512], p[1024], q[1024];
+    REQUIRE(rag_walk(root, NULL, &r, err, sizeof err) == RAG_OK, "%s", err);
+    int fd = -1;
+    /* unchanged: opens, and reads the walked file */
+    REQUIRE(rag_walk_open(&r, must_find(&r, "d.md"), &fd, err, sizeof err) == RAG_OK, "%s", err);
+    char buf[64] = "";
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    CHECK(n > 0 && strstr(buf, "public d"), "%s", buf);
+    /* a file swapped for a link to a file outside the root */
+    snprintf(p, sizeof p, "%s/b.md", root);
+    snprintf(q, sizeof q, "%s/secret.md", outside);
+    REQUIRE(unlink(p) == 0 && symlink(q, p) == 0);
+    CHECK_EQ_INT(rag_walk_open(&r, must_find(&r, "b.md"), &fd, err, sizeof err), RAG_ERR_CHANGED);
+    CHECK(strstr(err, "symlink") != NULL, "%s", err);
+    /* a folder swapped for a link to a folder outside with the same names */
+    char pub[1024], pub_old[1024];
+    snprintf(pub, sizeof pub, "%s/pub", root);
+    snprintf(pub_old, sizeof pub_old, "%s/pub-old", root);
+    snprintf(q, sizeof q, "%s/pub", outside);
+    REQUIRE(rename(pub, pub_old) == 0 && symlink(q, pub) == 0);
+    CHECK_EQ_INT(rag_walk_open(&r, must_find(&r, "pub/a.md"), &fd, err, sizeof err), RAG_ERR_CHANGED);
+    /* a file replaced by another regular file (a hard link to elsewhere, or
+     * a rename over it): not the file the walk saw */
+    snprintf(p, sizeof p, "%s/c.md", root);
+    snprintf(q, sizeof q, "%s/secret.md", outside);
+    REQUIRE(unlink(p) == 0);
+    if (link(q, p) != 0) {
+        /* another file system: a copy is another inode just the same */
+        REQUIRE(test_write_file(p, "OUTSIDE SECRET\n", 15) == 0);
+    }
+    CHECK_EQ_INT(rag_walk_open(&r, must_find(&r, "c.md"), &fd, err, sizeof err), RAG_ERR_CHANGED);
+    CHECK(strstr(err, "replaced") != NULL, "%s", err);
+    /* the root itself swapped for a link */
+    char root_old[1024];
+    snprintf(root_old, sizeof root_old, "%s.old", root);
+    REQUIRE(rename(root, root_old) == 0 && symlink(outside, root) == 0);
+    int rc = rag_walk_open(&r, must_find(&r, "d.md"), &fd, err, sizeof err);
+    CHECK(rc == RAG_ERR_IO || rc == RAG_ERR_CHANGED, "%d: %s", rc, err);
+    REQUIRE(unlink(root) == 0 && rename(root_old, root) == 0);
     rag_walk_result_free(&r);
 }
 
@@ -344,5 +434,6 @@ TEST(walk_sample_corpus) {
 }
 
 TEST_MAIN(RUN(walk_classifies_files), RUN(walk_order_is_sorted_and_repeatable), RUN(walk_size_limit),
-          RUN(walk_symlinks_and_loops), RUN(walk_special_files_and_depth), RUN(walk_unreadable_folder_goes_on),
+          RUN(walk_symlinks_and_loops), RUN(walk_hard_links_are_one_file_with_every_name),
+          RUN(walk_open_refuses_what_changed_since_the_walk), RUN(walk_special_files_and_depth), RUN(walk_unreadable_folder_goes_on),
           RUN(walk_bad_roots), RUN(walk_sample_corpus))
