@@ -43,6 +43,14 @@ static const char *serve_usage =
     "  --grace S              on SIGTERM/SIGINT: running answers get S seconds (default 10)\n"
     "  --threads N            engine threads per slot (default: all cores)\n"
     "  -k N                   default passages per question (default 5)\n"
+    "  --allowed-host NAME    answer requests for this Host name too (repeatable);\n"
+    "                         loopback names (localhost, 127.0.0.1, ::1) always are;\n"
+    "                         without --keys no other name is (DNS rebinding), with\n"
+    "                         --keys and no --allowed-host every name is\n"
+    "  --head-timeout S       a request head must arrive within S seconds (default 10)\n"
+    "  --max-connections N    open connections (default 256)\n"
+    "  --max-connections-per-ip N  per client address, 0 = no cap (default 32;\n"
+    "                         behind a proxy on this machine, raise it)\n"
     "  --debug-prompts        responses include the prompt given to the model (tests)\n"
     "\n"
     "Gateway mode (docs/remote.md): generation on an OpenAI-compatible server.\n"
@@ -121,6 +129,9 @@ static void serve_default_opts(app_serve_opts *o) {
     o->timeout_s = 120;
     o->grace_s = 10;
     o->k = 5;
+    o->head_timeout_s = 10;
+    o->max_conns = 256;
+    o->max_conns_per_addr = 32;
 }
 
 /* The command line into o; prints the problem and returns false on a bad
@@ -143,7 +154,10 @@ static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
         else if (strcmp(a, "--llm-url") == 0) o->llm_url = v;
         else if (strcmp(a, "--llm-key-file") == 0) o->llm_key_file = v;
         else if (strcmp(a, "--llm-model") == 0) o->llm_model = v;
-        else if (strcmp(a, "--rules") == 0) {
+        else if (strcmp(a, "--allowed-host") == 0) {
+            ok = o->n_allowed_hosts < sizeof o->allowed_hosts / sizeof o->allowed_hosts[0] && *v && strlen(v) < 256;
+            if (ok) o->allowed_hosts[o->n_allowed_hosts++] = v;
+        } else if (strcmp(a, "--rules") == 0) {
             ok = o->n_rules < sizeof o->rules / sizeof o->rules[0];
             if (ok) o->rules[o->n_rules++] = v;
         } else if (strcmp(a, "--quarantine") == 0) {
@@ -161,6 +175,9 @@ static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
         else if (strcmp(a, "--grace") == 0 && (ok = app_parse_long(v, 0, 3600, &n))) o->grace_s = (int)n;
         else if (strcmp(a, "--threads") == 0 && (ok = app_parse_long(v, 1, 256, &n))) o->threads = (int)n;
         else if (strcmp(a, "-k") == 0 && (ok = app_parse_long(v, 1, 100, &n))) o->k = (int)n;
+        else if (strcmp(a, "--head-timeout") == 0 && (ok = app_parse_long(v, 1, 3600, &n))) o->head_timeout_s = (int)n;
+        else if (strcmp(a, "--max-connections") == 0 && (ok = app_parse_long(v, 4, 4096, &n))) o->max_conns = (int)n;
+        else if (strcmp(a, "--max-connections-per-ip") == 0 && (ok = app_parse_long(v, 0, 4096, &n))) o->max_conns_per_addr = (int)n;
         else ok = false;
         if (!ok) {
             app_error("serve: bad option or value '%s' (see `mrag serve --help`)", a);
@@ -182,6 +199,11 @@ static bool serve_open(app_server *s, const char *host, char **recorded) {
     if (o->keys_file) {
         if (app_serve_keys_load(o->keys_file, &s->keys, err, sizeof err) != 0) { app_error("%s", err); return false; }
         s->have_keys = true;
+        const char *w = app_serve_keys_warning(&s->keys);
+        if (w) fprintf(stderr, "mrag: warning: the keys file %s %s\n", o->keys_file, w);
+        if (s->keys.n == 0)
+            fprintf(stderr, "mrag: warning: the keys file %s holds no keys: every request that needs one gets 401 "
+                            "until keys are added and the server gets SIGHUP\n", o->keys_file);
     } else if (!is_loopback(host)) {
         app_error("serve: without --keys the server only listens on loopback (127.0.0.1 or ::1), not %s", host);
         return false;
@@ -208,6 +230,8 @@ static bool serve_open(app_server *s, const char *host, char **recorded) {
         return false;
     }
     if (o->llm_embeddings && !o->llm_url) { app_error("serve: --llm-embeddings needs --llm-url"); return false; }
+    if (o->llm_key_file && stat(o->llm_key_file, &st) == 0 && (st.st_mode & 077))
+        fprintf(stderr, "mrag: warning: the key file %s can be read by other users (chmod 600 it)\n", o->llm_key_file);
     if (mpath) {
         llm_model_params mp = llm_model_default_params();
         if (llm_model_load(mpath, &mp, &s->model, err, sizeof err) != LLM_OK) { app_error("%s", err); return false; }
@@ -273,8 +297,21 @@ static int serve_run(app_server *s, const char *host, int port) {
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGHUP) {
             int nk = app_serve_keys_reload(s, err, sizeof err);
-            if (nk < 0) fprintf(stderr, "mrag: SIGHUP: keys not reloaded: %s\n", err);
-            else fprintf(stderr, "mrag: SIGHUP: %d key%s loaded from %s\n", nk, nk == 1 ? "" : "s", o->keys_file);
+            if (nk < 0) {
+                pthread_mutex_lock(&s->keys_mu);
+                size_t kept = s->keys.n;
+                pthread_mutex_unlock(&s->keys_mu);
+                fprintf(stderr, "mrag: SIGHUP: keys not reloaded: %s (keeping the %zu key%s in force)\n", err, kept,
+                        kept == 1 ? "" : "s");
+            } else if (nk == 0) {
+                fprintf(stderr, "mrag: SIGHUP: the keys file %s is empty or gone: every key is revoked\n", o->keys_file);
+            } else {
+                fprintf(stderr, "mrag: SIGHUP: %d key%s loaded from %s\n", nk, nk == 1 ? "" : "s", o->keys_file);
+                pthread_mutex_lock(&s->keys_mu);
+                const char *w = app_serve_keys_warning(&s->keys);
+                pthread_mutex_unlock(&s->keys_mu);
+                if (w) fprintf(stderr, "mrag: warning: the keys file %s %s\n", o->keys_file, w);
+            }
             fflush(stderr);
             continue;
         }

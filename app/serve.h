@@ -4,6 +4,7 @@
 #ifndef MRAG_APP_SERVE_H
 #define MRAG_APP_SERVE_H
 
+#include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +35,11 @@ typedef struct {
     bool keep_quarantined;
     const char *llm_url, *llm_key_file, *llm_model;   /* gateway mode (remote engine) */
     bool llm_embeddings;        /* query embeddings from the remote server too */
+    int head_timeout_s;         /* a request head must arrive within this (10) */
+    int max_conns;              /* open connections (256) */
+    int max_conns_per_addr;     /* per client address, 0 = no cap (32) */
+    const char *allowed_hosts[16];  /* --allowed-host: Host names answered besides loopback */
+    size_t n_allowed_hosts;
 } app_serve_opts;
 
 /* ------------------------------------------------------------ keys */
@@ -50,14 +56,22 @@ typedef struct {
 typedef struct {
     app_serve_key *keys;
     size_t n;
+    size_t n_plain;             /* keys written as themselves (not sha256:) */
+    unsigned mode;              /* the file's st_mode (app_serve_keys_load), 0 from memory */
 } app_serve_keys;
 
 /* Parses a keys file text (`KEY NAME GROUPS [OPTIONS]` lines, `#` comments;
- * KEY may be sha256:HEX; OPTIONS a comma list of `full-paths`). On error returns -1 with err naming the line. *out owned
- * (app_serve_keys_free). */
+ * KEY may be sha256:HEX; OPTIONS a comma list of `full-paths`). A text
+ * without keys gives an empty set (nobody gets in). On error returns -1
+ * with err naming the line. *out owned (app_serve_keys_free). */
 int app_serve_keys_parse(const char *name, const char *text, size_t len, app_serve_keys *out,
                          char *err, size_t errlen);
+/* Reads and parses a keys file (and records its mode). Returns 0, -1 on
+ * an error (err says which), or -2 when the file does not exist. */
 int app_serve_keys_load(const char *path, app_serve_keys *out, char *err, size_t errlen);
+/* A warning about a loaded keys file (plain keys readable by group or
+ * others), or NULL. Static text. */
+const char *app_serve_keys_warning(const app_serve_keys *k);
 void app_serve_keys_free(app_serve_keys *k);
 /* The key matching the presented bearer token (compared by hash in constant
  * time over all keys), or NULL. Borrowed. */
@@ -65,10 +79,61 @@ const app_serve_key *app_serve_keys_find(const app_serve_keys *k, const char *to
 
 typedef struct app_server app_server;
 /* Re-reads o.keys_file (SIGHUP): the new set replaces the current one; the
- * old one is kept until exit (running requests point into it). On a parse
- * error the current keys stay and err says why. Returns the number of keys,
- * or -1. */
+ * old one is kept until exit (running requests point into it). An empty or
+ * deleted file revokes every key (returns 0). A file that cannot be read or
+ * parsed keeps the current keys, returns -1 with err saying why, and is
+ * counted in /metrics (mrag_keys_file_error 1 until a reload succeeds).
+ * Returns the number of keys in force. */
 int app_serve_keys_reload(app_server *s, char *err, size_t errlen);
+
+/* ------------------------------------------------------------ connections
+ * (serve_conn.c) */
+enum { APP_CONN_HEAD = 0, APP_CONN_BODY, APP_CONN_BUSY };
+
+typedef struct {
+    int max_conns;              /* the daemon's connection limit */
+    int max_per_addr;           /* per client address; 0 = no cap */
+    int max_head;               /* connections still sending a request head */
+    double head_timeout_s;      /* from connect (or the previous response) to a whole head */
+    double body_timeout_s;      /* from the head to the whole body */
+} app_conn_params;
+
+typedef struct {
+    uint64_t head_timeouts, body_timeouts;  /* dropped by the watchdog */
+    uint64_t addr_evictions;    /* dropped to make room for the same address */
+    uint64_t crowd_evictions;   /* dropped because too many heads were pending */
+    uint64_t addr_refusals;     /* refused: the address had its share, all busy */
+    size_t open, waiting_for_head;
+} app_conn_counters;
+
+typedef struct app_conn_guard app_conn_guard;
+app_conn_params app_conn_default_params(void);
+/* Starts the watchdog thread. 0, or -1 when out of resources. */
+int app_conn_guard_new(const app_conn_params *p, app_conn_guard **out);
+/* Stops the watchdog; call after the daemon has stopped. NULL is a no-op. */
+void app_conn_guard_free(app_conn_guard *g);
+/* libmicrohttpd's accept policy (cls = the guard): a client address at
+ * its cap makes room by dropping its oldest connection that has not sent
+ * a whole request head, or is refused when it has none; past max_head
+ * pending heads the oldest one is dropped. Returns MHD_YES / MHD_NO. */
+enum MHD_Result app_conn_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+/* MHD_OPTION_NOTIFY_CONNECTION callback (cls = the guard). */
+void app_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                     enum MHD_ConnectionNotificationCode toe);
+/* The connection's request moved to state (APP_CONN_*): BODY when its head
+ * is in, BUSY while it is answered, HEAD again after a response. */
+void app_conn_set_state(app_conn_guard *g, struct MHD_Connection *c, int state);
+void app_conn_get_counters(app_conn_guard *g, app_conn_counters *out);
+
+/* True when a request with this Host header (NULL: none) may be answered:
+ * loopback names (localhost, *.localhost, 127/8, ::1) always, the allowed
+ * names, and any name when !loopback_only and no names are given. */
+bool app_http_host_allowed(const char *host, bool loopback_only, const char *const *allowed, size_t n_allowed);
+/* Checks the framing headers of a request head (n name/value pairs):
+ * 0 when fine; 400 for Content-Length values that differ or are not
+ * numbers, Content-Length with Transfer-Encoding, two Transfer-Encoding
+ * headers; 501 for a transfer coding other than chunked. why says which. */
+int app_http_framing_check(const char *const *names, const char *const *values, size_t n, char *why, size_t whylen);
 
 /* ------------------------------------------------------------ request bodies */
 typedef struct {
@@ -124,7 +189,6 @@ void app_embed_req_free(app_embed_req *r);
 #define APP_SERVE_MAX_HIST 64
 
 /* ------------------------------------------------------------ server */
-struct MHD_Daemon;
 typedef struct app_server app_server;
 typedef struct app_job app_job;
 
@@ -190,6 +254,8 @@ struct app_server {
     app_serve_keys *retired_keys;   /* sets replaced by a SIGHUP reload: requests may
                                        still point into them; freed at exit */
     size_t n_retired_keys;
+    uint64_t keys_reloads, keys_reload_errors;   /* SIGHUPs that replaced / kept the keys */
+    bool keys_file_error;       /* the last reload failed: the keys in force are older */
     int n_ctx;                  /* generation context size */
     int embed_ctx;              /* embedding context size */
 
@@ -209,6 +275,7 @@ struct app_server {
     int n_embed;
     pthread_cond_t embed_cv;
     idx_store *stat_store;      /* healthz/metrics counts (own lock in serve_http.c) */
+    app_conn_guard *conns;      /* admission and deadlines of connections */
     app_metrics m;
     uint64_t next_id;
     struct MHD_Daemon *daemon;

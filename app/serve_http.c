@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -39,6 +40,7 @@ typedef struct {
     char *body;
     size_t body_len, body_cap;
     bool too_large, responded;
+    bool close_conn;            /* the response ends the connection (bad framing) */
 } app_req;
 
 /* ------------------------------------------------------------ responses */
@@ -52,6 +54,7 @@ static enum MHD_Result send_bytes(struct MHD_Connection *c, app_req *rq, int sta
     MHD_add_response_header(r, "X-Request-Id", rq->req_id);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (rq->close_conn) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"mrag\"");
     if (status == 405) {
         const char *allow = rq->ep == APP_EP_CHAT || rq->ep == APP_EP_EMBED || rq->ep == APP_EP_ASK ? "POST" : "GET, HEAD";
@@ -481,6 +484,34 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c, app_req *rq) {
     sb_printf(&sb, "# HELP mrag_generations_active Generation slots busy.\n"
                    "# TYPE mrag_generations_active gauge\nmrag_generations_active %d\n", s->active);
     pthread_mutex_unlock(&s->mu);
+    if (s->have_keys) {
+        pthread_mutex_lock(&s->keys_mu);
+        sb_printf(&sb, "# HELP mrag_api_keys API keys in force.\n# TYPE mrag_api_keys gauge\nmrag_api_keys %zu\n", s->keys.n);
+        sb_printf(&sb, "# HELP mrag_keys_reloads_total SIGHUP reloads of the keys file.\n"
+                       "# TYPE mrag_keys_reloads_total counter\n"
+                       "mrag_keys_reloads_total{result=\"ok\"} %llu\nmrag_keys_reloads_total{result=\"error\"} %llu\n",
+                  (unsigned long long)s->keys_reloads, (unsigned long long)s->keys_reload_errors);
+        sb_printf(&sb, "# HELP mrag_keys_file_error 1 when the last reload failed and older keys are in force.\n"
+                       "# TYPE mrag_keys_file_error gauge\nmrag_keys_file_error %d\n", s->keys_file_error ? 1 : 0);
+        pthread_mutex_unlock(&s->keys_mu);
+    }
+    app_conn_counters cc;
+    app_conn_get_counters(s->conns, &cc);
+    sb_printf(&sb, "# HELP mrag_http_connections_open Connections open.\n"
+                   "# TYPE mrag_http_connections_open gauge\nmrag_http_connections_open %zu\n", cc.open);
+    sb_printf(&sb, "# HELP mrag_http_connections_waiting_for_head Connections that have not sent a whole request head.\n"
+                   "# TYPE mrag_http_connections_waiting_for_head gauge\nmrag_http_connections_waiting_for_head %zu\n",
+              cc.waiting_for_head);
+    sb_printf(&sb, "# HELP mrag_http_connections_dropped_total Connections the server closed, by reason.\n"
+                   "# TYPE mrag_http_connections_dropped_total counter\n"
+                   "mrag_http_connections_dropped_total{reason=\"head_timeout\"} %llu\n"
+                   "mrag_http_connections_dropped_total{reason=\"body_timeout\"} %llu\n"
+                   "mrag_http_connections_dropped_total{reason=\"address_cap\"} %llu\n"
+                   "mrag_http_connections_dropped_total{reason=\"too_many_pending_heads\"} %llu\n"
+                   "mrag_http_connections_dropped_total{reason=\"address_refused\"} %llu\n",
+              (unsigned long long)cc.head_timeouts, (unsigned long long)cc.body_timeouts,
+              (unsigned long long)cc.addr_evictions, (unsigned long long)cc.crowd_evictions,
+              (unsigned long long)cc.addr_refusals);
     int64_t docs, chunks;
     index_counts(s, &docs, &chunks);
     sb_printf(&sb, "# HELP mrag_index_documents Documents in the index.\n"
@@ -530,6 +561,42 @@ static bool authenticate(app_server *s, struct MHD_Connection *c, app_req *rq, c
     return true;
 }
 
+/* The Content-Length and Transfer-Encoding headers of a request head. */
+typedef struct {
+    const char *names[16], *values[16];
+    size_t n;
+    bool overflow;
+} framing_hdrs;
+
+static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing_hdrs *f = cls;
+    if (!key || (strcasecmp(key, "Content-Length") != 0 && strcasecmp(key, "Transfer-Encoding") != 0)) return MHD_YES;
+    if (f->n == 16) { f->overflow = true; return MHD_NO; }
+    f->names[f->n] = key;
+    f->values[f->n++] = value;
+    return MHD_YES;
+}
+
+/* Checks a new request's head: Host (DNS rebinding) and framing. Returns
+ * 0, or the status to refuse with (why says why). */
+static int check_head(app_server *s, struct MHD_Connection *c, char *why, size_t whylen) {
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!app_http_host_allowed(host, !s->have_keys, s->o.allowed_hosts, s->o.n_allowed_hosts)) {
+        snprintf(why, whylen, "the Host '%.100s' is not served here (%s)", host ? host : "",
+                 s->have_keys ? "see --allowed-host" : "without --keys only loopback names are; see --allowed-host");
+        return 403;
+    }
+    framing_hdrs f;
+    memset(&f, 0, sizeof f);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_framing, &f);
+    if (f.overflow) {
+        snprintf(why, whylen, "too many Content-Length / Transfer-Encoding headers");
+        return 400;
+    }
+    return app_http_framing_check(f.names, f.values, f.n, why, whylen);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     (void)version;
@@ -553,6 +620,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(rq->req_id, sizeof rq->req_id, "%08llx%04x", (unsigned long long)id, (unsigned)(rq->t0 * 1000) & 0xffff);
         snprintf(rq->key_name, sizeof rq->key_name, "-");
         *con_cls = rq;
+        app_conn_set_state(s->conns, c, APP_CONN_BODY);
+        char why[256];
+        int bad = check_head(s, c, why, sizeof why);
+        if (bad) {
+            rq->close_conn = true;  /* what follows this head cannot be trusted */
+            return send_error(c, rq, bad, 0, "%s", why);
+        }
         bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
         bool is_post = strcmp(method, "POST") == 0;
         if (rq->ep == APP_EP_OTHER) return send_error(c, rq, 404, 0, "no such path: %s", url);
@@ -597,6 +671,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     /* the whole request is here */
+    app_conn_set_state(s->conns, c, APP_CONN_BUSY);
     if (rq->too_large) return send_error(c, rq, 413, 0, "the body is larger than %zu bytes (--max-body)", s->o.max_body);
     const app_serve_key *key = NULL;
     bool bad;
@@ -618,8 +693,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 /* One log line per request; metrics. */
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)c;
     app_server *s = cls;
+    app_conn_set_state(s->conns, c, APP_CONN_HEAD);    /* waiting for the next request */
     app_req *rq = *con_cls;
     if (!rq) return;
     double dt = app_now_s() - rq->t0;
@@ -658,10 +733,24 @@ int app_http_start(app_server *s, const char *host, int port, char *err, size_t 
         snprintf(err, errlen, "--listen: '%s' is not a numeric IPv4 or IPv6 address", host);
         return -1;
     }
-    s->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+    app_conn_params cp = app_conn_default_params();
+    cp.max_conns = s->o.max_conns > 0 ? s->o.max_conns : cp.max_conns;
+    cp.max_per_addr = s->o.max_conns_per_addr;
+    cp.max_head = cp.max_conns / 2 > 0 ? cp.max_conns / 2 : 1;
+    cp.head_timeout_s = s->o.head_timeout_s > 0 ? s->o.head_timeout_s : cp.head_timeout_s;
+    cp.body_timeout_s = s->o.timeout_s;
+    if (app_conn_guard_new(&cp, &s->conns) != 0) {
+        snprintf(err, errlen, "cannot start the connection watchdog");
+        return -1;
+    }
+    /* A thread per connection: a connection that never finishes its head
+     * would hold a thread and a slot; serve_conn.c's accept policy, head
+     * and body deadlines keep them from locking others out. */
+    s->daemon = MHD_start_daemon(flags, (uint16_t)port, app_conn_accept, s->conns, on_request, s,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                                 MHD_OPTION_NOTIFY_CONNECTION, app_conn_notify, s->conns,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)cp.max_conns,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->o.timeout_s + 60),
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                                  MHD_OPTION_END);
@@ -684,4 +773,6 @@ void app_http_quiesce(app_server *s) {
 void app_http_stop(app_server *s) {
     if (s->daemon) MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
+    app_conn_guard_free(s->conns);
+    s->conns = NULL;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int kfail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int kfail(char *err, size_t errlen, const char *fmt, ...) {
@@ -31,6 +32,16 @@ void app_serve_keys_free(app_serve_keys *k) {
     memset(k, 0, sizeof *k);
 }
 
+/* Group names as in access rules: letters, digits, _ - . @ : and
+ * non-ASCII bytes (so no key can name RAG_ACCESS_NOBODY). */
+static bool group_name_ok(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(isalnum(c) || c == '_' || c == '-' || c == '.' || c == '@' || c == ':' || c >= 0x80)) return false;
+    }
+    return n > 0;
+}
+
 /* Splits a comma list into owned names ("public" = none, "*" = all). */
 static int parse_groups(const char *s, size_t len, app_serve_key *key) {
     if (len == 1 && s[0] == '*') { key->all = true; return 0; }
@@ -46,7 +57,8 @@ static int parse_groups(const char *s, size_t len, app_serve_key *key) {
         while (b < e && isspace((unsigned char)s[b])) b++;
         while (e > b && isspace((unsigned char)s[e - 1])) e--;
         if (e > b && !(e - b == 6 && memcmp(s + b, "public", 6) == 0)) {
-            if (e - b > 128 || !(key->groups[key->n_groups] = strndup(s + b, e - b))) return -1;
+            if (e - b > 128 || !group_name_ok(s + b, e - b)) return -1;
+            if (!(key->groups[key->n_groups] = strndup(s + b, e - b))) return -1;
             key->n_groups++;
         }
         a = i + 1;
@@ -117,9 +129,14 @@ int app_serve_keys_parse(const char *name, const char *text, size_t len, app_ser
         } else {
             if (fl[0] < 8) { kfail(err, errlen, "%s:%zu: a key must have at least 8 characters", name, lineno); goto done; }
             llm_sha256_hex(f[0], fl[0], k->hash);
+            out->n_plain++;
         }
         if (!(k->name = strndup(f[1], fl[1]))) { kfail(err, errlen, "out of memory"); goto done; }
-        if (parse_groups(f[2], fl[2], k)) { kfail(err, errlen, "%s:%zu: bad GROUPS (comma-separated, at most 64 of 128 bytes)", name, lineno); goto done; }
+        if (parse_groups(f[2], fl[2], k)) {
+            kfail(err, errlen, "%s:%zu: bad GROUPS (comma-separated names of letters, digits, _ - . @ :; at most 64 of 128 bytes)",
+                  name, lineno);
+            goto done;
+        }
         if (nf == 4 && parse_options(f[3], fl[3], k)) {
             kfail(err, errlen, "%s:%zu: unknown option '%.*s' (known: full-paths)", name, lineno, (int)(fl[3] > 64 ? 64 : fl[3]), f[3]);
             goto done;
@@ -127,7 +144,6 @@ int app_serve_keys_parse(const char *name, const char *text, size_t len, app_ser
         for (size_t j = 0; j + 1 < out->n; j++)
             if (strcmp(out->keys[j].hash, k->hash) == 0) { kfail(err, errlen, "%s:%zu: the same key appears twice", name, lineno); goto done; }
     }
-    if (out->n == 0) { kfail(err, errlen, "%s: no keys", name); goto done; }
     rc = 0;
 done:
     if (rc) app_serve_keys_free(out);
@@ -137,7 +153,13 @@ done:
 int app_serve_keys_load(const char *path, app_serve_keys *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
-    if (!f) return kfail(err, errlen, "cannot open the keys file %s: %s", path, strerror(errno));
+    if (!f) {
+        int e = errno;
+        kfail(err, errlen, "cannot open the keys file %s: %s", path, strerror(e));
+        return e == ENOENT ? -2 : -1;
+    }
+    struct stat st;
+    unsigned mode = fstat(fileno(f), &st) == 0 ? (unsigned)st.st_mode : 0;
     char *buf = NULL;
     size_t n = 0, cap = 0, r;
     char tmp[4096];
@@ -155,8 +177,16 @@ int app_serve_keys_load(const char *path, app_serve_keys *out, char *err, size_t
     }
     fclose(f);
     if (rc == 0) rc = app_serve_keys_parse(path, buf ? buf : "", n, out, err, errlen);
+    if (rc == 0) out->mode = mode;
     free(buf);
     return rc;
+}
+
+/* Contract: see serve.h. */
+const char *app_serve_keys_warning(const app_serve_keys *k) {
+    if (k && k->n_plain && (k->mode & 077))
+        return "holds plain keys and can be read by other users (chmod 600 it, or store the keys as sha256:HEX)";
+    return NULL;
 }
 
 /* Contract: see serve.h. Every key is compared (no early exit); the
@@ -181,7 +211,17 @@ int app_serve_keys_reload(app_server *s, char *err, size_t errlen) {
         return -1;
     }
     app_serve_keys fresh;
-    if (app_serve_keys_load(s->o.keys_file, &fresh, err, errlen) != 0) return -1;
+    int lrc = app_serve_keys_load(s->o.keys_file, &fresh, err, errlen);
+    if (lrc == -1) {
+        /* unreadable or unparsable: the keys in force stay (revoking them all
+         * for a typo would lock every client out), and /metrics says so */
+        pthread_mutex_lock(&s->keys_mu);
+        s->keys_reload_errors++;
+        s->keys_file_error = true;
+        pthread_mutex_unlock(&s->keys_mu);
+        return -1;
+    }
+    if (lrc == -2) memset(&fresh, 0, sizeof fresh);    /* deleted: every key is revoked */
     pthread_mutex_lock(&s->keys_mu);
     app_serve_keys *r = realloc(s->retired_keys, (s->n_retired_keys + 1) * sizeof *r);
     if (!r) {
@@ -193,6 +233,8 @@ int app_serve_keys_reload(app_server *s, char *err, size_t errlen) {
     s->retired_keys = r;
     r[s->n_retired_keys++] = s->keys;
     s->keys = fresh;
+    s->keys_reloads++;
+    s->keys_file_error = false;
     int n = (int)fresh.n;
     pthread_mutex_unlock(&s->keys_mu);
     return n;

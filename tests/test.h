@@ -104,4 +104,11 @@ void test_put_file(const char *root, const char *rel, const char *text);
 typedef struct idx_store idx_store;
 idx_store *test_open_index(const char *dir);
 
+/* Starts `$BUILD/mrag serve ARGS` (NULL-terminated, listening on
+ * 127.0.0.1) with stderr to log and waits (60 s at most) for its address,
+ * written to url as "http://127.0.0.1:PORT". Returns the pid (kill and
+ * reap it); FAILs the case when the server exits or never listens. */
+#include <sys/types.h>
+pid_t test_serve_spawn(const char *const *args, const char *log, char *url, size_t cap);
+
 #endif

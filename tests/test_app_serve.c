@@ -43,49 +43,8 @@ static void stop_server(void) {
     }
 }
 
-/* Starts `mrag serve ARGS` with stderr to log; waits for its address (into
- * url). Returns the pid; REQUIREs success. */
 static pid_t spawn_serve(const char *const *args, const char *log, char *url, size_t cap) {
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = mrag;
-    argv[n++] = "serve";
-    for (int i = 0; args[i] && n < 62; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        FILE *e = freopen(log, "w", stderr);
-        (void)e;
-        unsetenv("MRAG_MODEL");
-        unsetenv("MRAG_INDEX");
-        execv(mrag, (char *const *)argv);
-        _exit(127);
-    }
-    double until = now_s() + 60;
-    while (now_s() < until) {
-        size_t len;
-        char *text = test_read_file(log, &len);
-        const char *at = text ? strstr(text, "listening on http://127.0.0.1:") : NULL;
-        if (at) {
-            int port = atoi(at + strlen("listening on http://127.0.0.1:"));
-            snprintf(url, cap, "http://127.0.0.1:%d", port);
-            free(text);
-            return pid;
-        }
-        int wst;
-        if (waitpid(pid, &wst, WNOHANG) == pid) {
-            test_fail(__FILE__, __LINE__, "mrag serve exited at start: %s", text ? text : "");
-            free(text);
-            longjmp(test_g.abort_case, 1);
-        }
-        free(text);
-        usleep(50 * 1000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    REQUIRE(0, "mrag serve did not start listening");
-    return -1;
+    return test_serve_spawn(args, log, url, cap);
 }
 
 /* Builds the index and starts the server once. */

@@ -4,10 +4,12 @@
 #include "index/index.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 test_state test_g;
@@ -249,4 +251,58 @@ idx_store *test_open_index(const char *dir) {
     int rc = idx_open(dir, &ip, &s);
     REQUIRE(rc == IDX_OK, "%s", s ? idx_errmsg(s) : "out of memory");
     return s;
+}
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+pid_t test_serve_spawn(const char *const *args, const char *log, char *url, size_t cap) {
+    char mrag[512];
+    snprintf(mrag, sizeof mrag, "%s/mrag", test_build_dir());
+    if (access(mrag, X_OK) != 0) test_skip("%s is missing (run make)", mrag);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = mrag;
+    argv[n++] = "serve";
+    for (int i = 0; args[i] && n < 62; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    fflush(stdout);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        FILE *e = freopen(log, "w", stderr);
+        (void)e;
+        unsetenv("MRAG_MODEL");
+        unsetenv("MRAG_INDEX");
+        execv(mrag, (char *const *)argv);
+        _exit(127);
+    }
+    static const char mark[] = "listening on http://127.0.0.1:";
+    double until = mono_s() + 60;
+    while (mono_s() < until) {
+        size_t len;
+        char *text = test_read_file(log, &len);
+        const char *at = text ? strstr(text, mark) : NULL;
+        if (at) {
+            int port = atoi(at + strlen(mark));
+            snprintf(url, cap, "http://127.0.0.1:%d", port);
+            free(text);
+            return pid;
+        }
+        int wst;
+        if (waitpid(pid, &wst, WNOHANG) == pid) {
+            test_fail(__FILE__, __LINE__, "mrag serve exited at start: %s", text ? text : "");
+            free(text);
+            longjmp(test_g.abort_case, 1);
+        }
+        free(text);
+        usleep(50 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    REQUIRE(0, "mrag serve did not start listening");
+    return -1;
 }

@@ -1,11 +1,14 @@
-/* fuzz_serve.c — libFuzzer target for `mrag serve`'s request bodies and keys
- * file: the first byte picks the parser (c = chat, a = ask, e = embeddings,
- * k = keys file), the rest is the body. Checks that a failure leaves a
+/* fuzz_serve.c — libFuzzer target for `mrag serve`'s request bodies, keys
+ * file and request-head checks: the first byte picks the parser (c = chat,
+ * a = ask, e = embeddings, k = keys file, h = Host header, f = framing
+ * headers as "Name: value" lines), the rest is the input. Checks that a failure leaves a
  * message and a zeroed struct, and that a success is well-formed (limits
  * kept, strings present, the last chat message from the user). The parsers
  * live in app/ (not in a library), so their sources are included here. */
+#define _GNU_SOURCE
 #include "app/serve_json.c"
 #include "app/serve_keys.c"
+#include "app/serve_conn.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -68,12 +71,65 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < k.n; i++) {
             if (strlen(k.keys[i].hash) != 64 || !k.keys[i].name || k.keys[i].n_groups > 64) __builtin_trap();
             for (size_t j = 0; j < k.keys[i].n_groups; j++)
-                if (!k.keys[i].groups[j] || !k.keys[i].groups[j][0] || strchr(k.keys[i].groups[j], ',')) __builtin_trap();
+                if (!k.keys[i].groups[j] || !k.keys[i].groups[j][0] || strchr(k.keys[i].groups[j], ',') ||
+                    strchr(k.keys[i].groups[j], '!'))   /* no key may hold RAG_ACCESS_NOBODY */
+                    __builtin_trap();
             /* every key finds itself by its hash only through the real token: a
              * wrong token never matches */
             if (app_serve_keys_find(&k, "not-a-key-at-all", 16) && len < 16) __builtin_trap();
         }
         app_serve_keys_free(&k);
+    } else if (kind == 'h') {
+        char host[300];
+        if (len >= sizeof host) return 0;
+        memcpy(host, body, len);
+        host[len] = 0;
+        static const char *const allowed[] = {"mrag.example.org"};
+        bool lo = app_http_host_allowed(host, true, NULL, 0);
+        bool lo_named = app_http_host_allowed(host, true, allowed, 1);
+        bool any = app_http_host_allowed(host, false, NULL, 0);
+        /* loopback only: the name must be a loopback one ([v6] checked on its own) */
+        bool v6_lo = false;
+        if (host[0] == '[' && strchr(host, ']')) {
+            char a[64];
+            size_t an = (size_t)(strchr(host, ']') - host - 1);
+            struct in6_addr x;
+            if (an < sizeof a) {
+                memcpy(a, host + 1, an);
+                a[an] = 0;
+                v6_lo = inet_pton(AF_INET6, a, &x) == 1 && IN6_IS_ADDR_LOOPBACK(&x);
+            }
+        }
+        if (lo && !strcasestr(host, "localhost") && strncmp(host, "127.", 4) != 0 && !v6_lo) __builtin_trap();
+        if (lo_named && !lo && !strcasestr(host, "mrag.example.org")) __builtin_trap();
+        if (lo && !(lo_named && any)) __builtin_trap();     /* more names never allow less */
+    } else if (kind == 'f') {
+        const char *names[16], *values[16];
+        char *copy = malloc(len + 1);
+        if (!copy) return 0;
+        memcpy(copy, body, len);
+        copy[len] = 0;
+        size_t n = 0;
+        bool cl = false, te = false;
+        for (char *line = copy; line && n < 16;) {
+            char *nl = strchr(line, '\n');
+            if (nl) *nl = 0;
+            char *colon = strchr(line, ':');
+            if (colon) {
+                *colon = 0;
+                names[n] = line;
+                values[n++] = colon + 1;
+                cl |= strcasecmp(line, "Content-Length") == 0;
+                te |= strcasecmp(line, "Transfer-Encoding") == 0;
+            }
+            line = nl ? nl + 1 : NULL;
+        }
+        char why[128] = "";
+        int st = app_http_framing_check(names, values, n, why, sizeof why);
+        if (st != 0 && st != 400 && st != 501) __builtin_trap();
+        if (st && !why[0]) __builtin_trap();
+        if (st == 0 && cl && te) __builtin_trap();
+        free(copy);
     }
     return 0;
 }
