@@ -42,7 +42,7 @@ $(BUILD)/obj/tests/%.o: LAYER_CFLAGS = -I. $(PKG_CFLAGS)
 # Link order matters with the static FAISS libraries (faiss_c before faiss,
 # then LAPACK, BLAS, OpenMP and the C++ runtime).
 FAISS_LIBS := -L$(DEPS_PREFIX)/lib -lfaiss_c -lfaiss -llapack -lblas -fopenmp -lstdc++
-LIBS := $(FAISS_LIBS) $(PKG_LIBS) -lm -ldl
+LIBS := $(FAISS_LIBS) $(PKG_LIBS) -lstemmer -lm -ldl
 
 # SIMD kernels live in files named *_avx2.c / *_avx512.c and are compiled
 # with those instruction sets; the rest of the code only calls them after a

@@ -90,6 +90,9 @@ typedef struct idx_store idx_store;
 /* The model file recorded by the last ingest into s when it still exists
  * (owned, free()), or NULL (util.c). */
 char *app_recorded_model(idx_store *s);
+/* After an ingest: re-analyses the text index when it has grown enough
+ * (idx_fts_retune); a failure is a warning naming `cmd`, never fatal. */
+void app_fts_retune(idx_store *s, const char *cmd);
 /* A whole file of at most max bytes, NUL-terminated (owned, free()); *len
  * (may be NULL) gets its length. NULL with errno set when it cannot be read
  * or is larger (EFBIG). */

@@ -203,6 +203,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
         for (int j = 0; j < n_para && !keep; j++) keep = strcmp(listed[i].uri, uris[j]) == 0;
         if (!keep && idx_doc_delete(s, listed[i].uri) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
     }
+    app_fts_retune(s, "eval-retrieval");
     if (idx_save(s) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
     rag_ingester_free(ing);
     ing = NULL;

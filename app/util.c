@@ -115,3 +115,9 @@ char *app_join_args(int n, char **args) {
     *p = 0;
     return s;
 }
+
+void app_fts_retune(idx_store *s, const char *cmd) {
+    bool rebuilt = false;
+    if (idx_fts_retune(s, NULL, &rebuilt) != IDX_OK)
+        fprintf(stderr, "mrag: %s: warning: the text index was not re-analysed: %s\n", cmd, idx_errmsg(s));
+}

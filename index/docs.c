@@ -133,6 +133,8 @@ static int doc_id_of(idx_store *s, const char *uri, int64_t *id) {
 /* Deletes the chunks of a document (their vectors cascade; FTS5 rows leave
  * through the delete trigger) and queues the FAISS removals. */
 static int chunks_remove(idx_store *s, int64_t doc_id) {
+    int rc0 = idx_fts_cls_apply(s, doc_id, -1);
+    if (rc0) return rc0;
     sqlite3_stmt *st = idx_stmt(s, ST_CHUNK_IDS_OF_DOC);
     if (!st) return IDX_ERR_SQLITE;
     sqlite3_bind_int64(st, 1, doc_id);
@@ -246,6 +248,7 @@ static int doc_put_body(idx_store *s, idx_doc *doc, const idx_chunk *chunks, siz
             if ((rc = idx_pending_add(s, cid, v))) return rc;
         }
     }
+    if ((rc = idx_fts_cls_apply(s, id, +1))) return rc;
     doc->id = id;
     return IDX_OK;
 }
@@ -338,7 +341,9 @@ int idx_doc_set_groups(idx_store *s, const char *uri, const char *groups) {
     int64_t id = 0;
     rc = doc_id_of(s, uri, &id);
     if (!rc && !id) rc = idx_err(s, IDX_ERR_NOTFOUND, "no document %.300s", uri);
+    if (!rc) rc = idx_fts_cls_apply(s, id, -1);
     if (!rc) rc = groups_store(s, id, groups);
+    if (!rc) rc = idx_fts_cls_apply(s, id, +1);
     return idx_write_end(s, own, rc);
 }
 

@@ -8,7 +8,7 @@
 #include <sqlite3.h>
 #include <faiss/c_api/Index_c.h>
 
-#define IDX_SCHEMA_VERSION 2
+#define IDX_SCHEMA_VERSION 3
 #define IDX_MAX_DIM 65536
 #define IDX_MAX_GROUPS 64
 #define IDX_MAX_GROUP_LEN 128
@@ -58,6 +58,33 @@ typedef struct {
     bool removable;         /* the type supports remove_ids */
 } idx_vec;
 
+/* analyze.c: the analyzer behind the FTS5 tokenizer and the query builder */
+typedef struct idx_an idx_an;
+#define IDX_AN_NO_SPLIT 1u
+#define IDX_AN_NO_STEM 2u
+#define IDX_AN_NO_STOP 4u         /* skip stop words of the language (queries) */
+idx_an *idx_an_new(sqlite3 *db);        /* db NULL: own :memory: connection */
+void idx_an_free(idx_an *a);
+int idx_an_detect(idx_an *a, const char *text, size_t len, int *hits);
+/* lang -1 = detect (else the default); *lang_out the language used.
+ * Returns an SQLite code or the callback's non-zero value. */
+int idx_an_run(idx_an *a, const char *text, size_t len, int lang, unsigned flags, idx_term_cb cb, void *user, int *lang_out);
+int idx_an_deflang(const idx_an *a);
+uint32_t idx_an_lang_mask(const idx_an *a);
+size_t idx_an_vocab_size(const idx_an *a);
+void idx_an_set_langs(idx_an *a, int deflang, uint32_t mask);
+void idx_an_vocab_clear(idx_an *a);
+int idx_an_vocab_add(idx_an *a, const char *w, size_t n, int32_t cf);
+int idx_an_vocab_each(const idx_an *a, int (*cb)(void *, const char *, size_t, int32_t), void *user);
+int idx_an_count_words(idx_an *a, const char *text, size_t len, int lang, void *tab);
+int idx_an_vocab_from_tab(idx_an *a, void *tab, int32_t min_cf);
+void *idx_an_wordtab_new(void);
+void idx_an_wordtab_free(void *t);
+void idx_an_wordtab_clear(void *t);
+size_t idx_an_wordtab_count(const void *t);
+int idx_an_wordtab_add(void *t, const char *w, size_t n, int32_t d);
+int idx_an_wordtab_each(const void *t, int (*cb)(void *, const char *, size_t, int32_t), void *user);
+
 struct idx_store {
     char *dir, *db_path, *faiss_path, *tmp_path, *lock_path;
     sqlite3 *db;
@@ -83,6 +110,9 @@ struct idx_store {
     size_t n_add, cap_add;
     int64_t *del_ids;
     size_t n_del, cap_del;
+    /* text analysis (fts.c) */
+    idx_an *an;             /* config of generation fts_gen */
+    int64_t fts_gen;        /* -1 = not loaded */
 };
 
 /* store.c */
@@ -110,6 +140,19 @@ int64_t idx_vec_ntotal(const idx_store *s);
 int idx_vec_ids(idx_store *s, int64_t **ids, size_t *n);
 void idx_vec_free(idx_vec *v);
 int idx_faiss_err(idx_store *s, int frc, const char *what);
+
+/* fts.c */
+int idx_fts_register(idx_store *s);          /* tokenizer + rank function */
+int idx_fts_config_current(idx_store *s);    /* reload the config if changed */
+int idx_fts_migrate(idx_store *s);           /* schema v3 step: analyse + rebuild */
+/* access-class statistics of a document's chunks: sign +1 after its chunks
+ * and groups are stored, -1 before they are removed or regrouped */
+int idx_fts_cls_apply(idx_store *s, int64_t doc_id, int sign);
+int idx_fts_check(idx_store *s);             /* class statistics vs a recount */
+/* BM25 over the analysed query; filter_sql is the visibility condition on
+ * chunk alias c with the filter's groups bound from ?filter_first on. */
+int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, const idx_filter *filter,
+                   const char *filter_sql, int filter_first, idx_hit *hits, int *n_hits);
 
 /* docs.c */
 int idx_groups_parse(idx_store *s, const char *groups, char ***names, size_t *n);

@@ -234,9 +234,92 @@ int idx_search_dense(idx_store *s, const float *query, int dim, int k,
 int idx_search_bm25(idx_store *s, const char *query, size_t query_len, int k,
                      const idx_filter *filter, idx_hit *hits, int *n_hits);
 
-/* The FTS5 query idx_search_bm25 would run for this text (for tests and
- * --explain). Owned, free(); "" when the text holds no words; NULL on OOM. */
-char *idx_fts_query(const char *query, size_t query_len);
+/* The FTS5 query idx_search_bm25 would run for this text on this index
+ * (for tests and --explain): the analysed terms of the query (see "Text
+ * analysis"), each a quoted verbatim term, OR-ed. Owned, free(); "" when the
+ * text holds no words; NULL on OOM or error (idx_errmsg). */
+char *idx_fts_query(idx_store *s, const char *query, size_t query_len);
+
+/* ------------------------------------------------------------ text analysis
+ *
+ * The FTS5 index is built by mrag's own tokenizer ("mrag"): words as
+ * SQLite's unicode61 splits and case-folds them; a language per value
+ * (chunk text, heading) by stop-word profiles, falling back to the index's
+ * default language; ß -> ss, and in German ae/oe/ue read as ä/ö/ü; a
+ * Snowball stem (libstemmer) in that language; diacritics removed; German,
+ * Dutch and Scandinavian compounds split against the index's frozen word
+ * list (both parts frequent words of the public documents, or words of a
+ * dictionary), the parts indexed at the position of the whole word
+ * (FTS5_TOKEN_COLOCATED). Queries are analysed by the same code (see
+ * idx_fts_query), so both sides always agree. This API lets other code (e.g.
+ * evidence selection) see words exactly as the index does. */
+
+enum {
+    IDX_LANG_NONE = 0,      /* no stemming, folding only */
+    IDX_LANG_EN, IDX_LANG_DE, IDX_LANG_FR, IDX_LANG_ES, IDX_LANG_IT, IDX_LANG_NL,
+    IDX_LANG_PT, IDX_LANG_SV, IDX_LANG_DA, IDX_LANG_NO, IDX_LANG_FI, IDX_LANG_RU,
+    IDX_LANG_EL,
+    IDX_LANG_COUNT
+};
+
+/* "en", "de", ... ("none" for IDX_LANG_NONE or out of range). Static. */
+const char *idx_lang_code(int lang);
+/* IDX_LANG_* of a code, -1 when unknown. */
+int idx_lang_from_code(const char *code);
+/* Language of a text by stop-word profiles (Cyrillic and Greek by script):
+ * IDX_LANG_*, or -1 when the text holds fewer than two stop words of any
+ * language or two languages tie. *hits (may be NULL) = stop words found. */
+int idx_lang_detect(const char *text, size_t len, int *hits);
+
+typedef struct idx_analyzer idx_analyzer;
+
+/* One term: `term` (len bytes, not NUL-terminated in general) is what the
+ * index stores for the word at bytes [start, end) of the text; colocated =
+ * a compound part at the same position as the previous whole word. Return
+ * non-zero to stop (idx_analyze then returns IDX_ERR_ARG). */
+typedef int (*idx_term_cb)(void *user, const char *term, size_t len, int start, int end, bool colocated);
+
+/* An analyzer that sees text as the index s does (its default language and
+ * compound word list), or with s = NULL a standalone one (English default,
+ * no compound list). *out owned: idx_analyzer_free. Uses s like any other
+ * call (one thread at a time) and must not outlive it. */
+int idx_analyzer_new(idx_store *s, idx_analyzer **out);
+void idx_analyzer_free(idx_analyzer *z);
+/* The language the analyzer would use for this text (detected, else the
+ * default language). */
+int idx_analyzer_detect(idx_analyzer *z, const char *text, size_t len);
+/* The terms of text in language lang (-1 = detect as the index does). */
+int idx_analyze(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user);
+
+/* The index's analysis settings, fixed at its last retune. */
+typedef struct {
+    int default_lang;               /* IDX_LANG_* */
+    uint32_t lang_mask;             /* bit l: language l is a query language */
+    int64_t vocab_words;            /* words in the compound word list */
+    int64_t chunks_analyzed;        /* chunks at the last retune */
+    int64_t lang_chunks[IDX_LANG_COUNT]; /* chunks per detected language then */
+    char compounds[16];             /* "corpus", "dict", "both", "off" */
+    int64_t generation;             /* bumped by every FTS rebuild */
+} idx_fts_info;
+
+int idx_fts_info_get(idx_store *s, idx_fts_info *out);
+
+typedef struct {
+    bool force;                     /* re-analyse and rebuild even when unchanged */
+    /* compound source, NULL keeps the recorded one (default "both"):
+     * "corpus" (frequent words of the public chunks), "dict" (the German
+     * hunspell word list at dict_path, when the index has German chunks),
+     * "both" (the dictionary only when its file exists), "off" */
+    const char *compounds;
+    const char *dict_path;          /* NULL: /usr/share/hunspell/de_DE.dic */
+} idx_fts_params;
+
+/* Re-analyses the index (languages of all chunks, the compound word list
+ * from public chunks) and rebuilds the FTS5 table with it when forced, on
+ * the first call, or when the index has at least doubled since the last
+ * analysis (so the total work stays linear in the index size); vectors are
+ * never touched. *rebuilt (may be NULL) says whether it rebuilt. */
+int idx_fts_retune(idx_store *s, const idx_fts_params *p, bool *rebuilt);
 
 /* ------------------------------------------------------------ meta */
 
@@ -289,6 +372,9 @@ int idx_get_counts(idx_store *s, idx_counts *c);
  * sorted chunk ids with a vector in SQLite. Owned arrays, free(). */
 int idx_debug_faiss_ids(idx_store *s, int64_t **ids, size_t *n);
 int idx_debug_vector_ids(idx_store *s, int64_t **ids, size_t *n);
+/* The store's SQLite connection (tests of raw FTS5 queries through the
+ * "mrag" tokenizer, which is registered only there). Borrowed. */
+struct sqlite3 *idx_debug_db(idx_store *s);
 /* Runs PRAGMA integrity_check and FTS5's integrity-check against the chunks
  * table; IDX_OK when both pass, else IDX_ERR_SQLITE with the findings. */
 int idx_check(idx_store *s);

@@ -401,6 +401,19 @@ static const char *const migrations[IDX_SCHEMA_VERSION] = {
     "CREATE VIRTUAL TABLE chunks_fts_instance USING fts5vocab(chunks_fts, instance);",
     /* 1 -> 2: the source's own revision of a document (a wiki revision id) */
     "ALTER TABLE documents ADD COLUMN version TEXT NOT NULL DEFAULT '';",
+    /* 2 -> 3: mrag's language-aware tokenizer (fts.c, analyze.c): the FTS
+     * table is recreated and rebuilt from the chunks (schema_migrate runs
+     * idx_fts_migrate after this step); vectors are untouched. The word list
+     * for compounds, and per-access-class statistics for BM25. */
+    "DROP TABLE IF EXISTS chunks_fts_instance;"
+    "DROP TABLE chunks_fts;"
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5(heading, text, content='chunks', content_rowid='id', tokenize='mrag');"
+    "CREATE VIRTUAL TABLE chunks_fts_instance USING fts5vocab(chunks_fts, instance);"
+    "CREATE TABLE fts_words(word TEXT PRIMARY KEY, cf INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE fts_cls(id INTEGER PRIMARY KEY, groups TEXT NOT NULL UNIQUE,"
+    "  n_rows INTEGER NOT NULL DEFAULT 0, n_tokens INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE fts_cls_df(cls INTEGER NOT NULL, term TEXT NOT NULL, df INTEGER NOT NULL,"
+    "  PRIMARY KEY(cls, term)) WITHOUT ROWID;",
 };
 
 /* Brings the schema to IDX_SCHEMA_VERSION, one transaction per step. */
@@ -425,6 +438,7 @@ static int schema_migrate(idx_store *s) {
         rc = idx_exec(s, "BEGIN IMMEDIATE");
         if (rc) return rc;
         rc = idx_exec(s, migrations[v]);
+        if (!rc && v + 1 == 3) rc = idx_fts_migrate(s);
         snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)v + 1);
         if (!rc) rc = idx_exec(s, sql);
         if (!rc) rc = idx_meta_put_i64(s, "idx.schema_version", v + 1);
@@ -557,7 +571,11 @@ int idx_open(const char *dir, const idx_params *params, idx_store **out) {
         rc = idx_exec(s, "PRAGMA journal_mode = WAL");
         if (rc) goto done;
     }
+    rc = idx_fts_register(s);
+    if (rc) goto done;
     rc = schema_migrate(s);
+    if (rc) goto done;
+    rc = idx_fts_config_current(s);
     if (rc) goto done;
     rc = load_meta(s, params ? params->faiss_factory : NULL);
     if (rc) goto done;
@@ -576,6 +594,7 @@ void idx_close(idx_store *s) {
     if (s->in_txn) idx_rollback(s);
     for (int i = 0; i < ST_COUNT__; i++) sqlite3_finalize(s->st[i]);
     if (s->db) sqlite3_close(s->db);
+    idx_an_free(s->an); /* after the connection: its FTS5 tokenizers point at it */
     idx_vec_free(&s->vec);
     if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */
     free(s->add_ids);
@@ -831,6 +850,7 @@ int idx_check(idx_store *s) {
     if (s->params.read_only) return IDX_OK;
     /* rank = 1: also compare the FTS5 index with the chunks table. */
     rc = idx_exec(s, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)");
+    if (!rc) rc = idx_fts_check(s);
     return rc;
 }
 
@@ -838,6 +858,8 @@ static int id_cmp(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
 }
+
+sqlite3 *idx_debug_db(idx_store *s) { return s ? s->db : NULL; }
 
 int idx_debug_faiss_ids(idx_store *s, int64_t **ids, size_t *n) {
     if (!s || !ids || !n) return s ? idx_err(s, IDX_ERR_ARG, "output missing") : IDX_ERR_ARG;

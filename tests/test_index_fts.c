@@ -1,11 +1,14 @@
-/* test_index_fts.c — index/ BM25 search: ranking, German/English tokenizer
- * behaviour (Äpfel/Apfel, Straße/Strasse), hostile query text, group filter. */
+/* test_index_fts.c — index/ BM25 search: ranking, the language-aware
+ * tokenizer (stems, Äpfel/Aepfel, Straße/Strasse, compounds from the corpus
+ * and the dictionary), raw phrase/prefix queries, hostile query text, the
+ * group filter, and statistics that ignore hidden documents. */
 #include "tests/test.h"
 #include "index/index.h"
 
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static idx_store *open_ok(const char *dir) {
     idx_store *s = NULL;
@@ -59,81 +62,334 @@ TEST(bm25_ranks_the_right_chunk_first) {
     idx_close(s);
 }
 
-TEST(german_umlauts_fold_eszett_expands) {
-    const char *dir = test_tmpdir();
-    idx_store *s = open_ok(dir);
+static bool has_dict(void) { return access("/usr/share/hunspell/de_DE.dic", R_OK) == 0; }
+
+static int retune(idx_store *s, const char *compounds) {
+    idx_fts_params p = {.force = true, .compounds = compounds};
+    bool rebuilt = false;
+    int rc = idx_fts_retune(s, &p, &rebuilt);
+    if (rc) printf("  # retune: %s\n", idx_errmsg(s));
+    else if (!rebuilt) { printf("  # retune did not rebuild\n"); rc = -1; }
+    return rc;
+}
+
+TEST(german_stems_umlauts_eszett_and_transliteration) {
+    idx_store *s = open_ok(test_tmpdir());
     REQUIRE(s);
-    int64_t apfel, strasse, strasse_ss, cafe, run;
-    REQUIRE(put_text(s, "a.md", "Im Herbst pflücken wir Äpfel im Garten.", NULL, &apfel) == 0);
-    REQUIRE(put_text(s, "b.md", "Die Straße ist nachts ruhig.", NULL, &strasse) == 0);
-    REQUIRE(put_text(s, "c.md", "In der Schweiz schreibt man Strasse mit Doppel-s.", NULL, &strasse_ss) == 0);
-    REQUIRE(put_text(s, "d.md", "We met at the café near the station.", NULL, &cafe) == 0);
-    REQUIRE(put_text(s, "e.md", "They run every morning.", NULL, &run) == 0);
-    int64_t first;
-    /* remove_diacritics 2: ä -> a and case folds, so Apfel, apfel, APFEL
-     * and äpfel all find "Äpfel" (singular and plural meet: good for
-     * retrieval); other inflections and the ae transliteration do not. */
-    CHECK_EQ_INT(bm25_n(s, "Apfel", &first), 1);
-    CHECK_EQ_INT(first, apfel);
-    CHECK_EQ_INT(bm25_n(s, "apfel", NULL), 1);
-    CHECK_EQ_INT(bm25_n(s, "APFEL", NULL), 1);
-    CHECK_EQ_INT(bm25_n(s, "Äpfel", &first), 1);
-    CHECK_EQ_INT(first, apfel);
-    CHECK_EQ_INT(bm25_n(s, "äpfel", NULL), 1);
-    CHECK_EQ_INT(bm25_n(s, "Apfeln", NULL), 0);
-    CHECK_EQ_INT(bm25_n(s, "Aepfel", NULL), 0);
-    CHECK_EQ_INT(bm25_n(s, "apfelbaum", NULL), 0);
+    int64_t apfel, strasse, strasse_ss, reise;
+    REQUIRE(put_text(s, "a.md", "Im Herbst pflücken wir die Äpfel im Garten und legen sie in den Keller.", NULL, &apfel) == 0);
+    REQUIRE(put_text(s, "b.md", "Die Straße ist in der Nacht ruhig und nur wenige Autos fahren.", NULL, &strasse) == 0);
+    REQUIRE(put_text(s, "c.md", "In der Schweiz schreibt man die Strasse mit einem Doppel-s.", NULL, &strasse_ss) == 0);
+    REQUIRE(put_text(s, "d.md", "Alle Reisen werden von der Leitung genehmigt, auch die kurzen.", NULL, &reise) == 0);
+    REQUIRE(retune(s, "off") == 0);
+    idx_fts_info fi;
+    REQUIRE(idx_fts_info_get(s, &fi) == IDX_OK);
+    CHECK_EQ_STR(idx_lang_code(fi.default_lang), "de");
+    CHECK_EQ_INT(fi.lang_chunks[IDX_LANG_DE], 4);
+    int64_t first = 0;
+    /* Snowball German: singular, plural, umlaut and its ae spelling meet */
+    const char *apfel_q[] = {"Apfel", "apfel", "APFEL", "Äpfel", "Aepfel", "Apfels"};
+    for (size_t i = 0; i < sizeof apfel_q / sizeof *apfel_q; i++) {
+        CHECK(bm25_n(s, apfel_q[i], &first) == 1 && first == apfel, "query %s", apfel_q[i]);
+    }
     CHECK_EQ_INT(bm25_n(s, "pflucken", NULL), 1);      /* ü -> u */
-    CHECK_EQ_INT(bm25_n(s, "PFLÜCKEN", NULL), 1);
-    /* ß is not a diacritic: FTS5 alone keeps "straße" and "strasse" apart ... */
-    char db[600];
-    snprintf(db, sizeof db, "%s/mrag.sqlite", dir);
-    sqlite3 *h;
-    REQUIRE(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
-    sqlite3_stmt *st;
-    REQUIRE(sqlite3_prepare_v2(h, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1", -1, &st, NULL) == SQLITE_OK);
-    sqlite3_bind_text(st, 1, "\"strasse\"", -1, SQLITE_STATIC);
-    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-    CHECK_EQ_INT(sqlite3_column_int64(st, 0), strasse_ss);
-    CHECK(sqlite3_step(st) == SQLITE_DONE, "raw FTS5: strasse does not match Straße");
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    /* ... so the query builder adds the other spelling, both ways */
-    char *q = idx_fts_query("Straße", strlen("Straße"));
-    CHECK_EQ_STR(q, "(\"Straße\" OR \"Strasse\")");
-    free(q);
-    q = idx_fts_query("strasse", 7);
-    CHECK_EQ_STR(q, "(\"strasse\" OR \"straße\")");
-    free(q);
+    CHECK_EQ_INT(bm25_n(s, "pfluecken", NULL), 1);     /* ue = ü in German */
+    CHECK_EQ_INT(bm25_n(s, "apfelbaum", NULL), 0);     /* no compound list: no split */
+    /* ß and ss are one word, both ways */
     CHECK_EQ_INT(bm25_n(s, "Straße", NULL), 2);
     CHECK_EQ_INT(bm25_n(s, "Strasse", NULL), 2);
-    CHECK_EQ_INT(bm25_n(s, "STRASSE", NULL), 2);
-    /* English: case and accents fold, no stemming */
-    CHECK_EQ_INT(bm25_n(s, "cafe", &first), 1);
-    CHECK_EQ_INT(first, cafe);
-    CHECK_EQ_INT(bm25_n(s, "CAFÉ", NULL), 1);
-    CHECK_EQ_INT(bm25_n(s, "run", &first), 1);
-    CHECK_EQ_INT(first, run);
-    CHECK_EQ_INT(bm25_n(s, "running", NULL), 0);
+    CHECK_EQ_INT(bm25_n(s, "STRASSEN", NULL), 2);
+    CHECK_EQ_INT(bm25_n(s, "Reise", &first), 1);       /* Reisen -> reis */
+    CHECK_EQ_INT(first, reise);
     idx_close(s);
 }
 
-TEST(fts_query_is_only_quoted_words) {
-    char *q = idx_fts_query("a AND b OR NOT c NEAR(d e) f* -g \"h\" i:j ^k {l}", 48);
-    CHECK_EQ_STR(q, "\"a\" OR \"AND\" OR \"b\" OR \"OR\" OR \"NOT\" OR \"c\" OR \"NEAR\" OR \"d\" OR \"e\" OR \"f\" OR \"g\" OR \"h\" OR \"i\" OR \"j\" OR \"k\" OR \"l\"");
-    free(q);
-    q = idx_fts_query("\"\"\" ((( ))) *** ---", 19);
+TEST(english_stems_and_folds) {
+    idx_store *s = open_ok(test_tmpdir());
+    REQUIRE(s);
+    int64_t cafe, run;
+    REQUIRE(put_text(s, "d.md", "We met at the café near the station.", NULL, &cafe) == 0);
+    REQUIRE(put_text(s, "e.md", "They run every morning before the meetings start.", NULL, &run) == 0);
+    REQUIRE(retune(s, NULL) == 0);
+    int64_t first = 0;
+    CHECK(bm25_n(s, "cafe", &first) == 1 && first == cafe);
+    CHECK_EQ_INT(bm25_n(s, "CAFÉ", NULL), 1);
+    CHECK(bm25_n(s, "running", &first) == 1 && first == run, "running -> run");
+    CHECK(bm25_n(s, "meeting", &first) == 1 && first == run, "meeting -> meet");
+    CHECK(bm25_n(s, "stations", &first) == 1 && first == cafe);
+    /* a question's stop words are not searched for */
+    CHECK_EQ_INT(bm25_n(s, "what is the", NULL), 2);     /* only stop words: kept */
+    CHECK_EQ_INT(bm25_n(s, "What is the station?", &first), 1);
+    idx_close(s);
+}
+
+/* Puts a German chunk; the caller checks. */
+static int64_t put_de(idx_store *s, const char *uri, const char *text) {
+    int64_t id = 0;
+    if (put_text(s, uri, text, NULL, &id)) return 0;
+    return id;
+}
+
+TEST(german_compounds_from_the_corpus) {
+    idx_store *s = open_ok(test_tmpdir());
+    REQUIRE(s);
+    /* Urlaub and Anspruch are frequent words of the index; the compound
+     * Urlaubsanspruch is split into them, with the linking s. */
+    REQUIRE(put_de(s, "1.md", "Der Urlaub wird mit dem Team abgestimmt und im Kalender eingetragen."));
+    REQUIRE(put_de(s, "2.md", "Ein Anspruch auf Erstattung besteht nur mit einem Beleg für die Kosten."));
+    REQUIRE(put_de(s, "3.md", "Der Urlaub im Sommer ist beliebt, und der Anspruch darauf wird geprüft."));
+    int64_t comp = put_de(s, "4.md", "Ihr Urlaubsanspruch beträgt dreißig Tage im Jahr und wird anteilig berechnet.");
+    REQUIRE(comp);
+    int64_t first = 0;
+    CHECK_EQ_INT(bm25_n(s, "Urlaubsanspruch", &first), 1);    /* before the retune: whole words only */
+    REQUIRE(retune(s, "corpus") == 0);
+    idx_fts_info fi;
+    REQUIRE(idx_fts_info_get(s, &fi) == IDX_OK);
+    CHECK(fi.vocab_words >= 2, "word list of %lld words", (long long)fi.vocab_words);
+    CHECK_EQ_STR(fi.compounds, "corpus");
+    idx_hit h[8];
+    int n = 0;
+    REQUIRE(idx_search_bm25(s, "Urlaub", 6, 8, NULL, h, &n) == IDX_OK);
+    bool found = false;
+    for (int i = 0; i < n; i++) found |= h[i].chunk_id == comp;
+    CHECK(n == 3 && found, "Urlaub finds Urlaubsanspruch (%d hits)", n);
+    REQUIRE(idx_search_bm25(s, "Anspruch", 8, 8, NULL, h, &n) == IDX_OK);
+    found = false;
+    for (int i = 0; i < n; i++) found |= h[i].chunk_id == comp;
+    CHECK(found, "Anspruch finds Urlaubsanspruch");
+    /* the compound in the query finds the chunk holding the whole word first */
+    CHECK(bm25_n(s, "Urlaubsanspruchs", &first) == 4 && first == comp, "first %lld", (long long)first);
+    /* the query side splits too: the words apart are found by the compound */
+    CHECK(bm25_n(s, "Anspruchsurlaub", NULL) == 4, "query-side split");
+    /* an unrelated long word does not split into nonsense */
+    CHECK_EQ_INT(bm25_n(s, "Kalendereintrag", NULL), 0);
+    CHECK_EQ_INT(idx_check(s), IDX_OK);
+    idx_close(s);
+}
+
+TEST(german_compounds_from_the_dictionary) {
+    if (!has_dict()) SKIP("/usr/share/hunspell/de_DE.dic missing (Debian package hunspell-de-de)");
+    idx_store *s = open_ok(test_tmpdir());
+    REQUIRE(s);
+    int64_t pw = put_de(s, "pw.md", "Der Passwortmanager wird für alle Mitarbeiter von der IT eingerichtet.");
+    int64_t k = put_de(s, "k.md", "Die Kilometerpauschale wird mit der nächsten Gehaltsabrechnung erstattet.");
+    REQUIRE(pw && k);
+    REQUIRE(retune(s, "corpus") == 0);
+    CHECK_EQ_INT(bm25_n(s, "Manager für Passwörter", NULL), 0);   /* no frequent parts in two chunks */
+    REQUIRE(retune(s, "dict") == 0);
+    int64_t first = 0;
+    CHECK(bm25_n(s, "Manager für Passwörter", &first) == 1 && first == pw, "dictionary split Passwortmanager");
+    CHECK(bm25_n(s, "Pauschale pro Kilometer", &first) == 1 && first == k);
+    CHECK(bm25_n(s, "Gehalt", &first) == 1 && first == k, "Gehalt finds Gehaltsabrechnung");
+    idx_close(s);
+}
+
+/* Terms of an FTS query string: `"\x1fterm" OR ...`, nothing else. */
+static bool only_verbatim_terms(const char *q) {
+    const char *p = q;
+    if (!*p) return true;
+    for (;;) {
+        if (p[0] != '"' || p[1] != 0x1f) return false;
+        p += 2;
+        while (*p && *p != '"') {
+            if (*p == ' ' || *p == '(' || *p == ')' || *p == '*' || *p == ':' || *p == '^') return false;
+            p++;
+        }
+        if (*p != '"') return false;
+        p++;
+        if (!*p) return true;
+        if (strncmp(p, " OR ", 4) != 0) return false;
+        p += 4;
+    }
+}
+
+TEST(fts_query_is_only_verbatim_terms) {
+    idx_store *s = open_ok(test_tmpdir());
+    REQUIRE(s);
+    const char *cases[] = {"a AND b OR NOT c NEAR(d e) f* -g \"h\" i:j ^k {l}", "\"\"\" ((( ))) *** ---", "x\0y",
+                           "ab ab AB", "\xff\xfe ok \xc3", "Straße", "fox\" OR \"dog", "\x1f\x1f\"\x1f"};
+    size_t lens[] = {48, 19, 3, 8, 8, strlen("Straße"), 14, 5};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *q = idx_fts_query(s, cases[i], lens[i]);
+        REQUIRE(q);
+        CHECK(only_verbatim_terms(q), "case %zu gives %s", i, q);
+        free(q);
+    }
+    char *q = idx_fts_query(s, "\"\"\" ((( ))) *** ---", 19);
     CHECK_EQ_STR(q, "");
     free(q);
-    q = idx_fts_query("x\0y", 3);
-    CHECK_EQ_STR(q, "\"x\" OR \"y\"");
+    q = idx_fts_query(s, "ab ab AB", 8);
+    CHECK_EQ_STR(q, "\"\x1f" "ab\"");
     free(q);
-    q = idx_fts_query("ab ab AB", 8);
-    CHECK_EQ_STR(q, "\"ab\" OR \"AB\"");
+    q = idx_fts_query(s, "Running dogs", 12);
+    CHECK_EQ_STR(q, "\"\x1f" "run\" OR \"\x1f" "dog\"");
     free(q);
-    q = idx_fts_query("\xff\xfe ok \xc3", 8);
-    CHECK_EQ_STR(q, "\"ok\"");
-    free(q);
+    idx_close(s);
+}
+
+TEST(raw_phrase_and_prefix_queries_work) {
+    idx_store *s = open_ok(test_tmpdir());
+    REQUIRE(s);
+    int64_t a, b;
+    REQUIRE(put_text(s, "a.md", "Der Urlaub wird mit dem Team abgestimmt, der Urlaub im Sommer auch.", NULL, &a) == 0);
+    REQUIRE(put_text(s, "b.md", "Ihr Urlaubsanspruch wird vom Team geprüft und der Anspruch bestätigt.", NULL, &b) == 0);
+    REQUIRE(put_text(s, "c.md", "Der Anspruch auf Urlaub besteht nach der Probezeit und wird geprüft.", NULL, NULL) == 0);
+    REQUIRE(put_text(s, "d.md", "Im Urlaub ist der Anspruch auf Erholung hoch und der Urlaub wichtig.", NULL, NULL) == 0);
+    REQUIRE(retune(s, "corpus") == 0);
+    sqlite3 *db = idx_debug_db(s);
+    REQUIRE(db);
+    struct { const char *match; int want; int64_t first; } cases[] = {
+        {"\"Team abgestimmt\"", 1, 0},          /* phrase, analysed like the document */
+        {"\"Teams abstimmen\"", 0, 0},          /* abgestimmt/abstimmen: other stems */
+        {"\"urlaubsanspruch wird\"", 1, 0},     /* phrase over a compound */
+        {"\"anspruch wird\"", 1, 0},            /* a colocated part inside a phrase */
+        {"urlaubsan*", 1, 0},                   /* prefix of the whole word */
+        {"anspr*", 3, 0},                       /* prefix matches colocated parts too */
+        {"NEAR(urlaub team, 3)", 2, 0},        /* the compound part too */
+    };
+    cases[0].first = a;
+    cases[2].first = b;
+    cases[3].first = b;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        sqlite3_stmt *st = NULL;
+        REQUIRE(sqlite3_prepare_v2(db, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY rowid", -1, &st, NULL) == SQLITE_OK);
+        sqlite3_bind_text(st, 1, cases[i].match, -1, SQLITE_STATIC);
+        int n = 0, rc;
+        int64_t first = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) { if (!n) first = sqlite3_column_int64(st, 0); n++; }
+        CHECK(rc == SQLITE_DONE, "%s: %s", cases[i].match, sqlite3_errmsg(db));
+        CHECK(n == cases[i].want, "%s: %d rows, want %d", cases[i].match, n, cases[i].want);
+        if (cases[i].first) CHECK(first == cases[i].first, "%s: first %lld", cases[i].match, (long long)first);
+        sqlite3_finalize(st);
+    }
+    idx_close(s);
+}
+
+/* Issue 10, item 4: a caller's BM25 score must not depend on documents the
+ * caller cannot see. The attacker, a public caller, watches the score of a
+ * public document for a word while the owner of a hidden document adds the
+ * word to it, or removes it. */
+TEST(bm25_public_scores_ignore_hidden_documents) {
+    idx_store *s = open_ok(test_tmpdir());
+    REQUIRE(s);
+    int64_t pub = 0;
+    REQUIRE(put_text(s, "pub.md", "The canteen serves lunch at noon; the quarterly budget meeting is on Friday.", NULL, &pub) == 0);
+    REQUIRE(put_text(s, "pub2.md", "Parking permits are issued by the facilities team every month.", NULL, NULL) == 0);
+    REQUIRE(put_text(s, "hr/salaries.md", "Salary bands for the engineering team: senior and staff levels.", "hr", NULL) == 0);
+    REQUIRE(put_text(s, "board/minutes.md", "Board minutes: the acquisition was discussed in detail.", "board, hr", NULL) == 0);
+    const char *pub_groups[] = {"public"};
+    idx_filter outsider = {pub_groups, 1};
+    const char *fin_groups[] = {"finance"};
+    idx_filter finance = {fin_groups, 1};
+    const char *q = "quarterly budget";
+    idx_hit h[4];
+    int n = 0;
+    float base_pub, base_fin, owner0, owner1 = 0;
+    REQUIRE(idx_search_bm25(s, q, strlen(q), 4, &outsider, h, &n) == IDX_OK && n == 1 && h[0].chunk_id == pub);
+    base_pub = h[0].score;
+    REQUIRE(idx_search_bm25(s, q, strlen(q), 4, &finance, h, &n) == IDX_OK && n == 1);
+    base_fin = h[0].score;
+    CHECK(base_pub == base_fin, "same visible set, same score");
+    REQUIRE(idx_search_bm25(s, q, strlen(q), 4, NULL, h, &n) == IDX_OK && n == 1);
+    owner0 = h[0].score;
+    /* the hidden document gains the words (many times), then loses them */
+    const char *edits[] = {
+        "Salary bands: the quarterly budget, quarterly budget and budget again for the team.",
+        "Salary bands for the engineering team: senior and staff levels only.",
+        "quarterly budget quarterly budget quarterly budget quarterly budget quarterly budget",
+    };
+    for (size_t e = 0; e < sizeof edits / sizeof *edits; e++) {
+        REQUIRE(put_text(s, "hr/salaries.md", edits[e], "hr", NULL) == 0);
+        REQUIRE(idx_search_bm25(s, q, strlen(q), 4, &outsider, h, &n) == IDX_OK && n >= 1);
+        CHECK(h[0].chunk_id == pub && h[0].score == base_pub, "edit %zu: public score %.9g, was %.9g", e, h[0].score, base_pub);
+        REQUIRE(idx_search_bm25(s, q, strlen(q), 4, &finance, h, &n) == IDX_OK && n >= 1);
+        CHECK(h[0].score == base_fin, "edit %zu: finance caller's score %.9g, was %.9g", e, h[0].score, base_fin);
+    }
+    /* the owner sees everything: their statistics do change */
+    REQUIRE(idx_search_bm25(s, q, strlen(q), 4, NULL, h, &n) == IDX_OK && n == 2);
+    for (int i = 0; i < n; i++) if (h[i].chunk_id == pub) owner1 = h[i].score;
+    CHECK(owner1 != owner0, "owner's statistics include the hidden document (%.9g vs %.9g)", owner1, owner0);
+    /* regrouped, a new hidden document, deleted */
+    REQUIRE(idx_doc_set_groups(s, "hr/salaries.md", "board") == IDX_OK);
+    REQUIRE(put_text(s, "legal/case.md", "The quarterly budget dispute with the landlord.", "legal", NULL) == 0);
+    REQUIRE(idx_search_bm25(s, q, strlen(q), 4, &outsider, h, &n) == IDX_OK && n == 1);
+    CHECK(h[0].score == base_pub, "after regroup and a new hidden document: %.9g vs %.9g", h[0].score, base_pub);
+    REQUIRE(idx_doc_delete(s, "hr/salaries.md") == IDX_OK);
+    REQUIRE(idx_search_bm25(s, q, strlen(q), 4, &outsider, h, &n) == IDX_OK && n == 1);
+    CHECK(h[0].score == base_pub, "after delete: %.9g vs %.9g", h[0].score, base_pub);
+    const char *legal[] = {"legal"};
+    idx_filter lf = {legal, 1};
+    REQUIRE(idx_search_bm25(s, q, strlen(q), 4, &lf, h, &n) == IDX_OK && n == 2);
+    /* the same visible set in a public-only index gives the same score: the
+     * hidden documents' statistics are fully taken out */
+    idx_store *p = open_ok(test_tmpdir());
+    REQUIRE(p);
+    REQUIRE(put_text(p, "pub.md", "The canteen serves lunch at noon; the quarterly budget meeting is on Friday.", NULL, NULL) == 0);
+    REQUIRE(put_text(p, "pub2.md", "Parking permits are issued by the facilities team every month.", NULL, NULL) == 0);
+    REQUIRE(idx_search_bm25(p, q, strlen(q), 4, NULL, h, &n) == IDX_OK && n == 1);
+    CHECK(h[0].score == base_pub, "public-only index %.9g vs filtered %.9g", h[0].score, base_pub);
+    CHECK_EQ_INT(idx_check(s), IDX_OK);
+    idx_close(p);
+    idx_close(s);
+}
+
+/* An index of schema 2 (FTS5 with unicode61, no word list, no class
+ * statistics) opens as schema 3: the FTS table is rebuilt with the new
+ * tokenizer, the class statistics are filled, vectors are untouched. */
+TEST(schema_2_index_migrates_without_reembedding) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    float v[2 * 4] = {1, 0, 0, 0, 0, 1, 0, 0};
+    idx_chunk c[2] = {{.ordinal = 0, .text = "They run every morning.", .text_len = 23},
+                      {.ordinal = 1, .text = "Salaries of the running team.", .text_len = 29}};
+    idx_doc d = {.uri = "a.md"};
+    REQUIRE(idx_doc_put(s, &d, c, 1, v, 4, NULL) == IDX_OK);
+    idx_doc h = {.uri = "hr.md", .groups = "hr"};
+    REQUIRE(idx_doc_put(s, &h, c + 1, 1, v + 4, 4, NULL) == IDX_OK);
+    REQUIRE(idx_save(s) == IDX_OK);
+    int64_t *ids0 = NULL;
+    size_t n0 = 0;
+    REQUIRE(idx_debug_vector_ids(s, &ids0, &n0) == IDX_OK && n0 == 2);
+    /* back to what schema 2 had */
+    sqlite3 *db = idx_debug_db(s);
+    static const char *const downgrade =
+        "DROP TABLE chunks_fts_instance; DROP TABLE chunks_fts; DROP TABLE fts_words; DROP TABLE fts_cls; DROP TABLE fts_cls_df;"
+        "DELETE FROM meta WHERE key LIKE 'idx.fts.%';"
+        "CREATE VIRTUAL TABLE chunks_fts USING fts5(heading, text, content='chunks', content_rowid='id',"
+        "  tokenize='unicode61 remove_diacritics 2');"
+        "INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild');"
+        "CREATE VIRTUAL TABLE chunks_fts_instance USING fts5vocab(chunks_fts, instance);"
+        "PRAGMA user_version = 2; UPDATE meta SET value = '2' WHERE key = 'idx.schema_version';";
+    REQUIRE(sqlite3_exec(db, downgrade, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
+    idx_close(s);
+    s = open_ok(dir);
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "no FAISS rebuild: %s", idx_notice(s) ? idx_notice(s) : "");
+    db = idx_debug_db(s);
+    sqlite3_stmt *st;
+    REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW);
+    CHECK_EQ_INT(sqlite3_column_int(st, 0), 3);
+    sqlite3_finalize(st);
+    int64_t *ids1 = NULL;
+    size_t n1 = 0;
+    REQUIRE(idx_debug_vector_ids(s, &ids1, &n1) == IDX_OK);
+    CHECK(n1 == n0 && memcmp(ids0, ids1, n0 * sizeof *ids0) == 0, "same vectors");
+    float back[4];
+    REQUIRE(idx_chunk_vector(s, ids1[0], back, 4) == IDX_OK);
+    CHECK(back[0] == 1 && back[1] == 0, "vector kept");
+    int64_t first = 0;
+    CHECK(bm25_n(s, "running", &first) == 2, "stemmed after the migration");
+    const char *pub[] = {"public"};
+    idx_filter f = {pub, 1};
+    idx_hit hh[2];
+    int n = 0;
+    REQUIRE(idx_search_bm25(s, "running", 7, 2, &f, hh, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(idx_check(s), IDX_OK);     /* class statistics filled */
+    free(ids0);
+    free(ids1);
+    idx_close(s);
 }
 
 TEST(hostile_queries_never_error) {
@@ -226,5 +482,8 @@ TEST(group_filter_before_ranking) {
     idx_close(s);
 }
 
-TEST_MAIN(RUN(bm25_ranks_the_right_chunk_first), RUN(german_umlauts_fold_eszett_expands),
-          RUN(fts_query_is_only_quoted_words), RUN(hostile_queries_never_error), RUN(group_filter_before_ranking))
+TEST_MAIN(RUN(bm25_ranks_the_right_chunk_first), RUN(german_stems_umlauts_eszett_and_transliteration),
+          RUN(english_stems_and_folds), RUN(german_compounds_from_the_corpus), RUN(german_compounds_from_the_dictionary),
+          RUN(fts_query_is_only_verbatim_terms), RUN(raw_phrase_and_prefix_queries_work),
+          RUN(bm25_public_scores_ignore_hidden_documents), RUN(schema_2_index_migrates_without_reembedding),
+          RUN(hostile_queries_never_error), RUN(group_filter_before_ranking))

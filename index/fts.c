@@ -1,0 +1,781 @@
+/* fts.c — mrag's FTS5 tokenizer ("mrag") and BM25 rank function
+ * ("mrag_bm25"), the frozen analysis configuration (languages, compound word
+ * list) with its retune and FTS rebuild, per-access-class statistics so a
+ * caller's BM25 never depends on documents they cannot see, and the query
+ * builder. */
+#define _GNU_SOURCE
+#include "index/idx_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FTS_VERBATIM 0x1f       /* first byte of a quoted query string of
+                                   already-analysed terms (idx_fts_query) */
+#define FTS_MAX_QTERMS 128
+#define FTS_LANG_SHARE 0.05     /* a language with this share of the chunks
+                                   is also a query language */
+#define FTS_MIN_CF 2            /* corpus words: at least this frequent */
+#define FTS_DEFAULT_DICT "/usr/share/hunspell/de_DE.dic"
+/* BM25 parameters: the defaults of the Anserini/Lucene toolkits for
+ * passage retrieval (short chunks need less length normalisation than
+ * FTS5's 1.2 / 0.75); see docs/retrieval.md for the measured effect. */
+#define FTS_K1 0.9
+#define FTS_B 0.4
+
+/* ------------------------------------------------------------ tokenizer */
+
+typedef struct {
+    idx_store *s;
+} fts_tok;
+
+typedef struct {
+    void *ctx;
+    int (*x)(void *, int, const char *, int, int, int);
+} tok_out;
+
+static int tok_emit(void *user, const char *t, size_t n, int start, int end, bool colocated) {
+    tok_out *o = user;
+    return o->x(o->ctx, colocated ? FTS5_TOKEN_COLOCATED : 0, t, (int)n, start, end);
+}
+
+static int tok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **out) {
+    (void)args;
+    if (nargs) return SQLITE_ERROR;
+    fts_tok *t = calloc(1, sizeof *t);
+    if (!t) return SQLITE_NOMEM;
+    t->s = ud;
+    *out = (Fts5Tokenizer *)t;
+    return SQLITE_OK;
+}
+
+static void tok_delete(Fts5Tokenizer *t) { free(t); }
+
+/* Documents (and highlight/snippet) are analysed with detection; a query
+ * string starting with FTS_VERBATIM holds analysed terms separated by
+ * spaces; any other query string (a hand-written MATCH) is analysed in the
+ * default language without compound parts, prefixes without stemming. */
+static int tok_tokenize(Fts5Tokenizer *tp, void *ctx, int flags, const char *text, int n,
+                        int (*x)(void *, int, const char *, int, int, int)) {
+    fts_tok *t = (fts_tok *)tp;
+    tok_out o = {ctx, x};
+    if ((flags & FTS5_TOKENIZE_QUERY) && n > 0 && (unsigned char)text[0] == FTS_VERBATIM) {
+        int i = 1;
+        while (i < n) {
+            while (i < n && text[i] == ' ') i++;
+            int b = i;
+            while (i < n && text[i] != ' ') i++;
+            if (i > b) {
+                int rc = x(ctx, 0, text + b, i - b, b, i);
+                if (rc) return rc;
+            }
+        }
+        return SQLITE_OK;
+    }
+    unsigned fl = 0;
+    int lang = -1;
+    if (flags & FTS5_TOKENIZE_QUERY) {
+        fl = IDX_AN_NO_SPLIT | ((flags & FTS5_TOKENIZE_PREFIX) ? IDX_AN_NO_STEM : 0);
+    }
+    return idx_an_run(t->s->an, text, n > 0 ? (size_t)n : 0, lang, fl, tok_emit, &o, NULL);
+}
+
+/* ------------------------------------------------------------ rank */
+
+/* What a caller must not count: rows, tokens and per-phrase document
+ * frequencies of the chunks hidden from them (see fts_hidden). */
+typedef struct {
+    int64_t rows, tokens, nterm;
+    int64_t df[];
+} fts_adj;
+
+typedef struct {
+    double avgdl;
+    int nphrase;
+    double idf[];
+} rank_data;
+
+static int count_cb(const Fts5ExtensionApi *api, Fts5Context *fc, void *user) {
+    (void)api; (void)fc;
+    (*(int64_t *)user)++;
+    return SQLITE_OK;
+}
+
+/* BM25 as FTS5's bm25() computes it (columns of weight 1, the row length
+ * over both columns, idf = ln((N - n + 0.5) / (n + 0.5)), at least 1e-6),
+ * with k1 = 0.9 and b = 0.4 instead of 1.2 and 0.75, and with N,
+ * the total length and each n reduced by the statistics of the chunks the
+ * caller cannot see (argument: an fts_adj blob, or NULL). Lower is better,
+ * like bm25(). */
+static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_context *ctx, int nval, sqlite3_value **val) {
+    rank_data *d = api->xGetAuxdata(fc, 0);
+    int rc = SQLITE_OK;
+    if (!d) {
+        const fts_adj *adj = NULL;
+        if (nval >= 1 && sqlite3_value_type(val[0]) == SQLITE_BLOB) {
+            adj = sqlite3_value_blob(val[0]);
+            int bytes = sqlite3_value_bytes(val[0]);
+            if (bytes < (int)sizeof(fts_adj) || bytes != (int)(sizeof(fts_adj) + adj->nterm * sizeof(int64_t)) ||
+                adj->nterm != api->xPhraseCount(fc)) {
+                sqlite3_result_error(ctx, "mrag_bm25: statistics do not fit the query", -1);
+                return;
+            }
+        }
+        int np = api->xPhraseCount(fc);
+        d = sqlite3_malloc64(sizeof *d + (size_t)np * sizeof(double));
+        if (!d) { sqlite3_result_error_nomem(ctx); return; }
+        d->nphrase = np;
+        sqlite3_int64 nrow = 0, ntok = 0;
+        rc = api->xRowCount(fc, &nrow);
+        if (rc == SQLITE_OK) rc = api->xColumnTotalSize(fc, -1, &ntok);
+        if (adj) { nrow -= adj->rows; ntok -= adj->tokens; }
+        if (nrow < 1) nrow = 1;
+        if (ntok < 0) ntok = 0;
+        d->avgdl = (double)ntok / (double)nrow;
+        for (int i = 0; rc == SQLITE_OK && i < np; i++) {
+            int64_t hit = 0;
+            rc = api->xQueryPhrase(fc, i, &hit, count_cb);
+            if (adj) hit -= adj->df[i];
+            if (hit < 0) hit = 0;
+            double idf = log((0.5 + (double)nrow - (double)hit) / (0.5 + (double)hit));
+            if (idf <= 0.0) idf = 1e-6;
+            d->idf[i] = idf;
+        }
+        if (rc == SQLITE_OK) rc = api->xSetAuxdata(fc, d, sqlite3_free);
+        else sqlite3_free(d);
+        if (rc != SQLITE_OK) { sqlite3_result_error_code(ctx, rc); return; }
+    }
+    int ninst = 0;
+    double freq_stack[64], *freq = freq_stack;
+    if (d->nphrase > 64 && !(freq = sqlite3_malloc64((size_t)d->nphrase * sizeof *freq))) { sqlite3_result_error_nomem(ctx); return; }
+    memset(freq, 0, (size_t)d->nphrase * sizeof *freq);
+    rc = api->xInstCount(fc, &ninst);
+    for (int i = 0; rc == SQLITE_OK && i < ninst; i++) {
+        int ip, ic, io;
+        rc = api->xInst(fc, i, &ip, &ic, &io);
+        if (rc == SQLITE_OK && ip >= 0 && ip < d->nphrase) freq[ip] += 1.0;
+    }
+    int len = 0;
+    if (rc == SQLITE_OK) rc = api->xColumnSize(fc, -1, &len);
+    double score = 0.0, k1 = FTS_K1, b = FTS_B;
+    for (int i = 0; rc == SQLITE_OK && i < d->nphrase; i++)
+        score += d->idf[i] * (freq[i] * (k1 + 1.0)) / (freq[i] + k1 * (1 - b + b * (double)len / (d->avgdl > 0 ? d->avgdl : 1)));
+    if (freq != freq_stack) sqlite3_free(freq);
+    if (rc != SQLITE_OK) sqlite3_result_error_code(ctx, rc);
+    else sqlite3_result_double(ctx, -score);
+}
+
+int idx_fts_register(idx_store *s) {
+    fts5_api *api = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT fts5(?1)", -1, &st, NULL) != SQLITE_OK) return idx_sql_err(s, "FTS5");
+    sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (!api) return idx_err(s, IDX_ERR_SQLITE, "this SQLite has no FTS5");
+    if (!(s->an = idx_an_new(s->db))) return idx_err(s, IDX_ERR_NOMEM, "out of memory (text analyzer)");
+    s->fts_gen = -1;
+    fts5_tokenizer tk = {tok_create, tok_delete, tok_tokenize};
+    if (api->xCreateTokenizer(api, "mrag", s, &tk, NULL) != SQLITE_OK ||
+        api->xCreateFunction(api, "mrag_bm25", NULL, rank_fn, NULL) != SQLITE_OK)
+        return idx_sql_err(s, "register the FTS5 tokenizer");
+    return IDX_OK;
+}
+
+/* ------------------------------------------------------------ config */
+
+static int word_row_cb(void *user, const char *w, size_t n, int32_t cf) {
+    sqlite3_stmt *st = user;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, w, (int)n, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, cf);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : 1;
+}
+
+/* Loads the configuration of generation `gen` from the database into s->an. */
+static int config_load(idx_store *s, int64_t gen) {
+    int64_t lang = IDX_LANG_EN, mask = 0;
+    bool found;
+    int rc = idx_meta_get_i64(s, "idx.fts.lang", &lang, &found);
+    if (!rc) rc = idx_meta_get_i64(s, "idx.fts.langs", &mask, &found);
+    if (rc) return rc;
+    idx_an_set_langs(s->an, (int)lang, (uint32_t)mask);
+    idx_an_vocab_clear(s->an);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT word, cf FROM fts_words", -1, &st, NULL) != SQLITE_OK) return idx_sql_err(s, "read the word list");
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *w = (const char *)sqlite3_column_text(st, 0);
+        if (w && idx_an_vocab_add(s->an, w, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_int(st, 1))) {
+            sqlite3_finalize(st);
+            return idx_err(s, IDX_ERR_NOMEM, "out of memory (word list)");
+        }
+    }
+    if (step != SQLITE_DONE) rc = idx_sql_err(s, "read the word list");
+    sqlite3_finalize(st);
+    if (!rc) s->fts_gen = gen;
+    return rc;
+}
+
+int idx_fts_config_current(idx_store *s) {
+    int64_t gen = 0;
+    bool found = false;
+    int rc = idx_meta_get_i64(s, "idx.fts.gen", &gen, &found);
+    if (rc) return rc;
+    if (!found) gen = 0;
+    if (gen == s->fts_gen) return IDX_OK;
+    return config_load(s, gen);
+}
+
+int idx_fts_info_get(idx_store *s, idx_fts_info *out) {
+    if (!s || !out) return s ? idx_err(s, IDX_ERR_ARG, "output missing") : IDX_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    int rc = idx_fts_config_current(s);
+    if (rc) return rc;
+    out->default_lang = idx_an_deflang(s->an);
+    out->lang_mask = idx_an_lang_mask(s->an);
+    out->vocab_words = (int64_t)idx_an_vocab_size(s->an);
+    out->generation = s->fts_gen;
+    bool found;
+    idx_meta_get_i64(s, "idx.fts.chunks", &out->chunks_analyzed, &found);
+    char *v = NULL;
+    if (idx_meta_get(s, "idx.fts.lang_chunks", &v) == IDX_OK && v) {
+        char *p = v;
+        for (int l = 0; l < IDX_LANG_COUNT && *p; l++) {
+            out->lang_chunks[l] = strtoll(p, &p, 10);
+            if (*p == ',') p++;
+        }
+    }
+    free(v);
+    v = NULL;
+    if (idx_meta_get(s, "idx.fts.compounds", &v) == IDX_OK && v) snprintf(out->compounds, sizeof out->compounds, "%s", v);
+    else snprintf(out->compounds, sizeof out->compounds, "both");
+    free(v);
+    s->err[0] = 0;
+    return IDX_OK;
+}
+
+/* ------------------------------------------------------------ class statistics */
+
+typedef struct {
+    int64_t tokens;
+    void *chunk_terms;      /* distinct terms of the chunk being analysed */
+} cls_count;
+
+static int cls_term_cb(void *user, const char *t, size_t n, int start, int end, bool colocated) {
+    (void)start; (void)end;
+    cls_count *c = user;
+    if (!colocated) c->tokens++;
+    return idx_an_wordtab_add(c->chunk_terms, t, n, 0) ? 1 : 0;
+}
+
+static int add_one_cb(void *user, const char *w, size_t n, int32_t v) {
+    (void)v;
+    return idx_an_wordtab_add(user, w, n, 1) ? 1 : 0;
+}
+
+typedef struct {
+    sqlite3_stmt *up, *del;
+    int64_t cls;
+    int sign;
+} cls_write;
+
+static int cls_write_cb(void *user, const char *w, size_t n, int32_t count) {
+    cls_write *cw = user;
+    sqlite3_reset(cw->up);
+    sqlite3_bind_int64(cw->up, 1, cw->cls);
+    sqlite3_bind_text(cw->up, 2, w, (int)n, SQLITE_STATIC);
+    sqlite3_bind_int64(cw->up, 3, (int64_t)cw->sign * count);
+    if (sqlite3_step(cw->up) != SQLITE_DONE) return 1;
+    if (cw->sign < 0) {
+        sqlite3_reset(cw->del);
+        sqlite3_bind_int64(cw->del, 1, cw->cls);
+        sqlite3_bind_text(cw->del, 2, w, (int)n, SQLITE_STATIC);
+        if (sqlite3_step(cw->del) != SQLITE_DONE) return 1;
+    }
+    return 0;
+}
+
+/* The canonical access class of a document: its groups sorted, joined by
+ * commas; "" for a public document. Owned. */
+static int doc_class(idx_store *s, int64_t doc_id, char **out) {
+    *out = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT group_concat(grp, ',') FROM (SELECT grp FROM doc_groups WHERE doc_id = ?1 ORDER BY grp)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return idx_sql_err(s, "read groups");
+    sqlite3_bind_int64(st, 1, doc_id);
+    int rc = IDX_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *g = (const char *)sqlite3_column_text(st, 0);
+        if (!(*out = strdup(g ? g : ""))) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    } else {
+        rc = idx_sql_err(s, "read groups");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int idx_fts_cls_apply(idx_store *s, int64_t doc_id, int sign) {
+    char *cls_name = NULL;
+    int rc = doc_class(s, doc_id, &cls_name);
+    if (rc || !*cls_name) { free(cls_name); return rc; }
+    sqlite3_stmt *st = NULL, *up = NULL, *del = NULL;
+    void *doc_terms = idx_an_wordtab_new();
+    cls_count cc = {0, idx_an_wordtab_new()};
+    int64_t cls = 0, rows = 0;
+    if (!doc_terms || !cc.chunk_terms) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+    if (idx_exec(s, "INSERT OR IGNORE INTO fts_cls(groups) VALUES('')")) { rc = IDX_ERR_SQLITE; goto done; } /* keeps ids stable */
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO fts_cls(groups) VALUES(?1) ON CONFLICT(groups) DO UPDATE SET groups = groups RETURNING id",
+                           -1, &st, NULL) != SQLITE_OK) { rc = idx_sql_err(s, "access class"); goto done; }
+    sqlite3_bind_text(st, 1, cls_name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) { rc = idx_sql_err(s, "access class"); goto done; }
+    cls = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT heading, text FROM chunks WHERE doc_id = ?1", -1, &st, NULL) != SQLITE_OK) { rc = idx_sql_err(s, "read chunks"); goto done; }
+    sqlite3_bind_int64(st, 1, doc_id);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        idx_an_wordtab_clear(cc.chunk_terms);
+        for (int col = 0; col < 2; col++) {
+            const char *t = (const char *)sqlite3_column_text(st, col);
+            size_t n = (size_t)sqlite3_column_bytes(st, col);
+            if (t && n && idx_an_run(s->an, t, n, -1, 0, cls_term_cb, &cc, NULL)) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        }
+        if (idx_an_wordtab_each(cc.chunk_terms, add_one_cb, doc_terms)) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        rows++;
+    }
+    if (step != SQLITE_DONE) { rc = idx_sql_err(s, "read chunks"); goto done; }
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO fts_cls_df(cls, term, df) VALUES(?1, ?2, ?3) "
+                                  "ON CONFLICT(cls, term) DO UPDATE SET df = df + excluded.df", -1, &up, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM fts_cls_df WHERE cls = ?1 AND term = ?2 AND df <= 0", -1, &del, NULL) != SQLITE_OK) {
+        rc = idx_sql_err(s, "class statistics");
+        goto done;
+    }
+    cls_write cw = {up, del, cls, sign};
+    if (idx_an_wordtab_each(doc_terms, cls_write_cb, &cw)) { rc = idx_sql_err(s, "class statistics"); goto done; }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(s->db, "UPDATE fts_cls SET n_rows = n_rows + ?2, n_tokens = n_tokens + ?3 WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
+        rc = idx_sql_err(s, "class statistics");
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, cls);
+    sqlite3_bind_int64(st, 2, sign * rows);
+    sqlite3_bind_int64(st, 3, sign * cc.tokens);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = idx_sql_err(s, "class statistics");
+done:
+    sqlite3_finalize(st);
+    sqlite3_finalize(up);
+    sqlite3_finalize(del);
+    idx_an_wordtab_free(doc_terms);
+    idx_an_wordtab_free(cc.chunk_terms);
+    free(cls_name);
+    return rc;
+}
+
+/* Recomputes every class's statistics from the chunks. */
+static int cls_rebuild(idx_store *s) {
+    int rc = idx_exec(s, "DELETE FROM fts_cls_df; UPDATE fts_cls SET n_rows = 0, n_tokens = 0");
+    if (rc) return rc;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT doc_id FROM doc_groups ORDER BY doc_id", -1, &st, NULL) != SQLITE_OK) return idx_sql_err(s, "list documents");
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            int64_t *p = realloc(ids, nc * sizeof *p);
+            if (!p) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+            ids = p;
+            cap = nc;
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    if (!rc && step != SQLITE_DONE) rc = idx_sql_err(s, "list documents");
+    sqlite3_finalize(st);
+    for (size_t i = 0; !rc && i < n; i++) rc = idx_fts_cls_apply(s, ids[i], +1);
+    free(ids);
+    return rc;
+}
+
+typedef struct {
+    int64_t rows, tokens, terms;
+} cls_sum;
+
+/* Recounts the class statistics in memory and compares them with the stored
+ * ones (row, token and df sums per class). */
+int idx_fts_check(idx_store *s) {
+    int rc = idx_exec(s, "SAVEPOINT idx_fts_check");
+    if (rc) return rc;
+    char before[64] = "", after[64] = "";
+    int64_t a1 = 0, a2 = 0, a3 = 0, b1 = 0, b2 = 0, b3 = 0;
+    rc = idx_count_sql(s, "SELECT coalesce(sum(n_rows), 0) FROM fts_cls", &a1);
+    if (!rc) rc = idx_count_sql(s, "SELECT coalesce(sum(n_tokens), 0) FROM fts_cls", &a2);
+    if (!rc) rc = idx_count_sql(s, "SELECT coalesce(sum(df * (cls + 1)), 0) + count(*) FROM fts_cls_df", &a3);
+    if (!rc) rc = cls_rebuild(s);
+    if (!rc) rc = idx_count_sql(s, "SELECT coalesce(sum(n_rows), 0) FROM fts_cls", &b1);
+    if (!rc) rc = idx_count_sql(s, "SELECT coalesce(sum(n_tokens), 0) FROM fts_cls", &b2);
+    if (!rc) rc = idx_count_sql(s, "SELECT coalesce(sum(df * (cls + 1)), 0) + count(*) FROM fts_cls_df", &b3);
+    char keep[sizeof s->err];
+    memcpy(keep, s->err, sizeof keep);
+    idx_exec(s, "ROLLBACK TO idx_fts_check");
+    idx_exec(s, "RELEASE idx_fts_check");
+    memcpy(s->err, keep, sizeof keep);
+    if (rc) return rc;
+    if (a1 != b1 || a2 != b2 || a3 != b3) {
+        snprintf(before, sizeof before, "%lld/%lld/%lld", (long long)a1, (long long)a2, (long long)a3);
+        snprintf(after, sizeof after, "%lld/%lld/%lld", (long long)b1, (long long)b2, (long long)b3);
+        return idx_err(s, IDX_ERR_SQLITE, "%s: access-class statistics (rows/tokens/df) are %s, a recount gives %s",
+                       s->db_path, before, after);
+    }
+    return IDX_OK;
+}
+
+/* ------------------------------------------------------------ retune */
+
+static int lang_is_compounding(int l) {
+    return l == IDX_LANG_DE || l == IDX_LANG_NL || l == IDX_LANG_SV || l == IDX_LANG_DA || l == IDX_LANG_NO || l == IDX_LANG_FI;
+}
+
+/* Adds the words of a hunspell .dic file (German normalisation) to tab. A
+ * missing file adds nothing. */
+static int dict_words(idx_store *s, const char *path, void *tab) {
+    FILE *f = fopen(path, "re");
+    if (!f) return idx_err(s, IDX_ERR_IO, "cannot read the word list %s (install hunspell-de-de, or --compounds corpus)", path);
+    char line[512];
+    int rc = IDX_OK;
+    bool first = true;
+    while (fgets(line, sizeof line, f)) {
+        if (first) { first = false; continue; }     /* the word count */
+        size_t n = strcspn(line, "/\t\r\n");
+        if (n < 4 || line[0] == '#') continue;
+        if (idx_an_count_words(s->an, line, n, IDX_LANG_DE, tab)) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+        /* hunspell lists some nouns only in their compound-forming shape
+         * ("Abrechnungs"): these suffixes always take a linking s */
+        static const char *const link_s[] = {"ungs", "heits", "keits", "ions", "schafts", "täts"};
+        for (size_t k = 0; k < sizeof link_s / sizeof *link_s; k++) {
+            size_t l = strlen(link_s[k]);
+            if (n > l + 2 && memcmp(line + n - l, link_s[k], l) == 0) {
+                if (idx_an_count_words(s->an, line, n - 1, IDX_LANG_DE, tab)) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+                break;
+            }
+        }
+        if (rc) break;
+    }
+    fclose(f);
+    return rc;
+}
+
+static int retune_body(idx_store *s, const char *compounds, const char *dict) {
+    int64_t counts[IDX_LANG_COUNT] = {0}, nchunks = 0, detected = 0;
+    void *tab = idx_an_wordtab_new();
+    sqlite3_stmt *st = NULL, *ins = NULL;
+    int rc = IDX_OK;
+    if (!tab) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    bool corpus = strcmp(compounds, "corpus") == 0 || strcmp(compounds, "both") == 0;
+    bool dic = strcmp(compounds, "dict") == 0 || strcmp(compounds, "both") == 0;
+    /* 1. languages of all chunks (text column); words of the public ones */
+    if (sqlite3_prepare_v2(s->db, "SELECT c.text, EXISTS(SELECT 1 FROM doc_groups g WHERE g.doc_id = c.doc_id) FROM chunks c",
+                           -1, &st, NULL) != SQLITE_OK) { rc = idx_sql_err(s, "read chunks"); goto done; }
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        nchunks++;
+        int l = idx_an_detect(s->an, t ? t : "", t ? n : 0, NULL);
+        if (l < 0) continue;
+        counts[l]++;
+        detected++;
+        /* The word list comes from public chunks only: which words split
+         * must not depend on what a caller cannot see (docs/access.md). */
+        if (corpus && lang_is_compounding(l) && !sqlite3_column_int(st, 1) &&
+            idx_an_count_words(s->an, t, n, l, tab)) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+    }
+    if (step != SQLITE_DONE) { rc = idx_sql_err(s, "read chunks"); goto done; }
+    sqlite3_finalize(st);
+    st = NULL;
+    int deflang = IDX_LANG_EN;
+    for (int l = 1; l < IDX_LANG_COUNT; l++)
+        if (counts[l] > counts[deflang]) deflang = l;
+    uint32_t mask = 1u << deflang;
+    for (int l = 1; l < IDX_LANG_COUNT; l++)
+        if (detected && (double)counts[l] >= FTS_LANG_SHARE * (double)detected) mask |= 1u << l;
+    /* 2. the word list */
+    idx_an_vocab_clear(s->an);
+    if (corpus && idx_an_vocab_from_tab(s->an, tab, FTS_MIN_CF)) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+    if (dic && (mask & (1u << IDX_LANG_DE))) {
+        idx_an_wordtab_clear(tab);
+        rc = dict_words(s, dict ? dict : FTS_DEFAULT_DICT, tab);
+        if (rc == IDX_ERR_IO && corpus) {
+            rc = IDX_OK;        /* "both" without the dictionary: the corpus alone */
+            s->err[0] = 0;
+        } else if (rc) {
+            goto done;
+        } else if (idx_an_vocab_from_tab(s->an, tab, 1)) {
+            rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+    }
+    idx_an_set_langs(s->an, deflang, mask);
+    if ((rc = idx_exec(s, "DELETE FROM fts_words"))) goto done;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO fts_words(word, cf) VALUES(?1, ?2)", -1, &ins, NULL) != SQLITE_OK) { rc = idx_sql_err(s, "write the word list"); goto done; }
+    if (idx_an_vocab_each(s->an, word_row_cb, ins)) { rc = idx_sql_err(s, "write the word list"); goto done; }
+    /* 3. meta, then the FTS rebuild with the new analysis */
+    char lc[IDX_LANG_COUNT * 21 + 1];
+    size_t o = 0;
+    for (int l = 0; l < IDX_LANG_COUNT; l++) o += (size_t)snprintf(lc + o, sizeof lc - o, "%s%lld", l ? "," : "", (long long)counts[l]);
+    int64_t gen = 0;
+    bool found;
+    if ((rc = idx_meta_get_i64(s, "idx.fts.gen", &gen, &found))) goto done;
+    gen++;
+    if ((rc = idx_meta_put_i64(s, "idx.fts.lang", deflang)) || (rc = idx_meta_put_i64(s, "idx.fts.langs", mask)) ||
+        (rc = idx_meta_put_i64(s, "idx.fts.chunks", nchunks)) || (rc = idx_meta_put(s, "idx.fts.lang_chunks", lc)) ||
+        (rc = idx_meta_put(s, "idx.fts.compounds", compounds)) || (rc = idx_meta_put_i64(s, "idx.fts.gen", gen)))
+        goto done;
+    if ((rc = idx_exec(s, "INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild')"))) goto done;
+    if ((rc = cls_rebuild(s))) goto done;
+    s->fts_gen = gen;
+done:
+    sqlite3_finalize(st);
+    sqlite3_finalize(ins);
+    idx_an_wordtab_free(tab);
+    if (rc) s->fts_gen = -1;   /* reload whatever the database keeps */
+    return rc;
+}
+
+int idx_fts_migrate(idx_store *s) { return retune_body(s, "both", NULL); }
+
+int idx_fts_retune(idx_store *s, const idx_fts_params *p, bool *rebuilt) {
+    if (rebuilt) *rebuilt = false;
+    if (!s) return IDX_ERR_ARG;
+    s->err[0] = 0;
+    const char *want = p ? p->compounds : NULL;
+    if (want && strcmp(want, "corpus") && strcmp(want, "dict") && strcmp(want, "both") && strcmp(want, "off"))
+        return idx_err(s, IDX_ERR_ARG, "compounds must be corpus, dict, both or off (got %.40s)", want);
+    bool own;
+    int rc = idx_write_begin(s, &own);
+    if (rc) return rc;
+    char *rec = NULL;
+    int64_t analysed = -1, now = 0;
+    bool found = false;
+    if ((rc = idx_meta_get_i64(s, "idx.fts.chunks", &analysed, &found))) goto done;
+    if (!found) analysed = -1;
+    if ((rc = idx_count_sql(s, "SELECT count(*) FROM chunks", &now))) goto done;
+    if (idx_meta_get(s, "idx.fts.compounds", &rec) != IDX_OK) rec = NULL;
+    s->err[0] = 0;
+    const char *mode = want ? want : rec ? rec : "both";
+    bool same_mode = !want || (rec ? strcmp(rec, want) == 0 : strcmp(want, "both") == 0);
+    if ((p && p->force) || analysed < 0 || !same_mode || now >= 2 * analysed + (analysed ? 0 : 1)) {
+        if (!((p && p->force) || !same_mode) && now == 0 && analysed == 0) goto done;
+        char mode_copy[16];
+        snprintf(mode_copy, sizeof mode_copy, "%s", mode);
+        rc = retune_body(s, mode_copy, p ? p->dict_path : NULL);
+        if (!rc && rebuilt) *rebuilt = true;
+    }
+done:
+    free(rec);
+    rc = idx_write_end(s, own, rc);
+    if (rc) s->fts_gen = -1;
+    return rc;
+}
+
+/* ------------------------------------------------------------ queries */
+
+typedef struct {
+    char **t;
+    size_t n, cap;
+    bool oom;
+} qterms;
+
+static void qterms_free(qterms *q) {
+    for (size_t i = 0; i < q->n; i++) free(q->t[i]);
+    free(q->t);
+    memset(q, 0, sizeof *q);
+}
+
+static int qterm_cb(void *user, const char *t, size_t n, int start, int end, bool colocated) {
+    (void)start; (void)end; (void)colocated;
+    qterms *q = user;
+    if (!n || q->n >= FTS_MAX_QTERMS) return 0;
+    for (size_t i = 0; i < q->n; i++)
+        if (strlen(q->t[i]) == n && memcmp(q->t[i], t, n) == 0) return 0;
+    if (q->n == q->cap) {
+        size_t nc = q->cap ? q->cap * 2 : 16;
+        char **p = realloc(q->t, nc * sizeof *p);
+        if (!p) { q->oom = true; return 1; }
+        q->t = p;
+        q->cap = nc;
+    }
+    char *c = strndup(t, n);
+    if (!c) { q->oom = true; return 1; }
+    q->t[q->n++] = c;
+    return 0;
+}
+
+/* The analysed terms of a query: in its detected language (else the index's
+ * default), then in every other language of the index, deduplicated. */
+static int query_terms(idx_store *s, const char *q, size_t n, qterms *out) {
+    memset(out, 0, sizeof *out);
+    int rc = idx_fts_config_current(s);
+    if (rc) return rc;
+    int lang = -1;
+    if (idx_an_run(s->an, q ? q : "", q ? n : 0, -1, IDX_AN_NO_STOP, qterm_cb, out, &lang) || out->oom) {
+        qterms_free(out);
+        return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    }
+    uint32_t mask = idx_an_lang_mask(s->an);
+    for (int l = 1; l < IDX_LANG_COUNT; l++) {
+        if (l == lang || !(mask & (1u << l))) continue;
+        if (idx_an_run(s->an, q ? q : "", q ? n : 0, l, IDX_AN_NO_STOP, qterm_cb, out, NULL) || out->oom) {
+            qterms_free(out);
+            return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+        }
+    }
+    return IDX_OK;
+}
+
+static char *query_string(const qterms *q) {
+    size_t need = 1;
+    for (size_t i = 0; i < q->n; i++) need += 2 * strlen(q->t[i]) + 8;
+    char *b = malloc(need), *p = b;
+    if (!b) return NULL;
+    for (size_t i = 0; i < q->n; i++) {
+        if (i) { memcpy(p, " OR ", 4); p += 4; }
+        *p++ = '"';
+        *p++ = (char)FTS_VERBATIM;
+        for (const char *c = q->t[i]; *c; c++) {
+            if (*c == '"') *p++ = '"';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p = 0;
+    return b;
+}
+
+char *idx_fts_query(idx_store *s, const char *query, size_t query_len) {
+    if (!s) return NULL;
+    qterms q;
+    if (query_terms(s, query, query_len, &q)) return NULL;
+    char *r = query_string(&q);
+    qterms_free(&q);
+    return r;
+}
+
+/* The statistics of the chunks hidden from a caller with filter f, for the
+ * terms of q: an fts_adj blob (owned) or NULL when nothing is hidden. */
+static int fts_hidden(idx_store *s, const idx_filter *f, const qterms *q, fts_adj **out, size_t *bytes) {
+    *out = NULL;
+    *bytes = 0;
+    if (!f) return IDX_OK;
+    sqlite3_stmt *st = NULL;
+    int rc = IDX_OK;
+    char *inlist = NULL;
+    size_t il = 0, ic = 0;
+    int64_t rows = 0, tokens = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, groups, n_rows, n_tokens FROM fts_cls WHERE n_rows > 0 AND groups <> ''", -1, &st, NULL) != SQLITE_OK)
+        return idx_sql_err(s, "access classes");
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *g = (const char *)sqlite3_column_text(st, 1);
+        bool visible = false;
+        while (g && *g && !visible) {
+            size_t n = strcspn(g, ",");
+            for (size_t i = 0; i < f->n_groups && !visible; i++)
+                visible = strlen(f->groups[i]) == n && memcmp(f->groups[i], g, n) == 0;
+            g += n;
+            if (*g == ',') g++;
+        }
+        if (visible) continue;
+        rows += sqlite3_column_int64(st, 2);
+        tokens += sqlite3_column_int64(st, 3);
+        char num[24];
+        int nl = snprintf(num, sizeof num, "%s%lld", il ? "," : "", (long long)sqlite3_column_int64(st, 0));
+        if (il + (size_t)nl + 1 > ic) {
+            size_t nc = ic ? ic * 2 : 128;
+            char *p = realloc(inlist, nc);
+            if (!p) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+            inlist = p;
+            ic = nc;
+        }
+        memcpy(inlist + il, num, (size_t)nl + 1);
+        il += (size_t)nl;
+    }
+    if (step != SQLITE_DONE) { rc = idx_sql_err(s, "access classes"); goto done; }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!il) goto done;
+    size_t b = sizeof(fts_adj) + q->n * sizeof(int64_t);
+    fts_adj *a = calloc(1, b);
+    if (!a) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+    a->rows = rows;
+    a->tokens = tokens;
+    a->nterm = (int64_t)q->n;
+    char *sql = NULL;
+    if (asprintf(&sql, "SELECT coalesce(sum(df), 0) FROM fts_cls_df WHERE term = ?1 AND cls IN (%s)", inlist) < 0) sql = NULL;
+    if (!sql || sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = sql ? idx_sql_err(s, "access-class statistics") : idx_err(s, IDX_ERR_NOMEM, "out of memory");
+        free(sql);
+        free(a);
+        goto done;
+    }
+    free(sql);
+    for (size_t i = 0; i < q->n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, q->t[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW) { rc = idx_sql_err(s, "access-class statistics"); free(a); goto done; }
+        a->df[i] = sqlite3_column_int64(st, 0);
+    }
+    *out = a;
+    *bytes = b;
+done:
+    sqlite3_finalize(st);
+    free(inlist);
+    return rc;
+}
+
+/* BM25 search (search.c checked the arguments and built the filter SQL). */
+int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, const idx_filter *filter,
+                   const char *filter_sql, int filter_first, idx_hit *hits, int *n_hits) {
+    qterms q;
+    int rc = query_terms(s, query, query_len, &q);
+    if (rc) return rc;
+    sqlite3_stmt *st = NULL;
+    char *fq = NULL, *sql = NULL;
+    fts_adj *adj = NULL;
+    size_t adj_bytes = 0;
+    if (!q.n) goto done;
+    if (!(fq = query_string(&q))) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+    if ((rc = fts_hidden(s, filter, &q, &adj, &adj_bytes))) goto done;
+    int wr = filter ? asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
+                                     "WHERE chunks_fts MATCH ?1 AND %s ORDER BY sc LIMIT ?2", filter_sql)
+                    : asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f "
+                                     "WHERE chunks_fts MATCH ?1 ORDER BY sc LIMIT ?2");
+    if (wr < 0) { sql = NULL; rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) { rc = idx_sql_err(s, "prepare BM25 search"); goto done; }
+    sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, k);
+    if (adj) sqlite3_bind_blob(st, 3, adj, (int)adj_bytes, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 3);
+    for (size_t i = 0; filter && i < filter->n_groups; i++)
+        sqlite3_bind_text(st, filter_first + (int)i, filter->groups[i], -1, SQLITE_STATIC);
+    int step, m = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW && m < k) {
+        hits[m].chunk_id = sqlite3_column_int64(st, 0);
+        hits[m].score = (float)-sqlite3_column_double(st, 1);
+        m++;
+    }
+    if (step != SQLITE_DONE && step != SQLITE_ROW) { rc = idx_sql_err(s, "BM25 search"); goto done; }
+    *n_hits = m;
+done:
+    sqlite3_finalize(st);
+    free(sql);
+    free(fq);
+    free(adj);
+    qterms_free(&q);
+    return rc;
+}
