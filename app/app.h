@@ -23,6 +23,7 @@ int app_cmd_ingest(int argc, char **argv);          /* pipeline: cmd_ingest.c */
 int app_cmd_ingest_wiki(int argc, char **argv);     /* wiki: cmd_wiki.c */
 int app_cmd_search(int argc, char **argv);          /* pipeline: cmd_search.c */
 int app_cmd_eval_retrieval(int argc, char **argv);  /* pipeline: cmd_eval.c */
+int app_cmd_tune(int argc, char **argv);            /* retrieval: cmd_tune.c */
 int app_cmd_ask(int argc, char **argv);            /* answer: cmd_ask.c */
 int app_cmd_chat(int argc, char **argv);           /* answer: cmd_chat.c */
 int app_cmd_serve(int argc, char **argv);          /* HTTP service: cmd_serve.c */
@@ -91,8 +92,14 @@ typedef struct idx_store idx_store;
  * (owned, free()), or NULL (util.c). */
 char *app_recorded_model(idx_store *s);
 /* After an ingest: re-analyses the text index when it has grown enough
- * (idx_fts_retune); a failure is a warning naming `cmd`, never fatal. */
-void app_fts_retune(idx_store *s, const char *cmd);
+ * (idx_fts_retune) and then, with a model, learns the fusion weights again
+ * (also when none are stored yet); a failure is a warning naming `cmd`,
+ * never fatal. */
+struct llm_model;
+void app_after_ingest(idx_store *s, struct llm_model *m, const char *cmd);
+/* One line saying the fusion weights, where they come from, and the gate
+ * (f is a const rag_fusion *). */
+void app_fusion_describe(const void *f, char *out, size_t n);
 /* A whole file of at most max bytes, NUL-terminated (owned, free()); *len
  * (may be NULL) gets its length. NULL with errno set when it cannot be read
  * or is larger (EFBIG). */

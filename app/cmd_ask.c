@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -306,6 +307,15 @@ static void print_stats(const rag_answer *r) {
     double tps = r->decode_ms > 0 ? r->n_generated * 1000.0 / r->decode_ms : 0;
     fprintf(stderr, "mrag: retrieval %.1f ms, prompt %d tokens, prefill %.1f ms, decode %d tokens in %.1f ms (%.1f tok/s)\n",
             r->retrieve_ms, r->prompt_tokens, r->prefill_ms, r->n_generated, r->decode_ms, tps);
+    char cos[64], gate[64];
+    if (r->best_cos >= -1.0f && r->best_cos > -1.0f) snprintf(cos, sizeof cos, "%.3f", r->best_cos);
+    else snprintf(cos, sizeof cos, "none (no dense search)");
+    if (isinf(r->gate_cos)) snprintf(gate, sizeof gate, "off: dense not trusted on this index");
+    else snprintf(gate, sizeof gate, "%.3f", r->gate_cos);
+    fprintf(stderr, "mrag: relevance gate: %zu retrieved, %zu dropped (no shared content word and not similar enough), "
+            "%zu kept by meaning alone, %zu quarantined; best word overlap %d, best dense similarity %s, "
+            "similarity needed %s\n", r->n_retrieved, r->n_below_threshold, r->n_by_meaning, r->n_quarantined,
+            r->best_overlap, cos, gate);
 }
 
 static cJSON *answer_json(const char *question, const rag_answer *r, bool with_prompt) {
@@ -357,6 +367,7 @@ static cJSON *answer_json(const char *question, const rag_answer *r, bool with_p
     cJSON_AddNumberToObject(o, "passages_retrieved", (double)r->n_retrieved);
     cJSON_AddNumberToObject(o, "passages_quarantined", (double)r->n_quarantined);
     cJSON_AddNumberToObject(o, "passages_below_threshold", (double)r->n_below_threshold);
+    cJSON_AddNumberToObject(o, "passages_by_meaning", (double)r->n_by_meaning);
     cJSON *t = cJSON_AddObjectToObject(o, "timing");
     if (t) {
         cJSON_AddNumberToObject(t, "retrieve_ms", r->retrieve_ms);

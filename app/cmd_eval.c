@@ -8,6 +8,7 @@
 #include "rag/rag.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,7 +204,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
         for (int j = 0; j < n_para && !keep; j++) keep = strcmp(listed[i].uri, uris[j]) == 0;
         if (!keep && idx_doc_delete(s, listed[i].uri) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
     }
-    app_fts_retune(s, "eval-retrieval");
+    app_after_ingest(s, m, "eval-retrieval");
     if (idx_save(s) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
     rag_ingester_free(ing);
     ing = NULL;
@@ -253,6 +254,16 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
         cJSON_AddNumberToObject(out, "paragraphs", n_para);
         cJSON_AddNumberToObject(out, "chunks", (double)cnt.chunks);
         cJSON_AddNumberToObject(out, "questions", n_q);
+        rag_fusion fu = rag_retriever_fusion(r);
+        cJSON *fo = cJSON_AddObjectToObject(out, "fusion");
+        if (fo) {
+            cJSON_AddNumberToObject(fo, "w_dense", fu.w_dense);
+            cJSON_AddNumberToObject(fo, "w_bm25", fu.w_bm25);
+            cJSON_AddStringToObject(fo, "source", fu.source);
+            cJSON_AddNumberToObject(fo, "queries", fu.n_queries);
+            if (isinf(fu.gate_cos)) cJSON_AddNullToObject(fo, "gate_cos");
+            else cJSON_AddNumberToObject(fo, "gate_cos", fu.gate_cos);
+        }
         for (int mode = 0; mode < 3; mode++) {
             cJSON *o = cJSON_AddObjectToObject(out, rag_search_mode_str((rag_search_mode)mode));
             if (!o) continue;
@@ -271,6 +282,10 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
                (long long)cnt.chunks, n_q, mpath, layer);
         printf("chance: recall@1 %.4f, recall@10 %.4f (one paragraph in %d)\n", n_para ? 1.0 / n_para : 0.0,
                n_para ? (n_para < 10 ? 1.0 : 10.0 / n_para) : 0.0, n_para);
+        rag_fusion fu = rag_retriever_fusion(r);
+        char fl[512];
+        app_fusion_describe(&fu, fl, sizeof fl);
+        printf("%s\n", fl);
         printf("%-8s %9s %9s %9s %9s %12s\n", "mode", "recall@1", "recall@5", "recall@10", "MRR@10", "ms/query");
         for (int mode = 0; mode < 3; mode++)
             printf("%-8s %9.4f %9.4f %9.4f %9.4f %12.2f\n", rag_search_mode_str((rag_search_mode)mode),

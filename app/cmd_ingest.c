@@ -301,7 +301,7 @@ int app_cmd_ingest(int argc, char **argv) {
     clear_bar(&u);
     if (grc != RAG_OK) { app_error("ingest: %s", err); goto done; }
     print_summary(&u, &st, index_dir);
-    app_fts_retune(s, "ingest");
+    app_after_ingest(s, m, "ingest");
     rc = st.cancelled ? 130 : 0;
 done:
     for (size_t i = 0; i < u.n_notes; i++) { free(u.notes[i].path); free(u.notes[i].reason); }

@@ -196,7 +196,7 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (grc != RAG_OK) { app_error("ingest-wiki: %s", err); goto done; }
-    app_fts_retune(s, "ingest-wiki");
+    app_after_ingest(s, m, "ingest-wiki");
     size_t pages = st.added + st.updated + st.moved + st.removed + st.unchanged + st.failed;
     printf("%s (%s%s%s): %zu added, %zu updated, %zu moved, %zu removed, %zu unchanged, %zu failed\n",
            st.cancelled ? "stopped" : "done", st.full ? "full sync: " : "incremental", st.full ? st.full_reason : "",

@@ -15,6 +15,7 @@ static const app_command commands[] = {
     {"serve", "HTTP service: OpenAI-compatible chat, /api/ask, search, web page", app_cmd_serve},
     {"guard-check", "show which guardrail rules fire on a text", app_cmd_guard_check},
     {"eval-retrieval", "recall@k and MRR of retrieval on a SQuAD file", app_cmd_eval_retrieval},
+    {"tune", "re-analyse the text index, learn fusion weights and the gate", app_cmd_tune},
     {"model-info", "show a GGUF model's architecture, hyperparameters and tensors", app_cmd_model_info},
     {"tokenize", "print the token ids (or pieces) of a text", app_cmd_tokenize},
     {"generate", "continue a prompt with the in-process engine", app_cmd_generate},

@@ -4,6 +4,7 @@
 #include "app/app.h"
 
 #include "index/index.h"
+#include "rag/rag.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -116,8 +117,38 @@ char *app_join_args(int n, char **args) {
     return s;
 }
 
-void app_fts_retune(idx_store *s, const char *cmd) {
+void app_after_ingest(idx_store *s, llm_model *m, const char *cmd) {
     bool rebuilt = false;
-    if (idx_fts_retune(s, NULL, &rebuilt) != IDX_OK)
+    if (idx_fts_retune(s, NULL, &rebuilt) != IDX_OK) {
         fprintf(stderr, "mrag: %s: warning: the text index was not re-analysed: %s\n", cmd, idx_errmsg(s));
+        return;
+    }
+    rag_fusion f;
+    if (!m || (!rebuilt && rag_fusion_load(s, &f) == RAG_OK)) return;
+    rag_retriever_params rp = rag_retriever_default_params();
+    rp.model = m;
+    rag_retriever *r = NULL;
+    char err[1024] = "";
+    if (rag_retriever_new(s, &rp, &r, err, sizeof err) != RAG_OK) {
+        fprintf(stderr, "mrag: %s: warning: fusion weights not learned: %s\n", cmd, err);
+        return;
+    }
+    int rc = rag_tune(r, s, NULL, &f, err, sizeof err);
+    if (rc != RAG_OK && rc != RAG_ERR_NOTFOUND)
+        fprintf(stderr, "mrag: %s: warning: fusion weights not learned: %s\n", cmd, err);
+    rag_retriever_free(r);
+}
+
+void app_fusion_describe(const void *fv, char *out, size_t n) {
+    const rag_fusion *f = fv;
+    char gate[64];
+    if (isinf(f->gate_cos)) snprintf(gate, sizeof gate, "words only (dense not trusted)");
+    else snprintf(gate, sizeof gate, "words, or cosine >= %.3f", f->gate_cos);
+    if (strcmp(f->source, "default") == 0)
+        snprintf(out, n, "fusion weights: dense %.2f, bm25 %.2f (defaults: not learned yet, run `mrag tune`); relevance gate: %s",
+                 f->w_dense, f->w_bm25, gate);
+    else
+        snprintf(out, n, "fusion weights: dense %.2f, bm25 %.2f (learned from %d %squeries: MRR@10 dense %.3f, bm25 %.3f, "
+                 "hybrid %.3f); relevance gate: %s", f->w_dense, f->w_bm25, f->n_queries,
+                 strcmp(f->source, "pseudo") == 0 ? "pseudo-" : "labelled ", f->mrr_dense, f->mrr_bm25, f->mrr_hybrid, gate);
 }

@@ -490,3 +490,34 @@ int idx_chunk_vector(idx_store *s, int64_t chunk_id, float *out, int dim) {
     sqlite3_reset(st);
     return rc;
 }
+
+int idx_chunk_ids(idx_store *s, bool public_only, int64_t **ids, size_t *n) {
+    if (!s) return IDX_ERR_ARG;
+    if (!ids || !n) return idx_err(s, IDX_ERR_ARG, "output missing");
+    *ids = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    const char *sql = public_only
+        ? "SELECT c.id FROM chunks c WHERE NOT EXISTS(SELECT 1 FROM doc_groups g WHERE g.doc_id = c.doc_id) ORDER BY c.id"
+        : "SELECT id FROM chunks ORDER BY id";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return idx_sql_err(s, "list chunks");
+    int64_t *a = NULL;
+    size_t k = 0, cap = 0;
+    int step, rc = IDX_OK;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            int64_t *p = realloc(a, nc * sizeof *p);
+            if (!p) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+            a = p;
+            cap = nc;
+        }
+        a[k++] = sqlite3_column_int64(st, 0);
+    }
+    if (!rc && step != SQLITE_DONE) rc = idx_sql_err(s, "list chunks");
+    sqlite3_finalize(st);
+    if (rc) { free(a); return rc; }
+    *ids = a;
+    *n = k;
+    return IDX_OK;
+}

@@ -201,6 +201,10 @@ void idx_doc_list_free(idx_doc *docs, size_t n);
  * citations. IDX_ERR_NOTFOUND when absent. Release both. */
 int idx_chunk_get(idx_store *s, int64_t chunk_id, idx_chunk *chunk, idx_doc *doc);
 
+/* The ids of all chunks (public_only: of documents without groups),
+ * ascending. *ids owned, free(). */
+int idx_chunk_ids(idx_store *s, bool public_only, int64_t **ids, size_t *n);
+
 /* Copies the stored vector of a chunk into out[dim]. */
 int idx_chunk_vector(idx_store *s, int64_t chunk_id, float *out, int dim);
 

@@ -400,11 +400,22 @@ static int check_passage(rag_answerer *a, const rag_hit *h, const char *sq, rag_
     }
     if (add_events(res, &g, RAG_GUARD_CONTEXT, h->chunk_id) != RAG_OK) { rc = oom_err(a); goto release; }
     bool keep = true;
+    if (h->dense_rank > 0 && h->dense_score > res->best_cos) res->best_cos = h->dense_score;
     if (g.action == RAG_GUARD_BLOCK) { res->n_quarantined++; keep = false; }
-    else if (a->p.min_overlap > 0 && rag_answer_overlap(sq, g.text, g.text_len) < a->p.min_overlap) {
+    else if (a->p.min_overlap > 0) {
+        int ov = rag_answer_overlap(sq, g.text, g.text_len);
         /* the gate looks at the heading too: it is part of what was indexed */
-        bool head = c.heading && rag_answer_overlap(sq, c.heading, strlen(c.heading)) >= a->p.min_overlap;
-        if (!head) { res->n_below_threshold++; keep = false; }
+        if (ov < a->p.min_overlap && c.heading) {
+            int hv = rag_answer_overlap(sq, c.heading, strlen(c.heading));
+            if (hv > ov) ov = hv;
+        }
+        if (ov > res->best_overlap) res->best_overlap = ov;
+        if (ov < a->p.min_overlap) {
+            /* relevant by meaning: the dense side is confident where it was
+             * found to be trustworthy on this index (rag_tune) */
+            if (h->dense_rank > 0 && h->dense_score >= res->gate_cos) res->n_by_meaning++;
+            else { res->n_below_threshold++; keep = false; }
+        }
     }
     if (keep) {
         rag_source *s = &res->sources[res->n_sources];
@@ -449,6 +460,8 @@ static int find_sources(rag_answerer *a, const char *sq, rag_answer *res) {
     }
     res->retrieve_ms = rag_now_ms() - t0;
     res->n_retrieved = (size_t)nh;
+    res->gate_cos = rag_retriever_fusion(a->ret).gate_cos;
+    res->best_cos = -1;
     if (nh > 0 && !(res->sources = calloc((size_t)nh, sizeof *res->sources))) { rc = oom_err(a); goto done; }
     for (int i = 0; i < nh && rc == RAG_OK; i++) rc = check_passage(a, &hits[i], sq, res);
 done:

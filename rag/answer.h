@@ -160,6 +160,13 @@ typedef struct {
     size_t n_retrieved;         /* hits before the guard and the gate */
     size_t n_quarantined;       /* passages dropped for planted instructions */
     size_t n_below_threshold;   /* passages the relevance gate dropped */
+    /* the gate, explained: passages kept by meaning alone (no shared word,
+     * dense similarity >= gate_cos), the best word overlap and dense
+     * similarity among the retrieved passages, and the learned threshold
+     * (INFINITY: dense not trusted on this index, words only) */
+    size_t n_by_meaning;
+    int best_overlap;
+    float best_cos, gate_cos;
     char *prompt;               /* owned: the formatted prompt the engine was given
                                    (NULL when the engine did not run) */
     int prompt_tokens;          /* the engine's count, else the counter's; -1 none */

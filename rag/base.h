@@ -20,6 +20,7 @@ typedef enum {
     RAG_ERR_BLOCKED = -7,
     RAG_ERR_MISMATCH = -8,      /* index built by another embedding model (pipeline) */
     RAG_ERR_CHANGED = -9,       /* a file changed between the walk and the read */
+    RAG_ERR_NOTFOUND = -10,     /* nothing stored / too little to work with (tune) */
 } rag_status;
 
 typedef struct llm_model llm_model;     /* llm/llm.h */

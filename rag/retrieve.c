@@ -20,6 +20,7 @@ struct rag_retriever {
     idx_hit *la, *lb;           /* dense and bm25 lists, cap entries each */
     rag_hit *fused;             /* 2 * cap */
     int cap;
+    rag_fusion fusion;
     char err[1024];
 };
 
@@ -97,6 +98,7 @@ int rag_retriever_new(idx_store *s, const rag_retriever_params *p, rag_retriever
     }
     r->s = s;
     r->p = *p;
+    rag_fusion_load(s, &r->fusion);
     if (r->p.rrf_k < 1) r->p.rrf_k = 60;
     if (r->p.overfetch < 1) r->p.overfetch = 4;
     if (p->embed) {
@@ -152,6 +154,8 @@ void rag_retriever_free(rag_retriever *r) {
 }
 
 const char *rag_retriever_errmsg(const rag_retriever *r) { return r ? r->err : ""; }
+
+rag_fusion rag_retriever_fusion(const rag_retriever *r) { return r ? r->fusion : rag_fusion_default(); }
 
 int rag_retriever_embed(rag_retriever *r, const char *text, size_t len, float *out) {
     if (!r || !out || (!text && len)) return RAG_ERR_ARG;
@@ -221,20 +225,23 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
             hits[i].chunk_id = l[i].chunk_id;
             hits[i].score = l[i].score;
             hits[i].dense_rank = mode == RAG_SEARCH_DENSE ? i + 1 : 0;
+            hits[i].dense_score = mode == RAG_SEARCH_DENSE ? l[i].score : 0;
             hits[i].bm25_rank = mode == RAG_SEARCH_BM25 ? i + 1 : 0;
             (*n_hits)++;
         }
         return RAG_OK;
     }
-    /* RRF: score = sum over the lists of 1 / (rrf_k + rank), rank 1-based.
+    /* Weighted RRF: score = sum over the lists of w / (rrf_k + rank), rank
+     * 1-based, w the list's weight learned for this index (rag_tune).
      * Lists hold at most a few hundred entries, so a linear lookup is fine. */
     int nf = 0;
     for (int i = 0; i < na; i++) {
         rag_hit *h = &r->fused[nf++];
         h->chunk_id = r->la[i].chunk_id;
         h->dense_rank = i + 1;
+        h->dense_score = r->la[i].score;
         h->bm25_rank = 0;
-        h->score = 1.0f / (float)(r->p.rrf_k + i + 1);
+        h->score = r->fusion.w_dense / (float)(r->p.rrf_k + i + 1);
     }
     for (int i = 0; i < nb; i++) {
         int j = 0;
@@ -242,11 +249,12 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
         if (j == nf) {
             r->fused[nf].chunk_id = r->lb[i].chunk_id;
             r->fused[nf].dense_rank = 0;
+            r->fused[nf].dense_score = 0;
             r->fused[nf].score = 0;
             nf++;
         }
         r->fused[j].bm25_rank = i + 1;
-        r->fused[j].score += 1.0f / (float)(r->p.rrf_k + i + 1);
+        r->fused[j].score += r->fusion.w_bm25 / (float)(r->p.rrf_k + i + 1);
     }
     qsort(r->fused, (size_t)nf, sizeof *r->fused, cmp_fused);
     for (int i = 0; i < nf && i < k; i++) hits[(*n_hits)++] = r->fused[i];

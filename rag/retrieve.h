@@ -1,6 +1,7 @@
 /* retrieve.h — retrieval over an index: dense (FAISS), BM25 (FTS5) or
- * hybrid (reciprocal rank fusion, k = 60) search, with an optional
- * access-group filter. See docs/retrieval.md. */
+ * hybrid (weighted reciprocal rank fusion, k = 60) search, with an optional
+ * access-group filter; the fusion weights learned per index (rag/tune.c).
+ * See docs/retrieval.md. */
 #ifndef MRAG_RAG_RETRIEVE_H
 #define MRAG_RAG_RETRIEVE_H
 
@@ -51,6 +52,7 @@ typedef struct {
     int64_t chunk_id;
     float score;                /* dense: cosine; bm25: -bm25(); hybrid: RRF sum */
     int dense_rank, bm25_rank;  /* 1-based rank in each list, 0 = absent */
+    float dense_score;          /* cosine similarity when dense_rank > 0 */
 } rag_hit;
 
 /* Searches query[0..len) and writes up to k hits (best first, ties by chunk
@@ -61,5 +63,48 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
 
 /* Embeds a query as the index's chunks were embedded (for tests); out[n_embd]. */
 int rag_retriever_embed(rag_retriever *r, const char *text, size_t len, float *out);
+
+/* How much each ranking can be trusted on an index (rag/tune.c,
+ * docs/retrieval.md "Fusion weights"): hybrid scores a chunk
+ * w_dense / (rrf_k + dense rank) + w_bm25 / (rrf_k + bm25 rank). */
+typedef struct {
+    float w_dense, w_bm25;      /* sum 1; default 0.5 / 0.5 (plain RRF) */
+    /* cosine similarity from which a passage is relevant by meaning (the
+     * relevance gate); INFINITY = never (dense not trusted) */
+    float gate_cos;
+    int n_queries;              /* queries the weights were learned from */
+    double mrr_dense, mrr_bm25, mrr_hybrid;   /* MRR@10 on them */
+    char source[16];            /* "default", "pseudo", "labelled" */
+} rag_fusion;
+
+rag_fusion rag_fusion_default(void);
+/* The weights stored in the index; RAG_ERR_NOTFOUND (and the defaults in
+ * *f) when none are. */
+int rag_fusion_load(idx_store *s, rag_fusion *f);
+/* The weights a retriever uses (loaded from the index when it was made). */
+rag_fusion rag_retriever_fusion(const rag_retriever *r);
+
+typedef struct {
+    const char *question;
+    const int64_t *rel;         /* chunk ids that answer it */
+    size_t n_rel;
+} rag_tune_label;
+
+typedef struct {
+    int max_queries;            /* pseudo-queries (default 200) */
+    const rag_tune_label *labelled;  /* NULL: pseudo-queries from public chunks */
+    size_t n_labelled;
+    bool dry_run;               /* compute, do not store */
+} rag_tune_params;
+
+/* Learns the fusion weights and the gate's similarity for r's index s:
+ * every query is run in dense and BM25 mode (top 50), the dense weight of
+ * weighted RRF is chosen on a grid of 0..1 by MRR@10 and kept at 0 unless
+ * it adds at least 0.01 MRR over BM25 alone; the gate similarity is the
+ * lowest at which 95% of top dense hits are relevant. Pseudo-queries (a
+ * sentence of a public chunk -> that chunk) run as a public caller, so the
+ * result never depends on restricted documents. Stores the result in the
+ * index (meta "rag.fusion") unless dry_run; *out (may be NULL) gets it. */
+int rag_tune(rag_retriever *r, idx_store *s, const rag_tune_params *p, rag_fusion *out, char *err, size_t errlen);
 
 #endif

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 /* test_rag_answer.c — the answering pipeline: exact prompt format, defused
  * control strings, token budget (checked with the real tokenizer), planted
  * instruction quarantined out of the prompt, relevance refusal without the
@@ -407,8 +408,9 @@ TEST(web_page_source_labelled_by_title) {
 
 TEST(output_filter_keeps_only_provided_citations) {
     need_index();
-    /* [7] split across pieces, and an e-mail split across pieces */
-    const char *pieces[] = {"The team lead approves [", "1]. See also [", "7] and [2", "]. Mail jo", "hn.doe@exam", "ple.com now.", NULL};
+    /* [9] (never a source: k = 8) split across pieces, and an e-mail split
+     * across pieces */
+    const char *pieces[] = {"The team lead approves [", "1]. See also [", "9] and [2", "]. Mail jo", "hn.doe@exam", "ple.com now.", NULL};
     fake_gen fg = {.pieces = pieces};
     rag_answerer *a = make_answerer(guard, &fg, false);
     REQUIRE(a);
@@ -417,8 +419,8 @@ TEST(output_filter_keeps_only_provided_citations) {
     REQUIRE(rag_answerer_ask(a, "Who approves vacation requests?", NULL, 0, sink_emit, &s, NULL, &r) == RAG_OK,
             "%s", rag_answerer_errmsg(a));
     REQUIRE(r.status == RAG_ANS_ANSWERED, "%s", rag_answer_status_str(r.status));
-    REQUIRE(r.n_sources >= 2 && r.n_sources < 7, "%zu sources", r.n_sources);
-    CHECK(strstr(r.answer, "[7]") == NULL, "%s", r.answer);
+    REQUIRE(r.n_sources >= 2 && r.n_sources <= 8, "%zu sources", r.n_sources);
+    CHECK(strstr(r.answer, "[9]") == NULL, "%s", r.answer);
     CHECK(strstr(r.answer, "[1]") != NULL && strstr(r.answer, "[2]") != NULL, "%s", r.answer);
     CHECK(strstr(r.answer, "john.doe") == NULL, "%s", r.answer);
     CHECK_EQ_STR(s.buf, r.answer);        /* what streamed is what is kept */
@@ -462,6 +464,78 @@ TEST(no_relevant_documents_refused_without_the_model) {
     CHECK_EQ_INT(rag_answerer_generations(m), 0);
     rag_answer_release(&r);
     rag_answerer_free(m);
+}
+
+/* Item 3 of issue 14: a passage that shares no word with the question (an
+ * English question over a German page) but that a constructed embedding
+ * makes similar is answered, not refused, once the index trusts its dense
+ * side; with the dense side untrusted it is refused as before. */
+typedef struct { int calls; } gate_embed;
+
+/* 4-dim embeddings: the vacation page and questions about vacation point
+ * one way, everything else another. */
+static int gate_embed_fn(void *user, const char *text, size_t len, float *out, int dim) {
+    (void)user;
+    if (dim != 4) return RAG_ERR_MISMATCH;
+    bool vac = (len >= 4 && (memmem(text, len, "vacation", 8) || memmem(text, len, "Urlaub", 6)));
+    out[0] = vac ? 0.96f : 0.28f;
+    out[1] = vac ? 0.28f : 0.96f;
+    out[2] = out[3] = 0;
+    return RAG_OK;
+}
+
+TEST(no_shared_word_but_similar_by_meaning_is_answered) {
+    need_guards();
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/gate-idx", test_tmpdir());
+    idx_store *s = NULL;
+    REQUIRE(idx_open(dir, NULL, &s) == IDX_OK);
+    const char *de = "Jeder Mitarbeiter hat Anspruch auf dreißig Urlaubstage im Kalenderjahr.";
+    const char *other = "The canteen opens at noon and serves soup on Fridays.";
+    float v1[4] = {1, 0, 0, 0}, v2[4] = {0, 1, 0, 0};
+    idx_chunk c1 = {.text = de, .text_len = strlen(de), .line_start = 1, .line_end = 1};
+    idx_chunk c2 = {.text = other, .text_len = strlen(other), .line_start = 1, .line_end = 1};
+    idx_doc d1 = {.uri = "hr/urlaub.md"}, d2 = {.uri = "canteen.md"};
+    REQUIRE(idx_doc_put(s, &d1, &c1, 1, v1, 4, NULL) == IDX_OK);
+    REQUIRE(idx_doc_put(s, &d2, &c2, 1, v2, 4, NULL) == IDX_OK);
+    const char *q = "How many vacation days do employees get per year?";
+    CHECK_EQ_INT(rag_answer_overlap(q, de, strlen(de)), 0);   /* no shared content word */
+    const char *pieces[] = {"Thirty days [1].", NULL};
+    for (int trusted = 0; trusted < 2; trusted++) {
+        /* what rag_tune stores; 0.9 for a dense side that earned trust */
+        REQUIRE(idx_meta_set(s, "rag.fusion", trusted ? "0.500 0.500 0.900000 200 0.9 0.8 0.95 pseudo"
+                                                      : "0.000 1.000 inf 200 0.2 0.9 0.9 pseudo") == IDX_OK);
+        fake_gen fg = {.pieces = pieces};
+        rag_answer_params p = rag_answer_default_params();
+        p.store = s;
+        p.guard = guard;
+        p.count = rag_count_words;
+        p.generate = fake_generate;
+        p.generate_user = &fg;
+        p.embed = gate_embed_fn;
+        p.embed_dim = 4;
+        p.k = 2;
+        rag_answerer *a = NULL;
+        char err[1024];
+        REQUIRE(rag_answerer_new(&p, &a, err, sizeof err) == RAG_OK, "%s", err);
+        rag_answer r;
+        REQUIRE(rag_answerer_ask(a, q, NULL, 0, NULL, NULL, NULL, &r) == RAG_OK, "%s", rag_answerer_errmsg(a));
+        if (trusted) {
+            CHECK(r.status != RAG_ANS_NO_SOURCES, "answered by meaning");
+            CHECK(r.n_sources == 1 && strcmp(r.sources[0].uri, "hr/urlaub.md") == 0, "%zu sources", r.n_sources);
+            CHECK_EQ_INT(r.n_by_meaning, 1);
+            CHECK(r.best_cos > 0.95f && r.gate_cos == 0.9f, "cos %f gate %f", r.best_cos, r.gate_cos);
+            CHECK_EQ_INT(fg.n_calls, 1);
+        } else {
+            CHECK_EQ_INT(r.status, RAG_ANS_NO_SOURCES);
+            CHECK_EQ_INT(r.n_by_meaning, 0);
+            CHECK_EQ_INT(r.n_below_threshold, 2);
+            CHECK_EQ_INT(fg.n_calls, 0);      /* refusals stay cheap */
+        }
+        rag_answer_release(&r);
+        rag_answerer_free(a);
+    }
+    idx_close(s);
 }
 
 TEST(blocked_question_never_reaches_retrieval_or_model) {
@@ -686,7 +760,7 @@ TEST(per_request_sampling_and_preamble) {
 TEST_MAIN(RUN(prompt_exact_format), RUN(prompt_defuses_control_strings_and_tags), RUN(prompt_budget_with_real_tokenizer),
           RUN(prompt_budget_drops_oldest_turns_first), RUN(citations_and_language),
           RUN(planted_instruction_is_quarantined_out_of_the_prompt), RUN(output_filter_keeps_only_provided_citations), RUN(web_page_source_labelled_by_title),
-          RUN(no_relevant_documents_refused_without_the_model), RUN(blocked_question_never_reaches_retrieval_or_model),
+          RUN(no_relevant_documents_refused_without_the_model), RUN(no_shared_word_but_similar_by_meaning_is_answered), RUN(blocked_question_never_reaches_retrieval_or_model),
           RUN(pii_in_question_is_redacted_before_retrieval_and_prompt), RUN(follow_up_uses_the_previous_question), RUN(blocked_term_in_the_answer_stops_it),
           RUN(real_model_streams_within_budget_and_stops_on_request),
           RUN(plain_chat_guards_defuses_and_fits_the_template), RUN(per_request_sampling_and_preamble), cleanup())
