@@ -31,10 +31,16 @@ static const char *eval_usage =
     "  -m FILE         the model (default $MRAG_MODEL)\n"
     "  --limit N       only the first N paragraphs (and their questions)\n"
     "  --layer L       embed the hidden state after layer L (default: final norm)\n"
+    "  --layers LIST   also sweep embedding layers, e.g. 8,16,24,final: one\n"
+    "                  forward pass per chunk and question gives every layer;\n"
+    "                  dense and hybrid figures per layer (the index itself is\n"
+    "                  built at --layer)\n"
     "  --threads N     engine threads (default: all cores)\n"
     "  --json          print the figures as JSON\n";
 
 #define EVAL_MAX_FILE (512u << 20)
+#define EVAL_MAX_LAYERS 16
+#define EVAL_DEPTH 40           /* list depth for the sweep's fusion */
 
 static bool parse_int(const char *s, long lo, long hi, long *out) {
     char *end;
@@ -59,6 +65,192 @@ typedef struct {
     int hits1, hits5, hits10;
     double rr;
 } eval_score;
+
+typedef struct {
+    int64_t id, doc;
+} sweep_chunk;
+
+static int cmp_score(const void *a, const void *b) {
+    const float *x = a, *y = b;
+    return x[0] > y[0] ? -1 : x[0] < y[0] ? 1 : (x[1] < y[1] ? -1 : x[1] > y[1]);
+}
+
+/* The layer sweep: every chunk and question embedded once at all layers
+ * (llm_embed_layers), exact dense search in memory per layer, BM25 lists
+ * shared; hybrid as weighted RRF with the dense weight that pseudo-free
+ * choice would be unfair to learn from the questions, so both plain RRF and
+ * the index's learned weights are shown. Prints a table (or adds "layers" to
+ * out). Returns 0, or 1 after printing an error. */
+static int layer_sweep(idx_store *s, llm_model *m, rag_retriever *r, int threads, int index_layer, const int *layers,
+                       int nl, const eval_q *qs, int n_q, const int64_t *doc_ids, cJSON *out) {
+    int rc = 1, dim = llm_n_embd(m);
+    int64_t *ids = NULL;
+    size_t nc = 0;
+    sweep_chunk *ch = NULL;
+    float *cv = NULL, *qv = NULL, *tmp = NULL, *sc = NULL;
+    int64_t (*bm)[EVAL_DEPTH] = NULL;
+    int *nbm = NULL;
+    llm_context *ctx = NULL;
+    char *buf = NULL;
+    double t0 = now_s();
+    llm_context_params cp = llm_context_default_params();
+    cp.n_ctx = 2048;
+    cp.n_batch = 512;
+    cp.n_threads = threads;
+    char lerr[256] = "";
+    if (llm_context_new(m, &cp, &ctx, lerr, sizeof lerr) != LLM_OK) { app_error("eval-retrieval: %s", lerr); goto done; }
+    if (idx_chunk_ids(s, false, &ids, &nc) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
+    ch = calloc(nc ? nc : 1, sizeof *ch);
+    cv = malloc((size_t)nl * (nc ? nc : 1) * dim * sizeof *cv);
+    qv = malloc((size_t)nl * (n_q ? n_q : 1) * dim * sizeof *qv);
+    tmp = malloc((size_t)nl * dim * sizeof *tmp);
+    sc = malloc(2 * (nc ? nc : 1) * sizeof *sc);
+    bm = calloc((size_t)(n_q ? n_q : 1), sizeof *bm);
+    nbm = calloc((size_t)(n_q ? n_q : 1), sizeof *nbm);
+    if (!ch || !cv || !qv || !tmp || !sc || !bm || !nbm) { app_error("eval-retrieval: out of memory"); goto done; }
+    /* 1. chunks: the embed text as the ingester builds it (heading path,
+     * blank line, text; the text alone without a heading) */
+    double max_dev = 0;
+    for (size_t i = 0; i < nc; i++) {
+        idx_chunk c;
+        if (idx_chunk_get(s, ids[i], &c, NULL) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
+        size_t hl = c.heading ? strlen(c.heading) : 0, l = hl ? hl + 2 + c.text_len : c.text_len;
+        char *nb = realloc(buf, l + 1);
+        if (!nb) { idx_chunk_release(&c); app_error("eval-retrieval: out of memory"); goto done; }
+        buf = nb;
+        if (hl) { memcpy(buf, c.heading, hl); memcpy(buf + hl, "\n\n", 2); memcpy(buf + hl + 2, c.text, c.text_len); }
+        else memcpy(buf, c.text, c.text_len);
+        ch[i].id = ids[i];
+        ch[i].doc = c.doc_id;
+        idx_chunk_release(&c);
+        if (llm_embed_layers(ctx, buf, l, layers, nl, tmp) != LLM_OK) { app_error("eval-retrieval: %s", llm_context_error(ctx)); goto done; }
+        for (int j = 0; j < nl; j++) memcpy(cv + ((size_t)j * nc + i) * dim, tmp + (size_t)j * dim, (size_t)dim * sizeof *tmp);
+        /* the pass agrees with the vectors the ingester stored */
+        for (int j = 0; j < nl; j++) {
+            if (layers[j] != index_layer) continue;
+            float stored[4096];
+            if (dim <= 4096 && idx_chunk_vector(s, ids[i], stored, dim) == IDX_OK) {
+                double dot = 0;
+                for (int d = 0; d < dim; d++) dot += (double)stored[d] * tmp[(size_t)j * dim + d];
+                if (1 - dot > max_dev) max_dev = 1 - dot;
+            }
+        }
+    }
+    /* 2. questions, and their BM25 lists (the same for every layer) */
+    rag_hit h[EVAL_DEPTH];
+    for (int q = 0; q < n_q; q++) {
+        if (llm_embed_layers(ctx, qs[q].question, strlen(qs[q].question), layers, nl, tmp) != LLM_OK) {
+            app_error("eval-retrieval: %s", llm_context_error(ctx));
+            goto done;
+        }
+        for (int j = 0; j < nl; j++) memcpy(qv + ((size_t)j * n_q + q) * dim, tmp + (size_t)j * dim, (size_t)dim * sizeof *tmp);
+        int n = 0;
+        if (rag_retrieve(r, qs[q].question, strlen(qs[q].question), RAG_SEARCH_BM25, EVAL_DEPTH, NULL, h, &n) != RAG_OK) {
+            app_error("eval-retrieval: %s", rag_retriever_errmsg(r));
+            goto done;
+        }
+        for (int i = 0; i < n; i++) bm[q][i] = h[i].chunk_id;
+        nbm[q] = n;
+    }
+    double secs = now_s() - t0;
+    rag_fusion fu = rag_retriever_fusion(r);
+    if (!out) {
+        printf("\nlayer sweep: %zu chunks and %d questions embedded once at %d layers (%.1f s)%s\n", nc, n_q, nl, secs,
+               max_dev > 1e-3 ? " - WARNING: the sweep's vectors differ from the stored ones" : "");
+        printf("%-8s %9s %9s %9s %9s   %s\n", "layer", "recall@1", "recall@5", "recall@10", "MRR@10",
+               "hybrid recall@1 / MRR@10: plain RRF, learned weights");
+    }
+    cJSON *arr = out ? cJSON_AddArrayToObject(out, "layers") : NULL;
+    for (int j = 0; j < nl; j++) {
+        double d1 = 0, d5 = 0, d10 = 0, drr = 0, h1[2] = {0, 0}, hrr[2] = {0, 0};
+        for (int q = 0; q < n_q; q++) {
+            const float *qq = qv + ((size_t)j * n_q + q) * dim;
+            for (size_t i = 0; i < nc; i++) {
+                const float *c = cv + ((size_t)j * nc + i) * dim;
+                double dot = 0;
+                for (int d = 0; d < dim; d++) dot += (double)qq[d] * c[d];
+                sc[2 * i] = (float)dot;
+                sc[2 * i + 1] = (float)ch[i].id;     /* ties: lower id first (ids < 2^24 here) */
+            }
+            qsort(sc, nc, 2 * sizeof *sc, cmp_score);
+            int64_t dl[EVAL_DEPTH];
+            int nd = (int)(nc < EVAL_DEPTH ? nc : EVAL_DEPTH);
+            for (int i = 0; i < nd; i++) dl[i] = (int64_t)sc[2 * i + 1];
+            int64_t want = doc_ids[qs[q].para];
+            int rank = 0;
+            for (int i = 0; i < nd && i < 10 && !rank; i++)
+                for (size_t x = 0; x < nc; x++) if (ch[x].id == dl[i]) { if (ch[x].doc == want) rank = i + 1; break; }
+            if (rank == 1) d1++;
+            if (rank && rank <= 5) d5++;
+            if (rank) { d10++; drr += 1.0 / rank; }
+            /* hybrid: weighted RRF over the dense list and the BM25 list */
+            for (int w = 0; w < 2; w++) {
+                double wd = w ? fu.w_dense : 0.5, wb = w ? fu.w_bm25 : 0.5;
+                int64_t fid[2 * EVAL_DEPTH];
+                double fs[2 * EVAL_DEPTH];
+                int nf = 0;
+                for (int li = 0; li < 2; li++) {
+                    const int64_t *L = li ? bm[q] : dl;
+                    int ln = li ? nbm[q] : nd;
+                    for (int i = 0; i < ln; i++) {
+                        int x = 0;
+                        while (x < nf && fid[x] != L[i]) x++;
+                        if (x == nf) { fid[nf] = L[i]; fs[nf++] = 0; }
+                        fs[x] += (li ? wb : wd) / (60.0 + i + 1);
+                    }
+                }
+                /* rank of the best chunk of the right paragraph */
+                int best = 0;
+                for (int x = 0; x < nf; x++) {
+                    bool right = false;
+                    for (size_t y = 0; y < nc; y++) if (ch[y].id == fid[x]) { right = ch[y].doc == want; break; }
+                    if (!right) continue;
+                    int rk = 1;
+                    for (int z = 0; z < nf; z++) if (fs[z] > fs[x] || (fs[z] == fs[x] && fid[z] < fid[x])) rk++;
+                    if (!best || rk < best) best = rk;
+                }
+                if (best == 1) h1[w]++;
+                if (best && best <= 10) hrr[w] += 1.0 / best;
+            }
+        }
+        double nq = n_q ? n_q : 1;
+        char name[16];
+        if (layers[j] < 0) snprintf(name, sizeof name, "final");
+        else snprintf(name, sizeof name, "%d", layers[j]);
+        if (arr) {
+            cJSON *o = cJSON_CreateObject();
+            if (o) {
+                cJSON_AddStringToObject(o, "layer", name);
+                cJSON_AddNumberToObject(o, "dense_recall@1", d1 / nq);
+                cJSON_AddNumberToObject(o, "dense_recall@5", d5 / nq);
+                cJSON_AddNumberToObject(o, "dense_recall@10", d10 / nq);
+                cJSON_AddNumberToObject(o, "dense_mrr@10", drr / nq);
+                cJSON_AddNumberToObject(o, "hybrid_rrf_recall@1", h1[0] / nq);
+                cJSON_AddNumberToObject(o, "hybrid_learned_recall@1", h1[1] / nq);
+                cJSON_AddItemToArray(arr, o);
+            }
+        } else {
+            printf("%-8s %9.4f %9.4f %9.4f %9.4f   %.4f / %.4f, %.4f / %.4f\n", name, d1 / nq, d5 / nq, d10 / nq, drr / nq,
+                   h1[0] / nq, hrr[0] / nq, h1[1] / nq, hrr[1] / nq);
+        }
+    }
+    if (!out)
+        printf("(learned weights are this index's: dense %.2f, bm25 %.2f; ingest with `--layer L` at the best layer and "
+               "they are learned for it)\n", fu.w_dense, fu.w_bm25);
+    rc = 0;
+done:
+    llm_context_free(ctx);
+    free(ids);
+    free(ch);
+    free(cv);
+    free(qv);
+    free(tmp);
+    free(sc);
+    free(bm);
+    free(nbm);
+    free(buf);
+    return rc;
+}
 
 /* Contract: prints the table (or JSON); 0 ok, 1 on file/model/index errors,
  * 2 on usage errors. */
@@ -85,6 +277,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
     idx_doc *listed = NULL;
     size_t n_listed = 0;
     int n_para = 0, cap_para = 0, n_q = 0, cap_q = 0;
+    int sweep[EVAL_MAX_LAYERS], n_sweep = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -95,6 +288,18 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
         else if (strcmp(a, "--limit") == 0 && has && parse_int(argv[i + 1], 1, 10000000, &v)) { limit = v; i++; }
         else if (strcmp(a, "--layer") == 0 && has && parse_int(argv[i + 1], -1, 100000, &v)) { layer = (int)v; i++; }
         else if (strcmp(a, "--threads") == 0 && has && parse_int(argv[i + 1], 1, 256, &v)) { threads = (int)v; i++; }
+        else if (strcmp(a, "--layers") == 0 && has) {
+            char *list = argv[++i], *save = NULL;
+            char buf[512];
+            snprintf(buf, sizeof buf, "%s", list);
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (n_sweep == EVAL_MAX_LAYERS) { app_error("eval-retrieval: at most %d layers", EVAL_MAX_LAYERS); return 2; }
+                if (strcmp(t, "final") == 0 || strcmp(t, "-1") == 0) sweep[n_sweep++] = -1;
+                else if (parse_int(t, 0, 100000, &v)) sweep[n_sweep++] = (int)v;
+                else { app_error("eval-retrieval: --layers: '%s' is not a layer number or 'final'", t); return 2; }
+            }
+            if (!n_sweep) { app_error("eval-retrieval: --layers needs at least one layer"); return 2; }
+        }
         else {
             app_error("eval-retrieval: bad option or value '%s' (see `mrag eval-retrieval --help`)", a);
             return 2;
@@ -273,10 +478,12 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "mrr@10", sc[mode].rr / nq);
             cJSON_AddNumberToObject(o, "ms_per_query", 1000 * tq[mode] / nq);
         }
-        char *txt = cJSON_Print(out);
-        if (!txt) { app_error("eval-retrieval: out of memory"); goto done; }
-        puts(txt);
-        free(txt);
+        if (!n_sweep) {
+            char *txt = cJSON_Print(out);
+            if (!txt) { app_error("eval-retrieval: out of memory"); goto done; }
+            puts(txt);
+            free(txt);
+        }
     } else {
         printf("%s: %d paragraphs (%lld chunks), %d questions; model %s, layer %d\n", squad, n_para,
                (long long)cnt.chunks, n_q, mpath, layer);
@@ -290,6 +497,11 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
         for (int mode = 0; mode < 3; mode++)
             printf("%-8s %9.4f %9.4f %9.4f %9.4f %12.2f\n", rag_search_mode_str((rag_search_mode)mode),
                    sc[mode].hits1 / nq, sc[mode].hits5 / nq, sc[mode].hits10 / nq, sc[mode].rr / nq, 1000 * tq[mode] / nq);
+    }
+    if (n_sweep && layer_sweep(s, m, r, threads, layer, sweep, n_sweep, qs, n_q, doc_ids, json ? out : NULL) != 0) goto done;
+    if (json && n_sweep) {
+        char *txt = cJSON_Print(out);
+        if (txt) { puts(txt); free(txt); }
     }
     rc = 0;
 done:

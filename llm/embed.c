@@ -159,3 +159,64 @@ done:
     free(tok);
     return rc;
 }
+
+int llm_embed_layers(llm_context *c, const char *text, size_t len, const int *layers, int n_layers, float *out) {
+    if (!c) return LLM_ERR_ARG;
+    if ((!text && len) || !layers || n_layers < 1 || n_layers > 64 || !out)
+        return llm_context_fail(c, LLM_ERR_ARG, "embed: bad arguments");
+    const int dim = c->m->hp.n_embd;
+    for (int j = 0; j < n_layers; j++)
+        if (layers[j] < -1 || layers[j] >= c->m->hp.n_layer)
+            return llm_context_fail(c, LLM_ERR_ARG, "embed: layer %d is out of range (-1 = final norm, 0..%d)", layers[j],
+                                    c->m->hp.n_layer - 1);
+    int32_t *ids = NULL;
+    int n = 0;
+    int rc = tokenize_alloc(c, text ? text : "", text ? len : 0, &ids, &n);
+    if (rc != LLM_OK) return rc;
+    double *acc = calloc((size_t)n_layers * dim, sizeof *acc);
+    float **bufs = calloc((size_t)n_layers, sizeof *bufs);
+    if (!acc || !bufs) { rc = llm_context_fail(c, LLM_ERR_NOMEM, "embed: out of memory"); goto done; }
+    for (int j = 0; j < n_layers; j++)
+        if (!(bufs[j] = malloc((size_t)c->p.n_batch * dim * sizeof **bufs))) {
+            rc = llm_context_fail(c, LLM_ERR_NOMEM, "embed: out of memory");
+            goto done;
+        }
+    llm_context_reset(c);
+    if (!c->rolling && n > c->p.n_ctx) {
+        rc = llm_context_fail(c, LLM_ERR_CONTEXT_FULL, "embed: %d tokens do not fit n_ctx %d", n, c->p.n_ctx);
+        goto done;
+    }
+    /* one pass through the cache, every requested layer captured */
+    for (int off = 0; off < n; off += c->p.n_batch) {
+        int nb = n - off < c->p.n_batch ? n - off : c->p.n_batch;
+        for (int i = 0; i < nb; i++) c->pos[i] = off + i;
+        llm_batch b = {
+            .tokens = ids + off, .pos = c->pos, .seq = NULL, .n = nb,
+            .use_cache = true, .store_kv = off + nb < n, .logits = 0,
+            .hidden = NULL, .hidden_layer = -1,
+            .hidden_more = bufs, .hidden_more_layer = layers, .n_hidden_more = n_layers,
+        };
+        if ((rc = llm_forward(c->m, c->s, c->pool, &b)) != LLM_OK) {
+            rc = llm_context_fail(c, rc, "embed: forward pass failed (%s)", llm_status_str(rc));
+            goto done;
+        }
+        for (int j = 0; j < n_layers; j++)
+            for (int i = 0; i < nb; i++) {
+                const float *h = bufs[j] + (size_t)i * dim;
+                double *a = acc + (size_t)j * dim;
+                for (int d = 0; d < dim; d++) a[d] += h[d];
+            }
+    }
+    for (int j = 0; j < n_layers; j++) {
+        double *a = acc + (size_t)j * dim;
+        for (int d = 0; d < dim; d++) a[d] /= n;
+        l2_store(a, dim, out + (size_t)j * dim);
+    }
+done:
+    llm_context_reset(c);
+    for (int j = 0; bufs && j < n_layers; j++) free(bufs[j]);
+    free(bufs);
+    free(acc);
+    free(ids);
+    return rc;
+}

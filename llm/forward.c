@@ -464,8 +464,22 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
         for (int i = 0; i < n; i++)
             if (b->pos[i] != s->cache_hi + i || (b->seq && b->seq[i] != b->seq[0])) return LLM_ERR_ARG;
     int last_layer = hp->n_layer - 1;
-    if (b->hidden && b->hidden_layer >= 0 && b->logits == 0 && b->hidden_layer < last_layer)
+    if (b->hidden && b->hidden_layer >= 0 && b->logits == 0 && b->hidden_layer < last_layer && !b->n_hidden_more)
         last_layer = b->hidden_layer;
+    bool more_final = false;
+    if (b->n_hidden_more && b->logits == 0) {
+        int hi = b->hidden ? b->hidden_layer : -2;
+        for (int j = 0; j < b->n_hidden_more; j++) {
+            int hl = b->hidden_more_layer[j];
+            if (hl < 0 || hl >= hp->n_layer) more_final = true;
+            else if (hl > hi) hi = hl;
+        }
+        if (b->hidden && (b->hidden_layer < 0 || b->hidden_layer >= hp->n_layer)) more_final = true;
+        if (!more_final && hi >= 0 && hi < last_layer) last_layer = hi;
+    } else {
+        for (int j = 0; j < b->n_hidden_more; j++)
+            if (b->hidden_more_layer[j] < 0 || b->hidden_more_layer[j] >= hp->n_layer) more_final = true;
+    }
     s->n_logit_rows = 0;
 
     /* token embeddings: rows of token_embd dequantized */
@@ -519,6 +533,8 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
         for (size_t t = 0; t < (size_t)n * dim; t++) s->x[t] += s->xb2[t];
         if (b->hidden && b->hidden_layer == l)
             memcpy(b->hidden, s->x, (size_t)n * dim * sizeof(float));
+        for (int j = 0; j < b->n_hidden_more; j++)
+            if (b->hidden_more_layer[j] == l) memcpy(b->hidden_more[j], s->x, (size_t)n * dim * sizeof(float));
     }
     if (b->store_kv) {
         s->cache_hi = b->pos[n - 1] + 1;
@@ -529,10 +545,13 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
     /* final norm, then the output head for the rows asked for */
     int first = b->logits == 2 ? 0 : n - 1;
     bool want_hidden = b->hidden && (b->hidden_layer < 0 || b->hidden_layer >= hp->n_layer);
-    if (want_hidden) first = 0;
+    if (want_hidden || more_final) first = 0;
     for (int i = first; i < n; i++)
         rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, m->out_norm, dim, hp->rms_eps);
     if (want_hidden) memcpy(b->hidden, s->xb, (size_t)n * dim * sizeof(float));
+    for (int j = 0; j < b->n_hidden_more; j++)
+        if (b->hidden_more_layer[j] < 0 || b->hidden_more_layer[j] >= hp->n_layer)
+            memcpy(b->hidden_more[j], s->xb, (size_t)n * dim * sizeof(float));
     if (b->logits == 2) {
         llm_matmul(pool, m->output.type, m->output.data, hp->n_vocab, dim, s->xb, n, s->logits, s->work);
         s->n_logit_rows = n;

@@ -263,5 +263,10 @@ int llm_embed(llm_context *c, const char *text, size_t len, float *out);
  * context allows; out is n x n_embd. */
 int llm_embed_batch(llm_context *c, const char *const *texts, const size_t *lens,
                     int n, float *out);
+/* The embedding of one text at several layers from a single forward pass
+ * (layer sweeps): layers[j] (-1 = final norm, else after layer L, whatever
+ * the context's embd_layer), out is n_layers x n_embd, each as llm_embed
+ * computes it. At most 64 layers. */
+int llm_embed_layers(llm_context *c, const char *text, size_t len, const int *layers, int n_layers, float *out);
 
 #endif

@@ -105,6 +105,11 @@ typedef struct {
     int logits;             /* 0 none, 1 last token only, 2 every token */
     float *hidden;          /* NULL or n x n_embd out: hidden states at hidden_layer */
     int hidden_layer;       /* -1 = after the final norm, L = after layer L */
+    /* more capture points in the same pass (layer sweeps): hidden_more[j]
+     * (n x n_embd) gets the states at hidden_more_layer[j] (-1 = final norm) */
+    float *const *hidden_more;
+    const int *hidden_more_layer;
+    int n_hidden_more;
 } llm_batch;
 
 /* kv_size: slots of the rolling KV buffer; n_batch: max tokens per call;

@@ -155,18 +155,36 @@ static void check_no_ghosts(idx_store *s, const char *dir) {
 
 /* FTS5 rowids matching word that are not live chunks (ghosts in FTS5), and
  * live matches, straight from the SQLite file. */
-static void fts_matches(const char *dir, const char *word, int *live, int *ghost) {
-    char db[600];
-    snprintf(db, sizeof db, "%s/mrag.sqlite", dir);
-    sqlite3 *h = NULL;
+static int first_term_cb(void *user, const char *t, size_t n, int start, int end, bool colocated) {
+    (void)start; (void)end; (void)colocated;
+    snprintf(user, 128, "%.*s", (int)n, t);
+    return 1;   /* the first term is enough */
+}
+
+/* The term the index stores for an English word (its stem). */
+static void index_term(const char *word, char out[128]) {
+    idx_analyzer *z = NULL;
+    out[0] = 0;
+    REQUIRE(idx_analyzer_new(NULL, &z) == IDX_OK);
+    idx_analyze(z, word, strlen(word), IDX_LANG_EN, first_term_cb, out);
+    idx_analyzer_free(z);
+}
+
+/* Through the store's connection: the FTS table's "mrag" tokenizer is
+ * registered only there. */
+static void fts_matches(idx_store *s, const char *plain_word, int *live, int *ghost) {
+    char word[128];
+    index_term(plain_word, word);
+    REQUIRE(*word);
+    sqlite3 *h = idx_debug_db(s);
     *live = *ghost = 0;
-    REQUIRE(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
     sqlite3_stmt *st = NULL;
     /* the FTS5 index itself (not the content table): which rowids hold the term */
-    REQUIRE(sqlite3_prepare_v2(h, "SELECT DISTINCT doc FROM chunks_fts_instance WHERE term = lower(?1)", -1, &st, NULL) == SQLITE_OK,
+    REQUIRE(sqlite3_prepare_v2(h, "SELECT DISTINCT doc FROM chunks_fts_instance WHERE term = ?1", -1, &st, NULL) == SQLITE_OK,
             "%s", sqlite3_errmsg(h));
     sqlite3_bind_text(st, 1, word, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         sqlite3_int64 rowid = sqlite3_column_int64(st, 0);
         sqlite3_stmt *c = NULL;
         REQUIRE(sqlite3_prepare_v2(h, "SELECT count(*) FROM chunks WHERE id = ?1", -1, &c, NULL) == SQLITE_OK);
@@ -176,8 +194,8 @@ static void fts_matches(const char *dir, const char *word, int *live, int *ghost
         else (*ghost)++;
         sqlite3_finalize(c);
     }
+    CHECK(rc == SQLITE_DONE, "fts5vocab: %s", sqlite3_errmsg(h));
     sqlite3_finalize(st);
-    sqlite3_close(h);
 }
 
 /* True when some of the top k BM25 hits of query belong to a URI ending in suffix. */
@@ -374,7 +392,7 @@ TEST(edited_file_old_text_gone_new_text_found_counts_exact) {
     idx_doc_release(&d);
     CHECK(bm25_finds(s, "forfeited", "vacation-policy.md", 1, NULL, NULL));
     int live = 0, ghost = 0;
-    fts_matches(idir, "carried", &live, &ghost);
+    fts_matches(s, "carried", &live, &ghost);
     CHECK(live >= 1);
     /* a new version: the old sentences are gone, a new unique word appears */
     const char *text = "# Vacation\n\nEvery employee gets quokkaberry days.\n\n## Requests\n\n"
@@ -397,7 +415,7 @@ TEST(edited_file_old_text_gone_new_text_found_counts_exact) {
     CHECK_EQ_INT((int64_t)st.chunks_added, want);
     CHECK_EQ_INT((int64_t)st.chunks_removed, old_chunks);
     CHECK(!bm25_finds(s, "forfeited", "vacation-policy.md", 20, NULL, NULL), "old text still found");
-    fts_matches(idir, "carried", &live, &ghost);
+    fts_matches(s, "carried", &live, &ghost);
     CHECK_EQ_INT(ghost, 0);
     CHECK_EQ_INT(live, 0);
     CHECK(bm25_finds(s, "quokkaberry", "vacation-policy.md", 1, NULL, NULL), "new text not found");
@@ -451,7 +469,7 @@ TEST(deleted_and_renamed_files_leave_no_ghosts) {
     idx_doc_release(&d);
     CHECK(!bm25_finds(s, "banana bread", "banana-bread.md", 20, NULL, NULL), "deleted document still found");
     int live = 0, ghost = 0;
-    fts_matches(idir, "banana", &live, &ghost);
+    fts_matches(s, "banana", &live, &ghost);
     CHECK_EQ_INT(ghost, 0);
     CHECK_EQ_INT(live, 0);
     CHECK(bm25_finds(s, "uncollected print jobs", "facilities/printing-moved.txt", 3, NULL, NULL));

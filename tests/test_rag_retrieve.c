@@ -79,6 +79,9 @@ TEST(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25) {
     rag_retriever *r = NULL;
     char err[512];
     REQUIRE(rag_retriever_new(s, &rp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    /* no weights learned yet: plain RRF, both lists weighted equally */
+    rag_fusion fu = rag_retriever_fusion(r);
+    CHECK(fu.w_dense == 0.5f && fu.w_bm25 == 0.5f && strcmp(fu.source, "default") == 0, "%f %f %s", fu.w_dense, fu.w_bm25, fu.source);
     const char *queries[] = {"ships in the harbour", "bread yeast flour", "Straße Hafen", "lighthouse night coast",
                              "zzzz unmatched words"};
     for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++) {
@@ -99,8 +102,8 @@ TEST(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25) {
         for (int i = 0; i < nh; i++) {
             double want = 0;
             int dr = 0, br = 0;
-            for (int j = 0; j < nd; j++) if (dense[j].chunk_id == hyb[i].chunk_id) { want += 1.0 / (60 + j + 1); dr = j + 1; }
-            for (int j = 0; j < nb; j++) if (bm25[j].chunk_id == hyb[i].chunk_id) { want += 1.0 / (60 + j + 1); br = j + 1; }
+            for (int j = 0; j < nd; j++) if (dense[j].chunk_id == hyb[i].chunk_id) { want += fu.w_dense / (60 + j + 1); dr = j + 1; }
+            for (int j = 0; j < nb; j++) if (bm25[j].chunk_id == hyb[i].chunk_id) { want += fu.w_bm25 / (60 + j + 1); br = j + 1; }
             CHECK(fabs(want - hyb[i].score) < 1e-6, "'%s' #%d: score %.7f, want %.7f", q, i + 1, (double)hyb[i].score, want);
             CHECK_EQ_INT(hyb[i].dense_rank, dr);
             CHECK_EQ_INT(hyb[i].bm25_rank, br);
@@ -111,8 +114,8 @@ TEST(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25) {
             bool kept = false;
             for (int i = 0; i < nh; i++) kept |= hyb[i].chunk_id == dense[j].chunk_id;
             if (kept) continue;
-            double sc = 1.0 / (60 + j + 1);
-            for (int b = 0; b < nb; b++) if (bm25[b].chunk_id == dense[j].chunk_id) sc += 1.0 / (60 + b + 1);
+            double sc = fu.w_dense / (60 + j + 1);
+            for (int b = 0; b < nb; b++) if (bm25[b].chunk_id == dense[j].chunk_id) sc += fu.w_bm25 / (60 + b + 1);
             if (sc > best_rest) best_rest = sc;
         }
         CHECK(best_rest <= hyb[nh - 1].score + 1e-7, "'%s': a dropped chunk scores %.7f > %.7f", q, best_rest,
@@ -219,7 +222,68 @@ TEST(retriever_embeds_at_the_layer_the_index_records) {
     llm_model_free(m);
 }
 
-TEST_MAIN(RUN(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25),
+/* Item 2 of issue 14: the weights are learned per index, and with the
+ * random test model (whose dense side adds nothing to BM25) hybrid falls
+ * back to BM25 by itself; stored weights are what hybrid uses. */
+TEST(learned_weights_fall_back_to_bm25_with_a_random_model) {
+    llm_model *m = load_test_model();
+    idx_store *s = make_store(m, true);
+    rag_retriever_params rp = rag_retriever_default_params();
+    rp.model = m;
+    rp.n_threads = 1;
+    rag_retriever *r = NULL;
+    char err[512];
+    REQUIRE(rag_retriever_new(s, &rp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    rag_fusion f;
+    REQUIRE(rag_tune(r, s, NULL, &f, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK(f.n_queries >= 10 && strcmp(f.source, "pseudo") == 0, "%d %s", f.n_queries, f.source);
+    CHECK(f.w_dense == 0.0f && f.w_bm25 == 1.0f, "dense %.2f bm25 %.2f", f.w_dense, f.w_bm25);
+    CHECK(f.mrr_hybrid >= f.mrr_bm25, "hybrid %.3f bm25 %.3f", f.mrr_hybrid, f.mrr_bm25);
+    CHECK(isinf(f.gate_cos), "no dense trust, no gate by meaning: %f", f.gate_cos);
+    rag_fusion back;
+    REQUIRE(rag_fusion_load(s, &back) == RAG_OK);
+    CHECK(back.w_dense == f.w_dense && back.n_queries == f.n_queries && isinf(back.gate_cos));
+    rag_retriever_free(r);
+    REQUIRE(rag_retriever_new(s, &rp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    const char *queries[] = {"ships in the harbour", "bread yeast flour", "lighthouse night coast"};
+    for (size_t qi = 0; qi < sizeof queries / sizeof *queries; qi++) {
+        rag_hit b[8], h[8];
+        int nb = 0, nh = 0;
+        const char *q = queries[qi];
+        REQUIRE(rag_retrieve(r, q, strlen(q), RAG_SEARCH_BM25, 8, NULL, b, &nb) == RAG_OK);
+        REQUIRE(rag_retrieve(r, q, strlen(q), RAG_SEARCH_HYBRID, 8, NULL, h, &nh) == RAG_OK);
+        REQUIRE(nb >= 1);
+        for (int i = 0; i < nb; i++) CHECK(h[i].chunk_id == b[i].chunk_id, "'%s' #%d: hybrid follows BM25", q, i + 1);
+    }
+    rag_retriever_free(r);
+    /* other stored weights are used as stored */
+    REQUIRE(idx_meta_set(s, "rag.fusion", "0.300 0.700 0.950000 40 0.5 0.6 0.7 labelled") == IDX_OK);
+    REQUIRE(rag_retriever_new(s, &rp, &r, err, sizeof err) == RAG_OK, "%s", err);
+    rag_fusion g = rag_retriever_fusion(r);
+    CHECK(fabsf(g.w_dense - 0.3f) < 1e-6f && fabsf(g.gate_cos - 0.95f) < 1e-6f && strcmp(g.source, "labelled") == 0);
+    rag_hit d[12], b[12], h[3];
+    int nd = 0, nb = 0, nh = 0;
+    const char *q = "ships in the harbour";
+    REQUIRE(rag_retrieve(r, q, strlen(q), RAG_SEARCH_DENSE, 12, NULL, d, &nd) == RAG_OK);
+    REQUIRE(rag_retrieve(r, q, strlen(q), RAG_SEARCH_BM25, 12, NULL, b, &nb) == RAG_OK);
+    REQUIRE(rag_retrieve(r, q, strlen(q), RAG_SEARCH_HYBRID, 3, NULL, h, &nh) == RAG_OK && nh == 3);
+    for (int i = 0; i < nh; i++) {
+        double want = 0;
+        for (int j = 0; j < nd; j++) if (d[j].chunk_id == h[i].chunk_id) want += 0.3 / (60 + j + 1);
+        for (int j = 0; j < nb; j++) if (b[j].chunk_id == h[i].chunk_id) want += 0.7 / (60 + j + 1);
+        CHECK(fabs(want - h[i].score) < 1e-6, "#%d: %.7f vs %.7f", i + 1, (double)h[i].score, want);
+        CHECK(h[i].dense_rank == 0 || fabsf(h[i].dense_score - d[h[i].dense_rank - 1].score) < 1e-6f, "cosine reported");
+    }
+    /* a damaged value is refused, not half-read: the defaults stay */
+    REQUIRE(idx_meta_set(s, "rag.fusion", "2.0 nonsense") == IDX_OK);
+    CHECK_EQ_INT(rag_fusion_load(s, &back), RAG_ERR_FORMAT);
+    CHECK(back.w_dense == 0.5f);
+    rag_retriever_free(r);
+    idx_close(s);
+    llm_model_free(m);
+}
+
+TEST_MAIN(RUN(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25), RUN(learned_weights_fall_back_to_bm25_with_a_random_model),
           RUN(bm25_needs_no_model_dense_and_hybrid_do),
           RUN(empty_index_answers_nothing_in_every_mode),
           RUN(retriever_embeds_at_the_layer_the_index_records),
