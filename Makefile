@@ -12,6 +12,7 @@
 # BUILD selects the output folder, so several builds can live side by side.
 
 BUILD ?= build
+BENCH_CHUNKS ?= 100000
 CC ?= gcc
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
@@ -71,7 +72,7 @@ ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki clean oracle mrag
+.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki bench-retrieval bench-langid clean oracle mrag
 .DEFAULT_GOAL := all
 # keep objects of test binaries (they are built through a pattern chain)
 .SECONDARY:
@@ -176,6 +177,19 @@ bench-tok: all $(BUILD)/tests/bench_tokenizer
 
 bench-guard: all $(BUILD)/tests/bench_guard
 	$(BUILD)/tests/bench_guard
+
+# BM25 latency at 100k chunks, today's FTS5 path against mrag's, interleaved
+# (tests/bench_retrieval.c; not part of `bench`: a few minutes to build)
+bench-retrieval: all $(BUILD)/tests/bench_retrieval
+	$(BUILD)/tests/bench_retrieval $(BENCH_CHUNKS)
+
+# language identification on short windows: stop-word profiles against
+# libexttextcat (tests/langid/compare_langid.c; needs libexttextcat-dev)
+bench-langid: all
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(CFLAGS) -I. -I/usr/include/libexttextcat -o $(BUILD)/tests/compare_langid tests/langid/compare_langid.c \
+	    $(LIBINDEX) $(LIBS) -lexttextcat-2.0
+	$(BUILD)/tests/compare_langid
 
 # wrk against `mrag serve` on loopback (tests/bench_serve.sh; not part of `bench`)
 bench-serve: all

@@ -24,7 +24,7 @@ PKGS="
   gcc g++ make pkg-config dpkg-dev clang
   libopenblas-openmp-dev libfaiss-dev
   libsqlite3-dev libcurl4-openssl-dev libpcre2-dev
-  libstemmer-dev hunspell-de-de
+  libstemmer-dev hunspell-de-de libexttextcat-dev
   libmicrohttpd-dev libcjson-dev libedit-dev
   libpoppler-glib-dev libxml2-dev
   poppler-utils

@@ -97,6 +97,10 @@ char *app_recorded_model(idx_store *s);
  * never fatal. */
 struct llm_model;
 void app_after_ingest(idx_store *s, struct llm_model *m, const char *cmd);
+/* `--layer auto`: compares embedding layers on the index (cand NULL: the
+ * defaults of rag_tune_layer), re-embeds at the best, prints the table;
+ * failures are warnings naming cmd. Call app_after_ingest (or rag_tune) after. */
+void app_choose_layer(idx_store *s, struct llm_model *m, int threads, const int *cand, int n_cand, const char *cmd);
 /* One line saying the fusion weights, where they come from, and the gate
  * (f is a const rag_fusion *). */
 void app_fusion_describe(const void *f, char *out, size_t n);

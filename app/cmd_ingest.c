@@ -30,7 +30,10 @@ static const char *ingest_usage =
     "  --chunk-tokens N    tokens per chunk (default 256)\n"
     "  --overlap N         tokens shared by consecutive chunks (default 32)\n"
     "  --max-file-mb N     skip larger files (default 50)\n"
-    "  --layer L           embed the hidden state after layer L (default: final norm)\n"
+    "  --layer L           embed the hidden state after layer L (default: final norm);\n"
+    "                      auto: ingest at the final norm, then compare a quarter,\n"
+    "                      half and three quarters of the layers on pseudo-queries\n"
+    "                      and re-embed at the best (see `mrag tune --layer auto`)\n"
     "  --faiss SPEC        FAISS index type: Flat (default), HNSW32, IVF1024,Flat ...\n"
     "  --batch N           chunks per embedding batch (default 16)\n"
     "  --save-every N      save the FAISS file every N changed documents (default 50)\n"
@@ -234,6 +237,7 @@ int app_cmd_ingest(int argc, char **argv) {
     const char *dir = NULL, *index_flag = NULL, *mflag = NULL, *faiss = NULL, *access_path = NULL;
     rag_access *acc = NULL;
     rag_ingest_params p = rag_ingest_default_params();
+    bool layer_auto = false;
     ui u;
     memset(&u, 0, sizeof u);
     llm_model *m = NULL;
@@ -252,6 +256,7 @@ int app_cmd_ingest(int argc, char **argv) {
         else if (strcmp(a, "--chunk-tokens") == 0 && has && parse_int(argv[i + 1], 16, 8192, &v)) { p.chunk_tokens = (int)v; i++; }
         else if (strcmp(a, "--overlap") == 0 && has && parse_int(argv[i + 1], 0, 4096, &v)) { p.overlap_tokens = (int)v; i++; }
         else if (strcmp(a, "--max-file-mb") == 0 && has && parse_int(argv[i + 1], 1, 1 << 20, &v)) { p.max_file_bytes = (uint64_t)v << 20; i++; }
+        else if (strcmp(a, "--layer") == 0 && has && strcmp(argv[i + 1], "auto") == 0) { layer_auto = true; p.layer = -1; i++; }
         else if (strcmp(a, "--layer") == 0 && has && parse_int(argv[i + 1], -1, 100000, &v)) { p.layer = (int)v; i++; }
         else if (strcmp(a, "--batch") == 0 && has && parse_int(argv[i + 1], 1, 4096, &v)) { p.embed_batch = (int)v; i++; }
         else if (strcmp(a, "--save-every") == 0 && has && parse_int(argv[i + 1], 1, 1 << 30, &v)) { p.save_every = (int)v; i++; }
@@ -301,6 +306,7 @@ int app_cmd_ingest(int argc, char **argv) {
     clear_bar(&u);
     if (grc != RAG_OK) { app_error("ingest: %s", err); goto done; }
     print_summary(&u, &st, index_dir);
+    if (layer_auto && !st.cancelled) app_choose_layer(s, m, p.n_threads, NULL, 0, "ingest");
     app_after_ingest(s, m, "ingest");
     rc = st.cancelled ? 130 : 0;
 done:

@@ -33,6 +33,11 @@ static const char *tune_usage =
     "                     (as eval-retrieval stores them) or, for your own\n"
     "                     documents, every chunk holding the answer text\n"
     "  --queries N        pseudo-queries made from public chunks (default 200)\n"
+    "  --layer auto       also compare embedding layers (a quarter, half and three\n"
+    "                     quarters of the model's layers, the final norm, and the\n"
+    "                     index's own) on pseudo-queries in one pass, and re-embed\n"
+    "                     every chunk at the best when it beats the index's layer\n"
+    "  --candidates LIST  the layers --layer auto compares, e.g. 8,16,24,final\n"
     "  --compounds MODE   corpus | dict | both | off (default: as recorded, both)\n"
     "  --dict FILE        hunspell word list (default /usr/share/hunspell/de_DE.dic)\n"
     "  --threads N        engine threads (default: all cores)\n";
@@ -119,6 +124,8 @@ int app_cmd_tune(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { fputs(tune_usage, stdout); return 0; }
     const char *index_flag = NULL, *mflag = NULL, *squad = NULL, *compounds = NULL, *dict = NULL;
     int queries = 200, threads = 0;
+    bool layer_auto = false;
+    int cand[RAG_MAX_LAYERS], n_cand = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool more = i + 1 < argc;
@@ -127,6 +134,21 @@ int app_cmd_tune(int argc, char **argv) {
         else if (strcmp(a, "--squad") == 0 && more) squad = argv[++i];
         else if (strcmp(a, "--compounds") == 0 && more) compounds = argv[++i];
         else if (strcmp(a, "--dict") == 0 && more) dict = argv[++i];
+        else if (strcmp(a, "--layer") == 0 && more && strcmp(argv[i + 1], "auto") == 0) { layer_auto = true; i++; }
+        else if (strcmp(a, "--candidates") == 0 && more) {
+            char buf[512], *save = NULL;
+            snprintf(buf, sizeof buf, "%s", argv[++i]);
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                char *e;
+                long v = strcmp(t, "final") == 0 ? -1 : strtol(t, &e, 10);
+                if (n_cand == RAG_MAX_LAYERS - 1 || (strcmp(t, "final") && (*e || v < -1 || v > 100000))) {
+                    fprintf(stderr, "mrag: tune: --candidates: '%s' is not a layer (or too many)\n", t);
+                    return 2;
+                }
+                cand[n_cand++] = (int)v;
+            }
+            layer_auto = true;
+        }
         else if (strcmp(a, "--queries") == 0 && more) {
             char *e;
             long v = strtol(argv[++i], &e, 10);
@@ -176,6 +198,18 @@ int app_cmd_tune(int argc, char **argv) {
     char err[1024];
     llm_model_params mp = llm_model_default_params();
     if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("tune: %s", err); goto done; }
+    if (layer_auto) {
+        idx_fingerprint fp;
+        if (idx_fingerprint_get(s, &fp) != IDX_OK) { app_error("tune: --layer auto: the index has no embeddings yet"); goto done; }
+        /* the model must be the index's before its vectors are replaced */
+        rag_retriever_params cp = rag_retriever_default_params();
+        cp.model = m;
+        cp.n_threads = threads;
+        if (rag_retriever_new(s, &cp, &r, err, sizeof err) != RAG_OK) { app_error("tune: %s", err); goto done; }
+        rag_retriever_free(r);
+        r = NULL;
+        app_choose_layer(s, m, threads, n_cand ? cand : NULL, n_cand, "tune");
+    }
     rag_retriever_params rp = rag_retriever_default_params();
     rp.model = m;
     rp.n_threads = threads;

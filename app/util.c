@@ -152,3 +152,25 @@ void app_fusion_describe(const void *fv, char *out, size_t n) {
                  "hybrid %.3f); relevance gate: %s", f->w_dense, f->w_bm25, f->n_queries,
                  strcmp(f->source, "pseudo") == 0 ? "pseudo-" : "labelled ", f->mrr_dense, f->mrr_bm25, f->mrr_hybrid, gate);
 }
+
+void app_choose_layer(idx_store *s, struct llm_model *m, int threads, const int *cand, int n_cand, const char *cmd) {
+    rag_layer_choice lc;
+    char err[1024] = "";
+    int rc = rag_tune_layer(s, m, threads, cand, n_cand, true, &lc, err, sizeof err);
+    if (rc != RAG_OK) {
+        fprintf(stderr, "mrag: %s: warning: embedding layer not chosen: %s\n", cmd, err);
+        return;
+    }
+    printf("embedding layers compared on %d pseudo-queries among %d chunks (MRR@10 dense / hybrid):\n", lc.n_queries, lc.n_sampled);
+    for (int j = 0; j < lc.n_layers; j++) {
+        char name[16];
+        if (lc.layers[j] < 0) snprintf(name, sizeof name, "final");
+        else snprintf(name, sizeof name, "%d", lc.layers[j]);
+        printf("  layer %-6s %.3f / %.3f (dense weight %.1f)%s%s\n", name, lc.mrr_dense[j], lc.mrr_hybrid[j], lc.w_dense[j],
+               j == lc.best ? "  <- chosen" : "", j == lc.current ? "  (was the index's)" : "");
+    }
+    if (lc.changed) {
+        printf("re-embedded every chunk at the chosen layer\n");
+        idx_meta_set(s, "rag.fusion", "");     /* weights of the old layer: learn again */
+    }
+}

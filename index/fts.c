@@ -23,6 +23,11 @@
  * FTS5's 1.2 / 0.75); see docs/retrieval.md for the measured effect. */
 #define FTS_K1 0.9
 #define FTS_B 0.4
+/* Bumped whenever the analysis of a text changes (word splitting, language
+ * profiles, normalisation, stemmers, compound rules): FTS5 deletes a row by
+ * re-tokenizing its old text, so an index analysed by another version is
+ * rebuilt at the next read-write open (idx_fts_upgrade). */
+#define FTS_ANALYZER_VERSION 1
 
 /* ------------------------------------------------------------ tokenizer */
 
@@ -533,6 +538,7 @@ static int retune_body(idx_store *s, const char *compounds, const char *dict) {
     if ((rc = idx_meta_get_i64(s, "idx.fts.gen", &gen, &found))) goto done;
     gen++;
     if ((rc = idx_meta_put_i64(s, "idx.fts.lang", deflang)) || (rc = idx_meta_put_i64(s, "idx.fts.langs", mask)) ||
+        (rc = idx_meta_put_i64(s, "idx.fts.analyzer", FTS_ANALYZER_VERSION)) ||
         (rc = idx_meta_put_i64(s, "idx.fts.chunks", nchunks)) || (rc = idx_meta_put(s, "idx.fts.lang_chunks", lc)) ||
         (rc = idx_meta_put(s, "idx.fts.compounds", compounds)) || (rc = idx_meta_put_i64(s, "idx.fts.gen", gen)))
         goto done;
@@ -548,6 +554,31 @@ done:
 }
 
 int idx_fts_migrate(idx_store *s) { return retune_body(s, "both", NULL); }
+
+int idx_fts_upgrade(idx_store *s) {
+    int64_t v = 0;
+    bool found = false;
+    int rc = idx_meta_get_i64(s, "idx.fts.analyzer", &v, &found);
+    if (rc || (found && v == FTS_ANALYZER_VERSION) || s->params.read_only) return rc;
+    char *mode = NULL;
+    if (idx_meta_get(s, "idx.fts.compounds", &mode) != IDX_OK) mode = NULL;
+    s->err[0] = 0;
+    char m[16];
+    snprintf(m, sizeof m, "%s", mode ? mode : "both");
+    free(mode);
+    if ((rc = idx_exec(s, "BEGIN IMMEDIATE"))) return rc;
+    rc = retune_body(s, m, NULL);
+    if (rc) {
+        char keep[sizeof s->err];
+        memcpy(keep, s->err, sizeof keep);
+        idx_exec(s, "ROLLBACK");
+        memcpy(s->err, keep, sizeof keep);
+        return rc;
+    }
+    rc = idx_exec(s, "COMMIT");
+    if (!rc) idx_set_notice(s, "the text index was analysed by another version of mrag: rebuilt (vectors untouched)");
+    return rc;
+}
 
 int idx_fts_retune(idx_store *s, const idx_fts_params *p, bool *rebuilt) {
     if (rebuilt) *rebuilt = false;

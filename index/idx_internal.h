@@ -145,6 +145,7 @@ int idx_faiss_err(idx_store *s, int frc, const char *what);
 int idx_fts_register(idx_store *s);          /* tokenizer + rank function */
 int idx_fts_config_current(idx_store *s);    /* reload the config if changed */
 int idx_fts_migrate(idx_store *s);           /* schema v3 step: analyse + rebuild */
+int idx_fts_upgrade(idx_store *s);           /* rebuild if another analyzer version built it */
 /* access-class statistics of a document's chunks: sign +1 after its chunks
  * and groups are stored, -1 before they are removed or regrouped */
 int idx_fts_cls_apply(idx_store *s, int64_t doc_id, int sign);

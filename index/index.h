@@ -350,6 +350,12 @@ typedef struct {
 int idx_fingerprint_set(idx_store *s, const idx_fingerprint *fp);
 /* IDX_ERR_NOTFOUND when none is recorded. */
 int idx_fingerprint_get(idx_store *s, idx_fingerprint *fp);
+/* Replaces every stored vector at once, with a new fingerprint (e.g. the
+ * same model at another layer): ids[n] must be exactly the chunks that have
+ * vectors, vecs n x fp->dim (L2-normalised, finite), fp->dim the index's
+ * dimension. One transaction; the FAISS index is rebuilt and saved after
+ * it. Not inside a caller's transaction. */
+int idx_vectors_replace(idx_store *s, const idx_fingerprint *fp, const int64_t *ids, const float *vecs, size_t n);
 /* IDX_OK when fp equals the recorded one (or none is recorded);
  * IDX_ERR_MISMATCH with a message naming the differing fields otherwise. */
 int idx_fingerprint_check(idx_store *s, const idx_fingerprint *fp);

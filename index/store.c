@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +346,50 @@ int idx_fingerprint_set(idx_store *s, const idx_fingerprint *fp) {
     return idx_write_end(s, own, rc);
 }
 
+int idx_vectors_replace(idx_store *s, const idx_fingerprint *fp, const int64_t *ids, const float *vecs, size_t n) {
+    if (!s || !fp || (n && (!ids || !vecs))) return s ? idx_err(s, IDX_ERR_ARG, "arguments missing") : IDX_ERR_ARG;
+    if (!fp_valid(fp)) return idx_err(s, IDX_ERR_ARG, "invalid fingerprint");
+    if (s->params.read_only) return idx_err(s, IDX_ERR_READONLY, "opened read-only");
+    if (s->in_txn) return idx_err(s, IDX_ERR_STATE, "idx_vectors_replace inside a transaction");
+    if (fp->dim != s->dim) return idx_err(s, IDX_ERR_MISMATCH, "vectors of dimension %d for an index of dimension %d", fp->dim, s->dim);
+    if ((int64_t)n != s->nvec) return idx_err(s, IDX_ERR_ARG, "%zu vectors given, the index holds %lld", n, (long long)s->nvec);
+    for (size_t i = 0; i < n * (size_t)fp->dim; i++)
+        if (!isfinite(vecs[i])) return idx_err(s, IDX_ERR_ARG, "vector %zu is not finite", i / (size_t)fp->dim);
+    int rc = idx_begin(s);
+    if (rc) return rc;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "UPDATE vectors SET data = ?2 WHERE chunk_id = ?1", -1, &st, NULL) != SQLITE_OK) {
+        rc = idx_sql_err(s, "prepare");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, ids[i]);
+        sqlite3_bind_blob(st, 2, vecs + i * (size_t)fp->dim, fp->dim * (int)sizeof(float), SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) { rc = idx_sql_err(s, "rewrite vector"); goto fail; }
+        if (sqlite3_changes(s->db) != 1) { rc = idx_err(s, IDX_ERR_ARG, "chunk %lld has no vector", (long long)ids[i]); goto fail; }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = idx_meta_put(s, "idx.fp.model_sha256", fp->model_sha256);
+    if (!rc) rc = idx_meta_put(s, "idx.fp.pooling", fp->pooling);
+    if (!rc) rc = idx_meta_put_i64(s, "idx.fp.layer", fp->layer);
+    if (!rc) rc = idx_meta_put_i64(s, "idx.fp.dim", fp->dim);
+    if (rc) goto fail;
+    s->txn_vec_changed = true;      /* a new generation: FAISS files of the old one are void */
+    if ((rc = idx_commit(s))) return rc;
+    return idx_rebuild(s);
+fail:
+    sqlite3_finalize(st);
+    {
+        char keep[sizeof s->err];
+        memcpy(keep, s->err, sizeof keep);
+        idx_rollback(s);
+        memcpy(s->err, keep, sizeof keep);
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------ schema */
 
 /* Each step migrates user_version i to i+1; index i holds the step from i.
@@ -574,6 +619,8 @@ int idx_open(const char *dir, const idx_params *params, idx_store **out) {
     rc = idx_fts_register(s);
     if (rc) goto done;
     rc = schema_migrate(s);
+    if (rc) goto done;
+    rc = idx_fts_upgrade(s);
     if (rc) goto done;
     rc = idx_fts_config_current(s);
     if (rc) goto done;

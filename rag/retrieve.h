@@ -107,4 +107,28 @@ typedef struct {
  * index (meta "rag.fusion") unless dry_run; *out (may be NULL) gets it. */
 int rag_tune(rag_retriever *r, idx_store *s, const rag_tune_params *p, rag_fusion *out, char *err, size_t errlen);
 
+#define RAG_MAX_LAYERS 16
+typedef struct {
+    int layers[RAG_MAX_LAYERS];     /* compared layers (-1 = final norm) */
+    int n_layers;
+    double mrr_dense[RAG_MAX_LAYERS], mrr_hybrid[RAG_MAX_LAYERS];  /* MRR@10 per layer */
+    float w_dense[RAG_MAX_LAYERS];  /* the dense weight fusion would get */
+    int best, current;              /* indexes into layers */
+    int n_queries, n_sampled;       /* pseudo-queries, chunks ranked among */
+    bool changed;                   /* the index was re-embedded at layers[best] */
+} rag_layer_choice;
+
+/* `--layer auto`: compares embedding layers of model m on the index s
+ * (which m built) with pseudo-queries from public chunks, ranked among a
+ * sample of up to 2000 public chunks: every sampled chunk and query goes
+ * through the model once, all candidate layers captured (llm_embed_layers).
+ * cand[n_cand] (NULL: a quarter, half and three quarters of the layers, and
+ * the final norm; the index's own layer always). The winner has the best
+ * hybrid MRR@10 (weighted RRF, weight learned as rag_tune does), then the
+ * best dense MRR, by more than 0.01 over the index's layer. With apply, a
+ * winner other than the index's layer is made the index's: every chunk is
+ * re-embedded at it (idx_vectors_replace) — run rag_tune afterwards. */
+int rag_tune_layer(idx_store *s, llm_model *m, int n_threads, const int *cand, int n_cand, bool apply,
+                   rag_layer_choice *out, char *err, size_t errlen);
+
 #endif

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -447,8 +448,125 @@ TEST(eval_retrieval_reports_recall_as_json) {
     free(out);
 }
 
+/* The German set in the repository (tests/data/de_sample_qa.json): the
+ * German pipeline end to end (stems, compounds), hybrid falling back to BM25
+ * with the random model by itself, the layer sweep sharing one pass, and
+ * `mrag tune` from pseudo-queries and from the labelled file. */
+TEST(german_eval_layer_sweep_and_tune) {
+    setup();
+    char dir[300], args[2048];
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());
+    int st = -1;
+    snprintf(args, sizeof args, "eval-retrieval --squad tests/data/de_sample_qa.json --index %s/de -m %s --threads 1 "
+             "--layers 0,final --json", test_shq(dir), test_shq(model_a));
+    char *out = run(args, &st, NULL);
+    CHECK_EQ_INT(st, 0);
+    cJSON *j = cJSON_Parse(out);
+    REQUIRE(cJSON_IsObject(j), "not JSON: %s", out);
+    double bm = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "bm25"), "recall@1")->valuedouble;
+    double hy = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hybrid"), "recall@1")->valuedouble;
+    double de = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "dense"), "recall@1")->valuedouble;
+    CHECK(bm >= 0.9, "German BM25 recall@1 %.4f (0.75 with unicode61 alone)", bm);
+    CHECK(hy >= bm - 0.005, "hybrid %.4f below BM25 %.4f", hy, bm);
+    const cJSON *fu = cJSON_GetObjectItem(j, "fusion");
+    REQUIRE(fu, "no fusion object");
+    CHECK(cJSON_GetObjectItem(fu, "w_dense")->valuedouble == 0, "random model: dense weight %g",
+          cJSON_GetObjectItem(fu, "w_dense")->valuedouble);
+    CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(fu, "source")), "pseudo") == 0);
+    const cJSON *ls = cJSON_GetObjectItem(j, "layers");
+    REQUIRE(cJSON_GetArraySize(ls) == 2, "layers: %s", out);
+    const cJSON *fin = cJSON_GetArrayItem(ls, 1);
+    CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(fin, "layer")), "final") == 0);
+    /* the sweep's final layer is the index's layer: the same dense figure */
+    CHECK(fabs(cJSON_GetObjectItem(fin, "dense_recall@1")->valuedouble - de) < 1e-9, "sweep %g vs %g",
+          cJSON_GetObjectItem(fin, "dense_recall@1")->valuedouble, de);
+    CHECK(fabs(cJSON_GetObjectItem(fin, "hybrid_learned_recall@1")->valuedouble - hy) < 1e-9);
+    cJSON_Delete(j);
+    free(out);
+    /* mrag tune: the text index is German, weights from pseudo-queries */
+    snprintf(args, sizeof args, "tune --index %s/de -m %s --threads 1", test_shq(dir), test_shq(model_a));
+    out = run(args, &st, NULL);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "default language de") && strstr(out, "pseudo-queries") && strstr(out, "dense 0.00, bm25 1.00"), "%s", out);
+    free(out);
+    /* and from the labelled questions (the owner's file) */
+    snprintf(args, sizeof args, "tune --index %s/de -m %s --threads 1 --squad tests/data/de_sample_qa.json --compounds dict",
+             test_shq(dir), test_shq(model_a));
+    out = run(args, &st, NULL);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "32 labelled queries") && strstr(out, "compounds dict"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "tune --index %s/de --compounds nonsense", test_shq(dir));
+    out = run(args, &st, NULL);
+    CHECK_EQ_INT(st, 1);
+    free(out);
+}
+
+/* `mrag tune --layer auto` on XQuAD with a 4-layer random model: layer 1
+ * beats the final norm on pseudo-queries (dense MRR 0.664 vs 0.627 here),
+ * so every chunk is re-embedded at layer 1 and the index says so. */
+TEST(tune_layer_auto_reembeds_at_the_better_layer) {
+    setup();
+    char squad[600], m4[600], dir[300], args[2048];
+    snprintf(squad, sizeof squad, "%s", test_require_shared("data/xquad.en.json"));   /* a static buffer */
+    snprintf(m4, sizeof m4, "%s/m4.gguf", test_tmpdir());
+    test_mkmodel(m4, "--dim 64 --layers 4 --heads 4 --kv-heads 1 --ff 128");
+    snprintf(dir, sizeof dir, "%s/ev4", test_tmpdir());
+    int st = -1;
+    snprintf(args, sizeof args, "eval-retrieval --squad %s --index %s -m %s --threads 1 --json", test_shq(squad), test_shq(dir), test_shq(m4));
+    char errf[600];
+    snprintf(errf, sizeof errf, "%s/ev4.err", test_tmpdir());
+    free(run(args, &st, errf));
+    REQUIRE(st == 0, "%s", test_read_file(errf, NULL));
+    snprintf(args, sizeof args, "tune --index %s -m %s --threads 1 --layer auto --candidates 1,final", test_shq(dir), test_shq(m4));
+    char *out = run(args, &st, NULL);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "layer 1      0.664") && strstr(out, "<- chosen") < strstr(out, "layer final") &&
+          strstr(out, "re-embedded every chunk"), "%s", out);
+    free(out);
+    idx_store *s = NULL;
+    REQUIRE(idx_open(dir, NULL, &s) == IDX_OK);
+    idx_fingerprint fp;
+    REQUIRE(idx_fingerprint_get(s, &fp) == IDX_OK);
+    CHECK_EQ_INT(fp.layer, 1);
+    CHECK_EQ_INT(idx_check(s), IDX_OK);
+    rag_fusion f;
+    CHECK(rag_fusion_load(s, &f) == RAG_OK && f.w_dense == 0, "weights learned again for the new layer");
+    idx_close(s);
+    /* the stored vectors are the layer-1 embeddings of the chunks' texts */
+    REQUIRE(idx_open(dir, NULL, &s) == IDX_OK);
+    llm_model *m = NULL;
+    char err[256];
+    llm_model_params mp = llm_model_default_params();
+    REQUIRE(llm_model_load(m4, &mp, &m, err, sizeof err) == LLM_OK, "%s", err);
+    llm_context_params cp = llm_context_default_params();
+    cp.embd_layer = 1;
+    cp.n_ctx = 2048;
+    llm_context *c = NULL;
+    REQUIRE(llm_context_new(m, &cp, &c, err, sizeof err) == LLM_OK, "%s", err);
+    int64_t *ids = NULL;
+    size_t n = 0;
+    REQUIRE(idx_chunk_ids(s, false, &ids, &n) == IDX_OK && n > 100);
+    for (size_t i = 0; i < n; i += n / 5) {
+        idx_chunk ch;
+        REQUIRE(idx_chunk_get(s, ids[i], &ch, NULL) == IDX_OK);
+        float want[64], got[64];
+        REQUIRE(llm_embed(c, ch.text, ch.text_len, want) == LLM_OK);
+        REQUIRE(idx_chunk_vector(s, ids[i], got, 64) == IDX_OK);
+        double dot = 0;
+        for (int d = 0; d < 64; d++) dot += (double)want[d] * got[d];
+        CHECK(dot > 0.9999, "chunk %lld: cosine %.6f with its layer-1 embedding", (long long)ids[i], dot);
+        idx_chunk_release(&ch);
+    }
+    free(ids);
+    llm_context_free(c);
+    llm_model_free(m);
+    idx_close(s);
+}
+
 TEST_MAIN(RUN(ingest_prints_summary_with_reasons_and_exit_codes),
           RUN(search_prints_citations_and_valid_json),
           RUN(kill_9_at_random_moments_then_rerun_equals_clean_ingest),
           RUN(sigint_stops_between_documents_and_a_rerun_finishes),
-          RUN(eval_retrieval_reports_recall_as_json))
+          RUN(eval_retrieval_reports_recall_as_json), RUN(german_eval_layer_sweep_and_tune),
+          RUN(tune_layer_auto_reembeds_at_the_better_layer))

@@ -417,6 +417,45 @@ TEST(reader_refresh_follows_writer) {
     idx_close(w);
 }
 
-TEST_MAIN(RUN(dense_search_returns_stored_ids), RUN(missing_corrupt_stale_file_rebuilt), RUN(hnsw_removal_uses_tombstones),
+/* --layer auto re-embeds everything at another layer: all vectors replaced
+ * in one step with the new fingerprint, FAISS rebuilt and saved. */
+TEST(vectors_replaced_with_a_new_fingerprint) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_with(dir, NULL);
+    REQUIRE(s);
+    idx_fingerprint fp = {.layer = -1, .pooling = "mean", .dim = DIM};
+    memset(fp.model_sha256, 'a', 64);
+    REQUIRE(idx_fingerprint_set(s, &fp) == IDX_OK, "%s", idx_errmsg(s));
+    int64_t ids[8];
+    REQUIRE(put_doc(s, "a", 5, NULL, ids, NULL) == 0);
+    REQUIRE(put_doc(s, "b", 3, "hr", ids + 5, NULL) == 0);
+    REQUIRE(idx_save(s) == IDX_OK);
+    float nv[8 * DIM];
+    for (int i = 0; i < 8; i++) unit_vec(nv + i * DIM, DIM);
+    idx_fingerprint nfp = fp;
+    nfp.layer = 3;
+    CHECK_EQ_INT(idx_vectors_replace(s, &nfp, ids, nv, 7), IDX_ERR_ARG);        /* not all of them */
+    int64_t wrong[8];
+    memcpy(wrong, ids, sizeof wrong);
+    wrong[7] = 999999;
+    CHECK_EQ_INT(idx_vectors_replace(s, &nfp, wrong, nv, 8), IDX_ERR_ARG);      /* an id without a vector */
+    idx_fingerprint got;
+    REQUIRE(idx_fingerprint_get(s, &got) == IDX_OK);
+    CHECK_EQ_INT(got.layer, -1);                                                 /* nothing changed */
+    REQUIRE(idx_vectors_replace(s, &nfp, ids, nv, 8) == IDX_OK, "%s", idx_errmsg(s));
+    REQUIRE(idx_fingerprint_get(s, &got) == IDX_OK);
+    CHECK_EQ_INT(got.layer, 3);
+    for (int i = 0; i < 8; i++) check_self_hit(s, ids[i], nv + i * DIM, __LINE__);
+    check_ids(s, 8, __LINE__);
+    CHECK_EQ_INT(idx_check(s), IDX_OK);
+    idx_close(s);
+    s = open_with(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_notice(s) == NULL, "the saved FAISS file is current: %s", idx_notice(s) ? idx_notice(s) : "");
+    check_self_hit(s, ids[6], nv + 6 * DIM, __LINE__);
+    idx_close(s);
+}
+
+TEST_MAIN(RUN(dense_search_returns_stored_ids), RUN(vectors_replaced_with_a_new_fingerprint), RUN(missing_corrupt_stale_file_rebuilt), RUN(hnsw_removal_uses_tombstones),
           RUN(type_change_rebuilds), RUN(ivf_trains_when_enough_vectors), RUN(dense_group_filter_never_starves),
           RUN(reader_refresh_follows_writer))

@@ -387,6 +387,14 @@ TEST(schema_2_index_migrates_without_reembedding) {
     REQUIRE(idx_search_bm25(s, "running", 7, 2, &f, hh, &n) == IDX_OK);
     CHECK_EQ_INT(n, 1);
     CHECK_EQ_INT(idx_check(s), IDX_OK);     /* class statistics filled */
+    /* an index analysed by another analyzer version is rebuilt on open */
+    REQUIRE(sqlite3_exec(idx_debug_db(s), "UPDATE meta SET value = '0' WHERE key = 'idx.fts.analyzer'", NULL, NULL, NULL) == SQLITE_OK);
+    idx_close(s);
+    s = open_ok(dir);
+    REQUIRE(s);
+    CHECK(idx_notice(s) && strstr(idx_notice(s), "rebuilt"), "notice: %s", idx_notice(s) ? idx_notice(s) : "none");
+    CHECK(bm25_n(s, "running", NULL) == 2);
+    CHECK_EQ_INT(idx_check(s), IDX_OK);
     free(ids0);
     free(ids1);
     idx_close(s);

@@ -222,6 +222,34 @@ TEST(layer_option_pools_an_earlier_layer) {
     llm_model_free(m);
 }
 
+/* A layer sweep: one pass captures several layers, each equal to what a
+ * context at that layer embeds on its own (also through the cache in
+ * several batches). */
+TEST(one_pass_embeds_several_layers) {
+    const char *path = test_require_shared("models/stories260K.gguf");
+    llm_model *m = load(path);
+    int dim = llm_n_embd(m);
+    const char *t = texts[3];
+    const int layers[] = {1, -1, 3, 0};
+    float all[4 * 64], one[64];
+    llm_context *sweep = ctx(m, 256, 8, 2);     /* its own embd_layer does not matter */
+    REQUIRE(llm_embed_layers(sweep, t, strlen(t), layers, 4, all) == LLM_OK, "%s", llm_context_error(sweep));
+    for (int j = 0; j < 4; j++) {
+        llm_context *c = ctx(m, 256, 256, layers[j]);
+        REQUIRE(llm_embed(c, t, strlen(t), one) == LLM_OK);
+        double d = max_abs_diff(one, all + j * dim, dim);
+        CHECK(d <= 1e-5, "layer %d: %.3g", layers[j], d);
+        llm_context_free(c);
+    }
+    CHECK(max_abs_diff(all, all + dim, dim) > 1e-2, "layers differ");
+    const int bad[] = {1, 9};
+    CHECK_EQ_INT(llm_embed_layers(sweep, t, strlen(t), bad, 2, all), LLM_ERR_ARG);
+    /* the context still embeds normally afterwards */
+    REQUIRE(llm_embed(sweep, t, strlen(t), one) == LLM_OK);
+    llm_context_free(sweep);
+    llm_model_free(m);
+}
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -257,7 +285,7 @@ TEST(packing_speeds_up_ingestion) {
     llm_model_free(m);
 }
 
-TEST_MAIN(RUN(stories260k_embedding_matches_llama_cpp_mean_hidden),
+TEST_MAIN(RUN(stories260k_embedding_matches_llama_cpp_mean_hidden), RUN(one_pass_embeds_several_layers),
           RUN(mistral_shaped_f32_embedding_matches_llama_cpp_mean_hidden),
           RUN(batch_packing_equals_one_text_at_a_time), RUN(long_text_goes_through_the_cache_in_chunks),
           RUN(layer_option_pools_an_earlier_layer), RUN(packing_speeds_up_ingestion))
