@@ -510,8 +510,7 @@ TEST(no_shared_word_but_similar_by_meaning_is_answered) {
         p.store = s;
         p.guard = guard;
         p.count = rag_count_words;
-        p.generate = fake_generate;
-        p.generate_user = &fg;
+        p.engine = fake_engine(&fg);
         p.embed = gate_embed_fn;
         p.embed_dim = 4;
         p.k = 2;
