@@ -139,26 +139,19 @@ int app_cmd_tune(int argc, char **argv) {
             char buf[512], *save = NULL;
             snprintf(buf, sizeof buf, "%s", argv[++i]);
             for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                char *e;
-                long v = strcmp(t, "final") == 0 ? -1 : strtol(t, &e, 10);
-                if (n_cand == RAG_MAX_LAYERS - 1 || (strcmp(t, "final") && (*e || v < -1 || v > 100000))) {
+                int v = -1;
+                if (n_cand == RAG_MAX_LAYERS - 1 || (strcmp(t, "final") && !app_parse_int(t, -1, 100000, &v))) {
                     fprintf(stderr, "mrag: tune: --candidates: '%s' is not a layer (or too many)\n", t);
                     return 2;
                 }
-                cand[n_cand++] = (int)v;
+                cand[n_cand++] = v;
             }
             layer_auto = true;
         }
         else if (strcmp(a, "--queries") == 0 && more) {
-            char *e;
-            long v = strtol(argv[++i], &e, 10);
-            if (*e || v < 10 || v > 100000) { fprintf(stderr, "mrag: tune: --queries must be 10..100000\n"); return 2; }
-            queries = (int)v;
+            if (!app_parse_int(argv[++i], 10, 100000, &queries)) { fprintf(stderr, "mrag: tune: --queries must be 10..100000\n"); return 2; }
         } else if (strcmp(a, "--threads") == 0 && more) {
-            char *e;
-            long v = strtol(argv[++i], &e, 10);
-            if (*e || v < 0 || v > 512) { fprintf(stderr, "mrag: tune: --threads must be 0..512\n"); return 2; }
-            threads = (int)v;
+            if (!app_parse_int(argv[++i], 0, 512, &threads)) { fprintf(stderr, "mrag: tune: --threads must be 0..512\n"); return 2; }
         } else {
             fprintf(stderr, "mrag: tune: unknown option %s\n%s", a, tune_usage);
             return 2;
