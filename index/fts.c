@@ -703,13 +703,13 @@ static int fts_hidden(idx_store *s, const idx_filter *f, const qterms *q, fts_ad
     *out = NULL;
     *bytes = 0;
     if (!f) return IDX_OK;
-    sqlite3_stmt *st = NULL;
+    /* cached statements: this runs for every filtered query */
+    sqlite3_stmt *st = idx_stmt(s, ST_FTS_CLS_LIST);
+    if (!st) return IDX_ERR_SQLITE;
     int rc = IDX_OK;
-    char *inlist = NULL;
-    size_t il = 0, ic = 0;
+    int64_t hidden[64], *hid = hidden, *big = NULL;
+    size_t nh = 0, caph = 64;
     int64_t rows = 0, tokens = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT id, groups, n_rows, n_tokens FROM fts_cls WHERE n_rows > 0 AND groups <> ''", -1, &st, NULL) != SQLITE_OK)
-        return idx_sql_err(s, "access classes");
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         const char *g = (const char *)sqlite3_column_text(st, 1);
@@ -724,48 +724,43 @@ static int fts_hidden(idx_store *s, const idx_filter *f, const qterms *q, fts_ad
         if (visible) continue;
         rows += sqlite3_column_int64(st, 2);
         tokens += sqlite3_column_int64(st, 3);
-        char num[24];
-        int nl = snprintf(num, sizeof num, "%s%lld", il ? "," : "", (long long)sqlite3_column_int64(st, 0));
-        if (il + (size_t)nl + 1 > ic) {
-            size_t nc = ic ? ic * 2 : 128;
-            char *p = realloc(inlist, nc);
-            if (!p) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
-            inlist = p;
-            ic = nc;
+        if (nh == caph) {
+            int64_t *nb = realloc(big, caph * 2 * sizeof *nb);
+            if (!nb) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+            if (!big) memcpy(nb, hidden, sizeof hidden);
+            big = hid = nb;
+            caph *= 2;
         }
-        memcpy(inlist + il, num, (size_t)nl + 1);
-        il += (size_t)nl;
+        hid[nh++] = sqlite3_column_int64(st, 0);
     }
-    if (step != SQLITE_DONE) { rc = idx_sql_err(s, "access classes"); goto done; }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (!il) goto done;
+    if (!rc && step != SQLITE_DONE) rc = idx_sql_err(s, "access classes");
+    sqlite3_reset(st);
+    if (rc || !nh) goto done;
     size_t b = sizeof(fts_adj) + q->n * sizeof(int64_t);
     fts_adj *a = calloc(1, b);
     if (!a) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
     a->rows = rows;
     a->tokens = tokens;
     a->nterm = (int64_t)q->n;
-    char *sql = NULL;
-    if (asprintf(&sql, "SELECT coalesce(sum(df), 0) FROM fts_cls_df WHERE term = ?1 AND cls IN (%s)", inlist) < 0) sql = NULL;
-    if (!sql || sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        rc = sql ? idx_sql_err(s, "access-class statistics") : idx_err(s, IDX_ERR_NOMEM, "out of memory");
-        free(sql);
-        free(a);
-        goto done;
+    /* point lookups (class, term): few hidden classes in practice */
+    for (size_t i = 0; i < q->n && !rc; i++) {
+        for (size_t c = 0; c < nh; c++) {
+            sqlite3_stmt *d = idx_stmt(s, ST_FTS_CLS_DF);
+            if (!d) { rc = IDX_ERR_SQLITE; break; }
+            sqlite3_bind_int64(d, 1, hid[c]);
+            sqlite3_bind_text(d, 2, q->t[i], -1, SQLITE_STATIC);
+            int r = sqlite3_step(d);
+            if (r == SQLITE_ROW) a->df[i] += sqlite3_column_int64(d, 0);
+            else if (r != SQLITE_DONE) { rc = idx_sql_err(s, "access-class statistics"); }
+            sqlite3_reset(d);
+            if (rc) break;
+        }
     }
-    free(sql);
-    for (size_t i = 0; i < q->n; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, q->t[i], -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW) { rc = idx_sql_err(s, "access-class statistics"); free(a); goto done; }
-        a->df[i] = sqlite3_column_int64(st, 0);
-    }
+    if (rc) { free(a); goto done; }
     *out = a;
     *bytes = b;
 done:
-    sqlite3_finalize(st);
-    free(inlist);
+    free(big);
     return rc;
 }
 

@@ -42,6 +42,8 @@ typedef enum {
     ST_VECTOR_GET,
     ST_CHUNK_GET,
     ST_DOC_ID_BY_URI,
+    ST_FTS_CLS_LIST,
+    ST_FTS_CLS_DF,
     ST_COUNT__,
 } idx_stmt_id;
 

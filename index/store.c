@@ -97,6 +97,8 @@ static const char *const stmt_sql[ST_COUNT__] = {
     [ST_VECTOR_INSERT] = "INSERT INTO vectors(chunk_id, data) VALUES(?1, ?2)",
     [ST_VECTOR_GET] = "SELECT data FROM vectors WHERE chunk_id = ?1",
     [ST_DOC_ID_BY_URI] = "SELECT id FROM documents WHERE uri = ?1",
+    [ST_FTS_CLS_LIST] = "SELECT id, groups, n_rows, n_tokens FROM fts_cls WHERE n_rows > 0 AND groups <> ''",
+    [ST_FTS_CLS_DF] = "SELECT df FROM fts_cls_df WHERE cls = ?1 AND term = ?2",
     [ST_CHUNK_GET] = "SELECT id, doc_id, ordinal, text, heading, byte_start, byte_end, line_start, "
                      "line_end, page, n_tokens FROM chunks WHERE id = ?1",
 };
