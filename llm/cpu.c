@@ -45,6 +45,7 @@ static void simd_init(void) {
         if (cap < active) active = cap;
     }
     llm_kernels_ref_fill(&tables[LLM_SIMD_REF]);
+    llm_repack_ref_fill(&tables[LLM_SIMD_REF]);
     tables[LLM_SIMD_AVX2] = tables[LLM_SIMD_REF];
     if (detected >= LLM_SIMD_AVX2) {
         llm_kernels_avx2_fill(&tables[LLM_SIMD_AVX2]);
@@ -54,6 +55,8 @@ static void simd_init(void) {
     if (detected >= LLM_SIMD_AVX512) {
         llm_kernels_avx512_fill(&tables[LLM_SIMD_AVX512]);
         llm_kernels_formats_avx512_fill(&tables[LLM_SIMD_AVX512]);
+        llm_packed_avx512_fill(&tables[LLM_SIMD_AVX512]);
+        llm_attn_avx512_fill(&tables[LLM_SIMD_AVX512]);
     }
 }
 

@@ -13,6 +13,7 @@
  * are rounded to F16 before the product with V. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,12 +51,13 @@ struct llm_state {
     float *xg;              /* (n_batch, n_embd) gathered inputs of one expert */
     float *yg;              /* (n_batch, n_embd) that expert's outputs */
     /* attention scratch per thread */
-    float *scores;          /* (n_threads, kv_size + n_batch) */
+    float *scores;          /* (n_threads, group, kv_size + n_batch) */
     int *keys;              /* (n_threads, kv_size + n_batch) keys a query sees */
+    const void **kvrows;     /* (n_threads, 2, kv_size + n_batch) their K and V rows */
     ggml_half *qh;          /* (n_threads, head_dim) query head rounded to F16 */
-    float *qf;              /* (n_threads, head_dim) the same as floats */
+    float *qf;              /* (n_threads, group, head_dim) the same as floats */
     float *tmp;             /* (n_threads, head_dim) one K or V row as floats */
-    float *acc;             /* (n_threads, head_dim) P·V sums */
+    float *acc;             /* (n_threads, group, head_dim) P·V sums */
     /* output */
     float *logits;          /* (all_logits ? n_batch : 1, n_vocab) */
     void *work;             /* matmul scratch (quantized activations) */
@@ -95,13 +97,15 @@ static size_t work_size_for(const llm_model *m, int n) {
         MAXW(L->router); MAXW(L->e_gate); MAXW(L->e_up); MAXW(L->e_down);
     }
 #undef MAXW
-    return w;
+    /* llm_matmul_multi converts the input once per kind for up to
+     * LLM_MULTI_MAX matrices */
+    return w * LLM_MULTI_MAX;
 }
 
 /* Sizes of every buffer of the state, in one place so that llm_state_bytes
  * and llm_state_new agree. */
 typedef struct {
-    size_t x, q, kv, kvb, ff, rope, router, sel, scores, keys, row, logits, work, cache;
+    size_t x, q, kv, kvb, ff, rope, router, sel, scores, keys, rows, row, grow, logits, work, cache;
 } state_sizes;
 
 static state_sizes sizes_for(const llm_model *m, int kv_size, int nb, int nt, bool kv_f32, bool all_logits) {
@@ -118,9 +122,12 @@ static state_sizes sizes_for(const llm_model *m, int kv_size, int nb, int nt, bo
     z.rope = (size_t)nb * hp->head_dim * sizeof(float);
     z.router = (size_t)nb * ne * sizeof(float);
     z.sel = (size_t)nb * nu * sizeof(int);
-    z.scores = (size_t)nt * (kv_size + nb) * sizeof(float);
+    int group = hp->n_head / hp->n_head_kv;
+    z.scores = (size_t)nt * group * (kv_size + nb) * sizeof(float);
     z.keys = (size_t)nt * (kv_size + nb) * sizeof(int);
+    z.rows = (size_t)nt * 2 * (kv_size + nb) * sizeof(void *);
     z.row = (size_t)nt * hp->head_dim * sizeof(float);
+    z.grow = z.row * group;
     z.logits = (size_t)(all_logits ? nb : 1) * hp->n_vocab * sizeof(float);
     z.work = work_size_for(m, nb);
     z.cache = (size_t)hp->n_layer * kv_size * kv_dim * el;
@@ -131,10 +138,10 @@ uint64_t llm_state_bytes(const llm_model *m, int kv_size, int n_batch, int n_thr
                          bool all_logits) {
     state_sizes z = sizes_for(m, kv_size, n_batch, n_threads, kv_f32, all_logits);
     /* x, xb, xb2, xg, yg; q, att; k, v; kb, vb; hb, hb2; sel, sel_w, rows;
-     * scores, keys; qh, qf, tmp, acc; 2 caches. */
+     * scores, keys, key rows; qh, tmp; qf, acc; 2 caches. */
     return 5 * (uint64_t)z.x + 2 * (uint64_t)z.q + 2 * (uint64_t)z.kv + 2 * (uint64_t)z.kvb +
-           2 * (uint64_t)z.ff + z.rope + z.router + 3 * (uint64_t)z.sel + (uint64_t)n_batch * sizeof(int) + z.scores + z.keys + 4 * (uint64_t)z.row +
-           z.logits + z.work + 2 * (uint64_t)z.cache;
+           2 * (uint64_t)z.ff + z.rope + z.router + 3 * (uint64_t)z.sel + (uint64_t)n_batch * sizeof(int) + z.scores +
+           z.keys + z.rows + 2 * (uint64_t)z.row + 2 * (uint64_t)z.grow + z.logits + z.work + 2 * (uint64_t)z.cache;
 }
 
 uint64_t llm_state_kv_bytes(const llm_state *s) {
@@ -146,7 +153,7 @@ void llm_state_free(llm_state *s) {
     free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v);
     free(s->kb); free(s->vb); free(s->att); free(s->hb); free(s->hb2); free(s->rope);
     free(s->router); free(s->sel); free(s->sel_w); free(s->rows); free(s->seq_start); free(s->xg); free(s->yg);
-    free(s->scores); free(s->keys); free(s->qh); free(s->qf); free(s->tmp); free(s->acc);
+    free(s->scores); free(s->keys); free(s->kvrows); free(s->qh); free(s->qf); free(s->tmp); free(s->acc);
     free(s->logits); free(s->work); free(s->k_cache); free(s->v_cache);
     free(s);
 }
@@ -184,8 +191,8 @@ int llm_state_new(const llm_model *m, int kv_size, int n_batch, int n_threads, b
     ALLOC(s->sel, z.sel); ALLOC(s->sel_w, z.sel); ALLOC(s->rows, z.sel);
     size_t seq_bytes = (size_t)n_batch * sizeof(int);
     ALLOC(s->seq_start, seq_bytes);
-    ALLOC(s->scores, z.scores); ALLOC(s->keys, z.keys);
-    ALLOC(s->qh, z.row); ALLOC(s->qf, z.row); ALLOC(s->tmp, z.row); ALLOC(s->acc, z.row);
+    ALLOC(s->scores, z.scores); ALLOC(s->keys, z.keys); ALLOC(s->kvrows, z.rows);
+    ALLOC(s->qh, z.row); ALLOC(s->qf, z.grow); ALLOC(s->tmp, z.row); ALLOC(s->acc, z.grow);
     ALLOC(s->logits, z.logits);
     ALLOC(s->work, z.work);
     ALLOC(s->k_cache, z.cache); ALLOC(s->v_cache, z.cache);
@@ -250,8 +257,6 @@ static void rope_apply(float *v, const float *rope, int n_heads, int head_dim) {
     }
 }
 
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
-
 /* One attention job: what every thread needs to find its (token, head)
  * units. */
 typedef struct {
@@ -260,6 +265,7 @@ typedef struct {
     const llm_batch *b;
     int layer;
     int window;         /* 0 = full attention */
+    _Atomic int next;   /* next unit, counted from the last token down */
 } att_job;
 
 /* Q·K of one key row against the query (already rounded to the cache
@@ -286,14 +292,38 @@ static inline float att_score(const llm_kernel_table *kt, const llm_state *s, co
     return (float)acc;
 }
 
-/* Attention for a contiguous share of the n_tok * n_head units (token i,
- * head h): softmax(q·k * scale) over the keys token i may see, times V.
- * Keys come from the cache (positions [cache_lo, cache_hi) of earlier
- * calls, position p in slot p % kv_size) and from this batch (kb/vb); they
- * are visited in increasing position, the order of a one-shot prefill, so
- * a rolling decode rounds exactly like it. */
+/* The keys token i of the batch sees, in increasing position: key[] >= 0
+ * is a cache slot (positions [cache_lo, cache_hi) of earlier calls,
+ * position p in slot p % kv_size), < 0 a batch row (-1 - row). Returns
+ * their number. */
+static int att_keys(const llm_state *s, const llm_batch *b, int i, int W, int *key) {
+    int pi = b->pos[i], nk = 0;
+    if (b->use_cache) {
+        int lo = s->cache_lo, hi = s->cache_hi < pi + 1 ? s->cache_hi : pi + 1;
+        if (W > 0 && lo < pi - W + 1) lo = pi - W + 1;
+        for (int pj = lo; pj < hi; pj++) key[nk++] = pj % s->kv_size;
+    }
+    /* batch rows: a sequence's tokens are consecutive rows with consecutive
+     * positions (checked by llm_forward), so token i sees rows
+     * seq_start[i]..i, cut to the window */
+    int j0 = s->seq_start[i];
+    if (W > 0 && j0 < i - W + 1) j0 = i - W + 1;
+    for (int j = j0; j <= i; j++) key[nk++] = -1 - j;
+    return nk;
+}
+
+/* Attention units from a shared counter, the last tokens (most keys)
+ * first so the threads finish together; every unit is computed the same
+ * way whoever runs it. With an F16 cache, a head size the level's att_f16
+ * kernel takes, a unit is (token, KV head): the query heads sharing the
+ * KV head go through the kernel together, so each key and value row is
+ * converted once for all of them. Otherwise a unit is (token, head):
+ * softmax(q·k * scale) over the keys, times V, through dot/axpy. Keys are
+ * visited in increasing position, the order of a one-shot prefill, so a
+ * rolling decode rounds exactly like it. */
 static void attention_worker(void *arg, int ith, int nth) {
-    const att_job *J = arg;
+    (void)nth;
+    att_job *J = arg;
     const llm_kernel_table *kt = llm_kernels_active();
     const llm_hparams *hp = &J->m->hp;
     llm_state *s = J->s;
@@ -306,37 +336,48 @@ static void attention_worker(void *arg, int ith, int nth) {
     const uint8_t *kc = (const uint8_t *)s->k_cache + (size_t)J->layer * s->kv_size * row;
     const uint8_t *vc = (const uint8_t *)s->v_cache + (size_t)J->layer * s->kv_size * row;
     const int n_keys_max = s->kv_size + s->n_batch;
-    float *sc = s->scores + (size_t)ith * n_keys_max;
+    float *sc = s->scores + (size_t)ith * group * n_keys_max;
     int *key = s->keys + (size_t)ith * n_keys_max;
-    float *acc = s->acc + (size_t)ith * hd;
+    float *acc = s->acc + (size_t)ith * group * hd;
     float *tmp = s->tmp + (size_t)ith * hd;
-    float *qf = s->qf + (size_t)ith * hd;
+    float *qf = s->qf + (size_t)ith * group * hd;
     ggml_half *qh = s->qh + (size_t)ith * hd;
-    const int n_units = b->n * n_head;
-    int per = (n_units + nth - 1) / nth;
-    int u0 = ith * per, u1 = u0 + per < n_units ? u0 + per : n_units;
-    for (int u = u0; u < u1; u++) {
-        int i = u / n_head, h = u % n_head, kvh = h / group;
-        int pi = b->pos[i];
+    const bool grouped = s->kv_f16 && kt->att_f16 && hd % 64 == 0 && hd <= LLM_ATT_MAX_HD;
+    const int per_tok = grouped ? hp->n_head_kv : n_head;
+    const int n_units = b->n * per_tok;
+    for (;;) {
+        int u = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
+        if (u >= n_units) break;
+        u = n_units - 1 - u;
+        int i = u / per_tok;
+        int nk = att_keys(s, b, i, W, key);
+        if (grouped) {
+            int kvh = u % per_tok;
+            size_t koff = (size_t)kvh * hd * el;
+            const ggml_half **kr = (const ggml_half **)s->kvrows + (size_t)ith * 2 * n_keys_max, **vr = kr + n_keys_max;
+            for (int t = 0; t < nk; t++) {
+                kr[t] = (const ggml_half *)((key[t] >= 0 ? kc + (size_t)key[t] * row
+                                                         : (const uint8_t *)s->kb + (size_t)(-1 - key[t]) * row) + koff);
+                vr[t] = (const ggml_half *)((key[t] >= 0 ? vc + (size_t)key[t] * row
+                                                         : (const uint8_t *)s->vb + (size_t)(-1 - key[t]) * row) + koff);
+            }
+            /* the query heads of the group, rounded to F16 (llama.cpp's
+             * K·Q converts Q to K's type) */
+            for (int g = 0; g < group; g++) {
+                llm_fp32_to_fp16_row(s->q + (size_t)i * q_dim + (size_t)(kvh * group + g) * hd, qh, hd);
+                llm_fp16_to_fp32_row(qh, qf + (size_t)g * hd, hd);
+            }
+            kt->att_f16(qf, group, hd, kr, vr, nk, scale, sc, acc);
+            memcpy(s->att + (size_t)i * q_dim + (size_t)kvh * group * hd, acc, (size_t)group * hd * sizeof *acc);
+            continue;
+        }
+        int h = u % per_tok, kvh = h / group;
         const float *q = s->q + (size_t)i * q_dim + (size_t)h * hd;
         size_t koff = (size_t)kvh * hd * el;
         if (s->kv_f16) {
             llm_fp32_to_fp16_row(q, qh, hd);
             llm_fp16_to_fp32_row(qh, qf, hd);
         }
-        /* the keys token i sees: key[] >= 0 is a cache slot, < 0 a batch row */
-        int nk = 0;
-        if (b->use_cache) {
-            int lo = s->cache_lo, hi = s->cache_hi < pi + 1 ? s->cache_hi : pi + 1;
-            if (W > 0 && lo < pi - W + 1) lo = pi - W + 1;
-            for (int pj = lo; pj < hi; pj++) key[nk++] = pj % s->kv_size;
-        }
-        /* batch rows: a sequence's tokens are consecutive rows with
-         * consecutive positions (checked by llm_forward), so token i sees
-         * rows seq_start[i]..i, cut to the window */
-        int j0 = s->seq_start[i];
-        if (W > 0 && j0 < i - W + 1) j0 = i - W + 1;
-        for (int j = j0; j <= i; j++) key[nk++] = -1 - j;
         float mx = -INFINITY;
         for (int t = 0; t < nk; t++) {
             const uint8_t *kr = key[t] >= 0 ? kc + (size_t)key[t] * row : (const uint8_t *)s->kb + (size_t)(-1 - key[t]) * row;
@@ -376,8 +417,9 @@ static void attention_worker(void *arg, int ith, int nth) {
  * top-k order, as llama.cpp sums them). xb: normed input; out: xb2. */
 static void moe_ffn(const llm_model *m, llm_state *s, const llm_layer *L, llm_pool *pool, int n) {
     const llm_hparams *hp = &m->hp;
-    const int dim = hp->n_embd, ff = hp->n_ff, ne = hp->n_expert, k = hp->n_expert_used;
-    llm_matmul(pool, L->router.type, L->router.data, ne, dim, s->xb, n, s->router, s->work);
+    const int dim = hp->n_embd, ne = hp->n_expert, k = hp->n_expert_used;
+    llm_mat router = llm_weight_mat(&L->router, 0);
+    llm_matmul_mat(pool, &router, s->xb, n, s->router, s->work);
     for (int i = 0; i < n; i++) {
         float *p = s->router + (size_t)i * ne;
         float mx = p[0];
@@ -404,9 +446,6 @@ static void moe_ffn(const llm_model *m, llm_state *s, const llm_layer *L, llm_po
         for (int j = 0; j < k; j++) w[j] /= wsum;
     }
     memset(s->xb2, 0, (size_t)n * dim * sizeof(float));
-    size_t gate_row = llm_ggml_row_size(L->e_gate.type, dim);
-    size_t up_row = llm_ggml_row_size(L->e_up.type, dim);
-    size_t down_row = llm_ggml_row_size(L->e_down.type, ff);
     /* Accumulate in top-k rank order: all rank-0 contributions, then rank 1,
      * ... so each token's sum runs in its own expert order. */
     for (int rank = 0; rank < k; rank++) {
@@ -419,13 +458,11 @@ static void moe_ffn(const llm_model *m, llm_state *s, const llm_layer *L, llm_po
                     cnt++;
                 }
             if (!cnt) continue;
-            llm_matmul(pool, L->e_gate.type, llm_weight_row(&L->e_gate, e, 0, gate_row), ff, dim, s->xg, cnt,
-                       s->hb, s->work);
-            llm_matmul(pool, L->e_up.type, llm_weight_row(&L->e_up, e, 0, up_row), ff, dim, s->xg, cnt,
-                       s->hb2, s->work);
-            for (size_t t = 0; t < (size_t)cnt * ff; t++) s->hb[t] = silu(s->hb[t]) * s->hb2[t];
-            llm_matmul(pool, L->e_down.type, llm_weight_row(&L->e_down, e, 0, down_row), dim, ff, s->hb, cnt,
-                       s->yg, s->work);
+            llm_mat gu[2] = {llm_weight_mat(&L->e_gate, e), llm_weight_mat(&L->e_up, e)};
+            float *gy[2] = {s->hb, s->hb2};
+            llm_matmul_multi(pool, gu, 2, s->xg, cnt, gy, LLM_MULTI_GLU, s->work);
+            llm_mat down = llm_weight_mat(&L->e_down, e);
+            llm_matmul_mat(pool, &down, s->hb, cnt, s->yg, s->work);
             for (int c = 0; c < cnt; c++) {
                 int i = s->rows[c];
                 float wt = s->sel_w[(size_t)i * k + rank];
@@ -446,7 +483,7 @@ static void to_cache(const llm_state *s, const float *src, void *dst, size_t n) 
 /* --------------------------------------------------------- forward pass */
 int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batch *b) {
     const llm_hparams *hp = &m->hp;
-    const int n = b->n, dim = hp->n_embd, hd = hp->head_dim, ff = hp->n_ff;
+    const int n = b->n, dim = hp->n_embd, hd = hp->head_dim;
     const int q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
     const size_t el = s->kv_f16 ? sizeof(ggml_half) : sizeof(float);
     if (n <= 0 || n > s->n_batch || (b->logits == 2 && !s->all_logits)) return LLM_ERR_ARG;
@@ -494,16 +531,17 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
         /* attention block */
         for (int i = 0; i < n; i++)
             rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->attn_norm, dim, hp->rms_eps);
-        llm_matmul(pool, L->wq.type, L->wq.data, q_dim, dim, s->xb, n, s->q, s->work);
-        llm_matmul(pool, L->wk.type, L->wk.data, kv_dim, dim, s->xb, n, s->k, s->work);
-        llm_matmul(pool, L->wv.type, L->wv.data, kv_dim, dim, s->xb, n, s->v, s->work);
+        llm_mat qkv[3] = {llm_weight_mat(&L->wq, 0), llm_weight_mat(&L->wk, 0), llm_weight_mat(&L->wv, 0)};
+        float *qkv_y[3] = {s->q, s->k, s->v};
+        llm_matmul_multi(pool, qkv, 3, s->xb, n, qkv_y, 0, s->work);
         for (int i = 0; i < n; i++) {
             rope_apply(s->q + (size_t)i * q_dim, s->rope + (size_t)i * hd, hp->n_head, hd);
             rope_apply(s->k + (size_t)i * kv_dim, s->rope + (size_t)i * hd, hp->n_head_kv, hd);
         }
         to_cache(s, s->k, s->kb, (size_t)n * kv_dim);
         to_cache(s, s->v, s->vb, (size_t)n * kv_dim);
-        att_job job = {m, s, b, l, hp->swa_window};
+        att_job job = {m, s, b, l, hp->swa_window, 0};
+        atomic_init(&job.next, 0);
         llm_pool_run(pool, attention_worker, &job);
         if (b->store_kv) {
             /* later calls see this batch through the cache; the rolling
@@ -516,17 +554,20 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
                 memcpy(vc + slot * kv_dim * el, (uint8_t *)s->vb + (size_t)i * kv_dim * el, kv_dim * el);
             }
         }
-        llm_matmul(pool, L->wo.type, L->wo.data, dim, q_dim, s->att, n, s->xb2, s->work);
+        llm_mat wo = llm_weight_mat(&L->wo, 0);
+        llm_matmul_mat(pool, &wo, s->att, n, s->xb2, s->work);
         for (size_t t = 0; t < (size_t)n * dim; t++) s->x[t] += s->xb2[t];
 
         /* feed-forward block */
         for (int i = 0; i < n; i++)
             rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm, dim, hp->rms_eps);
         if (hp->n_expert == 0) {
-            llm_matmul(pool, L->w_gate.type, L->w_gate.data, ff, dim, s->xb, n, s->hb, s->work);
-            llm_matmul(pool, L->w_up.type, L->w_up.data, ff, dim, s->xb, n, s->hb2, s->work);
-            for (size_t t = 0; t < (size_t)n * ff; t++) s->hb[t] = silu(s->hb[t]) * s->hb2[t];
-            llm_matmul(pool, L->w_down.type, L->w_down.data, dim, ff, s->hb, n, s->xb2, s->work);
+            /* gate and up in one job, the SwiGLU applied as rows finish */
+            llm_mat gu[2] = {llm_weight_mat(&L->w_gate, 0), llm_weight_mat(&L->w_up, 0)};
+            float *gy[2] = {s->hb, s->hb2};
+            llm_matmul_multi(pool, gu, 2, s->xb, n, gy, LLM_MULTI_GLU, s->work);
+            llm_mat down = llm_weight_mat(&L->w_down, 0);
+            llm_matmul_mat(pool, &down, s->hb, n, s->xb2, s->work);
         } else {
             moe_ffn(m, s, L, pool, n);
         }
@@ -553,11 +594,12 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
         if (b->hidden_more_layer[j] < 0 || b->hidden_more_layer[j] >= hp->n_layer)
             memcpy(b->hidden_more[j], s->xb, (size_t)n * dim * sizeof(float));
     if (b->logits == 2) {
-        llm_matmul(pool, m->output.type, m->output.data, hp->n_vocab, dim, s->xb, n, s->logits, s->work);
+        llm_mat out = llm_weight_mat(&m->output, 0);
+        llm_matmul_mat(pool, &out, s->xb, n, s->logits, s->work);
         s->n_logit_rows = n;
     } else if (b->logits == 1) {
-        llm_matmul(pool, m->output.type, m->output.data, hp->n_vocab, dim, s->xb + (size_t)(n - 1) * dim, 1,
-                   s->logits, s->work);
+        llm_mat out = llm_weight_mat(&m->output, 0);
+        llm_matmul_mat(pool, &out, s->xb + (size_t)(n - 1) * dim, 1, s->logits, s->work);
         s->n_logit_rows = 1;
     }
     return LLM_OK;

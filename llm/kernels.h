@@ -52,6 +52,43 @@ void llm_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t n);
 typedef float (*llm_vec_dot_fn)(int n, const void *w, const void *act);
 llm_vec_dot_fn llm_get_vec_dot(uint32_t wtype, llm_simd level);
 
+/* ------------------------------------------------------- packed weights
+ * At load, weights of the types the active level has interleaved kernels
+ * for are copied once into "packed" row groups of LLM_PACK_ROWS rows
+ * (llm/repack.c documents each layout): one 64-byte vector then holds 4
+ * consecutive quants of each of 16 rows, so a VNNI dot product with a
+ * broadcast activation gives 16 row sums at once and the block scales are
+ * applied once per 16 rows. The GGUF rows stay mapped (token embeddings,
+ * hashing); the packed copy is what the matmul reads.
+ *
+ * A type plugs in at two levels. Correctness first: a reference vec_dot in
+ * kernels_ref.c (and a SIMD vec_dot and/or gemm per level) on the GGUF rows
+ * — enough for the type to run, through the plain path below. Speed then:
+ * a group layout + pack function + reference packed gemm in repack.c, and a
+ * SIMD packed gemm (packed_avx512.c) in the table's pgemm[] slot. A type
+ * without a pgemm at the active level is simply not repacked. */
+#define LLM_PACK_ROWS 16
+
+/* Bytes of one packed group of LLM_PACK_ROWS rows of n_cols elements of
+ * wtype (a multiple of 64), or 0 when wtype has no packed layout. */
+size_t llm_pack_group_bytes(uint32_t wtype, int n_cols);
+/* True when the active level runs wtype from packed groups. */
+bool llm_pack_available(uint32_t wtype);
+/* Bytes the packed copy of an n_rows x n_cols matrix takes (0: not packed). */
+size_t llm_pack_size(uint32_t wtype, int n_rows, int n_cols);
+/* Packs rows [r0, r1) of W (GGUF rows, ldw bytes apart; r0 a multiple of
+ * LLM_PACK_ROWS) into dst, the start of the whole packed matrix. Groups
+ * are independent, so threads may pack disjoint row ranges. */
+void llm_pack_rows(uint32_t wtype, const void *W, size_t ldw, int n_rows, int n_cols, int r0, int r1, void *dst);
+
+/* A weight matrix as the matmul reads it. */
+typedef struct {
+    uint32_t type;          /* ggml type of the rows */
+    int rows, cols;
+    const void *data;       /* GGUF rows, llm_ggml_row_size(type, cols) bytes apart */
+    const void *packed;     /* NULL, or llm_pack_size() bytes of groups (64-aligned) */
+} llm_mat;
+
 /* ------------------------------------------------------------------ matmul
  * Y[t * n_rows + r] = dot(W row r, X row t) for t < n_tok, r < n_rows.
  * W: n_rows x n_cols of type wtype (memory-mapped, never copied).
@@ -62,6 +99,23 @@ llm_vec_dot_fn llm_get_vec_dot(uint32_t wtype, llm_simd level);
 size_t llm_matmul_work_size(uint32_t wtype, int n_cols, int n_tok);
 void llm_matmul(llm_pool *pool, uint32_t wtype, const void *W, int n_rows, int n_cols,
                 const float *X, int n_tok, float *Y, void *work);
+
+/* The same product for an llm_mat: packed groups when it has them, else as
+ * llm_matmul. Y is n_tok x W->rows. */
+void llm_matmul_mat(llm_pool *pool, const llm_mat *W, const float *X, int n_tok, float *Y, void *work);
+
+/* Up to LLM_MULTI_MAX matrices of the same n_cols applied to the same X in
+ * one pool job (the activations converted once per kind): Y[i] =
+ * X * W[i]^T, each n_tok x W[i].rows. With LLM_MULTI_GLU (two matrices of
+ * equal rows: gate and up), Y[0] becomes silu(Y[0]) * Y[1] as each row
+ * chunk finishes. work: llm_matmul_work_size of the widest X, per matrix. */
+#define LLM_MULTI_MAX 3
+#define LLM_MULTI_GLU 1
+void llm_matmul_multi(llm_pool *pool, const llm_mat *W, int n_mat, const float *X, int n_tok, float *const *Y,
+                      int flags, void *work);
+
+/* y[i] = silu(g[i]) * u[i] = g / (1 + e^-g) * u, in place in g. */
+void llm_silu_mul(float *g, const float *u, int n);
 
 /* Small f32/f16 helpers the attention uses. */
 float llm_dot_f32(const float *a, const float *b, int n);

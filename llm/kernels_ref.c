@@ -1,6 +1,8 @@
 /* kernels_ref.c — portable reference dot products for every weight type; the
  * SIMD kernels are tested against these. Integer sums per block are scaled by
  * d_w * d_a in float, as llama.cpp accumulates. */
+#include <math.h>
+
 #include "llm/kernels_internal.h"
 
 /* Q4_0 weights x Q8_0 activations. */
@@ -307,6 +309,12 @@ static void axpy_f16_ref(float a, const ggml_half *x, float *y, int n) {
     }
 }
 
+/* g = silu(g) * u with libm's expf, as the forward pass computed it
+ * before the SIMD versions. */
+static void silu_mul_ref(float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 void llm_kernels_ref_fill(llm_kernel_table *t) {
     memset(t, 0, sizeof *t);
     t->vec_dot[GGML_TYPE_F32] = vdot_f32;
@@ -335,4 +343,5 @@ void llm_kernels_ref_fill(llm_kernel_table *t) {
     t->fp16_to_fp32 = fp16_to_fp32_ref;
     t->axpy_f32 = axpy_f32_ref;
     t->axpy_f16 = axpy_f16_ref;
+    t->silu_mul = silu_mul_ref;
 }

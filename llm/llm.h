@@ -31,6 +31,8 @@ typedef struct llm_context llm_context;
 typedef struct {
     bool vocab_only;        /* load only the tokenizer (vocab GGUFs have no weights) */
     int swa_window;         /* sliding window: -1 = from the file (llama.attention.sliding_window), 0 = none, >0 = W */
+    bool no_repack;         /* run the weights from the mapped file as they are: no packed copy at load
+                               (less memory and a faster load; slower on AVX-512, see docs/kernels.md) */
 } llm_model_params;
 
 llm_model_params llm_model_default_params(void);
@@ -53,6 +55,8 @@ typedef struct {
     int32_t bos, eos, unk;      /* -1 when absent */
     uint64_t n_params;          /* elements of all weight tensors */
     uint64_t weight_bytes;      /* bytes of all weight tensors */
+    uint64_t packed_bytes;      /* bytes of the weights repacked at load (0: none) */
+    double pack_seconds;        /* time the repacking took */
     int n_tensors;
     int tensor_type_count[40];  /* tensors per ggml type id */
 } llm_model_info;

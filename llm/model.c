@@ -326,6 +326,7 @@ int llm_model_load(const char *path, const llm_model_params *params, llm_model *
     if (m->vocab_only) goto done;
     if ((rc = load_hparams(m, params, err, errlen)) != LLM_OK) goto done;
     if ((rc = load_weights(m, err, errlen)) != LLM_OK) goto done;
+    if (!params->no_repack && (rc = llm_model_pack(m, err, errlen)) != LLM_OK) goto done;
 done:
     if (rc != LLM_OK) {
         llm_model_free(m);
@@ -337,6 +338,7 @@ done:
 
 void llm_model_free(llm_model *m) {
     if (!m) return;
+    llm_model_unpack(m);
     llm_vocab_free(m->vocab);
     llm_gguf_close(m->gguf);
     free(m->layers);
@@ -380,6 +382,8 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->unk = llm_vocab_unk(m->vocab);
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;
+    info->packed_bytes = m->packed_bytes;
+    info->pack_seconds = m->pack_seconds;
     info->n_tensors = m->n_tensors;
     memcpy(info->tensor_type_count, m->tensor_type_count, sizeof info->tensor_type_count);
 }

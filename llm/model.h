@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "llm/gguf.h"
+#include "llm/kernels.h"
 #include "llm/llm.h"
 
 struct llm_vocab;
@@ -38,6 +39,8 @@ typedef struct {
     uint32_t type;      /* ggml type id */
     int rows, cols;
     size_t stride;      /* bytes per expert (0 for 2-D) */
+    const void *packed; /* NULL, or the rows repacked at load (model_pack.c) */
+    size_t pstride;     /* bytes per expert of the packed copy */
 } llm_weight;
 
 typedef struct {
@@ -76,11 +79,28 @@ struct llm_model {
     int tensor_type_count[40];
     bool sha_done;
     char sha[65];
+    void *packed_base;          /* owned anonymous mapping of the packed weights, or NULL */
+    size_t packed_map;          /* its length */
+    uint64_t packed_bytes;
+    double pack_seconds;
 };
+
+/* Repacks the matmul weights the active SIMD level has packed kernels for
+ * (llm/model_pack.c); LLM_OK when nothing needs it. Undone by
+ * llm_model_unpack (llm_model_free calls it). */
+int llm_model_pack(llm_model *m, char *err, size_t errlen);
+void llm_model_unpack(llm_model *m);
 
 /* The model's tokenizer (borrowed, valid while the model lives); NULL when
  * the file has none. */
 const struct llm_vocab *llm_model_vocab(const llm_model *m);
+
+/* The matrix of expert e (0 for 2-D weights) as the matmul reads it. */
+static inline llm_mat llm_weight_mat(const llm_weight *w, int e) {
+    llm_mat m = {w->type, w->rows, w->cols, (const uint8_t *)w->data + (size_t)e * w->stride,
+                 w->packed ? (const uint8_t *)w->packed + (size_t)e * w->pstride : NULL};
+    return m;
+}
 
 /* Pointer to row r of a 2-D weight (or of expert e for 3-D ones). */
 static inline const void *llm_weight_row(const llm_weight *w, int e, int r, size_t row_bytes) {

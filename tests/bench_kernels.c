@@ -1,8 +1,11 @@
 /* bench_kernels.c — matmul throughput per weight type, SIMD level and thread
  * count: decode (1 token x 4096 x 4096, GB/s of weights) and prefill (512
  * tokens, GFLOP/s), plus a memcpy bandwidth figure (the decode roofline).
- * Not a test. Usage: bench_kernels [--quick] [--simd ref|avx2|avx512] [type ...] (types: f32 f16 bf16
- * q8_0 q4_0 q4_K q6_K). */
+ * `--ab`: the GGUF-row kernels against the packed ones on one thread, in
+ * thread CPU time, interleaved (usable on a loaded machine).
+ * Not a test. Usage: bench_kernels [--quick] [--ab] [--simd ref|avx2|avx512] [type ...] (types: f32 f16 bf16
+ * q8_0 q4_0 q4_K q5_K q6_K). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,25 +57,95 @@ static double time_matmul(llm_pool *pool, uint32_t t, const void *W, int rows, i
     return best;
 }
 
+static double thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Best thread-CPU seconds of one product over `reps` runs. */
+static double cpu_mat(const llm_mat *m, const float *X, int n_tok, float *Y, void *work, int reps) {
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double c0 = thread_cpu();
+        llm_matmul_mat(NULL, m, X, n_tok, Y, work);
+        double dc = thread_cpu() - c0;
+        if (dc < best) best = dc;
+    }
+    return best;
+}
+
+/* --ab: per type, GGUF rows vs packed groups, 1 thread, thread CPU time:
+ * prefill 512 x 2048 x 2048 and 512 x 2048 x 5632 (GFLOP per CPU-second),
+ * decode 1 x 4096 x 4096 from cache (GB of weights per CPU-second). */
+static int run_ab(const uint32_t *types, int n_types, int rounds) {
+    const int rows = 4096, cols = 5632, ntok = 512;
+    float *Wf = malloc(sizeof(float) * rows * cols), *X = malloc(sizeof(float) * ntok * cols);
+    float *Y = malloc(sizeof(float) * ntok * rows);
+    uint8_t *Wq = malloc(sizeof(float) * rows * cols), *Wp = NULL;
+    void *work = malloc(llm_matmul_work_size(GGML_TYPE_Q8_0, cols, ntok) * 2 + 64);
+    if (!Wf || !X || !Y || !Wq || !work || posix_memalign((void **)&Wp, 64, (size_t)rows * cols * 2) != 0) return 1;
+    uint64_t s = 42;
+    for (size_t i = 0; i < (size_t)rows * cols; i++) Wf[i] = frand(&s);
+    for (size_t i = 0; i < (size_t)ntok * cols; i++) X[i] = frand(&s) * 20;
+    printf("%-6s %-22s %12s %12s %12s\n", "type", "path", "pp 2048x2048", "pp 5632->2048", "decode GB/s");
+    for (int ti = 0; ti < n_types; ti++) {
+        uint32_t t = types[ti];
+        if (!llm_pack_available(t)) continue;
+        const int shapes[3][2] = {{2048, 2048}, {2048, 5632}, {4096, 4096}};
+        double res[2][3];
+        for (int k = 0; k < 6; k++) res[k / 3][k % 3] = 0;
+        for (int round = 0; round < rounds; round++)
+            for (int sh = 0; sh < 3; sh++) {
+                int r = shapes[sh][0], c = shapes[sh][1];
+                llm_quantize(t, Wf, Wq, r, c);
+                size_t rs = llm_ggml_row_size(t, c);
+                llm_pack_rows(t, Wq, rs, r, c, 0, r, Wp);
+                for (int pk = 0; pk < 2; pk++) {
+                    llm_mat m = {t, r, c, Wq, pk ? Wp : NULL};
+                    if (sh < 2) {
+                        double sec = cpu_mat(&m, X, ntok, Y, work, 2);
+                        double g = 2.0 * r * c * ntok / sec / 1e9;
+                        if (g > res[pk][sh]) res[pk][sh] = g;
+                    } else {
+                        double sec = cpu_mat(&m, X, 1, Y, work, 20);
+                        double g = (double)rs * r / sec / 1e9;
+                        if (g > res[pk][sh]) res[pk][sh] = g;
+                    }
+                }
+            }
+        for (int pk = 0; pk < 2; pk++)
+            printf("%-6s %-22s %9.1f GF %9.1f GF %9.1f\n", llm_type_name(t), pk ? "packed" : "GGUF rows", res[pk][0],
+                   res[pk][1], res[pk][2]);
+        fflush(stdout);
+    }
+    free(Wf); free(X); free(Y); free(Wq); free(Wp); free(work);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    static const uint32_t types_all[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K,
+    static const uint32_t types_all[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
                                          GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_F32};
-    uint32_t types[8];
+    const int n_all = (int)(sizeof types_all / sizeof types_all[0]);
+    uint32_t types[16];
     int n_types = 0;
     double budget = 0.3;
     int only_level = -1;
+    bool ab = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) { budget = 0.1; continue; }
+        if (!strcmp(argv[i], "--ab")) { ab = true; continue; }
         if (!strcmp(argv[i], "--simd") && i + 1 < argc) {
             i++;
             for (int lv = 0; lv <= 2; lv++)
                 if (!strcmp(argv[i], llm_simd_name((llm_simd)lv))) only_level = lv;
             continue;
         }
-        for (int k = 0; k < 7; k++)
-            if (!strcmp(argv[i], llm_type_name(types_all[k])) && n_types < 8) types[n_types++] = types_all[k];
+        for (int k = 0; k < n_all; k++)
+            if (!strcmp(argv[i], llm_type_name(types_all[k])) && n_types < 16) types[n_types++] = types_all[k];
     }
-    if (n_types == 0) { memcpy(types, types_all, sizeof types_all); n_types = 7; }
+    if (n_types == 0) { memcpy(types, types_all, sizeof types_all); n_types = n_all; }
+    if (ab) return run_ab(types, n_types, budget < 0.2 ? 2 : 4);
 
     const int rows = 4096, cols = 4096, prefill_tok = 512;
     float *Wf = malloc(sizeof(float) * rows * cols);

@@ -576,8 +576,23 @@ static void check_matmul(llm_pool *pool, uint32_t t, int n_rows, int n_cols, int
         llm_quantize_act(t, x + (size_t)k * n_cols, qa, n_cols);
         llm_dequantize_row(llm_vec_dot_type(t), qa, xd + (size_t)k * n_cols, n_cols);
     }
+    /* the GGUF rows, then (for a type with a packed layout) the packed
+     * groups alone, so the level's packed gemm or the portable one runs */
+    size_t psz = llm_pack_size(t, n_rows, n_cols);
+    uint8_t *packed = NULL;
+    if (psz) {
+        REQUIRE(posix_memalign((void **)&packed, 64, psz) == 0);
+        llm_pack_rows(t, qw, rs, n_rows, n_cols, 0, n_rows, packed);
+    }
+    for (int pass = 0; pass < (psz ? 2 : 1); pass++) {
     for (int i = 0; i < n_rows * n_tok; i++) Y[i] = NAN;
-    llm_matmul(pool, t, qw, n_rows, n_cols, x, n_tok, Y, work);
+    if (pass == 0) {
+        llm_matmul(pool, t, qw, n_rows, n_cols, x, n_tok, Y, work);
+    } else {
+        llm_mat m = {.type = t, .rows = n_rows, .cols = n_cols, .data = NULL, .packed = packed};
+        llm_matmul_mat(pool, &m, x, n_tok, Y, work);
+    }
+    const char *path = pass ? "packed" : "rows";
     int bad = 0;
     for (int k = 0; k < n_tok && bad < 5; k++) {
         for (int r = 0; r < n_rows && bad < 5; r++) {
@@ -604,12 +619,13 @@ static void check_matmul(llm_pool *pool, uint32_t t, int n_rows, int n_cols, int
             float got = Y[(size_t)k * n_rows + r];
             if (!(fabs(got - s) <= 2e-5 * sa + s_err + 1e-30)) {
                 bad++;
-                CHECK(0, "%s %s threads=%d n_tok=%d n_rows=%d: Y[%d,%d] = %.9g, naive %.9g",
-                      lvname, llm_type_name(t), llm_pool_size(pool), n_tok, n_rows, k, r, got, s);
+                CHECK(0, "%s %s %s threads=%d n_tok=%d n_rows=%d: Y[%d,%d] = %.9g, naive %.9g",
+                      lvname, path, llm_type_name(t), llm_pool_size(pool), n_tok, n_rows, k, r, got, s);
             }
         }
     }
-    free(w); free(x); free(wd); free(xd); free(Y); free(qw); free(qa); free(work);
+    }
+    free(w); free(x); free(wd); free(xd); free(Y); free(qw); free(qa); free(work); free(packed);
 }
 
 TEST(matmul_matches_naive) {
@@ -673,6 +689,273 @@ TEST(matmul_threads_agree) {
     llm_pool_free(p2);
 }
 
+/* ----------------------------------------------------- packed weights */
+
+static const uint32_t packed_types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+#define N_PACKED (int)(sizeof packed_types / sizeof packed_types[0])
+
+/* Random-byte weight rows with sane fp16 scales (every quant, scale and
+ * min bit pattern), as in simd_vec_dot_random_blocks. */
+static void random_blocks(uint32_t t, uint8_t *qw, int n_rows, int n) {
+    size_t rs = llm_ggml_row_size(t, n), bs = llm_ggml_type_info(t)->type_size;
+    for (size_t k = 0; k < rs * n_rows; k++) qw[k] = (uint8_t)(rnd_uniform() * 256);
+    for (size_t b = 0; b < rs * n_rows / bs; b++) {
+        uint8_t *blk = qw + b * bs;
+        ggml_half d = llm_ggml_fp32_to_fp16((float)((rnd_uniform() < 0.5 ? -1 : 1) * ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7))));
+        ggml_half dm = llm_ggml_fp32_to_fp16((float)ldexp(1 + rnd_uniform(), -10 + (int)(rnd_uniform() * 7)));
+        if (t == GGML_TYPE_Q6_K) memcpy(blk + offsetof(block_q6_K, d), &d, 2);
+        else memcpy(blk, &d, 2);
+        if (t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q5_K) memcpy(blk + offsetof(block_q4_K, dmin), &dm, 2);
+    }
+}
+
+/* The portable gemm over packed groups equals the reference vec_dot over
+ * the GGUF rows bit for bit (same quants, same order of float sums), for
+ * single-token stripes and 8-token tiles, partial groups and tiles, random
+ * bytes and quantized data; and every SIMD level's packed gemm is within
+ * the vec-dot bound (2e-5 of sum|w*a|) of it. So the layout, the pack
+ * functions and the stripes are checked independently of the kernels. */
+TEST(packed_gemm_matches_reference) {
+    const int n_rows = 37;         /* 3 groups, the last with 5 rows */
+    const int n_tok = 11;          /* a full 8-token tile and 3 more */
+    float *x = malloc(sizeof(float) * 1024 * n_tok), *w = malloc(sizeof(float) * 1024 * n_rows);
+    float *tw = malloc(sizeof(float) * 1024), *ta = malloc(sizeof(float) * 1024);
+    float *ref = malloc(sizeof(float) * n_rows * n_tok), *got = malloc(sizeof(float) * n_rows * n_tok);
+    uint8_t *qw = malloc(1024 * 2 * n_rows), *qa = malloc(1200 * n_tok);
+    uint8_t *packed = NULL, *stripes = NULL;
+    REQUIRE(x && w && tw && ta && ref && got && qw && qa);
+    REQUIRE(posix_memalign((void **)&packed, 64, 1 << 20) == 0 && posix_memalign((void **)&stripes, 64, 1 << 20) == 0);
+    const llm_kernel_table *kr = llm_kernels_get(LLM_SIMD_REF);
+    for (int ti = 0; ti < N_PACKED; ti++) {
+        uint32_t t = packed_types[ti];
+        int bs = (int)llm_ggml_type_info(t)->blck_size;
+        const int sizes[] = {bs == 32 ? 160 : 256, 1024};
+        for (int si = 0; si < 2; si++)
+            for (int rep = 0; rep < 2; rep++) {
+                int n = sizes[si];
+                size_t rs = llm_ggml_row_size(t, n), ars = llm_ggml_row_size(llm_vec_dot_type(t), n);
+                if (rep == 0) {
+                    fill_normal(w, (int64_t)n * n_rows, 0.05f);
+                    llm_quantize(t, w, qw, n_rows, n);
+                } else {
+                    random_blocks(t, qw, n_rows, n);
+                }
+                fill_normal(x, (int64_t)n * n_tok, rep ? 20.0f : 1.0f);
+                for (int k = 0; k < n; k += 37) x[k] = 0;     /* zeros and a tie */
+                x[n + 5] = -x[n + 6];
+                for (int k = 0; k < n_tok; k++) kr->act[llm_vec_dot_type(t)](x + (size_t)k * n, qa + k * ars, n);
+                for (int r = 0; r < n_rows; r++)
+                    for (int k = 0; k < n_tok; k++)
+                        ref[k * n_rows + r] = llm_get_vec_dot(t, LLM_SIMD_REF)(n, qw + r * rs, qa + k * ars);
+                size_t psz = llm_pack_size(t, n_rows, n);
+                REQUIRE(psz > 0 && psz <= (1u << 20));
+                llm_pack_rows(t, qw, rs, n_rows, n, 0, 16, packed);     /* two calls, as threads do */
+                llm_pack_rows(t, qw, rs, n_rows, n, 16, n_rows, packed);
+                llm_stripe_kind sk = llm_pack_stripe(t);
+                for (int tt = 1; tt <= LLM_TOKEN_TILE; tt += LLM_TOKEN_TILE - 1) {
+                    size_t tb = llm_stripe_bytes(sk, n, tt);
+                    int tiles = (n_tok + tt - 1) / tt;
+                    memset(stripes, 0, tb * tiles);
+                    for (int k = 0; k < n_tok; k++) kr->stripe[sk](x + (size_t)k * n, stripes + (k / tt) * tb, n, tt, k % tt);
+                    for (int lv = -1; lv <= (int)llm_simd_detect(); lv++) {
+                        llm_pgemm_fn pg = lv < 0 ? llm_pgemm_ref(t) : llm_kernels_get((llm_simd)lv)->pgemm[t];
+                        if (!pg) continue;
+                        for (int i = 0; i < n_rows * n_tok; i++) got[i] = NAN;
+                        for (int k = 0; k < n_tok; k += tt)
+                            pg(n, packed, llm_pack_group_bytes(t, n), n_rows, stripes + (k / tt) * tb, tt, got + k * n_rows,
+                               n_rows, n_tok - k < tt ? n_tok - k : tt);
+                        int bad = 0;
+                        for (int k = 0; k < n_tok; k++)
+                            for (int r = 0; r < n_rows && bad < 3; r++) {
+                                float a = got[k * n_rows + r], b = ref[k * n_rows + r];
+                                double scale = lv < 0 ? 0 : abs_dot(t, qw + r * rs, qa + k * ars, n, tw, ta);
+                                if (lv < 0 ? memcmp(&a, &b, 4) != 0 : !(fabs(a - b) <= 2e-5 * scale)) {
+                                    bad++;
+                                    CHECK(0, "%s %s n=%d rep=%d tt=%d row %d tok %d: %.9g vs vec_dot %.9g",
+                                          lv < 0 ? "portable" : llm_simd_name((llm_simd)lv), llm_type_name(t), n, rep,
+                                          tt, r, k, a, b);
+                                }
+                            }
+                    }
+                }
+            }
+    }
+    free(x); free(w); free(tw); free(ta); free(ref); free(got); free(qw); free(qa); free(packed); free(stripes);
+}
+
+/* Every level's stripe converter writes the reference's bytes, into any
+ * slot of a tile, with zero blocks, sign ties of the largest magnitude
+ * and large values. */
+TEST(stripe_conversion_matches_reference) {
+    const int n = 1024, tt = LLM_TOKEN_TILE;
+    float *x = malloc(sizeof(float) * n);
+    uint8_t *a = NULL, *b = NULL;
+    REQUIRE(x && posix_memalign((void **)&a, 64, 1 << 16) == 0 && posix_memalign((void **)&b, 64, 1 << 16) == 0);
+    for (int rep = 0; rep < 3; rep++) {
+        fill_normal(x, n, rep == 2 ? 1000.0f : 3.0f);
+        for (int k = 0; k < 256; k++) x[256 + k] = 0;         /* an all-zero super-block */
+        x[7] = 2.5f * 3.0f;
+        x[600] = 50.f;
+        x[601] = -50.f;                                       /* tie: the first one's sign wins */
+        for (int sk = LLM_STRIPE_Q8_32; sk < LLM_STRIPE_COUNT; sk++) {
+            size_t tb = llm_stripe_bytes((llm_stripe_kind)sk, n, tt);
+            memset(a, 0, tb);
+            llm_kernels_get(LLM_SIMD_REF)->stripe[sk](x, a, n, tt, rep + 2);
+            for (int lv = 1; lv <= (int)llm_simd_detect(); lv++) {
+                memset(b, 0, tb);
+                llm_kernels_get((llm_simd)lv)->stripe[sk](x, b, n, tt, rep + 2);
+                CHECK(memcmp(a, b, tb) == 0, "%s stripe kind %d differs", llm_simd_name((llm_simd)lv), sk);
+            }
+        }
+    }
+    free(x); free(a); free(b);
+}
+
+/* silu(g) * u of every level against the reference (libm expf): within
+ * 4e-7 relative (a few ulp of the vector exp) over the range a SwiGLU
+ * sees, including large magnitudes where exp over- or underflows. */
+TEST(silu_mul_matches_reference) {
+    const int n = 1003;
+    float *g = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n), *r = malloc(sizeof(float) * n),
+          *s = malloc(sizeof(float) * n);
+    REQUIRE(g && u && r && s);
+    fill_normal(g, n, 4.0f);
+    fill_normal(u, n, 1.0f);
+    g[0] = 100.f; g[1] = -100.f; g[2] = 0.f; g[3] = 88.f; g[4] = -88.f; g[5] = 1e-20f;
+    memcpy(r, g, sizeof(float) * n);
+    llm_kernels_get(LLM_SIMD_REF)->silu_mul(r, u, n);
+    for (int lv = 1; lv <= (int)llm_simd_detect(); lv++) {
+        memcpy(s, g, sizeof(float) * n);
+        llm_kernels_get((llm_simd)lv)->silu_mul(s, u, n);
+        int bad = 0;
+        for (int i = 0; i < n && bad < 3; i++)
+            if (!(fabs(s[i] - r[i]) <= 4e-7 * fabs(r[i]) + 1e-37)) {
+                bad++;
+                CHECK(0, "%s silu(%g) * %g = %.9g, reference %.9g", llm_simd_name((llm_simd)lv), g[i], u[i], s[i], r[i]);
+            }
+    }
+    free(g); free(u); free(r); free(s);
+}
+
+/* The level's grouped F16 attention (G query heads over one key/value
+ * head) against a double-precision reference with the same roundings of
+ * its inputs and probabilities (q and K/V in F16, probabilities rounded to
+ * F16 from the float softmax): every output within 1e-4 of sum |p * v|
+ * (the softmax's exp and sum are float, the P.V sum float with one
+ * rounding per key), for head sizes 64 and 128, 1..5 heads, 1..300 keys;
+ * and the key list given twice (every key in another slot of its block of
+ * 4, every probability halved, which F16 represents exactly) gives the same
+ * output up to float rounding. */
+TEST(grouped_attention_matches_reference) {
+    const llm_kernel_table *k = llm_kernels_get(llm_simd_detect());
+    if (!k->att_f16) SKIP("no grouped attention kernel at level %s", llm_simd_name(llm_simd_detect()));
+    const int max_nk = 600, max_hd = 128, max_g = 5;
+    ggml_half *K = malloc(2 * (size_t)max_nk * max_hd), *V = malloc(2 * (size_t)max_nk * max_hd);
+    const ggml_half **kr = malloc(sizeof *kr * max_nk), **vr = malloc(sizeof *vr * max_nk);
+    float *q = malloc(sizeof(float) * max_g * max_hd), *out = malloc(sizeof(float) * max_g * max_hd),
+          *out2 = malloc(sizeof(float) * max_g * max_hd), *sc = malloc(sizeof(float) * max_g * max_nk);
+    double *p = malloc(sizeof(double) * max_nk);
+    REQUIRE(K && V && kr && vr && q && out && out2 && sc && p);
+    const int nks[] = {1, 3, 5, 37, 300};
+    for (int hdi = 0; hdi < 2; hdi++)
+        for (int G = 1; G <= max_g; G++)
+            for (int ni = 0; ni < 5; ni++) {
+                int hd = hdi ? 128 : 64, nk = nks[ni];
+                float scale = 1.0f / sqrtf((float)hd);
+                for (int i = 0; i < nk * hd; i++) {
+                    K[i] = llm_ggml_fp32_to_fp16(rnd_normal() * 2);
+                    V[i] = llm_ggml_fp32_to_fp16(rnd_normal());
+                }
+                for (int i = 0; i < G * hd; i++) q[i] = llm_ggml_fp16_to_fp32(llm_ggml_fp32_to_fp16(rnd_normal()));
+                for (int t = 0; t < nk; t++) {
+                    kr[t] = K + (size_t)t * hd;
+                    vr[t] = V + (size_t)t * hd;
+                }
+                k->att_f16(q, G, hd, kr, vr, nk, scale, sc, out);
+                int bad = 0;
+                for (int g = 0; g < G; g++) {
+                    double mx = -1e300, sum = 0;
+                    for (int t = 0; t < nk; t++) {
+                        double d = 0;
+                        for (int c = 0; c < hd; c++) d += (double)q[g * hd + c] * llm_ggml_fp16_to_fp32(K[t * hd + c]);
+                        p[t] = d * scale;
+                        if (p[t] > mx) mx = p[t];
+                    }
+                    for (int t = 0; t < nk; t++) sum += p[t] = exp(p[t] - mx);
+                    for (int t = 0; t < nk; t++) p[t] = llm_ggml_fp16_to_fp32(llm_ggml_fp32_to_fp16((float)(p[t] / sum)));
+                    for (int c = 0; c < hd && bad < 3; c++) {
+                        double o = 0, oa = 0;
+                        for (int t = 0; t < nk; t++) {
+                            o += p[t] * llm_ggml_fp16_to_fp32(V[t * hd + c]);
+                            oa += fabs(p[t] * llm_ggml_fp16_to_fp32(V[t * hd + c]));
+                        }
+                        if (!(fabs(out[g * hd + c] - o) <= 1e-4 * oa + 1e-7)) {
+                            bad++;
+                            CHECK(0, "hd %d G %d nk %d head %d dim %d: %.9g vs %.9g", hd, G, nk, g, c, out[g * hd + c], o);
+                        }
+                    }
+                }
+                if (nk <= 300 && 2 * nk <= max_nk) {
+                    for (int t = 0; t < nk; t++) {
+                        kr[nk + t] = kr[t];
+                        vr[nk + t] = vr[t];
+                    }
+                    k->att_f16(q, G, hd, kr, vr, 2 * nk, scale, sc, out2);
+                    double dmax = 0;
+                    for (int i = 0; i < G * hd; i++) dmax = fmax(dmax, fabs(out2[i] - out[i]));
+                    CHECK(dmax <= 2e-3, "hd %d G %d nk %d: doubled key list differs by %.3g", hd, G, nk, dmax);
+                }
+            }
+    free(K); free(V); free(kr); free(vr); free(q); free(out); free(out2); free(sc); free(p);
+}
+
+/* llm_matmul_multi gives each matrix's own product (Q/K/V of different
+ * heights, mixed types), and with GLU silu(gate) * up, the same as the
+ * separate products then the silu; packed and GGUF rows alike. */
+TEST(matmul_multi_matches_separate) {
+    const int n_cols = 512, n_tok = 19;
+    const uint32_t types[3] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_0};
+    const int rows[3] = {96, 40, 40};
+    llm_pool *pool = llm_pool_new(2);
+    float *x = malloc(sizeof(float) * n_cols * n_tok), *w = malloc(sizeof(float) * n_cols * 96);
+    REQUIRE(pool && x && w);
+    fill_normal(x, (int64_t)n_cols * n_tok, 1.0f);
+    uint8_t *q[3], *pk[3];
+    float *y[3], *ys[3];
+    llm_mat m[3];
+    size_t ws = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t rs = llm_ggml_row_size(types[i], n_cols), z = llm_matmul_work_size(types[i], n_cols, n_tok);
+        if (z > ws) ws = z;
+        q[i] = malloc(rs * rows[i]);
+        y[i] = malloc(sizeof(float) * rows[i] * n_tok);
+        ys[i] = malloc(sizeof(float) * rows[i] * n_tok);
+        REQUIRE(q[i] && y[i] && ys[i] && posix_memalign((void **)&pk[i], 64, llm_pack_size(types[i], rows[i], n_cols)) == 0);
+        fill_normal(w, (int64_t)n_cols * rows[i], 0.05f);
+        llm_quantize(types[i], w, q[i], rows[i], n_cols);
+        llm_pack_rows(types[i], q[i], rs, rows[i], n_cols, 0, rows[i], pk[i]);
+    }
+    void *work = malloc(3 * ws);
+    REQUIRE(work);
+    for (int packed = 0; packed < 2; packed++) {
+        for (int i = 0; i < 3; i++)
+            m[i] = (llm_mat){.type = types[i], .rows = rows[i], .cols = n_cols, .data = q[i], .packed = packed ? pk[i] : NULL};
+        for (int nt = 1; nt <= n_tok; nt += n_tok - 1) {
+            for (int i = 0; i < 3; i++) llm_matmul_mat(pool, &m[i], x, nt, ys[i], work);
+            llm_matmul_multi(pool, m, 3, x, nt, y, 0, work);
+            for (int i = 0; i < 3; i++)
+                CHECK(memcmp(y[i], ys[i], sizeof(float) * rows[i] * nt) == 0, "packed=%d nt=%d matrix %d differs", packed, nt, i);
+            /* GLU over the two 40-row matrices */
+            llm_matmul_multi(pool, m + 1, 2, x, nt, y + 1, LLM_MULTI_GLU, work);
+            for (int k = 0; k < nt; k++) llm_silu_mul(ys[1] + k * 40, ys[2] + k * 40, 40);
+            CHECK(memcmp(y[1], ys[1], sizeof(float) * 40 * nt) == 0, "packed=%d nt=%d GLU differs", packed, nt);
+        }
+    }
+    for (int i = 0; i < 3; i++) { free(q[i]); free(pk[i]); free(y[i]); free(ys[i]); }
+    free(x); free(w); free(work);
+    llm_pool_free(pool);
+}
+
 /* --------------------------------------------------------------- pool */
 
 typedef struct {
@@ -732,5 +1015,6 @@ TEST_MAIN(RUN(q4_0_hand_block), RUN(q8_0_hand_block), RUN(q4_K_hand_block), RUN(
           RUN(q3_K_hand_block), RUN(q8_1_activation_sum),
           RUN(q8_K_activation_rule), RUN(q8_0_activation_rule), RUN(quantize_roundtrip_error),
           RUN(simd_vec_dot_matches_reference), RUN(simd_vec_dot_random_blocks), RUN(simd_activation_conversion_matches_reference),
-          RUN(simd_f32_f16_helpers), RUN(matmul_matches_naive), RUN(matmul_rejects_bad_shapes), RUN(matmul_threads_agree),
+          RUN(simd_f32_f16_helpers), RUN(packed_gemm_matches_reference), RUN(stripe_conversion_matches_reference),
+          RUN(silu_mul_matches_reference), RUN(grouped_attention_matches_reference), RUN(matmul_multi_matches_separate), RUN(matmul_matches_naive), RUN(matmul_rejects_bad_shapes), RUN(matmul_threads_agree),
           RUN(pool_runs_many_jobs), RUN(pool_wakes_sleeping_workers), RUN(simd_level_names))
