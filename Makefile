@@ -9,6 +9,8 @@
 #   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
 #   make bench      benchmarks (bench-llm, bench-tok, ...)
 #   make llama-bench  build llama.cpp's llama-bench + llama-quantize (for bench-llm)
+#   make guard-model  rebuild the learned injection detector (data/guardrails/*.model)
+#   make guard-eval   its detection and false-positive rates on held-out data
 #
 # BUILD selects the output folder, so several builds can live side by side.
 
@@ -22,7 +24,7 @@ LDFLAGS ?=
 
 # FAISS's C API is built by `make deps` under build/deps whatever BUILD is.
 DEPS_PREFIX := $(CURDIR)/build/deps
-PKGS := sqlite3 libpcre2-8 libcurl libmicrohttpd libcjson libedit poppler-glib libxml-2.0
+PKGS := sqlite3 libpcre2-8 libcurl libmicrohttpd libcjson libedit poppler-glib libxml-2.0 libutf8proc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -38,7 +40,7 @@ LAYER_LINKS := $(INC)/llm/llm $(INC)/index/index \
 	$(INC)/app/app $(addprefix $(INC)/app/,$(RAG_PUBLIC_H)) $(INC)/app/llm/llm.h $(INC)/app/index/index.h
 $(BUILD)/obj/llm/%.o: LAYER_CFLAGS = -I$(INC)/llm
 $(BUILD)/obj/index/%.o: LAYER_CFLAGS = -I$(INC)/index $(shell pkg-config --cflags sqlite3 2>/dev/null)
-$(BUILD)/obj/rag/%.o: LAYER_CFLAGS = -I$(INC)/rag $(shell pkg-config --cflags libpcre2-8 libcurl libcjson poppler-glib libxml-2.0 2>/dev/null)
+$(BUILD)/obj/rag/%.o: LAYER_CFLAGS = -I$(INC)/rag $(shell pkg-config --cflags libpcre2-8 libcurl libcjson poppler-glib libxml-2.0 libutf8proc 2>/dev/null)
 $(BUILD)/obj/app/%.o: LAYER_CFLAGS = -I$(INC)/app $(shell pkg-config --cflags libmicrohttpd libcjson libedit 2>/dev/null)
 $(BUILD)/obj/tests/%.o: LAYER_CFLAGS = -I. $(PKG_CFLAGS)
 # Link order matters with the static FAISS libraries (faiss_c before faiss,
@@ -73,7 +75,7 @@ ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki bench-retrieval bench-langid clean oracle mrag
+.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki bench-retrieval bench-langid clean oracle mrag guard-model guard-eval
 .DEFAULT_GOAL := all
 # keep objects of test binaries (they are built through a pattern chain)
 .SECONDARY:
@@ -128,6 +130,26 @@ $(BUILD)/tests/%: $(call obj,tests/%.c) $(TEST_LIB_OBJ) $(ALL_LIBS)
 
 deps:
 	@sh .ci/install-deps.sh
+
+# The learned injection detector (docs/guardrails.md, "Detector"): the
+# corpus (tests/guard/corpus.py: ../shared/guard, ../shared/data, Debian
+# prose packages) and two models trained with a fixed seed, so the committed
+# data/guardrails/*.model files are rebuilt byte for byte. guard-eval trains
+# the same way on the training part of the split and measures the held-out
+# part (tests/guard/heldout.sh).
+GUARD_DIR := $(BUILD)/guard
+GUARD_TRAIN := --seed 1 --bits 18 --epochs 10 --l2 1e-4
+guard-model: all
+	@sh .ci/install-deps.sh guard
+	python3 tests/guard/corpus.py $(GUARD_DIR)
+	$(BUILD)/mrag guard-train $(GUARD_TRAIN) --info "tests/guard/corpus.py all.input.jsonl" -o data/guardrails/input.model $(GUARD_DIR)/all.input.jsonl
+	$(BUILD)/mrag guard-train $(GUARD_TRAIN) --info "tests/guard/corpus.py all.context.jsonl" -o data/guardrails/context.model $(GUARD_DIR)/all.context.jsonl
+	sha256sum data/guardrails/*.model
+
+guard-eval: all
+	@sh .ci/install-deps.sh guard
+	python3 tests/guard/corpus.py $(GUARD_DIR)
+	BUILD=$(BUILD) GUARD_TRAIN="$(GUARD_TRAIN)" sh tests/guard/heldout.sh $(GUARD_DIR)
 
 # The llama.cpp oracle (node-llama-cpp, pinned by tests/oracle/package-lock.json).
 ORACLE_STAMP := tests/oracle/node_modules/.mrag-installed

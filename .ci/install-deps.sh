@@ -24,7 +24,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS="
   gcc g++ make pkg-config dpkg-dev clang cmake git
   libopenblas-openmp-dev libfaiss-dev
-  libsqlite3-dev libcurl4-openssl-dev libpcre2-dev
+  libsqlite3-dev libcurl4-openssl-dev libpcre2-dev libutf8proc-dev
   libstemmer-dev hunspell-de-de libexttextcat-dev
   libmicrohttpd-dev libcjson-dev libedit-dev
   libpoppler-glib-dev libxml2-dev
@@ -32,6 +32,16 @@ PKGS="
   mediawiki php-sqlite3 php-cli php-cgi lighttpd
   chromium wrk
 "
+
+# `install-deps.sh guard`: only what `make guard-model` needs to rebuild the
+# learned injection detector (tests/guard/corpus.py): Python and the Debian
+# packages of German and English prose it reads. `make test` never needs
+# them (the trained models are committed).
+GUARD_PKGS="
+  python3 debian-reference-de debian-faq-de maint-guide-de manpages-de
+  debian-reference-en debian-faq maint-guide manpages
+"
+if [ "${1:-}" = guard ]; then PKGS=$GUARD_PKGS; fi
 
 T0=$(date +%s)
 log() { printf '[deps +%ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
@@ -67,6 +77,8 @@ if [ -n "$missing" ]; then
 else
   log "all packages already installed"
 fi
+
+if [ "${1:-}" = guard ]; then exit 0; fi
 
 # ------------------------------------------- 2. OpenBLAS: the OpenMP build
 # libblas.so.3 / liblapack.so.3 are alternatives; "auto" prefers the pthread

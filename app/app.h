@@ -19,6 +19,8 @@ int app_cmd_tokenize(int argc, char **argv);
 int app_cmd_generate(int argc, char **argv);
 int app_cmd_embed(int argc, char **argv);
 int app_cmd_guard_check(int argc, char **argv);
+int app_cmd_guard_eval(int argc, char **argv);
+int app_cmd_guard_train(int argc, char **argv);
 int app_cmd_ingest(int argc, char **argv);          /* pipeline: cmd_ingest.c */
 int app_cmd_ingest_wiki(int argc, char **argv);     /* wiki: cmd_wiki.c */
 int app_cmd_search(int argc, char **argv);          /* pipeline: cmd_search.c */
@@ -126,6 +128,10 @@ char *app_join_args(int n, char **args);
 
 /* Prints "mrag: <msg>\n" to stderr and returns 1. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints the guard's load warnings (a default rule disabled or weakened by
+ * a user rules file) to stderr; defined in cmd_guard.c. */
+struct rag_guard;
+void app_guard_warnings(const struct rag_guard *g);
 
 /* The model path from -m or $MRAG_MODEL, or NULL. */
 const char *app_model_path(const char *flag_value);

@@ -187,6 +187,7 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     gp.n_rule_dirs = o->n_rules;
     gp.quarantine = o->keep_quarantined ? RAG_GUARD_QUARANTINE_KEEP : RAG_GUARD_QUARANTINE_DROP;
     if (rag_guard_load(&gp, &a->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); goto done; }
+    app_guard_warnings(a->guard);
     char audit[4096];
     snprintf(audit, sizeof audit, "%s/audit.jsonl", dir);
     if (rag_guard_open_audit(a->guard, audit) != RAG_OK)

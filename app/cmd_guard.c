@@ -12,25 +12,36 @@
 static void guard_usage(FILE *out) {
     fprintf(out,
             "usage: mrag guard-check [options] TEXT      (TEXT '-' reads stdin)\n"
+            "       mrag guard-check --jsonl [options] < texts.jsonl\n"
             "\n"
             "Runs the guardrail rules of one stage over TEXT and shows what fires:\n"
             "rule id, action, byte span and message, then the text after redaction.\n"
             "\n"
             "options:\n"
             "  --stage S         input (default), context or output\n"
-            "  --rules DIR       also load DIR/*.rules (or one FILE) after the defaults;\n"
-            "                    repeatable; a later rule with the same id overrides\n"
-            "  --no-defaults     do not load the default rules (data/guardrails or\n"
-            "                    $MRAG_GUARDRAILS)\n"
+            "  --rules DIR       also load DIR/*.rules (or one FILE) after the defaults and\n"
+            "                    $MRAG_GUARDRAILS; repeatable; a rule with an existing id\n"
+            "                    changes that rule (disabling or weakening a default rule\n"
+            "                    is reported on stderr)\n"
+            "  --no-defaults     do not load the default rules (said on stderr)\n"
             "  --sources N       number of sources given to the model (output stage:\n"
             "                    citations [n] with n > N are removed; default 0)\n"
             "  --quarantine M    context stage: drop (default) or keep a passage with\n"
             "                    a planted instruction (kept with the instruction removed)\n"
             "  --audit FILE      append the audit log (JSON lines) to FILE\n"
             "  --json            print one JSON object\n"
+            "  --jsonl           many texts in one process: read JSON lines {\"text\",\n"
+            "                    optional \"stage\", \"sources\", \"id\"} from stdin, write\n"
+            "                    one result object per line (as --json, with \"id\")\n"
             "  --list            list the loaded rules and exit\n"
             "\n"
-            "Exit status: 0 allowed, flagged or redacted; 2 blocked; 1 on errors.\n");
+            "Exit status: 0 allowed, flagged or redacted; 2 blocked; 1 on errors (with\n"
+            "--jsonl: 0, or 1 when a line could not be read).\n");
+}
+
+void app_guard_warnings(const struct rag_guard *g) {
+    for (size_t i = 0; i < rag_guard_warning_count(g); i++)
+        fprintf(stderr, "mrag: guardrails: warning: %s\n", rag_guard_warning(g, i));
 }
 
 /* Reads stdin up to GUARD_MAX_STDIN bytes; owned, free with free(). */
@@ -59,6 +70,7 @@ static void print_human(const rag_guard_result *res, rag_guard_stage stage) {
     if (res->message) printf(" (%s)", res->message);
     if (res->quarantined) printf(" [quarantined]");
     printf("\n");
+    if (res->repaired) printf("  note: the text was not valid UTF-8; invalid bytes were replaced by U+FFFD before checking\n");
     for (size_t i = 0; i < res->n_events; i++) {
         const rag_guard_event *e = &res->events[i];
         printf("  %-6s %-32s bytes %zu-%zu%s  %s\n", rag_guard_action_name(e->action), e->rule_id, e->start, e->end,
@@ -67,16 +79,18 @@ static void print_human(const rag_guard_result *res, rag_guard_stage stage) {
     if (res->action != RAG_GUARD_BLOCK) printf("text: %.*s\n", (int)res->text_len, res->text);
 }
 
-static int print_json(const rag_guard_result *res, rag_guard_stage stage) {
+static int print_json(const rag_guard_result *res, rag_guard_stage stage, const cJSON *id) {
     int rc = 1;
     cJSON *o = cJSON_CreateObject(), *evs = NULL;
     char *s = NULL;
     if (!o) goto done;
+    if (id) cJSON_AddItemToObject(o, "id", cJSON_Duplicate(id, true));
     cJSON_AddStringToObject(o, "stage", rag_guard_stage_name(stage));
     cJSON_AddStringToObject(o, "action", rag_guard_action_name(res->action));
     if (res->message) cJSON_AddStringToObject(o, "message", res->message);
     else cJSON_AddNullToObject(o, "message");
     cJSON_AddBoolToObject(o, "quarantined", res->quarantined);
+    cJSON_AddBoolToObject(o, "repaired", res->repaired);
     if (res->action == RAG_GUARD_BLOCK) cJSON_AddNullToObject(o, "text");
     else cJSON_AddStringToObject(o, "text", res->text);
     evs = cJSON_AddArrayToObject(o, "events");
@@ -89,6 +103,7 @@ static int print_json(const rag_guard_result *res, rag_guard_stage stage) {
         cJSON_AddStringToObject(j, "action", rag_guard_action_name(e->action));
         cJSON_AddNumberToObject(j, "start", (double)e->start);
         cJSON_AddNumberToObject(j, "end", (double)e->end);
+        if (e->score > 0) cJSON_AddNumberToObject(j, "score", (double)(int)(e->score * 1000 + 0.5) / 1000);
         cJSON_AddStringToObject(j, "message", e->message);
         cJSON_AddItemToArray(evs, j);
     }
@@ -102,13 +117,62 @@ done:
     return rc;
 }
 
+/* --jsonl: one JSON object per input line ({"text", optional "stage",
+ * "sources", "id"}), one result object per line out, in order; a line that
+ * cannot be read gives {"line": N, "error": ...} and the rest goes on.
+ * Returns 0, or 1 when a line failed. */
+#define GUARD_MAX_LINE (16u << 20)
+static int check_jsonl(const rag_guard *g, rag_guard_stage def_stage, int def_sources) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        size_t a = 0;
+        while (a < (size_t)len && (line[a] == ' ' || line[a] == '\t' || line[a] == '\r' || line[a] == '\n')) a++;
+        if (a == (size_t)len) continue;
+        const char *why = NULL;
+        cJSON *o = (size_t)len > GUARD_MAX_LINE ? NULL : cJSON_ParseWithLength(line, (size_t)len);
+        const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
+        const cJSON *st = o ? cJSON_GetObjectItemCaseSensitive(o, "stage") : NULL;
+        const cJSON *ns = o ? cJSON_GetObjectItemCaseSensitive(o, "sources") : NULL;
+        rag_guard_stage stage = def_stage;
+        int n_sources = def_sources;
+        if ((size_t)len > GUARD_MAX_LINE) why = "line too long";
+        else if (!cJSON_IsObject(o)) why = "not a JSON object";
+        else if (!cJSON_IsString(t)) why = "\"text\" (a string) is missing";
+        else if (st && (!cJSON_IsString(st) || rag_guard_stage_parse(st->valuestring) < 0)) why = "\"stage\" is input, context or output";
+        else if (ns && (!cJSON_IsNumber(ns) || ns->valuedouble < 0 || ns->valuedouble > 100000)) why = "\"sources\" is a number 0..100000";
+        if (!why) {
+            if (st) stage = (rag_guard_stage)rag_guard_stage_parse(st->valuestring);
+            if (ns) n_sources = (int)ns->valuedouble;
+            rag_guard_result res;
+            if (rag_guard_check(g, stage, t->valuestring, strlen(t->valuestring), n_sources, &res) != RAG_OK) why = "out of memory";
+            else {
+                if (print_json(&res, stage, cJSON_GetObjectItemCaseSensitive(o, "id")) != 0) why = "out of memory";
+                rag_guard_result_release(&res);
+            }
+        }
+        if (why) {
+            printf("{\"line\":%ld,\"error\":\"%s\"}\n", lineno, why);
+            rc = 1;
+        }
+        fflush(stdout);
+        cJSON_Delete(o);
+    }
+    free(line);
+    return rc;
+}
+
 int app_cmd_guard_check(int argc, char **argv) {
     int rc = 1;
     const char *dirs[GUARD_MAX_RULE_DIRS];
     size_t n_dirs = 0;
     rag_guard_params p = rag_guard_default_params();
     rag_guard_stage stage = RAG_GUARD_INPUT;
-    bool json = false, list = false;
+    bool json = false, list = false, jsonl = false;
     int n_sources = 0;
     const char *text = NULL, *audit = NULL;
     char *owned_text = NULL;
@@ -145,6 +209,8 @@ int app_cmd_guard_check(int argc, char **argv) {
             audit = argv[++i];
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--jsonl") == 0) {
+            jsonl = true;
         } else if (strcmp(a, "--list") == 0) {
             list = true;
         } else if (strcmp(a, "--no-defaults") == 0) {
@@ -161,13 +227,15 @@ int app_cmd_guard_check(int argc, char **argv) {
             return app_error("guard-check: one TEXT only (quote it)");
         }
     }
-    if (!text && !list) {
+    if (!text && !list && !jsonl) {
         guard_usage(stderr);
         return 1;
     }
+    if (jsonl && text) return app_error("guard-check: --jsonl reads the texts from stdin; no TEXT");
     p.rule_dirs = dirs;
     p.n_rule_dirs = n_dirs;
     if (rag_guard_load(&p, &g, err, sizeof err) != RAG_OK) return app_error("guard-check: %s", err);
+    app_guard_warnings(g);
     if (audit && rag_guard_open_audit(g, audit) != RAG_OK) {
         app_error("guard-check: %s", rag_guard_errmsg(g));
         goto done;
@@ -180,6 +248,10 @@ int app_cmd_guard_check(int argc, char **argv) {
             printf("%-32s %-6s %s%s%s  %s\n", id, rag_guard_action_name(act), stages & 1 ? "input " : "",
                    stages & 2 ? "context " : "", stages & 4 ? "output" : "", origin ? origin : "");
         rc = 0;
+        goto done;
+    }
+    if (jsonl) {
+        rc = check_jsonl(g, stage, n_sources);
         goto done;
     }
     if (strcmp(text, "-") == 0) {
@@ -197,7 +269,7 @@ int app_cmd_guard_check(int argc, char **argv) {
         goto done;
     }
     if (json) {
-        if (print_json(&res, stage) != 0) { app_error("guard-check: out of memory"); goto done; }
+        if (print_json(&res, stage, NULL) != 0) { app_error("guard-check: out of memory"); goto done; }
     } else {
         print_human(&res, stage);
     }

@@ -256,6 +256,7 @@ static bool serve_open(app_server *s, const char *host, char **recorded) {
     gp.n_rule_dirs = o->n_rules;
     gp.quarantine = o->keep_quarantined ? RAG_GUARD_QUARANTINE_KEEP : RAG_GUARD_QUARANTINE_DROP;
     if (rag_guard_load(&gp, &s->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); return false; }
+    app_guard_warnings(s->guard);
     char audit[4096];
     snprintf(audit, sizeof audit, "%s/audit.jsonl", s->index_dir);
     if (!(s->audit = fopen(audit, "a")))

@@ -2,6 +2,7 @@
  * parsed (with explicit lengths and limits) into owned request structs.
  * Pure: cJSON and libc only, so tests/fuzz/fuzz_serve.c can include it. */
 #include "app/serve.h"
+#include "rag/rag.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -17,6 +18,22 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
     if (errlen) vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* Checks that every string and key in the tree is UTF-8: raw invalid bytes
+ * and escaped lone surrogates ("\udc80", which cJSON turns into bytes that
+ * are not UTF-8) are refused here rather than passed on to the guardrails,
+ * the model or a log. Returns the offending string's name or NULL. */
+static const char *invalid_utf8(const cJSON *j, int depth) {
+    for (; j && depth < 1000; j = j->next) {
+        if (j->string && rag_utf8_valid_prefix(j->string, strlen(j->string)) != strlen(j->string)) return "a key";
+        if (cJSON_IsString(j) && j->valuestring &&
+            rag_utf8_valid_prefix(j->valuestring, strlen(j->valuestring)) != strlen(j->valuestring))
+            return j->string ? j->string : "a string";
+        const char *bad = invalid_utf8(j->child, depth + 1);
+        if (bad) return bad;
+    }
+    return NULL;
 }
 
 /* Parses body[0..len) as one JSON object; NULL with err set otherwise. */
@@ -41,6 +58,12 @@ static cJSON *parse_object(const char *body, size_t len, char *err, size_t errle
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         fail(err, errlen, "the request body must be a JSON object");
+        return NULL;
+    }
+    const char *bad = invalid_utf8(o->child, 0);
+    if (bad) {
+        fail(err, errlen, "'%.40s' is not valid UTF-8 (JSON text must be UTF-8)", bad);
+        cJSON_Delete(o);
         return NULL;
     }
     return o;

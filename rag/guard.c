@@ -2,6 +2,7 @@
  * stage (input, context, output), redaction, streaming output checks and the
  * JSON-lines audit log. */
 #include <dirent.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include "rag/guard_internal.h"
+#include "rag/guard_model_internal.h"
+#include "rag/guard_norm_internal.h"
 
 #define GUARD_STREAM_CTX 64     /* bytes of already-emitted text kept for lookbehind */
 #define QUARANTINE_MARK "[instruction removed]"
@@ -75,6 +78,8 @@ void rag_guard_free(rag_guard *g) {
     if (g->mctx) pcre2_match_context_free(g->mctx);
     if (g->audit && g->audit_owned) fclose(g->audit);
     pthread_mutex_destroy(&g->audit_mu);
+    for (size_t i = 0; i < g->n_warnings; i++) free(g->warnings[i]);
+    free(g->warnings);
     free(g);
 }
 
@@ -185,11 +190,22 @@ int rag_guard_compile(rag_guard *g) {
         guard_rule *r = &g->rules[i];
         if (!r->enabled) continue;
         const char *what = !r->stages ? "stage" : !(r->set & GUARD_F_ACTION) ? "action"
-                           : (!r->pattern || !r->pattern[0]) ? "pattern (or terms)" : NULL;
+                           : (!r->model_path && (!r->pattern || !r->pattern[0])) ? "pattern (or terms, or model)" : NULL;
         if (what) {
             snprintf(g->err, sizeof g->err, "%.200s: rule '%.100s' has no %s", r->origin ? r->origin : "?", r->id, what);
             return RAG_ERR_FORMAT;
         }
+        if (r->model_path) {
+            /* a learned detector: loaded once, shared by every check */
+            char merr[500];
+            if (!(r->set & GUARD_F_THRESHOLD)) for (int k = 0; k < 3; k++) r->threshold[k] = 0.5f;
+            if (rag_guard_model_load(r->model_path, &r->model, merr, sizeof merr) != 0) {
+                snprintf(g->err, sizeof g->err, "%.200s: rule '%.100s': %.300s", r->origin ? r->origin : "?", r->id, merr);
+                return RAG_ERR_FORMAT;
+            }
+            continue;
+        }
+        if (!(r->set & GUARD_F_SKELETON)) r->skeleton = r->validator == GUARD_V_NONE;
         int errcode;
         PCRE2_SIZE erroff;
         r->code = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED,
@@ -209,19 +225,17 @@ int rag_guard_compile(rag_guard *g) {
     return RAG_OK;
 }
 
-/* The default rules folder: $MRAG_GUARDRAILS, ./data/guardrails, or
- * data/guardrails one to three levels above the executable's folder. */
-static bool find_defaults(char *out, size_t cap) {
+/* The one place that says where the default rules (and the detector's
+ * model) live: the installed data folder when the build names one
+ * (-DMRAG_DATA_DIR=...: DIR/guardrails), else data/guardrails one to three
+ * levels above the executable's folder (a build tree). Never the current
+ * folder: a data/guardrails folder there must not replace the defaults. */
+bool rag_guard_defaults_dir(char *out, size_t cap) {
     struct stat st;
-    const char *env = getenv("MRAG_GUARDRAILS");
-    if (env && *env) {
-        snprintf(out, cap, "%s", env);
+#ifdef MRAG_DATA_DIR
+    if ((size_t)snprintf(out, cap, "%s/guardrails", MRAG_DATA_DIR) < cap && stat(out, &st) == 0 && S_ISDIR(st.st_mode))
         return true;
-    }
-    if (stat("data/guardrails", &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(out, cap, "data/guardrails");
-        return true;
-    }
+#endif
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return false;
@@ -237,6 +251,34 @@ static bool find_defaults(char *out, size_t cap) {
     return false;
 }
 
+void rag_guard_warn(rag_guard *g, const char *fmt, ...) {
+    if (g->n_warnings >= GUARD_MAX_WARNINGS) return;
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char **w = realloc(g->warnings, (g->n_warnings + 1) * sizeof *w);
+    if (!w) return;
+    g->warnings = w;
+    if ((w[g->n_warnings] = strdup(msg))) g->n_warnings++;
+}
+
+size_t rag_guard_warning_count(const rag_guard *g) {
+    return g ? g->n_warnings : 0;
+}
+
+const char *rag_guard_warning(const rag_guard *g, size_t i) {
+    return g && i < g->n_warnings ? g->warnings[i] : NULL;
+}
+
+/* Adds a user rule folder or single rule file. */
+static int add_user_rules(rag_guard *g, const char *d) {
+    struct stat st;
+    if (stat(d, &st) == 0 && S_ISREG(st.st_mode)) return rag_guard_add_file(g, d);
+    return rag_guard_add_dir(g, d);
+}
+
 int rag_guard_load(const rag_guard_params *p, rag_guard **out, char *err, size_t err_cap) {
     rag_guard_params dp = rag_guard_default_params();
     if (!p) p = &dp;
@@ -247,21 +289,47 @@ int rag_guard_load(const rag_guard_params *p, rag_guard **out, char *err, size_t
     if (!p->no_defaults) {
         char dir[PATH_MAX];
         if (p->defaults_dir) snprintf(dir, sizeof dir, "%s", p->defaults_dir);
-        else if (!find_defaults(dir, sizeof dir)) {
+        else if (!rag_guard_defaults_dir(dir, sizeof dir)) {
             snprintf(g->err, sizeof g->err,
-                     "default guardrail rules not found (data/guardrails; set MRAG_GUARDRAILS to their folder)");
+                     "the default guardrail rules were not found (data/guardrails next to the mrag program"
+#ifdef MRAG_DATA_DIR
+                     " or " MRAG_DATA_DIR "/guardrails"
+#endif
+                     ")");
             rc = RAG_ERR_IO;
             goto done;
         }
-        if ((rc = rag_guard_add_dir(g, dir)) != RAG_OK) goto done;
-    }
-    for (size_t i = 0; i < p->n_rule_dirs; i++) {
-        struct stat st;
-        const char *d = p->rule_dirs[i];
-        if (stat(d, &st) == 0 && S_ISREG(st.st_mode)) rc = rag_guard_add_file(g, d);
-        else rc = rag_guard_add_dir(g, d);
+        g->loading_defaults = true;
+        rc = rag_guard_add_dir(g, dir);
+        g->loading_defaults = false;
         if (rc != RAG_OK) goto done;
+        if (rag_guard_rule_count(g) == 0) {
+            snprintf(g->err, sizeof g->err, "%.300s: no default guardrail rules in this folder", dir);
+            rc = RAG_ERR_FORMAT;
+            goto done;
+        }
+    } else {
+        rag_guard_warn(g, "the default guardrail rules are not loaded (no_defaults): only the given rules run");
     }
+    /* $MRAG_GUARDRAILS: more user rule folders or files (':'-separated),
+     * added like --rules: they add rules or change them by id */
+    const char *env = p->ignore_env ? NULL : getenv("MRAG_GUARDRAILS");
+    if (env && *env) {
+        char path[PATH_MAX];
+        for (const char *a = env; *a;) {
+            const char *c = strchr(a, ':');
+            size_t l = c ? (size_t)(c - a) : strlen(a);
+            if (l > 0) {
+                if (l >= sizeof path) { snprintf(g->err, sizeof g->err, "MRAG_GUARDRAILS: path too long"); rc = RAG_ERR_LIMIT; goto done; }
+                memcpy(path, a, l);
+                path[l] = 0;
+                if ((rc = add_user_rules(g, path)) != RAG_OK) goto done;
+            }
+            a += l + (c ? 1 : 0);
+        }
+    }
+    for (size_t i = 0; i < p->n_rule_dirs; i++)
+        if ((rc = add_user_rules(g, p->rule_dirs[i])) != RAG_OK) goto done;
     rc = rag_guard_compile(g);
 done:
     if (rc != RAG_OK) {
@@ -395,28 +463,61 @@ static const guard_rule *rule_of(const rag_guard *g, const rag_guard_event *ev) 
     return NULL;
 }
 
-/* Runs the rules of stage over subj[start..len) and appends events (spans in
- * subj). With partial set (streams), a match that could still grow past the
- * end is not reported; *hold gets the earliest start of such a match.
- * Limit events are appended only for rules whose bit in limit_seen is clear
- * (when limit_seen is given). */
-static int scan(const rag_guard *g, rag_guard_stage stage, const char *subj, size_t len, size_t start,
-                bool partial, int n_sources, pcre2_match_data *md, rag_guard_result *res, size_t *hold,
-                unsigned char *limit_seen) {
-    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+/* Where a scan reports: the text the caller checks (T, UTF-8 repaired),
+ * shared by every view of it that is scanned. */
+typedef struct {
+    const rag_guard *g;
+    rag_guard_stage stage;
+    int n_sources;
+    pcre2_match_data *md;
+    rag_guard_result *res;
+    unsigned char *limit_seen;   /* limit events once per rule (streams) */
+    const char *orig;            /* T, for widening quarantined spans */
+    size_t orig_len, orig_lo;    /* widening never goes below orig_lo */
+} scan_env;
+
+/* Maps a span of a view to T: fixed (a decoded run: the whole run), or
+ * through the view's map (NULL: the view is T). */
+static void map_span(const guard_view *map, const size_t *fixed, size_t s, size_t e, size_t *os, size_t *oe) {
+    if (fixed) { *os = fixed[0]; *oe = fixed[1]; return; }
+    if (!map || !map->a) { *os = s; *oe = e; return; }
+    if (e <= s) {
+        size_t p = s < map->n ? map->a[s] : (map->n ? map->b[map->n - 1] : 0);
+        *os = *oe = p;
+        return;
+    }
+    rag_guard_view_span(map, s, e, os, oe);
+}
+
+/* Runs the rules of the stage over subj[start..len) (a view of T) and
+ * appends events with spans in T. skeleton_only: only rules that also run
+ * on the skeleton and decoded views. With partial set (streams), a match
+ * that could still grow past the end is not reported; *hold gets the
+ * earliest T offset of such a match. */
+static int scan(scan_env *env, const char *subj, size_t len, size_t start, bool partial, size_t *hold,
+                bool skeleton_only, const guard_view *map, const size_t *fixed) {
+    const rag_guard *g = env->g;
+    rag_guard_stage stage = env->stage;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(env->md);
+    unsigned char *limit_seen = env->limit_seen;
     int rc;
     for (size_t i = 0; i < g->n_rules; i++) {
         const guard_rule *r = &g->rules[i];
         if (!r->enabled || !r->code || !(r->stages & (1u << stage))) continue;
+        if (skeleton_only && !r->skeleton) continue;
         rag_guard_action act = r->action;
         if (stage == RAG_GUARD_CONTEXT && act == RAG_GUARD_BLOCK && g->params.quarantine == RAG_GUARD_QUARANTINE_KEEP)
             act = RAG_GUARD_REDACT;
         size_t off = start;
         while (off <= len) {
-            int m = pcre2_match(r->code, (PCRE2_SPTR)subj, len, off, partial ? PCRE2_PARTIAL_HARD : 0, md, g->mctx);
+            int m = pcre2_match(r->code, (PCRE2_SPTR)subj, len, off, partial ? PCRE2_PARTIAL_HARD : 0, env->md, g->mctx);
             if (m == PCRE2_ERROR_NOMATCH) break;
             if (m == PCRE2_ERROR_PARTIAL) {
-                if (hold && ov[0] < *hold) *hold = ov[0];
+                if (hold) {
+                    size_t hs, he;
+                    map_span(map, fixed, ov[0], ov[0], &hs, &he);
+                    if (hs < *hold) *hold = hs;
+                }
                 break;
             }
             if (m < 0) {
@@ -424,9 +525,11 @@ static int scan(const rag_guard *g, rag_guard_stage stage, const char *subj, siz
                  * error): report it, do not retry this rule on this text */
                 if (!limit_seen || !(limit_seen[i / 8] & (1u << (i % 8)))) {
                     if (limit_seen) limit_seen[i / 8] |= (unsigned char)(1u << (i % 8));
+                    size_t ls, le;
+                    map_span(map, fixed, off, off, &ls, &le);
                     rag_guard_event ev = {RAG_GUARD_EV_LIMIT, r->id, r->message ? r->message : r->id, stage,
-                                          g->params.limit_blocks ? RAG_GUARD_BLOCK : RAG_GUARD_FLAG, off, off};
-                    if ((rc = push_event(res, &ev)) != RAG_OK) return rc;
+                                          g->params.limit_blocks ? RAG_GUARD_BLOCK : RAG_GUARD_FLAG, ls, ls, 0};
+                    if ((rc = push_event(env->res, &ev)) != RAG_OK) return rc;
                 }
                 break;
             }
@@ -437,11 +540,12 @@ static int scan(const rag_guard *g, rag_guard_stage stage, const char *subj, siz
                 continue;
             }
             size_t acc = e - s;
-            if (rag_guard_run_validator(r->validator, subj + s, e - s, n_sources, &acc)) {
-                size_t es = s, ee = s + acc;
-                if (act != r->action) widen_to_sentence(subj, len, start, &es, &ee); /* quarantine, keep mode */
-                rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, stage, act, es, ee};
-                if ((rc = push_event(res, &ev)) != RAG_OK) return rc;
+            if (rag_guard_run_validator(r->validator, subj + s, e - s, env->n_sources, &acc)) {
+                size_t es, ee;
+                map_span(map, fixed, s, s + acc, &es, &ee);
+                if (act != r->action) widen_to_sentence(env->orig, env->orig_len, env->orig_lo, &es, &ee);
+                rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, stage, act, es, ee, 0};
+                if ((rc = push_event(env->res, &ev)) != RAG_OK) return rc;
                 off = s + acc;
             } else {
                 off = e;
@@ -449,6 +553,118 @@ static int scan(const rag_guard *g, rag_guard_stage stage, const char *subj, siz
         }
     }
     return RAG_OK;
+}
+
+/* The learned detectors (rules with "model:") over a skeleton view: at the
+ * context stage each segment (sentence, line, code block) is scored and an
+ * event covers the segments at or above the rule's threshold, so that only
+ * they are quarantined; at the input stage the whole question is scored and
+ * so is each of its segments (an injection appended to a harmless
+ * question), the highest score counts. */
+#define GUARD_MAX_SEGMENTS 4096
+#define GUARD_MIN_WORDS 4
+static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, const char *sk, bool seg_v2,
+                  const size_t *fixed) {
+    const rag_guard *g = env->g;
+    guard_segment *seg = NULL;
+    size_t nseg = 0, n = v2->n;
+    int rc = RAG_OK;
+    for (size_t i = 0; i < g->n_rules && rc == RAG_OK; i++) {
+        const guard_rule *r = &g->rules[i];
+        if (!r->enabled || !r->model || !(r->stages & (1u << env->stage))) continue;
+        float thr = r->threshold[env->stage];
+        rag_guard_action act = r->action;
+        if (env->stage == RAG_GUARD_CONTEXT && act == RAG_GUARD_BLOCK && g->params.quarantine == RAG_GUARD_QUARANTINE_KEEP)
+            act = RAG_GUARD_REDACT;
+        if (!seg) {
+            /* segments are found in the Unicode view (case tells where a
+             * line starts a sentence), then scored in the skeleton */
+            if (!(seg = malloc(GUARD_MAX_SEGMENTS * sizeof *seg))) return RAG_ERR_NOMEM;
+            /* (letters spaced out over lines: only the skeleton has the words) */
+            nseg = rag_guard_segments(seg_v2 ? sk : v1->s, seg_v2 ? v2->n : v1->n, seg, GUARD_MAX_SEGMENTS);
+            for (size_t k = 0; !seg_v2 && k < nseg; k++) {
+                size_t ta, tb;
+                rag_guard_view_span(v1, seg[k].start, seg[k].end, &ta, &tb);
+                seg[k].start = rag_guard_view_find(v2, ta);
+                seg[k].end = rag_guard_view_find(v2, tb);
+                if (seg[k].end < seg[k].start) seg[k].end = seg[k].start;
+            }
+        }
+        if (env->stage != RAG_GUARD_CONTEXT) {
+            float best = rag_guard_model_score(r->model, sk, n);
+            for (size_t k = 0; nseg > 1 && k < nseg; k++) {
+                if (seg[k].end <= seg[k].start) continue;
+                if (rag_guard_model_words(sk + seg[k].start, seg[k].end - seg[k].start) < GUARD_MIN_WORDS) continue;
+                float sc = rag_guard_model_score(r->model, sk + seg[k].start, seg[k].end - seg[k].start);
+                if (sc > best) best = sc;
+            }
+            if (best >= thr) {
+                size_t es, ee;
+                map_span(v2, fixed, 0, n, &es, &ee);
+                rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, env->stage, act, es, ee, best};
+                rc = push_event(env->res, &ev);
+            }
+            continue;
+        }
+        for (size_t k = 0; k < nseg && rc == RAG_OK; k++) {
+            if (seg[k].end <= seg[k].start) continue;
+            /* a heading or a three-word line says too little to judge */
+            if (rag_guard_model_words(sk + seg[k].start, seg[k].end - seg[k].start) < GUARD_MIN_WORDS) continue;
+            float sc = rag_guard_model_score(r->model, sk + seg[k].start, seg[k].end - seg[k].start);
+            if (sc < thr) continue;
+            size_t es, ee;
+            map_span(v2, fixed, seg[k].start, seg[k].end, &es, &ee);
+            rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, env->stage, act, es, ee, sc};
+            rc = push_event(env->res, &ev);
+        }
+    }
+    free(seg);
+    return rc;
+}
+
+#define GUARD_MAX_DECODED 16
+#define GUARD_DECODE_DEPTH 2
+
+/* Scans text (T itself when fixed is NULL, else a decoded run of T whose
+ * span is fixed) in every view: the Unicode view with all rules (T) or the
+ * skeleton rules (decoded runs), the skeleton when it differs, its ROT13
+ * when the text looks ROT13-encoded, and decoded base64/hex/%-runs inside,
+ * recursively. */
+static int scan_deep(scan_env *env, const char *text, size_t len, const size_t *fixed, int depth) {
+    int rc = RAG_OK, nd = 0;
+    guard_view v1 = {0}, v2 = {0};
+    char *rot = NULL;
+    guard_decoded dec[GUARD_MAX_DECODED];
+    if (rag_guard_view_unicode(text, len, &v1) != 0) { rc = RAG_ERR_NOMEM; goto done; }
+    if ((rc = scan(env, v1.s, v1.n, 0, false, NULL, fixed != NULL, &v1, fixed)) != RAG_OK) goto done;
+    unsigned changes = 0;
+    if (rag_guard_view_skeleton(&v1, &v2, &changes) != 0) { rc = RAG_ERR_NOMEM; goto done; }
+    if (changes && (rc = scan(env, v2.s, v2.n, 0, false, NULL, true, &v2, fixed)) != RAG_OK) goto done;
+    bool seg_v2 = changes & (GUARD_SK_SPACED | GUARD_SK_HYPHEN);
+    if ((rc = detect(env, &v1, &v2, v2.s, seg_v2, fixed)) != RAG_OK) goto done;
+    if (rag_guard_rot13_suspect(v2.s, v2.n)) {
+        if (!(rot = malloc(v2.n + 1))) { rc = RAG_ERR_NOMEM; goto done; }
+        memcpy(rot, v2.s, v2.n + 1);
+        rag_guard_rot13(rot, v2.n);
+        if ((rc = scan(env, rot, v2.n, 0, false, NULL, true, &v2, fixed)) != RAG_OK) goto done;
+        if ((rc = detect(env, &v1, &v2, rot, seg_v2, fixed)) != RAG_OK) goto done;
+    }
+    if (depth < GUARD_DECODE_DEPTH) {
+        nd = rag_guard_find_encoded(v1.s, v1.n, dec, GUARD_MAX_DECODED);
+        if (nd < 0) { nd = 0; rc = RAG_ERR_NOMEM; goto done; }
+        for (int i = 0; i < nd && rc == RAG_OK; i++) {
+            size_t span[2];
+            if (fixed) { span[0] = fixed[0]; span[1] = fixed[1]; }
+            else rag_guard_view_span(&v1, dec[i].start, dec[i].end, &span[0], &span[1]);
+            rc = scan_deep(env, dec[i].text, dec[i].len, span, depth + 1);
+        }
+    }
+done:
+    rag_guard_decoded_release(dec, nd);
+    free(rot);
+    rag_guard_view_release(&v1);
+    rag_guard_view_release(&v2);
+    return rc;
 }
 
 /* Quarantine in KEEP mode removes the whole sentence around a planted
@@ -491,6 +707,14 @@ static void normalize_events(rag_guard_result *res) {
     bool have = false;
     for (size_t i = 0; i < res->n_events; i++) {
         rag_guard_event *e = &res->events[i];
+        /* the same rule found again inside its own span (another view of
+         * the text, a decoded run) adds nothing */
+        bool dup = false;
+        for (size_t j = k; j-- > 0 && k - j <= 64 && !dup;) {
+            const rag_guard_event *p = &res->events[j];
+            dup = p->kind == e->kind && p->start <= e->start && e->end <= p->end && strcmp(p->rule_id, e->rule_id) == 0;
+        }
+        if (dup) continue;
         if (e->kind == RAG_GUARD_EV_MATCH && e->action == RAG_GUARD_REDACT) {
             if (have && e->end <= cover_end) continue;
             if (!have || e->end > cover_end) cover_end = e->end;
@@ -590,13 +814,25 @@ int rag_guard_check(const rag_guard *g, rag_guard_stage stage, const char *text,
     int rc = RAG_OK;
     pcre2_match_data *md = NULL;
     strbuf out = {0};
+    char *fixed = NULL;
     if (!res) return RAG_ERR_ARG;
     memset(res, 0, sizeof *res);
     if (!g || !g->compiled || (!text && len) || stage > RAG_GUARD_OUTPUT) return RAG_ERR_ARG;
     if (!text) text = "";
+    if (len > GUARD_NORM_MAX_TEXT) return RAG_ERR_LIMIT;
+    /* invalid UTF-8 is repaired (U+FFFD) before anything looks at it: a
+     * stray byte must not break a rule, and the result text is valid */
+    if (rag_guard_utf8_valid_prefix(text, len) != len) {
+        size_t fl;
+        if (rag_guard_utf8_repair(text, len, true, &fixed, &fl, NULL) != 0) return RAG_ERR_NOMEM;
+        text = fixed;
+        len = fl;
+        res->repaired = true;
+    }
     md = pcre2_match_data_create(1, NULL);
     if (!md) { rc = RAG_ERR_NOMEM; goto done; }
-    if ((rc = scan(g, stage, text, len, 0, false, n_sources, md, res, NULL, NULL)) != RAG_OK) goto done;
+    scan_env env = {g, stage, n_sources, md, res, NULL, text, len, 0};
+    if ((rc = scan_deep(&env, text, len, NULL, 0)) != RAG_OK) goto done;
     normalize_events(res);
     summarize(res);
     res->quarantined = stage == RAG_GUARD_CONTEXT && any_quarantine(g, res);
@@ -608,6 +844,7 @@ int rag_guard_check(const rag_guard *g, rag_guard_stage stage, const char *text,
     audit_events(g, res->events, res->n_events);
 done:
     free(out.p);
+    free(fixed);
     if (md) pcre2_match_data_free(md);
     if (rc != RAG_OK) rag_guard_result_release(res);
     return rc;
@@ -627,6 +864,8 @@ struct rag_guard_stream {
     rag_guard_result res;   /* events so far, absolute spans */
     rag_guard_result tmp;   /* events of one scan */
     unsigned char *limit_seen;
+    unsigned char tail[4];  /* an incomplete UTF-8 sequence at the end of the last piece */
+    size_t tail_n;
     bool blocked;
 };
 
@@ -673,7 +912,12 @@ static int stream_process(rag_guard_stream *s, bool final) {
     s->tmp.n_events = 0;
     s->out.n = 0;
     s->out.p[0] = 0;
-    rc = scan(g, s->stage, s->buf.p, len, s->ctx, !final, s->n_sources, s->md, &s->tmp, &hold, s->limit_seen);
+    /* the Unicode view of what is buffered (the identity for ASCII) */
+    guard_view v1;
+    if (rag_guard_view_unicode(s->buf.p, len, &v1) != 0) return RAG_ERR_NOMEM;
+    scan_env env = {g, s->stage, s->n_sources, s->md, &s->tmp, s->limit_seen, s->buf.p, len, s->ctx};
+    rc = scan(&env, v1.s, v1.n, rag_guard_view_find(&v1, s->ctx), !final, &hold, false, &v1, NULL);
+    rag_guard_view_release(&v1);
     if (rc != RAG_OK) return rc;
     normalize_events(&s->tmp);
     size_t cut = final ? len : hold;
@@ -731,13 +975,39 @@ static int stream_process(rag_guard_stream *s, bool final) {
     return RAG_OK;
 }
 
+/* Appends a piece to the buffer with invalid UTF-8 replaced by U+FFFD; an
+ * incomplete sequence at the end waits in s->tail for the next piece (a
+ * token boundary can split a character), unless final. */
+static int stream_append(rag_guard_stream *s, const char *piece, size_t len, bool final) {
+    char *joined = NULL, *fixed = NULL;
+    const char *src = piece;
+    size_t n = len, fl, used;
+    int rc = RAG_OK;
+    if (s->tail_n) {
+        if (!(joined = malloc(s->tail_n + len + 1))) return RAG_ERR_NOMEM;
+        memcpy(joined, s->tail, s->tail_n);
+        memcpy(joined + s->tail_n, piece, len);
+        src = joined;
+        n = s->tail_n + len;
+    }
+    if (rag_guard_utf8_repair(src, n, final, &fixed, &fl, &used) != 0) { free(joined); return RAG_ERR_NOMEM; }
+    if (fl != n || used != n) s->res.repaired = true;
+    s->tail_n = n - used;                 /* at most 3 bytes */
+    if (s->tail_n > sizeof s->tail) s->tail_n = sizeof s->tail;
+    memcpy(s->tail, src + used, s->tail_n);
+    rc = sb_put(&s->buf, fixed, fl);
+    free(joined);
+    free(fixed);
+    return rc;
+}
+
 int rag_guard_stream_feed(rag_guard_stream *s, const char *piece, size_t len, const char **out, size_t *out_len) {
     int rc;
     if (!s || !out || !out_len || (!piece && len)) return RAG_ERR_ARG;
     *out = "";
     *out_len = 0;
     if (s->blocked) return RAG_ERR_BLOCKED;
-    if (len && (rc = sb_put(&s->buf, piece, len)) != RAG_OK) return rc;
+    if (len && (rc = stream_append(s, piece, len, false)) != RAG_OK) return rc;
     if ((rc = stream_process(s, false)) != RAG_OK) return rc;
     *out = s->out.p;
     *out_len = s->out.n;
@@ -750,6 +1020,7 @@ int rag_guard_stream_finish(rag_guard_stream *s, const char **out, size_t *out_l
     *out = "";
     *out_len = 0;
     if (s->blocked) return RAG_ERR_BLOCKED;
+    if (s->tail_n && (rc = stream_append(s, "", 0, true)) != RAG_OK) return rc;
     if ((rc = stream_process(s, true)) != RAG_OK) return rc;
     *out = s->out.p;
     *out_len = s->out.n;

@@ -42,10 +42,9 @@ typedef struct rag_guard rag_guard;
 typedef struct rag_guard_stream rag_guard_stream;
 
 typedef struct {
-    const char *defaults_dir;     /* NULL: $MRAG_GUARDRAILS, else ./data/guardrails,
-                                     else data/guardrails next to the executable
-                                     (../, ../../, ../../../) */
-    bool no_defaults;             /* load only rule_dirs */
+    const char *defaults_dir;     /* NULL: rag_guard_defaults_dir() */
+    bool no_defaults;             /* load only the user rules (a warning says so) */
+    bool ignore_env;              /* do not read $MRAG_GUARDRAILS */
     const char *const *rule_dirs; /* user rule folders (or single rule files),
                                      loaded in order after the defaults */
     size_t n_rule_dirs;
@@ -70,6 +69,8 @@ typedef struct {
     rag_guard_action action;      /* the action this event caused */
     size_t start, end;            /* byte span in the checked text (for a stream:
                                      in the whole text fed so far) */
+    float score;                  /* detector rules: the model's probability
+                                     (0..1); 0 for pattern rules */
 } rag_guard_event;
 
 typedef struct {
@@ -83,12 +84,26 @@ typedef struct {
     rag_guard_event *events;      /* owned, ordered by start */
     size_t n_events;
     size_t cap_events;
+    bool repaired;                /* the input was not valid UTF-8: invalid
+                                     sequences were replaced by U+FFFD before
+                                     checking; text and spans refer to that
+                                     repaired text */
 } rag_guard_result;
 
 rag_guard_params rag_guard_default_params(void);
 
-/* Loads the default rules and the user folders of p (files *.rules in name
- * order; a later rule with an existing id replaces it) and compiles them.
+/* Where the default rules live: DATA_DIR/guardrails when the build names an
+ * installed data folder (-DMRAG_DATA_DIR), else data/guardrails one to three
+ * levels above the executable — never the current folder. false when not
+ * found. The one function that answers this question. */
+bool rag_guard_defaults_dir(char *out, size_t cap);
+
+/* Loads the default rules, then the user rules — the folders or files in
+ * $MRAG_GUARDRAILS (':'-separated) and p->rule_dirs (files *.rules in name
+ * order) — and compiles them. User rules add rules or change a rule by id;
+ * they never replace the default set, and what they do to a default rule
+ * that weakens it (disable, a weaker action, fewer stages, a new pattern)
+ * is listed by rag_guard_warning.
  * On failure returns an error status, *out = NULL, and writes a message
  * naming the file, line and problem into err (when err_cap > 0).
  * *out is owned, free with rag_guard_free. */
@@ -106,6 +121,10 @@ const char *rag_guard_errmsg(const rag_guard *g);   /* borrowed; "" when none */
 void rag_guard_free(rag_guard *g);                  /* NULL is a no-op */
 
 size_t rag_guard_rule_count(const rag_guard *g);    /* enabled rules */
+/* Warnings of loading (a default rule disabled or weakened by a user file,
+ * defaults not loaded): the caller shows them. Borrowed. */
+size_t rag_guard_warning_count(const rag_guard *g);
+const char *rag_guard_warning(const rag_guard *g, size_t i);
 /* The i-th enabled rule (0-based, in load order): id, stages bitmask
  * (1 << stage), action. Returns false when i is out of range. Borrowed. */
 bool rag_guard_rule_info(const rag_guard *g, size_t i, const char **id, unsigned *stages,
@@ -152,6 +171,32 @@ const char *rag_guard_stage_name(rag_guard_stage s);    /* "input", ... */
 const char *rag_guard_action_name(rag_guard_action a);  /* "allow", ... */
 /* Parses "input"/"context"/"output"; returns -1 when unknown. */
 int rag_guard_stage_parse(const char *s);
+
+/* ---- the learned injection detector (docs/guardrails.md, "Detector") ----
+ * A rule with "model: FILE" (instead of a pattern) scores texts with a
+ * logistic-regression model over hashed n-grams of the normalised text; at
+ * the context stage each sentence of a passage is scored, so only the
+ * offending sentences are quarantined. rag_guard_train builds such a file. */
+typedef struct {
+    int bits;          /* 2^bits weights (12..22, default 18: 256 KB) */
+    int epochs;        /* passes over the data (default 10) */
+    uint64_t seed;     /* shuffling seed (default 1): same data + seed = same file */
+    double lr;         /* AdaGrad step (default 0.25) */
+    double l2;         /* L2 penalty (default 1e-4) */
+} rag_guard_train_params;
+rag_guard_train_params rag_guard_train_default_params(void);
+/* Trains on n texts with labels (1 injection, 0 benign) and optional
+ * per-row weights (NULL: all 1), normalised the way checks normalise, and
+ * writes the model file to path (through a temporary file and rename).
+ * info is one provenance line for the header (may be NULL). Single thread,
+ * fixed seed: the same inputs give the same bytes. RAG_OK, RAG_ERR_ARG,
+ * RAG_ERR_IO or RAG_ERR_NOMEM, with a message in err. */
+int rag_guard_train(const rag_guard_train_params *p, const char *const *texts, const size_t *lens, const int *labels,
+                    const float *weights, size_t n, const char *info, const char *path, char *err, size_t err_cap);
+
+/* Length of the longest prefix of s[0..n) that is valid UTF-8 (n when all
+ * of it is): no overlong forms, surrogates or code points past U+10FFFF. */
+size_t rag_utf8_valid_prefix(const char *s, size_t n);
 
 /* Validators by name ("luhn", "iban", "steuer_id", "ipv4", "ipv6", "phone",
  * "email", "citation"): true when s[0..len) is a valid instance. Exposed for

@@ -30,6 +30,7 @@ typedef enum {
 enum {
     GUARD_F_STAGE = 1, GUARD_F_ACTION = 2, GUARD_F_PATTERN = 4, GUARD_F_FLAGS = 8,
     GUARD_F_MESSAGE = 16, GUARD_F_REPLACEMENT = 32, GUARD_F_VALIDATOR = 64, GUARD_F_ENABLED = 128,
+    GUARD_F_SKELETON = 256, GUARD_F_MODEL = 512, GUARD_F_THRESHOLD = 1024,
 };
 
 typedef struct {
@@ -42,6 +43,12 @@ typedef struct {
     char *replacement;            /* NULL: "[REDACTED:<ID>]" */
     guard_validator validator;
     bool enabled;
+    bool skeleton;                /* also run on the skeleton and decoded views
+                                     (default: rules without a validator) */
+    bool is_default;              /* created while loading the default rules */
+    char *model_path;             /* "model:" resolved against the rule file's folder */
+    struct guard_model *model;    /* loaded by rag_guard_compile */
+    float threshold[3];           /* per stage (model rules); default 0.5 */
     char *origin;                 /* "file:line" of the rule's start */
     char *pattern_origin;         /* "file:line" of its pattern/terms */
     unsigned set;                 /* GUARD_F_* fields given (parse time) */
@@ -55,6 +62,9 @@ struct rag_guard {
     bool compiled;
     pcre2_match_context *mctx;
     char err[640];
+    bool loading_defaults;        /* rules created now are default rules */
+    char **warnings;              /* what user rules changed about default rules */
+    size_t n_warnings;
     /* audit sink */
     pthread_mutex_t audit_mu;
     FILE *audit;
@@ -68,6 +78,10 @@ const char *rag_guard_validator_name(guard_validator v);
  * (*acc_len <= len), e.g. an IBAN followed by another group of digits.
  * n_sources is used by the citation validator. */
 bool rag_guard_run_validator(guard_validator v, const char *s, size_t len, int n_sources, size_t *acc_len);
+
+#define GUARD_MAX_WARNINGS 64
+/* Records a warning (printf format); silently drops past GUARD_MAX_WARNINGS. */
+void rag_guard_warn(rag_guard *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Rule file parsing (rag/guard_rules.c): parses text into g's rule list. */
 int rag_guard_parse_rules(rag_guard *g, const char *name, const char *text, size_t len);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rag/guard_internal.h"
+#include "rag/guard_model_internal.h"
 
 typedef struct {
     rag_guard *g;
@@ -30,6 +31,8 @@ static int perr(parse_state *ps, int line, const char *fmt, ...) {
 }
 
 void rag_guard_rule_clear(guard_rule *r) {
+    free(r->model_path);
+    rag_guard_model_free(r->model);
     free(r->id);
     free(r->pattern);
     free(r->message);
@@ -166,6 +169,8 @@ static int end_block(parse_state *ps, guard_rule *r, int line, int start_line) {
     int rc = RAG_OK;
     if (!r->id) {
         rc = perr(ps, start_line, "rule without 'id:'");
+    } else if (r->model_path && ((r->set & GUARD_F_PATTERN) || ps->terms)) {
+        rc = perr(ps, start_line, "rule '%s' has both 'model:' and a pattern", r->id);
     } else if (ps->terms) {
         if (r->set & GUARD_F_PATTERN) rc = perr(ps, start_line, "rule '%s' has both 'pattern:' and 'terms:'", r->id);
         else rc = terms_to_pattern(ps, start_line, r);
@@ -230,6 +235,56 @@ static int set_key(parse_state *ps, guard_rule *r, int line, const char *key, si
         if ((vn == 3 && memcmp(v, "yes", 3) == 0) || (vn == 4 && memcmp(v, "true", 4) == 0)) r->enabled = true;
         else if ((vn == 2 && memcmp(v, "no", 2) == 0) || (vn == 5 && memcmp(v, "false", 5) == 0)) r->enabled = false;
         else return perr(ps, line, "'enabled' is yes or no");
+        return RAG_OK;
+    }
+    if (KEY("model")) {
+        if (cont) return perr(ps, line, "'model' takes one line");
+        ONCE(GUARD_F_MODEL);
+        if (vn == 0 || vn > 1000) return perr(ps, line, "'model' names a model file");
+        /* relative to the folder of the rule file */
+        const char *slash = strrchr(ps->name, '/');
+        size_t dn = (v[0] == '/' || !slash) ? 0 : (size_t)(slash - ps->name) + 1;
+        free(r->model_path);
+        if (!(r->model_path = malloc(dn + vn + 1))) return RAG_ERR_NOMEM;
+        memcpy(r->model_path, ps->name, dn);
+        memcpy(r->model_path + dn, v, vn);
+        r->model_path[dn + vn] = 0;
+        return RAG_OK;
+    }
+    if (KEY("threshold")) {
+        if (cont) return perr(ps, line, "'threshold' takes one line");
+        ONCE(GUARD_F_THRESHOLD);
+        /* "0.7", or per stage: "input 0.6, context 0.8" */
+        const char *p = v, *e = v + vn, *w;
+        size_t wn;
+        int stage = -1;
+        bool any = false;
+        for (int k = 0; k < 3; k++) r->threshold[k] = 0.5f;
+        while (next_word(&p, e, &w, &wn)) {
+            if (wn == 5 && memcmp(w, "input", 5) == 0) { stage = RAG_GUARD_INPUT; continue; }
+            if (wn == 7 && memcmp(w, "context", 7) == 0) { stage = RAG_GUARD_CONTEXT; continue; }
+            if (wn == 6 && memcmp(w, "output", 6) == 0) { stage = RAG_GUARD_OUTPUT; continue; }
+            char num[32];
+            if (wn >= sizeof num) return perr(ps, line, "bad threshold");
+            memcpy(num, w, wn);
+            num[wn] = 0;
+            char *end;
+            double t = strtod(num, &end);
+            if (*end || !(t > 0 && t < 1)) return perr(ps, line, "threshold '%s' is not a number between 0 and 1", num);
+            if (stage < 0) for (int k = 0; k < 3; k++) r->threshold[k] = (float)t;
+            else r->threshold[stage] = (float)t;
+            stage = -1;
+            any = true;
+        }
+        if (!any) return perr(ps, line, "'threshold' wants a number (or 'input 0.6, context 0.8')");
+        return RAG_OK;
+    }
+    if (KEY("skeleton")) {
+        if (cont) return perr(ps, line, "'skeleton' takes one line");
+        ONCE(GUARD_F_SKELETON);
+        if ((vn == 3 && memcmp(v, "yes", 3) == 0) || (vn == 4 && memcmp(v, "true", 4) == 0)) r->skeleton = true;
+        else if ((vn == 2 && memcmp(v, "no", 2) == 0) || (vn == 5 && memcmp(v, "false", 5) == 0)) r->skeleton = false;
+        else return perr(ps, line, "'skeleton' is yes or no");
         return RAG_OK;
     }
     if (KEY("validator")) {
@@ -305,9 +360,24 @@ static int merge_blocks(parse_state *ps) {
                 g->cap_rules = nc;
             }
             if (!(b->set & GUARD_F_ENABLED)) b->enabled = true;
+            b->is_default = g->loading_defaults;
             g->rules[g->n_rules++] = *b;
             memset(b, 0, sizeof *b);
             continue;
+        }
+        /* a user file that weakens a default rule says so out loud */
+        if (r->is_default && !g->loading_defaults) {
+            const char *where = b->origin ? b->origin : ps->name;
+            if ((b->set & GUARD_F_ENABLED) && !b->enabled && r->enabled)
+                rag_guard_warn(g, "default rule '%s' (%s) is disabled by %s", r->id, r->origin ? r->origin : "?", where);
+            else if ((b->set & GUARD_F_ACTION) && b->action < r->action)
+                rag_guard_warn(g, "default rule '%s' is weakened from %s to %s by %s", r->id,
+                           rag_guard_action_name(r->action), rag_guard_action_name(b->action), where);
+            else if ((b->set & GUARD_F_STAGE) && (r->stages & ~b->stages))
+                rag_guard_warn(g, "default rule '%s' no longer runs at every stage it did, by %s", r->id, where);
+            else if (b->set & (GUARD_F_PATTERN | GUARD_F_VALIDATOR))
+                rag_guard_warn(g, "default rule '%s' gets a new %s from %s", r->id,
+                           (b->set & GUARD_F_PATTERN) ? "pattern" : "validator", where);
         }
 #define TAKE(f, field) do { if (b->set & (f)) { free(r->field); r->field = b->field; b->field = NULL; } } while (0)
         TAKE(GUARD_F_PATTERN, pattern);
@@ -320,6 +390,9 @@ static int merge_blocks(parse_state *ps) {
         if (b->set & GUARD_F_FLAGS) r->options = b->options;
         if (b->set & GUARD_F_VALIDATOR) r->validator = b->validator;
         if (b->set & GUARD_F_ENABLED) r->enabled = b->enabled;
+        if (b->set & GUARD_F_SKELETON) r->skeleton = b->skeleton;
+        if (b->set & GUARD_F_MODEL) { free(r->model_path); r->model_path = b->model_path; b->model_path = NULL; }
+        if (b->set & GUARD_F_THRESHOLD) memcpy(r->threshold, b->threshold, sizeof r->threshold);
         r->set |= b->set;
         free(r->origin);
         r->origin = b->origin;

@@ -366,7 +366,7 @@ TEST(planted_instruction_is_quarantined_out_of_the_prompt) {
             CHECK_EQ_INT(r.n_quarantined, 0);
             CHECK(warned, "keep mode: the passage should stay with a warning");
             CHECK(strstr(r.prompt, "[instruction removed]") != NULL);
-            CHECK(strstr(r.prompt, "short") != NULL, "the rest of the passage stays");
+            CHECK(strstr(r.prompt, "short") != NULL, "the rest of the passage stays: %s", r.prompt);
         }
         /* sources numbered 1..n and delimited, in retrieval order */
         CHECK_EQ_INT(count_sub(r.prompt, "<source id="), r.n_sources);

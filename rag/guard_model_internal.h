@@ -1,0 +1,48 @@
+/* guard_model_internal.h — the learned injection detector (internal to rag/): a
+ * logistic-regression model over hashed word and character n-grams of the
+ * skeleton view of a text, its file format, scoring and training. */
+#ifndef MRAG_GUARD_MODEL_H
+#define MRAG_GUARD_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUARD_MODEL_MAGIC "mrag-guard-model"
+#define GUARD_MODEL_VERSION 1
+#define GUARD_MODEL_MIN_BITS 12
+#define GUARD_MODEL_MAX_BITS 22
+#define GUARD_MODEL_MAX_FILE (8u << 20)
+
+typedef struct guard_model {
+    int bits;              /* 2^bits weights */
+    float scale;           /* weight = q[i] * scale */
+    float bias;
+    int8_t *q;             /* owned */
+    char *info;            /* the header lines after the first (owned) */
+} guard_model;
+
+/* Loads a model file (text header, then the int8 weights). Returns 0, or -1
+ * with a message in err naming the file and the problem. */
+int rag_guard_model_load(const char *path, guard_model **out, char *err, size_t err_cap);
+void rag_guard_model_free(guard_model *m);
+
+/* The probability (0..1) that the skeleton text s[0..n) is an injection. */
+float rag_guard_model_score(const guard_model *m, const char *s, size_t n);
+
+/* Calls fn(user, bucket) for every feature of the skeleton text s[0..n)
+ * (hashed into 2^bits buckets); returns the number of features. */
+size_t rag_guard_model_features(const char *s, size_t n, int bits, void (*fn)(void *user, uint32_t b), void *user);
+
+/* Number of word tokens of s[0..n) (as the features count them). */
+size_t rag_guard_model_words(const char *s, size_t n);
+
+/* A segment (sentence, line, code block) of a text: [start, end). */
+typedef struct { size_t start, end; } guard_segment;
+/* Splits s[0..n) into segments scored one by one at the context stage:
+ * sentences ('.', '!', '?' before white space), line breaks (unless the
+ * next line goes on with a small letter), '|' separators, fenced code blocks as one
+ * segment; long ones are cut near 600 bytes. Returns the number of segments written (at most cap). */
+size_t rag_guard_segments(const char *s, size_t n, guard_segment *out, size_t cap);
+
+#endif
