@@ -78,6 +78,7 @@ void rag_guard_free(rag_guard *g) {
     if (g->mctx) pcre2_match_context_free(g->mctx);
     if (g->audit && g->audit_owned) fclose(g->audit);
     pthread_mutex_destroy(&g->audit_mu);
+    free(g->trig);
     for (size_t i = 0; i < g->n_warnings; i++) free(g->warnings[i]);
     free(g->warnings);
     free(g);
@@ -176,6 +177,73 @@ done:
     return rc;
 }
 
+/* FNV-1a of a word prefix (the trigger prefilter's key). */
+static uint64_t trig_hash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static int cmp_trig(const void *a, const void *b) {
+    const struct guard_trigger *x = a, *y = b;
+    if (x->h != y->h) return x->h < y->h ? -1 : 1;
+    return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+/* The trigger prefilter: every (prefix, rule) of the enabled rules, sorted. */
+static int build_triggers(rag_guard *g) {
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_rules; i++) {
+        const char *t = g->rules[i].enabled ? g->rules[i].triggers : NULL;
+        if (t) n++;
+        for (; t && *t; t++) n += *t == '\n';
+    }
+    if (!n) return RAG_OK;
+    if (!(g->trig = malloc(n * sizeof *g->trig))) return RAG_ERR_NOMEM;
+    for (size_t i = 0; i < g->n_rules; i++) {
+        const char *t = g->rules[i].enabled ? g->rules[i].triggers : NULL;
+        while (t && *t) {
+            const char *e = strchr(t, '\n');
+            size_t l = e ? (size_t)(e - t) : strlen(t);
+            g->trig[g->n_trig++] = (struct guard_trigger){trig_hash(t, l), (uint32_t)i};
+            t = e ? e + 1 : t + l;
+        }
+    }
+    qsort(g->trig, g->n_trig, sizeof *g->trig, cmp_trig);
+    return RAG_OK;
+}
+
+static bool trig_byte(unsigned char c) {
+    return c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Marks in active[] the rules that may match a text whose skeleton is
+ * s[0..n): rules without triggers, and rules with a trigger that starts a
+ * word of s. Most injection rules need one of a few verbs or nouns; on
+ * ordinary prose few of them run at all. */
+static void mark_active(const rag_guard *g, const char *s, size_t n, unsigned char *active) {
+    for (size_t i = 0; i < g->n_rules; i++) active[i] = g->rules[i].triggers == NULL;
+    if (!g->n_trig) return;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        if (!trig_byte(u[i])) { i++; continue; }
+        size_t a = i;
+        while (i < n && trig_byte(u[i])) i++;
+        uint64_t h = 1469598103934665603ull;
+        for (size_t k = a; k < i && k - a < 16; k++) {
+            h = (h ^ u[k]) * 1099511628211ull;
+            if (k == a) continue;
+            if (k + 1 < i && (u[k + 1] & 0xC0) == 0x80) continue;     /* inside a character */
+            size_t lo = 0, hi = g->n_trig;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (g->trig[mid].h < h) lo = mid + 1; else hi = mid;
+            }
+            for (; lo < g->n_trig && g->trig[lo].h == h; lo++) active[g->trig[lo].rule] = 1;
+        }
+    }
+}
+
 /* Compiles every enabled rule (UTF, UCP, invalid UTF never matches) and
  * JIT-compiles it for complete and partial matching. */
 int rag_guard_compile(rag_guard *g) {
@@ -221,6 +289,7 @@ int rag_guard_compile(rag_guard *g) {
         /* JIT is an optimisation: without it the interpreter runs. */
         (void)pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
     }
+    if (build_triggers(g) != RAG_OK) return RAG_ERR_NOMEM;
     g->compiled = true;
     return RAG_OK;
 }
@@ -495,7 +564,7 @@ static void map_span(const guard_view *map, const size_t *fixed, size_t s, size_
  * that could still grow past the end is not reported; *hold gets the
  * earliest T offset of such a match. */
 static int scan(scan_env *env, const char *subj, size_t len, size_t start, bool partial, size_t *hold,
-                bool skeleton_only, const guard_view *map, const size_t *fixed) {
+                bool skeleton_only, const unsigned char *active, const guard_view *map, const size_t *fixed) {
     const rag_guard *g = env->g;
     rag_guard_stage stage = env->stage;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(env->md);
@@ -505,6 +574,7 @@ static int scan(scan_env *env, const char *subj, size_t len, size_t start, bool 
         const guard_rule *r = &g->rules[i];
         if (!r->enabled || !r->code || !(r->stages & (1u << stage))) continue;
         if (skeleton_only && !r->skeleton) continue;
+        if (active && !active[i]) continue;
         rag_guard_action act = r->action;
         if (stage == RAG_GUARD_CONTEXT && act == RAG_GUARD_BLOCK && g->params.quarantine == RAG_GUARD_QUARANTINE_KEEP)
             act = RAG_GUARD_REDACT;
@@ -634,19 +704,24 @@ static int scan_deep(scan_env *env, const char *text, size_t len, const size_t *
     int rc = RAG_OK, nd = 0;
     guard_view v1 = {0}, v2 = {0};
     char *rot = NULL;
+    unsigned char *active = NULL;
     guard_decoded dec[GUARD_MAX_DECODED];
-    if (rag_guard_view_unicode(text, len, &v1) != 0) { rc = RAG_ERR_NOMEM; goto done; }
-    if ((rc = scan(env, v1.s, v1.n, 0, false, NULL, fixed != NULL, &v1, fixed)) != RAG_OK) goto done;
     unsigned changes = 0;
+    bool seg_v2 = false;
+    if (rag_guard_view_unicode(text, len, &v1) != 0) { rc = RAG_ERR_NOMEM; goto done; }
     if (rag_guard_view_skeleton(&v1, &v2, &changes) != 0) { rc = RAG_ERR_NOMEM; goto done; }
-    if (changes && (rc = scan(env, v2.s, v2.n, 0, false, NULL, true, &v2, fixed)) != RAG_OK) goto done;
-    bool seg_v2 = changes & (GUARD_SK_SPACED | GUARD_SK_HYPHEN);
+    if (!(active = malloc(env->g->n_rules + 1))) { rc = RAG_ERR_NOMEM; goto done; }
+    mark_active(env->g, v2.s, v2.n, active);
+    if ((rc = scan(env, v1.s, v1.n, 0, false, NULL, fixed != NULL, active, &v1, fixed)) != RAG_OK) goto done;
+    if (changes && (rc = scan(env, v2.s, v2.n, 0, false, NULL, true, active, &v2, fixed)) != RAG_OK) goto done;
+    seg_v2 = changes & (GUARD_SK_SPACED | GUARD_SK_HYPHEN);
     if ((rc = detect(env, &v1, &v2, v2.s, seg_v2, fixed)) != RAG_OK) goto done;
     if (rag_guard_rot13_suspect(v2.s, v2.n)) {
         if (!(rot = malloc(v2.n + 1))) { rc = RAG_ERR_NOMEM; goto done; }
         memcpy(rot, v2.s, v2.n + 1);
         rag_guard_rot13(rot, v2.n);
-        if ((rc = scan(env, rot, v2.n, 0, false, NULL, true, &v2, fixed)) != RAG_OK) goto done;
+        mark_active(env->g, rot, v2.n, active);
+        if ((rc = scan(env, rot, v2.n, 0, false, NULL, true, active, &v2, fixed)) != RAG_OK) goto done;
         if ((rc = detect(env, &v1, &v2, rot, seg_v2, fixed)) != RAG_OK) goto done;
     }
     if (depth < GUARD_DECODE_DEPTH) {
@@ -660,6 +735,7 @@ static int scan_deep(scan_env *env, const char *text, size_t len, const size_t *
         }
     }
 done:
+    free(active);
     rag_guard_decoded_release(dec, nd);
     free(rot);
     rag_guard_view_release(&v1);
@@ -916,7 +992,7 @@ static int stream_process(rag_guard_stream *s, bool final) {
     guard_view v1;
     if (rag_guard_view_unicode(s->buf.p, len, &v1) != 0) return RAG_ERR_NOMEM;
     scan_env env = {g, s->stage, s->n_sources, s->md, &s->tmp, s->limit_seen, s->buf.p, len, s->ctx};
-    rc = scan(&env, v1.s, v1.n, rag_guard_view_find(&v1, s->ctx), !final, &hold, false, &v1, NULL);
+    rc = scan(&env, v1.s, v1.n, rag_guard_view_find(&v1, s->ctx), !final, &hold, false, NULL, &v1, NULL);
     rag_guard_view_release(&v1);
     if (rc != RAG_OK) return rc;
     normalize_events(&s->tmp);

@@ -30,7 +30,7 @@ typedef enum {
 enum {
     GUARD_F_STAGE = 1, GUARD_F_ACTION = 2, GUARD_F_PATTERN = 4, GUARD_F_FLAGS = 8,
     GUARD_F_MESSAGE = 16, GUARD_F_REPLACEMENT = 32, GUARD_F_VALIDATOR = 64, GUARD_F_ENABLED = 128,
-    GUARD_F_SKELETON = 256, GUARD_F_MODEL = 512, GUARD_F_THRESHOLD = 1024,
+    GUARD_F_SKELETON = 256, GUARD_F_MODEL = 512, GUARD_F_THRESHOLD = 1024, GUARD_F_TRIGGER = 2048,
 };
 
 typedef struct {
@@ -46,6 +46,8 @@ typedef struct {
     bool skeleton;                /* also run on the skeleton and decoded views
                                      (default: rules without a validator) */
     bool is_default;              /* created while loading the default rules */
+    char *triggers;               /* "trigger:" word prefixes, '\n'-separated; NULL:
+                                     the rule always runs */
     char *model_path;             /* "model:" resolved against the rule file's folder */
     struct guard_model *model;    /* loaded by rag_guard_compile */
     float threshold[3];           /* per stage (model rules); default 0.5 */
@@ -63,6 +65,9 @@ struct rag_guard {
     pcre2_match_context *mctx;
     char err[640];
     bool loading_defaults;        /* rules created now are default rules */
+    /* trigger prefilter: (hash of a word prefix, rule index), sorted by hash */
+    struct guard_trigger { uint64_t h; uint32_t rule; } *trig;
+    size_t n_trig;
     char **warnings;              /* what user rules changed about default rules */
     size_t n_warnings;
     /* audit sink */

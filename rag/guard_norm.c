@@ -169,11 +169,21 @@ static int cv_to_view(const cpvec *v, const guard_view *m, guard_view *out) {
     if (!out->s || !out->a || !out->b) { rag_guard_view_release(out); return -1; }
     size_t o = 0;
     for (size_t i = 0; i < v->n; i++) {
+        size_t a = v->a[i], b = v->b[i];
+        if (m && m->a && b > a) {       /* through the map of the view below */
+            if (b == a + 1) { a = m->a[a]; b = m->b[b - 1]; }
+            else rag_guard_view_span(m, a, b, &a, &b);
+        }
+        if (v->cp[i] < 0x80) {
+            out->s[o] = (char)v->cp[i];
+            out->a[o] = (uint32_t)a;
+            out->b[o] = (uint32_t)b;
+            o++;
+            continue;
+        }
         utf8proc_uint8_t buf[4];
         utf8proc_ssize_t l = utf8proc_encode_char(v->cp[i], buf);
         if (l <= 0) continue;
-        size_t a = v->a[i], b = v->b[i];
-        if (m && b > a) rag_guard_view_span(m, a, b, &a, &b);
         for (utf8proc_ssize_t k = 0; k < l; k++) {
             out->s[o] = (char)buf[k];
             out->a[o] = (uint32_t)a;
@@ -230,6 +240,7 @@ static int confusable(int32_t cp, bool *latin) {
 }
 
 static bool is_letter(int32_t cp) {
+    if (cp < 0x80) return (cp | 32) >= 'a' && (cp | 32) <= 'z';
     utf8proc_category_t c = utf8proc_category(cp);
     return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_ME);
 }
@@ -246,6 +257,7 @@ static int word_class(const cpvec *v, size_t s, size_t e) {
     bool latin = false, other = false, conf = false;
     for (size_t i = s; i < e; i++) {
         bool lat;
+        if (v->cp[i] < 0x80) { latin = true; continue; }
         if (utf8proc_category(v->cp[i]) >= UTF8PROC_CATEGORY_MN && utf8proc_category(v->cp[i]) <= UTF8PROC_CATEGORY_ME) continue;
         if (confusable(v->cp[i], &lat)) { if (lat) latin = true; else conf = true; }
         else if (is_latin_letter(v->cp[i])) latin = true;
@@ -325,8 +337,12 @@ int rag_guard_view_unicode(const char *s, size_t n, guard_view *v) {
     /* 1. compatibility decomposition, invisible characters dropped */
     for (i = 0; i < n;) {
         int32_t cp;
-        utf8proc_ssize_t l = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (l <= 0) { cp = 0xFFFD; l = 1; }
+        utf8proc_ssize_t l;
+        if ((unsigned char)s[i] < 0x80) { cp = (unsigned char)s[i]; l = 1; }
+        else {
+            l = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+            if (l <= 0) { cp = 0xFFFD; l = 1; }
+        }
         uint32_t a = (uint32_t)i, b = (uint32_t)(i + (size_t)l);
         i += (size_t)l;
         if (invisible(cp)) continue;
@@ -341,7 +357,8 @@ int rag_guard_view_unicode(const char *s, size_t n, guard_view *v) {
     /* 2. canonical order and composition per starter + its marks */
     for (i = 0; i < d.n;) {
         size_t j = i + 1;
-        while (j < d.n && utf8proc_get_property(d.cp[j])->combining_class != 0) j++;
+        /* (nothing below U+0300 combines) */
+        while (j < d.n && d.cp[j] >= 0x300 && utf8proc_get_property(d.cp[j])->combining_class != 0) j++;
         if (j - i == 1) {
             if (cv_push(&c, d.cp[i], d.a[i], d.b[i])) goto done;
         } else {
@@ -429,10 +446,16 @@ int rag_guard_view_skeleton(const guard_view *u, guard_view *v, unsigned *change
     /* decode u, lower case */
     for (size_t i = 0; i < u->n;) {
         int32_t cp;
-        utf8proc_ssize_t l = utf8proc_iterate((const utf8proc_uint8_t *)u->s + i, (utf8proc_ssize_t)(u->n - i), &cp);
-        if (l <= 0) { cp = 0xFFFD; l = 1; }
-        if (cp >= 'A' && cp <= 'Z') cp += 32;
-        else if (cp >= 0x80) cp = utf8proc_tolower(cp);
+        utf8proc_ssize_t l;
+        if ((unsigned char)u->s[i] < 0x80) {
+            cp = (unsigned char)u->s[i];
+            l = 1;
+            if (cp >= 'A' && cp <= 'Z') cp += 32;
+        } else {
+            l = utf8proc_iterate((const utf8proc_uint8_t *)u->s + i, (utf8proc_ssize_t)(u->n - i), &cp);
+            if (l <= 0) { cp = 0xFFFD; l = 1; }
+            cp = utf8proc_tolower(cp);
+        }
         if (cv_push(&c, cp, (uint32_t)i, (uint32_t)(i + (size_t)l))) goto done;
         i += (size_t)l;
     }

@@ -31,6 +31,7 @@ static int perr(parse_state *ps, int line, const char *fmt, ...) {
 }
 
 void rag_guard_rule_clear(guard_rule *r) {
+    free(r->triggers);
     free(r->model_path);
     rag_guard_model_free(r->model);
     free(r->id);
@@ -237,6 +238,22 @@ static int set_key(parse_state *ps, guard_rule *r, int line, const char *key, si
         else return perr(ps, line, "'enabled' is yes or no");
         return RAG_OK;
     }
+    if (KEY("trigger") || KEY("triggers")) {
+        /* word prefixes: the rule runs only on texts holding a word that
+         * starts with one of them (lower case, 2..16 bytes) */
+        const char *p = v, *e = v + vn, *w;
+        size_t wn;
+        if (!cont) { ONCE(GUARD_F_TRIGGER); free(r->triggers); r->triggers = NULL; }
+        while (next_word(&p, e, &w, &wn)) {
+            if (wn < 2 || wn > 16) return perr(ps, line, "trigger '%.*s' is not 2..16 bytes", (int)(wn > 40 ? 40 : wn), w);
+            for (size_t k = 0; k < wn; k++)
+                if (w[k] >= 'A' && w[k] <= 'Z') return perr(ps, line, "trigger '%.*s' is not lower case", (int)wn, w);
+            if ((rc = append_value(&r->triggers, "\n", w, wn)) != RAG_OK)
+                return rc == RAG_ERR_LIMIT ? perr(ps, line, "triggers too long") : rc;
+        }
+        if (!r->triggers) return perr(ps, line, "empty trigger list");
+        return RAG_OK;
+    }
     if (KEY("model")) {
         if (cont) return perr(ps, line, "'model' takes one line");
         ONCE(GUARD_F_MODEL);
@@ -391,6 +408,9 @@ static int merge_blocks(parse_state *ps) {
         if (b->set & GUARD_F_VALIDATOR) r->validator = b->validator;
         if (b->set & GUARD_F_ENABLED) r->enabled = b->enabled;
         if (b->set & GUARD_F_SKELETON) r->skeleton = b->skeleton;
+        if (b->set & GUARD_F_TRIGGER) { free(r->triggers); r->triggers = b->triggers; b->triggers = NULL; }
+        /* a new pattern without new triggers: the old triggers may not fit it */
+        else if (b->set & GUARD_F_PATTERN) { free(r->triggers); r->triggers = NULL; }
         if (b->set & GUARD_F_MODEL) { free(r->model_path); r->model_path = b->model_path; b->model_path = NULL; }
         if (b->set & GUARD_F_THRESHOLD) memcpy(r->threshold, b->threshold, sizeof r->threshold);
         r->set |= b->set;
