@@ -1370,6 +1370,45 @@ TEST(weakening_a_default_rule_is_reported) {
     CHECK(strstr(err, "no default guardrail rules"), "%s", err);
 }
 
+TEST(triggers_gate_rules_and_a_new_pattern_drops_them) {
+    const char *rules = "id: t.gated\nstage: input\naction: block\nflags: i\ntrigger: zebr\npattern: \\bstripes\\b\n\n"
+                        "id: t.open\nstage: input\naction: flag\npattern: \\bstripes\\b\n";
+    rag_guard *g = NULL;
+    REQUIRE(rag_guard_new(NULL, &g) == RAG_OK);
+    REQUIRE(rag_guard_add_text(g, "t.rules", rules, strlen(rules)) == RAG_OK, "%s", rag_guard_errmsg(g));
+    REQUIRE(rag_guard_compile(g) == RAG_OK, "%s", rag_guard_errmsg(g));
+    rag_guard_result r;
+    const char *a = "stripes everywhere", *b = "Zebras have stripes", *c = "Z e b r a s have stripes";
+    REQUIRE(rag_guard_check(g, RAG_GUARD_INPUT, a, strlen(a), 0, &r) == RAG_OK);
+    CHECK(!fires(&r, "t.gated") && fires(&r, "t.open"), "no trigger word: the gated rule must not run");
+    rag_guard_result_release(&r);
+    REQUIRE(rag_guard_check(g, RAG_GUARD_INPUT, b, strlen(b), 0, &r) == RAG_OK);
+    CHECK(fires(&r, "t.gated"));
+    rag_guard_result_release(&r);
+    /* triggers are looked for in the skeleton: spaced letters count */
+    REQUIRE(rag_guard_check(g, RAG_GUARD_INPUT, c, strlen(c), 0, &r) == RAG_OK);
+    CHECK(fires(&r, "t.gated"));
+    rag_guard_result_release(&r);
+    rag_guard_free(g);
+    /* a user file that replaces the pattern drops the old triggers */
+    const char *over = "id: t.gated\npattern: \\bspots\\b\n";
+    REQUIRE(rag_guard_new(NULL, &g) == RAG_OK);
+    REQUIRE(rag_guard_add_text(g, "t.rules", rules, strlen(rules)) == RAG_OK);
+    REQUIRE(rag_guard_add_text(g, "u.rules", over, strlen(over)) == RAG_OK);
+    REQUIRE(rag_guard_compile(g) == RAG_OK);
+    const char *d = "leopards have spots";
+    REQUIRE(rag_guard_check(g, RAG_GUARD_INPUT, d, strlen(d), 0, &r) == RAG_OK);
+    CHECK(fires(&r, "t.gated"));
+    rag_guard_result_release(&r);
+    rag_guard_free(g);
+    /* bad triggers are errors naming the line */
+    const char *bad = "id: x\nstage: input\naction: flag\ntrigger: Upper\npattern: x\n";
+    REQUIRE(rag_guard_new(NULL, &g) == RAG_OK);
+    CHECK(rag_guard_add_text(g, "bad.rules", bad, strlen(bad)) == RAG_ERR_FORMAT);
+    CHECK(strstr(rag_guard_errmsg(g), "bad.rules:4") != NULL, "%s", rag_guard_errmsg(g));
+    rag_guard_free(g);
+}
+
 TEST_MAIN(RUN(each_default_rule_fires_and_does_not_fire), RUN(iban_validator_matches_hand_computed_check_digits),
           RUN(luhn_validator_matches_hand_computed_check_digits),
           RUN(steuer_id_validator_matches_hand_computed_check_digits), RUN(ip_phone_email_validators),
@@ -1382,4 +1421,4 @@ TEST_MAIN(RUN(each_default_rule_fires_and_does_not_fire), RUN(iban_validator_mat
           RUN(every_injection_example_is_caught_when_obfuscated), RUN(benign_text_in_other_scripts_and_encodings_is_not_blocked),
           RUN(spans_of_normalised_matches_point_into_the_original), RUN(invalid_utf8_is_repaired_before_any_check),
           RUN(cli_json_is_valid_for_invalid_input), RUN(defaults_are_not_replaced_by_a_folder_in_the_working_directory),
-          RUN(weakening_a_default_rule_is_reported))
+          RUN(weakening_a_default_rule_is_reported), RUN(triggers_gate_rules_and_a_new_pattern_drops_them))
