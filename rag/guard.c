@@ -633,6 +633,8 @@ static int scan(scan_env *env, const char *subj, size_t len, size_t start, bool 
  * question), the highest score counts. */
 #define GUARD_MAX_SEGMENTS 4096
 #define GUARD_MIN_WORDS 4
+#define GUARD_QUESTION_MAX 1000     /* bytes: longer inputs are not scored per sentence */
+#define GUARD_QUESTION_SEGMENTS 6   /* nor are inputs of more sentences (documents) */
 static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, const char *sk, bool seg_v2,
                   const size_t *fixed) {
     const rag_guard *g = env->g;
@@ -661,8 +663,13 @@ static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, con
             }
         }
         if (env->stage != RAG_GUARD_CONTEXT) {
+            /* a question is judged whole and sentence by sentence; a long
+             * input or one of many sentences (a pasted document, a
+             * gateway's prompt with sources) only as a whole: its
+             * sentences are not questions */
             float best = rag_guard_model_score(r->model, sk, n);
-            for (size_t k = 0; nseg > 1 && k < nseg; k++) {
+            bool question = n <= GUARD_QUESTION_MAX && nseg <= GUARD_QUESTION_SEGMENTS;
+            for (size_t k = 0; question && nseg > 1 && k < nseg; k++) {
                 if (seg[k].end <= seg[k].start) continue;
                 if (rag_guard_model_words(sk + seg[k].start, seg[k].end - seg[k].start) < GUARD_MIN_WORDS) continue;
                 float sc = rag_guard_model_score(r->model, sk + seg[k].start, seg[k].end - seg[k].start);

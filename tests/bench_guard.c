@@ -2,6 +2,7 @@
  * default rules per stage over a few MB of mixed EN/DE/FR text with some
  * personal data, streaming throughput, and the hits on data/sample (every
  * hit is listed so false positives can be judged). */
+#include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -112,6 +113,72 @@ static void bench_stream(rag_guard *g, const char *text, size_t len, size_t piec
     rag_guard_stream_free(s);
 }
 
+static double load1(void) {
+    double l[1] = {0};
+    return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
+/* Real prose cut into texts of about piece bytes (at a paragraph end):
+ * the XQuAD paragraphs of ../shared/data (encyclopedia text), else the
+ * files of data/sample. Returns the number of texts (owned strings). */
+static size_t real_texts(char **out, size_t max, size_t piece) {
+    size_t n = 0, cap = 0, len = 0;
+    char *cur = NULL;
+    FILE *f = fopen("../shared/data/xquad.en.json", "rb");
+    if (!f) return 0;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)sz + 1);
+    if (!buf || fread(buf, 1, (size_t)sz, f) != (size_t)sz) { fclose(f); free(buf); return 0; }
+    fclose(f);
+    buf[sz] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    free(buf);
+    cJSON *art;
+    cJSON_ArrayForEach(art, cJSON_GetObjectItem(j, "data")) {
+        cJSON *par;
+        cJSON_ArrayForEach(par, cJSON_GetObjectItem(art, "paragraphs")) {
+            const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(par, "context"));
+            if (!c || n == max) continue;
+            size_t l = strlen(c);
+            if (len + l + 2 > cap) { cap = len + l + 4096; cur = realloc(cur, cap); }
+            memcpy(cur + len, c, l);
+            len += l;
+            cur[len++] = '\n';
+            cur[len] = 0;
+            if (len >= piece) { out[n++] = cur; cur = NULL; len = cap = 0; }
+        }
+    }
+    free(cur);
+    cJSON_Delete(j);
+    return n;
+}
+
+/* Cost per text of each stage over real texts, with the load average. */
+static void bench_real(rag_guard *g, size_t piece) {
+    char *texts[400];
+    size_t n = real_texts(texts, 400, piece), bytes = 0;
+    if (!n) { printf("  (../shared/data/xquad.en.json not found: no real-text figures)\n"); return; }
+    for (size_t i = 0; i < n; i++) bytes += strlen(texts[i]);
+    for (int st = 0; st < 3; st++) {
+        rag_guard_result r;
+        double t0 = now();
+        size_t reps = 0;
+        do {
+            for (size_t i = 0; i < n; i++) {
+                if (rag_guard_check(g, (rag_guard_stage)st, texts[i], strlen(texts[i]), 3, &r) != RAG_OK) return;
+                rag_guard_result_release(&r);
+            }
+            reps++;
+        } while (now() - t0 < 1.0);
+        double dt = now() - t0;
+        printf("  %-8s %6.0f us per %zu-byte encyclopedia text (%zu texts x %zu)  [load %.1f]\n",
+               rag_guard_stage_name((rag_guard_stage)st), dt / (double)(n * reps) * 1e6, bytes / n, n, reps, load1());
+    }
+    for (size_t i = 0; i < n; i++) free(texts[i]);
+}
+
 /* Scans every extracted document of dir with all three stages and prints each hit. */
 static void sample_hits(rag_guard *g, const char *dir) {
     rag_walk_result w;
@@ -162,7 +229,12 @@ int main(int argc, char **argv) {
     }
     size_t len;
     char *text = make_corpus(4u << 20, &len);
-    printf("guardrails: %zu default rules, %.1f MB mixed text\n", rag_guard_rule_count(g), (double)len / 1e6);
+    printf("guardrails: %zu default rules, %.1f MB mixed text  [load %.1f]\n", rag_guard_rule_count(g),
+           (double)len / 1e6, load1());
+    printf("real text, the whole guard (normalisation, rules, detector):\n");
+    bench_real(g, 2048);
+    bench_real(g, 200);
+    printf("generated text (dense in rule words, a worst case for the trigger prefilter):\n");
     for (int st = 0; st < 3; st++) bench_stage(g, (rag_guard_stage)st, text, len);
     for (int st = 0; st < 3; st++) bench_pieces(g, (rag_guard_stage)st, text, len, 2048);
     bench_stream(g, text, 256u << 10, 4);

@@ -416,6 +416,8 @@ def main():
         part = "held" if is_held else "train"
         for s in sentences(para):
             ctx[part].append(row(s, 0, "xquad-paragraph", "en"))
+        # long inputs (pasted text, a gateway's prompt) are judged whole
+        inp[part].append(row(para, 0, "xquad-paragraph", "en", weight=0.3))
         for q in qs:
             inp[part].append(row(q, 0, "xquad-question", "en"))
             ctx[part].append(row(q, 0, "xquad-question", "en", weight=0.5))
@@ -443,6 +445,8 @@ def main():
         for k, p in enumerate(paras):
             if k >= 300:
                 break
+            if k % 10 == 0:
+                inp[part].append(row(p, 0, kind, lang, weight=0.3))
             for s in sentences(p):
                 ctx[part].append(row(s, 0, kind, lang))
                 if s.endswith("?"):
