@@ -301,6 +301,13 @@ static int generate(rag_answerer *a, const rag_msg *msgs, size_t n, int n_source
                     void *emit_user, volatile int *cancel, rag_answer *res) {
     rag_guard_stream *gs = NULL;
     if (rag_guard_stream_new(a->p.guard, RAG_GUARD_OUTPUT, n_sources, &gs) != RAG_OK) return oom_err(a);
+    /* an answer that repeats the system prompt (preamble) is blocked */
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].role && strcmp(msgs[i].role, "system") == 0 && msgs[i].content &&
+            rag_guard_stream_protect(gs, msgs[i].content, strlen(msgs[i].content)) != RAG_OK) {
+            rag_guard_stream_free(gs);
+            return oom_err(a);
+        }
     stream_state ss = {.gs = gs, .emit = emit, .emit_user = emit_user};
     rag_gen_stats st;
     a->n_generations++;

@@ -16,6 +16,7 @@
 #include "rag/guard_norm_internal.h"
 
 #define GUARD_STREAM_CTX 64     /* bytes of already-emitted text kept for lookbehind */
+#define GUARD_LEAK_WORDS 8      /* an answer repeating this many words of the system prompt leaks it */
 #define QUARANTINE_MARK "[instruction removed]"
 
 rag_guard_params rag_guard_default_params(void) {
@@ -950,6 +951,14 @@ struct rag_guard_stream {
     unsigned char tail[4];  /* an incomplete UTF-8 sequence at the end of the last piece */
     size_t tail_n;
     bool blocked;
+    /* prompt-leak check (rag_guard_stream_protect): shingles of the
+     * protected text, sorted; the last words of the answer */
+    uint64_t *shingles;
+    size_t n_shingles;
+    uint64_t ring[GUARD_LEAK_WORDS];
+    size_t n_words;         /* words of the answer so far */
+    uint64_t word_h;        /* hash of the word being read */
+    bool in_word, leak;
 };
 
 int rag_guard_stream_new(const rag_guard *g, rag_guard_stage stage, int n_sources, rag_guard_stream **out) {
@@ -977,9 +986,82 @@ void rag_guard_stream_free(rag_guard_stream *s) {
     free(s->buf.p);
     free(s->out.p);
     free(s->limit_seen);
+    free(s->shingles);
     rag_guard_result_release(&s->res);
     rag_guard_result_release(&s->tmp);
     free(s);
+}
+
+/* ---- prompt leaks: word shingles of a protected text ---- */
+
+static bool leak_word_byte(unsigned char c) {
+    return c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static uint64_t leak_shingle(const uint64_t *ring, size_t n_words) {
+    uint64_t h = 0;
+    for (size_t k = 0; k < GUARD_LEAK_WORDS; k++)
+        h = (h ^ ring[(n_words + k) % GUARD_LEAK_WORDS]) * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+    return h;
+}
+
+/* Feeds bytes to a word reader: calls back with each word's hash when the
+ * word ends (ASCII letters folded to lower case). */
+typedef struct { uint64_t h; bool in; } leak_reader;
+static bool leak_read(leak_reader *r, unsigned char c, uint64_t *word) {
+    if (leak_word_byte(c)) {
+        if (!r->in) { r->h = 1469598103934665603ull; r->in = true; }
+        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c + 32);
+        r->h = (r->h ^ c) * 1099511628211ull;
+        return false;
+    }
+    if (!r->in) return false;
+    r->in = false;
+    *word = r->h;
+    return true;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int rag_guard_stream_protect(rag_guard_stream *s, const char *text, size_t len) {
+    if (!s || (!text && len)) return RAG_ERR_ARG;
+    leak_reader r = {0, false};
+    uint64_t ring[GUARD_LEAK_WORDS], w;
+    size_t nw = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (!leak_read(&r, i < len ? (unsigned char)text[i] : ' ', &w)) continue;
+        ring[nw % GUARD_LEAK_WORDS] = w;
+        nw++;
+        if (nw < GUARD_LEAK_WORDS) continue;
+        uint64_t *ns = realloc(s->shingles, (s->n_shingles + 1) * sizeof *ns);
+        if (!ns) return RAG_ERR_NOMEM;
+        s->shingles = ns;
+        s->shingles[s->n_shingles++] = leak_shingle(ring, nw);
+    }
+    qsort(s->shingles, s->n_shingles, sizeof *s->shingles, cmp_u64);
+    return RAG_OK;
+}
+
+/* Reads appended answer bytes; sets s->leak when the last words repeat a
+ * shingle of the protected text. final: the end of the answer ends a word. */
+static void leak_scan(rag_guard_stream *s, const char *p, size_t n, bool final) {
+    if (!s->n_shingles || s->leak) return;
+    leak_reader r = {s->word_h, s->in_word};
+    uint64_t w;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n && !final) break;
+        if (!leak_read(&r, i < n ? (unsigned char)p[i] : ' ', &w)) continue;
+        s->ring[s->n_words % GUARD_LEAK_WORDS] = w;
+        s->n_words++;
+        if (s->n_words < GUARD_LEAK_WORDS) continue;
+        uint64_t h = leak_shingle(s->ring, s->n_words);
+        if (bsearch(&h, s->shingles, s->n_shingles, sizeof h, cmp_u64)) { s->leak = true; break; }
+    }
+    s->word_h = r.h;
+    s->in_word = r.in;
 }
 
 const rag_guard_result *rag_guard_stream_result(const rag_guard_stream *s) {
@@ -992,6 +1074,19 @@ static int stream_process(rag_guard_stream *s, bool final) {
     int rc;
     const rag_guard *g = s->g;
     size_t len = s->buf.n, hold = len;
+    if (final && s->in_word) leak_scan(s, "", 0, true);
+    if (s->leak) {
+        /* the answer repeats the system prompt: nothing more is shown */
+        rag_guard_event ev = {RAG_GUARD_EV_MATCH, "out.prompt-leak", "the answer repeats the system prompt",
+                              s->stage, RAG_GUARD_BLOCK, s->consumed, s->consumed + (len - s->ctx), 0};
+        if ((rc = push_event(&s->res, &ev)) != RAG_OK) return rc;
+        audit_events(g, s->res.events + s->res.n_events - 1, 1);
+        summarize(&s->res);
+        s->blocked = true;
+        s->out.n = 0;
+        s->out.p[0] = 0;
+        return RAG_ERR_BLOCKED;
+    }
     s->tmp.n_events = 0;
     s->out.n = 0;
     s->out.p[0] = 0;
@@ -1079,6 +1174,7 @@ static int stream_append(rag_guard_stream *s, const char *piece, size_t len, boo
     if (s->tail_n > sizeof s->tail) s->tail_n = sizeof s->tail;
     memcpy(s->tail, src + used, s->tail_n);
     rc = sb_put(&s->buf, fixed, fl);
+    leak_scan(s, fixed, fl, final);
     free(joined);
     free(fixed);
     return rc;

@@ -162,6 +162,13 @@ int rag_guard_stream_new(const rag_guard *g, rag_guard_stage stage, int n_source
 int rag_guard_stream_feed(rag_guard_stream *s, const char *piece, size_t len,
                           const char **out, size_t *out_len);
 int rag_guard_stream_finish(rag_guard_stream *s, const char **out, size_t *out_len);
+/* Protects a text from being repeated by the answer — the system prompt:
+ * once the answer repeats 8 consecutive words of it (ASCII case folded),
+ * the stream blocks (event rule id "out.prompt-leak") and nothing more is
+ * emitted. At most the words up to that point have been shown. Call before
+ * feeding; may be called for several texts. RAG_OK, RAG_ERR_ARG or
+ * RAG_ERR_NOMEM. */
+int rag_guard_stream_protect(rag_guard_stream *s, const char *text, size_t len);
 /* Events and action so far (spans in the whole stream); text is NULL.
  * Borrowed, valid until the stream is freed. */
 const rag_guard_result *rag_guard_stream_result(const rag_guard_stream *s);
