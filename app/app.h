@@ -88,6 +88,10 @@ const char *app_index_path(const char *flag_value);
 /* uri shown relative to the current folder when it lies below it (borrowed
  * from uri, cmd_ingest.c). */
 const char *app_display_path(const char *uri);
+/* How ask and search cite a passage: "path:first-last", "path:line",
+ * "path#page=N" or "path" (path by app_display_path) into buf[n]
+ * (cmd_ask.c). */
+void app_citation(const char *uri, int line_start, int line_end, int page, char *buf, size_t n);
 
 typedef struct idx_store idx_store;
 /* The model file recorded by the last ingest into s when it still exists

@@ -32,15 +32,6 @@ static const char *search_usage =
     "                  groups are seen only when they share one; '' or public =\n"
     "                  public documents only (default: everything, the index owner)\n";
 
-/* Writes "path:first-last", "path:line", "path#page=N" or "path". */
-static void citation(const idx_doc *d, const idx_chunk *c, char *buf, size_t n) {
-    const char *p = app_display_path(d->uri);
-    if (c->page > 0) snprintf(buf, n, "%s#page=%d", p, c->page);
-    else if (c->line_start > 0 && c->line_end > c->line_start) snprintf(buf, n, "%s:%d-%d", p, c->line_start, c->line_end);
-    else if (c->line_start > 0) snprintf(buf, n, "%s:%d", p, c->line_start);
-    else snprintf(buf, n, "%s", p);
-}
-
 /* Prints at most max bytes of text on one line (whitespace runs become one
  * space), cut at a UTF-8 character boundary, with "..." when cut. */
 static void print_snippet(const char *t, size_t len, size_t max) {
@@ -113,7 +104,7 @@ static int print_hits(idx_store *s, const rag_hit *hits, int n, rag_search_mode 
             return app_error("search: %s", idx_errmsg(s));
         }
         char cite[4200];
-        citation(&d, &c, cite, sizeof cite);
+        app_citation(d.uri, c.line_start, c.line_end, c.page, cite, sizeof cite);
         if (json) {
             cJSON *o = hit_json(i + 1, &hits[i], &c, &d, cite);
             if (o) cJSON_AddItemToArray(arr, o);
