@@ -147,13 +147,8 @@ static bool sentence_end(const char *s, size_t n, const char *nx, size_t nn) {
 
 /* ------------------------------------------------------------------ words */
 static int push_word(chunker *c, size_t off, size_t len, int tokens, uint32_t block, uint8_t brk) {
-    if (c->n_w == c->cap_w) {
-        size_t ncap = c->cap_w ? c->cap_w * 2 : 1024;
-        word *nw = realloc(c->w, ncap * sizeof *nw);
-        if (!nw) return rag_ing_err(c->err, c->errlen, RAG_ERR_NOMEM, "%s: chunker: out of memory", c->name);
-        c->w = nw;
-        c->cap_w = ncap;
-    }
+    if (rag_array_grow(&c->w, &c->cap_w, c->n_w + 1, sizeof *c->w, 1024))
+        return rag_errf(c->err, c->errlen, RAG_ERR_NOMEM, "%s: chunker: out of memory", c->name);
     c->w[c->n_w++] = (word){.off = off, .len = len, .tokens = tokens, .gap = 0, .block = block, .brk = brk};
     return RAG_OK;
 }
@@ -243,13 +238,8 @@ static int emit(chunker *c, size_t s, size_t e, const char *path, size_t path_le
                 int tokens) {
     const rag_doc *d = c->doc;
     size_t a = c->w[s].off, z = c->w[e - 1].off + c->w[e - 1].len;
-    if (c->out->n == c->cap_out) {
-        size_t ncap = c->cap_out ? c->cap_out * 2 : 16;
-        rag_chunk *nc = realloc(c->out->chunks, ncap * sizeof *nc);
-        if (!nc) return rag_ing_err(c->err, c->errlen, RAG_ERR_NOMEM, "%s: chunker: out of memory", c->name);
-        c->out->chunks = nc;
-        c->cap_out = ncap;
-    }
+    if (rag_array_grow(&c->out->chunks, &c->cap_out, c->out->n + 1, sizeof *c->out->chunks, 16))
+        return rag_errf(c->err, c->errlen, RAG_ERR_NOMEM, "%s: chunker: out of memory", c->name);
     rag_chunk *ch = &c->out->chunks[c->out->n];
     memset(ch, 0, sizeof *ch);
     ch->text = strndup(d->text + a, z - a);

@@ -21,13 +21,7 @@ int rag_map_add(rag_map_builder *mb, const char *t, size_t tn, size_t on) {
                  last->orig_off + (tpos - last->text_off) * last->mul == mb->orig_pos;
     }
     if (!extend) {
-        if (mb->n_runs == mb->cap_runs) {
-            size_t ncap = mb->cap_runs ? mb->cap_runs * 2 : 16;
-            rag_span_run *nr = realloc(mb->runs, ncap * sizeof *nr);
-            if (!nr) return RAG_ERR_NOMEM;
-            mb->runs = nr;
-            mb->cap_runs = ncap;
-        }
+        if (rag_array_grow(&mb->runs, &mb->cap_runs, mb->n_runs + 1, sizeof *mb->runs, 16)) return RAG_ERR_NOMEM;
         mb->runs[mb->n_runs++] = (rag_span_run){.text_off = tpos, .orig_off = mb->orig_pos, .mul = mul};
     }
     mb->orig_pos += on;
@@ -61,13 +55,7 @@ uint32_t rag_doc_line_at(const rag_doc *d, size_t t) {
 
 int rag_doc_add_block(rag_doc *d, size_t *cap, size_t max_blocks, const rag_block *b) {
     if (d->n_blocks >= max_blocks) return RAG_ERR_LIMIT;
-    if (d->n_blocks == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 32;
-        rag_block *nb = realloc(d->blocks, ncap * sizeof *nb);
-        if (!nb) return RAG_ERR_NOMEM;
-        d->blocks = nb;
-        *cap = ncap;
-    }
+    if (rag_array_grow(&d->blocks, cap, d->n_blocks + 1, sizeof *d->blocks, 32)) return RAG_ERR_NOMEM;
     d->blocks[d->n_blocks++] = *b;
     return RAG_OK;
 }

@@ -104,6 +104,24 @@ size_t rag_utf8_encode(uint32_t cp, char out[4]) {
     return 4;
 }
 
+/* Contract: see util_internal.h. */
+int rag_array_grow(void *arrp, size_t *cap, size_t need, size_t elem, size_t first) {
+    if (need <= *cap) return RAG_OK;
+    size_t c = *cap ? *cap : first ? first : 8;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) return RAG_ERR_LIMIT;
+        c *= 2;
+    }
+    if (!elem || c > SIZE_MAX / elem) return RAG_ERR_LIMIT;
+    void *old;
+    memcpy(&old, arrp, sizeof old);
+    void *p = realloc(old, c * elem);
+    if (!p) return RAG_ERR_NOMEM;
+    memcpy(arrp, &p, sizeof p);
+    *cap = c;
+    return RAG_OK;
+}
+
 double rag_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -32,6 +32,13 @@ int rag_buf_append(rag_buf *b, const char *s, size_t n);
 int rag_buf_putc(rag_buf *b, char c);
 void rag_buf_release(rag_buf *b);
 
+/* The one way rag/ grows a typed array: makes *arrp (a T **, passed as
+ * &array) hold at least need elements of elem bytes, doubling from *cap
+ * (from first, or 8, when empty). RAG_OK, RAG_ERR_NOMEM (the array is kept
+ * as it was) or RAG_ERR_LIMIT (the size would overflow):
+ *     if (rag_array_grow(&w->items, &w->cap, w->n + 1, sizeof *w->items, 64)) ... */
+int rag_array_grow(void *arrp, size_t *cap, size_t need, size_t elem, size_t first);
+
 /* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 when invalid
  * (overlongs, surrogates and code points past U+10FFFF are invalid). */
 size_t rag_utf8_seq_len(const unsigned char *s, size_t n);

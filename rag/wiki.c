@@ -122,13 +122,7 @@ static dirty_title *find_dirty(wsync *w, const char *title) {
 /* Adds a title to the dirty list (unsorted; sorted and merged later). */
 static int add_dirty(wsync *w, const char *title, const char *moved_to, const char *moved_from) {
     if (!title || !*title) return RAG_OK;
-    if (w->n_dirty == w->cap_dirty) {
-        size_t nc = w->cap_dirty ? w->cap_dirty * 2 : 64;
-        dirty_title *d = realloc(w->dirty, nc * sizeof *d);
-        if (!d) return RAG_ERR_NOMEM;
-        w->dirty = d;
-        w->cap_dirty = nc;
-    }
+    if (rag_array_grow(&w->dirty, &w->cap_dirty, w->n_dirty + 1, sizeof *w->dirty, 64)) return RAG_ERR_NOMEM;
     dirty_title *d = &w->dirty[w->n_dirty];
     memset(d, 0, sizeof *d);
     d->title = strdup(title);
@@ -168,13 +162,7 @@ static void merge_dirty(wsync *w) {
 }
 
 static int add_seen(wsync *w, const char *url) {
-    if (w->n_seen == w->cap_seen) {
-        size_t nc = w->cap_seen ? w->cap_seen * 2 : 256;
-        char **s = realloc(w->seen, nc * sizeof *s);
-        if (!s) return RAG_ERR_NOMEM;
-        w->seen = s;
-        w->cap_seen = nc;
-    }
+    if (rag_array_grow(&w->seen, &w->cap_seen, w->n_seen + 1, sizeof *w->seen, 256)) return RAG_ERR_NOMEM;
     if (!(w->seen[w->n_seen] = strdup(url))) return RAG_ERR_NOMEM;
     w->n_seen++;
     return RAG_OK;
@@ -424,13 +412,7 @@ static int batch_merge(wiki_page **batch, size_t *n, size_t *cap, wiki_resp *r) 
             }
             continue;
         }
-        if (*n == *cap) {
-            size_t nc = *cap ? *cap * 2 : 64;
-            wiki_page *b = realloc(*batch, nc * sizeof *b);
-            if (!b) return RAG_ERR_NOMEM;
-            *batch = b;
-            *cap = nc;
-        }
+        if (rag_array_grow(batch, cap, *n + 1, sizeof **batch, 64)) return RAG_ERR_NOMEM;
         (*batch)[(*n)++] = *src;
         memset(src, 0, sizeof *src);
     }
