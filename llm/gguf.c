@@ -361,9 +361,9 @@ static void fmt_name(char *dst, size_t cap, gguf_str s) {
 }
 
 /* Parses the header, metadata and tensor infos and checks the tensors. */
-static int parse_file(rd *r) {
+/* The magic, version and counts; allocates the key and tensor tables. */
+static int parse_header(rd *r) {
     gguf_file *f = r->f;
-    char nm[80];
     if (r->size == 0) return rd_fail(r, 0, "empty file, not a GGUF file");
     if (r->size < 4 || memcmp(r->base, GGUF_MAGIC, 4) != 0) {
         char shown[20] = "";
@@ -400,6 +400,14 @@ static int parse_file(rd *r) {
     f->tensors = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *f->tensors);
     if (!f->kvs || !f->tensors) return rd_fail(r, at_counts, "out of memory");
 
+    return 0;
+}
+
+/* The metadata keys and values, their hash (no duplicates), and
+ * general.alignment. */
+static int parse_kvs(rd *r) {
+    gguf_file *f = r->f;
+    char nm[80];
     for (uint64_t i = 0; i < f->n_kv; i++) {
         gguf_kv *kv = &f->kvs[i];
         uint64_t at = r->pos;
@@ -437,6 +445,13 @@ static int parse_file(rd *r) {
         f->alignment = a;
     }
 
+    return 0;
+}
+
+/* The tensor infos: name, shape, type, size, aligned offset. */
+static int parse_tensor_infos(rd *r) {
+    gguf_file *f = r->f;
+    char nm[80];
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor *t = &f->tensors[i];
         uint64_t at = r->pos;
@@ -479,6 +494,15 @@ static int parse_file(rd *r) {
             return rd_fail(r, at_off, "%s: data offset %llu is not a multiple of the alignment %llu", r->ctx,
                            (unsigned long long)t->offset, (unsigned long long)f->alignment);
     }
+    return 0;
+}
+
+/* The data section: every tensor's bytes inside the file, names unique,
+ * no two tensors overlapping. */
+static int check_tensor_data(rd *r) {
+    gguf_file *f = r->f;
+    char nm[80];
+    uint64_t dup;
     r->ctx[0] = 0;
     uint64_t pad = (f->alignment - r->pos % f->alignment) % f->alignment;
     f->data_offset = r->pos + pad;     /* no overflow: pos <= size and alignment <= 2^30 */
@@ -538,6 +562,11 @@ static int parse_file(rd *r) {
         free(ord);
         if (rc) return rc;
     }
+    return 0;
+}
+
+static int parse_file(rd *r) {
+    if (parse_header(r) || parse_kvs(r) || parse_tensor_infos(r) || check_tensor_data(r)) return -1;
     return 0;
 }
 

@@ -165,87 +165,60 @@ static int build_texts(llm_vocab *v) {
     return LLM_OK;
 }
 
-int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen) {
-    int rc = LLM_OK;
-    llm_vocab *v = NULL;
-    const char *path = f ? llm_gguf_path(f) : "(null)";
-    if (!out || !f) {
-        set_err(err, errlen, "llm_vocab_load: file and out are required");
-        return LLM_ERR_ARG;
-    }
-    *out = NULL;
-
-    gguf_str model;
-    if (!llm_gguf_get_str(f, "tokenizer.ggml.model", &model)) {
-        if (llm_gguf_find_kv(f, "tokenizer.ggml.model")) {
-            set_err(err, errlen, "%s: tokenizer.ggml.model is not a string", path);
-            return LLM_ERR_FORMAT;
-        }
-        return LLM_OK;  /* no tokenizer: a weights-only file */
-    }
-    if (!llm_gguf_str_eq(model, "llama")) {
-        set_err(err, errlen, "%s: tokenizer model '%.*s' is not supported (mrag reads SentencePiece 'llama' vocabularies)",
-                path, (int)(model.len > 64 ? 64 : model.len), model.ptr);
-        return LLM_ERR_UNSUPPORTED;
-    }
-    gguf_arr toks, scores, types;
-    if (!llm_gguf_get_arr(f, "tokenizer.ggml.tokens", &toks) || toks.elem_type != GGUF_TYPE_STRING) {
+/* The tokenizer arrays of f, checked: the pieces, and the scores and token
+ * types when present (*have_* false when absent). */
+static int vocab_arrays(const gguf_file *f, const char *path, gguf_arr *toks, gguf_arr *scores, bool *have_scores,
+                        gguf_arr *types, bool *have_types, char *err, size_t errlen) {
+    if (!llm_gguf_get_arr(f, "tokenizer.ggml.tokens", toks) || toks->elem_type != GGUF_TYPE_STRING) {
         set_err(err, errlen, "%s: tokenizer.ggml.tokens is missing or not an array of strings", path);
         return LLM_ERR_FORMAT;
     }
-    if (toks.n == 0 || toks.n > LLM_VOCAB_MAX_TOKENS) {
+    if (toks->n == 0 || toks->n > LLM_VOCAB_MAX_TOKENS) {
         set_err(err, errlen, "%s: tokenizer.ggml.tokens has %llu entries (1..%d allowed)", path,
-                (unsigned long long)toks.n, LLM_VOCAB_MAX_TOKENS);
+                (unsigned long long)toks->n, LLM_VOCAB_MAX_TOKENS);
         return LLM_ERR_FORMAT;
     }
-    bool have_scores = llm_gguf_get_arr(f, "tokenizer.ggml.scores", &scores);
-    if (have_scores && (scores.n != toks.n || (scores.elem_type != GGUF_TYPE_FLOAT32 && scores.elem_type != GGUF_TYPE_FLOAT64))) {
-        set_err(err, errlen, "%s: tokenizer.ggml.scores must hold %llu floats", path, (unsigned long long)toks.n);
+    *have_scores = llm_gguf_get_arr(f, "tokenizer.ggml.scores", scores);
+    if (*have_scores && (scores->n != toks->n || (scores->elem_type != GGUF_TYPE_FLOAT32 && scores->elem_type != GGUF_TYPE_FLOAT64))) {
+        set_err(err, errlen, "%s: tokenizer.ggml.scores must hold %llu floats", path, (unsigned long long)toks->n);
         return LLM_ERR_FORMAT;
     }
-    bool have_types = llm_gguf_get_arr(f, "tokenizer.ggml.token_type", &types);
-    if (have_types && types.n != toks.n) {
-        set_err(err, errlen, "%s: tokenizer.ggml.token_type must hold %llu integers", path, (unsigned long long)toks.n);
+    *have_types = llm_gguf_get_arr(f, "tokenizer.ggml.token_type", types);
+    if (*have_types && types->n != toks->n) {
+        set_err(err, errlen, "%s: tokenizer.ggml.token_type must hold %llu integers", path, (unsigned long long)toks->n);
         return LLM_ERR_FORMAT;
     }
+    return LLM_OK;
+}
 
-    v = calloc(1, sizeof *v);
-    if (!v) goto nomem;
-    v->n = (int32_t)toks.n;
-    v->piece_off = malloc(((size_t)v->n + 1) * sizeof *v->piece_off);
-    v->score = malloc((size_t)v->n * sizeof *v->score);
-    v->type = malloc((size_t)v->n);
-    if (!v->piece_off || !v->score || !v->type) goto nomem;
-
-    /* Pass 1: sizes and checks; pass 2: copy. Empty pieces are renamed
-     * "[EMPTY_i]" as llama.cpp does, so they never match text. */
+/* Copies pieces, scores and types into v (v->n set, arrays allocated).
+ * Pass 1: sizes and checks; pass 2: copy. Empty pieces are renamed
+ * "[EMPTY_i]" as llama.cpp does, so they never match text. */
+static int vocab_copy(llm_vocab *v, const gguf_file *f, const char *path, const gguf_arr *toks, const gguf_arr *scores,
+                      bool have_scores, const gguf_arr *types, bool have_types, char *err, size_t errlen) {
     size_t total = 0;
     for (int32_t i = 0; i < v->n; i++) {
         gguf_str s;
-        if (!llm_gguf_arr_str(f, &toks, (uint64_t)i, &s)) {
+        if (!llm_gguf_arr_str(f, toks, (uint64_t)i, &s)) {
             set_err(err, errlen, "%s: tokenizer.ggml.tokens[%d] is unreadable", path, i);
-            rc = LLM_ERR_FORMAT;
-            goto done;
+            return LLM_ERR_FORMAT;
         }
         if (s.len > LLM_VOCAB_MAX_PIECE) {
             set_err(err, errlen, "%s: token %d is %llu bytes long (at most %d)", path, i,
                     (unsigned long long)s.len, LLM_VOCAB_MAX_PIECE);
-            rc = LLM_ERR_FORMAT;
-            goto done;
+            return LLM_ERR_FORMAT;
         }
         total += (s.len ? s.len : 24) + 1;
     }
     if (total > UINT32_MAX / 2) {
         set_err(err, errlen, "%s: the vocabulary is too large", path);
-        rc = LLM_ERR_FORMAT;
-        goto done;
+        return LLM_ERR_FORMAT;
     }
-    v->pieces = malloc(total);
-    if (!v->pieces) goto nomem;
+    if (!(v->pieces = malloc(total))) return LLM_ERR_NOMEM;
     size_t o = 0;
     for (int32_t i = 0; i < v->n; i++) {
         gguf_str s;
-        llm_gguf_arr_str(f, &toks, (uint64_t)i, &s);
+        llm_gguf_arr_str(f, toks, (uint64_t)i, &s);
         v->piece_off[i] = (uint32_t)o;
         if (s.len) {
             memcpy(v->pieces + o, s.ptr, s.len);
@@ -255,23 +228,27 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
         }
         v->pieces[o++] = 0;
         float sc = 0.0f;
-        if (have_scores && !llm_gguf_arr_f32(&scores, (uint64_t)i, &sc)) sc = 0.0f;
+        if (have_scores && !llm_gguf_arr_f32(scores, (uint64_t)i, &sc)) sc = 0.0f;
         v->score[i] = sc;
         int64_t t = LLM_TOKEN_NORMAL;
-        if (have_types && !llm_gguf_arr_i64(&types, (uint64_t)i, &t)) {
+        if (have_types && !llm_gguf_arr_i64(types, (uint64_t)i, &t)) {
             set_err(err, errlen, "%s: tokenizer.ggml.token_type[%d] is not an integer", path, i);
-            rc = LLM_ERR_FORMAT;
-            goto done;
+            return LLM_ERR_FORMAT;
         }
         v->type[i] = (t >= LLM_TOKEN_NORMAL && t <= LLM_TOKEN_BYTE) ? (uint8_t)t : LLM_TOKEN_UNDEFINED;
     }
     v->piece_off[v->n] = (uint32_t)o;
+    return LLM_OK;
+}
 
+/* What the tokenizer looks up: the piece hash, whether "▁" only leads
+ * pieces, the byte-fallback tokens, the special pieces longest first. */
+static int vocab_index(llm_vocab *v) {
     /* Hash table at most half full. */
     uint32_t size = 16;
     while (size < 2u * (uint32_t)v->n) size <<= 1;
     v->hash = malloc((size_t)size * sizeof *v->hash);
-    if (!v->hash) goto nomem;
+    if (!v->hash) return LLM_ERR_NOMEM;
     memset(v->hash, 0xff, (size_t)size * sizeof *v->hash);
     v->hash_mask = size - 1;
     for (int32_t i = 0; i < v->n; i++) {
@@ -311,14 +288,18 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
             v->n_special++;
     if (v->n_special) {
         v->special = malloc((size_t)v->n_special * sizeof *v->special);
-        if (!v->special) goto nomem;
+        if (!v->special) return LLM_ERR_NOMEM;
         int32_t k = 0;
         for (int32_t i = 0; i < v->n; i++)
             if (v->type[i] == LLM_TOKEN_CONTROL || v->type[i] == LLM_TOKEN_USER_DEFINED || v->type[i] == LLM_TOKEN_UNKNOWN)
                 v->special[k++] = i;
         qsort_r(v->special, (size_t)v->n_special, sizeof *v->special, cmp_special, v);
     }
+    return LLM_OK;
+}
 
+/* The special token ids and the add_bos/eos/space_prefix flags of f. */
+static void vocab_flags(llm_vocab *v, const gguf_file *f) {
     v->bos = v->n > 1 ? 1 : -1;
     v->eos = v->n > 2 ? 2 : -1;
     v->unk = 0;
@@ -334,7 +315,47 @@ int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen
     if (llm_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b)) v->add_bos = b;
     if (llm_gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &b)) v->add_eos = b;
     if (llm_gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &b)) v->add_space_prefix = b;
+}
 
+int llm_vocab_load(const gguf_file *f, llm_vocab **out, char *err, size_t errlen) {
+    int rc = LLM_OK;
+    llm_vocab *v = NULL;
+    const char *path = f ? llm_gguf_path(f) : "(null)";
+    if (!out || !f) {
+        set_err(err, errlen, "llm_vocab_load: file and out are required");
+        return LLM_ERR_ARG;
+    }
+    *out = NULL;
+
+    gguf_str model;
+    if (!llm_gguf_get_str(f, "tokenizer.ggml.model", &model)) {
+        if (llm_gguf_find_kv(f, "tokenizer.ggml.model")) {
+            set_err(err, errlen, "%s: tokenizer.ggml.model is not a string", path);
+            return LLM_ERR_FORMAT;
+        }
+        return LLM_OK;  /* no tokenizer: a weights-only file */
+    }
+    if (!llm_gguf_str_eq(model, "llama")) {
+        set_err(err, errlen, "%s: tokenizer model '%.*s' is not supported (mrag reads SentencePiece 'llama' vocabularies)",
+                path, (int)(model.len > 64 ? 64 : model.len), model.ptr);
+        return LLM_ERR_UNSUPPORTED;
+    }
+    gguf_arr toks, scores, types;
+    bool have_scores, have_types;
+    if ((rc = vocab_arrays(f, path, &toks, &scores, &have_scores, &types, &have_types, err, errlen)) != LLM_OK) return rc;
+
+    v = calloc(1, sizeof *v);
+    if (!v) goto nomem;
+    v->n = (int32_t)toks.n;
+    v->piece_off = malloc(((size_t)v->n + 1) * sizeof *v->piece_off);
+    v->score = malloc((size_t)v->n * sizeof *v->score);
+    v->type = malloc((size_t)v->n);
+    if (!v->piece_off || !v->score || !v->type) goto nomem;
+    rc = vocab_copy(v, f, path, &toks, &scores, have_scores, &types, have_types, err, errlen);
+    if (rc == LLM_ERR_NOMEM) goto nomem;
+    if (rc != LLM_OK) goto done;
+    if (vocab_index(v) != LLM_OK) goto nomem;
+    vocab_flags(v, f);
     if ((rc = build_texts(v)) != LLM_OK) goto nomem;
     goto done;
 nomem:
