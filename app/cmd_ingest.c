@@ -62,14 +62,6 @@ const char *app_display_path(const char *uri) {
     return uri;
 }
 
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 static volatile int g_cancel;
 static void on_sigint(int sig) {
     (void)sig;
@@ -252,14 +244,14 @@ int app_cmd_ingest(int argc, char **argv) {
         else if (strcmp(a, "--reindex") == 0) p.reindex = true;
         else if (strcmp(a, "--access") == 0 && has) access_path = argv[++i];
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) u.quiet = true;
-        else if (strcmp(a, "--threads") == 0 && has && parse_int(argv[i + 1], 1, 256, &v)) { p.n_threads = (int)v; i++; }
-        else if (strcmp(a, "--chunk-tokens") == 0 && has && parse_int(argv[i + 1], 16, 8192, &v)) { p.chunk_tokens = (int)v; i++; }
-        else if (strcmp(a, "--overlap") == 0 && has && parse_int(argv[i + 1], 0, 4096, &v)) { p.overlap_tokens = (int)v; i++; }
-        else if (strcmp(a, "--max-file-mb") == 0 && has && parse_int(argv[i + 1], 1, 1 << 20, &v)) { p.max_file_bytes = (uint64_t)v << 20; i++; }
+        else if (strcmp(a, "--threads") == 0 && has && app_parse_long(argv[i + 1], 1, 256, &v)) { p.n_threads = (int)v; i++; }
+        else if (strcmp(a, "--chunk-tokens") == 0 && has && app_parse_long(argv[i + 1], 16, 8192, &v)) { p.chunk_tokens = (int)v; i++; }
+        else if (strcmp(a, "--overlap") == 0 && has && app_parse_long(argv[i + 1], 0, 4096, &v)) { p.overlap_tokens = (int)v; i++; }
+        else if (strcmp(a, "--max-file-mb") == 0 && has && app_parse_long(argv[i + 1], 1, 1 << 20, &v)) { p.max_file_bytes = (uint64_t)v << 20; i++; }
         else if (strcmp(a, "--layer") == 0 && has && strcmp(argv[i + 1], "auto") == 0) { layer_auto = true; p.layer = -1; i++; }
-        else if (strcmp(a, "--layer") == 0 && has && parse_int(argv[i + 1], -1, 100000, &v)) { p.layer = (int)v; i++; }
-        else if (strcmp(a, "--batch") == 0 && has && parse_int(argv[i + 1], 1, 4096, &v)) { p.embed_batch = (int)v; i++; }
-        else if (strcmp(a, "--save-every") == 0 && has && parse_int(argv[i + 1], 1, 1 << 30, &v)) { p.save_every = (int)v; i++; }
+        else if (strcmp(a, "--layer") == 0 && has && app_parse_long(argv[i + 1], -1, 100000, &v)) { p.layer = (int)v; i++; }
+        else if (strcmp(a, "--batch") == 0 && has && app_parse_long(argv[i + 1], 1, 4096, &v)) { p.embed_batch = (int)v; i++; }
+        else if (strcmp(a, "--save-every") == 0 && has && app_parse_long(argv[i + 1], 1, 1 << 30, &v)) { p.save_every = (int)v; i++; }
         else if (a[0] == '-' && a[1]) {
             app_error("ingest: bad option or value '%s' (see `mrag ingest --help`)", a);
             return 2;

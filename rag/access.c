@@ -2,6 +2,7 @@
  * folders; namespaces, categories and title prefixes for wikis), and the
  * caller's group list for the retrieval filter. Format: docs/access.md. */
 #include "rag/rag.h"
+#include "rag/util_internal.h"
 #include "llm/llm.h"
 
 #include "index/index.h"
@@ -54,16 +55,7 @@ struct rag_access {
     char sha256[65];        /* of the rules text */
 };
 
-static int aerr(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int aerr(char *err, size_t errlen, int rc, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
+#define aerr rag_errf        /* the error convention of rag/ (util_internal.h) */
 
 /* ------------------------------------------------------------ UTF-8 */
 
@@ -490,12 +482,10 @@ int rag_access_parse(const char *name, const char *text, size_t len, rag_access 
             rc = aerr(err, errlen, RAG_ERR_LIMIT, "%s:%d: more than %d rules", name, lineno, ACC_MAX_RULES);
             goto done;
         }
-        if (a->n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            rule *nr = realloc(a->rules, nc * sizeof *nr);
-            if (!nr) { rule_release(&r); rc = aerr(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
-            a->rules = nr;
-            cap = nc;
+        if (rag_array_grow(&a->rules, &cap, a->n + 1, sizeof *a->rules, 16)) {
+            rule_release(&r);
+            rc = aerr(err, errlen, RAG_ERR_NOMEM, "out of memory");
+            goto done;
         }
         a->rules[a->n++] = r;
     }

@@ -3,6 +3,7 @@
  * docs/ingestion.md, "The ingestion pipeline"). Never prints: progress and
  * per-file outcomes go through the caller's callback. */
 #include "rag/rag.h"
+#include "rag/util_internal.h"
 
 #include "index/index.h"
 #include "llm/llm.h"
@@ -37,16 +38,7 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
+#define fail rag_errf        /* the error convention of rag/ (util_internal.h) */
 
 const char *rag_ingest_outcome_str(rag_ingest_outcome o) {
     switch (o) {

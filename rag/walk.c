@@ -163,13 +163,7 @@ static int add_entry_ex(walker *w, const char *path, const char *rel, const stru
     if (r->n >= w->p->max_entries)
         return rag_ing_err(w->err, w->errlen, RAG_ERR_LIMIT, "%s: more than %zu entries",
                            path, w->p->max_entries);
-    if (r->n == w->cap) {
-        size_t ncap = w->cap ? w->cap * 2 : 64;
-        rag_walk_entry *ne = realloc(r->entries, ncap * sizeof *ne);
-        if (!ne) return RAG_ERR_NOMEM;
-        r->entries = ne;
-        w->cap = ncap;
-    }
+    if (rag_array_grow(&r->entries, &w->cap, r->n + 1, sizeof *r->entries, 64)) return RAG_ERR_NOMEM;
     rag_walk_entry *e = &r->entries[r->n];
     memset(e, 0, sizeof *e);
     e->path = strdup(path);
@@ -380,13 +374,7 @@ static int walk_dir(walker *w, int dfd, const char *dir, const char *rel, int de
     errno = 0;
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            char **nn = realloc(names, ncap * sizeof *nn);
-            if (!nn) { rc = RAG_ERR_NOMEM; goto done; }
-            names = nn;
-            cap = ncap;
-        }
+        if (rag_array_grow(&names, &cap, n + 1, sizeof *names, 32)) { rc = RAG_ERR_NOMEM; goto done; }
         if (!(names[n] = strdup(de->d_name))) { rc = RAG_ERR_NOMEM; goto done; }
         n++;
         errno = 0;
