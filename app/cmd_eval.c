@@ -42,14 +42,6 @@ static const char *eval_usage =
 #define EVAL_MAX_LAYERS 16
 #define EVAL_DEPTH 40           /* list depth for the sweep's fusion */
 
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -75,6 +67,175 @@ static int cmp_score(const void *a, const void *b) {
     return x[0] > y[0] ? -1 : x[0] < y[0] ? 1 : (x[1] < y[1] ? -1 : x[1] > y[1]);
 }
 
+/* The sweep's buffers: chunk and question vectors at every layer, the
+ * BM25 list of each question. */
+typedef struct {
+    int dim, nl, n_q;
+    size_t nc;
+    int64_t *ids;
+    sweep_chunk *ch;
+    float *cv, *qv, *tmp, *sc;
+    int64_t (*bm)[EVAL_DEPTH];
+    int *nbm;
+    char *buf;
+} sweep_state;
+
+static void sweep_release(sweep_state *w) {
+    free(w->ids);
+    free(w->ch);
+    free(w->cv);
+    free(w->qv);
+    free(w->tmp);
+    free(w->sc);
+    free(w->bm);
+    free(w->nbm);
+    free(w->buf);
+}
+
+/* Step 1: every chunk's embed text as the ingester builds it (heading path,
+ * blank line, text; the text alone without a heading) at every layer;
+ * *max_dev: how far the index layer's vectors are from the stored ones. */
+static int sweep_chunks(sweep_state *w, idx_store *s, llm_context *ctx, const int *layers, int index_layer,
+                        double *max_dev) {
+    int dim = w->dim, nl = w->nl;
+    size_t nc = w->nc;
+    *max_dev = 0;
+    for (size_t i = 0; i < nc; i++) {
+        idx_chunk c;
+        if (idx_chunk_get(s, w->ids[i], &c, NULL) != IDX_OK) return app_error("eval-retrieval: %s", idx_errmsg(s));
+        size_t hl = c.heading ? strlen(c.heading) : 0, l = hl ? hl + 2 + c.text_len : c.text_len;
+        char *nb = realloc(w->buf, l + 1);
+        if (!nb) { idx_chunk_release(&c); return app_error("eval-retrieval: out of memory"); }
+        w->buf = nb;
+        if (hl) { memcpy(w->buf, c.heading, hl); memcpy(w->buf + hl, "\n\n", 2); memcpy(w->buf + hl + 2, c.text, c.text_len); }
+        else memcpy(w->buf, c.text, c.text_len);
+        w->ch[i].id = w->ids[i];
+        w->ch[i].doc = c.doc_id;
+        idx_chunk_release(&c);
+        if (llm_embed_layers(ctx, w->buf, l, layers, nl, w->tmp) != LLM_OK) return app_error("eval-retrieval: %s", llm_context_error(ctx));
+        for (int j = 0; j < nl; j++) memcpy(w->cv + ((size_t)j * nc + i) * dim, w->tmp + (size_t)j * dim, (size_t)dim * sizeof *w->tmp);
+        /* the pass agrees with the vectors the ingester stored */
+        for (int j = 0; j < nl; j++) {
+            if (layers[j] != index_layer) continue;
+            float stored[4096];
+            if (dim <= 4096 && idx_chunk_vector(s, w->ids[i], stored, dim) == IDX_OK) {
+                double dot = 0;
+                for (int d = 0; d < dim; d++) dot += (double)stored[d] * w->tmp[(size_t)j * dim + d];
+                if (1 - dot > *max_dev) *max_dev = 1 - dot;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Step 2: the questions at every layer, and their BM25 lists (the same for
+ * every layer). */
+static int sweep_questions(sweep_state *w, llm_context *ctx, rag_retriever *r, const int *layers, const eval_q *qs) {
+    rag_hit h[EVAL_DEPTH];
+    for (int q = 0; q < w->n_q; q++) {
+        if (llm_embed_layers(ctx, qs[q].question, strlen(qs[q].question), layers, w->nl, w->tmp) != LLM_OK)
+            return app_error("eval-retrieval: %s", llm_context_error(ctx));
+        for (int j = 0; j < w->nl; j++)
+            memcpy(w->qv + ((size_t)j * w->n_q + q) * w->dim, w->tmp + (size_t)j * w->dim, (size_t)w->dim * sizeof *w->tmp);
+        int n = 0;
+        if (rag_retrieve(r, qs[q].question, strlen(qs[q].question), RAG_SEARCH_BM25, EVAL_DEPTH, NULL, h, &n) != RAG_OK)
+            return app_error("eval-retrieval: %s", rag_retriever_errmsg(r));
+        for (int i = 0; i < n; i++) w->bm[q][i] = h[i].chunk_id;
+        w->nbm[q] = n;
+    }
+    return 0;
+}
+/* The rank (1-based, 0 = not found) of the best chunk of paragraph want in
+ * the weighted RRF of the dense list dl and the BM25 list bl. */
+static int hybrid_best_rank(const sweep_state *w, const int64_t *dl, int nd, const int64_t *bl, int nb, double wd,
+                            double wb, int64_t want) {
+    int64_t fid[2 * EVAL_DEPTH];
+    double fs[2 * EVAL_DEPTH];
+    int nf = 0;
+    for (int li = 0; li < 2; li++) {
+        const int64_t *L = li ? bl : dl;
+        int ln = li ? nb : nd;
+        for (int i = 0; i < ln; i++) {
+            int x = 0;
+            while (x < nf && fid[x] != L[i]) x++;
+            if (x == nf) { fid[nf] = L[i]; fs[nf++] = 0; }
+            fs[x] += (li ? wb : wd) / (60.0 + i + 1);
+        }
+    }
+    int best = 0;
+    for (int x = 0; x < nf; x++) {
+        bool right = false;
+        for (size_t y = 0; y < w->nc; y++) if (w->ch[y].id == fid[x]) { right = w->ch[y].doc == want; break; }
+        if (!right) continue;
+        int rk = 1;
+        for (int z = 0; z < nf; z++) if (fs[z] > fs[x] || (fs[z] == fs[x] && fid[z] < fid[x])) rk++;
+        if (!best || rk < best) best = rk;
+    }
+    return best;
+}
+
+/* The figures of one layer: dense recall@1/5/10 and MRR@10, hybrid
+ * recall@1 and MRR@10 with plain RRF ([0]) and the learned weights ([1]). */
+typedef struct {
+    double d1, d5, d10, drr, h1[2], hrr[2];
+} layer_scores;
+
+/* Exact dense search at layer j for every question, and the two hybrids. */
+static void sweep_layer(sweep_state *w, int j, const eval_q *qs, const int64_t *doc_ids, rag_fusion fu, layer_scores *ls) {
+    int dim = w->dim;
+    size_t nc = w->nc;
+    memset(ls, 0, sizeof *ls);
+    for (int q = 0; q < w->n_q; q++) {
+        const float *qq = w->qv + ((size_t)j * w->n_q + q) * dim;
+        for (size_t i = 0; i < nc; i++) {
+            const float *c = w->cv + ((size_t)j * nc + i) * dim;
+            double dot = 0;
+            for (int d = 0; d < dim; d++) dot += (double)qq[d] * c[d];
+            w->sc[2 * i] = (float)dot;
+            w->sc[2 * i + 1] = (float)w->ch[i].id;     /* ties: lower id first (ids < 2^24 here) */
+        }
+        qsort(w->sc, nc, 2 * sizeof *w->sc, cmp_score);
+        int64_t dl[EVAL_DEPTH];
+        int nd = (int)(nc < EVAL_DEPTH ? nc : EVAL_DEPTH);
+        for (int i = 0; i < nd; i++) dl[i] = (int64_t)w->sc[2 * i + 1];
+        int64_t want = doc_ids[qs[q].para];
+        int rank = 0;
+        for (int i = 0; i < nd && i < 10 && !rank; i++)
+            for (size_t x = 0; x < nc; x++) if (w->ch[x].id == dl[i]) { if (w->ch[x].doc == want) rank = i + 1; break; }
+        if (rank == 1) ls->d1++;
+        if (rank && rank <= 5) ls->d5++;
+        if (rank) { ls->d10++; ls->drr += 1.0 / rank; }
+        /* hybrid: weighted RRF over the dense list and the BM25 list */
+        for (int v = 0; v < 2; v++) {
+            int best = hybrid_best_rank(w, dl, nd, w->bm[q], w->nbm[q], v ? fu.w_dense : 0.5, v ? fu.w_bm25 : 0.5, want);
+            if (best == 1) ls->h1[v]++;
+            if (best && best <= 10) ls->hrr[v] += 1.0 / best;
+        }
+    }
+}
+
+/* One layer's row of the table, or its object in arr. */
+static void sweep_report(cJSON *arr, int layer, const layer_scores *ls, double nq) {
+    char name[16];
+    if (layer < 0) snprintf(name, sizeof name, "final");
+    else snprintf(name, sizeof name, "%d", layer);
+    if (arr) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o) return;
+        cJSON_AddStringToObject(o, "layer", name);
+        cJSON_AddNumberToObject(o, "dense_recall@1", ls->d1 / nq);
+        cJSON_AddNumberToObject(o, "dense_recall@5", ls->d5 / nq);
+        cJSON_AddNumberToObject(o, "dense_recall@10", ls->d10 / nq);
+        cJSON_AddNumberToObject(o, "dense_mrr@10", ls->drr / nq);
+        cJSON_AddNumberToObject(o, "hybrid_rrf_recall@1", ls->h1[0] / nq);
+        cJSON_AddNumberToObject(o, "hybrid_learned_recall@1", ls->h1[1] / nq);
+        cJSON_AddItemToArray(arr, o);
+    } else {
+        printf("%-8s %9.4f %9.4f %9.4f %9.4f   %.4f / %.4f, %.4f / %.4f\n", name, ls->d1 / nq, ls->d5 / nq, ls->d10 / nq,
+               ls->drr / nq, ls->h1[0] / nq, ls->hrr[0] / nq, ls->h1[1] / nq, ls->hrr[1] / nq);
+    }
+}
+
 /* The layer sweep: every chunk and question embedded once at all layers
  * (llm_embed_layers), exact dense search in memory per layer, BM25 lists
  * shared; hybrid as weighted RRF with the dense weight that pseudo-free
@@ -83,15 +244,13 @@ static int cmp_score(const void *a, const void *b) {
  * out). Returns 0, or 1 after printing an error. */
 static int layer_sweep(idx_store *s, llm_model *m, rag_retriever *r, int threads, int index_layer, const int *layers,
                        int nl, const eval_q *qs, int n_q, const int64_t *doc_ids, cJSON *out) {
-    int rc = 1, dim = llm_n_embd(m);
-    int64_t *ids = NULL;
-    size_t nc = 0;
-    sweep_chunk *ch = NULL;
-    float *cv = NULL, *qv = NULL, *tmp = NULL, *sc = NULL;
-    int64_t (*bm)[EVAL_DEPTH] = NULL;
-    int *nbm = NULL;
+    int rc = 1;
+    sweep_state w;
+    memset(&w, 0, sizeof w);
+    w.dim = llm_n_embd(m);
+    w.nl = nl;
+    w.n_q = n_q;
     llm_context *ctx = NULL;
-    char *buf = NULL;
     double t0 = now_s();
     llm_context_params cp = llm_context_default_params();
     cp.n_ctx = 2048;
@@ -99,140 +258,31 @@ static int layer_sweep(idx_store *s, llm_model *m, rag_retriever *r, int threads
     cp.n_threads = threads;
     char lerr[256] = "";
     if (llm_context_new(m, &cp, &ctx, lerr, sizeof lerr) != LLM_OK) { app_error("eval-retrieval: %s", lerr); goto done; }
-    if (idx_chunk_ids(s, false, &ids, &nc) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
-    ch = calloc(nc ? nc : 1, sizeof *ch);
-    cv = malloc((size_t)nl * (nc ? nc : 1) * dim * sizeof *cv);
-    qv = malloc((size_t)nl * (n_q ? n_q : 1) * dim * sizeof *qv);
-    tmp = malloc((size_t)nl * dim * sizeof *tmp);
-    sc = malloc(2 * (nc ? nc : 1) * sizeof *sc);
-    bm = calloc((size_t)(n_q ? n_q : 1), sizeof *bm);
-    nbm = calloc((size_t)(n_q ? n_q : 1), sizeof *nbm);
-    if (!ch || !cv || !qv || !tmp || !sc || !bm || !nbm) { app_error("eval-retrieval: out of memory"); goto done; }
-    /* 1. chunks: the embed text as the ingester builds it (heading path,
-     * blank line, text; the text alone without a heading) */
+    if (idx_chunk_ids(s, false, &w.ids, &w.nc) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
+    size_t nc1 = w.nc ? w.nc : 1, nq1 = (size_t)(n_q ? n_q : 1);
+    w.ch = calloc(nc1, sizeof *w.ch);
+    w.cv = malloc((size_t)nl * nc1 * w.dim * sizeof *w.cv);
+    w.qv = malloc((size_t)nl * nq1 * w.dim * sizeof *w.qv);
+    w.tmp = malloc((size_t)nl * w.dim * sizeof *w.tmp);
+    w.sc = malloc(2 * nc1 * sizeof *w.sc);
+    w.bm = calloc(nq1, sizeof *w.bm);
+    w.nbm = calloc(nq1, sizeof *w.nbm);
+    if (!w.ch || !w.cv || !w.qv || !w.tmp || !w.sc || !w.bm || !w.nbm) { app_error("eval-retrieval: out of memory"); goto done; }
     double max_dev = 0;
-    for (size_t i = 0; i < nc; i++) {
-        idx_chunk c;
-        if (idx_chunk_get(s, ids[i], &c, NULL) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
-        size_t hl = c.heading ? strlen(c.heading) : 0, l = hl ? hl + 2 + c.text_len : c.text_len;
-        char *nb = realloc(buf, l + 1);
-        if (!nb) { idx_chunk_release(&c); app_error("eval-retrieval: out of memory"); goto done; }
-        buf = nb;
-        if (hl) { memcpy(buf, c.heading, hl); memcpy(buf + hl, "\n\n", 2); memcpy(buf + hl + 2, c.text, c.text_len); }
-        else memcpy(buf, c.text, c.text_len);
-        ch[i].id = ids[i];
-        ch[i].doc = c.doc_id;
-        idx_chunk_release(&c);
-        if (llm_embed_layers(ctx, buf, l, layers, nl, tmp) != LLM_OK) { app_error("eval-retrieval: %s", llm_context_error(ctx)); goto done; }
-        for (int j = 0; j < nl; j++) memcpy(cv + ((size_t)j * nc + i) * dim, tmp + (size_t)j * dim, (size_t)dim * sizeof *tmp);
-        /* the pass agrees with the vectors the ingester stored */
-        for (int j = 0; j < nl; j++) {
-            if (layers[j] != index_layer) continue;
-            float stored[4096];
-            if (dim <= 4096 && idx_chunk_vector(s, ids[i], stored, dim) == IDX_OK) {
-                double dot = 0;
-                for (int d = 0; d < dim; d++) dot += (double)stored[d] * tmp[(size_t)j * dim + d];
-                if (1 - dot > max_dev) max_dev = 1 - dot;
-            }
-        }
-    }
-    /* 2. questions, and their BM25 lists (the same for every layer) */
-    rag_hit h[EVAL_DEPTH];
-    for (int q = 0; q < n_q; q++) {
-        if (llm_embed_layers(ctx, qs[q].question, strlen(qs[q].question), layers, nl, tmp) != LLM_OK) {
-            app_error("eval-retrieval: %s", llm_context_error(ctx));
-            goto done;
-        }
-        for (int j = 0; j < nl; j++) memcpy(qv + ((size_t)j * n_q + q) * dim, tmp + (size_t)j * dim, (size_t)dim * sizeof *tmp);
-        int n = 0;
-        if (rag_retrieve(r, qs[q].question, strlen(qs[q].question), RAG_SEARCH_BM25, EVAL_DEPTH, NULL, h, &n) != RAG_OK) {
-            app_error("eval-retrieval: %s", rag_retriever_errmsg(r));
-            goto done;
-        }
-        for (int i = 0; i < n; i++) bm[q][i] = h[i].chunk_id;
-        nbm[q] = n;
-    }
+    if (sweep_chunks(&w, s, ctx, layers, index_layer, &max_dev) != 0 || sweep_questions(&w, ctx, r, layers, qs) != 0) goto done;
     double secs = now_s() - t0;
     rag_fusion fu = rag_retriever_fusion(r);
     if (!out) {
-        printf("\nlayer sweep: %zu chunks and %d questions embedded once at %d layers (%.1f s)%s\n", nc, n_q, nl, secs,
+        printf("\nlayer sweep: %zu chunks and %d questions embedded once at %d layers (%.1f s)%s\n", w.nc, n_q, nl, secs,
                max_dev > 1e-3 ? " - WARNING: the sweep's vectors differ from the stored ones" : "");
         printf("%-8s %9s %9s %9s %9s   %s\n", "layer", "recall@1", "recall@5", "recall@10", "MRR@10",
                "hybrid recall@1 / MRR@10: plain RRF, learned weights");
     }
     cJSON *arr = out ? cJSON_AddArrayToObject(out, "layers") : NULL;
     for (int j = 0; j < nl; j++) {
-        double d1 = 0, d5 = 0, d10 = 0, drr = 0, h1[2] = {0, 0}, hrr[2] = {0, 0};
-        for (int q = 0; q < n_q; q++) {
-            const float *qq = qv + ((size_t)j * n_q + q) * dim;
-            for (size_t i = 0; i < nc; i++) {
-                const float *c = cv + ((size_t)j * nc + i) * dim;
-                double dot = 0;
-                for (int d = 0; d < dim; d++) dot += (double)qq[d] * c[d];
-                sc[2 * i] = (float)dot;
-                sc[2 * i + 1] = (float)ch[i].id;     /* ties: lower id first (ids < 2^24 here) */
-            }
-            qsort(sc, nc, 2 * sizeof *sc, cmp_score);
-            int64_t dl[EVAL_DEPTH];
-            int nd = (int)(nc < EVAL_DEPTH ? nc : EVAL_DEPTH);
-            for (int i = 0; i < nd; i++) dl[i] = (int64_t)sc[2 * i + 1];
-            int64_t want = doc_ids[qs[q].para];
-            int rank = 0;
-            for (int i = 0; i < nd && i < 10 && !rank; i++)
-                for (size_t x = 0; x < nc; x++) if (ch[x].id == dl[i]) { if (ch[x].doc == want) rank = i + 1; break; }
-            if (rank == 1) d1++;
-            if (rank && rank <= 5) d5++;
-            if (rank) { d10++; drr += 1.0 / rank; }
-            /* hybrid: weighted RRF over the dense list and the BM25 list */
-            for (int w = 0; w < 2; w++) {
-                double wd = w ? fu.w_dense : 0.5, wb = w ? fu.w_bm25 : 0.5;
-                int64_t fid[2 * EVAL_DEPTH];
-                double fs[2 * EVAL_DEPTH];
-                int nf = 0;
-                for (int li = 0; li < 2; li++) {
-                    const int64_t *L = li ? bm[q] : dl;
-                    int ln = li ? nbm[q] : nd;
-                    for (int i = 0; i < ln; i++) {
-                        int x = 0;
-                        while (x < nf && fid[x] != L[i]) x++;
-                        if (x == nf) { fid[nf] = L[i]; fs[nf++] = 0; }
-                        fs[x] += (li ? wb : wd) / (60.0 + i + 1);
-                    }
-                }
-                /* rank of the best chunk of the right paragraph */
-                int best = 0;
-                for (int x = 0; x < nf; x++) {
-                    bool right = false;
-                    for (size_t y = 0; y < nc; y++) if (ch[y].id == fid[x]) { right = ch[y].doc == want; break; }
-                    if (!right) continue;
-                    int rk = 1;
-                    for (int z = 0; z < nf; z++) if (fs[z] > fs[x] || (fs[z] == fs[x] && fid[z] < fid[x])) rk++;
-                    if (!best || rk < best) best = rk;
-                }
-                if (best == 1) h1[w]++;
-                if (best && best <= 10) hrr[w] += 1.0 / best;
-            }
-        }
-        double nq = n_q ? n_q : 1;
-        char name[16];
-        if (layers[j] < 0) snprintf(name, sizeof name, "final");
-        else snprintf(name, sizeof name, "%d", layers[j]);
-        if (arr) {
-            cJSON *o = cJSON_CreateObject();
-            if (o) {
-                cJSON_AddStringToObject(o, "layer", name);
-                cJSON_AddNumberToObject(o, "dense_recall@1", d1 / nq);
-                cJSON_AddNumberToObject(o, "dense_recall@5", d5 / nq);
-                cJSON_AddNumberToObject(o, "dense_recall@10", d10 / nq);
-                cJSON_AddNumberToObject(o, "dense_mrr@10", drr / nq);
-                cJSON_AddNumberToObject(o, "hybrid_rrf_recall@1", h1[0] / nq);
-                cJSON_AddNumberToObject(o, "hybrid_learned_recall@1", h1[1] / nq);
-                cJSON_AddItemToArray(arr, o);
-            }
-        } else {
-            printf("%-8s %9.4f %9.4f %9.4f %9.4f   %.4f / %.4f, %.4f / %.4f\n", name, d1 / nq, d5 / nq, d10 / nq, drr / nq,
-                   h1[0] / nq, hrr[0] / nq, h1[1] / nq, hrr[1] / nq);
-        }
+        layer_scores ls;
+        sweep_layer(&w, j, qs, doc_ids, fu, &ls);
+        sweep_report(arr, layers[j], &ls, n_q ? n_q : 1);
     }
     if (!out)
         printf("(learned weights are this index's: dense %.2f, bm25 %.2f; ingest with `--layer L` at the best layer and "
@@ -240,97 +290,143 @@ static int layer_sweep(idx_store *s, llm_model *m, rag_retriever *r, int threads
     rc = 0;
 done:
     llm_context_free(ctx);
-    free(ids);
-    free(ch);
-    free(cv);
-    free(qv);
-    free(tmp);
-    free(sc);
-    free(bm);
-    free(nbm);
-    free(buf);
+    sweep_release(&w);
     return rc;
 }
 
-/* Contract: prints the table (or JSON); 0 ok, 1 on file/model/index errors,
- * 2 on usage errors. */
-int app_cmd_eval_retrieval(int argc, char **argv) {
-    if (app_wants_help(argc, argv)) {
-        fputs(eval_usage, stdout);
-        return 0;
-    }
-    int rc = 1;
-    const char *squad = NULL, *index_flag = NULL, *mflag = NULL;
-    long limit = 0, v;
-    int layer = -1, threads = 0;
-    bool json = false;
-    bool tty = isatty(STDERR_FILENO);     /* \r progress only on a terminal */
-    char *data = NULL;
-    cJSON *root = NULL, *out = NULL;
-    llm_model *m = NULL;
-    idx_store *s = NULL;
-    rag_ingester *ing = NULL;
-    rag_retriever *r = NULL;
-    char **uris = NULL;
-    int64_t *doc_ids = NULL;
-    eval_q *qs = NULL;
-    idx_doc *listed = NULL;
-    size_t n_listed = 0;
-    int n_para = 0, cap_para = 0, n_q = 0, cap_q = 0;
-    int sweep[EVAL_MAX_LAYERS], n_sweep = 0;
+/* ------------------------------------------------------------ the command */
+
+typedef struct {
+    const char *squad, *index_flag, *mflag;
+    long limit;
+    int layer, threads;
+    bool json;
+    int sweep[EVAL_MAX_LAYERS], n_sweep;
+} eval_opts;
+
+/* Parses argv into o; 0, or 2 after printing the problem. */
+static int eval_parse_opts(eval_opts *o, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
+    o->layer = -1;
+    long v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
-        if (strcmp(a, "--squad") == 0 && has) squad = argv[++i];
-        else if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
-        else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
-        else if (strcmp(a, "--json") == 0) json = true;
-        else if (strcmp(a, "--limit") == 0 && has && parse_int(argv[i + 1], 1, 10000000, &v)) { limit = v; i++; }
-        else if (strcmp(a, "--layer") == 0 && has && parse_int(argv[i + 1], -1, 100000, &v)) { layer = (int)v; i++; }
-        else if (strcmp(a, "--threads") == 0 && has && parse_int(argv[i + 1], 1, 256, &v)) { threads = (int)v; i++; }
+        if (strcmp(a, "--squad") == 0 && has) o->squad = argv[++i];
+        else if (strcmp(a, "--index") == 0 && has) o->index_flag = argv[++i];
+        else if (strcmp(a, "-m") == 0 && has) o->mflag = argv[++i];
+        else if (strcmp(a, "--json") == 0) o->json = true;
+        else if (strcmp(a, "--limit") == 0 && has && app_parse_long(argv[i + 1], 1, 10000000, &v)) { o->limit = v; i++; }
+        else if (strcmp(a, "--layer") == 0 && has && app_parse_long(argv[i + 1], -1, 100000, &v)) { o->layer = (int)v; i++; }
+        else if (strcmp(a, "--threads") == 0 && has && app_parse_long(argv[i + 1], 1, 256, &v)) { o->threads = (int)v; i++; }
         else if (strcmp(a, "--layers") == 0 && has) {
             char *list = argv[++i], *save = NULL;
             char buf[512];
             snprintf(buf, sizeof buf, "%s", list);
             for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (n_sweep == EVAL_MAX_LAYERS) { app_error("eval-retrieval: at most %d layers", EVAL_MAX_LAYERS); return 2; }
-                if (strcmp(t, "final") == 0 || strcmp(t, "-1") == 0) sweep[n_sweep++] = -1;
-                else if (parse_int(t, 0, 100000, &v)) sweep[n_sweep++] = (int)v;
+                if (o->n_sweep == EVAL_MAX_LAYERS) { app_error("eval-retrieval: at most %d layers", EVAL_MAX_LAYERS); return 2; }
+                if (strcmp(t, "final") == 0 || strcmp(t, "-1") == 0) o->sweep[o->n_sweep++] = -1;
+                else if (app_parse_long(t, 0, 100000, &v)) o->sweep[o->n_sweep++] = (int)v;
                 else { app_error("eval-retrieval: --layers: '%s' is not a layer number or 'final'", t); return 2; }
             }
-            if (!n_sweep) { app_error("eval-retrieval: --layers needs at least one layer"); return 2; }
+            if (!o->n_sweep) { app_error("eval-retrieval: --layers needs at least one layer"); return 2; }
         }
         else {
             app_error("eval-retrieval: bad option or value '%s' (see `mrag eval-retrieval --help`)", a);
             return 2;
         }
     }
-    if (!squad) { fputs(eval_usage, stderr); return 2; }
-    const char *index_dir = index_flag ? index_flag : "./.mrag-eval";
-    const char *mpath = app_model_path(mflag);
-    if (!mpath) { app_error("eval-retrieval: no model: give -m FILE or set MRAG_MODEL"); return 1; }
-    size_t len = 0;
-    if (!(data = app_read_file(squad, EVAL_MAX_FILE, &len))) { app_error("eval-retrieval: cannot read %s (missing or over 512 MB)", squad); goto done; }
-    if (!(root = cJSON_ParseWithLength(data, len))) { app_error("eval-retrieval: %s is not valid JSON", squad); goto done; }
-    const cJSON *articles = cJSON_GetObjectItemCaseSensitive(root, "data");
-    if (!cJSON_IsArray(articles)) { app_error("eval-retrieval: %s has no \"data\" array (not SQuAD format)", squad); goto done; }
+    if (!o->squad) { fputs(eval_usage, stderr); return 2; }
+    return 0;
+}
 
+/* The paragraphs (documents) and questions of a run. */
+typedef struct {
+    char **uris;            /* owned */
+    int64_t *doc_ids;
+    int n_para, cap_para;
+    eval_q *qs;
+    int n_q, cap_q;
+    int added;              /* paragraphs embedded in this run */
+    uint64_t n_chunks;
+} eval_set;
+
+static void eval_set_release(eval_set *e) {
+    for (int i = 0; i < e->n_para; i++) free(e->uris[i]);
+    free(e->uris);
+    free(e->doc_ids);
+    free(e->qs);
+}
+
+/* Paragraph pi of an article as document squad://TITLE/pi: stored (unless
+ * already stored with this text) and its questions listed. 0, or 1 after
+ * printing an error. */
+static int eval_paragraph(const eval_opts *o, idx_store *s, rag_ingester *ing, const char *title, int pi,
+                          const cJSON *para, eval_set *e, bool tty) {
+    const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(para, "context");
+    const cJSON *qas = cJSON_GetObjectItemCaseSensitive(para, "qas");
     char err[1024];
-    llm_model_params mp = llm_model_default_params();
-    if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("eval-retrieval: %s", err); goto done; }
-    idx_params ip = idx_default_params();
-    if (idx_open(index_dir, &ip, &s) != IDX_OK) { app_error("eval-retrieval: %s", s ? idx_errmsg(s) : "out of memory"); goto done; }
-    rag_ingest_params gp = rag_ingest_default_params();
-    gp.model = m;
-    gp.layer = layer;
-    gp.n_threads = threads;
-    gp.reindex = true;      /* an eval index is ours: a new model rebuilds it */
-    if (rag_ingester_new(s, &gp, &ing, err, sizeof err) != RAG_OK) { app_error("eval-retrieval: %s", err); goto done; }
+    if (!cJSON_IsString(ctx)) return 0;
+    if (e->n_para == e->cap_para) {
+        e->cap_para = e->cap_para ? e->cap_para * 2 : 256;
+        char **nu = realloc(e->uris, (size_t)e->cap_para * sizeof *nu);
+        int64_t *nd = realloc(e->doc_ids, (size_t)e->cap_para * sizeof *nd);
+        if (nu) e->uris = nu;
+        if (nd) e->doc_ids = nd;
+        if (!nu || !nd) return app_error("eval-retrieval: out of memory");
+    }
+    char uri[1024];
+    snprintf(uri, sizeof uri, "squad://%s/%d", title ? title : "untitled", pi);
+    if (!(e->uris[e->n_para] = strdup(uri))) return app_error("eval-retrieval: out of memory");
+    const char *text = ctx->valuestring;
+    size_t tl = strlen(text);
+    char sha[65];
+    llm_sha256_hex(text, tl, sha);
+    idx_doc old;
+    memset(&old, 0, sizeof old);
+    bool same = idx_doc_get(s, uri, &old) == IDX_OK && strcmp(old.sha256, sha) == 0;
+    e->doc_ids[e->n_para] = old.id;
+    idx_doc_release(&old);
+    if (!same) {
+        rag_doc *doc = NULL;
+        rag_extract_params xp = rag_extract_default_params();
+        int nc = 0;
+        if (rag_extract_memory(uri, text, tl, RAG_DOC_TXT, &xp, &doc, err, sizeof err) != RAG_OK ||
+            rag_ingester_put(ing, uri, doc, (int64_t)tl, 0, sha, &nc, err, sizeof err) != RAG_OK) {
+            rag_doc_free(doc);
+            e->n_para++;    /* its uri is owned by the set now */
+            return app_error("eval-retrieval: %s: %s", uri, err);
+        }
+        rag_doc_free(doc);
+        e->n_chunks += (uint64_t)nc;
+        e->added++;
+        if (idx_doc_get(s, uri, &old) == IDX_OK) e->doc_ids[e->n_para] = old.id;
+        idx_doc_release(&old);
+        if (!o->json && tty && e->added % 20 == 0) fprintf(stderr, "\rembedded %d paragraphs", e->added);
+    }
+    const cJSON *qa;
+    if (cJSON_IsArray(qas))
+        cJSON_ArrayForEach(qa, qas) {
+            const cJSON *q = cJSON_GetObjectItemCaseSensitive(qa, "question");
+            if (!cJSON_IsString(q)) continue;
+            if (e->n_q == e->cap_q) {
+                e->cap_q = e->cap_q ? e->cap_q * 2 : 1024;
+                eval_q *nq = realloc(e->qs, (size_t)e->cap_q * sizeof *nq);
+                if (!nq) { e->n_para++; return app_error("eval-retrieval: out of memory"); }
+                e->qs = nq;
+            }
+            e->qs[e->n_q].question = q->valuestring;
+            e->qs[e->n_q].para = e->n_para;
+            e->n_q++;
+        }
+    e->n_para++;
+    return 0;
+}
 
-    /* paragraphs -> documents (skipped when already stored with this text) */
+/* Every paragraph of the file (up to --limit) stored, then the paragraphs
+ * of an earlier run that are not in this set removed (they would compete). */
+static int eval_load(const eval_opts *o, const cJSON *articles, idx_store *s, rag_ingester *ing, eval_set *e, bool tty) {
     double t0 = now_s();
-    int added = 0;
-    uint64_t n_chunks = 0;
     const cJSON *art;
     cJSON_ArrayForEach(art, articles) {
         const cJSON *title = cJSON_GetObjectItemCaseSensitive(art, "title");
@@ -339,157 +435,70 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
         int pi = 0;
         const cJSON *para;
         cJSON_ArrayForEach(para, paras) {
-            if (limit && n_para >= limit) break;
-            const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(para, "context");
-            const cJSON *qas = cJSON_GetObjectItemCaseSensitive(para, "qas");
-            if (!cJSON_IsString(ctx)) { pi++; continue; }
-            if (n_para == cap_para) {
-                cap_para = cap_para ? cap_para * 2 : 256;
-                char **nu = realloc(uris, (size_t)cap_para * sizeof *nu);
-                int64_t *nd = realloc(doc_ids, (size_t)cap_para * sizeof *nd);
-                if (nu) uris = nu;
-                if (nd) doc_ids = nd;
-                if (!nu || !nd) { app_error("eval-retrieval: out of memory"); goto done; }
-            }
-            char uri[1024];
-            snprintf(uri, sizeof uri, "squad://%s/%d", cJSON_IsString(title) ? title->valuestring : "untitled", pi);
-            if (!(uris[n_para] = strdup(uri))) { app_error("eval-retrieval: out of memory"); goto done; }
-            const char *text = ctx->valuestring;
-            size_t tl = strlen(text);
-            char sha[65];
-            llm_sha256_hex(text, tl, sha);
-            idx_doc old;
-            memset(&old, 0, sizeof old);
-            bool same = idx_doc_get(s, uri, &old) == IDX_OK && strcmp(old.sha256, sha) == 0;
-            doc_ids[n_para] = old.id;
-            idx_doc_release(&old);
-            if (!same) {
-                rag_doc *doc = NULL;
-                rag_extract_params xp = rag_extract_default_params();
-                int nc = 0;
-                if (rag_extract_memory(uri, text, tl, RAG_DOC_TXT, &xp, &doc, err, sizeof err) != RAG_OK ||
-                    rag_ingester_put(ing, uri, doc, (int64_t)tl, 0, sha, &nc, err, sizeof err) != RAG_OK) {
-                    rag_doc_free(doc);
-                    app_error("eval-retrieval: %s: %s", uri, err);
-                    goto done;
-                }
-                rag_doc_free(doc);
-                n_chunks += (uint64_t)nc;
-                added++;
-                if (idx_doc_get(s, uri, &old) == IDX_OK) doc_ids[n_para] = old.id;
-                idx_doc_release(&old);
-                if (!json && tty && added % 20 == 0) fprintf(stderr, "\rembedded %d paragraphs", added);
-            }
-            const cJSON *qa;
-            if (cJSON_IsArray(qas))
-                cJSON_ArrayForEach(qa, qas) {
-                    const cJSON *q = cJSON_GetObjectItemCaseSensitive(qa, "question");
-                    if (!cJSON_IsString(q)) continue;
-                    if (n_q == cap_q) {
-                        cap_q = cap_q ? cap_q * 2 : 1024;
-                        eval_q *nq = realloc(qs, (size_t)cap_q * sizeof *nq);
-                        if (!nq) { app_error("eval-retrieval: out of memory"); goto done; }
-                        qs = nq;
-                    }
-                    qs[n_q].question = q->valuestring;
-                    qs[n_q].para = n_para;
-                    n_q++;
-                }
-            n_para++;
+            if (o->limit && e->n_para >= o->limit) break;
+            if (eval_paragraph(o, s, ing, cJSON_IsString(title) ? title->valuestring : NULL, pi, para, e, tty) != 0) return 1;
             pi++;
         }
-        if (limit && n_para >= limit) break;
+        if (o->limit && e->n_para >= o->limit) break;
     }
-    if (!json && added) fprintf(stderr, "%sembedded %d paragraphs (%llu chunks) in %.1f s\n", tty ? "\r" : "", added,
-                                (unsigned long long)n_chunks, now_s() - t0);
-    /* paragraphs of an earlier run that are not in this set would compete */
-    if (idx_doc_list(s, "squad://", &listed, &n_listed) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
-    for (size_t i = 0; i < n_listed; i++) {
+    if (!o->json && e->added)
+        fprintf(stderr, "%sembedded %d paragraphs (%llu chunks) in %.1f s\n", tty ? "\r" : "", e->added,
+                (unsigned long long)e->n_chunks, now_s() - t0);
+    idx_doc *listed = NULL;
+    size_t n_listed = 0;
+    int rc = 0;
+    if (idx_doc_list(s, "squad://", &listed, &n_listed) != IDX_OK) return app_error("eval-retrieval: %s", idx_errmsg(s));
+    for (size_t i = 0; i < n_listed && !rc; i++) {
         bool keep = false;
-        for (int j = 0; j < n_para && !keep; j++) keep = strcmp(listed[i].uri, uris[j]) == 0;
-        if (!keep && idx_doc_delete(s, listed[i].uri) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
+        for (int j = 0; j < e->n_para && !keep; j++) keep = strcmp(listed[i].uri, e->uris[j]) == 0;
+        if (!keep && idx_doc_delete(s, listed[i].uri) != IDX_OK) rc = app_error("eval-retrieval: %s", idx_errmsg(s));
     }
-    app_after_ingest(s, m, "eval-retrieval");
-    if (idx_save(s) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
-    rag_ingester_free(ing);
-    ing = NULL;
+    idx_doc_list_free(listed, n_listed);
+    return rc;
+}
 
-    rag_retriever_params rp = rag_retriever_default_params();
-    rp.model = m;
-    rp.layer = layer;
-    rp.n_threads = threads;
-    if (rag_retriever_new(s, &rp, &r, err, sizeof err) != RAG_OK) { app_error("eval-retrieval: %s", err); goto done; }
-    eval_score sc[3];
-    memset(sc, 0, sizeof sc);
-    double tq[3] = {0, 0, 0};
+/* Every question in the three modes: recall and MRR into sc, seconds into tq. */
+static int eval_questions(const eval_opts *o, idx_store *s, rag_retriever *r, const eval_set *e, eval_score sc[3],
+                          double tq[3], bool tty) {
     rag_hit hits[10];
-    for (int qi = 0; qi < n_q; qi++) {
+    for (int qi = 0; qi < e->n_q; qi++) {
         for (int mode = 0; mode < 3; mode++) {
             int n = 0;
             double t = now_s();
-            if (rag_retrieve(r, qs[qi].question, strlen(qs[qi].question), (rag_search_mode)mode, 10, NULL, hits, &n) != RAG_OK) {
-                app_error("eval-retrieval: %s", rag_retriever_errmsg(r));
-                goto done;
-            }
+            if (rag_retrieve(r, e->qs[qi].question, strlen(e->qs[qi].question), (rag_search_mode)mode, 10, NULL, hits, &n) != RAG_OK)
+                return app_error("eval-retrieval: %s", rag_retriever_errmsg(r));
             tq[mode] += now_s() - t;
             int rank = 0;
             for (int i = 0; i < n && !rank; i++) {
                 idx_chunk c;
                 memset(&c, 0, sizeof c);
-                if (idx_chunk_get(s, hits[i].chunk_id, &c, NULL) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
-                if (c.doc_id == doc_ids[qs[qi].para]) rank = i + 1;
+                if (idx_chunk_get(s, hits[i].chunk_id, &c, NULL) != IDX_OK) return app_error("eval-retrieval: %s", idx_errmsg(s));
+                if (c.doc_id == e->doc_ids[e->qs[qi].para]) rank = i + 1;
                 idx_chunk_release(&c);
             }
             if (rank == 1) sc[mode].hits1++;
             if (rank && rank <= 5) sc[mode].hits5++;
             if (rank) { sc[mode].hits10++; sc[mode].rr += 1.0 / rank; }
         }
-        if (!json && tty && (qi + 1) % 50 == 0) fprintf(stderr, "\r%d/%d questions", qi + 1, n_q);
+        if (!o->json && tty && (qi + 1) % 50 == 0) fprintf(stderr, "\r%d/%d questions", qi + 1, e->n_q);
     }
-    if (!json && tty && n_q >= 50) fputc('\n', stderr);
+    if (!o->json && tty && e->n_q >= 50) fputc('\n', stderr);
+    return 0;
+}
+
+/* The figures as a JSON object (returned, owned) or as a table (NULL). */
+static cJSON *eval_report(const eval_opts *o, const char *mpath, idx_store *s, rag_retriever *r, const eval_set *e,
+                          const eval_score sc[3], const double tq[3]) {
     idx_counts cnt;
     memset(&cnt, 0, sizeof cnt);
     idx_get_counts(s, &cnt);
-    double nq = n_q ? n_q : 1;
-    if (json) {
-        if (!(out = cJSON_CreateObject())) { app_error("eval-retrieval: out of memory"); goto done; }
-        cJSON_AddStringToObject(out, "file", squad);
-        cJSON_AddStringToObject(out, "model", mpath);
-        cJSON_AddNumberToObject(out, "layer", layer);
-        cJSON_AddNumberToObject(out, "paragraphs", n_para);
-        cJSON_AddNumberToObject(out, "chunks", (double)cnt.chunks);
-        cJSON_AddNumberToObject(out, "questions", n_q);
-        rag_fusion fu = rag_retriever_fusion(r);
-        cJSON *fo = cJSON_AddObjectToObject(out, "fusion");
-        if (fo) {
-            cJSON_AddNumberToObject(fo, "w_dense", fu.w_dense);
-            cJSON_AddNumberToObject(fo, "w_bm25", fu.w_bm25);
-            cJSON_AddStringToObject(fo, "source", fu.source);
-            cJSON_AddNumberToObject(fo, "queries", fu.n_queries);
-            if (isinf(fu.gate_cos)) cJSON_AddNullToObject(fo, "gate_cos");
-            else cJSON_AddNumberToObject(fo, "gate_cos", fu.gate_cos);
-        }
-        for (int mode = 0; mode < 3; mode++) {
-            cJSON *o = cJSON_AddObjectToObject(out, rag_search_mode_str((rag_search_mode)mode));
-            if (!o) continue;
-            cJSON_AddNumberToObject(o, "recall@1", sc[mode].hits1 / nq);
-            cJSON_AddNumberToObject(o, "recall@5", sc[mode].hits5 / nq);
-            cJSON_AddNumberToObject(o, "recall@10", sc[mode].hits10 / nq);
-            cJSON_AddNumberToObject(o, "mrr@10", sc[mode].rr / nq);
-            cJSON_AddNumberToObject(o, "ms_per_query", 1000 * tq[mode] / nq);
-        }
-        if (!n_sweep) {
-            char *txt = cJSON_Print(out);
-            if (!txt) { app_error("eval-retrieval: out of memory"); goto done; }
-            puts(txt);
-            free(txt);
-        }
-    } else {
-        printf("%s: %d paragraphs (%lld chunks), %d questions; model %s, layer %d\n", squad, n_para,
-               (long long)cnt.chunks, n_q, mpath, layer);
-        printf("chance: recall@1 %.4f, recall@10 %.4f (one paragraph in %d)\n", n_para ? 1.0 / n_para : 0.0,
-               n_para ? (n_para < 10 ? 1.0 : 10.0 / n_para) : 0.0, n_para);
-        rag_fusion fu = rag_retriever_fusion(r);
+    double nq = e->n_q ? e->n_q : 1;
+    rag_fusion fu = rag_retriever_fusion(r);
+    if (!o->json) {
+        printf("%s: %d paragraphs (%lld chunks), %d questions; model %s, layer %d\n", o->squad, e->n_para,
+               (long long)cnt.chunks, e->n_q, mpath, o->layer);
+        printf("chance: recall@1 %.4f, recall@10 %.4f (one paragraph in %d)\n", e->n_para ? 1.0 / e->n_para : 0.0,
+               e->n_para ? (e->n_para < 10 ? 1.0 : 10.0 / e->n_para) : 0.0, e->n_para);
         char fl[512];
         app_fusion_describe(&fu, fl, sizeof fl);
         printf("%s\n", fl);
@@ -497,22 +506,107 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
         for (int mode = 0; mode < 3; mode++)
             printf("%-8s %9.4f %9.4f %9.4f %9.4f %12.2f\n", rag_search_mode_str((rag_search_mode)mode),
                    sc[mode].hits1 / nq, sc[mode].hits5 / nq, sc[mode].hits10 / nq, sc[mode].rr / nq, 1000 * tq[mode] / nq);
+        return NULL;
     }
-    if (n_sweep && layer_sweep(s, m, r, threads, layer, sweep, n_sweep, qs, n_q, doc_ids, json ? out : NULL) != 0) goto done;
-    if (json && n_sweep) {
+    cJSON *out = cJSON_CreateObject();
+    if (!out) return NULL;
+    cJSON_AddStringToObject(out, "file", o->squad);
+    cJSON_AddStringToObject(out, "model", mpath);
+    cJSON_AddNumberToObject(out, "layer", o->layer);
+    cJSON_AddNumberToObject(out, "paragraphs", e->n_para);
+    cJSON_AddNumberToObject(out, "chunks", (double)cnt.chunks);
+    cJSON_AddNumberToObject(out, "questions", e->n_q);
+    cJSON *fo = cJSON_AddObjectToObject(out, "fusion");
+    if (fo) {
+        cJSON_AddNumberToObject(fo, "w_dense", fu.w_dense);
+        cJSON_AddNumberToObject(fo, "w_bm25", fu.w_bm25);
+        cJSON_AddStringToObject(fo, "source", fu.source);
+        cJSON_AddNumberToObject(fo, "queries", fu.n_queries);
+        if (isinf(fu.gate_cos)) cJSON_AddNullToObject(fo, "gate_cos");
+        else cJSON_AddNumberToObject(fo, "gate_cos", fu.gate_cos);
+    }
+    for (int mode = 0; mode < 3; mode++) {
+        cJSON *m = cJSON_AddObjectToObject(out, rag_search_mode_str((rag_search_mode)mode));
+        if (!m) continue;
+        cJSON_AddNumberToObject(m, "recall@1", sc[mode].hits1 / nq);
+        cJSON_AddNumberToObject(m, "recall@5", sc[mode].hits5 / nq);
+        cJSON_AddNumberToObject(m, "recall@10", sc[mode].hits10 / nq);
+        cJSON_AddNumberToObject(m, "mrr@10", sc[mode].rr / nq);
+        cJSON_AddNumberToObject(m, "ms_per_query", 1000 * tq[mode] / nq);
+    }
+    return out;
+}
+
+int app_cmd_eval_retrieval(int argc, char **argv) {
+    if (app_wants_help(argc, argv)) {
+        fputs(eval_usage, stdout);
+        return 0;
+    }
+    eval_opts o;
+    int rc = eval_parse_opts(&o, argc, argv);
+    if (rc != 0) return rc;
+    rc = 1;
+    bool tty = isatty(STDERR_FILENO);     /* \r progress only on a terminal */
+    char *data = NULL;
+    cJSON *root = NULL, *out = NULL;
+    llm_model *m = NULL;
+    idx_store *s = NULL;
+    rag_ingester *ing = NULL;
+    rag_retriever *r = NULL;
+    eval_set e;
+    memset(&e, 0, sizeof e);
+    const char *index_dir = o.index_flag ? o.index_flag : "./.mrag-eval";
+    const char *mpath = app_model_path(o.mflag);
+    if (!mpath) { app_error("eval-retrieval: no model: give -m FILE or set MRAG_MODEL"); return 1; }
+    size_t len = 0;
+    if (!(data = app_read_file(o.squad, EVAL_MAX_FILE, &len))) { app_error("eval-retrieval: cannot read %s (missing or over 512 MB)", o.squad); goto done; }
+    if (!(root = cJSON_ParseWithLength(data, len))) { app_error("eval-retrieval: %s is not valid JSON", o.squad); goto done; }
+    const cJSON *articles = cJSON_GetObjectItemCaseSensitive(root, "data");
+    if (!cJSON_IsArray(articles)) { app_error("eval-retrieval: %s has no \"data\" array (not SQuAD format)", o.squad); goto done; }
+
+    char err[1024];
+    llm_model_params mp = llm_model_default_params();
+    if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("eval-retrieval: %s", err); goto done; }
+    idx_params ip = idx_default_params();
+    if (idx_open(index_dir, &ip, &s) != IDX_OK) { app_error("eval-retrieval: %s", s ? idx_errmsg(s) : "out of memory"); goto done; }
+    rag_ingest_params gp = rag_ingest_default_params();
+    gp.model = m;
+    gp.layer = o.layer;
+    gp.n_threads = o.threads;
+    gp.reindex = true;      /* an eval index is ours: a new model rebuilds it */
+    if (rag_ingester_new(s, &gp, &ing, err, sizeof err) != RAG_OK) { app_error("eval-retrieval: %s", err); goto done; }
+    /* paragraphs -> documents (skipped when already stored with this text) */
+    if (eval_load(&o, articles, s, ing, &e, tty) != 0) goto done;
+    app_after_ingest(s, m, "eval-retrieval");
+    if (idx_save(s) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
+    rag_ingester_free(ing);
+    ing = NULL;
+
+    rag_retriever_params rp = rag_retriever_default_params();
+    rp.model = m;
+    rp.layer = o.layer;
+    rp.n_threads = o.threads;
+    if (rag_retriever_new(s, &rp, &r, err, sizeof err) != RAG_OK) { app_error("eval-retrieval: %s", err); goto done; }
+    eval_score sc[3];
+    memset(sc, 0, sizeof sc);
+    double tq[3] = {0, 0, 0};
+    if (eval_questions(&o, s, r, &e, sc, tq, tty) != 0) goto done;
+    out = eval_report(&o, mpath, s, r, &e, sc, tq);
+    if (o.json && !out) { app_error("eval-retrieval: out of memory"); goto done; }
+    if (o.n_sweep && layer_sweep(s, m, r, o.threads, o.layer, o.sweep, o.n_sweep, e.qs, e.n_q, e.doc_ids, o.json ? out : NULL) != 0)
+        goto done;
+    if (o.json) {
         char *txt = cJSON_Print(out);
-        if (txt) { puts(txt); free(txt); }
+        if (!txt) { app_error("eval-retrieval: out of memory"); goto done; }
+        puts(txt);
+        free(txt);
     }
     rc = 0;
 done:
     cJSON_Delete(out);
     cJSON_Delete(root);
     free(data);
-    idx_doc_list_free(listed, n_listed);
-    for (int i = 0; i < n_para; i++) free(uris[i]);
-    free(uris);
-    free(doc_ids);
-    free(qs);
+    eval_set_release(&e);
     rag_retriever_free(r);
     rag_ingester_free(ing);
     idx_close(s);
