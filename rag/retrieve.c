@@ -1,6 +1,7 @@
 /* retrieve.c — query-side retrieval: dense (query embedded like the chunks,
  * fingerprint checked), BM25 (FTS5) and hybrid reciprocal rank fusion. */
 #include "rag/rag.h"
+#include "rag/util_internal.h"
 
 #include "index/index.h"
 #include "llm/llm.h"
@@ -24,14 +25,8 @@ struct rag_retriever {
     char err[1024];
 };
 
-static int rfail(rag_retriever *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int rfail(rag_retriever *r, int rc, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->err, sizeof r->err, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+/* The retriever's message (rag_errf's convention) and rc. */
+#define rfail(r, rc, ...) rag_errf((r)->err, sizeof (r)->err, (rc), __VA_ARGS__)
 
 const char *rag_search_mode_str(rag_search_mode m) {
     switch (m) {
