@@ -94,6 +94,10 @@ const char *app_display_path(const char *uri);
 void app_citation(const char *uri, int line_start, int line_end, int page, char *buf, size_t n);
 
 typedef struct idx_store idx_store;
+/* An existing index folder opened read-only; on failure prints "mrag:
+ * WHO: no index at DIR (run `mrag ingest ...` first)" or the index's
+ * message (who may be NULL) and returns NULL (util.c). */
+idx_store *app_open_index(const char *dir, const char *who);
 /* The model file recorded by the last ingest into s when it still exists
  * (owned, free()), or NULL (util.c). */
 char *app_recorded_model(idx_store *s);
@@ -116,6 +120,10 @@ void app_fusion_describe(const void *f, char *out, size_t n);
 char *app_read_file(const char *path, size_t max, size_t *len);
 /* The same for an open stream read to its end (stdin: app_read_stream(stdin, ...)). */
 char *app_read_stream(FILE *f, size_t max, size_t *len);
+
+/* Warns on stderr when the secret file path can be read by others (group
+ * or world bits): "mrag: warning: WHATpath can be read by other users". */
+void app_warn_if_readable(const char *path, const char *what);
 
 /* The number parser of the command lines: the whole of s in base 10, no
  * blanks, within [lo, hi] (double: finite); false otherwise, *out then

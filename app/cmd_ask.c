@@ -120,9 +120,7 @@ int app_remote_attach(const app_ask_opts *o, idx_store *store, rag_remote **remo
     char err[1024];
     *remote = NULL;
     *engine = NULL;
-    struct stat kst;
-    if (o->llm_key_file && stat(o->llm_key_file, &kst) == 0 && (kst.st_mode & 077))
-        fprintf(stderr, "mrag: warning: the key file %s can be read by other users (chmod 600 it)\n", o->llm_key_file);
+    app_warn_if_readable(o->llm_key_file, "the key file ");
     rag_remote_params rp = rag_remote_default_params();
     rp.base_url = o->llm_url;
     rp.key_file = o->llm_key_file;
@@ -161,17 +159,7 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     if (!a) return app_error("out of memory");
     a->o = *o;
     const char *dir = app_index_path(o->index);
-    struct stat st;
-    if (stat(dir, &st) != 0) {
-        app_error("no index at %s (run `mrag ingest DIR --index %s` first)", dir, dir);
-        goto done;
-    }
-    idx_params ip = idx_default_params();
-    ip.read_only = true;
-    if (idx_open(dir, &ip, &a->store) != IDX_OK) {
-        app_error("%s", a->store ? idx_errmsg(a->store) : "out of memory");
-        goto done;
-    }
+    if (!(a->store = app_open_index(dir, NULL))) goto done;
     const char *mpath = app_model_path(o->model);
     if (!mpath && (a->recorded = app_recorded_model(a->store))) mpath = a->recorded;
     if (!mpath && !o->llm_url) {

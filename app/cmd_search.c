@@ -166,15 +166,7 @@ int app_cmd_search(int argc, char **argv) {
     if (!(query = app_join_args(argc - first, argv + first))) { app_error("search: out of memory"); goto done; }
     size_t qlen = strlen(query);
 
-    const char *index_dir = app_index_path(index_flag);
-    struct stat st;
-    if (stat(index_dir, &st) != 0) {
-        app_error("search: no index at %s (run `mrag ingest DIR --index %s` first)", index_dir, index_dir);
-        goto done;
-    }
-    idx_params ip = idx_default_params();
-    ip.read_only = true;
-    if (idx_open(index_dir, &ip, &s) != IDX_OK) { app_error("search: %s", s ? idx_errmsg(s) : "out of memory"); goto done; }
+    if (!(s = app_open_index(app_index_path(index_flag), "search"))) goto done;
     if (idx_notice(s) && !json) fprintf(stderr, "mrag: %s\n", idx_notice(s));
 
     rag_retriever_params rp = rag_retriever_default_params();

@@ -209,17 +209,7 @@ static bool serve_open(app_server *s, const char *host, char **recorded) {
         return false;
     }
     s->index_dir = app_index_path(o->index);
-    struct stat st;
-    if (stat(s->index_dir, &st) != 0) {
-        app_error("no index at %s (run `mrag ingest DIR --index %s` first)", s->index_dir, s->index_dir);
-        return false;
-    }
-    idx_params ip = idx_default_params();
-    ip.read_only = true;
-    if (idx_open(s->index_dir, &ip, &s->stat_store) != IDX_OK) {
-        app_error("%s", s->stat_store ? idx_errmsg(s->stat_store) : "out of memory");
-        return false;
-    }
+    if (!(s->stat_store = app_open_index(s->index_dir, NULL))) return false;
     idx_fingerprint fp;
     s->layer = idx_fingerprint_get(s->stat_store, &fp) == IDX_OK ? fp.layer : -1;
     const char *mpath = app_model_path(o->model);
@@ -230,8 +220,7 @@ static bool serve_open(app_server *s, const char *host, char **recorded) {
         return false;
     }
     if (o->llm_embeddings && !o->llm_url) { app_error("serve: --llm-embeddings needs --llm-url"); return false; }
-    if (o->llm_key_file && stat(o->llm_key_file, &st) == 0 && (st.st_mode & 077))
-        fprintf(stderr, "mrag: warning: the key file %s can be read by other users (chmod 600 it)\n", o->llm_key_file);
+    app_warn_if_readable(o->llm_key_file, "the key file ");
     if (mpath) {
         llm_model_params mp = llm_model_default_params();
         if (llm_model_load(mpath, &mp, &s->model, err, sizeof err) != LLM_OK) { app_error("%s", err); return false; }

@@ -160,10 +160,8 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     if (ip.overlap_tokens >= ip.chunk_tokens) ip.overlap_tokens = ip.chunk_tokens / 8;
     if (n_ns) { wp.namespaces = nss; wp.n_namespaces = n_ns; }
     if (pwfile) {
-        struct stat st;
         if (!(password = read_password(pwfile))) { app_error("ingest-wiki: cannot read the password file %s", pwfile); goto done; }
-        if (stat(pwfile, &st) == 0 && (st.st_mode & 077))
-            fprintf(stderr, "mrag: warning: %s can be read by other users (chmod 600 it)\n", pwfile);
+        app_warn_if_readable(pwfile, NULL);
         wp.password = password;
     }
     char err[1024];

@@ -24,16 +24,6 @@ static const app_command commands[] = {
     {"embed", "print the embedding of a text as a JSON array", app_cmd_embed},
 };
 
-int app_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("mrag: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
 const char *app_model_path(const char *flag_value) {
     if (flag_value && *flag_value) return flag_value;
     const char *env = getenv("MRAG_MODEL");

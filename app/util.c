@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,43 @@ char *app_recorded_model(idx_store *s) {
     if (tab) *tab = 0;
     if (!tab || stat(val, &st) != 0) { free(val); return NULL; }
     return val;
+}
+
+/* Contract: see app.h. */
+int app_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mrag: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+/* Contract: see app.h. */
+void app_warn_if_readable(const char *path, const char *what) {
+    struct stat st;
+    if (path && stat(path, &st) == 0 && (st.st_mode & 077))
+        fprintf(stderr, "mrag: warning: %s%s can be read by other users (chmod 600 it)\n", what ? what : "", path);
+}
+
+/* Contract: see app.h. */
+idx_store *app_open_index(const char *dir, const char *who) {
+    const char *pre = who ? who : "", *sep = who ? ": " : "";
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        app_error("%s%sno index at %s (run `mrag ingest DIR --index %s` first)", pre, sep, dir, dir);
+        return NULL;
+    }
+    idx_params ip = idx_default_params();
+    ip.read_only = true;
+    idx_store *s = NULL;
+    if (idx_open(dir, &ip, &s) != IDX_OK) {
+        app_error("%s%s%s", pre, sep, s ? idx_errmsg(s) : "out of memory");
+        idx_close(s);
+        return NULL;
+    }
+    return s;
 }
 
 /* Contract: see app.h. */

@@ -1,10 +1,11 @@
 /* test_app_util.c — app/util.c, the helpers every command uses: the one
  * number parser of the command lines (whole string, base 10, range, no
  * blanks, no overflow), reading a file or a stream with a limit, joining
- * the words of a question. */
+ * the words of a question, opening an existing index read-only. */
 #include "tests/test.h"
 
 #include "app/app.h"
+#include "index/index.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -85,6 +86,20 @@ TEST(question_words_are_joined_by_one_blank) {
     free(s);
 }
 
+TEST(an_index_opens_read_only_or_names_what_is_missing) {
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/no-such-index", test_tmpdir());
+    CHECK(app_open_index(dir, "search") == NULL);
+    /* an index made by the library opens, read-only */
+    snprintf(dir, sizeof dir, "%s/idx", test_tmpdir());
+    idx_store *w = test_open_index(dir);
+    idx_close(w);
+    idx_store *s = app_open_index(dir, NULL);
+    REQUIRE(s);
+    CHECK(idx_meta_set(s, "x", "y") != IDX_OK, "writable: the index was not opened read-only");
+    idx_close(s);
+}
+
 TEST_MAIN(RUN(long_accepts_only_a_whole_number_in_range), RUN(double_is_finite_and_in_range),
           RUN(u64_takes_the_whole_range_without_a_sign), RUN(files_and_streams_are_read_whole_within_a_limit),
-          RUN(question_words_are_joined_by_one_blank))
+          RUN(question_words_are_joined_by_one_blank), RUN(an_index_opens_read_only_or_names_what_is_missing))
