@@ -25,6 +25,7 @@ int app_cmd_ingest(int argc, char **argv);          /* pipeline: cmd_ingest.c */
 int app_cmd_ingest_wiki(int argc, char **argv);     /* wiki: cmd_wiki.c */
 int app_cmd_search(int argc, char **argv);          /* pipeline: cmd_search.c */
 int app_cmd_eval_retrieval(int argc, char **argv);  /* pipeline: cmd_eval.c */
+int app_cmd_eval_answers(int argc, char **argv);    /* evidence: cmd_eval_answers.c */
 int app_cmd_tune(int argc, char **argv);            /* retrieval: cmd_tune.c */
 int app_cmd_ask(int argc, char **argv);            /* answer: cmd_ask.c */
 int app_cmd_chat(int argc, char **argv);           /* answer: cmd_chat.c */
@@ -147,6 +148,36 @@ void app_guard_warnings(const struct rag_guard *g);
 
 /* The model path from -m or $MRAG_MODEL, or NULL. */
 const char *app_model_path(const char *flag_value);
+
+/* A SQuAD-format question set (squad.c): paragraphs, and questions with
+ * their gold answers; strings borrowed from the parsed file. */
+typedef struct {
+    const char *question, *id;
+    int para;                   /* index of its paragraph */
+    const char **answers;       /* owned array of borrowed strings */
+    size_t n_answers;
+} app_squad_q;
+
+typedef struct {
+    void *root;                 /* the parsed file (cJSON) */
+    char *data;
+    char **uris;                /* squad://TITLE/N per paragraph (owned) */
+    const char **texts;         /* paragraph texts */
+    int64_t *doc_ids;           /* after app_squad_ingest: the document ids */
+    int n_para;
+    app_squad_q *qs;
+    int n_q;
+} app_squad;
+
+/* Parses file (the first limit paragraphs; 0 = all). Prints the problem
+ * (prefixed by cmd) and returns 1 on failure; release with app_squad_release. */
+int app_squad_open(const char *file, long limit, const char *cmd, app_squad *sq);
+/* Ingests the paragraphs into s as documents (unchanged ones kept, other
+ * squad:// documents removed), then app_after_ingest and idx_save. 0, or 1
+ * after printing the problem. */
+struct llm_model;
+int app_squad_ingest(app_squad *sq, idx_store *s, struct llm_model *m, int layer, int threads, bool quiet, const char *cmd);
+void app_squad_release(app_squad *sq);
 
 /* True when argv has -h or --help. */
 bool app_wants_help(int argc, char **argv);

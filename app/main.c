@@ -17,6 +17,7 @@ static const app_command commands[] = {
     {"guard-eval", "detection and false-positive rates of the guardrails on labelled JSONL", app_cmd_guard_eval},
     {"guard-train", "train the learned injection detector from labelled JSONL", app_cmd_guard_train},
     {"eval-retrieval", "recall@k and MRR of retrieval on a SQuAD file", app_cmd_eval_retrieval},
+    {"eval-answers", "evidence hit@1/hit@3 (and EM/F1 with --generate) on a SQuAD file", app_cmd_eval_answers},
     {"tune", "re-analyse the text index, learn fusion weights and the gate", app_cmd_tune},
     {"model-info", "show a GGUF model's architecture, hyperparameters and tensors", app_cmd_model_info},
     {"tokenize", "print the token ids (or pieces) of a text", app_cmd_tokenize},

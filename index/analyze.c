@@ -751,14 +751,22 @@ int idx_analyzer_detect(idx_analyzer *z, const char *text, size_t len) {
     return l >= 0 ? l : a->deflang;
 }
 
-int idx_analyze(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user) {
+static int analyze(idx_analyzer *z, const char *text, size_t len, int lang, unsigned flags, idx_term_cb cb, void *user) {
     if (!z || !cb || (!text && len)) return IDX_ERR_ARG;
     if (lang >= IDX_LANG_COUNT) return IDX_ERR_ARG;
     if (z->s) {
         int rc = idx_fts_config_current(z->s);
         if (rc) return rc;
     }
-    int rc = idx_an_run(an_of(z), text ? text : "", len, lang, 0, cb, user, NULL);
+    int rc = idx_an_run(an_of(z), text ? text : "", len, lang, flags, cb, user, NULL);
     if (rc == SQLITE_NOMEM) return IDX_ERR_NOMEM;
     return rc ? IDX_ERR_ARG : IDX_OK;
+}
+
+int idx_analyze(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user) {
+    return analyze(z, text, len, lang, 0, cb, user);
+}
+
+int idx_analyze_query(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user) {
+    return analyze(z, text, len, lang, IDX_AN_NO_STOP, cb, user);
 }

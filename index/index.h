@@ -294,6 +294,10 @@ void idx_analyzer_free(idx_analyzer *z);
 int idx_analyzer_detect(idx_analyzer *z, const char *text, size_t len);
 /* The terms of text in language lang (-1 = detect as the index does). */
 int idx_analyze(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user);
+/* The terms of a question, as idx_analyze gives them but without the stop
+ * words of its language (kept when nothing else is left), as queries are
+ * searched. */
+int idx_analyze_query(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user);
 
 /* The index's analysis settings, fixed at its last retune. */
 typedef struct {

@@ -59,6 +59,9 @@ typedef struct {
     double pack_seconds;        /* time the repacking took */
     int n_tensors;
     int tensor_type_count[40];  /* tensors per ggml type id */
+    bool random_weights;        /* GGUF key "mrag.random_weights" = true: a test
+                                   model with random weights (tests/mkmodel.c);
+                                   its text means nothing */
 } llm_model_info;
 
 void llm_model_get_info(const llm_model *m, llm_model_info *info);

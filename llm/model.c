@@ -379,6 +379,8 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->rope_theta = hp->rope_theta;
     info->rms_eps = hp->rms_eps;
     info->tied_output = m->tied_output;
+    bool rw = false;
+    info->random_weights = llm_gguf_get_bool(m->gguf, "mrag.random_weights", &rw) && rw;
     info->unk = llm_vocab_unk(m->vocab);
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;

@@ -28,6 +28,9 @@ struct rag_answerer {
     char **groups;              /* owned */
     size_t n_groups;
     idx_filter filter;          /* points into groups */
+    idx_analyzer *an;           /* the index's text analysis, for evidence */
+    rag_evidence_fn on_evidence;
+    void *on_evidence_user;
     char err[1024];
 };
 
@@ -40,6 +43,7 @@ rag_answer_params rag_answer_default_params(void) {
     p.temperature = 0.0f;
     p.seed = 42;
     p.min_overlap = 1;
+    p.evidence_max = 3;
     return p;
 }
 
@@ -49,6 +53,7 @@ const char *rag_answer_status_str(rag_answer_status s) {
     case RAG_ANS_NO_SOURCES: return "no_sources";
     case RAG_ANS_BLOCKED: return "blocked";
     case RAG_ANS_CANCELLED: return "cancelled";
+    case RAG_ANS_EXTRACTED: return "extracted";
     }
     return "?";
 }
@@ -70,8 +75,9 @@ int rag_answerer_new(const rag_answer_params *p, rag_answerer **out, char *err, 
     int rc = RAG_OK;
     rag_answerer *a = NULL;
     *out = NULL;
-    if (!p || !p->store || !p->guard || (!p->model && !p->engine) || p->k < 1 || p->k > 1000 || p->max_tokens < 1) {
-        snprintf(err, errlen, "answer: bad parameters (store, guard, and a model or an engine are required)");
+    if (!p || !p->store || !p->guard || (!p->model && !p->engine && !p->extractive) || p->k < 1 || p->k > 1000 ||
+        p->max_tokens < 1 || p->evidence_max < 0 || p->evidence_max > 32) {
+        snprintf(err, errlen, "answer: bad parameters (store, guard, and a model or an engine unless extractive, are required)");
         return RAG_ERR_ARG;
     }
     if (!(a = calloc(1, sizeof *a))) { snprintf(err, errlen, "answer: out of memory"); return RAG_ERR_NOMEM; }
@@ -93,7 +99,7 @@ int rag_answerer_new(const rag_answer_params *p, rag_answerer **out, char *err, 
         goto done;
     }
     a->engine = p->engine;
-    if (!a->engine) {
+    if (!a->engine && p->model) {
         /* the context is made at the first answer: a refusal never needs one */
         rag_local_params lp = rag_local_default_params();
         lp.n_ctx = a->p.n_ctx;
@@ -103,7 +109,12 @@ int rag_answerer_new(const rag_answer_params *p, rag_answerer **out, char *err, 
     }
     if (!a->p.count) {
         if (p->model) { a->p.count = rag_count_prompt_tokens; a->p.count_user = p->model; }
-        else { a->p.count = rag_engine_count; a->p.count_user = a->engine; }
+        else if (a->engine) { a->p.count = rag_engine_count; a->p.count_user = a->engine; }
+    }
+    if (idx_analyzer_new(p->store, &a->an) != IDX_OK) {
+        snprintf(err, errlen, "answer: the index's text analysis: %s", idx_errmsg(p->store));
+        rc = RAG_ERR_IO;
+        goto done;
     }
     rag_retriever_params rp = rag_retriever_default_params();
     rp.model = p->model;
@@ -195,8 +206,27 @@ void rag_answerer_free(rag_answerer *a) {
     free(a->preamble);
     rag_retriever_free(a->ret);
     rag_engine_free(a->own_engine);
+    idx_analyzer_free(a->an);
     free(a);
 }
+
+void rag_answerer_on_evidence(rag_answerer *a, rag_evidence_fn fn, void *user) {
+    if (!a) return;
+    a->on_evidence = fn;
+    a->on_evidence_user = user;
+}
+
+int rag_answerer_set_extractive(rag_answerer *a, bool extractive) {
+    if (!a) return RAG_ERR_ARG;
+    if (!extractive && !a->engine) {
+        set_err(a, "answer: generated answers need a model or an engine");
+        return RAG_ERR_ARG;
+    }
+    a->p.extractive = extractive;
+    return RAG_OK;
+}
+
+bool rag_answerer_extractive(const rag_answerer *a) { return a && a->p.extractive; }
 
 const char *rag_answerer_errmsg(const rag_answerer *a) { return a ? a->err : "out of memory"; }
 int rag_answerer_generations(const rag_answerer *a) { return a ? a->n_generations : 0; }
@@ -210,6 +240,7 @@ void rag_answer_release(rag_answer *res) {
         free(res->sources[i].text);
     }
     free(res->sources);
+    rag_evidence_free(res->evidence, res->n_evidence);
     free(res->cited);
     free(res->events);
     free(res->answer);
@@ -296,9 +327,11 @@ static int on_piece(void *user, const char *text, size_t len) {
 
 /* The engine answers msgs through the output guard stream (n_sources: the
  * citations the guard keeps); fills res's answer, stats, output events and
- * status. Returns RAG_OK, or an error with the answerer's errmsg set. */
-static int generate(rag_answerer *a, const rag_msg *msgs, size_t n, int n_sources, rag_emit_fn emit,
-                    void *emit_user, volatile int *cancel, rag_answer *res) {
+ * status. With quoted set (extractive), that text goes through the output
+ * guard instead and no engine runs. Returns RAG_OK, or an error with the
+ * answerer's errmsg set. */
+static int generate(rag_answerer *a, const rag_msg *msgs, size_t n, int n_sources, const char *quoted,
+                    rag_emit_fn emit, void *emit_user, volatile int *cancel, rag_answer *res) {
     rag_guard_stream *gs = NULL;
     if (rag_guard_stream_new(a->p.guard, RAG_GUARD_OUTPUT, n_sources, &gs) != RAG_OK) return oom_err(a);
     /* an answer that repeats the system prompt (preamble) is blocked */
@@ -309,16 +342,21 @@ static int generate(rag_answerer *a, const rag_msg *msgs, size_t n, int n_source
             return oom_err(a);
         }
     stream_state ss = {.gs = gs, .emit = emit, .emit_user = emit_user};
-    rag_gen_stats st;
-    a->n_generations++;
-    res->generated = true;
-    int rc = rag_engine_generate(a->engine, msgs, n, &a->samp, on_piece, &ss, cancel, &st);
-    res->engine_prompt_tokens = st.n_prompt;
-    if (st.n_prompt >= 0) res->prompt_tokens = st.n_prompt;
-    res->prefill_ms = st.prefill_ms;
-    res->decode_ms = st.decode_ms;
-    res->n_generated = st.n_generated;
-    res->stop_reason = st.stop;
+    int rc = RAG_OK;
+    if (quoted) {
+        on_piece(&ss, quoted, strlen(quoted));
+    } else {
+        rag_gen_stats st;
+        a->n_generations++;
+        res->generated = true;
+        rc = rag_engine_generate(a->engine, msgs, n, &a->samp, on_piece, &ss, cancel, &st);
+        res->engine_prompt_tokens = st.n_prompt;
+        if (st.n_prompt >= 0) res->prompt_tokens = st.n_prompt;
+        res->prefill_ms = st.prefill_ms;
+        res->decode_ms = st.decode_ms;
+        res->n_generated = st.n_generated;
+        res->stop_reason = st.stop;
+    }
     if (rc != RAG_OK) {
         const char *ge = rag_engine_errmsg(a->engine);
         if (*ge) set_err(a, "answer: %s", ge);
@@ -343,7 +381,7 @@ static int generate(rag_answerer *a, const rag_msg *msgs, size_t n, int n_source
     } else if (ss.stopped || (cancel && *cancel)) {
         res->status = RAG_ANS_CANCELLED;
     } else {
-        res->status = RAG_ANS_ANSWERED;
+        res->status = quoted ? RAG_ANS_EXTRACTED : RAG_ANS_ANSWERED;
     }
 done:
     /* the answer so far, also when the engine failed mid-way */
@@ -476,7 +514,64 @@ done:
     return rc;
 }
 
-/* Stage 5: the prompt messages within n_ctx - max_tokens; sources that did
+/* Stage 5: the evidence of the sources for question q (the previous
+ * question of a conversation as context): ranked, then each unit through
+ * the context guard in order (a unit it blocks is skipped, a redacted one
+ * kept as redacted) until evidence_max are kept. */
+static int find_evidence(rag_answerer *a, const char *q, const rag_turn *h, size_t nh, rag_answer *res) {
+    if (a->p.evidence_max <= 0 || !res->n_sources) return RAG_OK;
+    double t0 = rag_now_ms();
+    int rc = RAG_OK;
+    rag_evidence_passage *ps = calloc(res->n_sources, sizeof *ps);
+    rag_evidence *cand = NULL;
+    size_t nc = 0;
+    if (!ps) return oom_err(a);
+    for (size_t i = 0; i < res->n_sources; i++) {
+        const rag_source *s = &res->sources[i];
+        ps[i] = (rag_evidence_passage){.number = s->number, .rank = (int)i + 1, .chunk_id = s->chunk_id, .uri = s->uri,
+                                       .heading = s->heading, .text = s->text, .text_len = s->text_len,
+                                       .line_start = s->line_start, .line_end = s->line_end, .page = s->page};
+    }
+    rag_evidence_params ep = rag_evidence_default_params();
+    ep.max = a->p.evidence_max + 5;     /* spares for units the guard removes */
+    ep.min_ratio = 0;
+    ep.context = nh && h[nh - 1].question ? h[nh - 1].question : NULL;
+    if ((rc = rag_evidence_select(a->an, q, ps, res->n_sources, &ep, &cand, &nc)) != RAG_OK) {
+        set_err(a, "answer: choosing the evidence: out of memory");
+        goto done;
+    }
+    if (nc && !(res->evidence = calloc((size_t)a->p.evidence_max, sizeof *res->evidence))) { rc = oom_err(a); goto done; }
+    float best = 0;
+    for (size_t i = 0; i < nc && res->n_evidence < (size_t)a->p.evidence_max; i++) {
+        rag_evidence *e = &cand[i];
+        if (res->n_evidence && e->score < 0.5f * best) break;
+        rag_guard_result g;
+        if ((rc = rag_guard_check(a->p.guard, RAG_GUARD_CONTEXT, e->text, e->text_len, 0, &g)) != RAG_OK) {
+            set_err(a, "answer: context guard failed on the evidence");
+            goto done;
+        }
+        if (add_events(res, &g, RAG_GUARD_CONTEXT, e->chunk_id) != RAG_OK) { rag_guard_result_release(&g); rc = oom_err(a); goto done; }
+        if (g.action == RAG_GUARD_BLOCK) { rag_guard_result_release(&g); continue; }
+        if (g.text && (g.text_len != e->text_len || memcmp(g.text, e->text, e->text_len) != 0)) {
+            free(e->text);
+            e->text = g.text;
+            e->text_len = g.text_len;
+            g.text = NULL;
+            if (rag_evidence_mark(a->an, q, e) != RAG_OK) { rag_guard_result_release(&g); rc = oom_err(a); goto done; }
+        }
+        rag_guard_result_release(&g);
+        if (!res->n_evidence) best = e->score;
+        res->evidence[res->n_evidence++] = *e;
+        memset(e, 0, sizeof *e);
+    }
+done:
+    rag_evidence_free(cand, nc);
+    free(ps);
+    res->evidence_ms = rag_now_ms() - t0;
+    return rc;
+}
+
+/* Stage 6: the prompt messages within n_ctx - max_tokens; sources that did
  * not fit are dropped from res (they were not "provided"). */
 static int fit_prompt(rag_answerer *a, const char *q, const rag_turn *history, size_t n_history, rag_answer *res,
                       rag_prompt *pr) {
@@ -530,10 +625,32 @@ int rag_answerer_ask(rag_answerer *a, const char *question, const rag_turn *hist
         if (emit) emit(emit_user, res->answer, res->answer_len);
         goto done;
     }
-    /* 5. the prompt, 6-7. generation through the output guard */
-    if ((rc = fit_prompt(a, q, history, n_history, res, &pr)) != RAG_OK) goto done;
-    if ((rc = generate(a, pr.msgs, pr.n_msgs, (int)res->n_sources, emit, emit_user, cancel, res)) != RAG_OK) goto done;
-    /* 8. what the answer cites */
+    /* 5. the evidence, shown at once */
+    if ((rc = find_evidence(a, q, history, n_history, res)) != RAG_OK) goto done;
+    if (a->on_evidence) a->on_evidence(a->on_evidence_user, res);
+    if (a->p.extractive) {
+        /* 6-7. the evidence quoted is the answer, through the output guard */
+        if (!res->n_evidence) {
+            res->status = RAG_ANS_NO_SOURCES;
+            if (set_answer(res, rag_no_sources_message(q)) != RAG_OK) { rc = oom_err(a); goto done; }
+            if (emit) emit(emit_user, res->answer, res->answer_len);
+            goto done;
+        }
+        char *quoted = rag_evidence_answer(q, res->evidence, res->n_evidence);
+        if (!quoted) { rc = oom_err(a); goto done; }
+        rc = generate(a, NULL, 0, (int)res->n_sources, quoted, emit, emit_user, cancel, res);
+        free(quoted);
+        if (rc != RAG_OK) goto done;
+    } else {
+        /* 6. the prompt, 7-8. generation through the output guard */
+        if ((rc = fit_prompt(a, q, history, n_history, res, &pr)) != RAG_OK) goto done;
+        /* evidence of a source left out of the prompt cites no number */
+        for (size_t i = 0; i < res->n_evidence; i++)
+            if (res->evidence[i].source > (int)res->n_sources) res->evidence[i].source = 0;
+        if ((rc = generate(a, pr.msgs, pr.n_msgs, (int)res->n_sources, NULL, emit, emit_user, cancel, res)) != RAG_OK)
+            goto done;
+    }
+    /* 9. what the answer cites */
     if (!(res->cited = calloc(res->n_sources, sizeof *res->cited))) { rc = oom_err(a); goto done; }
     res->n_cited = rag_answer_citations(res->answer, res->answer_len, (int)res->n_sources, res->cited, res->n_sources);
     res->prompt = pr.prompt;
@@ -600,7 +717,8 @@ int rag_answerer_chat(rag_answerer *a, const rag_msg *msgs, size_t n, rag_emit_f
         rc = RAG_ERR_FORMAT;
         goto done;
     }
-    if ((rc = generate(a, m, nm, 0, emit, emit_user, cancel, res)) != RAG_OK) goto done;
+    if (!a->engine) { set_err(a, "answer: chat needs a model or an engine"); rc = RAG_ERR_ARG; goto done; }
+    if ((rc = generate(a, m, nm, 0, NULL, emit, emit_user, cancel, res)) != RAG_OK) goto done;
     res->prompt = prompt;
     prompt = NULL;
 done:

@@ -3,9 +3,12 @@
  *
  * rag_answerer_ask: input guardrails -> retrieve (hybrid, or BM25 without a
  * model) -> context guardrails per passage (quarantine) -> relevance gate
- * (no passage passes: a refusal, the model never runs) -> prompt messages
- * within n_ctx - max_tokens -> the engine generates (streamed) through the
- * output guard stream -> answer, cited sources, events.
+ * (no passage passes: a refusal, the model never runs) -> evidence (the
+ * answering sentences, each through the context guardrails; handed to the
+ * evidence callback at once) -> extractive: the evidence quoted is the
+ * answer; else prompt messages within n_ctx - max_tokens -> the engine
+ * generates (streamed) -> through the output guard stream -> answer, cited
+ * sources, events.
  * rag_answerer_chat (plain chat, no retrieval): input guardrails on every
  * user message -> messages fitted to the chat template -> the engine
  * generates through the output guard stream. */
@@ -14,6 +17,7 @@
 
 #include "rag/base.h"
 #include "rag/engine.h"
+#include "rag/evidence.h"
 #include "rag/guard.h"
 #include "rag/retrieve.h"
 
@@ -94,7 +98,8 @@ typedef struct rag_answer_params {
     rag_guard *guard;           /* required, borrowed (audit log set by the caller) */
     llm_model *model;           /* borrowed: retrieval (hybrid), token counts, and
                                    generation when engine is NULL; NULL: BM25
-                                   retrieval, and engine must be given */
+                                   retrieval, and engine must be given unless
+                                   extractive */
     rag_engine *engine;         /* borrowed: generates the answers (one request at a
                                    time); NULL: a local engine on model */
     int layer;                  /* embedding layer of the index (-1 final norm) */
@@ -116,6 +121,11 @@ typedef struct rag_answer_params {
     int (*embed)(void *user, const char *text, size_t len, float *out, int dim);
     void *embed_user;
     int embed_dim;
+    /* evidence (rag/evidence.h): units chosen per answer (0 = none, default
+     * 3); extractive: the quoted evidence is the answer, no engine runs (no
+     * model or engine is needed then) */
+    int evidence_max;
+    bool extractive;
 } rag_answer_params;
 
 rag_answer_params rag_answer_default_params(void);
@@ -125,6 +135,8 @@ typedef enum {
     RAG_ANS_NO_SOURCES,         /* no passage passed: refusal text, model not run */
     RAG_ANS_BLOCKED,            /* a guardrail blocked the question or the answer */
     RAG_ANS_CANCELLED,          /* the cancel flag or the sink stopped the answer */
+    RAG_ANS_EXTRACTED,          /* extractive: the answer quotes the evidence, no
+                                   model ran */
 } rag_answer_status;
 
 const char *rag_answer_status_str(rag_answer_status s);  /* "answered", ... */
@@ -167,6 +179,10 @@ typedef struct {
     size_t n_by_meaning;
     int best_overlap;
     float best_cos, gate_cos;
+    rag_evidence *evidence;     /* owned: the answering units, best first (their
+                                   source numbers refer to sources[]) */
+    size_t n_evidence;
+    double evidence_ms;         /* choosing them (after retrieval) */
     char *prompt;               /* owned: the formatted prompt the engine was given
                                    (NULL when the engine did not run) */
     int prompt_tokens;          /* the engine's count, else the counter's; -1 none */
@@ -203,6 +219,18 @@ int rag_answerer_set_sampling(rag_answerer *a, const rag_sampling *s);
 /* The preamble of later answers (copied); NULL: the answerer's params again.
  * The preamble is the operator's text: it is not defused. */
 int rag_answerer_set_preamble(rag_answerer *a, const char *preamble);
+
+/* Evidence callback: called once per answer, as soon as the evidence is
+ * chosen (before the model starts), with res's question, sources and
+ * evidence filled; not called when the question is blocked or no source
+ * passes. */
+typedef void (*rag_evidence_fn)(void *user, const rag_answer *res);
+/* The evidence callback of later answers (NULL: none). */
+void rag_answerer_on_evidence(rag_answerer *a, rag_evidence_fn fn, void *user);
+/* Extractive answers from now on (true), or generated ones (false: needs
+ * the answerer to have a model or an engine, else RAG_ERR_ARG). */
+int rag_answerer_set_extractive(rag_answerer *a, bool extractive);
+bool rag_answerer_extractive(const rag_answerer *a);
 
 /* Answers question (with earlier turns: the previous question is folded into
  * the search query and the turns go into the prompt within budget). The

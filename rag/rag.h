@@ -9,6 +9,7 @@
  *   rag/access.h    access rules and caller groups
  *   rag/guard.h     guardrails and the audit log
  *   rag/answer.h    the prompt builder and the answer pipeline
+ *   rag/evidence.h  evidence: the answering sentences, chosen without the model
  *   rag/wiki.h      the MediaWiki connector
  *   rag/remote.h    the remote engine (OpenAI-compatible server) */
 #ifndef MRAG_RAG_H
@@ -18,6 +19,7 @@
 #include "rag/answer.h"
 #include "rag/base.h"
 #include "rag/engine.h"
+#include "rag/evidence.h"
 #include "rag/guard.h"
 #include "rag/ingest.h"
 #include "rag/remote.h"

@@ -473,6 +473,9 @@ int main(int argc, char **argv) {
     llm_gguf_writer_set_str(w, "general.architecture", "llama");
     llm_gguf_writer_set_str(w, "general.name", name);
     llm_gguf_writer_set_u32(w, "general.file_type", ft->ftype);
+    /* random weights: mrag answers with quoted evidence instead of this
+     * model's meaningless text (docs/answering.md) */
+    llm_gguf_writer_set_bool(w, "mrag.random_weights", true);
     llm_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)o.ctx);
     llm_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)o.dim);
     llm_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)o.layers);
