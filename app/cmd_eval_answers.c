@@ -143,6 +143,7 @@ int app_cmd_eval_answers(int argc, char **argv) {
     ap.n_threads = threads;
     ap.max_tokens = max_tokens;
     ap.extractive = !gen;
+    ap.evidence_min_ratio = 0;      /* hit@3 looks at the first three of the ranking */
     idx_fingerprint fp;
     if (idx_fingerprint_get(s, &fp) == IDX_OK) ap.layer = fp.layer;
     if (rag_answerer_new(&ap, &ans, err, sizeof err) != RAG_OK) { app_error("eval-answers: %s", err); goto done; }

@@ -44,6 +44,7 @@ rag_answer_params rag_answer_default_params(void) {
     p.seed = 42;
     p.min_overlap = 1;
     p.evidence_max = 3;
+    p.evidence_min_ratio = 0.5f;
     return p;
 }
 
@@ -544,7 +545,7 @@ static int find_evidence(rag_answerer *a, const char *q, const rag_turn *h, size
     float best = 0;
     for (size_t i = 0; i < nc && res->n_evidence < (size_t)a->p.evidence_max; i++) {
         rag_evidence *e = &cand[i];
-        if (res->n_evidence && e->score < 0.5f * best) break;
+        if (res->n_evidence && e->score < a->p.evidence_min_ratio * best) break;
         rag_guard_result g;
         if ((rc = rag_guard_check(a->p.guard, RAG_GUARD_CONTEXT, e->text, e->text_len, 0, &g)) != RAG_OK) {
             set_err(a, "answer: context guard failed on the evidence");

@@ -125,6 +125,9 @@ typedef struct rag_answer_params {
      * 3); extractive: the quoted evidence is the answer, no engine runs (no
      * model or engine is needed then) */
     int evidence_max;
+    float evidence_min_ratio;   /* a unit after the first is shown only when its
+                                   score is at least this share of the first's
+                                   (default 0.5; 0: always evidence_max) */
     bool extractive;
 } rag_answer_params;
 

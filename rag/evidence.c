@@ -17,6 +17,7 @@
 #define MAX_TERM 64             /* bytes of a term */
 #define MAX_UNITS 4096          /* units considered per question */
 #define LONG_UNIT 480           /* a list item or row longer than this is cut into sentences */
+#define W_PASSAGE 0.3f           /* weight of the passage's share of the question */
 #define MAX_MATCHES 128         /* matched word positions remembered per unit */
 
 /* ------------------------------------------------------------ question type */
@@ -40,27 +41,34 @@ static void lower_words(const char *s, char *out, size_t cap) {
     out[o] = 0;
 }
 
-/* Does the space-separated word list w hold phrase (whole words)? */
-static bool has_phrase(const char *w, const char *phrase) {
+/* Position of phrase (whole words) in the space-separated word list w, or -1. */
+static long phrase_at(const char *w, const char *phrase) {
     size_t n = strlen(phrase);
     for (const char *p = w; (p = strstr(p, phrase)); p++) {
         bool lo = p == w || p[-1] == ' ';
         bool hi = p[n] == 0 || p[n] == ' ';
-        if (lo && hi) return true;
+        if (lo && hi) return p - w;
     }
-    return false;
+    return -1;
 }
 
-static bool any_phrase(const char *w, const char *const *list) {
-    for (; *list; list++)
-        if (has_phrase(w, *list)) return true;
-    return false;
+static bool has_phrase(const char *w, const char *phrase) { return phrase_at(w, phrase) >= 0; }
+
+/* Earliest position of any phrase of list in w (-1 none); *len gets the
+ * length of the phrase found there (the longest one at that position). */
+static long first_phrase(const char *w, const char *const *list, size_t *len) {
+    long best = -1;
+    for (; *list; list++) {
+        long at = phrase_at(w, *list);
+        size_t n = strlen(*list);
+        if (at >= 0 && (best < 0 || at < best || (at == best && n > *len))) { best = at; *len = n; }
+    }
+    return best;
 }
 
 rag_qtype rag_question_type(const char *question) {
     char w[1024];
     lower_words(question ? question : "", w, sizeof w);
-    /* the most specific first: "how many" before "how", "in welchem jahr" before "welche" */
     static const char *const count[] = {"how many", "wie viele", "wieviele", "wie vielen", "combien de", "combien d'",
                                         "what number of", "welche anzahl", NULL};
     static const char *const quantity[] = {
@@ -77,18 +85,31 @@ rag_qtype rag_question_type(const char *question) {
                                        "um wie viel uhr", "in welchem jahrhundert", "quand", "quelle année",
                                        "en quelle année", NULL};
     static const char *const where[] = {"where", "in what country", "which country", "what country", "in which city",
-                                        "what city", "which city", "what country", "what region", "wo", "wohin",
+                                        "what city", "which city", "what region", "wo", "wohin",
                                         "woher", "in welchem land", "in welcher stadt", "welches land",
                                         "welche stadt", "où", NULL};
     static const char *const who[] = {"who", "whom", "whose", "wer", "wem", "wen", "wessen", "qui", NULL};
     static const char *const why[] = {"why", "warum", "weshalb", "wieso", "weswegen", "pourquoi", NULL};
-    if (any_phrase(w, count)) return RAG_QT_COUNT;
-    if (any_phrase(w, when)) return RAG_QT_WHEN;
-    if (any_phrase(w, quantity)) return RAG_QT_QUANTITY;
-    if (any_phrase(w, who)) return RAG_QT_WHO;
-    if (any_phrase(w, where)) return RAG_QT_WHERE;
-    if (any_phrase(w, why)) return RAG_QT_WHY;
-    return RAG_QT_OTHER;
+    /* the question word that comes first decides ("how old was he when ..."
+     * asks for an age); at one position the longest phrase ("wie viele"
+     * over "wie viel", "in welchem jahr" over "in welchem") */
+    static const struct { const char *const *list; rag_qtype t; } types[] = {
+        {count, RAG_QT_COUNT}, {when, RAG_QT_WHEN}, {quantity, RAG_QT_QUANTITY},
+        {who, RAG_QT_WHO}, {where, RAG_QT_WHERE}, {why, RAG_QT_WHY},
+    };
+    long best = -1;
+    size_t best_len = 0;
+    rag_qtype t = RAG_QT_OTHER;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        size_t len = 0;
+        long at = first_phrase(w, types[i].list, &len);
+        if (at >= 0 && (best < 0 || at < best || (at == best && len > best_len))) {
+            best = at;
+            best_len = len;
+            t = types[i].t;
+        }
+    }
+    return t;
 }
 
 const char *rag_qtype_name(rag_qtype t) {
@@ -517,10 +538,27 @@ static bool sentence_end(const char *t, size_t a, size_t b, size_t i, bool germa
     return true;
 }
 
-/* Cuts t[a..b) (one paragraph or a long item) into sentences. */
+/* Words that point back to the sentence before (en, de, fr). */
+static const char *const anaphors[] = {"he", "she", "it", "they", "his", "her", "its", "their", "this", "these",
+                                       "those", "him", "them", "such", "there", "er", "sie", "es", "ihr", "ihre",
+                                       "sein", "seine", "dies", "diese", "dieser", "dieses", "dort", "dabei",
+                                       "il", "elle", "ils", "elles", "ce", "cette", "ces", "son", "sa", "ses",
+                                       "leur", "leurs", NULL};
+
+/* Does t[a..b) start with an anaphor? */
+static bool starts_anaphoric(const char *t, size_t a, size_t b) {
+    while (a < b && isspace((unsigned char)t[a])) a++;
+    size_t e = a;
+    while (e < b && isalpha((unsigned char)t[e])) e++;
+    return e > a && in_list(t + a, e - a, anaphors);
+}
+
+/* Cuts t[a..b) (one paragraph or a long item) into sentences. A sentence
+ * that starts by pointing back ("He", "Sie", "These") is a unit together
+ * with the sentence before it: alone it does not say who or what. */
 static void add_sentences(units *us, int passage, const char *t, size_t a, size_t b, rag_evidence_kind kind,
                           int ctx, bool german) {
-    size_t s = a;
+    size_t s = a, prev = (size_t)-1;
     for (size_t i = a; i < b; i++) {
         char c = t[i];
         bool term = c == '.' || c == '!' || c == '?';
@@ -534,12 +572,13 @@ static void add_sentences(units *us, int passage, const char *t, size_t a, size_
         if (!sentence_end(t, a, b, i, german)) continue;
         size_t e = i + 1;
         while (e < b && !isspace((unsigned char)t[e])) e++;
-        add_unit(us, passage, t, s, e, kind, ctx);
+        add_unit(us, passage, t, prev != (size_t)-1 && starts_anaphoric(t, s, e) ? prev : s, e, kind, ctx);
         kind = kind == RAG_EV_ITEM ? RAG_EV_SENTENCE : kind;
+        prev = s;
         s = e;
         i = e - 1;
     }
-    add_unit(us, passage, t, s, b, kind, ctx);
+    add_unit(us, passage, t, prev != (size_t)-1 && starts_anaphoric(t, s, b) ? prev : s, b, kind, ctx);
 }
 
 static bool blank_line(const char *t, size_t a, size_t b) {
@@ -839,7 +878,16 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
         w[q] = qs->q[q].w * logf(1.0f + ((float)us.n + 1.0f) / ((float)qs->q[q].df + 0.5f));
         wsum += w[q];
     }
-    /* 4. scores */
+    /* 4. scores: the unit's own share of the question, and its passage's
+     * (a sentence of a passage about the question's subject is likelier
+     * than a stray sentence that shares a word) */
+    float *plex = calloc(n, sizeof *plex);
+    uint64_t *pcov = calloc(n, sizeof *pcov);
+    if (!plex || !pcov) { free(plex); free(pcov); free(ctx_has); free(ms); free(phead); free(plang); rc = RAG_ERR_NOMEM; goto done; }
+    for (size_t i = 0; i < us.n; i++) pcov[us.u[i].passage] |= us.u[i].has | us.u[i].has_ctx;
+    for (size_t i = 0; i < n; i++)
+        for (int q = 0; q < qs->n; q++)
+            if (pcov[i] & (1ull << q)) plex[i] += w[q] / (wsum > 0 ? wsum : 1);
     for (size_t i = 0; i < us.n; i++) {
         unit *u = &us.u[i];
         if (!u->has) { u->score = -1; continue; }
@@ -857,8 +905,10 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
         }
         int rank = ps[u->passage].rank > 0 ? ps[u->passage].rank : u->passage + 1;
         float posp = 0.02f * (float)(rank - 1 > 5 ? 5 : rank - 1) + 0.005f * (float)(u->pos > 6 ? 6 : u->pos);
-        u->score = lex + 0.10f * prox + 0.15f * tm * (lex > 0.2f ? 1.0f : lex / 0.2f) - posp;
+        u->score = lex + W_PASSAGE * plex[u->passage] + 0.10f * prox + 0.15f * tm * (lex > 0.2f ? 1.0f : lex / 0.2f) - posp;
     }
+    free(plex);
+    free(pcov);
     free(ctx_has);
     free(ms);
     free(phead);
