@@ -48,6 +48,8 @@ typedef struct {
     const char *llm_key_file;               /* --llm-key-file F */
     const char *llm_model;                  /* --llm-model NAME */
     bool llm_embeddings;                    /* --llm-embeddings */
+    bool extractive;                        /* --extractive: quoted evidence is the answer */
+    bool generate;                          /* --generate: run even a random-weight test model */
 } app_ask_opts;
 
 typedef struct app_asker app_asker;

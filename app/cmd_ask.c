@@ -15,14 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *ask_usage =
     "usage: mrag ask [options] QUESTION...\n"
     "\n"
-    "Answers QUESTION from the indexed documents with the model: the answer\n"
-    "streams to stdout, then the sources it cites ([n] path:lines or\n"
-    "path#page=N) and the other sources it was given. Guardrails check the\n"
-    "question, every retrieved passage and the answer (docs/answering.md).\n"
+    "Answers QUESTION from the indexed documents. First the evidence: the 1-3\n"
+    "sentences (table rows, list items) of the retrieved passages most likely\n"
+    "to answer it, quoted with their citations (path:lines, path#page=N, a\n"
+    "page's URL#section), the question's words highlighted on a terminal\n"
+    "(NO_COLOR turns colour off). Then the model's answer streams, followed by\n"
+    "the sources it cites and the other sources it was given. Guardrails check\n"
+    "the question, every retrieved passage, the evidence and the answer\n"
+    "(docs/answering.md).\n"
+    "\n"
+    "Without a model (none given or recorded, no --llm-url), or with a\n"
+    "random-weight test model (a GGUF marked mrag.random_weights, as mkmodel\n"
+    "writes), the answer is the evidence alone, labelled as quoted sentences\n"
+    "(extractive mode; retrieval is BM25 when there is no model).\n"
     "\n"
     "  --index DIR       index folder (default $MRAG_INDEX, else ./.mrag)\n"
     "  -m FILE           model (default $MRAG_MODEL, else the model recorded by\n"
@@ -32,7 +42,11 @@ static const char *ask_usage =
     "  --ctx N           context size (default min(model's, 4096))\n"
     "  --threads N       engine threads (default: all cores)\n"
     "  --temp T          sampling temperature (default 0: greedy)\n"
-    "  --json            print one JSON object: answer, sources, guardrail events\n"
+    "  --extractive      answer with the quoted evidence alone, never the model\n"
+    "  --generate        answer with the model even when it is a random-weight\n"
+    "                    test model (its text means nothing)\n"
+    "  --json            print one JSON object: answer, evidence, sources,\n"
+    "                    guardrail events\n"
     "  --stats           print timings to stderr (retrieval, prefill, decode)\n"
     "  --show-prompt     print the exact prompt given to the model to stderr (with\n"
     "                    --json: as the \"prompt\" field)\n"
@@ -51,7 +65,7 @@ static const char *ask_usage =
     "                    groups are used only when they share one; '' or public =\n"
     "                    public documents only (default: everything, the index owner)\n"
     "\n"
-    "Exit status: 0 answered (also \"no relevant documents\"), 2 a guardrail\n"
+    "Exit status: 0 answered (also quoted, or \"no relevant documents\"), 2 a guardrail\n"
     "blocked the question or the answer, 1 error, 130 interrupted.\n"
     "Guardrail events are appended to DIR/audit.jsonl.\n";
 
@@ -70,6 +84,10 @@ struct app_asker {
     char **turn_q, **turn_a;        /* the conversation (chat) */
     size_t n_turns;
     volatile int cancel;
+    bool extractive;                /* answers quote the evidence */
+    bool color;                     /* highlight on stdout (a terminal, no NO_COLOR) */
+    bool json;                      /* the current answer is printed as JSON */
+    bool evidence_shown;            /* the current answer's evidence was printed */
 };
 
 app_ask_opts app_ask_default_opts(void) {
@@ -109,6 +127,8 @@ int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
     else if (strcmp(a, "--llm-key-file") == 0 && has) o->llm_key_file = v;
     else if (strcmp(a, "--llm-model") == 0 && has) o->llm_model = v;
     else if (strcmp(a, "--llm-embeddings") == 0) { o->llm_embeddings = true; return 1; }
+    else if (strcmp(a, "--extractive") == 0) { o->extractive = true; return 1; }
+    else if (strcmp(a, "--generate") == 0) { o->generate = true; return 1; }
     else return 0;
     (*i)++;
     return 1;
@@ -150,6 +170,57 @@ int app_remote_attach(const app_ask_opts *o, idx_store *store, rag_remote **remo
     return 0;
 }
 
+/* "path:first-last", "path#page=N", "URL#Section" for an evidence unit. */
+static void cite_evidence(const rag_evidence *e, char *buf, size_t n) {
+    rag_evidence_cite(e, app_display_path(e->uri), buf, n);
+}
+
+/* e's text with its marks in bold yellow when color is set. */
+static void print_marked(FILE *f, const rag_evidence *e, bool color) {
+    size_t at = 0;
+    for (size_t i = 0; color && i < e->n_marks; i++) {
+        const rag_span *m = &e->marks[i];
+        if (m->start < at || m->end > e->text_len || m->end <= m->start) continue;
+        fwrite(e->text + at, 1, m->start - at, f);
+        fputs("\033[1;33m", f);
+        fwrite(e->text + m->start, 1, m->end - m->start, f);
+        fputs("\033[0m", f);
+        at = m->end;
+    }
+    fwrite(e->text + at, 1, e->text_len - at, f);
+}
+
+/* The evidence block: a header (the quoted-answer label when the evidence
+ * is the answer), then each unit quoted with its citation. */
+static void print_evidence(FILE *f, const char *question, const rag_answer *r, bool extractive, bool color) {
+    if (!r->n_evidence) return;
+    const char *open, *close;
+    rag_evidence_quotes(question, &open, &close);
+    if (extractive) fprintf(f, "%s%s%s\n", color ? "\033[1m" : "", rag_evidence_label(question), color ? "\033[0m" : "");
+    else fprintf(f, "%sEvidence%s (quoted from the documents, before the model's answer):\n", color ? "\033[1m" : "",
+                 color ? "\033[0m" : "");
+    char c[4200];
+    for (size_t i = 0; i < r->n_evidence; i++) {
+        const rag_evidence *e = &r->evidence[i];
+        cite_evidence(e, c, sizeof c);
+        fprintf(f, "%2zu. %s", i + 1, open);
+        print_marked(f, e, color);
+        fprintf(f, "%s\n    %s— %s", close, color ? "\033[2m" : "", c);
+        if (e->source > 0) fprintf(f, " [%d]", e->source);
+        fprintf(f, "%s\n", color ? "\033[0m" : "");
+    }
+}
+
+/* The answerer's evidence callback: printed at once, before the model runs. */
+static void on_evidence(void *user, const rag_answer *r) {
+    app_asker *a = user;
+    if (a->json || !r->n_evidence) return;
+    print_evidence(stdout, r->question ? r->question : "", r, a->extractive, a->color);
+    if (!a->extractive) fputs("\nAnswer:\n", stdout);
+    fflush(stdout);
+    a->evidence_shown = true;
+}
+
 /* Contract: see app.h. */
 int app_asker_open(const app_ask_opts *o, app_asker **out) {
     int rc = 1;
@@ -162,13 +233,32 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     if (!(a->store = app_open_index(dir, NULL))) goto done;
     const char *mpath = app_model_path(o->model);
     if (!mpath && (a->recorded = app_recorded_model(a->store))) mpath = a->recorded;
+    if (o->extractive && o->generate) { app_error("--extractive and --generate exclude each other"); goto done; }
+    a->extractive = o->extractive;
     if (!mpath && !o->llm_url) {
-        app_error("answering needs a model: -m FILE or MRAG_MODEL (e.g. a Mistral-7B-Instruct GGUF), "
-                  "or a server: --llm-url BASE");
-        goto done;
+        if (o->generate) {
+            app_error("answering with a model needs one: -m FILE or MRAG_MODEL (e.g. a Mistral-7B-Instruct GGUF), "
+                      "or a server: --llm-url BASE");
+            goto done;
+        }
+        if (!a->extractive)
+            fprintf(stderr, "mrag: no model given (-m FILE, MRAG_MODEL or --llm-url): answering with quoted evidence "
+                            "from the documents\n");
+        a->extractive = true;
     }
     llm_model_params mp = llm_model_default_params();
     if (mpath && llm_model_load(mpath, &mp, &a->model, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
+    if (a->model && !o->llm_url && !o->generate && !a->extractive) {
+        llm_model_info mi;
+        llm_model_get_info(a->model, &mi);
+        if (mi.random_weights) {
+            fprintf(stderr, "mrag: %s is a random-weight test model (its text means nothing): answering with quoted "
+                            "evidence from the documents (--generate runs it anyway)\n", mpath);
+            a->extractive = true;
+        }
+    }
+    const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+    a->color = isatty(STDOUT_FILENO) && !(nc && *nc) && !(term && strcmp(term, "dumb") == 0);
 
     rag_guard_params gp = rag_guard_default_params();
     gp.rule_dirs = o->rules;
@@ -198,8 +288,10 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     p.max_tokens = o->max_tokens;
     p.temperature = o->temp;
     p.preamble = a->preamble;
+    p.extractive = a->extractive;
     if (o->llm_url && app_remote_attach(o, a->store, &a->remote, &a->engine, &p) != 0) goto done;
     if (rag_answerer_new(&p, &a->ans, err, sizeof err) != RAG_OK) { app_error("%s", err); goto done; }
+    rag_answerer_on_evidence(a->ans, on_evidence, a);
     if (o->groups && strcmp(o->groups, "*") != 0) {
         idx_filter f = {0};
         int grc = rag_groups_parse(o->groups, &f);
@@ -319,9 +411,36 @@ static cJSON *answer_json(const char *question, const rag_answer *r, bool with_p
     cJSON_AddStringToObject(o, "question", question);
     cJSON_AddStringToObject(o, "status", rag_answer_status_str(r->status));
     cJSON_AddStringToObject(o, "answer", r->answer ? r->answer : "");
+    cJSON_AddBoolToObject(o, "extractive", r->status == RAG_ANS_EXTRACTED);
     if (r->status == RAG_ANS_BLOCKED) {
         cJSON_AddStringToObject(o, "blocked_stage", rag_guard_stage_name(r->block_stage));
         cJSON_AddStringToObject(o, "blocked_message", r->block_message ? r->block_message : "");
+    }
+    cJSON *evi = cJSON_AddArrayToObject(o, "evidence");
+    for (size_t i = 0; evi && i < r->n_evidence; i++) {
+        const rag_evidence *e = &r->evidence[i];
+        cJSON *x = cJSON_CreateObject();
+        if (!x) continue;
+        cite_evidence(e, c, sizeof c);
+        cJSON_AddStringToObject(x, "text", e->text);
+        cJSON_AddStringToObject(x, "citation", c);
+        cJSON_AddStringToObject(x, "path", app_display_path(e->uri));
+        cJSON_AddNumberToObject(x, "source", e->source);
+        cJSON_AddStringToObject(x, "kind", rag_evidence_kind_str(e->kind));
+        cJSON_AddNumberToObject(x, "line_start", e->line_start);
+        cJSON_AddNumberToObject(x, "line_end", e->line_end);
+        cJSON_AddNumberToObject(x, "page", e->page);
+        cJSON_AddStringToObject(x, "heading", e->heading ? e->heading : "");
+        cJSON_AddNumberToObject(x, "score", e->score);
+        cJSON_AddNumberToObject(x, "chunk_id", (double)e->chunk_id);
+        cJSON *mk = cJSON_AddArrayToObject(x, "marks");
+        for (size_t k = 0; mk && k < e->n_marks; k++) {
+            cJSON *pair = cJSON_CreateArray();
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].start));
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].end));
+            cJSON_AddItemToArray(mk, pair);
+        }
+        cJSON_AddItemToArray(evi, x);
     }
     cJSON *cited = cJSON_AddArrayToObject(o, "cited");
     for (size_t i = 0; cited && i < r->n_cited; i++) cJSON_AddItemToArray(cited, cJSON_CreateNumber(r->cited[i]));
@@ -365,6 +484,7 @@ static cJSON *answer_json(const char *question, const rag_answer *r, bool with_p
     cJSON *t = cJSON_AddObjectToObject(o, "timing");
     if (t) {
         cJSON_AddNumberToObject(t, "retrieve_ms", r->retrieve_ms);
+        cJSON_AddNumberToObject(t, "evidence_ms", r->evidence_ms);
         cJSON_AddNumberToObject(t, "prompt_tokens", r->prompt_tokens);
         cJSON_AddNumberToObject(t, "prefill_ms", r->prefill_ms);
         cJSON_AddNumberToObject(t, "decode_ms", r->decode_ms);
@@ -387,7 +507,12 @@ int app_asker_ask(app_asker *a, const char *question, bool conversation, bool js
     a->have_last = false;
     a->cancel = 0;
     rag_answer *r = &a->last;
-    int st = rag_answerer_ask(a->ans, question, turns, nt, json ? NULL : emit_stdout, NULL, &a->cancel, r);
+    a->json = json;
+    a->evidence_shown = false;
+    /* extractive: the evidence block printed by on_evidence is the answer
+     * (the same units, guarded, as the answer text) */
+    rag_emit_fn emit = json || a->extractive ? NULL : emit_stdout;
+    int st = rag_answerer_ask(a->ans, question, turns, nt, emit, NULL, &a->cancel, r);
     free(turns);
     if (st != RAG_OK) {
         /* an embedding failure on the server: its message says why */
@@ -407,6 +532,11 @@ int app_asker_ask(app_asker *a, const char *question, bool conversation, bool js
     } else {
         if (r->status == RAG_ANS_BLOCKED && r->block_stage == RAG_GUARD_INPUT) {
             /* the message was not streamed: the question never went further */
+        } else if (a->extractive && r->status != RAG_ANS_EXTRACTED) {
+            /* nothing to quote (a refusal), or the output guard stopped it */
+            if (r->answer_len) printf("%s\n", r->answer);
+        } else if (a->extractive) {
+            /* printed by on_evidence */
         } else {
             if (r->answer_len && r->answer[r->answer_len - 1] != '\n') putchar('\n');
             if (r->status == RAG_ANS_CANCELLED) printf("[stopped]\n");

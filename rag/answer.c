@@ -515,10 +515,33 @@ done:
     return rc;
 }
 
+/* One evidence unit through the guard at stage st: events recorded; false
+ * when it blocks the unit; a redaction replaces the text (marks recomputed). */
+static int guard_unit(rag_answerer *a, const char *q, rag_guard_stage st, rag_evidence *e, rag_answer *res, bool *keep) {
+    rag_guard_result g;
+    *keep = true;
+    if (rag_guard_check(a->p.guard, st, e->text, e->text_len, (int)res->n_sources, &g) != RAG_OK) {
+        set_err(a, "answer: the guardrails failed on the evidence");
+        return RAG_ERR_NOMEM;
+    }
+    int rc = add_events(res, &g, st, e->chunk_id);
+    if (rc == RAG_OK && g.action == RAG_GUARD_BLOCK) *keep = false;
+    else if (rc == RAG_OK && g.text && (g.text_len != e->text_len || memcmp(g.text, e->text, e->text_len) != 0)) {
+        free(e->text);
+        e->text = g.text;
+        e->text_len = g.text_len;
+        g.text = NULL;
+        rc = rag_evidence_mark(a->an, q, e);
+    }
+    rag_guard_result_release(&g);
+    return rc == RAG_OK ? RAG_OK : oom_err(a);
+}
+
 /* Stage 5: the evidence of the sources for question q (the previous
  * question of a conversation as context): ranked, then each unit through
- * the context guard in order (a unit it blocks is skipped, a redacted one
- * kept as redacted) until evidence_max are kept. */
+ * the context guard (as a passage) and the output guard (it is shown to
+ * the user as an answer is) in order — a unit they block is skipped, a
+ * redacted one kept as redacted — until evidence_max are kept. */
 static int find_evidence(rag_answerer *a, const char *q, const rag_turn *h, size_t nh, rag_answer *res) {
     if (a->p.evidence_max <= 0 || !res->n_sources) return RAG_OK;
     double t0 = rag_now_ms();
@@ -546,21 +569,10 @@ static int find_evidence(rag_answerer *a, const char *q, const rag_turn *h, size
     for (size_t i = 0; i < nc && res->n_evidence < (size_t)a->p.evidence_max; i++) {
         rag_evidence *e = &cand[i];
         if (res->n_evidence && e->score < a->p.evidence_min_ratio * best) break;
-        rag_guard_result g;
-        if ((rc = rag_guard_check(a->p.guard, RAG_GUARD_CONTEXT, e->text, e->text_len, 0, &g)) != RAG_OK) {
-            set_err(a, "answer: context guard failed on the evidence");
-            goto done;
-        }
-        if (add_events(res, &g, RAG_GUARD_CONTEXT, e->chunk_id) != RAG_OK) { rag_guard_result_release(&g); rc = oom_err(a); goto done; }
-        if (g.action == RAG_GUARD_BLOCK) { rag_guard_result_release(&g); continue; }
-        if (g.text && (g.text_len != e->text_len || memcmp(g.text, e->text, e->text_len) != 0)) {
-            free(e->text);
-            e->text = g.text;
-            e->text_len = g.text_len;
-            g.text = NULL;
-            if (rag_evidence_mark(a->an, q, e) != RAG_OK) { rag_guard_result_release(&g); rc = oom_err(a); goto done; }
-        }
-        rag_guard_result_release(&g);
+        bool keep = true;
+        if ((rc = guard_unit(a, q, RAG_GUARD_CONTEXT, e, res, &keep)) != RAG_OK) goto done;
+        if (keep && (rc = guard_unit(a, q, RAG_GUARD_OUTPUT, e, res, &keep)) != RAG_OK) goto done;
+        if (!keep) continue;
         if (!res->n_evidence) best = e->score;
         res->evidence[res->n_evidence++] = *e;
         memset(e, 0, sizeof *e);

@@ -12,12 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdio.h>
 
 #define MAX_QTERMS 64           /* question terms kept (bit set per unit) */
 #define MAX_TERM 64             /* bytes of a term */
 #define MAX_UNITS 4096          /* units considered per question */
 #define LONG_UNIT 480           /* a list item or row longer than this is cut into sentences */
-#define W_PASSAGE 0.3f           /* weight of the passage's share of the question */
+#define W_PASSAGE 0.5f          /* weight of the passage's share of the question */
 #define MAX_MATCHES 128         /* matched word positions remembered per unit */
 
 /* ------------------------------------------------------------ question type */
@@ -905,7 +906,10 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
         }
         int rank = ps[u->passage].rank > 0 ? ps[u->passage].rank : u->passage + 1;
         float posp = 0.02f * (float)(rank - 1 > 5 ? 5 : rank - 1) + 0.005f * (float)(u->pos > 6 ? 6 : u->pos);
-        u->score = lex + W_PASSAGE * plex[u->passage] + 0.10f * prox + 0.15f * tm * (lex > 0.2f ? 1.0f : lex / 0.2f) - posp;
+        static float tw[5] = {-1};
+        if (tw[0] < 0) { const char *e = getenv("MRAG_EV_W"); tw[0]=W_PASSAGE; tw[1]=0.10f; tw[2]=0.15f; tw[3]=0.02f; tw[4]=0.005f; if (e) sscanf(e, "%f,%f,%f,%f,%f", &tw[0],&tw[1],&tw[2],&tw[3],&tw[4]); }
+        posp = tw[3] * (float)(rank - 1 > 5 ? 5 : rank - 1) + tw[4] * (float)(u->pos > 6 ? 6 : u->pos);
+        u->score = lex + tw[0] * plex[u->passage] + tw[1] * prox + tw[2] * tm * (lex > 0.2f ? 1.0f : lex / 0.2f) - posp;
     }
     free(plex);
     free(pcov);
@@ -920,9 +924,24 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
     qsort(order, no, sizeof *order, cmp_unit);
     size_t want = no < (size_t)p.max ? no : (size_t)p.max;
     if (want && !(ev = calloc(want, sizeof *ev))) { free(plang); rc = RAG_ERR_NOMEM; goto done; }
-    for (size_t k = 0; k < want; k++) {
+    for (size_t k = 0; k < no && nev < want; k++) {
         unit *u = order[k];
         if (k > 0 && p.min_ratio > 0 && u->score < p.min_ratio * order[0]->score) break;
+        /* each sentence once: not a unit that overlaps one already chosen
+         * (an anaphoric pair and its first sentence), nor the same words
+         * again from the overlap of two passages */
+        bool dup = false;
+        for (size_t j = 0; j < k && !dup; j++) {
+            const unit *c = order[j];
+            if (!c->disp) {     /* chosen (its text moved to ev) */
+                if (c->passage == u->passage) dup = c->a < u->b && u->a < c->b;
+                else
+                    for (size_t x = 0; x < nev && !dup; x++)
+                        dup = ev[x].chunk_id == ps[c->passage].chunk_id && ev[x].offset == c->a &&
+                              (strstr(ev[x].text, u->disp) || strstr(u->disp, ev[x].text));
+            }
+        }
+        if (dup) continue;
         const rag_evidence_passage *s = &ps[u->passage];
         rag_evidence *e = &ev[nev];
         e->source = s->number;
@@ -990,21 +1009,30 @@ void rag_evidence_cite(const rag_evidence *e, const char *shown, char *buf, size
     } else snprintf(buf, n, "%s", p);
 }
 
+const char *rag_evidence_label(const char *question) {
+    const char *lang = rag_guess_language(question ? question : "");
+    if (strcmp(lang, "de") == 0) return "Zitiert aus den Dokumenten (kein Modell hat geantwortet):";
+    if (strcmp(lang, "fr") == 0) return "Cité des documents (aucun modèle n'a répondu) :";
+    return "Quoted from the documents (no model ran):";
+}
+
+void rag_evidence_quotes(const char *question, const char **open, const char **close) {
+    const char *lang = rag_guess_language(question ? question : "");
+    if (strcmp(lang, "de") == 0) { *open = "„"; *close = "“"; }
+    else if (strcmp(lang, "fr") == 0) { *open = "« "; *close = " »"; }
+    else { *open = "“"; *close = "”"; }
+}
+
 /* Contract: see evidence.h. */
 char *rag_evidence_answer(const char *question, const rag_evidence *e, size_t n) {
-    const char *lang = rag_guess_language(question ? question : "");
-    const char *label = strcmp(lang, "de") == 0 ? "Zitiert aus den Dokumenten (kein Modell hat geantwortet):"
-                        : strcmp(lang, "fr") == 0 ? "Cité des documents (aucun modèle n'a répondu) :"
-                                                  : "Quoted from the documents (no model ran):";
+    const char *label = rag_evidence_label(question), *open, *close;
+    rag_evidence_quotes(question, &open, &close);
     rag_buf b = {0};
     int rc = rag_buf_append(&b, label, strlen(label));
     for (size_t i = 0; rc == RAG_OK && i < n; i++) {
         char num[32];
         if (e[i].source > 0) snprintf(num, sizeof num, " [%d]", e[i].source);
         else num[0] = 0;
-        /* typographic quotes by language */
-        const char *open = strcmp(lang, "de") == 0 ? "„" : strcmp(lang, "fr") == 0 ? "« " : "“";
-        const char *close = strcmp(lang, "de") == 0 ? "“" : strcmp(lang, "fr") == 0 ? " »" : "”";
         if ((rc = rag_buf_append(&b, "\n", 1)) == RAG_OK && (rc = rag_buf_append(&b, open, strlen(open))) == RAG_OK &&
             (rc = rag_buf_append(&b, e[i].text, e[i].text_len)) == RAG_OK &&
             (rc = rag_buf_append(&b, close, strlen(close))) == RAG_OK)

@@ -119,6 +119,12 @@ int rag_evidence_mark(idx_analyzer *z, const char *question, rag_evidence *e);
  * shown is the path to display for e->uri (NULL: e->uri). */
 void rag_evidence_cite(const rag_evidence *e, const char *shown, char *buf, size_t n);
 
+/* The label of quoted evidence in the question's language ("Quoted from
+ * the documents (no model ran):", German, French), and its quotation marks
+ * (“ ”, „ “, « »). Static strings. */
+const char *rag_evidence_label(const char *question);
+void rag_evidence_quotes(const char *question, const char **open, const char **close);
+
 /* The extractive answer: a label in the question's language ("Quoted from
  * the documents (no model ran):"), then each unit quoted with its source
  * number, one per line. Owned, free(); NULL on OOM. */
