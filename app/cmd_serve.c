@@ -51,6 +51,10 @@ static const char *serve_usage =
     "  --max-connections N    open connections (default 256)\n"
     "  --max-connections-per-ip N  per client address, 0 = no cap (default 32;\n"
     "                         behind a proxy on this machine, raise it)\n"
+    "  --extractive           answer every question with the quoted evidence (the\n"
+    "                         sentences that answer it, with citations) and never\n"
+    "                         run the model; a request can ask for it alone with\n"
+    "                         \"extractive\": true (/api/ask) or mrag.extractive\n"
     "  --debug-prompts        responses include the prompt given to the model (tests)\n"
     "\n"
     "Gateway mode (docs/remote.md): generation on an OpenAI-compatible server.\n"
@@ -144,6 +148,7 @@ static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
         long n;
         bool ok = has;
         if (strcmp(a, "--debug-prompts") == 0) { o->debug_prompts = true; continue; }
+        if (strcmp(a, "--extractive") == 0) { o->extractive = true; continue; }
         if (strcmp(a, "--llm-embeddings") == 0) { o->llm_embeddings = true; continue; }
         if (!has) ok = false;
         else if (strcmp(a, "--index") == 0) o->index = v;

@@ -32,6 +32,7 @@ typedef struct {
     int n_ctx;                  /* generation context, 0 = min(model, 4096) */
     int k;                      /* default passages, 5 */
     bool debug_prompts;         /* responses carry the prompt (tests) */
+    bool extractive;            /* --extractive: every answer quotes the evidence */
     bool keep_quarantined;
     const char *llm_url, *llm_key_file, *llm_model;   /* gateway mode (remote engine) */
     bool llm_embeddings;        /* query embeddings from the remote server too */
@@ -153,6 +154,7 @@ typedef struct {
     size_t n_stop;
     bool retrieval;             /* default true */
     int k;                      /* 0: not given */
+    bool extractive;            /* mrag.extractive: quoted evidence, no model */
 } app_chat_req;
 
 typedef struct {
@@ -162,6 +164,7 @@ typedef struct {
     size_t n_hist;
     bool stream;
     int max_tokens;             /* -1: not given */
+    bool extractive;            /* quoted evidence, no model */
 } app_ask_req;
 
 typedef struct {
@@ -293,6 +296,7 @@ struct app_job {
     app_job_state state;
     app_job_kind kind;
     bool retrieval, stream;
+    bool extractive;            /* answer with the quoted evidence */
     /* input (owned) */
     char *question;
     rag_turn *hist;
@@ -319,7 +323,9 @@ struct app_job {
     int err_status;             /* its HTTP status (0: 500) */
     char errmsg[512];
     char **titles;              /* per source, owned */
+    size_t n_titles;
     char *sources_json;         /* the SOURCE array, built once */
+    char *evidence_json;        /* the EVIDENCE array, built when chosen */
     bool head_sent;             /* stream: the first chunk / sources event */
     char *out;                  /* stream: SSE bytes not yet sent */
     size_t out_len, out_cap, out_sent;

@@ -37,11 +37,11 @@ static void job_free(app_job *j) {
     free(j->hist_own);
     free(j->system);
     app_chat_req_free(&j->chat);
-    if (j->titles)
-        for (size_t i = 0; i < j->res.n_sources; i++) free(j->titles[i]);
+    for (size_t i = 0; j->titles && i < j->n_titles; i++) free(j->titles[i]);
     free(j->titles);
     if (j->have_res) rag_answer_release(&j->res);
     free(j->sources_json);
+    free(j->evidence_json);
     free(j->out);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -143,6 +143,12 @@ static void stream_head(app_job *j) {
         chat_chunk_begin(j);
         out_str(j, "{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]");
         if (j->retrieval) { out_str(j, ",\"sources\":"); out_str(j, src); }
+        if (j->retrieval && j->evidence_json) {
+            /* the extension field, as in the last chunk: the evidence comes first */
+            out_str(j, ",\"mrag\":{\"evidence\":");
+            out_str(j, j->evidence_json);
+            out_str(j, j->extractive ? ",\"extractive\":true}" : ",\"extractive\":false}");
+        }
         out_str(j, "}\n\n");
     } else {
         out_str(j, "event: sources\ndata: {\"sources\":");
@@ -225,6 +231,7 @@ static char *sources_json(app_job *j, idx_store *store) {
     const rag_answer *r = &j->res;
     if (!j->titles && r->n_sources) {
         j->titles = calloc(r->n_sources, sizeof *j->titles);
+        j->n_titles = j->titles ? r->n_sources : 0;
         for (size_t i = 0; j->titles && i < r->n_sources; i++) {
             idx_doc d;
             memset(&d, 0, sizeof d);
@@ -254,6 +261,49 @@ static char *sources_json(app_job *j, idx_store *store) {
         if (s->page > 0) cJSON_AddNumberToObject(e, "page", s->page);
         cJSON_AddNumberToObject(e, "score", s->score);
         cJSON_AddItemToArray(a, e);
+    }
+    char *t = a ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    return t;
+}
+
+/* The EVIDENCE array of the job's answer: each unit's text, citation (as
+ * the sources: the path shown to this caller, lines, page, URL#section),
+ * source number, and the byte spans of its words that match the question. */
+static char *evidence_json(app_job *j, idx_store *store) {
+    const rag_answer *r = &j->res;
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < r->n_evidence; i++) {
+        const rag_evidence *e = &r->evidence[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o) continue;
+        char *shown = app_serve_display_uri(store, j->key, e->uri);
+        char cite[4400];
+        rag_evidence_cite(e, shown, cite, sizeof cite);
+        cJSON_AddStringToObject(o, "text", e->text);
+        cJSON_AddNumberToObject(o, "source", e->source);
+        cJSON_AddStringToObject(o, "citation", cite);
+        cJSON_AddStringToObject(o, "uri", shown ? shown : "");
+        free(shown);
+        if (is_http(e->uri)) cJSON_AddStringToObject(o, "url", e->uri);
+        else cJSON_AddNullToObject(o, "url");
+        cJSON_AddStringToObject(o, "heading", e->heading ? e->heading : "");
+        if (e->line_start > 0) {
+            cJSON *l = cJSON_AddArrayToObject(o, "lines");
+            cJSON_AddItemToArray(l, cJSON_CreateNumber(e->line_start));
+            cJSON_AddItemToArray(l, cJSON_CreateNumber(e->line_end > e->line_start ? e->line_end : e->line_start));
+        }
+        if (e->page > 0) cJSON_AddNumberToObject(o, "page", e->page);
+        cJSON_AddStringToObject(o, "kind", rag_evidence_kind_str(e->kind));
+        cJSON_AddNumberToObject(o, "score", e->score);
+        cJSON *mk = cJSON_AddArrayToObject(o, "marks");
+        for (size_t k = 0; mk && k < e->n_marks; k++) {
+            cJSON *pair = cJSON_CreateArray();
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].start));
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].end));
+            cJSON_AddItemToArray(mk, pair);
+        }
+        cJSON_AddItemToArray(a, o);
     }
     char *t = a ? cJSON_PrintUnformatted(a) : NULL;
     cJSON_Delete(a);
@@ -294,10 +344,14 @@ char *app_job_ask_json(app_job *j) {
     }
     cJSON *src = cJSON_Parse(j->sources_json ? j->sources_json : "[]");
     cJSON_AddItemToObject(o, "sources", src ? src : cJSON_CreateArray());
+    cJSON *ev = cJSON_Parse(j->evidence_json ? j->evidence_json : "[]");
+    cJSON_AddItemToObject(o, "evidence", ev ? ev : cJSON_CreateArray());
+    cJSON_AddBoolToObject(o, "extractive", r->status == RAG_ANS_EXTRACTED);
     cJSON_AddItemToObject(o, "cited", cited_json(r));
     cJSON_AddItemToObject(o, "events", events_json(r));
     cJSON *t = cJSON_AddObjectToObject(o, "timings");
     cJSON_AddNumberToObject(t, "retrieve_ms", r->retrieve_ms);
+    cJSON_AddNumberToObject(t, "evidence_ms", r->evidence_ms);
     cJSON_AddNumberToObject(t, "prefill_ms", j->prefill_ms);
     cJSON_AddNumberToObject(t, "decode_ms", j->decode_ms);
     cJSON_AddNumberToObject(t, "tokens", j->n_generated);
@@ -322,6 +376,11 @@ static cJSON *mrag_obj(app_job *j) {
     }
     cJSON_AddItemToObject(m, "cited", cited_json(r));
     cJSON_AddItemToObject(m, "events", events_json(r));
+    if (j->retrieval) {
+        cJSON *ev = cJSON_Parse(j->evidence_json ? j->evidence_json : "[]");
+        cJSON_AddItemToObject(m, "evidence", ev ? ev : cJSON_CreateArray());
+        cJSON_AddBoolToObject(m, "extractive", r->status == RAG_ANS_EXTRACTED);
+    }
     cJSON_AddStringToObject(m, "request_id", j->req_id);
     if (j->srv->o.debug_prompts) {
         if (j->res.prompt) cJSON_AddStringToObject(m, "prompt", j->res.prompt);
@@ -504,6 +563,33 @@ static int job_emit(void *user, const char *text, size_t len) {
     return stop;
 }
 
+/* The evidence, as soon as it is chosen (before the model runs): kept for
+ * the results, and on a stream the sources then the evidence go out at
+ * once (/api/ask: an `evidence` event; the OpenAI-compatible stream: the
+ * first chunk's mrag.evidence). */
+static void job_evidence(void *user, const rag_answer *r) {
+    app_slot *sl = user;
+    app_job *j = sl->job;
+    app_server *s = sl->srv;
+    (void)r;
+    char *sj = j->sources_json ? NULL : sources_json(j, sl->store);
+    char *ej = evidence_json(j, sl->store);
+    pthread_mutex_lock(&s->mu);
+    if (sj) j->sources_json = sj;
+    free(j->evidence_json);
+    j->evidence_json = ej;
+    if (j->stream) {
+        stream_head(j);
+        if (j->kind == APP_JOB_ASK) {
+            out_str(j, "event: evidence\ndata: {\"evidence\":");
+            out_str(j, ej ? ej : "[]");
+            out_str(j, j->extractive ? ",\"extractive\":true}\n\n" : ",\"extractive\":false}\n\n");
+        }
+        pthread_cond_broadcast(&j->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* The job's messages as the engine takes them (borrowed from the request). */
 static rag_msg *job_msgs(const app_job *j) {
     rag_msg *m = calloc(j->chat.n_msgs ? j->chat.n_msgs : 1, sizeof *m);
@@ -547,6 +633,7 @@ static void run_job(app_slot *sl, app_job *j) {
                      : rag_answerer_set_groups(sl->ans, key ? (const char *const *)key->groups : NULL,
                                                key ? key->n_groups : 0, false);
             if (st == RAG_OK) st = rag_answerer_set_k(sl->ans, j->k);
+            if (st == RAG_OK) st = rag_answerer_set_extractive(sl->ans, j->extractive);
             if (st == RAG_OK)
                 st = rag_answerer_ask(sl->ans, j->question, j->hist, j->n_hist, job_emit, sl, &j->cancel, &j->res);
         }
@@ -563,9 +650,12 @@ static void run_job(app_slot *sl, app_job *j) {
             j->stop_reason = j->res.stop_reason;
         }
     }
-    if (!j->err && !j->sources_json) {
+    if (!j->err) {
+        /* (again: the evidence went out before the prompt was fitted, and a
+         * source that did not fit is not among the final ones) */
         char *sj = sources_json(j, sl->store);
         pthread_mutex_lock(&s->mu);
+        free(j->sources_json);
         j->sources_json = sj;
         pthread_mutex_unlock(&s->mu);
     }
@@ -664,6 +754,7 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
             p.embed_dim = s->embed_dim;
         }
         if (rag_answerer_new(&p, &sl->ans, err, errlen) != RAG_OK) return -1;
+        rag_answerer_on_evidence(sl->ans, job_evidence, sl);
     }
     s->n_search = s->o.search_handles;
     if (!(s->search = calloc((size_t)s->n_search, sizeof *s->search))) { snprintf(err, errlen, "out of memory"); return -1; }

@@ -255,6 +255,7 @@ static enum MHD_Result do_ask(struct MHD_Connection *c, app_req *rq, const app_s
     j->kind = APP_JOB_ASK;
     j->retrieval = true;
     j->stream = a.stream;
+    j->extractive = a.extractive || s->o.extractive;
     if (a.max_tokens > 0 && a.max_tokens < j->max_tokens) j->max_tokens = a.max_tokens;
     if (a.k > 0) j->k = a.k;
     j->question = a.question;
@@ -286,6 +287,7 @@ static enum MHD_Result do_chat(struct MHD_Connection *c, app_req *rq, const app_
     j->kind = APP_JOB_CHAT;
     j->retrieval = q->retrieval;
     j->stream = q->stream;
+    j->extractive = q->extractive || s->o.extractive;
     if (q->max_tokens > 0 && q->max_tokens < j->max_tokens) j->max_tokens = q->max_tokens;
     if (q->k > 0) j->k = q->k;
     if (q->temperature >= 0) j->temperature = (float)q->temperature;

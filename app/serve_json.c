@@ -210,6 +210,7 @@ int app_parse_chat(const char *body, size_t len, app_chat_req *out, char *err, s
     if (v && !cJSON_IsNull(v)) {
         if (!cJSON_IsObject(v)) { fail(err, errlen, "'mrag' must be an object"); goto done; }
         if (get_bool(v, "retrieval", &out->retrieval, err, errlen)) goto done;
+        if (get_bool(v, "extractive", &out->extractive, err, errlen)) goto done;
         if (get_int(v, "k", 1, 100, &out->k, err, errlen)) goto done;
     }
     v = cJSON_GetObjectItemCaseSensitive(o, "messages");
@@ -260,6 +261,7 @@ int app_parse_ask(const char *body, size_t len, app_ask_req *out, char *err, siz
     if (get_int(o, "k", 1, 100, &out->k, err, errlen)) goto done;
     if (get_int(o, "max_tokens", 1, 1 << 20, &out->max_tokens, err, errlen)) goto done;
     if (get_bool(o, "stream", &out->stream, err, errlen)) goto done;
+    if (get_bool(o, "extractive", &out->extractive, err, errlen)) goto done;
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "history");
     if (h && !cJSON_IsNull(h)) {
         int n = cJSON_IsArray(h) ? cJSON_GetArraySize(h) : -1;
