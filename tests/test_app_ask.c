@@ -30,12 +30,13 @@ static void setup(void) {
     if (system(cmd) != 0) { idx[0] = 0; REQUIRE(0, "mrag ingest failed"); }
 }
 
-/* Runs `mrag ask --index IDX -m MODEL <args>`; returns stdout, *status the
- * exit code; stderr into *err (malloc'd) when err is given. */
+/* Runs `mrag ask --index IDX -m MODEL --generate <args>` (the test model
+ * has random weights: it runs only when asked to); returns stdout, *status
+ * the exit code; stderr into *err (malloc'd) when err is given. */
 static char *ask(const char *args, int *status, char **err) {
     char errp[700], cmd[8192];
     snprintf(errp, sizeof errp, "%s/stderr.txt", test_tmpdir());
-    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL -u MRAG_INDEX %s ask --index %s -m %s --threads 1 %s 2>%s", mrag,
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL -u MRAG_INDEX %s ask --index %s -m %s --threads 1 --generate %s 2>%s", mrag,
              test_shq(idx), test_shq(model), args, test_shq(errp));
     char *out = test_run_capture(cmd, status);
     REQUIRE(out, "cannot run %s", cmd);

@@ -69,6 +69,7 @@ static void start(session *s, const char *hist, const char *const *extra) {
     argv[a++] = model;
     argv[a++] = "--threads";
     argv[a++] = "1";
+    argv[a++] = "--generate";   /* the test model is random: generate anyway */
     for (int i = 0; extra && extra[i] && a < 30; i++) argv[a++] = extra[i];
     argv[a] = NULL;
     pid_t pid = forkpty(&s->fd, NULL, NULL, &ws);
@@ -238,7 +239,7 @@ TEST(line_mode_without_a_terminal) {
     const char *qs = "How do I set up the VPN with WireGuard?\n/sources\n/reset\nZxqvbn plorgh wibblestan?\n"
                      "Banana bread: how long does it \\\nbake?\n";
     REQUIRE(test_write_file(in, qs, strlen(qs)) == 0);
-    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL MRAG_HISTORY=%s/h3 %s chat --index %s -m %s --threads 1 --max-tokens 8 < %s 2>/dev/null",
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL MRAG_HISTORY=%s/h3 %s chat --index %s -m %s --threads 1 --generate --max-tokens 8 < %s 2>/dev/null",
              test_shq(test_tmpdir()), mrag, test_shq(idx), test_shq(model), test_shq(in));
     int st;
     char *out = test_run_capture(cmd, &st);
@@ -271,7 +272,7 @@ TEST(ask_interrupted_exits_130_with_partial_answer) {
         int dn = open("/dev/null", O_WRONLY);
         if (dn >= 0) dup2(dn, 2);
         unsetenv("MRAG_MODEL");
-        execl(mrag, mrag, "ask", "--index", idx, "-m", model, "--threads", "1", "--max-tokens", "30000", "--ctx", "32768",
+        execl(mrag, mrag, "ask", "--index", idx, "-m", model, "--threads", "1", "--generate", "--max-tokens", "30000", "--ctx", "32768",
               "How do I set up the VPN with WireGuard?", (char *)NULL);
         _exit(127);
     }

@@ -106,7 +106,15 @@ const SUMMARY = `(() => {
     status_line: q('#status').textContent,
     key_in_url: location.search.indexOf('key=') >= 0,
     title: document.title,
-    injected: document.querySelectorAll('#answer *:not(a.cite), #sources img, #sources script, #sources iframe, #events *:not(li)').length,
+    injected: document.querySelectorAll('#answer *:not(a.cite), #sources img, #sources script, #sources iframe, #events *:not(li), ' +
+                                        '#evidence *:not(li):not(q):not(mark):not(span.ev-cite):not(code):not(a)').length,
+    evidence: Array.from(document.querySelectorAll('#evidence li')).map((li) => li.textContent),
+    marks: Array.from(document.querySelectorAll('#evidence mark')).map((m) => m.textContent),
+    evidence_links: Array.from(document.querySelectorAll('#evidence a:not(.cite)')).map((a) => a.getAttribute('href')),
+    evidence_cites: document.querySelectorAll('#evidence a.cite').length,
+    evidence_at_token: q('#evidence-box').getAttribute('data-at-token'),
+    evidence_shown: !q('#evidence-box').hidden,
+    answer_shown: getComputedStyle(q('#answer')).display !== 'none',
   });
 })()`;
 

@@ -48,6 +48,27 @@ async function ask(q, res) {
     for (const w of answer.split(/(?<= )/)) { res.write(sse('token', { text: w })); await sleep(5); }
     res.end(sse('done', { status: 'answered', answer, sources: SOURCES, cited: [1, 2, 3, 4], events: [],
                           timings: { retrieve_ms: 3, prefill_ms: 10, decode_ms: 50, tokens: 14 } }));
+  } else if (q === 'evidence') {
+    // multi-byte text with byte-offset marks, markup as text, an https and a javascript: URL
+    const t1 = 'Die Zuständigkeit für Urlaub <b>liegt</b> bei Frau Müller.';
+    const b = (s) => Buffer.byteLength(s, 'utf8');
+    const at = (s) => b(t1.slice(0, t1.indexOf(s)));
+    const ev = [
+      { text: t1, source: 1, citation: 'handbook/vacation-policy.md:4', uri: 'handbook/vacation-policy.md', url: null,
+        lines: [4, 4], kind: 'sentence', score: 1.2,
+        marks: [[at('Zuständigkeit'), at('Zuständigkeit') + b('Zuständigkeit')], [at('Müller'), at('Müller') + b('Müller')]] },
+      { text: 'Leave is booked in the wiki.', source: 2, citation: 'https://wiki.example.org/wiki/Leave#Booking',
+        uri: 'https://wiki.example.org/wiki/Leave', url: 'https://wiki.example.org/wiki/Leave', kind: 'sentence', score: 0.9,
+        marks: [[0, 5], [3, 40]] },
+      { text: 'Bad link.', source: 3, citation: 'bad', uri: 'javascript:document.title="pwned"',
+        url: 'javascript:document.title="pwned"', kind: 'sentence', score: 0.5, marks: [] },
+    ];
+    res.write(sse('sources', { sources: SOURCES }));
+    res.write(sse('evidence', { evidence: ev, extractive: false }));
+    await sleep(30);
+    res.write(sse('token', { text: 'Frau Müller [1].' }));
+    res.end(sse('done', { status: 'answered', answer: 'Frau Müller [1].', sources: SOURCES, evidence: ev, cited: [1],
+                          events: [], timings: { retrieve_ms: 3, evidence_ms: 0.4, prefill_ms: 10, decode_ms: 5, tokens: 1 } }));
   } else if (q === 'err') {
     res.write(sse('sources', { sources: [] }));
     res.write(sse('token', { text: 'part' }));
