@@ -832,6 +832,18 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
         qs->context = false;
     }
     if (qs->n == 0 || n == 0) goto done;
+    {
+        /* a question of stop words only ("What is it?") keeps them as its
+         * terms (as a search does); it asks for nothing to quote */
+        int stops = 0, words = 0;
+        idx_lang_detect(question, ql, &stops);
+        qset *all = calloc(1, sizeof *all);
+        if (!all) { rc = RAG_ERR_NOMEM; goto done; }
+        idx_analyze(z, question, ql, qlang, q_cb, all);
+        words = all->pos;
+        free(all);
+        if (stops >= words) goto done;
+    }
     char qwords[1024];
     lower_words(question, qwords, sizeof qwords);
     rag_qtype qt = rag_question_type(question);
