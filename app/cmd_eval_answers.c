@@ -193,7 +193,7 @@ int app_cmd_eval_answers(int argc, char **argv) {
             em_sum += em;
             f1_sum += f1;
         }
-        if ((getenv("MISS3") ? !h3 : !h1) && shown < misses) {
+        if (!h1 && shown < misses) {
             shown++;
             printf("miss %s [%s] %s\n  gold: %s\n", q->id, rag_qtype_name(t), q->question, q->answers[0]);
             for (size_t i = 0; i < r.n_evidence; i++)

@@ -73,9 +73,9 @@ static long first_phrase(const char *w, const char *const *list, size_t *len) {
     return best;
 }
 
-rag_qtype rag_question_type(const char *question) {
-    char w[1024];
-    lower_words(question ? question : "", w, sizeof w);
+/* The type of the question's lower-cased words w, and where in w the
+ * question phrase that decided it is (*at = -1: none). */
+static rag_qtype qtype_of(const char *w, long *at, size_t *at_len) {
     static const char *const count[] = {"how many", "wie viele", "wieviele", "wie vielen", "combien de", "combien d'",
                                         "what number of", "welche anzahl", NULL};
     static const char *const quantity[] = {
@@ -116,7 +116,17 @@ rag_qtype rag_question_type(const char *question) {
             t = types[i].t;
         }
     }
+    *at = best;
+    *at_len = best_len;
     return t;
+}
+
+rag_qtype rag_question_type(const char *question) {
+    char w[1024];
+    long at;
+    size_t len;
+    lower_words(question ? question : "", w, sizeof w);
+    return qtype_of(w, &at, &len);
 }
 
 const char *rag_qtype_name(rag_qtype t) {
@@ -834,10 +844,21 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
     *n_out = 0;
     if (!z || !question || (n && !ps) || p.max < 1 || p.max > 32) return RAG_ERR_ARG;
     if (!(qs = calloc(1, sizeof *qs))) return RAG_ERR_NOMEM;
-    /* 1. the question's content terms (stop words out), then the context's */
+    /* 1. the question's content terms: stop words out, and the question
+     * phrase too ("wie hoch", "how long", "what year": they say what kind
+     * of answer is wanted, not what it is about); then the context's */
     size_t ql = strlen(question);
     int qlang = idx_analyzer_detect(z, question, ql);
-    if (idx_analyze_query(z, question, ql, qlang, q_cb, qs) == IDX_ERR_NOMEM) { rc = RAG_ERR_NOMEM; goto done; }
+    char qwords[1024], asked[1024];
+    long at;
+    size_t at_len;
+    lower_words(question, qwords, sizeof qwords);
+    rag_qtype qt = qtype_of(qwords, &at, &at_len);
+    if (at >= 0 && at_len < strlen(qwords))
+        snprintf(asked, sizeof asked, "%.*s %s", (int)at, qwords, qwords + at + at_len);
+    else
+        snprintf(asked, sizeof asked, "%s", qwords);
+    if (idx_analyze_query(z, asked, strlen(asked), qlang, q_cb, qs) == IDX_ERR_NOMEM) { rc = RAG_ERR_NOMEM; goto done; }
     if (p.context && *p.context) {
         qs->context = true;
         idx_analyze_query(z, p.context, strlen(p.context), -1, q_cb, qs);
@@ -856,9 +877,6 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
         free(all);
         if (stops >= words) goto done;
     }
-    char qwords[1024];
-    lower_words(question, qwords, sizeof qwords);
-    rag_qtype qt = rag_question_type(question);
     bool qgerman = qlang == IDX_LANG_DE;
 
     /* 2. units of every passage, analysed */
