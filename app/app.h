@@ -30,6 +30,7 @@ int app_cmd_tune(int argc, char **argv);            /* retrieval: cmd_tune.c */
 int app_cmd_ask(int argc, char **argv);            /* answer: cmd_ask.c */
 int app_cmd_chat(int argc, char **argv);           /* answer: cmd_chat.c */
 int app_cmd_serve(int argc, char **argv);          /* HTTP service: cmd_serve.c */
+int app_cmd_check(int argc, char **argv);          /* index integrity: cmd_check.c */
 
 /* Answering session shared by `mrag ask` and `mrag chat` (cmd_ask.c). */
 typedef struct {
@@ -141,7 +142,14 @@ bool app_parse_u64(const char *s, uint64_t *out);
  * owned, free(); NULL on OOM (util.c). */
 char *app_join_args(int n, char **args);
 
-/* Prints "mrag: <msg>\n" to stderr and returns 1. */
+/* text as it may reach a terminal or a log line: control characters (C0,
+ * DEL, C1) and bytes that are not UTF-8 become \xNN, so a file name with
+ * ESC, BEL, CR or a newline cannot move the cursor or forge a line.
+ * Returns text itself when nothing needs escaping, else a buffer valid
+ * until the 8th later call in the same thread (util.c). */
+const char *app_esc(const char *text);
+
+/* Prints "mrag: <msg>\n" to stderr (escaped with app_esc) and returns 1. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints the guard's load warnings (a default rule disabled or weakened by
  * a user rules file) to stderr; defined in cmd_guard.c. */

@@ -376,7 +376,7 @@ void app_asker_print_sources(const app_asker *a, FILE *f) {
         for (size_t i = 0; i < r->n_sources; i++)
             if (is_cited(r, r->sources[i].number)) {
                 cite(&r->sources[i], c, sizeof c);
-                fprintf(f, "  [%d] %s%s\n", r->sources[i].number, c, r->sources[i].warned ? "  (instruction removed)" : "");
+                fprintf(f, "  [%d] %s%s\n", r->sources[i].number, app_esc(c), r->sources[i].warned ? "  (instruction removed)" : "");
             }
     }
     if (r->n_cited < r->n_sources) {
@@ -384,7 +384,7 @@ void app_asker_print_sources(const app_asker *a, FILE *f) {
         for (size_t i = 0; i < r->n_sources; i++)
             if (!is_cited(r, r->sources[i].number)) {
                 cite(&r->sources[i], c, sizeof c);
-                fprintf(f, "  [%d] %s%s\n", r->sources[i].number, c, r->sources[i].warned ? "  (instruction removed)" : "");
+                fprintf(f, "  [%d] %s%s\n", r->sources[i].number, app_esc(c), r->sources[i].warned ? "  (instruction removed)" : "");
             }
     }
 }

@@ -30,6 +30,12 @@ static const char *ingest_usage =
     "  --chunk-tokens N    tokens per chunk (default 256)\n"
     "  --overlap N         tokens shared by consecutive chunks (default 32)\n"
     "  --max-file-mb N     skip larger files (default 50)\n"
+    "  --max-file-seconds S  CPU time one file may take to extract; over it the\n"
+    "                      file fails with the reason and the run goes on\n"
+    "                      (default 60, 0 = no limit)\n"
+    "  --max-text-ratio R  a file's text may be R times its size (past 4 MB of\n"
+    "                      text; default 32, 0 = no limit): stops PDFs whose\n"
+    "                      pages repeat one stream\n"
     "  --layer L           embed the hidden state after layer L (default: final norm);\n"
     "                      auto: ingest at the final norm, then compare a quarter,\n"
     "                      half and three quarters of the layers on pseudo-queries\n"
@@ -108,7 +114,7 @@ static void draw_bar(ui *u, const rag_ingest_event *ev) {
     char bar[32];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
-    const char *cur = app_display_path(u->current);
+    const char *cur = app_esc(app_display_path(u->current));
     char line[512];
     int n = snprintf(line, sizeof line, "[%s] %zu/%zu  %.1f chunks/s  ETA %s  ", bar, ev->files_done,
                      ev->files_total, rate, eta);
@@ -162,16 +168,16 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
         if (u->tty) {
             if (ev->outcome == RAG_ING_FAILED) {
                 clear_bar(u);
-                fprintf(stderr, "failed  %s: %s\n", p, ev->reason ? ev->reason : "");
+                fprintf(stderr, "failed  %s: %s\n", app_esc(p), app_esc(ev->reason ? ev->reason : ""));
             }
             if (now - u->last_draw > 0.1 || ev->files_done == ev->files_total) { draw_bar(u, ev); u->last_draw = now; }
         } else {
             if (ev->outcome != RAG_ING_UNCHANGED) {
-                printf("%-9s %s", rag_ingest_outcome_str(ev->outcome), p);
+                printf("%-9s %s", rag_ingest_outcome_str(ev->outcome), app_esc(p));
                 if (ev->outcome == RAG_ING_ADDED || ev->outcome == RAG_ING_UPDATED) printf(" (%d chunks)", ev->n_chunks);
                 if (ev->outcome == RAG_ING_RENAMED && ev->reason && strncmp(ev->reason, "from ", 5) == 0)
-                    printf(": from %s", app_display_path(ev->reason + 5));
-                else if (ev->reason) printf(": %s", ev->reason);
+                    printf(": from %s", app_esc(app_display_path(ev->reason + 5)));
+                else if (ev->reason) printf(": %s", app_esc(ev->reason));
                 putchar('\n');
             }
             if (now - u->last_line > 10 && ev->files_done) {
@@ -213,7 +219,7 @@ static void print_summary(ui *u, const rag_ingest_stats *st, const char *index_d
         for (size_t i = 0; i < u->n_notes; i++) {
             if (u->notes[i].o != order[k]) continue;
             if (shown++ == 200 && !u->quiet) { printf("  ... and %zu more\n", total - 200); break; }
-            printf("  %s: %s\n", app_display_path(u->notes[i].path), u->notes[i].reason);
+            printf("  %s: %s\n", app_esc(app_display_path(u->notes[i].path)), app_esc(u->notes[i].reason));
         }
     }
 }
@@ -249,6 +255,8 @@ int app_cmd_ingest(int argc, char **argv) {
         else if (strcmp(a, "--overlap") == 0 && has && app_parse_long(argv[i + 1], 0, 4096, &v)) { p.overlap_tokens = (int)v; i++; }
         else if (strcmp(a, "--max-file-mb") == 0 && has && app_parse_long(argv[i + 1], 1, 1 << 20, &v)) { p.max_file_bytes = (uint64_t)v << 20; i++; }
         else if (strcmp(a, "--layer") == 0 && has && strcmp(argv[i + 1], "auto") == 0) { layer_auto = true; p.layer = -1; i++; }
+        else if (strcmp(a, "--max-file-seconds") == 0 && has && app_parse_long(argv[i + 1], 0, 86400, &v)) { p.budget.cpu_seconds = (double)v; i++; }
+        else if (strcmp(a, "--max-text-ratio") == 0 && has && app_parse_long(argv[i + 1], 0, 1 << 20, &v)) { p.budget.max_text_ratio = (double)v; i++; }
         else if (strcmp(a, "--layer") == 0 && has && app_parse_long(argv[i + 1], -1, 100000, &v)) { p.layer = (int)v; i++; }
         else if (strcmp(a, "--batch") == 0 && has && app_parse_long(argv[i + 1], 1, 4096, &v)) { p.embed_batch = (int)v; i++; }
         else if (strcmp(a, "--save-every") == 0 && has && app_parse_long(argv[i + 1], 1, 1 << 30, &v)) { p.save_every = (int)v; i++; }

@@ -76,7 +76,7 @@ static cJSON *hit_json(int rank, const rag_hit *h, const idx_chunk *c, const idx
 
 /* One hit as lines for the terminal. */
 static void hit_text(int rank, const rag_hit *h, const idx_chunk *c, const char *cite, rag_search_mode mode) {
-    printf("%d. %s  score %.4f", rank, cite, (double)h->score);
+    printf("%d. %s  score %.4f", rank, app_esc(cite), (double)h->score);
     if (mode == RAG_SEARCH_HYBRID) {
         printf(" (dense ");
         if (h->dense_rank) printf("#%d", h->dense_rank); else printf("-");
@@ -85,7 +85,7 @@ static void hit_text(int rank, const rag_hit *h, const idx_chunk *c, const char 
         printf(")");
     }
     putchar('\n');
-    if (c->heading && *c->heading) printf("   [%s]\n", c->heading);
+    if (c->heading && *c->heading) printf("   [%s]\n", app_esc(c->heading));
     print_snippet(c->text ? c->text : "", c->text_len, 200);
 }
 

@@ -76,13 +76,13 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
     if (u->quiet && ev->outcome != RAG_ING_FAILED) return;
     const char *o = ev->outcome == RAG_ING_RENAMED ? "moved" : rag_ingest_outcome_str(ev->outcome);
     if (ev->outcome == RAG_ING_FAILED) {
-        fprintf(stderr, "failed    %s: %s\n", ev->path ? ev->path : "", ev->reason ? ev->reason : "");
+        fprintf(stderr, "failed    %s: %s\n", app_esc(ev->path ? ev->path : ""), app_esc(ev->reason ? ev->reason : ""));
         return;
     }
-    printf("%-9s %s", o, ev->path ? ev->path : "");
+    printf("%-9s %s", o, app_esc(ev->path ? ev->path : ""));
     if (ev->outcome == RAG_ING_ADDED || ev->outcome == RAG_ING_UPDATED || ev->outcome == RAG_ING_RENAMED)
         printf(" (%d chunks)", ev->n_chunks);
-    if (ev->reason) printf(": %s", ev->reason);
+    if (ev->reason) printf(": %s", app_esc(ev->reason));
     putchar('\n');
     fflush(stdout);
 }

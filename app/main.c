@@ -23,6 +23,7 @@ static const app_command commands[] = {
     {"tokenize", "print the token ids (or pieces) of a text", app_cmd_tokenize},
     {"generate", "continue a prompt with the in-process engine", app_cmd_generate},
     {"embed", "print the embedding of a text as a JSON array", app_cmd_embed},
+    {"check", "check an index folder's integrity (and --repair it)", app_cmd_check},
 };
 
 const char *app_model_path(const char *flag_value) {

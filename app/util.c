@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +30,14 @@ char *app_recorded_model(idx_store *s) {
 
 /* Contract: see app.h. */
 int app_error(const char *fmt, ...) {
+    /* messages name files and hold library errors that quote them: the
+     * whole line is escaped, so it stays one line that moves no cursor */
+    char msg[8192];
     va_list ap;
     va_start(ap, fmt);
-    fputs("mrag: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "mrag: %s\n", app_esc(msg));
     return 1;
 }
 
@@ -211,4 +215,71 @@ void app_choose_layer(idx_store *s, struct llm_model *m, int threads, const int 
         printf("re-embedded every chunk at the chosen layer\n");
         idx_meta_set(s, "rag.fusion", "");     /* weights of the old layer: learn again */
     }
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), 0 when invalid. */
+static size_t u8_len(const unsigned char *s) {
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t cp, min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; min = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; min = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; min = 0x10000; }
+    else return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;   /* also stops at the NUL */
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+/* True when the sequence of length n at s must be shown escaped: C0
+ * controls, DEL, C1 controls (U+0080..U+009F; some terminals act on them). */
+static bool u8_control(const unsigned char *s, size_t n) {
+    if (n == 1) return s[0] < 0x20 || s[0] == 0x7F;
+    return n == 2 && s[0] == 0xC2 && s[1] < 0xA0;
+}
+
+/* Contract: see app.h. */
+const char *app_esc(const char *text) {
+    static __thread char *ring[8];
+    static __thread unsigned next;
+    if (!text) return "(null)";
+    const unsigned char *s = (const unsigned char *)text;
+    bool clean = true;
+    for (size_t i = 0; s[i] && clean;) {
+        size_t n = u8_len(s + i);
+        if (!n || u8_control(s + i, n)) clean = false;
+        else i += n;
+    }
+    if (clean) return text;
+    size_t len = strlen(text);
+    char *o = malloc(len * 4 + 1);
+    if (!o) return "(text not shown: out of memory)";
+    size_t k = 0;
+    for (size_t i = 0; s[i];) {
+        size_t n = u8_len(s + i);
+        if (n && !u8_control(s + i, n)) {
+            memcpy(o + k, s + i, n);
+            k += n;
+            i += n;
+            continue;
+        }
+        /* a control character, or a byte that is not UTF-8: \xNN for each byte */
+        size_t m = n ? n : 1;
+        for (size_t j = 0; j < m; j++) {
+            static const char hex[] = "0123456789abcdef";
+            o[k++] = '\\';
+            o[k++] = 'x';
+            o[k++] = hex[s[i + j] >> 4];
+            o[k++] = hex[s[i + j] & 15];
+        }
+        i += m;
+    }
+    o[k] = 0;
+    free(ring[next & 7]);
+    ring[next++ & 7] = o;
+    return o;
 }

@@ -393,4 +393,39 @@ struct sqlite3 *idx_debug_db(idx_store *s);
  * table; IDX_OK when both pass, else IDX_ERR_SQLITE with the findings. */
 int idx_check(idx_store *s);
 
+/* ------------------------------------------------------------ check/repair
+ * (check.c; `mrag check`) */
+
+typedef struct {
+    bool sqlite_ok;             /* PRAGMA integrity_check; when false the rest is not read */
+    char sqlite_msg[512];
+    bool fts_checked, fts_ok;   /* FTS5 integrity-check and the access-class statistics
+                                   recount (writable handles only) */
+    char fts_msg[512];
+    int64_t documents, chunks, vectors, fts_rows, faiss_ntotal;
+    int64_t meta_vectors;       /* meta idx.vectors (should equal vectors) */
+    int64_t orphan_chunks;      /* chunks whose document is gone */
+    int64_t orphan_vectors;     /* vectors whose chunk is gone */
+    int64_t orphan_group_rows;  /* access group rows of a gone document */
+    int64_t chunks_without_vector;
+    int64_t vectors_bad_size;   /* blobs that are not dim float32 */
+    int64_t faiss_missing;      /* vector ids FAISS does not hold */
+    int64_t faiss_extra;        /* FAISS ids with no vector in SQLite */
+    int64_t bad_groups;         /* stored group names that are not valid names */
+    char bad_group[128];        /* the first of them */
+    int dim;
+} idx_check_report;
+
+/* Fills r with every check (counts only; nothing is changed). IDX_OK when
+ * the checks could run, whatever they found; an error when they could not. */
+int idx_check_full(idx_store *s, idx_check_report *r);
+/* Rebuilds the FTS5 index from the chunks table (idx_fts_retune, forced:
+ * the analysis and the access-class statistics too). */
+int idx_rebuild_fts(idx_store *s);
+/* Deletes rows that belong to no document (chunks, vectors, group rows) and
+ * sets the recorded vector count from the table, with a new generation so
+ * the FAISS index is rebuilt (call idx_rebuild after). *removed: rows
+ * deleted. */
+int idx_repair_rows(idx_store *s, int64_t *removed);
+
 #endif

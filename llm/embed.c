@@ -38,13 +38,19 @@ static int tokenize_alloc(llm_context *c, const char *text, size_t len, int32_t 
     return llm_context_fail(c, LLM_ERR_ARG, "embed: tokenization did not settle");
 }
 
-/* out[d] = v[d] / |v| (v is accumulated in double). */
-static void l2_store(const double *v, int d, float *out) {
+/* out[d] = v[d] / |v| (v is accumulated in double). False when v holds a
+ * NaN or an infinity: non-finite weights make every later value one, and
+ * an embedding like that is no vector (nor JSON). */
+static bool l2_store(const double *v, int d, float *out) {
     double ss = 0.0;
     for (int i = 0; i < d; i++) ss += v[i] * v[i];
+    if (!isfinite(ss)) return false;
     double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0;
     for (int i = 0; i < d; i++) out[i] = (float)(v[i] * inv);
+    return true;
 }
+
+#define NONFINITE_MSG "embed: the model produced non-finite values (NaN or infinity): its weights are broken"
 
 /* Embeds one token sequence through the KV cache, n_batch tokens at a time.
  * acc is n_embd doubles of scratch. Clears the context before and after. */
@@ -75,7 +81,7 @@ static int embed_one(llm_context *c, const int32_t *ids, int n, double *acc, flo
         }
     }
     for (int d = 0; d < dim; d++) acc[d] /= n;
-    l2_store(acc, dim, out);
+    if (!l2_store(acc, dim, out)) rc = llm_context_fail(c, LLM_ERR_FORMAT, NONFINITE_MSG);
 done:
     llm_context_reset(c);
     return rc;
@@ -109,7 +115,7 @@ static int embed_packed(llm_context *c, int32_t *const *ids, const int *lens, in
             for (int d = 0; d < dim; d++) acc[d] += h[d];
         }
         for (int d = 0; d < dim; d++) acc[d] /= lens[s];
-        l2_store(acc, dim, out + (size_t)s * dim);
+        if (!l2_store(acc, dim, out + (size_t)s * dim)) return llm_context_fail(c, LLM_ERR_FORMAT, NONFINITE_MSG);
     }
     return LLM_OK;
 }

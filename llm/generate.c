@@ -1,4 +1,5 @@
 /* generate.c — the generation loop: prefill, sample, stream text, stop. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -105,6 +106,15 @@ static int stream_push(gen_stream *st, const char *text, size_t n, bool final) {
 
 /* ---------------------------------------------------------- generation */
 
+/* True when every logit is a finite number (a NaN or an infinity comes
+ * only from broken weights; the check costs a pass over n_vocab floats per
+ * token, nothing beside a forward pass). */
+static bool logits_finite(const float *l, const llm_model *m) {
+    float acc = 0;
+    for (int i = 0; i < m->hp.n_vocab; i++) acc += l[i] * 0.0f;     /* NaN * 0 and inf * 0 are NaN */
+    return acc == 0;
+}
+
 static bool cancelled(const llm_generate_params *p) {
     return p->cancel && *p->cancel;
 }
@@ -205,6 +215,14 @@ int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
             break;
         }
         const float *logits = llm_get_logits(c, -1);
+        if (logits && !logits_finite(logits, m)) {
+            /* NaN or infinite weights (or hyperparameters): every token would
+             * be sampled from garbage, and the answer would be empty */
+            rc = llm_context_fail(c, LLM_ERR_FORMAT,
+                                  "llm_generate: the model produced non-finite logits (NaN or infinity): "
+                                  "its weights are broken");
+            goto done;
+        }
         int32_t id = llm_sampler_sample(smp, logits);
         if (id < 0) {
             rc = llm_context_fail(c, LLM_ERR_ARG, "llm_generate: no logits to sample from");

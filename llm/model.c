@@ -1,6 +1,7 @@
 /* model.c — loads a Mistral/Mixtral GGUF: hyperparameters, weight views into
  * the mapping (never copied), shape/type checks, model info and SHA-256. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,7 +173,9 @@ static int load_hparams(llm_model *m, const llm_model_params *p, char *err, size
                 path, hp->n_rot, hp->head_dim);
         return LLM_ERR_UNSUPPORTED;
     }
-    if (hp->head_dim % 2 != 0 || !(hp->rms_eps > 0) || !(hp->rope_theta > 0)) {
+    /* +inf or NaN here gives empty answers and NaN embeddings: refused */
+    if (hp->head_dim % 2 != 0 || !isfinite(hp->rms_eps) || !(hp->rms_eps > 0) || !(hp->rms_eps < 1) ||
+        !isfinite(hp->rope_theta) || !(hp->rope_theta > 0)) {
         set_err(err, errlen, "%s: bad head size %d, rms epsilon %g or rope base %g", path, hp->head_dim,
                 (double)hp->rms_eps, (double)hp->rope_theta);
         return LLM_ERR_FORMAT;

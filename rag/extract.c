@@ -67,6 +67,10 @@ rag_extract_params rag_extract_default_params(void) {
         .max_depth = 256,
         .max_pages = 5000,
         .max_blocks = 4000000,
+        .budget = rag_budget_default_params(),
+        .max_attributes = 512,
+        .max_stream_bytes = 16u << 20,
+        .max_repeated_page_bytes = 1u << 20,
     };
     return p;
 }
@@ -142,13 +146,19 @@ int rag_extract_memory(const char *name, const void *data, size_t len, rag_doc_t
         return rag_ing_err(err, errlen, RAG_ERR_NOMEM, "%s: out of memory", name);
     }
     const unsigned char *u = data ? data : (const unsigned char *)"";
+    rag_budget b;
+    rag_budget_begin(&b, &p->budget, len, p->max_text_bytes);
     switch (type) {
-    case RAG_DOC_TXT: rc = rag_extract_txt(name, u, len, p, d, err, errlen); break;
-    case RAG_DOC_MD: rc = rag_extract_md(name, u, len, p, d, err, errlen); break;
-    case RAG_DOC_HTML: rc = rag_extract_html(name, u, len, p, d, err, errlen); break;
-    case RAG_DOC_PDF: rc = rag_extract_pdf(name, u, len, p, d, err, errlen); break;
+    case RAG_DOC_TXT: rc = rag_extract_txt(name, u, len, p, &b, d, err, errlen); break;
+    case RAG_DOC_MD: rc = rag_extract_md(name, u, len, p, &b, d, err, errlen); break;
+    case RAG_DOC_HTML: rc = rag_extract_html(name, u, len, p, &b, d, err, errlen); break;
+    case RAG_DOC_PDF: rc = rag_extract_pdf(name, u, len, p, &b, d, err, errlen); break;
     default: rc = rag_ing_err(err, errlen, RAG_ERR_UNSUPPORTED, "%s: unsupported document type", name);
     }
+    /* the budget decides at the end too: a fast extractor with no
+     * checkpoint left still answers for its text and time */
+    if (rc == RAG_OK) rc = rag_budget_check_now(&b, d->text_len);
+    if (b.over) rc = rag_ing_err(err, errlen, RAG_ERR_LIMIT, "%s: refused: %s", name, b.why);
     if (rc == RAG_OK && d->text && (type == RAG_DOC_HTML || type == RAG_DOC_PDF))
         utf8_sanitize(d->text, d->text_len);
     if (rc == RAG_OK && !d->text) {

@@ -1,6 +1,11 @@
 /* extract_html.c — HTML to text blocks with libxml2's HTML parser (recovering,
  * no network): headings, paragraphs, list items, table cells, <pre>;
- * boilerplate elements dropped; line spans from the parser's line numbers. */
+ * boilerplate elements dropped; line spans from the parser's line numbers.
+ * Runs under the file's budget: a pre-scan refuses elements with more
+ * attributes than max_attributes (libxml2 checks each attribute against all
+ * before it, so 200,000 of them take minutes inside one call), and the
+ * parser's element and text events are checkpoints that stop it. */
+#define _GNU_SOURCE /* memmem */
 #include "rag/ingest_internal.h"
 
 #include <libxml/HTMLparser.h>
@@ -37,6 +42,7 @@ static el_class classify(const char *name) {
 typedef struct {
     const char *name;
     const rag_extract_params *p;
+    rag_budget *b;
     rag_doc *d;
     size_t cap_blocks;
     rag_buf out;            /* doc->text */
@@ -139,7 +145,8 @@ static int walk_block(html_state *s, xmlNode *node, int depth, rag_block_kind ki
 }
 
 static int walk(html_state *s, xmlNode *node, int depth) {
-    int rc = RAG_OK;
+    int rc = rag_budget_check(s->b, s->out.len + s->cur.len);
+    if (rc) return rc;
     if (depth > s->p->max_depth)
         return rag_ing_err(s->err, s->errlen, RAG_ERR_LIMIT, "%s: HTML nested deeper than %d elements",
                            s->name, s->p->max_depth);
@@ -207,18 +214,183 @@ static void silent_structured(void *ctx, xmlErrorPtr e) {
     (void)e;
 }
 
+/* ------------------------------------------------------------ budget */
+
+/* The largest number of attributes on one start tag of data[0..len), found
+ * the way the HTML parser reads tags: comments, <!...> and <?...> skipped,
+ * the contents of script and style skipped, quoted values skipped. Linear.
+ * *at is where that tag starts. */
+static size_t max_attributes(const unsigned char *data, size_t len, size_t *at) {
+    size_t best = 0;
+    size_t i = 0;
+    *at = 0;
+    while (i < len) {
+        const unsigned char *lt = memchr(data + i, '<', len - i);
+        if (!lt) break;
+        i = (size_t)(lt - data) + 1;
+        if (i >= len) break;
+        if (data[i] == '!' || data[i] == '?') {
+            const char *end = i + 2 < len && data[i] == '!' && data[i + 1] == '-' && data[i + 2] == '-'
+                                  ? memmem(data + i + 3, len - i - 3, "-->", 3)
+                                  : memchr(data + i, '>', len - i);
+            i = end ? (size_t)((const unsigned char *)end - data) + 1 : len;
+            continue;
+        }
+        if (!((data[i] >= 'a' && data[i] <= 'z') || (data[i] >= 'A' && data[i] <= 'Z'))) continue;
+        size_t tag = i - 1, ns = i;
+        while (i < len && data[i] != '>' && data[i] != '/' && data[i] != ' ' && data[i] != '\t' && data[i] != '\n' &&
+               data[i] != '\r' && data[i] != '\f')
+            i++;
+        size_t nlen = i - ns;
+        bool raw = (nlen == 6 && strncasecmp((const char *)data + ns, "script", 6) == 0) ||
+                   (nlen == 5 && strncasecmp((const char *)data + ns, "style", 5) == 0);
+        size_t count = 0;
+        for (;;) {
+            while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r' ||
+                               data[i] == '\f' || data[i] == '/'))
+                i++;
+            if (i >= len || data[i] == '>') break;
+            count++;
+            while (i < len && data[i] != '=' && data[i] != '>' && data[i] != ' ' && data[i] != '\t' &&
+                   data[i] != '\n' && data[i] != '\r' && data[i] != '\f' && data[i] != '/')
+                i++;
+            while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
+            if (i < len && data[i] == '=') {
+                i++;
+                while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
+                if (i < len && (data[i] == '"' || data[i] == '\'')) {
+                    const unsigned char *q = memchr(data + i + 1, data[i], len - i - 1);
+                    i = q ? (size_t)(q - data) + 1 : len;
+                } else {
+                    while (i < len && data[i] != '>' && data[i] != ' ' && data[i] != '\t' && data[i] != '\n' &&
+                           data[i] != '\r' && data[i] != '\f')
+                        i++;
+                }
+            }
+        }
+        if (count > best) {
+            best = count;
+            *at = tag;
+        }
+        if (raw && i < len) {
+            /* the element's text is not markup: on to its end tag */
+            const char *close = nlen == 6 ? "</script" : "</style";
+            size_t cl = strlen(close), j = i;
+            while (j + cl <= len) {
+                const unsigned char *q = memchr(data + j, '<', len - j);
+                if (!q) { j = len; break; }
+                j = (size_t)(q - data);
+                if (j + cl <= len && strncasecmp((const char *)data + j, close, cl) == 0) break;
+                j++;
+            }
+            i = j;
+        }
+    }
+    return best;
+}
+
+/* libxml2's HTML parser ends a DOCTYPE at its first '>', so an internal
+ * subset ("<!DOCTYPE html [ <!ENTITY x 'text'> ]>") would be read as page
+ * text. Finds the subset of a DOCTYPE at the start of d[0..n) (after a
+ * BOM, blanks and comments): [*a, *b) runs from its '[' to its ']' and the
+ * blanks after; *a == *b when there is none. Quoted literals, comments and
+ * processing instructions inside the subset may hold ']' and '>'. */
+static void doctype_subset(const unsigned char *d, size_t n, size_t *a, size_t *b) {
+    *a = *b = 0;
+    size_t i = 0;
+    if (n >= 3 && d[0] == 0xEF && d[1] == 0xBB && d[2] == 0xBF) i = 3;
+    for (;;) {
+        while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r' || d[i] == '\f')) i++;
+        if (i + 4 <= n && memcmp(d + i, "<!--", 4) == 0) {
+            const unsigned char *e = memmem(d + i + 4, n - i - 4, "-->", 3);
+            if (!e) return;
+            i = (size_t)(e - d) + 3;
+            continue;
+        }
+        break;
+    }
+    if (i + 9 > n || strncasecmp((const char *)d + i, "<!DOCTYPE", 9) != 0) return;
+    i += 9;
+    unsigned char q = 0;
+    while (i < n && (q || (d[i] != '[' && d[i] != '>'))) {
+        if (q) { if (d[i] == q) q = 0; }
+        else if (d[i] == '"' || d[i] == '\'') q = d[i];
+        i++;
+    }
+    if (i >= n || d[i] != '[') return;
+    size_t start = i++;
+    q = 0;
+    while (i < n) {
+        if (q) {
+            if (d[i] == q) q = 0;
+            i++;
+        } else if (d[i] == '"' || d[i] == '\'') {
+            q = d[i++];
+        } else if (i + 4 <= n && memcmp(d + i, "<!--", 4) == 0) {
+            const unsigned char *e = memmem(d + i + 4, n - i - 4, "-->", 3);
+            i = e ? (size_t)(e - d) + 3 : n;
+        } else if (i + 2 <= n && d[i] == '<' && d[i + 1] == '?') {
+            const unsigned char *e = memmem(d + i + 2, n - i - 2, "?>", 2);
+            i = e ? (size_t)(e - d) + 2 : n;
+        } else if (d[i] == ']') {
+            i++;
+            while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r')) i++;
+            break;
+        } else {
+            i++;
+        }
+    }
+    *a = start;
+    *b = i;
+}
+
+/* The budget's checkpoints inside the parser: libxml2 builds the tree with
+ * its SAX2 handlers; these wrap the element and text events, and stop the
+ * parser (xmlStopParser) once the budget is spent. */
+typedef struct {
+    rag_budget *b;
+    startElementSAXFunc start;
+    charactersSAXFunc chars;
+    charactersSAXFunc cdata;
+} sax_meter;
+
+static void meter_check(void *ctx) {
+    htmlParserCtxtPtr c = ctx;
+    sax_meter *m = c->_private;
+    if (rag_budget_check(m->b, 0) != RAG_OK) xmlStopParser(c);
+}
+
+static void meter_start(void *ctx, const xmlChar *name, const xmlChar **atts) {
+    sax_meter *m = ((htmlParserCtxtPtr)ctx)->_private;
+    m->start(ctx, name, atts);
+    meter_check(ctx);
+}
+
+static void meter_chars(void *ctx, const xmlChar *ch, int len) {
+    sax_meter *m = ((htmlParserCtxtPtr)ctx)->_private;
+    m->chars(ctx, ch, len);
+    meter_check(ctx);
+}
+
+static void meter_cdata(void *ctx, const xmlChar *ch, int len) {
+    sax_meter *m = ((htmlParserCtxtPtr)ctx)->_private;
+    m->cdata(ctx, ch, len);
+    meter_check(ctx);
+}
+
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 static void xml_init(void) {
     xmlInitParser();
 }
 
 int rag_extract_html(const char *name, const unsigned char *data, size_t len,
-                     const rag_extract_params *p, rag_doc *d, char *err, size_t errlen) {
+                     const rag_extract_params *p, rag_budget *bg, rag_doc *d, char *err, size_t errlen) {
     int rc = RAG_OK;
     htmlDocPtr doc = NULL;
     html_state s;
     memset(&s, 0, sizeof s);
     uint64_t *lines = NULL;
+    unsigned char *blanked = NULL;
     if (len > INT_MAX || len > p->max_text_bytes * 4)
         return rag_ing_err(err, errlen, RAG_ERR_LIMIT, "%s: HTML file of %zu bytes is over the limit", name, len);
     pthread_once(&xml_once, xml_init);
@@ -233,14 +405,42 @@ int rag_extract_html(const char *name, const unsigned char *data, size_t len,
     for (size_t i = 0, k = 1; i < len; i++)
         if (data[i] == '\n') lines[k++] = i + 1;
     if (len == 0) goto finish;  /* libxml2 rejects an empty buffer; empty text is the honest answer */
+    if (p->max_attributes > 0) {
+        size_t at, n = max_attributes(data, len, &at);
+        if (n > (size_t)p->max_attributes) {
+            rc = rag_budget_refuse(bg, "an element with %zu attributes at byte %zu (the limit is %d: the HTML "
+                                       "parser's time grows with the square of the count)",
+                                   n, at, p->max_attributes);
+            goto done;
+        }
+    }
     int opts = HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING;
     /* htmlReadMemory would drop XML_PARSE_BIG_LINES (htmlCtxtUseOptions does
      * not know it) and cap line numbers at 65535, so build the context here. */
-    htmlParserCtxtPtr ctxt = htmlCreateMemoryParserCtxt((const char *)data, (int)len);
+    size_t sub_a, sub_b;
+    doctype_subset(data, len, &sub_a, &sub_b);
+    if (sub_b > sub_a) {
+        /* blanked in a copy, newlines kept so that line numbers stay */
+        if (!(blanked = malloc(len))) { rc = RAG_ERR_NOMEM; goto done; }
+        memcpy(blanked, data, len);
+        for (size_t i = sub_a; i < sub_b; i++)
+            if (blanked[i] != '\n') blanked[i] = ' ';
+    }
+    htmlParserCtxtPtr ctxt = htmlCreateMemoryParserCtxt((const char *)(blanked ? blanked : data), (int)len);
     if (!ctxt) { rc = RAG_ERR_NOMEM; goto done; }
     htmlCtxtUseOptions(ctxt, opts);
     ctxt->options |= XML_PARSE_BIG_LINES;
     ctxt->linenumbers = 1;
+    sax_meter meter = {.b = bg};
+    if (bg && ctxt->sax && ctxt->sax->startElement && ctxt->sax->characters) {
+        meter.start = ctxt->sax->startElement;
+        meter.chars = ctxt->sax->characters;
+        meter.cdata = ctxt->sax->cdataBlock;
+        ctxt->_private = &meter;
+        ctxt->sax->startElement = meter_start;
+        ctxt->sax->characters = meter_chars;
+        if (meter.cdata) ctxt->sax->cdataBlock = meter_cdata;
+    }
     htmlParseDocument(ctxt);
     doc = ctxt->myDoc;
     ctxt->myDoc = NULL;
@@ -249,6 +449,7 @@ int rag_extract_html(const char *name, const unsigned char *data, size_t len,
     bool too_deep = ctxt->errNo == XML_ERR_INTERNAL_ERROR &&
                     (!ctxt->lastError.message || strstr(ctxt->lastError.message, "depth"));
     htmlFreeParserCtxt(ctxt);
+    if (bg && bg->over) { rc = RAG_ERR_LIMIT; goto done; }
     if (too_deep) {
         rc = rag_ing_err(err, errlen, RAG_ERR_LIMIT,
                          "%s: HTML nested deeper than the parser's limit of 256 elements", name);
@@ -261,6 +462,7 @@ int rag_extract_html(const char *name, const unsigned char *data, size_t len,
 finish:
     s.name = name;
     s.p = p;
+    s.b = bg;
     s.d = d;
     s.out.limit = p->max_text_bytes;
     s.cur.limit = p->max_text_bytes;
@@ -282,7 +484,7 @@ finish:
         for (xmlNode *c = root; c && rc == RAG_OK; c = c->next) rc = walk(&s, c, 0);
     }
     if (rc == RAG_OK) rc = flush(&s);
-    if (rc == RAG_ERR_LIMIT && err && !err[0])
+    if (rc == RAG_ERR_LIMIT && err && !err[0] && !(bg && bg->over))
         rag_ing_err(err, errlen, rc, "%s: extracted text exceeds the limits", name);
     if (rc) goto done;
     if (!s.out.data && (rc = rag_buf_append(&s.out, "", 0))) goto done;
@@ -296,6 +498,7 @@ done:
     rag_buf_release(&s.out);
     rag_buf_release(&s.cur);
     free(lines);
+    free(blanked);
     if (doc) xmlFreeDoc(doc);
     return rc;
 }

@@ -77,6 +77,28 @@ static int decode_utf16(rag_map_builder *mb, const unsigned char *s, size_t n, b
     return rc;
 }
 
+/* UTF-32 (after its BOM): code points past U+10FFFF and surrogates become
+ * U+FFFD, as does a trailing partial unit. */
+static int decode_utf32(rag_map_builder *mb, const unsigned char *s, size_t n, bool le) {
+    int rc = RAG_OK;
+    size_t i = 0;
+    while (i + 3 < n && rc == RAG_OK) {
+        uint32_t u = le ? (uint32_t)s[i] | (uint32_t)s[i + 1] << 8 | (uint32_t)s[i + 2] << 16 | (uint32_t)s[i + 3] << 24
+                        : (uint32_t)s[i] << 24 | (uint32_t)s[i + 1] << 16 | (uint32_t)s[i + 2] << 8 | (uint32_t)s[i + 3];
+        size_t used = 4;
+        if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF)) u = 0xFFFD;
+        if (u == '\r' && i + 7 < n) {
+            uint32_t v = le ? (uint32_t)s[i + 4] | (uint32_t)s[i + 5] << 8 | (uint32_t)s[i + 6] << 16 | (uint32_t)s[i + 7] << 24
+                            : (uint32_t)s[i + 4] << 24 | (uint32_t)s[i + 5] << 16 | (uint32_t)s[i + 6] << 8 | (uint32_t)s[i + 7];
+            if (v == '\n') used = 8;
+        }
+        rc = put_cp(mb, u, used);
+        i += used;
+    }
+    if (rc == RAG_OK && i < n) rc = put_cp(mb, 0xFFFD, n - i);
+    return rc;
+}
+
 static int decode_cp1252(rag_map_builder *mb, const unsigned char *s, size_t n) {
     int rc = RAG_OK;
     for (size_t i = 0; i < n && rc == RAG_OK; i++) {
@@ -118,6 +140,13 @@ int rag_text_decode(const char *name, const unsigned char *data, size_t len,
         snprintf(d->encoding, sizeof d->encoding, "UTF-8");
         mb.orig_pos = 3;
         rc = decode_utf8(&mb, data + 3, len - 3);
+    } else if (len >= 4 && ((data[0] == 0xFF && data[1] == 0xFE && data[2] == 0 && data[3] == 0) ||
+                            (data[0] == 0 && data[1] == 0 && data[2] == 0xFE && data[3] == 0xFF))) {
+        /* before UTF-16: the UTF-32LE mark starts with the UTF-16LE one */
+        bool le = data[0] == 0xFF;
+        snprintf(d->encoding, sizeof d->encoding, le ? "UTF-32LE" : "UTF-32BE");
+        mb.orig_pos = 4;
+        rc = decode_utf32(&mb, data + 4, len - 4, le);
     } else if (len >= 2 && ((data[0] == 0xFF && data[1] == 0xFE) || (data[0] == 0xFE && data[1] == 0xFF))) {
         bool le = data[0] == 0xFF;
         snprintf(d->encoding, sizeof d->encoding, le ? "UTF-16LE" : "UTF-16BE");
@@ -135,7 +164,7 @@ int rag_text_decode(const char *name, const unsigned char *data, size_t len,
         rc = decode_cp1252(&mb, data, len);
     } else {
         rc = rag_ing_err(err, errlen, RAG_ERR_FORMAT,
-                         "%s: not text in UTF-8, UTF-16 (with BOM) or Windows-1252/Latin-1", name);
+                         "%s: not text in UTF-8, UTF-16 or UTF-32 (with BOM) or Windows-1252/Latin-1", name);
         goto done;
     }
     if (rc == RAG_ERR_LIMIT) {
@@ -202,7 +231,7 @@ static void trim(const char *t, size_t *a, size_t *b) {
 }
 
 int rag_extract_txt(const char *name, const unsigned char *data, size_t len,
-                    const rag_extract_params *p, rag_doc *d, char *err, size_t errlen) {
+                    const rag_extract_params *p, rag_budget *bg, rag_doc *d, char *err, size_t errlen) {
     int rc = rag_text_decode(name, data, len, p, d, err, errlen);
     if (rc) return rc;
     size_t cap = 0, pa = 0, pb = 0;
@@ -223,9 +252,11 @@ int rag_extract_txt(const char *name, const unsigned char *data, size_t len,
         }
         if (!nlp) break;
         ls = le + 1;
+        if (rc == RAG_OK) rc = rag_budget_check(bg, ls);
     }
     if (rc == RAG_OK && open) rc = add_text_block(d, &cap, p, RAG_BLOCK_PARAGRAPH, 0, pa, pb - pa);
-    if (rc == RAG_ERR_LIMIT) rag_ing_err(err, errlen, rc, "%s: more than %zu blocks", name, p->max_blocks);
+    if (rc == RAG_ERR_LIMIT && !(bg && bg->over))
+        rag_ing_err(err, errlen, rc, "%s: more than %zu blocks", name, p->max_blocks);
     return rc;
 }
 
@@ -313,7 +344,7 @@ static size_t front_matter(rag_doc *d, int *rc) {
 }
 
 int rag_extract_md(const char *name, const unsigned char *data, size_t len,
-                   const rag_extract_params *p, rag_doc *d, char *err, size_t errlen) {
+                   const rag_extract_params *p, rag_budget *bg, rag_doc *d, char *err, size_t errlen) {
     int rc = rag_text_decode(name, data, len, p, d, err, errlen);
     if (rc) return rc;
     const char *t = d->text;
@@ -336,6 +367,7 @@ int rag_extract_md(const char *name, const unsigned char *data, size_t len,
 
     size_t start = front_matter(d, &rc);
     for (size_t ls = start; ls <= d->text_len && rc == RAG_OK;) {
+        if ((rc = rag_budget_check(bg, ls)) != RAG_OK) break;
         const char *nlp = memchr(t + ls, '\n', d->text_len - ls);
         size_t le = nlp ? (size_t)(nlp - t) : d->text_len;
         size_t ind = 0;
@@ -399,6 +431,7 @@ int rag_extract_md(const char *name, const unsigned char *data, size_t len,
     if (rc == RAG_OK && in_fence && fence_has)  /* unclosed fence runs to the end */
         rc = add_text_block(d, &cap, p, RAG_BLOCK_CODE, 0, fa, fb - fa);
 #undef FLUSH_PARA
-    if (rc == RAG_ERR_LIMIT) rag_ing_err(err, errlen, rc, "%s: more than %zu blocks", name, p->max_blocks);
+    if (rc == RAG_ERR_LIMIT && !(bg && bg->over))
+        rag_ing_err(err, errlen, rc, "%s: more than %zu blocks", name, p->max_blocks);
     return rc;
 }

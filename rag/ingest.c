@@ -60,6 +60,7 @@ rag_ingest_params rag_ingest_default_params(void) {
     p.chunk_tokens = 256;
     p.overlap_tokens = 32;
     p.max_file_bytes = 50ull << 20;
+    p.budget = rag_budget_default_params();
     p.embed_batch = 16;
     p.save_every = 50;
     return p;
@@ -481,6 +482,7 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, cons
     }
     t = now_s();
     rag_extract_params xp = rag_extract_default_params();
+    xp.budget = ing->p.budget;
     char xerr[512] = "";
     int xrc = rag_extract_memory(e->path, data, len, e->type, &xp, &doc, xerr, sizeof xerr);
     r->st->extract_seconds += now_s() - t;

@@ -160,11 +160,29 @@ typedef struct {
     uint32_t n_pages;           /* PDF */
 } rag_doc;
 
+/* The per-file budget every extractor runs under (docs/ingestion.md,
+ * "Budgets"): over it the file is refused with RAG_ERR_LIMIT and a reason
+ * naming the budget, and the run goes on with the next file. */
+typedef struct {
+    double cpu_seconds;         /* CPU time of the extracting thread, default 60; 0 = none */
+    double max_text_ratio;      /* text bytes per byte of the file, default 32; 0 = none */
+    size_t ratio_floor_bytes;   /* the ratio applies past this much text, default 4 MB */
+} rag_budget_params;
+
+rag_budget_params rag_budget_default_params(void);
+
 typedef struct {
     size_t max_text_bytes;      /* extracted text limit, default 64 MB: RAG_ERR_LIMIT */
     int max_depth;              /* HTML element nesting, default 256: RAG_ERR_LIMIT */
     uint32_t max_pages;         /* PDF, default 5000 */
     size_t max_blocks;          /* default 4,000,000 */
+    rag_budget_params budget;   /* CPU time and text per file */
+    int max_attributes;         /* HTML attributes on one element, default 512 (libxml2
+                                   compares each with all before it: quadratic) */
+    size_t max_stream_bytes;    /* PDF: a compressed stream (other than images, fonts,
+                                   attachments) may inflate to this, default 16 MB */
+    size_t max_repeated_page_bytes; /* PDF: text of pages that repeat an earlier
+                                   page's text, default 1 MB (0 = no limit) */
 } rag_extract_params;
 
 rag_extract_params rag_extract_default_params(void);
@@ -273,6 +291,7 @@ typedef struct {
     int chunk_tokens;           /* default 256 */
     int overlap_tokens;         /* default 32 */
     uint64_t max_file_bytes;    /* default 50 MB */
+    rag_budget_params budget;   /* per-file extraction budget (CPU time, text) */
     int embed_batch;            /* chunks per llm_embed_batch call, default 16 */
     int save_every;             /* FAISS saved every N changed documents, default 50 */
     bool reindex;               /* different fingerprint: drop everything, re-embed */

@@ -74,7 +74,8 @@ rag_doc_type rag_doc_type_from_path(const char *path) {
 
 bool rag_sniff_binary(const unsigned char *s, size_t n) {
     if (n >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF)))
-        return false;  /* UTF-16 with a BOM: NULs are expected */
+        return false;  /* UTF-16 (or UTF-32LE) with a BOM: NULs are expected */
+    if (n >= 4 && s[0] == 0 && s[1] == 0 && s[2] == 0xFE && s[3] == 0xFF) return false;   /* UTF-32BE */
     size_t ctrl = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];

@@ -564,7 +564,105 @@ TEST(tune_layer_auto_reembeds_at_the_better_layer) {
     idx_close(s);
 }
 
-TEST_MAIN(RUN(ingest_prints_summary_with_reasons_and_exit_codes),
+/* True when text holds a raw control byte other than the newlines that end
+ * lines (and tabs): ESC, BEL, CR, ... */
+static bool has_raw_control(const char *text) {
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f) return true;
+    return false;
+}
+
+TEST(file_names_with_control_bytes_are_escaped_in_output) {
+    setup();
+    const char *dir = test_tmpdir();
+    char root[600], idx[700], errp[700];
+    snprintf(root, sizeof root, "%s/names", dir);
+    mkdir(root, 0755);
+    /* names an attacker can create: a screen-clearing escape, a bell, a
+     * carriage return that hides the start of the line, and a newline that
+     * forges a line of its own; one of them fails to extract */
+    static const char *const names[] = {"evil\x1b[2J\x1b[31mred.md", "bell\x07.md", "cr\rfake.md",
+                                        "nl\nfailed    forged: x.md", "bad\x1b]0;title\x07.pdf"};
+    for (int i = 0; i < 5; i++) {
+        char p[800];
+        snprintf(p, sizeof p, "%s/%s", root, names[i]);
+        const char *body = i == 4 ? "%PDF-1.4 broken" : "# Note\n\nA note about the Velloxium protocol.\n";
+        REQUIRE(test_write_file(p, body, strlen(body)) == 0, "cannot create %s", names[i]);
+    }
+    snprintf(idx, sizeof idx, "%s/idx", dir);
+    snprintf(errp, sizeof errp, "%s/err.txt", dir);
+    char args[2000];
+    snprintf(args, sizeof args, "ingest %s --index %s -m %s --threads 1", test_shq(root), test_shq(idx), test_shq(model_a));
+    int st;
+    char *out = run(args, &st, errp);
+    char *err = test_read_file(errp, NULL);
+    CHECK_EQ_INT(st, 0);
+    CHECK(!has_raw_control(out), "raw control bytes on stdout: %s", out);
+    CHECK(err && !has_raw_control(err), "raw control bytes on stderr: %s", err ? err : "");
+    /* every line is one the program wrote: no forged "failed" line */
+    for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        CHECK(strncmp(l, "failed    forged", 16) != 0, "a forged line: %s", out);
+    CHECK(strstr(out, "evil\\x1b[2J\\x1b[31mred.md") && strstr(out, "nl\\x0afailed") && strstr(out, "cr\\x0dfake.md"),
+          "escaped names missing: %s", out);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "search --index %s -m %s --threads 1 --mode bm25 Velloxium", test_shq(idx),
+             test_shq(model_a));
+    out = run(args, &st, errp);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "Velloxium") && !has_raw_control(out), "%s", out);
+    free(out);
+    /* error messages that name a path are escaped too */
+    snprintf(args, sizeof args, "ingest %s/no\x1b[2Jsuch --index %s -m %s", test_shq(root), test_shq(idx), test_shq(model_a));
+    out = run(args, &st, errp);
+    err = test_read_file(errp, NULL);
+    CHECK(st != 0 && err && !has_raw_control(err) && strstr(err, "\\x1b[2J"), "%s", err ? err : "");
+    free(out);
+    free(err);
+}
+
+TEST(hostile_files_are_refused_with_a_reason_and_the_run_goes_on) {
+    setup();
+    const char *dir = test_tmpdir();
+    char root[600], idx[700], p[800];
+    snprintf(root, sizeof root, "%s/hostile", dir);
+    mkdir(root, 0755);
+    /* issue 10's file: 2.2 MB, 200,000 attributes on one element (241 s of
+     * CPU in libxml2 before the budget) */
+    size_t cap = 3u << 20, n = 0;
+    char *h = malloc(cap);
+    REQUIRE(h);
+    n += (size_t)snprintf(h + n, cap - n, "<html><body><div");
+    for (int i = 0; i < 200000; i++) n += (size_t)snprintf(h + n, cap - n, " a%d=x", i);
+    n += (size_t)snprintf(h + n, cap - n, ">text</div></body></html>");
+    snprintf(p, sizeof p, "%s/attrs.html", root);
+    REQUIRE(test_write_file(p, h, n) == 0);
+    free(h);
+    test_put_file(root, "fine.md", "# Fine\n\nThe Dravolin valve is on the left.\n");
+    snprintf(idx, sizeof idx, "%s/idx", dir);
+    char args[2000];
+    snprintf(args, sizeof args, "ingest %s --index %s -m %s --threads 1", test_shq(root), test_shq(idx), test_shq(model_a));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int st;
+    char *out = run(args, &st, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "1 added") && strstr(out, "1 failed"), "%s", out);
+    CHECK(strstr(out, "attrs.html: ") && strstr(out, "refused") && strstr(out, "200000 attributes"), "%s", out);
+    CHECK(secs < 60, "the run took %.0f s", secs);
+    free(out);
+    /* the budget options are checked like every number */
+    snprintf(args, sizeof args, "ingest %s --index %s -m %s --max-file-seconds soon", test_shq(root), test_shq(idx),
+             test_shq(model_a));
+    out = run(args, &st, NULL);
+    CHECK_EQ_INT(st, 2);
+    free(out);
+}
+
+TEST_MAIN(RUN(ingest_prints_summary_with_reasons_and_exit_codes), RUN(file_names_with_control_bytes_are_escaped_in_output),
+          RUN(hostile_files_are_refused_with_a_reason_and_the_run_goes_on),
           RUN(search_prints_citations_and_valid_json),
           RUN(kill_9_at_random_moments_then_rerun_equals_clean_ingest),
           RUN(sigint_stops_between_documents_and_a_rerun_finishes),

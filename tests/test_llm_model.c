@@ -1,5 +1,6 @@
 /* test_llm_model.c — model loading: hyperparameters, weight views, tied
  * output, shape/type/architecture errors, vocab-only, info, SHA-256, CLI. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -329,7 +330,90 @@ TEST(sha256_matches_the_fips_180_vectors) {
     free(mil);
 }
 
+/* Writes a copy of the GGUF at src to dst with the 4 bytes at offset off
+ * set to the float v. */
+static void patch_f32(const char *src, const char *dst, uint64_t off, float v) {
+    size_t n;
+    char *b = test_read_file(src, &n);
+    REQUIRE(b && off + 4 <= n);
+    memcpy(b + off, &v, 4);
+    REQUIRE(test_write_file(dst, b, n) == 0);
+    free(b);
+}
+
+/* The file offset of the value of the F32 key in the GGUF at path. */
+static uint64_t kv_f32_offset(const char *path, const char *key) {
+    gguf_file *f = NULL;
+    char err[256];
+    REQUIRE(llm_gguf_open(path, &f, err, sizeof err) == 0, "%s", err);
+    const gguf_kv *kv = llm_gguf_find_kv(f, key);
+    REQUIRE(kv && kv->type == GGUF_TYPE_FLOAT32, "%s", key);
+    /* key bytes, then the u32 type, then the value */
+    uint64_t off = (uint64_t)((const uint8_t *)kv->key.ptr - llm_gguf_base(f)) + kv->key.len + 4;
+    llm_gguf_close(f);
+    return off;
+}
+
+TEST(non_finite_hyperparameters_and_weights_are_refused) {
+    char model[600], bad[700], err[512];
+    snprintf(model, sizeof model, "%s/m.gguf", test_tmpdir());
+    test_mkmodel(model, "--dim 64 --layers 1 --heads 4 --kv-heads 1 --ff 128 --ctx 256 --type f32 --seed 3");
+    snprintf(bad, sizeof bad, "%s.bad.gguf", model);
+    static const char *const keys[] = {"llama.attention.layer_norm_rms_epsilon", "llama.rope.freq_base"};
+    const float values[] = {INFINITY, NAN, -INFINITY, 1e30f};
+    llm_model_params mp = llm_model_default_params();
+    for (int k = 0; k < 2; k++)
+        for (int v = 0; v < 4; v++) {
+            if (k == 1 && v == 3) continue;     /* a huge rope base is a finite, usable number */
+            patch_f32(model, bad, kv_f32_offset(model, keys[k]), values[v]);
+            llm_model *m = NULL;
+            int rc = llm_model_load(bad, &mp, &m, err, sizeof err);
+            CHECK(rc == LLM_ERR_FORMAT && m == NULL, "%s = %g loaded (rc %d)", keys[k], (double)values[v], rc);
+            CHECK(strstr(err, k ? "rope" : "rms"), "%s", err);
+            llm_model_free(m);
+        }
+    /* a NaN weight: the model loads (weights are not scanned), but no
+     * embedding or answer comes out of it as numbers */
+    gguf_file *f = NULL;
+    REQUIRE(llm_gguf_open(model, &f, err, sizeof err) == 0, "%s", err);
+    const gguf_tensor *t = llm_gguf_find_tensor(f, "output_norm.weight");
+    REQUIRE(t && t->type == GGML_TYPE_F32);
+    uint64_t off = llm_gguf_data_offset(f) + t->offset;
+    llm_gguf_close(f);
+    patch_f32(model, bad, off, NAN);
+    llm_model *m = NULL;
+    REQUIRE(llm_model_load(bad, &mp, &m, err, sizeof err) == LLM_OK, "%s", err);
+    llm_context_params cp = llm_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_threads = 1;
+    llm_context *c = NULL;
+    REQUIRE(llm_context_new(m, &cp, &c, err, sizeof err) == LLM_OK, "%s", err);
+    float vec[64];
+    CHECK_EQ_INT(llm_embed(c, "Once upon a time", 16, vec), LLM_ERR_FORMAT);
+    CHECK(strstr(llm_context_error(c), "non-finite"), "%s", llm_context_error(c));
+    int32_t prompt[4];
+    size_t np = 0;
+    REQUIRE(llm_tokenize(m, "Once", 4, true, false, prompt, 4, &np) == LLM_OK && np > 0);
+    llm_generate_params gp = llm_generate_default_params();
+    gp.n_predict = 4;
+    llm_generate_result res;
+    CHECK_EQ_INT(llm_generate(c, prompt, (int)np, &gp, &res), LLM_ERR_FORMAT);
+    CHECK(strstr(llm_context_error(c), "non-finite"), "%s", llm_context_error(c));
+    llm_context_free(c);
+    llm_model_free(m);
+    /* the program says so instead of printing [nan, ...] */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/mrag embed -m %s --threads 1 'Once upon a time' 2>&1", test_build_dir(), test_shq(bad));
+    int st;
+    char *out = test_run_capture(cmd, &st);
+    REQUIRE(out);
+    if (st == 127) { free(out); SKIP("%s/mrag is not built", test_build_dir()); }
+    CHECK(st != 0 && !strstr(out, "nan") && strstr(out, "non-finite"), "exit %d: %s", st, out);
+    free(out);
+}
+
 TEST_MAIN(RUN(sha256_matches_the_fips_180_vectors), RUN(stories260k_hyperparameters_and_views), RUN(sha256_matches_the_published_sum),
           RUN(mistral_shaped_gqa_swa_moe_and_tied_load), RUN(bad_shapes_types_and_architectures_are_named),
           RUN(missing_and_foreign_files_fail_cleanly), RUN(vocab_only_loads_the_tokenizer_and_refuses_a_context),
-          RUN(context_bytes_count_kv_cache_by_type), RUN(cli_model_info_and_embed))
+          RUN(context_bytes_count_kv_cache_by_type), RUN(cli_model_info_and_embed),
+          RUN(non_finite_hyperparameters_and_weights_are_refused))

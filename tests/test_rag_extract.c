@@ -1,7 +1,12 @@
 /* test_rag_extract.c — the extractors: encodings and exact spans for txt/md,
  * Markdown structure, HTML through libxml2, PDF through poppler, errors. */
+#define _GNU_SOURCE     /* memmem */
 #include "rag/rag.h"
+#include "rag/ingest_internal.h"   /* rag_sniff_binary */
 #include "tests/test.h"
+
+#include <time.h>
+#include <zlib.h>
 
 #include <stdlib.h>
 
@@ -110,6 +115,52 @@ TEST(txt_bom_latin1_utf16) {
     const char *e = strstr(d->text, "€");
     CHECK_EQ_INT(rag_doc_orig_offset(d, (size_t)(e - d->text)), 16);
     CHECK_EQ_INT(rag_doc_orig_offset(d, (size_t)(e - d->text) + 3), 18);
+    rag_doc_free(d);
+}
+
+TEST(utf32_with_a_bom_is_read_as_utf32) {
+    /* "Grüße\r\n€😀" in UTF-32 LE and BE with their marks: the LE mark starts
+     * like UTF-16LE's, which used to win (and read it as garbage) */
+    const uint32_t cps[] = {'G', 'r', 0xFC, 0xDF, 'e', '\r', '\n', 0x20AC, 0x1F600};
+    for (int be = 0; be <= 1; be++) {
+        unsigned char buf[4 + 4 * 9];
+        uint32_t all[10] = {0xFEFF};
+        memcpy(all + 1, cps, sizeof cps);
+        for (int i = 0; i < 10; i++)
+            for (int k = 0; k < 4; k++) buf[4 * i + k] = (unsigned char)(all[i] >> (8 * (be ? 3 - k : k)));
+        rag_doc *d = extract(be ? "u32be.txt" : "u32le.txt", (const char *)buf, sizeof buf, RAG_DOC_TXT);
+        CHECK_EQ_STR(d->encoding, be ? "UTF-32BE" : "UTF-32LE");
+        CHECK_EQ_STR(d->text, "Grüße\n€\xF0\x9F\x98\x80");
+        CHECK_EQ_INT(d->blocks[0].byte_start, 4);
+        CHECK_EQ_INT(d->blocks[0].byte_end, sizeof buf);
+        const char *e = strstr(d->text, "€");
+        CHECK_EQ_INT(rag_doc_orig_offset(d, (size_t)(e - d->text)), 4 + 4 * 7);
+        CHECK_EQ_INT(rag_doc_line_at(d, (size_t)(e - d->text)), 2);
+        rag_doc_free(d);
+        /* and the walker takes it for text, not binary */
+        CHECK(!rag_sniff_binary(buf, sizeof buf), "UTF-32%s sniffed as binary", be ? "BE" : "LE");
+    }
+    /* a code point past U+10FFFF becomes U+FFFD */
+    const unsigned char bad[] = {0xFF, 0xFE, 0, 0, 'A', 0, 0, 0, 0, 0, 0x11, 0, 'B', 0, 0, 0};
+    rag_doc *d = extract("u32bad.txt", (const char *)bad, sizeof bad, RAG_DOC_TXT);
+    CHECK_EQ_STR(d->text, "A\xEF\xBF\xBD" "B");
+    rag_doc_free(d);
+}
+
+TEST(html_doctype_internal_subset_is_not_text) {
+    const char *h = "<!-- generated -->\n<!DOCTYPE html [\n  <!ENTITY secret \"Hiddenvalue > ] text\">\n"
+                    "  <!ELEMENT foo (#PCDATA)>\n  <!-- a ] comment > -->\n]>\n"
+                    "<html><head><title>T</title></head><body><p>Visible &amp; fine.</p></body></html>\n";
+    rag_doc *d = extract("dt.html", h, strlen(h), RAG_DOC_HTML);
+    CHECK_EQ_STR(d->text, "Visible & fine.");
+    CHECK(!strstr(d->text, "ELEMENT") && !strstr(d->text, "Hiddenvalue") && !strstr(d->text, "]"), "%s", d->text);
+    CHECK_EQ_INT(d->n_blocks, 1);
+    if (d->n_blocks) CHECK_EQ_INT(d->blocks[0].line_start, 7);     /* line numbers kept */
+    rag_doc_free(d);
+    /* a DOCTYPE without a subset, and one with brackets in a quoted id */
+    const char *h2 = "<!DOCTYPE html PUBLIC \"-//X//DTD [odd]//EN\" \"x.dtd\"><p>Plain.</p>";
+    d = extract("dt2.html", h2, strlen(h2), RAG_DOC_HTML);
+    CHECK_EQ_STR(d->text, "Plain.");
     rag_doc_free(d);
 }
 
@@ -537,9 +588,242 @@ TEST(md_front_matter) {
     rag_doc_free(d);
 }
 
+/* ---------------------------------------------------------------- budgets
+ * Issue 10, item 11: hostile files are refused under the per-file budget,
+ * quickly, with a reason naming the budget. */
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Extracts with params p; returns the status, the reason in err and the CPU
+ * seconds it took. */
+static int extract_with(const char *name, const void *data, size_t len, const rag_extract_params *p, char *err,
+                        size_t errlen, double *cpu) {
+    rag_doc *d = NULL;
+    double t0 = cpu_now();
+    err[0] = 0;
+    int rc = rag_extract_memory(name, data, len, RAG_DOC_UNKNOWN, p, &d, err, errlen);
+    *cpu = cpu_now() - t0;
+    if (rc == RAG_OK) REQUIRE(d != NULL);
+    else REQUIRE(d == NULL);
+    rag_doc_free(d);
+    return rc;
+}
+
+TEST(html_with_200000_attributes_is_refused_at_once) {
+    /* the reproduction of the issue: 2.2 MB, 200,000 attributes on one element */
+    size_t cap = 3u << 20, n = 0;
+    char *h = malloc(cap);
+    REQUIRE(h);
+    n += (size_t)snprintf(h + n, cap - n, "<html><body><p>before</p><div");
+    for (int i = 0; i < 200000; i++) n += (size_t)snprintf(h + n, cap - n, " a%d=x", i);
+    n += (size_t)snprintf(h + n, cap - n, ">text</div></body></html>");
+    char err[512];
+    double cpu;
+    rag_extract_params p = rag_extract_default_params();
+    CHECK_EQ_INT(extract_with("attrs.html", h, n, &p, err, sizeof err, &cpu), RAG_ERR_LIMIT);
+    CHECK(strstr(err, "attrs.html") && strstr(err, "200000 attributes") && strstr(err, "refused"), "%s", err);
+    CHECK(cpu < 1.0, "took %.2f s of CPU", cpu);
+    /* quoted values with '>' and spaces, script text and comments do not count */
+    n = 0;
+    n += (size_t)snprintf(h + n, cap - n, "<html><body><!-- <x");
+    for (int i = 0; i < 1000; i++) n += (size_t)snprintf(h + n, cap - n, " c%d", i);
+    n += (size_t)snprintf(h + n, cap - n, " --><script>var s = \"<y");
+    for (int i = 0; i < 1000; i++) n += (size_t)snprintf(h + n, cap - n, " s%d", i);
+    n += (size_t)snprintf(h + n, cap - n, "\";</script><p title=\"a > b");
+    for (int i = 0; i < 1000; i++) n += (size_t)snprintf(h + n, cap - n, " t%d", i);
+    n += (size_t)snprintf(h + n, cap - n, "\" class='x'>Kept paragraph.</p></body></html>");
+    CHECK_EQ_INT(extract_with("ok.html", h, n, &p, err, sizeof err, &cpu), RAG_OK);
+    /* an element at the limit passes, one past it does not */
+    for (int extra = 0; extra <= 1; extra++) {
+        n = (size_t)snprintf(h, cap, "<html><body><div");
+        for (int i = 0; i < p.max_attributes + extra; i++) n += (size_t)snprintf(h + n, cap - n, " a%d=\"v\"", i);
+        n += (size_t)snprintf(h + n, cap - n, ">x</div></body></html>");
+        CHECK_EQ_INT(extract_with("edge.html", h, n, &p, err, sizeof err, &cpu), extra ? RAG_ERR_LIMIT : RAG_OK);
+    }
+    free(h);
+}
+
+TEST(cpu_budget_stops_a_long_extraction) {
+    /* 4 MB of small elements: linear, but more than a 10 ms budget */
+    size_t cap = 5u << 20, n = 0;
+    char *h = malloc(cap);
+    REQUIRE(h);
+    n += (size_t)snprintf(h + n, cap - n, "<html><body>");
+    while (n + 64 < cap - 64 && n < (4u << 20)) n += (size_t)snprintf(h + n, cap - n, "<p><b>word</b> and <i>more</i></p>\n");
+    n += (size_t)snprintf(h + n, cap - n, "</body></html>");
+    rag_extract_params p = rag_extract_default_params();
+    p.budget.cpu_seconds = 0.01;
+    char err[512];
+    double cpu;
+    CHECK_EQ_INT(extract_with("long.html", h, n, &p, err, sizeof err, &cpu), RAG_ERR_LIMIT);
+    CHECK(strstr(err, "CPU time") && strstr(err, "long.html"), "%s", err);
+    CHECK(cpu < 0.5, "stopped after %.2f s", cpu);
+    /* the same file with the default budget extracts */
+    p = rag_extract_default_params();
+    CHECK_EQ_INT(extract_with("long.html", h, n, &p, err, sizeof err, &cpu), RAG_OK);
+    /* a long text file too */
+    p.budget.cpu_seconds = 0.001;
+    memset(h, 'a', n);
+    for (size_t i = 80; i < n; i += 81) h[i] = '\n';
+    CHECK_EQ_INT(extract_with("long.txt", h, n, &p, err, sizeof err, &cpu), RAG_ERR_LIMIT);
+    CHECK(strstr(err, "CPU time"), "%s", err);
+    free(h);
+}
+
+/* A PDF in memory: objs are the bodies of objects 1..n (catalog first). */
+static unsigned char *pdf_build(char **objs, int n, size_t *len) {
+    size_t cap = 1 << 20, at = 0;
+    for (int i = 0; i < n; i++) cap += strlen(objs[i]) + 64;
+    unsigned char *b = malloc(cap);
+    size_t *offs = malloc(sizeof *offs * (size_t)n);
+    if (!b || !offs) { free(b); free(offs); return NULL; }
+    at += (size_t)snprintf((char *)b + at, cap - at, "%%PDF-1.4\n");
+    for (int i = 0; i < n; i++) {
+        offs[i] = at;
+        at += (size_t)snprintf((char *)b + at, cap - at, "%d 0 obj\n", i + 1);
+        size_t ol = strlen(objs[i]);
+        memcpy(b + at, objs[i], ol);
+        at += ol;
+        at += (size_t)snprintf((char *)b + at, cap - at, "\nendobj\n");
+    }
+    size_t x = at;
+    at += (size_t)snprintf((char *)b + at, cap - at, "xref\n0 %d\n0000000000 65535 f \n", n + 1);
+    for (int i = 0; i < n; i++) at += (size_t)snprintf((char *)b + at, cap - at, "%010zu 00000 n \n", offs[i]);
+    at += (size_t)snprintf((char *)b + at, cap - at, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", n + 1, x);
+    free(offs);
+    *len = at;
+    return b;
+}
+
+/* "<< /Length N /Filter /FlateDecode >>\nstream\n...\nendstream" of data
+ * (binary: the caller gets it with its length). */
+static char *flate_stream(const char *data, size_t n, size_t *out_len) {
+    uLongf zl = compressBound(n);
+    unsigned char *z = malloc(zl);
+    if (!z || compress2(z, &zl, (const unsigned char *)data, n, 9) != Z_OK) { free(z); return NULL; }
+    char head[128];
+    int hl = snprintf(head, sizeof head, "<< /Length %lu /Filter /FlateDecode >>\nstream\n", (unsigned long)zl);
+    char *s = malloc((size_t)hl + zl + 16);
+    if (!s) { free(z); return NULL; }
+    memcpy(s, head, (size_t)hl);
+    memcpy(s + hl, z, zl);
+    memcpy(s + hl + zl, "\nendstream", 11);
+    *out_len = (size_t)hl + zl + 10;
+    free(z);
+    return s;
+}
+
+/* The PDF objects as C strings cannot hold a binary stream; pdf_build
+ * copies with strlen, so streams are spliced in with this variant. */
+static unsigned char *pdf_with_stream(int n_pages, const char *content, size_t content_len, size_t *len) {
+    int n = 4 + n_pages;
+    char **objs = calloc((size_t)n, sizeof *objs);
+    size_t kids_cap = (size_t)n_pages * 12 + 64;
+    char *kids = malloc(kids_cap);
+    size_t sl = 0;
+    char *stream = flate_stream(content, content_len, &sl);
+    if (!objs || !kids || !stream) return NULL;
+    size_t k = 0;
+    for (int i = 0; i < n_pages; i++) k += (size_t)snprintf(kids + k, kids_cap - k, "%d 0 R ", 5 + i);
+    objs[0] = strdup("<< /Type /Catalog /Pages 2 0 R >>");
+    objs[1] = malloc(kids_cap + 64);
+    snprintf(objs[1], kids_cap + 64, "<< /Type /Pages /Kids [%s] /Count %d >>", kids, n_pages);
+    objs[2] = strdup("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>");
+    objs[3] = strdup("STREAM");     /* placeholder, replaced below */
+    for (int i = 0; i < n_pages; i++)
+        objs[4 + i] = strdup("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                             "/Resources << /Font << /F1 3 0 R >> >> /Contents 4 0 R >>");
+    size_t bl;
+    unsigned char *pdf = pdf_build(objs, n, &bl);
+    /* splice the binary stream where the placeholder is (offsets in the
+     * xref shift; poppler reconstructs a broken xref, and the pre-scan does
+     * not read it) */
+    unsigned char *out = NULL;
+    if (pdf) {
+        unsigned char *ph = memmem(pdf, bl, "STREAM", 6);
+        out = malloc(bl + sl);
+        size_t a = (size_t)(ph - pdf);
+        memcpy(out, pdf, a);
+        memcpy(out + a, stream, sl);
+        memcpy(out + a + sl, ph + 6, bl - a - 6);
+        *len = bl - 6 + sl;
+    }
+    for (int i = 0; i < n; i++) free(objs[i]);
+    free(objs);
+    free(kids);
+    free(stream);
+    free(pdf);
+    return out;
+}
+
+TEST(pdf_pages_sharing_one_stream_stop_at_the_text_budget) {
+    /* 3000 pages drawing the same 400 lines: a small file, 16 MB of text */
+    size_t cap = 64 << 10, n = 0;
+    char *content = malloc(cap);
+    REQUIRE(content);
+    for (int i = 0; i < 400; i++)
+        n += (size_t)snprintf(content + n, cap - n,
+                              "BT /F1 8 Tf 20 %d Td (The quick brown fox jumps over the lazy dog %d) Tj ET\n",
+                              800 - (i % 90) * 9, i);
+    size_t len;
+    unsigned char *pdf = pdf_with_stream(3000, content, n, &len);
+    REQUIRE(pdf);
+    rag_extract_params p = rag_extract_default_params();
+    char err[512];
+    double cpu;
+    CHECK_EQ_INT(extract_with("shared.pdf", pdf, len, &p, err, sizeof err, &cpu), RAG_ERR_LIMIT);
+    CHECK(strstr(err, "shared.pdf") && strstr(err, "repeat the text of earlier pages"), "%s", err);
+    CHECK(cpu < 6, "took %.1f s of CPU", cpu);
+    free(pdf);
+    /* the same pages, 20 of them: a fine document */
+    p = rag_extract_default_params();
+    pdf = pdf_with_stream(20, content, n, &len);
+    REQUIRE(pdf);
+    CHECK_EQ_INT(extract_with("fine.pdf", pdf, len, &p, err, sizeof err, &cpu), RAG_OK);
+    /* the ratio itself: 20 pages of 5 KB of text from a ~9 KB file is
+     * more than 5 times its size once past a 16 KB floor */
+    p.max_repeated_page_bytes = 0;
+    p.budget.max_text_ratio = 5;
+    p.budget.ratio_floor_bytes = 16 << 10;
+    CHECK_EQ_INT(extract_with("ratio.pdf", pdf, len, &p, err, sizeof err, &cpu), RAG_ERR_LIMIT);
+    CHECK(strstr(err, "grew past 5 times"), "%s", err);
+    free(pdf);
+    free(content);
+}
+
+TEST(pdf_stream_bomb_is_refused_before_poppler_parses_it) {
+    /* one page whose content stream inflates to 20 MB (a 70 KB file;
+     * poppler would take seconds and 1.3 GB on it) */
+    static const char unit[] = "BT /F1 8 Tf 20 700 Td (AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA) Tj ET\n";
+    size_t n = 20u << 20, u = sizeof unit - 1;
+    char *content = malloc(n);
+    REQUIRE(content);
+    for (size_t i = 0; i + u <= n; i += u) memcpy(content + i, unit, u);
+    size_t used = n / u * u, len;
+    unsigned char *pdf = pdf_with_stream(1, content, used, &len);
+    free(content);
+    REQUIRE(pdf);
+    CHECK(len < 200000, "the bomb is %zu bytes", len);
+    rag_extract_params p = rag_extract_default_params();
+    char err[512];
+    double cpu;
+    CHECK_EQ_INT(extract_with("bomb.pdf", pdf, len, &p, err, sizeof err, &cpu), RAG_ERR_LIMIT);
+    CHECK(strstr(err, "inflates to more than") && strstr(err, "bomb.pdf"), "%s", err);
+    CHECK(cpu < 1.5, "took %.2f s of CPU", cpu);
+    free(pdf);
+}
+
 TEST_MAIN(RUN(txt_paragraphs_and_exact_spans), RUN(txt_crlf_normalised_spans_original), RUN(txt_bom_latin1_utf16),
           RUN(txt_bad_bytes_are_clear_errors), RUN(md_structure), RUN(md_front_matter), RUN(html_structure),
           RUN(html_bad_input_never_crashes), RUN(html_deep_nesting_is_bounded), RUN(html_line_numbers_past_65535), RUN(pdf_pages_and_text),
           RUN(pdf_damaged_and_encrypted), RUN(sample_corpus_extracts),
           RUN(sample_corpus_with_generated_pdf),
-          RUN(mixed_tree_bad_files_reported_rest_extracted))
+          RUN(mixed_tree_bad_files_reported_rest_extracted),
+          RUN(html_with_200000_attributes_is_refused_at_once), RUN(utf32_with_a_bom_is_read_as_utf32),
+          RUN(html_doctype_internal_subset_is_not_text), RUN(cpu_budget_stops_a_long_extraction),
+          RUN(pdf_pages_sharing_one_stream_stop_at_the_text_budget),
+          RUN(pdf_stream_bomb_is_refused_before_poppler_parses_it))
