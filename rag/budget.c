@@ -88,7 +88,3 @@ int rag_budget_refuse(rag_budget *b, const char *fmt, ...) {
     va_end(ap);
     return over(b);
 }
-
-double rag_budget_cpu_used(const rag_budget *b) {
-    return b ? thread_cpu_s() - b->cpu_start : 0;
-}

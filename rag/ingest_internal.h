@@ -48,7 +48,6 @@ int rag_budget_check_now(rag_budget *b, size_t text_bytes);
 /* Marks the budget spent with a reason (a pre-scan's finding); returns
  * RAG_ERR_LIMIT. */
 int rag_budget_refuse(rag_budget *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-double rag_budget_cpu_used(const rag_budget *b);
 
 /* Builds doc->text and doc->runs for a converted text file. */
 typedef struct {
