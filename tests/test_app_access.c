@@ -106,7 +106,7 @@ TEST(ask_sources_and_prompt_every_caller) {
     setup();
     for (size_t c = 0; c < sizeof callers / sizeof callers[0]; c++) {
         char args[512];
-        snprintf(args, sizeof args, "--json --show-prompt --max-tokens 4 %s%s 'What is the Zorblax bonus code?'",
+        snprintf(args, sizeof args, "--json --generate --show-prompt --max-tokens 4 %s%s 'What is the Zorblax bonus code?'",
                  callers[c].flag ? "--groups " : "", callers[c].flag ? callers[c].flag : "");
         int st;
         char *out = run("ask", args, &st);
@@ -128,6 +128,17 @@ TEST(ask_sources_and_prompt_every_caller) {
         if (!callers[c].fin) CHECK(strstr(out, "FINSECRET") == NULL, "%s", who);
         free(src);
         cJSON_Delete(o);
+        free(out);
+        /* the extractive answer (automatic with this random-weight model)
+         * quotes evidence: it must come from the caller's documents alone */
+        snprintf(args, sizeof args, "--json %s%s 'What is the Zorblax bonus code?'",
+                 callers[c].flag ? "--groups " : "", callers[c].flag ? callers[c].flag : "");
+        out = run("ask", args, &st);
+        CHECK_EQ_INT(st, 0);
+        CHECK(strstr(out, "\"extractive\"") != NULL, "%s: %s", who, out);
+        if (!callers[c].hr) CHECK(strstr(out, "HRSECRET") == NULL, "%s: extractive: %s", who, out);
+        else CHECK(strstr(out, "HRSECRET") != NULL, "%s: extractive: %s", who, out);
+        if (!callers[c].fin) CHECK(strstr(out, "FINSECRET") == NULL, "%s: extractive", who);
         free(out);
     }
 }

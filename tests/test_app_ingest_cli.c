@@ -466,7 +466,10 @@ TEST(german_eval_layer_sweep_and_tune) {
     double bm = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "bm25"), "recall@1")->valuedouble;
     double hy = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hybrid"), "recall@1")->valuedouble;
     double de = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "dense"), "recall@1")->valuedouble;
-    CHECK(bm >= 0.9, "German BM25 recall@1 %.4f (0.75 with unicode61 alone)", bm);
+    /* 0.9375 on the 32 questions written with the tokenizer, 0.875 on all 48
+     * since 16 were added by another hand for the evidence work (12 of 16);
+     * unicode61 alone gets 0.75 on the 32 */
+    CHECK(bm >= 0.85, "German BM25 recall@1 %.4f", bm);
     CHECK(hy >= bm - 0.005, "hybrid %.4f below BM25 %.4f", hy, bm);
     const cJSON *fu = cJSON_GetObjectItem(j, "fusion");
     REQUIRE(fu, "no fusion object");
@@ -494,7 +497,7 @@ TEST(german_eval_layer_sweep_and_tune) {
              test_shq(dir), test_shq(model_a));
     out = run(args, &st, NULL);
     CHECK_EQ_INT(st, 0);
-    CHECK(strstr(out, "32 labelled queries") && strstr(out, "compounds dict"), "%s", out);
+    CHECK(strstr(out, "48 labelled queries") && strstr(out, "compounds dict"), "%s", out);
     free(out);
     snprintf(args, sizeof args, "tune --index %s/de --compounds nonsense", test_shq(dir));
     out = run(args, &st, NULL);

@@ -767,8 +767,10 @@ TEST(end_to_end_against_mrag_serve_same_answer) {
     const char *q = "'How do I set up the VPN with WireGuard?'";
     const char *base = "env -u MRAG_MODEL -u MRAG_INDEX";
     int rc;
-    snprintf(cmd, sizeof cmd, "%s %s ask --index %s -m %s --threads 1 --max-tokens 24 --json %s 2>/dev/null", base, mrag,
+    snprintf(cmd, sizeof cmd, "%s %s ask --index %s -m %s --threads 1 --max-tokens 24 --json --generate %s 2>/dev/null", base, mrag,
              test_shq(idx), test_shq(model), q);
+    /* --generate: this random-weight model would otherwise get the
+     * extractive answer locally, while the server's model is unknown here */
     char *local = test_run_capture(cmd, &rc);
     CHECK_EQ_INT(rc, 0);
     /* generation on the server, retrieval here */
@@ -793,7 +795,7 @@ TEST(end_to_end_against_mrag_serve_same_answer) {
     snprintf(in, sizeof in, "%s/chat-in.txt", dir);
     const char *qs = "How do I set up the VPN with WireGuard?\nAnd on macOS?\n";
     REQUIRE(test_write_file(in, qs, strlen(qs)) == 0);
-    snprintf(cmd, sizeof cmd, "%s %s chat --index %s -m %s --threads 1 --max-tokens 12 -k 2 < %s 2>/dev/null", base, mrag,
+    snprintf(cmd, sizeof cmd, "%s %s chat --index %s -m %s --threads 1 --max-tokens 12 -k 2 --generate < %s 2>/dev/null", base, mrag,
              test_shq(idx), test_shq(model), test_shq(in));
     char *chat_local = test_run_capture(cmd, &rc);
     CHECK_EQ_INT(rc, 0);
