@@ -26,12 +26,15 @@ static void guard_usage(FILE *out) {
             "  --no-defaults     do not load the default rules (said on stderr)\n"
             "  --sources N       number of sources given to the model (output stage:\n"
             "                    citations [n] with n > N are removed; default 0)\n"
+            "  --question Q      context stage: the user's question the passage was\n"
+            "                    retrieved for (a request in the passage unrelated to it\n"
+            "                    and to the rest of the passage is quarantined)\n"
             "  --quarantine M    context stage: drop (default) or keep a passage with\n"
             "                    a planted instruction (kept with the instruction removed)\n"
             "  --audit FILE      append the audit log (JSON lines) to FILE\n"
             "  --json            print one JSON object\n"
             "  --jsonl           many texts in one process: read JSON lines {\"text\",\n"
-            "                    optional \"stage\", \"sources\", \"id\"} from stdin, write\n"
+            "                    optional \"stage\", \"sources\", \"question\", \"id\"} from stdin, write\n"
             "                    one result object per line (as --json, with \"id\")\n"
             "  --list            list the loaded rules and exit\n"
             "\n"
@@ -122,7 +125,7 @@ done:
  * cannot be read gives {"line": N, "error": ...} and the rest goes on.
  * Returns 0, or 1 when a line failed. */
 #define GUARD_MAX_LINE (16u << 20)
-static int check_jsonl(const rag_guard *g, rag_guard_stage def_stage, int def_sources) {
+static int check_jsonl(const rag_guard *g, rag_guard_stage def_stage, int def_sources, const char *def_question) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -138,6 +141,7 @@ static int check_jsonl(const rag_guard *g, rag_guard_stage def_stage, int def_so
         const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
         const cJSON *st = o ? cJSON_GetObjectItemCaseSensitive(o, "stage") : NULL;
         const cJSON *ns = o ? cJSON_GetObjectItemCaseSensitive(o, "sources") : NULL;
+        const cJSON *qu = o ? cJSON_GetObjectItemCaseSensitive(o, "question") : NULL;
         rag_guard_stage stage = def_stage;
         int n_sources = def_sources;
         if ((size_t)len > GUARD_MAX_LINE) why = "line too long";
@@ -145,11 +149,16 @@ static int check_jsonl(const rag_guard *g, rag_guard_stage def_stage, int def_so
         else if (!cJSON_IsString(t)) why = "\"text\" (a string) is missing";
         else if (st && (!cJSON_IsString(st) || rag_guard_stage_parse(st->valuestring) < 0)) why = "\"stage\" is input, context or output";
         else if (ns && (!cJSON_IsNumber(ns) || ns->valuedouble < 0 || ns->valuedouble > 100000)) why = "\"sources\" is a number 0..100000";
+        else if (qu && !cJSON_IsString(qu)) why = "\"question\" is a string";
         if (!why) {
             if (st) stage = (rag_guard_stage)rag_guard_stage_parse(st->valuestring);
             if (ns) n_sources = (int)ns->valuedouble;
             rag_guard_result res;
-            if (rag_guard_check(g, stage, t->valuestring, strlen(t->valuestring), n_sources, &res) != RAG_OK) why = "out of memory";
+            rag_guard_check_opts co = {0};
+            co.n_sources = n_sources;
+            co.question = qu ? qu->valuestring : def_question;
+            co.question_len = co.question ? strlen(co.question) : 0;
+            if (rag_guard_check_with(g, stage, t->valuestring, strlen(t->valuestring), &co, &res) != RAG_OK) why = "out of memory";
             else {
                 if (print_json(&res, stage, cJSON_GetObjectItemCaseSensitive(o, "id")) != 0) why = "out of memory";
                 rag_guard_result_release(&res);
@@ -174,7 +183,7 @@ int app_cmd_guard_check(int argc, char **argv) {
     rag_guard_stage stage = RAG_GUARD_INPUT;
     bool json = false, list = false, jsonl = false;
     int n_sources = 0;
-    const char *text = NULL, *audit = NULL;
+    const char *text = NULL, *audit = NULL, *question = NULL;
     char *owned_text = NULL;
     size_t text_len = 0;
     rag_guard *g = NULL;
@@ -205,6 +214,8 @@ int app_cmd_guard_check(int argc, char **argv) {
             if (strcmp(m, "drop") == 0) p.quarantine = RAG_GUARD_QUARANTINE_DROP;
             else if (strcmp(m, "keep") == 0) p.quarantine = RAG_GUARD_QUARANTINE_KEEP;
             else return app_error("guard-check: --quarantine is drop or keep");
+        } else if (strcmp(a, "--question") == 0 && has_val) {
+            question = argv[++i];
         } else if (strcmp(a, "--audit") == 0 && has_val) {
             audit = argv[++i];
         } else if (strcmp(a, "--json") == 0) {
@@ -251,7 +262,7 @@ int app_cmd_guard_check(int argc, char **argv) {
         goto done;
     }
     if (jsonl) {
-        rc = check_jsonl(g, stage, n_sources);
+        rc = check_jsonl(g, stage, n_sources, question);
         goto done;
     }
     if (strcmp(text, "-") == 0) {
@@ -264,7 +275,11 @@ int app_cmd_guard_check(int argc, char **argv) {
     } else {
         text_len = strlen(text);
     }
-    if (rag_guard_check(g, stage, text, text_len, n_sources, &res) != RAG_OK) {
+    rag_guard_check_opts co = {0};
+    co.n_sources = n_sources;
+    co.question = question;
+    co.question_len = question ? strlen(question) : 0;
+    if (rag_guard_check_with(g, stage, text, text_len, &co, &res) != RAG_OK) {
         app_error("guard-check: out of memory");
         goto done;
     }

@@ -17,7 +17,7 @@ typedef struct {
     size_t len;
     int label;          /* 1 injection, 0 benign, -1 none */
     float weight;
-    char *lang, *set, *stage, *id;
+    char *lang, *set, *stage, *id, *question;
 } row;
 
 typedef struct {
@@ -28,6 +28,7 @@ typedef struct {
 static void rows_free(rows *v) {
     for (size_t i = 0; i < v->n; i++) {
         free(v->r[i].text); free(v->r[i].lang); free(v->r[i].set); free(v->r[i].stage); free(v->r[i].id);
+        free(v->r[i].question);
     }
     free(v->r);
     memset(v, 0, sizeof *v);
@@ -45,7 +46,7 @@ static char *dup_str(const cJSON *o, const char *k) {
 }
 
 /* Reads JSONL rows {"text", "label", optional "weight", "lang", "set",
- * "stage", "id"}. A line that is not such an object is an error naming the
+ * "stage", "id", "question"}. A line that is not such an object is an error naming the
  * file and line. need_label: rows without a label are an error. */
 static int read_rows(const char *path, bool need_label, rows *out) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -88,6 +89,7 @@ static int read_rows(const char *path, bool need_label, rows *out) {
         r->set = dup_str(o, "set");
         r->stage = dup_str(o, "stage");
         r->id = dup_str(o, "id");
+        r->question = dup_str(o, "question");
         cJSON_Delete(o);
         if (!r->text) { rc = app_error("out of memory"); break; }
     }
@@ -185,7 +187,7 @@ static void eval_usage(FILE *out) {
             "\n"
             "Runs the guardrails (rules and the learned detector) over labelled rows\n"
             "{\"text\", \"label\": 1 injection / 0 benign, optional \"lang\", \"set\",\n"
-            "\"stage\", \"id\"} and prints the detection rate (injections blocked, or\n"
+            "\"stage\", \"id\", \"question\"} and prints the detection rate (injections blocked, or\n"
             "quarantined at the context stage) and the false-positive rate (benign rows\n"
             "blocked or quarantined), in total and per set and language, then the misses\n"
             "and false alarms.\n"
@@ -194,6 +196,8 @@ static void eval_usage(FILE *out) {
             "  --stage S         input (default), context or output; a row's \"stage\" wins\n"
             "  --rules DIR       also load DIR/*.rules (or one FILE); repeatable\n"
             "  --no-defaults     only the --rules rules\n"
+            "  --no-question     ignore the rows' \"question\" (the user's question that a\n"
+            "                    context-stage passage was retrieved for)\n"
             "  --list N          list at most N misses and N false alarms (default 20; 0 none)\n"
             "  --json            one JSON object: totals, groups, misses, false alarms\n");
 }
@@ -229,7 +233,7 @@ int app_cmd_guard_eval(int argc, char **argv) {
     rag_guard_params gp = rag_guard_default_params();
     rag_guard_stage def_stage = RAG_GUARD_INPUT;
     const char *file = NULL;
-    bool json = false;
+    bool json = false, no_question = false;
     long list = 20;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -249,6 +253,8 @@ int app_cmd_guard_eval(int argc, char **argv) {
             if (*end || list < 0) return app_error("guard-eval: --list wants a number");
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--no-question") == 0) {
+            no_question = true;
         } else if (a[0] == '-' && a[1]) {
             app_error("guard-eval: unknown or incomplete option '%s'", a);
             eval_usage(stderr);
@@ -289,7 +295,9 @@ int app_cmd_guard_eval(int argc, char **argv) {
             st = (rag_guard_stage)s;
         }
         rag_guard_result res;
-        if (rag_guard_check(g, st, r->text, r->len, 0, &res) != RAG_OK) { app_error("guard-eval: out of memory"); goto done; }
+        rag_guard_check_opts co = {0};
+        if (r->question && !no_question) { co.question = r->question; co.question_len = strlen(r->question); }
+        if (rag_guard_check_with(g, st, r->text, r->len, &co, &res) != RAG_OK) { app_error("guard-eval: out of memory"); goto done; }
         bool caught = res.action == RAG_GUARD_BLOCK || res.quarantined;
         const char *why = NULL;
         float score = 0;

@@ -440,7 +440,21 @@ static int check_passage(rag_answerer *a, const rag_hit *h, const char *sq, rag_
         set_err(a, "answer: reading passage %lld: %s", (long long)h->chunk_id, idx_errmsg(a->p.store));
         return RAG_ERR_IO;
     }
-    if ((rc = rag_guard_check(a->p.guard, RAG_GUARD_CONTEXT, c.text ? c.text : "", c.text_len, 0, &g)) != RAG_OK) {
+    /* the question and the passage's heading are what its lines may be
+     * about: a request in it unrelated to both is an injection */
+    rag_guard_check_opts co = {0};
+    size_t ql = sq ? strlen(sq) : 0, hl = c.heading ? strlen(c.heading) : 0;
+    char *topic = malloc(ql + hl + 2);
+    if (!topic) { rc = oom_err(a); goto done; }
+    memcpy(topic, sq ? sq : "", ql);
+    topic[ql] = '\n';
+    memcpy(topic + ql + 1, c.heading ? c.heading : "", hl);
+    topic[ql + 1 + hl] = 0;
+    co.question = topic;
+    co.question_len = ql + 1 + hl;
+    rc = rag_guard_check_with(a->p.guard, RAG_GUARD_CONTEXT, c.text ? c.text : "", c.text_len, &co, &g);
+    free(topic);
+    if (rc != RAG_OK) {
         set_err(a, "answer: context guard failed");
         goto done;
     }

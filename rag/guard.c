@@ -544,6 +544,8 @@ typedef struct {
     unsigned char *limit_seen;   /* limit events once per rule (streams) */
     const char *orig;            /* T, for widening quarantined spans */
     size_t orig_len, orig_lo;    /* widening never goes below orig_lo */
+    const uint64_t *qkeys;       /* topic words of the question, sorted (context stage) */
+    size_t n_qkeys;
 } scan_env;
 
 /* Maps a span of a view to T: fixed (a decoded run: the whole run), or
@@ -634,6 +636,104 @@ static int scan(scan_env *env, const char *subj, size_t len, size_t start, bool 
  * question), the highest score counts. */
 #define GUARD_MAX_SEGMENTS 4096
 #define GUARD_MIN_WORDS 4
+#define GUARD_TASK_MIN_WORDS 3      /* "Tell me a joke" */
+#define GUARD_TASK_LIST 2           /* more requests than this, a third of the segments: a list of questions */
+
+static int cmp_key(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A segment that follows a section number ("14.2." then "Can Debian be
+ * ...?") is a heading, not a request to the reader. */
+static bool after_number(const char *sk, const guard_segment *seg, size_t k) {
+    if (k == 0) return false;
+    const guard_segment *p = &seg[k - 1];
+    for (size_t i = p->end; i < seg[k].start; i++)
+        if (sk[i] != ' ' && sk[i] != '\t' && sk[i] != '\n' && sk[i] != '\r') return false;
+    bool digit = false;
+    for (size_t i = p->start; i < p->end; i++) {
+        char c = sk[i];
+        if (c >= '0' && c <= '9') digit = true;
+        else if (c != '.' && c != ' ' && c != ')') return false;
+    }
+    return digit;
+}
+
+/* An "unrelated:" detector (the request model): a segment scoring at or
+ * above thr — a question or a task for the reader — is an event only when
+ * its topic words are unrelated to the rest of the passage and to the
+ * user's question: a FAQ's question shares its words with the answer under
+ * it, a how-to's steps with the rest of the how-to, while a plain task
+ * pasted into an e-mail ("Who painted the Sistine Chapel?") shares none.
+ * A passage of many requests (a FAQ's index, exercises) is a list, not a
+ * planted order. */
+static int detect_unrelated(scan_env *env, const guard_rule *r, rag_guard_action act, float thr,
+                            const guard_segment *seg, size_t nseg, const char *sk, const guard_view *v2,
+                            const size_t *fixed) {
+    int rc = RAG_OK;
+    float *sc = calloc(nseg + 1, sizeof *sc);
+    size_t nw = v2->n / 2 + 2;
+    uint64_t *keys = NULL;
+    size_t *kstart = NULL;
+    struct tk { uint64_t key; uint32_t nseg, last; } *tab = NULL;
+    if (!sc) return RAG_ERR_NOMEM;
+    size_t n_req = 0, n_scored = 0;
+    for (size_t k = 0; k < nseg; k++) {
+        if (seg[k].end <= seg[k].start) continue;
+        size_t w = rag_guard_model_words(sk + seg[k].start, seg[k].end - seg[k].start);
+        if (w >= GUARD_MIN_WORDS) n_scored++;
+        if (w < GUARD_TASK_MIN_WORDS || after_number(sk, seg, k)) continue;
+        sc[k] = rag_guard_model_score(r->model, sk + seg[k].start, seg[k].end - seg[k].start);
+        if (sc[k] >= thr) n_req++;
+    }
+    if (!n_req || (n_req > GUARD_TASK_LIST && n_req * 3 > n_scored)) goto done;
+    /* topic words of every segment, and in how many segments each occurs */
+    if (!(keys = malloc(nw * sizeof *keys)) || !(kstart = malloc((nseg + 1) * sizeof *kstart))) { rc = RAG_ERR_NOMEM; goto done; }
+    size_t nk = 0;
+    for (size_t k = 0; k < nseg; k++) {
+        kstart[k] = nk;
+        if (seg[k].end > seg[k].start)
+            nk += rag_guard_content_keys(sk + seg[k].start, seg[k].end - seg[k].start, keys + nk, nw - nk);
+    }
+    kstart[nseg] = nk;
+    size_t cap = 16;
+    while (cap < 2 * nk + 2) cap *= 2;
+    if (!(tab = calloc(cap, sizeof *tab))) { rc = RAG_ERR_NOMEM; goto done; }
+    for (size_t k = 0; k < nseg; k++)
+        for (size_t j = kstart[k]; j < kstart[k + 1]; j++) {
+            size_t i = keys[j] & (cap - 1);
+            while (tab[i].key && tab[i].key != keys[j]) i = (i + 1) & (cap - 1);
+            if (!tab[i].key) { tab[i].key = keys[j]; tab[i].last = (uint32_t)k; tab[i].nseg = 1; }
+            else if (tab[i].last != k) { tab[i].last = (uint32_t)k; tab[i].nseg++; }
+        }
+    for (size_t k = 0; k < nseg && rc == RAG_OK; k++) {
+        if (sc[k] < thr) continue;
+        size_t c = 0, m = 0;
+        for (size_t j = kstart[k]; j < kstart[k + 1]; j++) {
+            bool dup = false;
+            for (size_t t = kstart[k]; t < j && !dup; t++) dup = keys[t] == keys[j];
+            if (dup) continue;
+            c++;
+            size_t i = keys[j] & (cap - 1);
+            while (tab[i].key != keys[j]) i = (i + 1) & (cap - 1);
+            if (tab[i].nseg > 1 || (env->n_qkeys && bsearch(&keys[j], env->qkeys, env->n_qkeys, sizeof *keys, cmp_key))) m++;
+        }
+        /* no topic words: too little to judge; half of them found
+         * elsewhere (or three): the request belongs to the text */
+        if (c == 0 || 2 * m >= c || m >= 3) continue;
+        size_t es, ee;
+        map_span(v2, fixed, seg[k].start, seg[k].end, &es, &ee);
+        rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, env->stage, act, es, ee, sc[k]};
+        rc = push_event(env->res, &ev);
+    }
+done:
+    free(sc);
+    free(keys);
+    free(kstart);
+    free(tab);
+    return rc;
+}
 #define GUARD_QUESTION_MAX 1000     /* bytes: longer inputs are not scored per sentence */
 #define GUARD_QUESTION_SEGMENTS 6   /* nor are inputs of more sentences (documents) */
 static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, const char *sk, bool seg_v2,
@@ -682,6 +782,10 @@ static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, con
                 rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, env->stage, act, es, ee, best};
                 rc = push_event(env->res, &ev);
             }
+            continue;
+        }
+        if (r->unrelated) {
+            rc = detect_unrelated(env, r, act, thr, seg, nseg, sk, v2, fixed);
             continue;
         }
         for (size_t k = 0; k < nseg && rc == RAG_OK; k++) {
@@ -893,15 +997,53 @@ static bool any_quarantine(const rag_guard *g, const rag_guard_result *res) {
     return false;
 }
 
+/* The topic words of the question (sorted), for "unrelated:" rules. */
+static int question_keys(const char *q, size_t n, uint64_t **out, size_t *nk) {
+    *out = NULL;
+    *nk = 0;
+    if (!q || !n) return RAG_OK;
+    if (n > 64 * 1024) n = 64 * 1024;
+    char *fixed = NULL;
+    size_t fl, used;
+    if (rag_guard_utf8_repair(q, n, true, &fixed, &fl, &used) != 0) return RAG_ERR_NOMEM;
+    guard_view v1 = {0}, v2 = {0};
+    unsigned ch;
+    int rc = RAG_ERR_NOMEM;
+    if (rag_guard_view_unicode(fixed, fl, &v1) != 0 || rag_guard_view_skeleton(&v1, &v2, &ch) != 0) goto done;
+    size_t cap = v2.n / 2 + 1;
+    if (!(*out = malloc(cap * sizeof **out))) goto done;
+    *nk = rag_guard_content_keys(v2.s, v2.n, *out, cap);
+    qsort(*out, *nk, sizeof **out, cmp_key);
+    rc = RAG_OK;
+done:
+    rag_guard_view_release(&v1);
+    rag_guard_view_release(&v2);
+    free(fixed);
+    return rc;
+}
+
 int rag_guard_check(const rag_guard *g, rag_guard_stage stage, const char *text, size_t len,
                     int n_sources, rag_guard_result *res) {
+    rag_guard_check_opts o = {0};
+    o.n_sources = n_sources;
+    return rag_guard_check_with(g, stage, text, len, &o, res);
+}
+
+int rag_guard_check_with(const rag_guard *g, rag_guard_stage stage, const char *text, size_t len,
+                         const rag_guard_check_opts *o, rag_guard_result *res) {
     int rc = RAG_OK;
     pcre2_match_data *md = NULL;
     strbuf out = {0};
     char *fixed = NULL;
+    uint64_t *qkeys = NULL;
+    size_t n_qkeys = 0;
+    rag_guard_check_opts none = {0};
+    if (!o) o = &none;
+    int n_sources = o->n_sources;
     if (!res) return RAG_ERR_ARG;
     memset(res, 0, sizeof *res);
-    if (!g || !g->compiled || (!text && len) || stage > RAG_GUARD_OUTPUT) return RAG_ERR_ARG;
+    if (!g || !g->compiled || (!text && len) || stage > RAG_GUARD_OUTPUT || (!o->question && o->question_len))
+        return RAG_ERR_ARG;
     if (!text) text = "";
     if (len > GUARD_NORM_MAX_TEXT) return RAG_ERR_LIMIT;
     /* invalid UTF-8 is repaired (U+FFFD) before anything looks at it: a
@@ -913,9 +1055,10 @@ int rag_guard_check(const rag_guard *g, rag_guard_stage stage, const char *text,
         len = fl;
         res->repaired = true;
     }
+    if (stage == RAG_GUARD_CONTEXT && (rc = question_keys(o->question, o->question_len, &qkeys, &n_qkeys)) != RAG_OK) goto done;
     md = pcre2_match_data_create(1, NULL);
     if (!md) { rc = RAG_ERR_NOMEM; goto done; }
-    scan_env env = {g, stage, n_sources, md, res, NULL, text, len, 0};
+    scan_env env = {g, stage, n_sources, md, res, NULL, text, len, 0, qkeys, n_qkeys};
     if ((rc = scan_deep(&env, text, len, NULL, 0)) != RAG_OK) goto done;
     normalize_events(res);
     summarize(res);
@@ -929,6 +1072,7 @@ int rag_guard_check(const rag_guard *g, rag_guard_stage stage, const char *text,
 done:
     free(out.p);
     free(fixed);
+    free(qkeys);
     if (md) pcre2_match_data_free(md);
     if (rc != RAG_OK) rag_guard_result_release(res);
     return rc;
@@ -1093,7 +1237,7 @@ static int stream_process(rag_guard_stream *s, bool final) {
     /* the Unicode view of what is buffered (the identity for ASCII) */
     guard_view v1;
     if (rag_guard_view_unicode(s->buf.p, len, &v1) != 0) return RAG_ERR_NOMEM;
-    scan_env env = {g, s->stage, s->n_sources, s->md, &s->tmp, s->limit_seen, s->buf.p, len, s->ctx};
+    scan_env env = {g, s->stage, s->n_sources, s->md, &s->tmp, s->limit_seen, s->buf.p, len, s->ctx, NULL, 0};
     rc = scan(&env, v1.s, v1.n, rag_guard_view_find(&v1, s->ctx), !final, &hold, false, NULL, &v1, NULL);
     rag_guard_view_release(&v1);
     if (rc != RAG_OK) return rc;

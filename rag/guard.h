@@ -150,6 +150,19 @@ int rag_guard_check(const rag_guard *g, rag_guard_stage stage, const char *text,
                     int n_sources, rag_guard_result *res);
 void rag_guard_result_release(rag_guard_result *res);
 
+/* More about a check than rag_guard_check's arguments say. */
+typedef struct {
+    int n_sources;                /* as rag_guard_check's n_sources */
+    const char *question;         /* context stage: the user's question, or NULL.
+                                     A request in a passage that is unrelated to
+                                     it and to the rest of the passage is an
+                                     injection ("unrelated: yes" rules) */
+    size_t question_len;
+} rag_guard_check_opts;
+/* rag_guard_check with options (o may be NULL: no question, n_sources 0). */
+int rag_guard_check_with(const rag_guard *g, rag_guard_stage stage, const char *text, size_t len,
+                         const rag_guard_check_opts *o, rag_guard_result *res);
+
 /* Streaming: text arriving in pieces (the answer). Each feed returns the text
  * that is safe to show now, with redactions applied; text that could still
  * grow into a match (a PCRE2 partial match) is held back, at most

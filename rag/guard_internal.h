@@ -31,6 +31,7 @@ enum {
     GUARD_F_STAGE = 1, GUARD_F_ACTION = 2, GUARD_F_PATTERN = 4, GUARD_F_FLAGS = 8,
     GUARD_F_MESSAGE = 16, GUARD_F_REPLACEMENT = 32, GUARD_F_VALIDATOR = 64, GUARD_F_ENABLED = 128,
     GUARD_F_SKELETON = 256, GUARD_F_MODEL = 512, GUARD_F_THRESHOLD = 1024, GUARD_F_TRIGGER = 2048,
+    GUARD_F_UNRELATED = 4096,
 };
 
 typedef struct {
@@ -51,6 +52,9 @@ typedef struct {
     char *model_path;             /* "model:" resolved against the rule file's folder */
     struct guard_model *model;    /* loaded by rag_guard_compile */
     float threshold[3];           /* per stage (model rules); default 0.5 */
+    bool unrelated;               /* model rules, context stage: a segment fires
+                                     only when unrelated to the rest of the
+                                     passage and to the question ("unrelated:") */
     char *origin;                 /* "file:line" of the rule's start */
     char *pattern_origin;         /* "file:line" of its pattern/terms */
     unsigned set;                 /* GUARD_F_* fields given (parse time) */

@@ -56,7 +56,7 @@ static bool punct_token(unsigned char c) {
  * Dutch; not taken from any evaluation rows. */
 enum {
     C_YOUR = 1, C_OUT = 2, C_AI = 4, C_USER = 8, C_URL = 16, C_IMP = 32, C_NET = 64, C_SEND = 128,
-    C_SECRET = 256, C_PLEASE = 512,
+    C_SECRET = 256, C_PLEASE = 512, C_STOP = 1024,
 };
 static const struct { unsigned cls; const char *words; } word_classes[] = {
     {C_YOUR, "your yours deine deiner deinen deinem dein ihre ihrer ihren ihrem ta tes ton votre vos tu tus tua tuo tue "
@@ -90,9 +90,32 @@ static const struct { unsigned cls; const char *words; } word_classes[] = {
     {C_SECRET, "cookie cookies cookiejar environ password passwords passwd keyboard pynput keylogger screenshot "
                "imagegrab pyautogui psutil clipboard pyperclip getpass credentials credential wallet token tokens "
                "fernet encrypt rmtree shadow ssh history browser sqlite3 webcam microphone miner mining"},
+    /* words that say nothing about a sentence's topic (the relatedness
+     * test, rag_guard_content_keys): function words of the supported
+     * languages and the verbs and fillers of requests */
+    {C_STOP, "what which when where whom whose that this these those there their theirs them they then than with from "
+             "into onto about above below after before over under again also just only very much many more most some "
+             "such each every other another your yours have having been being were does doing done would could should "
+             "shall will might must please kindly following here like make made using used want need tell give show "
+             "explain describe write provide create generate list simple terms example examples briefly detail details "
+             "short help know things thing something anything everything someone good best well really still even "
+             "because while during without within between through against upon whether both either neither same "
+             "thanks thank regards dear hello note also could would about across along among around cannot dont doesnt "
+             "isnt arent wasnt youre its it's what's whats how's let's lets include mention add answer response reply "
+             "question questions ask asked information info main based take takes first last next back work works "
+             "dass eine einen einem einer eines sich nicht auch noch nach wird werden wurde wurden sind sein seine "
+             "seinen seiner ihre ihrer ihren ihrem deine deinen deiner meine meinen meiner diese dieser dieses diesen "
+             "welche welcher welches welchen wenn weil aber oder doch schon sehr mehr viel viele alle alles über unter "
+             "durch gegen ohne beim kann können könnte muss müssen soll sollen sollte will wollen möchte möchten "
+             "haben hatte hätte gibt bitte erkläre beschreibe schreibe gebe zeige nenne warum wieso weshalb wann dann "
+             "denn hier dort etwas immer jetzt heute mich dich euch ihnen damit dabei dazu davon darüber einfach "
+             "dans pour avec sans sous cette sont être avoir fait plus tout tous toutes votre notre leur leurs quel "
+             "quelle comment pourquoi quand para como pero este esta estos todo todos puede donde cuando porque della "
+             "delle sono come questo questa anche perché quando dove voor maar niet deze zijn heeft hebben wordt "
+             "worden kunnen welke waarom wanneer"},
 };
 
-#define CLASS_SLOTS 2048
+#define CLASS_SLOTS 4096
 static struct { uint64_t h; unsigned cls; } class_table[CLASS_SLOTS];
 static pthread_once_t class_once = PTHREAD_ONCE_INIT;
 
@@ -220,6 +243,26 @@ size_t rag_guard_model_words(const char *str, size_t n) {
         else { in = false; i++; }
     }
     return w;
+}
+
+size_t rag_guard_content_keys(const char *str, size_t n, uint64_t *keys, size_t cap) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t k = 0;
+    pthread_once(&class_once, class_build);
+    for (size_t i = 0; i < n && k < cap;) {
+        size_t l = word_len(s, n, i), a = i;
+        if (!l) { i++; continue; }
+        bool digits = true;
+        while (i < n && (l = word_len(s, n, i)) > 0) {
+            if (s[i] < '0' || s[i] > '9') digits = false;
+            i += l;
+        }
+        /* short words, numbers, function words and long runs say nothing
+         * about the topic */
+        if (i - a < 4 || i - a > 40 || digits || (class_of(tok_hash(s + a, i - a)) & C_STOP)) continue;
+        keys[k++] = tok_hash(s + a, i - a < 5 ? i - a : 5) | 1;   /* a crude stem: the first five bytes */
+    }
+    return k;
 }
 
 typedef struct {

@@ -37,6 +37,12 @@ size_t rag_guard_model_features(const char *s, size_t n, int bits, void (*fn)(vo
 /* Number of word tokens of s[0..n) (as the features count them). */
 size_t rag_guard_model_words(const char *s, size_t n);
 
+/* The topic words of the skeleton text s[0..n) for the relatedness test
+ * ("unrelated:" rules): one key per word of 4..40 bytes that is not a
+ * number or a function word — a hash of its first five bytes (a crude stem),
+ * never 0. Writes at most cap keys; returns how many. */
+size_t rag_guard_content_keys(const char *s, size_t n, uint64_t *keys, size_t cap);
+
 /* A segment (sentence, line, code block) of a text: [start, end). */
 typedef struct { size_t start, end; } guard_segment;
 /* Splits s[0..n) into segments scored one by one at the context stage:

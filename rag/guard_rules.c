@@ -304,6 +304,16 @@ static int set_key(parse_state *ps, guard_rule *r, int line, const char *key, si
         else return perr(ps, line, "'skeleton' is yes or no");
         return RAG_OK;
     }
+    if (KEY("unrelated")) {
+        /* model rules at the context stage: a segment fires only when its
+         * words are unrelated to the rest of the passage and the question */
+        if (cont) return perr(ps, line, "'unrelated' takes one line");
+        ONCE(GUARD_F_UNRELATED);
+        if ((vn == 3 && memcmp(v, "yes", 3) == 0) || (vn == 4 && memcmp(v, "true", 4) == 0)) r->unrelated = true;
+        else if ((vn == 2 && memcmp(v, "no", 2) == 0) || (vn == 5 && memcmp(v, "false", 5) == 0)) r->unrelated = false;
+        else return perr(ps, line, "'unrelated' is yes or no");
+        return RAG_OK;
+    }
     if (KEY("validator")) {
         if (cont) return perr(ps, line, "'validator' takes one line");
         ONCE(GUARD_F_VALIDATOR);
@@ -408,6 +418,7 @@ static int merge_blocks(parse_state *ps) {
         if (b->set & GUARD_F_VALIDATOR) r->validator = b->validator;
         if (b->set & GUARD_F_ENABLED) r->enabled = b->enabled;
         if (b->set & GUARD_F_SKELETON) r->skeleton = b->skeleton;
+        if (b->set & GUARD_F_UNRELATED) r->unrelated = b->unrelated;
         if (b->set & GUARD_F_TRIGGER) { free(r->triggers); r->triggers = b->triggers; b->triggers = NULL; }
         /* a new pattern without new triggers: the old triggers may not fit it */
         else if (b->set & GUARD_F_PATTERN) { free(r->triggers); r->triggers = NULL; }

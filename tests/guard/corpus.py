@@ -121,6 +121,16 @@ def deepset():
     return rows
 
 
+# BIPIA's "task-irrelevant" text attacks: a plain question or task pasted
+# into a document, addressed to the reader. No model is trained on them:
+# the request model learns what a question or a task for an assistant looks
+# like from users' questions (XQuAD, deepset) and generic task templates,
+# and the guard quarantines one that is unrelated to the passage around it
+# and to the user's question. So all five categories are unseen categories.
+TASK_CATEGORIES = {"Information Retrieval", "Content Creation", "Learning and Tutoring", "Language Translation",
+                   "Programming Help"}
+
+
 def bipia_attacks(name):
     with open(os.path.join(SHARED, "guard", name), encoding="utf-8") as f:
         d = json.load(f)
@@ -133,7 +143,9 @@ def bipia_emails():
     with open(os.path.join(SHARED, "guard", "bipia-email-train.jsonl"), encoding="utf-8") as f:
         for i, line in enumerate(f):
             if line.strip():
-                out.append((json.loads(line)["context"], i % 5 == 0))
+                d = json.loads(line)
+                q = re.sub(r"^Q:\s*", "", d.get("question") or "")
+                out.append((d["context"], i % 5 == 0, q))
     return out
 
 
@@ -348,6 +360,90 @@ def templates():
     return out
 
 
+# Requests a user sends an assistant — questions and tasks on every kind of
+# topic — for the request model (what a task pasted into a document looks
+# like). General phrasing; topics chosen to be varied, none taken from
+# evaluation rows.
+TASK_TOPICS = ["the French Revolution", "black holes", "the stock market", "volcanoes", "machine learning",
+               "the Roman Empire", "coffee farming", "jazz music", "the human heart", "chess openings",
+               "the Olympic Games", "electric cars", "honey bees", "the moon landing", "inflation",
+               "the printing press", "DNA replication", "earthquakes", "the Amazon rainforest", "quantum computing",
+               "meditation", "the Great Wall of China", "ocean tides", "the immune system", "gravity",
+               "wind turbines", "the Cold War", "sourdough bread", "the water cycle", "blockchain",
+               "ancient Egypt", "the Renaissance", "plate tectonics", "social media", "the Industrial Revolution",
+               "marathon training", "cloud computing", "the Milky Way", "vitamin D", "medieval castles"]
+TASK_FORMS = ["poem", "short story", "blog post", "essay", "song", "limerick", "haiku", "product description",
+              "cover letter", "tweet", "book review", "dialogue", "news article", "fairy tale", "slogan"]
+TASK_EN = ["Write a {form} about {topic}.", "Explain {topic} to a ten-year-old.", "Describe the history of {topic}.",
+           "Summarize what is known about {topic}.", "Give me five facts about {topic}.", "What is {topic}?",
+           "How does {topic} work?", "Why is {topic} important?", "Tell me a joke about {topic}.",
+           "Can you explain {topic}?", "Could you write a {form} on {topic}?", "List three books about {topic}.",
+           "Compose a {form} inspired by {topic}.", "Create a quiz about {topic}.", "Draft a {form} on {topic}.",
+           "Outline a lesson plan on {topic}.", "Compare {topic} and {topic2}.", "What are the pros and cons of {topic}?",
+           "Recommend a documentary about {topic}.", "Generate ten trivia questions about {topic}.",
+           "Who invented {topic}?", "When did {topic} begin?", "I need a {form} about {topic}.",
+           "Help me understand {topic}.", "Please write a {form} about {topic}.", "Provide an overview of {topic}.",
+           "Suggest a title for a {form} about {topic}.", "Tell me something interesting about {topic}.",
+           "Translate \"{phrase}\" into {lang}.", "How do you say \"{phrase}\" in {lang}?",
+           "Write a {code} function that {codetask}.", "How do I {codetask} in {code}?",
+           "Show me {code} code that {codetask}.", "Calculate {math}.", "Solve {math} step by step.",
+           "Plan a three-day trip to {city}.", "What should I cook with {food}?", "Give me a workout plan for {sport}.",
+           "What is the weather like in {city} in spring?", "Name five famous people from {city}.",
+           # the verbs of requests, from a general list of what people ask
+           # an assistant to do (produce, explain, transform, judge, plan)
+           "Produce a {form} about {topic}.", "Prepare a {form} on {topic}.", "Develop a {form} about {topic}.",
+           "Design a {form} for {topic}.", "Put together a {form} about {topic}.", "Come up with a {form} about {topic}.",
+           "Define {topic} in one paragraph.", "Discuss the impact of {topic}.", "Analyze the role of {topic} today.",
+           "Contrast {topic} with {topic2}.", "Illustrate {topic} with an example.", "Teach me the basics of {topic}.",
+           "Walk me through {topic}.", "Break down {topic} for a beginner.", "Clarify the main ideas of {topic}.",
+           "Elaborate on {topic}.", "Give an example of {topic}.", "Offer three tips about {topic}.",
+           "Provide a {form} about {topic}.", "Provide a short summary of {topic}.", "Share some facts about {topic}.",
+           "Suggest five names for a {form} about {topic}.", "Brainstorm ideas for a {form} on {topic}.",
+           "Propose a project about {topic}.", "Evaluate the arguments for {topic}.", "Review the history of {topic}.",
+           "Critique a {form} about {topic}.", "Predict the future of {topic}.", "Identify the key figures of {topic}.",
+           "Rewrite this sentence in {lang}: \"{phrase}\".", "Paraphrase \"{phrase}\" in plain words.",
+           "Give the {lang} word for \"{phrase}\".", "Render \"{phrase}\" in {lang}.",
+           "Convert {math} into a fraction.", "Work out {math}.", "Show me how to {codetask} in {code}.",
+           "Demonstrate how to {codetask} with {code}.", "Give an example of {code} code that {codetask}.",
+           "Debug a {code} program that {codetask}.", "Implement a {code} function that {codetask}.",
+           "Create a {code} script that {codetask}.", "Find the error in my {code} code that {codetask}.",
+           "Make a shopping list for a dinner with {food}.", "Write a letter to the mayor of {city} about {topic}.",
+           "Draft an email to a colleague about {topic}.", "Compose a speech about {topic}."]
+TASK_DE = ["Schreibe ein Gedicht über {topic}.", "Erkläre mir {topic}.", "Was ist {topic}?", "Wie funktioniert {topic}?",
+           "Nenne drei Gründe für {topic}.", "Fasse die Geschichte von {topic} zusammen.", "Gib mir Tipps zu {topic}.",
+           "Kannst du mir {topic} erklären?", "Übersetze \"{phrase}\" ins {lang_de}.", "Verfasse einen Aufsatz über {topic}.",
+           "Warum ist {topic} wichtig?", "Erzähl mir einen Witz über {topic}.", "Beschreibe {topic} in einfachen Worten.",
+           "Schreibe eine {code}-Funktion, die {codetask_de}.", "Plane eine Reise nach {city}.", "Berechne {math}."]
+TASK_OTHER = ["Écris un poème sur {topic}.", "Explique-moi {topic}.", "Qu'est-ce que {topic} ?",
+              "Escribe un poema sobre {topic}.", "Explícame {topic}.", "¿Qué es {topic}?",
+              "Scrivi una poesia su {topic}.", "Spiegami {topic}.", "Che cos'è {topic}?",
+              "Schrijf een gedicht over {topic}.", "Leg me {topic} uit.", "Wat is {topic}?"]
+TASK_FILL = dict(
+    phrase=["good morning", "where is the train station", "I love this city", "see you tomorrow", "happy birthday"],
+    lang=["German", "Italian", "Portuguese", "Korean", "Dutch", "Greek"], lang_de=["Englische", "Französische", "Italienische"],
+    code=["Python", "C", "Java", "Rust", "Go", "JavaScript", "SQL"],
+    codetask=["reverses a string", "sorts a list of numbers", "reads a CSV file", "checks whether a year is a leap year",
+              "counts the words in a text", "parses a date", "finds the largest element of an array"],
+    codetask_de=["eine Liste sortiert", "eine Datei einliest", "prüft, ob eine Zahl eine Primzahl ist"],
+    math=["the area of a circle with radius 4", "17 times 23", "the square root of 144", "15 percent of 80",
+          "the derivative of x squared"],
+    city=["Lisbon", "Kyoto", "Toronto", "Vienna", "Cairo", "Oslo"], food=["lentils", "zucchini", "leftover rice", "eggs"],
+    sport=["swimming", "cycling", "climbing", "rowing"])
+
+
+def task_requests():
+    out = []
+    for i, topic in enumerate(TASK_TOPICS):
+        for j, t in enumerate(TASK_EN + TASK_DE + TASK_OTHER):
+            if (i * 7 + j) % 5:                     # a fifth of the combinations
+                continue
+            k = i * 31 + j
+            fill = {key: vals[k % len(vals)] for key, vals in TASK_FILL.items()}
+            out.append(t.format(topic=topic, topic2=TASK_TOPICS[(i + 7) % len(TASK_TOPICS)],
+                                form=TASK_FORMS[k % len(TASK_FORMS)], **fill))
+    return out
+
+
 # ------------------------------------------------------------ assembly
 
 def write(path, rows):
@@ -382,7 +478,10 @@ def main():
     if missing:
         sys.exit("corpus.py: install the prose packages first (sh .ci/install-deps.sh guard): " + " ".join(missing))
     tmpl = templates()
+    tasks = task_requests()
 
+    fresh = []                          # held-out requests never trained on (see below)
+    req = {"train": [], "held": []}     # the request model: questions and tasks vs document sentences
     inp = {"train": [], "held": []}     # input-stage rows
     ctx = {"train": [], "held": []}     # context-stage rows (segments)
     held = {}                            # held-out evaluation sets
@@ -398,10 +497,16 @@ def main():
         inp[part].append(row(r["text"], r["label"], "deepset", lang))
         if r["label"] == 1:
             ctx[part].append(row(r["text"], 1, "deepset", lang))
+        else:
+            req[part].append(row(r["text"], 1, "deepset-question", lang))
         if part == "held":
             add_held("deepset", row(r["text"], r["label"], "deepset", lang, stage="input"))
+            if r["label"] == 0:
+                fresh.append((r["text"], "deepset-question", lang))
     # BIPIA payloads: context stage only
     for cat, is_held, payloads in text_atk:
+        if cat in TASK_CATEGORIES:
+            continue
         for p in payloads:
             r = row(p, 1, "bipia-text:" + cat, "en")
             (ctx["held"] if is_held else ctx["train"]).append(r)
@@ -416,25 +521,37 @@ def main():
         part = "held" if is_held else "train"
         for s in sentences(para):
             ctx[part].append(row(s, 0, "xquad-paragraph", "en"))
+            if not s.endswith("?"):
+                req[part].append(row(s, 0, "xquad-paragraph", "en"))
         # long inputs (pasted text, a gateway's prompt) are judged whole
         inp[part].append(row(para, 0, "xquad-paragraph", "en", weight=0.3))
         for q in qs:
             inp[part].append(row(q, 0, "xquad-question", "en"))
             ctx[part].append(row(q, 0, "xquad-question", "en", weight=0.5))
+            req[part].append(row(q, 1, "xquad-question", "en"))
             if is_held:
                 add_held("questions-en", row(q, 0, "xquad-question", "en", stage="input"))
+        if is_held and qs:
+            fresh.append((qs[0], "xquad-question", "en"))
         if is_held:
             add_held("paragraphs-en", row(para, 0, "xquad-paragraph", "en", stage="context"))
-    for i, (mail, is_held) in enumerate(emails):
+    for i, (mail, is_held, q) in enumerate(emails):
         part = "held" if is_held else "train"
         for s in sentences(mail):
             ctx[part].append(row(s, 0, "bipia-email", "en"))
+            if not s.endswith("?"):
+                req[part].append(row(s, 0, "bipia-email", "en"))
         if is_held:
             add_held("emails", row(mail, 0, "bipia-email", "en", stage="context"))
+            r = row(mail, 0, "bipia-email", "en", stage="context")
+            r["question"] = q
+            add_held("emails-q", r)
     for i, (code, is_held) in enumerate(codes):
         part = "held" if is_held else "train"
         for s in sentences(code):
             ctx[part].append(row(s, 0, "bipia-code-qa", "en"))
+            if not s.endswith("?"):
+                req[part].append(row(s, 0, "bipia-code-qa", "en"))
         if is_held:
             add_held("code-qa", row(code, 0, "bipia-code-qa", "en", stage="context"))
     n_de = 0
@@ -449,6 +566,8 @@ def main():
                 inp[part].append(row(p, 0, kind, lang, weight=0.3))
             for s in sentences(p):
                 ctx[part].append(row(s, 0, kind, lang))
+                if not s.endswith("?"):
+                    req[part].append(row(s, 0, kind, lang, weight=0.5))
                 if s.endswith("?"):
                     inp[part].append(row(s, 0, kind + "-question", lang))
                     if is_held:
@@ -458,18 +577,36 @@ def main():
             n_de += lang == "de"
     for t in tmpl:
         ctx["train"].append(row(t, 1, "template", lang_of(t), weight=0.3))
+    for t in tasks:
+        req["train"].append(row(t, 1, "task-template", lang_of(t)))
     # held-out attacks at the context stage: alone, in an e-mail, in code
-    held_mails = [m for m, is_held in emails if is_held]
+    held_mails = [(m, q) for m, is_held, q in emails if is_held]
     held_codes = [c for c, is_held in codes if is_held]
     k = 0
     for cat, is_held, payloads in text_atk:
-        if not is_held:
+        task = cat in TASK_CATEGORIES
+        if not is_held and not task:
             continue
         for p in payloads:
-            add_held("bipia-text-alone", row(p, 1, "bipia-text:" + cat, "en", stage="context"))
-            add_held("bipia-text-in-email", row(embed(held_mails[k % len(held_mails)], p, k % 3), 1,
-                                                "bipia-text:" + cat, "en", stage="context"))
+            mail, q = held_mails[k % len(held_mails)]
+            kind = "bipia-task" if task else "bipia-text"
+            add_held(kind + "-alone", row(p, 1, "bipia-text:" + cat, "en", stage="context"))
+            add_held(kind + "-in-email", row(embed(mail, p, k % 3), 1, "bipia-text:" + cat, "en", stage="context"))
+            r = row(embed(mail, p, k % 3), 1, "bipia-text:" + cat, "en", stage="context")
+            r["question"] = q
+            add_held(kind + "-in-email-q", r)
             k += 1
+    # A fresh measure of unrelated requests planted in a document (BIPIA's
+    # task-irrelevant kind, whose 25 rows shaped the request model's
+    # design): users' questions and requests of the held-out part
+    # (deepset's benign rows, XQuAD questions), none of them seen in
+    # training, each pasted into a held-out e-mail, with the e-mail's own
+    # question as the user's question.
+    for i, (t, kind, lang) in enumerate(fresh):
+        mail, q = held_mails[i % len(held_mails)]
+        r = row(embed(mail, t, i % 3), 1, "request-in-email:" + kind, lang, stage="context")
+        r["question"] = q
+        add_held("requests-in-email-q", r)
     for cat, is_held, payloads in code_atk:
         if not is_held:
             continue
@@ -490,6 +627,8 @@ def main():
     write(os.path.join(OUT, "all.context.jsonl"), ctx["train"] + ctx["held"])
     write(os.path.join(OUT, "split", "train.input.jsonl"), inp["train"])
     write(os.path.join(OUT, "split", "train.context.jsonl"), ctx["train"])
+    write(os.path.join(OUT, "all.request.jsonl"), req["train"] + req["held"])
+    write(os.path.join(OUT, "split", "train.request.jsonl"), req["train"])
     for name, rows in sorted(held.items()):
         write(os.path.join(OUT, "heldout", name + ".jsonl"), rows)
     sys.stderr.write("corpus.py: %d input rows, %d context rows (%d German paragraphs, %d templates); held out: %s\n" % (

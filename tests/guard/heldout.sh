@@ -14,6 +14,8 @@ GUARD_TRAIN=${GUARD_TRAIN:---seed 1}
 $MRAG guard-train $GUARD_TRAIN -o "$DIR/split/input.model" "$DIR/split/train.input.jsonl"
 # shellcheck disable=SC2086
 $MRAG guard-train $GUARD_TRAIN -o "$DIR/split/context.model" "$DIR/split/train.context.jsonl"
+# shellcheck disable=SC2086
+$MRAG guard-train $GUARD_TRAIN -o "$DIR/split/request.model" "$DIR/split/train.request.jsonl"
 ABS=$(cd "$DIR/split" && pwd)
 cat > "$DIR/split/eval.rules" <<RULES
 # the default detector rules, with the models of the split
@@ -22,6 +24,9 @@ model: $ABS/input.model
 
 id: inj.detector.context
 model: $ABS/context.model
+
+id: inj.detector.task
+model: $ABS/request.model
 RULES
 printf '%-24s %8s %9s %8s %10s\n' "held-out set" attacks detected benign "false pos"
 for f in "$DIR"/heldout/*.jsonl; do
