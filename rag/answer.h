@@ -113,6 +113,11 @@ typedef struct rag_answer_params {
     int min_overlap;            /* relevance gate: content words of the question a
                                    passage must contain, default 1 (0 = gate off) */
     const char *preamble;       /* NULL: default; borrowed */
+    const char *canary;         /* a string the system prompt carries and no
+                                   answer may repeat (rag_guard_stream_canary),
+                                   at most RAG_CANARY_MAX bytes: NULL = 16 random
+                                   letters and digits per answerer (the default);
+                                   "" = none. Copied. */
     rag_count_tokens_fn count;  /* NULL: the model's tokenizer (control strings
                                    parsed), else the engine's count */
     void *count_user;
@@ -132,6 +137,7 @@ typedef struct rag_answer_params {
 } rag_answer_params;
 
 rag_answer_params rag_answer_default_params(void);
+#define RAG_CANARY_MAX 64
 
 typedef enum {
     RAG_ANS_ANSWERED = 0,       /* the model ran (its text may be "I don't know") */

@@ -1103,6 +1103,16 @@ struct rag_guard_stream {
     size_t n_words;         /* words of the answer so far */
     uint64_t word_h;        /* hash of the word being read */
     bool in_word, leak;
+    /* canary check (rag_guard_stream_canary): windows of GUARD_CANARY_WIN
+     * folded characters of the canary and its encodings, sorted; the last
+     * folded characters of the answer */
+    uint64_t *cwins;
+    size_t n_cwins;
+    uint64_t cwin;          /* the last 8 folded characters, one per byte */
+    size_t cn;              /* folded characters so far */
+    unsigned char clead[2]; /* a full-width form's first bytes */
+    size_t clead_n;
+    bool canary;            /* the answer repeated the canary */
 };
 
 int rag_guard_stream_new(const rag_guard *g, rag_guard_stage stage, int n_sources, rag_guard_stream **out) {
@@ -1131,6 +1141,7 @@ void rag_guard_stream_free(rag_guard_stream *s) {
     free(s->out.p);
     free(s->limit_seen);
     free(s->shingles);
+    free(s->cwins);
     rag_guard_result_release(&s->res);
     rag_guard_result_release(&s->tmp);
     free(s);
@@ -1189,6 +1200,107 @@ int rag_guard_stream_protect(rag_guard_stream *s, const char *text, size_t len) 
     return RAG_OK;
 }
 
+/* ---- the canary: a random string in the system prompt that no answer
+ * may repeat, even partly, spaced out or encoded ----
+ * Both the canary's forms and the answer are folded to a stream of ASCII
+ * letters and digits (lower case; full-width forms to ASCII; everything
+ * else — spaces, dashes, zero-width characters, markup — dropped); any
+ * GUARD_CANARY_WIN consecutive characters of a form found in the answer's
+ * stream is a leak. The forms: the canary, reversed, ROT13, hex and base64
+ * (at each of the three byte alignments). */
+#define GUARD_CANARY_WIN 8
+
+static int canary_fold(unsigned char c) {
+    if (c >= 'A' && c <= 'Z') return c + 32;
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return c;
+    return -1;
+}
+
+/* Adds the windows of the folded form f[0..n) to s->cwins. */
+static int canary_add(rag_guard_stream *s, const char *f, size_t n) {
+    char fold[512];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < sizeof fold; i++) {
+        int c = canary_fold((unsigned char)f[i]);
+        if (c >= 0) fold[k++] = (char)c;
+    }
+    if (k < GUARD_CANARY_WIN) return RAG_OK;
+    uint64_t *nw = realloc(s->cwins, (s->n_cwins + k - GUARD_CANARY_WIN + 1) * sizeof *nw);
+    if (!nw) return RAG_ERR_NOMEM;
+    s->cwins = nw;
+    for (size_t i = 0; i + GUARD_CANARY_WIN <= k; i++) {
+        uint64_t w = 0;
+        for (size_t j = 0; j < GUARD_CANARY_WIN; j++) w = (w << 8) | (unsigned char)fold[i + j];
+        s->cwins[s->n_cwins++] = w;
+    }
+    return RAG_OK;
+}
+
+int rag_guard_stream_canary(rag_guard_stream *s, const char *canary, size_t len) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (!s || (!canary && len) || len > 128) return RAG_ERR_ARG;
+    char form[2 + 128 * 2 + 8] = {0};
+    int rc = canary_add(s, canary, len);
+    for (size_t i = 0; i < len; i++) form[i] = canary[len - 1 - i];                 /* reversed */
+    if (rc == RAG_OK) rc = canary_add(s, form, len);
+    for (size_t i = 0; i < len; i++) {                                           /* ROT13 */
+        char c = canary[i];
+        if (c >= 'a' && c <= 'z') c = (char)('a' + (c - 'a' + 13) % 26);
+        else if (c >= 'A' && c <= 'Z') c = (char)('A' + (c - 'A' + 13) % 26);
+        form[i] = c;
+    }
+    if (rc == RAG_OK) rc = canary_add(s, form, len);
+    for (size_t i = 0; i < len; i++) {                                           /* hex */
+        form[2 * i] = "0123456789abcdef"[(unsigned char)canary[i] >> 4];
+        form[2 * i + 1] = "0123456789abcdef"[(unsigned char)canary[i] & 15];
+    }
+    if (rc == RAG_OK) rc = canary_add(s, form, 2 * len);
+    /* base64 of the canary after 0, 1 or 2 other bytes: the characters
+     * that depend on the canary's bytes alone */
+    for (size_t o = 0; o < 3 && rc == RAG_OK; o++) {
+        unsigned char in[2 + 128];
+        memset(in, 0, o);
+        memcpy(in + o, canary, len);
+        size_t n = o + len, k = 0;
+        for (size_t i = 0; i + 3 <= n; i += 3) {
+            unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+            for (int j = 0; j < 4; j++) form[k++] = b64[(v >> (18 - 6 * j)) & 63];
+        }
+        size_t skip = o ? 4 : 0;                /* the group holding the other bytes */
+        if (k > skip) rc = canary_add(s, form + skip, k - skip);
+    }
+    if (rc != RAG_OK) return rc;
+    qsort(s->cwins, s->n_cwins, sizeof *s->cwins, cmp_u64);
+    return RAG_OK;
+}
+
+/* Reads appended answer bytes; sets s->canary when the folded answer holds
+ * a window of the canary's forms. */
+static void canary_scan(rag_guard_stream *s, const char *p, size_t n) {
+    if (!s->n_cwins || s->canary) return;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)p[i];
+        int c = -1;
+        if (s->clead_n == 0 && b == 0xEF) { s->clead[s->clead_n++] = b; continue; }
+        if (s->clead_n == 1) {
+            if (b == 0xBC || b == 0xBD) { s->clead[s->clead_n++] = b; continue; }
+            s->clead_n = 0;
+        } else if (s->clead_n == 2) {
+            /* full-width forms U+FF10..FF19, FF21..FF3A, FF41..FF5A */
+            unsigned cp = 0xFF00u + ((unsigned)(s->clead[1] - 0xBC) << 6) + (b & 0x3Fu);
+            s->clead_n = 0;
+            if (cp >= 0xFF10 && cp <= 0xFF19) c = '0' + (int)(cp - 0xFF10);
+            else if (cp >= 0xFF21 && cp <= 0xFF3A) c = 'a' + (int)(cp - 0xFF21);
+            else if (cp >= 0xFF41 && cp <= 0xFF5A) c = 'a' + (int)(cp - 0xFF41);
+            if (c < 0) continue;
+        }
+        if (c < 0 && (c = canary_fold(b)) < 0) continue;
+        s->cwin = (s->cwin << 8) | (unsigned)c;
+        if (++s->cn < GUARD_CANARY_WIN) continue;
+        if (bsearch(&s->cwin, s->cwins, s->n_cwins, sizeof s->cwin, cmp_u64)) { s->canary = true; break; }
+    }
+}
+
 /* Reads appended answer bytes; sets s->leak when the last words repeat a
  * shingle of the protected text. final: the end of the answer ends a word. */
 static void leak_scan(rag_guard_stream *s, const char *p, size_t n, bool final) {
@@ -1219,6 +1331,18 @@ static int stream_process(rag_guard_stream *s, bool final) {
     const rag_guard *g = s->g;
     size_t len = s->buf.n, hold = len;
     if (final && s->in_word) leak_scan(s, "", 0, true);
+    if (s->canary) {
+        /* the answer repeats the canary of the system prompt */
+        rag_guard_event ev = {RAG_GUARD_EV_MATCH, "out.canary", "the answer repeats the system prompt's canary",
+                              s->stage, RAG_GUARD_BLOCK, s->consumed, s->consumed + (len - s->ctx), 0};
+        if ((rc = push_event(&s->res, &ev)) != RAG_OK) return rc;
+        audit_events(g, s->res.events + s->res.n_events - 1, 1);
+        summarize(&s->res);
+        s->blocked = true;
+        s->out.n = 0;
+        s->out.p[0] = 0;
+        return RAG_ERR_BLOCKED;
+    }
     if (s->leak) {
         /* the answer repeats the system prompt: nothing more is shown */
         rag_guard_event ev = {RAG_GUARD_EV_MATCH, "out.prompt-leak", "the answer repeats the system prompt",
@@ -1319,6 +1443,7 @@ static int stream_append(rag_guard_stream *s, const char *piece, size_t len, boo
     memcpy(s->tail, src + used, s->tail_n);
     rc = sb_put(&s->buf, fixed, fl);
     leak_scan(s, fixed, fl, final);
+    canary_scan(s, fixed, fl);
     free(joined);
     free(fixed);
     return rc;

@@ -182,6 +182,14 @@ int rag_guard_stream_finish(rag_guard_stream *s, const char **out, size_t *out_l
  * feeding; may be called for several texts. RAG_OK, RAG_ERR_ARG or
  * RAG_ERR_NOMEM. */
 int rag_guard_stream_protect(rag_guard_stream *s, const char *text, size_t len);
+/* Protects a canary — a random string placed in the system prompt (at most
+ * 128 bytes): once the answer repeats 8 consecutive letters or digits of
+ * it, of its reverse, its ROT13, its hex or its base64 — in any case,
+ * spaced out, split by punctuation, zero-width characters or markup, or in
+ * full-width forms — the stream blocks (event rule id "out.canary") and
+ * nothing more is emitted. Call before feeding; may be called for several
+ * canaries. RAG_OK, RAG_ERR_ARG or RAG_ERR_NOMEM. */
+int rag_guard_stream_canary(rag_guard_stream *s, const char *canary, size_t len);
 /* Events and action so far (spans in the whole stream); text is NULL.
  * Borrowed, valid until the stream is freed. */
 const rag_guard_result *rag_guard_stream_result(const rag_guard_stream *s);

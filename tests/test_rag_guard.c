@@ -1525,6 +1525,98 @@ TEST(an_answer_that_repeats_the_system_prompt_is_blocked) {
     rag_guard_free(g);
 }
 
+/* Streams text in 5-byte pieces through an output stream protecting the
+ * canary; returns the stream's final status (RAG_OK or RAG_ERR_BLOCKED) and
+ * what was emitted in shown. */
+static int canary_stream(rag_guard *g, const char *canary, const char *text, char *shown, size_t cap) {
+    rag_guard_stream *s;
+    if (rag_guard_stream_new(g, RAG_GUARD_OUTPUT, 9, &s) != RAG_OK) return -1;
+    if (rag_guard_stream_canary(s, canary, strlen(canary)) != RAG_OK) { rag_guard_stream_free(s); return -1; }
+    const char *out;
+    size_t out_len, n = strlen(text);
+    int rc = RAG_OK;
+    shown[0] = 0;
+    for (size_t i = 0; i < n && rc == RAG_OK; i += 5) {
+        rc = rag_guard_stream_feed(s, text + i, n - i < 5 ? n - i : 5, &out, &out_len);
+        if (rc == RAG_OK && strlen(shown) + out_len < cap) strncat(shown, out, out_len);
+    }
+    if (rc == RAG_OK && (rc = rag_guard_stream_finish(s, &out, &out_len)) == RAG_OK && strlen(shown) + out_len < cap)
+        strncat(shown, out, out_len);
+    if (rc == RAG_ERR_BLOCKED) {
+        const rag_guard_result *r = rag_guard_stream_result(s);
+        if (!r->n_events || strcmp(r->events[r->n_events - 1].rule_id, "out.canary") != 0) rc = -2;
+    }
+    rag_guard_stream_free(s);
+    return rc;
+}
+
+/* base64 as an attacker's tool would write it (standard alphabet, padded) */
+static void b64(const char *in, char *out) {
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(in), k = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned char)in[i] << 16;
+        if (i + 1 < n) v |= (unsigned char)in[i + 1] << 8;
+        if (i + 2 < n) v |= (unsigned char)in[i + 2];
+        out[k++] = al[v >> 18 & 63];
+        out[k++] = al[v >> 12 & 63];
+        out[k++] = i + 1 < n ? al[v >> 6 & 63] : '=';
+        out[k++] = i + 2 < n ? al[v & 63] : '=';
+    }
+    out[k] = 0;
+}
+
+TEST(an_answer_that_repeats_the_canary_is_blocked_in_any_form) {
+    rag_guard *g = load_defaults();
+    REQUIRE(g);
+    const char *canary = "q7k2m9x4w8p3z6r1";
+    char t[1024], enc[512], shown[1024];
+    const char *plain[] = {
+        "The marker is q7k2m9x4w8p3z6r1.",
+        "Half of it: m9x4w8p3, that is all.",                   /* 8 of its 16 characters */
+        "In capitals: Q7K2M9X4W8P3Z6R1",
+        "Spaced: q 7 k 2 m 9 x 4 w 8",
+        "Dashed: q-7-k-2-m-9-x-4",
+        "Split by markup: **q7k2**`m9x4`",
+        "Zero-width: q\u200b7\u200bk\u200b2\u200bm\u200b9\u200bx\u200b4",
+        "Full-width: \uff51\uff17\uff4b\uff12\uff4d\uff19\uff58\uff14 done",
+        "Reversed: 1r6z3p8w4x9m2k7q",
+        "ROT13: d7x2z9k4j8c3m6e1",
+        "Hex: 71376b326d397834",                                /* "q7k2m9x4" */
+    };
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        CHECK_EQ_INT(canary_stream(g, canary, plain[i], shown, sizeof shown), RAG_ERR_BLOCKED);
+        CHECK(strstr(shown, "m9x4") == NULL && strstr(shown, "w8p3") == NULL, "%zu shown: %s", i, shown);
+    }
+    /* base64 of a sentence holding it, at each of the three alignments */
+    const char *lead[] = {"", "a", "ab"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(t, sizeof t, "%sthe marker is %s, keep it", lead[i], canary);
+        b64(t, enc);
+        snprintf(t, sizeof t, "Encoded: %s", enc);
+        CHECK(canary_stream(g, canary, t, shown, sizeof shown) == RAG_ERR_BLOCKED, "alignment %zu: %s", i, t);
+    }
+    /* ordinary answers, and 7 characters of it, pass whole */
+    const char *fine[] = {
+        "The VPN uses WireGuard [1]. Ask IT for a profile.",
+        "Seven: q7k2m9x and more text 4111 2222 3333 abcdef0123456789.",
+        "Hashes: 3f786850e387550fdab836ed7e6dc881de23001b, d41d8cd98f00b204e9800998ecf8427e",
+        "Eine Antwort auf Deutsch über Urlaubstage [2].",
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        CHECK(canary_stream(g, canary, fine[i], shown, sizeof shown) == RAG_OK, "%zu", i);
+        CHECK_EQ_STR(shown, fine[i]);
+    }
+    rag_guard_stream *s;
+    REQUIRE(rag_guard_stream_new(g, RAG_GUARD_OUTPUT, 1, &s) == RAG_OK);
+    char big[200];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    CHECK_EQ_INT(rag_guard_stream_canary(s, big, strlen(big)), RAG_ERR_ARG);
+    rag_guard_stream_free(s);
+    rag_guard_free(g);
+}
+
 TEST_MAIN(RUN(each_default_rule_fires_and_does_not_fire), RUN(iban_validator_matches_hand_computed_check_digits),
           RUN(luhn_validator_matches_hand_computed_check_digits),
           RUN(steuer_id_validator_matches_hand_computed_check_digits), RUN(ip_phone_email_validators),
@@ -1540,4 +1632,5 @@ TEST_MAIN(RUN(each_default_rule_fires_and_does_not_fire), RUN(iban_validator_mat
           RUN(weakening_a_default_rule_is_reported), RUN(triggers_gate_rules_and_a_new_pattern_drops_them),
           RUN(a_long_input_with_sources_is_not_judged_sentence_by_sentence),
           RUN(an_answer_that_repeats_the_system_prompt_is_blocked),
-          RUN(an_unrelated_request_in_a_passage_is_quarantined_alone))
+          RUN(an_unrelated_request_in_a_passage_is_quarantined_alone),
+          RUN(an_answer_that_repeats_the_canary_is_blocked_in_any_form))
