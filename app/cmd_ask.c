@@ -53,7 +53,9 @@ static const char *ask_usage =
     "  --rules DIR       extra guardrail rules (repeatable)\n"
     "  --quarantine M    drop | keep: a passage with planted instructions is left\n"
     "                    out (default) or kept with the instruction removed\n"
-    "  --preamble FILE   prompt preamble (default $MRAG_PREAMBLE, else built in)\n"
+    "  --preamble FILE   prompt preamble (default $MRAG_PREAMBLE, else built in);\n"
+    "                    a random canary follows it ($MRAG_CANARY fixes it, empty:\n"
+    "                    none): an answer that repeats it is blocked\n"
     "  --llm-url BASE    generate on an OpenAI-compatible server (vLLM, TGI,\n"
     "                    Mistral's API, `mrag serve`): BASE ends in /v1. -m is then\n"
     "                    optional (without it: BM25 retrieval, estimated token\n"
@@ -289,6 +291,7 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     p.temperature = o->temp;
     p.preamble = a->preamble;
     p.extractive = a->extractive;
+    p.canary = getenv("MRAG_CANARY");       /* NULL: a random one */
     if (o->llm_url && app_remote_attach(o, a->store, &a->remote, &a->engine, &p) != 0) goto done;
     if (rag_answerer_new(&p, &a->ans, err, sizeof err) != RAG_OK) { app_error("%s", err); goto done; }
     rag_answerer_on_evidence(a->ans, on_evidence, a);

@@ -748,6 +748,7 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
         p.n_ctx = s->n_ctx;
         p.max_tokens = s->o.max_tokens;
         p.preamble = s->preamble;
+        p.canary = getenv("MRAG_CANARY");   /* NULL: a random one per answerer */
         if (s->o.llm_embeddings && !s->model) {
             p.embed = rag_engine_embed_one;
             p.embed_user = sl->engine;

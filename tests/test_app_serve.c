@@ -54,6 +54,9 @@ static void setup(void) {
         return;
     }
     started = true;
+    /* answers are compared between processes (a gateway and its upstream)
+     * and endpoints at temperature 0: one canary, so one prompt, for all */
+    setenv("MRAG_CANARY", "k4v9servetest2c7", 1);
     snprintf(mrag, sizeof mrag, "%s/mrag", test_build_dir());
     if (access(mrag, X_OK) != 0) SKIP("%s is missing (run make)", mrag);
     struct stat st;
