@@ -40,6 +40,8 @@ typedef struct {
     int k, max_tokens, n_ctx, threads;
     float temp;
     bool keep_quarantined;                  /* --quarantine keep */
+    bool guard_llm;                         /* --guard-llm: the model judges
+                                               texts the detector is unsure of */
     const char *groups;                     /* --groups CSV (borrowed); NULL = all
                                                documents (the index owner) */
     bool show_prompt;                       /* --show-prompt: --json adds "prompt" */

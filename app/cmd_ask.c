@@ -53,6 +53,10 @@ static const char *ask_usage =
     "  --rules DIR       extra guardrail rules (repeatable)\n"
     "  --quarantine M    drop | keep: a passage with planted instructions is left\n"
     "                    out (default) or kept with the instruction removed\n"
+    "  --guard-llm       the model judges a question or passage sentence that the\n"
+    "                    learned injection detector is unsure of (score 0.5 to its\n"
+    "                    threshold): \"yes\" blocks it (costs a short generation\n"
+    "                    each; --stats shows how many and how long)\n"
     "  --preamble FILE   prompt preamble (default $MRAG_PREAMBLE, else built in);\n"
     "                    a random canary follows it ($MRAG_CANARY fixes it, empty:\n"
     "                    none): an answer that repeats it is blocked\n"
@@ -124,6 +128,7 @@ int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
         else if (strcmp(v, "keep") == 0) o->keep_quarantined = true;
         else return -1;
     } else if (strcmp(a, "--preamble") == 0 && has) o->preamble = v;
+    else if (strcmp(a, "--guard-llm") == 0) { o->guard_llm = true; return 1; }
     else if (strcmp(a, "--groups") == 0 && has) o->groups = v;
     else if (strcmp(a, "--llm-url") == 0 && has) o->llm_url = v;
     else if (strcmp(a, "--llm-key-file") == 0 && has) o->llm_key_file = v;
@@ -292,6 +297,7 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     p.preamble = a->preamble;
     p.extractive = a->extractive;
     p.canary = getenv("MRAG_CANARY");       /* NULL: a random one */
+    p.guard_llm = o->guard_llm;
     if (o->llm_url && app_remote_attach(o, a->store, &a->remote, &a->engine, &p) != 0) goto done;
     if (rag_answerer_new(&p, &a->ans, err, sizeof err) != RAG_OK) { app_error("%s", err); goto done; }
     rag_answerer_on_evidence(a->ans, on_evidence, a);
@@ -396,6 +402,9 @@ static void print_stats(const rag_answer *r) {
     double tps = r->decode_ms > 0 ? r->n_generated * 1000.0 / r->decode_ms : 0;
     fprintf(stderr, "mrag: retrieval %.1f ms, prompt %d tokens, prefill %.1f ms, decode %d tokens in %.1f ms (%.1f tok/s)\n",
             r->retrieve_ms, r->prompt_tokens, r->prefill_ms, r->n_generated, r->decode_ms, tps);
+    if (r->n_judged)
+        fprintf(stderr, "mrag: guard-llm: %d text%s judged (%d injection%s) in %.1f ms\n", r->n_judged,
+                r->n_judged == 1 ? "" : "s", r->n_judged_injection, r->n_judged_injection == 1 ? "" : "s", r->judge_ms);
     char cos[64], gate[64];
     if (r->best_cos >= -1.0f && r->best_cos > -1.0f) snprintf(cos, sizeof cos, "%.3f", r->best_cos);
     else snprintf(cos, sizeof cos, "none (no dense search)");
@@ -492,6 +501,9 @@ static cJSON *answer_json(const char *question, const rag_answer *r, bool with_p
         cJSON_AddNumberToObject(t, "prefill_ms", r->prefill_ms);
         cJSON_AddNumberToObject(t, "decode_ms", r->decode_ms);
         cJSON_AddNumberToObject(t, "generated_tokens", r->n_generated);
+        cJSON_AddNumberToObject(t, "judged", r->n_judged);
+        cJSON_AddNumberToObject(t, "judged_injections", r->n_judged_injection);
+        cJSON_AddNumberToObject(t, "judge_ms", r->judge_ms);
     }
     if (with_prompt) {
         if (r->prompt) cJSON_AddStringToObject(o, "prompt", r->prompt);

@@ -110,6 +110,15 @@ static int print_json(const rag_guard_result *res, rag_guard_stage stage, const 
         cJSON_AddStringToObject(j, "message", e->message);
         cJSON_AddItemToArray(evs, j);
     }
+    if (res->uncertain > 0) {
+        /* the detector's unsure band (what --guard-llm would judge) */
+        cJSON *u = cJSON_AddObjectToObject(o, "uncertain");
+        if (u) {
+            cJSON_AddNumberToObject(u, "score", (double)(int)(res->uncertain * 1000 + 0.5) / 1000);
+            cJSON_AddNumberToObject(u, "start", (double)res->uncertain_start);
+            cJSON_AddNumberToObject(u, "end", (double)res->uncertain_end);
+        }
+    }
     s = cJSON_PrintUnformatted(o);
     if (!s) goto done;
     printf("%s\n", s);

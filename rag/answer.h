@@ -118,6 +118,13 @@ typedef struct rag_answer_params {
                                    at most RAG_CANARY_MAX bytes: NULL = 16 random
                                    letters and digits per answerer (the default);
                                    "" = none. Copied. */
+    bool guard_llm;             /* the model judge: a question or a passage
+                                   sentence the learned detector scored in its
+                                   uncertain band (rag_guard_result.uncertain)
+                                   is shown to the engine, which answers whether
+                                   it is an attempt to instruct the assistant;
+                                   "yes" blocks the question / drops the passage
+                                   (event rule "judge.llm"). Default off. */
     rag_count_tokens_fn count;  /* NULL: the model's tokenizer (control strings
                                    parsed), else the engine's count */
     void *count_user;
@@ -201,6 +208,9 @@ typedef struct {
     rag_stop_reason stop_reason;    /* when generated: why it stopped */
     int engine_prompt_tokens;   /* when generated: the prompt tokens the engine
                                    counted itself, -1 when it cannot (remote) */
+    int n_judged;               /* guard_llm: texts the engine judged */
+    int n_judged_injection;     /* of those, judged injections */
+    double judge_ms;            /* guard_llm: the engine's time judging */
 } rag_answer;
 
 typedef struct rag_answerer rag_answerer;

@@ -776,7 +776,12 @@ static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, con
                 float sc = rag_guard_model_score(r->model, sk + seg[k].start, seg[k].end - seg[k].start);
                 if (sc > best) best = sc;
             }
-            if (best >= thr) {
+            if (best < thr) {
+                if (best >= RAG_GUARD_UNCERTAIN && best > env->res->uncertain) {
+                    env->res->uncertain = best;
+                    map_span(v2, fixed, 0, n, &env->res->uncertain_start, &env->res->uncertain_end);
+                }
+            } else {
                 size_t es, ee;
                 map_span(v2, fixed, 0, n, &es, &ee);
                 rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, env->stage, act, es, ee, best};
@@ -793,7 +798,13 @@ static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, con
             /* a heading or a three-word line says too little to judge */
             if (rag_guard_model_words(sk + seg[k].start, seg[k].end - seg[k].start) < GUARD_MIN_WORDS) continue;
             float sc = rag_guard_model_score(r->model, sk + seg[k].start, seg[k].end - seg[k].start);
-            if (sc < thr) continue;
+            if (sc < thr) {
+                if (sc >= RAG_GUARD_UNCERTAIN && sc > env->res->uncertain) {
+                    env->res->uncertain = sc;
+                    map_span(v2, fixed, seg[k].start, seg[k].end, &env->res->uncertain_start, &env->res->uncertain_end);
+                }
+                continue;
+            }
             size_t es, ee;
             map_span(v2, fixed, seg[k].start, seg[k].end, &es, &ee);
             rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, env->stage, act, es, ee, sc};

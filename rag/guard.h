@@ -88,7 +88,13 @@ typedef struct {
                                      sequences were replaced by U+FFFD before
                                      checking; text and spans refer to that
                                      repaired text */
+    float uncertain;              /* the highest detector score that stayed
+                                     below its rule's threshold but reached
+                                     RAG_GUARD_UNCERTAIN (0: none) — the band a
+                                     model judge may decide (--guard-llm) */
+    size_t uncertain_start, uncertain_end;  /* its segment (span as events') */
 } rag_guard_result;
+#define RAG_GUARD_UNCERTAIN 0.5f
 
 rag_guard_params rag_guard_default_params(void);
 
