@@ -31,7 +31,7 @@ static const char *chat_usage =
     "With stdin not a terminal, each line is one question (same commands).\n"
     "\n"
     "Options: --index DIR, -m FILE, -k N, --max-tokens N, --ctx N, --threads N,\n"
-    "--temp T, --rules DIR, --quarantine drop|keep, --preamble FILE, --stats,\n"
+    "--temp T, --rules DIR, --quarantine drop|keep, --guard-llm, --preamble FILE, --stats,\n"
     "--groups G,H, --llm-url BASE, --llm-key-file F, --llm-model NAME,\n"
     "--llm-embeddings (as for `mrag ask`).\n";
 

@@ -637,6 +637,8 @@ static int scan(scan_env *env, const char *subj, size_t len, size_t start, bool 
 #define GUARD_MAX_SEGMENTS 4096
 #define GUARD_MIN_WORDS 4
 #define GUARD_TASK_MIN_WORDS 3      /* "Tell me a joke" */
+#define GUARD_TASK_MAX_WORDS 80     /* a longer segment is not a pasted request (and the
+                                       relatedness test stays linear in the passage) */
 #define GUARD_TASK_LIST 2           /* more requests than this, a third of the segments: a list of questions */
 
 static int cmp_key(const void *a, const void *b) {
@@ -683,7 +685,7 @@ static int detect_unrelated(scan_env *env, const guard_rule *r, rag_guard_action
         if (seg[k].end <= seg[k].start) continue;
         size_t w = rag_guard_model_words(sk + seg[k].start, seg[k].end - seg[k].start);
         if (w >= GUARD_MIN_WORDS) n_scored++;
-        if (w < GUARD_TASK_MIN_WORDS || after_number(sk, seg, k)) continue;
+        if (w < GUARD_TASK_MIN_WORDS || w > GUARD_TASK_MAX_WORDS || after_number(sk, seg, k)) continue;
         sc[k] = rag_guard_model_score(r->model, sk + seg[k].start, seg[k].end - seg[k].start);
         if (sc[k] >= thr) n_req++;
     }
