@@ -1209,7 +1209,7 @@ int rag_guard_stream_protect(rag_guard_stream *s, const char *text, size_t len) 
         s->shingles = ns;
         s->shingles[s->n_shingles++] = leak_shingle(ring, nw);
     }
-    qsort(s->shingles, s->n_shingles, sizeof *s->shingles, cmp_u64);
+    if (s->n_shingles) qsort(s->shingles, s->n_shingles, sizeof *s->shingles, cmp_u64);
     return RAG_OK;
 }
 
@@ -1273,7 +1273,7 @@ int rag_guard_stream_canary(rag_guard_stream *s, const char *canary, size_t len)
     for (size_t o = 0; o < 3 && rc == RAG_OK; o++) {
         unsigned char in[2 + 128];
         memset(in, 0, o);
-        memcpy(in + o, canary, len);
+        if (len) memcpy(in + o, canary, len);
         size_t n = o + len, k = 0;
         for (size_t i = 0; i + 3 <= n; i += 3) {
             unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
@@ -1283,7 +1283,7 @@ int rag_guard_stream_canary(rag_guard_stream *s, const char *canary, size_t len)
         if (k > skip) rc = canary_add(s, form + skip, k - skip);
     }
     if (rc != RAG_OK) return rc;
-    qsort(s->cwins, s->n_cwins, sizeof *s->cwins, cmp_u64);
+    if (s->n_cwins) qsort(s->cwins, s->n_cwins, sizeof *s->cwins, cmp_u64);
     return RAG_OK;
 }
 
@@ -1445,7 +1445,7 @@ static int stream_append(rag_guard_stream *s, const char *piece, size_t len, boo
     if (s->tail_n) {
         if (!(joined = malloc(s->tail_n + len + 1))) return RAG_ERR_NOMEM;
         memcpy(joined, s->tail, s->tail_n);
-        memcpy(joined + s->tail_n, piece, len);
+        if (len) memcpy(joined + s->tail_n, piece, len);
         src = joined;
         n = s->tail_n + len;
     }
