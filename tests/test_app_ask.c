@@ -1,6 +1,8 @@
 /* test_app_ask.c — the real `mrag ask` program: exit codes 0/1/2, the
  * sources list, --json validity and content, the audit log in the index
- * folder (no raw personal data), refusal without running the model. */
+ * folder (no raw personal data), refusal without running the model; the
+ * evidence printed before the answer, the extractive mode (asked for, and
+ * automatic with a random-weight model), the evidence in --json. */
 #include "tests/test.h"
 
 #include <cJSON.h>
@@ -33,11 +35,11 @@ static void setup(void) {
 /* Runs `mrag ask --index IDX -m MODEL --generate <args>` (the test model
  * has random weights: it runs only when asked to); returns stdout, *status
  * the exit code; stderr into *err (malloc'd) when err is given. */
-static char *ask(const char *args, int *status, char **err) {
+static char *ask_with(const char *mode, const char *args, int *status, char **err) {
     char errp[700], cmd[8192];
     snprintf(errp, sizeof errp, "%s/stderr.txt", test_tmpdir());
-    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL -u MRAG_INDEX %s ask --index %s -m %s --threads 1 --generate %s 2>%s", mrag,
-             test_shq(idx), test_shq(model), args, test_shq(errp));
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL -u MRAG_INDEX -u NO_COLOR %s ask --index %s -m %s --threads 1 %s %s 2>%s",
+             mrag, test_shq(idx), test_shq(model), mode, args, test_shq(errp));
     char *out = test_run_capture(cmd, status);
     REQUIRE(out, "cannot run %s", cmd);
     if (err) {
@@ -46,6 +48,108 @@ static char *ask(const char *args, int *status, char **err) {
         if (!*err) *err = calloc(1, 1);
     }
     return out;
+}
+
+static char *ask(const char *args, int *status, char **err) { return ask_with("--generate", args, status, err); }
+
+#define DAYS_Q "'How many vacation days do new employees get?'"
+#define DAYS_S "New employees get 28 vacation days per calendar year"
+
+/* The evidence block comes first (the model has not run yet when it is
+ * printed), then the model's answer, then the sources. */
+TEST(evidence_is_printed_before_the_answer) {
+    setup();
+    int st;
+    char *out = ask("--max-tokens 16 --stats " DAYS_Q, &st, NULL);
+    CHECK_EQ_INT(st, 0);
+    const char *ev = strstr(out, "Evidence (quoted from the documents, before the model's answer):\n 1. \u201c" DAYS_S);
+    const char *cite = strstr(out, "— data/sample/handbook/vacation-policy.md:");
+    const char *ans = strstr(out, "\nAnswer:\n");
+    const char *src = strstr(out, "Sources");
+    CHECK(ev && cite && ans && src && ev < cite && cite < ans && ans < src, "%s", out);
+    CHECK(strstr(out, "\033[") == NULL, "no colour codes when stdout is not a terminal: %s", out);
+    free(out);
+}
+
+/* A random-weight model does not answer unless --generate: the evidence
+ * does, labelled as quoted; --extractive asks for that with any model. */
+TEST(extractive_without_a_real_model_and_when_asked) {
+    setup();
+    int st;
+    char *err = NULL;
+    for (int asked = 0; asked < 2; asked++) {
+        char *out = ask_with(asked ? "--extractive" : "", "--stats " DAYS_Q, &st, &err);
+        CHECK_EQ_INT(st, 0);
+        CHECK(strncmp(out, "Quoted from the documents (no model ran):\n 1. \u201c" DAYS_S, 50) == 0, "%s", out);
+        CHECK(strstr(out, DAYS_S) && strstr(out, "vacation-policy.md:"), "%s", out);
+        CHECK(strstr(out, "Answer:") == NULL, "%s", out);
+        CHECK(strstr(err, "decode 0 tokens") != NULL, "the model must not run: %s", err);
+        if (!asked) CHECK(strstr(err, "random-weight test model") != NULL, "%s", err);
+        else CHECK(strstr(err, "random-weight") == NULL, "%s", err);
+        free(out);
+        free(err);
+    }
+    /* German: German label and quotation marks */
+    char *out = ask_with("--extractive", "'Wie viele Tage pro Woche darf ich im Homeoffice arbeiten?'", &st, NULL);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "\u201e") && strstr(out, "bis zu drei Tage pro Woche") && strstr(out, "homeoffice-richtlinie.md:"),
+          "%s", out);
+    free(out);
+    out = ask_with("--extractive --generate", DAYS_Q, &st, &err);
+    CHECK_EQ_INT(st, 1);
+    CHECK(strstr(err, "exclude each other") != NULL, "%s", err);
+    free(out);
+    free(err);
+}
+
+/* --json: the evidence is its own array (text, citation, marks as byte
+ * spans of the text), never mixed into the answer field. */
+TEST(json_has_the_evidence_apart_from_the_answer) {
+    setup();
+    for (int extractive = 0; extractive < 2; extractive++) {
+        int st;
+        char *out = ask_with(extractive ? "" : "--generate", "--json --max-tokens 12 " DAYS_Q, &st, NULL);
+        CHECK_EQ_INT(st, 0);
+        cJSON *o = cJSON_Parse(out);
+        REQUIRE(o, "not JSON: %s", out);
+        CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), extractive ? "extracted" : "answered");
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "extractive")) == (extractive == 1));
+        cJSON *ev = cJSON_GetObjectItem(o, "evidence");
+        REQUIRE(cJSON_IsArray(ev) && cJSON_GetArraySize(ev) >= 1 && cJSON_GetArraySize(ev) <= 3, "%s", out);
+        cJSON *e0 = cJSON_GetArrayItem(ev, 0);
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(e0, "text"));
+        REQUIRE(text && strncmp(text, DAYS_S, strlen(DAYS_S)) == 0, "%s", out);
+        const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(e0, "citation"));
+        CHECK(c && strncmp(c, "data/sample/handbook/vacation-policy.md:", 40) == 0, "%s", c ? c : "(null)");
+        int ls = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(e0, "line_start"));
+        CHECK(ls > 0 && (int)cJSON_GetNumberValue(cJSON_GetObjectItem(e0, "line_end")) >= ls);
+        CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(e0, "kind")), "sentence");
+        int src = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(e0, "source"));
+        CHECK(src >= 1 && src <= cJSON_GetArraySize(cJSON_GetObjectItem(o, "sources")), "source %d", src);
+        /* marks: in order, inside the text, on the question's words */
+        cJSON *mk = cJSON_GetObjectItem(e0, "marks");
+        REQUIRE(cJSON_IsArray(mk) && cJSON_GetArraySize(mk) >= 3, "%s", out);
+        size_t at = 0, tl = strlen(text);
+        bool vacation = false;
+        cJSON *m;
+        cJSON_ArrayForEach(m, mk) {
+            size_t a = (size_t)cJSON_GetNumberValue(cJSON_GetArrayItem(m, 0));
+            size_t b = (size_t)cJSON_GetNumberValue(cJSON_GetArrayItem(m, 1));
+            CHECK(a >= at && b > a && b <= tl, "mark [%zu,%zu) in %zu bytes", a, b, tl);
+            if (b <= tl && b - a == 8 && strncmp(text + a, "vacation", 8) == 0) vacation = true;
+            at = b;
+        }
+        CHECK(vacation, "\"vacation\" is not marked: %s", out);
+        const char *answer = cJSON_GetStringValue(cJSON_GetObjectItem(o, "answer"));
+        REQUIRE(answer);
+        if (extractive) CHECK(strstr(answer, text) && strncmp(answer, "Quoted from the documents", 25) == 0, "%s", answer);
+        else CHECK(strstr(answer, text) == NULL && strstr(answer, "Quoted from") == NULL, "%s", answer);
+        cJSON *t = cJSON_GetObjectItem(o, "timing");
+        CHECK(cJSON_IsNumber(cJSON_GetObjectItem(t, "evidence_ms")));
+        CHECK((cJSON_GetNumberValue(cJSON_GetObjectItem(t, "generated_tokens")) == 0) == (extractive == 1));
+        cJSON_Delete(o);
+        free(out);
+    }
 }
 
 TEST(answer_streams_then_lists_sources_exit_0) {
@@ -249,6 +353,7 @@ TEST(errors_exit_1) {
     free(out);
 }
 
-TEST_MAIN(RUN(answer_streams_then_lists_sources_exit_0), RUN(no_relevant_documents_exit_0_without_the_model),
+TEST_MAIN(RUN(answer_streams_then_lists_sources_exit_0), RUN(evidence_is_printed_before_the_answer),
+          RUN(extractive_without_a_real_model_and_when_asked), RUN(json_has_the_evidence_apart_from_the_answer), RUN(no_relevant_documents_exit_0_without_the_model),
           RUN(guardrail_block_exit_2_with_message_and_audit), RUN(pii_question_redacted_and_not_in_audit),
           RUN(json_object_has_answer_sources_events), RUN(preamble_override_and_quarantine_keep), RUN(errors_exit_1))
