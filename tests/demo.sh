@@ -1,11 +1,16 @@
 #!/bin/sh
 # demo.sh — `make demo`: a short tour of mrag: the engine in brief, then
-# ingesting data/sample and answering one English and one German question
-# with sources (plus a refusal and a blocked question).
+# ingesting data/sample and answering the questions of
+# tests/data/demo_questions.tsv (English and German) evidence first: the
+# sentences that answer them, quoted with their sources (plus the model's
+# answer, a refusal and a blocked question).
 # Uses the model named by MRAG_MODEL when set; otherwise generates a small
-# random-weight Mistral-shaped model (its text is meaningless: it shows the
-# machinery, not answers). Never fails the make run for a missing piece: each
-# step says what it does and whether it worked.
+# random-weight Mistral-shaped model: `mrag ask` then answers with the quoted
+# evidence alone (extractive mode), and one --generate run shows the engine
+# streaming an answer (meaningless text: the machinery, not an answer).
+# tests/test_rag_evidence.c checks that each demo question gets its expected
+# sentence first. Never fails the make run for a missing piece: each step
+# says what it does and whether it worked.
 BUILD=${BUILD:-build}
 MRAG=$BUILD/mrag
 MK=$BUILD/mkmodel
@@ -39,16 +44,6 @@ if [ -z "$model" ]; then
   fi
 fi
 
-random_note() {
-  if [ "$generated" = yes ]; then
-    echo "note: this model has RANDOM weights, so the answer text above is NOT meaningful;"
-    echo "      it shows the machinery (retrieval, guardrails, prompt, streaming, sources)."
-    echo "      For real answers use a Mistral instruct GGUF, e.g. Mistral-7B-Instruct Q4_K_M:"
-    echo "        MRAG_MODEL=/path/mistral-7b-instruct-v0.2.Q4_K_M.gguf make demo"
-    echo "        mrag ask -m /path/mistral-7b-instruct-v0.2.Q4_K_M.gguf \"...\""
-  fi
-}
-
 step "The engine in brief: model, tokenizer, generation"
 printf '$ %s\n' "$MRAG model-info $model | head -8"
 "$MRAG" model-info "$model" | head -8
@@ -62,14 +57,26 @@ rm -rf "$idx"
 step "Ingesting data/sample (18 documents: md, txt, html; English and German)"
 run "$MRAG" ingest data/sample --index "$idx" -m "$model" --quiet
 
-step "Asking an English question (answer streams, then its sources; data/sample has a planted
-   instruction in product/lumen-community-tips.html: that passage is left out of the prompt)"
-run "$MRAG" ask --index "$idx" -m "$model" --max-tokens 48 --stats "Do vacation requests need manager approval?"
-random_note
+if [ "$generated" = yes ]; then
+  step "Evidence-first answers: the sentences that answer each question, quoted with their sources
+   (the generated model has random weights, so mrag answers with the quoted evidence alone:
+   the extractive mode; no model runs. Highlighted words match the question.)"
+else
+  step "Evidence-first answers: the quoted sentences first (in well under a second), then the
+   model's answer streams, then its sources"
+fi
+grep -v '^#' tests/data/demo_questions.tsv | cut -f1 | while IFS= read -r q; do
+  [ -n "$q" ] && run "$MRAG" ask --index "$idx" -m "$model" --max-tokens 96 "$q" </dev/null
+  echo
+done
 
-step "Asking a German question"
-run "$MRAG" ask --index "$idx" -m "$model" --max-tokens 48 --stats "Wie viele Tage pro Woche darf ich im Homeoffice arbeiten?"
-random_note
+if [ "$generated" = yes ]; then
+  step "The engine answering from the same sources (--generate runs the random-weight model anyway:
+   retrieval, guardrails, prompt, streaming and sources are real; the answer text is NOT meaningful.
+   For real answers use a Mistral instruct GGUF, e.g. Mistral-7B-Instruct Q4_K_M:
+     MRAG_MODEL=/path/mistral-7b-instruct-v0.2.Q4_K_M.gguf make demo)"
+  run "$MRAG" ask --index "$idx" -m "$model" --generate --max-tokens 32 --stats "How many vacation days do new employees get?"
+fi
 
 step "A question the documents cannot answer: refused without running the model"
 run "$MRAG" ask --index "$idx" -m "$model" "What is the airspeed velocity of an unladen swallow?"
@@ -82,4 +89,5 @@ echo "Guardrail events of these runs were appended to $idx/audit.jsonl:"
 tail -n 3 "$idx/audit.jsonl" 2>/dev/null
 echo
 echo "Try the chat: $MRAG chat --index $idx -m $model   (/help inside; Ctrl-C stops an answer)"
+echo "Measure the evidence on SQuAD-format data: $MRAG eval-answers --squad FILE (docs/answering.md)"
 exit 0

@@ -354,18 +354,32 @@ static rag_answerer *answerer(rag_guard *g, bool extractive, bool with_model) {
     return a;
 }
 
-/* The demo's questions (tests/demo.sh): the expected sentence first. */
+/* The demo's questions (tests/data/demo_questions.tsv, which tests/demo.sh
+ * asks): the expected sentence first, from the expected file, with and
+ * without the (random-weight) model in retrieval. */
 TEST(demo_questions_answered_by_the_expected_sentence_first) {
     need_index();
-    static const struct { const char *q, *expect, *file; } demo[] = {
-        {"How many vacation days do new employees get?", "New employees get 28 vacation days per calendar year",
-         "vacation-policy.md"},
-        {"Wie viele Tage pro Woche darf ich im Homeoffice arbeiten?", "bis zu drei Tage pro Woche",
-         "homeoffice-richtlinie.md"},
-    };
+    size_t len;
+    char *tsv = test_read_file("tests/data/demo_questions.tsv", &len);
+    REQUIRE(tsv, "tests/data/demo_questions.tsv is missing");
+    struct { const char *q, *expect, *file; } demo[16];
+    size_t nd = 0;
+    for (char *line = tsv, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        if (*line == '#' || !*line) continue;
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        REQUIRE(t1 && t2 && nd < 16, "bad line in demo_questions.tsv: %s", line);
+        *t1 = *t2 = 0;
+        demo[nd].q = line;
+        demo[nd].expect = t1 + 1;
+        demo[nd].file = t2 + 1;
+        nd++;
+    }
+    CHECK(nd >= 4, "%zu demo questions", nd);
     for (int with_model = 0; with_model < 2; with_model++) {
         rag_answerer *a = answerer(guard, true, with_model);
-        for (size_t i = 0; i < sizeof demo / sizeof demo[0]; i++) {
+        for (size_t i = 0; i < nd; i++) {
             rag_answer r;
             REQUIRE(rag_answerer_ask(a, demo[i].q, NULL, 0, NULL, NULL, NULL, &r) == RAG_OK);
             CHECK_EQ_INT(r.status, RAG_ANS_EXTRACTED);
@@ -380,6 +394,7 @@ TEST(demo_questions_answered_by_the_expected_sentence_first) {
         CHECK_EQ_INT(rag_answerer_generations(a), 0);
         rag_answerer_free(a);
     }
+    free(tsv);
 }
 
 TEST(extractive_answer_quotes_the_evidence_and_cites_it) {
