@@ -2,7 +2,9 @@
  * small index (data/sample + a restricted "hr" document) and a tiny random
  * model, driven over HTTP with libcurl: every endpoint, SSE streaming,
  * malformed and oversized bodies, keys, overload (503 + Retry-After), group
- * filtering in search / ask / chat (sources and prompt), client disconnect,
+ * filtering in search / ask / chat (sources, prompt and evidence), the
+ * evidence (an SSE event before the first token, the mrag extension of
+ * OpenAI chunks, the JSON results, extractive requests), client disconnect,
  * the audit log, and a clean SIGTERM shutdown. */
 #define _GNU_SOURCE
 #include "tests/test.h"
@@ -416,6 +418,109 @@ TEST(search_filters_by_key_groups) {
     resp_free(&r);
 }
 
+#define DAYS_Q "How many vacation days do new employees get?"
+#define DAYS_S "New employees get 28 vacation days per calendar year"
+
+/* An evidence array as serve sends it: at least one unit, the 28-days
+ * sentence first, cited by lines of vacation-policy.md, its marks byte
+ * spans inside its text, in order. */
+static void check_evidence(const cJSON *ev, const char *where) {
+    REQUIRE(cJSON_IsArray(ev) && cJSON_GetArraySize(ev) >= 1 && cJSON_GetArraySize(ev) <= 3, "%s: no evidence", where);
+    const cJSON *e0 = cJSON_GetArrayItem(ev, 0);
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(e0, "text"));
+    REQUIRE(text, "%s", where);
+    CHECK(strncmp(text, DAYS_S, strlen(DAYS_S)) == 0, "%s: first unit \"%s\"", where, text);
+    const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(e0, "citation"));
+    CHECK(c && strstr(c, "vacation-policy.md:"), "%s: citation %s", where, c ? c : "(null)");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(e0, "source")) >= 1, "%s", where);
+    CHECK(cJSON_IsArray(cJSON_GetObjectItem(e0, "lines")), "%s", where);
+    size_t at = 0, tl = strlen(text);
+    int n = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(e0, "marks")) {
+        size_t a = (size_t)cJSON_GetNumberValue(cJSON_GetArrayItem(m, 0));
+        size_t b = (size_t)cJSON_GetNumberValue(cJSON_GetArrayItem(m, 1));
+        CHECK(a >= at && b > a && b <= tl, "%s: mark [%zu,%zu) in %zu bytes", where, a, b, tl);
+        at = b;
+        n++;
+    }
+    CHECK(n >= 3, "%s: %d marks", where, n);
+}
+
+/* The evidence goes out before the model's first token: /api/ask as an
+ * `evidence` event after `sources`, the OpenAI-compatible stream in the
+ * first chunk's `mrag` extension (the chunk keeps its standard shape); both
+ * results carry it too; an extractive request answers with it alone. */
+TEST(evidence_comes_before_the_first_token_and_in_the_results) {
+    setup();
+    resp r;
+    CHECK_EQ_INT(post("/api/ask", KEY_PUB, "{\"question\":\"" DAYS_Q "\",\"max_tokens\":16,\"stream\":true}", &r), 200);
+    const char *sv = strstr(r.body.b, "event: sources\ndata: ");
+    const char *ev = strstr(r.body.b, "event: evidence\ndata: ");
+    const char *tk = strstr(r.body.b, "event: token\ndata: ");
+    const char *dn = strstr(r.body.b, "event: done\ndata: ");
+    REQUIRE(sv && ev && tk && dn && sv < ev && ev < tk && tk < dn, "%s", r.body.b);
+    const char *eol = strstr(ev, "\n\n");
+    char *js = strndup(ev + strlen("event: evidence\ndata: "), eol ? (size_t)(eol - ev) - strlen("event: evidence\ndata: ") : 0);
+    cJSON *o = cJSON_Parse(js);
+    REQUIRE(o, "evidence data: %s", js);
+    check_evidence(cJSON_GetObjectItem(o, "evidence"), "/api/ask evidence event");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "extractive")));
+    cJSON_Delete(o);
+    free(js);
+    o = cJSON_Parse(dn + strlen("event: done\ndata: "));
+    REQUIRE(o, "%s", dn);
+    check_evidence(cJSON_GetObjectItem(o, "evidence"), "/api/ask done");
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "answered");
+    /* the evidence is not part of the model's answer */
+    CHECK(!strstr(cJSON_GetStringValue(cJSON_GetObjectItem(o, "answer")), DAYS_S));
+    cJSON_Delete(o);
+    resp_free(&r);
+
+    /* extractive on request: the quoted evidence is the answer, no tokens generated */
+    CHECK_EQ_INT(post("/api/ask", KEY_PUB, "{\"question\":\"" DAYS_Q "\",\"extractive\":true}", &r), 200);
+    o = cJSON_Parse(r.body.b);
+    REQUIRE(o, "%s", r.body.b);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "extracted");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "extractive")));
+    const char *ans = cJSON_GetStringValue(cJSON_GetObjectItem(o, "answer"));
+    CHECK(ans && strncmp(ans, "Quoted from the documents", 25) == 0 && strstr(ans, DAYS_S), "%s", r.body.b);
+    check_evidence(cJSON_GetObjectItem(o, "evidence"), "/api/ask extractive");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "timings"), "tokens")) == 0, "%s", r.body.b);
+    cJSON_Delete(o);
+    resp_free(&r);
+
+    /* OpenAI-compatible stream: the first chunk (role, sources) carries mrag.evidence */
+    CHECK_EQ_INT(post("/v1/chat/completions", KEY_PUB,
+                      "{\"messages\":[{\"role\":\"user\",\"content\":\"" DAYS_Q "\"}],\"max_tokens\":16,\"stream\":true}", &r),
+                 200);
+    REQUIRE(strncmp(r.body.b, "data: ", 6) == 0, "%s", r.body.b);
+    eol = strchr(r.body.b, '\n');
+    js = strndup(r.body.b + 6, eol ? (size_t)(eol - r.body.b) - 6 : 0);
+    o = cJSON_Parse(js);
+    REQUIRE(o, "first chunk: %s", js);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "object")), "chat.completion.chunk");
+    cJSON *d = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "delta");
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(d, "role")), "assistant");
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(d, "content")), "");
+    check_evidence(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "mrag"), "evidence"), "first chat chunk");
+    cJSON_Delete(o);
+    free(js);
+    resp_free(&r);
+
+    /* non-streaming chat: mrag.evidence beside the standard fields */
+    CHECK_EQ_INT(post("/v1/chat/completions", KEY_PUB,
+                      "{\"messages\":[{\"role\":\"user\",\"content\":\"" DAYS_Q "\"}],\"max_tokens\":8}", &r), 200);
+    o = cJSON_Parse(r.body.b);
+    REQUIRE(o, "%s", r.body.b);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "message"), "content")));
+    check_evidence(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "mrag"), "evidence"), "chat result");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "mrag"), "extractive")));
+    cJSON_Delete(o);
+    resp_free(&r);
+}
+
 TEST(ask_and_chat_never_give_the_restricted_document_to_a_key_without_the_group) {
     setup();
     const char *ask = "{\"question\":\"What is the " SECRET " salary band for the VPN team?\",\"max_tokens\":8}";
@@ -430,7 +535,15 @@ TEST(ask_and_chat_never_give_the_restricted_document_to_a_key_without_the_group)
     const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItem(o, "prompt"));
     CHECK(!prompt || !strstr(prompt, "confidential"), "the prompt holds the hr passage");
     CHECK(!strstr(cJSON_GetStringValue(cJSON_GetObjectItem(o, "answer")), "confidential"));
+    char *evs = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "evidence"));
+    CHECK(evs && !strstr(evs, "confidential") && !strstr(evs, "salary-bands"), "evidence: %s", evs ? evs : "");
+    free(evs);
     cJSON_Delete(o);
+    resp_free(&r);
+    /* nor as quoted evidence (extractive) */
+    CHECK_EQ_INT(post("/api/ask", KEY_PUB, "{\"question\":\"What is the " SECRET " salary band for the VPN team?\","
+                      "\"extractive\":true}", &r), 200);
+    CHECK(!strstr(r.body.b, "confidential") && !strstr(r.body.b, "salary-bands"), "%s", r.body.b);
     resp_free(&r);
     CHECK_EQ_INT(post("/v1/chat/completions", KEY_PUB, chat, &r), 200);
     o = cJSON_Parse(r.body.b);
@@ -448,6 +561,9 @@ TEST(ask_and_chat_never_give_the_restricted_document_to_a_key_without_the_group)
     CHECK(sources_have_secret(cJSON_GetObjectItem(o, "sources")), "%s", r.body.b);
     prompt = cJSON_GetStringValue(cJSON_GetObjectItem(o, "prompt"));
     CHECK(prompt && strstr(prompt, "confidential"), "the hr key's prompt lacks the hr passage");
+    char *hev = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "evidence"));
+    CHECK(hev && strstr(hev, SECRET " salary band"), "the hr key's evidence lacks the hr sentence: %s", hev ? hev : "");
+    free(hev);
     cJSON *t = cJSON_GetObjectItem(o, "timings");
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(t, "tokens")) == 8, "%s", r.body.b);
     CHECK(cJSON_IsArray(cJSON_GetObjectItem(o, "cited")) && cJSON_IsArray(cJSON_GetObjectItem(o, "events")));
@@ -1190,6 +1306,7 @@ TEST(sigterm_lets_the_running_answer_finish_and_exits_0) {
 }
 
 TEST_MAIN(RUN(healthz_models_metrics_and_page), RUN(keys_missing_wrong_and_right),
+          RUN(evidence_comes_before_the_first_token_and_in_the_results),
           RUN(a_running_ingest_shows_up_without_a_restart), RUN(search_filters_by_key_groups),
           RUN(ask_and_chat_never_give_the_restricted_document_to_a_key_without_the_group),
           RUN(sse_chat_stream_equals_the_non_streaming_answer), RUN(plain_chat_without_retrieval_has_no_sources),
