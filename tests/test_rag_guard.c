@@ -1522,6 +1522,19 @@ TEST(an_answer_that_repeats_the_system_prompt_is_blocked) {
     CHECK_EQ_INT(rag_guard_stream_finish(s, &out, &out_len), RAG_OK);
     CHECK_EQ_INT(rag_guard_stream_result(s)->action, RAG_GUARD_ALLOW);
     rag_guard_stream_free(s);
+    /* a system message shorter than a shingle ("Be brief.", as an API
+     * caller sends) protects nothing and breaks nothing (under make asan
+     * this sorted a NULL array: UBSan stopped mrag serve) */
+    for (int k = 0; k < 2; k++) {
+        const char *tiny = k ? "" : "Be brief.";
+        REQUIRE(rag_guard_stream_new(g, RAG_GUARD_OUTPUT, 1, &s) == RAG_OK);
+        CHECK_EQ_INT(rag_guard_stream_protect(s, tiny, strlen(tiny)), RAG_OK);
+        CHECK_EQ_INT(rag_guard_stream_protect(s, NULL, 0), RAG_OK);
+        CHECK_EQ_INT(rag_guard_stream_feed(s, ok, strlen(ok), &out, &out_len), RAG_OK);
+        CHECK_EQ_INT(rag_guard_stream_finish(s, &out, &out_len), RAG_OK);
+        CHECK_EQ_INT(rag_guard_stream_result(s)->action, RAG_GUARD_ALLOW);
+        rag_guard_stream_free(s);
+    }
     rag_guard_free(g);
 }
 
