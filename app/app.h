@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "llm/llm.h"
+
 typedef struct {
     const char *name;
     const char *summary;                /* one line for `mrag --help` */
@@ -32,6 +34,26 @@ int app_cmd_chat(int argc, char **argv);           /* answer: cmd_chat.c */
 int app_cmd_serve(int argc, char **argv);          /* HTTP service: cmd_serve.c */
 int app_cmd_check(int argc, char **argv);          /* index integrity: cmd_check.c */
 
+/* LoRA adapters from --lora FILE[:SCALE] (repeatable, util.c): applied to
+ * everything the command's model computes, embeddings included. */
+#define APP_MAX_LORA 16
+typedef struct {
+    int n;
+    const char *path[APP_MAX_LORA];     /* borrowed from argv */
+    float scale[APP_MAX_LORA];
+} app_lora_opts;
+
+/* Adds one --lora value: FILE, or FILE:SCALE when the text after the last
+ * ':' is a number (the ':' in argv is then cut). 0, or prints the problem
+ * naming cmd and returns 2. */
+int app_lora_add(app_lora_opts *l, const char *cmd, char *value);
+/* Points mp at the adapters (l and its strings must outlive the load). */
+void app_lora_model_params(const app_lora_opts *l, llm_model_params *mp);
+/* The --lora line of the commands' usage texts. */
+#define APP_LORA_USAGE \
+    "  --lora FILE[:SCALE]  apply a LoRA adapter (llama.cpp GGUF format, scale 1 by default);\n" \
+    "                       repeatable; the model's embeddings change too (index fingerprint)\n"
+
 /* Answering session shared by `mrag ask` and `mrag chat` (cmd_ask.c). */
 typedef struct {
     const char *index, *model, *preamble;   /* borrowed; NULL = defaults */
@@ -53,6 +75,7 @@ typedef struct {
     bool llm_embeddings;                    /* --llm-embeddings */
     bool extractive;                        /* --extractive: quoted evidence is the answer */
     bool generate;                          /* --generate: run even a random-weight test model */
+    app_lora_opts lora;                     /* --lora FILE[:SCALE] */
 } app_ask_opts;
 
 typedef struct app_asker app_asker;

@@ -67,6 +67,9 @@ static const char *ask_usage =
     "  --llm-key-file F  the server's API key (first line of F; sent as a Bearer token)\n"
     "  --llm-model NAME  the model name for the server (default: the first it lists)\n"
     "  --llm-embeddings  embed the question on the server too (checked against the index)\n"
+    "  --lora FILE[:S]   apply a LoRA adapter (llama.cpp GGUF format) at scale S\n"
+    "                    (default 1); repeatable. It changes the query embeddings\n"
+    "                    too: the index must have been built with the same --lora\n"
     "  --groups G,H      answer as a caller in these access groups: documents with\n"
     "                    groups are used only when they share one; '' or public =\n"
     "                    public documents only (default: everything, the index owner)\n"
@@ -136,6 +139,9 @@ int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
     else if (strcmp(a, "--llm-embeddings") == 0) { o->llm_embeddings = true; return 1; }
     else if (strcmp(a, "--extractive") == 0) { o->extractive = true; return 1; }
     else if (strcmp(a, "--generate") == 0) { o->generate = true; return 1; }
+    else if (strcmp(a, "--lora") == 0 && has) {
+        if (app_lora_add(&o->lora, "ask", argv[*i + 1]) != 0) return -1;
+    }
     else return 0;
     (*i)++;
     return 1;
@@ -254,6 +260,8 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
         a->extractive = true;
     }
     llm_model_params mp = llm_model_default_params();
+    app_lora_model_params(&o->lora, &mp);
+    if (o->lora.n && !mpath) { app_error("--lora needs the in-process model (-m FILE)"); goto done; }
     if (mpath && llm_model_load(mpath, &mp, &a->model, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
     if (a->model && !o->llm_url && !o->generate && !a->extractive) {
         llm_model_info mi;
@@ -400,8 +408,11 @@ void app_asker_print_sources(const app_asker *a, FILE *f) {
 
 static void print_stats(const rag_answer *r) {
     double tps = r->decode_ms > 0 ? r->n_generated * 1000.0 / r->decode_ms : 0;
-    fprintf(stderr, "mrag: retrieval %.1f ms, prompt %d tokens, prefill %.1f ms, decode %d tokens in %.1f ms (%.1f tok/s)\n",
-            r->retrieve_ms, r->prompt_tokens, r->prefill_ms, r->n_generated, r->decode_ms, tps);
+    fprintf(stderr, "mrag: retrieval %.1f ms, prompt %d tokens (%d reused, %d new), prefill %.1f ms, decode %d tokens "
+            "in %.1f ms (%.1f tok/s)\n",
+            r->retrieve_ms, r->prompt_tokens, r->reused_tokens,
+            r->prompt_tokens > r->reused_tokens ? r->prompt_tokens - r->reused_tokens : 0, r->prefill_ms,
+            r->n_generated, r->decode_ms, tps);
     if (r->n_judged)
         fprintf(stderr, "mrag: guard-llm: %d text%s judged (%d injection%s) in %.1f ms\n", r->n_judged,
                 r->n_judged == 1 ? "" : "s", r->n_judged_injection, r->n_judged_injection == 1 ? "" : "s", r->judge_ms);
@@ -498,6 +509,7 @@ static cJSON *answer_json(const char *question, const rag_answer *r, bool with_p
         cJSON_AddNumberToObject(t, "retrieve_ms", r->retrieve_ms);
         cJSON_AddNumberToObject(t, "evidence_ms", r->evidence_ms);
         cJSON_AddNumberToObject(t, "prompt_tokens", r->prompt_tokens);
+        cJSON_AddNumberToObject(t, "reused_tokens", r->reused_tokens);
         cJSON_AddNumberToObject(t, "prefill_ms", r->prefill_ms);
         cJSON_AddNumberToObject(t, "decode_ms", r->decode_ms);
         cJSON_AddNumberToObject(t, "generated_tokens", r->n_generated);

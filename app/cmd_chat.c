@@ -33,7 +33,7 @@ static const char *chat_usage =
     "Options: --index DIR, -m FILE, -k N, --max-tokens N, --ctx N, --threads N,\n"
     "--temp T, --rules DIR, --quarantine drop|keep, --guard-llm, --preamble FILE, --stats,\n"
     "--groups G,H, --llm-url BASE, --llm-key-file F, --llm-model NAME,\n"
-    "--llm-embeddings (as for `mrag ask`).\n";
+    "--llm-embeddings, --lora FILE[:SCALE] (as for `mrag ask`).\n";
 
 static const char *chat_help =
     "Ask a question, or:\n"

@@ -29,6 +29,7 @@ static const char *eval_usage =
     "  --index DIR     index folder (default ./.mrag-eval; never mixed with\n"
     "                  your documents' index, which would skew the figures)\n"
     "  -m FILE         the model (default $MRAG_MODEL)\n"
+    "  --lora FILE[:S]  embed with a LoRA adapter (scale S, default 1; repeatable)\n"
     "  --limit N       only the first N paragraphs (and their questions)\n"
     "  --layer L       embed the hidden state after layer L (default: final norm)\n"
     "  --layers LIST   also sweep embedding layers, e.g. 8,16,24,final: one\n"
@@ -302,6 +303,7 @@ typedef struct {
     int layer, threads;
     bool json;
     int sweep[EVAL_MAX_LAYERS], n_sweep;
+    app_lora_opts lora;     /* --lora FILE[:SCALE] */
 } eval_opts;
 
 /* Parses argv into o; 0, or 2 after printing the problem. */
@@ -315,6 +317,9 @@ static int eval_parse_opts(eval_opts *o, int argc, char **argv) {
         if (strcmp(a, "--squad") == 0 && has) o->squad = argv[++i];
         else if (strcmp(a, "--index") == 0 && has) o->index_flag = argv[++i];
         else if (strcmp(a, "-m") == 0 && has) o->mflag = argv[++i];
+        else if (strcmp(a, "--lora") == 0 && has) {
+            if (app_lora_add(&o->lora, "eval-retrieval", argv[++i]) != 0) return 2;
+        }
         else if (strcmp(a, "--json") == 0) o->json = true;
         else if (strcmp(a, "--limit") == 0 && has && app_parse_long(argv[i + 1], 1, 10000000, &v)) { o->limit = v; i++; }
         else if (strcmp(a, "--layer") == 0 && has && app_parse_long(argv[i + 1], -1, 100000, &v)) { o->layer = (int)v; i++; }
@@ -566,6 +571,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
 
     char err[1024];
     llm_model_params mp = llm_model_default_params();
+    app_lora_model_params(&o.lora, &mp);
     if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("eval-retrieval: %s", err); goto done; }
     idx_params ip = idx_default_params();
     if (idx_open(index_dir, &ip, &s) != IDX_OK) { app_error("eval-retrieval: %s", s ? idx_errmsg(s) : "out of memory"); goto done; }

@@ -32,6 +32,8 @@ static const char *generate_usage =
     "  --seed S              random seed (default: a new one each run)\n"
     "  --stop TEXT           stop before TEXT (not printed); may be repeated\n"
     "  --threads N           threads (default: all cores)\n"
+    "  --lora FILE[:SCALE]   apply a LoRA adapter (llama.cpp GGUF format; scale\n"
+    "                        default 1); repeatable\n"
     "  --ctx N               context size in tokens (default min(model's, 4096))\n"
     "  --verbose             timings and token counts on stderr\n"
     "\n"
@@ -118,6 +120,7 @@ typedef struct {
     bool chat, verbose;
     long n_predict, threads, ctx;
     llm_sampler_params sp;
+    app_lora_opts lora;
 } gen_opts;
 
 /* Parses argv into o; returns 0, or 2 (usage error, printed). */
@@ -156,6 +159,9 @@ static int gen_parse_opts(gen_opts *o, int argc, char **argv) {
         }
         else if (strcmp(a, "--seed") == 0) ok = app_parse_u64(v, &o->sp.seed);
         else if (strcmp(a, "--threads") == 0) ok = app_parse_long(v, 1, 256, &o->threads);
+        else if (strcmp(a, "--lora") == 0) {
+            if (app_lora_add(&o->lora, "generate", argv[i]) != 0) return 2;
+        }
         else if (strcmp(a, "--ctx") == 0) ok = app_parse_long(v, 1, 1L << 24, &o->ctx);
         else if (strcmp(a, "--stop") == 0) {
             if (o->n_stops == GEN_MAX_STOP_ARGS || !*v) {
@@ -287,6 +293,7 @@ int app_cmd_generate(int argc, char **argv) {
     char err[512];
     llm_model *m = NULL;
     llm_model_params mp = llm_model_default_params();
+    app_lora_model_params(&o.lora, &mp);
     if (llm_model_load(app_model_path(o.mflag), &mp, &m, err, sizeof err) != LLM_OK) return app_error("%s", err);
     int32_t *ids = NULL;
     int n_ids = 0;

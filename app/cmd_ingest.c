@@ -40,6 +40,9 @@ static const char *ingest_usage =
     "                      auto: ingest at the final norm, then compare a quarter,\n"
     "                      half and three quarters of the layers on pseudo-queries\n"
     "                      and re-embed at the best (see `mrag tune --layer auto`)\n"
+    "  --lora FILE[:S]     embed with a LoRA adapter applied (scale S, default 1;\n"
+    "                      repeatable); the index records it in its fingerprint, so\n"
+    "                      ask, chat, serve and search need the same --lora\n"
     "  --faiss SPEC        FAISS index type: Flat (default), HNSW32, IVF1024,Flat ...\n"
     "  --batch N           chunks per embedding batch (default 16)\n"
     "  --save-every N      save the FAISS file every N changed documents (default 50)\n"
@@ -241,10 +244,14 @@ int app_cmd_ingest(int argc, char **argv) {
     llm_model *m = NULL;
     idx_store *s = NULL;
     long v;
+    app_lora_opts lora = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
         if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
+        else if (strcmp(a, "--lora") == 0 && has) {
+            if (app_lora_add(&lora, "ingest", argv[++i]) != 0) return 2;
+        }
         else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
         else if (strcmp(a, "--faiss") == 0 && has) faiss = argv[++i];
         else if (strcmp(a, "--reindex") == 0) p.reindex = true;
@@ -278,6 +285,10 @@ int app_cmd_ingest(int argc, char **argv) {
     }
     p.access = acc;
     llm_model_params mp = llm_model_default_params();
+    app_lora_model_params(&lora, &mp);
+    /* an unchanged folder needs only the fingerprint: pack the weights
+     * when the first document is embedded, not at load */
+    mp.defer_repack = true;
     if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("ingest: %s", err); goto done; }
     p.model = m;
     idx_params ip = idx_default_params();
@@ -307,7 +318,11 @@ int app_cmd_ingest(int argc, char **argv) {
     if (grc != RAG_OK) { app_error("ingest: %s", err); goto done; }
     print_summary(&u, &st, index_dir);
     if (layer_auto && !st.cancelled) app_choose_layer(s, m, p.n_threads, NULL, 0, "ingest");
-    app_after_ingest(s, m, "ingest");
+    /* a run that changed nothing gives the fusion weights nothing new to
+     * learn from (an index that has none yet gets them at the next change,
+     * or from `mrag tune`): no retrieval context, no forward pass */
+    bool changed = st.added || st.updated || st.removed || st.renamed || layer_auto;
+    app_after_ingest(s, changed ? m : NULL, "ingest");
     rc = st.cancelled ? 130 : 0;
 done:
     for (size_t i = 0; i < u.n_notes; i++) { free(u.notes[i].path); free(u.notes[i].reason); }

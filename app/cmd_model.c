@@ -94,7 +94,7 @@ int app_cmd_model_info(int argc, char **argv) {
 }
 
 static const char *embed_usage =
-    "usage: mrag embed -m MODEL.gguf [--layer L] [--threads N] TEXT...\n"
+    "usage: mrag embed -m MODEL.gguf [--layer L] [--threads N] [--lora FILE[:S]] TEXT...\n"
     "\n"
     "Prints the embedding of TEXT (the words joined by spaces; \"-\" reads stdin)\n"
     "as a JSON array: the mean over its tokens (BOS included) of the final-norm\n"
@@ -102,7 +102,11 @@ static const char *embed_usage =
     "\n"
     "  -m FILE       the model (default $MRAG_MODEL)\n"
     "  --layer L     pool the hidden state after layer L (0-based) instead\n"
-    "  --threads N   threads (default: all cores)\n";
+    "  --threads N   threads (default: all cores)\n"
+    "  --lora FILE[:SCALE]  apply a LoRA adapter (llama.cpp GGUF format; scale\n"
+    "                default 1); repeatable\n"
+    "  --fingerprint print {\"fingerprint\": ..., \"embedding\": [...]}: the\n"
+    "                embedding fingerprint an index built with these options records\n";
 
 /* Contract: prints one JSON array of n_embd floats on stdout; 0 ok, 1 on
  * model or embedding errors, 2 on usage errors. */
@@ -119,13 +123,19 @@ int app_cmd_embed(int argc, char **argv) {
     llm_context *c = NULL;
     float *vec = NULL;
     int first_text = -1;
+    app_lora_opts lora = {0};
+    bool show_fp = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) mflag = argv[++i];
         else if (strcmp(argv[i], "--layer") == 0 && i + 1 < argc) {
             if (!app_parse_int(argv[++i], 0, 100000, &layer)) { rc = 2; app_error("embed: bad --layer '%s'", argv[i]); goto done; }
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             if (!app_parse_int(argv[++i], 1, 256, &threads)) { rc = 2; app_error("embed: bad --threads '%s'", argv[i]); goto done; }
-        } else if (strcmp(argv[i], "--") == 0) { first_text = i + 1; break; }
+        } else if (strcmp(argv[i], "--lora") == 0 && i + 1 < argc) {
+            if ((rc = app_lora_add(&lora, "embed", argv[++i])) != 0) goto done;
+            rc = 1;
+        } else if (strcmp(argv[i], "--fingerprint") == 0) show_fp = true;
+        else if (strcmp(argv[i], "--") == 0) { first_text = i + 1; break; }
         else if (argv[i][0] == '-' && argv[i][1]) { rc = 2; app_error("embed: unknown option '%s'", argv[i]); goto done; }
         else { first_text = i; break; }
     }
@@ -153,6 +163,7 @@ int app_cmd_embed(int argc, char **argv) {
     }
     char err[512];
     llm_model_params mp = llm_model_default_params();
+    app_lora_model_params(&lora, &mp);
     if (llm_model_load(path, &mp, &m, err, sizeof err) != LLM_OK) { app_error("%s", err); goto done; }
     llm_context_params cp = llm_context_default_params();
     cp.n_threads = threads;
@@ -161,9 +172,14 @@ int app_cmd_embed(int argc, char **argv) {
     int dim = llm_n_embd(m);
     if (!(vec = malloc((size_t)dim * sizeof *vec))) { app_error("embed: out of memory"); goto done; }
     if (llm_embed(c, text, tlen, vec) != LLM_OK) { app_error("%s", llm_context_error(c)); goto done; }
+    if (show_fp) {
+        char fp[65];
+        if (llm_model_fingerprint(m, fp) != LLM_OK) { app_error("embed: cannot hash the model"); goto done; }
+        printf("{\"fingerprint\": \"%s\", \"embedding\": ", fp);
+    }
     putchar('[');
     for (int i = 0; i < dim; i++) printf(i ? ", %.9g" : "%.9g", (double)vec[i]);
-    printf("]\n");
+    printf(show_fp ? "]}\n" : "]\n");
     rc = 0;
 done:
     free(vec);

@@ -22,6 +22,7 @@ static const char *search_usage =
     "  --index DIR     index folder (default $MRAG_INDEX, else ./.mrag)\n"
     "  -m FILE         the model the index was built with (default $MRAG_MODEL,\n"
     "                  else the model file recorded by `mrag ingest`)\n"
+    "  --lora FILE[:S]  the LoRA adapters the index was built with (repeatable)\n"
     "  -k N            number of passages (default 5)\n"
     "  --mode M        dense | bm25 | hybrid (default hybrid; bm25 when no model\n"
     "                  is available). bm25 needs no model.\n"
@@ -141,11 +142,15 @@ int app_cmd_search(int argc, char **argv) {
     idx_store *s = NULL;
     rag_retriever *r = NULL;
     rag_hit *hits = NULL;
+    app_lora_opts lora = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
         if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
         else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
+        else if (strcmp(a, "--lora") == 0 && has) {
+            if (app_lora_add(&lora, "search", argv[++i]) != 0) { rc = 2; goto done; }
+        }
         else if (strcmp(a, "--json") == 0) json = true;
         else if (strcmp(a, "--groups") == 0 && has) groups = argv[++i];
         else if (strcmp(a, "-k") == 0 && has && app_parse_long(argv[i + 1], 1, 1000, &v)) { k = (int)v; i++; }
@@ -185,6 +190,7 @@ int app_cmd_search(int argc, char **argv) {
     char err[1024];
     if (mode != RAG_SEARCH_BM25) {
         llm_model_params mp = llm_model_default_params();
+        app_lora_model_params(&lora, &mp);
         if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("search: %s", err); goto done; }
         rp.model = m;
     }

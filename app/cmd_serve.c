@@ -22,6 +22,9 @@ static const char *serve_usage =
     "\n"
     "  --index DIR            index folder (default $MRAG_INDEX, else ./.mrag)\n"
     "  -m FILE                model (default $MRAG_MODEL, else the ingest's model)\n"
+    "  --lora FILE[:S]        apply a LoRA adapter (llama.cpp GGUF; scale S, default 1;\n"
+    "                         repeatable); query embeddings too: the index must be\n"
+    "                         built with the same --lora\n"
     "  --listen HOST:PORT     address (default 127.0.0.1:8080; port 0 = any free\n"
     "                         port, printed on stderr)\n"
     "  --keys FILE            API keys: `KEY NAME GROUPS` lines (docs/serve.md);\n"
@@ -153,6 +156,9 @@ static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
         if (!has) ok = false;
         else if (strcmp(a, "--index") == 0) o->index = v;
         else if (strcmp(a, "-m") == 0) o->model = v;
+        else if (strcmp(a, "--lora") == 0) {
+            if (app_lora_add(&o->lora, "serve", argv[i + 1]) != 0) return false;
+        }
         else if (strcmp(a, "--listen") == 0) o->listen = v;
         else if (strcmp(a, "--keys") == 0) o->keys_file = v;
         else if (strcmp(a, "--preamble") == 0) o->preamble = v;
@@ -228,6 +234,7 @@ static bool serve_open(app_server *s, const char *host, char **recorded) {
     app_warn_if_readable(o->llm_key_file, "the key file ");
     if (mpath) {
         llm_model_params mp = llm_model_default_params();
+        app_lora_model_params(&o->lora, &mp);
         if (llm_model_load(mpath, &mp, &s->model, err, sizeof err) != LLM_OK) { app_error("%s", err); return false; }
         llm_model_get_info(s->model, &s->mi);
         if (llm_model_sha256(s->model, s->model_sha) != LLM_OK) s->model_sha[0] = 0;

@@ -30,6 +30,8 @@ static const char *wiki_usage =
     "\n"
     "  --index DIR          index folder (default $MRAG_INDEX, else ./.mrag)\n"
     "  -m FILE              the model (default $MRAG_MODEL)\n"
+    "  --lora FILE[:S]      embed with a LoRA adapter (scale S, default 1; repeatable;\n"
+    "                       recorded in the index fingerprint)\n"
     "  --namespace N        a namespace number to sync (repeatable; default 0)\n"
     "  --user U             bot password user name (\"Name@app\", Special:BotPasswords)\n"
     "  --password-file F    file whose first line is the bot password\n"
@@ -124,11 +126,15 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     char *password = NULL;
     long v;
     double d;
+    app_lora_opts lora = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
         if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
         else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
+        else if (strcmp(a, "--lora") == 0 && has) {
+            if (app_lora_add(&lora, "ingest-wiki", argv[++i]) != 0) { rc = 2; goto done; }
+        }
         else if (strcmp(a, "--user") == 0 && has) wp.username = argv[++i];
         else if (strcmp(a, "--password-file") == 0 && has) pwfile = argv[++i];
         else if (strcmp(a, "--ca-file") == 0 && has) wp.ca_file = argv[++i];
@@ -173,6 +179,8 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     const char *mpath = app_model_path(mflag);
     if (!mpath) { app_error("ingest-wiki: no model: give -m FILE or set MRAG_MODEL"); goto done; }
     llm_model_params mp = llm_model_default_params();
+    app_lora_model_params(&lora, &mp);
+    mp.defer_repack = true;     /* packed at the first embedding (as ingest) */
     if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("ingest-wiki: %s", err); goto done; }
     idx_params xp = idx_default_params();
     int irc = idx_open(index_dir, &xp, &s);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "app/app.h"
 #include "index/index.h"
 #include "llm/llm.h"
 #include "rag/rag.h"
@@ -41,6 +42,7 @@ typedef struct {
     int max_conns_per_addr;     /* per client address, 0 = no cap (32) */
     const char *allowed_hosts[16];  /* --allowed-host: Host names answered besides loopback */
     size_t n_allowed_hosts;
+    app_lora_opts lora;         /* --lora FILE[:SCALE] */
 } app_serve_opts;
 
 /* ------------------------------------------------------------ keys */
@@ -330,6 +332,7 @@ struct app_job {
     char *out;                  /* stream: SSE bytes not yet sent */
     size_t out_len, out_cap, out_sent;
     int n_prompt, n_generated;  /* of the engine's run (0 when it did not run) */
+    int n_reused;               /* prompt tokens whose KV cache the slot's engine kept */
     rag_stop_reason stop_reason;
     double prefill_ms, decode_ms, t_start, t_end;
 };

@@ -356,6 +356,7 @@ char *app_job_ask_json(app_job *j) {
     cJSON_AddNumberToObject(t, "decode_ms", j->decode_ms);
     cJSON_AddNumberToObject(t, "tokens", j->n_generated);
     cJSON_AddNumberToObject(t, "prompt_tokens", j->n_prompt);
+    cJSON_AddNumberToObject(t, "reused_tokens", j->n_reused);
     cJSON_AddStringToObject(o, "request_id", j->req_id);
     if (j->srv->o.debug_prompts) {
         if (j->res.prompt) cJSON_AddStringToObject(o, "prompt", j->res.prompt);
@@ -395,6 +396,9 @@ static cJSON *usage_obj(const app_job *j) {
     cJSON_AddNumberToObject(u, "prompt_tokens", np);
     cJSON_AddNumberToObject(u, "completion_tokens", j->n_generated);
     cJSON_AddNumberToObject(u, "total_tokens", np + j->n_generated);
+    /* OpenAI's field for prompt tokens served from a cache */
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    if (d) cJSON_AddNumberToObject(d, "cached_tokens", j->n_reused > 0 ? j->n_reused : 0);
     return u;
 }
 
@@ -615,6 +619,8 @@ static void run_job(app_slot *sl, app_job *j) {
         sp.seed = j->seed;
         sp.stop = (const char *const *)j->chat.stop;
         sp.n_stop = j->chat.n_stop;
+        /* a slot reuses the KV cache of its last prompt only for the same key */
+        sp.cache_scope = j->key_name;
         int st = rag_answerer_set_sampling(sl->ans, &sp);
         if (st == RAG_OK && j->kind == APP_JOB_CHAT && !j->retrieval) {
             rag_msg *m = job_msgs(j);
@@ -644,6 +650,7 @@ static void run_job(app_slot *sl, app_job *j) {
         if (j->res.generated) {
             /* usage counts what the engine itself counted: a remote one cannot */
             j->n_prompt = j->res.engine_prompt_tokens > 0 ? j->res.engine_prompt_tokens : 0;
+            j->n_reused = j->res.reused_tokens;
             j->n_generated = j->res.n_generated;
             j->prefill_ms = j->res.prefill_ms;
             j->decode_ms = j->res.decode_ms;

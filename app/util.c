@@ -283,3 +283,31 @@ const char *app_esc(const char *text) {
     ring[next++ & 7] = o;
     return o;
 }
+
+int app_lora_add(app_lora_opts *l, const char *cmd, char *value) {
+    if (l->n == APP_MAX_LORA) {
+        fprintf(stderr, "mrag: %s: at most %d --lora adapters\n", cmd, APP_MAX_LORA);
+        return 2;
+    }
+    float scale = 1.0f;
+    char *colon = strrchr(value, ':');
+    double v;
+    if (colon && colon[1] && app_parse_double(colon + 1, -1e6, 1e6, &v)) {
+        scale = (float)v;
+        *colon = 0;
+    }
+    if (!*value) {
+        fprintf(stderr, "mrag: %s: --lora needs a file\n", cmd);
+        return 2;
+    }
+    l->path[l->n] = value;
+    l->scale[l->n] = scale;
+    l->n++;
+    return 0;
+}
+
+void app_lora_model_params(const app_lora_opts *l, llm_model_params *mp) {
+    mp->lora_paths = l->n ? l->path : NULL;
+    mp->lora_scales = l->n ? l->scale : NULL;
+    mp->n_lora = l->n;
+}

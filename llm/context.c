@@ -87,6 +87,10 @@ int llm_context_new(const llm_model *m, const llm_context_params *params, llm_co
                      m->hp.n_layer - 1);
         return LLM_ERR_ARG;
     }
+    if (p.n_lora < 0 || p.n_lora > LLM_MAX_LORA || (p.n_lora > 0 && !p.loras)) {
+        if (err && errlen) snprintf(err, errlen, "bad LoRA list (%d adapters, at most %d)", p.n_lora, LLM_MAX_LORA);
+        return LLM_ERR_ARG;
+    }
     if (p.n_ctx < 0 || p.n_ctx > LLM_MAX_POS || p.n_batch < 0 || p.n_threads < 0 || p.n_threads > 256) {
         if (err && errlen) snprintf(err, errlen, "bad context sizes (n_ctx %d, n_batch %d, threads %d)", p.n_ctx,
                                     p.n_batch, p.n_threads);
@@ -105,11 +109,30 @@ int llm_context_new(const llm_model *m, const llm_context_params *params, llm_co
     c->pos = malloc((size_t)p.n_batch * sizeof *c->pos);
     c->seq = malloc((size_t)p.n_batch * sizeof *c->seq);
     c->hidden = malloc((size_t)p.n_batch * m->hp.n_embd * sizeof *c->hidden);
-    if (!c->pool || !c->pos || !c->seq || !c->hidden) {
+    c->hist = malloc((size_t)p.n_ctx * sizeof *c->hist);
+    c->hist_ok = true;
+    if (!c->pool || !c->pos || !c->seq || !c->hidden || !c->hist) {
         rc = LLM_ERR_NOMEM;
         goto done;
     }
     rc = llm_state_new(m, c->kv_size, p.n_batch, llm_pool_size(c->pool), p.kv_f32, p.all_logits, &c->s);
+    /* the context's own adapters, else the model's */
+    llm_lora *const *loras = p.n_lora > 0 ? p.loras : m->lora;
+    const float *lscales = p.n_lora > 0 ? p.lora_scales : m->lora_scale;
+    int n_lora = p.n_lora > 0 ? p.n_lora : m->n_lora;
+    if (rc == LLM_OK && n_lora > 0) {
+        char lerr[256];
+        rc = llm_lora_run_new(m, loras, lscales, n_lora, p.n_batch, &c->lora, lerr, sizeof lerr);
+        if (rc != LLM_OK) {
+            if (err && errlen) snprintf(err, errlen, "%s: %s", m->path, lerr);
+            llm_context_free(c);
+            return rc;
+        }
+        llm_state_set_lora(c->s, c->lora);
+    }
+    /* the lists are the caller's: keep no pointers to them */
+    c->p.loras = NULL;
+    c->p.lora_scales = NULL;
 done:
     if (rc != LLM_OK) {
         if (err && errlen)
@@ -125,10 +148,12 @@ done:
 void llm_context_free(llm_context *c) {
     if (!c) return;
     llm_state_free(c->s);
+    llm_lora_run_free(c->lora);
     llm_pool_free(c->pool);
     free(c->pos);
     free(c->seq);
     free(c->hidden);
+    free(c->hist);
     free(c);
 }
 
@@ -141,6 +166,7 @@ void llm_context_reset(llm_context *c) {
     llm_state_clear(c->s);
     c->n_past = 0;
     c->n_last = 0;
+    c->hist_ok = true;
 }
 
 int llm_context_n_past(const llm_context *c) {
@@ -177,11 +203,53 @@ int llm_decode(llm_context *c, const int32_t *tokens, int n) {
             .hidden = NULL, .hidden_layer = -1,
         };
         int rc = llm_forward(m, c->s, c->pool, &b);
-        if (rc != LLM_OK) return llm_context_fail(c, rc, "llm_decode: forward pass failed (%s)", llm_status_str(rc));
+        if (rc != LLM_OK) {
+            c->hist_ok = false;
+            return llm_context_fail(c, rc, "llm_decode: forward pass failed (%s)", llm_status_str(rc));
+        }
+        /* the token history prefix reuse compares against */
+        if (c->hist_ok && c->n_past + nb <= c->p.n_ctx) memcpy(c->hist + c->n_past, tokens + off, (size_t)nb * sizeof *c->hist);
+        else c->hist_ok = false;
         c->n_past += nb;
         c->n_last = nb;
     }
     return LLM_OK;
+}
+
+/* Keeps the cache of the longest common prefix of what the context holds and
+ * tokens[0..n) — never the last token, whose logits are wanted — and drops
+ * the rest; returns the tokens kept. A rolling buffer cannot be cut back
+ * (later positions overwrote the slots the window needs): it starts over. */
+int llm_context_keep_prefix(llm_context *c, const int32_t *tokens, int n) {
+    int keep = 0;
+    if (!c->rolling && c->hist_ok) {
+        int lim = c->n_past < n - 1 ? c->n_past : n - 1;
+        while (keep < lim && c->hist[keep] == tokens[keep]) keep++;
+    }
+    if (keep == 0) llm_context_reset(c);
+    else {
+        llm_state_truncate(c->s, keep);
+        c->n_past = keep;
+        c->n_last = 0;
+    }
+    return keep;
+}
+
+int llm_decode_prefix(llm_context *c, const int32_t *tokens, int n, int *n_reused) {
+    if (n_reused) *n_reused = 0;
+    if (!c) return LLM_ERR_ARG;
+    if (!tokens || n <= 0) return llm_context_fail(c, LLM_ERR_ARG, "llm_decode_prefix: no tokens");
+    if (!c->rolling && n > c->p.n_ctx)
+        return llm_context_fail(c, LLM_ERR_CONTEXT_FULL, "context full: %d tokens > n_ctx %d (create a larger context)",
+                                n, c->p.n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
+            return llm_context_fail(c, LLM_ERR_ARG, "llm_decode_prefix: token %d at %d is outside the vocabulary",
+                                    tokens[i], i);
+    int keep = llm_context_keep_prefix(c, tokens, n);
+    int rc = llm_decode(c, tokens + keep, n - keep);
+    if (rc == LLM_OK && n_reused) *n_reused = keep;
+    return rc;
 }
 
 const float *llm_get_logits(const llm_context *c, int i) {

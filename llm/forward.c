@@ -69,7 +69,12 @@ struct llm_state {
     int n_logit_rows;       /* rows of logits the last call produced */
     int n_vocab;
     uint64_t kv_bytes;      /* bytes of k_cache + v_cache */
+    llm_lora_run *lora;     /* borrowed from the context: LoRA adapters, or NULL */
 };
+
+void llm_state_set_lora(llm_state *s, llm_lora_run *r) {
+    s->lora = r;
+}
 
 /* F16 -> F32 by table for the attention of short rows, where a call per row costs
  * more than the row (head sizes under 64). Built once, 256 KiB. */
@@ -213,6 +218,10 @@ done:
 
 void llm_state_clear(llm_state *s) {
     s->cache_lo = s->cache_hi = 0;
+}
+
+void llm_state_truncate(llm_state *s, int pos) {
+    if (pos < s->cache_hi) s->cache_hi = pos < s->cache_lo ? s->cache_lo : pos;
 }
 
 const float *llm_state_logits(const llm_state *s, int row) {
@@ -420,6 +429,8 @@ static void moe_ffn(const llm_model *m, llm_state *s, const llm_layer *L, llm_po
     const int dim = hp->n_embd, ne = hp->n_expert, k = hp->n_expert_used;
     llm_mat router = llm_weight_mat(&L->router, 0);
     llm_matmul_mat(pool, &router, s->xb, n, s->router, s->work);
+    if (s->lora) llm_lora_add(s->lora, pool, (int)(L - m->layers) * LLM_LORA_PER_LAYER + LLM_LORA_ROUTER, s->xb, n,
+                              s->router);
     for (int i = 0; i < n; i++) {
         float *p = s->router + (size_t)i * ne;
         float mx = p[0];
@@ -482,6 +493,7 @@ static void to_cache(const llm_state *s, const float *src, void *dst, size_t n) 
 
 /* --------------------------------------------------------- forward pass */
 int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batch *b) {
+    llm_model_ensure_packed(m);
     const llm_hparams *hp = &m->hp;
     const int n = b->n, dim = hp->n_embd, hd = hp->head_dim;
     const int q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
@@ -524,6 +536,7 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
     for (int i = 0; i < n; i++)
         llm_dequantize_row(m->tok_embd.type, llm_weight_row(&m->tok_embd, 0, b->tokens[i], emb_row),
                            s->x + (size_t)i * dim, dim);
+    if (s->lora) llm_lora_add_embd(s->lora, pool, m, b->tokens, n, s->x);
     for (int i = 0; i < n; i++) rope_table(s->rope + (size_t)i * hd, b->pos[i], hp->n_rot, hp->rope_theta);
 
     for (int l = 0; l <= last_layer; l++) {
@@ -534,6 +547,11 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
         llm_mat qkv[3] = {llm_weight_mat(&L->wq, 0), llm_weight_mat(&L->wk, 0), llm_weight_mat(&L->wv, 0)};
         float *qkv_y[3] = {s->q, s->k, s->v};
         llm_matmul_multi(pool, qkv, 3, s->xb, n, qkv_y, 0, s->work);
+        if (s->lora) {
+            llm_lora_add(s->lora, pool, LLM_LORA_SLOT(l, LLM_LORA_Q), s->xb, n, s->q);
+            llm_lora_add(s->lora, pool, LLM_LORA_SLOT(l, LLM_LORA_K), s->xb, n, s->k);
+            llm_lora_add(s->lora, pool, LLM_LORA_SLOT(l, LLM_LORA_V), s->xb, n, s->v);
+        }
         for (int i = 0; i < n; i++) {
             rope_apply(s->q + (size_t)i * q_dim, s->rope + (size_t)i * hd, hp->n_head, hd);
             rope_apply(s->k + (size_t)i * kv_dim, s->rope + (size_t)i * hd, hp->n_head_kv, hd);
@@ -556,18 +574,29 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
         }
         llm_mat wo = llm_weight_mat(&L->wo, 0);
         llm_matmul_mat(pool, &wo, s->att, n, s->xb2, s->work);
+        if (s->lora) llm_lora_add(s->lora, pool, LLM_LORA_SLOT(l, LLM_LORA_O), s->att, n, s->xb2);
         for (size_t t = 0; t < (size_t)n * dim; t++) s->x[t] += s->xb2[t];
 
         /* feed-forward block */
         for (int i = 0; i < n; i++)
             rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm, dim, hp->rms_eps);
         if (hp->n_expert == 0) {
-            /* gate and up in one job, the SwiGLU applied as rows finish */
+            /* gate and up in one job, the SwiGLU applied as rows finish —
+             * unless a LoRA adapts gate or up: its delta comes before the
+             * SwiGLU, which then runs after it */
             llm_mat gu[2] = {llm_weight_mat(&L->w_gate, 0), llm_weight_mat(&L->w_up, 0)};
             float *gy[2] = {s->hb, s->hb2};
-            llm_matmul_multi(pool, gu, 2, s->xb, n, gy, LLM_MULTI_GLU, s->work);
+            bool lora_gu = s->lora && (llm_lora_has(s->lora, LLM_LORA_SLOT(l, LLM_LORA_GATE)) ||
+                                       llm_lora_has(s->lora, LLM_LORA_SLOT(l, LLM_LORA_UP)));
+            llm_matmul_multi(pool, gu, 2, s->xb, n, gy, lora_gu ? 0 : LLM_MULTI_GLU, s->work);
+            if (lora_gu) {
+                llm_lora_add(s->lora, pool, LLM_LORA_SLOT(l, LLM_LORA_GATE), s->xb, n, s->hb);
+                llm_lora_add(s->lora, pool, LLM_LORA_SLOT(l, LLM_LORA_UP), s->xb, n, s->hb2);
+                llm_silu_mul(s->hb, s->hb2, n * hp->n_ff);
+            }
             llm_mat down = llm_weight_mat(&L->w_down, 0);
             llm_matmul_mat(pool, &down, s->hb, n, s->xb2, s->work);
+            if (s->lora) llm_lora_add(s->lora, pool, LLM_LORA_SLOT(l, LLM_LORA_DOWN), s->hb, n, s->xb2);
         } else {
             moe_ffn(m, s, L, pool, n);
         }
@@ -596,10 +625,12 @@ int llm_forward(const llm_model *m, llm_state *s, llm_pool *pool, const llm_batc
     if (b->logits == 2) {
         llm_mat out = llm_weight_mat(&m->output, 0);
         llm_matmul_mat(pool, &out, s->xb, n, s->logits, s->work);
+        if (s->lora) llm_lora_add(s->lora, pool, LLM_LORA_SLOT_OUTPUT(m), s->xb, n, s->logits);
         s->n_logit_rows = n;
     } else if (b->logits == 1) {
         llm_mat out = llm_weight_mat(&m->output, 0);
         llm_matmul_mat(pool, &out, s->xb + (size_t)(n - 1) * dim, 1, s->logits, s->work);
+        if (s->lora) llm_lora_add(s->lora, pool, LLM_LORA_SLOT_OUTPUT(m), s->xb + (size_t)(n - 1) * dim, 1, s->logits);
         s->n_logit_rows = 1;
     }
     return LLM_OK;

@@ -178,15 +178,19 @@ int llm_generate(llm_context *c, const int32_t *prompt, int n_prompt,
     for (int i = from; i < n_prompt; i++) llm_sampler_accept(smp, prompt[i]);
 
     /* a prompt that cannot fit fails before any of it is evaluated */
-    if (!c->rolling && (int64_t)c->n_past + n_prompt > c->p.n_ctx) {
+    int held = p.reuse_prefix ? 0 : c->n_past;
+    if (!c->rolling && (int64_t)held + n_prompt > c->p.n_ctx) {
         rc = llm_context_fail(c, LLM_ERR_CONTEXT_FULL,
-                              "context full: %d tokens held + a %d-token prompt > n_ctx %d", c->n_past, n_prompt,
+                              "context full: %d tokens held + a %d-token prompt > n_ctx %d", held, n_prompt,
                               c->p.n_ctx);
         goto done;
     }
+    /* the whole sequence given: keep the cache of what it shares */
+    int start = 0;
+    if (p.reuse_prefix && n_prompt > 0) start = r.n_reused = llm_context_keep_prefix(c, prompt, n_prompt);
     /* prefill, a batch at a time so a cancel is noticed between batches */
     double t0 = now_ms();
-    for (int off = 0; off < n_prompt; off += c->p.n_batch) {
+    for (int off = start; off < n_prompt; off += c->p.n_batch) {
         if (cancelled(&p)) {
             r.stop_reason = LLM_STOP_CANCELLED;
             rc = llm_context_fail(c, LLM_ERR_CANCELLED, "generation cancelled during the prompt");

@@ -37,6 +37,8 @@ struct gguf_file {
     const uint8_t *base;        /* mapping or caller's bytes */
     uint64_t size;
     bool mapped;
+    bool has_id;                /* id holds the mapped file's identity */
+    llm_file_id id;
     uint32_t version;
     uint64_t alignment;
     uint64_t data_offset;
@@ -650,6 +652,14 @@ int llm_gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
         goto done;
     }
     f->size = (uint64_t)st.st_size;
+    /* the identity of exactly the file that is mapped (fstat of the same
+     * descriptor): what the SHA-256 cache keys on */
+    f->has_id = true;
+    f->id.dev = (uint64_t)st.st_dev;
+    f->id.ino = (uint64_t)st.st_ino;
+    f->id.size = (uint64_t)st.st_size;
+    f->id.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
+    f->id.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000ll + st.st_ctim.tv_nsec;
     if (f->size > 0) {
         void *m = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
         if (m == MAP_FAILED) {
@@ -678,6 +688,7 @@ uint64_t llm_gguf_file_size(const gguf_file *f) { return f->size; }
 uint64_t llm_gguf_alignment(const gguf_file *f) { return f->alignment; }
 uint64_t llm_gguf_data_offset(const gguf_file *f) { return f->data_offset; }
 const uint8_t *llm_gguf_base(const gguf_file *f) { return f->base; }
+const llm_file_id *llm_gguf_file_id(const gguf_file *f) { return f->has_id ? &f->id : NULL; }
 uint64_t llm_gguf_kv_count(const gguf_file *f) { return f->n_kv; }
 uint64_t llm_gguf_tensor_count(const gguf_file *f) { return f->n_tensors; }
 
@@ -1073,9 +1084,9 @@ void llm_gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
     wtensor t = {.type = type, .n_dims = n_dims, .nbytes = nbytes};
     for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) t.ne[d] = d < n_dims ? ne[d] : 1;
     t.name = strdup(name);
-    t.data = malloc(nbytes);
-    if (!t.name || !t.data) { free(t.name); free(t.data); w_fail(w, "out of memory for tensor %s", name); return; }
-    memcpy(t.data, data, nbytes);
+    t.data = data ? malloc(nbytes) : NULL;     /* NULL data: zeros, written as a hole */
+    if (!t.name || (data && !t.data)) { free(t.name); free(t.data); w_fail(w, "out of memory for tensor %s", name); return; }
+    if (data) memcpy(t.data, data, nbytes);
     w->ts[w->n_t++] = t;
 }
 
@@ -1089,6 +1100,14 @@ typedef struct {
 static void out_bytes(wout *o, const void *p, size_t n) {
     if (o->bad || n == 0) return;
     if (fwrite(p, 1, n, o->fp) != n) o->bad = true;
+    o->pos += n;
+}
+
+/* n zero bytes as a hole: seek past them (the file is truncated to its
+ * full length at the end). */
+static void out_hole(wout *o, uint64_t n) {
+    if (o->bad || n == 0) return;
+    if (fflush(o->fp) != 0 || fseeko(o->fp, (off_t)n, SEEK_CUR) != 0) o->bad = true;
     o->pos += n;
 }
 
@@ -1167,10 +1186,11 @@ int llm_gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t er
     }
     if (w->n_t) out_pad(&o, align);
     for (size_t i = 0; i < w->n_t; i++) {
-        out_bytes(&o, w->ts[i].data, w->ts[i].nbytes);
+        if (w->ts[i].data) out_bytes(&o, w->ts[i].data, w->ts[i].nbytes);
+        else out_hole(&o, w->ts[i].nbytes);
         out_pad(&o, align);
     }
-    if (o.bad || fflush(fp) != 0 || fsync(fileno(fp)) != 0) goto io;
+    if (o.bad || fflush(fp) != 0 || ftruncate(fileno(fp), (off_t)o.pos) != 0 || fsync(fileno(fp)) != 0) goto io;
     if (fclose(fp) != 0) { fp = NULL; goto io; }
     fp = NULL;
     if (rename(tmp, path) != 0) goto io;

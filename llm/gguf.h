@@ -69,6 +69,13 @@ typedef struct {
 
 typedef struct gguf_file gguf_file;
 
+/* Identity of an opened file, from fstat of the descriptor that was mapped:
+ * the SHA-256 cache's key (llm/sha_cache.c). */
+typedef struct {
+    uint64_t dev, ino, size;
+    int64_t mtime_ns, ctime_ns;
+} llm_file_id;
+
 /* Open and validate a GGUF file. Every count, offset and size is checked
  * against the file size with overflow-safe arithmetic; tensor types must be
  * known ggml types and their data must lie inside the file. On failure returns
@@ -89,6 +96,8 @@ uint64_t llm_gguf_file_size(const gguf_file *f);
 uint64_t llm_gguf_alignment(const gguf_file *f);
 uint64_t llm_gguf_data_offset(const gguf_file *f);      /* absolute offset of the tensor data */
 const uint8_t *llm_gguf_base(const gguf_file *f);       /* start of the mapping */
+/* The mapped file's identity; NULL for bytes opened from memory. */
+const llm_file_id *llm_gguf_file_id(const gguf_file *f);
 
 /* Metadata. Lookups return NULL / false when the key is missing or the value
  * has an incompatible type. Integer getters accept any integer type whose
@@ -149,7 +158,9 @@ void llm_gguf_writer_set_arr_raw(gguf_writer *w, const char *key, gguf_type elem
 /* Copies one key and its value (any type, arrays included) from a file
  * opened with llm_gguf_open(). */
 void llm_gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
-/* Adds a tensor; `data` holds nbytes as computed from type and shape. */
+/* Adds a tensor; `data` holds nbytes as computed from type and shape, or is
+ * NULL for all-zero data, which is written as a hole (a sparse file: big
+ * test models cost no disk). */
 void llm_gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                             uint32_t n_dims, const uint64_t *ne, const void *data);
 /* Writes the file atomically (temp file in the same folder, fsync, rename).

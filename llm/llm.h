@@ -33,6 +33,17 @@ typedef struct {
     int swa_window;         /* sliding window: -1 = from the file (llama.attention.sliding_window), 0 = none, >0 = W */
     bool no_repack;         /* run the weights from the mapped file as they are: no packed copy at load
                                (less memory and a faster load; slower on AVX-512, see docs/kernels.md) */
+    bool defer_repack;      /* make the packed copy at the first forward pass instead of at load: a
+                               caller that may never run the model (a second `mrag ingest` of an
+                               unchanged folder only needs the fingerprint) loads a 4 GB file in
+                               milliseconds instead of seconds; llm_model_info's packed_bytes is 0
+                               until then */
+    /* LoRA adapters loaded with the model (llama.cpp's GGUF LoRA format) and
+     * applied by every context that does not name its own: "the model" is
+     * then base + adapters, and llm_model_fingerprint says so. At most 16. */
+    const char *const *lora_paths;
+    const float *lora_scales;       /* one per adapter; NULL = 1 each */
+    int n_lora;
 } llm_model_params;
 
 llm_model_params llm_model_default_params(void);
@@ -75,6 +86,48 @@ uint64_t llm_context_bytes(const llm_model *m, int n_ctx, int n_batch, bool kv_f
 
 /* SHA-256 of the model file as 64 hex chars + NUL (computed once, cached). */
 int llm_model_sha256(llm_model *m, char out[65]);
+
+/* ------------------------------------------------------------ LoRA adapters
+ * Adapters in llama.cpp's GGUF LoRA format (general.type "adapter",
+ * adapter.type "lora", adapter.lora.alpha, tensors NAME.lora_a / NAME.lora_b
+ * for base weights NAME; docs/engine.md). An adapter is loaded against a
+ * model and applied by the contexts that list it: each adapted weight's
+ * output gets scale * B (A x) added at run time; the base weights are not
+ * changed. Adapters on Mixtral expert tensors are refused. */
+typedef struct llm_lora llm_lora;
+
+/* Maps and checks the adapter: every pair must name a weight of m with
+ * fitting shapes. On failure *out is NULL and err names the file and the
+ * problem. Free with llm_lora_free, after the contexts using it and before
+ * the model. */
+int llm_lora_load(const llm_model *m, const char *path, llm_lora **out, char *err, size_t errlen);
+void llm_lora_free(llm_lora *l);      /* NULL is a no-op */
+
+typedef struct {
+    const char *path;           /* borrowed */
+    float alpha;                /* adapter.lora.alpha, 0 when absent */
+    int max_rank;               /* largest rank of its pairs */
+    int n_pairs;                /* weights it adapts */
+    uint64_t file_size;
+} llm_lora_info;
+
+void llm_lora_get_info(const llm_lora *l, llm_lora_info *info);
+/* SHA-256 of the adapter file (computed once, cached). */
+int llm_lora_sha256(llm_lora *l, char out[65]);
+
+/* The adapters loaded with the model (llm_model_params.lora_paths): their
+ * count, and adapter i (borrowed, lives with the model) and its scale. */
+int llm_model_n_lora(const llm_model *m);
+llm_lora *llm_model_lora(const llm_model *m, int i, float *scale);
+/* llm_fingerprint of the model with the adapters it was loaded with: the
+ * file's SHA-256 when it has none. */
+int llm_model_fingerprint(llm_model *m, char out[65]);
+
+/* What the model computes, for the embedding fingerprint of an index: with
+ * no adapters the model file's SHA-256; with adapters the SHA-256 of
+ * "model <sha>\n" followed by "lora <adapter sha> <scale>\n" per adapter, in
+ * order (scales NULL = 1 each). */
+int llm_fingerprint(llm_model *m, llm_lora *const *loras, const float *scales, int n, char out[65]);
 /* SHA-256 (FIPS 180-4) of n bytes as 64 lowercase hex chars + NUL: the one
  * implementation mrag has (model files here, documents and keys in rag/
  * and app/). */
@@ -127,6 +180,11 @@ typedef struct {
     bool kv_f32;            /* KV cache in F32 instead of F16 */
     bool all_logits;        /* keep logits of every position of a batch (tests) */
     int embd_layer;         /* hidden state used for embeddings: -1 = final norm, L = after layer L */
+    llm_lora *const *loras; /* LoRA adapters applied to every forward pass, in this order
+                               (borrowed: must outlive the context); at most 16;
+                               n_lora 0 = the model's own (llm_model_params) */
+    const float *lora_scales;   /* one per adapter; NULL = 1 each */
+    int n_lora;
 } llm_context_params;
 
 llm_context_params llm_context_default_params(void);
@@ -142,6 +200,16 @@ int llm_context_n_past(const llm_context *c);
  * all_logits) are available from llm_get_logits until the next call.
  * A full context returns LLM_ERR_CONTEXT_FULL and changes nothing. */
 int llm_decode(llm_context *c, const int32_t *tokens, int n);
+/* Makes tokens[0..n) the context's whole sequence, reusing the cached keys
+ * and values of the longest prefix it already holds (the previous prompt
+ * and answer, a shared system prompt): positions past that prefix are
+ * dropped and only the rest is evaluated, at least the last token, whose
+ * logits are then available as after llm_decode. *n_reused (may be NULL)
+ * gets the tokens kept. The result equals a fresh evaluation of the n
+ * tokens. A context with a rolling buffer (sliding window < n_ctx) reuses
+ * nothing; neither does one used for embeddings since (llm_embed clears it).
+ * LLM_ERR_CONTEXT_FULL when n > n_ctx. */
+int llm_decode_prefix(llm_context *c, const int32_t *tokens, int n, int *n_reused);
 /* Logits (n_vocab floats) of token i of the last llm_decode batch (-1 = last);
  * borrowed. NULL when not kept. */
 const float *llm_get_logits(const llm_context *c, int i);
@@ -200,6 +268,9 @@ typedef struct {
     volatile int *cancel;           /* set non-zero from elsewhere to stop */
     bool continuation;              /* the text continues the prompt: keep the first piece's
                                        leading space (false: drop it, as for a chat answer) */
+    bool reuse_prefix;              /* the prompt is the context's whole sequence: the cached
+                                       longest prefix it shares with what the context holds is
+                                       kept, only the rest is evaluated (llm_decode_prefix) */
 } llm_generate_params;
 
 llm_generate_params llm_generate_default_params(void);
@@ -215,6 +286,7 @@ typedef enum {
 
 typedef struct {
     int n_prompt, n_generated;
+    int n_reused;                   /* prompt tokens whose cache was kept (reuse_prefix) */
     double prefill_ms, decode_ms;
     llm_stop_reason stop_reason;
 } llm_generate_result;

@@ -329,7 +329,26 @@ int llm_model_load(const char *path, const llm_model_params *params, llm_model *
     if (m->vocab_only) goto done;
     if ((rc = load_hparams(m, params, err, errlen)) != LLM_OK) goto done;
     if ((rc = load_weights(m, err, errlen)) != LLM_OK) goto done;
-    if (!params->no_repack && (rc = llm_model_pack(m, err, errlen)) != LLM_OK) goto done;
+    if (!params->no_repack) {
+        if (params->defer_repack) atomic_store(&m->pack_pending, true);
+        else if ((rc = llm_model_pack(m, err, errlen)) != LLM_OK) goto done;
+    }
+    if (params->n_lora < 0 || params->n_lora > 16 || (params->n_lora > 0 && !params->lora_paths)) {
+        set_err(err, errlen, "%s: bad LoRA list (%d adapters, at most 16)", path, params->n_lora);
+        rc = LLM_ERR_ARG;
+        goto done;
+    }
+    for (int i = 0; i < params->n_lora; i++) {
+        float sc = params->lora_scales ? params->lora_scales[i] : 1.0f;
+        if (!isfinite(sc)) {
+            set_err(err, errlen, "%s: the scale of LoRA adapter %s is not a number", path, params->lora_paths[i]);
+            rc = LLM_ERR_ARG;
+            goto done;
+        }
+        if ((rc = llm_lora_load(m, params->lora_paths[i], &m->lora[i], err, errlen)) != LLM_OK) goto done;
+        m->lora_scale[i] = sc;
+        m->n_lora = i + 1;
+    }
 done:
     if (rc != LLM_OK) {
         llm_model_free(m);
@@ -342,6 +361,7 @@ done:
 void llm_model_free(llm_model *m) {
     if (!m) return;
     llm_model_unpack(m);
+    for (int i = 0; i < m->n_lora; i++) llm_lora_free(m->lora[i]);
     llm_vocab_free(m->vocab);
     llm_gguf_close(m->gguf);
     free(m->layers);
@@ -445,10 +465,27 @@ void llm_sha256_hex(const void *data, size_t n, char out[65]) {
     for (int k = 0; k < 8; k++) snprintf(out + 8 * k, 9, "%08x", h[k]);
 }
 
+int llm_model_n_lora(const llm_model *m) {
+    return m ? m->n_lora : 0;
+}
+
+llm_lora *llm_model_lora(const llm_model *m, int i, float *scale) {
+    if (!m || i < 0 || i >= m->n_lora) return NULL;
+    if (scale) *scale = m->lora_scale[i];
+    return m->lora[i];
+}
+
+int llm_model_fingerprint(llm_model *m, char out[65]) {
+    if (!m) return LLM_ERR_ARG;
+    return llm_fingerprint(m, m->lora, m->lora_scale, m->n_lora, out);
+}
+
 int llm_model_sha256(llm_model *m, char out[65]) {
     if (!m || !out) return LLM_ERR_ARG;
     if (!m->sha_done) {
-        llm_sha256_hex(llm_gguf_base(m->gguf), (size_t)llm_gguf_file_size(m->gguf), m->sha);
+        int rc = llm_file_sha256(m->path, llm_gguf_file_id(m->gguf), llm_gguf_base(m->gguf),
+                                 llm_gguf_file_size(m->gguf), llm_gguf_data_offset(m->gguf), m->sha);
+        if (rc != LLM_OK) return rc;
         m->sha_done = true;
     }
     memcpy(out, m->sha, 65);

@@ -162,6 +162,23 @@ int llm_model_pack(llm_model *m, char *err, size_t errlen) {
     return LLM_OK;
 }
 
+static pthread_mutex_t deferred_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void llm_model_ensure_packed(const llm_model *cm) {
+    if (!atomic_load_explicit(&cm->pack_pending, memory_order_acquire)) return;
+    /* the packed copy is the model's own lazily built state: the model is
+     * const to its contexts, not to this */
+    llm_model *m = (llm_model *)cm;
+    pthread_mutex_lock(&deferred_mu);
+    if (atomic_load_explicit(&m->pack_pending, memory_order_relaxed)) {
+        /* a failure leaves every weight on its GGUF rows (the pointers
+         * are set only once the copy exists): slower, still right */
+        if (llm_model_pack(m, NULL, 0) != LLM_OK) m->packed_bytes = 0;
+        atomic_store_explicit(&m->pack_pending, false, memory_order_release);
+    }
+    pthread_mutex_unlock(&deferred_mu);
+}
+
 void llm_model_unpack(llm_model *m) {
     if (!m || !m->packed_base) return;
     munmap(m->packed_base, m->packed_map);

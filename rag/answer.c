@@ -23,6 +23,7 @@ struct rag_answerer {
     rag_engine *own_engine;     /* a local engine on p.model when p.engine is NULL */
     rag_sampling samp;          /* of the next answers (rag_answerer_set_sampling) */
     char *stops[RAG_ENGINE_MAX_STOP];   /* samp.stop points here (owned) */
+    char *scope;                /* samp.cache_scope points here (owned) */
     char *preamble;             /* rag_answerer_set_preamble's copy, or NULL */
     char canary[RAG_CANARY_MAX + 1];    /* in the system prompt; an answer that
                                            repeats it is blocked ("" none) */
@@ -69,6 +70,8 @@ const char *rag_answer_status_str(rag_answer_status s) {
 
 static void reset_sampling(rag_answerer *a) {
     for (size_t i = 0; i < a->samp.n_stop; i++) free(a->stops[i]);
+    free(a->scope);
+    a->scope = NULL;
     a->samp = rag_sampling_default();
     a->samp.max_tokens = a->p.max_tokens;
     a->samp.temperature = a->p.temperature;
@@ -214,6 +217,8 @@ int rag_answerer_set_sampling(rag_answerer *a, const rag_sampling *s) {
         a->samp.n_stop = i + 1;
     }
     a->samp.stop = (const char *const *)a->stops;
+    if (s->cache_scope && !(a->scope = strdup(s->cache_scope))) { reset_sampling(a); return oom_err(a); }
+    a->samp.cache_scope = a->scope;
     a->samp.temperature = s->temperature;
     a->samp.seed = s->seed;
     /* the prompt budget was sized for p.max_tokens: never more */
@@ -234,6 +239,7 @@ void rag_answerer_free(rag_answerer *a) {
     if (!a) return;
     free_groups(a);
     for (size_t i = 0; i < a->samp.n_stop; i++) free(a->stops[i]);
+    free(a->scope);
     free(a->preamble);
     rag_retriever_free(a->ret);
     rag_engine_free(a->own_engine);
@@ -387,6 +393,7 @@ static int generate(rag_answerer *a, const rag_msg *msgs, size_t n, int n_source
         res->generated = true;
         rc = rag_engine_generate(a->engine, msgs, n, &a->samp, on_piece, &ss, cancel, &st);
         res->engine_prompt_tokens = st.n_prompt;
+        res->reused_tokens = st.n_reused;
         if (st.n_prompt >= 0) res->prompt_tokens = st.n_prompt;
         res->prefill_ms = st.prefill_ms;
         res->decode_ms = st.decode_ms;
@@ -528,6 +535,9 @@ static int judge(rag_answerer *a, const char *text, size_t len, rag_answer *res,
     rag_sampling sp = rag_sampling_default();
     sp.temperature = 0;
     sp.max_tokens = 4;
+    /* the caller's scope: the local engine never reuses (or reveals by its
+     * timing) the KV cache of another caller's prompt */
+    sp.cache_scope = a->samp.cache_scope;
     judge_out out = {{0}, 0};
     rag_gen_stats st;
     double t0 = rag_now_ms();

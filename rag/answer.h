@@ -211,6 +211,8 @@ typedef struct {
     int n_judged;               /* guard_llm: texts the engine judged */
     int n_judged_injection;     /* of those, judged injections */
     double judge_ms;            /* guard_llm: the engine's time judging */
+    int reused_tokens;          /* when generated: prompt tokens whose KV cache the engine kept
+                                   from its previous prompt (only the rest was prefilled) */
 } rag_answer;
 
 typedef struct rag_answerer rag_answerer;

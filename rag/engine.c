@@ -144,6 +144,7 @@ typedef struct {
     llm_context *ctx;           /* created lazily unless p.lazy is false */
     int32_t *toks;              /* prompt tokens, grown as needed */
     size_t toks_cap;
+    char scope[128];            /* cache_scope of the prompt the context holds */
     char err[1024];
 } local_engine;
 
@@ -214,8 +215,16 @@ static int local_generate(void *self, const rag_msg *msgs, size_t n, const rag_s
     free(prompt);
     if (rc != RAG_OK) return rc;
     if ((rc = local_ensure_ctx(le)) != RAG_OK) return rc;
-    llm_context_reset(le->ctx);
     llm_generate_params gp = llm_generate_default_params();
+    /* the prompt is the whole sequence: what it shares with the previous
+     * one (the preamble, earlier turns) keeps its KV cache */
+    gp.reuse_prefix = true;
+    /* another caller's prompt is not reused: start from an empty cache */
+    const char *scope = s->cache_scope ? s->cache_scope : "";
+    if (strncmp(le->scope, scope, sizeof le->scope) != 0) {
+        llm_context_reset(le->ctx);
+        snprintf(le->scope, sizeof le->scope, "%s", scope);
+    }
     gp.n_predict = s->max_tokens;
     gp.sampling.temperature = s->temperature;
     gp.sampling.seed = s->seed;
@@ -235,6 +244,7 @@ static int local_generate(void *self, const rag_msg *msgs, size_t n, const rag_s
     memset(&gr, 0, sizeof gr);
     int lrc = llm_generate(le->ctx, le->toks, nt, &gp, &gr);
     st->n_prompt = gr.n_prompt;
+    st->n_reused = gr.n_reused;
     st->n_generated = gr.n_generated;
     st->prefill_ms = gr.prefill_ms;
     st->decode_ms = gr.decode_ms;

@@ -31,6 +31,11 @@ typedef struct {
     uint64_t seed;
     const char *const *stop;    /* extra stop strings (not emitted); may be NULL */
     size_t n_stop;              /* at most RAG_ENGINE_MAX_STOP, none empty */
+    const char *cache_scope;    /* whose prompt this is (e.g. the API key's name): the local
+                                   engine reuses the KV cache of its previous prompt only
+                                   for the same scope, so one caller's prefill time and
+                                   cached-token count say nothing about another's prompt;
+                                   NULL = one caller (ask, chat) */
 } rag_sampling;
 
 /* Greedy, 512 tokens, seed 42, no extra stops. */
@@ -50,6 +55,9 @@ const char *rag_stop_reason_str(rag_stop_reason r);   /* "length", "eos", ... */
 /* What one generation took. */
 typedef struct {
     int n_prompt;               /* prompt tokens as the engine counted them; -1 unknown */
+    int n_reused;               /* of those, the ones whose cached state was reused from the
+                                   engine's previous prompt (the local engine keeps the KV cache
+                                   of the longest shared prefix); 0 when none or unknown */
     int n_generated;            /* tokens (remote: the pieces the server streamed) */
     double prefill_ms, decode_ms;
     rag_stop_reason stop;

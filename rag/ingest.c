@@ -21,7 +21,8 @@
 struct rag_ingester {
     idx_store *s;               /* borrowed */
     rag_ingest_params p;
-    llm_context *ctx;           /* owned: the embedding context */
+    llm_context *ctx;           /* owned: the embedding context, made at the first embedding */
+    llm_context_params ctx_params;
     int dim;
     float *vecs;                /* embedding scratch, vec_cap vectors */
     size_t vec_cap;
@@ -87,7 +88,8 @@ done:
 static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
     idx_fingerprint fp, old;
     memset(&fp, 0, sizeof fp);
-    if (llm_model_sha256(ing->p.model, fp.model_sha256) != LLM_OK)
+    /* the model file's hash, combined with its LoRA adapters' when it has any */
+    if (llm_model_fingerprint(ing->p.model, fp.model_sha256) != LLM_OK)
         return fail(err, errlen, RAG_ERR_IO, "cannot hash the model file");
     fp.layer = ing->p.layer;
     snprintf(fp.pooling, sizeof fp.pooling, "mean");
@@ -100,7 +102,8 @@ static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
         if (c.vectors > 0 || c.documents > 0) {
             if (!ing->p.reindex)
                 return fail(err, errlen, RAG_ERR_MISMATCH,
-                            "%s; to rebuild it with this model run `mrag ingest --reindex` "
+                            "%s (LoRA adapters count: the same --lora gives the same fingerprint); "
+                            "to rebuild it with this model run `mrag ingest --reindex` "
                             "(or ingest into another --index folder)",
                             idx_errmsg(ing->s));
             if ((rc = drop_all(ing->s, err, errlen)) != RAG_OK) return rc;
@@ -116,10 +119,11 @@ static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
     llm_model_get_info(ing->p.model, &info);
     struct stat mst;
     char *real = info.path ? realpath(info.path, NULL) : NULL;
-    if (real && stat(real, &mst) == 0) {
+    char file_sha[65];
+    if (real && stat(real, &mst) == 0 && llm_model_sha256(ing->p.model, file_sha) == LLM_OK) {
         char val[PATH_MAX + 160];
         snprintf(val, sizeof val, "%s\t%lld\t%lld\t%s", real, (long long)mst.st_size,
-                 (long long)mst.st_mtim.tv_sec * 1000000000ll + mst.st_mtim.tv_nsec, fp.model_sha256);
+                 (long long)mst.st_mtim.tv_sec * 1000000000ll + mst.st_mtim.tv_nsec, file_sha);
         idx_meta_set(ing->s, "rag.model_stat", val);    /* a cache: failure only costs a hash later */
     }
     free(real);
@@ -148,11 +152,10 @@ int rag_ingester_new(idx_store *s, const rag_ingest_params *p, rag_ingester **ou
     cp.n_batch = 512;
     cp.n_threads = p->n_threads;
     cp.embd_layer = p->layer;
-    char lerr[256] = "";
-    if (llm_context_new(p->model, &cp, &ing->ctx, lerr, sizeof lerr) != LLM_OK) {
-        rc = fail(err, errlen, RAG_ERR_ARG, "embedding context: %s", lerr);
-        goto done;
-    }
+    /* made when the first chunk is embedded: a run that finds every
+     * document unchanged allocates no KV cache (hundreds of MB for a 7B
+     * model) */
+    ing->ctx_params = cp;
     if ((rc = check_fingerprint(ing, err, errlen)) != RAG_OK) goto done;
     *out = ing;
     ing = NULL;
@@ -225,6 +228,13 @@ int rag_ingester_put_ex(rag_ingester *ing, const rag_put_meta *m, const rag_doc 
     lens = malloc(nb * sizeof *lens);
     if (!texts || !lens) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
     t = now_s();
+    if (!ing->ctx && cl.n > 0) {
+        char lerr[256] = "";
+        if (llm_context_new(ing->p.model, &ing->ctx_params, &ing->ctx, lerr, sizeof lerr) != LLM_OK) {
+            rc = fail(err, errlen, RAG_ERR_ARG, "embedding context: %s", lerr);
+            goto done;
+        }
+    }
     for (size_t i = 0; i < cl.n; i += nb) {
         size_t m = cl.n - i < nb ? cl.n - i : nb;
         for (size_t j = 0; j < m; j++) {

@@ -55,8 +55,11 @@ rag_retriever_params rag_retriever_default_params(void) {
 }
 
 /* The model's sha256: from the "rag.model_stat" cache the ingester wrote
- * when the file's path, size and mtime still match, else hashed. */
+ * when the file's path, size and mtime still match, else hashed. With LoRA
+ * adapters, the fingerprint of model and adapters (llm_model_fingerprint). */
 static int model_sha(rag_retriever *r, char out[65]) {
+    if (llm_model_n_lora(r->p.model) > 0)
+        return llm_model_fingerprint(r->p.model, out) == LLM_OK ? RAG_OK : RAG_ERR_IO;
     llm_model_info info;
     llm_model_get_info(r->p.model, &info);
     char *val = NULL;
@@ -113,7 +116,8 @@ int rag_retriever_new(idx_store *s, const rag_retriever_params *p, rag_retriever
         fp.dim = r->dim;
         if (idx_fingerprint_check(s, &fp) != IDX_OK) {
             rc = rfail(r, RAG_ERR_MISMATCH,
-                       "%s (to switch models, re-ingest: `mrag ingest --reindex -m NEW DIR`)", idx_errmsg(s));
+                       "%s (to switch models, re-ingest: `mrag ingest --reindex -m NEW DIR`; the fingerprint "
+                       "covers LoRA adapters too: give the --lora the index was built with)", idx_errmsg(s));
             goto done;
         }
         llm_context_params cp = llm_context_default_params();

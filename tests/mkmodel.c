@@ -55,11 +55,15 @@ static const type_opt MIXES[] = {
 typedef struct {
     long dim, layers, heads, kv_heads, ff, vocab_size, ctx, swa, experts, experts_used;
     double rope_theta;
-    bool tied;
+    bool tied, sparse;
     const type_opt *type;
     const type_opt *mix;        /* NULL: every matrix of type */
     uint64_t seed;
     const char *vocab_from, *out;
+    /* --lora-of: write a LoRA adapter for that model instead */
+    const char *lora_of, *lora_targets;
+    long lora_rank;
+    double lora_alpha, lora_std;
 } opts;
 
 static void usage(FILE *fp) {
@@ -79,6 +83,8 @@ static void usage(FILE *fp) {
             "  --experts N        mixture of experts with N experts (merged 3-D ffn_*_exps tensors)\n"
             "  --experts-used K   experts per token (default 2 with --experts)\n"
             "  --tied             no output.weight: the output head reuses token_embd\n"
+            "  --sparse           weight matrices all zero, written as holes (a sparse file: multi-GB\n"
+            "                     files for load and hash benchmarks; the model computes nothing useful)\n"
             "  --type T           f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl|q2_k|q3_k|q4_k|q5_k|q6_k|iq4_xs\n"
             "                     for every 2-D/3-D weight (default f32);\n"
             "                     norms and the router stay F32; K-quants need rows that are multiples of 256\n"
@@ -87,6 +93,12 @@ static void usage(FILE *fp) {
             "                     q5_k_m q6_k iq4_nl iq4_xs (output.weight q6_k, attn_v/ffn_down bumped by\n"
             "                     layer, rows that do not fit a 256-block type fall back to a 32-block one)\n"
             "  --seed S           PRNG seed (default 1); same arguments give the same bytes\n"
+            "  --lora-of FILE     write a random LoRA adapter (llama.cpp's GGUF LoRA format) for the model\n"
+            "                     FILE instead of a model; --type sets its tensor type (default f32)\n"
+            "  --lora-rank R      rank of every pair (default 8)\n"
+            "  --lora-alpha X     adapter.lora.alpha (default 16; 0 = key absent: scale applies as is)\n"
+            "  --lora-targets L   comma list of q,k,v,o,gate,up,down,embd,output (default q,k,v,o,gate,up,down)\n"
+            "  --lora-std X       std of lora_b (default 0.02; lora_a is N(0, 1/n_in))\n"
             "  --out FILE         output path (written atomically)\n"
             "  --help             this text\n");
 }
@@ -235,6 +247,16 @@ static int add_tensor(model_out *m, const char *name, uint32_t type, uint32_t n_
     for (uint32_t d = 0; d < n_dims; d++) n *= ne[d];
     if (m->o->mix && type != GGML_TYPE_F32) type = mix_type(m, name, ne[0]);
     const ggml_type_traits *tr = llm_ggml_type_info(type);
+    if (m->o->sparse && n_dims >= 2 && ne[0] % tr->blck_size == 0) {
+        /* --sparse: all-zero weights written as holes (benchmarks of loading
+         * and hashing multi-GB files without generating or storing them) */
+        llm_gguf_writer_add_tensor(m->w, name, type, n_dims, ne, NULL);
+        m->type_count[type]++;
+        m->n_params += n;
+        m->n_bytes += llm_ggml_row_size(type, ne[0]) * (n / ne[0]);
+        m->n_tensors++;
+        return 0;
+    }
     if (ne[0] % tr->blck_size) {
         fprintf(stderr, "mkmodel: tensor %s: row length %" PRIu64 " is not a multiple of %u, which %s needs "
                 "(choose --dim/--ff/--heads so that rows are multiples of %u)\n",
@@ -382,16 +404,113 @@ static int add_vocab_from(gguf_writer *w, const char *path, long *n_vocab) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ LoRA */
+
+/* Is target t in the comma list? */
+static bool lora_target(const char *list, const char *t) {
+    size_t n = strlen(t);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, t, n)) return true;
+        if (!e) break;
+        p = e + 1;
+    }
+    return false;
+}
+
+/* Adds NAME.lora_a and NAME.lora_b for a base weight of ne [n_in, n_out]
+ * (token_embd: flipped, a [r, n_vocab] and b [r, n_embd]). A ~ N(0,
+ * 1/sqrt(n_in)) so that A x is of order 1; B ~ N(0, lora_std). */
+static int add_lora_pair(model_out *m, const char *base, uint64_t n_in, uint64_t n_out, bool embd) {
+    const opts *o = m->o;
+    uint64_t r = (uint64_t)o->lora_rank;
+    char name[200];
+    uint64_t ne_a[2], ne_b[2];
+    if (embd) {
+        ne_a[0] = r; ne_a[1] = n_out;       /* n_out = n_vocab: a row per token */
+        ne_b[0] = r; ne_b[1] = n_in;        /* n_in = n_embd */
+    } else {
+        ne_a[0] = n_in; ne_a[1] = r;
+        ne_b[0] = r; ne_b[1] = n_out;
+    }
+    snprintf(name, sizeof name, "%s.lora_a", base);
+    if (add_tensor(m, name, o->type->ggml, 2, ne_a, 0.0, 1.0 / sqrt((double)(embd ? r : n_in)))) return -1;
+    snprintf(name, sizeof name, "%s.lora_b", base);
+    return add_tensor(m, name, o->type->ggml, 2, ne_b, 0.0, o->lora_std);
+}
+
+/* Writes a random adapter for the model at o->lora_of. */
+static int write_lora(const opts *o) {
+    int rc = 1;
+    char err[600], name[160];
+    gguf_file *f = NULL;
+    gguf_writer *w = NULL;
+    if (llm_gguf_open(o->lora_of, &f, err, sizeof err) != 0) {
+        fprintf(stderr, "mkmodel: %s\n", err);
+        return 1;
+    }
+    uint32_t n_layer = 0;
+    gguf_str arch;
+    if (!llm_gguf_get_str(f, "general.architecture", &arch) || !llm_gguf_get_u32(f, "llama.block_count", &n_layer)) {
+        fprintf(stderr, "mkmodel: %s: not a llama model (no general.architecture / llama.block_count)\n", o->lora_of);
+        goto done;
+    }
+    w = llm_gguf_writer_new();
+    if (!w) goto done;
+    model_out m = {.w = w, .o = o};
+    llm_gguf_writer_set_str(w, "general.architecture", "llama");
+    llm_gguf_writer_set_str(w, "general.type", "adapter");
+    llm_gguf_writer_set_str(w, "general.name", "mkmodel random LoRA");
+    llm_gguf_writer_set_str(w, "adapter.type", "lora");
+    if (o->lora_alpha != 0) llm_gguf_writer_set_f32(w, "adapter.lora.alpha", (float)o->lora_alpha);
+    static const struct { const char *target, *tensor; } per_layer[] = {
+        {"q", "attn_q"}, {"k", "attn_k"}, {"v", "attn_v"}, {"o", "attn_output"},
+        {"gate", "ffn_gate"}, {"up", "ffn_up"}, {"down", "ffn_down"},
+    };
+    const gguf_tensor *t = llm_gguf_find_tensor(f, "token_embd.weight");
+    if (t && lora_target(o->lora_targets, "embd") && add_lora_pair(&m, "token_embd.weight", t->ne[0], t->ne[1], true))
+        goto done;
+    t = llm_gguf_find_tensor(f, "output.weight");
+    if (lora_target(o->lora_targets, "output")) {
+        if (!t) { fprintf(stderr, "mkmodel: %s has no output.weight (tied)\n", o->lora_of); goto done; }
+        if (add_lora_pair(&m, "output.weight", t->ne[0], t->ne[1], false)) goto done;
+    }
+    for (uint32_t l = 0; l < n_layer; l++)
+        for (size_t k = 0; k < sizeof per_layer / sizeof per_layer[0]; k++) {
+            if (!lora_target(o->lora_targets, per_layer[k].target)) continue;
+            snprintf(name, sizeof name, "blk.%u.%s.weight", l, per_layer[k].tensor);
+            t = llm_gguf_find_tensor(f, name);
+            if (!t) { fprintf(stderr, "mkmodel: %s has no %s\n", o->lora_of, name); goto done; }
+            if (t->n_dims != 2) { fprintf(stderr, "mkmodel: %s is not 2-D (experts are not adapted)\n", name); goto done; }
+            if (add_lora_pair(&m, name, t->ne[0], t->ne[1], false)) goto done;
+        }
+    if (m.n_tensors == 0) { fprintf(stderr, "mkmodel: --lora-targets %s selects nothing\n", o->lora_targets); goto done; }
+    if (llm_gguf_writer_write(w, o->out, err, sizeof err) != 0) {
+        fprintf(stderr, "mkmodel: %s\n", err);
+        goto done;
+    }
+    fprintf(stderr, "mkmodel: wrote %s: LoRA for %s, rank %ld, alpha %g, %d tensors, %s, %" PRIu64 " bytes\n", o->out,
+            o->lora_of, o->lora_rank, o->lora_alpha, m.n_tensors, o->type->name, m.n_bytes);
+    rc = 0;
+done:
+    llm_gguf_writer_free(w);
+    llm_gguf_close(f);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
     opts o = {.dim = 256, .layers = 2, .heads = 4, .kv_heads = 1, .ff = 512, .vocab_size = 0, .ctx = 2048,
-              .swa = 0, .experts = 0, .experts_used = 0, .rope_theta = 10000.0, .type = &TYPES[0], .seed = 1};
+              .swa = 0, .experts = 0, .experts_used = 0, .rope_theta = 10000.0, .type = &TYPES[0], .seed = 1,
+              .lora_targets = "q,k,v,o,gate,up,down", .lora_rank = 8, .lora_alpha = 16, .lora_std = 0.02};
     bool type_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--tied")) { o.tied = true; continue; }
+        if (!strcmp(a, "--sparse")) { o.sparse = true; continue; }
         if (i + 1 >= argc) {
             fprintf(stderr, "mkmodel: %s needs a value (see --help)\n", a);
             return 2;
@@ -410,6 +529,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--experts-used")) o.experts_used = parse_long(a, v, 1, 256);
         else if (!strcmp(a, "--seed")) o.seed = (uint64_t)parse_long(a, v, 0, INT64_MAX);
         else if (!strcmp(a, "--out")) o.out = v;
+        else if (!strcmp(a, "--lora-of")) o.lora_of = v;
+        else if (!strcmp(a, "--lora-targets")) o.lora_targets = v;
+        else if (!strcmp(a, "--lora-rank")) o.lora_rank = parse_long(a, v, 1, 4096);
+        else if (!strcmp(a, "--lora-alpha") || !strcmp(a, "--lora-std")) {
+            char *end;
+            double x = strtod(v, &end);
+            if (end == v || *end || !isfinite(x) || x < 0) {
+                fprintf(stderr, "mkmodel: %s: \"%s\" is not a non-negative number\n", a, v);
+                return 2;
+            }
+            if (a[7] == 'a') o.lora_alpha = x;
+            else o.lora_std = x;
+        }
         else if (!strcmp(a, "--rope-theta")) {
             char *end;
             o.rope_theta = strtod(v, &end);
@@ -441,6 +573,10 @@ int main(int argc, char **argv) {
     }
     if (!o.out) { fprintf(stderr, "mkmodel: --out FILE is required (see --help)\n"); return 2; }
     if (type_given && o.mix) { fprintf(stderr, "mkmodel: give either --type or --mix, not both\n"); return 2; }
+    if (o.lora_of) {
+        if (o.mix) { fprintf(stderr, "mkmodel: --mix does not apply to --lora-of\n"); return 2; }
+        return write_lora(&o);
+    }
     /* the file type's name and general.file_type: the recipe's, or the type's */
     const type_opt *ft = o.mix ? o.mix : o.type;
     if (o.vocab_from && o.vocab_size) {

@@ -7,7 +7,10 @@ BUILD=${BUILD:-build}
 export BUILD
 TIMEOUT=${TEST_TIMEOUT:-900}
 log=$(mktemp)
-trap 'rm -f "$log" "$log.one"' EXIT
+# the model-hash cache (llm/sha_cache.c) of the tests, not the user's
+cache=$(mktemp -d)
+export MRAG_CACHE_DIR="$cache"
+trap 'rm -f "$log" "$log.one"; rm -rf "$cache"' EXIT
 extra_fail=0
 for t in "$@" tests/test_*.sh; do
   [ -e "$t" ] || continue

@@ -259,6 +259,42 @@ TEST(line_mode_without_a_terminal) {
     free(out);
 }
 
+/* --stats: the second question of a conversation prefills only what its
+ * prompt does not share with the first (the preamble, then the earlier turn
+ * come from the KV cache); the first reuses nothing. */
+TEST(stats_show_reused_prompt_tokens) {
+    setup();
+    char in[700], err[700], cmd[4096];
+    snprintf(in, sizeof in, "%s/stats-q.txt", test_tmpdir());
+    snprintf(err, sizeof err, "%s/stats-err.txt", test_tmpdir());
+    const char *qs = "How do I set up the VPN with WireGuard?\nWhich WireGuard port does the VPN use?\n"
+                     "How do I install WireGuard for the VPN on Linux?\n";
+    REQUIRE(test_write_file(in, qs, strlen(qs)) == 0);
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL MRAG_HISTORY=%s/h4 %s chat --index %s -m %s --threads 1 --max-tokens 6 "
+             "--stats < %s >/dev/null 2>%s", test_shq(test_tmpdir()), mrag, test_shq(idx), test_shq(model), test_shq(in),
+             test_shq(err));
+    int st;
+    char *out = test_run_capture(cmd, &st);
+    free(out);
+    CHECK_EQ_INT(st, 0);
+    char *e = test_read_file(err, NULL);
+    REQUIRE(e);
+    /* "prompt N tokens (R reused, M new)" once per answer */
+    int n[3], r[3], m[3], k = 0;
+    for (const char *p = e; k < 3 && (p = strstr(p, "prompt ")); p++)
+        if (sscanf(p, "prompt %d tokens (%d reused, %d new)", &n[k], &r[k], &m[k]) == 3) k++;
+    REQUIRE(k == 3, "three stats lines: %s", e);
+    CHECK(r[0] == 0 && m[0] == n[0], "first question: %d reused of %d", r[0], n[0]);
+    /* later questions: at least the preamble (the system text) is reused */
+    for (int i = 1; i < 3; i++) {
+        CHECK(r[i] > 20 && r[i] + m[i] == n[i], "question %d: %d reused, %d new of %d", i + 1, r[i], m[i], n[i]);
+    }
+    /* the third reuses the preamble and the first turn as well */
+    CHECK(r[2] > r[1], "turn 3 reused %d, turn 2 %d", r[2], r[1]);
+    printf("  # reused prompt tokens per question: %d/%d, %d/%d, %d/%d\n", r[0], n[0], r[1], n[1], r[2], n[2]);
+    free(e);
+}
+
 TEST(ask_interrupted_exits_130_with_partial_answer) {
     setup();
     int pfd[2];
@@ -303,4 +339,5 @@ TEST(ask_interrupted_exits_130_with_partial_answer) {
 }
 
 TEST_MAIN(RUN(pty_question_sources_commands_history), RUN(pty_ctrl_c_stops_a_long_answer_and_the_prompt_returns),
+          RUN(stats_show_reused_prompt_tokens),
           RUN(line_mode_without_a_terminal), RUN(ask_interrupted_exits_130_with_partial_answer))

@@ -708,6 +708,65 @@ TEST(sse_chat_stream_equals_the_non_streaming_answer) {
     free(want_copy);
 }
 
+/* cached_tokens of a chat completion (OpenAI's usage.prompt_tokens_details)
+ * and the prompt tokens. */
+static int chat_cached(const char *key, const char *body, int *prompt_tokens, char **content) {
+    resp r;
+    CHECK_EQ_INT(post("/v1/chat/completions", key, body, &r), 200);
+    cJSON *o = cJSON_Parse(r.body.b);
+    REQUIRE(o, "%s", r.body.b);
+    if (content) {
+        cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0);
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"), "content"));
+        REQUIRE(t, "%s", r.body.b);
+        *content = strdup(t);
+    }
+    cJSON *u = cJSON_GetObjectItem(o, "usage");
+    cJSON *d = cJSON_GetObjectItem(u, "prompt_tokens_details");
+    REQUIRE(cJSON_IsNumber(cJSON_GetObjectItem(d, "cached_tokens")), "%s", r.body.b);
+    int cached = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(d, "cached_tokens"));
+    *prompt_tokens = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(u, "prompt_tokens"));
+    cJSON_Delete(o);
+    resp_free(&r);
+    return cached;
+}
+
+/* The slot keeps the KV cache of its last prompt: a conversation's next turn
+ * prefills only what is new — for the same key. Another key's request with
+ * the very same prefix starts from an empty cache, so cached_tokens and the
+ * prefill time say nothing about other callers' prompts. */
+TEST(a_conversation_reuses_its_prefix_per_key) {
+    setup();
+    const char *turn1 = "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief and precise.\"},"
+                        "{\"role\":\"user\",\"content\":\"Tell me about the lighthouse keeper.\"}],"
+                        "\"max_tokens\":4,\"mrag\":{\"retrieval\":false}}";
+    const char *turn2 = "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief and precise.\"},"
+                        "{\"role\":\"user\",\"content\":\"Tell me about the lighthouse keeper.\"},"
+                        "{\"role\":\"assistant\",\"content\":\"He climbs the stairs.\"},"
+                        "{\"role\":\"user\",\"content\":\"And in the morning?\"}],"
+                        "\"max_tokens\":8,\"temperature\":0,\"mrag\":{\"retrieval\":false}}";
+    int np1, np2, np3, np4;
+    char *cached_answer = NULL, *fresh_answer = NULL;
+    chat_cached(KEY_ALL, turn1, &np1, NULL);           /* another key's prompt in the slot */
+    int c1 = chat_cached(KEY_HR, turn1, &np1, NULL);
+    CHECK_EQ_INT(c1, 0);
+    int c2 = chat_cached(KEY_HR, turn2, &np2, &cached_answer);
+    /* the system message and the first question (the template's first
+     * [INST] ... [/INST]) come from the cache: more than a dozen tokens */
+    CHECK(c2 > 12 && c2 < np2, "turn 2: %d of %d prompt tokens cached (turn 1 had %d)", c2, np2, np1);
+    int c3 = chat_cached(KEY_HR, turn2, &np3, NULL);
+    CHECK(c3 == np3 - 1, "the same prompt again: %d of %d cached", c3, np3);
+    int c4 = chat_cached(KEY_PUB, turn2, &np4, &fresh_answer);
+    CHECK_EQ_INT(c4, 0);
+    /* the turn prefilled on top of the cache answers what a fresh
+     * evaluation of the whole prompt answers (greedy) */
+    CHECK(cached_answer && fresh_answer && strcmp(cached_answer, fresh_answer) == 0,
+          "with the cache \"%s\", fresh \"%s\"", cached_answer ? cached_answer : "", fresh_answer ? fresh_answer : "");
+    free(cached_answer);
+    free(fresh_answer);
+    printf("  # turn 1: %d prompt tokens; turn 2: %d, %d of them cached; another key: %d cached\n", np1, np2, c2, c4);
+}
+
 TEST(plain_chat_without_retrieval_has_no_sources) {
     setup();
     resp r;
@@ -1311,6 +1370,7 @@ TEST_MAIN(RUN(healthz_models_metrics_and_page), RUN(keys_missing_wrong_and_right
           RUN(ask_and_chat_never_give_the_restricted_document_to_a_key_without_the_group),
           RUN(sse_chat_stream_equals_the_non_streaming_answer), RUN(plain_chat_without_retrieval_has_no_sources),
           RUN(blocked_question_status_and_audit_with_key_name), RUN(bad_requests_400_404_405_413), RUN(invalid_utf8_in_a_request_is_a_400),
+          RUN(a_conversation_reuses_its_prefix_per_key),
           RUN(embeddings_match_mrag_embed), RUN(more_generations_than_slots_and_queue_get_503_with_retry_after),
           RUN(client_disconnect_mid_stream_frees_the_slot), RUN(gateway_mode_generates_through_a_remote_mrag_serve),
           RUN(timeout_gives_504_or_a_stream_error_event), RUN(start_up_refuses_open_addresses_without_keys_and_bad_key_files),

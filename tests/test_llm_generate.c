@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "llm/llm.h"
+#include "llm/model.h"
 #include "tests/test.h"
 
 #define STORIES "models/stories260K.gguf"
@@ -587,6 +588,115 @@ TEST(chat_prompt_on_a_mistral_vocab_model_matches_llama_cpp) {
     fx_close(&f);
 }
 
+/* The n_vocab logits of the last token of seq evaluated in a fresh context
+ * (malloc'd). */
+static float *fresh_logits(llm_model *m, const int32_t *seq, int n) {
+    llm_context_params cp = llm_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_threads = 1;
+    llm_context *c = NULL;
+    char err[512];
+    REQUIRE(llm_context_new(m, &cp, &c, err, sizeof err) == LLM_OK, "%s", err);
+    REQUIRE(llm_decode(c, seq, n) == LLM_OK, "%s", llm_context_error(c));
+    int nv = llm_n_vocab(m);
+    float *l = malloc(sizeof(float) * nv);
+    REQUIRE(l);
+    memcpy(l, llm_get_logits(c, -1), sizeof(float) * nv);
+    llm_context_free(c);
+    return l;
+}
+
+/* llm_decode_prefix keeps the cache of the longest shared prefix and gives
+ * bit for bit the logits of a fresh evaluation: a second prompt that extends
+ * the first, one that branches off in the middle, the same one again (the
+ * last token is always evaluated), one with nothing in common, and after
+ * an embedding (which clears the context) nothing is reused. */
+TEST(prefix_reuse_equals_a_fresh_evaluation) {
+    fixture f;
+    fx_open(&f, 256, 7);            /* batches of 7: the kept prefix ends mid-batch */
+    int nv = llm_n_vocab(f.m);
+    int32_t a[60], b[60];
+    for (int i = 0; i < 60; i++) a[i] = i == 0 ? 1 : 3 + (i * 31) % (nv - 3);
+    memcpy(b, a, sizeof a);
+    for (int i = 25; i < 60; i++) b[i] = 3 + (i * 17 + 5) % (nv - 3);
+    struct { const int32_t *seq; int n, want_reused; const char *what; } steps[] = {
+        {a, 40, 0, "first prompt"},
+        {a, 60, 40, "extends it"},
+        {b, 50, 25, "branches at 25"},
+        {b, 50, 49, "the same again"},
+        {a + 30, 20, 0, "nothing in common"},
+    };
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        int reused = -1;
+        REQUIRE(llm_decode_prefix(f.c, steps[k].seq, steps[k].n, &reused) == LLM_OK, "%s", llm_context_error(f.c));
+        CHECK(reused == steps[k].want_reused, "%s: reused %d, want %d", steps[k].what, reused, steps[k].want_reused);
+        CHECK_EQ_INT(llm_context_n_past(f.c), steps[k].n);
+        float *want = fresh_logits(f.m, steps[k].seq, steps[k].n);
+        CHECK(memcmp(want, llm_get_logits(f.c, -1), sizeof(float) * nv) == 0, "%s: logits differ from a fresh run",
+              steps[k].what);
+        free(want);
+    }
+    /* an embedding clears the context: nothing to reuse afterwards */
+    float *v = malloc(sizeof(float) * llm_n_embd(f.m));
+    REQUIRE(v);
+    REQUIRE(llm_embed(f.c, "Once upon a time", 16, v) == LLM_OK);
+    free(v);
+    int reused = -1;
+    REQUIRE(llm_decode_prefix(f.c, a, 30, &reused) == LLM_OK);
+    CHECK_EQ_INT(reused, 0);
+    /* too long for the context: an error that keeps what it held */
+    int32_t big[300];
+    for (int i = 0; i < 300; i++) big[i] = a[i % 60];
+    CHECK_EQ_INT(llm_decode_prefix(f.c, big, 300, &reused), LLM_ERR_CONTEXT_FULL);
+    CHECK_EQ_INT(llm_context_n_past(f.c), 30);
+    fx_close(&f);
+}
+
+/* llm_generate with reuse_prefix: the second turn's prompt (first prompt,
+ * the answer, more text) reuses everything the context holds and generates
+ * what a fresh context generates for it. */
+TEST(generate_reuses_the_previous_turn) {
+    fixture f;
+    fx_open(&f, 256, 0);
+    llm_generate_params gp = llm_generate_default_params();
+    gp.n_predict = 12;
+    gp.sampling.temperature = 0;
+    gp.reuse_prefix = true;
+    gp.continuation = true;
+    llm_generate_result r1, r2, r3;
+    int32_t out1[64];
+    int n1 = 0;
+    /* collect the first answer's tokens through the history: the context
+     * holds prompt + all generated tokens but the last */
+    REQUIRE(llm_generate(f.c, f.prompt, f.n_prompt, &gp, &r1) == LLM_OK, "%s", llm_context_error(f.c));
+    CHECK_EQ_INT(r1.n_reused, 0);
+    n1 = llm_context_n_past(f.c);
+    REQUIRE(n1 == f.n_prompt + r1.n_generated - 1, "%d vs %d + %d - 1", n1, f.n_prompt, r1.n_generated);
+    memcpy(out1, f.c->hist, sizeof(int32_t) * (size_t)n1);
+    /* turn 2: everything held, then three more tokens */
+    int32_t p2[80];
+    memcpy(p2, out1, sizeof(int32_t) * (size_t)n1);
+    int n2 = n1;
+    p2[n2++] = 403;
+    p2[n2++] = 407;
+    p2[n2++] = 261;
+    static sink s2, s3;
+    gp.on_text = sink_fn;
+    gp.user = &s2;
+    REQUIRE(llm_generate(f.c, p2, n2, &gp, &r2) == LLM_OK, "%s", llm_context_error(f.c));
+    CHECK_EQ_INT(r2.n_reused, n1);
+    CHECK_EQ_INT(r2.n_prompt, n2);
+    fx_close(&f);
+    /* the same turn in a fresh context */
+    fx_open(&f, 256, 0);
+    gp.user = &s3;
+    REQUIRE(llm_generate(f.c, p2, n2, &gp, &r3) == LLM_OK, "%s", llm_context_error(f.c));
+    CHECK_EQ_INT(r3.n_reused, 0);
+    CHECK_EQ_STR(s2.text, s3.text);
+    CHECK_EQ_INT(r2.n_generated, r3.n_generated);
+    fx_close(&f);
+}
+
 TEST(no_allocation_per_generated_token) {
 #if !COUNT_ALLOCS
     SKIP("allocation counting is off under AddressSanitizer");
@@ -696,7 +806,8 @@ TEST(cli_prints_only_the_generated_text) {
     free(out);
 }
 
-TEST_MAIN(RUN(greedy_continuation_equals_llama_cpp), RUN(prefill_in_small_batches_gives_the_same_text),
+TEST_MAIN(RUN(prefix_reuse_equals_a_fresh_evaluation), RUN(generate_reuses_the_previous_turn),
+          RUN(greedy_continuation_equals_llama_cpp), RUN(prefill_in_small_batches_gives_the_same_text),
           RUN(same_seed_same_text_other_seed_other_text), RUN(stop_strings_end_generation_and_are_never_emitted),
           RUN(generation_stops_at_eos), RUN(cancel_flag_and_callback_stop_generation),
           RUN(streamed_chunks_are_whole_utf8_characters), RUN(full_context_stops_cleanly),

@@ -1,11 +1,16 @@
 /* test_llm_model.c — model loading: hyperparameters, weight views, tied
  * output, shape/type/architecture errors, vocab-only, info, SHA-256, CLI. */
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "llm/ggml.h"
 #include "llm/gguf.h"
+#include "llm/kernels.h"
 #include "llm/llm.h"
 #include "llm/model.h"
 #include "tests/test.h"
@@ -129,6 +134,197 @@ TEST(sha256_matches_the_published_sum) {
     REQUIRE(llm_model_sha256(m, sha) == LLM_OK);    /* cached */
     CHECK_EQ_STR(sha, "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d");
     llm_model_free(m);
+}
+
+/* SHA-256 of the model at path through a fresh load; *full counts whether
+ * the file was hashed in full. */
+static void sha_of(const char *path, char sha[65], uint64_t *full) {
+    llm_model *m = NULL;
+    char err[512];
+    REQUIRE(try_load(path, &m, err, sizeof err) == LLM_OK, "%s", err);
+    uint64_t before = llm_sha256_full_hashes();
+    REQUIRE(llm_model_sha256(m, sha) == LLM_OK);
+    *full = llm_sha256_full_hashes() - before;
+    llm_model_free(m);
+}
+
+/* The SHA-256 of the whole file at path, computed here. */
+static void real_sha(const char *path, char sha[65]) {
+    size_t len = 0;
+    char *b = test_read_file(path, &len);
+    REQUIRE(b);
+    llm_sha256_hex(b, len, sha);
+    free(b);
+}
+
+/* The per-user cache: an unchanged file is not hashed again; any change to
+ * it (even with its mtime put back) is; a cache others could have written
+ * (group-writable file or folder, a symlink) is not believed. */
+TEST(sha256_cache_skips_unchanged_files_and_distrusts_others) {
+    char cache[600], path[600], sha[65], want[65];
+    uint64_t full;
+    snprintf(cache, sizeof cache, "%s/cache", test_tmpdir());
+    setenv("MRAG_CACHE_DIR", cache, 1);
+    snprintf(path, sizeof path, "%s", mkmodel("cached", "--dim 64 --heads 4 --ff 128 --layers 1 --vocab-size 300 --seed 9"));
+    real_sha(path, want);
+    sha_of(path, sha, &full);
+    CHECK_EQ_STR(sha, want);
+    CHECK_EQ_INT(full, 1);
+    /* the folder was made private, the file is private */
+    struct stat st;
+    char cfile[700];
+    snprintf(cfile, sizeof cfile, "%s/sha256-v1", cache);
+    REQUIRE(stat(cache, &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700, "%o", st.st_mode & 0777);
+    REQUIRE(stat(cfile, &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600, "%o", st.st_mode & 0777);
+    /* a second run: no full hash, the same sum */
+    sha_of(path, sha, &full);
+    CHECK_EQ_STR(sha, want);
+    CHECK_EQ_INT(full, 0);
+    /* a byte of tensor data changed — past the header and before the last
+     * 4 KiB, so only the identity can tell — size and mtime put back: ctime
+     * moved */
+    REQUIRE(stat(path, &st) == 0);
+    llm_model *pm = NULL;
+    char perr[512];
+    REQUIRE(try_load(path, &pm, perr, sizeof perr) == LLM_OK, "%s", perr);
+    long at_byte = (long)llm_gguf_data_offset(pm->gguf) + 100;
+    llm_model_free(pm);
+    REQUIRE(at_byte < (long)st.st_size - 8192, "the test model is too small (%ld of %ld)", at_byte, (long)st.st_size);
+    FILE *f = fopen(path, "r+b");
+    REQUIRE(f);
+    fseek(f, at_byte, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, at_byte, SEEK_SET);
+    fputc(c ^ 0x55, f);
+    fclose(f);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    REQUIRE(utimensat(AT_FDCWD, path, times, 0) == 0);
+    char want2[65];
+    real_sha(path, want2);
+    CHECK(strcmp(want, want2) != 0);
+    sha_of(path, sha, &full);
+    CHECK_EQ_STR(sha, want2);
+    CHECK_EQ_INT(full, 1);
+    /* a planted entry claiming another sum for this exact file: believed
+     * only from a private cache. Rewrite the cache with the sum replaced and
+     * make it group-writable: it is ignored (hashed, right sum). */
+    size_t len = 0;
+    char *text = test_read_file(cfile, &len);
+    REQUIRE(text && strstr(text, want2));
+    char *at = strstr(text, want2);
+    memset(at, 'a', 64);
+    REQUIRE(test_write_file(cfile, text, len) == 0);
+    free(text);
+    REQUIRE(chmod(cfile, 0660) == 0);
+    sha_of(path, sha, &full);
+    CHECK_EQ_STR(sha, want2);
+    CHECK_EQ_INT(full, 1);
+    /* that run rewrote the cache privately with the right sum */
+    REQUIRE(stat(cfile, &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600, "%o", st.st_mode & 0777);
+    sha_of(path, sha, &full);
+    CHECK_EQ_INT(full, 0);
+    /* a group-writable folder: nothing read or written */
+    REQUIRE(chmod(cache, 0770) == 0);
+    sha_of(path, sha, &full);
+    CHECK_EQ_STR(sha, want2);
+    CHECK_EQ_INT(full, 1);
+    REQUIRE(chmod(cache, 0700) == 0);
+    /* a symlinked cache file is not followed */
+    char other[700];
+    snprintf(other, sizeof other, "%s/elsewhere", test_tmpdir());
+    REQUIRE(rename(cfile, other) == 0);
+    REQUIRE(symlink(other, cfile) == 0);
+    sha_of(path, sha, &full);
+    CHECK_EQ_INT(full, 1);
+    /* switched off */
+    unlink(cfile);
+    setenv("MRAG_SHA_CACHE", "off", 1);
+    sha_of(path, sha, &full);
+    sha_of(path, sha, &full);
+    CHECK_EQ_INT(full, 1);
+    CHECK_EQ_STR(sha, want2);
+    unsetenv("MRAG_SHA_CACHE");
+    unsetenv("MRAG_CACHE_DIR");
+}
+
+/* Logits of the last of n fixed tokens in a fresh context (malloc'd). */
+static float *last_logits(const llm_model *m, int n) {
+    llm_context_params cp = llm_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 1;
+    llm_context *c = NULL;
+    char err[512];
+    REQUIRE(llm_context_new(m, &cp, &c, err, sizeof err) == LLM_OK, "%s", err);
+    int32_t ids[32];
+    for (int i = 0; i < n && i < 32; i++) ids[i] = 1 + (i * 37) % 250;
+    REQUIRE(llm_decode(c, ids, n) == LLM_OK, "%s", llm_context_error(c));
+    int nv = llm_n_vocab(m);
+    float *l = malloc(sizeof(float) * nv);
+    REQUIRE(l);
+    memcpy(l, llm_get_logits(c, -1), sizeof(float) * nv);
+    llm_context_free(c);
+    return l;
+}
+
+typedef struct {
+    const llm_model *m;
+    float *logits;
+} defer_arg;
+
+static void *defer_thread(void *a_) {
+    defer_arg *a = a_;
+    a->logits = last_logits(a->m, 20);
+    return NULL;
+}
+
+/* defer_repack (what `mrag ingest` loads with): loading packs nothing —
+ * a second ingest of an unchanged folder with a 4 GB model must not copy
+ * 4 GB — the fingerprint is there at once, and the first forward pass packs
+ * (two contexts starting together on two threads: one packs, the other
+ * waits), after which the logits are bit for bit those of a model packed at
+ * load. */
+TEST(deferred_repack_packs_at_the_first_forward_pass) {
+    const char *path = mkmodel("defer", "--type q4_0 --dim 256 --heads 4 --kv-heads 2 --ff 512 --layers 2 "
+                                        "--vocab-size 300 --seed 4");
+    llm_model *eager = NULL, *lazy = NULL;
+    char err[512];
+    REQUIRE(try_load(path, &eager, err, sizeof err) == LLM_OK, "%s", err);
+    llm_model_params mp = llm_model_default_params();
+    mp.defer_repack = true;
+    REQUIRE(llm_model_load(path, &mp, &lazy, err, sizeof err) == LLM_OK, "%s", err);
+    llm_model_info ie, il;
+    llm_model_get_info(eager, &ie);
+    llm_model_get_info(lazy, &il);
+    bool packs = llm_pack_available(GGML_TYPE_Q4_0);
+    CHECK(!packs || ie.packed_bytes > 0, "the eager model packed nothing");
+    CHECK(il.packed_bytes == 0, "packed %llu bytes at load", (unsigned long long)il.packed_bytes);
+    char s1[65], s2[65];
+    REQUIRE(llm_model_sha256(lazy, s1) == LLM_OK && llm_model_sha256(eager, s2) == LLM_OK);
+    CHECK_EQ_STR(s1, s2);
+    llm_model_get_info(lazy, &il);
+    CHECK(il.packed_bytes == 0, "hashing packed %llu bytes", (unsigned long long)il.packed_bytes);
+    defer_arg a[2] = {{lazy, NULL}, {lazy, NULL}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) REQUIRE(pthread_create(&th[i], NULL, defer_thread, &a[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    llm_model_get_info(lazy, &il);
+    CHECK(il.packed_bytes == ie.packed_bytes, "packed %llu bytes at first use, %llu at load",
+          (unsigned long long)il.packed_bytes, (unsigned long long)ie.packed_bytes);
+    float *want = last_logits(eager, 20);
+    int nv = llm_n_vocab(eager);
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(a[i].logits);
+        CHECK(memcmp(a[i].logits, want, sizeof(float) * nv) == 0, "thread %d: logits differ from the eager model's", i);
+        free(a[i].logits);
+    }
+    free(want);
+    printf("  # packed %llu bytes at the first forward pass (SIMD level %d)\n", (unsigned long long)il.packed_bytes,
+           (int)llm_simd_active());
+    llm_model_free(lazy);
+    llm_model_free(eager);
 }
 
 TEST(mistral_shaped_gqa_swa_moe_and_tied_load) {
@@ -413,6 +609,7 @@ TEST(non_finite_hyperparameters_and_weights_are_refused) {
 }
 
 TEST_MAIN(RUN(sha256_matches_the_fips_180_vectors), RUN(stories260k_hyperparameters_and_views), RUN(sha256_matches_the_published_sum),
+          RUN(sha256_cache_skips_unchanged_files_and_distrusts_others), RUN(deferred_repack_packs_at_the_first_forward_pass),
           RUN(mistral_shaped_gqa_swa_moe_and_tied_load), RUN(bad_shapes_types_and_architectures_are_named),
           RUN(missing_and_foreign_files_fail_cleanly), RUN(vocab_only_loads_the_tokenizer_and_refuses_a_context),
           RUN(context_bytes_count_kv_cache_by_type), RUN(cli_model_info_and_embed),

@@ -42,7 +42,8 @@
 //   bench       [--pp N] [--tg N] [--reps R]   prefill N random tokens, then decode
 //               N single tokens; out: {"pp_tok_s", "tg_tok_s", "runs": [...]}
 //
-// common options: --threads N (default 2), --ctx N (default 512, grown to fit).
+// common options: --threads N (default 2), --ctx N (default 512, grown to fit),
+//   --lora FILE[:SCALE] (repeatable; eval, greedy, bench): a LoRA adapter applied to the context.
 // tokenize/detokenize/info load the vocabulary only. Errors: a message on stderr,
 // exit status 1.
 import {getLlama, LlamaLogLevel, readGgufFileInfo} from "node-llama-cpp";
@@ -63,7 +64,7 @@ function parseIds(s) {
 
 function parseArgs(argv) {
     const a = {mode: argv[0], top: 10, threads: 2, ctx: 512, pp: 128, tg: 64, reps: 3, n: 16,
-               bos: true, addBos: false, special: false, pieces: false};
+               bos: true, addBos: false, special: false, pieces: false, lora: []};
     if (!a.mode || a.mode.startsWith("-")) die(USAGE);
     for (let i = 1; i < argv.length; i++) {
         const k = argv[i];
@@ -93,6 +94,13 @@ function parseArgs(argv) {
             case "--reps": a.reps = num(); break;
             case "--threads": a.threads = num(); break;
             case "--ctx": a.ctx = num(); break;
+            case "--lora": {
+                const x = v(), m = /^(.*):([-+0-9.eE]+)$/.exec(x);
+                const filePath = m ? m[1] : x, scale = m ? Number(m[2]) : 1;
+                if (!fs.existsSync(filePath) || !Number.isFinite(scale)) die("bad --lora " + x);
+                a.lora.push({filePath, scale});
+                break;
+            }
             case "-h": case "--help": process.stdout.write(USAGE + "\n"); process.exit(0);
             default: die("unknown option " + k + "\n" + USAGE);
         }
@@ -191,10 +199,9 @@ const nVocabGuess = () => {
 };
 
 async function newContext(size, batch) {
-    return await model.createContext({
-        contextSize: size, batchSize: batch, threads: args.threads, sequences: 1,
-        flashAttention: false
-    });
+    const opts = {contextSize: size, batchSize: batch, threads: args.threads, sequences: 1, flashAttention: false};
+    if (args.lora.length) opts.lora = {adapters: args.lora};
+    return await model.createContext(opts);
 }
 
 const greedyOpts = {temperature: 0};
