@@ -259,7 +259,8 @@ TEST(line_mode_without_a_terminal) {
     free(out);
 }
 
-/* --stats: the second question of a conversation prefills only what its
+/* --stats (with --generate: the test model has random weights, which would
+ * otherwise answer extractively): the second question of a conversation prefills only what its
  * prompt does not share with the first (the preamble, then the earlier turn
  * come from the KV cache); the first reuses nothing. */
 TEST(stats_show_reused_prompt_tokens) {
@@ -270,7 +271,7 @@ TEST(stats_show_reused_prompt_tokens) {
     const char *qs = "How do I set up the VPN with WireGuard?\nWhich WireGuard port does the VPN use?\n"
                      "How do I install WireGuard for the VPN on Linux?\n";
     REQUIRE(test_write_file(in, qs, strlen(qs)) == 0);
-    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL MRAG_HISTORY=%s/h4 %s chat --index %s -m %s --threads 1 --max-tokens 6 "
+    snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL MRAG_HISTORY=%s/h4 %s chat --index %s -m %s --threads 1 --max-tokens 6 --generate "
              "--stats < %s >/dev/null 2>%s", test_shq(test_tmpdir()), mrag, test_shq(idx), test_shq(model), test_shq(in),
              test_shq(err));
     int st;
