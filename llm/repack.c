@@ -125,25 +125,26 @@ static void pack_q8_0(const uint8_t *W, size_t ldw, int nr, int n, uint8_t *g) {
     }
 }
 
-/* The 4-bit quants of a Q4_K/Q5_K super-block in element order (sub-block
- * j = e / 32): per 64 elements, 32 bytes whose low nibbles are the first
- * 32 and high nibbles the next 32. */
-static void k_nibbles(const uint8_t *qs, uint8_t v[QK_K]) {
-    for (int c = 0; c < 4; c++)
-        for (int l = 0; l < 32; l++) {
-            v[64 * c + l] = qs[32 * c + l] & 0xF;
-            v[64 * c + 32 + l] = qs[32 * c + l] >> 4;
-        }
+static inline uint32_t rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
-/* Sub-block j's 32 values as 4 x 64-byte vectors: byte (i, r, c) holds
- * element 4i+c in its low nibble and 16+4i+c in its high nibble. */
-static void put_nibbles(uint8_t *q, int r, const uint8_t v[QK_K]) {
-    for (int j = 0; j < 8; j++)
-        for (int i = 0; i < 4; i++)
-            for (int c = 0; c < 4; c++)
-                q[((size_t)j * 4 + i) * 64 + r * 4 + c] =
-                    (uint8_t)((v[32 * j + 4 * i + c] & 0xF) | (v[32 * j + 16 + 4 * i + c] & 0xF) << 4);
+/* Sub-block j of a Q4_K/Q5_K super-block's nibbles (qs: per 64 elements,
+ * 32 bytes whose low nibbles are the first 32 and high nibbles the next
+ * 32) as 4 words per row: word i holds elements 4i..4i+3 in its low
+ * nibbles and 16+4i.. in its high nibbles, 4 bytes at a time. */
+static void put_nibbles(uint8_t *q, int r, const uint8_t *qs) {
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *src = qs + 32 * (j / 2);
+        int sh = 4 * (j % 2);
+        for (int i = 0; i < 4; i++) {
+            uint32_t lo = (rd32(src + 4 * i) >> sh) & 0x0F0F0F0Fu, hi = (rd32(src + 16 + 4 * i) >> sh) & 0x0F0F0F0Fu;
+            uint32_t w = lo | hi << 4;
+            memcpy(q + ((size_t)j * 4 + i) * 64 + r * 4, &w, 4);
+        }
+    }
 }
 
 static void put_scales_mins(uint8_t *sc, uint8_t *m, int r, const uint8_t *scales) {
@@ -157,7 +158,6 @@ static void put_scales_mins(uint8_t *sc, uint8_t *m, int r, const uint8_t *scale
 
 static void pack_q4_K(const uint8_t *W, size_t ldw, int nr, int n, uint8_t *g) {
     const int nsb = n / QK_K;
-    uint8_t v[QK_K];
     for (int r = 0; r < nr; r++)
         for (int sb = 0; sb < nsb; sb++) {
             const block_q4_K *x = (const block_q4_K *)(W + (size_t)r * ldw) + sb;
@@ -165,14 +165,12 @@ static void pack_q4_K(const uint8_t *W, size_t ldw, int nr, int n, uint8_t *g) {
             ((ggml_half *)(o + 2304))[r] = x->d;
             ((ggml_half *)(o + 2336))[r] = x->dmin;
             put_scales_mins(o + 2048, o + 2176, r, x->scales);
-            k_nibbles(x->qs, v);
-            put_nibbles(o, r, v);
+            put_nibbles(o, r, x->qs);
         }
 }
 
 static void pack_q5_K(const uint8_t *W, size_t ldw, int nr, int n, uint8_t *g) {
     const int nsb = n / QK_K;
-    uint8_t v[QK_K];
     for (int r = 0; r < nr; r++)
         for (int sb = 0; sb < nsb; sb++) {
             const block_q5_K *x = (const block_q5_K *)(W + (size_t)r * ldw) + sb;
@@ -180,53 +178,55 @@ static void pack_q5_K(const uint8_t *W, size_t ldw, int nr, int n, uint8_t *g) {
             ((ggml_half *)(o + 2816))[r] = x->d;
             ((ggml_half *)(o + 2848))[r] = x->dmin;
             put_scales_mins(o + 2560, o + 2688, r, x->scales);
-            k_nibbles(x->qs, v);
-            put_nibbles(o, r, v);
-            /* fifth bits: element l of sub-block j is bit j of qh[l] */
-            for (int j = 0; j < 8; j++)
-                for (int c = 0; c < 4; c++) {
-                    uint8_t hb = 0;
-                    for (int i = 0; i < 4; i++) {
-                        hb |= (uint8_t)(((x->qh[4 * i + c] >> j) & 1) << i);
-                        hb |= (uint8_t)(((x->qh[16 + 4 * i + c] >> j) & 1) << (4 + i));
-                    }
-                    o[2048 + (size_t)j * 64 + r * 4 + c] = hb;
+            put_nibbles(o, r, x->qs);
+            /* fifth bits: element l of sub-block j is bit j of qh[l]; 4
+             * bytes (c = 0..3) at a time */
+            for (int j = 0; j < 8; j++) {
+                uint32_t w = 0;
+                for (int i = 0; i < 4; i++) {
+                    w |= ((rd32(x->qh + 4 * i) >> j) & 0x01010101u) << i;
+                    w |= ((rd32(x->qh + 16 + 4 * i) >> j) & 0x01010101u) << (4 + i);
                 }
+                memcpy(o + 2048 + (size_t)j * 64 + r * 4, &w, 4);
+            }
         }
 }
 
-/* The 6-bit quants (0..63) of a Q6_K block in element order. */
-static void q6k_values(const block_q6_K *x, uint8_t v[QK_K]) {
-    for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
-        uint8_t *o = v + 128 * h;
-        for (int l = 0; l < 32; l++) {
-            o[l] = (uint8_t)((ql[l] & 0xF) | (qh[l] & 3) << 4);
-            o[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (qh[l] >> 2 & 3) << 4);
-            o[l + 64] = (uint8_t)((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4);
-            o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4);
-        }
-    }
+/* Q6_K: for sub-block s (16 elements: 4 k-steps t of 4), the low nibbles
+ * of k-steps 0/1 and 2/3 and the 2-bit highs of all four, 4 bytes (one per
+ * element of the k-step) at a time. Element e of a super-block lives in
+ * half h = e / 128 at l = e % 32, quarter e % 128 / 32: its low 4 bits are
+ * the low (quarters 0, 1) or high (2, 3) nibble of ql[64h + l] (quarters
+ * 0, 2) or ql[64h + 32 + l] (1, 3), its high 2 bits bits 2q..2q+1 of
+ * qh[32h + l]. */
+static inline uint32_t q6k_lo4(const block_q6_K *x, int e) {
+    int h = e / 128, l = e % 32, quarter = (e % 128) / 32;
+    uint32_t v = rd32(x->ql + 64 * h + (quarter & 1) * 32 + l);
+    return (quarter >= 2 ? v >> 4 : v) & 0x0F0F0F0Fu;
+}
+
+static inline uint32_t q6k_hi2(const block_q6_K *x, int e) {
+    int h = e / 128, l = e % 32, quarter = (e % 128) / 32;
+    return (rd32(x->qh + 32 * h + l) >> (2 * quarter)) & 0x03030303u;
 }
 
 static void pack_q6_K(const uint8_t *W, size_t ldw, int nr, int n, uint8_t *g) {
     const int nsb = n / QK_K;
-    uint8_t v[QK_K];
     for (int r = 0; r < nr; r++)
         for (int sb = 0; sb < nsb; sb++) {
             const block_q6_K *x = (const block_q6_K *)(W + (size_t)r * ldw) + sb;
             uint8_t *o = g + (size_t)sb * Q6K_SB;
             ((ggml_half *)(o + 3328))[r] = x->d;
-            q6k_values(x, v);
             for (int s = 0; s < 16; s++) {
                 o[3072 + s * G + r] = (uint8_t)x->scales[s];
-                const uint8_t *e = v + 16 * s;
+                int e = 16 * s;     /* 4 consecutive elements never straddle a quarter */
+                uint32_t n01 = q6k_lo4(x, e) | q6k_lo4(x, e + 4) << 4;
+                uint32_t n23 = q6k_lo4(x, e + 8) | q6k_lo4(x, e + 12) << 4;
+                uint32_t h = q6k_hi2(x, e) | q6k_hi2(x, e + 4) << 2 | q6k_hi2(x, e + 8) << 4 | q6k_hi2(x, e + 12) << 6;
                 uint8_t *p = o + (size_t)s * 192 + r * 4;
-                for (int c = 0; c < 4; c++) {
-                    p[c] = (uint8_t)((e[c] & 0xF) | (e[4 + c] & 0xF) << 4);
-                    p[64 + c] = (uint8_t)((e[8 + c] & 0xF) | (e[12 + c] & 0xF) << 4);
-                    p[128 + c] = (uint8_t)((e[c] >> 4) | (e[4 + c] >> 4) << 2 | (e[8 + c] >> 4) << 4 | (e[12 + c] >> 4) << 6);
-                }
+                memcpy(p, &n01, 4);
+                memcpy(p + 64, &n23, 4);
+                memcpy(p + 128, &h, 4);
             }
         }
 }
