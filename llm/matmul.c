@@ -196,10 +196,10 @@ void llm_matmul_multi(llm_pool *pool, const llm_mat *W, int n_mat, const float *
                       int flags, void *work) {
     if (n_tok <= 0 || n_mat <= 0 || n_mat > LLM_MULTI_MAX) return;
     const llm_kernel_table *k = llm_kernels_active();
-    bool glu = (flags & LLM_MULTI_GLU) && n_mat == 2 && W[0].rows == W[1].rows;
+    bool glu = (flags & LLM_MULTI_GLU) != 0;
     int64_t macs = 0;
     for (int i = 0; i < n_mat; i++) {
-        if (!mat_ok(k, &W[i]) || W[i].cols != W[0].cols) {
+        if (!mat_ok(k, &W[i]) || W[i].cols != W[0].cols || (glu && (n_mat != 2 || W[i].rows != W[0].rows))) {
             /* a caller's mistake: NaN makes it visible */
             for (int m = 0; m < n_mat; m++)
                 for (size_t e = 0; e < (size_t)W[m].rows * (size_t)n_tok; e++) Y[m][e] = NAN;

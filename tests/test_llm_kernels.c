@@ -665,6 +665,18 @@ TEST(matmul_rejects_bad_shapes) {
     CHECK(isnan(y[0]) && isnan(y[1]), "mxfp4 unsupported: %g %g", y[0], y[1]);
     CHECK(!llm_type_supported(GGML_TYPE_MXFP4));
     CHECK(llm_type_supported(GGML_TYPE_Q6_K));
+    /* a SwiGLU pair of different heights, or of columns unlike the input's
+     * row length, is a caller's mistake: NaN in every output */
+    uint8_t q[2 * 34 * 2] = {0};
+    float g[3] = {0, 0, 0}, u[2] = {0, 0};
+    float *ys[2] = {g, u};
+    llm_mat gu[2] = {{GGML_TYPE_Q8_0, 3, 64, q, NULL}, {GGML_TYPE_Q8_0, 2, 64, q, NULL}};
+    llm_matmul_multi(NULL, gu, 2, x, 1, ys, LLM_MULTI_GLU, w);
+    CHECK(isnan(g[0]) && isnan(g[2]) && isnan(u[1]), "GLU of 3 and 2 rows: %g %g", g[0], u[1]);
+    gu[0].rows = 2;
+    gu[1].cols = 32;
+    llm_matmul_multi(NULL, gu, 2, x, 1, ys, 0, w);
+    CHECK(isnan(g[0]) && isnan(u[0]), "columns 64 and 32: %g %g", g[0], u[0]);
 }
 
 /* Decode and prefill paths give the same rows: one token at a time equals the
