@@ -194,7 +194,7 @@ static int dim_accept(idx_store *s, int dim) {
 
 /* The body of idx_doc_put, run inside a savepoint. */
 static int doc_put_body(idx_store *s, idx_doc *doc, const idx_chunk *chunks, size_t n,
-                        const float *vectors, int dim, int64_t *chunk_ids) {
+                        const float *vectors, int dim, int64_t *chunk_ids, uint16_t *h16, float *r32) {
     int rc;
     if (vectors && (rc = dim_accept(s, dim))) return rc;
     int64_t id = 0, now = (int64_t)time(NULL);
@@ -237,15 +237,18 @@ static int doc_put_body(idx_store *s, idx_doc *doc, const idx_chunk *chunks, siz
         int64_t cid = sqlite3_last_insert_rowid(s->db);
         if (chunk_ids) chunk_ids[i] = cid;
         if (vectors) {
-            const float *v = vectors + i * (size_t)dim;
+            /* stored as float16; FAISS gets the same rounded values, so an
+             * index rebuilt from SQLite ranks exactly as this one */
+            idx_f16_encode(vectors + i * (size_t)dim, h16, (size_t)dim);
+            idx_f16_decode(h16, r32, (size_t)dim);
             st = idx_stmt(s, ST_VECTOR_INSERT);
             if (!st) return IDX_ERR_SQLITE;
             sqlite3_bind_int64(st, 1, cid);
-            sqlite3_bind_blob(st, 2, v, dim * (int)sizeof(float), SQLITE_STATIC);
+            sqlite3_bind_blob(st, 2, h16, dim * (int)sizeof *h16, SQLITE_STATIC);
             rc = sqlite3_step(st) == SQLITE_DONE ? IDX_OK : idx_sql_err(s, "insert vector");
             sqlite3_reset(st);
+            if (!rc) rc = idx_pending_add(s, cid, r32);
             if (rc) return rc;
-            if ((rc = idx_pending_add(s, cid, v))) return rc;
         }
     }
     if ((rc = idx_fts_cls_apply(s, id, +1))) return rc;
@@ -270,7 +273,9 @@ int idx_doc_put(idx_store *s, idx_doc *doc, const idx_chunk *chunks, size_t n_ch
     if (vectors && n_chunks) {
         if (dim <= 0 || dim > IDX_MAX_DIM) return idx_err(s, IDX_ERR_ARG, "vector dimension %d out of range", dim);
         for (size_t i = 0; i < n_chunks * (size_t)dim; i++)
-            if (!isfinite(vectors[i])) return idx_err(s, IDX_ERR_ARG, "vector of chunk %zu of %.200s is not finite", i / (size_t)dim, doc->uri);
+            if (!isfinite(vectors[i]) || fabsf(vectors[i]) > IDX_F16_MAX)
+                return idx_err(s, IDX_ERR_ARG, "vector of chunk %zu of %.200s is not finite or out of the float16 range",
+                               i / (size_t)dim, doc->uri);
     }
     if (!n_chunks) vectors = NULL;
     bool own;
@@ -282,7 +287,16 @@ int idx_doc_put(idx_store *s, idx_doc *doc, const idx_chunk *chunks, size_t n_ch
     int dim_before = s->dim;
     rc = idx_exec(s, "SAVEPOINT idx_put");
     if (rc) return idx_write_end(s, own, rc);
-    rc = doc_put_body(s, doc, chunks, n_chunks, vectors, dim, chunk_ids);
+    uint16_t *h16 = NULL;
+    float *r32 = NULL;
+    if (vectors) {
+        h16 = malloc((size_t)dim * sizeof *h16);
+        r32 = malloc((size_t)dim * sizeof *r32);
+    }
+    if (vectors && (!h16 || !r32)) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    else rc = doc_put_body(s, doc, chunks, n_chunks, vectors, dim, chunk_ids, h16, r32);
+    free(h16);
+    free(r32);
     if (rc) {
         char keep[sizeof s->err];
         memcpy(keep, s->err, sizeof keep);
@@ -480,8 +494,8 @@ int idx_chunk_vector(idx_store *s, int64_t chunk_id, float *out, int dim) {
     sqlite3_bind_int64(st, 1, chunk_id);
     int step = sqlite3_step(st), rc = IDX_OK;
     if (step == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st, 0) != dim * (int)sizeof(float)) rc = idx_err(s, IDX_ERR_SCHEMA, "vector of chunk %lld has the wrong size", (long long)chunk_id);
-        else memcpy(out, sqlite3_column_blob(st, 0), (size_t)dim * sizeof(float));
+        if (sqlite3_column_bytes(st, 0) != dim * 2) rc = idx_err(s, IDX_ERR_SCHEMA, "vector of chunk %lld has the wrong size", (long long)chunk_id);
+        else idx_f16_decode(sqlite3_column_blob(st, 0), out, (size_t)dim);
     } else if (step == SQLITE_DONE) {
         rc = idx_err(s, IDX_ERR_NOTFOUND, "no vector for chunk %lld", (long long)chunk_id);
     } else {

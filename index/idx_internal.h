@@ -8,7 +8,7 @@
 #include <sqlite3.h>
 #include <faiss/c_api/Index_c.h>
 
-#define IDX_SCHEMA_VERSION 3
+#define IDX_SCHEMA_VERSION 4
 #define IDX_MAX_DIM 65536
 #define IDX_MAX_GROUPS 64
 #define IDX_MAX_GROUP_LEN 128
@@ -58,6 +58,8 @@ typedef struct {
     int64_t *tomb;          /* sorted ids removed but still inside (HNSW) */
     size_t n_tomb, cap_tomb;
     bool removable;         /* the type supports remove_ids */
+    char type[64];          /* the FAISS type in use: the factory, or for
+                               "auto" the choice for the current size */
 } idx_vec;
 
 /* analyze.c: the analyzer behind the FTS5 tokenizer and the query builder */
@@ -142,6 +144,13 @@ int64_t idx_vec_ntotal(const idx_store *s);
 int idx_vec_ids(idx_store *s, int64_t **ids, size_t *n);
 void idx_vec_free(idx_vec *v);
 int idx_faiss_err(idx_store *s, int frc, const char *what);
+/* The type "auto" picks for n vectors of dimension dim (see docs/index.md). */
+void idx_auto_type(int64_t n, int dim, char *out, size_t cap);
+/* The FAISS type in use (s->factory unless it is "auto"). */
+const char *idx_vec_type(const idx_store *s);
+
+/* search.c: candidates re-ranked exactly for k hits (0 = none) */
+int idx_rerank_count(const idx_store *s, int k);
 
 /* fts.c */
 int idx_fts_register(idx_store *s);          /* tokenizer + rank function */
@@ -156,6 +165,15 @@ int idx_fts_check(idx_store *s);             /* class statistics vs a recount */
  * chunk alias c with the filter's groups bound from ?filter_first on. */
 int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, const idx_filter *filter,
                    const char *filter_sql, int filter_first, idx_hit *hits, int *n_hits);
+
+/* f16.c: stored vectors are IEEE half precision (schema 4) */
+#define IDX_F16_MAX 65504.0f
+void idx_f16_encode(const float *in, uint16_t *out, size_t n);
+void idx_f16_decode(const void *in, float *out, size_t n);     /* in may be unaligned */
+void idx_f16_encode_portable(const float *in, uint16_t *out, size_t n);
+void idx_f16_decode_portable(const uint16_t *in, float *out, size_t n);
+bool idx_f16_range_ok(const float *v, size_t n);              /* finite and |x| <= 65504 */
+int idx_f16_register(idx_store *s);                            /* SQL mrag_f32_to_f16(blob) */
 
 /* docs.c */
 int idx_groups_parse(idx_store *s, const char *groups, char ***names, size_t *n);

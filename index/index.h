@@ -48,10 +48,13 @@ typedef struct idx_store idx_store;
 
 typedef struct {
     /* FAISS index type, as a FAISS factory string without the id map:
-     * "Flat" (exact inner product, default), "HNSW32", "IVF1024,Flat", ...
-     * NULL keeps the type recorded in the index (or "Flat" for a new one);
-     * a different type than the recorded one is recorded and the FAISS index
-     * rebuilt. */
+     * "Flat" (exact inner product), "HNSW32", "IVF1024,Flat", "SQ8",
+     * "IVF4096,SQ8", "OPQ64,IVF4096,PQ64", "HNSW32,SQ8", ... or "auto"
+     * (the default for a new index): Flat while the vectors take at most
+     * 256 MiB as float32, then IVF(~4 sqrt n),SQ8, above 8 GiB of codes
+     * IVF,PQ(d/16), rebuilt as the size crosses each step (docs/index.md).
+     * NULL keeps the type recorded in the index; a different type than
+     * the recorded one is recorded and the FAISS index rebuilt. */
     const char *faiss_factory;
     bool read_only;         /* no writes, no lock, FAISS file never written */
     int busy_timeout_ms;    /* SQLite busy timeout (default 5000) */
@@ -62,6 +65,12 @@ typedef struct {
      * gains little from a second thread, and on a busy machine waiting for
      * it costs milliseconds (see docs/benchmarks.md, "Index"). */
     int search_threads;
+    /* Exact re-ranking: dense search asks the FAISS index for this many
+     * candidates, re-scores them with the stored float16 vectors and keeps
+     * the k best. -1 (default) = automatic: max(4k, 64) for types whose
+     * codes approximate the vectors (SQ..., PQ..., LSH), none for exact
+     * ones (Flat, HNSW over Flat, IVF...,Flat); 0 = off. */
+    int rerank;
 } idx_params;
 
 idx_params idx_default_params(void);
@@ -376,7 +385,7 @@ typedef struct {
     int64_t faiss_generation;   /* the in-memory FAISS index reflects */
     int64_t saved_generation;   /* of the FAISS file (-1 = none) */
     int dim;                    /* 0 until vectors are stored */
-    char faiss_type[64];        /* "Flat", "HNSW32", ... */
+    char faiss_type[64];        /* "Flat", "HNSW32", "auto: IVF1024,SQ8", ... */
 } idx_counts;
 
 /* Counts rows everywhere (scans the FTS5 index: O(index size)). */

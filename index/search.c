@@ -81,6 +81,26 @@ int idx_search_bm25(idx_store *s, const char *query, size_t query_len, int k,
 
 /* ------------------------------------------------------------ dense */
 
+static int dense_candidates(idx_store *s, const float *query, int k, const idx_filter *filter, idx_hit *hits, int *n_hits);
+
+static int hit_cmp(const void *a, const void *b) {
+    const idx_hit *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    return x->chunk_id < y->chunk_id ? -1 : x->chunk_id > y->chunk_id;
+}
+
+int idx_rerank_count(const idx_store *s, int k) {
+    int r = s->params.rerank;
+    if (r < 0) {
+        /* auto: only types whose codes approximate the vectors */
+        const char *t = idx_vec_type(s);
+        if (s->vec.standin || (!strstr(t, "SQ") && !strstr(t, "PQ") && !strstr(t, "LSH"))) return 0;
+        r = 4 * k > 64 ? 4 * k : 64;
+    }
+    if (r > IDX_MAX_K) r = IDX_MAX_K;
+    return r > k ? r : 0;
+}
+
 int idx_search_dense(idx_store *s, const float *query, int dim, int k,
                      const idx_filter *filter, idx_hit *hits, int *n_hits) {
     if (!s) return IDX_ERR_ARG;
@@ -92,6 +112,35 @@ int idx_search_dense(idx_store *s, const float *query, int dim, int k,
     if (dim != s->dim) return idx_err(s, IDX_ERR_MISMATCH, "query has dimension %d, index %d", dim, s->dim);
     for (int i = 0; i < dim; i++)
         if (!isfinite(query[i])) return idx_err(s, IDX_ERR_ARG, "query vector is not finite");
+    int r = idx_rerank_count(s, k);
+    if (r == 0) return dense_candidates(s, query, k, filter, hits, n_hits);
+    /* Exact re-ranking: the r best candidates of the compressed index are
+     * re-scored with the stored (float16) vectors, the k best kept. */
+    idx_hit *cand = malloc((size_t)r * sizeof *cand);
+    float *v = malloc((size_t)dim * sizeof *v);
+    int n = 0;
+    if (!cand || !v) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    else rc = dense_candidates(s, query, r, filter, cand, &n);
+    for (int i = 0; !rc && i < n; i++) {
+        rc = idx_chunk_vector(s, cand[i].chunk_id, v, dim);
+        double dot = 0;
+        for (int j = 0; !rc && j < dim; j++) dot += (double)v[j] * query[j];
+        cand[i].score = (float)dot;
+    }
+    if (!rc) {
+        qsort(cand, (size_t)n, sizeof *cand, hit_cmp);
+        if (n > k) n = k;
+        memcpy(hits, cand, (size_t)n * sizeof *hits);
+        *n_hits = n;
+    }
+    free(cand);
+    free(v);
+    return rc;
+}
+
+static int dense_candidates(idx_store *s, const float *query, int k, const idx_filter *filter, idx_hit *hits, int *n_hits) {
+    int rc = IDX_OK;
+    *n_hits = 0;
     int64_t total = idx_vec_ntotal(s);
     if (total <= 0) return IDX_OK;
     if (!filter) {

@@ -356,9 +356,12 @@ int idx_vectors_replace(idx_store *s, const idx_fingerprint *fp, const int64_t *
     if (fp->dim != s->dim) return idx_err(s, IDX_ERR_MISMATCH, "vectors of dimension %d for an index of dimension %d", fp->dim, s->dim);
     if ((int64_t)n != s->nvec) return idx_err(s, IDX_ERR_ARG, "%zu vectors given, the index holds %lld", n, (long long)s->nvec);
     for (size_t i = 0; i < n * (size_t)fp->dim; i++)
-        if (!isfinite(vecs[i])) return idx_err(s, IDX_ERR_ARG, "vector %zu is not finite", i / (size_t)fp->dim);
+        if (!isfinite(vecs[i]) || fabsf(vecs[i]) > IDX_F16_MAX)
+            return idx_err(s, IDX_ERR_ARG, "vector %zu is not finite or out of the float16 range", i / (size_t)fp->dim);
+    uint16_t *h = malloc((size_t)fp->dim * sizeof *h + 1);
+    if (!h) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
     int rc = idx_begin(s);
-    if (rc) return rc;
+    if (rc) { free(h); return rc; }
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, "UPDATE vectors SET data = ?2 WHERE chunk_id = ?1", -1, &st, NULL) != SQLITE_OK) {
         rc = idx_sql_err(s, "prepare");
@@ -367,12 +370,15 @@ int idx_vectors_replace(idx_store *s, const idx_fingerprint *fp, const int64_t *
     for (size_t i = 0; i < n; i++) {
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, ids[i]);
-        sqlite3_bind_blob(st, 2, vecs + i * (size_t)fp->dim, fp->dim * (int)sizeof(float), SQLITE_STATIC);
+        idx_f16_encode(vecs + i * (size_t)fp->dim, h, (size_t)fp->dim);
+        sqlite3_bind_blob(st, 2, h, fp->dim * (int)sizeof *h, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) { rc = idx_sql_err(s, "rewrite vector"); goto fail; }
         if (sqlite3_changes(s->db) != 1) { rc = idx_err(s, IDX_ERR_ARG, "chunk %lld has no vector", (long long)ids[i]); goto fail; }
     }
     sqlite3_finalize(st);
     st = NULL;
+    free(h);
+    h = NULL;
     rc = idx_meta_put(s, "idx.fp.model_sha256", fp->model_sha256);
     if (!rc) rc = idx_meta_put(s, "idx.fp.pooling", fp->pooling);
     if (!rc) rc = idx_meta_put_i64(s, "idx.fp.layer", fp->layer);
@@ -383,6 +389,7 @@ int idx_vectors_replace(idx_store *s, const idx_fingerprint *fp, const int64_t *
     return idx_rebuild(s);
 fail:
     sqlite3_finalize(st);
+    free(h);
     {
         char keep[sizeof s->err];
         memcpy(keep, s->err, sizeof keep);
@@ -461,11 +468,16 @@ static const char *const migrations[IDX_SCHEMA_VERSION] = {
     "  n_rows INTEGER NOT NULL DEFAULT 0, n_tokens INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE fts_cls_df(cls INTEGER NOT NULL, term TEXT NOT NULL, df INTEGER NOT NULL,"
     "  PRIMARY KEY(cls, term)) WITHOUT ROWID;",
+    /* 3 -> 4: vectors stored as IEEE float16 (f16.c), half the bytes; the
+     * FAISS file is rebuilt from the converted vectors (schema_migrate bumps
+     * the generation) so both sides hold the same values. */
+    "UPDATE vectors SET data = mrag_f32_to_f16(data);",
 };
 
 /* Brings the schema to IDX_SCHEMA_VERSION, one transaction per step. */
 static int schema_migrate(idx_store *s) {
     int64_t v = 0;
+    bool vacuum = false;
     int rc = idx_count_sql(s, "PRAGMA user_version", &v);
     if (rc) return rc;
     if (v > IDX_SCHEMA_VERSION)
@@ -486,6 +498,16 @@ static int schema_migrate(idx_store *s) {
         if (rc) return rc;
         rc = idx_exec(s, migrations[v]);
         if (!rc && v + 1 == 3) rc = idx_fts_migrate(s);
+        if (!rc && v + 1 == 4) {
+            int64_t gen = 0, nv = 0;
+            bool found = false;
+            rc = idx_meta_get_i64(s, "idx.generation", &gen, &found);
+            if (!rc) rc = idx_count_sql(s, "SELECT count(*) FROM vectors", &nv);
+            if (!rc && found && nv > 0) {
+                rc = idx_meta_put_i64(s, "idx.generation", gen + 1);
+                vacuum = true;
+            }
+        }
         snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)v + 1);
         if (!rc) rc = idx_exec(s, sql);
         if (!rc) rc = idx_meta_put_i64(s, "idx.schema_version", v + 1);
@@ -513,6 +535,13 @@ static int schema_migrate(idx_store *s) {
         rc = idx_exec(s, "COMMIT");
         if (rc) return rc;
     }
+    /* The float16 conversion freed half of every vector page: give it back
+     * to the file system (needs free disk space about the size of the
+     * database while it runs; a failure leaves a valid, larger file). */
+    if (vacuum && (idx_exec(s, "VACUUM") != IDX_OK || idx_exec(s, "PRAGMA wal_checkpoint(TRUNCATE)") != IDX_OK))
+        idx_set_notice(s, "%s: converted the vectors to float16 but VACUUM failed (%.300s): the file keeps its old size",
+                       s->db_path, s->err);
+    s->err[0] = 0;
     return IDX_OK;
 }
 
@@ -539,7 +568,7 @@ static int load_meta(idx_store *s, const char *requested) {
     s->dim = found ? (int)v : 0;
     rc = meta_read(s, "idx.faiss_factory", &t);
     if (rc) return rc;
-    const char *want = requested && *requested ? requested : (t ? t : "Flat");
+    const char *want = requested && *requested ? requested : (t ? t : "auto");
     if (strlen(want) >= sizeof s->factory) { free(t); return idx_err(s, IDX_ERR_ARG, "FAISS factory string too long"); }
     snprintf(s->factory, sizeof s->factory, "%s", want);
     bool changed = !t || strcmp(t, want) != 0;
@@ -557,6 +586,7 @@ idx_params idx_default_params(void) {
     p.ivf_nprobe = 16;
     p.hnsw_ef_search = 64;
     p.search_threads = 1;
+    p.rerank = -1;
     return p;
 }
 
@@ -619,6 +649,7 @@ int idx_open(const char *dir, const idx_params *params, idx_store **out) {
         if (rc) goto done;
     }
     rc = idx_fts_register(s);
+    if (!rc) rc = idx_f16_register(s);
     if (rc) goto done;
     rc = schema_migrate(s);
     if (rc) goto done;
@@ -870,7 +901,8 @@ int idx_get_counts(idx_store *s, idx_counts *c) {
     c->faiss_generation = s->vec.gen;
     c->saved_generation = s->vec.saved_gen;
     c->dim = s->dim;
-    snprintf(c->faiss_type, sizeof c->faiss_type, "%s", s->factory);
+    if (strcmp(s->factory, "auto") == 0) snprintf(c->faiss_type, sizeof c->faiss_type, "auto: %.56s", idx_vec_type(s));
+    else snprintf(c->faiss_type, sizeof c->faiss_type, "%s", s->factory);
     return IDX_OK;
 }
 

@@ -18,6 +18,7 @@
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/IndexIVF_c.h>
+#include <faiss/c_api/IndexPreTransform_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
@@ -74,25 +75,54 @@ int64_t idx_vec_ntotal(const idx_store *s) {
     return (int64_t)faiss_Index_ntotal(s->vec.index) - (int64_t)s->vec.n_tomb;
 }
 
+/* "auto": exact Flat while the vectors take at most 256 MiB as float32
+ * (a scan stays within a few tens of milliseconds), then an inverted file
+ * over 8-bit scalar codes (d bytes a vector; 1M x 4,096 = 4 GiB) with
+ * about 4 sqrt(n) lists, a power of two, never fewer than 39 vectors per
+ * list (so it is always trained); above 8 GiB of such codes, product
+ * codes of d/16 bytes. Compressed types are re-ranked exactly (rerank). */
+void idx_auto_type(int64_t n, int dim, char *out, size_t cap) {
+    double flat = (double)n * dim * 4;
+    if (flat <= 256.0 * 1024 * 1024 || n < 64 * VF_MIN_PER_LIST) { snprintf(out, cap, "Flat"); return; }
+    int64_t nlist = 64;
+    while (nlist * 2 <= 4 * (int64_t)sqrt((double)n) && nlist * 2 * VF_MIN_PER_LIST <= n && nlist < 65536) nlist *= 2;
+    if ((double)n * dim > 8.0 * 1024 * 1024 * 1024 && dim % 16 == 0 && dim / 16 <= 256)
+        snprintf(out, cap, "IVF%lld,PQ%d", (long long)nlist, dim / 16);
+    else
+        snprintf(out, cap, "IVF%lld,SQ8", (long long)nlist);
+}
+
+static bool is_auto(const idx_store *s) { return strcmp(s->factory, "auto") == 0; }
+
+const char *idx_vec_type(const idx_store *s) {
+    return s->vec.type[0] ? s->vec.type : s->factory;
+}
+
 /* Applies nprobe / efSearch to types that have them. */
 static void set_search_params(idx_store *s, FaissIndex *ix, int64_t k) {
-    if (strstr(s->factory, "IVF") == NULL && strstr(s->factory, "HNSW") == NULL) return;
+    const char *t = idx_vec_type(s);
+    if (strstr(t, "IVF") == NULL && strstr(t, "HNSW") == NULL) return;
     FaissParameterSpace *ps = NULL;
     if (faiss_ParameterSpace_new(&ps) != 0) return;
-    if (strstr(s->factory, "IVF")) faiss_ParameterSpace_set_index_parameter(ps, ix, "nprobe", s->params.ivf_nprobe);
-    if (strstr(s->factory, "HNSW")) {
+    if (strstr(t, "IVF")) faiss_ParameterSpace_set_index_parameter(ps, ix, "nprobe", s->params.ivf_nprobe);
+    if (strstr(t, "HNSW")) {
         double ef = s->params.hnsw_ef_search > k ? s->params.hnsw_ef_search : (double)k;
         faiss_ParameterSpace_set_index_parameter(ps, ix, "efSearch", ef);
     }
     faiss_ParameterSpace_free(ps);
 }
 
-/* The IVF index inside ix (ix itself, or the sub-index of an id map). */
+/* The IVF index inside ix (ix itself, or inside an id map and/or a
+ * transform such as OPQ). */
 static FaissIndexIVF *ivf_of(FaissIndex *ix) {
-    FaissIndexIVF *ivf = faiss_IndexIVF_cast(ix);
-    if (ivf) return ivf;
-    FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(ix);
-    return m ? faiss_IndexIVF_cast(faiss_IndexIDMap2_sub_index(m)) : NULL;
+    for (int depth = 0; ix && depth < 4; depth++) {
+        FaissIndexIVF *ivf = faiss_IndexIVF_cast(ix);
+        if (ivf) return ivf;
+        FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(ix);
+        FaissIndexPreTransform *t = m ? NULL : faiss_IndexPreTransform_cast(ix);
+        ix = m ? faiss_IndexIDMap2_sub_index(m) : t ? faiss_IndexPreTransform_index(t) : NULL;
+    }
+    return NULL;
 }
 
 /* Creates an empty index of dimension dim for the configured type (or an
@@ -102,11 +132,34 @@ static FaissIndexIVF *ivf_of(FaissIndex *ix) {
  * other type is wrapped in an IndexIDMap2. Reports whether the type needs
  * training, with how many vectors, and whether remove_ids is exact (IVF, or
  * an id map over Flat); other types (HNSW...) get tombstones. */
+/* The factory string FAISS is given: an IVF product quantiser ("PQ16",
+ * "PQ16x8") gets FAISS's "np" suffix, which skips the polysemous training
+ * the factory otherwise asks for (minutes of simulated annealing that only
+ * Hamming-filtered search, never used here, benefits from). */
+static void faiss_desc(const char *factory, char *out, size_t cap) {
+    size_t o = 0;
+    for (const char *p = factory; *p && o + 3 < cap; ) {
+        if (p[0] == 'P' && p[1] == 'Q' && (p == factory || p[-1] != 'O') && p[2] >= '0' && p[2] <= '9') {
+            const char *q = p + 2;
+            while (*q >= '0' && *q <= '9') q++;
+            if (*q == 'x') { q++; while (*q >= '0' && *q <= '9') q++; }
+            while (p < q && o + 3 < cap) out[o++] = *p++;
+            if ((*q == ',' || *q == 0) && o + 3 < cap) { out[o++] = 'n'; out[o++] = 'p'; }
+            continue;
+        }
+        out[o++] = *p++;
+    }
+    out[o] = 0;
+}
+
 static int make_index(idx_store *s, int dim, bool standin, FaissIndex **out, int64_t *train_min, bool *removable) {
     FaissIndex *ix = NULL;
     int frc;
+    char fdesc[96];
+    const char *type = idx_vec_type(s);
+    faiss_desc(type, fdesc, sizeof fdesc);
     if (!standin) {
-        frc = faiss_index_factory(&ix, dim, s->factory, METRIC_INNER_PRODUCT);
+        frc = faiss_index_factory(&ix, dim, fdesc, METRIC_INNER_PRODUCT);
         if (frc) return idx_faiss_err(s, frc, "index_factory");
         if (!faiss_IndexIVF_cast(ix)) {
             faiss_Index_free(ix);
@@ -114,8 +167,8 @@ static int make_index(idx_store *s, int dim, bool standin, FaissIndex **out, int
         }
     }
     if (!ix) {
-        char desc[96];
-        snprintf(desc, sizeof desc, "IDMap2,%s", standin ? "Flat" : s->factory);
+        char desc[112];
+        snprintf(desc, sizeof desc, "IDMap2,%s", standin ? "Flat" : fdesc);
         frc = faiss_index_factory(&ix, dim, desc, METRIC_INNER_PRODUCT);
         if (frc) return idx_faiss_err(s, frc, "index_factory");
     }
@@ -124,6 +177,10 @@ static int make_index(idx_store *s, int dim, bool standin, FaissIndex **out, int
         *train_min = 0;
         if (!faiss_Index_is_trained(ix))
             *train_min = ivf ? (int64_t)faiss_IndexIVF_nlist(ivf) * VF_MIN_PER_LIST : VF_MIN_TRAIN_OTHER;
+        /* a scalar quantiser alone learns value ranges: a few vectors do */
+        if (!ivf && strstr(type, "SQ") && !strstr(type, "PQ")) *train_min = 1000;
+        /* product quantisers fit 256 centroids per sub-space */
+        if (*train_min && *train_min < VF_MIN_TRAIN_OTHER && strstr(type, "PQ")) *train_min = VF_MIN_TRAIN_OTHER;
     }
     if (removable) {
         FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(ix);
@@ -135,13 +192,14 @@ static int make_index(idx_store *s, int dim, bool standin, FaissIndex **out, int
     return IDX_OK;
 }
 
-/* Reads a vector blob, checking its size. */
-static int blob_vec(idx_store *s, sqlite3_stmt *st, int col, int64_t id, const float **v) {
+/* Decodes a stored (float16) vector blob into out[dim], checking its size. */
+static int blob_vec(idx_store *s, sqlite3_stmt *st, int col, int64_t id, float *out) {
     int bytes = sqlite3_column_bytes(st, col);
-    *v = sqlite3_column_blob(st, col);
-    if (bytes != s->dim * (int)sizeof(float) || !*v)
+    const void *b = sqlite3_column_blob(st, col);
+    if (bytes != s->dim * 2 || !b)
         return idx_err(s, IDX_ERR_SCHEMA, "%s: vector of chunk %lld has %d bytes, expected %d",
-                       s->db_path, (long long)id, bytes, s->dim * (int)sizeof(float));
+                       s->db_path, (long long)id, bytes, s->dim * 2);
+    idx_f16_decode(b, out, (size_t)s->dim);
     return IDX_OK;
 }
 
@@ -160,6 +218,8 @@ int idx_vec_rebuild(idx_store *s) {
     count = s->nvec;
     idx_vec_free(&s->vec);
     s->vec.standin = false;
+    if (is_auto(s)) idx_auto_type(count, s->dim, s->vec.type, sizeof s->vec.type);
+    else snprintf(s->vec.type, sizeof s->vec.type, "%s", s->factory);
     if (s->dim == 0) {
         if (count) rc = idx_err(s, IDX_ERR_SCHEMA, "%s holds vectors but no dimension (meta idx.dim)", s->db_path);
         s->vec.gen = s->gen;
@@ -180,7 +240,11 @@ int idx_vec_rebuild(idx_store *s) {
     ids = malloc(VF_BATCH * sizeof *ids);
     if (!buf || !ids) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
     if (!standin && train_min > 0) {
-        int64_t max_train = train_min * 4, step = count / max_train + 1, row = 0, n = 0;
+        /* at most 4 x the minimum, and at most ~1 GiB of floats unless the
+         * minimum itself needs more (4,096 dims: 65k vectors) */
+        int64_t max_train = train_min * 4, cap = (int64_t)((1u << 30) / (d * sizeof(float)));
+        if (max_train > cap) max_train = cap > train_min ? cap : train_min;
+        int64_t step = count / max_train + 1, row = 0, n = 0;
         float *tr = malloc((size_t)(count / step + 1) * d * sizeof *tr);
         if (!tr) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
         if (sqlite3_prepare_v2(s->db, "SELECT chunk_id, data FROM vectors ORDER BY chunk_id", -1, &st, NULL) != SQLITE_OK) {
@@ -191,9 +255,9 @@ int idx_vec_rebuild(idx_store *s) {
         int step_rc;
         while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
             if (row++ % step) continue;
-            const float *v;
-            if ((rc = blob_vec(s, st, 1, sqlite3_column_int64(st, 0), &v))) break;
-            if (n < count / step + 1) memcpy(tr + (size_t)n++ * d, v, d * sizeof *tr);
+            if (n >= count / step + 1) break;
+            if ((rc = blob_vec(s, st, 1, sqlite3_column_int64(st, 0), tr + (size_t)n * d))) break;
+            n++;
         }
         if (!rc && step_rc != SQLITE_DONE) rc = idx_sql_err(s, "read vectors");
         sqlite3_finalize(st);
@@ -212,10 +276,8 @@ int idx_vec_rebuild(idx_store *s) {
     for (;;) {
         step_rc = sqlite3_step(st);
         if (step_rc == SQLITE_ROW) {
-            const float *v;
             ids[nb] = sqlite3_column_int64(st, 0);
-            if ((rc = blob_vec(s, st, 1, ids[nb], &v))) goto done;
-            memcpy(buf + nb * d, v, d * sizeof *buf);
+            if ((rc = blob_vec(s, st, 1, ids[nb], buf + nb * d))) goto done;
             nb++;
         }
         if ((step_rc != SQLITE_ROW && nb) || nb == VF_BATCH) {
@@ -292,10 +354,14 @@ static int load_file(idx_store *s, char *why, size_t why_len) {
         goto done;
     }
     if (strcmp(uuid, s->uuid) != 0) { snprintf(why, why_len, "from another index"); goto done; }
-    if (strcmp(factory, s->factory) != 0) {
-        snprintf(why, why_len, "of type %s, %s requested", factory, s->factory);
+    char want[64];
+    if (is_auto(s)) idx_auto_type(s->nvec, s->dim, want, sizeof want);
+    else snprintf(want, sizeof want, "%s", s->factory);
+    if (strcmp(factory, want) != 0) {
+        snprintf(why, why_len, "of type %s, %s requested", factory, want);
         goto done;
     }
+    snprintf(s->vec.type, sizeof s->vec.type, "%s", want);
     if (gen != s->gen || (int)dim != s->dim) {
         snprintf(why, why_len, "stale (generation %lld, database at %lld)", (long long)gen, (long long)s->gen);
         goto done;
@@ -413,6 +479,13 @@ int idx_vec_apply(idx_store *s) {
         if (frc) goto rebuild;
     }
     v->gen = s->gen;
+    if (is_auto(s)) {
+        /* the size crossed a step of the automatic choice: rebuild as the
+         * type for the new size (each step is a doubling or more) */
+        char want[64];
+        idx_auto_type(idx_vec_ntotal(s), s->dim, want, sizeof want);
+        if (strcmp(want, v->type) != 0) return idx_vec_rebuild(s);
+    }
     return rc;
 rebuild:
     rc = idx_vec_rebuild(s);
@@ -441,12 +514,25 @@ int idx_vec_search(idx_store *s, const float *q, int64_t k, float *dist, int64_t
         d = dbuf;
         l = lbuf;
     }
-    if (strstr(s->factory, "HNSW") && !v->standin && kk > s->params.hnsw_ef_search) set_search_params(s, v->index, kk);
+    if (strstr(idx_vec_type(s), "HNSW") && !v->standin && kk > s->params.hnsw_ef_search) set_search_params(s, v->index, kk);
     /* omp_set_num_threads sets this thread's default for later parallel
      * regions only (FAISS's and OpenBLAS-openmp's); restored after. */
     int prev_threads = omp_get_max_threads();
     if (s->params.search_threads > 0) omp_set_num_threads(s->params.search_threads);
     int frc = faiss_Index_search(v->index, 1, q, kk, d, l);
+    /* An IVF type sees only the lists it probes: when they hold fewer than
+     * kk vectors (a filter asking for more, a small index with many lists),
+     * probe more lists until kk are found or every list was probed. */
+    FaissIndexIVF *ivf = v->standin ? NULL : ivf_of(v->index);
+    if (!frc && ivf && l[kk - 1] < 0) {
+        size_t nlist = faiss_IndexIVF_nlist(ivf), np = faiss_IndexIVF_nprobe(ivf);
+        while (!frc && l[kk - 1] < 0 && np < nlist) {
+            np = np * 4 < nlist ? np * 4 : nlist;
+            faiss_IndexIVF_set_nprobe(ivf, np);
+            frc = faiss_Index_search(v->index, 1, q, kk, d, l);
+        }
+        faiss_IndexIVF_set_nprobe(ivf, (size_t)(s->params.ivf_nprobe > 0 ? s->params.ivf_nprobe : 1));
+    }
     if (s->params.search_threads > 0) omp_set_num_threads(prev_threads);
     int rc = frc ? idx_faiss_err(s, frc, "search") : IDX_OK;
     if (!rc) {
@@ -593,7 +679,7 @@ int idx_vec_save(idx_store *s) {
     memcpy(hdr + 12, &dim, 4);
     memcpy(hdr + 16, &v->gen, 8);
     memcpy(hdr + 24, s->uuid, 32);
-    memcpy(hdr + 56, s->factory, strlen(s->factory));
+    memcpy(hdr + 56, idx_vec_type(s), strlen(idx_vec_type(s)));
     memcpy(hdr + 120, &standin, 4);
     memcpy(hdr + 128, &n_tomb, 8);
     memcpy(hdr + 136, &pl, 8);

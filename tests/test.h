@@ -104,6 +104,12 @@ void test_put_file(const char *root, const char *rel, const char *text);
 typedef struct idx_store idx_store;
 idx_store *test_open_index(const char *dir);
 
+/* Rewrites every stored vector of an index's database connection (from
+ * idx_debug_db) from float16 back to float32, as schema 3 and older stored
+ * them: for migration tests. SQLite result code. */
+struct sqlite3;
+int test_vectors_to_f32(struct sqlite3 *db);
+
 /* Starts `$BUILD/mrag serve ARGS` (NULL-terminated, listening on
  * 127.0.0.1) with stderr to log and waits (60 s at most) for its address,
  * written to url as "http://127.0.0.1:PORT". Returns the pid (kill and

@@ -72,7 +72,7 @@ static void check_self_hit(idx_store *s, int64_t id, const float *v, int line) {
     idx_hit h[3];
     int n = 0;
     int rc = idx_search_dense(s, v, DIM, 3, NULL, h, &n);
-    if (rc || n < 1 || h[0].chunk_id != id || fabsf(h[0].score - 1.0f) > 1e-4f)
+    if (rc || n < 1 || h[0].chunk_id != id || fabsf(h[0].score - 1.0f) > 1e-3f)
         test_fail(__FILE__, line, "self search for %lld: rc %d n %d top %lld score %f (%s)", (long long)id, rc, n,
                   n ? (long long)h[0].chunk_id : -1LL, n ? h[0].score : 0.0, idx_errmsg(s));
 }
@@ -456,6 +456,199 @@ TEST(vectors_replaced_with_a_new_fingerprint) {
     idx_close(s);
 }
 
+
+/* ------------------------------------------------------------ compact types */
+
+/* Clustered unit vectors (64 centres, noise 0.35): like embeddings, unlike
+ * uniform noise, neighbours are meaningful and quantisation errors matter. */
+#define CT_N 12288
+#define CT_DOC 64
+static float ct_centres[64 * DIM];
+static void clustered_vec(float *v) {
+    static bool init;
+    if (!init) { for (int c = 0; c < 64; c++) unit_vec(ct_centres + c * DIM, DIM); init = true; }
+    int c = (int)((frand() + 1.0f) * 31.99f);
+    double n = 0;
+    for (int i = 0; i < DIM; i++) { v[i] = ct_centres[c * DIM + i] + 0.35f * frand(); n += v[i] * v[i]; }
+    for (int i = 0; i < DIM; i++) v[i] = (float)(v[i] / sqrt(n));
+}
+
+/* Exact top-k by brute force over the vectors the index stores (read back,
+ * float16), visible = public or group "g0" when filtered. */
+static int exact_topk(const float *all, const int64_t *ids, const bool *hidden, size_t n, const float *q, int k, bool filtered, int64_t *out) {
+    float *best = calloc((size_t)k, sizeof *best);
+    int m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (filtered && hidden[i]) continue;
+        const float *v = all + i * DIM;
+        float d = 0;
+        for (int j = 0; j < DIM; j++) d += v[j] * q[j];
+        int pos = m < k ? m++ : k;
+        if (pos == k && d <= best[k - 1]) continue;
+        if (pos == k) pos = k - 1;
+        while (pos > 0 && best[pos - 1] < d) { best[pos] = best[pos - 1]; out[pos] = out[pos - 1]; pos--; }
+        best[pos] = d;
+        out[pos] = ids[i];
+    }
+    free(best);
+    return m;
+}
+
+/* Each compact type on 12k clustered vectors: the real type is built (the
+ * FAISS file is smaller than Flat's would be), recall@10 against exact
+ * search with and without an access filter (most chunks hidden), removal,
+ * reload from the file. */
+static void compact_type(const char *factory, double min_recall, double max_bytes_per_vec) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_with(dir, factory);
+    REQUIRE(s);
+    static int64_t ids[CT_N];
+    static bool hidden[CT_N];
+    static float vec[CT_DOC * DIM];
+    idx_chunk ch[CT_DOC];
+    for (int i = 0; i < CT_DOC; i++) ch[i] = (idx_chunk){.ordinal = i, .text = "x", .text_len = 1};
+    REQUIRE(idx_begin(s) == IDX_OK);
+    for (int d = 0; d < CT_N / CT_DOC; d++) {
+        char uri[32];
+        snprintf(uri, sizeof uri, "c%d.md", d);
+        for (int i = 0; i < CT_DOC; i++) clustered_vec(vec + i * DIM);
+        /* 7 of 8 documents in a group the searcher lacks */
+        idx_doc doc = {.uri = uri, .groups = d % 8 == 0 ? NULL : "secret"};
+        REQUIRE(idx_doc_put(s, &doc, ch, CT_DOC, vec, DIM, ids + d * CT_DOC) == IDX_OK, "%s", idx_errmsg(s));
+        for (int i = 0; i < CT_DOC; i++) hidden[d * CT_DOC + i] = d % 8 != 0;
+    }
+    REQUIRE(idx_commit(s) == IDX_OK, "%s", idx_errmsg(s));
+    REQUIRE(idx_save(s) == IDX_OK, "%s", idx_errmsg(s));
+    check_ids(s, CT_N, __LINE__);
+    char path[700];
+    snprintf(path, sizeof path, "%s/faiss.index", dir);
+    struct stat sb;
+    REQUIRE(stat(path, &sb) == 0);
+    CHECK((double)sb.st_size / CT_N <= max_bytes_per_vec, "%s: %.1f bytes per vector in faiss.index, want <= %.0f (Flat: %d)",
+          factory, (double)sb.st_size / CT_N, max_bytes_per_vec, DIM * 4 + 8);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            /* removal, then a reload from the saved file */
+            REQUIRE(idx_doc_delete(s, "c8.md") == IDX_OK);
+            for (int i = 0; i < CT_DOC; i++) hidden[8 * CT_DOC + i] = true, ids[8 * CT_DOC + i] = ids[0];
+            REQUIRE(idx_save(s) == IDX_OK);
+            idx_close(s);
+            s = open_with(dir, NULL);
+            REQUIRE(s);
+            CHECK(idx_notice(s) == NULL, "%s reloads from its file: %s", factory, idx_notice(s));
+            check_ids(s, CT_N - CT_DOC, __LINE__);
+        }
+        static float all[CT_N * DIM];
+        for (int i = 0; i < CT_N; i++) REQUIRE(idx_chunk_vector(s, ids[i], all + i * DIM, DIM) == IDX_OK);
+        /* every vector is reachable: an IVF type probes more lists when
+         * its usual ones hold fewer than asked for */
+        int live = CT_N - (pass ? CT_DOC : 0), nall = 0;
+        static idx_hit every[CT_N];
+        float q0[DIM];
+        clustered_vec(q0);
+        REQUIRE(idx_search_dense(s, q0, DIM, live, NULL, every, &nall) == IDX_OK, "%s", idx_errmsg(s));
+        CHECK(nall == live, "%s: asked for all %d vectors, got %d", factory, live, nall);
+        const char *g[] = {"public"};
+        idx_filter f = {g, 1};
+        int found = 0, want = 0, found_f = 0, want_f = 0;
+        for (int t = 0; t < 30; t++) {
+            float q[DIM];
+            clustered_vec(q);
+            int64_t ex[10], exf[10];
+            idx_hit h[10];
+            int n = 0, nf = 0;
+            int ne = exact_topk(all, ids, hidden, CT_N, q, 10, false, ex);
+            int nef = exact_topk(all, ids, hidden, CT_N, q, 10, true, exf);
+            REQUIRE(ne == 10 && nef == 10);
+            REQUIRE(idx_search_dense(s, q, DIM, 10, NULL, h, &n) == IDX_OK, "%s", idx_errmsg(s));
+            CHECK_EQ_INT(n, 10);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < 10; j++) found += h[i].chunk_id == ex[j];
+            want += 10;
+            REQUIRE(idx_search_dense(s, q, DIM, 10, &f, h, &nf) == IDX_OK, "%s", idx_errmsg(s));
+            CHECK(nf == 10, "%s: filtered search found %d of 10 visible hits", factory, nf);
+            for (int i = 0; i < nf; i++) {
+                bool vis = false;
+                for (int j = 0; j < CT_N; j++)
+                    if (ids[j] == h[i].chunk_id) { vis = !hidden[j]; break; }
+                CHECK(vis, "%s: hit %lld is hidden from the searcher", factory, (long long)h[i].chunk_id);
+                for (int j = 0; j < 10; j++) found_f += h[i].chunk_id == exf[j];
+            }
+            want_f += 10;
+        }
+        double r = (double)found / want, rf = (double)found_f / want_f;
+        printf("  # %s pass %d: recall@10 %.3f, filtered %.3f\n", factory, pass, r, rf);
+        CHECK(r >= min_recall, "%s: recall@10 %.3f < %.2f", factory, r, min_recall);
+        CHECK(rf >= min_recall, "%s: filtered recall@10 %.3f < %.2f", factory, rf, min_recall);
+    }
+    idx_close(s);
+}
+
+TEST(compact_sq8) { compact_type("SQ8", 0.97, DIM + 24); }
+TEST(compact_sqfp16) { compact_type("SQfp16", 0.99, 2 * DIM + 24); }
+TEST(compact_ivf_sq8) { compact_type("IVF64,SQ8", 0.95, DIM + 24); }
+TEST(compact_ivf_pq) { compact_type("IVF64,PQ8", 0.90, 8 + 24); }
+TEST(compact_opq_ivf_pq) { compact_type("OPQ8,IVF64,PQ8", 0.90, 8 + 24); }
+TEST(compact_hnsw_sq8) { compact_type("HNSW16,SQ8", 0.95, DIM + 16 * 8 + 40); }
+
+/* Re-ranking re-scores candidates with the stored vectors: the scores of a
+ * compressed type equal exact inner products with the stored values. */
+TEST(rerank_scores_are_exact) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_with(dir, "IVF16,PQ4");
+    REQUIRE(s);
+    static float vec[64 * DIM];
+    idx_chunk ch[64];
+    for (int i = 0; i < 64; i++) ch[i] = (idx_chunk){.ordinal = i, .text = "x", .text_len = 1};
+    REQUIRE(idx_begin(s) == IDX_OK);
+    for (int d = 0; d < 160; d++) {
+        char uri[32];
+        snprintf(uri, sizeof uri, "r%d.md", d);
+        for (int i = 0; i < 64; i++) clustered_vec(vec + i * DIM);
+        idx_doc doc = {.uri = uri};
+        REQUIRE(idx_doc_put(s, &doc, ch, 64, vec, DIM, NULL) == IDX_OK);
+    }
+    REQUIRE(idx_commit(s) == IDX_OK, "%s", idx_errmsg(s));
+    float q[DIM], v[DIM];
+    clustered_vec(q);
+    idx_hit h[5];
+    int n = 0;
+    REQUIRE(idx_search_dense(s, q, DIM, 5, NULL, h, &n) == IDX_OK && n == 5);
+    for (int i = 0; i < n; i++) {
+        REQUIRE(idx_chunk_vector(s, h[i].chunk_id, v, DIM) == IDX_OK);
+        double d = 0;
+        for (int j = 0; j < DIM; j++) d += (double)v[j] * q[j];
+        CHECK(fabs(d - h[i].score) < 1e-5, "hit %d: score %f, exact %f", i, h[i].score, d);
+        if (i) CHECK(h[i].score <= h[i - 1].score, "ordered");
+    }
+    idx_close(s);
+}
+
+/* The automatic type by size (index/vecindex.c; documented in
+ * docs/index.md): the published table. */
+void idx_auto_type(int64_t n, int dim, char *out, size_t cap);
+TEST(auto_type_by_size) {
+    char t[64];
+    static const struct { int64_t n; int dim; const char *want; } cases[] = {
+        {0, 4096, "Flat"}, {16384, 4096, "Flat"}, {16385, 4096, "IVF256,SQ8"}, {100000, 4096, "IVF1024,SQ8"},
+        {1000000, 4096, "IVF2048,SQ8"}, {10000000, 4096, "IVF8192,PQ256"}, {100000, 256, "Flat"},
+        {1000000, 256, "IVF2048,SQ8"}, {1000, 8, "Flat"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        idx_auto_type(cases[i].n, cases[i].dim, t, sizeof t);
+        CHECK(strcmp(t, cases[i].want) == 0, "%lld x %d: %s, want %s", (long long)cases[i].n, cases[i].dim, t, cases[i].want);
+    }
+    /* a new index is "auto", Flat while small */
+    idx_store *s = open_with(test_tmpdir(), NULL);
+    REQUIRE(s);
+    REQUIRE(put_doc(s, "a.md", 3, NULL, NULL, NULL) == IDX_OK);
+    idx_counts c;
+    REQUIRE(idx_get_counts(s, &c) == IDX_OK);
+    CHECK_EQ_STR(c.faiss_type, "auto: Flat");
+    idx_close(s);
+}
+
 TEST_MAIN(RUN(dense_search_returns_stored_ids), RUN(vectors_replaced_with_a_new_fingerprint), RUN(missing_corrupt_stale_file_rebuilt), RUN(hnsw_removal_uses_tombstones),
           RUN(type_change_rebuilds), RUN(ivf_trains_when_enough_vectors), RUN(dense_group_filter_never_starves),
-          RUN(reader_refresh_follows_writer))
+          RUN(reader_refresh_follows_writer), RUN(compact_sq8), RUN(compact_sqfp16), RUN(compact_ivf_sq8), RUN(compact_ivf_pq),
+          RUN(compact_opq_ivf_pq), RUN(compact_hnsw_sq8), RUN(rerank_scores_are_exact), RUN(auto_type_by_size))

@@ -7,6 +7,8 @@
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #define DIM 16
 
@@ -79,7 +81,7 @@ TEST(create_empty_and_reopen) {
     CHECK(idx_notice(s) == NULL, "fresh index has no notice: %s", idx_notice(s));
     check_counts(s, 0, 0, __LINE__);
     idx_close(s);
-    /* user_version is 3 (the current schema) and the tables exist, read with plain SQLite */
+    /* user_version is 4 (the current schema) and the tables exist, read with plain SQLite */
     char db[600];
     snprintf(db, sizeof db, "%s/mrag.sqlite", sub);
     sqlite3 *h;
@@ -87,7 +89,7 @@ TEST(create_empty_and_reopen) {
     sqlite3_stmt *st;
     REQUIRE(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
     REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-    CHECK_EQ_INT(sqlite3_column_int(st, 0), 3);
+    CHECK_EQ_INT(sqlite3_column_int(st, 0), 4);
     sqlite3_finalize(st);
     REQUIRE(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
     REQUIRE(sqlite3_step(st) == SQLITE_ROW);
@@ -131,6 +133,7 @@ TEST(migrates_v1_to_v2_keeping_documents) {
         "CREATE VIRTUAL TABLE chunks_fts_instance USING fts5vocab(chunks_fts, instance);"
         "ALTER TABLE documents DROP COLUMN version; PRAGMA user_version = 1";
     REQUIRE(sqlite3_exec(h, to_v1, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(h));
+    REQUIRE(test_vectors_to_f32(h) == SQLITE_OK, "%s", sqlite3_errmsg(h));
     idx_close(s);
     idx_params ro = idx_default_params();
     ro.read_only = true;
@@ -353,7 +356,10 @@ TEST(document_fields_lookup_list_touch_rename) {
     idx_doc_release(&cd);
     float back[DIM];
     REQUIRE(idx_chunk_vector(s, cid, back, DIM) == IDX_OK);
-    CHECK(memcmp(back, v, sizeof v) == 0, "vector stored bit-exactly");
+    /* stored as float16: each component within half a unit in the last
+     * place (2^-11 relative), and exact for values float16 holds */
+    for (int i = 0; i < DIM; i++)
+        CHECK(fabsf(back[i] - v[i]) <= fabsf(v[i]) * (1.0f / 2048) + 1e-7f, "component %d: %g stored as %g", i, v[i], back[i]);
     /* touch, rename, list */
     REQUIRE(idx_doc_touch(s, "docs/hello.md", 124, 99) == IDX_OK);
     CHECK_EQ_INT(idx_doc_touch(s, "nope", 1, 1), IDX_ERR_NOTFOUND);
@@ -508,8 +514,117 @@ TEST(new_dimension_after_all_vectors_left) {
     idx_close(s);
 }
 
+
+/* Schema 3 stored float32 vectors; opening such an index converts them to
+ * float16 in place (half the bytes, the file shrinks), rebuilds FAISS from
+ * the converted values, and search, ids and vectors survive. */
+TEST(schema_3_vectors_become_float16) {
+    const char *dir = test_tmpdir();
+    idx_store *s = open_ok(dir);
+    REQUIRE(s);
+    enum { D = 256, N = 400 };
+    static float v[N * D];
+    static idx_chunk c[N];
+    uint64_t r = 88172645463325252ULL;
+    for (int i = 0; i < N; i++) {
+        double n = 0;
+        for (int j = 0; j < D; j++) {
+            r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+            v[i * D + j] = (float)((double)(r >> 11) / 9007199254740992.0 - 0.5);
+            n += v[i * D + j] * v[i * D + j];
+        }
+        for (int j = 0; j < D; j++) v[i * D + j] = (float)(v[i * D + j] / sqrt(n));
+        c[i] = (idx_chunk){.ordinal = i, .text = "vector text", .text_len = 11};
+    }
+    static int64_t ids[N];
+    idx_doc d = {.uri = "v.md"};
+    REQUIRE(idx_doc_put(s, &d, c, N, v, D, ids) == IDX_OK, "%s", idx_errmsg(s));
+    REQUIRE(idx_save(s) == IDX_OK);
+    sqlite3 *h = idx_debug_db(s);
+    REQUIRE(test_vectors_to_f32(h) == SQLITE_OK, "%s", sqlite3_errmsg(h));
+    REQUIRE(sqlite3_exec(h, "PRAGMA user_version = 3; UPDATE meta SET value = '3' WHERE key = 'idx.schema_version'; VACUUM",
+                         NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_stmt *st;
+    REQUIRE(sqlite3_prepare_v2(h, "SELECT min(length(data)), max(length(data)) FROM vectors", -1, &st, NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    CHECK_EQ_INT(sqlite3_column_int(st, 0), D * 4);
+    sqlite3_finalize(st);
+    idx_close(s);
+    char db[600];
+    snprintf(db, sizeof db, "%s/mrag.sqlite", dir);
+    struct stat before, after;
+    REQUIRE(stat(db, &before) == 0);
+    /* a reader cannot migrate */
+    idx_params ro = idx_default_params();
+    ro.read_only = true;
+    CHECK_EQ_INT(idx_open(dir, &ro, &s), IDX_ERR_READONLY);
+    idx_close(s);
+    REQUIRE((s = open_ok(dir)));
+    CHECK(idx_notice(s) && strstr(idx_notice(s), "rebuilt"), "FAISS rebuilt from the converted vectors: %s",
+          idx_notice(s) ? idx_notice(s) : "none");
+    h = idx_debug_db(s);
+    REQUIRE(sqlite3_prepare_v2(h, "SELECT min(length(data)), max(length(data)), count(*) FROM vectors", -1, &st, NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    CHECK_EQ_INT(sqlite3_column_int(st, 0), D * 2);
+    CHECK_EQ_INT(sqlite3_column_int(st, 1), D * 2);
+    CHECK_EQ_INT(sqlite3_column_int(st, 2), N);
+    sqlite3_finalize(st);
+    REQUIRE(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW);
+    CHECK_EQ_INT(sqlite3_column_int(st, 0), 4);
+    sqlite3_finalize(st);
+    REQUIRE(stat(db, &after) == 0);
+    CHECK(after.st_size < before.st_size * 3 / 4, "file shrank: %lld -> %lld bytes", (long long)before.st_size,
+          (long long)after.st_size);
+    static float back[D];
+    for (int i = 0; i < N; i += 37) {
+        REQUIRE(idx_chunk_vector(s, ids[i], back, D) == IDX_OK);
+        double dot = 0;
+        for (int j = 0; j < D; j++) {
+            CHECK(fabsf(back[j] - v[i * D + j]) <= fabsf(v[i * D + j]) / 2048 + 1e-7f, "vector %d[%d]", i, j);
+            dot += (double)back[j] * v[i * D + j];
+        }
+        CHECK(dot > 0.9999, "cosine %f", dot);
+        idx_hit hit[2];
+        int n = 0;
+        REQUIRE(idx_search_dense(s, v + i * D, D, 2, NULL, hit, &n) == IDX_OK && n == 2);
+        CHECK(hit[0].chunk_id == ids[i], "self hit after the migration");
+    }
+    CHECK_EQ_INT(idx_check(s), IDX_OK);
+    idx_close(s);
+    /* opening again changes nothing */
+    REQUIRE((s = open_ok(dir)));
+    CHECK(idx_notice(s) == NULL, "no second conversion: %s", idx_notice(s));
+    REQUIRE(idx_chunk_vector(s, ids[0], back, D) == IDX_OK);
+    CHECK(fabsf(back[0] - v[0]) <= fabsf(v[0]) / 2048 + 1e-7f);
+    idx_close(s);
+}
+
+/* A component float16 cannot hold is refused, not stored as infinity. */
+TEST(vector_out_of_float16_range_rejected) {
+    idx_store *s = open_ok(test_tmpdir());
+    REQUIRE(s);
+    float v[4] = {70000.0f, 0, 0, 0};
+    idx_chunk c = {.ordinal = 0, .text = "x", .text_len = 1};
+    idx_doc d = {.uri = "big.md"};
+    CHECK_EQ_INT(idx_doc_put(s, &d, &c, 1, v, 4, NULL), IDX_ERR_ARG);
+    CHECK(strstr(idx_errmsg(s), "float16") != NULL, "message: %s", idx_errmsg(s));
+    v[0] = 65504.0f;
+    CHECK_EQ_INT(idx_doc_put(s, &d, &c, 1, v, 4, NULL), IDX_OK);
+    float back[4];
+    REQUIRE(idx_doc_get(s, "big.md", &d) == IDX_OK);
+    idx_doc_release(&d);
+    int64_t *ids = NULL;
+    size_t n = 0;
+    REQUIRE(idx_debug_vector_ids(s, &ids, &n) == IDX_OK && n == 1);
+    REQUIRE(idx_chunk_vector(s, ids[0], back, 4) == IDX_OK);
+    CHECK(back[0] == 65504.0f, "largest float16 kept exactly: %g", back[0]);
+    free(ids);
+    idx_close(s);
+}
+
 TEST_MAIN(RUN(create_empty_and_reopen), RUN(migrates_an_empty_file), RUN(migrates_v1_to_v2_keeping_documents),
           RUN(set_groups_changes_visibility_only), RUN(newer_schema_and_foreign_file_rejected), RUN(second_writer_is_refused),
           RUN(put_replace_delete_exact_counts), RUN(transaction_rollback_and_commit),
           RUN(document_fields_lookup_list_touch_rename), RUN(bad_input_rejected), RUN(document_without_vectors),
-          RUN(meta_and_fingerprint_mismatch_detected), RUN(new_dimension_after_all_vectors_left))
+          RUN(meta_and_fingerprint_mismatch_detected), RUN(new_dimension_after_all_vectors_left),
+          RUN(schema_3_vectors_become_float16), RUN(vector_out_of_float16_range_rejected))

@@ -4,6 +4,9 @@
 #include "index/index.h"
 
 #include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <string.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -305,4 +308,27 @@ pid_t test_serve_spawn(const char *const *args, const char *log, char *url, size
     waitpid(pid, NULL, 0);
     REQUIRE(0, "mrag serve did not start listening");
     return -1;
+}
+
+/* IEEE half -> single, written independently of index/f16.c. */
+static float half_to_float(unsigned h) {
+    int e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 1024), e - 25);
+    return (h & 0x8000) ? -v : v;
+}
+
+static void sql_to_f32(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    int n = sqlite3_value_bytes(argv[0]) / 2;
+    const unsigned char *b = sqlite3_value_blob(argv[0]);
+    float *f = sqlite3_malloc(n * 4 + 4);
+    if (!f) { sqlite3_result_error_nomem(ctx); return; }
+    for (int i = 0; i < n; i++) f[i] = half_to_float((unsigned)b[2 * i] | (unsigned)b[2 * i + 1] << 8);
+    sqlite3_result_blob(ctx, f, n * 4, sqlite3_free);
+}
+
+int test_vectors_to_f32(struct sqlite3 *db) {
+    int rc = sqlite3_create_function(db, "test_f16_to_f32", 1, SQLITE_UTF8, NULL, sql_to_f32, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "UPDATE vectors SET data = test_f16_to_f32(data)", NULL, NULL, NULL);
+    return rc;
 }
