@@ -75,7 +75,7 @@ ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki bench-hash bench-retrieval bench-evidence bench-langid clean oracle mrag guard-model guard-eval
+.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki bench-hash bench-retrieval bench-evidence bench-langid bench-scale clean oracle mrag guard-model guard-eval
 .DEFAULT_GOAL := all
 # keep objects of test binaries (they are built through a pattern chain)
 .SECONDARY:
@@ -211,6 +211,13 @@ bench-retrieval: all $(BUILD)/tests/bench_retrieval
 # extractive mode (tests/bench_evidence.c; not part of `bench`: minutes to build)
 bench-evidence: all $(BUILD)/tests/bench_evidence
 	$(BUILD)/tests/bench_evidence $(BENCH_CHUNKS)
+
+# the index at scale, 4,096-dim vectors, every FAISS type (tests/bench_scale.c;
+# not part of `bench`; docs/benchmarks.md "Scale"). 100k by default; the
+# million: make bench-scale SCALE_N=1000000 (quiet machine, ~10 GB of disk)
+SCALE_N ?= 100000
+bench-scale: all $(BUILD)/tests/bench_scale
+	OMP_WAIT_POLICY=passive $(BUILD)/tests/bench_scale $(SCALE_N) 4096
 
 # language identification on short windows: stop-word profiles against
 # libexttextcat (tests/langid/compare_langid.c; needs libexttextcat-dev)
