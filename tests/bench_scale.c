@@ -10,7 +10,7 @@
  * ever held), and stored once in DIR/mrag.sqlite (float16), reused by later
  * runs of the same N and dim.
  *
- * Per type, in a child process (clean RSS): the FAISS build from SQLite
+ * Per type, in a fresh process (clean RSS): the FAISS build from SQLite
  * (train + add), RSS after it and at peak, faiss.index size, p50/p99 wall
  * latency of 200 queries for dense (k = 10), dense with a group filter,
  * BM25 (k = 10) and hybrid (dense 50 + BM25 50, reciprocal-rank fusion),
@@ -365,7 +365,31 @@ static void run_type(const char *dir, const char *type, const queries *q) {
     unlink(faiss);
 }
 
+static void init_topics(void) {
+    topic_vecs = malloc(sizeof(float) * (size_t)TOPICS * D);
+    rng_t r = {777};
+    for (int t = 0; t < TOPICS; t++) {
+        for (int i = 0; i < D; i++) topic_vecs[(size_t)t * D + i] = runif(&r);
+        normalise(topic_vecs + (size_t)t * D);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc == 6 && strcmp(argv[1], "--type") == 0) {
+        /* child: bench_scale --type TYPE N DIM DIR */
+        N = atoi(argv[3]);
+        D = atoi(argv[4]);
+        init_topics();
+        static queries q;
+        make_queries(&q);
+        char truth_path[1200];
+        snprintf(truth_path, sizeof truth_path, "%s/truth.bin", argv[5]);
+        FILE *tf = fopen(truth_path, "rb");
+        if (!tf || fread(q.truth, sizeof q.truth, 1, tf) != 1) { perror(truth_path); return 1; }
+        fclose(tf);
+        run_type(argv[5], argv[2], &q);
+        return 0;
+    }
     if (argc > 1) N = atoi(argv[1]);
     if (argc > 2) D = atoi(argv[2]);
     if (N < 1000 || D < 16 || D % 16) { fprintf(stderr, "usage: bench_scale [N >= 1000 [DIM, multiple of 16]]\n"); return 2; }
@@ -376,15 +400,7 @@ int main(int argc, char **argv) {
     else snprintf(dir, sizeof dir, "build/bench-scale-%d-%d", N, D);
     mkdir(dir, 0755);
     double maxgb = getenv("MRAG_SCALE_MAXGB") ? atof(getenv("MRAG_SCALE_MAXGB")) : 10;
-    topic_vecs = malloc(sizeof(float) * (size_t)TOPICS * D);
-    rng_t r = {777};
-    for (int t = 0; t < TOPICS; t++) {
-        for (int i = 0; i < D; i++) topic_vecs[(size_t)t * D + i] = runif(&r);
-        float *v = topic_vecs + (size_t)t * D;
-        double nn = 0;
-        for (int i = 0; i < D; i++) nn += (double)v[i] * v[i];
-        for (int i = 0; i < D; i++) v[i] = (float)(v[i] / sqrt(nn));
-    }
+    init_topics();
     printf("bench-scale: %d chunks x %d dims, %d queries, folder %s, %ld CPUs (load %.1f)\n", N, D, QUERIES, dir,
            sysconf(_SC_NPROCESSORS_ONLN), load1());
     if (build_data(dir)) return 1;
@@ -401,6 +417,17 @@ int main(int argc, char **argv) {
     else
         snprintf(types, sizeof types, "auto;Flat;SQfp16;SQ8;IVF%d,SQ8;IVF%d,PQ%d;OPQ%d,IVF%d,PQ%d;HNSW32,SQ8", nl, nl, D / 16, D / 64,
                  nl, D / 64);
+    /* each type runs in a fresh process (clean RSS; fork alone would
+     * inherit OpenMP's threads, which deadlocks libgomp): the child reads
+     * the exact top-10 from a file */
+    char truth_path[1200];
+    snprintf(truth_path, sizeof truth_path, "%s/truth.bin", dir);
+    FILE *tf = fopen(truth_path, "wb");
+    if (!tf || fwrite(q.truth, sizeof q.truth, 1, tf) != 1 || fclose(tf) != 0) { perror(truth_path); return 1; }
+    char self[1024];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) { perror("/proc/self/exe"); return 1; }
+    self[sl] = 0;
     for (char *save = NULL, *t = strtok_r(types, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
         double gb = (double)N * D / 1e9 * (strncmp(t, "Flat", 4) == 0 ? 4 : strstr(t, "fp16") ? 2 : strstr(t, "PQ") ? 0.1 : 1);
         if (gb > maxgb) {
@@ -410,8 +437,11 @@ int main(int argc, char **argv) {
         fflush(stdout);
         pid_t pid = fork();
         if (pid == 0) {
-            run_type(dir, t, &q);
-            _exit(0);
+            char ns[32], ds[32];
+            snprintf(ns, sizeof ns, "%d", N);
+            snprintf(ds, sizeof ds, "%d", D);
+            execl(self, self, "--type", t, ns, ds, dir, (char *)NULL);
+            _exit(127);
         }
         int st = 0;
         waitpid(pid, &st, 0);
