@@ -107,7 +107,7 @@ int idx_check_full(idx_store *s, idx_check_report *r) {
         return rc;
     if (s->dim > 0) {
         char q[128];
-        snprintf(q, sizeof q, "SELECT count(*) FROM vectors WHERE length(data) != %d", 4 * s->dim);
+        snprintf(q, sizeof q, "SELECT count(*) FROM vectors WHERE length(data) != %d", 2 * s->dim);
         if ((rc = idx_count_sql(s, q, &r->vectors_bad_size))) return rc;
     }
     if ((rc = check_groups(s, r))) return rc;

@@ -417,7 +417,7 @@ typedef struct {
     int64_t orphan_vectors;     /* vectors whose chunk is gone */
     int64_t orphan_group_rows;  /* access group rows of a gone document */
     int64_t chunks_without_vector;
-    int64_t vectors_bad_size;   /* blobs that are not dim float32 */
+    int64_t vectors_bad_size;   /* blobs that are not dim float16 */
     int64_t faiss_missing;      /* vector ids FAISS does not hold */
     int64_t faiss_extra;        /* FAISS ids with no vector in SQLite */
     int64_t bad_groups;         /* stored group names that are not valid names */
