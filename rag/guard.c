@@ -1395,6 +1395,9 @@ static int stream_process(rag_guard_stream *s, bool final) {
             }
         }
     }
+    /* a match that starts in the context already emitted cannot be held
+     * back: never cut before the context's end */
+    if (cut < s->ctx) cut = s->ctx;
     while (cut > s->ctx && cut < len && ((unsigned char)s->buf.p[cut] & 0xC0) == 0x80) cut--;
     /* keep events that are final: inside the emitted part, and limits */
     size_t k = 0;

@@ -1630,6 +1630,45 @@ TEST(an_answer_that_repeats_the_canary_is_blocked_in_any_form) {
     rag_guard_free(g);
 }
 
+/* Found by fuzz_guard_text: invalid UTF-8 streamed in small pieces through
+ * the default output rules made the stream cut before the part already
+ * emitted (a match starting there), and the emitted length wrapped around:
+ * the feed never returned. Every piece size must finish, with valid UTF-8. */
+TEST(stream_of_invalid_utf8_in_small_pieces_finishes) {
+    rag_guard *g = load_defaults();
+    REQUIRE(g);
+    char t[109];
+    size_t n = 0;
+    memcpy(t, "ISgISg\x01\0\0\0z\0\0\0" "4[\x01\0\0\0r-id", 24);
+    n = 24;
+    memset(t + n, 0xa7, 3), n += 3;
+    memset(t + n, 0xc8, 37), n += 37;
+    memset(t + n, 0xa7, 39), n += 39;
+    memcpy(t + n, "z\0\0\0" "4[", 6), n += 6;
+    REQUIRE(n == sizeof t);
+    for (size_t piece = 1; piece <= 8; piece++) {
+        rag_guard_stream *s;
+        REQUIRE(rag_guard_stream_new(g, RAG_GUARD_OUTPUT, 2, &s) == RAG_OK);
+        const char *out;
+        size_t out_len, total = 0;
+        int rc = RAG_OK;
+        for (size_t i = 0; i < n && rc == RAG_OK; i += piece) {
+            rc = rag_guard_stream_feed(s, t + i, n - i < piece ? n - i : piece, &out, &out_len);
+            if (rc == RAG_OK) {
+                CHECK(out_len < 4 * n, "piece %zu: %zu bytes out", piece, out_len);
+                CHECK(rag_utf8_valid_prefix(out, out_len) == out_len);
+                total += out_len;
+            }
+        }
+        if (rc == RAG_OK) rc = rag_guard_stream_finish(s, &out, &out_len);
+        CHECK(rc == RAG_OK || rc == RAG_ERR_BLOCKED, "piece %zu: %d", piece, rc);
+        if (rc == RAG_OK) total += out_len;
+        CHECK(total <= 3 * n, "piece %zu: %zu bytes in all", piece, total);
+        rag_guard_stream_free(s);
+    }
+    rag_guard_free(g);
+}
+
 TEST_MAIN(RUN(each_default_rule_fires_and_does_not_fire), RUN(iban_validator_matches_hand_computed_check_digits),
           RUN(luhn_validator_matches_hand_computed_check_digits),
           RUN(steuer_id_validator_matches_hand_computed_check_digits), RUN(ip_phone_email_validators),
@@ -1646,4 +1685,5 @@ TEST_MAIN(RUN(each_default_rule_fires_and_does_not_fire), RUN(iban_validator_mat
           RUN(a_long_input_with_sources_is_not_judged_sentence_by_sentence),
           RUN(an_answer_that_repeats_the_system_prompt_is_blocked),
           RUN(an_unrelated_request_in_a_passage_is_quarantined_alone),
-          RUN(an_answer_that_repeats_the_canary_is_blocked_in_any_form))
+          RUN(an_answer_that_repeats_the_canary_is_blocked_in_any_form),
+          RUN(stream_of_invalid_utf8_in_small_pieces_finishes))
