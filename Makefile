@@ -4,6 +4,7 @@
 #   make deps       install Debian packages, build FAISS's C API (idempotent)
 #   make test       deps + build + check-layers + every test; ends with "N passed, N failed"
 #   make check-layers  includes and exported symbols keep app -> rag -> {llm, index}
+#   make install  PREFIX=/usr/local DESTDIR= : program, data, man page, completion, units, docs
 #   make demo       deps + build + a short tour of what works
 #   make asan       the tests under AddressSanitizer + UBSan (build/asan)
 #   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
@@ -19,6 +20,7 @@ BENCH_CHUNKS ?= 100000
 CC ?= gcc
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
+BASE_CFLAGS := $(CFLAGS)
 override CFLAGS += -std=gnu11 -Wall -Wextra -pthread -MMD -MP
 LDFLAGS ?=
 
@@ -41,7 +43,7 @@ LAYER_LINKS := $(INC)/llm/llm $(INC)/index/index \
 $(BUILD)/obj/llm/%.o: LAYER_CFLAGS = -I$(INC)/llm
 $(BUILD)/obj/index/%.o: LAYER_CFLAGS = -I$(INC)/index $(shell pkg-config --cflags sqlite3 2>/dev/null)
 $(BUILD)/obj/rag/%.o: LAYER_CFLAGS = -I$(INC)/rag $(shell pkg-config --cflags libpcre2-8 libcurl libcjson poppler-glib libxml-2.0 libutf8proc zlib 2>/dev/null)
-$(BUILD)/obj/app/%.o: LAYER_CFLAGS = -I$(INC)/app $(shell pkg-config --cflags libmicrohttpd libcjson libedit 2>/dev/null)
+$(BUILD)/obj/app/%.o: LAYER_CFLAGS = -I$(INC)/app $(shell pkg-config --cflags libmicrohttpd libcjson libedit glib-2.0 2>/dev/null)
 $(BUILD)/obj/tests/%.o: LAYER_CFLAGS = -I. $(PKG_CFLAGS)
 # Link order matters with the static FAISS libraries (faiss_c before faiss,
 # then LAPACK, BLAS, OpenMP and the C++ runtime).
@@ -64,8 +66,8 @@ BENCH_SRC := $(wildcard tests/bench_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
-# what tests link besides the libraries: the helpers, and app's util.c (tested alone)
-TEST_LIB_OBJ = $(call obj,$(TEST_LIB_SRC) app/util.c)
+# what tests link besides the libraries: the helpers, and app's util.c and opt.c (tested alone)
+TEST_LIB_OBJ = $(call obj,$(TEST_LIB_SRC) app/util.c app/opt.c)
 
 LIBLLM := $(BUILD)/libllm.a
 LIBINDEX := $(BUILD)/libindex.a
@@ -80,7 +82,19 @@ BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 # keep objects of test binaries (they are built through a pattern chain)
 .SECONDARY:
 
-all: $(BUILD)/mrag $(BUILD)/mkmodel
+all: $(BUILD)/mrag $(BUILD)/mkmodel $(BUILD)/man/mrag.1 $(BUILD)/completion/mrag $(BUILD)/completion/_mrag
+
+# The manual page from the program's own --help texts, the completion
+# scripts from its option tables (dist/mkman.sh, dist/mkcompletion.sh).
+$(BUILD)/man/mrag.1: $(BUILD)/mrag dist/mkman.sh
+	@mkdir -p $(dir $@)
+	sh dist/mkman.sh $(BUILD)/mrag $(VERSION) > $@.tmp && mv $@.tmp $@
+$(BUILD)/completion/mrag: $(BUILD)/mrag dist/mkcompletion.sh
+	@mkdir -p $(dir $@)
+	sh dist/mkcompletion.sh $(BUILD)/mrag bash > $@.tmp && mv $@.tmp $@
+$(BUILD)/completion/_mrag: $(BUILD)/mrag dist/mkcompletion.sh
+	@mkdir -p $(dir $@)
+	sh dist/mkcompletion.sh $(BUILD)/mrag zsh > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c | $(LAYER_LINKS)
 	@mkdir -p $(dir $@)
@@ -117,9 +131,60 @@ $(LIBRAG): $(call obj,$(RAG_SRC))
 $(BUILD)/mrag: $(call obj,$(APP_SRC)) $(ALL_LIBS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(APP_SRC)) $(ALL_LIBS) $(LIBS)
 
+# What `mrag --version` says: the version, git describe, compiler and flags
+# (app/about.c). The header is rewritten only when one of them changes.
+VERSION := 0.9.0
+GEN := $(BUILD)/gen
+.PHONY: FORCE
+$(GEN)/build_info.h: FORCE
+	@mkdir -p $(GEN)
+	@{ echo '#define MRAG_VERSION "$(VERSION)"'; \
+	  echo "#define MRAG_GIT \"$$(git describe --always --dirty --tags 2>/dev/null | tr -d '\\\"' || true)\""; \
+	  echo "#define MRAG_CC \"$$($(CC) --version 2>/dev/null | head -1 | tr -d '\\\"')\""; \
+	  echo '#define MRAG_CFLAGS "$(subst ",,$(subst \,,$(CFLAGS)))"'; } > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/app/about.o: $(GEN)/build_info.h
+$(BUILD)/obj/app/about.o: LAYER_CFLAGS = -I$(INC)/app -I$(GEN)
+
 # ./mrag at the top of the tree is a convenience link to the build.
 mrag: $(BUILD)/mrag
 	ln -sf $(BUILD)/mrag mrag
+
+# `make install [PREFIX=/usr/local] [DESTDIR=stage]` (docs/building.md):
+# the program, built again with its data folder compiled in (app/about.c;
+# the binary in the build tree finds data/ beside it instead), the default
+# guardrail rules and detector models, the systemd units of docs/deploy.md,
+# the documentation.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/mrag
+DOCDIR ?= $(PREFIX)/share/doc/mrag
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+INSTALL_APP_OBJ = $(filter-out $(BUILD)/obj/app/about.o,$(call obj,$(APP_SRC)))
+.PHONY: install uninstall
+$(BUILD)/install/mrag: all FORCE
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(INC)/app -I$(GEN) -DMRAG_DATADIR='"$(DATADIR)"' -c app/about.c -o $(BUILD)/install/about.o
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(INSTALL_APP_OBJ) $(BUILD)/install/about.o $(ALL_LIBS) $(LIBS)
+
+install: $(BUILD)/install/mrag
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/guardrails $(DESTDIR)$(DATADIR)/systemd $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0644 $(BUILD)/man/mrag.1 $(DESTDIR)$(MANDIR)/man1/mrag.1
+	install -m 0644 $(BUILD)/completion/mrag $(DESTDIR)$(BASHCOMPDIR)/mrag
+	install -m 0644 $(BUILD)/completion/_mrag $(DESTDIR)$(ZSHCOMPDIR)/_mrag
+	install -m 0755 $(BUILD)/install/mrag $(DESTDIR)$(BINDIR)/mrag
+	install -m 0644 data/guardrails/* $(DESTDIR)$(DATADIR)/guardrails/
+	for u in dist/systemd/*.in; do \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' $$u > $(DESTDIR)$(DATADIR)/systemd/$$(basename $$u .in) && \
+	  chmod 0644 $(DESTDIR)$(DATADIR)/systemd/$$(basename $$u .in) || exit 1; done
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mrag $(DESTDIR)$(MANDIR)/man1/mrag.1 $(DESTDIR)$(BASHCOMPDIR)/mrag $(DESTDIR)$(ZSHCOMPDIR)/_mrag
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 $(BUILD)/mkmodel: $(call obj,tests/mkmodel.c) $(LIBLLM)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
@@ -165,7 +230,7 @@ test: deps
 	@$(MAKE) --no-print-directory check
 
 check: all check-layers $(TEST_BINS)
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+	@BUILD=$(BUILD) MRAG_BUILD_CFLAGS='$(BASE_CFLAGS)' MRAG_BUILD_LDFLAGS='$(LDFLAGS)' sh tests/run.sh $(TEST_BINS)
 
 # The layering (docs/architecture.md): includes in the tree, exported symbols
 # of the libraries. tests/test_layers.sh checks that this check can fail.

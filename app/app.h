@@ -10,10 +10,62 @@
 
 #include "llm/llm.h"
 
+#include "rag/guard.h"
+
+/* ------------------------------------------------------------ options
+ * The one option parser of the commands (opt.c). A command lists its
+ * options in tables; app_args_next returns them one by one wherever they
+ * stand among the operands: `--name VALUE`, `--name=VALUE`, `-k VALUE`,
+ * `-kVALUE`; `--` ends the options; "-" is an operand. Long names are
+ * matched whole (never abbreviated, so scripts keep working when options
+ * are added). Every usage error is printed as
+ * "mrag CMD: <what> (see `mrag CMD --help`)" and the command exits 2. */
+typedef struct app_opt_s {
+    const char *name;       /* long name without the dashes ("mode"), or NULL */
+    char short_name;        /* 'k', or 0 */
+    const char *arg;        /* NULL: a flag; else what the value is, for
+                               messages, help and completion: "N", "DIR",
+                               "FILE", or the choices "dense|bm25|hybrid" */
+    int id;                 /* > 0, returned by app_args_next; 0 ends a table */
+} app_opt;
+
+typedef struct app_args_s {
+    const char *cmd;                /* "search": named in messages */
+    const app_opt *const *tables;   /* NULL-terminated */
+    int argc;
+    char **argv;
+    int i;                          /* next argv index */
+    int npos;                       /* operands so far, gathered at argv[1..npos] */
+    bool rest;                      /* after "--" */
+    const app_opt *opt;             /* the option app_args_next returned last */
+    char optname[64];               /* as the user wrote it: "--mode" or "-k" */
+} app_args;
+
+void app_args_init(app_args *p, const char *cmd, const app_opt *const *tables, int argc, char **argv);
+/* The next option's id (> 0) with *val its value (NULL for a flag); 0 when
+ * argv is done (the operands, in order, are then argv[1..p->npos]); -1
+ * after printing a usage error (exit 2). Reorders argv's pointers. */
+int app_args_next(app_args *p, const char **val);
+/* Prints "mrag CMD: <message> (see `mrag CMD --help`)"; returns 2. */
+int app_usage_error(const app_args *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Value checks for the option just returned: true with *out set, or false
+ * after a usage error naming the option, the value and the range. */
+bool app_opt_int(const app_args *p, const char *v, int lo, int hi, int *out);
+bool app_opt_long(const app_args *p, const char *v, long lo, long hi, long *out);
+bool app_opt_double(const app_args *p, const char *v, double lo, double hi, double *out);
+/* The index of v among the option's choices ("a|b|c"), or -1 after a usage
+ * error listing them. */
+int app_opt_choice(const app_args *p, const char *v);
+/* A usage error "OPTION: 'v': why"; returns false. */
+bool app_opt_bad(const app_args *p, const char *v, const char *why);
+
+
+struct app_opt_s;
 typedef struct {
     const char *name;
     const char *summary;                /* one line for `mrag --help` */
     int (*run)(int argc, char **argv);
+    const struct app_opt_s *const *opts;   /* its option tables (completion, man page) */
 } app_command;
 
 int app_cmd_model_info(int argc, char **argv);
@@ -81,9 +133,15 @@ typedef struct {
 typedef struct app_asker app_asker;
 
 app_ask_opts app_ask_default_opts(void);
-/* Consumes argv[*i] (and its value, advancing *i) when it is an answering
- * option: returns 1, 0 when it is not one, -1 for a bad value. */
-int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i);
+/* The answering options of ask and chat (ids APP_ASK_*, below 512): a
+ * table for app_args. app_ask_apply_opt applies option id with value v:
+ * 1 done, 0 not an answering option, -1 a bad value (usage error printed). */
+enum { APP_ASK_INDEX = 256, APP_ASK_MODEL, APP_ASK_K, APP_ASK_MAX_TOKENS, APP_ASK_CTX, APP_ASK_THREADS,
+       APP_ASK_TEMP, APP_ASK_RULES, APP_ASK_QUARANTINE, APP_ASK_PREAMBLE, APP_ASK_GROUPS, APP_ASK_LLM_URL,
+       APP_ASK_LLM_KEY_FILE, APP_ASK_LLM_MODEL, APP_ASK_LLM_EMBEDDINGS, APP_ASK_EXTRACTIVE, APP_ASK_GENERATE,
+       APP_ASK_GUARD_LLM, APP_ASK_LORA };
+extern const app_opt app_ask_common_opts[];
+int app_ask_apply_opt(app_ask_opts *o, const app_args *ap, int id, const char *v);
 /* Opens index, model, guardrails (audit log INDEX/audit.jsonl) and the
  * answerer; prints the problem and returns 1 on failure. *out owned. */
 int app_asker_open(const app_ask_opts *o, app_asker **out);
@@ -166,6 +224,52 @@ bool app_parse_u64(const char *s, uint64_t *out);
 /* args[0..n) joined by single blanks (a question given as several words);
  * owned, free(); NULL on OOM (util.c). */
 char *app_join_args(int n, char **args);
+
+/* A command that creates an index and may fail before storing anything:
+ * app_index_is_new(dir) before opening it (true: dir does not exist), then
+ * on failure app_index_discard(&store, dir) when it was new: an index that
+ * holds no document is closed (*s = NULL) and its files and folder removed,
+ * so a failed first run leaves nothing behind (util.c). */
+bool app_index_is_new(const char *dir);
+void app_index_discard(idx_store **s, const char *dir);
+
+/* Each command's option tables (NULL-terminated), defined beside it. */
+extern const app_opt *const app_ingest_opts[], *const app_ingest_wiki_opts[], *const app_ask_opts_tables[],
+    *const app_chat_opts[], *const app_search_opts[], *const app_serve_opts_tables[], *const app_guard_check_opts[],
+    *const app_guard_eval_opts[], *const app_guard_train_opts[], *const app_eval_retrieval_opts[],
+    *const app_tune_opts[], *const app_model_info_opts[], *const app_tokenize_opts[], *const app_generate_opts[],
+    *const app_embed_opts[], *const app_eval_answers_opts[], *const app_check_opts[];
+
+/* ------------------------------------------------------------ config.c
+ * The configuration files (docs/building.md). app_config_load reads
+ * /etc/mrag/mrag.conf (or $MRAG_SYSTEM_CONFIG) then the user's
+ * $XDG_CONFIG_HOME/mrag/mrag.conf, or only explicit_path (--config FILE,
+ * else $MRAG_CONFIG); false after printing a problem. app_config_apply
+ * puts the settings for command c before its own arguments (a new argv,
+ * kept for the process): 0, or 2 after printing an unknown key or bad
+ * value. */
+bool app_config_load(const char *explicit_path);
+int app_config_apply(const app_command *cmds, size_t n_cmds, const app_command *c, int *argc, char ***argv);
+/* data-dir from [mrag] (NULL when unset); *source the file. */
+const char *app_config_data_dir(const char **source);
+const char *app_config_system_path(void);
+/* `mrag config [COMMAND]`: the effective settings and where each comes from. */
+int app_config_print(const app_command *cmds, size_t n_cmds, int argc, char **argv);
+
+/* ------------------------------------------------------------ about.c */
+/* PREFIX/share/mrag compiled into an installed binary, or NULL (build tree). */
+const char *app_data_dir_compiled(void);
+/* The folder of the default guardrail rules: $MRAG_DATA_DIR/guardrails when
+ * set, else the compiled-in data folder's, else data/guardrails beside the
+ * program (rag_guard_defaults_dir). *source says which ("MRAG_DATA_DIR",
+ * "installed", "build tree"). False with the reason in why. */
+bool app_guard_dir(char *out, size_t cap, const char **source, char *why, size_t why_cap);
+/* rag_guard_load with the default rules from app_guard_dir (unless p names
+ * them or has no_defaults). */
+int app_guard_load(const rag_guard_params *p, rag_guard **out, char *err, size_t err_cap);
+/* `mrag --version`: version, git describe, compiler and flags, SIMD level,
+ * data folder. */
+void app_print_version(FILE *f);
 
 /* text as it may reach a terminal or a log line: control characters (C0,
  * DEL, C1) and bytes that are not UTF-8 become \xNN, so a file name with

@@ -107,43 +107,68 @@ app_ask_opts app_ask_default_opts(void) {
     return o;
 }
 
+const app_opt app_ask_common_opts[] = {
+    {"index", 0, "DIR", APP_ASK_INDEX},
+    {"model", 'm', "FILE", APP_ASK_MODEL},
+    {NULL, 'k', "N", APP_ASK_K},
+    {"max-tokens", 0, "N", APP_ASK_MAX_TOKENS},
+    {"ctx", 0, "N", APP_ASK_CTX},
+    {"threads", 0, "N", APP_ASK_THREADS},
+    {"temp", 0, "T", APP_ASK_TEMP},
+    {"rules", 0, "DIR", APP_ASK_RULES},
+    {"quarantine", 0, "drop|keep", APP_ASK_QUARANTINE},
+    {"preamble", 0, "FILE", APP_ASK_PREAMBLE},
+    {"groups", 0, "G,H", APP_ASK_GROUPS},
+    {"llm-url", 0, "URL", APP_ASK_LLM_URL},
+    {"llm-key-file", 0, "FILE", APP_ASK_LLM_KEY_FILE},
+    {"llm-model", 0, "NAME", APP_ASK_LLM_MODEL},
+    {"llm-embeddings", 0, NULL, APP_ASK_LLM_EMBEDDINGS},
+    {"extractive", 0, NULL, APP_ASK_EXTRACTIVE},
+    {"generate", 0, NULL, APP_ASK_GENERATE},
+    {"guard-llm", 0, NULL, APP_ASK_GUARD_LLM},
+    {"lora", 0, "FILE[:SCALE]", APP_ASK_LORA},
+    {0},
+};
+
 /* Contract: see app.h. */
-int app_ask_parse_opt(app_ask_opts *o, int argc, char **argv, int *i) {
-    const char *a = argv[*i];
-    bool has = *i + 1 < argc;
-    const char *v = has ? argv[*i + 1] : NULL;
-    long n;
-    if (strcmp(a, "--index") == 0 && has) o->index = v;
-    else if (strcmp(a, "-m") == 0 && has) o->model = v;
-    else if (strcmp(a, "-k") == 0 && has && app_parse_long(v, 1, 100, &n)) o->k = (int)n;
-    else if (strcmp(a, "--max-tokens") == 0 && has && app_parse_long(v, 1, 1 << 20, &n)) o->max_tokens = (int)n;
-    else if (strcmp(a, "--ctx") == 0 && has && app_parse_long(v, 64, 1 << 20, &n)) o->n_ctx = (int)n;
-    else if (strcmp(a, "--threads") == 0 && has && app_parse_long(v, 1, 256, &n)) o->threads = (int)n;
-    else if (strcmp(a, "--temp") == 0 && has) {
-        double t;
-        if (!app_parse_double(v, 0, 10, &t)) return -1;
+int app_ask_apply_opt(app_ask_opts *o, const app_args *ap, int id, const char *v) {
+    double t;
+    switch (id) {
+    case APP_ASK_INDEX: o->index = v; break;
+    case APP_ASK_MODEL: o->model = v; break;
+    case APP_ASK_K: return app_opt_int(ap, v, 1, 100, &o->k) ? 1 : -1;
+    case APP_ASK_MAX_TOKENS: return app_opt_int(ap, v, 1, 1 << 20, &o->max_tokens) ? 1 : -1;
+    case APP_ASK_CTX: return app_opt_int(ap, v, 64, 1 << 20, &o->n_ctx) ? 1 : -1;
+    case APP_ASK_THREADS: return app_opt_int(ap, v, 1, 256, &o->threads) ? 1 : -1;
+    case APP_ASK_TEMP:
+        if (!app_opt_double(ap, v, 0, 10, &t)) return -1;
         o->temp = (float)t;
-    } else if (strcmp(a, "--rules") == 0 && has) {
-        if (o->n_rules >= sizeof o->rules / sizeof o->rules[0]) return -1;
+        break;
+    case APP_ASK_RULES:
+        if (o->n_rules >= sizeof o->rules / sizeof o->rules[0]) {
+            app_usage_error(ap, "too many --rules (at most %zu)", sizeof o->rules / sizeof o->rules[0]);
+            return -1;
+        }
         o->rules[o->n_rules++] = v;
-    } else if (strcmp(a, "--quarantine") == 0 && has) {
-        if (strcmp(v, "drop") == 0) o->keep_quarantined = false;
-        else if (strcmp(v, "keep") == 0) o->keep_quarantined = true;
-        else return -1;
-    } else if (strcmp(a, "--preamble") == 0 && has) o->preamble = v;
-    else if (strcmp(a, "--guard-llm") == 0) { o->guard_llm = true; return 1; }
-    else if (strcmp(a, "--groups") == 0 && has) o->groups = v;
-    else if (strcmp(a, "--llm-url") == 0 && has) o->llm_url = v;
-    else if (strcmp(a, "--llm-key-file") == 0 && has) o->llm_key_file = v;
-    else if (strcmp(a, "--llm-model") == 0 && has) o->llm_model = v;
-    else if (strcmp(a, "--llm-embeddings") == 0) { o->llm_embeddings = true; return 1; }
-    else if (strcmp(a, "--extractive") == 0) { o->extractive = true; return 1; }
-    else if (strcmp(a, "--generate") == 0) { o->generate = true; return 1; }
-    else if (strcmp(a, "--lora") == 0 && has) {
-        if (app_lora_add(&o->lora, "ask", argv[*i + 1]) != 0) return -1;
+        break;
+    case APP_ASK_QUARANTINE: {
+        int c = app_opt_choice(ap, v);
+        if (c < 0) return -1;
+        o->keep_quarantined = c == 1;
+        break;
     }
-    else return 0;
-    (*i)++;
+    case APP_ASK_PREAMBLE: o->preamble = v; break;
+    case APP_ASK_GROUPS: o->groups = v; break;
+    case APP_ASK_LLM_URL: o->llm_url = v; break;
+    case APP_ASK_LLM_KEY_FILE: o->llm_key_file = v; break;
+    case APP_ASK_LLM_MODEL: o->llm_model = v; break;
+    case APP_ASK_LLM_EMBEDDINGS: o->llm_embeddings = true; break;
+    case APP_ASK_EXTRACTIVE: o->extractive = true; break;
+    case APP_ASK_GENERATE: o->generate = true; break;
+    case APP_ASK_GUARD_LLM: o->guard_llm = true; break;
+    case APP_ASK_LORA: return app_lora_add(&o->lora, ap->cmd, (char *)v) == 0 ? 1 : -1;
+    default: return 0;
+    }
     return 1;
 }
 
@@ -279,7 +304,7 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     gp.rule_dirs = o->rules;
     gp.n_rule_dirs = o->n_rules;
     gp.quarantine = o->keep_quarantined ? RAG_GUARD_QUARANTINE_KEEP : RAG_GUARD_QUARANTINE_DROP;
-    if (rag_guard_load(&gp, &a->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); goto done; }
+    if (app_guard_load(&gp, &a->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); goto done; }
     app_guard_warnings(a->guard);
     char audit[4096];
     snprintf(audit, sizeof audit, "%s/audit.jsonl", dir);
@@ -610,26 +635,34 @@ static void on_sigint(int sig) {
     if (sig_asker) sig_asker->cancel = 1;
 }
 
+enum { O_JSON = 512, O_STATS, O_SHOW_PROMPT };
+static const app_opt ask_own_opts[] = {
+    {"json", 0, NULL, O_JSON},
+    {"stats", 0, NULL, O_STATS},
+    {"show-prompt", 0, NULL, O_SHOW_PROMPT},
+    {0},
+};
+const app_opt *const app_ask_opts_tables[] = {app_ask_common_opts, ask_own_opts, NULL};
+
 /* Contract: exit status as in the usage text. */
 int app_cmd_ask(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { fputs(ask_usage, stdout); return 0; }
     app_ask_opts o = app_ask_default_opts();
     bool json = false, stats = false, show_prompt = false;
-    int first = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r;
-        if (strcmp(a, "--json") == 0) json = true;
-        else if (strcmp(a, "--stats") == 0) stats = true;
-        else if (strcmp(a, "--show-prompt") == 0) show_prompt = o.show_prompt = true;
-        else if (strcmp(a, "--") == 0) { first = i + 1; break; }
-        else if ((r = app_ask_parse_opt(&o, argc, argv, &i)) == 1) continue;
-        else if (a[0] == '-' && a[1]) {
-            app_error("ask: bad option or value '%s' (see `mrag ask --help`)", a);
-            return 1;
-        } else { first = i; break; }
+    app_args ap;
+    app_args_init(&ap, "ask", app_ask_opts_tables, argc, argv);
+    const char *v;
+    int id;
+    while ((id = app_args_next(&ap, &v)) > 0) {
+        if (id == O_JSON) json = true;
+        else if (id == O_STATS) stats = true;
+        else if (id == O_SHOW_PROMPT) show_prompt = o.show_prompt = true;
+        else if (app_ask_apply_opt(&o, &ap, id, v) < 0) return 2;
     }
-    if (first < 0 || first >= argc) { fputs(ask_usage, stderr); return 1; }
+    if (id < 0) return 2;
+    if (ap.npos == 0) return app_usage_error(&ap, "no QUESTION");
+    int first = 1;
+    argc = ap.npos + 1;
     char *q = app_join_args(argc - first, argv + first);
     if (!q) return app_error("out of memory");
     app_asker *a = NULL;

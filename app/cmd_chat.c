@@ -27,13 +27,14 @@ static const char *chat_usage =
     "Commands: /sources (sources of the last answer), /reset (forget the\n"
     "conversation), /help, /quit.\n"
     "\n"
-    "History: $MRAG_HISTORY, else ~/.mrag_history (questions only).\n"
+    "History: $MRAG_HISTORY, else ~/.mrag_history (the questions, in libedit's\n"
+    "format; on a terminal only).\n"
     "With stdin not a terminal, each line is one question (same commands).\n"
     "\n"
     "Options: --index DIR, -m FILE, -k N, --max-tokens N, --ctx N, --threads N,\n"
     "--temp T, --rules DIR, --quarantine drop|keep, --guard-llm, --preamble FILE, --stats,\n"
     "--groups G,H, --llm-url BASE, --llm-key-file F, --llm-model NAME,\n"
-    "--llm-embeddings, --lora FILE[:SCALE] (as for `mrag ask`).\n";
+    "--llm-embeddings, --extractive, --generate, --lora FILE[:SCALE] (as for `mrag ask`).\n";
 
 static const char *chat_help =
     "Ask a question, or:\n"
@@ -197,18 +198,24 @@ static char *history_path(void) {
 }
 
 /* Contract: 0 after /quit or end of input, 1 when the session cannot start. */
+enum { O_STATS = 512 };
+static const app_opt chat_own_opts[] = {{"stats", 0, NULL, O_STATS}, {0}};
+const app_opt *const app_chat_opts[] = {app_ask_common_opts, chat_own_opts, NULL};
+
 int app_cmd_chat(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { fputs(chat_usage, stdout); return 0; }
     app_ask_opts o = app_ask_default_opts();
     bool stats = false;
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (strcmp(argv[i], "--stats") == 0) stats = true;
-        else if ((r = app_ask_parse_opt(&o, argc, argv, &i)) != 1) {
-            app_error("chat: bad option or value '%s' (see `mrag chat --help`)", argv[i]);
-            return 1;
-        }
+    app_args ap;
+    app_args_init(&ap, "chat", app_chat_opts, argc, argv);
+    const char *v;
+    int id;
+    while ((id = app_args_next(&ap, &v)) > 0) {
+        if (id == O_STATS) stats = true;
+        else if (app_ask_apply_opt(&o, &ap, id, v) < 0) return 2;
     }
+    if (id < 0) return 2;
+    if (ap.npos > 0) return app_usage_error(&ap, "unexpected argument '%s' (chat reads the questions at its prompt)", argv[1]);
     app_asker *a = NULL;
     if (app_asker_open(&o, &a) != 0) return 1;
     bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);

@@ -93,19 +93,30 @@ static int run_checks(idx_store *s, const char *faiss_notice, tally *t, idx_chec
 }
 
 /* Contract: exit 0 when healthy, 1 when not (or unreadable), 2 on usage. */
+enum { C_INDEX = 256, C_REPAIR };
+static const app_opt check_opts[] = {
+    {"index", 0, "DIR", C_INDEX},
+    {"repair", 0, NULL, C_REPAIR},
+    {"quiet", 'q', NULL, 'q'},
+    {0},
+};
+const app_opt *const app_check_opts[] = {check_opts, NULL};
+
 int app_cmd_check(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { fputs(check_usage, stdout); return 0; }
     const char *index_flag = NULL;
     bool repair = false, quiet = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--index") == 0 && i + 1 < argc) index_flag = argv[++i];
-        else if (strcmp(argv[i], "--repair") == 0) repair = true;
-        else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) quiet = true;
-        else {
-            app_error("check: bad option '%s' (see `mrag check --help`)", argv[i]);
-            return 2;
-        }
+    app_args ap;
+    app_args_init(&ap, "check", app_check_opts, argc, argv);
+    const char *v;
+    int id;
+    while ((id = app_args_next(&ap, &v)) > 0) {
+        if (id == C_INDEX) index_flag = v;
+        else if (id == C_REPAIR) repair = true;
+        else if (id == 'q') quiet = true;
     }
+    if (id < 0) return 2;
+    if (ap.npos > 0) return app_usage_error(&ap, "unexpected argument '%s' (the index is given with --index)", argv[1]);
     const char *dir = app_index_path(index_flag);
     char db[4200];
     snprintf(db, sizeof db, "%s/mrag.sqlite", dir);

@@ -307,41 +307,59 @@ typedef struct {
 } eval_opts;
 
 /* Parses argv into o; 0, or 2 after printing the problem. */
+enum { O_SQUAD = 256, O_INDEX, O_JSON, O_LIMIT, O_LAYER, O_THREADS, O_LAYERS, O_LORA };
+static const app_opt eval_opts_table[] = {
+    {"squad", 0, "FILE", O_SQUAD},
+    {"index", 0, "DIR", O_INDEX},
+    {"model", 'm', "FILE", 'm'},
+    {"limit", 0, "N", O_LIMIT},
+    {"layer", 0, "L", O_LAYER},
+    {"layers", 0, "L,L,...", O_LAYERS},
+    {"threads", 0, "N", O_THREADS},
+    {"json", 0, NULL, O_JSON},
+    {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {0},
+};
+const app_opt *const app_eval_retrieval_opts[] = {eval_opts_table, NULL};
+
 static int eval_parse_opts(eval_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
     o->layer = -1;
     long v;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (strcmp(a, "--squad") == 0 && has) o->squad = argv[++i];
-        else if (strcmp(a, "--index") == 0 && has) o->index_flag = argv[++i];
-        else if (strcmp(a, "-m") == 0 && has) o->mflag = argv[++i];
-        else if (strcmp(a, "--lora") == 0 && has) {
-            if (app_lora_add(&o->lora, "eval-retrieval", argv[++i]) != 0) return 2;
-        }
-        else if (strcmp(a, "--json") == 0) o->json = true;
-        else if (strcmp(a, "--limit") == 0 && has && app_parse_long(argv[i + 1], 1, 10000000, &v)) { o->limit = v; i++; }
-        else if (strcmp(a, "--layer") == 0 && has && app_parse_long(argv[i + 1], -1, 100000, &v)) { o->layer = (int)v; i++; }
-        else if (strcmp(a, "--threads") == 0 && has && app_parse_long(argv[i + 1], 1, 256, &v)) { o->threads = (int)v; i++; }
-        else if (strcmp(a, "--layers") == 0 && has) {
-            char *list = argv[++i], *save = NULL;
+    app_args ap;
+    app_args_init(&ap, "eval-retrieval", app_eval_retrieval_opts, argc, argv);
+    const char *val;
+    int id;
+    while ((id = app_args_next(&ap, &val)) > 0) {
+        bool ok = true;
+        switch (id) {
+        case O_SQUAD: o->squad = val; break;
+        case O_LORA: if (app_lora_add(&o->lora, "eval-retrieval", (char *)val) != 0) return 2; break;
+        case O_INDEX: o->index_flag = val; break;
+        case 'm': o->mflag = val; break;
+        case O_JSON: o->json = true; break;
+        case O_LIMIT: if ((ok = app_opt_long(&ap, val, 1, 10000000, &v))) o->limit = v; break;
+        case O_LAYER: ok = app_opt_int(&ap, val, -1, 100000, &o->layer); break;
+        case O_THREADS: ok = app_opt_int(&ap, val, 1, 256, &o->threads); break;
+        case O_LAYERS: {
+            char *save = NULL;
             char buf[512];
-            snprintf(buf, sizeof buf, "%s", list);
+            snprintf(buf, sizeof buf, "%s", val);
             for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (o->n_sweep == EVAL_MAX_LAYERS) { app_error("eval-retrieval: at most %d layers", EVAL_MAX_LAYERS); return 2; }
+                if (o->n_sweep == EVAL_MAX_LAYERS) return app_usage_error(&ap, "--layers: at most %d layers", EVAL_MAX_LAYERS);
                 if (strcmp(t, "final") == 0 || strcmp(t, "-1") == 0) o->sweep[o->n_sweep++] = -1;
                 else if (app_parse_long(t, 0, 100000, &v)) o->sweep[o->n_sweep++] = (int)v;
-                else { app_error("eval-retrieval: --layers: '%s' is not a layer number or 'final'", t); return 2; }
+                else return app_usage_error(&ap, "--layers: '%s' is not a layer number or 'final'", t);
             }
-            if (!o->n_sweep) { app_error("eval-retrieval: --layers needs at least one layer"); return 2; }
+            if (!o->n_sweep) return app_usage_error(&ap, "--layers needs at least one layer");
+            break;
         }
-        else {
-            app_error("eval-retrieval: bad option or value '%s' (see `mrag eval-retrieval --help`)", a);
-            return 2;
         }
+        if (!ok) return 2;
     }
-    if (!o->squad) { fputs(eval_usage, stderr); return 2; }
+    if (id < 0) return 2;
+    if (ap.npos > 0) return app_usage_error(&ap, "unexpected argument '%s'", argv[1]);
+    if (!o->squad) return app_usage_error(&ap, "no --squad FILE");
     return 0;
 }
 
@@ -500,8 +518,11 @@ static cJSON *eval_report(const eval_opts *o, const char *mpath, idx_store *s, r
     double nq = e->n_q ? e->n_q : 1;
     rag_fusion fu = rag_retriever_fusion(r);
     if (!o->json) {
-        printf("%s: %d paragraphs (%lld chunks), %d questions; model %s, layer %d\n", o->squad, e->n_para,
-               (long long)cnt.chunks, e->n_q, mpath, o->layer);
+        char lname[16];
+        if (o->layer < 0) snprintf(lname, sizeof lname, "final");
+        else snprintf(lname, sizeof lname, "%d", o->layer);
+        printf("%s: %d paragraphs (%lld chunks), %d questions; model %s, layer %s\n", o->squad, e->n_para,
+               (long long)cnt.chunks, e->n_q, mpath, lname);
         printf("chance: recall@1 %.4f, recall@10 %.4f (one paragraph in %d)\n", e->n_para ? 1.0 / e->n_para : 0.0,
                e->n_para ? (e->n_para < 10 ? 1.0 : 10.0 / e->n_para) : 0.0, e->n_para);
         char fl[512];

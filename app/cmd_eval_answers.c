@@ -80,32 +80,51 @@ static void strip_citations(const char *in, char *out, size_t cap) {
     out[o] = 0;
 }
 
+enum { A_SQUAD = 256, A_INDEX, A_JSON, A_GENERATE, A_LIMIT, A_THREADS, A_MAX_TOKENS, A_MISSES };
+static const app_opt eval_answers_opts[] = {
+    {"squad", 0, "FILE", A_SQUAD},
+    {"index", 0, "DIR", A_INDEX},
+    {"model", 'm', "FILE", 'm'},
+    {NULL, 'k', "N", 'k'},
+    {"limit", 0, "N", A_LIMIT},
+    {"generate", 0, NULL, A_GENERATE},
+    {"max-tokens", 0, "N", A_MAX_TOKENS},
+    {"misses", 0, "N", A_MISSES},
+    {"threads", 0, "N", A_THREADS},
+    {"json", 0, NULL, A_JSON},
+    {0},
+};
+const app_opt *const app_eval_answers_opts[] = {eval_answers_opts, NULL};
+
 int app_cmd_eval_answers(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { fputs(usage, stdout); return 0; }
     const char *file = NULL, *index_flag = NULL, *mflag = NULL;
     long limit = 0;
     int k = 5, threads = 0, max_tokens = 64, misses = 0;
     bool json = false, gen = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        const char *v = has ? argv[i + 1] : NULL;
-        if (strcmp(a, "--squad") == 0 && has) { file = v; i++; }
-        else if (strcmp(a, "--index") == 0 && has) { index_flag = v; i++; }
-        else if (strcmp(a, "-m") == 0 && has) { mflag = v; i++; }
-        else if (strcmp(a, "--json") == 0) json = true;
-        else if (strcmp(a, "--generate") == 0) gen = true;
-        else if (strcmp(a, "--limit") == 0 && has && app_parse_long(v, 1, 10000000, &limit)) i++;
-        else if (strcmp(a, "-k") == 0 && has && app_parse_int(v, 1, 100, &k)) i++;
-        else if (strcmp(a, "--threads") == 0 && has && app_parse_int(v, 1, 256, &threads)) i++;
-        else if (strcmp(a, "--max-tokens") == 0 && has && app_parse_int(v, 1, 4096, &max_tokens)) i++;
-        else if (strcmp(a, "--misses") == 0 && has && app_parse_int(v, 0, 100000, &misses)) i++;
-        else {
-            app_error("eval-answers: bad option or value '%s' (see `mrag eval-answers --help`)", a);
-            return 2;
+    app_args oa;
+    app_args_init(&oa, "eval-answers", app_eval_answers_opts, argc, argv);
+    const char *v;
+    int id;
+    while ((id = app_args_next(&oa, &v)) > 0) {
+        bool ok = true;
+        switch (id) {
+        case A_SQUAD: file = v; break;
+        case A_INDEX: index_flag = v; break;
+        case 'm': mflag = v; break;
+        case A_JSON: json = true; break;
+        case A_GENERATE: gen = true; break;
+        case A_LIMIT: ok = app_opt_long(&oa, v, 1, 10000000, &limit); break;
+        case 'k': ok = app_opt_int(&oa, v, 1, 100, &k); break;
+        case A_THREADS: ok = app_opt_int(&oa, v, 1, 256, &threads); break;
+        case A_MAX_TOKENS: ok = app_opt_int(&oa, v, 1, 4096, &max_tokens); break;
+        case A_MISSES: ok = app_opt_int(&oa, v, 0, 100000, &misses); break;
         }
+        if (!ok) return 2;
     }
-    if (!file) { fputs(usage, stderr); return 2; }
+    if (id < 0) return 2;
+    if (oa.npos > 0) return app_usage_error(&oa, "unexpected argument '%s'", argv[1]);
+    if (!file) return app_usage_error(&oa, "no --squad FILE");
     const char *mpath = app_model_path(mflag);
     if (!mpath) return app_error("eval-answers: no model to embed the paragraphs: give -m FILE or set MRAG_MODEL");
 

@@ -18,8 +18,8 @@ static const char *generate_usage =
     "Continues TEXT with the in-process engine and writes only the generated\n"
     "text to stdout, as it is produced. \"-p -\" reads the prompt from stdin.\n"
     "\n"
-    "  -m FILE               the model (default $MRAG_MODEL)\n"
-    "  -p TEXT               the prompt\n"
+    "  -m, --model FILE      the model (default $MRAG_MODEL)\n"
+    "  -p, --prompt TEXT     the prompt\n"
     "  -n N                  at most N new tokens (default 128; -1 = until EOS)\n"
     "  --chat                wrap the prompt in the Mistral instruct template\n"
     "  --system TEXT         with --chat: a system prompt (folded into the turn)\n"
@@ -35,7 +35,7 @@ static const char *generate_usage =
     "  --lora FILE[:SCALE]   apply a LoRA adapter (llama.cpp GGUF format; scale\n"
     "                        default 1); repeatable\n"
     "  --ctx N               context size in tokens (default min(model's, 4096))\n"
-    "  --verbose             timings and token counts on stderr\n"
+    "  -v, --verbose         timings and token counts on stderr\n"
     "\n"
     "Ctrl-C stops the generation. Exit status: 0 done, 1 error, 2 usage,\n"
     "130 interrupted.\n";
@@ -66,13 +66,6 @@ static int write_text(void *user, const char *text, size_t len) {
     o->bytes += len;
     o->ends_in_newline = len > 0 && text[len - 1] == '\n';
     return 0;
-}
-
-static bool parse_float(const char *s, float lo, float hi, float *out) {
-    double v;
-    if (!app_parse_double(s, lo, hi, &v)) return false;
-    *out = (float)v;
-    return true;
 }
 
 /* Tokenizes text into a malloc'd array (*out, owned by the caller). */
@@ -123,66 +116,84 @@ typedef struct {
     app_lora_opts lora;
 } gen_opts;
 
+enum { O_CHAT = 256, O_VERBOSE, O_SYSTEM, O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT_PENALTY,
+       O_REPEAT_LAST_N, O_SEED, O_THREADS, O_CTX, O_STOP, O_LORA };
+static const app_opt generate_opts[] = {
+    {"model", 'm', "FILE", 'm'},
+    {"prompt", 'p', "TEXT", 'p'},
+    {NULL, 'n', "N", 'n'},
+    {"chat", 0, NULL, O_CHAT},
+    {"system", 0, "TEXT", O_SYSTEM},
+    {"temp", 0, "T", O_TEMP},
+    {"top-k", 0, "K", O_TOP_K},
+    {"top-p", 0, "P", O_TOP_P},
+    {"min-p", 0, "P", O_MIN_P},
+    {"repeat-penalty", 0, "R", O_REPEAT_PENALTY},
+    {"repeat-last-n", 0, "N", O_REPEAT_LAST_N},
+    {"seed", 0, "S", O_SEED},
+    {"stop", 0, "TEXT", O_STOP},
+    {"threads", 0, "N", O_THREADS},
+    {"ctx", 0, "N", O_CTX},
+    {"verbose", 'v', NULL, O_VERBOSE},
+    {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {0},
+};
+const app_opt *const app_generate_opts[] = {generate_opts, NULL};
+
+/* A float option in [lo, hi] into *out; false after the usage error. */
+static bool opt_float(const app_args *ap, const char *v, double lo, double hi, float *out) {
+    double d;
+    if (!app_opt_double(ap, v, lo, hi, &d)) return false;
+    *out = (float)d;
+    return true;
+}
+
 /* Parses argv into o; returns 0, or 2 (usage error, printed). */
 static int gen_parse_opts(gen_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
     o->n_predict = 128;
     o->sp = llm_sampler_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    app_args ap;
+    app_args_init(&ap, "generate", app_generate_opts, argc, argv);
+    const char *v;
+    int id;
+    while ((id = app_args_next(&ap, &v)) > 0) {
         bool ok = true;
         long lv = 0;
-        if (strcmp(a, "--chat") == 0) { o->chat = true; continue; }
-        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) { o->verbose = true; continue; }
-        if (!v) {
-            app_error("generate: %s '%s'", a[0] == '-' ? "missing value for" : "unexpected argument", a);
-            fputs(generate_usage, stderr);
-            return 2;
-        }
-        i++;
-        if (strcmp(a, "-m") == 0) o->mflag = v;
-        else if (strcmp(a, "-p") == 0) o->prompt_arg = v;
-        else if (strcmp(a, "--system") == 0) o->system = v;
-        else if (strcmp(a, "-n") == 0) ok = app_parse_long(v, -1, 1L << 30, &o->n_predict);
-        else if (strcmp(a, "--temp") == 0) ok = parse_float(v, -1e9f, 1e9f, &o->sp.temperature);
-        else if (strcmp(a, "--top-k") == 0) {
-            ok = app_parse_long(v, 0, 1L << 30, &lv);
-            o->sp.top_k = (int)lv;
-        }
-        else if (strcmp(a, "--top-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &o->sp.top_p);
-        else if (strcmp(a, "--min-p") == 0) ok = parse_float(v, 0.0f, 1.0f, &o->sp.min_p);
-        else if (strcmp(a, "--repeat-penalty") == 0) ok = parse_float(v, 1e-3f, 1e3f, &o->sp.repeat_penalty);
-        else if (strcmp(a, "--repeat-last-n") == 0) {
-            ok = app_parse_long(v, 0, 65536, &lv);
-            o->sp.repeat_last_n = (int)lv;
-        }
-        else if (strcmp(a, "--seed") == 0) ok = app_parse_u64(v, &o->sp.seed);
-        else if (strcmp(a, "--threads") == 0) ok = app_parse_long(v, 1, 256, &o->threads);
-        else if (strcmp(a, "--lora") == 0) {
-            if (app_lora_add(&o->lora, "generate", argv[i]) != 0) return 2;
-        }
-        else if (strcmp(a, "--ctx") == 0) ok = app_parse_long(v, 1, 1L << 24, &o->ctx);
-        else if (strcmp(a, "--stop") == 0) {
+        switch (id) {
+        case O_CHAT: o->chat = true; break;
+        case O_LORA: if (app_lora_add(&o->lora, "generate", (char *)v) != 0) return 2; break;
+        case O_VERBOSE: o->verbose = true; break;
+        case 'm': o->mflag = v; break;
+        case 'p': o->prompt_arg = v; break;
+        case O_SYSTEM: o->system = v; break;
+        case 'n': ok = app_opt_long(&ap, v, -1, 1L << 30, &o->n_predict); break;
+        case O_TEMP: ok = opt_float(&ap, v, -1e9, 1e9, &o->sp.temperature); break;
+        case O_TOP_K: ok = app_opt_long(&ap, v, 0, 1L << 30, &lv); o->sp.top_k = (int)lv; break;
+        case O_TOP_P: ok = opt_float(&ap, v, 0, 1, &o->sp.top_p); break;
+        case O_MIN_P: ok = opt_float(&ap, v, 0, 1, &o->sp.min_p); break;
+        case O_REPEAT_PENALTY: ok = opt_float(&ap, v, 1e-3, 1e3, &o->sp.repeat_penalty); break;
+        case O_REPEAT_LAST_N: ok = app_opt_long(&ap, v, 0, 65536, &lv); o->sp.repeat_last_n = (int)lv; break;
+        case O_SEED:
+            if (!app_parse_u64(v, &o->sp.seed)) ok = app_opt_bad(&ap, v, "not a whole number from 0 to 2^64-1");
+            break;
+        case O_THREADS: ok = app_opt_long(&ap, v, 1, 256, &o->threads); break;
+        case O_CTX: ok = app_opt_long(&ap, v, 1, 1L << 24, &o->ctx); break;
+        case O_STOP:
             if (o->n_stops == GEN_MAX_STOP_ARGS || !*v) {
-                app_error("generate: --stop takes a non-empty text, at most %d times", GEN_MAX_STOP_ARGS);
+                app_usage_error(&ap, "--stop takes a non-empty text, at most %d times", GEN_MAX_STOP_ARGS);
                 return 2;
             }
             o->stops[o->n_stops++] = v;
-        } else {
-            app_error("generate: unknown option '%s'", a);
-            fputs(generate_usage, stderr);
-            return 2;
+            break;
         }
-        if (!ok) {
-            app_error("generate: bad value '%s' for %s", v, a);
-            return 2;
-        }
+        if (!ok) return 2;
     }
+    if (id < 0) return 2;
+    if (ap.npos > 0) return app_usage_error(&ap, "unexpected argument '%s' (the prompt is given with -p)", argv[1]);
     if (!app_model_path(o->mflag) || !o->prompt_arg) {
-        app_error("generate: %s is required", !app_model_path(o->mflag) ? "a model (-m or $MRAG_MODEL)" : "a prompt (-p)");
-        fputs(generate_usage, stderr);
-        return 2;
+        return app_usage_error(&ap, "%s is required",
+                               !app_model_path(o->mflag) ? "a model (-m or $MRAG_MODEL)" : "a prompt (-p)");
     }
     if (o->system && !o->chat) {
         app_error("generate: --system needs --chat");

@@ -38,8 +38,9 @@ static void guard_usage(FILE *out) {
             "                    one result object per line (as --json, with \"id\")\n"
             "  --list            list the loaded rules and exit\n"
             "\n"
-            "Exit status: 0 allowed, flagged or redacted; 2 blocked; 1 on errors (with\n"
-            "--jsonl: 0, or 1 when a line could not be read).\n");
+            "Exit status: 0 allowed, flagged or redacted; 2 blocked or a usage error\n"
+            "(the message is on stderr); 1 on errors (with --jsonl: 0, or 1 when a\n"
+            "line could not be read).\n");
 }
 
 void app_guard_warnings(const struct rag_guard *g) {
@@ -184,6 +185,22 @@ static int check_jsonl(const rag_guard *g, rag_guard_stage def_stage, int def_so
     return rc;
 }
 
+enum { O_STAGE = 256, O_RULES, O_SOURCES, O_QUARANTINE, O_AUDIT, O_JSON, O_JSONL, O_LIST, O_NO_DEFAULTS, O_QUESTION };
+static const app_opt guard_check_opts[] = {
+    {"stage", 0, "input|context|output", O_STAGE},
+    {"rules", 0, "DIR", O_RULES},
+    {"no-defaults", 0, NULL, O_NO_DEFAULTS},
+    {"sources", 0, "N", O_SOURCES},
+    {"quarantine", 0, "drop|keep", O_QUARANTINE},
+    {"question", 0, "TEXT", O_QUESTION},
+    {"audit", 0, "FILE", O_AUDIT},
+    {"json", 0, NULL, O_JSON},
+    {"jsonl", 0, NULL, O_JSONL},
+    {"list", 0, NULL, O_LIST},
+    {0},
+};
+const app_opt *const app_guard_check_opts[] = {guard_check_opts, NULL};
+
 int app_cmd_guard_check(int argc, char **argv) {
     int rc = 1;
     const char *dirs[GUARD_MAX_RULE_DIRS];
@@ -203,58 +220,43 @@ int app_cmd_guard_check(int argc, char **argv) {
         guard_usage(stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has_val = i + 1 < argc;
-        if (strcmp(a, "--stage") == 0 && has_val) {
-            int s = rag_guard_stage_parse(argv[++i]);
-            if (s < 0) return app_error("guard-check: unknown stage '%s' (input, context, output)", argv[i]);
-            stage = (rag_guard_stage)s;
-        } else if (strcmp(a, "--rules") == 0 && has_val) {
-            if (n_dirs == GUARD_MAX_RULE_DIRS) return app_error("guard-check: too many --rules (max %d)", GUARD_MAX_RULE_DIRS);
-            dirs[n_dirs++] = argv[++i];
-        } else if (strcmp(a, "--sources") == 0 && has_val) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 100000) return app_error("guard-check: --sources wants a number 0..100000");
-            n_sources = (int)v;
-        } else if (strcmp(a, "--quarantine") == 0 && has_val) {
-            const char *m = argv[++i];
-            if (strcmp(m, "drop") == 0) p.quarantine = RAG_GUARD_QUARANTINE_DROP;
-            else if (strcmp(m, "keep") == 0) p.quarantine = RAG_GUARD_QUARANTINE_KEEP;
-            else return app_error("guard-check: --quarantine is drop or keep");
-        } else if (strcmp(a, "--question") == 0 && has_val) {
-            question = argv[++i];
-        } else if (strcmp(a, "--audit") == 0 && has_val) {
-            audit = argv[++i];
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (strcmp(a, "--jsonl") == 0) {
-            jsonl = true;
-        } else if (strcmp(a, "--list") == 0) {
-            list = true;
-        } else if (strcmp(a, "--no-defaults") == 0) {
-            p.no_defaults = true;
-        } else if (strcmp(a, "--") == 0 && i + 1 < argc && !text) {
-            text = argv[++i];
-        } else if (a[0] == '-' && a[1] != 0) {
-            app_error("guard-check: unknown or incomplete option '%s'", a);
-            guard_usage(stderr);
-            return 1;
-        } else if (!text) {
-            text = a;
-        } else {
-            return app_error("guard-check: one TEXT only (quote it)");
+    app_args ap;
+    app_args_init(&ap, "guard-check", app_guard_check_opts, argc, argv);
+    const char *v;
+    int id, ch;
+    while ((id = app_args_next(&ap, &v)) > 0) {
+        switch (id) {
+        case O_STAGE:
+            if ((ch = app_opt_choice(&ap, v)) < 0) return 2;
+            stage = (rag_guard_stage)rag_guard_stage_parse(v);
+            break;
+        case O_RULES:
+            if (n_dirs == GUARD_MAX_RULE_DIRS) return app_usage_error(&ap, "too many --rules (at most %d)", GUARD_MAX_RULE_DIRS);
+            dirs[n_dirs++] = v;
+            break;
+        case O_SOURCES:
+            if (!app_opt_int(&ap, v, 0, 100000, &n_sources)) return 2;
+            break;
+        case O_QUARANTINE:
+            if ((ch = app_opt_choice(&ap, v)) < 0) return 2;
+            p.quarantine = ch == 1 ? RAG_GUARD_QUARANTINE_KEEP : RAG_GUARD_QUARANTINE_DROP;
+            break;
+        case O_AUDIT: audit = v; break;
+        case O_QUESTION: question = v; break;
+        case O_JSON: json = true; break;
+        case O_JSONL: jsonl = true; break;
+        case O_LIST: list = true; break;
+        case O_NO_DEFAULTS: p.no_defaults = true; break;
         }
     }
-    if (!text && !list && !jsonl) {
-        guard_usage(stderr);
-        return 1;
-    }
-    if (jsonl && text) return app_error("guard-check: --jsonl reads the texts from stdin; no TEXT");
+    if (id < 0) return 2;
+    if (ap.npos > 1) return app_usage_error(&ap, "one TEXT only (quote it)");
+    if (ap.npos == 1) text = argv[1];
+    if (!text && !list && !jsonl) return app_usage_error(&ap, "no TEXT (give it, '-' for stdin, or --jsonl)");
+    if (jsonl && text) return app_usage_error(&ap, "--jsonl reads the texts from stdin; no TEXT");
     p.rule_dirs = dirs;
     p.n_rule_dirs = n_dirs;
-    if (rag_guard_load(&p, &g, err, sizeof err) != RAG_OK) return app_error("guard-check: %s", err);
+    if (app_guard_load(&p, &g, err, sizeof err) != RAG_OK) return app_error("guard-check: %s", err);
     app_guard_warnings(g);
     if (audit && rag_guard_open_audit(g, audit) != RAG_OK) {
         app_error("guard-check: %s", rag_guard_errmsg(g));

@@ -119,29 +119,52 @@ static void train_usage(FILE *out) {
             "  --info TEXT          a provenance line for the model header\n");
 }
 
+enum { T_BITS = 256, T_EPOCHS, T_SEED, T_LR, T_L2, T_INFO };
+static const app_opt guard_train_opts[] = {
+    {"output", 'o', "MODEL", 'o'},
+    {"bits", 0, "N", T_BITS},
+    {"epochs", 0, "N", T_EPOCHS},
+    {"seed", 0, "N", T_SEED},
+    {"lr", 0, "X", T_LR},
+    {"l2", 0, "X", T_L2},
+    {"info", 0, "TEXT", T_INFO},
+    {0},
+};
+const app_opt *const app_guard_train_opts[] = {guard_train_opts, NULL};
+
 int app_cmd_guard_train(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { train_usage(stdout); return 0; }
     rag_guard_train_params p = rag_guard_train_default_params();
     const char *outp = NULL, *info = NULL;
     const char *files[64];
     size_t nfiles = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        char *end = NULL;
-        if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && has) outp = argv[++i];
-        else if (strcmp(a, "--bits") == 0 && has) { p.bits = (int)strtol(argv[++i], &end, 10); if (*end) return app_error("guard-train: --bits wants a number"); }
-        else if (strcmp(a, "--epochs") == 0 && has) { p.epochs = (int)strtol(argv[++i], &end, 10); if (*end || p.epochs < 1 || p.epochs > 1000) return app_error("guard-train: --epochs wants 1..1000"); }
-        else if (strcmp(a, "--seed") == 0 && has) { p.seed = strtoull(argv[++i], &end, 10); if (*end) return app_error("guard-train: --seed wants a number"); }
-        else if (strcmp(a, "--lr") == 0 && has) { p.lr = strtod(argv[++i], &end); if (*end || !(p.lr > 0)) return app_error("guard-train: --lr wants a positive number"); }
-        else if (strcmp(a, "--l2") == 0 && has) { p.l2 = strtod(argv[++i], &end); if (*end || p.l2 < 0) return app_error("guard-train: --l2 wants a number >= 0"); }
-        else if (strcmp(a, "--info") == 0 && has) info = argv[++i];
-        else if (a[0] == '-' && a[1]) { app_error("guard-train: unknown or incomplete option '%s'", a); train_usage(stderr); return 1; }
-        else if (nfiles < sizeof files / sizeof files[0]) files[nfiles++] = a;
-        else return app_error("guard-train: too many files");
+    app_args ap;
+    app_args_init(&ap, "guard-train", app_guard_train_opts, argc, argv);
+    const char *val;
+    int id;
+    double d;
+    while ((id = app_args_next(&ap, &val)) > 0) {
+        bool ok = true;
+        switch (id) {
+        case 'o': outp = val; break;
+        case T_BITS: ok = app_opt_int(&ap, val, 12, 22, &p.bits); break;
+        case T_EPOCHS: ok = app_opt_int(&ap, val, 1, 1000, &p.epochs); break;
+        case T_SEED:
+            if (!app_parse_u64(val, &p.seed)) ok = app_opt_bad(&ap, val, "not a whole number from 0 to 2^64-1");
+            break;
+        case T_LR:
+            if ((ok = app_opt_double(&ap, val, 0, 1e6, &d)) && !(d > 0)) ok = app_opt_bad(&ap, val, "must be above 0");
+            p.lr = d;
+            break;
+        case T_L2: ok = app_opt_double(&ap, val, 0, 1e6, &d); p.l2 = d; break;
+        case T_INFO: info = val; break;
+        }
+        if (!ok) return 2;
     }
-    if (!outp || nfiles == 0) { train_usage(stderr); return 1; }
-    if (p.bits < 12 || p.bits > 22) return app_error("guard-train: --bits is 12..22");
+    if (id < 0) return 2;
+    if ((size_t)ap.npos > sizeof files / sizeof files[0]) return app_usage_error(&ap, "too many files (at most 64)");
+    for (int i = 1; i <= ap.npos; i++) files[nfiles++] = argv[i];
+    if (!outp || nfiles == 0) return app_usage_error(&ap, "%s", !outp ? "no -o MODEL" : "no FILE.jsonl");
     rows v = {0};
     int rc = 1;
     const char **texts = NULL;
@@ -226,6 +249,18 @@ static void print_short(const char *s, size_t max) {
     if (n < strlen(s)) fputs("…", stdout);
 }
 
+enum { E_STAGE = 256, E_RULES, E_NO_DEFAULTS, E_LIST, E_JSON, E_NO_QUESTION };
+static const app_opt guard_eval_opts[] = {
+    {"stage", 0, "input|context|output", E_STAGE},
+    {"rules", 0, "DIR", E_RULES},
+    {"no-defaults", 0, NULL, E_NO_DEFAULTS},
+    {"list", 0, "N", E_LIST},
+    {"json", 0, NULL, E_JSON},
+    {"no-question", 0, NULL, E_NO_QUESTION},
+    {0},
+};
+const app_opt *const app_guard_eval_opts[] = {guard_eval_opts, NULL};
+
 int app_cmd_guard_eval(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { eval_usage(stdout); return 0; }
     const char *dirs[EVAL_MAX_RULE_DIRS];
@@ -235,42 +270,36 @@ int app_cmd_guard_eval(int argc, char **argv) {
     const char *file = NULL;
     bool json = false, no_question = false;
     long list = 20;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (strcmp(a, "--stage") == 0 && has) {
-            int s = rag_guard_stage_parse(argv[++i]);
-            if (s < 0) return app_error("guard-eval: unknown stage '%s' (input, context, output)", argv[i]);
-            def_stage = (rag_guard_stage)s;
-        } else if (strcmp(a, "--rules") == 0 && has) {
-            if (n_dirs == EVAL_MAX_RULE_DIRS) return app_error("guard-eval: too many --rules");
-            dirs[n_dirs++] = argv[++i];
-        } else if (strcmp(a, "--no-defaults") == 0) {
-            gp.no_defaults = true;
-        } else if (strcmp(a, "--list") == 0 && has) {
-            char *end;
-            list = strtol(argv[++i], &end, 10);
-            if (*end || list < 0) return app_error("guard-eval: --list wants a number");
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (strcmp(a, "--no-question") == 0) {
-            no_question = true;
-        } else if (a[0] == '-' && a[1]) {
-            app_error("guard-eval: unknown or incomplete option '%s'", a);
-            eval_usage(stderr);
-            return 1;
-        } else if (!file) {
-            file = a;
-        } else {
-            return app_error("guard-eval: one FILE only");
+    app_args ap;
+    app_args_init(&ap, "guard-eval", app_guard_eval_opts, argc, argv);
+    const char *val;
+    int id;
+    while ((id = app_args_next(&ap, &val)) > 0) {
+        switch (id) {
+        case E_STAGE:
+            if (app_opt_choice(&ap, val) < 0) return 2;
+            def_stage = (rag_guard_stage)rag_guard_stage_parse(val);
+            break;
+        case E_RULES:
+            if (n_dirs == EVAL_MAX_RULE_DIRS) return app_usage_error(&ap, "too many --rules (at most %d)", EVAL_MAX_RULE_DIRS);
+            dirs[n_dirs++] = val;
+            break;
+        case E_NO_DEFAULTS: gp.no_defaults = true; break;
+        case E_LIST:
+            if (!app_opt_long(&ap, val, 0, 1000000000L, &list)) return 2;
+            break;
+        case E_JSON: json = true; break;
+        case E_NO_QUESTION: no_question = true; break;
         }
     }
-    if (!file) { eval_usage(stderr); return 1; }
+    if (id < 0) return 2;
+    if (ap.npos != 1) return app_usage_error(&ap, "%s", ap.npos ? "one FILE only" : "no FILE.jsonl");
+    file = argv[1];
     gp.rule_dirs = dirs;
     gp.n_rule_dirs = n_dirs;
     rag_guard *g = NULL;
     char err[700];
-    if (rag_guard_load(&gp, &g, err, sizeof err) != RAG_OK) return app_error("guard-eval: %s", err);
+    if (app_guard_load(&gp, &g, err, sizeof err) != RAG_OK) return app_error("guard-eval: %s", err);
     app_guard_warnings(g);
     rows v = {0};
     int rc = 1;

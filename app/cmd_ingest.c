@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <errno.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +55,8 @@ static const char *ingest_usage =
     "  --access FILE       access rules: each document's groups from its path below\n"
     "                      DIR (docs/access.md); a re-run with changed rules updates\n"
     "                      the groups without re-embedding\n"
-    "  -q, --quiet         only the summary\n"
+    "  -q, --quiet         only the summary and the failures that are new since\n"
+    "                      the last run (quiet in a timer's journal)\n"
     "\n"
     "Exit status: 0 when the run completed (even with skipped or failed files),\n"
     "1 when nothing could be done, 2 on usage errors, 130 when interrupted.\n";
@@ -93,6 +97,7 @@ typedef struct {
     char current[1024];     /* the file being worked on (or the last one) */
     note *notes;
     size_t n_notes, cap_notes;
+    size_t n_failed_now;
     int cols;
 } ui;
 
@@ -135,6 +140,25 @@ static void draw_bar(ui *u, const rag_ingest_event *ev) {
     u->bar_shown = true;
 }
 
+/* The reason of an outcome without the file's path repeated in front
+ * ("/abs/docs/x.pdf: not a PDF" -> "not a PDF"). */
+static const char *bare_reason(const char *path, const char *reason) {
+    if (!reason) return NULL;
+    const char *forms[2] = {path, app_display_path(path)};
+    for (int i = 0; i < 2; i++) {
+        size_t n = forms[i] ? strlen(forms[i]) : 0;
+        if (n && strncmp(reason, forms[i], n) == 0 && reason[n] == ':' && reason[n + 1] == ' ') return reason + n + 2;
+    }
+    return reason;
+}
+
+/* What an added or updated file without a single chunk lacks. */
+static const char *no_text_reason(const char *path) {
+    size_t n = path ? strlen(path) : 0;
+    if (n > 4 && strcasecmp(path + n - 4, ".pdf") == 0) return "no text layer (scanned?)";
+    return "no text";
+}
+
 static void add_note(ui *u, rag_ingest_outcome o, const char *path, const char *reason) {
     if (u->n_notes == u->cap_notes) {
         size_t nc = u->cap_notes ? u->cap_notes * 2 : 32;
@@ -146,7 +170,7 @@ static void add_note(ui *u, rag_ingest_outcome o, const char *path, const char *
     note *x = &u->notes[u->n_notes];
     x->o = o;
     x->path = strdup(path ? path : "");
-    x->reason = strdup(reason ? reason : "");
+    x->reason = strdup(reason ? bare_reason(path, reason) : "");
     if (x->path && x->reason) u->n_notes++;
     else { free(x->path); free(x->reason); }
 }
@@ -159,7 +183,7 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
     switch (ev->kind) {
     case RAG_ING_EV_START:
         u->last_line = now;
-        if (!u->quiet && !u->tty) printf("%zu files to check\n", ev->files_total);
+        if (!u->quiet && !u->tty) printf("%zu file%s found\n", ev->files_total, ev->files_total == 1 ? "" : "s");
         break;
     case RAG_ING_EV_FILE_BEGIN:
         snprintf(u->current, sizeof u->current, "%s", ev->path ? ev->path : "");
@@ -169,20 +193,27 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
         const char *p = app_display_path(ev->path);
         if (ev->outcome == RAG_ING_SKIPPED || ev->outcome == RAG_ING_FAILED || ev->outcome == RAG_ING_REMOVED)
             add_note(u, ev->outcome, ev->path, ev->reason);
-        if (u->quiet) break;
+        bool empty = (ev->outcome == RAG_ING_ADDED || ev->outcome == RAG_ING_UPDATED) && ev->n_chunks == 0;
+        if (empty) add_note(u, ev->outcome, ev->path, no_text_reason(ev->path));
+        if (u->quiet) {
+            if (ev->outcome == RAG_ING_FAILED) u->n_failed_now++;
+            break;
+        }
         if (u->tty) {
             if (ev->outcome == RAG_ING_FAILED) {
                 clear_bar(u);
-                fprintf(stderr, "failed  %s: %s\n", app_esc(p), app_esc(ev->reason ? ev->reason : ""));
+                fprintf(stderr, "failed  %s: %s\n", app_esc(p), app_esc(ev->reason ? bare_reason(ev->path, ev->reason) : ""));
             }
             if (now - u->last_draw > 0.1 || ev->files_done == ev->files_total) { draw_bar(u, ev); u->last_draw = now; }
         } else {
             if (ev->outcome != RAG_ING_UNCHANGED) {
                 printf("%-9s %s", rag_ingest_outcome_str(ev->outcome), app_esc(p));
-                if (ev->outcome == RAG_ING_ADDED || ev->outcome == RAG_ING_UPDATED) printf(" (%d chunks)", ev->n_chunks);
+                if (empty) printf(" (0 chunks: %s)", no_text_reason(ev->path));
+                else if (ev->outcome == RAG_ING_ADDED || ev->outcome == RAG_ING_UPDATED)
+                    printf(" (%d chunk%s)", ev->n_chunks, ev->n_chunks == 1 ? "" : "s");
                 if (ev->outcome == RAG_ING_RENAMED && ev->reason && strncmp(ev->reason, "from ", 5) == 0)
                     printf(": from %s", app_esc(app_display_path(ev->reason + 5)));
-                else if (ev->reason) printf(": %s", app_esc(ev->reason));
+                else if (ev->reason) printf(": %s", app_esc(bare_reason(ev->path, ev->reason)));
                 putchar('\n');
             }
             if (now - u->last_line > 10 && ev->files_done) {
@@ -203,34 +234,106 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
     }
 }
 
-static void print_summary(ui *u, const rag_ingest_stats *st, const char *index_dir) {
+/* The failures of the last run, "path\treason" lines, kept in the index
+ * (meta key app.ingest.failed) so that -q reports only new ones. */
+#define FAILED_KEY "app.ingest.failed"
+
+static bool failed_before(const char *prev, const note *n) {
+    size_t pl = strlen(n->path), rl = strlen(n->reason);
+    for (const char *l = prev; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) : strlen(l);
+        if (len == pl + 1 + rl && strncmp(l, n->path, pl) == 0 && l[pl] == '\t' && strncmp(l + pl + 1, n->reason, rl) == 0)
+            return true;
+        l = nl ? nl + 1 : l + len;
+    }
+    return false;
+}
+
+/* The summary; with -q, only the counts and the failures that are new
+ * since the last run (the others are counted). */
+static void print_summary(ui *u, const rag_ingest_stats *st, const char *index_dir, idx_store *s) {
     printf("%s: %zu added, %zu updated, %zu renamed, %zu removed, %zu unchanged, %zu skipped, %zu failed\n",
            st->cancelled ? "interrupted" : "done", st->added, st->updated, st->renamed, st->removed,
            st->unchanged, st->skipped, st->failed);
-    printf("%llu chunks written, %llu removed in %.2f s (%.1f chunks/s; embedding %.2f s, chunking %.2f s, "
-           "reading %.2f s, storing %.2f s); index %s\n",
-           (unsigned long long)st->chunks_added, (unsigned long long)st->chunks_removed, st->seconds,
-           st->seconds > 0 ? (double)st->chunks_added / st->seconds : 0.0, st->embed_seconds, st->chunk_seconds,
-           st->extract_seconds, st->store_seconds, index_dir);
-    if (st->regrouped)
+    if (!u->quiet)
+        printf("%llu chunk%s written, %llu removed in %.2f s (%.1f chunks/s; embedding %.2f s, chunking %.2f s, "
+               "reading %.2f s, storing %.2f s); index %s\n",
+               (unsigned long long)st->chunks_added, st->chunks_added == 1 ? "" : "s",
+               (unsigned long long)st->chunks_removed, st->seconds,
+               st->seconds > 0 ? (double)st->chunks_added / st->seconds : 0.0, st->embed_seconds, st->chunk_seconds,
+               st->extract_seconds, st->store_seconds, index_dir);
+    if (st->regrouped && !u->quiet)
         printf("access groups changed for %zu unchanged document%s (not re-embedded)\n", st->regrouped,
                st->regrouped == 1 ? "" : "s");
-    static const rag_ingest_outcome order[] = {RAG_ING_FAILED, RAG_ING_SKIPPED, RAG_ING_REMOVED};
-    for (size_t k = 0; k < 3; k++) {
+    char *prev = NULL;
+    if (s) idx_meta_get(s, FAILED_KEY, &prev);
+    /* the failures of this run, for the next one */
+    size_t cap = 1, n_old = 0;
+    for (size_t i = 0; i < u->n_notes; i++)
+        if (u->notes[i].o == RAG_ING_FAILED) cap += strlen(u->notes[i].path) + strlen(u->notes[i].reason) + 2;
+    char *now = malloc(cap);
+    if (now) {
+        size_t at = 0;
+        now[0] = 0;
+        for (size_t i = 0; i < u->n_notes; i++)
+            if (u->notes[i].o == RAG_ING_FAILED)
+                at += (size_t)snprintf(now + at, cap - at, "%s\t%s\n", u->notes[i].path, u->notes[i].reason);
+        if (s && !st->cancelled) idx_meta_set(s, FAILED_KEY, now);
+        free(now);
+    }
+    static const rag_ingest_outcome order[] = {RAG_ING_FAILED, RAG_ING_SKIPPED, RAG_ING_REMOVED, RAG_ING_ADDED};
+    static const char *titles[] = {"failed", "skipped", "removed", "no text found (added without chunks)"};
+    for (size_t k = 0; k < 4; k++) {
+        if (u->quiet && order[k] != RAG_ING_FAILED) continue;
         size_t shown = 0, total = 0;
-        for (size_t i = 0; i < u->n_notes; i++) total += u->notes[i].o == order[k];
-        if (!total) continue;
-        printf("%s:\n", rag_ingest_outcome_str(order[k]));
         for (size_t i = 0; i < u->n_notes; i++) {
-            if (u->notes[i].o != order[k]) continue;
+            const note *n = &u->notes[i];
+            bool kind = order[k] == RAG_ING_ADDED ? (n->o == RAG_ING_ADDED || n->o == RAG_ING_UPDATED) : n->o == order[k];
+            if (!kind) continue;
+            if (u->quiet && failed_before(prev, n)) { n_old++; continue; }
+            total++;
+        }
+        if (!total) continue;
+        printf("%s%s:\n", titles[k], u->quiet ? " (new since the last run)" : "");
+        for (size_t i = 0; i < u->n_notes; i++) {
+            const note *n = &u->notes[i];
+            bool kind = order[k] == RAG_ING_ADDED ? (n->o == RAG_ING_ADDED || n->o == RAG_ING_UPDATED) : n->o == order[k];
+            if (!kind || (u->quiet && failed_before(prev, n))) continue;
             if (shown++ == 200 && !u->quiet) { printf("  ... and %zu more\n", total - 200); break; }
-            printf("  %s: %s\n", app_esc(app_display_path(u->notes[i].path)), app_esc(u->notes[i].reason));
+            printf("  %s: %s\n", app_esc(app_display_path(n->path)), app_esc(n->reason));
         }
     }
+    if (u->quiet && n_old)
+        printf("%zu earlier failure%s unchanged (run without -q to list them)\n", n_old, n_old == 1 ? "" : "s");
+    free(prev);
 }
 
 /* Contract: runs one ingest of DIR into the index; see ingest_usage for the
  * exit codes. */
+enum { O_INDEX = 256, O_FAISS, O_REINDEX, O_ACCESS, O_THREADS, O_CHUNK_TOKENS, O_OVERLAP, O_MAX_FILE_MB, O_LAYER,
+       O_BATCH, O_SAVE_EVERY, O_MAX_FILE_SECONDS, O_MAX_TEXT_RATIO, O_LORA };
+static const app_opt ingest_opts[] = {
+    {"index", 0, "DIR", O_INDEX},
+    {"model", 'm', "FILE", 'm'},
+    {"access", 0, "FILE", O_ACCESS},
+    {"reindex", 0, NULL, O_REINDEX},
+    {"quiet", 'q', NULL, 'q'},
+    {"threads", 0, "N", O_THREADS},
+    {"chunk-tokens", 0, "N", O_CHUNK_TOKENS},
+    {"overlap", 0, "N", O_OVERLAP},
+    {"max-file-mb", 0, "N", O_MAX_FILE_MB},
+    {"max-file-seconds", 0, "S", O_MAX_FILE_SECONDS},
+    {"max-text-ratio", 0, "R", O_MAX_TEXT_RATIO},
+    {"layer", 0, "L", O_LAYER},
+    {"batch", 0, "N", O_BATCH},
+    {"save-every", 0, "N", O_SAVE_EVERY},
+    {"faiss", 0, "FACTORY", O_FAISS},
+    {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {0},
+};
+const app_opt *const app_ingest_opts[] = {ingest_opts, NULL};
+
 int app_cmd_ingest(int argc, char **argv) {
     if (app_wants_help(argc, argv)) {
         fputs(ingest_usage, stdout);
@@ -245,38 +348,52 @@ int app_cmd_ingest(int argc, char **argv) {
     memset(&u, 0, sizeof u);
     llm_model *m = NULL;
     idx_store *s = NULL;
+    app_args ap;
+    app_args_init(&ap, "ingest", app_ingest_opts, argc, argv);
+    const char *val;
+    int id;
     long v;
     app_lora_opts lora = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
-        else if (strcmp(a, "--lora") == 0 && has) {
-            if (app_lora_add(&lora, "ingest", argv[++i]) != 0) return 2;
+    while ((id = app_args_next(&ap, &val)) > 0) {
+        bool ok = true;
+        switch (id) {
+        case O_INDEX: index_flag = val; break;
+        case 'm': mflag = val; break;
+        case O_FAISS: faiss = val; break;
+        case O_LORA: ok = app_lora_add(&lora, "ingest", (char *)val) == 0; break;
+        case O_REINDEX: p.reindex = true; break;
+        case O_ACCESS: access_path = val; break;
+        case 'q': u.quiet = true; break;
+        case O_THREADS: ok = app_opt_int(&ap, val, 1, 256, &p.n_threads); break;
+        case O_CHUNK_TOKENS: ok = app_opt_int(&ap, val, 16, 8192, &p.chunk_tokens); break;
+        case O_OVERLAP: ok = app_opt_int(&ap, val, 0, 4096, &p.overlap_tokens); break;
+        case O_MAX_FILE_MB:
+            if ((ok = app_opt_long(&ap, val, 1, 1 << 20, &v))) p.max_file_bytes = (uint64_t)v << 20;
+            break;
+        case O_LAYER:
+            if (strcmp(val, "auto") == 0) { layer_auto = true; p.layer = -1; }
+            else if (!app_parse_int(val, -1, 100000, &p.layer))
+                ok = app_opt_bad(&ap, val, "a layer number (-1 = the final norm) or auto");
+            break;
+        case O_MAX_FILE_SECONDS:
+            if ((ok = app_opt_long(&ap, val, 0, 86400, &v))) p.budget.cpu_seconds = (double)v;
+            break;
+        case O_MAX_TEXT_RATIO:
+            if ((ok = app_opt_long(&ap, val, 0, 1 << 20, &v))) p.budget.max_text_ratio = (double)v;
+            break;
+        case O_BATCH: ok = app_opt_int(&ap, val, 1, 4096, &p.embed_batch); break;
+        case O_SAVE_EVERY: ok = app_opt_int(&ap, val, 1, 1 << 30, &p.save_every); break;
         }
-        else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
-        else if (strcmp(a, "--faiss") == 0 && has) faiss = argv[++i];
-        else if (strcmp(a, "--reindex") == 0) p.reindex = true;
-        else if (strcmp(a, "--access") == 0 && has) access_path = argv[++i];
-        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) u.quiet = true;
-        else if (strcmp(a, "--threads") == 0 && has && app_parse_long(argv[i + 1], 1, 256, &v)) { p.n_threads = (int)v; i++; }
-        else if (strcmp(a, "--chunk-tokens") == 0 && has && app_parse_long(argv[i + 1], 16, 8192, &v)) { p.chunk_tokens = (int)v; i++; }
-        else if (strcmp(a, "--overlap") == 0 && has && app_parse_long(argv[i + 1], 0, 4096, &v)) { p.overlap_tokens = (int)v; i++; }
-        else if (strcmp(a, "--max-file-mb") == 0 && has && app_parse_long(argv[i + 1], 1, 1 << 20, &v)) { p.max_file_bytes = (uint64_t)v << 20; i++; }
-        else if (strcmp(a, "--layer") == 0 && has && strcmp(argv[i + 1], "auto") == 0) { layer_auto = true; p.layer = -1; i++; }
-        else if (strcmp(a, "--max-file-seconds") == 0 && has && app_parse_long(argv[i + 1], 0, 86400, &v)) { p.budget.cpu_seconds = (double)v; i++; }
-        else if (strcmp(a, "--max-text-ratio") == 0 && has && app_parse_long(argv[i + 1], 0, 1 << 20, &v)) { p.budget.max_text_ratio = (double)v; i++; }
-        else if (strcmp(a, "--layer") == 0 && has && app_parse_long(argv[i + 1], -1, 100000, &v)) { p.layer = (int)v; i++; }
-        else if (strcmp(a, "--batch") == 0 && has && app_parse_long(argv[i + 1], 1, 4096, &v)) { p.embed_batch = (int)v; i++; }
-        else if (strcmp(a, "--save-every") == 0 && has && app_parse_long(argv[i + 1], 1, 1 << 30, &v)) { p.save_every = (int)v; i++; }
-        else if (a[0] == '-' && a[1]) {
-            app_error("ingest: bad option or value '%s' (see `mrag ingest --help`)", a);
-            return 2;
-        } else if (!dir) dir = a;
-        else { app_error("ingest: one folder at a time ('%s')", a); return 2; }
+        if (!ok) return 2;
     }
-    if (!dir) { fputs(ingest_usage, stderr); return 2; }
-    if (p.overlap_tokens >= p.chunk_tokens) { app_error("ingest: --overlap must be below --chunk-tokens"); return 2; }
+    if (id < 0) return 2;
+    if (ap.npos > 1) return app_usage_error(&ap, "one folder at a time ('%s')", argv[2]);
+    if (ap.npos == 0) return app_usage_error(&ap, "no DIR to ingest");
+    dir = argv[1];
+    if (p.overlap_tokens >= p.chunk_tokens) return app_usage_error(&ap, "--overlap must be below --chunk-tokens");
+    struct stat dst;
+    if (stat(dir, &dst) != 0) return app_error("ingest: %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(dst.st_mode)) return app_error("ingest: %s: not a folder (ingest takes a folder of documents)", dir);
     const char *index_dir = app_index_path(index_flag);
     const char *mpath = app_model_path(mflag);
     if (!mpath) { app_error("ingest: no model: give -m FILE or set MRAG_MODEL"); return 1; }
@@ -318,7 +435,7 @@ int app_cmd_ingest(int argc, char **argv) {
     sigaction(SIGTERM, &old_term, NULL);
     clear_bar(&u);
     if (grc != RAG_OK) { app_error("ingest: %s", err); goto done; }
-    print_summary(&u, &st, index_dir);
+    print_summary(&u, &st, index_dir, s);
     if (layer_auto && !st.cancelled) app_choose_layer(s, m, p.n_threads, NULL, 0, "ingest");
     /* a run that changed nothing gives the fusion weights nothing new to
      * learn from (an index that has none yet gets them at the next change,

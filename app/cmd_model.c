@@ -12,11 +12,17 @@ static const char *model_info_usage =
     "\n"
     "Prints a GGUF model's architecture, hyperparameters, tensor types and\n"
     "counts, vocabulary size, special tokens and the memory it needs (mapped\n"
-    "weights plus a 4096-token context).\n";
+    "weights plus the context ask and serve make by default: the model's\n"
+    "training context, at most 4096 tokens).\n"
+    "\n"
+    "  -m, --model FILE  the model (default: the argument, else $MRAG_MODEL)\n";
 
 static void print_bytes(const char *label, uint64_t b) {
     printf("%-22s %" PRIu64 " bytes (%.1f MiB)\n", label, b, (double)b / (1024.0 * 1024.0));
 }
+
+static const app_opt model_info_opts[] = {{"model", 'm', "FILE", 'm'}, {0}};
+const app_opt *const app_model_info_opts[] = {model_info_opts, NULL};
 
 /* Contract: argv[1] (or -m/$MRAG_MODEL) names a GGUF; prints its facts to
  * stdout; returns 0, 1 when the file cannot be loaded, 2 on usage errors. */
@@ -26,19 +32,17 @@ int app_cmd_model_info(int argc, char **argv) {
         return 0;
     }
     const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) path = argv[++i];
-        else if (argv[i][0] == '-' && argv[i][1]) {
-            app_error("model-info: unknown option '%s'", argv[i]);
-            fputs(model_info_usage, stderr);
-            return 2;
-        } else path = argv[i];
-    }
+    app_args ap;
+    app_args_init(&ap, "model-info", app_model_info_opts, argc, argv);
+    const char *v;
+    int id;
+    while ((id = app_args_next(&ap, &v)) > 0) path = v;
+    if (id < 0) return 2;
+    if (ap.npos > 1 || (ap.npos == 1 && path))
+        return app_usage_error(&ap, "one model file only ('%s')", argv[ap.npos]);
+    if (ap.npos == 1) path = argv[1];
     path = app_model_path(path);
-    if (!path) {
-        fputs(model_info_usage, stderr);
-        return 2;
-    }
+    if (!path) return app_usage_error(&ap, "no model (give MODEL.gguf, -m FILE or set MRAG_MODEL)");
     llm_model *m = NULL;
     char err[512];
     llm_model_params mp = llm_model_default_params();
@@ -85,13 +89,28 @@ int app_cmd_model_info(int argc, char **argv) {
         printf("%-22s %.2f s (the matmuls read this copy; docs/kernels.md)\n", "repacking took", in.pack_seconds);
     }
     if (!mp.vocab_only) {
-        uint64_t ctx = llm_context_bytes(m, 4096, 512, false);
-        print_bytes("context 4096 (f16 KV)", ctx);
-        print_bytes("total for 4096 ctx", ctx + in.weight_bytes);
+        int n_ctx = in.n_ctx_train > 0 && in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
+        uint64_t ctx = llm_context_bytes(m, n_ctx, 512, false);
+        char label[64];
+        snprintf(label, sizeof label, "context %d (f16 KV)", n_ctx);
+        print_bytes(label, ctx);
+        snprintf(label, sizeof label, "total for %d ctx", n_ctx);
+        print_bytes(label, ctx + in.weight_bytes);
     }
     llm_model_free(m);
     return 0;
 }
+
+enum { O_LAYER = 256, O_THREADS, O_LORA, O_FINGERPRINT };
+static const app_opt embed_opts[] = {
+    {"model", 'm', "FILE", 'm'},
+    {"layer", 0, "L", O_LAYER},
+    {"threads", 0, "N", O_THREADS},
+    {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {"fingerprint", 0, NULL, O_FINGERPRINT},
+    {0},
+};
+const app_opt *const app_embed_opts[] = {embed_opts, NULL};
 
 static const char *embed_usage =
     "usage: mrag embed -m MODEL.gguf [--layer L] [--threads N] [--lora FILE[:S]] TEXT...\n"
@@ -122,26 +141,26 @@ int app_cmd_embed(int argc, char **argv) {
     llm_model *m = NULL;
     llm_context *c = NULL;
     float *vec = NULL;
-    int first_text = -1;
     app_lora_opts lora = {0};
     bool show_fp = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) mflag = argv[++i];
-        else if (strcmp(argv[i], "--layer") == 0 && i + 1 < argc) {
-            if (!app_parse_int(argv[++i], 0, 100000, &layer)) { rc = 2; app_error("embed: bad --layer '%s'", argv[i]); goto done; }
-        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-            if (!app_parse_int(argv[++i], 1, 256, &threads)) { rc = 2; app_error("embed: bad --threads '%s'", argv[i]); goto done; }
-        } else if (strcmp(argv[i], "--lora") == 0 && i + 1 < argc) {
-            if ((rc = app_lora_add(&lora, "embed", argv[++i])) != 0) goto done;
-            rc = 1;
-        } else if (strcmp(argv[i], "--fingerprint") == 0) show_fp = true;
-        else if (strcmp(argv[i], "--") == 0) { first_text = i + 1; break; }
-        else if (argv[i][0] == '-' && argv[i][1]) { rc = 2; app_error("embed: unknown option '%s'", argv[i]); goto done; }
-        else { first_text = i; break; }
+    int first_text = 1;
+    app_args ap;
+    app_args_init(&ap, "embed", app_embed_opts, argc, argv);
+    const char *v;
+    int id;
+    while ((id = app_args_next(&ap, &v)) > 0) {
+        if (id == 'm') mflag = v;
+        else if (id == O_LAYER && !app_opt_int(&ap, v, 0, 100000, &layer)) id = -1;
+        else if (id == O_THREADS && !app_opt_int(&ap, v, 1, 256, &threads)) id = -1;
+        else if (id == O_LORA && app_lora_add(&lora, "embed", (char *)v) != 0) id = -1;
+        else if (id == O_FINGERPRINT) show_fp = true;
+        if (id < 0) break;
     }
+    if (id < 0) { rc = 2; goto done; }
+    argc = ap.npos + 1;
     const char *path = app_model_path(mflag);
-    if (!path || first_text < 0 || first_text >= argc) {
-        fputs(embed_usage, stderr);
+    if (!path || first_text >= argc) {
+        app_usage_error(&ap, "%s", !path ? "no model (give -m FILE or set MRAG_MODEL)" : "no TEXT");
         rc = 2;
         goto done;
     }

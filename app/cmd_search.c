@@ -125,6 +125,20 @@ static int print_hits(idx_store *s, const rag_hit *hits, int n, rag_search_mode 
     return 0;
 }
 
+enum { O_INDEX = 256, O_JSON, O_GROUPS, O_THREADS, O_MODE, O_LORA };
+static const app_opt search_opts[] = {
+    {"index", 0, "DIR", O_INDEX},
+    {"model", 'm', "FILE", 'm'},
+    {NULL, 'k', "N", 'k'},
+    {"mode", 0, "dense|bm25|hybrid", O_MODE},
+    {"json", 0, NULL, O_JSON},
+    {"threads", 0, "N", O_THREADS},
+    {"groups", 0, "G,H", O_GROUPS},
+    {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {0},
+};
+const app_opt *const app_search_opts[] = {search_opts, NULL};
+
 int app_cmd_search(int argc, char **argv) {
     if (app_wants_help(argc, argv)) {
         fputs(search_usage, stdout);
@@ -135,34 +149,36 @@ int app_cmd_search(int argc, char **argv) {
     idx_filter filter = {0};
     int mode = -1, threads = 0, k = 5;
     bool json = false;
-    long v;
-    int first = -1;
     char *query = NULL, *recorded = NULL;
     llm_model *m = NULL;
     idx_store *s = NULL;
     rag_retriever *r = NULL;
     rag_hit *hits = NULL;
     app_lora_opts lora = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
-        else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
-        else if (strcmp(a, "--lora") == 0 && has) {
-            if (app_lora_add(&lora, "search", argv[++i]) != 0) { rc = 2; goto done; }
+    app_args ap;
+    app_args_init(&ap, "search", app_search_opts, argc, argv);
+    const char *val;
+    int id;
+    while ((id = app_args_next(&ap, &val)) > 0) {
+        bool ok = true;
+        switch (id) {
+        case O_INDEX: index_flag = val; break;
+        case 'm': mflag = val; break;
+        case O_JSON: json = true; break;
+        case O_GROUPS: groups = val; break;
+        case O_LORA: ok = app_lora_add(&lora, "search", (char *)val) == 0; break;
+        case 'k': ok = app_opt_int(&ap, val, 1, 1000, &k); break;
+        case O_THREADS: ok = app_opt_int(&ap, val, 1, 256, &threads); break;
+        case O_MODE:
+            if ((ok = app_opt_choice(&ap, val) >= 0)) mode = rag_search_mode_parse(val);
+            break;
         }
-        else if (strcmp(a, "--json") == 0) json = true;
-        else if (strcmp(a, "--groups") == 0 && has) groups = argv[++i];
-        else if (strcmp(a, "-k") == 0 && has && app_parse_long(argv[i + 1], 1, 1000, &v)) { k = (int)v; i++; }
-        else if (strcmp(a, "--threads") == 0 && has && app_parse_long(argv[i + 1], 1, 256, &v)) { threads = (int)v; i++; }
-        else if (strcmp(a, "--mode") == 0 && has && rag_search_mode_parse(argv[i + 1]) >= 0) mode = rag_search_mode_parse(argv[++i]);
-        else if (strcmp(a, "--") == 0) { first = i + 1; break; }
-        else if (a[0] == '-' && a[1]) {
-            app_error("search: bad option or value '%s' (see `mrag search --help`)", a);
-            return 2;
-        } else { first = i; break; }
+        if (!ok) return 2;
     }
-    if (first < 0 || first >= argc) { fputs(search_usage, stderr); return 2; }
+    if (id < 0) return 2;
+    if (ap.npos == 0) return app_usage_error(&ap, "no QUERY");
+    int first = 1;
+    argc = ap.npos + 1;
     bool all = !groups || strcmp(groups, "*") == 0;
     if (!all && rag_groups_parse(groups, &filter) != RAG_OK) {
         app_error("search: bad --groups '%s' (comma-separated names of letters, digits, _ - . @ :)", groups);

@@ -141,60 +141,106 @@ static void serve_default_opts(app_serve_opts *o) {
     o->max_conns_per_addr = 32;
 }
 
-/* The command line into o; prints the problem and returns false on a bad
- * option or value. */
+enum { O_DEBUG_PROMPTS = 256, O_LLM_EMBEDDINGS, O_INDEX, O_LISTEN, O_KEYS, O_PREAMBLE, O_LLM_URL, O_LLM_KEY_FILE,
+       O_LLM_MODEL, O_ALLOWED_HOST, O_RULES, O_QUARANTINE, O_MAX_BODY, O_MAX_PROMPT_TOKENS, O_MAX_TOKENS, O_CTX,
+       O_SLOTS, O_QUEUE, O_SEARCH_HANDLES, O_EMBED_SLOTS, O_TIMEOUT, O_GRACE, O_THREADS, O_HEAD_TIMEOUT,
+       O_MAX_CONNS, O_MAX_CONNS_PER_IP, O_EXTRACTIVE, O_LORA };
+static const app_opt serve_opts[] = {
+    {"index", 0, "DIR", O_INDEX},
+    {"model", 'm', "FILE", 'm'},
+    {"listen", 0, "HOST:PORT", O_LISTEN},
+    {"keys", 0, "FILE", O_KEYS},
+    {"allowed-host", 0, "NAME", O_ALLOWED_HOST},
+    {NULL, 'k', "N", 'k'},
+    {"max-tokens", 0, "N", O_MAX_TOKENS},
+    {"max-prompt-tokens", 0, "N", O_MAX_PROMPT_TOKENS},
+    {"max-body", 0, "BYTES", O_MAX_BODY},
+    {"ctx", 0, "N", O_CTX},
+    {"slots", 0, "N", O_SLOTS},
+    {"queue", 0, "N", O_QUEUE},
+    {"search-handles", 0, "N", O_SEARCH_HANDLES},
+    {"embed-slots", 0, "N", O_EMBED_SLOTS},
+    {"timeout", 0, "S", O_TIMEOUT},
+    {"head-timeout", 0, "S", O_HEAD_TIMEOUT},
+    {"grace", 0, "S", O_GRACE},
+    {"max-connections", 0, "N", O_MAX_CONNS},
+    {"max-connections-per-ip", 0, "N", O_MAX_CONNS_PER_IP},
+    {"threads", 0, "N", O_THREADS},
+    {"rules", 0, "DIR", O_RULES},
+    {"quarantine", 0, "drop|keep", O_QUARANTINE},
+    {"preamble", 0, "FILE", O_PREAMBLE},
+    {"llm-url", 0, "URL", O_LLM_URL},
+    {"llm-key-file", 0, "FILE", O_LLM_KEY_FILE},
+    {"llm-model", 0, "NAME", O_LLM_MODEL},
+    {"llm-embeddings", 0, NULL, O_LLM_EMBEDDINGS},
+    {"debug-prompts", 0, NULL, O_DEBUG_PROMPTS},
+    {"extractive", 0, NULL, O_EXTRACTIVE},
+    {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {0},
+};
+const app_opt *const app_serve_opts_tables[] = {serve_opts, NULL};
+
+/* The command line into o; prints the usage error and returns false on a
+ * bad option or value (exit 2). */
 static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        const char *v = has ? argv[i + 1] : "";
-        long n;
-        bool ok = has;
-        if (strcmp(a, "--debug-prompts") == 0) { o->debug_prompts = true; continue; }
-        if (strcmp(a, "--extractive") == 0) { o->extractive = true; continue; }
-        if (strcmp(a, "--llm-embeddings") == 0) { o->llm_embeddings = true; continue; }
-        if (!has) ok = false;
-        else if (strcmp(a, "--index") == 0) o->index = v;
-        else if (strcmp(a, "-m") == 0) o->model = v;
-        else if (strcmp(a, "--lora") == 0) {
-            if (app_lora_add(&o->lora, "serve", argv[i + 1]) != 0) return false;
+    app_args ap;
+    app_args_init(&ap, "serve", app_serve_opts_tables, argc, argv);
+    const char *v;
+    int id;
+    long n = 0;
+    while ((id = app_args_next(&ap, &v)) > 0) {
+        bool ok = true;
+        switch (id) {
+        case O_DEBUG_PROMPTS: o->debug_prompts = true; break;
+        case O_EXTRACTIVE: o->extractive = true; break;
+        case O_LORA: ok = app_lora_add(&o->lora, "serve", (char *)v) == 0; break;
+        case O_LLM_EMBEDDINGS: o->llm_embeddings = true; break;
+        case O_INDEX: o->index = v; break;
+        case 'm': o->model = v; break;
+        case O_LISTEN: o->listen = v; break;
+        case O_KEYS: o->keys_file = v; break;
+        case O_PREAMBLE: o->preamble = v; break;
+        case O_LLM_URL: o->llm_url = v; break;
+        case O_LLM_KEY_FILE: o->llm_key_file = v; break;
+        case O_LLM_MODEL: o->llm_model = v; break;
+        case O_ALLOWED_HOST:
+            if (o->n_allowed_hosts >= sizeof o->allowed_hosts / sizeof o->allowed_hosts[0])
+                ok = app_opt_bad(&ap, v, "too many --allowed-host");
+            else if (!*v || strlen(v) >= 256) ok = app_opt_bad(&ap, v, "a host name of 1 to 255 bytes");
+            else o->allowed_hosts[o->n_allowed_hosts++] = v;
+            break;
+        case O_RULES:
+            if (o->n_rules >= sizeof o->rules / sizeof o->rules[0]) ok = app_opt_bad(&ap, v, "too many --rules");
+            else o->rules[o->n_rules++] = v;
+            break;
+        case O_QUARANTINE: {
+            int c = app_opt_choice(&ap, v);
+            ok = c >= 0;
+            o->keep_quarantined = c == 1;
+            break;
         }
-        else if (strcmp(a, "--listen") == 0) o->listen = v;
-        else if (strcmp(a, "--keys") == 0) o->keys_file = v;
-        else if (strcmp(a, "--preamble") == 0) o->preamble = v;
-        else if (strcmp(a, "--llm-url") == 0) o->llm_url = v;
-        else if (strcmp(a, "--llm-key-file") == 0) o->llm_key_file = v;
-        else if (strcmp(a, "--llm-model") == 0) o->llm_model = v;
-        else if (strcmp(a, "--allowed-host") == 0) {
-            ok = o->n_allowed_hosts < sizeof o->allowed_hosts / sizeof o->allowed_hosts[0] && *v && strlen(v) < 256;
-            if (ok) o->allowed_hosts[o->n_allowed_hosts++] = v;
-        } else if (strcmp(a, "--rules") == 0) {
-            ok = o->n_rules < sizeof o->rules / sizeof o->rules[0];
-            if (ok) o->rules[o->n_rules++] = v;
-        } else if (strcmp(a, "--quarantine") == 0) {
-            ok = strcmp(v, "drop") == 0 || strcmp(v, "keep") == 0;
-            o->keep_quarantined = strcmp(v, "keep") == 0;
-        } else if (strcmp(a, "--max-body") == 0 && (ok = app_parse_long(v, 1024, 1L << 30, &n))) o->max_body = (size_t)n;
-        else if (strcmp(a, "--max-prompt-tokens") == 0 && (ok = app_parse_long(v, 1, 1 << 20, &n))) o->max_prompt_tokens = (int)n;
-        else if (strcmp(a, "--max-tokens") == 0 && (ok = app_parse_long(v, 1, 1 << 20, &n))) o->max_tokens = (int)n;
-        else if (strcmp(a, "--ctx") == 0 && (ok = app_parse_long(v, 64, 1 << 20, &n))) o->n_ctx = (int)n;
-        else if (strcmp(a, "--slots") == 0 && (ok = app_parse_long(v, 1, 64, &n))) o->slots = (int)n;
-        else if (strcmp(a, "--queue") == 0 && (ok = app_parse_long(v, 0, 4096, &n))) o->queue = (int)n;
-        else if (strcmp(a, "--search-handles") == 0 && (ok = app_parse_long(v, 1, 64, &n))) o->search_handles = (int)n;
-        else if (strcmp(a, "--embed-slots") == 0 && (ok = app_parse_long(v, 1, 64, &n))) o->embed_slots = (int)n;
-        else if (strcmp(a, "--timeout") == 0 && (ok = app_parse_long(v, 1, 86400, &n))) o->timeout_s = (int)n;
-        else if (strcmp(a, "--grace") == 0 && (ok = app_parse_long(v, 0, 3600, &n))) o->grace_s = (int)n;
-        else if (strcmp(a, "--threads") == 0 && (ok = app_parse_long(v, 1, 256, &n))) o->threads = (int)n;
-        else if (strcmp(a, "-k") == 0 && (ok = app_parse_long(v, 1, 100, &n))) o->k = (int)n;
-        else if (strcmp(a, "--head-timeout") == 0 && (ok = app_parse_long(v, 1, 3600, &n))) o->head_timeout_s = (int)n;
-        else if (strcmp(a, "--max-connections") == 0 && (ok = app_parse_long(v, 4, 4096, &n))) o->max_conns = (int)n;
-        else if (strcmp(a, "--max-connections-per-ip") == 0 && (ok = app_parse_long(v, 0, 4096, &n))) o->max_conns_per_addr = (int)n;
-        else ok = false;
-        if (!ok) {
-            app_error("serve: bad option or value '%s' (see `mrag serve --help`)", a);
-            return false;
+        case O_MAX_BODY: if ((ok = app_opt_long(&ap, v, 1024, 1L << 30, &n))) o->max_body = (size_t)n; break;
+        case O_MAX_PROMPT_TOKENS: ok = app_opt_int(&ap, v, 1, 1 << 20, &o->max_prompt_tokens); break;
+        case O_MAX_TOKENS: ok = app_opt_int(&ap, v, 1, 1 << 20, &o->max_tokens); break;
+        case O_CTX: ok = app_opt_int(&ap, v, 64, 1 << 20, &o->n_ctx); break;
+        case O_SLOTS: ok = app_opt_int(&ap, v, 1, 64, &o->slots); break;
+        case O_QUEUE: ok = app_opt_int(&ap, v, 0, 4096, &o->queue); break;
+        case O_SEARCH_HANDLES: ok = app_opt_int(&ap, v, 1, 64, &o->search_handles); break;
+        case O_EMBED_SLOTS: ok = app_opt_int(&ap, v, 1, 64, &o->embed_slots); break;
+        case O_TIMEOUT: ok = app_opt_int(&ap, v, 1, 86400, &o->timeout_s); break;
+        case O_GRACE: ok = app_opt_int(&ap, v, 0, 3600, &o->grace_s); break;
+        case O_THREADS: ok = app_opt_int(&ap, v, 1, 256, &o->threads); break;
+        case 'k': ok = app_opt_int(&ap, v, 1, 100, &o->k); break;
+        case O_HEAD_TIMEOUT: ok = app_opt_int(&ap, v, 1, 3600, &o->head_timeout_s); break;
+        case O_MAX_CONNS: ok = app_opt_int(&ap, v, 4, 4096, &o->max_conns); break;
+        case O_MAX_CONNS_PER_IP: ok = app_opt_int(&ap, v, 0, 4096, &o->max_conns_per_addr); break;
         }
-        i++;
+        if (!ok) return false;
+    }
+    if (id < 0) return false;
+    if (ap.npos > 0) {
+        app_usage_error(&ap, "unexpected argument '%s'", argv[1]);
+        return false;
     }
     return true;
 }
@@ -256,7 +302,7 @@ static bool serve_open(app_server *s, const char *host, char **recorded) {
     gp.rule_dirs = o->rules;
     gp.n_rule_dirs = o->n_rules;
     gp.quarantine = o->keep_quarantined ? RAG_GUARD_QUARANTINE_KEEP : RAG_GUARD_QUARANTINE_DROP;
-    if (rag_guard_load(&gp, &s->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); return false; }
+    if (app_guard_load(&gp, &s->guard, err, sizeof err) != RAG_OK) { app_error("guardrails: %s", err); return false; }
     app_guard_warnings(s->guard);
     char audit[4096];
     snprintf(audit, sizeof audit, "%s/audit.jsonl", s->index_dir);
@@ -360,9 +406,11 @@ int app_cmd_serve(int argc, char **argv) {
     pthread_cond_init(&s->embed_cv, NULL);
     char host[128];
     int port = 0;
-    if (!serve_parse_opts(&s->o, argc, argv)) goto done;
+    if (!serve_parse_opts(&s->o, argc, argv)) { rc = 2; goto done; }
     if (!parse_listen(s->o.listen, host, sizeof host, &port)) {
-        app_error("serve: --listen wants HOST:PORT (e.g. 127.0.0.1:8080), not '%s'", s->o.listen);
+        fprintf(stderr, "mrag serve: --listen: '%s' is not HOST:PORT (e.g. 127.0.0.1:8080) (see `mrag serve --help`)\n",
+                s->o.listen);
+        rc = 2;
         goto done;
     }
     if (serve_open(s, host, &recorded)) rc = serve_run(s, host, port);

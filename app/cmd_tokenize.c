@@ -20,6 +20,16 @@ static const char *tokenize_usage =
     "  --no-bos     do not put the BOS token first\n"
     "  --pieces     print the vocabulary pieces (\"\xe2\x96\x81the\", \"<0x0A>\") instead of ids\n";
 
+enum { O_SPECIAL = 256, O_NO_BOS, O_PIECES };
+static const app_opt tokenize_opts[] = {
+    {"model", 'm', "FILE", 'm'},
+    {"special", 0, NULL, O_SPECIAL},
+    {"no-bos", 0, NULL, O_NO_BOS},
+    {"pieces", 0, NULL, O_PIECES},
+    {0},
+};
+const app_opt *const app_tokenize_opts[] = {tokenize_opts, NULL};
+
 /* Contract: parses argv as in tokenize_usage, loads the vocabulary of the
  * model, prints one line of ids or pieces to stdout; returns 0, 1 on errors
  * (message on stderr), 2 on usage errors. */
@@ -36,35 +46,22 @@ int app_cmd_tokenize(int argc, char **argv) {
         fputs(tokenize_usage, stdout);
         return 0;
     }
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) { i++; break; }
-        if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) {
-            if (i + 1 >= argc) {
-                app_error("tokenize: %s needs a file", a);
-                fputs(tokenize_usage, stderr);
-                return 2;
-            }
-            path = argv[++i];
-        } else if (strcmp(a, "--special") == 0) {
-            special = true;
-        } else if (strcmp(a, "--no-bos") == 0) {
-            bos = false;
-        } else if (strcmp(a, "--pieces") == 0) {
-            pieces = true;
-        } else if (a[0] == '-' && a[1]) {
-            app_error("tokenize: unknown option '%s'", a);
-            fputs(tokenize_usage, stderr);
-            return 2;
-        } else {
-            break;
-        }
+    app_args ap;
+    app_args_init(&ap, "tokenize", app_tokenize_opts, argc, argv);
+    const char *v;
+    int id;
+    while ((id = app_args_next(&ap, &v)) > 0) {
+        if (id == 'm') path = v;
+        else if (id == O_SPECIAL) special = true;
+        else if (id == O_NO_BOS) bos = false;
+        else if (id == O_PIECES) pieces = true;
     }
+    if (id < 0) return 2;
+    argc = ap.npos + 1;
+    int i = 1;
     path = app_model_path(path);
     if (!path) {
-        app_error("tokenize: no model (give -m FILE or set MRAG_MODEL)");
-        fputs(tokenize_usage, stderr);
+        app_error("tokenize: no model (give -m FILE or set MRAG_MODEL; see `mrag tokenize --help`)");
         return 2;
     }
 

@@ -120,43 +120,64 @@ static int load_labels(idx_store *s, const char *path, labels *L, cJSON **root) 
     return 0;
 }
 
+enum { O_INDEX = 256, O_SQUAD, O_COMPOUNDS, O_DICT, O_LAYER, O_CANDIDATES, O_QUERIES, O_THREADS };
+static const app_opt tune_opts[] = {
+    {"index", 0, "DIR", O_INDEX},
+    {"model", 'm', "FILE", 'm'},
+    {"squad", 0, "FILE", O_SQUAD},
+    {"compounds", 0, "FILE", O_COMPOUNDS},
+    {"dict", 0, "FILE", O_DICT},
+    {"layer", 0, "auto", O_LAYER},
+    {"candidates", 0, "L,L,...", O_CANDIDATES},
+    {"queries", 0, "N", O_QUERIES},
+    {"threads", 0, "N", O_THREADS},
+    {0},
+};
+const app_opt *const app_tune_opts[] = {tune_opts, NULL};
+
 int app_cmd_tune(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { fputs(tune_usage, stdout); return 0; }
     const char *index_flag = NULL, *mflag = NULL, *squad = NULL, *compounds = NULL, *dict = NULL;
     int queries = 200, threads = 0;
     bool layer_auto = false;
     int cand[RAG_MAX_LAYERS], n_cand = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool more = i + 1 < argc;
-        if (strcmp(a, "--index") == 0 && more) index_flag = argv[++i];
-        else if (strcmp(a, "-m") == 0 && more) mflag = argv[++i];
-        else if (strcmp(a, "--squad") == 0 && more) squad = argv[++i];
-        else if (strcmp(a, "--compounds") == 0 && more) compounds = argv[++i];
-        else if (strcmp(a, "--dict") == 0 && more) dict = argv[++i];
-        else if (strcmp(a, "--layer") == 0 && more && strcmp(argv[i + 1], "auto") == 0) { layer_auto = true; i++; }
-        else if (strcmp(a, "--candidates") == 0 && more) {
+    app_args ap;
+    app_args_init(&ap, "tune", app_tune_opts, argc, argv);
+    const char *val;
+    int id;
+    while ((id = app_args_next(&ap, &val)) > 0) {
+        switch (id) {
+        case O_INDEX: index_flag = val; break;
+        case 'm': mflag = val; break;
+        case O_SQUAD: squad = val; break;
+        case O_COMPOUNDS: compounds = val; break;
+        case O_DICT: dict = val; break;
+        case O_LAYER:
+            if (app_opt_choice(&ap, val) < 0) return 2;
+            layer_auto = true;
+            break;
+        case O_CANDIDATES: {
             char buf[512], *save = NULL;
-            snprintf(buf, sizeof buf, "%s", argv[++i]);
+            snprintf(buf, sizeof buf, "%s", val);
             for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
                 int v = -1;
-                if (n_cand == RAG_MAX_LAYERS - 1 || (strcmp(t, "final") && !app_parse_int(t, -1, 100000, &v))) {
-                    fprintf(stderr, "mrag: tune: --candidates: '%s' is not a layer (or too many)\n", t);
-                    return 2;
-                }
+                if (n_cand == RAG_MAX_LAYERS - 1 || (strcmp(t, "final") && !app_parse_int(t, -1, 100000, &v)))
+                    return app_usage_error(&ap, "--candidates: '%s' is not a layer number or 'final' (or too many)", t);
                 cand[n_cand++] = v;
             }
             layer_auto = true;
+            break;
         }
-        else if (strcmp(a, "--queries") == 0 && more) {
-            if (!app_parse_int(argv[++i], 10, 100000, &queries)) { fprintf(stderr, "mrag: tune: --queries must be 10..100000\n"); return 2; }
-        } else if (strcmp(a, "--threads") == 0 && more) {
-            if (!app_parse_int(argv[++i], 0, 512, &threads)) { fprintf(stderr, "mrag: tune: --threads must be 0..512\n"); return 2; }
-        } else {
-            fprintf(stderr, "mrag: tune: unknown option %s\n%s", a, tune_usage);
-            return 2;
+        case O_QUERIES:
+            if (!app_opt_int(&ap, val, 10, 100000, &queries)) return 2;
+            break;
+        case O_THREADS:
+            if (!app_opt_int(&ap, val, 0, 512, &threads)) return 2;
+            break;
         }
     }
+    if (id < 0) return 2;
+    if (ap.npos > 0) return app_usage_error(&ap, "unexpected argument '%s'", argv[1]);
     int rc = 1;
     idx_store *s = NULL;
     llm_model *m = NULL;

@@ -107,6 +107,30 @@ static char *read_password(const char *path) {
 
 /* Contract: one sync of the wiki at argv's URL into the index; exit codes
  * as in wiki_usage. */
+enum { O_INDEX = 256, O_USER, O_PASSWORD_FILE, O_CA_FILE, O_ACCESS, O_FULL, O_NAMESPACE, O_RATE, O_TIMEOUT,
+       O_RETRIES, O_MAX_RESPONSE_MB, O_MAX_PAGES, O_THREADS, O_CHUNK_TOKENS, O_LORA };
+static const app_opt ingest_wiki_opts[] = {
+    {"index", 0, "DIR", O_INDEX},
+    {"model", 'm', "FILE", 'm'},
+    {"namespace", 0, "N", O_NAMESPACE},
+    {"user", 0, "NAME", O_USER},
+    {"password-file", 0, "FILE", O_PASSWORD_FILE},
+    {"ca-file", 0, "FILE", O_CA_FILE},
+    {"access", 0, "FILE", O_ACCESS},
+    {"full", 0, NULL, O_FULL},
+    {"quiet", 'q', NULL, 'q'},
+    {"rate", 0, "R", O_RATE},
+    {"timeout", 0, "S", O_TIMEOUT},
+    {"retries", 0, "N", O_RETRIES},
+    {"max-response-mb", 0, "N", O_MAX_RESPONSE_MB},
+    {"max-pages", 0, "N", O_MAX_PAGES},
+    {"threads", 0, "N", O_THREADS},
+    {"chunk-tokens", 0, "N", O_CHUNK_TOKENS},
+    {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {0},
+};
+const app_opt *const app_ingest_wiki_opts[] = {ingest_wiki_opts, NULL};
+
 int app_cmd_ingest_wiki(int argc, char **argv) {
     if (app_wants_help(argc, argv)) {
         fputs(wiki_usage, stdout);
@@ -124,45 +148,47 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     rag_ingester *ing = NULL;
     rag_access *acc = NULL;
     char *password = NULL;
+    bool fresh = false;
     long v;
     double d;
     app_lora_opts lora = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (strcmp(a, "--index") == 0 && has) index_flag = argv[++i];
-        else if (strcmp(a, "-m") == 0 && has) mflag = argv[++i];
-        else if (strcmp(a, "--lora") == 0 && has) {
-            if (app_lora_add(&lora, "ingest-wiki", argv[++i]) != 0) { rc = 2; goto done; }
+    app_args ap;
+    app_args_init(&ap, "ingest-wiki", app_ingest_wiki_opts, argc, argv);
+    const char *val;
+    int id;
+    while ((id = app_args_next(&ap, &val)) > 0) {
+        bool ok = true;
+        switch (id) {
+        case O_INDEX: index_flag = val; break;
+        case 'm': mflag = val; break;
+        case O_USER: wp.username = val; break;
+        case O_PASSWORD_FILE: pwfile = val; break;
+        case O_CA_FILE: wp.ca_file = val; break;
+        case O_ACCESS: access_file = val; break;
+        case O_FULL: wp.full = true; break;
+        case O_LORA: ok = app_lora_add(&lora, "ingest-wiki", (char *)val) == 0; break;
+        case 'q': u.quiet = true; break;
+        case O_NAMESPACE:
+            if (n_ns == sizeof nss / sizeof nss[0]) return app_usage_error(&ap, "at most 64 namespaces");
+            if ((ok = app_opt_long(&ap, val, -1, 1000000000, &v))) nss[n_ns++] = (int)v;
+            break;
+        case O_RATE: if ((ok = app_opt_double(&ap, val, 0, 1000, &d))) wp.rate = d; break;
+        case O_TIMEOUT: if ((ok = app_opt_double(&ap, val, 0.1, 3600, &d))) wp.timeout_ms = (int)(d * 1000); break;
+        case O_RETRIES: ok = app_opt_int(&ap, val, 1, 100, &wp.max_attempts); break;
+        case O_MAX_RESPONSE_MB:
+            if ((ok = app_opt_long(&ap, val, 1, 4096, &v))) wp.max_response_bytes = (size_t)v << 20;
+            break;
+        case O_MAX_PAGES: if ((ok = app_opt_long(&ap, val, 1, 1L << 40, &v))) wp.max_pages = (size_t)v; break;
+        case O_THREADS: ok = app_opt_int(&ap, val, 1, 256, &ip.n_threads); break;
+        case O_CHUNK_TOKENS: ok = app_opt_int(&ap, val, 16, 8192, &ip.chunk_tokens); break;
         }
-        else if (strcmp(a, "--user") == 0 && has) wp.username = argv[++i];
-        else if (strcmp(a, "--password-file") == 0 && has) pwfile = argv[++i];
-        else if (strcmp(a, "--ca-file") == 0 && has) wp.ca_file = argv[++i];
-        else if (strcmp(a, "--access") == 0 && has) access_file = argv[++i];
-        else if (strcmp(a, "--full") == 0) wp.full = true;
-        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) u.quiet = true;
-        else if (strcmp(a, "--namespace") == 0 && has && app_parse_long(argv[i + 1], -1, 1000000000, &v)) {
-            if (n_ns == sizeof nss / sizeof nss[0]) { app_error("ingest-wiki: at most 64 namespaces"); return 2; }
-            nss[n_ns++] = (int)v;
-            i++;
-        } else if (strcmp(a, "--rate") == 0 && has && app_parse_double(argv[i + 1], 0, 1000, &d)) { wp.rate = d; i++; }
-        else if (strcmp(a, "--timeout") == 0 && has && app_parse_double(argv[i + 1], 0.1, 3600, &d)) { wp.timeout_ms = (int)(d * 1000); i++; }
-        else if (strcmp(a, "--retries") == 0 && has && app_parse_long(argv[i + 1], 1, 100, &v)) { wp.max_attempts = (int)v; i++; }
-        else if (strcmp(a, "--max-response-mb") == 0 && has && app_parse_long(argv[i + 1], 1, 4096, &v)) { wp.max_response_bytes = (size_t)v << 20; i++; }
-        else if (strcmp(a, "--max-pages") == 0 && has && app_parse_long(argv[i + 1], 1, 1L << 40, &v)) { wp.max_pages = (size_t)v; i++; }
-        else if (strcmp(a, "--threads") == 0 && has && app_parse_long(argv[i + 1], 1, 256, &v)) { ip.n_threads = (int)v; i++; }
-        else if (strcmp(a, "--chunk-tokens") == 0 && has && app_parse_long(argv[i + 1], 16, 8192, &v)) { ip.chunk_tokens = (int)v; i++; }
-        else if (a[0] == '-' && a[1]) {
-            app_error("ingest-wiki: bad option or value '%s' (see `mrag ingest-wiki --help`)", a);
-            return 2;
-        } else if (!url) url = a;
-        else { app_error("ingest-wiki: one wiki at a time ('%s')", a); return 2; }
+        if (!ok) return 2;
     }
-    if (!url) { fputs(wiki_usage, stderr); return 2; }
-    if ((wp.username == NULL) != (pwfile == NULL)) {
-        app_error("ingest-wiki: --user and --password-file go together");
-        return 2;
-    }
+    if (id < 0) return 2;
+    if (ap.npos > 1) return app_usage_error(&ap, "one wiki at a time ('%s')", argv[2]);
+    if (ap.npos == 0) return app_usage_error(&ap, "no API_URL (the wiki's api.php)");
+    url = argv[1];
+    if ((wp.username == NULL) != (pwfile == NULL)) return app_usage_error(&ap, "--user and --password-file go together");
     if (ip.overlap_tokens >= ip.chunk_tokens) ip.overlap_tokens = ip.chunk_tokens / 8;
     if (n_ns) { wp.namespaces = nss; wp.n_namespaces = n_ns; }
     if (pwfile) {
@@ -183,6 +209,7 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     mp.defer_repack = true;     /* packed at the first embedding (as ingest) */
     if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("ingest-wiki: %s", err); goto done; }
     idx_params xp = idx_default_params();
+    fresh = app_index_is_new(index_dir);
     int irc = idx_open(index_dir, &xp, &s);
     if (irc != IDX_OK) { app_error("ingest-wiki: %s", s ? idx_errmsg(s) : "out of memory"); goto done; }
     if (idx_notice(s)) fprintf(stderr, "mrag: %s\n", idx_notice(s));
@@ -201,7 +228,13 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     int grc = rag_wiki_sync(ing, s, &wp, &st, err, sizeof err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (grc != RAG_OK) { app_error("ingest-wiki: %s", err); goto done; }
+    if (grc != RAG_OK) {
+        app_error("ingest-wiki: %s", err);
+        rag_ingester_free(ing);
+        ing = NULL;
+        if (fresh) app_index_discard(&s, index_dir);    /* a first sync that stored nothing */
+        goto done;
+    }
     app_after_ingest(s, m, "ingest-wiki");
     size_t pages = st.added + st.updated + st.moved + st.removed + st.unchanged + st.failed;
     printf("%s (%s%s%s): %zu added, %zu updated, %zu moved, %zu removed, %zu unchanged, %zu failed\n",

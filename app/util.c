@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Contract: see app.h. */
 char *app_recorded_model(idx_store *s) {
@@ -310,4 +311,24 @@ void app_lora_model_params(const app_lora_opts *l, llm_model_params *mp) {
     mp->lora_paths = l->n ? l->path : NULL;
     mp->lora_scales = l->n ? l->scale : NULL;
     mp->n_lora = l->n;
+}
+
+/* Contract: see app.h. */
+bool app_index_is_new(const char *dir) {
+    struct stat st;
+    return stat(dir, &st) != 0 && errno == ENOENT;
+}
+
+/* Contract: see app.h. */
+void app_index_discard(idx_store **s, const char *dir) {
+    idx_counts c;
+    if (!*s || idx_get_counts(*s, &c) != IDX_OK || c.documents != 0) return;
+    idx_close(*s);
+    *s = NULL;
+    static const char *files[] = {"mrag.sqlite", "mrag.sqlite-wal", "mrag.sqlite-shm", "mrag.sqlite-journal",
+                                  "faiss.index", "mrag.lock", "audit.jsonl"};
+    char p[4096];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, files[i]) < sizeof p) unlink(p);
+    rmdir(dir);                     /* fails, harmlessly, on anything else in it */
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "llm/kernels_internal.h"
+#include "llm/llm.h"
 
 static llm_simd detected, active;
 static llm_kernel_table tables[3];
@@ -86,6 +87,10 @@ const char *llm_simd_name(llm_simd s) {
     }
     return "unknown";
 }
+
+/* Contract: see llm.h. */
+const char *llm_simd_found(void) { return llm_simd_name(llm_simd_detect()); }
+const char *llm_simd_used(void) { return llm_simd_name(llm_simd_active()); }
 
 const llm_kernel_table *llm_kernels_get(llm_simd level) {
     pthread_once(&once, simd_init);

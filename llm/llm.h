@@ -348,4 +348,10 @@ int llm_embed_batch(llm_context *c, const char *const *texts, const size_t *lens
  * computes it. At most 64 layers. */
 int llm_embed_layers(llm_context *c, const char *text, size_t len, const int *layers, int n_layers, float *out);
 
+/* ------------------------------------------------------------- CPU level */
+/* The SIMD level this CPU offers ("avx512", "avx2" or "ref") and the one
+ * the kernels use (MRAG_SIMD=ref|avx2|avx512 caps it): static strings. */
+const char *llm_simd_found(void);
+const char *llm_simd_used(void);
+
 #endif

@@ -246,7 +246,10 @@ int rag_prompt_build(const rag_prompt_input *in, rag_prompt *out, char *err, siz
         if ((rc = candidate(in, ns, last, nh, &c, err, errlen)) != RAG_OK) goto done;
     }
     if (!FITS()) {
-        snprintf(err, errlen, "prompt: the question alone takes %d tokens, over the budget of %d", c.n_tokens, budget);
+        snprintf(err, errlen,
+                 "prompt: the question with the instructions takes %d tokens, more than the %d the context leaves "
+                 "beside the answer budget (a smaller answer budget, --max-tokens, or a larger context, --ctx, "
+                 "makes room)", c.n_tokens, budget);
         rc = RAG_ERR_LIMIT;
         goto done;
     }

@@ -335,15 +335,16 @@ TEST(errors_exit_1) {
     REQUIRE(out);
     CHECK_EQ_INT(raw, 1);
     free(out);
-    /* bad option, missing question, missing model file */
+    /* bad option, bad value, missing question: usage errors (2); a missing
+     * model file: an error (1) */
     out = ask("--bogus 'q'", &st, NULL);
-    CHECK_EQ_INT(st, 1);
+    CHECK_EQ_INT(st, 2);
     free(out);
     out = ask("-k 0 'q'", &st, NULL);
-    CHECK_EQ_INT(st, 1);
+    CHECK_EQ_INT(st, 2);
     free(out);
     out = ask("", &st, NULL);
-    CHECK_EQ_INT(st, 1);
+    CHECK_EQ_INT(st, 2);
     free(out);
     snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s ask --index %s -m /nonexistent/model.gguf 'vpn' 2>/dev/null", mrag,
              test_shq(idx));

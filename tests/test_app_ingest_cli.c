@@ -82,7 +82,7 @@ TEST(ingest_prints_summary_with_reasons_and_exit_codes) {
     snprintf(args, sizeof args, "ingest %s --index %s -m %s --threads 1", test_shq(small), test_shq(idx), test_shq(model_a));
     char *out = run(args, &status, errp);
     CHECK_EQ_INT(status, 0);
-    CHECK(strstr(out, "files to check") != NULL, "%s", out);
+    CHECK(strstr(out, " files found\n") != NULL, "%s", out);
     snprintf(want, sizeof want, "done: %d added, 0 updated, 0 renamed, 0 removed, 0 unchanged, 1 skipped, 0 failed", n_docs);
     CHECK(strstr(out, want) != NULL, "want '%s' in %s", want, out);
     CHECK(strstr(out, "skipped:\n") != NULL && strstr(out, "tool.txt: binary") != NULL, "%s", out);

@@ -1281,7 +1281,7 @@ TEST(start_up_refuses_open_addresses_without_keys_and_bad_key_files) {
     snprintf(cmd, sizeof cmd, "env -u MRAG_MODEL %s serve --index %s -m %s --listen nowhere 2>&1", mrag, test_shq(idx),
              test_shq(model));
     out = test_run_capture(cmd, &st);
-    CHECK(out && st == 1 && strstr(out, "HOST:PORT"), "%s", out ? out : "");
+    CHECK(out && st == 2 && strstr(out, "HOST:PORT"), "%s", out ? out : "");   /* a usage error */
     free(out);
 }
 

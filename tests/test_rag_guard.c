@@ -1025,7 +1025,8 @@ TEST(cli_guard_check_exit_codes_and_json) {
     free(out);
     snprintf(cmd, sizeof cmd, "%s guard-check --stage sideways x 2>&1", bin);
     out = test_run_capture(cmd, &st);
-    CHECK_EQ_INT(st, 1);
+    CHECK_EQ_INT(st, 2);                    /* a usage error, naming the stages */
+    CHECK(out && strstr(out, "--stage: 'sideways' is not one of input, context or output"), "%s", out ? out : "");
     free(out);
     snprintf(cmd, sizeof cmd, "%s guard-check --help", bin);
     out = test_run_capture(cmd, &st);
