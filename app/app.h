@@ -175,10 +175,10 @@ const char *app_index_path(const char *flag_value);
 /* uri shown relative to the current folder when it lies below it (borrowed
  * from uri, cmd_ingest.c). */
 const char *app_display_path(const char *uri);
-/* How ask and search cite a passage: "path:first-last", "path:line",
- * "path#page=N" or "path" (path by app_display_path) into buf[n]
- * (cmd_ask.c). */
-void app_citation(const char *uri, int line_start, int line_end, int page, char *buf, size_t n);
+/* How ask and search cite a passage: the path (by app_display_path) and
+ * the tail of rag_cite_tail for the document type: "path:first-last",
+ * "path#page=N", "path#slide=N", ... or "path", into buf[n] (cmd_ask.c). */
+void app_citation(const char *uri, const char *type, int line_start, int line_end, int page, char *buf, size_t n);
 
 typedef struct idx_store idx_store;
 /* An existing index folder opened read-only; on failure prints "mrag:

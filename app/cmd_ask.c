@@ -387,17 +387,15 @@ static int emit_stdout(void *user, const char *t, size_t len) {
 }
 
 /* Contract: see app.h. */
-void app_citation(const char *uri, int line_start, int line_end, int page, char *buf, size_t n) {
-    const char *p = app_display_path(uri);
-    if (page > 0) snprintf(buf, n, "%s#page=%d", p, page);
-    else if (line_start > 0 && line_end > line_start) snprintf(buf, n, "%s:%d-%d", p, line_start, line_end);
-    else if (line_start > 0) snprintf(buf, n, "%s:%d", p, line_start);
-    else snprintf(buf, n, "%s", p);
+void app_citation(const char *uri, const char *type, int line_start, int line_end, int page, char *buf, size_t n) {
+    char tail[64];
+    rag_cite_tail(type, page, line_start, line_end, tail, sizeof tail);
+    snprintf(buf, n, "%s%s", app_display_path(uri), tail);
 }
 
 /* The citation of a source. */
 static void cite(const rag_source *s, char *buf, size_t n) {
-    app_citation(s->uri, s->line_start, s->line_end, s->page, buf, n);
+    snprintf(buf, n, "%s%s", app_display_path(s->uri), s->cite);
 }
 
 static bool is_cited(const rag_answer *r, int num) {

@@ -105,7 +105,7 @@ static int print_hits(idx_store *s, const rag_hit *hits, int n, rag_search_mode 
             return app_error("search: %s", idx_errmsg(s));
         }
         char cite[4200];
-        app_citation(d.uri, c.line_start, c.line_end, c.page, cite, sizeof cite);
+        app_citation(d.uri, d.type, c.line_start, c.line_end, c.page, cite, sizeof cite);
         if (json) {
             cJSON *o = hit_json(i + 1, &hits[i], &c, &d, cite);
             if (o) cJSON_AddItemToArray(arr, o);

@@ -902,9 +902,9 @@ char *app_search_json(app_server *s, const app_serve_key *key, const char *q, in
         char label[600];
         const char *base = d.uri ? strrchr(d.uri, '/') : NULL;
         base = base ? base + 1 : d.uri ? d.uri : "";
-        if (c.page > 0) snprintf(label, sizeof label, "%s#page=%d", base, c.page);
-        else if (c.line_start > 0) snprintf(label, sizeof label, "%s:%d-%d", base, c.line_start, c.line_end);
-        else snprintf(label, sizeof label, "%s", base);
+        char tail[64];
+        rag_cite_tail(d.type, c.page, c.line_start, c.line_end, tail, sizeof tail);
+        snprintf(label, sizeof label, "%s%s", base, tail);
         cJSON_AddStringToObject(e, "label", label);
         cJSON *t = cJSON_CreateString("");
         if (c.text) {

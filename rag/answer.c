@@ -315,17 +315,13 @@ static int set_answer(rag_answer *res, const char *text) {
 
 /* "dir/file.md:3-9", "dir/file.pdf#page=2": the last two parts of uri; a
  * web page (wiki) is labelled by its title. */
-static char *make_label(const char *uri, const char *title, int l0, int l1, int page) {
+static char *make_label(const char *uri, const char *title, const char *tail) {
     const char *s = uri, *last = NULL, *prev = NULL;
     for (const char *q = uri; *q; q++)
         if (*q == '/') { prev = last; last = q; }
     if (prev) s = prev + 1;
     else if (last && last == uri) s = uri + 1;
     if (title && *title && (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0)) s = title;
-    char tail[64] = "";
-    if (page > 0) snprintf(tail, sizeof tail, "#page=%d", page);
-    else if (l0 > 0 && l1 > l0) snprintf(tail, sizeof tail, ":%d-%d", l0, l1);
-    else if (l0 > 0) snprintf(tail, sizeof tail, ":%d", l0);
     size_t n = strlen(s) + strlen(tail) + 1;
     char *out = malloc(n);
     if (out) snprintf(out, n, "%s%s", s, tail);
@@ -647,7 +643,8 @@ static int check_passage(rag_answerer *a, const rag_hit *h, const char *sq, rag_
         s->number = (int)res->n_sources + 1;
         s->chunk_id = h->chunk_id;
         s->uri = strdup(d.uri ? d.uri : "");
-        s->label = make_label(d.uri ? d.uri : "", d.title, c.line_start, c.line_end, c.page);
+        rag_cite_tail(d.type, c.page, c.line_start, c.line_end, s->cite, sizeof s->cite);
+        s->label = make_label(d.uri ? d.uri : "", d.title, s->cite);
         s->heading = strdup(c.heading ? c.heading : "");
         s->text = g.text;           /* take the redacted copy */
         s->text_len = g.text_len;

@@ -33,6 +33,8 @@ typedef struct {
                                    (guard-redacted, maybe trimmed) */
     size_t text_len;
     int line_start, line_end, page;
+    char cite[64];              /* citation tail by document type (rag_cite_tail):
+                                   ":4-9", "#page=3", "#slide=2", ... */
     float score;                /* retrieval score (RRF for hybrid) */
     int dense_rank, bm25_rank;
     bool warned;                /* kept with its planted instruction removed */

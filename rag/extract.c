@@ -60,6 +60,29 @@ int rag_doc_add_block(rag_doc *d, size_t *cap, size_t max_blocks, const rag_bloc
     return RAG_OK;
 }
 
+void rag_cite_tail(const char *type, int page, int l0, int l1, char *buf, size_t n) {
+    if (!n) return;
+    buf[0] = 0;
+    if (!type) type = "";
+    char lines[48] = "";
+    if (l0 > 0 && l1 > l0) snprintf(lines, sizeof lines, "%d-%d", l0, l1);
+    else if (l0 > 0) snprintf(lines, sizeof lines, "%d", l0);
+    if (!strcmp(type, "docx") || !strcmp(type, "odt")) {
+        if (lines[0]) snprintf(buf, n, "#para=%s", lines);
+    } else if (!strcmp(type, "pptx") || !strcmp(type, "odp")) {
+        if (page > 0) snprintf(buf, n, "#slide=%d", page);
+    } else if (!strcmp(type, "xlsx") || !strcmp(type, "ods")) {
+        if (page > 0 && lines[0]) snprintf(buf, n, "#sheet=%d,rows=%s", page, lines);
+        else if (page > 0) snprintf(buf, n, "#sheet=%d", page);
+    } else if (!strcmp(type, "epub")) {
+        if (page > 0) snprintf(buf, n, "#chapter=%d", page);
+    } else if (page > 0) {
+        snprintf(buf, n, "#page=%d", page);
+    } else if (lines[0]) {
+        snprintf(buf, n, ":%s", lines);
+    }
+}
+
 /* ------------------------------------------------------------ entry points */
 rag_extract_params rag_extract_default_params(void) {
     rag_extract_params p = {
@@ -153,13 +176,15 @@ int rag_extract_memory(const char *name, const void *data, size_t len, rag_doc_t
     case RAG_DOC_MD: rc = rag_extract_md(name, u, len, p, &b, d, err, errlen); break;
     case RAG_DOC_HTML: rc = rag_extract_html(name, u, len, p, &b, d, err, errlen); break;
     case RAG_DOC_PDF: rc = rag_extract_pdf(name, u, len, p, &b, d, err, errlen); break;
+    case RAG_DOC_DOCX: case RAG_DOC_XLSX: case RAG_DOC_PPTX: case RAG_DOC_ODT: case RAG_DOC_ODS:
+    case RAG_DOC_ODP: case RAG_DOC_EPUB: rc = rag_extract_office(name, u, len, p, &b, d, err, errlen); break;
     default: rc = rag_ing_err(err, errlen, RAG_ERR_UNSUPPORTED, "%s: unsupported document type", name);
     }
     /* the budget decides at the end too: a fast extractor with no
      * checkpoint left still answers for its text and time */
     if (rc == RAG_OK) rc = rag_budget_check_now(&b, d->text_len);
     if (b.over) rc = rag_ing_err(err, errlen, RAG_ERR_LIMIT, "%s: refused: %s", name, b.why);
-    if (rc == RAG_OK && d->text && (type == RAG_DOC_HTML || type == RAG_DOC_PDF))
+    if (rc == RAG_OK && d->text && type != RAG_DOC_TXT && type != RAG_DOC_MD)
         utf8_sanitize(d->text, d->text_len);
     if (rc == RAG_OK && !d->text) {
         d->text = strdup("");

@@ -21,12 +21,28 @@ typedef enum {
     RAG_DOC_MD,
     RAG_DOC_HTML,
     RAG_DOC_PDF,
+    RAG_DOC_DOCX,               /* Word (Office Open XML) */
+    RAG_DOC_XLSX,               /* Excel */
+    RAG_DOC_PPTX,               /* PowerPoint */
+    RAG_DOC_ODT,                /* OpenDocument text */
+    RAG_DOC_ODS,                /* OpenDocument spreadsheet */
+    RAG_DOC_ODP,                /* OpenDocument presentation */
+    RAG_DOC_EPUB,
 } rag_doc_type;
 
 const char *rag_doc_type_str(rag_doc_type t);      /* "txt", "md", ... */
 /* The type for a file name by its extension (case-insensitive), or
  * RAG_DOC_UNKNOWN. */
 rag_doc_type rag_doc_type_from_path(const char *path);
+
+/* What the citation fields of a document type's blocks and chunks mean
+ * (page and line_start/line_end), docs/ingestion.md "Citations":
+ *   pdf: page; docx, odt: paragraphs; pptx, odp: slide; xlsx, ods: sheet
+ *   (page) and rows (lines); epub: chapter; txt, md, html: lines.
+ * Writes the citation's tail into buf: "#page=3", ":4-9", "#para=12-14",
+ * "#slide=2", "#sheet=1,rows=5-9", "#chapter=4", or "" (nothing known).
+ * type is rag_doc_type_str's name (as the index stores it). */
+void rag_cite_tail(const char *type, int page, int line_start, int line_end, char *buf, size_t n);
 
 /* Why the walker did not hand a path to extraction. Values only ever grow. */
 typedef enum {

@@ -81,6 +81,11 @@ int rag_extract_html(const char *name, const unsigned char *data, size_t len,
 int rag_extract_pdf(const char *name, const unsigned char *data, size_t len,
                     const rag_extract_params *p, rag_budget *b, rag_doc *d, char *err, size_t errlen);
 
+/* Office documents in zip containers (docx, xlsx, pptx, odt, ods, odp,
+ * epub), by d->type: rag/extract_office.c. */
+int rag_extract_office(const char *name, const unsigned char *data, size_t len,
+                       const rag_extract_params *p, rag_budget *b, rag_doc *d, char *err, size_t errlen);
+
 /* True when the first bytes look like binary (NUL bytes, or more than 10%
  * control bytes other than tab/CR/LF/FF/ESC). UTF-16 and UTF-32 BOMs count
  * as text. */

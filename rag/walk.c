@@ -52,6 +52,13 @@ const char *rag_doc_type_str(rag_doc_type t) {
     case RAG_DOC_MD: return "md";
     case RAG_DOC_HTML: return "html";
     case RAG_DOC_PDF: return "pdf";
+    case RAG_DOC_DOCX: return "docx";
+    case RAG_DOC_XLSX: return "xlsx";
+    case RAG_DOC_PPTX: return "pptx";
+    case RAG_DOC_ODT: return "odt";
+    case RAG_DOC_ODS: return "ods";
+    case RAG_DOC_ODP: return "odp";
+    case RAG_DOC_EPUB: return "epub";
     case RAG_DOC_UNKNOWN: break;
     }
     return "unknown";
@@ -65,7 +72,10 @@ rag_doc_type rag_doc_type_from_path(const char *path) {
     static const struct { const char *ext; rag_doc_type t; } map[] = {
         {".txt", RAG_DOC_TXT}, {".text", RAG_DOC_TXT}, {".md", RAG_DOC_MD},
         {".markdown", RAG_DOC_MD}, {".html", RAG_DOC_HTML}, {".htm", RAG_DOC_HTML},
-        {".pdf", RAG_DOC_PDF},
+        {".pdf", RAG_DOC_PDF}, {".docx", RAG_DOC_DOCX}, {".docm", RAG_DOC_DOCX},
+        {".xlsx", RAG_DOC_XLSX}, {".xlsm", RAG_DOC_XLSX}, {".pptx", RAG_DOC_PPTX},
+        {".pptm", RAG_DOC_PPTX}, {".odt", RAG_DOC_ODT}, {".ods", RAG_DOC_ODS},
+        {".odp", RAG_DOC_ODP}, {".epub", RAG_DOC_EPUB},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcasecmp(dot, map[i].ext) == 0) return map[i].t;
@@ -256,7 +266,9 @@ static int visit_file(walker *w, int dfd, const char *name, const char *path, co
         got += k;
     }
     close(fd);
-    if (type != RAG_DOC_PDF && rag_sniff_binary(head, (size_t)got))
+    /* binary formats (PDF, zip containers) are not sniffed */
+    if ((type == RAG_DOC_UNKNOWN || type == RAG_DOC_TXT || type == RAG_DOC_MD || type == RAG_DOC_HTML) &&
+        rag_sniff_binary(head, (size_t)got))
         return add_entry(w, path, rel, st, RAG_DOC_UNKNOWN, RAG_SKIP_BINARY, NULL, false);
     if (type == RAG_DOC_UNKNOWN) type = RAG_DOC_TXT;   /* README, LICENSE, ... */
     /* A file with several names (hard links) is taken once, under the first
