@@ -21,9 +21,10 @@
 static const char *ingest_usage =
     "usage: mrag ingest DIR [options]\n"
     "\n"
-    "Indexes the documents under DIR (txt, md, html, pdf): extracts, chunks,\n"
-    "embeds and stores them. Runs are incremental: unchanged files are skipped,\n"
-    "changed files replaced, vanished files removed, renamed files renamed.\n"
+    "Indexes the documents under DIR (txt, md, html, pdf, docx, xlsx, pptx,\n"
+    "odt, ods, odp, epub): extracts, chunks, embeds and stores them. Runs\n"
+    "are incremental: unchanged files are skipped, changed files replaced,\n"
+    "vanished files removed, renamed files renamed.\n"
     "An interrupted or killed run loses at most the file in flight; run again\n"
     "to finish.\n"
     "\n"
