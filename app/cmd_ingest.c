@@ -56,6 +56,12 @@ static const char *ingest_usage =
     "  --access FILE       access rules: each document's groups from its path below\n"
     "                      DIR (docs/access.md); a re-run with changed rules updates\n"
     "                      the groups without re-embedding\n"
+    "  --watch             after the run, keep watching DIR (inotify) and apply\n"
+    "                      creates, edits, renames and deletes as they happen:\n"
+    "                      each debounced batch is an incremental run over DIR,\n"
+    "                      as exact as a full one (a full rescan after the\n"
+    "                      kernel's event queue overflows); Ctrl-C stops\n"
+    "  --debounce MS       quiet time that ends a batch (default 500)\n"
     "  -q, --quiet         only the summary and the failures that are new since\n"
     "                      the last run (quiet in a timer's journal)\n"
     "\n"
@@ -313,7 +319,7 @@ static void print_summary(ui *u, const rag_ingest_stats *st, const char *index_d
 /* Contract: runs one ingest of DIR into the index; see ingest_usage for the
  * exit codes. */
 enum { O_INDEX = 256, O_FAISS, O_REINDEX, O_ACCESS, O_THREADS, O_CHUNK_TOKENS, O_OVERLAP, O_MAX_FILE_MB, O_LAYER,
-       O_BATCH, O_SAVE_EVERY, O_MAX_FILE_SECONDS, O_MAX_TEXT_RATIO, O_LORA };
+       O_BATCH, O_SAVE_EVERY, O_MAX_FILE_SECONDS, O_MAX_TEXT_RATIO, O_LORA, O_WATCH, O_DEBOUNCE };
 static const app_opt ingest_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -331,6 +337,8 @@ static const app_opt ingest_opts[] = {
     {"save-every", 0, "N", O_SAVE_EVERY},
     {"faiss", 0, "FACTORY", O_FAISS},
     {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {"watch", 0, NULL, O_WATCH},
+    {"debounce", 0, "MS", O_DEBOUNCE},
     {0},
 };
 const app_opt *const app_ingest_opts[] = {ingest_opts, NULL};
@@ -344,7 +352,10 @@ int app_cmd_ingest(int argc, char **argv) {
     const char *dir = NULL, *index_flag = NULL, *mflag = NULL, *faiss = NULL, *access_path = NULL;
     rag_access *acc = NULL;
     rag_ingest_params p = rag_ingest_default_params();
-    bool layer_auto = false;
+    bool layer_auto = false, watch = false;
+    rag_watch_params wp = rag_watch_default_params();
+    rag_watch *watcher = NULL;
+    rag_ingester *ing = NULL;
     ui u;
     memset(&u, 0, sizeof u);
     llm_model *m = NULL;
@@ -384,6 +395,8 @@ int app_cmd_ingest(int argc, char **argv) {
             break;
         case O_BATCH: ok = app_opt_int(&ap, val, 1, 4096, &p.embed_batch); break;
         case O_SAVE_EVERY: ok = app_opt_int(&ap, val, 1, 1 << 30, &p.save_every); break;
+        case O_WATCH: watch = true; break;
+        case O_DEBOUNCE: ok = app_opt_int(&ap, val, 0, 600000, &wp.debounce_ms); break;
         }
         if (!ok) return 2;
     }
@@ -431,11 +444,18 @@ int app_cmd_ingest(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     rag_ingest_stats st;
-    int grc = rag_ingest_dir(s, dir, &p, &st, err, sizeof err);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    /* watching starts before the first run, so nothing changed during it is missed */
+    if (watch && rag_watch_open(dir, &wp, &watcher, err, sizeof err) != RAG_OK) {
+        app_error("ingest: --watch: %s", err);
+        goto restore;
+    }
+    if (watcher && rag_watch_unwatched(watcher))
+        fprintf(stderr, "mrag: ingest: %zu folders cannot be watched (raise fs.inotify.max_user_watches)\n",
+                rag_watch_unwatched(watcher));
+    int grc = rag_ingester_new(s, &p, &ing, err, sizeof err);
+    if (grc == RAG_OK) grc = rag_ingester_run_dir(ing, dir, &st, err, sizeof err);
     clear_bar(&u);
-    if (grc != RAG_OK) { app_error("ingest: %s", err); goto done; }
+    if (grc != RAG_OK) { app_error("ingest: %s", err); goto restore; }
     print_summary(&u, &st, index_dir, s);
     if (layer_auto && !st.cancelled) app_choose_layer(s, m, p.n_threads, NULL, 0, "ingest");
     /* a run that changed nothing gives the fusion weights nothing new to
@@ -444,7 +464,45 @@ int app_cmd_ingest(int argc, char **argv) {
     bool changed = st.added || st.updated || st.removed || st.renamed || layer_auto;
     app_after_ingest(s, changed ? m : NULL, "ingest");
     rc = st.cancelled ? 130 : 0;
+    if (watcher && !st.cancelled) {
+        printf("watching %s for changes (Ctrl-C stops)\n", app_esc(dir));
+        fflush(stdout);
+    }
+    while (watcher && !g_cancel) {
+        rag_watch_batch b;
+        int wrc = rag_watch_next(watcher, -1, &g_cancel, &b, err, sizeof err);
+        if (wrc == RAG_ERR_NOTFOUND) break;     /* cancelled */
+        if (wrc != RAG_OK) { app_error("ingest: --watch: %s", err); rc = 1; break; }
+        if (b.root_gone) { app_error("ingest: --watch: %s was deleted or moved away", app_esc(dir)); rc = 1; break; }
+        if (b.overflow) {
+            printf("watch: the kernel's event queue overflowed: rescanning everything\n");
+            rag_watch_resync(watcher);
+        } else if (!u.quiet) {
+            printf("watch: %zu change%s (%s%s)\n", b.events, b.events == 1 ? "" : "s", app_esc(b.first_path),
+                   b.events > 1 ? ", ..." : "");
+        }
+        fflush(stdout);
+        for (size_t i = 0; i < u.n_notes; i++) { free(u.notes[i].path); free(u.notes[i].reason); }
+        u.n_notes = 0;
+        grc = rag_ingester_run_dir(ing, dir, &st, err, sizeof err);
+        clear_bar(&u);
+        if (grc != RAG_OK) {
+            /* a failed batch (the store, the disk) is reported; the next batch tries again */
+            app_error("ingest: %s", err);
+            continue;
+        }
+        print_summary(&u, &st, index_dir, s);
+        if (st.added || st.updated || st.renamed || st.removed) app_after_ingest(s, m, "ingest");
+        fflush(stdout);
+        if (st.cancelled) break;
+    }
+    if (watcher && g_cancel) rc = 130;
+restore:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
 done:
+    rag_watch_close(watcher);
+    rag_ingester_free(ing);
     for (size_t i = 0; i < u.n_notes; i++) { free(u.notes[i].path); free(u.notes[i].reason); }
     free(u.notes);
     idx_close(s);

@@ -24,6 +24,7 @@
 #include "rag/ingest.h"
 #include "rag/remote.h"
 #include "rag/retrieve.h"
+#include "rag/watch.h"
 #include "rag/wiki.h"
 
 #endif
