@@ -28,6 +28,7 @@ PKGS="
   libstemmer-dev hunspell-de-de libexttextcat-dev
   libmicrohttpd-dev libcjson-dev libedit-dev
   libpoppler-glib-dev libxml2-dev libzip-dev zlib1g-dev
+  libtesseract-dev tesseract-ocr-eng tesseract-ocr-deu
   poppler-utils
   mediawiki php-sqlite3 php-cli php-cgi lighttpd
   chromium wrk

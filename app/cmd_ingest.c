@@ -56,6 +56,12 @@ static const char *ingest_usage =
     "  --access FILE       access rules: each document's groups from its path below\n"
     "                      DIR (docs/access.md); a re-run with changed rules updates\n"
     "                      the groups without re-embedding\n"
+    "  --ocr               read PDF pages without a text layer (scans) with\n"
+    "                      Tesseract; without it such pages are reported as\n"
+    "                      \"no text layer\" (each OCR'd page adds 30 s to the\n"
+    "                      file's CPU budget)\n"
+    "  --ocr-lang L        Tesseract languages (default $MRAG_OCR_LANG, else\n"
+    "                      deu+eng)\n"
     "  --watch             after the run, keep watching DIR (inotify) and apply\n"
     "                      creates, edits, renames and deletes as they happen:\n"
     "                      each debounced batch is an incremental run over DIR,\n"
@@ -319,7 +325,7 @@ static void print_summary(ui *u, const rag_ingest_stats *st, const char *index_d
 /* Contract: runs one ingest of DIR into the index; see ingest_usage for the
  * exit codes. */
 enum { O_INDEX = 256, O_FAISS, O_REINDEX, O_ACCESS, O_THREADS, O_CHUNK_TOKENS, O_OVERLAP, O_MAX_FILE_MB, O_LAYER,
-       O_BATCH, O_SAVE_EVERY, O_MAX_FILE_SECONDS, O_MAX_TEXT_RATIO, O_LORA, O_WATCH, O_DEBOUNCE };
+       O_BATCH, O_SAVE_EVERY, O_MAX_FILE_SECONDS, O_MAX_TEXT_RATIO, O_LORA, O_WATCH, O_DEBOUNCE, O_OCR, O_OCR_LANG };
 static const app_opt ingest_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -339,6 +345,8 @@ static const app_opt ingest_opts[] = {
     {"lora", 0, "FILE[:SCALE]", O_LORA},
     {"watch", 0, NULL, O_WATCH},
     {"debounce", 0, "MS", O_DEBOUNCE},
+    {"ocr", 0, NULL, O_OCR},
+    {"ocr-lang", 0, "L", O_OCR_LANG},
     {0},
 };
 const app_opt *const app_ingest_opts[] = {ingest_opts, NULL};
@@ -396,6 +404,8 @@ int app_cmd_ingest(int argc, char **argv) {
         case O_BATCH: ok = app_opt_int(&ap, val, 1, 4096, &p.embed_batch); break;
         case O_SAVE_EVERY: ok = app_opt_int(&ap, val, 1, 1 << 30, &p.save_every); break;
         case O_WATCH: watch = true; break;
+        case O_OCR: p.ocr = true; break;
+        case O_OCR_LANG: p.ocr_langs = val; break;
         case O_DEBOUNCE: ok = app_opt_int(&ap, val, 0, 600000, &wp.debounce_ms); break;
         }
         if (!ok) return 2;
@@ -404,6 +414,7 @@ int app_cmd_ingest(int argc, char **argv) {
     if (ap.npos > 1) return app_usage_error(&ap, "one folder at a time ('%s')", argv[2]);
     if (ap.npos == 0) return app_usage_error(&ap, "no DIR to ingest");
     dir = argv[1];
+    if (!p.ocr_langs && getenv("MRAG_OCR_LANG") && *getenv("MRAG_OCR_LANG")) p.ocr_langs = getenv("MRAG_OCR_LANG");
     if (p.overlap_tokens >= p.chunk_tokens) return app_usage_error(&ap, "--overlap must be below --chunk-tokens");
     struct stat dst;
     if (stat(dir, &dst) != 0) return app_error("ingest: %s: %s", dir, strerror(errno));

@@ -94,6 +94,7 @@ rag_extract_params rag_extract_default_params(void) {
         .max_attributes = 512,
         .max_stream_bytes = 16u << 20,
         .max_repeated_page_bytes = 1u << 20,
+        .ocr_page_seconds = 30,
     };
     return p;
 }

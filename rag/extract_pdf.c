@@ -7,7 +7,9 @@
 #include "rag/ingest_internal.h"
 
 #include <limits.h>
+#include <cairo.h>
 #include <poppler.h>
+#include <tesseract/capi.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -151,6 +153,59 @@ static bool text_seen(uint64_t *seen, size_t cap, const char *t, size_t n) {
     }
 }
 
+/* True when t holds nothing but whitespace. */
+static bool blank_text(const char *t) {
+    for (; t && *t; t++)
+        if (!(*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r' || *t == '\f')) return false;
+    return true;
+}
+
+/* OCR of one page: rendered at 300 dpi (at most 5000 pixels a side) into a
+ * white image, read by Tesseract. *api is created on the first call (the
+ * languages' data loaded once per file). Returns RAG_OK with *text (free
+ * with TessDeleteText), or an error with err filled. */
+static int ocr_page(const char *name, PopplerPage *page, int pno, const char *langs, TessBaseAPI **api,
+                    char **text, char *err, size_t errlen) {
+    *text = NULL;
+    if (!*api) {
+        *api = TessBaseAPICreate();
+        if (!*api) return rag_ing_err(err, errlen, RAG_ERR_NOMEM, "%s: out of memory", name);
+        /* Tesseract writes its diagnostics to stderr unless told otherwise:
+         * a library must not print */
+        if (TessBaseAPIInit3(*api, NULL, langs) != 0)
+            return rag_ing_err(err, errlen, RAG_ERR_UNSUPPORTED,
+                               "%s: OCR: Tesseract has no language data for '%s' (Debian: tesseract-ocr-deu, "
+                               "tesseract-ocr-eng, ...)", name, langs);
+        TessBaseAPISetVariable(*api, "debug_file", "/dev/null");
+        TessBaseAPISetPageSegMode(*api, PSM_AUTO);
+    }
+    double pw = 0, ph = 0;
+    poppler_page_get_size(page, &pw, &ph);
+    double scale = 300.0 / 72.0;
+    double big = pw > ph ? pw : ph;
+    if (big * scale > 5000) scale = 5000 / big;
+    int w = (int)(pw * scale), h = (int)(ph * scale);
+    if (w < 8 || h < 8) return RAG_OK;      /* nothing to read */
+    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(s);
+        return rag_ing_err(err, errlen, RAG_ERR_NOMEM, "%s: page %d: cannot render for OCR", name, pno);
+    }
+    cairo_t *cr = cairo_create(s);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_scale(cr, scale, scale);
+    poppler_page_render_for_printing(page, cr);
+    cairo_destroy(cr);
+    cairo_surface_flush(s);
+    TessBaseAPISetImage(*api, cairo_image_surface_get_data(s), w, h, 4, cairo_image_surface_get_stride(s));
+    TessBaseAPISetSourceResolution(*api, (int)(72 * scale + 0.5));
+    *text = TessBaseAPIGetUTF8Text(*api);
+    TessBaseAPIClear(*api);
+    cairo_surface_destroy(s);
+    return RAG_OK;
+}
+
 int rag_extract_pdf(const char *name, const unsigned char *data, size_t len,
                     const rag_extract_params *p, rag_budget *bg, rag_doc *d, char *err, size_t errlen) {
     int rc = RAG_OK;
@@ -158,6 +213,7 @@ int rag_extract_pdf(const char *name, const unsigned char *data, size_t len,
     GBytes *bytes = NULL;
     PopplerDocument *doc = NULL;
     uint64_t *seen = NULL;
+    TessBaseAPI *tess = NULL;
     rag_buf out = {0};
     size_t cap = 0;
     out.limit = p->max_text_bytes;
@@ -190,6 +246,23 @@ int rag_extract_pdf(const char *name, const unsigned char *data, size_t len,
         PopplerPage *page = poppler_document_get_page(doc, i);
         if (!page) continue;
         char *t = poppler_page_get_text(page);
+        if (blank_text(t) && p->ocr) {
+            /* a scanned page: its image through OCR, with more CPU time
+             * for the file (OCR costs seconds a page) */
+            if (bg) bg->p.cpu_seconds += bg->p.cpu_seconds > 0 ? p->ocr_page_seconds : 0;
+            char *ot = NULL;
+            rc = ocr_page(name, page, i + 1, p->ocr_langs && *p->ocr_langs ? p->ocr_langs : "deu+eng", &tess, &ot,
+                          err, errlen);
+            if (rc == RAG_OK) {
+                d->n_pages_ocr++;
+                if (ot) rc = add_page(d, &cap, p, &out, ot, strlen(ot), (uint32_t)i + 1);
+            }
+            if (ot) TessDeleteText(ot);
+            g_free(t);
+            t = NULL;
+        } else if (blank_text(t)) {
+            d->n_pages_no_text++;
+        }
         if (t) {
             size_t tn = strlen(t);
             if (tn && text_seen(seen, seen_cap, t, tn)) repeated += tn;
@@ -225,6 +298,7 @@ int rag_extract_pdf(const char *name, const unsigned char *data, size_t len,
     out.data = NULL;
     snprintf(d->encoding, sizeof d->encoding, "PDF");
 done:
+    if (tess) TessBaseAPIDelete(tess);
     free(seen);
     rag_buf_release(&out);
     if (doc) g_object_unref(doc);

@@ -493,6 +493,8 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, cons
     t = now_s();
     rag_extract_params xp = rag_extract_default_params();
     xp.budget = ing->p.budget;
+    xp.ocr = ing->p.ocr;
+    xp.ocr_langs = ing->p.ocr_langs;
     char xerr[512] = "";
     int xrc = rag_extract_memory(e->path, data, len, e->type, &xp, &doc, xerr, sizeof xerr);
     r->st->extract_seconds += now_s() - t;
@@ -505,6 +507,11 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, cons
     if (prc == RAG_ERR_IO) { rc = fail(err, errlen, RAG_ERR_IO, "%s", reason); goto done; }
     if (prc != RAG_OK) goto failed;
     *o = exists ? RAG_ING_UPDATED : RAG_ING_ADDED;
+    if (doc->n_pages_no_text)
+        snprintf(reason, reason_len, "%u of %u pages have no text layer (scanned? --ocr reads them)",
+                 doc->n_pages_no_text, doc->n_pages);
+    else if (doc->n_pages_ocr)
+        snprintf(reason, reason_len, "%u of %u pages read by OCR", doc->n_pages_ocr, doc->n_pages);
     if (exists) r->st->chunks_removed += (uint64_t)old.n_chunks;
     r->st->chunks_added += (uint64_t)*n_chunks;
     goto done;
@@ -726,13 +733,18 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
         emit(&r, RAG_ING_EV_FILE_BEGIN, uri, RAG_ING_ADDED, NULL, 0);
         rag_ingest_outcome o = RAG_ING_FAILED;
         int nc = 0;
+        reason[0] = 0;
         if ((rc = ingest_one(&r, e, uri, groups ? groups[i] : NULL, &vs, &o, reason, sizeof reason, &nc, err,
                              errlen)) != RAG_OK)
             goto done;
         count(stats, o);
         r.done++;
         emit(&r, RAG_ING_EV_FILE_DONE, uri, o,
-             o == RAG_ING_FAILED || o == RAG_ING_RENAMED || o == RAG_ING_SKIPPED ? reason : NULL, nc);
+             o == RAG_ING_FAILED || o == RAG_ING_RENAMED || o == RAG_ING_SKIPPED ||
+                     ((o == RAG_ING_ADDED || o == RAG_ING_UPDATED) && reason[0])
+                 ? reason
+                 : NULL,
+             nc);
     }
     /* vanished documents (deleted, renamed away, now skipped) leave the index */
     for (size_t i = 0; i < vs.n && !stats->cancelled; i++) {

@@ -173,7 +173,10 @@ typedef struct {
     size_t n_runs;
     uint64_t *line_starts;      /* text offset of the start of each line (exact_spans) */
     size_t n_lines;
-    uint32_t n_pages;           /* PDF */
+    uint32_t n_pages;           /* PDF; slides, sheets, chapters of office files */
+    uint32_t n_pages_no_text;   /* PDF pages without a text layer that were not
+                                   OCR'd (scans, without rag_extract_params.ocr) */
+    uint32_t n_pages_ocr;       /* PDF pages read by OCR */
 } rag_doc;
 
 /* The per-file budget every extractor runs under (docs/ingestion.md,
@@ -199,6 +202,12 @@ typedef struct {
                                    attachments) may inflate to this, default 16 MB */
     size_t max_repeated_page_bytes; /* PDF: text of pages that repeat an earlier
                                    page's text, default 1 MB (0 = no limit) */
+    bool ocr;                   /* PDF pages without a text layer go through
+                                   Tesseract (default false: counted in
+                                   rag_doc.n_pages_no_text) */
+    const char *ocr_langs;      /* Tesseract languages, NULL = "deu+eng" */
+    double ocr_page_seconds;    /* CPU time added to the file's budget per OCR'd
+                                   page, default 30 */
 } rag_extract_params;
 
 rag_extract_params rag_extract_default_params(void);
@@ -282,7 +291,8 @@ const char *rag_ingest_outcome_str(rag_ingest_outcome o);   /* "added", ... */
 typedef enum {
     RAG_ING_EV_START = 0,   /* walk done: files_total known */
     RAG_ING_EV_FILE_BEGIN,  /* work on `path` starts */
-    RAG_ING_EV_FILE_DONE,   /* `path` finished with `outcome` (reason for skipped/failed) */
+    RAG_ING_EV_FILE_DONE,   /* `path` finished with `outcome` (reason for skipped/failed;
+                               for added/updated a warning, e.g. pages without text) */
     RAG_ING_EV_END,
 } rag_ingest_event_kind;
 
@@ -308,6 +318,8 @@ typedef struct {
     int overlap_tokens;         /* default 32 */
     uint64_t max_file_bytes;    /* default 50 MB */
     rag_budget_params budget;   /* per-file extraction budget (CPU time, text) */
+    bool ocr;                   /* OCR PDF pages without a text layer */
+    const char *ocr_langs;      /* NULL = "deu+eng" */
     int embed_batch;            /* chunks per llm_embed_batch call, default 16 */
     int save_every;             /* FAISS saved every N changed documents, default 50 */
     bool reindex;               /* different fingerprint: drop everything, re-embed */
