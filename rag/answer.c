@@ -643,6 +643,7 @@ static int check_passage(rag_answerer *a, const rag_hit *h, const char *sq, rag_
         s->number = (int)res->n_sources + 1;
         s->chunk_id = h->chunk_id;
         s->uri = strdup(d.uri ? d.uri : "");
+        snprintf(s->type, sizeof s->type, "%s", d.type ? d.type : "");
         rag_cite_tail(d.type, c.page, c.line_start, c.line_end, s->cite, sizeof s->cite);
         s->label = make_label(d.uri ? d.uri : "", d.title, s->cite);
         s->heading = strdup(c.heading ? c.heading : "");
@@ -729,7 +730,8 @@ static int find_evidence(rag_answerer *a, const char *q, const rag_turn *h, size
         const rag_source *s = &res->sources[i];
         ps[i] = (rag_evidence_passage){.number = s->number, .rank = (int)i + 1, .chunk_id = s->chunk_id, .uri = s->uri,
                                        .heading = s->heading, .text = s->text, .text_len = s->text_len,
-                                       .line_start = s->line_start, .line_end = s->line_end, .page = s->page};
+                                       .line_start = s->line_start, .line_end = s->line_end, .page = s->page,
+                                       .type = s->type};
     }
     rag_evidence_params ep = rag_evidence_default_params();
     ep.max = a->p.evidence_max + 5;     /* spares for units the guard removes */

@@ -33,6 +33,7 @@ typedef struct {
                                    (guard-redacted, maybe trimmed) */
     size_t text_len;
     int line_start, line_end, page;
+    char type[8];               /* the document's type ("md", "docx", ...) */
     char cite[64];              /* citation tail by document type (rag_cite_tail):
                                    ":4-9", "#page=3", "#slide=2", ... */
     float score;                /* retrieval score (RRF for hybrid) */

@@ -997,6 +997,7 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
         e->uri = strdup(s->uri ? s->uri : "");
         e->heading = strdup(s->heading ? s->heading : "");
         e->page = s->page;
+        snprintf(e->type, sizeof e->type, "%s", s->type ? s->type : "");
         e->score = u->score;
         nev++;
         if (!e->uri || !e->heading) { rc = RAG_ERR_NOMEM; break; }
@@ -1038,7 +1039,12 @@ void rag_evidence_cite(const rag_evidence *e, const char *shown, char *buf, size
     if (!n) return;
     const char *p = shown ? shown : e->uri ? e->uri : "";
     bool web = e->uri && (strncmp(e->uri, "http://", 7) == 0 || strncmp(e->uri, "https://", 8) == 0);
-    if (e->page > 0) snprintf(buf, n, "%s#page=%d", p, e->page);
+    char tail[64];
+    if (!web && e->type[0]) {
+        /* the unit of the type: "#slide=2", "#para=4-6", ":3-9", ... */
+        rag_cite_tail(e->type, e->page, e->line_start, e->line_end, tail, sizeof tail);
+        snprintf(buf, n, "%s%s", p, tail);
+    } else if (e->page > 0) snprintf(buf, n, "%s#page=%d", p, e->page);
     else if (e->line_start > 0 && e->line_end > e->line_start) snprintf(buf, n, "%s:%d-%d", p, e->line_start, e->line_end);
     else if (e->line_start > 0) snprintf(buf, n, "%s:%d", p, e->line_start);
     else if (web && e->heading && *e->heading && !strchr(p, '#')) {

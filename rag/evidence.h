@@ -70,7 +70,8 @@ typedef struct {
     char *uri;                  /* the document's URI */
     char *heading;              /* the passage's heading path, "" when none */
     int line_start, line_end;   /* lines of the unit in the document (0: n/a) */
-    int page;                   /* PDF page, 0: n/a */
+    int page;                   /* PDF page (slide, sheet, chapter), 0: n/a */
+    char type[8];               /* the document's type ("md", "docx", ...), "" unknown */
     float score;
     rag_span *marks;            /* words of text that match the question */
     size_t n_marks;
@@ -90,6 +91,7 @@ typedef struct {
     const char *text;
     size_t text_len;
     int line_start, line_end, page;
+    const char *type;           /* the document's type, NULL unknown */
 } rag_evidence_passage;
 
 typedef struct {
