@@ -168,10 +168,10 @@ TEST(ingest_watch_applies_creates_edits_renames_deletes) {
         _exit(127);
     }
     CHECK(wait_log(log, 0, "watching"), "the first run ends and watching starts");
-    CHECK(wait_log(log, 0, "/start.md (1 chunks)"), "the first run adds start.md");
+    CHECK(wait_log(log, 0, "/start.md (1 chunk)"), "the first run adds start.md");
     size_t at = log_len(log);
     put(docs, "new.md", "# New\n\nA new document about ferries.\n");
-    CHECK(wait_log(log, at, "/new.md (1 chunks)"), "a create is added");
+    CHECK(wait_log(log, at, "/new.md (1 chunk)"), "a create is added");
     at = log_len(log);
     put(docs, "new.md", "# New\n\nAn edited document about ferries and trains.\n");
     CHECK(wait_log(log, at, "updated   "), "an edit is an update");
@@ -190,7 +190,7 @@ TEST(ingest_watch_applies_creates_edits_renames_deletes) {
     snprintf(sub, sizeof sub, "%s/team", docs);
     REQUIRE(mkdir(sub, 0700) == 0);
     put(sub, "notes.txt", "Team notes about the rota.\n");
-    CHECK(wait_log(log, at, "/team/notes.txt (1 chunks)"), "a file in a new folder is added");
+    CHECK(wait_log(log, at, "/team/notes.txt (1 chunk)"), "a file in a new folder is added");
     if (test_g.failed) {
         char *all = slurp(log);
         printf("%s", all);
