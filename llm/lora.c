@@ -31,6 +31,10 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        /* names and keys come from the adapter's bytes: a control byte in
+         * one must not break the message into lines or move a cursor */
+        for (char *c = err; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     return rc;
 }

@@ -250,6 +250,17 @@ TEST(bad_adapters_are_clear_errors) {
     expect_error(m, rewrite(good, "suffix", NULL, NULL, NULL, NULL, "blk.0.attn_q.weight.lora_a",
                             "blk.0.attn_q.weight.lora_x"),
                  LLM_ERR_FORMAT, "is not a LoRA tensor");
+    /* a tensor name is the adapter's bytes: a newline or ESC in it must not
+     * split the message or reach a terminal (fuzz_lora found this) */
+    {
+        llm_lora *lx = (llm_lora *)1;
+        char ex[512] = "";
+        const char *p = rewrite(good, "ctl", NULL, NULL, NULL, NULL, "blk.0.attn_q.weight.lora_a",
+                                "blk.0.attn_q.we\n\033[2J");
+        CHECK(llm_lora_load(m, p, &lx, ex, sizeof ex) == LLM_ERR_FORMAT && lx == NULL, "%s", ex);
+        CHECK(strstr(ex, "is not a LoRA tensor") != NULL, "%s", ex);
+        for (const char *c = ex; *c; c++) CHECK((unsigned char)*c >= 0x20 && *c != 0x7f, "control byte in: %s", ex);
+    }
     /* an adapter for a model of another width */
     char other[512];
     snprintf(other, sizeof other, "%s/other.gguf", test_tmpdir());
