@@ -19,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 # mediawiki + php-sqlite3 + php-cli: the throw-away wiki of the wiki tests
 # (tests/wiki_env.sh); php-cgi + lighttpd satisfy mediawiki's web-server
 # dependency without apache2 (--no-install-recommends). chromium drives the
-# web page test, wrk the HTTP benchmark. cmake and git build llama.cpp's
+# web page test, wrk the HTTP benchmark, zsh the check of the zsh completion. cmake and git build llama.cpp's
 # llama-bench from the oracle's source bundle (make llama-bench).
 PKGS="
   gcc g++ make pkg-config dpkg-dev clang cmake git
@@ -32,6 +32,7 @@ PKGS="
   poppler-utils
   mediawiki php-sqlite3 php-cli php-cgi lighttpd
   chromium wrk
+  zsh
 "
 
 # `install-deps.sh guard`: only what `make guard-model` needs to rebuild the

@@ -658,6 +658,7 @@ int app_cmd_ask(int argc, char **argv) {
         else if (app_ask_apply_opt(&o, &ap, id, v) < 0) return 2;
     }
     if (id < 0) return 2;
+    if (o.extractive && o.generate) return app_usage_error(&ap, "--extractive and --generate exclude each other");
     if (ap.npos == 0) return app_usage_error(&ap, "no QUESTION");
     int first = 1;
     argc = ap.npos + 1;

@@ -215,6 +215,7 @@ int app_cmd_chat(int argc, char **argv) {
         else if (app_ask_apply_opt(&o, &ap, id, v) < 0) return 2;
     }
     if (id < 0) return 2;
+    if (o.extractive && o.generate) return app_usage_error(&ap, "--extractive and --generate exclude each other");
     if (ap.npos > 0) return app_usage_error(&ap, "unexpected argument '%s' (chat reads the questions at its prompt)", argv[1]);
     app_asker *a = NULL;
     if (app_asker_open(&o, &a) != 0) return 1;

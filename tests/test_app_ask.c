@@ -96,7 +96,7 @@ TEST(extractive_without_a_real_model_and_when_asked) {
           "%s", out);
     free(out);
     out = ask_with("--extractive --generate", DAYS_Q, &st, &err);
-    CHECK_EQ_INT(st, 1);
+    CHECK_EQ_INT(st, 2); /* a usage error */
     CHECK(strstr(err, "exclude each other") != NULL, "%s", err);
     free(out);
     free(err);
