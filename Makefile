@@ -244,7 +244,7 @@ demo: deps
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 asan: deps
 	@$(MAKE) --no-print-directory oracle
-	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" MRAG_ASAN=1 check
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" MRAG_ASAN=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp check
 
 # libFuzzer targets, built with clang into build/fuzz.
 FUZZ_SECONDS ?= 60
