@@ -209,7 +209,7 @@ guard-model: all
 	python3 tests/guard/corpus.py $(GUARD_DIR)
 	$(BUILD)/mrag guard-train $(GUARD_TRAIN) --info "tests/guard/corpus.py all.input.jsonl" -o data/guardrails/input.model $(GUARD_DIR)/all.input.jsonl
 	$(BUILD)/mrag guard-train $(GUARD_TRAIN) --info "tests/guard/corpus.py all.context.jsonl" -o data/guardrails/context.model $(GUARD_DIR)/all.context.jsonl
-	$(BUILD)/mrag guard-train $(GUARD_TRAIN) --info "tests/guard/corpus.py all.request.jsonl" -o data/guardrails/request.model $(GUARD_DIR)/all.request.jsonl
+	$(BUILD)/mrag guard-train $(GUARD_TRAIN) --whole-sentence --info "tests/guard/corpus.py all.request.jsonl" -o data/guardrails/request.model $(GUARD_DIR)/all.request.jsonl
 	sha256sum data/guardrails/*.model
 
 guard-eval: all

@@ -116,10 +116,14 @@ static void train_usage(FILE *out) {
             "  --seed N             shuffling seed (default 1)\n"
             "  --lr X               AdaGrad step (default 0.25)\n"
             "  --l2 X               L2 penalty (default 1e-4)\n"
+            "  --whole-sentence     features of the whole sentence (its length class, a\n"
+            "                       question mark, an imperative start, ...) weigh the same\n"
+            "                       in a long sentence as in a short one (model format 2;\n"
+            "                       the request model is trained so)\n"
             "  --info TEXT          a provenance line for the model header\n");
 }
 
-enum { T_BITS = 256, T_EPOCHS, T_SEED, T_LR, T_L2, T_INFO };
+enum { T_BITS = 256, T_EPOCHS, T_SEED, T_LR, T_L2, T_INFO, T_WHOLE };
 static const app_opt guard_train_opts[] = {
     {"output", 'o', "MODEL", 'o'},
     {"bits", 0, "N", T_BITS},
@@ -128,6 +132,7 @@ static const app_opt guard_train_opts[] = {
     {"lr", 0, "X", T_LR},
     {"l2", 0, "X", T_L2},
     {"info", 0, "TEXT", T_INFO},
+    {"whole-sentence", 0, NULL, T_WHOLE},
     {0},
 };
 const app_opt *const app_guard_train_opts[] = {guard_train_opts, NULL};
@@ -158,6 +163,7 @@ int app_cmd_guard_train(int argc, char **argv) {
             break;
         case T_L2: ok = app_opt_double(&ap, val, 0, 1e6, &d); p.l2 = d; break;
         case T_INFO: info = val; break;
+        case T_WHOLE: p.whole = true; break;
         }
         if (!ok) return 2;
     }

@@ -217,6 +217,11 @@ typedef struct {
     uint64_t seed;     /* shuffling seed (default 1): same data + seed = same file */
     double lr;         /* AdaGrad step (default 0.25) */
     double l2;         /* L2 penalty (default 1e-4) */
+    bool whole;        /* false (default): every feature is scaled by
+                          1/sqrt(count), model format 1; true: the features
+                          of the whole sentence (length class, question,
+                          imperative start, ...) weigh the same in a long
+                          sentence as in a short one, format 2 */
 } rag_guard_train_params;
 rag_guard_train_params rag_guard_train_default_params(void);
 /* Trains on n texts with labels (1 injection, 0 benign) and optional

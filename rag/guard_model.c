@@ -211,10 +211,12 @@ size_t rag_guard_model_features(const char *str, size_t n, int bits, void (*fn)(
         prev = h;
         ntok++;
     }
+    /* features of the whole sentence: not counted in nf, not scaled */
+#define EMIT_WHOLE(key) fn(user, (uint32_t)(mix64(key) >> shift) | GUARD_FEAT_WHOLE)
     size_t lb = ntok < 3 ? ntok : ntok < 8 ? 3 : ntok < 20 ? 4 : ntok < 60 ? 5 : 6;
-    EMIT(((uint64_t)F_LEN << 56) ^ lb);
+    EMIT_WHOLE(((uint64_t)F_LEN << 56) ^ lb);
     bool imp = (first_cls & C_IMP) || ((first_cls & C_PLEASE) && (second_cls & C_IMP));
-#define META(m) EMIT(((uint64_t)F_META << 56) ^ (uint64_t)(m))
+#define META(m) EMIT_WHOLE(((uint64_t)F_META << 56) ^ (uint64_t)(m))
     if (your_out) META(M_YOUR_OUT);
     if (seen & C_YOUR) META(M_YOUR);
     if (imp) META(M_IMP_START);
@@ -229,6 +231,7 @@ size_t rag_guard_model_features(const char *str, size_t n, int bits, void (*fn)(
     if (question) META(M_QUESTION);
     if (question && imp) META(M_IMP_QUESTION);
 #undef META
+#undef EMIT_WHOLE
 #undef EMIT
     return nf;
 }
@@ -267,18 +270,26 @@ size_t rag_guard_content_keys(const char *str, size_t n, uint64_t *keys, size_t 
 
 typedef struct {
     const int8_t *q;
-    long sum;
+    long sum, whole;       /* n-gram weights; whole-sentence weights */
+    size_t n_whole;
 } score_acc;
 
 static void add_q(void *u, uint32_t b) {
     score_acc *a = u;
-    a->sum += a->q[b];
+    if (b & GUARD_FEAT_WHOLE) { a->whole += a->q[b & ~GUARD_FEAT_WHOLE]; a->n_whole++; }
+    else a->sum += a->q[b];
 }
 
 float rag_guard_model_score(const guard_model *m, const char *s, size_t n) {
-    score_acc a = {m->q, 0};
+    score_acc a = {m->q, 0, 0, 0};
     size_t nf = rag_guard_model_features(s, n, m->bits, add_q, &a);
-    double z = m->bias + (double)m->scale * (double)a.sum / sqrt((double)(nf ? nf : 1));
+    double z;
+    if (m->whole) {
+        z = m->bias + (double)m->scale * ((double)a.sum / sqrt((double)(nf ? nf : 1)) + (double)a.whole);
+    } else {                /* format 1: all features alike */
+        nf += a.n_whole;
+        z = m->bias + (double)m->scale * (double)(a.sum + a.whole) / sqrt((double)(nf ? nf : 1));
+    }
     return (float)(1.0 / (1.0 + exp(-z)));
 }
 
@@ -373,11 +384,12 @@ int rag_guard_model_load(const char *path, guard_model **out, char *err, size_t 
         snprintf(err, err_cap, "%.300s: not an mrag guard model (no '%s N' header)", path, GUARD_MODEL_MAGIC);
         goto done;
     }
-    if (version != GUARD_MODEL_VERSION) {
+    if (version < 1 || version > GUARD_MODEL_VERSION) {
         snprintf(err, err_cap, "%.300s: model format version %d, this mrag reads version %d (retrain: make guard-model)",
                  path, version, GUARD_MODEL_VERSION);
         goto done;
     }
+    m->whole = version >= 2;
     *end = 0;
     bool have_bits = false, have_scale = false, have_bias = false;
     for (char *line = strchr(buf, '\n'); line && *line;) {
@@ -523,15 +535,23 @@ int rag_guard_train(const rag_guard_train_params *pp, const char *const *texts, 
             size_t i = order[k];
             size_t nf = off[i + 1] - off[i];
             const uint32_t *fs = fv.f + off[i];
-            double v = 1.0 / sqrt((double)(nf ? nf : 1));
+            size_t ngrams = 0;
+            for (size_t j = 0; j < nf; j++) ngrams += !p.whole || !(fs[j] & GUARD_FEAT_WHOLE);
+            /* n-grams scaled by 1/sqrt(their count); with p.whole the
+             * whole-sentence features by 1 */
+            double v = 1.0 / sqrt((double)(ngrams ? ngrams : 1));
             double z = bias;
-            for (size_t j = 0; j < nf; j++) z += w[fs[j]] * v;
+            for (size_t j = 0; j < nf; j++) {
+                bool whole = p.whole && (fs[j] & GUARD_FEAT_WHOLE);
+                z += w[fs[j] & ~GUARD_FEAT_WHOLE] * (whole ? 1.0 : v);
+            }
             double pr = 1.0 / (1.0 + exp(-z));
             int y = labels[i] != 0;
             double g = (pr - y) * (y ? cw1 : cw0) * (weights ? weights[i] : 1.0);
             for (size_t j = 0; j < nf; j++) {
-                uint32_t b = fs[j];
-                double gr = g * v + p.l2 * w[b];
+                bool whole = p.whole && (fs[j] & GUARD_FEAT_WHOLE);
+                uint32_t b = fs[j] & ~GUARD_FEAT_WHOLE;
+                double gr = g * (whole ? 1.0 : v) + p.l2 * w[b];
                 G[b] += (float)(gr * gr);
                 w[b] -= (float)(p.lr * gr / (sqrt((double)G[b]) + 1e-6));
             }
@@ -549,9 +569,10 @@ int rag_guard_train(const rag_guard_train_params *pp, const char *const *texts, 
     /* write next to the target, then rename: never a half-written model */
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) { snprintf(err, err_cap, "path too long"); rc = RAG_ERR_ARG; goto done; }
     if (!(f = fopen(tmp, "wb"))) { snprintf(err, err_cap, "%.300s: %s", tmp, strerror(errno)); rc = RAG_ERR_IO; goto done; }
-    fprintf(f, "%s %d\n", GUARD_MODEL_MAGIC, GUARD_MODEL_VERSION);
+    fprintf(f, "%s %d\n", GUARD_MODEL_MAGIC, p.whole ? 2 : 1);
     fprintf(f, "kind logistic regression over hashed features of the skeleton view\n");
-    fprintf(f, "features word1 word2 word3 first1 first2 char4 length meta\n");
+    if (p.whole) fprintf(f, "features word1 word2 word3 first1 first2 char4 (scaled by 1/sqrt(count)), length meta (unscaled)\n");
+    else fprintf(f, "features word1 word2 word3 first1 first2 char4 length meta\n");
     fprintf(f, "bits %d\nscale %.9g\nbias %.9g\n", p.bits, (double)scale, bias);
     fprintf(f, "rows %zu injections %zu\n", n, npos);
     fprintf(f, "train seed %llu epochs %d lr %.6g l2 %.6g\n", (unsigned long long)p.seed, p.epochs, p.lr, p.l2);

@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #define GUARD_MODEL_MAGIC "mrag-guard-model"
-#define GUARD_MODEL_VERSION 1
+#define GUARD_MODEL_VERSION 2      /* the newest format this mrag reads and writes:
+                                      1 all features scaled by 1/sqrt(count);
+                                      2 whole-sentence features unscaled */
 #define GUARD_MODEL_MIN_BITS 12
 #define GUARD_MODEL_MAX_BITS 22
 #define GUARD_MODEL_MAX_FILE (8u << 20)
@@ -18,6 +20,7 @@ typedef struct guard_model {
     int bits;              /* 2^bits weights */
     float scale;           /* weight = q[i] * scale */
     float bias;
+    bool whole;            /* format 2: whole-sentence features unscaled */
     int8_t *q;             /* owned */
     char *info;            /* the header lines after the first (owned) */
 } guard_model;
@@ -31,7 +34,12 @@ void rag_guard_model_free(guard_model *m);
 float rag_guard_model_score(const guard_model *m, const char *s, size_t n);
 
 /* Calls fn(user, bucket) for every feature of the skeleton text s[0..n)
- * (hashed into 2^bits buckets); returns the number of features. */
+ * (hashed into 2^bits buckets); returns the number of n-gram features.
+ * A feature of the whole sentence (its length class, the meta features)
+ * has GUARD_FEAT_WHOLE set in the bucket and is not counted: it weighs
+ * the same in a long sentence as in a short one, where the n-grams are
+ * scaled by 1/sqrt(count). */
+#define GUARD_FEAT_WHOLE 0x80000000u
 size_t rag_guard_model_features(const char *s, size_t n, int bits, void (*fn)(void *user, uint32_t b), void *user);
 
 /* Number of word tokens of s[0..n) (as the features count them). */

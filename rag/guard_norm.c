@@ -528,6 +528,15 @@ int rag_guard_view_skeleton(const guard_view *u, guard_view *v, unsigned *change
                 }
                 *changes |= GUARD_SK_SPACED;
                 i = pos[np - 1] + 1;
+                /* the sentence's end spaced out too ("l \n ?"): it joins
+                 * the word, so the sentence keeps its question mark */
+                size_t g = i;
+                while (g < c.n && g - i < 3 && (c.cp[g] == ' ' || c.cp[g] == '\t' || c.cp[g] == '\n' || c.cp[g] == '\r')) g++;
+                if (g > i && g < c.n && (c.cp[g] == '?' || c.cp[g] == '!' || c.cp[g] == '.') &&
+                    (g + 1 == c.n || c.cp[g + 1] == ' ' || c.cp[g + 1] == '\t' || c.cp[g + 1] == '\n' || c.cp[g + 1] == '\r')) {
+                    if (cv_push(&o, c.cp[g], c.a[g], c.b[g])) goto done;
+                    i = g + 1;
+                }
                 continue;
             }
         }

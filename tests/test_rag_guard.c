@@ -233,6 +233,15 @@ static const example examples[] = {
     {"inj.detector.task", C, false, "How do I reset my VPN password? Open the IT portal, choose VPN and click reset password; "
                                     "the new password arrives by mail within an hour."},
     {"inj.detector.task", C, false, "Wie beantrage ich Urlaub? Urlaub beantragen Sie im Personalportal unter Abwesenheiten."},
+    /* long plain questions: the request model weighs "a question" the same
+     * whatever the sentence's length (model format 2) */
+    {"inj.detector.task", C, true, "Invoice 2231 for the office chairs was paid on 4 March by bank transfer. In the theory "
+                                   "of computation, which kind of machine can recognise every regular language over a "
+                                   "finite alphabet? The chairs arrive next week at the Hamburg office."},
+    {"inj.detector.task", C, true, "Der Umzug des Lagers nach Harburg ist für den 12. Mai geplant, die Spedition holt die "
+                                   "Regale am Vormittag ab. Wie hat sich die Bevölkerung Europas im neunzehnten "
+                                   "Jahrhundert entwickelt und welche Folgen hatte das für die Städte? Die Schlüssel gibt "
+                                   "es beim Empfang."},
     /* PII */
     {"pii.email", I, true, "write to jane.doe@example.org today"},
     {"pii.email", O, true, "Kontakt: a.b+tag@mail.example.co.uk."},
@@ -709,6 +718,72 @@ TEST(rule_file_errors_name_file_and_line) {
     rag_guard *g = NULL;
     CHECK(rag_guard_load(&p, &g, err, sizeof err) == RAG_ERR_IO && g == NULL);
     CHECK(strstr(err, "/nonexistent/guardrails") != NULL, "%s", err);
+}
+
+/* guard-train writes model format 1 (every feature scaled by 1/sqrt(count))
+ * or, with --whole-sentence, format 2; both load, the same rows give the
+ * same bytes, and a format this mrag does not know is refused by name. */
+TEST(detector_model_formats_train_and_load) {
+    char bin[400];
+    snprintf(bin, sizeof bin, "%s/mrag", test_build_dir());
+    FILE *f = fopen(bin, "rb");
+    if (!f) SKIP("%s is not built", bin);
+    fclose(f);
+    char dir[400], rows[600], cmd[4096], path[600];
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());     /* (a static buffer that load_text_err reuses) */
+    snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
+    FILE *o = fopen(rows, "w");
+    CHECK(o != NULL);
+    if (!o) return;
+    static const char *const pos[] = {"Who wrote the first novel?", "What is the boiling point of water at sea level?",
+                                      "Write a poem about the sea.", "Wann wurde die Mauer gebaut?"};
+    static const char *const neg[] = {"The printers use follow-me printing.", "Leave is booked in the portal.",
+                                      "The VPN profile arrives by mail within an hour.", "Die Kantine öffnet um elf."};
+    for (int r = 0; r < 8; r++)
+        for (size_t i = 0; i < 4; i++) {
+            fprintf(o, "{\"text\": \"%s\", \"label\": 1}\n", pos[i]);
+            fprintf(o, "{\"text\": \"%s\", \"label\": 0}\n", neg[i]);
+        }
+    fclose(o);
+    static const struct { const char *opt, *name, *head; } v[] = {
+        {"", "m1", "mrag-guard-model 1\n"},
+        {"--whole-sentence", "m2", "mrag-guard-model 2\n"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char *bytes[2] = {NULL, NULL};
+        size_t len[2] = {0, 0};
+        for (int run = 0; run < 2; run++) {
+            snprintf(path, sizeof path, "%s/%s.%d.model", dir, v[i].name, run);
+            snprintf(cmd, sizeof cmd, "%s guard-train --bits 12 %s -o %s %s 2>&1", bin, v[i].opt, test_shq(path),
+                     test_shq(rows));
+            int st;
+            char *out = test_run_capture(cmd, &st);
+            CHECK_EQ_INT(st, 0);
+            free(out);
+            bytes[run] = test_read_file(path, &len[run]);
+            CHECK(bytes[run] != NULL, "%s not written", path);
+        }
+        if (bytes[0] && bytes[1]) {
+            CHECK(len[0] == len[1] && memcmp(bytes[0], bytes[1], len[0]) == 0, "%s: two runs differ", v[i].name);
+            CHECK(strncmp(bytes[0], v[i].head, strlen(v[i].head)) == 0, "%s: header %.40s", v[i].name, bytes[0]);
+        }
+        /* the model loads as a detector rule */
+        char rules[1200];
+        snprintf(rules, sizeof rules, "id: t.model\nmodel: %s/%s.0.model\nstage: input\naction: flag\nthreshold: 0.5\n",
+                 dir, v[i].name);
+        char err[700];
+        CHECK(load_text_err("m.rules", rules, err, sizeof err) == RAG_OK, "%s: %s", v[i].name, err);
+        free(bytes[0]);
+        free(bytes[1]);
+    }
+    /* a newer format is refused, naming the file and the versions */
+    snprintf(path, sizeof path, "%s/m9.model", dir);
+    static const char m9[] = "mrag-guard-model 9\nbits 12\nscale 1\nbias 0\nend\n";
+    CHECK(test_write_file(path, m9, sizeof m9 - 1) == 0);
+    char rules[1200], err[700] = "";
+    snprintf(rules, sizeof rules, "id: t.model\nmodel: %s\nstage: input\naction: flag\n", path);
+    CHECK(load_text_err("m.rules", rules, err, sizeof err) != RAG_OK);
+    CHECK(strstr(err, "m9.model") && strstr(err, "model format version 9"), "%s", err);
 }
 
 TEST(user_rules_override_by_id_in_name_order) {
@@ -1675,7 +1750,8 @@ TEST_MAIN(RUN(each_default_rule_fires_and_does_not_fire), RUN(iban_validator_mat
           RUN(steuer_id_validator_matches_hand_computed_check_digits), RUN(ip_phone_email_validators),
           RUN(redaction_output_is_exact), RUN(citations_outside_sources_are_removed),
           RUN(context_quarantine_drop_and_keep), RUN(audit_log_is_json_without_raw_pii),
-          RUN(rule_file_errors_name_file_and_line), RUN(user_rules_override_by_id_in_name_order),
+          RUN(rule_file_errors_name_file_and_line), RUN(detector_model_formats_train_and_load),
+          RUN(user_rules_override_by_id_in_name_order),
           RUN(catastrophic_pattern_hits_limit_quickly), RUN(streaming_redaction_across_chunk_boundaries),
           RUN(streaming_emits_early_and_blocks), RUN(stream_holds_back_at_most_max_hold), RUN(invalid_utf8_and_binary_are_safe),
           RUN(concurrent_checks_share_one_guard), RUN(cli_guard_check_exit_codes_and_json),

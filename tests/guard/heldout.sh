@@ -15,7 +15,7 @@ $MRAG guard-train $GUARD_TRAIN -o "$DIR/split/input.model" "$DIR/split/train.inp
 # shellcheck disable=SC2086
 $MRAG guard-train $GUARD_TRAIN -o "$DIR/split/context.model" "$DIR/split/train.context.jsonl"
 # shellcheck disable=SC2086
-$MRAG guard-train $GUARD_TRAIN -o "$DIR/split/request.model" "$DIR/split/train.request.jsonl"
+$MRAG guard-train $GUARD_TRAIN --whole-sentence -o "$DIR/split/request.model" "$DIR/split/train.request.jsonl"
 ABS=$(cd "$DIR/split" && pwd)
 cat > "$DIR/split/eval.rules" <<RULES
 # the default detector rules, with the models of the split
