@@ -200,7 +200,7 @@ typedef struct app_job app_job;
 /* Endpoints, as metrics labels. */
 enum {
     APP_EP_PAGE = 0, APP_EP_HEALTHZ, APP_EP_METRICS, APP_EP_CHAT, APP_EP_EMBED, APP_EP_MODELS,
-    APP_EP_ASK, APP_EP_SEARCH, APP_EP_OTHER, APP_EP_COUNT
+    APP_EP_ASK, APP_EP_SEARCH, APP_EP_PASSAGE, APP_EP_OTHER, APP_EP_COUNT
 };
 #define APP_HIST_BUCKETS 14
 
@@ -362,6 +362,13 @@ char *app_serve_display_uri(idx_store *store, const app_serve_key *key, const ch
 /* Searches with a pooled read-only handle. hits owned JSON text. */
 char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode,
                       int *http_status, char *err, size_t errlen);
+/* GET /api/passage: chunk id's text, document (title, the path shown to
+ * this caller, URL), heading, lines/page and the ids of the chunks before
+ * and after it in the same document (null at an end), when key (NULL:
+ * anonymous, public documents only) may read its document. A chunk that
+ * does not exist and one the caller may not read give the same 404 and
+ * message. */
+char *app_passage_json(app_server *s, const app_serve_key *key, int64_t id, int *http_status, char *err, size_t errlen);
 char *app_embed_json(app_server *s, const app_embed_req *r, int *http_status, char *err, size_t errlen);
 /* HTTP (serve_http.c). */
 int app_http_start(app_server *s, const char *host, int port, char *err, size_t errlen);

@@ -244,6 +244,7 @@ static char *sources_json(app_job *j, idx_store *store) {
         const rag_source *s = &r->sources[i];
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "id", s->number);
+        cJSON_AddNumberToObject(e, "chunk_id", (double)s->chunk_id);
         const char *title = j->titles && j->titles[i] ? j->titles[i] : "";
         cJSON_AddStringToObject(e, "title", title);
         char *shown = app_serve_display_uri(store, j->key, s->uri);
@@ -260,6 +261,11 @@ static char *sources_json(app_job *j, idx_store *store) {
         }
         if (s->page > 0) cJSON_AddNumberToObject(e, "page", s->page);
         cJSON_AddNumberToObject(e, "score", s->score);
+        /* the passage as the model got it (guard-redacted, maybe trimmed) */
+        char *tx = s->text ? strndup(s->text, s->text_len) : NULL;
+        cJSON_AddStringToObject(e, "text", tx ? tx : "");
+        free(tx);
+        cJSON_AddBoolToObject(e, "trimmed", s->trimmed);
         cJSON_AddItemToArray(a, e);
     }
     char *t = a ? cJSON_PrintUnformatted(a) : NULL;
@@ -282,6 +288,9 @@ static char *evidence_json(app_job *j, idx_store *store) {
         rag_evidence_cite(e, shown, cite, sizeof cite);
         cJSON_AddStringToObject(o, "text", e->text);
         cJSON_AddNumberToObject(o, "source", e->source);
+        /* its bytes in that source's text (SOURCE.text) */
+        cJSON_AddNumberToObject(o, "offset", (double)e->offset);
+        cJSON_AddNumberToObject(o, "length", (double)e->length);
         cJSON_AddStringToObject(o, "citation", cite);
         cJSON_AddStringToObject(o, "uri", shown ? shown : "");
         free(shown);
@@ -850,11 +859,10 @@ void app_slots_stop(app_server *s) {
 
 /* Contract: see serve.h. Waits for a free handle (bounded by the request
  * timeout), refreshes it, searches with the key's group filter. */
-char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode, int *http_status,
-                      char *err, size_t errlen) {
-    char *out = NULL;
+/* A free search handle, waiting for one up to the request timeout; NULL
+ * when none came free. Give it back with search_handle_give. */
+static app_search_handle *search_handle_take(app_server *s) {
     app_search_handle *h = NULL;
-    rag_hit *hits = NULL;
     double deadline = app_now_s() + s->o.timeout_s;
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -868,8 +876,23 @@ char *app_search_json(app_server *s, const app_serve_key *key, const char *q, in
     }
     if (h) h->busy = true;
     pthread_mutex_unlock(&s->mu);
+    if (h) idx_refresh(h->store, NULL);
+    return h;
+}
+
+static void search_handle_give(app_server *s, app_search_handle *h) {
+    pthread_mutex_lock(&s->mu);
+    h->busy = false;
+    pthread_cond_signal(&s->search_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode, int *http_status,
+                      char *err, size_t errlen) {
+    char *out = NULL;
+    rag_hit *hits = NULL;
+    app_search_handle *h = search_handle_take(s);
     if (!h) { *http_status = 504; snprintf(err, errlen, "no search handle became free in time"); return NULL; }
-    idx_refresh(h->store, NULL);
     if (!s->can_dense && mode != RAG_SEARCH_BM25) mode = RAG_SEARCH_BM25;
     idx_filter f = {0};
     if (key && !key->all) { f.groups = (const char *const *)key->groups; f.n_groups = key->n_groups; }
@@ -923,10 +946,98 @@ char *app_search_json(app_server *s, const app_serve_key *key, const char *q, in
     *http_status = out ? 200 : 500;
 done:
     free(hits);
-    pthread_mutex_lock(&s->mu);
-    h->busy = false;
-    pthread_cond_signal(&s->search_cv);
-    pthread_mutex_unlock(&s->mu);
+    search_handle_give(s, h);
+    return out;
+}
+
+/* True when a caller with key (NULL: anonymous) may read a document with
+ * these groups (comma-separated, "" = public): as the search filter, a
+ * public document, a `*` key, or a group in common. */
+static bool key_may_read(const app_serve_key *key, const char *groups) {
+    if (!groups || !*groups) return true;
+    if (key && key->all) return true;
+    if (!key) return false;
+    for (const char *p = groups; *p;) {
+        while (*p == ',' || *p == ' ') p++;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        size_t n = (size_t)(e - p);
+        while (n && p[n - 1] == ' ') n--;
+        for (size_t i = 0; n && i < key->n_groups; i++)
+            if (strlen(key->groups[i]) == n && memcmp(key->groups[i], p, n) == 0) return true;
+        p = e;
+    }
+    return false;
+}
+
+/* The id of the chunk stored next to chunk c (step -1 or +1) when it is the
+ * neighbouring ordinal of the same document, else 0. A document's chunks
+ * are stored together, so their ids follow their ordinals. */
+static int64_t neighbour_id(idx_store *st, const idx_chunk *c, int step) {
+    if (c->id + step <= 0) return 0;
+    idx_chunk n;
+    memset(&n, 0, sizeof n);
+    int64_t id = 0;
+    if (idx_chunk_get(st, c->id + step, &n, NULL) == IDX_OK && n.doc_id == c->doc_id && n.ordinal == c->ordinal + step)
+        id = n.id;
+    idx_chunk_release(&n);
+    return id;
+}
+
+/* Contract: see serve.h. */
+char *app_passage_json(app_server *s, const app_serve_key *key, int64_t id, int *http_status, char *err, size_t errlen) {
+    app_search_handle *h = search_handle_take(s);
+    if (!h) { *http_status = 504; snprintf(err, errlen, "no search handle became free in time"); return NULL; }
+    char *out = NULL;
+    idx_chunk c;
+    idx_doc d;
+    memset(&c, 0, sizeof c);
+    memset(&d, 0, sizeof d);
+    int rc = idx_chunk_get(h->store, id, &c, &d);
+    if (rc == IDX_OK && (!d.uri || !key_may_read(key, d.groups))) rc = IDX_ERR_NOTFOUND;
+    if (rc != IDX_OK) {
+        /* absent and not readable by this caller look the same */
+        *http_status = rc == IDX_ERR_NOTFOUND ? 404 : 500;
+        snprintf(err, errlen, "%s", rc == IDX_ERR_NOTFOUND ? "no such passage" : "the passage could not be read");
+        goto done;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)c.id);
+    cJSON *doc = cJSON_AddObjectToObject(o, "document");
+    cJSON_AddStringToObject(doc, "title", d.title ? d.title : "");
+    char *shown = app_serve_display_uri(h->store, key, d.uri);
+    cJSON_AddStringToObject(doc, "uri", shown ? shown : "");
+    free(shown);
+    if (is_http(d.uri)) cJSON_AddStringToObject(doc, "url", d.uri);
+    else cJSON_AddNullToObject(doc, "url");
+    cJSON_AddStringToObject(doc, "type", d.type ? d.type : "");
+    cJSON_AddNumberToObject(o, "ordinal", c.ordinal);
+    cJSON_AddStringToObject(o, "heading", c.heading ? c.heading : "");
+    if (c.line_start > 0) {
+        cJSON *l = cJSON_AddArrayToObject(o, "lines");
+        cJSON_AddItemToArray(l, cJSON_CreateNumber(c.line_start));
+        cJSON_AddItemToArray(l, cJSON_CreateNumber(c.line_end > c.line_start ? c.line_end : c.line_start));
+    }
+    if (c.page > 0) cJSON_AddNumberToObject(o, "page", c.page);
+    char tail[64];
+    rag_cite_tail(d.type, c.page, c.line_start, c.line_end, tail, sizeof tail);
+    cJSON_AddStringToObject(o, "cite", tail);
+    char *tx = c.text ? strndup(c.text, c.text_len) : NULL;
+    cJSON_AddStringToObject(o, "text", tx ? tx : "");
+    free(tx);
+    int64_t prev = neighbour_id(h->store, &c, -1), next = neighbour_id(h->store, &c, +1);
+    if (prev) cJSON_AddNumberToObject(o, "prev", (double)prev);
+    else cJSON_AddNullToObject(o, "prev");
+    if (next) cJSON_AddNumberToObject(o, "next", (double)next);
+    else cJSON_AddNullToObject(o, "next");
+    out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    *http_status = out ? 200 : 500;
+    if (!out) snprintf(err, errlen, "out of memory");
+done:
+    idx_chunk_release(&c);
+    idx_doc_release(&d);
+    search_handle_give(s, h);
     return out;
 }
 

@@ -22,7 +22,7 @@ extern const size_t app_serve_page_len;
 const char *app_serve_page_csp(void);
 
 static const char *const ep_names[APP_EP_COUNT] = {
-    "/", "/healthz", "/metrics", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/api/ask", "/api/search", "other",
+    "/", "/healthz", "/metrics", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/api/ask", "/api/search", "/api/passage", "other",
 };
 static const double hist_bounds[APP_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
 
@@ -412,6 +412,25 @@ static enum MHD_Result do_search(struct MHD_Connection *c, app_req *rq, const ap
     return send_json(c, rq, 200, t);
 }
 
+/* GET /api/passage?id=N: one passage, with the access checks of search. */
+static enum MHD_Result do_passage(struct MHD_Connection *c, app_req *rq, const app_serve_key *key) {
+    const char *ids = NULL;
+    size_t idn = 0;
+    if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "id", 2, &ids, &idn) != MHD_YES || !ids || !idn)
+        return send_error(c, rq, 400, 0, "the query parameter id is required");
+    /* digits only (no sign, space, hex or NUL: the decoded length counts),
+     * at most 18 of them: within int64 */
+    size_t n = strspn(ids, "0123456789");
+    if (n != idn || n > 18) return send_error(c, rq, 400, 0, "id must be a passage id (a positive integer)");
+    int64_t id = (int64_t)strtoll(ids, NULL, 10);
+    if (id < 1) return send_error(c, rq, 400, 0, "id must be a passage id (a positive integer)");
+    int st = 500;
+    char err[512];
+    char *t = app_passage_json(rq->srv, key, id, &st, err, sizeof err);
+    if (!t) return send_error(c, rq, st, 0, "%s", err);
+    return send_json(c, rq, 200, t);
+}
+
 static enum MHD_Result do_embed(struct MHD_Connection *c, app_req *rq) {
     char err[512];
     app_embed_req r;
@@ -686,6 +705,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case APP_EP_METRICS: return do_metrics(c, rq);
     case APP_EP_MODELS: return do_models(c, rq);
     case APP_EP_SEARCH: return do_search(c, rq, key);
+    case APP_EP_PASSAGE: return do_passage(c, rq, key);
     case APP_EP_EMBED: return do_embed(c, rq);
     case APP_EP_ASK: return do_ask(c, rq, key);
     case APP_EP_CHAT: return do_chat(c, rq, key);

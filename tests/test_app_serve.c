@@ -182,6 +182,7 @@ static long http(const char *method, const char *path, const char *key, const ch
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->hdr);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);   /* "/../" reaches the server as sent */
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
@@ -327,6 +328,177 @@ TEST(a_running_ingest_shows_up_without_a_restart) {
     CHECK_EQ_INT(get("/api/search?q=Plumbusfrax&mode=bm25", KEY_PUB, &r), 200);
     CHECK(strstr(r.body.b, "plumbus-note") == NULL, "%s", r.body.b);
     resp_free(&r);
+}
+
+/* The error message of a response body (owned), or NULL. */
+static char *error_message(const char *body) {
+    cJSON *o = cJSON_Parse(body);
+    const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "error"), "message"));
+    char *out = m ? strdup(m) : NULL;
+    cJSON_Delete(o);
+    return out;
+}
+
+/* GET /api/passage: the text of a passage for a caller who may read its
+ * document; for anyone else the very response of an id that does not
+ * exist, whatever the id; strict ids; the page's sources carry the ids. */
+TEST(passage_endpoint_shows_readable_passages_only) {
+    setup();
+    resp r;
+    /* the hr passage's id, through the hr key's search */
+    CHECK_EQ_INT(get("/api/search?q=" SECRET "+salary+band&k=1&mode=bm25", KEY_HR, &r), 200);
+    cJSON *o = cJSON_Parse(r.body.b);
+    cJSON *h = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "hits"), 0);
+    REQUIRE(h && strstr(cJSON_GetStringValue(cJSON_GetObjectItem(h, "text")), SECRET), "%s", r.body.b);
+    long long secret_id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(h, "chunk_id"));
+    cJSON_Delete(o);
+    resp_free(&r);
+    char path[300];
+    snprintf(path, sizeof path, "/api/passage?id=%lld", secret_id);
+    /* readers: the hr key and the * key */
+    const char *readers[] = {KEY_HR, KEY_ALL};
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(get(path, readers[i], &r), 200);
+        o = cJSON_Parse(r.body.b);
+        REQUIRE(o, "%s", r.body.b);
+        CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "id")), secret_id);
+        CHECK(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(o, "text")), SECRET " salary band for") != NULL, "%s", r.body.b);
+        cJSON *d = cJSON_GetObjectItem(o, "document");
+        CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(d, "title")), "Salary bands");
+        /* relative to the ingested root, never the server's absolute path */
+        CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(d, "uri")), "hrdocs/salary-bands.md");
+        CHECK(strstr(r.body.b, fixdir) == NULL, "the server's path leaked: %s", r.body.b);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(d, "url")));
+        CHECK(cJSON_IsArray(cJSON_GetObjectItem(o, "lines")), "%s", r.body.b);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(o, "prev")) && cJSON_IsNull(cJSON_GetObjectItem(o, "next")),
+              "a one-passage document has no neighbours: %s", r.body.b);
+        cJSON_Delete(o);
+        resp_free(&r);
+    }
+    /* the reference 404: an id that does not exist */
+    CHECK_EQ_INT(get("/api/passage?id=987654321", KEY_HR, &r), 404);
+    char *absent = strdup(r.body.b);
+    char *absent_msg = error_message(r.body.b);
+    REQUIRE(absent && absent_msg);
+    resp_free(&r);
+    /* the public key and no key at all: the hr passage is "absent", byte for byte */
+    CHECK_EQ_INT(get(path, KEY_PUB, &r), 404);
+    CHECK_EQ_STR(r.body.b, absent);
+    CHECK(strstr(r.body.b, SECRET) == NULL && strstr(r.body.b, "salary") == NULL);
+    resp_free(&r);
+    CHECK_EQ_INT(get(path, NULL, &r), 401);
+    CHECK(strstr(r.body.b, SECRET) == NULL);
+    resp_free(&r);
+    CHECK_EQ_INT(get(path, "wrong-key-123456", &r), 401);
+    resp_free(&r);
+    /* walking the ids (they are small integers) with the public key: every
+     * passage it gets is public, every other id answers exactly as an
+     * absent one, so the walk tells nothing about what is hidden */
+    int seen = 0, hidden = 0;
+    for (long long id = 1; id <= secret_id + 3; id++) {
+        snprintf(path, sizeof path, "/api/passage?id=%lld", id);
+        long st = get(path, KEY_PUB, &r);
+        if (st == 200) {
+            seen++;
+            CHECK(strstr(r.body.b, SECRET) == NULL && strstr(r.body.b, "hrdocs") == NULL, "id %lld: %s", id, r.body.b);
+        } else {
+            hidden++;
+            CHECK_EQ_INT(st, 404);
+            CHECK_EQ_STR(r.body.b, absent);
+        }
+        resp_free(&r);
+    }
+    CHECK(seen > 10, "the public key read only %d public passages", seen);
+    CHECK(hidden >= 4, "%d ids answered 404 (the hr passage and 3 past the end)", hidden);
+    /* neighbours: a public document of several passages, walked with next */
+    long long first = 0;
+    int walked = 0;
+    for (long long id = 1; id <= secret_id && !walked; id++) {
+        snprintf(path, sizeof path, "/api/passage?id=%lld", id);
+        if (get(path, KEY_PUB, &r) != 200) { resp_free(&r); continue; }
+        o = cJSON_Parse(r.body.b);
+        cJSON *nx = cJSON_GetObjectItem(o, "next");
+        if (cJSON_IsNumber(nx) && cJSON_IsNull(cJSON_GetObjectItem(o, "prev"))) {
+            first = id;
+            char title[300];
+            snprintf(title, sizeof title, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "document"), "uri")));
+            long long cur = (long long)cJSON_GetNumberValue(nx), prev = id;
+            while (cur && walked < 50) {
+                resp r2;
+                snprintf(path, sizeof path, "/api/passage?id=%lld", cur);
+                CHECK_EQ_INT(get(path, KEY_PUB, &r2), 200);
+                cJSON *o2 = cJSON_Parse(r2.body.b);
+                CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(o2, "prev")), prev);
+                CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o2, "document"), "uri")), title);
+                CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(o2, "ordinal")), walked + 1);
+                cJSON *n2 = cJSON_GetObjectItem(o2, "next");
+                prev = cur;
+                cur = cJSON_IsNumber(n2) ? (long long)cJSON_GetNumberValue(n2) : 0;
+                walked++;
+                cJSON_Delete(o2);
+                resp_free(&r2);
+            }
+        }
+        cJSON_Delete(o);
+        resp_free(&r);
+    }
+    CHECK(first > 0 && walked >= 1, "no public document of several passages was walked");
+    /* strict ids: 400 with a reason (never a lookup); tricks in the path: 404 */
+    static const char *const bad[] = {"/api/passage", "/api/passage?id=", "/api/passage?id=abc", "/api/passage?id=-1",
+                                      "/api/passage?id=0", "/api/passage?id=+1", "/api/passage?id=1e3",
+                                      "/api/passage?id=0x10", "/api/passage?id=%201", "/api/passage?id=1%20",
+                                      "/api/passage?id=1%00", "/api/passage?id=99999999999999999999",
+                                      "/api/passage?id=1;2", NULL};
+    for (int i = 0; bad[i]; i++) {
+        CHECK(get(bad[i], KEY_ALL, &r) == 400, "%s: %ld", bad[i], r.status);
+        CHECK(strstr(r.body.b, "id") != NULL, "%s: %s", bad[i], r.body.b);
+        resp_free(&r);
+    }
+    static const char *const paths[] = {"/api/passage/1", "/api/passage/../search?q=vpn", "/api/passage%3Fid=1",
+                                        "//api/passage?id=1", "/api/passage/", NULL};
+    for (int i = 0; paths[i]; i++) {
+        CHECK_EQ_INT(get(paths[i], KEY_ALL, &r), 404);
+        resp_free(&r);
+    }
+    CHECK_EQ_INT(post("/api/passage?id=1", KEY_ALL, "{}", &r), 405);
+    resp_free(&r);
+    /* answers name their passages: each source's chunk_id and text (what the
+     * model got), and each evidence unit's bytes in its source's text */
+    CHECK_EQ_INT(post("/api/ask", KEY_HR, "{\"question\":\"What is the " SECRET " salary band?\",\"extractive\":true}", &r), 200);
+    o = cJSON_Parse(r.body.b);
+    REQUIRE(o, "%s", r.body.b);
+    cJSON *src = cJSON_GetObjectItem(o, "sources"), *ev = cJSON_GetObjectItem(o, "evidence");
+    REQUIRE(cJSON_GetArraySize(src) > 0 && cJSON_GetArraySize(ev) > 0, "%s", r.body.b);
+    bool found = false;
+    cJSON *s;
+    cJSON_ArrayForEach(s, src) {
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(s, "text"));
+        CHECK(t && *t, "a source without its text");
+        CHECK(cJSON_IsBool(cJSON_GetObjectItem(s, "trimmed")));
+        if ((long long)cJSON_GetNumberValue(cJSON_GetObjectItem(s, "chunk_id")) == secret_id) {
+            found = true;
+            CHECK(strstr(t, SECRET " salary band for") != NULL, "%s", t);
+        }
+    }
+    CHECK(found, "the hr passage is not among the sources by its chunk_id: %s", r.body.b);
+    cJSON *e;
+    cJSON_ArrayForEach(e, ev) {
+        int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "source"));
+        double off = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "offset")), len = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "length"));
+        cJSON *sn = NULL;
+        cJSON_ArrayForEach(s, src) if ((int)cJSON_GetNumberValue(cJSON_GetObjectItem(s, "id")) == n) sn = s;
+        if (!sn) continue;
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(sn, "text"));
+        REQUIRE(t && off >= 0 && len > 0 && off + len <= (double)strlen(t), "offset %g length %g in %zu bytes", off, len, strlen(t));
+        /* the unit's first word starts its span in the source */
+        const char *u = cJSON_GetStringValue(cJSON_GetObjectItem(e, "text"));
+        size_t w = strcspn(u, " ");
+        CHECK(strncmp(t + (size_t)off, u, w) == 0, "evidence '%s' is not at offset %g of '%s'", u, off, t);
+    }
+    cJSON_Delete(o);
+    resp_free(&r);
+    free(absent);
+    free(absent_msg);
 }
 
 TEST(keys_missing_wrong_and_right) {
@@ -1371,6 +1543,7 @@ TEST(sigterm_lets_the_running_answer_finish_and_exits_0) {
 TEST_MAIN(RUN(healthz_models_metrics_and_page), RUN(keys_missing_wrong_and_right),
           RUN(evidence_comes_before_the_first_token_and_in_the_results),
           RUN(a_running_ingest_shows_up_without_a_restart), RUN(search_filters_by_key_groups),
+          RUN(passage_endpoint_shows_readable_passages_only),
           RUN(ask_and_chat_never_give_the_restricted_document_to_a_key_without_the_group),
           RUN(sse_chat_stream_equals_the_non_streaming_answer), RUN(plain_chat_without_retrieval_has_no_sources),
           RUN(blocked_question_status_and_audit_with_key_name), RUN(bad_requests_400_404_405_413), RUN(invalid_utf8_in_a_request_is_a_400),
