@@ -859,10 +859,11 @@ void app_slots_stop(app_server *s) {
 
 /* Contract: see serve.h. Waits for a free handle (bounded by the request
  * timeout), refreshes it, searches with the key's group filter. */
-/* A free search handle, waiting for one up to the request timeout; NULL
- * when none came free. Give it back with search_handle_give. */
-static app_search_handle *search_handle_take(app_server *s) {
+char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode, int *http_status,
+                      char *err, size_t errlen) {
+    char *out = NULL;
     app_search_handle *h = NULL;
+    rag_hit *hits = NULL;
     double deadline = app_now_s() + s->o.timeout_s;
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -876,23 +877,8 @@ static app_search_handle *search_handle_take(app_server *s) {
     }
     if (h) h->busy = true;
     pthread_mutex_unlock(&s->mu);
-    if (h) idx_refresh(h->store, NULL);
-    return h;
-}
-
-static void search_handle_give(app_server *s, app_search_handle *h) {
-    pthread_mutex_lock(&s->mu);
-    h->busy = false;
-    pthread_cond_signal(&s->search_cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode, int *http_status,
-                      char *err, size_t errlen) {
-    char *out = NULL;
-    rag_hit *hits = NULL;
-    app_search_handle *h = search_handle_take(s);
     if (!h) { *http_status = 504; snprintf(err, errlen, "no search handle became free in time"); return NULL; }
+    idx_refresh(h->store, NULL);
     if (!s->can_dense && mode != RAG_SEARCH_BM25) mode = RAG_SEARCH_BM25;
     idx_filter f = {0};
     if (key && !key->all) { f.groups = (const char *const *)key->groups; f.n_groups = key->n_groups; }
@@ -946,8 +932,39 @@ char *app_search_json(app_server *s, const app_serve_key *key, const char *q, in
     *http_status = out ? 200 : 500;
 done:
     free(hits);
-    search_handle_give(s, h);
+    pthread_mutex_lock(&s->mu);
+    h->busy = false;
+    pthread_cond_signal(&s->search_cv);
+    pthread_mutex_unlock(&s->mu);
     return out;
+}
+
+/* A free search handle, waiting for one up to the request timeout; NULL
+ * when none came free. Give it back with search_handle_give. */
+static app_search_handle *search_handle_take(app_server *s) {
+    app_search_handle *h = NULL;
+    double deadline = app_now_s() + s->o.timeout_s;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        for (int i = 0; i < s->n_search && !h; i++)
+            if (!s->search[i].busy) h = &s->search[i];
+        if (h || app_now_s() >= deadline) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->search_cv, &s->mu, &ts);
+    }
+    if (h) h->busy = true;
+    pthread_mutex_unlock(&s->mu);
+    if (h) idx_refresh(h->store, NULL);
+    return h;
+}
+
+static void search_handle_give(app_server *s, app_search_handle *h) {
+    pthread_mutex_lock(&s->mu);
+    h->busy = false;
+    pthread_cond_signal(&s->search_cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* True when a caller with key (NULL: anonymous) may read a document with
