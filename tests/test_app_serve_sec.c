@@ -241,6 +241,82 @@ TEST(sources_show_paths_relative_to_the_ingested_root) {
     stop(&k);
 }
 
+/* The body of a raw reply (after the head), copied; "" when none. */
+static char *body_of(const char *reply) {
+    const char *b = reply ? strstr(reply, "\r\n\r\n") : NULL;
+    return strdup(b ? b + 4 : "");
+}
+
+/* GET /api/passage (issue 16): without keys every caller is anonymous and
+ * reads public passages only, with paths relative to the ingested root; the
+ * hr passage answers exactly as an id that does not exist; a `full-paths`
+ * key gets the absolute path, as in search; tricks in the path are 404s. */
+TEST(passages_for_anonymous_callers_are_public_only) {
+    server a = {0}, k = {0};
+    char keys[900], text[512], path[128];
+    snprintf(keys, sizeof keys, "%s/passage.keys", dir);
+    snprintf(text, sizeof text, "%s alice hr\n%s ops hr full-paths\n", KEY_HR, KEY_FULL);
+    REQUIRE(test_write_file(keys, text, strlen(text)) == 0);
+    chmod(keys, 0600);
+    const char *ka[] = {"--keys", keys, NULL};
+    start(&k, "passage-keys", ka);
+    char *reply = NULL;
+    CHECK_EQ_INT(get_status(k.port, "/api/search?q=" SECRET "&k=1&mode=bm25", "127.0.0.1", KEY_HR, &reply), 200);
+    cJSON *o = body_json(reply);
+    cJSON *h = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "hits"), 0);
+    REQUIRE(h, "%s", reply ? reply : "");
+    long long hr_id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(h, "chunk_id"));
+    cJSON_Delete(o);
+    free(reply);
+    snprintf(path, sizeof path, "/api/passage?id=%lld", hr_id);
+    CHECK_EQ_INT(get_status(k.port, path, "127.0.0.1", KEY_HR, &reply), 200);
+    CHECK(reply && strstr(reply, "\"uri\":\"docs/hr/salary-bands.md\"") && !strstr(reply, dir), "%s", reply ? reply : "");
+    free(reply);
+    CHECK_EQ_INT(get_status(k.port, path, "127.0.0.1", KEY_FULL, &reply), 200);
+    char want[1200];
+    snprintf(want, sizeof want, "\"uri\":\"%s/docs/hr/salary-bands.md\"", dir);
+    CHECK(reply && strstr(reply, want), "full-paths: %s", reply ? reply : "");
+    free(reply);
+    stop(&k);
+
+    start(&a, "passage-anon", NULL);
+    CHECK_EQ_INT(get_status(a.port, "/api/passage?id=88888888", "127.0.0.1", NULL, &reply), 404);
+    char *absent = body_of(reply);
+    free(reply);
+    CHECK(strstr(absent, "no such passage") != NULL, "%s", absent);
+    CHECK_EQ_INT(get_status(a.port, path, "127.0.0.1", NULL, &reply), 404);
+    char *b = body_of(reply);
+    CHECK_EQ_STR(b, absent);
+    CHECK(!strstr(reply, SECRET) && !strstr(reply, "salary"), "%s", reply);
+    free(b);
+    free(reply);
+    int seen = 0;
+    for (long long id = 1; id <= hr_id + 2; id++) {
+        snprintf(path, sizeof path, "/api/passage?id=%lld", id);
+        int st = get_status(a.port, path, "127.0.0.1", NULL, &reply);
+        b = body_of(reply);
+        if (st == 200) {
+            seen++;
+            CHECK(strstr(b, "\"uri\":\"docs/public/vpn.md\"") && !strstr(b, dir) && !strstr(b, SECRET), "id %lld: %s", id, b);
+        } else {
+            CHECK_EQ_INT(st, 404);
+            CHECK_EQ_STR(b, absent);
+        }
+        free(b);
+        free(reply);
+    }
+    CHECK(seen >= 1, "no public passage was readable");
+    /* the path as sent, not normalised by a client */
+    static const char *const tricks[] = {"/api/passage/../search?q=VPN", "/api/passage/1", "/api//passage?id=1",
+                                         "/API/passage?id=1", "/api/passage%3fid=1", NULL};
+    for (int i = 0; tricks[i]; i++) {
+        CHECK(get_status(a.port, tricks[i], "127.0.0.1", NULL, &reply) == 404, "%s: %s", tricks[i], reply ? reply : "");
+        free(reply);
+    }
+    free(absent);
+    stop(&a);
+}
+
 /* ------------------------------------------------------------ item 6 */
 
 /* Opens n connections from the source addresses srcs (round robin) that
@@ -554,6 +630,6 @@ TEST(plain_keys_readable_by_others_are_warned_about) {
     stop(&k);
 }
 
-TEST_MAIN(RUN(sources_show_paths_relative_to_the_ingested_root), RUN(slow_request_heads_never_lock_out_health_checks),
+TEST_MAIN(RUN(sources_show_paths_relative_to_the_ingested_root), RUN(passages_for_anonymous_callers_are_public_only), RUN(slow_request_heads_never_lock_out_health_checks),
           RUN(foreign_host_names_are_refused_without_keys), RUN(conflicting_framing_headers_get_400_and_close),
           RUN(emptying_or_deleting_the_keys_file_revokes_every_key), RUN(plain_keys_readable_by_others_are_warned_about))
