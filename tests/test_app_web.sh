@@ -3,7 +3,11 @@
 # GET / serves the embedded page with its security headers; asking through the
 # page streams an answer with its sources (DOM check + a screenshot kept in
 # $BUILD/artifacts/web-answer.png); guardrail and key errors are shown; a
-# restricted document never reaches a key without its group. Chromium is
+# restricted document never reaches a key without its group, in the answer
+# or in the passage view. Sources show their passage with the evidence
+# marked; the passage view opens by keyboard, pages through the document
+# and shows hostile document text inert; follow-up questions send the
+# conversation; copy, Markdown export and New conversation work. Chromium is
 # driven by tests/web_check.mjs over --remote-debugging-pipe (needs node).
 # Prints ok/FAIL/skip lines like the C tests (tests/run.sh adds them up).
 BUILD=${BUILD:-build}
@@ -20,7 +24,7 @@ skip() { echo "skip $T/$1: $2"; }
 # note CASE MSG: one failed check, printed under the case
 note() { echo "  $T/$1: $2"; }
 
-browser_cases="ask_streams_answer_and_sources evidence_before_the_answer evidence_extractive evidence_marks_and_links document_markup_shown_as_text guardrail_block_shown no_sources_shown stop_button_cancels wrong_key_shown restricted_source_hidden citations_link_sources stream_errors_shown"
+browser_cases="ask_streams_answer_and_sources evidence_before_the_answer evidence_extractive evidence_marks_and_links document_markup_shown_as_text guardrail_block_shown no_sources_shown stop_button_cancels wrong_key_shown restricted_source_hidden citations_link_sources stream_errors_shown source_passages_marked passage_view_by_keyboard passage_view_hostile_text restricted_passage_not_shown conversation_follow_up conversation_history_sent copy_and_export new_conversation_clears"
 all_cases="page_served $browser_cases server_stops_cleanly"
 skip_all() { for c in $all_cases; do skip "$c" "$1"; done; exit 0; }
 
@@ -171,7 +175,7 @@ verdict() {
 
 art=$BUILD/artifacts
 mkdir -p "$art"
-rm -f "$art/web-answer.png" "$art/web-answer-dark.png" "$art/web-answer-phone.png"
+rm -f "$art/web-answer.png" "$art/web-answer-dark.png" "$art/web-answer-phone.png" "$art/web-conversation.png" "$art/web-sources-phone.png" "$art/web-passage.png"
 QR="What are the Quorvex salary bands?"
 job a1 "Who approves vacation requests?" "$STAFF_KEY" 48 --screenshot "$art/web-answer.png" \
   --screenshot-dark "$art/web-answer-dark.png" --screenshot-phone "$art/web-answer-phone.png"
@@ -184,8 +188,18 @@ job a7 "Zxqvbn plorgh wibblestan?" "$STAFF_KEY"
 # Stop: a 1000-token budget; the driver clicks Stop after 3 tokens
 job a8 "How do I set up the VPN with WireGuard?" "$STAFF_KEY" 1000 --stop-after-tokens 3
 job a3 "Who approves vacation requests?" "not-a-key"
-job a4 "$QR" "$HR_KEY"
-job a5 "$QR" "$STAFF_KEY"
+# the restricted passage's id (through the hr key's search), opened by
+# ?passage=ID for both keys: the hr key reads it, the staff key gets "not available"
+hr_id=$(curl -s -G "$base/api/search" -H "Authorization: Bearer $HR_KEY" --data-urlencode "q=Quorvex salary bands" \
+  -d k=1 -d mode=bm25 | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{process.stdout.write(String(JSON.parse(s).hits[0].chunk_id))}catch(e){}})')
+job a4 "$QR" "$HR_KEY" "48&passage=$hr_id" --wait-passage
+job a5 "$QR" "$STAFF_KEY" "48&passage=$hr_id" --wait-passage
+# the passage view by keyboard (a document of several passages), a
+# follow-up question, copy, export, New conversation
+# (few tokens: the Stop case counts the server's tokens over the whole run)
+job c1 "How do I set up the VPN with WireGuard?" "$STAFF_KEY" 4 --open-passage --shot "$art/web-passage.png" --passage-next --passage-close \
+  --then-ask "$(urlenc "And which client do I install on Windows?")" --copy --export --shot "$art/web-conversation.png" --new-conversation
+job a9 "What are the Zentyx printer codes?" "$STAFF_KEY" 1 --open-passage
 # The same page against tests/web_mock.mjs: what the random model never
 # produces (citations, http and javascript: URLs, PDF pages) and the stream's
 # failure modes. Those cases fail when the mock does not start.
@@ -200,7 +214,10 @@ while [ $i -lt 50 ] && [ -z "$mport" ]; do
 done
 if [ -n "$mport" ]; then
   JOB_BASE=http://127.0.0.1:$mport
-  job m1 cites ""; job m6 evidence ""; job m2 busy ""; job m3 err ""; job m4 cut ""; job m5 crlf ""
+  job m1 cites "" 48 --then-ask "$(urlenc "history check")" --export
+  job m6 evidence "" 48 --screenshot-phone "$art/web-sources-phone.png" --open-passage --passage-next --passage-close
+  job m7 "history 1" "" 48 --then-ask "$(urlenc "history 2")" --then-ask "$(urlenc "history 3")"
+  job m2 busy ""; job m3 err ""; job m4 cut ""; job m5 crlf ""
   JOB_BASE=
 fi
 tokens_before=$(metric mrag_generated_tokens_total)
@@ -276,10 +293,10 @@ bad=0
 if [ -z "$mport" ]; then
   note $case "tests/web_mock.mjs did not start: $(cat "$tmp/mock.out")"; bad=1
 elif finished m6 $case; then
-  [ "$(val m6 marks)" = '["Zuständigkeit","Müller","Leave"]' ] || { note $case "marks $(val m6 marks)"; bad=1; }
+  [ "$(val m6 marks)" = '["Zuständigkeit","Müller","manager","Leave"]' ] || { note $case "marks $(val m6 marks)"; bad=1; }
   val m6 evidence | grep -q '<b>liegt</b>' || { note $case "markup not shown as text: $(val m6 evidence)"; bad=1; }
   [ "$(val m6 evidence_links)" = '["https://wiki.example.org/wiki/Leave"]' ] || { note $case "links $(val m6 evidence_links)"; bad=1; }
-  [ "$(val m6 evidence_cites)" = 3 ] || { note $case "$(val m6 evidence_cites) source links, expected 3"; bad=1; }
+  [ "$(val m6 evidence_cites)" = 4 ] || { note $case "$(val m6 evidence_cites) source links, expected 4"; bad=1; }
   [ "$(val m6 injected)" = 0 ] || { note $case "$(val m6 injected) elements from server text in the DOM"; bad=1; }
   [ "$(val m6 title)" != '"pwned"' ] || { note $case "a javascript: URL ran"; bad=1; }
   [ "$(val m6 evidence_at_token)" = '"0"' ] || { note $case "evidence after $(val m6 evidence_at_token) tokens"; bad=1; }
@@ -331,7 +348,7 @@ verdict $case a7
 
 # The page says stopped, and the server stopped generating: over the whole
 # run its token counter grew by less than the stopped answer's budget
-# (1000), although 4 other answers of up to 48 tokens ran too.
+# (1000), although 6 other answers of up to 48 tokens (and 3 short ones) ran too.
 case=stop_button_cancels
 bad=0
 if finished a8 $case; then
@@ -341,7 +358,7 @@ if finished a8 $case; then
   [ "$(val a8 error)" = '""' ] || { note $case "error banner: $(val a8 error)"; bad=1; }
   gen=$((tokens_after - tokens_before))
   [ $gen -lt 700 ] || { note $case "the server generated $gen tokens in this run: Stop did not stop it"; bad=1; }
-  echo "  stop: clicked at $(val a8 clicked_stop_at) tokens shown; the server generated $gen tokens for all 8 pages"
+  echo "  stop: clicked at $(val a8 clicked_stop_at) tokens shown; the server generated $gen tokens for all pages"
 else
   bad=1
 fi
@@ -373,6 +390,7 @@ if finished a5 $case; then
   if grep -q 'salary-bands\|Quorvex salary bands for 2027' "$tmp/a5"; then
     note $case "the staff key got the restricted document"; bad=1
   fi
+  [ -n "$hr_id" ] || { note $case "no chunk id for the restricted passage"; bad=1; }
 else
   bad=1
 fi
@@ -414,6 +432,185 @@ else
     || { note $case "CRLF / split stream: $(val m5 state) $(val m5 answer) $(val m5 error)"; bad=1; }
 fi
 verdict $case m2 m3 m4 m5
+
+# Each source shows its passage (the text the model got) with the evidence
+# sentence marked in it, and a button to open the stored passage.
+case=source_passages_marked
+bad=0
+if finished e1 $case; then
+  val e1 source_marks | grep -q '"New employees get \*\*28 vacation days\*\* per calendar year' \
+    || { note $case "the evidence sentence is not marked in its source: $(val e1 source_marks)"; bad=1; }
+  val e1 source_texts | grep -q 'vacation days' || { note $case "no passage text in the sources: $(val e1 source_texts)"; bad=1; }
+  n=$(val e1 open_buttons)
+  [ "${n:-0}" -ge 1 ] 2>/dev/null || { note $case "no Open passage buttons"; bad=1; }
+  # no absolute path of the server anywhere on the page
+  if grep -q "$tmp" "$tmp/e1"; then note $case "the server's absolute path is on the page"; bad=1; fi
+else
+  bad=1
+fi
+if [ -z "$mport" ]; then
+  note $case "tests/web_mock.mjs did not start"; bad=1
+elif finished m6 $case; then
+  [ "$(val m6 source_marks)" = '["Your manager approves leave <script>document.title=\"pwned\"</script> within 3 days."]' ] \
+    || { note $case "mock: source marks $(val m6 source_marks)"; bad=1; }
+  w=$(val m6 phone_scroll_width)
+  [ "${w:-9999}" -le 390 ] 2>/dev/null || { note $case "a long path makes the page ${w} px wide on a 390 px phone"; bad=1; }
+  [ -s "$art/web-sources-phone.png" ] && echo "  screenshot: $art/web-sources-phone.png" || { note $case "no phone screenshot"; bad=1; }
+else
+  bad=1
+fi
+verdict $case e1 m6
+
+# The passage view, by keyboard only: Enter on a source's button opens it
+# (the stored passage, its document's relative path), Next pages through
+# the document, Escape closes it and the focus is back on the button.
+case=passage_view_by_keyboard
+bad=0
+if finished c1 $case; then
+  [ "$(val c1 1_open_passage)" = '"loaded"' ] || { note $case "the view did not load: $(val c1 1_open_passage) $(val c1 end_passage_status)"; bad=1; }
+  [ "$(val c1 3_passage_next)" = '"loaded"' ] || { note $case "next: $(val c1 3_passage_next)"; bad=1; }
+  val c1 4_passage_close | grep -q 'open-passage' || { note $case "the focus did not return to the button: $(val c1 4_passage_close)"; bad=1; }
+  [ "$(val c1 end_passage_open)" = false ] || { note $case "the view is still open"; bad=1; }
+  val c1 end_passage_meta | grep -q '^"docs/' || { note $case "no relative path in the view: $(val c1 end_passage_meta)"; bad=1; }
+  if [ "$(val c1 3_passage_next_button)" = '"psg-next"' ]; then
+    [ "$(val c1 end_passage_prev)" = true ] || { note $case "after Next, Previous is not enabled"; bad=1; }
+  else
+    [ "$(val c1 end_passage_next)" = true ] || { note $case "after Previous, Next is not enabled"; bad=1; }
+  fi
+  [ "$(val c1 end_passage_text)" != '""' ] || { note $case "the view shows no text"; bad=1; }
+  if grep -q "$tmp" "$tmp/c1"; then note $case "the server's absolute path is on the page"; bad=1; fi
+else
+  bad=1
+fi
+verdict $case c1
+
+# Document text is text everywhere: a document with <script>, event
+# attributes and a javascript: URL, in the real server's passage view and
+# the mock's (title with markup, a javascript: document URL: no link).
+case=passage_view_hostile_text
+bad=0
+if finished a9 $case; then
+  [ "$(val a9 1_open_passage)" = '"loaded"' ] || { note $case "the view did not load: $(val a9 end_passage_status)"; bad=1; }
+  val a9 end_passage_text | grep -q "<script>document.title='pwned'</script>" \
+    || { note $case "the markup is not shown as text: $(val a9 end_passage_text)"; bad=1; }
+  [ "$(val a9 end_title)" != '"pwned"' ] || { note $case "document markup ran"; bad=1; }
+  [ "$(val a9 end_injected_all)" = 0 ] || { note $case "$(val a9 end_injected_all) elements from document text in the DOM"; bad=1; }
+  [ "$(val a9 end_logs)" = '[]' ] || { note $case "console errors / CSP reports: $(val a9 end_logs)"; bad=1; }
+else
+  bad=1
+fi
+if [ -z "$mport" ]; then
+  note $case "tests/web_mock.mjs did not start"; bad=1
+elif finished m6 $case; then
+  [ "$(val m6 1_open_passage)" = '"loaded"' ] || { note $case "mock view: $(val m6 1_open_passage)"; bad=1; }
+  [ "$(val m6 end_passage_title)" = '"Vacation policy <b>2027</b>"' ] || { note $case "title $(val m6 end_passage_title)"; bad=1; }
+  [ "$(val m6 end_passage_links)" = '[]' ] || { note $case "a javascript: document URL became a link: $(val m6 end_passage_links)"; bad=1; }
+  val m6 end_passage_text | grep -q 'Carry-over' || { note $case "Next did not show passage 8: $(val m6 end_passage_text)"; bad=1; }
+  [ "$(val m6 end_title)" != '"pwned"' ] || { note $case "document markup ran"; bad=1; }
+  [ "$(val m6 end_injected_all)" = 0 ] || { note $case "$(val m6 end_injected_all) elements from server text in the DOM"; bad=1; }
+  [ "$(val m6 end_overflow_x)" = false ] || { note $case "the page scrolls sideways"; bad=1; }
+  [ "$(val m6 end_logs)" = '[]' ] || { note $case "console errors / CSP reports: $(val m6 end_logs)"; bad=1; }
+else
+  bad=1
+fi
+verdict $case a9 m6
+
+# ?passage=ID of the restricted document: the hr key reads it; the staff
+# key gets "not available", and nothing of it.
+case=restricted_passage_not_shown
+bad=0
+if finished a4 $case && finished a5 $case; then
+  [ "$(val a4 1_wait_passage)" = '"loaded"' ] && val a4 end_passage_text | grep -q 'Quorvex salary bands for 2027' \
+    || { note $case "the hr key cannot open its passage: $(val a4 1_wait_passage) $(val a4 end_passage_status)"; bad=1; }
+  [ "$(val a5 1_wait_passage)" = '"error"' ] || { note $case "staff key: $(val a5 1_wait_passage)"; bad=1; }
+  val a5 end_passage_status | grep -q 'not available' || { note $case "staff key: $(val a5 end_passage_status)"; bad=1; }
+  [ "$(val a5 end_passage_text)" = '""' ] || { note $case "staff key sees text: $(val a5 end_passage_text)"; bad=1; }
+else
+  bad=1
+fi
+verdict $case a4 a5
+
+# A follow-up question (typed, Enter) keeps the conversation: the first
+# turn stays on the page above the new one, and its answer went to the server.
+case=conversation_follow_up
+bad=0
+if finished c1 $case; then
+  [ "$(val c1 5_then_ask | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s);process.stdout.write(v.state+" "+v.status+" "+v.turns+" "+v.history_sent)})')" = "done answered 1 1" ] \
+    || { note $case "follow-up: $(val c1 5_then_ask)"; bad=1; }
+else
+  bad=1
+fi
+if [ -z "$mport" ]; then
+  note $case "tests/web_mock.mjs did not start"; bad=1
+elif finished m1 $case; then
+  # the earlier answer keeps its citation links, pointing into its own sources
+  [ "$(val m1 end_earlier_cites)" = '["#t1-src-1","#t1-src-2","#t1-src-3","#t1-src-4"]' ] \
+    || { note $case "earlier citations $(val m1 end_earlier_cites)"; bad=1; }
+  [ "$(val m1 end_questions)" = '["cites","history check"]' ] || { note $case "questions $(val m1 end_questions)"; bad=1; }
+  [ "$(val m1 end_logs)" = '[]' ] || { note $case "console errors / CSP reports: $(val m1 end_logs)"; bad=1; }
+else
+  bad=1
+fi
+verdict $case c1 m1
+
+# What the server received (the mock echoes it): every earlier question
+# with its answer, oldest first.
+case=conversation_history_sent
+bad=0
+if [ -z "$mport" ]; then
+  note $case "tests/web_mock.mjs did not start"; bad=1
+elif finished m7 $case; then
+  [ "$(val m7 end_answer)" = '"2 earlier: history 1 => 0 earlier:  | history 2 => 1 earlier: history 1 => 0 earlier: "' ] \
+    || { note $case "the third question's history: $(val m7 end_answer)"; bad=1; }
+  [ "$(val m7 end_turns)" = 2 ] || { note $case "$(val m7 end_turns) earlier turns shown"; bad=1; }
+else
+  bad=1
+fi
+verdict $case m7
+
+# Copy: the answer and its sources reach the clipboard. Export: the whole
+# conversation as Markdown, document text escaped (no HTML, no javascript: link).
+case=copy_and_export
+bad=0
+if finished c1 $case; then
+  clip=$(val c1 6_copy)
+  printf "%s\n" "$clip" | grep -q 'Sources:\\n\[1\] ' || { note $case "clipboard: $clip"; bad=1; }
+  ex=$(val c1 7_export)
+  for want in '# mrag conversation' '## 1. How do I set up the VPN with WireGuard?' '## 2. And which client do I install on Windows?' '**Sources**' '- \\[1\\] '; do
+    printf "%s\n" "$ex" | grep -qF -e "$want" || { note $case "the export lacks '$want'"; bad=1; }
+  done
+  if printf "%s\n" "$ex" | grep -q "$tmp"; then note $case "the export names the server's absolute path"; bad=1; fi
+  val c1 7_export_download | grep -q '"mrag-conversation-.*\.md","blob:"' || { note $case "download link $(val c1 7_export_download)"; bad=1; }
+  for png in web-conversation.png web-passage.png; do
+    [ -s "$art/$png" ] && echo "  screenshot: $art/$png" || { note $case "no screenshot $art/$png"; bad=1; }
+  done
+else
+  bad=1
+fi
+if [ -z "$mport" ]; then
+  note $case "tests/web_mock.mjs did not start"; bad=1
+elif finished m1 $case; then
+  ex=$(val m1 2_export)
+  printf "%s\n" "$ex" | grep -qF 'Handbook &lt;img src=x onerror' || { note $case "markup in a title is not escaped: $ex"; bad=1; }
+  printf "%s\n" "$ex" | grep -qF '<https://wiki.example.org/wiki/Leave>' || { note $case "no wiki link: $ex"; bad=1; }
+  if printf "%s\n" "$ex" | grep -Eq '<script|<img|[^\\]\]\(javascript:|<javascript:'; then note $case "live markup or a javascript: link in the export: $ex"; bad=1; fi
+  printf "%s\n" "$ex" | grep -qF 'Your manager approves leave \\[1\\].' || { note $case "the first answer is missing: $ex"; bad=1; }
+  printf "%s\n" "$ex" | grep -qF 'See \\[the form\\](javascript:' || { note $case "a document's link syntax is not escaped: $ex"; bad=1; }
+else
+  bad=1
+fi
+verdict $case c1 m1
+
+case=new_conversation_clears
+bad=0
+if finished c1 $case; then
+  [ "$(val c1 9_new_conversation)" = '{"turns":0,"turn_shown":false,"questions":[],"focus":"q"}' ] \
+    || { note $case "after New conversation: $(val c1 9_new_conversation)"; bad=1; }
+  [ "$(val c1 end_logs)" = '[]' ] || { note $case "console errors / CSP reports: $(val c1 end_logs)"; bad=1; }
+else
+  bad=1
+fi
+verdict $case c1
 
 # Under `make asan` the server's sanitizer reports land in its log: any
 # report from serving these pages fails the run (SIGTERM = graceful stop).

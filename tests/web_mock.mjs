@@ -22,9 +22,13 @@ const CSP = `default-src 'none'; script-src ${h(block('<script>', '</script>'))}
   `style-src ${h(block('<style>', '</style>'))}; img-src data:; connect-src 'self'; ` +
   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+// source 1's passage: markup and a javascript: URL as document text
+const S1_TEXT = 'Approval\n\nYour manager approves leave <script>document.title="pwned"</script> within 3 days.\n' +
+  '<img src=x onerror="document.title=\'pwned\'"> See [the form](javascript:document.title="pwned").';
 const SOURCES = [
-  { id: 1, title: 'Vacation policy', uri: '/docs/handbook/vacation-policy.md', url: null,
-    label: 'vacation-policy.md:3-9', heading: 'Approval', lines: [3, 9], score: 0.8 },
+  { id: 1, chunk_id: 7, title: 'Vacation policy', uri: 'docs/handbook/a/very/long/path/that/keeps/going/and/going/' +
+    'without/any/break/vacation-policy-for-all-employees-of-the-company-2027.md', url: null,
+    label: 'vacation-policy.md:3-9', heading: 'Approval', lines: [3, 9], score: 0.8, text: S1_TEXT, trimmed: false },
   { id: 2, title: 'Wiki: Leave', uri: 'https://wiki.example.org/wiki/Leave', url: 'https://wiki.example.org/wiki/Leave',
     label: 'Leave', heading: null, score: 0.5 },
   { id: 3, title: 'Bad link', uri: 'javascript:document.title="pwned"', url: 'javascript:document.title="pwned"',
@@ -35,7 +39,7 @@ const SOURCES = [
 const sse = (name, obj) => `event: ${name}\ndata: ${JSON.stringify(obj)}\n\n`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function ask(q, res) {
+async function ask(q, history, res) {
   if (q === 'busy') {
     res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '7' });
     res.end(JSON.stringify({ error: { message: 'all generation slots are busy', type: 'overloaded', code: 503 } }));
@@ -57,6 +61,10 @@ async function ask(q, res) {
       { text: t1, source: 1, citation: 'handbook/vacation-policy.md:4', uri: 'handbook/vacation-policy.md', url: null,
         lines: [4, 4], kind: 'sentence', score: 1.2,
         marks: [[at('Zuständigkeit'), at('Zuständigkeit') + b('Zuständigkeit')], [at('Müller'), at('Müller') + b('Müller')]] },
+      { text: 'Your manager approves leave <script>document.title="pwned"</script> within 3 days.', source: 1,
+        offset: Buffer.byteLength('Approval\n\n'), length: Buffer.byteLength('Your manager approves leave <script>document.title="pwned"</script> within 3 days.'),
+        citation: 'handbook/vacation-policy.md:5', uri: 'handbook/vacation-policy.md', url: null, kind: 'sentence', score: 1.0,
+        marks: [[5, 12]] },
       { text: 'Leave is booked in the wiki.', source: 2, citation: 'https://wiki.example.org/wiki/Leave#Booking',
         uri: 'https://wiki.example.org/wiki/Leave', url: 'https://wiki.example.org/wiki/Leave', kind: 'sentence', score: 0.9,
         marks: [[0, 5], [3, 40]] },
@@ -69,6 +77,12 @@ async function ask(q, res) {
     res.write(sse('token', { text: 'Frau Müller [1].' }));
     res.end(sse('done', { status: 'answered', answer: 'Frau Müller [1].', sources: SOURCES, evidence: ev, cited: [1],
                           events: [], timings: { retrieve_ms: 3, evidence_ms: 0.4, prefill_ms: 10, decode_ms: 5, tokens: 1 } }));
+  } else if (q.startsWith('history')) {
+    // echoes the conversation the page sent
+    const answer = `${history.length} earlier: ` + history.map((t) => `${t.question} => ${t.answer}`).join(' | ');
+    res.write(sse('sources', { sources: SOURCES.slice(0, 1) }));
+    res.write(sse('token', { text: answer }));
+    res.end(sse('done', { status: 'answered', answer, sources: SOURCES.slice(0, 1), cited: [], events: [] }));
   } else if (q === 'err') {
     res.write(sse('sources', { sources: [] }));
     res.write(sse('token', { text: 'part' }));
@@ -93,13 +107,27 @@ const server = createServer((req, res) => {
   if (req.method === 'GET' && (req.url === '/' || req.url.startsWith('/?'))) {
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': CSP });
     res.end(page);
+  } else if (req.method === 'GET' && req.url.startsWith('/api/passage?')) {
+    // passages 7 and 8 of one document (7 is source 1); anything else 404
+    const id = new URL(req.url, 'http://x').searchParams.get('id');
+    const doc = { title: 'Vacation policy <b>2027</b>', uri: SOURCES[0].uri, url: 'javascript:document.title="pwned"', type: 'md' };
+    if (id === '7' || id === '8') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(id === '7'
+        ? { id: 7, document: doc, ordinal: 0, heading: 'Approval', lines: [3, 9], cite: ':3-9', text: S1_TEXT, prev: null, next: 8 }
+        : { id: 8, document: doc, ordinal: 1, heading: 'Carry-over', lines: [10, 12], cite: ':10-12',
+            text: 'Carry-over\n\nUp to 5 days carry over to March.', prev: 7, next: null }));
+    } else {
+      res.writeHead(404, { 'Content-Type': 'application/json' });
+      res.end('{"error":{"message":"no such passage","type":"invalid_request_error","code":404}}');
+    }
   } else if (req.method === 'POST' && req.url === '/api/ask') {
     let body = '';
     req.on('data', (d) => { body += d; if (body.length > 65536) req.destroy(); });
     req.on('end', () => {
-      let q = '';
-      try { q = JSON.parse(body).question; } catch (e) { /* q stays empty */ }
-      ask(q, res).catch(() => res.destroy());
+      let q = '', hist = [];
+      try { const o = JSON.parse(body); q = o.question; hist = Array.isArray(o.history) ? o.history : []; } catch (e) { /* q stays empty */ }
+      ask(q, hist, res).catch(() => res.destroy());
     });
   } else {
     res.writeHead(404, { 'Content-Type': 'application/json' });
