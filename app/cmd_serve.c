@@ -20,7 +20,10 @@ static const char *serve_usage =
     "POST /api/ask, GET /api/search, the web page at /, GET /healthz and\n"
     "GET /metrics. See docs/serve.md.\n"
     "\n"
-    "  --index DIR            index folder (default $MRAG_INDEX, else ./.mrag)\n"
+    "  --index [NAME=]DIR     index folder (default $MRAG_INDEX, else ./.mrag); repeat\n"
+    "                         as --index hr=DIR --index it=DIR2 to serve collections\n"
+    "                         (names of a-z 0-9 _ -; a plain DIR is \"default\");\n"
+    "                         requests pick them (docs/serve.md, Collections)\n"
     "  -m FILE                model (default $MRAG_MODEL, else the ingest's model)\n"
     "  --lora FILE[:S]        apply a LoRA adapter (llama.cpp GGUF; scale S, default 1;\n"
     "                         repeatable); query embeddings too: the index must be\n"
@@ -146,7 +149,7 @@ enum { O_DEBUG_PROMPTS = 256, O_LLM_EMBEDDINGS, O_INDEX, O_LISTEN, O_KEYS, O_PRE
        O_SLOTS, O_QUEUE, O_SEARCH_HANDLES, O_EMBED_SLOTS, O_TIMEOUT, O_GRACE, O_THREADS, O_HEAD_TIMEOUT,
        O_MAX_CONNS, O_MAX_CONNS_PER_IP, O_EXTRACTIVE, O_LORA };
 static const app_opt serve_opts[] = {
-    {"index", 0, "DIR", O_INDEX},
+    {"index", 0, "[NAME=]DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
     {"listen", 0, "HOST:PORT", O_LISTEN},
     {"keys", 0, "FILE", O_KEYS},
@@ -195,7 +198,10 @@ static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
         case O_EXTRACTIVE: o->extractive = true; break;
         case O_LORA: ok = app_lora_add(&o->lora, "serve", (char *)v) == 0; break;
         case O_LLM_EMBEDDINGS: o->llm_embeddings = true; break;
-        case O_INDEX: o->index = v; break;
+        case O_INDEX:
+            if (o->n_indexes >= APP_MAX_COLLECTIONS) ok = app_opt_bad(&ap, v, "at most 32 --index (collections)");
+            else o->indexes[o->n_indexes++] = o->index = v;
+            break;
         case 'm': o->model = v; break;
         case O_LISTEN: o->listen = v; break;
         case O_KEYS: o->keys_file = v; break;
@@ -245,6 +251,59 @@ static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
     return true;
 }
 
+/* The collections of the --index options (NAME=DIR, or DIR = "default";
+ * none: the default index as "default"), each index opened for its counts;
+ * every index must hold embeddings of one model (the same fingerprint as
+ * the first): the query is embedded once for all. Prints the problem
+ * (naming the collection) and returns false on failure. */
+static bool serve_open_collections(app_server *s) {
+    app_serve_opts *o = &s->o;
+    size_t n = o->n_indexes ? o->n_indexes : 1;
+    for (size_t i = 0; i < n; i++) {
+        app_collection *c = &s->coll[i];
+        const char *v = o->n_indexes ? o->indexes[i] : NULL;
+        const char *eq = v ? strchr(v, '=') : NULL;
+        if (eq && app_collection_name_ok(v, (size_t)(eq - v))) {
+            if (!eq[1]) { app_error("serve: --index %s: the folder is missing (NAME=DIR)", v); return false; }
+            snprintf(c->name, sizeof c->name, "%.*s", (int)(eq - v), v);
+            c->dir = eq + 1;
+        } else {
+            if (eq && eq > v && !strchr(v, '/'))
+                fprintf(stderr, "mrag: warning: --index %s: '%.*s' is not a collection name (a-z 0-9 _ -, at most %d): "
+                                "taken as a folder named %s\n", v, (int)(eq - v), v, APP_COLLECTION_NAME_MAX, v);
+            snprintf(c->name, sizeof c->name, "default");
+            c->dir = app_index_path(v);
+        }
+        for (int j = 0; j < s->n_coll; j++)
+            if (strcmp(s->coll[j].name, c->name) == 0) {
+                app_error("serve: the collection '%s' is given twice (--index NAME=DIR, one NAME each)", c->name);
+                return false;
+            }
+        s->n_coll++;
+        char who[64];
+        snprintf(who, sizeof who, "collection '%s'", c->name);
+        if (!(c->stat_store = app_open_index(c->dir, n > 1 ? who : NULL))) return false;
+        c->docs = c->chunks = -1;
+    }
+    idx_fingerprint f0;
+    int first = -1;
+    for (int i = 0; i < s->n_coll; i++) {
+        idx_fingerprint f;
+        if (idx_fingerprint_get(s->coll[i].stat_store, &f) != IDX_OK) continue;     /* no vectors yet */
+        if (first < 0) { f0 = f; first = i; continue; }
+        if (strcmp(f.model_sha256, f0.model_sha256) != 0 || f.layer != f0.layer || f.dim != f0.dim ||
+            strcmp(f.pooling, f0.pooling) != 0) {
+            app_error("serve: collection '%s' (%s) was embedded by another model than collection '%s' (%s): model "
+                      "%.12s layer %d dim %d vs %.12s layer %d dim %d. One server embeds questions with one model: "
+                      "re-ingest it with that model (`mrag ingest --reindex -m MODEL`) or serve it separately",
+                      s->coll[i].name, s->coll[i].dir, s->coll[first].name, s->coll[first].dir, f.model_sha256, f.layer,
+                      f.dim, f0.model_sha256, f0.layer, f0.dim);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Opens what the server shares between requests: keys, the index (for
  * counts and the embedding layer), the model, the context sizes, the
  * guardrails with their audit log, the preamble. *recorded: the model path
@@ -265,8 +324,19 @@ static bool serve_open(app_server *s, const char *host, char **recorded) {
         app_error("serve: without --keys the server only listens on loopback (127.0.0.1 or ::1), not %s", host);
         return false;
     }
-    s->index_dir = app_index_path(o->index);
-    if (!(s->stat_store = app_open_index(s->index_dir, NULL))) return false;
+    if (!serve_open_collections(s)) return false;
+    for (size_t i = 0; s->have_keys && i < s->keys.n; i++)
+        for (size_t j = 0; j < s->keys.keys[i].n_collections; j++) {
+            const char *cn = s->keys.keys[i].collections[j];
+            int f = -1;
+            for (int c = 0; c < s->n_coll && f < 0; c++)
+                if (strcmp(s->coll[c].name, cn) == 0) f = c;
+            if (f < 0)
+                fprintf(stderr, "mrag: warning: the key '%s' names the collection '%s', which this server does not serve\n",
+                        s->keys.keys[i].name, cn);
+        }
+    s->index_dir = s->coll[0].dir;
+    s->stat_store = s->coll[0].stat_store;
     idx_fingerprint fp;
     s->layer = idx_fingerprint_get(s->stat_store, &fp) == IDX_OK ? fp.layer : -1;
     const char *mpath = app_model_path(o->model);
@@ -418,7 +488,7 @@ done:
     if (s->audit) fclose(s->audit);
     rag_guard_free(s->guard);
     llm_model_free(s->model);
-    idx_close(s->stat_store);
+    for (int i = 0; i < s->n_coll; i++) idx_close(s->coll[i].stat_store);
     app_serve_keys_free(&s->keys);
     for (size_t i = 0; i < s->n_retired_keys; i++) app_serve_keys_free(&s->retired_keys[i]);
     free(s->retired_keys);

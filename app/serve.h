@@ -16,8 +16,14 @@
 #include "rag/rag.h"
 
 /* ------------------------------------------------------------ options */
+/* Collections: one index each (`--index NAME=DIR`). */
+#define APP_MAX_COLLECTIONS 32
+#define APP_COLLECTION_NAME_MAX 32
+
 typedef struct {
     const char *index, *model, *listen, *keys_file, *preamble;
+    const char *indexes[APP_MAX_COLLECTIONS];   /* every --index, as given (NAME=DIR or DIR) */
+    size_t n_indexes;
     const char *rules[16];
     size_t n_rules;
     size_t max_body;            /* bytes, default 1 MiB */
@@ -54,6 +60,9 @@ typedef struct {
     bool all;                   /* "*" */
     bool full_paths;            /* option `full-paths`: sources name the server's
                                    absolute paths (default: relative to the root) */
+    char **collections;         /* option `collections=a+b`: the only collections
+                                   the key may use (owned); none given: all */
+    size_t n_collections;
 } app_serve_key;
 
 typedef struct {
@@ -64,7 +73,8 @@ typedef struct {
 } app_serve_keys;
 
 /* Parses a keys file text (`KEY NAME GROUPS [OPTIONS]` lines, `#` comments;
- * KEY may be sha256:HEX; OPTIONS a comma list of `full-paths`). A text
+ * KEY may be sha256:HEX; OPTIONS a comma list of `full-paths` and
+ * `collections=NAME+NAME...`). A text
  * without keys gives an empty set (nobody gets in). On error returns -1
  * with err naming the line. *out owned (app_serve_keys_free). */
 int app_serve_keys_parse(const char *name, const char *text, size_t len, app_serve_keys *out,
@@ -157,6 +167,9 @@ typedef struct {
     bool retrieval;             /* default true */
     int k;                      /* 0: not given */
     bool extractive;            /* mrag.extractive: quoted evidence, no model */
+    char **collections;         /* mrag.collections (owned), as given */
+    size_t n_collections;
+    bool has_collections;
 } app_chat_req;
 
 typedef struct {
@@ -167,6 +180,9 @@ typedef struct {
     bool stream;
     int max_tokens;             /* -1: not given */
     bool extractive;            /* quoted evidence, no model */
+    char **collections;         /* "collections" (owned), as given */
+    size_t n_collections;
+    bool has_collections;
 } app_ask_req;
 
 typedef struct {
@@ -200,7 +216,7 @@ typedef struct app_job app_job;
 /* Endpoints, as metrics labels. */
 enum {
     APP_EP_PAGE = 0, APP_EP_HEALTHZ, APP_EP_METRICS, APP_EP_CHAT, APP_EP_EMBED, APP_EP_MODELS,
-    APP_EP_ASK, APP_EP_SEARCH, APP_EP_PASSAGE, APP_EP_OTHER, APP_EP_COUNT
+    APP_EP_ASK, APP_EP_SEARCH, APP_EP_PASSAGE, APP_EP_COLLECTIONS, APP_EP_OTHER, APP_EP_COUNT
 };
 #define APP_HIST_BUCKETS 14
 
@@ -218,7 +234,8 @@ typedef struct {
 typedef struct {
     app_server *srv;
     int id;
-    idx_store *store;
+    idx_store *store;           /* stores[0] */
+    idx_store *stores[APP_MAX_COLLECTIONS];     /* one per collection */
     rag_answerer *ans;
     rag_engine *engine;         /* the answerer's engine (local or remote) */
     rag_remote *remote;         /* gateway mode: the remote the engine runs on */
@@ -228,8 +245,10 @@ typedef struct {
 } app_slot;
 
 typedef struct {
-    idx_store *store;
-    rag_retriever *ret;
+    idx_store *store;           /* stores[0] */
+    rag_retriever *ret;         /* rets[0] */
+    idx_store *stores[APP_MAX_COLLECTIONS];     /* one per collection */
+    rag_retriever *rets[APP_MAX_COLLECTIONS];
     rag_remote *remote;         /* --llm-embeddings without -m: query embeddings */
     rag_engine *engine;         /* its engine */
     bool busy;
@@ -240,9 +259,19 @@ typedef struct {
     bool busy;
 } app_embed_handle;
 
+typedef struct {
+    char name[APP_COLLECTION_NAME_MAX + 1];
+    const char *dir;            /* the index directory */
+    idx_store *stat_store;      /* counts (serve_http.c's lock) */
+    int64_t docs, chunks;       /* cached counts */
+    double counted_at;
+} app_collection;
+
 struct app_server {
     app_serve_opts o;
-    const char *index_dir;
+    const char *index_dir;      /* the first collection's (audit log) */
+    app_collection coll[APP_MAX_COLLECTIONS];
+    int n_coll;
     llm_model *model;           /* NULL in gateway mode without -m */
     llm_model_info mi;
     char model_name[256];
@@ -311,6 +340,7 @@ struct app_job {
     float temperature;
     uint64_t seed;
     const app_serve_key *key;   /* borrowed (NULL: anonymous) */
+    uint64_t colls;             /* the collections searched (bit i = srv->coll[i]) */
     char key_name[64];
     char req_id[32];
     char chat_id[48];
@@ -359,8 +389,9 @@ char *app_job_chat_json(app_job *j);
  * index's "rag.root:" records), or their last two parts when no root is
  * recorded; the absolute path only for a key with `full-paths`. Owned. */
 char *app_serve_display_uri(idx_store *store, const app_serve_key *key, const char *uri);
-/* Searches with a pooled read-only handle. hits owned JSON text. */
-char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode,
+/* Searches the collections of mask with a pooled read-only handle. hits
+ * owned JSON text. */
+char *app_search_json(app_server *s, const app_serve_key *key, uint64_t mask, const char *q, int k, int mode,
                       int *http_status, char *err, size_t errlen);
 /* GET /api/passage: chunk id's text, document (title, the path shown to
  * this caller, URL), heading, lines/page and the ids of the chunks before
@@ -369,6 +400,17 @@ char *app_search_json(app_server *s, const app_serve_key *key, const char *q, in
  * does not exist and one the caller may not read give the same 404 and
  * message. */
 char *app_passage_json(app_server *s, const app_serve_key *key, int64_t id, int *http_status, char *err, size_t errlen);
+/* True when name is a collection name: 1 to 32 bytes of a-z 0-9 _ - (names
+ * are compared byte for byte: no case or Unicode folding). */
+bool app_collection_name_ok(const char *name, size_t len);
+/* The collections key (NULL: anonymous) may use: bit i = s->coll[i]. */
+uint64_t app_key_collections(const app_server *s, const app_serve_key *key);
+/* The collections a request names (names[0..n), duplicates allowed)
+ * resolved within allowed: 0 and *mask set, or 404 with err saying which
+ * name is not a collection — the same answer for a name that does not
+ * exist and one the caller may not use. */
+int app_collections_pick(const app_server *s, uint64_t allowed, const char *const *names, size_t n, uint64_t *mask,
+                         char *err, size_t errlen);
 char *app_embed_json(app_server *s, const app_embed_req *r, int *http_status, char *err, size_t errlen);
 /* HTTP (serve_http.c). */
 int app_http_start(app_server *s, const char *host, int port, char *err, size_t errlen);

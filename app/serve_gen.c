@@ -226,8 +226,19 @@ char *app_serve_display_uri(idx_store *store, const app_serve_key *key, const ch
     return out;
 }
 
-/* The SOURCE array of the job's answer (titles looked up in store). */
-static char *sources_json(app_job *j, idx_store *store) {
+/* The collection of a source or evidence unit (its answerer index). */
+static const char *coll_name(const app_server *s, int index) {
+    return index >= 0 && index < s->n_coll ? s->coll[index].name : "";
+}
+
+/* The store of a source's collection in slot sl. */
+static idx_store *coll_store(const app_slot *sl, int index) {
+    return index >= 0 && index < sl->srv->n_coll ? sl->stores[index] : sl->store;
+}
+
+/* The SOURCE array of the job's answer (titles looked up in the sources'
+ * collections). */
+static char *sources_json(app_job *j, const app_slot *sl) {
     const rag_answer *r = &j->res;
     if (!j->titles && r->n_sources) {
         j->titles = calloc(r->n_sources, sizeof *j->titles);
@@ -235,6 +246,7 @@ static char *sources_json(app_job *j, idx_store *store) {
         for (size_t i = 0; j->titles && i < r->n_sources; i++) {
             idx_doc d;
             memset(&d, 0, sizeof d);
+            idx_store *store = coll_store(sl, r->sources[i].index);
             if (store && idx_doc_get(store, r->sources[i].uri, &d) == IDX_OK) j->titles[i] = strdup(d.title ? d.title : "");
             idx_doc_release(&d);
         }
@@ -247,7 +259,8 @@ static char *sources_json(app_job *j, idx_store *store) {
         cJSON_AddNumberToObject(e, "chunk_id", (double)s->chunk_id);
         const char *title = j->titles && j->titles[i] ? j->titles[i] : "";
         cJSON_AddStringToObject(e, "title", title);
-        char *shown = app_serve_display_uri(store, j->key, s->uri);
+        cJSON_AddStringToObject(e, "collection", coll_name(sl->srv, s->index));
+        char *shown = app_serve_display_uri(coll_store(sl, s->index), j->key, s->uri);
         cJSON_AddStringToObject(e, "uri", shown ? shown : "");
         free(shown);
         if (is_http(s->uri)) cJSON_AddStringToObject(e, "url", s->uri);
@@ -276,18 +289,19 @@ static char *sources_json(app_job *j, idx_store *store) {
 /* The EVIDENCE array of the job's answer: each unit's text, citation (as
  * the sources: the path shown to this caller, lines, page, URL#section),
  * source number, and the byte spans of its words that match the question. */
-static char *evidence_json(app_job *j, idx_store *store) {
+static char *evidence_json(app_job *j, const app_slot *sl) {
     const rag_answer *r = &j->res;
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; a && i < r->n_evidence; i++) {
         const rag_evidence *e = &r->evidence[i];
         cJSON *o = cJSON_CreateObject();
         if (!o) continue;
-        char *shown = app_serve_display_uri(store, j->key, e->uri);
+        char *shown = app_serve_display_uri(coll_store(sl, e->index), j->key, e->uri);
         char cite[4400];
         rag_evidence_cite(e, shown, cite, sizeof cite);
         cJSON_AddStringToObject(o, "text", e->text);
         cJSON_AddNumberToObject(o, "source", e->source);
+        cJSON_AddStringToObject(o, "collection", coll_name(sl->srv, e->index));
         /* its bytes in that source's text (SOURCE.text) */
         cJSON_AddNumberToObject(o, "offset", (double)e->offset);
         cJSON_AddNumberToObject(o, "length", (double)e->length);
@@ -554,7 +568,7 @@ static int job_emit(void *user, const char *text, size_t len) {
     app_job *j = sl->job;
     app_server *s = sl->srv;
     if (!j->sources_json) {
-        char *sj = sources_json(j, sl->store);
+        char *sj = sources_json(j, sl);
         pthread_mutex_lock(&s->mu);
         j->sources_json = sj;
         pthread_mutex_unlock(&s->mu);
@@ -585,8 +599,8 @@ static void job_evidence(void *user, const rag_answer *r) {
     app_job *j = sl->job;
     app_server *s = sl->srv;
     (void)r;
-    char *sj = j->sources_json ? NULL : sources_json(j, sl->store);
-    char *ej = evidence_json(j, sl->store);
+    char *sj = j->sources_json ? NULL : sources_json(j, sl);
+    char *ej = evidence_json(j, sl);
     pthread_mutex_lock(&s->mu);
     if (sj) j->sources_json = sj;
     free(j->evidence_json);
@@ -638,9 +652,12 @@ static void run_job(app_slot *sl, app_job *j) {
             /* messages that do not fit the template are the client's mistake */
             if (st == RAG_ERR_FORMAT) j->err_status = 400;
         } else if (st == RAG_OK) {
-            idx_refresh(sl->store, NULL);
+            /* the request's collections, each seeing the latest ingest */
+            for (int c = 0; c < s->n_coll; c++)
+                if (j->colls >> c & 1) idx_refresh(sl->stores[c], NULL);
+            st = rag_answerer_set_indexes(sl->ans, j->colls);
             /* the preamble: the request's system message, else the server's */
-            st = rag_answerer_set_preamble(sl->ans, j->system);
+            if (st == RAG_OK) st = rag_answerer_set_preamble(sl->ans, j->system);
             /* the caller's groups: the key's ("*" = all), anonymous = public only */
             const app_serve_key *key = j->key;
             if (st == RAG_OK)
@@ -669,7 +686,7 @@ static void run_job(app_slot *sl, app_job *j) {
     if (!j->err) {
         /* (again: the evidence went out before the prompt was fitted, and a
          * source that did not fit is not among the final ones) */
-        char *sj = sources_json(j, sl->store);
+        char *sj = sources_json(j, sl);
         pthread_mutex_lock(&s->mu);
         free(j->sources_json);
         j->sources_json = sj;
@@ -723,14 +740,65 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
     if (!(s->slots = calloc((size_t)s->n_slots, sizeof *s->slots))) { snprintf(err, errlen, "out of memory"); return -1; }
     idx_params ip = idx_default_params();
     ip.read_only = true;
+    /* the search handles first: their retrievers check each collection's
+     * embeddings against the model, and a mismatch names the collection */
+    s->n_search = s->o.search_handles;
+    if (!(s->search = calloc((size_t)s->n_search, sizeof *s->search))) { snprintf(err, errlen, "out of memory"); return -1; }
+    for (int i = 0; i < s->n_search; i++) {
+        app_search_handle *h = &s->search[i];
+        rag_retriever_params rp = rag_retriever_default_params();
+        rp.model = s->model;
+        rp.layer = s->layer;
+        rp.n_threads = 1;
+        if (s->o.llm_embeddings && !s->model) {
+            rag_remote_params rrp = rag_remote_default_params();
+            rrp.base_url = s->o.llm_url;
+            rrp.key_file = s->o.llm_key_file;
+            rrp.model = s->o.llm_model;
+            rrp.probe = false;
+            if (rag_remote_new(&rrp, &h->remote, err, errlen) != RAG_OK) return -1;
+            if (rag_engine_remote_new(h->remote, &h->engine) != RAG_OK) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            if (i == 0) {
+                /* every collection must fit the remote embeddings */
+                for (int c = 0; c < s->n_coll; c++)
+                    if (rag_remote_check_index(h->remote, s->coll[c].stat_store, &s->embed_dim) != RAG_OK) {
+                        snprintf(err, errlen, "%s%s%sremote embeddings: %s", s->n_coll > 1 ? "collection '" : "",
+                                 s->n_coll > 1 ? s->coll[c].name : "", s->n_coll > 1 ? "': " : "", rag_remote_errmsg(h->remote));
+                        return -1;
+                    }
+            }
+            rp.embed = rag_engine_embed_one;
+            rp.embed_user = h->engine;
+            rp.embed_dim = s->embed_dim;
+        }
+        for (int c = 0; c < s->n_coll; c++) {
+            if (idx_open(s->coll[c].dir, &ip, &h->stores[c]) != IDX_OK) {
+                snprintf(err, errlen, "%s", h->stores[c] ? idx_errmsg(h->stores[c]) : "out of memory");
+                return -1;
+            }
+            char rerr[1024];
+            if (rag_retriever_new(h->stores[c], &rp, &h->rets[c], rerr, sizeof rerr) != RAG_OK) {
+                if (s->n_coll > 1) snprintf(err, errlen, "collection '%s' (%s): %s", s->coll[c].name, s->coll[c].dir, rerr);
+                else snprintf(err, errlen, "%s", rerr);
+                return -1;
+            }
+        }
+        h->store = h->stores[0];
+        h->ret = h->rets[0];
+    }
     for (int i = 0; i < s->n_slots; i++) {
         app_slot *sl = &s->slots[i];
         sl->srv = s;
         sl->id = i;
-        if (idx_open(s->index_dir, &ip, &sl->store) != IDX_OK) {
-            snprintf(err, errlen, "%s", sl->store ? idx_errmsg(sl->store) : "out of memory");
-            return -1;
-        }
+        for (int c = 0; c < s->n_coll; c++)
+            if (idx_open(s->coll[c].dir, &ip, &sl->stores[c]) != IDX_OK) {
+                snprintf(err, errlen, "%s", sl->stores[c] ? idx_errmsg(sl->stores[c]) : "out of memory");
+                return -1;
+            }
+        sl->store = sl->stores[0];
         if (s->o.llm_url) {
             rag_remote_params rp = rag_remote_default_params();
             rp.base_url = s->o.llm_url;
@@ -747,14 +815,10 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
             lp.lazy = false;        /* a context that cannot be made fails the start */
             if (rag_engine_local_new(s->model, &lp, &sl->engine, err, errlen) != RAG_OK) return -1;
         }
-        if (s->o.llm_embeddings && !s->model && i == 0) {
-            if (rag_remote_check_index(sl->remote, sl->store, &s->embed_dim) != RAG_OK) {
-                snprintf(err, errlen, "remote embeddings: %s", rag_remote_errmsg(sl->remote));
-                return -1;
-            }
-        }
         rag_answer_params p = rag_answer_default_params();
         p.store = sl->store;
+        p.more_stores = sl->stores + 1;
+        p.n_more_stores = (size_t)s->n_coll - 1;
         p.guard = s->guard;
         p.model = s->model;
         p.engine = sl->engine;
@@ -772,34 +836,6 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
         }
         if (rag_answerer_new(&p, &sl->ans, err, errlen) != RAG_OK) return -1;
         rag_answerer_on_evidence(sl->ans, job_evidence, sl);
-    }
-    s->n_search = s->o.search_handles;
-    if (!(s->search = calloc((size_t)s->n_search, sizeof *s->search))) { snprintf(err, errlen, "out of memory"); return -1; }
-    for (int i = 0; i < s->n_search; i++) {
-        if (idx_open(s->index_dir, &ip, &s->search[i].store) != IDX_OK) {
-            snprintf(err, errlen, "%s", s->search[i].store ? idx_errmsg(s->search[i].store) : "out of memory");
-            return -1;
-        }
-        rag_retriever_params rp = rag_retriever_default_params();
-        rp.model = s->model;
-        rp.layer = s->layer;
-        rp.n_threads = 1;
-        if (s->o.llm_embeddings && !s->model) {
-            rag_remote_params rrp = rag_remote_default_params();
-            rrp.base_url = s->o.llm_url;
-            rrp.key_file = s->o.llm_key_file;
-            rrp.model = s->o.llm_model;
-            rrp.probe = false;
-            if (rag_remote_new(&rrp, &s->search[i].remote, err, errlen) != RAG_OK) return -1;
-            if (rag_engine_remote_new(s->search[i].remote, &s->search[i].engine) != RAG_OK) {
-                snprintf(err, errlen, "out of memory");
-                return -1;
-            }
-            rp.embed = rag_engine_embed_one;
-            rp.embed_user = s->search[i].engine;
-            rp.embed_dim = s->embed_dim;
-        }
-        if (rag_retriever_new(s->search[i].store, &rp, &s->search[i].ret, err, errlen) != RAG_OK) return -1;
     }
     if (s->model) {
         s->n_embed = s->o.embed_slots;
@@ -836,15 +872,15 @@ void app_slots_stop(app_server *s) {
         rag_answerer_free(sl->ans);
         rag_engine_free(sl->engine);
         rag_remote_free(sl->remote);
-        idx_close(sl->store);
+        for (int c = 0; c < APP_MAX_COLLECTIONS; c++) idx_close(sl->stores[c]);
     }
     free(s->slots);
     s->slots = NULL;
     for (int i = 0; s->search && i < s->n_search; i++) {
-        rag_retriever_free(s->search[i].ret);
+        for (int c = 0; c < APP_MAX_COLLECTIONS; c++) rag_retriever_free(s->search[i].rets[c]);
         rag_engine_free(s->search[i].engine);
         rag_remote_free(s->search[i].remote);
-        idx_close(s->search[i].store);
+        for (int c = 0; c < APP_MAX_COLLECTIONS; c++) idx_close(s->search[i].stores[c]);
     }
     free(s->search);
     s->search = NULL;
@@ -859,8 +895,8 @@ void app_slots_stop(app_server *s) {
 
 /* Contract: see serve.h. Waits for a free handle (bounded by the request
  * timeout), refreshes it, searches with the key's group filter. */
-char *app_search_json(app_server *s, const app_serve_key *key, const char *q, int k, int mode, int *http_status,
-                      char *err, size_t errlen) {
+char *app_search_json(app_server *s, const app_serve_key *key, uint64_t mask, const char *q, int k, int mode,
+                      int *http_status, char *err, size_t errlen) {
     char *out = NULL;
     app_search_handle *h = NULL;
     rag_hit *hits = NULL;
@@ -878,16 +914,23 @@ char *app_search_json(app_server *s, const app_serve_key *key, const char *q, in
     if (h) h->busy = true;
     pthread_mutex_unlock(&s->mu);
     if (!h) { *http_status = 504; snprintf(err, errlen, "no search handle became free in time"); return NULL; }
-    idx_refresh(h->store, NULL);
+    rag_retriever *use[APP_MAX_COLLECTIONS];
+    int which[APP_MAX_COLLECTIONS], nu = 0;
+    for (int c = 0; c < s->n_coll; c++)
+        if (mask >> c & 1) {
+            idx_refresh(h->stores[c], NULL);
+            which[nu] = c;
+            use[nu++] = h->rets[c];
+        }
     if (!s->can_dense && mode != RAG_SEARCH_BM25) mode = RAG_SEARCH_BM25;
     idx_filter f = {0};
     if (key && !key->all) { f.groups = (const char *const *)key->groups; f.n_groups = key->n_groups; }
     const idx_filter *fp = key && key->all ? NULL : &f;
     int nh = 0;
     if (!(hits = calloc((size_t)k, sizeof *hits))) { *http_status = 500; snprintf(err, errlen, "out of memory"); goto done; }
-    if (rag_retrieve(h->ret, q, strlen(q), (rag_search_mode)mode, k, fp, hits, &nh) != RAG_OK) {
+    if (!nu || rag_retrieve_multi(use, (size_t)nu, q, strlen(q), (rag_search_mode)mode, k, fp, hits, &nh) != RAG_OK) {
         *http_status = 500;
-        snprintf(err, errlen, "search failed: %s", rag_retriever_errmsg(h->ret));
+        snprintf(err, errlen, "search failed: %s", nu ? rag_retriever_errmsg(use[0]) : "no collection");
         goto done;
     }
     cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "hits");
@@ -896,12 +939,14 @@ char *app_search_json(app_server *s, const app_serve_key *key, const char *q, in
         idx_doc d;
         memset(&c, 0, sizeof c);
         memset(&d, 0, sizeof d);
-        if (idx_chunk_get(h->store, hits[i].chunk_id, &c, &d) != IDX_OK) continue;
+        int ci = which[hits[i].part];
+        if (idx_chunk_get(h->stores[ci], hits[i].chunk_id, &c, &d) != IDX_OK) continue;
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "rank", i + 1);
         cJSON_AddNumberToObject(e, "score", hits[i].score);
         cJSON_AddNumberToObject(e, "chunk_id", (double)hits[i].chunk_id);
-        char *shown = app_serve_display_uri(h->store, key, d.uri);
+        cJSON_AddStringToObject(e, "collection", s->coll[ci].name);
+        char *shown = app_serve_display_uri(h->stores[ci], key, d.uri);
         cJSON_AddStringToObject(e, "uri", shown ? shown : "");
         free(shown);
         if (d.uri && is_http(d.uri)) cJSON_AddStringToObject(e, "url", d.uri);

@@ -22,7 +22,8 @@ extern const size_t app_serve_page_len;
 const char *app_serve_page_csp(void);
 
 static const char *const ep_names[APP_EP_COUNT] = {
-    "/", "/healthz", "/metrics", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/api/ask", "/api/search", "/api/passage", "other",
+    "/", "/healthz", "/metrics", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/api/ask", "/api/search",
+    "/api/passage", "/api/collections", "other",
 };
 static const double hist_bounds[APP_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
 
@@ -37,6 +38,8 @@ typedef struct {
     int retry_after;            /* 503: seconds */
     char key_name[64];
     char req_id[32];
+    char url_colls[128];        /* NAMES of a /c/NAMES/... path (comma-separated) */
+    bool has_url_colls;
     char *body;
     size_t body_len, body_cap;
     bool too_large, responded;
@@ -103,11 +106,33 @@ static enum MHD_Result send_error(struct MHD_Connection *c, app_req *rq, int sta
 
 /* ------------------------------------------------------------ helpers */
 
-static int route(const char *url) {
+static int route_plain(const char *url) {
     for (int i = 0; i < APP_EP_OTHER; i++)
         if (strcmp(url, ep_names[i]) == 0) return i;
     if (strcmp(url, "/index.html") == 0) return APP_EP_PAGE;
     return APP_EP_OTHER;
+}
+
+static bool ep_needs_key(int ep);
+
+/* The endpoint of url; /c/NAMES/REST is REST (an endpoint that takes a key)
+ * for the collections NAMES, which go to rq->url_colls. */
+static int route(app_req *rq, const char *url) {
+    if (strncmp(url, "/c/", 3) != 0) return route_plain(url);
+    const char *names = url + 3, *slash = strchr(names, '/');
+    if (!slash || slash == names || (size_t)(slash - names) >= sizeof rq->url_colls) return APP_EP_OTHER;
+    int ep = route_plain(slash);
+    if (ep == APP_EP_OTHER || !ep_needs_key(ep)) return APP_EP_OTHER;
+    snprintf(rq->url_colls, sizeof rq->url_colls, "%.*s", (int)(slash - names), names);
+    rq->has_url_colls = true;
+    return ep;
+}
+
+/* Splits a comma list of names (in place) into out[0..*n); at most cap. */
+static size_t split_names(char *list, const char **out, size_t cap) {
+    size_t n = 0;
+    for (char *t = list, *save = NULL; n < cap && (t = strtok_r(t, ",", &save)); t = NULL) out[n++] = t;
+    return n;
 }
 
 static bool ep_is_post(int ep) { return ep == APP_EP_CHAT || ep == APP_EP_EMBED || ep == APP_EP_ASK; }
@@ -239,11 +264,28 @@ static app_job *new_job(app_req *rq, const app_serve_key *key) {
     return j;
 }
 
-static enum MHD_Result do_ask(struct MHD_Connection *c, app_req *rq, const app_serve_key *key) {
+/* The collections of a request: names (the body's, when has) within
+ * allowed (the key's, narrowed by a /c/NAMES/ path). 0, or the status of
+ * the error in err. */
+static int request_collections(app_server *s, uint64_t allowed, bool has, char **names, size_t n, uint64_t *mask,
+                               char *err, size_t errlen) {
+    if (has) return app_collections_pick(s, allowed, (const char *const *)names, n, mask, err, errlen);
+    *mask = allowed;
+    if (!allowed) {
+        snprintf(err, errlen, "this API key may use none of the collections served here");
+        return 403;
+    }
+    return 0;
+}
+
+static enum MHD_Result do_ask(struct MHD_Connection *c, app_req *rq, const app_serve_key *key, uint64_t allowed) {
     app_server *s = rq->srv;
     char err[512];
     app_ask_req a;
     if (app_parse_ask(rq->body, rq->body_len, &a, err, sizeof err) != 0) return send_error(c, rq, 400, 0, "%s", err);
+    uint64_t colls;
+    int cst = request_collections(s, allowed, a.has_collections, a.collections, a.n_collections, &colls, err, sizeof err);
+    if (cst) { app_ask_req_free(&a); return send_error(c, rq, cst, 0, "%s", err); }
     int nt = count_tokens(s, a.question);
     if (nt < 0 || nt > s->o.max_prompt_tokens) {
         app_ask_req_free(&a);
@@ -253,6 +295,7 @@ static enum MHD_Result do_ask(struct MHD_Connection *c, app_req *rq, const app_s
     app_job *j = new_job(rq, key);
     if (!j) { app_ask_req_free(&a); return send_error(c, rq, 500, 0, "out of memory"); }
     j->kind = APP_JOB_ASK;
+    j->colls = colls;
     j->retrieval = true;
     j->stream = a.stream;
     j->extractive = a.extractive || s->o.extractive;
@@ -274,7 +317,7 @@ static enum MHD_Result do_ask(struct MHD_Connection *c, app_req *rq, const app_s
     return run_generation(c, rq, j);
 }
 
-static enum MHD_Result do_chat(struct MHD_Connection *c, app_req *rq, const app_serve_key *key) {
+static enum MHD_Result do_chat(struct MHD_Connection *c, app_req *rq, const app_serve_key *key, uint64_t allowed) {
     app_server *s = rq->srv;
     char err[512];
     app_job *j = new_job(rq, key);
@@ -284,6 +327,13 @@ static enum MHD_Result do_chat(struct MHD_Connection *c, app_req *rq, const app_
         return send_error(c, rq, 400, 0, "%s", err);
     }
     app_chat_req *q = &j->chat;
+    int cst = request_collections(s, allowed, q->has_collections, q->collections, q->n_collections, &j->colls, err,
+                                  sizeof err);
+    /* plain chat searches nothing: only named collections are checked */
+    if (cst && (q->retrieval || cst != 403)) {
+        app_job_unref(j);
+        return send_error(c, rq, cst, 0, "%s", err);
+    }
     j->kind = APP_JOB_CHAT;
     j->retrieval = q->retrieval;
     j->stream = q->stream;
@@ -330,21 +380,51 @@ static enum MHD_Result do_chat(struct MHD_Connection *c, app_req *rq, const app_
 
 /* ------------------------------------------------------------ cheap endpoints */
 
-/* Documents and chunks of the index, counted at most every 2 s (counting
- * scans the FTS index) under a lock of its own: generations never wait. */
-static void index_counts(app_server *s, int64_t *docs, int64_t *chunks) {
+/* Documents and chunks of the collections of mask (summed; -1 when one
+ * cannot be counted), each counted at most every 2 s (counting scans the
+ * FTS index) under a lock of its own: generations never wait. */
+static void coll_counts(app_server *s, uint64_t mask, int64_t *docs, int64_t *chunks) {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static double last;
-    static int64_t d = -1, c = -1;
     pthread_mutex_lock(&mu);
-    if (app_now_s() - last > 2 || d < 0) {
-        idx_counts k;
-        idx_refresh(s->stat_store, NULL);
-        if (idx_get_counts(s->stat_store, &k) == IDX_OK) { d = k.documents; c = k.chunks; last = app_now_s(); }
+    *docs = *chunks = 0;
+    for (int i = 0; i < s->n_coll; i++) {
+        if (!(mask >> i & 1)) continue;
+        app_collection *cl = &s->coll[i];
+        if (app_now_s() - cl->counted_at > 2 || cl->docs < 0) {
+            idx_counts k;
+            idx_refresh(cl->stat_store, NULL);
+            if (idx_get_counts(cl->stat_store, &k) == IDX_OK) { cl->docs = k.documents; cl->chunks = k.chunks; cl->counted_at = app_now_s(); }
+        }
+        if (cl->docs < 0 || *docs < 0) *docs = *chunks = -1;
+        else { *docs += cl->docs; *chunks += cl->chunks; }
     }
-    *docs = d;
-    *chunks = c;
     pthread_mutex_unlock(&mu);
+}
+
+/* Every collection's counts summed (healthz, metrics: no names). */
+static void index_counts(app_server *s, int64_t *docs, int64_t *chunks) { coll_counts(s, ~0ull, docs, chunks); }
+
+/* GET /api/collections: the collections the caller may use (within a
+ * /c/NAMES/ path), with their counts; never one it may not. */
+static enum MHD_Result do_collections(struct MHD_Connection *c, app_req *rq, uint64_t allowed) {
+    app_server *s = rq->srv;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *d = cJSON_AddArrayToObject(o, "data");
+    for (int i = 0; i < s->n_coll; i++) {
+        if (!(allowed >> i & 1)) continue;
+        int64_t docs, chunks;
+        coll_counts(s, 1ull << i, &docs, &chunks);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", s->coll[i].name);
+        cJSON_AddStringToObject(e, "object", "collection");
+        cJSON_AddNumberToObject(e, "documents", (double)docs);
+        cJSON_AddNumberToObject(e, "chunks", (double)chunks);
+        cJSON_AddItemToArray(d, e);
+    }
+    char *t = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return send_json(c, rq, 200, t);
 }
 
 static enum MHD_Result do_healthz(struct MHD_Connection *c, app_req *rq) {
@@ -387,9 +467,10 @@ static enum MHD_Result do_models(struct MHD_Connection *c, app_req *rq) {
     return send_json(c, rq, 200, t);
 }
 
-static enum MHD_Result do_search(struct MHD_Connection *c, app_req *rq, const app_serve_key *key) {
+static enum MHD_Result do_search(struct MHD_Connection *c, app_req *rq, const app_serve_key *key, uint64_t allowed) {
     app_server *s = rq->srv;
     const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q");
+    const char *cs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "collections");
     const char *ks = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "k");
     const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mode");
     if (!q || !*q) return send_error(c, rq, 400, 0, "the query parameter q is required");
@@ -407,7 +488,20 @@ static enum MHD_Result do_search(struct MHD_Connection *c, app_req *rq, const ap
         return send_error(c, rq, 400, 0, "dense search needs a local model (-m) or --llm-embeddings");
     int st = 500;
     char err[512];
-    char *t = app_search_json(s, key, q, k, mode, &st, err, sizeof err);
+    uint64_t colls;
+    char list[1024];
+    const char *names[64];
+    size_t nn = 0;
+    if (cs) {
+        if (strlen(cs) >= sizeof list) return send_error(c, rq, 400, 0, "collections is longer than %zu bytes", sizeof list - 1);
+        snprintf(list, sizeof list, "%s", cs);
+        if (!(nn = split_names(list, names, 64)))
+            return send_error(c, rq, 400, 0, "collections must name 1 to 64 collections (comma-separated)");
+    }
+    if ((st = request_collections(s, allowed, cs != NULL, (char **)names, nn, &colls, err, sizeof err)))
+        return send_error(c, rq, st, 0, "%s", err);
+    st = 500;
+    char *t = app_search_json(s, key, colls, q, k, mode, &st, err, sizeof err);
     if (!t) return send_error(c, rq, st, 0, "%s", err);
     return send_json(c, rq, 200, t);
 }
@@ -627,7 +721,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
         rq->srv = s;
         rq->t0 = app_now_s();
-        rq->ep = route(url);
+        rq->ep = route(rq, url);
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
         for (char *q = rq->path; *q; q++)      /* the log line stays one line */
@@ -699,16 +793,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (ep_needs_key(rq->ep)) authenticate(s, c, rq, &key, &bad);
     else snprintf(rq->key_name, sizeof rq->key_name, "-");
     if (s->stopping && ep_is_post(rq->ep)) return send_error(c, rq, 503, 5, "the server is shutting down");
+    /* the collections this caller may use; a /c/NAMES/ path narrows them
+     * (a name it may not use is answered as one that does not exist) */
+    uint64_t allowed = app_key_collections(s, key);
+    if (rq->has_url_colls) {
+        const char *names[64];
+        size_t nn = split_names(rq->url_colls, names, 64);
+        char err[512];
+        uint64_t m = 0;
+        int st = nn ? app_collections_pick(s, allowed, names, nn, &m, err, sizeof err) : 404;
+        if (st) return send_error(c, rq, 404, 0, "%s", nn ? err : "no such collection");
+        allowed = m;
+    }
     switch (rq->ep) {
     case APP_EP_PAGE: return do_page(c, rq);
     case APP_EP_HEALTHZ: return do_healthz(c, rq);
     case APP_EP_METRICS: return do_metrics(c, rq);
     case APP_EP_MODELS: return do_models(c, rq);
-    case APP_EP_SEARCH: return do_search(c, rq, key);
+    case APP_EP_SEARCH: return do_search(c, rq, key, allowed);
     case APP_EP_PASSAGE: return do_passage(c, rq, key);
+    case APP_EP_COLLECTIONS: return do_collections(c, rq, allowed);
     case APP_EP_EMBED: return do_embed(c, rq);
-    case APP_EP_ASK: return do_ask(c, rq, key);
-    case APP_EP_CHAT: return do_chat(c, rq, key);
+    case APP_EP_ASK: return do_ask(c, rq, key, allowed);
+    case APP_EP_CHAT: return do_chat(c, rq, key, allowed);
     default: return send_error(c, rq, 404, 0, "no such path");
     }
 }

@@ -91,6 +91,25 @@ static int get_int(const cJSON *o, const char *name, long lo, long hi, int *out,
     return 0;
 }
 
+/* A list of collection names (an array of 1 to 64 strings of 1 to 64
+ * bytes; whether they name collections is the server's business). */
+static int get_names(const cJSON *o, const char *name, char ***out, size_t *n, bool *has, char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!v || cJSON_IsNull(v)) return 0;
+    int c = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (c < 1 || c > 64) return fail(err, errlen, "'%s' must be an array of 1 to 64 collection names", name);
+    if (!(*out = calloc((size_t)c, sizeof **out))) return fail(err, errlen, "out of memory");
+    *has = true;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) {
+        if (!cJSON_IsString(e) || !e->valuestring[0] || strlen(e->valuestring) > 64)
+            return fail(err, errlen, "'%s[%zu]' must be a collection name (a string of 1 to 64 bytes)", name, *n);
+        if (!((*out)[*n] = strdup(e->valuestring))) return fail(err, errlen, "out of memory");
+        (*n)++;
+    }
+    return 0;
+}
+
 static int get_bool(const cJSON *o, const char *name, bool *out, char *err, size_t errlen) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!v || cJSON_IsNull(v)) return 0;
@@ -106,6 +125,8 @@ void app_chat_req_free(app_chat_req *r) {
     free(r->msgs);
     for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->stop);
+    for (size_t i = 0; i < r->n_collections; i++) free(r->collections[i]);
+    free(r->collections);
     memset(r, 0, sizeof *r);
 }
 
@@ -115,6 +136,8 @@ void app_ask_req_free(app_ask_req *r) {
     for (size_t i = 0; i < r->n_hist; i++) { free(r->hist_q[i]); free(r->hist_a[i]); }
     free(r->hist_q);
     free(r->hist_a);
+    for (size_t i = 0; i < r->n_collections; i++) free(r->collections[i]);
+    free(r->collections);
     memset(r, 0, sizeof *r);
 }
 
@@ -212,6 +235,8 @@ int app_parse_chat(const char *body, size_t len, app_chat_req *out, char *err, s
         if (get_bool(v, "retrieval", &out->retrieval, err, errlen)) goto done;
         if (get_bool(v, "extractive", &out->extractive, err, errlen)) goto done;
         if (get_int(v, "k", 1, 100, &out->k, err, errlen)) goto done;
+        if (get_names(v, "collections", &out->collections, &out->n_collections, &out->has_collections, err, errlen))
+            goto done;
     }
     v = cJSON_GetObjectItemCaseSensitive(o, "messages");
     if (!cJSON_IsArray(v)) { fail(err, errlen, "'messages' must be an array of {role, content}"); goto done; }
@@ -262,6 +287,7 @@ int app_parse_ask(const char *body, size_t len, app_ask_req *out, char *err, siz
     if (get_int(o, "max_tokens", 1, 1 << 20, &out->max_tokens, err, errlen)) goto done;
     if (get_bool(o, "stream", &out->stream, err, errlen)) goto done;
     if (get_bool(o, "extractive", &out->extractive, err, errlen)) goto done;
+    if (get_names(o, "collections", &out->collections, &out->n_collections, &out->has_collections, err, errlen)) goto done;
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "history");
     if (h && !cJSON_IsNull(h)) {
         int n = cJSON_IsArray(h) ? cJSON_GetArraySize(h) : -1;

@@ -27,6 +27,8 @@ void app_serve_keys_free(app_serve_keys *k) {
         free(k->keys[i].name);
         for (size_t j = 0; j < k->keys[i].n_groups; j++) free(k->keys[i].groups[j]);
         free(k->keys[i].groups);
+        for (size_t j = 0; j < k->keys[i].n_collections; j++) free(k->keys[i].collections[j]);
+        free(k->keys[i].collections);
     }
     free(k->keys);
     memset(k, 0, sizeof *k);
@@ -66,14 +68,81 @@ static int parse_groups(const char *s, size_t len, app_serve_key *key) {
     return 0;
 }
 
-/* Sets the options of a comma list ("full-paths"); -1 on an unknown one. */
+/* `collections=a+b+...`: the names into key (owned); -1 when one is not a
+ * collection name or there are none or more than 32. */
+static int parse_collections(const char *s, size_t len, app_serve_key *key) {
+    if (key->collections) return -1;       /* given twice */
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++) n += s[i] == '+';
+    if (n > APP_MAX_COLLECTIONS || !(key->collections = calloc(n, sizeof *key->collections))) return -1;
+    for (size_t a = 0, i = 0; i <= len; i++) {
+        if (i < len && s[i] != '+') continue;
+        if (!app_collection_name_ok(s + a, i - a)) return -1;
+        if (!(key->collections[key->n_collections] = strndup(s + a, i - a))) return -1;
+        key->n_collections++;
+        a = i + 1;
+    }
+    return 0;
+}
+
+/* Sets the options of a comma list ("full-paths", "collections=a+b");
+ * -1 on an unknown or malformed one. */
 static int parse_options(const char *s, size_t len, app_serve_key *key) {
     for (size_t a = 0, i = 0; i <= len; i++) {
         if (i < len && s[i] != ',') continue;
         size_t n = i - a;
         if (n == 10 && memcmp(s + a, "full-paths", 10) == 0) key->full_paths = true;
-        else if (n) return -1;
+        else if (n > 12 && memcmp(s + a, "collections=", 12) == 0) {
+            if (parse_collections(s + a + 12, n - 12, key)) return -1;
+        } else if (n) return -1;
         a = i + 1;
+    }
+    return 0;
+}
+
+/* Contract: see serve.h. */
+bool app_collection_name_ok(const char *name, size_t len) {
+    if (!name || len < 1 || len > APP_COLLECTION_NAME_MAX) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+    }
+    return true;
+}
+
+/* Contract: see serve.h. */
+uint64_t app_key_collections(const app_server *s, const app_serve_key *key) {
+    uint64_t m = 0;
+    for (int i = 0; i < s->n_coll; i++) {
+        bool ok = !key || !key->collections;
+        for (size_t j = 0; !ok && j < key->n_collections; j++) ok = strcmp(key->collections[j], s->coll[i].name) == 0;
+        if (ok) m |= 1ull << i;
+    }
+    return m;
+}
+
+/* Contract: see serve.h. */
+int app_collections_pick(const app_server *s, uint64_t allowed, const char *const *names, size_t n, uint64_t *mask,
+                         char *err, size_t errlen) {
+    *mask = 0;
+    for (size_t j = 0; j < n; j++) {
+        int found = -1;
+        for (int i = 0; i < s->n_coll && found < 0; i++)
+            if ((allowed >> i & 1) && strcmp(names[j], s->coll[i].name) == 0) found = i;
+        if (found < 0) {
+            /* the name is echoed only when it could be a collection name
+             * (no bytes of the caller's to escape); either way the answer
+             * is the same for a collection that exists but is not the
+             * caller's */
+            size_t l = strlen(names[j]);
+            if (app_collection_name_ok(names[j], l))
+                snprintf(err, errlen, "no collection named '%s' (GET /api/collections lists yours)", names[j]);
+            else
+                snprintf(err, errlen, "no such collection: names are 1 to %d of a-z 0-9 _ - (GET /api/collections lists yours)",
+                         APP_COLLECTION_NAME_MAX);
+            return 404;
+        }
+        *mask |= 1ull << found;
     }
     return 0;
 }
@@ -138,7 +207,7 @@ int app_serve_keys_parse(const char *name, const char *text, size_t len, app_ser
             goto done;
         }
         if (nf == 4 && parse_options(f[3], fl[3], k)) {
-            kfail(err, errlen, "%s:%zu: unknown option '%.*s' (known: full-paths)", name, lineno, (int)(fl[3] > 64 ? 64 : fl[3]), f[3]);
+            kfail(err, errlen, "%s:%zu: unknown or malformed option in '%.*s' (known: full-paths, collections=NAME+NAME)", name, lineno, (int)(fl[3] > 64 ? 64 : fl[3]), f[3]);
             goto done;
         }
         for (size_t j = 0; j + 1 < out->n; j++)

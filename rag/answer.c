@@ -18,7 +18,11 @@
 
 struct rag_answerer {
     rag_answer_params p;
-    rag_retriever *ret;
+    rag_retriever *ret;         /* rets[0] */
+    rag_retriever **rets;       /* one per index: store, then more_stores */
+    idx_store **stores;         /* the same order (borrowed) */
+    size_t n_rets;
+    uint64_t use;               /* the indexes searched (rag_answerer_set_indexes) */
     rag_engine *engine;         /* p.engine, or own_engine */
     rag_engine *own_engine;     /* a local engine on p.model when p.engine is NULL */
     rag_sampling samp;          /* of the next answers (rag_answerer_set_sampling) */
@@ -84,7 +88,8 @@ int rag_answerer_new(const rag_answer_params *p, rag_answerer **out, char *err, 
     rag_answerer *a = NULL;
     *out = NULL;
     if (!p || !p->store || !p->guard || (!p->model && !p->engine && !p->extractive) || p->k < 1 || p->k > 1000 ||
-        p->max_tokens < 1 || p->evidence_max < 0 || p->evidence_max > 32) {
+        p->max_tokens < 1 || p->evidence_max < 0 || p->evidence_max > 32 || p->n_more_stores > 63 ||
+        (p->n_more_stores && !p->more_stores)) {
         snprintf(err, errlen, "answer: bad parameters (store, guard, and a model or an engine unless extractive, are required)");
         return RAG_ERR_ARG;
     }
@@ -157,7 +162,19 @@ int rag_answerer_new(const rag_answer_params *p, rag_answerer **out, char *err, 
     rp.embed = p->embed;
     rp.embed_user = p->embed_user;
     rp.embed_dim = p->embed_dim;
-    rc = rag_retriever_new(p->store, &rp, &a->ret, err, errlen);
+    a->n_rets = 1 + p->n_more_stores;
+    a->use = a->n_rets >= 64 ? ~0ull : (1ull << a->n_rets) - 1;
+    if (!(a->rets = calloc(a->n_rets, sizeof *a->rets)) || !(a->stores = calloc(a->n_rets, sizeof *a->stores))) {
+        snprintf(err, errlen, "answer: out of memory");
+        rc = RAG_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < a->n_rets && rc == RAG_OK; i++) {
+        a->stores[i] = i ? p->more_stores[i - 1] : p->store;
+        if (!a->stores[i]) { snprintf(err, errlen, "answer: index %zu is missing", i + 1); rc = RAG_ERR_ARG; break; }
+        rc = rag_retriever_new(a->stores[i], &rp, &a->rets[i], err, errlen);
+    }
+    a->ret = a->rets[0];
 done:
     if (rc != RAG_OK) { rag_answerer_free(a); a = NULL; }
     *out = a;
@@ -241,10 +258,20 @@ void rag_answerer_free(rag_answerer *a) {
     for (size_t i = 0; i < a->samp.n_stop; i++) free(a->stops[i]);
     free(a->scope);
     free(a->preamble);
-    rag_retriever_free(a->ret);
+    for (size_t i = 0; a->rets && i < a->n_rets; i++) rag_retriever_free(a->rets[i]);
+    free(a->rets);
+    free(a->stores);
     rag_engine_free(a->own_engine);
     idx_analyzer_free(a->an);
     free(a);
+}
+
+int rag_answerer_set_indexes(rag_answerer *a, uint64_t mask) {
+    if (!a) return RAG_ERR_ARG;
+    uint64_t have = a->n_rets >= 64 ? ~0ull : (1ull << a->n_rets) - 1;
+    if (!(mask & have)) { set_err(a, "answer: no index to search"); return RAG_ERR_ARG; }
+    a->use = mask & have;
+    return RAG_OK;
 }
 
 void rag_answerer_on_evidence(rag_answerer *a, rag_evidence_fn fn, void *user) {
@@ -582,8 +609,10 @@ static int check_passage(rag_answerer *a, const rag_hit *h, const char *sq, rag_
     rag_guard_result g;
     memset(&c, 0, sizeof c);
     memset(&d, 0, sizeof d);
-    if (idx_chunk_get(a->p.store, h->chunk_id, &c, &d) != IDX_OK) {
-        set_err(a, "answer: reading passage %lld: %s", (long long)h->chunk_id, idx_errmsg(a->p.store));
+    idx_store *st = a->stores[h->part];
+    float gate_cos = rag_retriever_fusion(a->rets[h->part]).gate_cos;
+    if (idx_chunk_get(st, h->chunk_id, &c, &d) != IDX_OK) {
+        set_err(a, "answer: reading passage %lld: %s", (long long)h->chunk_id, idx_errmsg(st));
         return RAG_ERR_IO;
     }
     /* the question and the passage's heading are what its lines may be
@@ -633,7 +662,7 @@ static int check_passage(rag_answerer *a, const rag_hit *h, const char *sq, rag_
         if (ov < a->p.min_overlap) {
             /* relevant by meaning: the dense side is confident where it was
              * found to be trustworthy on this index (rag_tune) */
-            if (h->dense_rank > 0 && h->dense_score >= res->gate_cos) res->n_by_meaning++;
+            if (h->dense_rank > 0 && h->dense_score >= gate_cos) res->n_by_meaning++;
             else { res->n_below_threshold++; keep = false; }
         }
     }
@@ -642,6 +671,7 @@ static int check_passage(rag_answerer *a, const rag_hit *h, const char *sq, rag_
         memset(s, 0, sizeof *s);
         s->number = (int)res->n_sources + 1;
         s->chunk_id = h->chunk_id;
+        s->index = h->part;
         s->uri = strdup(d.uri ? d.uri : "");
         snprintf(s->type, sizeof s->type, "%s", d.type ? d.type : "");
         rag_cite_tail(d.type, c.page, c.line_start, c.line_end, s->cite, sizeof s->cite);
@@ -676,13 +706,20 @@ static int find_sources(rag_answerer *a, const char *sq, rag_answer *res) {
     int nh = 0, rc;
     double t0 = rag_now_ms();
     rag_search_mode mode = a->p.model || a->p.embed ? RAG_SEARCH_HYBRID : RAG_SEARCH_BM25;
-    if ((rc = rag_retrieve(a->ret, sq, strlen(sq), mode, a->p.k, a->all_groups ? NULL : &a->filter, hits, &nh)) != RAG_OK) {
-        set_err(a, "answer: retrieval: %s", rag_retriever_errmsg(a->ret));
+    /* the indexes asked for, in their order; hits[].part indexes this list */
+    rag_retriever *use[64];
+    int which[64];
+    size_t nu = 0;
+    for (size_t i = 0; i < a->n_rets && i < 64; i++)
+        if (a->use >> i & 1) { which[nu] = (int)i; use[nu++] = a->rets[i]; }
+    if ((rc = rag_retrieve_multi(use, nu, sq, strlen(sq), mode, a->p.k, a->all_groups ? NULL : &a->filter, hits, &nh)) != RAG_OK) {
+        set_err(a, "answer: retrieval: %s", rag_retriever_errmsg(use[0]));
         goto done;
     }
+    for (int i = 0; i < nh; i++) hits[i].part = which[hits[i].part];
     res->retrieve_ms = rag_now_ms() - t0;
     res->n_retrieved = (size_t)nh;
-    res->gate_cos = rag_retriever_fusion(a->ret).gate_cos;
+    res->gate_cos = rag_retriever_fusion(use[0]).gate_cos;
     res->best_cos = -1;
     if (nh > 0 && !(res->sources = calloc((size_t)nh, sizeof *res->sources))) { rc = oom_err(a); goto done; }
     for (int i = 0; i < nh && rc == RAG_OK; i++) rc = check_passage(a, &hits[i], sq, res);
@@ -728,7 +765,8 @@ static int find_evidence(rag_answerer *a, const char *q, const rag_turn *h, size
     if (!ps) return oom_err(a);
     for (size_t i = 0; i < res->n_sources; i++) {
         const rag_source *s = &res->sources[i];
-        ps[i] = (rag_evidence_passage){.number = s->number, .rank = (int)i + 1, .chunk_id = s->chunk_id, .uri = s->uri,
+        ps[i] = (rag_evidence_passage){.number = s->number, .rank = (int)i + 1, .chunk_id = s->chunk_id, .index = s->index,
+                                       .uri = s->uri,
                                        .heading = s->heading, .text = s->text, .text_len = s->text_len,
                                        .line_start = s->line_start, .line_end = s->line_end, .page = s->page,
                                        .type = s->type};

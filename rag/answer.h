@@ -24,7 +24,9 @@
 /* One numbered source given to the model. Strings owned by the result. */
 typedef struct {
     int number;                 /* 1-based, as in the prompt's <source id="n"> */
-    int64_t chunk_id;
+    int64_t chunk_id;           /* in the index it came from (index) */
+    int index;                  /* which of the answerer's indexes: 0 = store,
+                                   i = more_stores[i - 1] */
     char *uri;                  /* document URI (absolute path for files) */
     char *label;                /* short name in the prompt: last two path parts
                                    + ":first-last" or "#page=N" */
@@ -98,6 +100,12 @@ char *rag_prompt_defuse(const char *text, size_t len);
 
 typedef struct rag_answer_params {
     idx_store *store;           /* required, borrowed */
+    /* further indexes (collections) answered from together with store
+     * (borrowed; at most 63): each gets its own retriever (the fingerprint
+     * checked against the model as for store), the rankings are merged as
+     * rag_retrieve_multi does, and the text analysis (evidence) is store's */
+    idx_store *const *more_stores;
+    size_t n_more_stores;
     rag_guard *guard;           /* required, borrowed (audit log set by the caller) */
     llm_model *model;           /* borrowed: retrieval (hybrid), token counts, and
                                    generation when engine is NULL; NULL: BM25
@@ -232,6 +240,10 @@ int rag_answerer_generations(const rag_answerer *a);
  * owner; the default). n = 0 and all = false: public documents only.
  * RAG_ERR_ARG for more than 64 groups or a NULL name. */
 int rag_answerer_set_groups(rag_answerer *a, const char *const *groups, size_t n, bool all);
+/* The indexes later asks search: bit i of mask = index i (0 = store, i =
+ * more_stores[i - 1]); all of them by default. RAG_ERR_ARG when mask
+ * names none of the answerer's indexes. */
+int rag_answerer_set_indexes(rag_answerer *a, uint64_t mask);
 /* Passages retrieved by later asks (1..1000; the server's per-request k).
  * RAG_ERR_ARG outside that range. */
 int rag_answerer_set_k(rag_answerer *a, int k);

@@ -979,7 +979,8 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
                 if (c->passage == u->passage) dup = c->a < u->b && u->a < c->b;
                 else
                     for (size_t x = 0; x < nev && !dup; x++)
-                        dup = ev[x].chunk_id == ps[c->passage].chunk_id && ev[x].offset == c->a &&
+                        dup = ev[x].chunk_id == ps[c->passage].chunk_id && ev[x].index == ps[c->passage].index &&
+                              ev[x].offset == c->a &&
                               (strstr(ev[x].text, u->disp) || strstr(u->disp, ev[x].text));
             }
         }
@@ -988,6 +989,7 @@ int rag_evidence_select(idx_analyzer *z, const char *question, const rag_evidenc
         rag_evidence *e = &ev[nev];
         e->source = s->number;
         e->chunk_id = s->chunk_id;
+        e->index = s->index;
         e->kind = u->kind;
         e->text = u->disp;
         e->text_len = u->dlen;

@@ -62,6 +62,7 @@ typedef struct {
                                    not given to the model (left out of the
                                    prompt for lack of room) */
     int64_t chunk_id;
+    int index;                  /* the passage's index (rag_source.index) */
     rag_evidence_kind kind;
     char *text;                 /* the unit as shown: whitespace collapsed,
                                    Markdown emphasis and list markers removed */
@@ -86,6 +87,7 @@ typedef struct {
     int number;                 /* source number, 1-based */
     int rank;                   /* retrieval rank, 1 = best */
     int64_t chunk_id;
+    int index;                  /* which index the chunk is in (chunk ids are per index) */
     const char *uri;
     const char *heading;        /* may be NULL */
     const char *text;

@@ -188,16 +188,17 @@ static int cmp_fused(const void *a, const void *b) {
     return x->chunk_id < y->chunk_id ? -1 : x->chunk_id > y->chunk_id;
 }
 
-static int dense_list(rag_retriever *r, const char *query, size_t len, int k, const idx_filter *f, int *n) {
-    int rc = rag_retriever_embed(r, query, len, r->q);
+/* have_q: r->q already holds the query's embedding (rag_retrieve_multi). */
+static int dense_list(rag_retriever *r, const char *query, size_t len, int k, const idx_filter *f, bool have_q, int *n) {
+    int rc = have_q ? RAG_OK : rag_retriever_embed(r, query, len, r->q);
     if (rc != RAG_OK) return rc;
     if (idx_search_dense(r->s, r->q, r->dim, k, f, r->la, n) != IDX_OK)
         return rfail(r, RAG_ERR_IO, "%s", idx_errmsg(r->s));
     return RAG_OK;
 }
 
-int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mode mode, int k, const idx_filter *filter,
-                 rag_hit *hits, int *n_hits) {
+static int retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mode mode, int k, const idx_filter *filter,
+                    bool have_q, rag_hit *hits, int *n_hits) {
     if (!r) return RAG_ERR_ARG;
     r->err[0] = 0;
     if (!hits || !n_hits || k < 1 || k > 100000 || (!query && len)) return rfail(r, RAG_ERR_ARG, "retrieve: bad arguments");
@@ -211,7 +212,7 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
     if (mode == RAG_SEARCH_DENSE || mode == RAG_SEARCH_HYBRID) {
         if (!r->ctx && !r->p.embed) return rfail(r, RAG_ERR_ARG, "%s search needs the model the index was built with (-m or MRAG_MODEL); "
                                                   "--mode bm25 works without one", rag_search_mode_str(mode));
-        if ((rc = dense_list(r, query, len, fetch, f, &na)) != RAG_OK) return rc;
+        if ((rc = dense_list(r, query, len, fetch, f, have_q, &na)) != RAG_OK) return rc;
     }
     if (mode == RAG_SEARCH_BM25 || mode == RAG_SEARCH_HYBRID) {
         if (idx_search_bm25(r->s, query ? query : "", len, fetch, f, r->lb, &nb) != IDX_OK)
@@ -226,6 +227,7 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
             hits[i].dense_rank = mode == RAG_SEARCH_DENSE ? i + 1 : 0;
             hits[i].dense_score = mode == RAG_SEARCH_DENSE ? l[i].score : 0;
             hits[i].bm25_rank = mode == RAG_SEARCH_BM25 ? i + 1 : 0;
+            hits[i].part = 0;
             (*n_hits)++;
         }
         return RAG_OK;
@@ -240,6 +242,7 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
         h->dense_rank = i + 1;
         h->dense_score = r->la[i].score;
         h->bm25_rank = 0;
+        h->part = 0;
         h->score = r->fusion.w_dense / (float)(r->p.rrf_k + i + 1);
     }
     for (int i = 0; i < nb; i++) {
@@ -250,6 +253,7 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
             r->fused[nf].dense_rank = 0;
             r->fused[nf].dense_score = 0;
             r->fused[nf].score = 0;
+            r->fused[nf].part = 0;
             nf++;
         }
         r->fused[j].bm25_rank = i + 1;
@@ -257,5 +261,67 @@ int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mod
     }
     qsort(r->fused, (size_t)nf, sizeof *r->fused, cmp_fused);
     for (int i = 0; i < nf && i < k; i++) hits[(*n_hits)++] = r->fused[i];
+    return RAG_OK;
+}
+
+int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mode mode, int k, const idx_filter *filter,
+                 rag_hit *hits, int *n_hits) {
+    return retrieve(r, query, len, mode, k, filter, false, hits, n_hits);
+}
+
+static int cmp_merged(const void *a, const void *b) {
+    const rag_hit *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->part != y->part) return x->part < y->part ? -1 : 1;
+    return x->chunk_id < y->chunk_id ? -1 : x->chunk_id > y->chunk_id;
+}
+
+/* Contract: see retrieve.h. */
+int rag_retrieve_multi(rag_retriever *const *rs, size_t n, const char *query, size_t len, rag_search_mode mode,
+                       int k, const idx_filter *filter, rag_hit *hits, int *n_hits) {
+    if (!rs || n == 0 || !rs[0]) return RAG_ERR_ARG;
+    rag_retriever *r0 = rs[0];
+    if (n == 1) return rag_retrieve(r0, query, len, mode, k, filter, hits, n_hits);
+    r0->err[0] = 0;
+    if (!hits || !n_hits || k < 1 || k > 100000 || (!query && len) || n > 1024)
+        return rfail(r0, RAG_ERR_ARG, "retrieve: bad arguments");
+    *n_hits = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!rs[i]) return rfail(r0, RAG_ERR_ARG, "retrieve: index %zu missing", i + 1);
+    bool dense = mode == RAG_SEARCH_DENSE || mode == RAG_SEARCH_HYBRID;
+    if (dense) {
+        if (!r0->ctx && !r0->p.embed)
+            return rfail(r0, RAG_ERR_ARG, "%s search needs the model the index was built with (-m or MRAG_MODEL); "
+                                          "--mode bm25 works without one", rag_search_mode_str(mode));
+        int rc = rag_retriever_embed(r0, query, len, r0->q);
+        if (rc != RAG_OK) return rc;
+        for (size_t i = 1; i < n; i++) {
+            if (rs[i]->dim != r0->dim || !rs[i]->q)
+                return rfail(r0, RAG_ERR_MISMATCH, "index %zu embeds in %d dimensions, index 1 in %d: the indexes "
+                             "were not built with the same model", i + 1, rs[i]->dim, r0->dim);
+            if (rs[i] != r0) memcpy(rs[i]->q, r0->q, (size_t)r0->dim * sizeof *r0->q);
+        }
+    }
+    rag_hit *all = calloc(n * (size_t)k, sizeof *all);
+    if (!all) return rfail(r0, RAG_ERR_NOMEM, "out of memory");
+    size_t na = 0;
+    for (size_t i = 0; i < n; i++) {
+        int nh = 0;
+        int rc = retrieve(rs[i], query, len, mode, k, filter, dense, all + na, &nh);
+        if (rc != RAG_OK) {
+            if (rs[i] != r0) rfail(r0, rc, "index %zu: %s", i + 1, rs[i]->err);
+            free(all);
+            return rc;
+        }
+        /* the hit's rank in its own index is what counts across indexes */
+        for (int j = 0; j < nh; j++) {
+            all[na + (size_t)j].part = (int)i;
+            all[na + (size_t)j].score = 1.0f / (float)(r0->p.rrf_k + j + 1);
+        }
+        na += (size_t)nh;
+    }
+    qsort(all, na, sizeof *all, cmp_merged);
+    for (size_t i = 0; i < na && i < (size_t)k; i++) hits[(*n_hits)++] = all[i];
+    free(all);
     return RAG_OK;
 }

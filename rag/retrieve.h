@@ -53,6 +53,8 @@ typedef struct {
     float score;                /* dense: cosine; bm25: -bm25(); hybrid: RRF sum */
     int dense_rank, bm25_rank;  /* 1-based rank in each list, 0 = absent */
     float dense_score;          /* cosine similarity when dense_rank > 0 */
+    int part;                   /* rag_retrieve_multi: which retriever found it
+                                   (0-based); 0 otherwise */
 } rag_hit;
 
 /* Searches query[0..len) and writes up to k hits (best first, ties by chunk
@@ -60,6 +62,20 @@ typedef struct {
  * (RAG_ERR_ARG otherwise). filter may be NULL. */
 int rag_retrieve(rag_retriever *r, const char *query, size_t len, rag_search_mode mode, int k,
                  const idx_filter *filter, rag_hit *hits, int *n_hits);
+
+/* Searches several indexes (collections) at once: each retriever rs[i]
+ * searches its own index as rag_retrieve does (k hits, mode, filter), then
+ * the rankings are merged by reciprocal rank fusion — a hit's score is
+ * 1 / (rrf_k + its rank in its own index), ties in index order then chunk
+ * id — because raw scores do not compare across indexes (BM25 depends on
+ * each index's term statistics, hybrid scores on its learned weights).
+ * hits[i].part says which index. The query is embedded once (by the first
+ * retriever) and reused: the retrievers must embed alike (the same model
+ * fingerprint; their dimension is checked, RAG_ERR_MISMATCH). With n == 1
+ * it is rag_retrieve (scores unchanged). Errors name the index by number
+ * ("index 2: ..."), in rs[0]'s errmsg. */
+int rag_retrieve_multi(rag_retriever *const *rs, size_t n, const char *query, size_t len, rag_search_mode mode,
+                       int k, const idx_filter *filter, rag_hit *hits, int *n_hits);
 
 /* Embeds a query as the index's chunks were embedded (for tests); out[n_embd]. */
 int rag_retriever_embed(rag_retriever *r, const char *text, size_t len, float *out);
