@@ -109,6 +109,9 @@ void app_lora_model_params(const app_lora_opts *l, llm_model_params *mp);
 /* Answering session shared by `mrag ask` and `mrag chat` (cmd_ask.c). */
 typedef struct {
     const char *index, *model, *preamble;   /* borrowed; NULL = defaults */
+    const char *indexes[32];                /* every --index (borrowed): several are
+                                               searched together (app_index_set) */
+    size_t n_indexes;
     const char *rules[16];                  /* --rules DIR (borrowed) */
     size_t n_rules;
     int k, max_tokens, n_ctx, threads;
@@ -185,6 +188,26 @@ typedef struct idx_store idx_store;
  * WHO: no index at DIR (run `mrag ingest ...` first)" or the index's
  * message (who may be NULL) and returns NULL (util.c). */
 idx_store *app_open_index(const char *dir, const char *who);
+/* Several indexes at once (`--index A --index B` of ask, chat, search;
+ * index_set.c): each flag is NAME=DIR (NAME 1 to 32 of a-z 0-9 _ -) or
+ * DIR; names[i] is NAME, else the flag as given (what sources and hits
+ * say). No flag: the default index. */
+#define APP_MAX_INDEXES 32
+typedef struct {
+    idx_store *stores[APP_MAX_INDEXES];
+    char *names[APP_MAX_INDEXES];       /* owned */
+    const char *dirs[APP_MAX_INDEXES];  /* borrowed from the flags */
+    size_t n;
+} app_index_set;
+/* Opens every index read-only; the indexes must hold embeddings of one
+ * model (the same fingerprint; an index without vectors passes). Prints
+ * the problem (naming the index) and returns -1 on failure (x closed). */
+int app_index_set_open(app_index_set *x, const char *const *flags, size_t n, const char *who);
+void app_index_set_close(app_index_set *x);     /* zeroes it */
+/* True when name[0..len) is a collection name: 1 to 32 bytes of a-z 0-9 _ -
+ * (serve_keys.c). */
+bool app_collection_name_ok(const char *name, size_t len);
+
 /* The model file recorded by the last ingest into s when it still exists
  * (owned, free()), or NULL (util.c). */
 char *app_recorded_model(idx_store *s);

@@ -34,7 +34,9 @@ static const char *ask_usage =
     "writes), the answer is the evidence alone, labelled as quoted sentences\n"
     "(extractive mode; retrieval is BM25 when there is no model).\n"
     "\n"
-    "  --index DIR       index folder (default $MRAG_INDEX, else ./.mrag)\n"
+    "  --index DIR       index folder (default $MRAG_INDEX, else ./.mrag); repeat to\n"
+    "                    answer from several (rankings merged by rank fusion;\n"
+    "                    sources name their index: NAME=DIR names it NAME)\n"
     "  -m FILE           model (default $MRAG_MODEL, else the model recorded by\n"
     "                    `mrag ingest`)\n"
     "  -k N              passages retrieved (default 5)\n"
@@ -80,7 +82,8 @@ static const char *ask_usage =
 
 struct app_asker {
     app_ask_opts o;
-    idx_store *store;
+    idx_store *store;           /* xs.stores[0] */
+    app_index_set xs;           /* every --index */
     llm_model *model;
     rag_guard *guard;
     rag_answerer *ans;
@@ -134,7 +137,10 @@ const app_opt app_ask_common_opts[] = {
 int app_ask_apply_opt(app_ask_opts *o, const app_args *ap, int id, const char *v) {
     double t;
     switch (id) {
-    case APP_ASK_INDEX: o->index = v; break;
+    case APP_ASK_INDEX:
+        if (o->n_indexes >= sizeof o->indexes / sizeof o->indexes[0]) return app_opt_bad(ap, v, "at most 32 --index") ? 1 : -1;
+        o->indexes[o->n_indexes++] = o->index = v;
+        break;
     case APP_ASK_MODEL: o->model = v; break;
     case APP_ASK_K: return app_opt_int(ap, v, 1, 100, &o->k) ? 1 : -1;
     case APP_ASK_MAX_TOKENS: return app_opt_int(ap, v, 1, 1 << 20, &o->max_tokens) ? 1 : -1;
@@ -213,6 +219,28 @@ static void cite_evidence(const rag_evidence *e, char *buf, size_t n) {
     rag_evidence_cite(e, app_display_path(e->uri), buf, n);
 }
 
+/* The name of index i when several are searched (sources and evidence say
+ * which one they come from), else NULL. */
+static const app_index_set *cur_indexes;
+static const char *index_name(int i) {
+    return cur_indexes && cur_indexes->n > 1 && i >= 0 && (size_t)i < cur_indexes->n ? cur_indexes->names[i] : NULL;
+}
+
+/* buf with "[NAME] " in front when index i has a name to show. */
+static void tag_index(int i, char *buf, size_t n) {
+    const char *nm = index_name(i);
+    if (!nm || n < 8) return;
+    size_t bl = strlen(buf), nl = strlen(nm) + 3;
+    if (bl + nl + 1 > n) bl = n - nl - 1 > 0 ? n - nl - 1 : 0;
+    if (nl + 1 > n) return;
+    memmove(buf + nl, buf, bl);
+    buf[nl + bl] = 0;
+    buf[0] = '[';
+    memcpy(buf + 1, nm, nl - 3);
+    buf[nl - 2] = ']';
+    buf[nl - 1] = ' ';
+}
+
 /* e's text with its marks in bold yellow when color is set. */
 static void print_marked(FILE *f, const rag_evidence *e, bool color) {
     size_t at = 0;
@@ -241,6 +269,7 @@ static void print_evidence(FILE *f, const char *question, const rag_answer *r, b
     for (size_t i = 0; i < r->n_evidence; i++) {
         const rag_evidence *e = &r->evidence[i];
         cite_evidence(e, c, sizeof c);
+        tag_index(e->index, c, sizeof c);
         fprintf(f, "%2zu. %s", i + 1, open);
         print_marked(f, e, color);
         fprintf(f, "%s\n    %s— %s", close, color ? "\033[2m" : "", c);
@@ -267,8 +296,12 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     *out = NULL;
     if (!a) return app_error("out of memory");
     a->o = *o;
-    const char *dir = app_index_path(o->index);
-    if (!(a->store = app_open_index(dir, NULL))) goto done;
+    const char *one = o->index;
+    if (app_index_set_open(&a->xs, o->n_indexes ? o->indexes : &one, o->n_indexes ? o->n_indexes : 1, "ask") != 0)
+        goto done;
+    a->store = a->xs.stores[0];
+    cur_indexes = &a->xs;       /* one asker per process: what citations name */
+    const char *dir = a->xs.dirs[0];
     const char *mpath = app_model_path(o->model);
     if (!mpath && (a->recorded = app_recorded_model(a->store))) mpath = a->recorded;
     if (o->extractive && o->generate) { app_error("--extractive and --generate exclude each other"); goto done; }
@@ -318,6 +351,8 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     }
     rag_answer_params p = rag_answer_default_params();
     p.store = a->store;
+    p.more_stores = a->xs.stores + 1;
+    p.n_more_stores = a->xs.n - 1;
     p.guard = a->guard;
     p.model = a->model;
     idx_fingerprint fp;
@@ -369,7 +404,8 @@ void app_asker_close(app_asker *a) {
     rag_remote_free(a->remote);
     rag_guard_free(a->guard);
     llm_model_free(a->model);
-    idx_close(a->store);
+    if (cur_indexes == &a->xs) cur_indexes = NULL;
+    app_index_set_close(&a->xs);
     free(a->preamble);
     free(a->recorded);
     free(a);
@@ -416,6 +452,7 @@ void app_asker_print_sources(const app_asker *a, FILE *f) {
         for (size_t i = 0; i < r->n_sources; i++)
             if (is_cited(r, r->sources[i].number)) {
                 cite(&r->sources[i], c, sizeof c);
+                tag_index(r->sources[i].index, c, sizeof c);
                 fprintf(f, "  [%d] %s%s\n", r->sources[i].number, app_esc(c), r->sources[i].warned ? "  (instruction removed)" : "");
             }
     }
@@ -424,6 +461,7 @@ void app_asker_print_sources(const app_asker *a, FILE *f) {
         for (size_t i = 0; i < r->n_sources; i++)
             if (!is_cited(r, r->sources[i].number)) {
                 cite(&r->sources[i], c, sizeof c);
+                tag_index(r->sources[i].index, c, sizeof c);
                 fprintf(f, "  [%d] %s%s\n", r->sources[i].number, app_esc(c), r->sources[i].warned ? "  (instruction removed)" : "");
             }
     }
@@ -469,6 +507,7 @@ static cJSON *answer_json(const char *question, const rag_answer *r, bool with_p
         if (!x) continue;
         cite_evidence(e, c, sizeof c);
         cJSON_AddStringToObject(x, "text", e->text);
+        if (index_name(e->index)) cJSON_AddStringToObject(x, "index", index_name(e->index));
         cJSON_AddStringToObject(x, "citation", c);
         cJSON_AddStringToObject(x, "path", app_display_path(e->uri));
         cJSON_AddNumberToObject(x, "source", e->source);
@@ -497,6 +536,7 @@ static cJSON *answer_json(const char *question, const rag_answer *r, bool with_p
         if (!e) continue;
         cite(s, c, sizeof c);
         cJSON_AddNumberToObject(e, "number", s->number);
+        if (index_name(s->index)) cJSON_AddStringToObject(e, "index", index_name(s->index));
         cJSON_AddBoolToObject(e, "cited", is_cited(r, s->number));
         cJSON_AddStringToObject(e, "path", app_display_path(s->uri));
         cJSON_AddStringToObject(e, "citation", c);

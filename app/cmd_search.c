@@ -19,7 +19,9 @@ static const char *search_usage =
     "their score, citation (path:firstline-lastline, or path#page=N for PDF),\n"
     "heading path and a snippet.\n"
     "\n"
-    "  --index DIR     index folder (default $MRAG_INDEX, else ./.mrag)\n"
+    "  --index DIR     index folder (default $MRAG_INDEX, else ./.mrag); repeat to\n"
+    "                  search several at once (their rankings merged by rank\n"
+    "                  fusion; each hit names its index: NAME=DIR names it NAME)\n"
     "  -m FILE         the model the index was built with (default $MRAG_MODEL,\n"
     "                  else the model file recorded by `mrag ingest`)\n"
     "  --lora FILE[:S]  the LoRA adapters the index was built with (repeatable)\n"
@@ -55,10 +57,12 @@ static void print_snippet(const char *t, size_t len, size_t max) {
 /* Contract: prints the hits of one query; 0 ok (also with no hits), 1 on
  * index/model errors, 2 on usage errors. */
 /* One hit as a JSON object (NULL on OOM). */
-static cJSON *hit_json(int rank, const rag_hit *h, const idx_chunk *c, const idx_doc *d, const char *cite) {
+static cJSON *hit_json(int rank, const rag_hit *h, const idx_chunk *c, const idx_doc *d, const char *cite,
+                       const char *index) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddNumberToObject(o, "rank", rank);
+    if (index) cJSON_AddStringToObject(o, "index", index);
     cJSON_AddNumberToObject(o, "score", h->score);
     cJSON_AddNumberToObject(o, "chunk_id", (double)h->chunk_id);
     cJSON_AddStringToObject(o, "path", app_display_path(d->uri));
@@ -76,8 +80,11 @@ static cJSON *hit_json(int rank, const rag_hit *h, const idx_chunk *c, const idx
 }
 
 /* One hit as lines for the terminal. */
-static void hit_text(int rank, const rag_hit *h, const idx_chunk *c, const char *cite, rag_search_mode mode) {
-    printf("%d. %s  score %.4f", rank, app_esc(cite), (double)h->score);
+static void hit_text(int rank, const rag_hit *h, const idx_chunk *c, const char *cite, rag_search_mode mode,
+                     const char *index) {
+    printf("%d. ", rank);
+    if (index) printf("[%s] ", app_esc(index));
+    printf("%s  score %.4f", app_esc(cite), (double)h->score);
     if (mode == RAG_SEARCH_HYBRID) {
         printf(" (dense ");
         if (h->dense_rank) printf("#%d", h->dense_rank); else printf("-");
@@ -90,8 +97,10 @@ static void hit_text(int rank, const rag_hit *h, const idx_chunk *c, const char 
     print_snippet(c->text ? c->text : "", c->text_len, 200);
 }
 
-/* Prints the n hits (a JSON array, or lines); 0, or 1 with the problem printed. */
-static int print_hits(idx_store *s, const rag_hit *hits, int n, rag_search_mode mode, bool json) {
+/* Prints the n hits (a JSON array, or lines) of the indexes ss (names:
+ * their labels, NULL with one index); 0, or 1 with the problem printed. */
+static int print_hits(idx_store *const *ss, const char *const *names, const rag_hit *hits, int n, rag_search_mode mode,
+                      bool json) {
     cJSON *arr = NULL;
     if (json && !(arr = cJSON_CreateArray())) return app_error("search: out of memory");
     if (!json && n == 0) printf("no matches (%s)\n", rag_search_mode_str(mode));
@@ -100,6 +109,8 @@ static int print_hits(idx_store *s, const rag_hit *hits, int n, rag_search_mode 
         idx_doc d;
         memset(&c, 0, sizeof c);
         memset(&d, 0, sizeof d);
+        idx_store *s = ss[hits[i].part];
+        const char *index = names ? names[hits[i].part] : NULL;
         if (idx_chunk_get(s, hits[i].chunk_id, &c, &d) != IDX_OK) {
             cJSON_Delete(arr);
             return app_error("search: %s", idx_errmsg(s));
@@ -107,10 +118,10 @@ static int print_hits(idx_store *s, const rag_hit *hits, int n, rag_search_mode 
         char cite[4200];
         app_citation(d.uri, d.type, c.line_start, c.line_end, c.page, cite, sizeof cite);
         if (json) {
-            cJSON *o = hit_json(i + 1, &hits[i], &c, &d, cite);
+            cJSON *o = hit_json(i + 1, &hits[i], &c, &d, cite, index);
             if (o) cJSON_AddItemToArray(arr, o);
         } else {
-            hit_text(i + 1, &hits[i], &c, cite, mode);
+            hit_text(i + 1, &hits[i], &c, cite, mode, index);
         }
         idx_chunk_release(&c);
         idx_doc_release(&d);
@@ -145,14 +156,16 @@ int app_cmd_search(int argc, char **argv) {
         return 0;
     }
     int rc = 1;
-    const char *index_flag = NULL, *mflag = NULL, *groups = NULL;
+    const char *index_flags[APP_MAX_INDEXES], *mflag = NULL, *groups = NULL;
+    size_t n_index = 0;
+    app_index_set xs = {0};
     idx_filter filter = {0};
     int mode = -1, threads = 0, k = 5;
     bool json = false;
     char *query = NULL, *recorded = NULL;
     llm_model *m = NULL;
     idx_store *s = NULL;
-    rag_retriever *r = NULL;
+    rag_retriever *rets[APP_MAX_INDEXES] = {0};
     rag_hit *hits = NULL;
     app_lora_opts lora = {0};
     app_args ap;
@@ -162,7 +175,10 @@ int app_cmd_search(int argc, char **argv) {
     while ((id = app_args_next(&ap, &val)) > 0) {
         bool ok = true;
         switch (id) {
-        case O_INDEX: index_flag = val; break;
+        case O_INDEX:
+            if (n_index >= APP_MAX_INDEXES) ok = app_opt_bad(&ap, val, "at most 32 --index");
+            else index_flags[n_index++] = val;
+            break;
         case 'm': mflag = val; break;
         case O_JSON: json = true; break;
         case O_GROUPS: groups = val; break;
@@ -187,8 +203,10 @@ int app_cmd_search(int argc, char **argv) {
     if (!(query = app_join_args(argc - first, argv + first))) { app_error("search: out of memory"); goto done; }
     size_t qlen = strlen(query);
 
-    if (!(s = app_open_index(app_index_path(index_flag), "search"))) goto done;
-    if (idx_notice(s) && !json) fprintf(stderr, "mrag: %s\n", idx_notice(s));
+    if (app_index_set_open(&xs, index_flags, n_index, "search") != 0) goto done;
+    s = xs.stores[0];
+    for (size_t i = 0; i < xs.n; i++)
+        if (idx_notice(xs.stores[i]) && !json) fprintf(stderr, "mrag: %s\n", idx_notice(xs.stores[i]));
 
     rag_retriever_params rp = rag_retriever_default_params();
     rp.n_threads = threads;
@@ -210,19 +228,25 @@ int app_cmd_search(int argc, char **argv) {
         if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("search: %s", err); goto done; }
         rp.model = m;
     }
-    if (rag_retriever_new(s, &rp, &r, err, sizeof err) != RAG_OK) { app_error("search: %s", err); goto done; }
+    for (size_t i = 0; i < xs.n; i++)
+        if (rag_retriever_new(xs.stores[i], &rp, &rets[i], err, sizeof err) != RAG_OK) {
+            if (xs.n > 1) app_error("search: index %s: %s", xs.names[i], err);
+            else app_error("search: %s", err);
+            goto done;
+        }
     if (!(hits = calloc((size_t)k, sizeof *hits))) { app_error("search: out of memory"); goto done; }
     int n = 0;
-    if (rag_retrieve(r, query, qlen, (rag_search_mode)mode, k, all ? NULL : &filter, hits, &n) != RAG_OK) {
-        app_error("search: %s", rag_retriever_errmsg(r));
+    if (rag_retrieve_multi(rets, xs.n, query, qlen, (rag_search_mode)mode, k, all ? NULL : &filter, hits, &n) != RAG_OK) {
+        app_error("search: %s", rag_retriever_errmsg(rets[0]));
         goto done;
     }
-    if (print_hits(s, hits, n, (rag_search_mode)mode, json) != 0) goto done;
+    if (print_hits(xs.stores, xs.n > 1 ? (const char *const *)xs.names : NULL, hits, n, (rag_search_mode)mode, json) != 0)
+        goto done;
     rc = 0;
 done:
     free(hits);
-    rag_retriever_free(r);
-    idx_close(s);
+    for (size_t i = 0; i < APP_MAX_INDEXES; i++) rag_retriever_free(rets[i]);
+    app_index_set_close(&xs);
     llm_model_free(m);
     free(recorded);
     free(query);

@@ -400,9 +400,8 @@ char *app_search_json(app_server *s, const app_serve_key *key, uint64_t mask, co
  * does not exist and one the caller may not read give the same 404 and
  * message. */
 char *app_passage_json(app_server *s, const app_serve_key *key, int64_t id, int *http_status, char *err, size_t errlen);
-/* True when name is a collection name: 1 to 32 bytes of a-z 0-9 _ - (names
- * are compared byte for byte: no case or Unicode folding). */
-bool app_collection_name_ok(const char *name, size_t len);
+/* (app_collection_name_ok, app.h: names are compared byte for byte, no
+ * case or Unicode folding.) */
 /* The collections key (NULL: anonymous) may use: bit i = s->coll[i]. */
 uint64_t app_key_collections(const app_server *s, const app_serve_key *key);
 /* The collections a request names (names[0..n), duplicates allowed)

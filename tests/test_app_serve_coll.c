@@ -425,6 +425,83 @@ TEST(a_collection_of_another_model_or_a_name_given_twice_is_refused_at_start) {
     free(t);
 }
 
-TEST_MAIN(RUN(one_server_answers_from_both_collections_and_each_source_names_its_own),
+/* Runs a shell command line; its stdout+stderr (owned) and exit code. */
+static char *run(const char *cmd, int *code) {
+    char full[8192], out[800];
+    snprintf(out, sizeof out, "%s/cli.out", dir);
+    snprintf(full, sizeof full, "env -u MRAG_MODEL -u MRAG_INDEX %s >%s 2>&1", cmd, test_shq(out));
+    int st = system(full);
+    *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    size_t n;
+    char *t = test_read_file(out, &n);
+    return t ? t : strdup("");
+}
+
+TEST(search_ask_and_chat_take_several_indexes) {
+    setup();
+    char cmd[6000], a[700], b[700];
+    snprintf(a, sizeof a, "hr=%s", ihr);
+    snprintf(b, sizeof b, "%s", iit);
+    int code;
+    /* search: both indexes, merged by rank, each hit named (NAME, else the folder) */
+    snprintf(cmd, sizeof cmd, "%s search --index %s --index %s --mode bm25 --json -k 10 salary", mrag, test_shq(a), test_shq(b));
+    char *t = run(cmd, &code);
+    CHECK_EQ_INT(code, 0);
+    cJSON *o = cJSON_Parse(t);
+    CHECK(cJSON_GetArraySize(o) >= 3, "%s", t);
+    const char *i1 = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "index"));
+    const char *i2 = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 1), "index"));
+    CHECK(i1 && i2 && strcmp(i1, "hr") == 0 && strcmp(i2, iit) == 0, "the best of each index first: %s", t);
+    cJSON_Delete(o);
+    free(t);
+    /* hybrid, text: the index in front of each citation */
+    snprintf(cmd, sizeof cmd, "%s search --index %s --index %s -m %s --threads 1 salary band", mrag, test_shq(a),
+             test_shq(b), test_shq(model));
+    t = run(cmd, &code);
+    CHECK_EQ_INT(code, 0);
+    CHECK(strstr(t, "[hr] ") && strstr(t, "hrdocs/pay/") && strstr(t, "itdocs/net/"), "%s", t);
+    free(t);
+    /* one index: no index names (as before) */
+    snprintf(cmd, sizeof cmd, "%s search --index %s --mode bm25 --json salary", mrag, test_shq(b));
+    t = run(cmd, &code);
+    CHECK(code == 0 && !strstr(t, "\"index\""), "%s", t);
+    free(t);
+    /* ask: sources and evidence from both, named */
+    snprintf(cmd, sizeof cmd, "%s ask --index %s --index %s -m %s --threads 1 --json "
+             "'How does the salary profile for the VPN work?'", mrag, test_shq(a), test_shq(b), test_shq(model));
+    t = run(cmd, &code);
+    CHECK_EQ_INT(code, 0);
+    const char *js = strchr(t, '{');
+    o = js ? cJSON_Parse(js) : NULL;
+    char names[256] = "";
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(o, "sources")) {
+        const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(e, "index"));
+        strncat(names, n ? n : "(none)", 100);
+        strcat(names, ";");
+    }
+    CHECK(strstr(names, "hr;") && strstr(names, "iit;"), "%s\n%s", names, t);
+    cJSON_Delete(o);
+    free(t);
+    /* chat: the sources say their index */
+    snprintf(cmd, sizeof cmd, "printf 'What is the " SECRET " salary band?\n/sources\n' | %s chat --index %s --index %s "
+             "-m %s --threads 1", mrag, test_shq(a), test_shq(b), test_shq(model));
+    t = run(cmd, &code);
+    CHECK(code == 0 && strstr(t, "[1] [hr] ") && strstr(t, "hrdocs/pay/salary-bands.md:1-3"), "%s", t);
+    free(t);
+    /* another model's index, and a name given twice: refused, named */
+    snprintf(b, sizeof b, "odd=%s", iodd);
+    snprintf(cmd, sizeof cmd, "%s search --index %s --index %s -m %s --threads 1 salary", mrag, test_shq(a), test_shq(b),
+             test_shq(model));
+    t = run(cmd, &code);
+    CHECK(code == 1 && strstr(t, "the index odd was embedded by another model"), "%s", t);
+    free(t);
+    snprintf(cmd, sizeof cmd, "%s ask --index %s --index %s --extractive salary", mrag, test_shq(a), test_shq(a));
+    t = run(cmd, &code);
+    CHECK(code == 1 && strstr(t, "the index hr is given twice"), "%s", t);
+    free(t);
+}
+
+TEST_MAIN(RUN(search_ask_and_chat_take_several_indexes), RUN(one_server_answers_from_both_collections_and_each_source_names_its_own),
           RUN(a_key_limited_to_it_never_sees_hr_through_any_endpoint),
           RUN(a_collection_of_another_model_or_a_name_given_twice_is_refused_at_start))
