@@ -283,7 +283,53 @@ TEST(learned_weights_fall_back_to_bm25_with_a_random_model) {
     llm_model_free(m);
 }
 
-TEST_MAIN(RUN(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25), RUN(learned_weights_fall_back_to_bm25_with_a_random_model),
+/* Several indexes: each ranking kept, merged by rank (1 / (60 + rank in
+ * its own index)), ties in index order; the same index twice interleaves
+ * its own ranking, in every mode (the query embedded once serves both). */
+TEST(several_indexes_merge_by_rank_in_index_order) {
+    llm_model *m = load_test_model();
+    idx_store *s = make_store(m, true);
+    rag_retriever_params rp = rag_retriever_default_params();
+    rp.model = m;
+    rp.n_threads = 1;
+    rag_retriever *r1 = NULL, *r2 = NULL;
+    char err[512];
+    REQUIRE(rag_retriever_new(s, &rp, &r1, err, sizeof err) == RAG_OK, "%s", err);
+    REQUIRE(rag_retriever_new(s, &rp, &r2, err, sizeof err) == RAG_OK, "%s", err);
+    rag_retriever *both[2] = {r1, r2};
+    const char *q = "ships in the harbour";
+    rag_search_mode modes[] = {RAG_SEARCH_BM25, RAG_SEARCH_DENSE, RAG_SEARCH_HYBRID};
+    for (size_t mi = 0; mi < 3; mi++) {
+        rag_hit one[6], merged[12], single[6];
+        int n1 = 0, nm = 0, ns = 0;
+        REQUIRE(rag_retrieve(r1, q, strlen(q), modes[mi], 6, NULL, one, &n1) == RAG_OK);
+        REQUIRE(rag_retrieve_multi(both, 1, q, strlen(q), modes[mi], 6, NULL, single, &ns) == RAG_OK);
+        CHECK_EQ_INT(ns, n1);
+        for (int i = 0; i < ns && i < n1; i++)
+            CHECK(single[i].chunk_id == one[i].chunk_id && single[i].score == one[i].score && single[i].part == 0,
+                  "one index is rag_retrieve (#%d)", i + 1);
+        REQUIRE(rag_retrieve_multi(both, 2, q, strlen(q), modes[mi], 12, NULL, merged, &nm) == RAG_OK);
+        REQUIRE(n1 >= 3);
+        for (int i = 0; i < nm; i++) {
+            const rag_hit *h = &merged[i], *want = &one[i / 2];
+            int part = i & 1;
+            CHECK(h->part == part && h->chunk_id == want->chunk_id, "%s #%d: part %d chunk %lld, want part %d chunk %lld",
+                  rag_search_mode_str(modes[mi]), i + 1, h->part, (long long)h->chunk_id, part, (long long)want->chunk_id);
+            CHECK(fabsf(h->score - 1.0f / (float)(60 + i / 2 + 1)) < 1e-7f, "score %f", (double)h->score);
+            CHECK(h->dense_rank == want->dense_rank && h->bm25_rank == want->bm25_rank, "ranks kept");
+        }
+        CHECK_EQ_INT(nm, 2 * n1);
+        /* k cuts the merged list */
+        REQUIRE(rag_retrieve_multi(both, 2, q, strlen(q), modes[mi], 3, NULL, merged, &nm) == RAG_OK);
+        CHECK(nm == 3 && merged[0].part == 0 && merged[1].part == 1 && merged[2].part == 0);
+    }
+    rag_retriever_free(r1);
+    rag_retriever_free(r2);
+    idx_close(s);
+    llm_model_free(m);
+}
+
+TEST_MAIN(RUN(several_indexes_merge_by_rank_in_index_order), RUN(hybrid_is_reciprocal_rank_fusion_of_dense_and_bm25), RUN(learned_weights_fall_back_to_bm25_with_a_random_model),
           RUN(bm25_needs_no_model_dense_and_hybrid_do),
           RUN(empty_index_answers_nothing_in_every_mode),
           RUN(retriever_embeds_at_the_layer_the_index_records),
