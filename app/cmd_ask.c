@@ -367,6 +367,13 @@ int app_asker_open(const app_ask_opts *o, app_asker **out) {
     p.canary = getenv("MRAG_CANARY");       /* NULL: a random one */
     p.guard_llm = o->guard_llm;
     if (o->llm_url && app_remote_attach(o, a->store, &a->remote, &a->engine, &p) != 0) goto done;
+    for (size_t i = 1; o->llm_url && o->llm_embeddings && i < a->xs.n; i++) {
+        int dim = 0;
+        if (rag_remote_check_index(a->remote, a->xs.stores[i], &dim) != RAG_OK) {
+            app_error("remote embeddings: index %s: %s", a->xs.names[i], rag_remote_errmsg(a->remote));
+            goto done;
+        }
+    }
     if (rag_answerer_new(&p, &a->ans, err, sizeof err) != RAG_OK) { app_error("%s", err); goto done; }
     rag_answerer_on_evidence(a->ans, on_evidence, a);
     if (o->groups && strcmp(o->groups, "*") != 0) {

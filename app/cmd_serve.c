@@ -149,7 +149,7 @@ enum { O_DEBUG_PROMPTS = 256, O_LLM_EMBEDDINGS, O_INDEX, O_LISTEN, O_KEYS, O_PRE
        O_SLOTS, O_QUEUE, O_SEARCH_HANDLES, O_EMBED_SLOTS, O_TIMEOUT, O_GRACE, O_THREADS, O_HEAD_TIMEOUT,
        O_MAX_CONNS, O_MAX_CONNS_PER_IP, O_EXTRACTIVE, O_LORA };
 static const app_opt serve_opts[] = {
-    {"index", 0, "[NAME=]DIR", O_INDEX},
+    {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
     {"listen", 0, "HOST:PORT", O_LISTEN},
     {"keys", 0, "FILE", O_KEYS},
