@@ -409,6 +409,8 @@ static int serve_run(app_server *s, const char *host, int port) {
             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", app_http_port(s), s->model_name,
             o->llm_url ? " via --llm-url" : "", o->slots,
             o->slots == 1 ? "" : "s", o->queue, s->have_keys ? ", API keys required" : ", no keys: public documents only");
+    for (int i = 0; s->n_coll > 1 && i < s->n_coll; i++)
+        fprintf(stderr, "mrag: collection %s: %s\n", s->coll[i].name, s->coll[i].dir);
     fflush(stderr);
     for (;;) {
         struct timespec ts = {1, 0};
