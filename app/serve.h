@@ -393,13 +393,14 @@ char *app_serve_display_uri(idx_store *store, const app_serve_key *key, const ch
  * owned JSON text. */
 char *app_search_json(app_server *s, const app_serve_key *key, uint64_t mask, const char *q, int k, int mode,
                       int *http_status, char *err, size_t errlen);
-/* GET /api/passage: chunk id's text, document (title, the path shown to
+/* GET /api/passage: chunk id of collection coll (s->coll[coll]): its text, document (title, the path shown to
  * this caller, URL), heading, lines/page and the ids of the chunks before
  * and after it in the same document (null at an end), when key (NULL:
  * anonymous, public documents only) may read its document. A chunk that
  * does not exist and one the caller may not read give the same 404 and
  * message. */
-char *app_passage_json(app_server *s, const app_serve_key *key, int64_t id, int *http_status, char *err, size_t errlen);
+char *app_passage_json(app_server *s, const app_serve_key *key, int coll, int64_t id, int *http_status, char *err,
+                       size_t errlen);
 /* (app_collection_name_ok, app.h: names are compared byte for byte, no
  * case or Unicode folding.) */
 /* The collections key (NULL: anonymous) may use: bit i = s->coll[i]. */

@@ -1047,15 +1047,19 @@ static int64_t neighbour_id(idx_store *st, const idx_chunk *c, int step) {
 }
 
 /* Contract: see serve.h. */
-char *app_passage_json(app_server *s, const app_serve_key *key, int64_t id, int *http_status, char *err, size_t errlen) {
+char *app_passage_json(app_server *s, const app_serve_key *key, int coll, int64_t id, int *http_status, char *err,
+                       size_t errlen) {
+    if (coll < 0 || coll >= s->n_coll) { *http_status = 500; snprintf(err, errlen, "no such collection"); return NULL; }
     app_search_handle *h = search_handle_take(s);
     if (!h) { *http_status = 504; snprintf(err, errlen, "no search handle became free in time"); return NULL; }
+    idx_store *st = h->stores[coll];
+    if (coll) idx_refresh(st, NULL);
     char *out = NULL;
     idx_chunk c;
     idx_doc d;
     memset(&c, 0, sizeof c);
     memset(&d, 0, sizeof d);
-    int rc = idx_chunk_get(h->store, id, &c, &d);
+    int rc = idx_chunk_get(st, id, &c, &d);
     if (rc == IDX_OK && (!d.uri || !key_may_read(key, d.groups))) rc = IDX_ERR_NOTFOUND;
     if (rc != IDX_OK) {
         /* absent and not readable by this caller look the same */
@@ -1065,9 +1069,10 @@ char *app_passage_json(app_server *s, const app_serve_key *key, int64_t id, int 
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)c.id);
+    cJSON_AddStringToObject(o, "collection", s->coll[coll].name);
     cJSON *doc = cJSON_AddObjectToObject(o, "document");
     cJSON_AddStringToObject(doc, "title", d.title ? d.title : "");
-    char *shown = app_serve_display_uri(h->store, key, d.uri);
+    char *shown = app_serve_display_uri(st, key, d.uri);
     cJSON_AddStringToObject(doc, "uri", shown ? shown : "");
     free(shown);
     if (is_http(d.uri)) cJSON_AddStringToObject(doc, "url", d.uri);
@@ -1087,7 +1092,7 @@ char *app_passage_json(app_server *s, const app_serve_key *key, int64_t id, int 
     char *tx = c.text ? strndup(c.text, c.text_len) : NULL;
     cJSON_AddStringToObject(o, "text", tx ? tx : "");
     free(tx);
-    int64_t prev = neighbour_id(h->store, &c, -1), next = neighbour_id(h->store, &c, +1);
+    int64_t prev = neighbour_id(st, &c, -1), next = neighbour_id(st, &c, +1);
     if (prev) cJSON_AddNumberToObject(o, "prev", (double)prev);
     else cJSON_AddNullToObject(o, "prev");
     if (next) cJSON_AddNumberToObject(o, "next", (double)next);

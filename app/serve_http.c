@@ -507,7 +507,7 @@ static enum MHD_Result do_search(struct MHD_Connection *c, app_req *rq, const ap
 }
 
 /* GET /api/passage?id=N: one passage, with the access checks of search. */
-static enum MHD_Result do_passage(struct MHD_Connection *c, app_req *rq, const app_serve_key *key) {
+static enum MHD_Result do_passage(struct MHD_Connection *c, app_req *rq, const app_serve_key *key, uint64_t allowed) {
     const char *ids = NULL;
     size_t idn = 0;
     if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "id", 2, &ids, &idn) != MHD_YES || !ids || !idn)
@@ -520,7 +520,24 @@ static enum MHD_Result do_passage(struct MHD_Connection *c, app_req *rq, const a
     if (id < 1) return send_error(c, rq, 400, 0, "id must be a passage id (a positive integer)");
     int st = 500;
     char err[512];
-    char *t = app_passage_json(rq->srv, key, id, &st, err, sizeof err);
+    /* the passage's collection: named (as each source and hit says), or
+     * the only one the caller may use */
+    app_server *s = rq->srv;
+    const char *cn = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "collection");
+    uint64_t m = allowed;
+    if (cn) {
+        if (strlen(cn) > 64 || !*cn) return send_error(c, rq, 400, 0, "collection must be one collection name");
+        const char *one[1] = {cn};
+        if ((st = app_collections_pick(s, allowed, one, 1, &m, err, sizeof err))) return send_error(c, rq, st, 0, "%s", err);
+    } else if (!m) {
+        return send_error(c, rq, 403, 0, "this API key may use none of the collections served here");
+    } else if (m & (m - 1)) {
+        return send_error(c, rq, 400, 0, "several collections are served: name the passage's with collection=NAME "
+                                         "(each source and search hit says its collection)");
+    }
+    int coll = __builtin_ctzll(m);
+    st = 500;
+    char *t = app_passage_json(s, key, coll, id, &st, err, sizeof err);
     if (!t) return send_error(c, rq, st, 0, "%s", err);
     return send_json(c, rq, 200, t);
 }
@@ -811,7 +828,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case APP_EP_METRICS: return do_metrics(c, rq);
     case APP_EP_MODELS: return do_models(c, rq);
     case APP_EP_SEARCH: return do_search(c, rq, key, allowed);
-    case APP_EP_PASSAGE: return do_passage(c, rq, key);
+    case APP_EP_PASSAGE: return do_passage(c, rq, key, allowed);
     case APP_EP_COLLECTIONS: return do_collections(c, rq, allowed);
     case APP_EP_EMBED: return do_embed(c, rq);
     case APP_EP_ASK: return do_ask(c, rq, key, allowed);

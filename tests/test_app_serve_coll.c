@@ -384,6 +384,46 @@ TEST(a_key_limited_to_it_never_sees_hr_through_any_endpoint) {
         }
         free(r);
     }
+    /* passages: the id of every chunk, in every form, never reads hr */
+    for (int id = 1; id <= 6; id++) {
+        char pa[160], pz[160];
+        snprintf(pa, sizeof pa, "/api/passage?id=%d", id);
+        long a = http(pa, KEY_IT, NULL, &r);
+        CHECK(a == 200 || a == 404, "%s: %ld %s", pa, a, r);
+        no_hr(pa, r);
+        if (a == 200) CHECK(strstr(r, "\"collection\":\"it\""), "%s", r);
+        free(r);
+        static const char *const forms[][2] = {
+            {"/api/passage?id=%d&collection=hr", "/api/passage?id=%d&collection=zz"},
+            {"/api/passage?id=%d&collection=HR", "/api/passage?id=%d&collection=ZZ"},
+            {"/c/hr/api/passage?id=%d", "/c/zz/api/passage?id=%d"},
+            {"/c/it/api/passage?id=%d&collection=hr", "/c/it/api/passage?id=%d&collection=zz"},
+        };
+        for (size_t f = 0; f < sizeof forms / sizeof *forms; f++) {
+            snprintf(pa, sizeof pa, forms[f][0], id);
+            snprintf(pz, sizeof pz, forms[f][1], id);
+            a = http(pa, KEY_IT, NULL, &r);
+            long b = http(pz, KEY_IT, NULL, &z);
+            CHECK(a == 404, "%s: %ld %s", pa, a, r);
+            no_hr(pa, r);
+            same_as_unknown(pa, a, r, b, z);
+            free(r);
+            free(z);
+        }
+    }
+    /* the control: a key of both names the collection (two are served),
+     * and then reads hr */
+    CHECK_EQ_INT(http("/api/passage?id=1", KEY_ALL, NULL, &r), 400);
+    CHECK(strstr(r, "collection=NAME"), "%s", r);
+    free(r);
+    bool seen = false;
+    for (int id = 1; id <= 6 && !seen; id++) {
+        char pa[160];
+        snprintf(pa, sizeof pa, "/api/passage?id=%d&collection=hr", id);
+        if (http(pa, KEY_ALL, NULL, &r) == 200) seen = strstr(r, SECRET) && strstr(r, "\"collection\":\"hr\"");
+        free(r);
+    }
+    CHECK(seen, "the key of every collection reads the hr passage");
     /* a key whose collections are not served here uses none */
     CHECK_EQ_INT(http("/api/search?q=" SECRET, KEY_NONE, NULL, &r), 403);
     no_hr("a key of no served collection", r);
