@@ -199,6 +199,10 @@ typedef struct {
 int app_parse_chat(const char *body, size_t len, app_chat_req *out, char *err, size_t errlen);
 int app_parse_ask(const char *body, size_t len, app_ask_req *out, char *err, size_t errlen);
 int app_parse_embed(const char *body, size_t len, app_embed_req *out, char *err, size_t errlen);
+/* A passage id (GET /api/passage?id=): 1 to 18 decimal digits and nothing
+ * else (no sign, space, hex or NUL among the n bytes), not 0. 0 and *id
+ * set, or -1 (*id = 0). */
+int app_parse_passage_id(const char *s, size_t n, int64_t *id);
 void app_chat_req_free(app_chat_req *r);
 void app_ask_req_free(app_ask_req *r);
 void app_embed_req_free(app_embed_req *r);

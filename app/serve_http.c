@@ -512,12 +512,9 @@ static enum MHD_Result do_passage(struct MHD_Connection *c, app_req *rq, const a
     size_t idn = 0;
     if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "id", 2, &ids, &idn) != MHD_YES || !ids || !idn)
         return send_error(c, rq, 400, 0, "the query parameter id is required");
-    /* digits only (no sign, space, hex or NUL: the decoded length counts),
-     * at most 18 of them: within int64 */
-    size_t n = strspn(ids, "0123456789");
-    if (n != idn || n > 18) return send_error(c, rq, 400, 0, "id must be a passage id (a positive integer)");
-    int64_t id = (int64_t)strtoll(ids, NULL, 10);
-    if (id < 1) return send_error(c, rq, 400, 0, "id must be a passage id (a positive integer)");
+    int64_t id;
+    if (app_parse_passage_id(ids, idn, &id) != 0)   /* the decoded length: an encoded NUL counts */
+        return send_error(c, rq, 400, 0, "id must be a passage id (a positive integer)");
     int st = 500;
     char err[512];
     /* the passage's collection: named (as each source and hit says), or

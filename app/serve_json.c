@@ -355,3 +355,17 @@ done:
     if (rc) app_embed_req_free(out);
     return rc;
 }
+
+/* Contract: see serve.h. */
+int app_parse_passage_id(const char *s, size_t n, int64_t *id) {
+    *id = 0;
+    if (!s || n < 1 || n > 18) return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1) return -1;
+    *id = v;
+    return 0;
+}

@@ -1,7 +1,7 @@
 /* fuzz_serve.c — libFuzzer target for `mrag serve`'s request bodies, keys
  * file and request-head checks: the first byte picks the parser (c = chat,
  * a = ask, e = embeddings, k = keys file, h = Host header, f = framing
- * headers as "Name: value" lines), the rest is the input. Checks that a failure leaves a
+ * headers as "Name: value" lines, p = a passage id), the rest is the input. Checks that a failure leaves a
  * message and a zeroed struct, and that a success is well-formed (limits
  * kept, strings present, the last chat message from the user). The parsers
  * live in app/ (not in a library), so their sources are included here. */
@@ -130,6 +130,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (st && !why[0]) __builtin_trap();
         if (st == 0 && cl && te) __builtin_trap();
         free(copy);
+    } else if (kind == 'p') {
+        int64_t id = -1;
+        int rc = app_parse_passage_id(body, len, &id);
+        if (rc != 0) {
+            if (rc != -1 || id != 0) __builtin_trap();
+            return 0;
+        }
+        /* accepted: digits only, positive, and the number they spell */
+        if (id < 1 || len < 1 || len > 18) __builtin_trap();
+        int64_t v = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (body[i] < '0' || body[i] > '9') __builtin_trap();
+            v = v * 10 + (body[i] - '0');
+        }
+        if (v != id) __builtin_trap();
     }
     return 0;
 }
