@@ -24,7 +24,7 @@ skip() { echo "skip $T/$1: $2"; }
 # note CASE MSG: one failed check, printed under the case
 note() { echo "  $T/$1: $2"; }
 
-browser_cases="ask_streams_answer_and_sources evidence_before_the_answer evidence_extractive evidence_marks_and_links document_markup_shown_as_text guardrail_block_shown no_sources_shown stop_button_cancels wrong_key_shown restricted_source_hidden citations_link_sources stream_errors_shown source_passages_marked passage_view_by_keyboard passage_view_hostile_text restricted_passage_not_shown conversation_follow_up conversation_history_sent copy_and_export new_conversation_clears"
+browser_cases="ask_streams_answer_and_sources evidence_before_the_answer evidence_extractive evidence_marks_and_links document_markup_shown_as_text guardrail_block_shown no_sources_shown stop_button_cancels wrong_key_shown restricted_source_hidden citations_link_sources stream_errors_shown source_passages_marked passage_view_by_keyboard passage_view_hostile_text restricted_passage_not_shown conversation_follow_up conversation_history_sent copy_and_export new_conversation_clears collection_selector collections_on_a_real_server"
 all_cases="page_served $browser_cases server_stops_cleanly"
 skip_all() { for c in $all_cases; do skip "$c" "$1"; done; exit 0; }
 
@@ -35,10 +35,12 @@ command -v curl >/dev/null 2>&1 || skip_all "curl is not installed"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mrag-web.XXXXXX")
 srv_pid=
+srv2_pid=
 mock_pid=
 cleanup() {
   if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; fi
   if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null; wait "$mock_pid" 2>/dev/null; fi
+  if [ -n "$srv2_pid" ]; then kill "$srv2_pid" 2>/dev/null; wait "$srv2_pid" 2>/dev/null; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -200,6 +202,37 @@ job a5 "$QR" "$STAFF_KEY" "48&passage=$hr_id" --wait-passage
 job c1 "How do I set up the VPN with WireGuard?" "$STAFF_KEY" 4 --open-passage --shot "$art/web-passage.png" --passage-next --passage-close \
   --then-ask "$(urlenc "And which client do I install on Windows?")" --copy --export --shot "$art/web-conversation.png" --new-conversation
 job a9 "What are the Zentyx printer codes?" "$STAFF_KEY" 1 --open-passage
+# A second server with two collections (the index above as "main", the
+# recipes as "recipes"): alice's key may use both, carol's only main.
+mkdir -p "$tmp/docs2"
+cp -r data/sample/recipes "$tmp/docs2/"
+MAIN_KEY=main-only-key-3e8d1f07c2
+srv2=
+if env -u MRAG_MODEL -u MRAG_INDEX "$MRAG" ingest "$tmp/docs2" --index "$tmp/idx2" -m "$tmp/m.gguf" --threads 1 --quiet \
+     >"$tmp/ingest2.log" 2>&1; then
+  printf '%s alice staff\n%s carol staff collections=main\n' "$STAFF_KEY" "$MAIN_KEY" > "$tmp/keys2"
+  chmod 600 "$tmp/keys2"
+  env -u MRAG_MODEL -u MRAG_INDEX "$MRAG" serve --index "main=$tmp/idx" --index "recipes=$tmp/idx2" -m "$tmp/m.gguf" \
+    --keys "$tmp/keys2" --listen 127.0.0.1:0 --threads 1 --max-tokens 1000 >"$tmp/serve2.log" 2>&1 &
+  srv2_pid=$!
+  i=0
+  while [ $i -lt 150 ]; do
+    p2=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/serve2.log" | head -1)
+    if [ -n "$p2" ] && curl -sf -o /dev/null "http://127.0.0.1:$p2/healthz"; then srv2="http://127.0.0.1:$p2"; break; fi
+    kill -0 "$srv2_pid" 2>/dev/null || break
+    sleep 0.2
+    i=$((i + 1))
+  done
+fi
+if [ -n "$srv2" ]; then
+  rid=$(curl -s -G "$srv2/api/search" -H "Authorization: Bearer $STAFF_KEY" --data-urlencode "q=banana bread bananas" \
+    -d k=1 -d mode=bm25 -d collections=recipes | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{process.stdout.write(String(JSON.parse(s).hits[0].chunk_id))}catch(e){}})')
+  JOB_BASE=$srv2
+  BQ="How many bananas go into the banana bread?"
+  job k1 "$BQ" "$STAFF_KEY" "1&collections=recipes" --open-passage
+  job k2 "$BQ" "$MAIN_KEY" "1&passage=$rid&collection=recipes" --wait-passage
+  JOB_BASE=
+fi
 # The same page against tests/web_mock.mjs: what the random model never
 # produces (citations, http and javascript: URLs, PDF pages) and the stream's
 # failure modes. Those cases fail when the mock does not start.
@@ -217,6 +250,8 @@ if [ -n "$mport" ]; then
   job m1 cites "" 48 --then-ask "$(urlenc "history check")" --export
   job m6 evidence "" 48 --screenshot-phone "$art/web-sources-phone.png" --open-passage --passage-next --passage-close
   job m7 "history 1" "" 48 --then-ask "$(urlenc "history 2")" --then-ask "$(urlenc "history 3")"
+  job m8 "collections?" "" 48 --toggle-collection it --toggle-collection "$(urlenc "<b>x</b>")" --then-ask "$(urlenc "collections?")"
+  job m9 "collections?" "" "48&collections=it"
   job m2 busy ""; job m3 err ""; job m4 cut ""; job m5 crlf ""
   JOB_BASE=
 fi
@@ -611,6 +646,55 @@ else
   bad=1
 fi
 verdict $case c1
+
+# The collection selector (the mock has three): all checked asks without
+# naming any (the server's default: every collection the key may use);
+# unchecking two names the one left; ?collections=it preselects; a
+# collection's name is text; sources say their collection.
+case=collection_selector
+bad=0
+if [ -z "$mport" ]; then
+  note $case "tests/web_mock.mjs did not start"; bad=1
+elif finished m8 $case && finished m9 $case; then
+  [ "$(val m8 collections_shown)" = true ] || { note $case "no selector for 3 collections"; bad=1; }
+  [ "$(val m8 answer)" = '"collections: null"' ] || { note $case "all checked: $(val m8 answer)"; bad=1; }
+  [ "$(val m8 end_answer)" = '"collections: [\"hr\"]"' ] || { note $case "hr alone: $(val m8 end_answer)"; bad=1; }
+  [ "$(val m8 collections)" = '["hr(12 documents)","it(1 document)","<b>x</b>(0 documents)"]' ] \
+    || { note $case "boxes $(val m8 collections)"; bad=1; }
+  val m8 end_sources | grep -q ' · in hr · ' || { note $case "the source's collection is not shown: $(val m8 end_sources)"; bad=1; }
+  [ "$(val m8 end_injected_all)" = 0 ] || { note $case "markup from a collection name in the DOM"; bad=1; }
+  [ "$(val m9 answer)" = '"collections: [\"it\"]"' ] || { note $case "?collections=it: $(val m9 answer)"; bad=1; }
+  [ "$(val m8 end_logs)" = '[]' ] && [ "$(val m9 logs)" = '[]' ] || { note $case "console errors: $(val m8 end_logs) $(val m9 logs)"; bad=1; }
+else
+  bad=1
+fi
+verdict $case m8 m9
+
+# On a real server with two collections: the selector lists them, a
+# preselected one is the only one searched (its sources say so), the
+# passage view opens a passage of the second collection; a key limited to
+# main sees no selector, and a recipes passage is "not available" to it.
+case=collections_on_a_real_server
+bad=0
+if [ -z "$srv2" ]; then
+  note $case "the two-collection server did not come up: $(tail -5 "$tmp/ingest2.log" "$tmp/serve2.log" 2>/dev/null)"; bad=1
+elif finished k1 $case && finished k2 $case; then
+  val k1 collections | grep -q '^\["main(.*","recipes(2 documents)"\]$' || { note $case "boxes $(val k1 collections)"; bad=1; }
+  [ "$(val k1 collections_checked)" = '["recipes"]' ] || { note $case "checked $(val k1 collections_checked)"; bad=1; }
+  val k1 sources | grep -q 'banana-bread.md · in recipes' || { note $case "no recipes source: $(val k1 sources)"; bad=1; }
+  if val k1 sources | grep -q 'docs/'; then note $case "a main document answered a recipes-only question: $(val k1 sources)"; bad=1; fi
+  [ "$(val k1 1_open_passage)" = '"loaded"' ] && val k1 end_passage_text | grep -qi 'banana' \
+    || { note $case "the recipes passage did not open: $(val k1 1_open_passage) $(val k1 end_passage_status)"; bad=1; }
+  [ "$(val k1 logs)" = '[]' ] || { note $case "console errors: $(val k1 logs)"; bad=1; }
+  [ "$(val k2 collections_shown)" = false ] || { note $case "the main-only key got a selector: $(val k2 collections)"; bad=1; }
+  if val k2 sources | grep -q 'banana'; then note $case "the main-only key got a recipes source"; bad=1; fi
+  [ "$(val k2 1_wait_passage)" = '"error"' ] && val k2 end_passage_status | grep -q 'not available' \
+    || { note $case "main-only key, recipes passage: $(val k2 1_wait_passage) $(val k2 end_passage_status)"; bad=1; }
+  [ "$(val k2 end_passage_text)" = '""' ] || { note $case "main-only key sees $(val k2 end_passage_text)"; bad=1; }
+else
+  bad=1
+fi
+verdict $case k1 k2
 
 # Under `make asan` the server's sanitizer reports land in its log: any
 # report from serving these pages fails the run (SIGTERM = graceful stop).

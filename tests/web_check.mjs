@@ -20,6 +20,7 @@
 //        --export          clicks "Export as Markdown" and reads the text
 //        --new-conversation  clicks "New conversation"
 //        --shot FILE       a screenshot now (1000 px wide)
+//        --toggle-collection NAME  clicks that collection's box (NAME URI-encoded)
 // --out: the job's lines go there (default stdout); dark: prefers-color-scheme
 // dark; phone: 390 CSS px wide, touch, scale 2; --stop-after-tokens: clicks
 // the Stop button once N tokens are shown. Each job ends with result="done"
@@ -42,6 +43,7 @@ for (let i = 0; i < args.length; i++) {
   if (a === '--out') job.out = args[++i];
   else if (a === '--then-ask') job.actions.push({ type: 'then-ask', arg: decodeURIComponent(args[++i]) });
   else if (a === '--shot') job.actions.push({ type: 'shot', arg: args[++i] });
+  else if (a === '--toggle-collection') job.actions.push({ type: 'toggle-collection', arg: decodeURIComponent(args[++i]) });
   else if (['--open-passage', '--wait-passage', '--passage-next', '--passage-close', '--copy', '--export', '--new-conversation'].includes(a))
     job.actions.push({ type: a.slice(2) });
   else if (a === '--screenshot') job.shot = args[++i];
@@ -153,6 +155,9 @@ const SUMMARY = `(() => {
     focus: document.activeElement ? (document.activeElement.id || document.activeElement.className || document.activeElement.tagName) : '',
     export_open: q('#export-dlg').open,
     copied: q('#copied').textContent,
+    collections: Array.from(document.querySelectorAll('#colls-list label')).map((l) => l.textContent),
+    collections_checked: Array.from(document.querySelectorAll('#colls-list input:checked')).map((i) => i.value),
+    collections_shown: q('#colls') ? !q('#colls').hidden : false,
   });
 })()`;
 
@@ -289,6 +294,8 @@ async function runJob(j) {
         await evalv("document.getElementById('new-conv').click()");
         const v = await summary();
         out(tag, { turns: v.turns, turn_shown: v.turn_shown, questions: v.questions, focus: v.focus });
+      } else if (act.type === 'toggle-collection') {
+        out(tag, await evalv(`(() => { const i = Array.from(document.querySelectorAll('#colls-list input')).find((x) => x.value === ${JSON.stringify(act.arg)}); if (!i) return 'no such box'; i.click(); return i.checked; })()`));
       } else if (act.type === 'shot') {
         await capture(act.arg, 1000, 1, false, false);
         await send('Emulation.clearDeviceMetricsOverride', {}, sessionId);

@@ -39,7 +39,7 @@ const SOURCES = [
 const sse = (name, obj) => `event: ${name}\ndata: ${JSON.stringify(obj)}\n\n`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function ask(q, history, res) {
+async function ask(q, history, colls, res) {
   if (q === 'busy') {
     res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '7' });
     res.end(JSON.stringify({ error: { message: 'all generation slots are busy', type: 'overloaded', code: 503 } }));
@@ -77,6 +77,13 @@ async function ask(q, history, res) {
     res.write(sse('token', { text: 'Frau Müller [1].' }));
     res.end(sse('done', { status: 'answered', answer: 'Frau Müller [1].', sources: SOURCES, evidence: ev, cited: [1],
                           events: [], timings: { retrieve_ms: 3, evidence_ms: 0.4, prefill_ms: 10, decode_ms: 5, tokens: 1 } }));
+  } else if (q === 'collections?') {
+    // echoes the collections the page named
+    const answer = 'collections: ' + JSON.stringify(colls);
+    const src = [{ ...SOURCES[0], collection: 'hr' }];
+    res.write(sse('sources', { sources: src }));
+    res.write(sse('token', { text: answer }));
+    res.end(sse('done', { status: 'answered', answer, sources: src, cited: [], events: [] }));
   } else if (q.startsWith('history')) {
     // echoes the conversation the page sent
     const answer = `${history.length} earlier: ` + history.map((t) => `${t.question} => ${t.answer}`).join(' | ');
@@ -107,6 +114,12 @@ const server = createServer((req, res) => {
   if (req.method === 'GET' && (req.url === '/' || req.url.startsWith('/?'))) {
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': CSP });
     res.end(page);
+  } else if (req.method === 'GET' && req.url === '/api/collections') {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ object: 'list', data: [
+      { name: 'hr', object: 'collection', documents: 12, chunks: 40 },
+      { name: 'it', object: 'collection', documents: 1, chunks: 3 },
+      { name: '<b>x</b>', object: 'collection', documents: 0, chunks: 0 }] }));
   } else if (req.method === 'GET' && req.url.startsWith('/api/passage?')) {
     // passages 7 and 8 of one document (7 is source 1); anything else 404
     const id = new URL(req.url, 'http://x').searchParams.get('id');
@@ -125,9 +138,14 @@ const server = createServer((req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; if (body.length > 65536) req.destroy(); });
     req.on('end', () => {
-      let q = '', hist = [];
-      try { const o = JSON.parse(body); q = o.question; hist = Array.isArray(o.history) ? o.history : []; } catch (e) { /* q stays empty */ }
-      ask(q, hist, res).catch(() => res.destroy());
+      let q = '', hist = [], colls = null;
+      try {
+        const o = JSON.parse(body);
+        q = o.question;
+        hist = Array.isArray(o.history) ? o.history : [];
+        colls = o.collections === undefined ? null : o.collections;
+      } catch (e) { /* q stays empty */ }
+      ask(q, hist, colls, res).catch(() => res.destroy());
     });
   } else {
     res.writeHead(404, { 'Content-Type': 'application/json' });
