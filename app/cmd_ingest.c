@@ -51,6 +51,15 @@ static const char *ingest_usage =
     "                      256 MiB of vectors, then IVF<n>,SQ8 re-ranked exactly), Flat,\n"
     "                      SQ8, SQfp16, IVF4096,SQ8, OPQ64,IVF4096,PQ64, HNSW32,SQ8 ...\n"
     "  --batch N           chunks per embedding batch (default 16)\n"
+    "  --llm-url BASE --llm-embeddings\n"
+    "                      embed through an OpenAI-compatible server's\n"
+    "                      BASE/embeddings (vLLM, llama-server, mrag serve) instead\n"
+    "                      of a local model; -m then only counts tokens for the\n"
+    "                      chunk sizes (without it: an estimate, smaller chunks)\n"
+    "  --llm-key-file F    the server's API key (first line of F)\n"
+    "  --llm-model NAME    the model to ask for (default: the first it lists)\n"
+    "  --embed-batch N     chunks per request to the server (default 16)\n"
+    "  --embed-parallel N  requests in flight (default 4)\n"
     "  --save-every N      save the FAISS file every N changed documents (default 50)\n"
     "  --reindex           the index was built with another model: drop it and rebuild\n"
     "  --access FILE       access rules: each document's groups from its path below\n"
@@ -325,7 +334,8 @@ static void print_summary(ui *u, const rag_ingest_stats *st, const char *index_d
 /* Contract: runs one ingest of DIR into the index; see ingest_usage for the
  * exit codes. */
 enum { O_INDEX = 256, O_FAISS, O_REINDEX, O_ACCESS, O_THREADS, O_CHUNK_TOKENS, O_OVERLAP, O_MAX_FILE_MB, O_LAYER,
-       O_BATCH, O_SAVE_EVERY, O_MAX_FILE_SECONDS, O_MAX_TEXT_RATIO, O_LORA, O_WATCH, O_DEBOUNCE, O_OCR, O_OCR_LANG };
+       O_BATCH, O_SAVE_EVERY, O_MAX_FILE_SECONDS, O_MAX_TEXT_RATIO, O_LORA, O_WATCH, O_DEBOUNCE, O_OCR, O_OCR_LANG,
+       O_LLM_URL, O_LLM_KEY_FILE, O_LLM_MODEL, O_LLM_EMBEDDINGS, O_EMBED_BATCH, O_EMBED_PARALLEL };
 static const app_opt ingest_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -347,6 +357,12 @@ static const app_opt ingest_opts[] = {
     {"debounce", 0, "MS", O_DEBOUNCE},
     {"ocr", 0, NULL, O_OCR},
     {"ocr-lang", 0, "L", O_OCR_LANG},
+    {"llm-url", 0, "URL", O_LLM_URL},
+    {"llm-key-file", 0, "FILE", O_LLM_KEY_FILE},
+    {"llm-model", 0, "NAME", O_LLM_MODEL},
+    {"llm-embeddings", 0, NULL, O_LLM_EMBEDDINGS},
+    {"embed-batch", 0, "N", O_EMBED_BATCH},
+    {"embed-parallel", 0, "N", O_EMBED_PARALLEL},
     {0},
 };
 const app_opt *const app_ingest_opts[] = {ingest_opts, NULL};
@@ -374,6 +390,9 @@ int app_cmd_ingest(int argc, char **argv) {
     int id;
     long v;
     app_lora_opts lora = {0};
+    rag_remote_params rp = rag_remote_default_params();
+    rp.cancel = &g_cancel;
+    bool remote = false;
     while ((id = app_args_next(&ap, &val)) > 0) {
         bool ok = true;
         switch (id) {
@@ -407,6 +426,12 @@ int app_cmd_ingest(int argc, char **argv) {
         case O_OCR: p.ocr = true; break;
         case O_OCR_LANG: p.ocr_langs = val; break;
         case O_DEBOUNCE: ok = app_opt_int(&ap, val, 0, 600000, &wp.debounce_ms); break;
+        case O_LLM_URL: rp.base_url = val; break;
+        case O_LLM_KEY_FILE: rp.key_file = val; break;
+        case O_LLM_MODEL: rp.model = val; break;
+        case O_LLM_EMBEDDINGS: remote = true; break;
+        case O_EMBED_BATCH: ok = app_opt_int(&ap, val, 1, 1024, &p.embed_batch); break;
+        case O_EMBED_PARALLEL: ok = app_opt_int(&ap, val, 1, 256, &p.embed_parallel); break;
         }
         if (!ok) return 2;
     }
@@ -420,8 +445,13 @@ int app_cmd_ingest(int argc, char **argv) {
     if (stat(dir, &dst) != 0) return app_error("ingest: %s: %s", dir, strerror(errno));
     if (!S_ISDIR(dst.st_mode)) return app_error("ingest: %s: not a folder (ingest takes a folder of documents)", dir);
     const char *index_dir = app_index_path(index_flag);
+    if (remote && !rp.base_url) return app_usage_error(&ap, "--llm-embeddings needs --llm-url BASE");
+    if (rp.base_url && !remote)
+        return app_usage_error(&ap, "--llm-url: ingest only embeds; add --llm-embeddings to embed on the server");
+    if (remote && (layer_auto || p.layer != -1)) return app_usage_error(&ap, "--layer needs a local model (a server embeds the final layer)");
+    if (remote && lora.n) return app_usage_error(&ap, "--lora needs a local model (the server applies its own)");
     const char *mpath = app_model_path(mflag);
-    if (!mpath) { app_error("ingest: no model: give -m FILE or set MRAG_MODEL"); return 1; }
+    if (!mpath && !remote) { app_error("ingest: no model: give -m FILE or set MRAG_MODEL (or --llm-url BASE --llm-embeddings)"); return 1; }
     char err[1024];
     if (access_path && rag_access_load(access_path, &acc, err, sizeof err) != RAG_OK) {
         app_error("ingest: access rules: %s", err);
@@ -433,8 +463,14 @@ int app_cmd_ingest(int argc, char **argv) {
     /* an unchanged folder needs only the fingerprint: pack the weights
      * when the first document is embedded, not at load */
     mp.defer_repack = true;
-    if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("ingest: %s", err); goto done; }
+    /* with a server the model only counts tokens: its vocabulary is enough */
+    mp.vocab_only = remote;
+    if (mpath && llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("ingest: %s", err); goto done; }
     p.model = m;
+    if (remote) {
+        app_warn_if_readable(rp.key_file, "the key file ");
+        p.remote = &rp;
+    }
     idx_params ip = idx_default_params();
     ip.faiss_factory = faiss;
     int irc = idx_open(index_dir, &ip, &s);
@@ -473,7 +509,7 @@ int app_cmd_ingest(int argc, char **argv) {
      * learn from (an index that has none yet gets them at the next change,
      * or from `mrag tune`): no retrieval context, no forward pass */
     bool changed = st.added || st.updated || st.removed || st.renamed || layer_auto;
-    app_after_ingest(s, changed ? m : NULL, "ingest");
+    app_after_ingest(s, changed && !remote ? m : NULL, "ingest");
     rc = st.cancelled ? 130 : 0;
     if (watcher && !st.cancelled) {
         printf("watching %s for changes (Ctrl-C stops)\n", app_esc(dir));
@@ -503,7 +539,7 @@ int app_cmd_ingest(int argc, char **argv) {
             continue;
         }
         print_summary(&u, &st, index_dir, s);
-        if (st.added || st.updated || st.renamed || st.removed) app_after_ingest(s, m, "ingest");
+        if (st.added || st.updated || st.renamed || st.removed) app_after_ingest(s, remote ? NULL : m, "ingest");
         fflush(stdout);
         if (st.cancelled) break;
     }

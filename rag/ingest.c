@@ -2,6 +2,7 @@
  * chunk -> embed -> store, one transaction per document (see
  * docs/ingestion.md, "The ingestion pipeline"). Never prints: progress and
  * per-file outcomes go through the caller's callback. */
+#include "rag/embed_pool_internal.h"
 #include "rag/rag.h"
 #include "rag/util_internal.h"
 
@@ -18,8 +19,34 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A document whose chunks are with the embedding server (remote
+ * ingestion): stored once every batch has its vectors, in submission
+ * order. */
+typedef struct pending_doc {
+    char *uri, *title, *type, *groups, *version;
+    int64_t size, mtime_ns;
+    char sha256[65];
+    rag_chunk_list cl;
+    float *vecs;
+    const char **texts;
+    size_t *lens;
+    rag_embed_job *jobs;
+    int n_jobs;
+    /* the run's view (rag_ingester_run_dir) */
+    bool in_run;
+    bool exists;                /* an older version is stored (updated) */
+    int64_t old_n_chunks;
+    char *note;                 /* a warning for the outcome (pages without text) */
+    struct pending_doc *next;
+} pending_doc;
+
+struct run_ctx;
+
 struct rag_ingester {
     idx_store *s;               /* borrowed */
+    rag_embed_pool *pool;       /* remote embeddings, or NULL */
+    pending_doc *pend_head, *pend_tail;
+    struct run_ctx *run;        /* the rag_ingester_run_dir in progress, or NULL */
     rag_ingest_params p;
     llm_context *ctx;           /* owned: the embedding context, made at the first embedding */
     llm_context_params ctx_params;
@@ -31,6 +58,10 @@ struct rag_ingester {
     int since_save;             /* documents changed since the last idx_save */
     rag_ingest_stats *st;       /* the run being counted, or NULL */
     uint64_t chunks_done;       /* chunks embedded by this ingester */
+    /* put_remote_sync's document */
+    bool sync_failed;
+    int sync_n;
+    char sync_reason[1024];
 };
 
 static double now_s(void) {
@@ -88,9 +119,21 @@ done:
 static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
     idx_fingerprint fp, old;
     memset(&fp, 0, sizeof fp);
-    /* the model file's hash, combined with its LoRA adapters' when it has any */
-    if (llm_model_fingerprint(ing->p.model, fp.model_sha256) != LLM_OK)
+    char remote_name[512] = "";
+    if (ing->pool) {
+        /* the served model: its sha256 when the server reports one (mrag
+         * serve), else its name (weaker: docs/remote.md) */
+        rag_remote *r = rag_embed_pool_remote(ing->pool);
+        const char *sha = rag_remote_served_sha256(r);
+        if (sha[0]) snprintf(fp.model_sha256, sizeof fp.model_sha256, "%s", sha);
+        else {
+            rag_remote_name_sha256(rag_remote_model(r), fp.model_sha256);
+            snprintf(remote_name, sizeof remote_name, "%s", rag_remote_model(r));
+        }
+    } else if (llm_model_fingerprint(ing->p.model, fp.model_sha256) != LLM_OK) {
+        /* the model file's hash, combined with its LoRA adapters' when it has any */
         return fail(err, errlen, RAG_ERR_IO, "cannot hash the model file");
+    }
     fp.layer = ing->p.layer;
     snprintf(fp.pooling, sizeof fp.pooling, "mean");
     fp.dim = ing->dim;
@@ -100,12 +143,18 @@ static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
         if (idx_get_counts(ing->s, &c) != IDX_OK)
             return fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
         if (c.vectors > 0 || c.documents > 0) {
+            char *built_by = NULL;
+            idx_meta_get(ing->s, RAG_REMOTE_MODEL_META, &built_by);
+            char was[600] = "";
+            if (built_by && *built_by) snprintf(was, sizeof was, "; the index was built through a server with the model \"%.500s\"", built_by);
+            free(built_by);
             if (!ing->p.reindex)
                 return fail(err, errlen, RAG_ERR_MISMATCH,
-                            "%s (LoRA adapters count: the same --lora gives the same fingerprint); "
+                            "%s%s%s (LoRA adapters count: the same --lora gives the same fingerprint); "
                             "to rebuild it with this model run `mrag ingest --reindex` "
                             "(or ingest into another --index folder)",
-                            idx_errmsg(ing->s));
+                            idx_errmsg(ing->s), was,
+                            remote_name[0] ? "; this server reports no sha256, so its model is known by name only" : "");
             if ((rc = drop_all(ing->s, err, errlen)) != RAG_OK) return rc;
         }
     } else if (rc != IDX_OK && rc != IDX_ERR_NOTFOUND) {
@@ -113,6 +162,14 @@ static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
     }
     if (idx_fingerprint_set(ing->s, &fp) != IDX_OK)
         return fail(err, errlen, RAG_ERR_MISMATCH, "%s", idx_errmsg(ing->s));
+    /* an index built by name says so (ask --llm-embeddings compares it);
+     * a sha256 makes the name irrelevant */
+    char *had = NULL;
+    bool has = idx_meta_get(ing->s, RAG_REMOTE_MODEL_META, &had) == IDX_OK;
+    free(had);
+    if ((remote_name[0] || has) && idx_meta_set(ing->s, RAG_REMOTE_MODEL_META, remote_name) != IDX_OK)
+        return fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
+    if (!ing->p.model || ing->pool) return RAG_OK;
     /* Lets a search skip hashing a multi-GB model: "path\tsize\tmtime_ns\tsha"
      * (rag_retriever_new trusts the sha while path, size and mtime match). */
     llm_model_info info;
@@ -134,7 +191,11 @@ int rag_ingester_new(idx_store *s, const rag_ingest_params *p, rag_ingester **ou
     int rc = RAG_OK;
     rag_ingester *ing = NULL;
     if (out) *out = NULL;
-    if (!s || !p || !out || !p->model) { rc = fail(err, errlen, RAG_ERR_ARG, "ingest: a store and a model are required"); goto done; }
+    if (!s || !p || !out || (!p->model && !p->remote)) { rc = fail(err, errlen, RAG_ERR_ARG, "ingest: a store and a model are required"); goto done; }
+    if (p->remote && p->layer != -1) {
+        rc = fail(err, errlen, RAG_ERR_ARG, "ingest: a server embeds the final layer: --layer needs a local model");
+        goto done;
+    }
     if (p->chunk_tokens < 8 || p->chunk_tokens > 8192 || p->overlap_tokens < 0 || p->overlap_tokens >= p->chunk_tokens) {
         rc = fail(err, errlen, RAG_ERR_ARG, "ingest: bad chunk size %d / overlap %d", p->chunk_tokens, p->overlap_tokens);
         goto done;
@@ -144,6 +205,26 @@ int rag_ingester_new(idx_store *s, const rag_ingest_params *p, rag_ingester **ou
     ing->p = *p;
     if (ing->p.embed_batch < 1) ing->p.embed_batch = 16;
     if (ing->p.save_every < 1) ing->p.save_every = 50;
+    if (p->remote) {
+        int par = p->embed_parallel > 0 ? p->embed_parallel : 4;
+        ing->p.embed_parallel = par;
+        if ((rc = rag_embed_pool_new(p->remote, par, 2 * par, 0, &ing->pool, err, errlen)) != RAG_OK) goto done;
+        rag_remote *r = rag_embed_pool_remote(ing->pool);
+        if ((rc = rag_remote_embed_dim(r, &ing->dim)) != RAG_OK) {
+            rc = fail(err, errlen, rc, "%s", rag_remote_errmsg(r));
+            goto done;
+        }
+        if (rag_remote_served_n_embd(r) && rag_remote_served_n_embd(r) != ing->dim) {
+            rc = fail(err, errlen, RAG_ERR_MISMATCH, "the server reports %d dimensions for its model but embeds %d",
+                      rag_remote_served_n_embd(r), ing->dim);
+            goto done;
+        }
+        rag_embed_pool_set_dim(ing->pool, ing->dim);
+        if ((rc = check_fingerprint(ing, err, errlen)) != RAG_OK) goto done;
+        *out = ing;
+        ing = NULL;
+        goto done;
+    }
     ing->dim = llm_n_embd(p->model);
     llm_context_params cp = llm_context_default_params();
     /* a chunk's embed text is at most chunk_tokens (+ BOS); headroom for the
@@ -164,8 +245,12 @@ done:
     return rc;
 }
 
+static void pending_drop_all(rag_ingester *ing);
+
 void rag_ingester_free(rag_ingester *ing) {
     if (!ing) return;
+    pending_drop_all(ing);
+    rag_embed_pool_free(ing->pool);
     llm_context_free(ing->ctx);
     free(ing->vecs);
     free(ing->ic);
@@ -199,6 +284,239 @@ static int maybe_save(rag_ingester *ing, bool force, char *err, size_t errlen) {
     return RAG_OK;
 }
 
+/* Splits doc into chunks by the ingester's sizes, counting tokens with the
+ * model's tokenizer (or, remote without a model, the estimate). */
+static int chunk_doc(rag_ingester *ing, const rag_doc *doc, rag_chunk_list *cl, char *err, size_t errlen) {
+    rag_chunk_params cp = rag_chunk_default_params();
+    cp.max_tokens = ing->p.chunk_tokens;
+    cp.overlap_tokens = ing->p.overlap_tokens;
+    cp.max_chunk_bytes = 32 * (size_t)cp.max_tokens;
+    if (ing->p.model) return rag_chunk_doc(doc, &cp, rag_count_llm_tokens, ing->p.model, cl, err, errlen);
+    return rag_chunk_doc(doc, &cp, rag_count_estimate, NULL, cl, err, errlen);
+}
+
+/* ing->ic[0..cl->n) describe cl's chunks (grow() first). */
+static void fill_chunks(rag_ingester *ing, const rag_chunk_list *cl) {
+    for (size_t i = 0; i < cl->n; i++) {
+        const rag_chunk *c = &cl->chunks[i];
+        idx_chunk *x = &ing->ic[i];
+        memset(x, 0, sizeof *x);
+        x->ordinal = (int)i;
+        x->text = c->text;
+        x->text_len = c->text_len;
+        x->heading = c->heading_path;
+        x->byte_start = (int64_t)c->byte_start;
+        x->byte_end = (int64_t)c->byte_end;
+        x->line_start = (int)c->line_start;
+        x->line_end = (int)c->line_end;
+        x->page = (int)c->page;
+        x->n_tokens = c->n_tokens;
+    }
+}
+
+/* ------------------------------------------------------------ remote embeddings */
+
+static void pending_free(pending_doc *pd) {
+    if (!pd) return;
+    free(pd->uri);
+    free(pd->title);
+    free(pd->type);
+    free(pd->groups);
+    free(pd->version);
+    free(pd->note);
+    rag_chunk_list_free(&pd->cl);
+    free(pd->vecs);
+    free(pd->texts);
+    free(pd->lens);
+    free(pd->jobs);
+    free(pd);
+}
+
+static char *dup_or_null(const char *s, bool *ok) {
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *ok = false;
+    return d;
+}
+
+/* Chunks doc, queues it behind the documents pending already and submits
+ * its batches (waiting while the pool is full: the backpressure). On
+ * failure nothing is queued; RAG_ERR_NOMEM, or the chunker's error. */
+static int pending_submit(rag_ingester *ing, const rag_put_meta *m, const rag_doc *doc, pending_doc **out, char *err,
+                          size_t errlen) {
+    *out = NULL;
+    pending_doc *pd = calloc(1, sizeof *pd);
+    if (!pd) return fail(err, errlen, RAG_ERR_NOMEM, "out of memory");
+    bool ok = true;
+    pd->uri = dup_or_null(m->uri, &ok);
+    pd->title = dup_or_null(m->title ? m->title : doc->title, &ok);
+    pd->type = dup_or_null(m->type ? m->type : rag_doc_type_str(doc->type), &ok);
+    pd->groups = dup_or_null(m->groups, &ok);
+    pd->version = dup_or_null(m->version, &ok);
+    pd->size = m->size;
+    pd->mtime_ns = m->mtime_ns;
+    if (m->sha256) snprintf(pd->sha256, sizeof pd->sha256, "%s", m->sha256);
+    if (!ok) { pending_free(pd); return fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); }
+    double t = now_s();
+    char cerr[512] = "";
+    int rc = chunk_doc(ing, doc, &pd->cl, cerr, sizeof cerr);
+    if (ing->st) ing->st->chunk_seconds += now_s() - t;
+    if (rc != RAG_OK) { pending_free(pd); return fail(err, errlen, rc, "chunking failed: %s", cerr); }
+    size_t n = pd->cl.n, nb = (size_t)ing->p.embed_batch;
+    pd->n_jobs = (int)((n + nb - 1) / nb);
+    pd->vecs = malloc((n ? n : 1) * (size_t)ing->dim * sizeof *pd->vecs);
+    pd->texts = malloc((n ? n : 1) * sizeof *pd->texts);
+    pd->lens = malloc((n ? n : 1) * sizeof *pd->lens);
+    pd->jobs = calloc(pd->n_jobs ? (size_t)pd->n_jobs : 1, sizeof *pd->jobs);
+    if (!pd->vecs || !pd->texts || !pd->lens || !pd->jobs) { pending_free(pd); return fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); }
+    for (size_t i = 0; i < n; i++) {
+        pd->texts[i] = pd->cl.chunks[i].embed_text;
+        pd->lens[i] = pd->cl.chunks[i].embed_len;
+    }
+    /* queued first: the jobs point into pd, which now lives until they end */
+    if (ing->pend_tail) ing->pend_tail->next = pd;
+    else ing->pend_head = pd;
+    ing->pend_tail = pd;
+    t = now_s();
+    for (int j = 0; j < pd->n_jobs; j++) {
+        rag_embed_job *jb = &pd->jobs[j];
+        size_t at = (size_t)j * nb;
+        jb->texts = pd->texts + at;
+        jb->lens = pd->lens + at;
+        jb->n = (int)(n - at < nb ? n - at : nb);
+        jb->out = pd->vecs + at * (size_t)ing->dim;
+        rag_embed_pool_submit(ing->pool, jb);
+    }
+    if (ing->st) ing->st->embed_seconds += now_s() - t;
+    *out = pd;
+    return RAG_OK;
+}
+
+/* RAG_OK when every batch of pd has its vectors; else the first failure
+ * (msg set); 1 while some are still out. */
+static int pending_state(rag_ingester *ing, const pending_doc *pd, char *msg, size_t n) {
+    int rc = RAG_OK;
+    for (int j = 0; j < pd->n_jobs; j++) {
+        if (!rag_embed_job_done(ing->pool, &pd->jobs[j])) return 1;
+        if (pd->jobs[j].rc != RAG_OK && rc == RAG_OK) {
+            rc = pd->jobs[j].rc;
+            snprintf(msg, n, "%s", pd->jobs[j].err);
+        }
+    }
+    return rc;
+}
+
+static void report_pending(struct run_ctx *r, pending_doc *pd, rag_ingest_outcome o, const char *reason, int nc);
+
+/* Stores pd (whose batches are done) in one transaction: RAG_OK, a
+ * document failure (*failed, reason), or RAG_ERR_IO for the store. */
+static int pending_store(rag_ingester *ing, pending_doc *pd, char *reason, size_t rlen, bool *failed) {
+    *failed = false;
+    int jrc = pending_state(ing, pd, reason, rlen);
+    if (jrc != RAG_OK) {
+        *failed = true;
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "embedding failed: %.500s", reason);
+        snprintf(reason, rlen, "%s", tmp);
+        return RAG_OK;
+    }
+    if (grow(ing, pd->cl.n ? pd->cl.n : 1) != RAG_OK) return fail(reason, rlen, RAG_ERR_NOMEM, "out of memory");
+    fill_chunks(ing, &pd->cl);
+    idx_doc d;
+    memset(&d, 0, sizeof d);
+    d.uri = pd->uri;
+    d.title = pd->title;
+    d.type = pd->type;
+    d.groups = pd->groups;
+    d.version = pd->version;
+    d.size = pd->size;
+    d.mtime_ns = pd->mtime_ns;
+    snprintf(d.sha256, sizeof d.sha256, "%s", pd->sha256);
+    d.status = "ok";
+    double t = now_s();
+    int irc = idx_doc_put(ing->s, &d, ing->ic, pd->cl.n, pd->cl.n ? pd->vecs : NULL, ing->dim, NULL);
+    if (ing->st) ing->st->store_seconds += now_s() - t;
+    if (irc != IDX_OK) return fail(reason, rlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
+    ing->chunks_done += pd->cl.n;
+    ing->since_save++;
+    return maybe_save(ing, false, reason, rlen);
+}
+
+/* Stores the documents at the head of the queue whose batches are done, in
+ * order; with wait, waits for every batch and empties the queue. After the
+ * pool failed (the server, the network, cancel), documents without all
+ * their vectors are dropped, never half-stored. RAG_ERR_IO for a store
+ * failure or the pool's failure (err says which; with wait the complete
+ * documents are stored first). */
+static int pending_commit(rag_ingester *ing, bool wait, char *err, size_t errlen) {
+    int rc = RAG_OK;
+    char reason[1024];
+    while (ing->pend_head) {
+        pending_doc *pd = ing->pend_head;
+        int st = pending_state(ing, pd, reason, sizeof reason);
+        if (st == 1) {
+            if (!wait) break;
+            double t = now_s();
+            rag_embed_pool_wait(ing->pool, 250);
+            if (ing->st) ing->st->embed_seconds += now_s() - t;
+            continue;
+        }
+        ing->pend_head = pd->next;
+        if (!ing->pend_head) ing->pend_tail = NULL;
+        bool failed = false;
+        int src = RAG_OK;
+        if (st == RAG_OK || st == RAG_ERR_FORMAT) {
+            src = pending_store(ing, pd, reason, sizeof reason, &failed);
+            if (src != RAG_OK && rc == RAG_OK) rc = fail(err, errlen, src, "%s", reason);
+            if (src == RAG_OK && pd->in_run && ing->run)
+                report_pending(ing->run, pd, failed ? RAG_ING_FAILED : pd->exists ? RAG_ING_UPDATED : RAG_ING_ADDED,
+                               failed ? reason : pd->note, failed ? 0 : (int)pd->cl.n);
+            if (src == RAG_OK && !pd->in_run) {
+                ing->sync_failed = failed;
+                ing->sync_n = (int)pd->cl.n;
+                snprintf(ing->sync_reason, sizeof ing->sync_reason, "%s", failed ? reason : "");
+            }
+        }
+        pending_free(pd);
+        if (rc != RAG_OK && !wait) return rc;
+    }
+    char msg[512];
+    int prc = rag_embed_pool_failed(ing->pool, msg, sizeof msg);
+    if (prc != RAG_OK && rc == RAG_OK) {
+        if (ing->p.cancel && *ing->p.cancel) return RAG_OK;     /* stopped: the caller knows */
+        rc = fail(err, errlen, RAG_ERR_IO, "the embedding server failed: %s", msg);
+    }
+    return rc;
+}
+
+/* Frees the queue after waiting for its batches (nothing is stored). */
+static void pending_drop_all(rag_ingester *ing) {
+    if (!ing->pool) return;
+    while (rag_embed_pool_outstanding(ing->pool) > 0) rag_embed_pool_wait(ing->pool, 250);
+    while (ing->pend_head) {
+        pending_doc *pd = ing->pend_head;
+        ing->pend_head = pd->next;
+        pending_free(pd);
+    }
+    ing->pend_tail = NULL;
+}
+
+/* rag_ingester_put_ex through the server: this document's batches in
+ * parallel, stored when all are back. */
+static int put_remote_sync(rag_ingester *ing, const rag_put_meta *m, const rag_doc *doc, int *n_chunks, char *err,
+                           size_t errlen) {
+    pending_doc *pd = NULL;
+    int rc = pending_submit(ing, m, doc, &pd, err, errlen);
+    if (rc != RAG_OK) return rc;
+    ing->sync_failed = false;
+    ing->sync_n = -1;
+    if ((rc = pending_commit(ing, true, err, errlen)) != RAG_OK) return rc;
+    if (ing->sync_n < 0) return fail(err, errlen, RAG_ERR_IO, "the document was not stored");
+    if (ing->sync_failed) return fail(err, errlen, RAG_ERR_FORMAT, "%s", ing->sync_reason);
+    if (n_chunks) *n_chunks = ing->sync_n;
+    return RAG_OK;
+}
+
 int rag_ingester_put(rag_ingester *ing, const char *uri, const rag_doc *doc, int64_t size, int64_t mtime_ns,
                      const char *sha256, int *n_chunks, char *err, size_t errlen) {
     rag_put_meta m = {.uri = uri, .size = size, .mtime_ns = mtime_ns, .sha256 = sha256};
@@ -213,13 +531,10 @@ int rag_ingester_put_ex(rag_ingester *ing, const rag_put_meta *m, const rag_doc 
     size_t *lens = NULL;
     if (n_chunks) *n_chunks = 0;
     if (!ing || !m || !m->uri || !doc) return fail(err, errlen, RAG_ERR_ARG, "ingest: bad arguments");
-    rag_chunk_params cp = rag_chunk_default_params();
-    cp.max_tokens = ing->p.chunk_tokens;
-    cp.overlap_tokens = ing->p.overlap_tokens;
-    cp.max_chunk_bytes = 32 * (size_t)cp.max_tokens;
+    if (ing->pool) return put_remote_sync(ing, m, doc, n_chunks, err, errlen);
     double t = now_s();
     char cerr[512] = "";
-    rc = rag_chunk_doc(doc, &cp, rag_count_llm_tokens, ing->p.model, &cl, cerr, sizeof cerr);
+    rc = chunk_doc(ing, doc, &cl, cerr, sizeof cerr);
     if (ing->st) ing->st->chunk_seconds += now_s() - t;
     if (rc != RAG_OK) { fail(err, errlen, rc, "chunking failed: %s", cerr); goto done; }
     if ((rc = grow(ing, cl.n ? cl.n : 1)) != RAG_OK) { fail(err, errlen, rc, "out of memory"); goto done; }
@@ -250,21 +565,7 @@ int rag_ingester_put_ex(rag_ingester *ing, const rag_put_meta *m, const rag_doc 
     }
     if (ing->st) ing->st->embed_seconds += now_s() - t;
     if (rc != RAG_OK) goto done;
-    for (size_t i = 0; i < cl.n; i++) {
-        const rag_chunk *c = &cl.chunks[i];
-        idx_chunk *x = &ing->ic[i];
-        memset(x, 0, sizeof *x);
-        x->ordinal = (int)i;
-        x->text = c->text;
-        x->text_len = c->text_len;
-        x->heading = c->heading_path;
-        x->byte_start = (int64_t)c->byte_start;
-        x->byte_end = (int64_t)c->byte_end;
-        x->line_start = (int)c->line_start;
-        x->line_end = (int)c->line_end;
-        x->page = (int)c->page;
-        x->n_tokens = c->n_tokens;
-    }
+    fill_chunks(ing, &cl);
     idx_doc d;
     memset(&d, 0, sizeof d);
     d.uri = m->uri;
@@ -334,7 +635,7 @@ typedef struct {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-typedef struct {
+typedef struct run_ctx {
     rag_ingester *ing;
     rag_ingest_stats *st;
     const rag_walk_result *wr;
@@ -369,6 +670,24 @@ static void count(rag_ingest_stats *st, rag_ingest_outcome o) {
     case RAG_ING_SKIPPED: st->skipped++; break;
     case RAG_ING_FAILED: st->failed++; break;
     }
+}
+
+/* The outcome of a document stored (or failed) after its batches came
+ * back: counted and reported as ingest_one's are. */
+static void report_pending(struct run_ctx *r, pending_doc *pd, rag_ingest_outcome o, const char *reason, int nc) {
+    if (o == RAG_ING_FAILED && pd->exists) {
+        /* the old version of a file that now fails must not stay searchable */
+        if (idx_doc_delete(r->ing->s, pd->uri) == IDX_OK) {
+            r->st->chunks_removed += (uint64_t)pd->old_n_chunks;
+            r->ing->since_save++;
+        }
+    } else if (o != RAG_ING_FAILED) {
+        if (pd->exists) r->st->chunks_removed += (uint64_t)pd->old_n_chunks;
+        r->st->chunks_added += (uint64_t)nc;
+    }
+    count(r->st, o);
+    r->done++;
+    emit(r, RAG_ING_EV_FILE_DONE, pd->uri, o, reason && *reason ? reason : NULL, nc);
 }
 
 /* True when the comma-separated group lists a and b (NULL = "") hold the
@@ -427,7 +746,7 @@ static int regroup(run_ctx *r, const char *uri, const char *have, const char *wa
  * are outcomes), or an error for a store failure that ends the run. */
 static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, const char *rules_groups,
                       vanished_set *vs, rag_ingest_outcome *o, char *reason, size_t reason_len, int *n_chunks,
-                      char *err, size_t errlen) {
+                      bool *pending, char *err, size_t errlen) {
     rag_ingester *ing = r->ing;
     idx_store *s = ing->s;
     int rc = RAG_OK;
@@ -503,6 +822,27 @@ static int ingest_one(run_ctx *r, const rag_walk_entry *e, const char *uri, cons
         goto failed;
     }
     rag_put_meta pm = {.uri = uri, .groups = want, .size = (int64_t)len, .mtime_ns = mtime, .sha256 = sha};
+    if (ing->pool) {
+        /* the server embeds it while the walk goes on; stored (and
+         * reported) when its batches are back */
+        pending_doc *pd = NULL;
+        int prc = pending_submit(ing, &pm, doc, &pd, reason, reason_len);
+        if (prc == RAG_ERR_NOMEM) { rc = fail(err, errlen, prc, "%s", reason); goto done; }
+        if (prc != RAG_OK) goto failed;
+        pd->in_run = true;
+        pd->exists = exists;
+        pd->old_n_chunks = exists ? old.n_chunks : 0;
+        char note[256] = "";
+        if (doc->n_pages_no_text)
+            snprintf(note, sizeof note, "%u of %u pages have no text layer (scanned? --ocr reads them)",
+                     doc->n_pages_no_text, doc->n_pages);
+        else if (doc->n_pages_ocr)
+            snprintf(note, sizeof note, "%u of %u pages read by OCR", doc->n_pages_ocr, doc->n_pages);
+        if (note[0] && !(pd->note = strdup(note))) { rc = fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+        *pending = true;
+        rc = pending_commit(ing, false, err, errlen);
+        goto done;
+    }
     int prc = rag_ingester_put_ex(ing, &pm, doc, n_chunks, reason, reason_len);
     if (prc == RAG_ERR_IO) { rc = fail(err, errlen, RAG_ERR_IO, "%s", reason); goto done; }
     if (prc != RAG_OK) goto failed;
@@ -649,6 +989,7 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
     if (!ing || !root) return fail(err, errlen, RAG_ERR_ARG, "ingest: bad arguments");
     run_ctx r = {.ing = ing, .st = stats, .t0 = now_s()};
     ing->st = stats;
+    ing->run = &r;
     struct stat rst;
     if (!(canon = realpath(root, NULL)) || stat(canon, &rst) != 0) {
         rc = fail(err, errlen, RAG_ERR_IO, "%s: %s", root, strerror(errno));
@@ -733,10 +1074,12 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
         emit(&r, RAG_ING_EV_FILE_BEGIN, uri, RAG_ING_ADDED, NULL, 0);
         rag_ingest_outcome o = RAG_ING_FAILED;
         int nc = 0;
+        bool pending = false;
         reason[0] = 0;
-        if ((rc = ingest_one(&r, e, uri, groups ? groups[i] : NULL, &vs, &o, reason, sizeof reason, &nc, err,
-                             errlen)) != RAG_OK)
+        if ((rc = ingest_one(&r, e, uri, groups ? groups[i] : NULL, &vs, &o, reason, sizeof reason, &nc, &pending,
+                             err, errlen)) != RAG_OK)
             goto done;
+        if (pending) continue;
         count(stats, o);
         r.done++;
         emit(&r, RAG_ING_EV_FILE_DONE, uri, o,
@@ -746,6 +1089,9 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
                  : NULL,
              nc);
     }
+    /* the documents still with the server */
+    if (ing->pool && (rc = pending_commit(ing, true, err, errlen)) != RAG_OK) goto done;
+    if (ing->p.cancel && *ing->p.cancel) stats->cancelled = true;
     /* vanished documents (deleted, renamed away, now skipped) leave the index */
     for (size_t i = 0; i < vs.n && !stats->cancelled; i++) {
         if (!vs.gone[i] || vs.used[i]) continue;
@@ -762,8 +1108,17 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
     stats->seconds = now_s() - r.t0;
     emit(&r, RAG_ING_EV_END, NULL, RAG_ING_ADDED, NULL, 0);
 done:
+    if (rc != RAG_OK && ing->pool) {
+        /* a failure with documents at the server: those complete are
+         * stored (and FAISS saved with them), the others dropped whole */
+        char perr[256];
+        pending_commit(ing, true, perr, sizeof perr);
+        pending_drop_all(ing);
+        maybe_save(ing, true, perr, sizeof perr);
+    }
     if (rc != RAG_OK) stats->seconds = now_s() - r.t0;
     ing->st = NULL;
+    ing->run = NULL;
     for (size_t i = 0; i < n_present; i++) free(present[i]);
     free(present);
     for (size_t i = 0; groups && i < wr.n; i++) free(groups[i]);

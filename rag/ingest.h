@@ -11,6 +11,7 @@
 #define MRAG_RAG_INGEST_H
 
 #include "rag/base.h"
+#include "rag/remote.h"
 
 struct rag_access;
 
@@ -311,7 +312,22 @@ typedef struct {
 typedef void (*rag_ingest_cb)(void *user, const rag_ingest_event *ev);
 
 typedef struct {
-    llm_model *model;           /* required: tokenizer + embeddings */
+    llm_model *model;           /* tokenizer + embeddings; with remote: the tokenizer
+                                   only, and may be NULL (chunks sized by
+                                   rag_count_estimate) */
+    /* Remote embeddings (docs/remote.md): chunks embedded through an
+     * OpenAI-compatible POST BASE/embeddings instead of model, embed_batch
+     * chunks of one document per request, embed_parallel requests in
+     * flight, at most 2 x embed_parallel batches outstanding (a slow server
+     * slows the walk). A document is stored once all its chunks have
+     * vectors; a failure that is not one input's fault (network, server
+     * down after the retries, cancel) ends the run with RAG_ERR_IO after
+     * the documents complete so far are stored: a rerun goes on from
+     * there. The fingerprint records the served model's sha256 when the
+     * server reports one (`mrag serve`), else a hash of its name. NULL:
+     * local embeddings. */
+    const rag_remote_params *remote;
+    int embed_parallel;         /* requests in flight, default 4 */
     int layer;                  /* hidden state embedded: -1 = final norm (default) */
     int n_threads;              /* engine threads, 0 = all cores */
     int chunk_tokens;           /* default 256 */
@@ -320,7 +336,7 @@ typedef struct {
     rag_budget_params budget;   /* per-file extraction budget (CPU time, text) */
     bool ocr;                   /* OCR PDF pages without a text layer */
     const char *ocr_langs;      /* NULL = "deu+eng" */
-    int embed_batch;            /* chunks per llm_embed_batch call, default 16 */
+    int embed_batch;            /* chunks per llm_embed_batch call (remote: per request), default 16 */
     int save_every;             /* FAISS saved every N changed documents, default 50 */
     bool reindex;               /* different fingerprint: drop everything, re-embed */
     rag_ingest_cb progress;     /* may be NULL */
@@ -341,7 +357,7 @@ typedef struct {
     uint64_t chunks_added;      /* chunks written (added + updated documents) */
     uint64_t chunks_removed;    /* chunks of removed / replaced documents */
     double seconds;             /* whole run */
-    double embed_seconds;       /* inside llm_embed_batch */
+    double embed_seconds;       /* inside llm_embed_batch (remote: waiting for the server) */
     double chunk_seconds;       /* inside rag_chunk_doc (tokenizer counts) */
     double extract_seconds;     /* reading, hashing, extracting */
     double store_seconds;       /* idx_ transactions and FAISS saves */

@@ -7,6 +7,7 @@
 #include "rag/util_internal.h"
 
 #include "index/index.h"
+#include "llm/llm.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -462,6 +463,7 @@ int rag_remote_new(const rag_remote_params *p, rag_remote **out, char *err, size
     hp.max_attempts = r->p.max_attempts;
     hp.backoff_ms = r->p.backoff_ms;
     hp.max_body = JSON_BODY_MAX;
+    hp.cancel = p->cancel;
     char herr[256];
     if ((rc = rag_http_new(&hp, &r->http, herr, sizeof herr)) != RAG_OK) { rc = rerr(r, rc, "remote engine: %s", herr); goto done; }
     if (p->probe && (rc = probe_models(r)) != RAG_OK) goto done;
@@ -615,11 +617,7 @@ static int remote_generate(void *self, const rag_msg *msgs, size_t n, const rag_
 }
 
 static int remote_embed(void *self, const char *const *texts, const size_t *lens, int n, float *out, int dim) {
-    for (int i = 0; i < n; i++) {
-        int rc = rag_remote_embed(self, texts[i], lens[i], out + (size_t)i * (size_t)dim, dim);
-        if (rc != RAG_OK) return rc;
-    }
-    return RAG_OK;
+    return rag_remote_embed_batch(self, texts, lens, n, out, dim);
 }
 
 static const char *remote_errmsg(void *self) { return rag_remote_errmsg(self); }
@@ -638,31 +636,17 @@ int rag_engine_remote_new(rag_remote *r, rag_engine **out) {
 
 /* ------------------------------------------------------------ embeddings */
 
-/* Contract: see remote.h. */
-int rag_remote_embed(void *user, const char *text, size_t len, float *out, int dim) {
-    rag_remote *r = user;
-    if (!r || (!text && len) || dim < 0 || (dim && !out)) return RAG_ERR_ARG;
-    r->err[0] = 0;
-    cJSON *req = cJSON_CreateObject(), *res = NULL;
-    char *body = NULL, *t = strndup(text ? text : "", len);
-    int rc = RAG_OK;
-    if (!req || !t) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
-    cJSON_AddStringToObject(req, "model", r->model);
-    cJSON_AddStringToObject(req, "input", t);
-    if (!(body = cJSON_PrintUnformatted(req))) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
-    if ((rc = request_json(r, "/embeddings", body, &res)) != RAG_OK) goto done;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "data"), 0), "embedding");
-    if (!cJSON_IsArray(e)) { rc = rerr(r, RAG_ERR_FORMAT, "%s/embeddings: no data[0].embedding in the answer", r->base); goto done; }
+/* Copies one answer vector e (a JSON array) into out[dim], L2-normalised. */
+static int read_vector(rag_remote *r, const cJSON *e, float *out, int dim) {
+    if (!cJSON_IsArray(e)) return rerr(r, RAG_ERR_FORMAT, "%s/embeddings: an item without an embedding array", r->base);
     int n = cJSON_GetArraySize(e);
-    if (n != dim) {
-        rc = rerr(r, RAG_ERR_MISMATCH, "the server's embedding has %d dimensions, the index %d: it was built with another model", n, dim);
-        goto done;
-    }
+    if (n != dim)
+        return rerr(r, RAG_ERR_MISMATCH, "the server's embedding has %d dimensions, the index %d: it was built with another model", n, dim);
     double ss = 0;
     int i = 0;
     const cJSON *v;
     cJSON_ArrayForEach(v, e) {
-        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) { rc = rerr(r, RAG_ERR_FORMAT, "%s/embeddings: a non-number in the vector", r->base); goto done; }
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return rerr(r, RAG_ERR_FORMAT, "%s/embeddings: a non-number in the vector", r->base);
         out[i++] = (float)v->valuedouble;
         ss += v->valuedouble * v->valuedouble;
     }
@@ -670,12 +654,100 @@ int rag_remote_embed(void *user, const char *text, size_t len, float *out, int d
         float inv = (float)(1.0 / sqrt(ss));
         for (i = 0; i < dim; i++) out[i] *= inv;
     }
+    return RAG_OK;
+}
+
+/* POST BASE/embeddings of n texts; *res the parsed answer. A refusal of the
+ * input (400, 413, 422) becomes RAG_ERR_FORMAT. */
+static int embed_request(rag_remote *r, const char *const *texts, const size_t *lens, int n, cJSON **res) {
+    *res = NULL;
+    cJSON *req = cJSON_CreateObject();
+    char *body = NULL;
+    int rc = RAG_OK;
+    if (!req) return rerr(r, RAG_ERR_NOMEM, "out of memory");
+    cJSON_AddStringToObject(req, "model", r->model);
+    cJSON *in = cJSON_AddArrayToObject(req, "input");
+    for (int i = 0; in && i < n; i++) {
+        char *t = strndup(texts[i] ? texts[i] : "", texts[i] ? lens[i] : 0);
+        cJSON *x = t ? cJSON_CreateString(t) : NULL;
+        free(t);
+        if (!x) { in = NULL; break; }
+        cJSON_AddItemToArray(in, x);
+    }
+    if (!in || !(body = cJSON_PrintUnformatted(req))) { rc = rerr(r, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    rc = request_json(r, "/embeddings", body, res);
+    if (rc == RAG_ERR_IO && (r->last_status == 400 || r->last_status == 413 || r->last_status == 422)) rc = RAG_ERR_FORMAT;
 done:
     cJSON_Delete(req);
-    cJSON_Delete(res);
     free(body);
-    free(t);
     return rc;
+}
+
+/* Contract: see remote.h. */
+int rag_remote_embed_batch(rag_remote *r, const char *const *texts, const size_t *lens, int n, float *out, int dim) {
+    if (!r || n < 0 || (n && (!texts || !lens)) || dim < 0 || (n && dim && !out)) return RAG_ERR_ARG;
+    r->err[0] = 0;
+    if (n == 0) return RAG_OK;
+    cJSON *res = NULL;
+    bool *seen = calloc((size_t)n, sizeof *seen);
+    if (!seen) return rerr(r, RAG_ERR_NOMEM, "out of memory");
+    int rc = embed_request(r, texts, lens, n, &res);
+    if (rc != RAG_OK) goto done;
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(res, "data");
+    if (!cJSON_IsArray(data) || cJSON_GetArraySize(data) != n) {
+        rc = rerr(r, RAG_ERR_FORMAT, "%s/embeddings: %d vectors asked, %d in the answer", r->base, n,
+                  cJSON_IsArray(data) ? cJSON_GetArraySize(data) : 0);
+        goto done;
+    }
+    int k = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, data) {
+        const cJSON *ix = cJSON_GetObjectItemCaseSensitive(it, "index");
+        int at = cJSON_IsNumber(ix) ? ix->valueint : k;
+        if (at < 0 || at >= n || seen[at]) { rc = rerr(r, RAG_ERR_FORMAT, "%s/embeddings: a bad or repeated index in the answer", r->base); goto done; }
+        seen[at] = true;
+        if ((rc = read_vector(r, cJSON_GetObjectItemCaseSensitive(it, "embedding"), out + (size_t)at * (size_t)dim, dim)) != RAG_OK) goto done;
+        k++;
+    }
+done:
+    free(seen);
+    cJSON_Delete(res);
+    return rc;
+}
+
+/* Contract: see remote.h. */
+int rag_remote_embed(void *user, const char *text, size_t len, float *out, int dim) {
+    if (!user || (!text && len)) return RAG_ERR_ARG;
+    const char *t = text ? text : "";
+    return rag_remote_embed_batch(user, &t, &len, 1, out, dim);
+}
+
+/* Contract: see remote.h. */
+int rag_remote_embed_dim(rag_remote *r, int *dim) {
+    if (!r || !dim) return RAG_ERR_ARG;
+    r->err[0] = 0;
+    const char *t = "dimension check";
+    size_t l = strlen(t);
+    cJSON *res = NULL;
+    int rc = embed_request(r, &t, &l, 1, &res);
+    if (rc == RAG_OK) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "data"), 0), "embedding");
+        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 1) rc = rerr(r, RAG_ERR_FORMAT, "%s/embeddings: no data[0].embedding in the answer", r->base);
+        else *dim = cJSON_GetArraySize(e);
+    }
+    cJSON_Delete(res);
+    return rc;
+}
+
+const char *rag_remote_served_sha256(const rag_remote *r) { return r ? r->mrag_sha : ""; }
+int rag_remote_served_n_embd(const rag_remote *r) { return r ? r->mrag_n_embd : 0; }
+
+/* Contract: see remote.h. */
+void rag_remote_name_sha256(const char *name, char out[65]) {
+    char *s = NULL;
+    if (asprintf(&s, "mrag-remote-model\n%s", name ? name : "") < 0 || !s) { memset(out, '0', 64); out[64] = 0; return; }
+    llm_sha256_hex(s, strlen(s), out);
+    free(s);
 }
 
 /* Contract: see remote.h. */
@@ -694,6 +766,20 @@ int rag_remote_check_index(rag_remote *r, idx_store *s, int *dim) {
                                          "(sha256 %.12s...)", r->mrag_sha, fp.model_sha256);
     if (r->mrag_n_embd && r->mrag_n_embd != fp.dim)
         return rerr(r, RAG_ERR_MISMATCH, "the server's model has %d dimensions, the index %d", r->mrag_n_embd, fp.dim);
+    /* an index built through a server that reports no sha256 recorded the
+     * served model's name: another name is another model */
+    char *built_by = NULL;
+    if (!r->mrag_sha[0] && idx_meta_get(s, RAG_REMOTE_MODEL_META, &built_by) == IDX_OK && built_by && *built_by) {
+        char want[65];
+        rag_remote_name_sha256(r->model, want);
+        if (strcmp(want, fp.model_sha256) != 0) {
+            int mrc = rerr(r, RAG_ERR_MISMATCH, "the server's model \"%.200s\" is not the one the index was built with (\"%.200s\")",
+                           r->model, built_by);
+            free(built_by);
+            return mrc;
+        }
+    }
+    free(built_by);
     float *v = malloc((size_t)fp.dim * sizeof *v);
     if (!v) return rerr(r, RAG_ERR_NOMEM, "out of memory");
     int rc = rag_remote_embed(r, "dimension check", 15, v, fp.dim);

@@ -31,6 +31,7 @@ typedef struct {
     size_t max_line_bytes;      /* longest SSE line / event, default 1 MB */
     bool probe;                 /* GET BASE/models at rag_remote_new (default true):
                                    model id, and `mrag serve`'s sha256/n_embd */
+    volatile int *cancel;       /* non-zero ends every transfer and retry wait (may be NULL) */
 } rag_remote_params;
 
 rag_remote_params rag_remote_default_params(void);
@@ -60,6 +61,28 @@ int rag_engine_remote_new(rag_remote *r, rag_engine **out);
  * RAG_ERR_MISMATCH when the server's vector has another length. Usable as
  * rag_retriever_params.embed (user = rag_remote *). */
 int rag_remote_embed(void *user, const char *text, size_t len, float *out, int dim);
+/* Embeds n texts in one request (POST BASE/embeddings, "input": [...])
+ * into out[n * dim], L2-normalised, in input order (by each item's
+ * "index"). Transient failures are retried (max_attempts). RAG_ERR_FORMAT
+ * when the server refused the input itself (HTTP 400, 413, 422: e.g. a
+ * text longer than its context) or answered something unreadable;
+ * RAG_ERR_MISMATCH when a vector is not dim long; RAG_ERR_IO for the
+ * network, other statuses and cancel. errmsg says which. */
+int rag_remote_embed_batch(rag_remote *r, const char *const *texts, const size_t *lens, int n, float *out, int dim);
+/* The length of the server's embedding: one probe request. */
+int rag_remote_embed_dim(rag_remote *r, int *dim);
+/* What an `mrag serve` reported in /v1/models: its model's sha256 ("" for
+ * other servers, or without the probe) and n_embd (0 unknown). */
+const char *rag_remote_served_sha256(const rag_remote *r);
+int rag_remote_served_n_embd(const rag_remote *r);
+/* The fingerprint id of a served model that reports no sha256: the sha256
+ * of "mrag-remote-model\n" + name, as hex (65 bytes). Weaker than a file
+ * hash: two different models served under one name look the same. */
+void rag_remote_name_sha256(const char *name, char out[65]);
+/* The meta key where an index built through a server without a sha256
+ * records the served model's name (rag_remote_check_index compares it). */
+#define RAG_REMOTE_MODEL_META "rag.embed_remote_model"
+
 /* Checks that the server's embedding fits the index s: its dimension (one
  * probe request), the final-layer pooling, and, when the server reports a
  * sha256 in its /v1/models "mrag" object, the model the index was built
