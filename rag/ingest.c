@@ -143,6 +143,8 @@ static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
         if (idx_get_counts(ing->s, &c) != IDX_OK)
             return fail(err, errlen, RAG_ERR_IO, "%s", idx_errmsg(ing->s));
         if (c.vectors > 0 || c.documents > 0) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", idx_errmsg(ing->s));
             char *built_by = NULL;
             idx_meta_get(ing->s, RAG_REMOTE_MODEL_META, &built_by);
             char was[600] = "";
@@ -153,7 +155,7 @@ static int check_fingerprint(rag_ingester *ing, char *err, size_t errlen) {
                             "%s%s%s (LoRA adapters count: the same --lora gives the same fingerprint); "
                             "to rebuild it with this model run `mrag ingest --reindex` "
                             "(or ingest into another --index folder)",
-                            idx_errmsg(ing->s), was,
+                            why, was,
                             remote_name[0] ? "; this server reports no sha256, so its model is known by name only" : "");
             if ((rc = drop_all(ing->s, err, errlen)) != RAG_OK) return rc;
         }
