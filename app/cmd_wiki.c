@@ -47,6 +47,14 @@ static const char *wiki_usage =
     "  --threads N          engine threads (default: all cores)\n"
     "  --chunk-tokens N     tokens per chunk (default 256)\n"
     "  --max-pages N        stop after N page writes (testing; the sync point stays)\n"
+    "  --llm-url BASE --llm-embeddings\n"
+    "                       embed through an OpenAI-compatible server's BASE/embeddings\n"
+    "                       (vLLM, llama-server, mrag serve) instead of a local model;\n"
+    "                       -m then only counts tokens (without it: an estimate)\n"
+    "  --llm-key-file F     the embedding server's API key (first line of F)\n"
+    "  --llm-model NAME     the model to ask for (default: the first it lists)\n"
+    "  --embed-batch N      chunks per request to the server (default 16)\n"
+    "  --embed-parallel N   requests in flight for one page's chunks (default 4)\n"
     "  -q, --quiet          only the summary\n"
     "\n"
     "Exit status: 0 when the run completed (even with failed pages, which are\n"
@@ -108,7 +116,8 @@ static char *read_password(const char *path) {
 /* Contract: one sync of the wiki at argv's URL into the index; exit codes
  * as in wiki_usage. */
 enum { O_INDEX = 256, O_USER, O_PASSWORD_FILE, O_CA_FILE, O_ACCESS, O_FULL, O_NAMESPACE, O_RATE, O_TIMEOUT,
-       O_RETRIES, O_MAX_RESPONSE_MB, O_MAX_PAGES, O_THREADS, O_CHUNK_TOKENS, O_LORA };
+       O_RETRIES, O_MAX_RESPONSE_MB, O_MAX_PAGES, O_THREADS, O_CHUNK_TOKENS, O_LORA, O_LLM_URL, O_LLM_KEY_FILE,
+       O_LLM_MODEL, O_LLM_EMBEDDINGS, O_EMBED_BATCH, O_EMBED_PARALLEL };
 static const app_opt ingest_wiki_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -127,6 +136,12 @@ static const app_opt ingest_wiki_opts[] = {
     {"threads", 0, "N", O_THREADS},
     {"chunk-tokens", 0, "N", O_CHUNK_TOKENS},
     {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {"llm-url", 0, "URL", O_LLM_URL},
+    {"llm-key-file", 0, "FILE", O_LLM_KEY_FILE},
+    {"llm-model", 0, "NAME", O_LLM_MODEL},
+    {"llm-embeddings", 0, NULL, O_LLM_EMBEDDINGS},
+    {"embed-batch", 0, "N", O_EMBED_BATCH},
+    {"embed-parallel", 0, "N", O_EMBED_PARALLEL},
     {0},
 };
 const app_opt *const app_ingest_wiki_opts[] = {ingest_wiki_opts, NULL};
@@ -152,6 +167,9 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     long v;
     double d;
     app_lora_opts lora = {0};
+    rag_remote_params rp = rag_remote_default_params();
+    rp.cancel = &g_cancel;
+    bool remote = false;
     app_args ap;
     app_args_init(&ap, "ingest-wiki", app_ingest_wiki_opts, argc, argv);
     const char *val;
@@ -181,6 +199,12 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
         case O_MAX_PAGES: if ((ok = app_opt_long(&ap, val, 1, 1L << 40, &v))) wp.max_pages = (size_t)v; break;
         case O_THREADS: ok = app_opt_int(&ap, val, 1, 256, &ip.n_threads); break;
         case O_CHUNK_TOKENS: ok = app_opt_int(&ap, val, 16, 8192, &ip.chunk_tokens); break;
+        case O_LLM_URL: rp.base_url = val; break;
+        case O_LLM_KEY_FILE: rp.key_file = val; break;
+        case O_LLM_MODEL: rp.model = val; break;
+        case O_LLM_EMBEDDINGS: remote = true; break;
+        case O_EMBED_BATCH: ok = app_opt_int(&ap, val, 1, 1024, &ip.embed_batch); break;
+        case O_EMBED_PARALLEL: ok = app_opt_int(&ap, val, 1, 256, &ip.embed_parallel); break;
         }
         if (!ok) return 2;
     }
@@ -189,6 +213,10 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     if (ap.npos == 0) return app_usage_error(&ap, "no API_URL (the wiki's api.php)");
     url = argv[1];
     if ((wp.username == NULL) != (pwfile == NULL)) return app_usage_error(&ap, "--user and --password-file go together");
+    if (remote && !rp.base_url) return app_usage_error(&ap, "--llm-embeddings needs --llm-url BASE");
+    if (rp.base_url && !remote)
+        return app_usage_error(&ap, "--llm-url: ingest-wiki only embeds; add --llm-embeddings to embed on the server");
+    if (remote && lora.n) return app_usage_error(&ap, "--lora needs a local model (the server applies its own)");
     if (ip.overlap_tokens >= ip.chunk_tokens) ip.overlap_tokens = ip.chunk_tokens / 8;
     if (n_ns) { wp.namespaces = nss; wp.n_namespaces = n_ns; }
     if (pwfile) {
@@ -203,11 +231,16 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     }
     const char *index_dir = app_index_path(index_flag);
     const char *mpath = app_model_path(mflag);
-    if (!mpath) { app_error("ingest-wiki: no model: give -m FILE or set MRAG_MODEL"); goto done; }
+    if (!mpath && !remote) { app_error("ingest-wiki: no model: give -m FILE or set MRAG_MODEL (or --llm-url BASE --llm-embeddings)"); goto done; }
     llm_model_params mp = llm_model_default_params();
     app_lora_model_params(&lora, &mp);
     mp.defer_repack = true;     /* packed at the first embedding (as ingest) */
-    if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("ingest-wiki: %s", err); goto done; }
+    mp.vocab_only = remote;     /* with a server the model only counts tokens */
+    if (mpath && llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("ingest-wiki: %s", err); goto done; }
+    if (remote) {
+        app_warn_if_readable(rp.key_file, "the key file ");
+        ip.remote = &rp;
+    }
     idx_params xp = idx_default_params();
     fresh = app_index_is_new(index_dir);
     int irc = idx_open(index_dir, &xp, &s);
@@ -235,7 +268,7 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
         if (fresh) app_index_discard(&s, index_dir);    /* a first sync that stored nothing */
         goto done;
     }
-    app_after_ingest(s, m, "ingest-wiki");
+    app_after_ingest(s, remote ? NULL : m, "ingest-wiki");
     size_t pages = st.added + st.updated + st.moved + st.removed + st.unchanged + st.failed;
     printf("%s (%s%s%s): %zu added, %zu updated, %zu moved, %zu removed, %zu unchanged, %zu failed\n",
            st.cancelled ? "stopped" : "done", st.full ? "full sync: " : "incremental", st.full ? st.full_reason : "",

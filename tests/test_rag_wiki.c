@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 #include <arpa/inet.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -1309,6 +1310,68 @@ TEST(bad_urls_are_refused) {
     CHECK(rc == RAG_ERR_IO && strstr(err, https), "%d %s", rc, err);
 }
 
+/* ingest-wiki --llm-url BASE --llm-embeddings: the pages embedded by a
+ * real `mrag serve` (same model) give the vectors of a local sync. */
+TEST(cli_remote_embeddings_equal_local) {
+    int st;
+    model();
+    const char *api = fake_wiki(FAULT_NONE);
+    char local[1100], remote[1100], srvidx[1100], log[1100], url[64];
+    snprintf(local, sizeof local, "%s", fresh_dir("idx-wiki-local"));
+    snprintf(remote, sizeof remote, "%s", fresh_dir("idx-wiki-remote"));
+    snprintf(srvidx, sizeof srvidx, "%s", fresh_dir("idx-wiki-srv"));
+    snprintf(log, sizeof log, "%s/wiki-serve.err", test_tmpdir());
+    char *out = cli(&st, "ingest-wiki %s --index %s -m %s --threads 1", api, test_shq(local), test_shq(g_model));
+    CHECK(st == 0, "%d %s", st, out);
+    free(out);
+    /* the server needs an index of its own: the local one, copied */
+    char cmd[4000];
+    snprintf(cmd, sizeof cmd, "cp -r %s %s", test_shq(local), test_shq(srvidx));
+    REQUIRE(system(cmd) == 0);
+    const char *args[] = {"--index", srvidx, "-m", g_model, "--listen", "127.0.0.1:0", "--threads", "1", NULL};
+    pid_t srv = test_serve_spawn(args, log, url, sizeof url);
+    out = cli(&st, "ingest-wiki %s --index %s --llm-url %s/v1 --llm-embeddings -m %s --embed-parallel 3 --embed-batch 1", api,
+              test_shq(remote), url, test_shq(g_model));
+    kill(srv, SIGKILL);
+    waitpid(srv, NULL, 0);
+    CHECK(st == 0 && strstr(out, "3 added"), "%d %s", st, out);
+    free(out);
+    out = cli(&st, "ingest-wiki %s --index %s --llm-embeddings", api, test_shq(remote));
+    CHECK(st == 2 && strstr(out, "--llm-url"), "%d %s", st, out);
+    free(out);
+    idx_params ip = idx_default_params();
+    ip.read_only = true;
+    idx_store *a = NULL, *b = NULL;
+    REQUIRE(idx_open(local, &ip, &a) == IDX_OK && idx_open(remote, &ip, &b) == IDX_OK);
+    idx_fingerprint fa, fb;
+    REQUIRE(idx_fingerprint_get(a, &fa) == IDX_OK && idx_fingerprint_get(b, &fb) == IDX_OK);
+    CHECK_EQ_STR(fa.model_sha256, fb.model_sha256);
+    int64_t *ia = NULL, *ib = NULL;
+    size_t na = 0, nb = 0;
+    REQUIRE(idx_chunk_ids(a, false, &ia, &na) == IDX_OK && idx_chunk_ids(b, false, &ib, &nb) == IDX_OK);
+    CHECK(na >= 3 && na == nb, "%zu / %zu chunks", na, nb);
+    for (size_t i = 0; i < na && i < nb; i++) {
+        idx_chunk ca, cb;
+        idx_doc xa, xb;
+        REQUIRE(idx_chunk_get(a, ia[i], &ca, &xa) == IDX_OK && idx_chunk_get(b, ib[i], &cb, &xb) == IDX_OK);
+        CHECK(strcmp(xa.uri, xb.uri) == 0 && ca.ordinal == cb.ordinal && ca.text_len == cb.text_len &&
+                  memcmp(ca.text, cb.text, ca.text_len) == 0, "chunk %zu differs", i);
+        float va[64], vb[64];
+        REQUIRE(idx_chunk_vector(a, ia[i], va, 64) == IDX_OK && idx_chunk_vector(b, ib[i], vb, 64) == IDX_OK);
+        double ab = 0, aa = 0, bb = 0;
+        for (int j = 0; j < 64; j++) { ab += va[j] * vb[j]; aa += va[j] * va[j]; bb += vb[j] * vb[j]; }
+        CHECK(ab / sqrt(aa * bb) >= 0.9999, "%s chunk %d: cosine %f", xa.uri, ca.ordinal, ab / sqrt(aa * bb));
+        idx_chunk_release(&ca);
+        idx_chunk_release(&cb);
+        idx_doc_release(&xa);
+        idx_doc_release(&xb);
+    }
+    free(ia);
+    free(ib);
+    idx_close(a);
+    idx_close(b);
+}
+
 TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_and_retries),
           RUN(fault_oversized_answer_fails_that_page_only_and_is_retried),
           RUN(fault_hanging_answer_times_out_and_the_run_goes_on), RUN(fault_malformed_json_is_a_clear_error),
@@ -1316,7 +1379,7 @@ TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_a
           RUN(an_ended_login_session_is_renewed_not_read_anonymously), RUN(continuation_merges_a_page_split_over_answers),
           RUN(json_answers_with_too_many_values_are_refused_before_parsing), RUN(bad_urls_are_refused),
           RUN(tls_is_verified_and_a_private_ca_is_accepted),
-          RUN(cli_usage_progress_and_summary),
+          RUN(cli_usage_progress_and_summary), RUN(cli_remote_embeddings_equal_local),
           RUN(full_sync_mirrors_english_and_german_pages), RUN(incremental_sync_follows_edits_moves_and_deletions),
           RUN(changed_access_rules_regroup_without_reembedding), RUN(full_sync_removes_a_deletion_the_changes_missed),
           RUN(sync_stopped_half_way_then_rerun_equals_a_clean_sync), RUN(cli_killed_mid_sync_then_rerun_finishes),
