@@ -281,8 +281,14 @@ bench-evidence: all $(BUILD)/tests/bench_evidence
 # not part of `bench`; docs/benchmarks.md "Scale"). 100k by default; the
 # million: make bench-scale SCALE_N=1000000 (quiet machine, ~10 GB of disk)
 SCALE_N ?= 100000
-bench-scale: all $(BUILD)/tests/bench_scale
+bench-scale: all $(BUILD)/tests/bench_scale bench-remote-ingest
 	OMP_WAIT_POLICY=passive $(BUILD)/tests/bench_scale $(SCALE_N) 4096
+
+# ingestion through a remote embedding server (mrag serve on loopback) at 1,
+# 4 and 16 requests in flight against the server alone (docs/remote.md)
+.PHONY: bench-remote-ingest
+bench-remote-ingest: all $(BUILD)/tests/bench_embed_alone
+	BUILD=$(BUILD) sh tests/bench_remote_ingest.sh
 
 # language identification on short windows: stop-word profiles against
 # libexttextcat (tests/langid/compare_langid.c; needs libexttextcat-dev)

@@ -355,7 +355,10 @@ static bool serve_open(app_server *s, const char *host, char **recorded) {
         app_lora_model_params(&o->lora, &mp);
         if (llm_model_load(mpath, &mp, &s->model, err, sizeof err) != LLM_OK) { app_error("%s", err); return false; }
         llm_model_get_info(s->model, &s->mi);
-        if (llm_model_sha256(s->model, s->model_sha) != LLM_OK) s->model_sha[0] = 0;
+        /* what /v1/models reports as the model: base + LoRA adapters, as an
+         * index fingerprint records it (the file's sha256 without adapters),
+         * so that remote ingestion and query embeddings compare like with like */
+        if (llm_model_fingerprint(s->model, s->model_sha) != LLM_OK) s->model_sha[0] = 0;
         const char *base = strrchr(mpath, '/');
         snprintf(s->model_name, sizeof s->model_name, "%s", base ? base + 1 : mpath);
         size_t bl = strlen(s->model_name);

@@ -203,7 +203,7 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
         case O_LLM_KEY_FILE: rp.key_file = val; break;
         case O_LLM_MODEL: rp.model = val; break;
         case O_LLM_EMBEDDINGS: remote = true; break;
-        case O_EMBED_BATCH: ok = app_opt_int(&ap, val, 1, 1024, &ip.embed_batch); break;
+        case O_EMBED_BATCH: ok = app_opt_int(&ap, val, 1, 256, &ip.embed_batch); break;
         case O_EMBED_PARALLEL: ok = app_opt_int(&ap, val, 1, 256, &ip.embed_parallel); break;
         }
         if (!ok) return 2;

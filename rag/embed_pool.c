@@ -177,6 +177,15 @@ int rag_embed_pool_failed(rag_embed_pool *p, char *msg, size_t n) {
     return rc;
 }
 
+void rag_embed_pool_reset(rag_embed_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    if (p->outstanding == 0) {
+        p->fail_rc = RAG_OK;
+        p->fail[0] = 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 void rag_embed_pool_free(rag_embed_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);

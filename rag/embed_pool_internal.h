@@ -45,6 +45,9 @@ int rag_embed_pool_outstanding(rag_embed_pool *p);
  * dimension, cancel): RAG_OK while none. Once failed, queued jobs end at
  * once with that failure. msg (may be NULL) gets its message. */
 int rag_embed_pool_failed(rag_embed_pool *p, char *msg, size_t n);
+/* Forgets an earlier failure (no job may be outstanding): the next run
+ * (a --watch batch) tries the server again. */
+void rag_embed_pool_reset(rag_embed_pool *p);
 /* Stops the threads (after the jobs in flight) and frees. NULL: no-op. */
 void rag_embed_pool_free(rag_embed_pool *p);
 

@@ -508,6 +508,7 @@ static void pending_drop_all(rag_ingester *ing) {
 static int put_remote_sync(rag_ingester *ing, const rag_put_meta *m, const rag_doc *doc, int *n_chunks, char *err,
                            size_t errlen) {
     pending_doc *pd = NULL;
+    if (!ing->pend_head) rag_embed_pool_reset(ing->pool);
     int rc = pending_submit(ing, m, doc, &pd, err, errlen);
     if (rc != RAG_OK) return rc;
     ing->sync_failed = false;
@@ -992,6 +993,7 @@ int rag_ingester_run_dir(rag_ingester *ing, const char *root, rag_ingest_stats *
     run_ctx r = {.ing = ing, .st = stats, .t0 = now_s()};
     ing->st = stats;
     ing->run = &r;
+    if (ing->pool) rag_embed_pool_reset(ing->pool);     /* an earlier run's failure is not this run's */
     struct stat rst;
     if (!(canon = realpath(root, NULL)) || stat(canon, &rst) != 0) {
         rc = fail(err, errlen, RAG_ERR_IO, "%s: %s", root, strerror(errno));

@@ -1,0 +1,71 @@
+#!/bin/sh
+# bench_remote_ingest.sh — part of `make bench-scale` (a benchmark, not a
+# test): ingestion through a remote embedding server on loopback (`mrag
+# serve`) at 1, 4 and 16 requests in flight, against the server's own
+# /v1/embeddings throughput measured alone on the same chunks with the same
+# batches and concurrency (tests/bench_embed_alone.c: nothing but the
+# requests). Both sides run interleaved for each concurrency; every line
+# carries the load average (figures from a busy machine are noise).
+#
+#   BUILD=build sh tests/bench_remote_ingest.sh
+#   env: REMOTE_COPIES (8: copies of data/sample, ~770 chunks), REMOTE_BATCH (16),
+#        REMOTE_PARALLEL ("1 4 16"), REMOTE_SLOTS (server --embed-slots, 2),
+#        REMOTE_MODEL_ARGS (mkmodel shape, default dim 512, 4 layers)
+#
+# The goal (issue 17): ingestion within 10 % of the server alone.
+set -eu
+BUILD=${BUILD:-build}
+MRAG=$BUILD/mrag
+ALONE=$BUILD/tests/bench_embed_alone
+COPIES=${REMOTE_COPIES:-8}
+BATCH=${REMOTE_BATCH:-16}
+PARS=${REMOTE_PARALLEL:-1 4 16}
+SLOTS=${REMOTE_SLOTS:-2}
+SHAPE=${REMOTE_MODEL_ARGS:---dim 512 --layers 4 --heads 8 --kv-heads 2 --ff 1536 --ctx 2048}
+die() { echo "bench_remote_ingest: $*" >&2; exit 1; }
+[ -x "$MRAG" ] && [ -x "$BUILD/mkmodel" ] && [ -x "$ALONE" ] || die "build first (make $BUILD/tests/bench_embed_alone)"
+[ -d data/sample ] || die "data/sample is missing (run from the repository root)"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mrag-bench-remote.XXXXXX")
+srv=
+cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+VOCAB=../shared/models/mistral-v0.1-vocab-derived.gguf
+if [ -f "$VOCAB" ]; then V="--vocab-from $VOCAB"; else V="--vocab-size 4096"; fi
+# shellcheck disable=SC2086
+"$BUILD/mkmodel" $SHAPE $V --out "$TMP/model.gguf" >/dev/null 2>&1 || die "mkmodel failed"
+i=0
+while [ "$i" -lt "$COPIES" ]; do
+  mkdir -p "$TMP/docs/c$i"
+  cp -r data/sample/. "$TMP/docs/c$i/"
+  # each copy its own content (no two files alike)
+  find "$TMP/docs/c$i" -name '*.txt' -o -name '*.md' | while read -r f; do echo "Copy $i of $(basename "$f")." >> "$f"; done
+  i=$((i + 1))
+done
+env -u MRAG_MODEL "$MRAG" ingest data/sample/recipes --index "$TMP/srvidx" -m "$TMP/model.gguf" -q >/dev/null 2>&1 || die "server index"
+env -u MRAG_MODEL "$MRAG" serve --index "$TMP/srvidx" -m "$TMP/model.gguf" --listen 127.0.0.1:0 --threads 1 \
+    --embed-slots "$SLOTS" --queue 64 2> "$TMP/serve.err" &
+srv=$!
+url=
+for _ in $(seq 1 600); do
+  url=$(sed -n 's|.*listening on \(http://127.0.0.1:[0-9]*\).*|\1|p' "$TMP/serve.err" | head -1)
+  [ -n "$url" ] && break
+  kill -0 "$srv" 2>/dev/null || die "the server did not start: $(cat "$TMP/serve.err")"
+  sleep 0.1
+done
+[ -n "$url" ] || die "the server did not listen"
+echo "remote ingestion: $COPIES copies of data/sample, model $SHAPE, server $url --embed-slots $SLOTS, batches of $BATCH"
+for p in $PARS; do
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  alone=$("$ALONE" "$url/v1" "$TMP/docs" "$TMP/model.gguf" "$BATCH" "$p") || die "server alone: $alone"
+  a_cps=$(echo "$alone" | sed -n 's/.*= \([0-9.]*\) chunks\/s.*/\1/p')
+  rm -rf "$TMP/idx"
+  t0=$(date +%s.%N)
+  out=$(env -u MRAG_MODEL "$MRAG" ingest "$TMP/docs" --index "$TMP/idx" -m "$TMP/model.gguf" --llm-url "$url/v1" \
+        --llm-embeddings --embed-parallel "$p" --embed-batch "$BATCH" 2>&1) || die "ingest: $out"
+  t1=$(date +%s.%N)
+  chunks=$(echo "$out" | sed -n 's/^\([0-9]*\) chunks\{0,1\} written.*/\1/p')
+  awk -v p="$p" -v c="$chunks" -v a="$t0" -v b="$t1" -v al="$a_cps" -v l="$load" -v l2="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+    s = b - a; r = c / s
+    printf "in flight %2d: ingest %d chunks in %.2f s = %.1f chunks/s; server alone %.1f chunks/s; ingest/alone %.2f (load %s -> %s)\n",
+           p, c, s, r, al, (al > 0 ? r / al : 0), l, l2 }'
+done
