@@ -541,5 +541,42 @@ TEST(api_key_sent) {
     pthread_mutex_unlock(&px_mu);
 }
 
+/* An `mrag serve --lora`: it reports base + adapter as its model (the
+ * fingerprint a local ingest with the same --lora records), so remote and
+ * local ingests agree, and its vectors are the adapted ones. */
+TEST(served_lora_is_the_fingerprint) {
+    setup();
+    char adapter[700], cmd[4000], lidx[700], ridx[700], log[700], url[64], *o = NULL;
+    snprintf(adapter, sizeof adapter, "%s/lora.gguf", dir);
+    snprintf(cmd, sizeof cmd, "%s/mkmodel --lora-of %s --lora-rank 4 --lora-targets q,k,v,o,gate,up,down,embd --seed 5 --out %s 2>/dev/null",
+             test_build_dir(), test_shq(model_a), test_shq(adapter));
+    REQUIRE(system(cmd) == 0, "%s", cmd);
+    snprintf(lidx, sizeof lidx, "%s/lora-local", dir);
+    snprintf(ridx, sizeof ridx, "%s/lora-remote", dir);
+    int rc = run(&o, "%s ingest data/sample/recipes --index %s -m %s --lora %s --threads 1", mrag, test_shq(lidx),
+                 test_shq(model_a), test_shq(adapter));
+    REQUIRE(rc == 0, "%s", o);
+    free(o);
+    snprintf(log, sizeof log, "%s/lora.err", dir);
+    const char *args[] = {"--index", lidx, "-m", model_a, "--lora", adapter, "--listen", "127.0.0.1:0", "--threads", "1", NULL};
+    pid_t srv = test_serve_spawn(args, log, url, sizeof url);
+    rc = run(&o, "%s ingest data/sample/recipes --index %s -m %s --llm-url %s/v1 --llm-embeddings", mrag, test_shq(ridx),
+             test_shq(model_a), url);
+    kill(srv, SIGKILL);
+    waitpid(srv, NULL, 0);
+    CHECK(rc == 0, "exit %d: %s", rc, o);
+    free(o);
+    snap l, r, base;
+    take(lidx, &l);
+    take(ridx, &r);
+    take(idx_local, &base);
+    CHECK_EQ_STR(r.fp.model_sha256, l.fp.model_sha256);
+    CHECK(strcmp(r.fp.model_sha256, base.fp.model_sha256) != 0, "the adapter is part of the fingerprint");
+    same_rows(&l, &r, 0.9999);
+    snap_free(&l);
+    snap_free(&r);
+    snap_free(&base);
+}
+
 TEST_MAIN(RUN(remote_vectors_equal_local); RUN(parallel_equals_serial); RUN(no_local_model); RUN(other_model_refused);
-          RUN(name_fingerprint); RUN(server_500s_then_resume); RUN(connections_dropped_then_resume); RUN(api_key_sent);)
+          RUN(name_fingerprint); RUN(server_500s_then_resume); RUN(connections_dropped_then_resume); RUN(api_key_sent); RUN(served_lora_is_the_fingerprint);)
