@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -637,24 +638,68 @@ int rag_engine_remote_new(rag_remote *r, rag_engine **out) {
 /* ------------------------------------------------------------ embeddings */
 
 /* Copies one answer vector e (a JSON array) into out[dim], L2-normalised. */
-static int read_vector(rag_remote *r, const cJSON *e, float *out, int dim) {
-    if (!cJSON_IsArray(e)) return rerr(r, RAG_ERR_FORMAT, "%s/embeddings: an item without an embedding array", r->base);
+static int read_vector(const cJSON *e, float *out, int dim, char *err, size_t errlen) {
+    if (!cJSON_IsArray(e)) return rag_errf(err, errlen, RAG_ERR_FORMAT, "an item without an embedding array");
     int n = cJSON_GetArraySize(e);
     if (n != dim)
-        return rerr(r, RAG_ERR_MISMATCH, "the server's embedding has %d dimensions, the index %d: it was built with another model", n, dim);
-    double ss = 0;
-    int i = 0;
+        return rag_errf(err, errlen, RAG_ERR_MISMATCH,
+                        "the server's embedding has %d dimensions, the index %d: it was built with another model", n, dim);
+    double mx = 0;
     const cJSON *v;
     cJSON_ArrayForEach(v, e) {
-        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return rerr(r, RAG_ERR_FORMAT, "%s/embeddings: a non-number in the vector", r->base);
-        out[i++] = (float)v->valuedouble;
-        ss += v->valuedouble * v->valuedouble;
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return rag_errf(err, errlen, RAG_ERR_FORMAT, "a non-number in the vector");
+        if (fabs(v->valuedouble) > FLT_MAX) return rag_errf(err, errlen, RAG_ERR_FORMAT, "a number out of range in the vector");
+        if (fabs(v->valuedouble) > mx) mx = fabs(v->valuedouble);
     }
-    if (ss > 0) {
-        float inv = (float)(1.0 / sqrt(ss));
-        for (i = 0; i < dim; i++) out[i] *= inv;
-    }
+    /* normalised in double after scaling by the largest component: tiny
+     * or huge components keep their direction; all zero stays zero */
+    double ss = 0;
+    cJSON_ArrayForEach(v, e) if (mx > 0) ss += (v->valuedouble / mx) * (v->valuedouble / mx);
+    double norm = ss > 0 ? sqrt(ss) : 1;
+    int i = 0;
+    cJSON_ArrayForEach(v, e) out[i++] = mx > 0 ? (float)(v->valuedouble / mx / norm) : 0.0f;
     return RAG_OK;
+}
+
+/* The vectors of a parsed embeddings answer: see rag_remote_parse_embeddings. */
+static int parse_embeddings(const cJSON *res, int n, int dim, float *out, char *err, size_t errlen) {
+    bool *seen = calloc((size_t)n, sizeof *seen);
+    int rc = RAG_OK;
+    if (!seen) { rc = rag_errf(err, errlen, RAG_ERR_NOMEM, "out of memory"); goto done; }
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(res, "data");
+    if (!cJSON_IsArray(data) || cJSON_GetArraySize(data) != n) {
+        rc = rag_errf(err, errlen, RAG_ERR_FORMAT, "%d vectors asked, %d in the answer", n,
+                      cJSON_IsArray(data) ? cJSON_GetArraySize(data) : 0);
+        goto done;
+    }
+    int k = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, data) {
+        const cJSON *ix = cJSON_GetObjectItemCaseSensitive(it, "index");
+        double at = cJSON_IsNumber(ix) ? ix->valuedouble : (double)k;
+        if (!(at >= 0 && at < n) || at != (double)(int)at || seen[(int)at]) {
+            rc = rag_errf(err, errlen, RAG_ERR_FORMAT, "a bad or repeated index in the answer");
+            goto done;
+        }
+        seen[(int)at] = true;
+        if ((rc = read_vector(cJSON_GetObjectItemCaseSensitive(it, "embedding"), out + (size_t)at * (size_t)dim, dim, err,
+                              errlen)) != RAG_OK)
+            goto done;
+        k++;
+    }
+done:
+    free(seen);
+    return rc;
+}
+
+/* Contract: see remote.h. */
+int rag_remote_parse_embeddings(const char *body, size_t len, int n, int dim, float *out, char *err, size_t errlen) {
+    if (!body || n < 1 || dim < 1 || !out) return rag_errf(err, errlen, RAG_ERR_ARG, "bad arguments");
+    cJSON *res = cJSON_ParseWithLength(body, len);
+    if (!res) return rag_errf(err, errlen, RAG_ERR_FORMAT, "the answer is not JSON");
+    int rc = parse_embeddings(res, n, dim, out, err, errlen);
+    cJSON_Delete(res);
+    return rc;
 }
 
 /* POST BASE/embeddings of n texts; *res the parsed answer. A refusal of the
@@ -689,30 +734,14 @@ int rag_remote_embed_batch(rag_remote *r, const char *const *texts, const size_t
     r->err[0] = 0;
     if (n == 0) return RAG_OK;
     cJSON *res = NULL;
-    bool *seen = calloc((size_t)n, sizeof *seen);
-    if (!seen) return rerr(r, RAG_ERR_NOMEM, "out of memory");
     int rc = embed_request(r, texts, lens, n, &res);
-    if (rc != RAG_OK) goto done;
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(res, "data");
-    if (!cJSON_IsArray(data) || cJSON_GetArraySize(data) != n) {
-        rc = rerr(r, RAG_ERR_FORMAT, "%s/embeddings: %d vectors asked, %d in the answer", r->base, n,
-                  cJSON_IsArray(data) ? cJSON_GetArraySize(data) : 0);
-        goto done;
-    }
-    int k = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, data) {
-        const cJSON *ix = cJSON_GetObjectItemCaseSensitive(it, "index");
-        int at = cJSON_IsNumber(ix) ? ix->valueint : k;
-        if (at < 0 || at >= n || seen[at]) { rc = rerr(r, RAG_ERR_FORMAT, "%s/embeddings: a bad or repeated index in the answer", r->base); goto done; }
-        seen[at] = true;
-        if ((rc = read_vector(r, cJSON_GetObjectItemCaseSensitive(it, "embedding"), out + (size_t)at * (size_t)dim, dim)) != RAG_OK) goto done;
-        k++;
-    }
-done:
-    free(seen);
+    if (rc != RAG_OK) return rc;
+    char perr[300];
+    rc = dim > 0 ? parse_embeddings(res, n, dim, out, perr, sizeof perr) : rag_errf(perr, sizeof perr, RAG_ERR_ARG, "no dimension");
     cJSON_Delete(res);
-    return rc;
+    if (rc == RAG_ERR_MISMATCH) return rerr(r, rc, "%s", perr);
+    if (rc != RAG_OK) return rerr(r, rc, "%s/embeddings: %s", r->base, perr);
+    return RAG_OK;
 }
 
 /* Contract: see remote.h. */

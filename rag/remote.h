@@ -69,6 +69,13 @@ int rag_remote_embed(void *user, const char *text, size_t len, float *out, int d
  * RAG_ERR_MISMATCH when a vector is not dim long; RAG_ERR_IO for the
  * network, other statuses and cancel. errmsg says which. */
 int rag_remote_embed_batch(rag_remote *r, const char *const *texts, const size_t *lens, int n, float *out, int dim);
+/* Reads an embeddings answer (body[0..len), JSON from the server) of n
+ * vectors of dim numbers into out[n * dim], L2-normalised, in input order
+ * (each item's "index"; its position when absent). RAG_ERR_FORMAT (not
+ * JSON, another count, a bad or repeated index, a non-number),
+ * RAG_ERR_MISMATCH (another length); err says which. For tests and
+ * fuzzing too. */
+int rag_remote_parse_embeddings(const char *body, size_t len, int n, int dim, float *out, char *err, size_t errlen);
 /* The length of the server's embedding: one probe request. */
 int rag_remote_embed_dim(rag_remote *r, int *dim);
 /* What an `mrag serve` reported in /v1/models: its model's sha256 ("" for

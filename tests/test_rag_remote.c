@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -838,7 +839,40 @@ TEST(end_to_end_against_mrag_serve_same_answer) {
     stop_serve();
 }
 
+/* The answers of an embedding server: vectors put in input order by
+ * "index", L2-normalised; every malformed answer refused with a reason. */
+TEST(embeddings_answers_parsed_and_checked) {
+    float v[6];
+    char err[300];
+    const char *ok = "{\"data\":[{\"index\":1,\"embedding\":[0,3,4]},{\"index\":0,\"embedding\":[2,0,0]}]}";
+    REQUIRE(rag_remote_parse_embeddings(ok, strlen(ok), 2, 3, v, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK(v[0] == 1.0f && v[1] == 0 && v[2] == 0, "%g %g %g", v[0], v[1], v[2]);
+    CHECK(fabsf(v[4] - 0.6f) < 1e-6f && fabsf(v[5] - 0.8f) < 1e-6f, "%g %g", v[4], v[5]);
+    /* tiny components keep their direction */
+    const char *tiny = "{\"data\":[{\"embedding\":[3e-200,4e-200,0]}]}";
+    REQUIRE(rag_remote_parse_embeddings(tiny, strlen(tiny), 1, 3, v, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK(fabsf(v[0] - 0.6f) < 1e-6f && fabsf(v[1] - 0.8f) < 1e-6f, "%g %g", v[0], v[1]);
+    static const struct { const char *body; int n, dim, rc; const char *why; } bad[] = {
+        {"not json", 1, 3, RAG_ERR_FORMAT, "not JSON"},
+        {"{\"data\":[{\"embedding\":[1,2,3]}]}", 2, 3, RAG_ERR_FORMAT, "2 vectors asked, 1"},
+        {"{\"data\":[{\"index\":0,\"embedding\":[1,2,3]},{\"index\":0,\"embedding\":[1,2,3]}]}", 2, 3, RAG_ERR_FORMAT, "repeated"},
+        {"{\"data\":[{\"index\":5,\"embedding\":[1,2,3]}]}", 1, 3, RAG_ERR_FORMAT, "bad or repeated index"},
+        {"{\"data\":[{\"index\":0.5,\"embedding\":[1,2,3]}]}", 1, 3, RAG_ERR_FORMAT, "bad or repeated index"},
+        {"{\"data\":[{\"embedding\":[1,2]}]}", 1, 3, RAG_ERR_MISMATCH, "2 dimensions"},
+        {"{\"data\":[{\"embedding\":[1,\"x\",3]}]}", 1, 3, RAG_ERR_FORMAT, "non-number"},
+        {"{\"data\":[{\"embedding\":[1,1e300,3]}]}", 1, 3, RAG_ERR_FORMAT, "out of range"},
+        {"{\"data\":[{\"vector\":[1,2,3]}]}", 1, 3, RAG_ERR_FORMAT, "without an embedding"},
+        {"{\"error\":{\"message\":\"no\"}}", 1, 3, RAG_ERR_FORMAT, "asked, 0"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        int rc = rag_remote_parse_embeddings(bad[i].body, strlen(bad[i].body), bad[i].n, bad[i].dim, v, err, sizeof err);
+        CHECK(rc == bad[i].rc && strstr(err, bad[i].why), "case %zu: rc %d, %s", i, rc, err);
+    }
+}
+
 TEST_MAIN(RUN(streams_chunked_sse_with_heartbeats_and_crlf), RUN(http_errors_carry_status_and_server_message),
           RUN(broken_streams_fail_clearly_without_duplicate_text), RUN(timeouts_cancel_and_stop),
           RUN(embeddings_and_index_checks), RUN(prompt_messages_keep_untrusted_text_inside_its_turn),
-          RUN(sse_parser_cases), RUN(estimate_is_above_the_real_token_count), RUN(end_to_end_against_mrag_serve_same_answer))
+          RUN(sse_parser_cases), RUN(estimate_is_above_the_real_token_count), RUN(end_to_end_against_mrag_serve_same_answer),
+          RUN(embeddings_answers_parsed_and_checked))
