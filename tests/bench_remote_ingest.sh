@@ -8,7 +8,7 @@
 # carries the load average (figures from a busy machine are noise).
 #
 #   BUILD=build sh tests/bench_remote_ingest.sh
-#   env: REMOTE_COPIES (8: copies of data/sample, ~770 chunks), REMOTE_BATCH (16),
+#   env: REMOTE_COPIES (16: copies of data/sample, ~1,550 chunks), REMOTE_BATCH (16),
 #        REMOTE_PARALLEL ("1 4 16"), REMOTE_SLOTS (server --embed-slots, 2),
 #        REMOTE_MODEL_ARGS (mkmodel shape, default dim 512, 4 layers)
 #
@@ -17,7 +17,7 @@ set -eu
 BUILD=${BUILD:-build}
 MRAG=$BUILD/mrag
 ALONE=$BUILD/tests/bench_embed_alone
-COPIES=${REMOTE_COPIES:-8}
+COPIES=${REMOTE_COPIES:-16}
 BATCH=${REMOTE_BATCH:-16}
 PARS=${REMOTE_PARALLEL:-1 4 16}
 SLOTS=${REMOTE_SLOTS:-2}
