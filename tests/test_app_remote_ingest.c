@@ -95,7 +95,7 @@ static void setup(void) {
 
 /* ------------------------------------------------------------ the proxy */
 
-enum { PX_PASS, PX_FAIL500, PX_DROP };
+enum { PX_PASS, PX_FAIL500, PX_DROP, PX_REFUSE_MARKED };
 static struct MHD_Daemon *px;
 static int px_port;
 static const char *px_upstream;         /* url_a */
@@ -157,7 +157,11 @@ static enum MHD_Result px_handler(void *cls, struct MHD_Connection *c, const cha
     snprintf(px_auth_seen, sizeof px_auth_seen, "%s", auth ? auth : "");
     pthread_mutex_unlock(&px_mu);
     bool embed = strstr(url, "/embeddings") != NULL;
-    if (embed) {
+    if (embed && atomic_load(&px_mode) == PX_REFUSE_MARKED && cs->body && strstr(cs->body, "Refusemarker")) {
+        static const char e400[] = "{\"error\":{\"message\":\"input is too long for this model\",\"type\":\"invalid_request_error\"}}";
+        return px_reply(c, 400, e400, strlen(e400));
+    }
+    if (embed && atomic_load(&px_mode) != PX_REFUSE_MARKED) {
         int n = atomic_fetch_add(&px_embeds, 1) + 1;
         int mode = atomic_load(&px_mode);
         if (mode != PX_PASS && n > atomic_load(&px_fail_after)) {
@@ -578,5 +582,37 @@ TEST(served_lora_is_the_fingerprint) {
     snap_free(&base);
 }
 
+/* A server that refuses one document's input (HTTP 400): that document
+ * fails with the server's message, the others are stored, exit 0; an
+ * older version of the refused document is removed, as for any file that
+ * now fails. */
+TEST(refused_input_fails_only_its_document) {
+    setup();
+    px_start(PX_REFUSE_MARKED, 0, false);
+    char docs[700], d[700], *o = NULL;
+    snprintf(docs, sizeof docs, "%s/refuse-docs", dir);
+    snprintf(d, sizeof d, "%s/refuse-idx", dir);
+    mkdir(docs, 0755);
+    test_put_file(docs, "a.md", "# Alpha\n\nThe alpha document is fine.\n");
+    test_put_file(docs, "b.md", "# Beta\n\nThe beta document is fine too.\n");
+    test_put_file(docs, "c.md", "# Gamma\n\nGamma holds nothing odd yet.\n");
+    int rc = run(&o, "%s ingest %s --index %s --llm-url http://127.0.0.1:%d/v1 --llm-embeddings", mrag, test_shq(docs),
+                 test_shq(d), px_port);
+    CHECK(rc == 0 && o && strstr(o, "3 added"), "exit %d: %s", rc, o);
+    free(o);
+    test_put_file(docs, "c.md", "# Gamma\n\nGamma now holds a Refusemarker the server will not take.\n");
+    rc = run(&o, "%s ingest %s --index %s --llm-url http://127.0.0.1:%d/v1 --llm-embeddings", mrag, test_shq(docs),
+             test_shq(d), px_port);
+    CHECK(rc == 0 && o && strstr(o, "1 failed") && strstr(o, "input is too long for this model") && strstr(o, "c.md"),
+          "exit %d: %s", rc, o);
+    free(o);
+    snap a;
+    take(d, &a);
+    CHECK_EQ_INT(a.docs, 2);
+    for (size_t i = 0; i < a.n; i++) CHECK(!strstr(a.rows[i].key, "Gamma"), "the old version stayed: %s", a.rows[i].key);
+    snap_free(&a);
+}
+
 TEST_MAIN(RUN(remote_vectors_equal_local); RUN(parallel_equals_serial); RUN(no_local_model); RUN(other_model_refused);
-          RUN(name_fingerprint); RUN(server_500s_then_resume); RUN(connections_dropped_then_resume); RUN(api_key_sent); RUN(served_lora_is_the_fingerprint);)
+          RUN(name_fingerprint); RUN(server_500s_then_resume); RUN(connections_dropped_then_resume); RUN(api_key_sent); RUN(served_lora_is_the_fingerprint);
+          RUN(refused_input_fails_only_its_document);)
