@@ -64,8 +64,9 @@ for p in $PARS; do
         --llm-embeddings --embed-parallel "$p" --embed-batch "$BATCH" 2>&1) || die "ingest: $out"
   t1=$(date +%s.%N)
   chunks=$(echo "$out" | sed -n 's/^\([0-9]*\) chunks\{0,1\} written.*/\1/p')
-  awk -v p="$p" -v c="$chunks" -v a="$t0" -v b="$t1" -v al="$a_cps" -v l="$load" -v l2="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+  run_s=$(echo "$out" | sed -n 's/.* removed in \([0-9.]*\) s .*/\1/p')
+  awk -v p="$p" -v c="$chunks" -v a="$t0" -v b="$t1" -v rs="$run_s" -v al="$a_cps" -v l="$load" -v l2="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
     s = b - a; r = c / s
-    printf "in flight %2d: ingest %d chunks in %.2f s = %.1f chunks/s; server alone %.1f chunks/s; ingest/alone %.2f (load %s -> %s)\n",
-           p, c, s, r, al, (al > 0 ? r / al : 0), l, l2 }'
+    printf "in flight %2d: ingest %d chunks in %.2f s wall (the run itself %.2f s) = %.1f chunks/s; server alone %.1f chunks/s; ingest/alone %.2f (load %s -> %s)\n",
+           p, c, s, rs, r, al, (al > 0 ? r / al : 0), l, l2 }'
 done
