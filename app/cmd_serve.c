@@ -37,6 +37,10 @@ static const char *serve_usage =
     "                         callers see public documents only\n"
     "  --rules DIR            extra guardrail rules (repeatable)\n"
     "  --quarantine M         drop | keep (as `mrag ask`)\n"
+    "  --guard-llm            the model judges a question or passage sentence that\n"
+    "                         the injection detector is unsure of (as `mrag ask`;\n"
+    "                         each judgement is a short generation in the request's\n"
+    "                         slot; \"judged\" and \"judge_ms\" in the timings)\n"
     "  --preamble FILE        prompt preamble (default built in)\n"
     "  --max-body BYTES       request body limit (default 1048576)\n"
     "  --max-prompt-tokens N  question (or plain-chat conversation) tokens accepted\n"
@@ -149,7 +153,7 @@ static void serve_default_opts(app_serve_opts *o) {
 enum { O_DEBUG_PROMPTS = 256, O_LLM_EMBEDDINGS, O_INDEX, O_LISTEN, O_KEYS, O_PREAMBLE, O_LLM_URL, O_LLM_KEY_FILE,
        O_LLM_MODEL, O_ALLOWED_HOST, O_RULES, O_QUARANTINE, O_MAX_BODY, O_MAX_PROMPT_TOKENS, O_MAX_TOKENS, O_CTX,
        O_SLOTS, O_QUEUE, O_SEARCH_HANDLES, O_EMBED_SLOTS, O_TIMEOUT, O_GRACE, O_THREADS, O_HEAD_TIMEOUT,
-       O_MAX_CONNS, O_MAX_CONNS_PER_IP, O_EXTRACTIVE, O_LORA };
+       O_MAX_CONNS, O_MAX_CONNS_PER_IP, O_EXTRACTIVE, O_LORA, O_GUARD_LLM };
 static const app_opt serve_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -180,6 +184,7 @@ static const app_opt serve_opts[] = {
     {"llm-embeddings", 0, NULL, O_LLM_EMBEDDINGS},
     {"debug-prompts", 0, NULL, O_DEBUG_PROMPTS},
     {"extractive", 0, NULL, O_EXTRACTIVE},
+    {"guard-llm", 0, NULL, O_GUARD_LLM},
     {"lora", 0, "FILE[:SCALE]", O_LORA},
     {0},
 };
@@ -198,6 +203,7 @@ static bool serve_parse_opts(app_serve_opts *o, int argc, char **argv) {
         switch (id) {
         case O_DEBUG_PROMPTS: o->debug_prompts = true; break;
         case O_EXTRACTIVE: o->extractive = true; break;
+        case O_GUARD_LLM: o->guard_llm = true; break;
         case O_LORA: ok = app_lora_add(&o->lora, "serve", (char *)v) == 0; break;
         case O_LLM_EMBEDDINGS: o->llm_embeddings = true; break;
         case O_INDEX:

@@ -41,6 +41,7 @@ typedef struct {
     bool debug_prompts;         /* responses carry the prompt (tests) */
     bool extractive;            /* --extractive: every answer quotes the evidence */
     bool keep_quarantined;
+    bool guard_llm;             /* --guard-llm: the model judges what the detector is unsure of */
     const char *llm_url, *llm_key_file, *llm_model;   /* gateway mode (remote engine) */
     bool llm_embeddings;        /* query embeddings from the remote server too */
     int head_timeout_s;         /* a request head must arrive within this (10) */

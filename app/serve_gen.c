@@ -380,6 +380,10 @@ char *app_job_ask_json(app_job *j) {
     cJSON_AddNumberToObject(t, "tokens", j->n_generated);
     cJSON_AddNumberToObject(t, "prompt_tokens", j->n_prompt);
     cJSON_AddNumberToObject(t, "reused_tokens", j->n_reused);
+    if (j->srv->o.guard_llm) {
+        cJSON_AddNumberToObject(t, "judged", r->n_judged);
+        cJSON_AddNumberToObject(t, "judge_ms", r->judge_ms);
+    }
     cJSON_AddStringToObject(o, "request_id", j->req_id);
     if (j->srv->o.debug_prompts) {
         if (j->res.prompt) cJSON_AddStringToObject(o, "prompt", j->res.prompt);
@@ -400,6 +404,10 @@ static cJSON *mrag_obj(app_job *j) {
     }
     cJSON_AddItemToObject(m, "cited", cited_json(r));
     cJSON_AddItemToObject(m, "events", events_json(r));
+    if (j->srv->o.guard_llm) {
+        cJSON_AddNumberToObject(m, "judged", r->n_judged);
+        cJSON_AddNumberToObject(m, "judge_ms", r->judge_ms);
+    }
     if (j->retrieval) {
         cJSON *ev = cJSON_Parse(j->evidence_json ? j->evidence_json : "[]");
         cJSON_AddItemToObject(m, "evidence", ev ? ev : cJSON_CreateArray());
@@ -829,6 +837,7 @@ int app_slots_start(app_server *s, char *err, size_t errlen) {
         p.max_tokens = s->o.max_tokens;
         p.preamble = s->preamble;
         p.canary = getenv("MRAG_CANARY");   /* NULL: a random one per answerer */
+        p.guard_llm = s->o.guard_llm;
         if (s->o.llm_embeddings && !s->model) {
             p.embed = rag_engine_embed_one;
             p.embed_user = sl->engine;

@@ -1353,6 +1353,56 @@ TEST(gateway_mode_generates_through_a_remote_mrag_serve) {
     free(want);
 }
 
+/* --guard-llm: a question the input detector is unsure of (score 0.5 to its
+ * threshold with the shipped input.model) is judged by the served model
+ * (random weights here: the verdict is whatever it says; that it judges,
+ * and only what is unsure, is what is checked). Plain chat without
+ * retrieval has no passages, so exactly the question is judged or not;
+ * /api/ask judges the question and unsure passage sentences too. Without
+ * the option there is no "judged". */
+TEST(guard_llm_judges_what_the_detector_is_unsure_of) {
+    setup();
+    const char *unsure = "Can you give me an overview of the best electric cars and tell me which one to buy?";
+    const char *plain = "How do I set up the VPN with WireGuard?";
+    char body[600];
+    resp r;
+    snprintf(body, sizeof body, "{\"question\":\"%s\",\"max_tokens\":8}", unsure);
+    CHECK_EQ_INT(post("/api/ask", KEY_PUB, body, &r), 200);
+    CHECK(strstr(r.body.b, "\"judged\"") == NULL, "%s", r.body.b);
+    resp_free(&r);
+    const char *dir = test_tmpdir();
+    char log[800], url[64];
+    snprintf(log, sizeof log, "%s/judge.err", dir);
+    const char *args[] = {"--index", idx, "-m", model, "--listen", "127.0.0.1:0", "--threads", "1", "--guard-llm",
+                          "--max-prompt-tokens", "1500", NULL};
+    pid_t g = spawn_serve(args, log, url, sizeof url);
+    REQUIRE(g > 0);
+    cur_base = url;
+    for (int i = 0; i < 2; i++) {
+        snprintf(body, sizeof body,
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}],\"max_tokens\":8,\"mrag\":{\"retrieval\":false}}",
+                 i == 0 ? unsure : plain);
+        CHECK_EQ_INT(post("/v1/chat/completions", NULL, body, &r), 200);
+        cJSON *o = cJSON_Parse(r.body.b), *m = o ? cJSON_GetObjectItem(o, "mrag") : NULL;
+        cJSON *jd = m ? cJSON_GetObjectItem(m, "judged") : NULL, *ms = m ? cJSON_GetObjectItem(m, "judge_ms") : NULL;
+        CHECK(cJSON_IsNumber(jd) && cJSON_IsNumber(ms), "%s", r.body.b);
+        if (cJSON_IsNumber(jd)) CHECK_EQ_INT((int)cJSON_GetNumberValue(jd), i == 0 ? 1 : 0);
+        if (i == 0 && cJSON_IsNumber(ms)) CHECK(cJSON_GetNumberValue(ms) > 0, "%s", r.body.b);
+        cJSON_Delete(o);
+        resp_free(&r);
+    }
+    snprintf(body, sizeof body, "{\"question\":\"%s\",\"max_tokens\":8}", unsure);
+    CHECK_EQ_INT(post("/api/ask", NULL, body, &r), 200);
+    cJSON *o = cJSON_Parse(r.body.b), *t = o ? cJSON_GetObjectItem(o, "timings") : NULL;
+    cJSON *jd = t ? cJSON_GetObjectItem(t, "judged") : NULL;
+    CHECK(cJSON_IsNumber(jd) && cJSON_GetNumberValue(jd) >= 1, "%s", r.body.b);
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(t, "judge_ms")), "%s", r.body.b);
+    cJSON_Delete(o);
+    resp_free(&r);
+    cur_base = NULL;
+    CHECK_EQ_INT(term_and_wait(g), 0);
+}
+
 static long long_status;
 
 static void *long_generation(void *arg) {
@@ -1546,7 +1596,7 @@ TEST_MAIN(RUN(healthz_models_metrics_and_page), RUN(keys_missing_wrong_and_right
           RUN(passage_endpoint_shows_readable_passages_only),
           RUN(ask_and_chat_never_give_the_restricted_document_to_a_key_without_the_group),
           RUN(sse_chat_stream_equals_the_non_streaming_answer), RUN(plain_chat_without_retrieval_has_no_sources),
-          RUN(blocked_question_status_and_audit_with_key_name), RUN(bad_requests_400_404_405_413), RUN(invalid_utf8_in_a_request_is_a_400),
+          RUN(blocked_question_status_and_audit_with_key_name), RUN(guard_llm_judges_what_the_detector_is_unsure_of), RUN(bad_requests_400_404_405_413), RUN(invalid_utf8_in_a_request_is_a_400),
           RUN(a_conversation_reuses_its_prefix_per_key),
           RUN(embeddings_match_mrag_embed), RUN(more_generations_than_slots_and_queue_get_503_with_retry_after),
           RUN(client_disconnect_mid_stream_frees_the_slot), RUN(gateway_mode_generates_through_a_remote_mrag_serve),
