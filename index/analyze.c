@@ -555,9 +555,10 @@ static const char *split_word(idx_an *a, const char *w, size_t n, int *np) {
 
 /* Analyses the collected words in lang, calling cb for each term: the stem of
  * the word, then (colocated) the stems of its compound parts. */
-static int emit_words(idx_an *a, int lang, bool split, bool do_stem, bool no_stop, idx_term_cb cb, void *user) {
+static int emit_words(idx_an *a, int lang, bool split, bool do_stem, bool no_stop, bool content_only, idx_term_cb cb,
+                      void *user) {
     char norm[AN_MAX_WORD * 2 + 2];
-    if (no_stop) {
+    if (no_stop && !content_only) {
         /* only when something else is left */
         size_t content = 0;
         for (size_t i = 0; i < a->nw; i++) {
@@ -616,7 +617,8 @@ int idx_an_run(idx_an *a, const char *text, size_t len, int lang, unsigned flags
         if (lang < 0) lang = a->deflang;
     }
     if (lang_out) *lang_out = lang;
-    return emit_words(a, lang, !(flags & IDX_AN_NO_SPLIT), !(flags & IDX_AN_NO_STEM), (flags & IDX_AN_NO_STOP) != 0, cb, user);
+    return emit_words(a, lang, !(flags & IDX_AN_NO_SPLIT), !(flags & IDX_AN_NO_STEM), (flags & IDX_AN_NO_STOP) != 0,
+                      (flags & IDX_AN_CONTENT) != 0, cb, user);
 }
 
 /* --- configuration */
@@ -769,4 +771,15 @@ int idx_analyze(idx_analyzer *z, const char *text, size_t len, int lang, idx_ter
 
 int idx_analyze_query(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user) {
     return analyze(z, text, len, lang, IDX_AN_NO_STOP, cb, user);
+}
+
+int idx_analyze_content(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user) {
+    return analyze(z, text, len, lang, IDX_AN_NO_STOP | IDX_AN_CONTENT, cb, user);
+}
+
+uint32_t idx_analyzer_langs(idx_analyzer *z) {
+    if (!z) return 0;
+    if (z->s && idx_fts_config_current(z->s) != IDX_OK) return 0;
+    idx_an *a = an_of(z);
+    return idx_an_lang_mask(a) | (1u << idx_an_deflang(a));
 }

@@ -86,6 +86,233 @@ static int tok_tokenize(Fts5Tokenizer *tp, void *ctx, int flags, const char *tex
     return idx_an_run(t->s->an, text, n > 0 ? (size_t)n : 0, lang, fl, tok_emit, &o, NULL);
 }
 
+/* ------------------------------------------------------------ search caches */
+
+/* What idx_fts_search keeps between queries, so a query pays neither a
+ * docsize lookup per matching row nor point lookups per hidden access class
+ * and term:
+ *   - the length (tokens over both columns) of each row scored so far;
+ *   - the access classes (id, groups, rows, tokens) of restricted chunks;
+ *   - per term, its document frequency in each of those classes.
+ * All of it is valid for one state of the database only. The key is
+ * (PRAGMA data_version: commits of other connections, total changes and
+ * write transactions of this connection, analysis generation), read inside
+ * the read transaction the search runs in, so the cached values and the
+ * FTS5 data the query reads are the same snapshot. Any difference empties
+ * the cache (it refills lazily, at the cost of the uncached path). A search
+ * inside a caller's open transaction does not use or fill it (its writes
+ * may still roll back). */
+#define FC_MAX_ROWID (1 << 24)      /* lengths cached for rowids below this */
+#define FC_MAX_TERMS 65536          /* terms cached before the table is emptied */
+
+typedef struct {
+    char *term;                     /* NULL = empty slot */
+    int64_t *df;                    /* df[ncls]: per cached class */
+} fc_term;
+
+struct fts_cache {
+    bool valid, active;             /* active: the running search may use it */
+    int64_t dv, tc, gen;
+    uint64_t wseq;
+    uint32_t *len;                  /* rowid -> length + 1; 0 = not known */
+    size_t nlen;
+    bool cls_loaded;
+    size_t ncls;
+    int64_t *cls_id, *cls_rows, *cls_tokens;
+    char **cls_groups;
+    fc_term *terms;                 /* open addressing, cap a power of two */
+    size_t nterm, capterm;
+    sqlite3_stmt *dv_st, *begin_st, *commit_st, *rollback_st;
+    sqlite3_stmt *search[IDX_MAX_GROUPS + 2];   /* by filter groups + 1; 0 = owner */
+    char *search_filter[IDX_MAX_GROUPS + 2];
+};
+
+static void fc_clear_terms(struct fts_cache *c) {
+    for (size_t i = 0; i < c->capterm; i++) {
+        free(c->terms[i].term);
+        free(c->terms[i].df);
+    }
+    free(c->terms);
+    c->terms = NULL;
+    c->nterm = c->capterm = 0;
+}
+
+static void fc_clear(struct fts_cache *c) {
+    fc_clear_terms(c);
+    if (c->len) memset(c->len, 0, c->nlen * sizeof *c->len);
+    for (size_t i = 0; i < c->ncls; i++) free(c->cls_groups[i]);
+    free(c->cls_groups);
+    free(c->cls_id);
+    free(c->cls_rows);
+    free(c->cls_tokens);
+    c->cls_groups = NULL;
+    c->cls_id = c->cls_rows = c->cls_tokens = NULL;
+    c->ncls = 0;
+    c->cls_loaded = false;
+    c->valid = false;
+}
+
+void idx_fts_cache_free(idx_store *s) {
+    struct fts_cache *c = s ? s->fts_cache : NULL;
+    if (!c) return;
+    fc_clear(c);
+    free(c->len);
+    sqlite3_finalize(c->dv_st);
+    sqlite3_finalize(c->begin_st);
+    sqlite3_finalize(c->commit_st);
+    sqlite3_finalize(c->rollback_st);
+    for (int i = 0; i < IDX_MAX_GROUPS + 2; i++) {
+        sqlite3_finalize(c->search[i]);
+        free(c->search_filter[i]);
+    }
+    free(c);
+    s->fts_cache = NULL;
+}
+
+static int fc_prep(idx_store *s, sqlite3_stmt **st, const char *sql) {
+    if (*st) { sqlite3_reset(*st); return IDX_OK; }
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) return idx_sql_err(s, "prepare");
+    return IDX_OK;
+}
+
+static int fc_run(idx_store *s, sqlite3_stmt **st, const char *sql) {
+    int rc = fc_prep(s, st, sql);
+    if (rc) return rc;
+    int step = sqlite3_step(*st);
+    sqlite3_reset(*st);
+    return step == SQLITE_DONE || step == SQLITE_ROW ? IDX_OK : idx_sql_err(s, sql);
+}
+
+/* Called inside the search's read transaction, after the analysis config of
+ * this snapshot is loaded: empties the cache unless its key still holds. */
+static int fc_check(idx_store *s, struct fts_cache *c) {
+    int rc = fc_prep(s, &c->dv_st, "PRAGMA data_version");
+    if (rc) return rc;
+    if (sqlite3_step(c->dv_st) != SQLITE_ROW) { rc = idx_sql_err(s, "data version"); sqlite3_reset(c->dv_st); return rc; }
+    int64_t dv = sqlite3_column_int64(c->dv_st, 0);
+    sqlite3_reset(c->dv_st);
+    int64_t tc = sqlite3_total_changes64(s->db);
+    if (!c->valid || dv != c->dv || tc != c->tc || s->wseq != c->wseq || s->fts_gen != c->gen) {
+        fc_clear(c);
+        c->dv = dv;
+        c->tc = tc;
+        c->wseq = s->wseq;
+        c->gen = s->fts_gen;
+        c->valid = true;
+    }
+    return IDX_OK;
+}
+
+static int fc_load_classes(idx_store *s, struct fts_cache *c) {
+    if (c->cls_loaded) return IDX_OK;
+    sqlite3_stmt *st = idx_stmt(s, ST_FTS_CLS_LIST);
+    if (!st) return IDX_ERR_SQLITE;
+    int rc = IDX_OK, step;
+    size_t cap = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (c->ncls == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            int64_t *a = realloc(c->cls_id, nc * sizeof *a);
+            if (a) c->cls_id = a;
+            int64_t *b = a ? realloc(c->cls_rows, nc * sizeof *b) : NULL;
+            if (b) c->cls_rows = b;
+            int64_t *d = b ? realloc(c->cls_tokens, nc * sizeof *d) : NULL;
+            if (d) c->cls_tokens = d;
+            char **g = d ? realloc(c->cls_groups, nc * sizeof *g) : NULL;
+            if (g) c->cls_groups = g;
+            if (!g) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+            cap = nc;
+        }
+        const char *g = (const char *)sqlite3_column_text(st, 1);
+        if (!(c->cls_groups[c->ncls] = strdup(g ? g : ""))) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+        c->cls_id[c->ncls] = sqlite3_column_int64(st, 0);
+        c->cls_rows[c->ncls] = sqlite3_column_int64(st, 2);
+        c->cls_tokens[c->ncls] = sqlite3_column_int64(st, 3);
+        c->ncls++;
+    }
+    if (!rc && step != SQLITE_DONE) rc = idx_sql_err(s, "access classes");
+    sqlite3_reset(st);
+    if (rc) { fc_clear(c); return rc; }
+    c->cls_loaded = true;
+    return IDX_OK;
+}
+
+static uint64_t fc_hash(const char *t) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *t; t++) h = (h ^ (unsigned char)*t) * 1099511628211ULL;
+    return h;
+}
+
+/* The per-class document frequencies of term (df[ncls], borrowed until the
+ * cache changes), from the cache or looked up once. */
+static int fc_term_df(idx_store *s, struct fts_cache *c, const char *term, const int64_t **out) {
+    *out = NULL;
+    if (c->capterm) {
+        for (size_t i = fc_hash(term) & (c->capterm - 1);; i = (i + 1) & (c->capterm - 1)) {
+            if (!c->terms[i].term) break;
+            if (strcmp(c->terms[i].term, term) == 0) { *out = c->terms[i].df; return IDX_OK; }
+        }
+    }
+    if (c->nterm >= FC_MAX_TERMS) fc_clear_terms(c);
+    if (2 * (c->nterm + 1) > c->capterm) {
+        size_t nc = c->capterm ? c->capterm * 2 : 256;
+        fc_term *t = calloc(nc, sizeof *t);
+        if (!t) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < c->capterm; i++) {
+            if (!c->terms[i].term) continue;
+            size_t j = fc_hash(c->terms[i].term) & (nc - 1);
+            while (t[j].term) j = (j + 1) & (nc - 1);
+            t[j] = c->terms[i];
+        }
+        free(c->terms);
+        c->terms = t;
+        c->capterm = nc;
+    }
+    int64_t *df = calloc(c->ncls ? c->ncls : 1, sizeof *df);
+    char *tc = strdup(term);
+    if (!df || !tc) { free(df); free(tc); return idx_err(s, IDX_ERR_NOMEM, "out of memory"); }
+    for (size_t k = 0; k < c->ncls; k++) {
+        sqlite3_stmt *d = idx_stmt(s, ST_FTS_CLS_DF);
+        if (!d) { free(df); free(tc); return IDX_ERR_SQLITE; }
+        sqlite3_bind_int64(d, 1, c->cls_id[k]);
+        sqlite3_bind_text(d, 2, term, -1, SQLITE_STATIC);
+        int r = sqlite3_step(d);
+        if (r == SQLITE_ROW) df[k] = sqlite3_column_int64(d, 0);
+        sqlite3_reset(d);
+        if (r != SQLITE_ROW && r != SQLITE_DONE) { free(df); free(tc); return idx_sql_err(s, "access-class statistics"); }
+    }
+    size_t j = fc_hash(term) & (c->capterm - 1);
+    while (c->terms[j].term) j = (j + 1) & (c->capterm - 1);
+    c->terms[j].term = tc;
+    c->terms[j].df = df;
+    c->nterm++;
+    *out = df;
+    return IDX_OK;
+}
+
+/* The length of the current row (tokens over both columns): cached while a
+ * search holds a valid snapshot, else from FTS5's docsize table. */
+static int row_length(const Fts5ExtensionApi *api, Fts5Context *fc, int *len) {
+    idx_store *s = api->xUserData(fc);
+    struct fts_cache *c = s ? s->fts_cache : NULL;
+    if (!c || !c->active) return api->xColumnSize(fc, -1, len);
+    sqlite3_int64 id = api->xRowid(fc);
+    if (id > 0 && (uint64_t)id < c->nlen && c->len[id]) { *len = (int)(c->len[id] - 1); return SQLITE_OK; }
+    int rc = api->xColumnSize(fc, -1, len);
+    if (rc != SQLITE_OK || id <= 0 || id >= FC_MAX_ROWID || *len < 0) return rc;
+    if ((uint64_t)id >= c->nlen) {
+        size_t nn = c->nlen ? c->nlen : 4096;
+        while (nn <= (size_t)id) nn *= 2;
+        uint32_t *p = realloc(c->len, nn * sizeof *p);
+        if (!p) return SQLITE_OK;      /* not cached: still right */
+        memset(p + c->nlen, 0, (nn - c->nlen) * sizeof *p);
+        c->len = p;
+        c->nlen = nn;
+    }
+    c->len[id] = (uint32_t)*len + 1;
+    return SQLITE_OK;
+}
+
 /* ------------------------------------------------------------ rank */
 
 /* What a caller must not count: rows, tokens and per-phrase document
@@ -162,7 +389,7 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_contex
         if (rc == SQLITE_OK && ip >= 0 && ip < d->nphrase) freq[ip] += 1.0;
     }
     int len = 0;
-    if (rc == SQLITE_OK) rc = api->xColumnSize(fc, -1, &len);
+    if (rc == SQLITE_OK) rc = row_length(api, fc, &len);
     double score = 0.0, k1 = FTS_K1, b = FTS_B;
     for (int i = 0; rc == SQLITE_OK && i < d->nphrase; i++)
         score += d->idf[i] * (freq[i] * (k1 + 1.0)) / (freq[i] + k1 * (1 - b + b * (double)len / (d->avgdl > 0 ? d->avgdl : 1)));
@@ -183,7 +410,7 @@ int idx_fts_register(idx_store *s) {
     s->fts_gen = -1;
     fts5_tokenizer tk = {tok_create, tok_delete, tok_tokenize};
     if (api->xCreateTokenizer(api, "mrag", s, &tk, NULL) != SQLITE_OK ||
-        api->xCreateFunction(api, "mrag_bm25", NULL, rank_fn, NULL) != SQLITE_OK)
+        api->xCreateFunction(api, "mrag_bm25", s, rank_fn, NULL) != SQLITE_OK)
         return idx_sql_err(s, "register the FTS5 tokenizer");
     return IDX_OK;
 }
@@ -698,23 +925,22 @@ char *idx_fts_query(idx_store *s, const char *query, size_t query_len) {
 }
 
 /* The statistics of the chunks hidden from a caller with filter f, for the
- * terms of q: an fts_adj blob (owned) or NULL when nothing is hidden. */
-static int fts_hidden(idx_store *s, const idx_filter *f, const qterms *q, fts_adj **out, size_t *bytes) {
+ * terms of q: an fts_adj blob (owned) or NULL when nothing is hidden. The
+ * classes and per-term frequencies come from the search cache c (filled
+ * here when empty). */
+static int fts_hidden(idx_store *s, struct fts_cache *c, const idx_filter *f, const qterms *q, fts_adj **out, size_t *bytes) {
     *out = NULL;
     *bytes = 0;
     if (!f) return IDX_OK;
-    /* cached statements: this runs for every filtered query */
-    sqlite3_stmt *st = idx_stmt(s, ST_FTS_CLS_LIST);
-    if (!st) return IDX_ERR_SQLITE;
-    int rc = IDX_OK;
-    int64_t hidden[64], *hid = hidden, *big = NULL;
-    size_t nh = 0, caph = 64;
+    int rc = fc_load_classes(s, c);
+    if (rc || !c->ncls) return rc;
+    size_t *hid = malloc(c->ncls * sizeof *hid), nh = 0;
+    if (!hid) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
     int64_t rows = 0, tokens = 0;
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *g = (const char *)sqlite3_column_text(st, 1);
+    for (size_t k = 0; k < c->ncls; k++) {
+        const char *g = c->cls_groups[k];
         bool visible = false;
-        while (g && *g && !visible) {
+        while (*g && !visible) {
             size_t n = strcspn(g, ",");
             for (size_t i = 0; i < f->n_groups && !visible; i++)
                 visible = strlen(f->groups[i]) == n && memcmp(f->groups[i], g, n) == 0;
@@ -722,67 +948,83 @@ static int fts_hidden(idx_store *s, const idx_filter *f, const qterms *q, fts_ad
             if (*g == ',') g++;
         }
         if (visible) continue;
-        rows += sqlite3_column_int64(st, 2);
-        tokens += sqlite3_column_int64(st, 3);
-        if (nh == caph) {
-            int64_t *nb = realloc(big, caph * 2 * sizeof *nb);
-            if (!nb) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
-            if (!big) memcpy(nb, hidden, sizeof hidden);
-            big = hid = nb;
-            caph *= 2;
-        }
-        hid[nh++] = sqlite3_column_int64(st, 0);
+        rows += c->cls_rows[k];
+        tokens += c->cls_tokens[k];
+        hid[nh++] = k;
     }
-    if (!rc && step != SQLITE_DONE) rc = idx_sql_err(s, "access classes");
-    sqlite3_reset(st);
-    if (rc || !nh) goto done;
+    if (!nh) { free(hid); return IDX_OK; }
     size_t b = sizeof(fts_adj) + q->n * sizeof(int64_t);
     fts_adj *a = calloc(1, b);
-    if (!a) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+    if (!a) { free(hid); return idx_err(s, IDX_ERR_NOMEM, "out of memory"); }
     a->rows = rows;
     a->tokens = tokens;
     a->nterm = (int64_t)q->n;
-    /* point lookups (class, term): few hidden classes in practice */
     for (size_t i = 0; i < q->n && !rc; i++) {
-        for (size_t c = 0; c < nh; c++) {
-            sqlite3_stmt *d = idx_stmt(s, ST_FTS_CLS_DF);
-            if (!d) { rc = IDX_ERR_SQLITE; break; }
-            sqlite3_bind_int64(d, 1, hid[c]);
-            sqlite3_bind_text(d, 2, q->t[i], -1, SQLITE_STATIC);
-            int r = sqlite3_step(d);
-            if (r == SQLITE_ROW) a->df[i] += sqlite3_column_int64(d, 0);
-            else if (r != SQLITE_DONE) { rc = idx_sql_err(s, "access-class statistics"); }
-            sqlite3_reset(d);
-            if (rc) break;
-        }
+        const int64_t *df = NULL;
+        if ((rc = fc_term_df(s, c, q->t[i], &df))) break;
+        for (size_t h = 0; h < nh; h++) a->df[i] += df[hid[h]];
     }
-    if (rc) { free(a); goto done; }
+    free(hid);
+    if (rc) { free(a); return rc; }
     *out = a;
     *bytes = b;
-done:
-    free(big);
-    return rc;
+    return IDX_OK;
 }
 
-/* BM25 search (search.c checked the arguments and built the filter SQL). */
+/* BM25 search (search.c checked the arguments and built the filter SQL).
+ * One read transaction (unless the caller has one open): the analysis
+ * config, the cache key, the class statistics and the FTS5 data all belong
+ * to the same commit. */
 int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, const idx_filter *filter,
                    const char *filter_sql, int filter_first, idx_hit *hits, int *n_hits) {
-    qterms q;
-    int rc = query_terms(s, query, query_len, &q);
+    struct fts_cache *c = s->fts_cache;
+    if (!c && !(c = s->fts_cache = calloc(1, sizeof *c))) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    bool own = !s->in_txn && sqlite3_get_autocommit(s->db);
+    int rc = own ? fc_run(s, &c->begin_st, "BEGIN") : IDX_OK;
     if (rc) return rc;
+    qterms q;
     sqlite3_stmt *st = NULL;
-    char *fq = NULL, *sql = NULL;
+    char *fq = NULL;
     fts_adj *adj = NULL;
     size_t adj_bytes = 0;
-    if (!q.n) goto done;
+    if ((rc = query_terms(s, query, query_len, &q))) goto out;
+    /* inside a caller's transaction: uncommitted writes may roll back, so
+     * nothing read here may stay cached */
+    if (own) rc = fc_check(s, c);
+    else fc_clear(c);
+    if (rc || !q.n) goto done;
+    c->active = own;
     if (!(fq = query_string(&q))) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
-    if ((rc = fts_hidden(s, filter, &q, &adj, &adj_bytes))) goto done;
-    int wr = filter ? asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
-                                     "WHERE chunks_fts MATCH ?1 AND %s ORDER BY sc LIMIT ?2", filter_sql)
-                    : asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f "
-                                     "WHERE chunks_fts MATCH ?1 ORDER BY sc LIMIT ?2");
-    if (wr < 0) { sql = NULL; rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) { rc = idx_sql_err(s, "prepare BM25 search"); goto done; }
+    if ((rc = fts_hidden(s, c, filter, &q, &adj, &adj_bytes))) goto done;
+    int slot = filter ? 1 + (int)filter->n_groups : 0;
+    if (slot > IDX_MAX_GROUPS + 1) { rc = idx_err(s, IDX_ERR_ARG, "too many groups in the filter"); goto done; }
+    const char *fs = filter ? filter_sql : "";
+    if (c->search[slot] && strcmp(c->search_filter[slot], fs) != 0) {
+        sqlite3_finalize(c->search[slot]);
+        c->search[slot] = NULL;
+        free(c->search_filter[slot]);
+        c->search_filter[slot] = NULL;
+    }
+    if (!c->search[slot]) {
+        char *sql = NULL;
+        int wr = filter ? asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
+                                         "WHERE chunks_fts MATCH ?1 AND %s ORDER BY sc LIMIT ?2", filter_sql)
+                        : asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f "
+                                         "WHERE chunks_fts MATCH ?1 ORDER BY sc LIMIT ?2");
+        if (wr < 0) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        if (!(c->search_filter[slot] = strdup(fs))) { free(sql); rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->search[slot], NULL) != SQLITE_OK) {
+            free(sql);
+            rc = idx_sql_err(s, "prepare BM25 search");
+            free(c->search_filter[slot]);
+            c->search_filter[slot] = NULL;
+            goto done;
+        }
+        free(sql);
+    }
+    st = c->search[slot];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, k);
     if (adj) sqlite3_bind_blob(st, 3, adj, (int)adj_bytes, SQLITE_STATIC);
@@ -798,10 +1040,23 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
     if (step != SQLITE_DONE && step != SQLITE_ROW) { rc = idx_sql_err(s, "BM25 search"); goto done; }
     *n_hits = m;
 done:
-    sqlite3_finalize(st);
-    free(sql);
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    c->active = false;
+    if (!own || rc) fc_clear(c);
     free(fq);
     free(adj);
     qterms_free(&q);
+out:
+    if (own) {
+        char keep[sizeof s->err];
+        memcpy(keep, s->err, sizeof keep);
+        int crc = fc_run(s, &c->commit_st, "COMMIT");
+        if (crc) fc_run(s, &c->rollback_st, "ROLLBACK");
+        if (rc) memcpy(s->err, keep, sizeof keep);
+        else rc = crc;
+    }
     return rc;
 }

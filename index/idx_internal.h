@@ -67,6 +67,7 @@ typedef struct idx_an idx_an;
 #define IDX_AN_NO_SPLIT 1u
 #define IDX_AN_NO_STEM 2u
 #define IDX_AN_NO_STOP 4u         /* skip stop words of the language (queries) */
+#define IDX_AN_CONTENT 8u         /* with NO_STOP: skip them even when nothing else is left */
 idx_an *idx_an_new(sqlite3 *db);        /* db NULL: own :memory: connection */
 void idx_an_free(idx_an *a);
 int idx_an_detect(idx_an *a, const char *text, size_t len, int *hits);
@@ -117,6 +118,9 @@ struct idx_store {
     /* text analysis (fts.c) */
     idx_an *an;             /* config of generation fts_gen */
     int64_t fts_gen;        /* -1 = not loaded */
+    struct fts_cache *fts_cache; /* search-time caches (fts.c), NULL until used */
+    uint64_t wseq;          /* bumped by every write transaction of this
+                               connection (the caches' validity key) */
 };
 
 /* store.c */
@@ -160,7 +164,8 @@ int idx_fts_upgrade(idx_store *s);           /* rebuild if another analyzer vers
 /* access-class statistics of a document's chunks: sign +1 after its chunks
  * and groups are stored, -1 before they are removed or regrouped */
 int idx_fts_cls_apply(idx_store *s, int64_t doc_id, int sign);
-int idx_fts_check(idx_store *s);             /* class statistics vs a recount */
+int idx_fts_check(idx_store *s);
+void idx_fts_cache_free(idx_store *s);       /* before the connection closes */             /* class statistics vs a recount */
 /* BM25 over the analysed query; filter_sql is the visibility condition on
  * chunk alias c with the filter's groups bound from ?filter_first on. */
 int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, const idx_filter *filter,

@@ -307,6 +307,12 @@ int idx_analyze(idx_analyzer *z, const char *text, size_t len, int lang, idx_ter
  * words of its language (kept when nothing else is left), as queries are
  * searched. */
 int idx_analyze_query(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user);
+/* The same without the stop words even when nothing else is left (a
+ * question of function words only has no content terms). */
+int idx_analyze_content(idx_analyzer *z, const char *text, size_t len, int lang, idx_term_cb cb, void *user);
+/* The index's query languages (bit l: IDX_LANG l; the default language
+ * included); 0 on error. */
+uint32_t idx_analyzer_langs(idx_analyzer *z);
 
 /* The index's analysis settings, fixed at its last retune. */
 typedef struct {

@@ -672,6 +672,7 @@ done:
 void idx_close(idx_store *s) {
     if (!s) return;
     if (s->in_txn) idx_rollback(s);
+    idx_fts_cache_free(s);
     for (int i = 0; i < ST_COUNT__; i++) sqlite3_finalize(s->st[i]);
     if (s->db) sqlite3_close(s->db);
     idx_an_free(s->an); /* after the connection: its FTS5 tokenizers point at it */
@@ -735,6 +736,7 @@ int idx_begin(idx_store *s) {
     s->err[0] = 0;
     if (s->params.read_only) return idx_err(s, IDX_ERR_READONLY, "opened read-only");
     if (s->in_txn) return idx_err(s, IDX_ERR_STATE, "a transaction is already open");
+    s->wseq++;
     int rc = idx_exec(s, "BEGIN IMMEDIATE");
     if (rc) return rc;
     s->in_txn = true;
@@ -746,6 +748,7 @@ int idx_begin(idx_store *s) {
 int idx_rollback(idx_store *s) {
     if (!s) return IDX_ERR_ARG;
     if (!s->in_txn) return idx_err(s, IDX_ERR_STATE, "no transaction is open");
+    s->wseq++;
     char keep[sizeof s->err];
     memcpy(keep, s->err, sizeof keep);
     int rc = sqlite3_get_autocommit(s->db) ? IDX_OK : idx_exec(s, "ROLLBACK");
@@ -770,6 +773,7 @@ int idx_rollback(idx_store *s) {
 int idx_commit(idx_store *s) {
     if (!s) return IDX_ERR_ARG;
     if (!s->in_txn) return idx_err(s, IDX_ERR_STATE, "no transaction is open");
+    s->wseq++;
     int rc = IDX_OK;
     int64_t gen = s->gen;
     int64_t nvec = s->nvec + (int64_t)s->n_add - (int64_t)s->n_del;

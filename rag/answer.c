@@ -652,10 +652,14 @@ static int check_passage(rag_answerer *a, const rag_hit *h, const char *sq, rag_
     }
     if (g.action == RAG_GUARD_BLOCK) { res->n_quarantined++; keep = false; }
     else if (a->p.min_overlap > 0) {
-        int ov = rag_answer_overlap(sq, g.text, g.text_len);
+        /* words as the index analyses them (stems, compound parts); the
+         * prefix check only if the analysis fails */
+        int ov = rag_answer_overlap_an(a->an, sq, g.text, g.text_len);
+        if (ov < 0) ov = rag_answer_overlap(sq, g.text, g.text_len);
         /* the gate looks at the heading too: it is part of what was indexed */
         if (ov < a->p.min_overlap && c.heading) {
-            int hv = rag_answer_overlap(sq, c.heading, strlen(c.heading));
+            int hv = rag_answer_overlap_an(a->an, sq, c.heading, strlen(c.heading));
+            if (hv < 0) hv = rag_answer_overlap(sq, c.heading, strlen(c.heading));
             if (hv > ov) ov = hv;
         }
         if (ov > res->best_overlap) res->best_overlap = ov;

@@ -295,6 +295,14 @@ int rag_answerer_chat(rag_answerer *a, const rag_msg *msgs, size_t n, rag_emit_f
 /* Content words of text (>= 3 bytes, not in the EN/DE/FR function-word list)
  * that occur in passage (ASCII case-insensitive, as a word prefix). */
 int rag_answer_overlap(const char *question, const char *passage, size_t passage_len);
+/* The relevance gate's word check: how many content words of the question
+ * (as rag_answer_overlap, 3 bytes or more, not function words) occur in
+ * passage as the index z analyses text: the same stems, ae/oe/ue and ß/ss,
+ * and compound parts on both sides ("Urlaub" meets "Urlaubsanspruch", and
+ * the other way round; "policies" meets "policy"). The question is analysed
+ * in its language and in each other query language of the index; the
+ * passage as the index would (its detected language). -1 on error. */
+int rag_answer_overlap_an(idx_analyzer *z, const char *question, const char *passage, size_t passage_len);
 /* "en", "de" or "fr" by function words (default "en"). */
 const char *rag_guess_language(const char *text);
 /* The refusal when no source passes, in the language of the question. */

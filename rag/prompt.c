@@ -4,6 +4,7 @@
  * parsing. */
 #include "rag/rag.h"
 #include "rag/util_internal.h"
+#include "index/index.h"
 
 #include "llm/llm.h"
 
@@ -315,6 +316,99 @@ int rag_answer_overlap(const char *q, const char *passage, size_t plen) {
         size_t ml = wl > 6 ? wl - 2 : wl;
         if (has_word_prefix(passage, plen, q + s, ml)) hits++;
     }
+    return hits;
+}
+
+/* Terms with the word (by start offset) they came from. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int *start;             /* per term: byte start of its word */
+    size_t *off;            /* per term: offset in buf */
+    size_t n, ncap;
+    bool oom;
+} ov_terms;
+
+static int ov_add(void *user, const char *t, size_t n, int start, int end, bool colocated) {
+    (void)end; (void)colocated;
+    ov_terms *o = user;
+    if (o->len + n + 1 > o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 1024;
+        while (nc < o->len + n + 1) nc *= 2;
+        char *b = realloc(o->buf, nc);
+        if (!b) { o->oom = true; return 1; }
+        o->buf = b;
+        o->cap = nc;
+    }
+    if (o->n == o->ncap) {
+        size_t nc = o->ncap ? o->ncap * 2 : 64;
+        int *st = realloc(o->start, nc * sizeof *st);
+        if (st) o->start = st;
+        size_t *of = st ? realloc(o->off, nc * sizeof *of) : NULL;
+        if (of) o->off = of;
+        if (!of) { o->oom = true; return 1; }
+        o->ncap = nc;
+    }
+    memcpy(o->buf + o->len, t, n);
+    o->buf[o->len + n] = 0;
+    o->off[o->n] = o->len;
+    o->start[o->n++] = start;
+    o->len += n + 1;
+    return 0;
+}
+
+static void ov_free(ov_terms *o) {
+    free(o->buf);
+    free(o->start);
+    free(o->off);
+}
+
+/* Question words as the relevance gate sees them: the content words of the
+ * question (not in the index's stop words nor in stop_words above, 3 bytes
+ * or more), each as its stems and compound parts in the question's language
+ * and in every other query language of the index. */
+static int gate_qterms(idx_analyzer *z, const char *q, ov_terms *out) {
+    size_t n = strlen(q);
+    uint32_t langs = idx_analyzer_langs(z);
+    int l0 = idx_analyzer_detect(z, q, n);
+    if (idx_analyze_content(z, q, n, l0, ov_add, out) != IDX_OK) return -1;
+    for (int l = 0; l < IDX_LANG_COUNT; l++)
+        if (l != l0 && (langs & (1u << l)) && idx_analyze_content(z, q, n, l, ov_add, out) != IDX_OK) return -1;
+    /* drop terms of short words and of the gate's own function words */
+    size_t k = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        size_t s = (size_t)out->start[i], e = s;
+        while (e < n && word_byte((unsigned char)q[e])) e++;
+        if (e - s < 3 || is_stop(q + s, e - s)) continue;
+        out->start[k] = out->start[i];
+        out->off[k++] = out->off[i];
+    }
+    out->n = k;
+    return 0;
+}
+
+int rag_answer_overlap_an(idx_analyzer *z, const char *q, const char *passage, size_t plen) {
+    if (!z || !q || (!passage && plen)) return -1;
+    ov_terms qt = {0}, pt = {0};
+    int hits = -1;
+    if (gate_qterms(z, q, &qt) || qt.oom) goto done;
+    if (idx_analyze(z, passage ? passage : "", plen, -1, ov_add, &pt) != IDX_OK || pt.oom) goto done;
+    hits = 0;
+    for (size_t i = 0; i < qt.n; i++) {
+        if (qt.off[i] == (size_t)-1) continue;      /* its word already counted */
+        const char *t = qt.buf + qt.off[i];
+        bool found = false;
+        for (size_t j = 0; j < pt.n && !found; j++) found = strcmp(pt.buf + pt.off[j], t) == 0;
+        if (!found) continue;
+        /* each question word counts once: its terms in every language and
+         * its compound parts share its start */
+        hits++;
+        for (size_t j = i; j < qt.n; j++)
+            if (qt.start[j] == qt.start[i]) qt.off[j] = (size_t)-1;
+    }
+done:
+    ov_free(&qt);
+    ov_free(&pt);
     return hits;
 }
 

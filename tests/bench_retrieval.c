@@ -6,10 +6,20 @@
  * query by query, so machine load hits both alike; wall and thread-CPU
  * p50/p99 and the new/old ratios are printed with the load average.
  *
- *   make bench-retrieval      or    build/tests/bench_retrieval [N] */
+ *   make bench-retrieval      or    build/tests/bench_retrieval [N]
+ *
+ * For profiling (callgrind instruction counts, repeatable under load):
+ * BENCH_DIR=DIR keeps the index in DIR and reuses it when it exists;
+ * BENCH_PATHS=0123 runs only the listed paths (0 today owner, 1 mrag owner,
+ * 2 today public, 3 mrag public), BENCH_KINDS=1 only the 3-word queries
+ * (0 only the questions), e.g.
+ *   BENCH_DIR=/tmp/br BENCH_PATHS=1 valgrind --tool=callgrind
+ *     --toggle-collect=idx_search_bm25 build/tests/bench_retrieval 20000 */
 #include "index/index.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,12 +72,22 @@ static void old_query(const char *q, char *out, size_t n) {
 int main(int argc, char **argv) {
     long n_chunks = argc > 1 ? strtol(argv[1], NULL, 10) : 100000;
     if (n_chunks < 100) n_chunks = 100;
-    char dir[] = "/tmp/mrag-bench-retrieval-XXXXXX";
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    char tmpl[] = "/tmp/mrag-bench-retrieval-XXXXXX", *dir = getenv("BENCH_DIR");
+    const char *paths = getenv("BENCH_PATHS");
+    bool reuse = false;
+    if (dir && *dir) {
+        char probe[4096];
+        snprintf(probe, sizeof probe, "%s/mrag.sqlite", dir);
+        reuse = access(probe, F_OK) == 0;
+        mkdir(dir, 0700);
+    } else if (!(dir = mkdtemp(tmpl))) {
+        perror("mkdtemp");
+        return 1;
+    }
     idx_store *s = NULL;
     if (idx_open(dir, NULL, &s)) { fprintf(stderr, "open: %s\n", idx_errmsg(s)); return 1; }
     double t0 = now();
-    long n_docs = n_chunks / CHUNKS_PER_DOC;
+    long n_docs = reuse ? 0 : n_chunks / CHUNKS_PER_DOC;
     char *texts = malloc((size_t)CHUNKS_PER_DOC * WORDS_PER_CHUNK * 24);
     idx_chunk ch[CHUNKS_PER_DOC];
     for (long d = 0; d < n_docs; d++) {
@@ -93,12 +113,12 @@ int main(int argc, char **argv) {
     double t_ins = now() - t0;
     t0 = now();
     idx_fts_params fp = {.force = true};
-    if (idx_fts_retune(s, &fp, NULL)) { fprintf(stderr, "retune: %s\n", idx_errmsg(s)); return 1; }
+    if (!reuse && idx_fts_retune(s, &fp, NULL)) { fprintf(stderr, "retune: %s\n", idx_errmsg(s)); return 1; }
     double t_retune = now() - t0;
     /* today's table beside ours, over the same chunks */
     sqlite3 *db = idx_debug_db(s);
     t0 = now();
-    if (sqlite3_exec(db, "CREATE VIRTUAL TABLE old_fts USING fts5(heading, text, content='chunks', content_rowid='id',"
+    if (!reuse && sqlite3_exec(db, "CREATE VIRTUAL TABLE old_fts USING fts5(heading, text, content='chunks', content_rowid='id',"
                          " tokenize='unicode61 remove_diacritics 2'); INSERT INTO old_fts(old_fts) VALUES('rebuild');",
                      NULL, NULL, NULL) != SQLITE_OK) { fprintf(stderr, "old table: %s\n", sqlite3_errmsg(db)); return 1; }
     double t_old = now() - t0;
@@ -120,7 +140,9 @@ int main(int argc, char **argv) {
     int nh;
     /* kind 0: questions ("what is the" + 2-5 words: today's builder searches
      * the stop words too); kind 1: 3 content words (the analysis alone) */
+    const char *kinds = getenv("BENCH_KINDS");     /* "0", "1" or both (default) */
     for (int kind = 0; kind < 2; kind++) {
+        if (kinds && !strchr(kinds, '0' + kind)) continue;
         double la0[3] = {0}, la1[3] = {0};
         getloadavg(la0, 3);
         for (int i = 0; i < QUERIES + 20; i++) {
@@ -130,6 +152,7 @@ int main(int argc, char **argv) {
             for (int w = 0; w < nw; w++) { char wd[48]; word(wd, sizeof wd); o += (size_t)snprintf(q + o, sizeof q - o, "%s%s", o ? " " : "", wd); }
             old_query(q, oq, sizeof oq);
             for (int k = 0; k < 4; k++) {
+                if (paths && !strchr(paths, '0' + k)) { lat[k][i >= 20 ? i - 20 : 0] = cl[k][i >= 20 ? i - 20 : 0] = 1e-9; continue; }
                 double a = now(), c = cpu();
                 int rc = 0;
                 if (k == 0 || k == 2) {
@@ -159,8 +182,10 @@ int main(int argc, char **argv) {
     sqlite3_finalize(o_all);
     sqlite3_finalize(o_pub);
     idx_close(s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) {}
+    if (!getenv("BENCH_DIR")) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd)) {}
+    }
     return 0;
 }

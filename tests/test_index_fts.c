@@ -269,6 +269,116 @@ TEST(raw_phrase_and_prefix_queries_work) {
  * caller cannot see. The attacker, a public caller, watches the score of a
  * public document for a word while the owner of a hidden document adds the
  * word to it, or removes it. */
+/* The hits of q as a caller with filter f (NULL = owner): ids and scores. */
+static int search_ids(idx_store *s, const char *q, const idx_filter *f, idx_hit *h, int *n) {
+    int rc = idx_search_bm25(s, q, strlen(q), 8, f, h, n);
+    if (rc) printf("  # bm25 \"%s\": %s\n", q, idx_errmsg(s));
+    return rc;
+}
+
+/* The same hits, scores bit for bit, as a fresh reader of the same index
+ * (no cache) gets: what a search cache must always give. */
+static bool same_as_fresh(idx_store *s, const char *dir, const char *q, const idx_filter *f, const char *what) {
+    idx_hit a[8], b[8];
+    int na = -1, nb = -2;
+    idx_params rp = idx_default_params();
+    rp.read_only = true;
+    idx_store *fresh = NULL;
+    if (idx_open(dir, &rp, &fresh) != IDX_OK) { printf("  # reopen: %s\n", idx_errmsg(fresh)); idx_close(fresh); return false; }
+    bool ok = search_ids(s, q, f, a, &na) == IDX_OK && search_ids(fresh, q, f, b, &nb) == IDX_OK && na == nb;
+    for (int i = 0; ok && i < na; i++) ok = a[i].chunk_id == b[i].chunk_id && a[i].score == b[i].score;
+    if (!ok) {
+        printf("  # %s: %d hits vs %d from a fresh reader\n", what, na, nb);
+        for (int i = 0; i < na && i < nb; i++)
+            printf("  #   %lld %.9g | %lld %.9g\n", (long long)a[i].chunk_id, a[i].score, (long long)b[i].chunk_id, b[i].score);
+    }
+    idx_close(fresh);
+    return ok;
+}
+
+/* The search caches (row lengths, access classes, per-class term
+ * frequencies) are keyed on the database state: writes by this connection
+ * (committed or rolled back), commits by another one, in-place edits and a
+ * retune all show at once, and a public caller's scores never take in a
+ * hidden document. */
+TEST(bm25_search_cache_follows_every_change) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/cache", test_tmpdir());
+    idx_store *w = open_ok(dir);
+    REQUIRE(w);
+    REQUIRE(put_text(w, "a.md", "The quarterly budget review is held in the large meeting room.", NULL, NULL) == 0);
+    REQUIRE(put_text(w, "b.md", "Budget owners report the quarterly numbers to finance.", NULL, NULL) == 0);
+    REQUIRE(put_text(w, "c.md", "Parking permits are issued every month.", NULL, NULL) == 0);
+    REQUIRE(put_text(w, "hr/x.md", "Salary bands and the budget of the team.", "hr", NULL) == 0);
+    const char *other[] = {"Lunch is served at noon.", "The printer on the third floor is broken.",
+                           "Holiday requests go to the team lead.", "Visitors sign in at the front desk.",
+                           "The wifi password changes every week."};
+    for (int i = 0; i < 5; i++) {
+        char uri[16];
+        snprintf(uri, sizeof uri, "o%d.md", i);
+        REQUIRE(put_text(w, uri, other[i], NULL, NULL) == 0);
+    }
+    /* a reader in the same process, like a second mrag process */
+    idx_params rp = idx_default_params();
+    rp.read_only = true;
+    idx_store *r = NULL;
+    REQUIRE(idx_open(dir, &rp, &r) == IDX_OK, "%s", idx_errmsg(r));
+    const char *pg[] = {"public"}, *hg[] = {"hr"};
+    idx_filter pub = {pg, 1}, hr = {hg, 1};
+    const idx_filter *callers[] = {NULL, &pub, &hr};
+    const char *q = "quarterly budget";
+    idx_hit h[8];
+    int n;
+    for (int c = 0; c < 3; c++) {       /* fill both caches */
+        REQUIRE(search_ids(w, q, callers[c], h, &n) == IDX_OK);
+        REQUIRE(search_ids(r, q, callers[c], h, &n) == IDX_OK);
+    }
+    REQUIRE(search_ids(r, q, &pub, h, &n) == IDX_OK && n == 2);
+    float pub0 = h[0].score;
+#define ALL_FRESH(what)                                                                  \
+    for (int c = 0; c < 3; c++) {                                                        \
+        CHECK(same_as_fresh(w, dir, q, callers[c], what), "writer, caller %d: %s", c, what); \
+        CHECK(same_as_fresh(r, dir, q, callers[c], what), "reader, caller %d: %s", c, what); \
+    }
+    /* 1. a hidden document gains the words: committed by the writer, seen
+     * by the reader's next search (another connection's commit) */
+    REQUIRE(put_text(w, "hr/x.md", "quarterly budget quarterly budget quarterly budget for the team", "hr", NULL) == 0);
+    ALL_FRESH("hidden document edited");
+    REQUIRE(search_ids(r, q, &pub, h, &n) == IDX_OK && n == 2);
+    CHECK(h[0].score == pub0, "public score %.9g, was %.9g", h[0].score, pub0);
+    /* 2. a public document is added: everyone's statistics change */
+    REQUIRE(put_text(w, "d.md", "The budget is approved by the board each quarter; the quarterly plan follows.", NULL, NULL) == 0);
+    ALL_FRESH("public document added");
+    REQUIRE(search_ids(r, q, &pub, h, &n) == IDX_OK && n == 3);
+    CHECK(h[0].score != pub0 || h[1].score != pub0, "the public caller's statistics changed");
+    /* 3. an in-place edit of a public chunk changes its length */
+    REQUIRE(put_text(w, "a.md", "The quarterly budget review is held in the large meeting room on the second floor "
+                                "of the old building next to the library and the canteen.", NULL, NULL) == 0);
+    ALL_FRESH("public chunk edited");
+    /* 4. inside a transaction the writer sees its own changes; after the
+     * rollback none of them stays in any cache */
+    REQUIRE(idx_begin(w) == IDX_OK);
+    REQUIRE(put_text(w, "e.md", "quarterly budget quarterly budget", NULL, NULL) == 0);
+    REQUIRE(put_text(w, "hr/y.md", "quarterly budget, hidden", "hr", NULL) == 0);
+    REQUIRE(search_ids(w, q, &pub, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 4);
+    REQUIRE(idx_rollback(w) == IDX_OK);
+    ALL_FRESH("after a rollback");
+    REQUIRE(search_ids(w, q, &pub, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 3);
+    /* 5. regrouped to public, deleted, retuned */
+    REQUIRE(idx_doc_set_groups(w, "hr/x.md", "") == IDX_OK);
+    ALL_FRESH("hidden document made public");
+    REQUIRE(idx_doc_delete(w, "b.md") == IDX_OK);
+    ALL_FRESH("public document deleted");
+    idx_fts_params fp = {.force = true};
+    REQUIRE(idx_fts_retune(w, &fp, NULL) == IDX_OK);
+    ALL_FRESH("after a retune");
+#undef ALL_FRESH
+    idx_close(r);
+    idx_close(w);
+}
+
 TEST(bm25_public_scores_ignore_hidden_documents) {
     idx_store *s = open_ok(test_tmpdir());
     REQUIRE(s);
@@ -497,5 +607,5 @@ TEST(group_filter_before_ranking) {
 TEST_MAIN(RUN(bm25_ranks_the_right_chunk_first), RUN(german_stems_umlauts_eszett_and_transliteration),
           RUN(english_stems_and_folds), RUN(german_compounds_from_the_corpus), RUN(german_compounds_from_the_dictionary),
           RUN(fts_query_is_only_verbatim_terms), RUN(raw_phrase_and_prefix_queries_work),
-          RUN(bm25_public_scores_ignore_hidden_documents), RUN(schema_2_index_migrates_without_reembedding),
+          RUN(bm25_public_scores_ignore_hidden_documents), RUN(bm25_search_cache_follows_every_change), RUN(schema_2_index_migrates_without_reembedding),
           RUN(hostile_queries_never_error), RUN(group_filter_before_ranking))

@@ -497,6 +497,64 @@ TEST(no_relevant_documents_refused_without_the_model) {
  * side; with the dense side untrusted it is refused as before. */
 typedef struct { int calls; } gate_embed;
 
+/* The gate's word check sees words as the index does: stems and compound
+ * parts on both sides, in German and English. */
+TEST(gate_words_are_the_index_terms) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/gate-words", test_tmpdir());
+    idx_store *s = NULL;
+    REQUIRE(idx_open(dir, NULL, &s) == IDX_OK);
+    /* Urlaub and Anspruch are frequent words of the public chunks: the
+     * corpus-driven compound list splits Urlaubsanspruch into them */
+    const char *texts[] = {
+        "Der Urlaub wird mit dem Team abgestimmt und im Kalender eingetragen.",
+        "Ein Anspruch auf Erstattung besteht nur mit einem Beleg für die Kosten.",
+        "Der Urlaub im Sommer ist beliebt, und der Anspruch darauf wird geprüft.",
+        "Ihr Urlaubsanspruch beträgt dreißig Tage im Jahr und wird anteilig berechnet.",
+        "Der Antrag auf Homeoffice wird von der Leitung geprüft und ist schriftlich zu stellen.",
+        "The studies of the team are published in the yearly report of the company.",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        idx_chunk c = {.text = texts[i], .text_len = strlen(texts[i]), .line_start = 1, .line_end = 1};
+        char uri[32];
+        snprintf(uri, sizeof uri, "%zu.md", i);
+        idx_doc d = {.uri = uri};
+        REQUIRE(idx_doc_put(s, &d, &c, 1, NULL, 0, NULL) == IDX_OK);
+    }
+    idx_fts_params fp = {.compounds = "corpus", .force = true};
+    REQUIRE(idx_fts_retune(s, &fp, NULL) == IDX_OK, "%s", idx_errmsg(s));
+    idx_analyzer *z = NULL;
+    REQUIRE(idx_analyzer_new(s, &z) == IDX_OK);
+    const char *urlaub = texts[2], *anspruch = texts[3], *antrag = texts[4];
+    /* a compound in the question meets its parts in the passage (the prefix
+     * check did not) */
+    const char *q1 = "Wie hoch ist der Urlaubsanspruch?";
+    CHECK_EQ_INT(rag_answer_overlap(q1, urlaub, strlen(urlaub)), 0);
+    CHECK_EQ_INT(rag_answer_overlap_an(z, q1, urlaub, strlen(urlaub)), 1);
+    /* a part in the question meets the compound in the passage */
+    CHECK_EQ_INT(rag_answer_overlap_an(z, "Wann ist Urlaub?", anspruch, strlen(anspruch)), 1);
+    CHECK_EQ_INT(rag_answer_overlap_an(z, "Gibt es einen Anspruch?", anspruch, strlen(anspruch)), 1);
+    /* inflection: Anträge ~ Antrag, prüft is not geprüft (no prefix
+     * stemming) */
+    const char *q2 = "Wer prüft die Anträge?";
+    CHECK_EQ_INT(rag_answer_overlap(q2, antrag, strlen(antrag)), 0);
+    CHECK_EQ_INT(rag_answer_overlap_an(z, q2, antrag, strlen(antrag)), 1);
+    /* English stems: study ~ studies (the prefix check missed it) */
+    const char *en = texts[5], *q3 = "Which study was published?";
+    CHECK_EQ_INT(rag_answer_overlap(q3, en, strlen(en)), 1);
+    CHECK_EQ_INT(rag_answer_overlap_an(z, q3, en, strlen(en)), 2);
+    /* each question word counts once, whatever its parts and languages */
+    CHECK_EQ_INT(rag_answer_overlap_an(z, "Urlaubsanspruch Urlaubsanspruch", anspruch, strlen(anspruch)), 2);
+    /* function words and unknown words never count */
+    CHECK_EQ_INT(rag_answer_overlap_an(z, "what is the", en, strlen(en)), 0);
+    CHECK_EQ_INT(rag_answer_overlap_an(z, "Wer ist der die das?", urlaub, strlen(urlaub)), 0);
+    CHECK_EQ_INT(rag_answer_overlap_an(z, "zxqv plorg", en, strlen(en)), 0);
+    CHECK_EQ_INT(rag_answer_overlap_an(z, "Who approves vacation?", "", 0), 0);
+    CHECK_EQ_INT(rag_answer_overlap_an(NULL, "x", "y", 1), -1);
+    idx_analyzer_free(z);
+    idx_close(s);
+}
+
 /* 4-dim embeddings: the vacation page and questions about vacation point
  * one way, everything else another. */
 static int gate_embed_fn(void *user, const char *text, size_t len, float *out, int dim) {
@@ -934,7 +992,7 @@ TEST(guard_llm_judges_what_the_detector_is_unsure_of) {
 TEST_MAIN(RUN(prompt_exact_format), RUN(prompt_defuses_control_strings_and_tags), RUN(prompt_budget_with_real_tokenizer),
           RUN(prompt_budget_drops_oldest_turns_first), RUN(citations_and_language),
           RUN(planted_instruction_is_quarantined_out_of_the_prompt), RUN(output_filter_keeps_only_provided_citations), RUN(web_page_source_labelled_by_title),
-          RUN(no_relevant_documents_refused_without_the_model), RUN(no_shared_word_but_similar_by_meaning_is_answered), RUN(blocked_question_never_reaches_retrieval_or_model),
+          RUN(no_relevant_documents_refused_without_the_model), RUN(gate_words_are_the_index_terms), RUN(no_shared_word_but_similar_by_meaning_is_answered), RUN(blocked_question_never_reaches_retrieval_or_model),
           RUN(pii_in_question_is_redacted_before_retrieval_and_prompt), RUN(follow_up_uses_the_previous_question), RUN(blocked_term_in_the_answer_stops_it),
           RUN(real_model_streams_within_budget_and_stops_on_request),
           RUN(plain_chat_guards_defuses_and_fits_the_template), RUN(per_request_sampling_and_preamble),
