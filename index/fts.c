@@ -125,6 +125,7 @@ struct fts_cache {
     sqlite3_stmt *dv_st, *begin_st, *commit_st, *rollback_st;
     sqlite3_stmt *search[IDX_MAX_GROUPS + 2];   /* by filter groups + 1; 0 = owner */
     char *search_filter[IDX_MAX_GROUPS + 2];
+    sqlite3_stmt *vis[IDX_MAX_GROUPS + 2];      /* the filter of one chunk, by slot */
 };
 
 static void fc_clear_terms(struct fts_cache *c) {
@@ -163,6 +164,7 @@ void idx_fts_cache_free(idx_store *s) {
     sqlite3_finalize(c->rollback_st);
     for (int i = 0; i < IDX_MAX_GROUPS + 2; i++) {
         sqlite3_finalize(c->search[i]);
+        sqlite3_finalize(c->vis[i]);
         free(c->search_filter[i]);
     }
     free(c);
@@ -971,6 +973,41 @@ static int fts_hidden(idx_store *s, struct fts_cache *c, const idx_filter *f, co
     return IDX_OK;
 }
 
+typedef struct {
+    int64_t id;
+    double rank;            /* mrag_bm25: lower is better */
+} fts_match;
+
+static int match_cmp(const void *x, const void *y) {
+    const fts_match *a = x, *b = y;
+    if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* Every row st yields (rowid, rank), best first (ties: lower id). */
+static int ranked_matches(idx_store *s, struct fts_cache *c, sqlite3_stmt *st, fts_match **out, size_t *n) {
+    (void)c;
+    fts_match *ms = NULL;
+    size_t nm = 0, cap = 0;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (nm == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            fts_match *p = realloc(ms, nc * sizeof *p);
+            if (!p) { free(ms); return idx_err(s, IDX_ERR_NOMEM, "out of memory"); }
+            ms = p;
+            cap = nc;
+        }
+        ms[nm].id = sqlite3_column_int64(st, 0);
+        ms[nm++].rank = sqlite3_column_double(st, 1);
+    }
+    if (step != SQLITE_DONE) { free(ms); return idx_sql_err(s, "BM25 search"); }
+    qsort(ms, nm, sizeof *ms, match_cmp);
+    *out = ms;
+    *n = nm;
+    return IDX_OK;
+}
+
 /* BM25 search (search.c checked the arguments and built the filter SQL).
  * One read transaction (unless the caller has one open): the analysis
  * config, the cache key, the class statistics and the FTS5 data all belong
@@ -986,7 +1023,9 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
     sqlite3_stmt *st = NULL;
     char *fq = NULL;
     fts_adj *adj = NULL;
-    size_t adj_bytes = 0;
+    size_t adj_bytes = 0, nm = 0;
+    fts_match *ms = NULL;
+    int slot = 0;
     if ((rc = query_terms(s, query, query_len, &q))) goto out;
     /* inside a caller's transaction: uncommitted writes may roll back, so
      * nothing read here may stay cached */
@@ -996,19 +1035,23 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
     c->active = own;
     if (!(fq = query_string(&q))) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
     if ((rc = fts_hidden(s, c, filter, &q, &adj, &adj_bytes))) goto done;
-    int slot = filter ? 1 + (int)filter->n_groups : 0;
+    slot = filter ? 1 + (int)filter->n_groups : 0;
     if (slot > IDX_MAX_GROUPS + 1) { rc = idx_err(s, IDX_ERR_ARG, "too many groups in the filter"); goto done; }
     const char *fs = filter ? filter_sql : "";
     if (c->search[slot] && strcmp(c->search_filter[slot], fs) != 0) {
         sqlite3_finalize(c->search[slot]);
         c->search[slot] = NULL;
+        sqlite3_finalize(c->vis[slot]);
+        c->vis[slot] = NULL;
         free(c->search_filter[slot]);
         c->search_filter[slot] = NULL;
     }
     if (!c->search[slot]) {
         char *sql = NULL;
-        int wr = filter ? asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
-                                         "WHERE chunks_fts MATCH ?1 AND %s ORDER BY sc LIMIT ?2", filter_sql)
+        /* filtered: every match scored (no join), sorted here, and the
+         * filter run only on the best rows, in rank order, until k are
+         * visible (statement 2 of the slot) */
+        int wr = filter ? asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f WHERE chunks_fts MATCH ?1")
                         : asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f "
                                          "WHERE chunks_fts MATCH ?1 ORDER BY sc LIMIT ?2");
         if (wr < 0) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
@@ -1029,16 +1072,45 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
     sqlite3_bind_int(st, 2, k);
     if (adj) sqlite3_bind_blob(st, 3, adj, (int)adj_bytes, SQLITE_STATIC);
     else sqlite3_bind_null(st, 3);
-    for (size_t i = 0; filter && i < filter->n_groups; i++)
-        sqlite3_bind_text(st, filter_first + (int)i, filter->groups[i], -1, SQLITE_STATIC);
     int step, m = 0;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW && m < k) {
-        hits[m].chunk_id = sqlite3_column_int64(st, 0);
-        hits[m].score = (float)-sqlite3_column_double(st, 1);
-        m++;
+    if (!filter) {
+        while ((step = sqlite3_step(st)) == SQLITE_ROW && m < k) {
+            hits[m].chunk_id = sqlite3_column_int64(st, 0);
+            hits[m].score = (float)-sqlite3_column_double(st, 1);
+            m++;
+        }
+        if (step != SQLITE_DONE && step != SQLITE_ROW) { rc = idx_sql_err(s, "BM25 search"); goto done; }
+        *n_hits = m;
+        goto done;
     }
-    if (step != SQLITE_DONE && step != SQLITE_ROW) { rc = idx_sql_err(s, "BM25 search"); goto done; }
-    *n_hits = m;
+    if ((rc = ranked_matches(s, c, st, &ms, &nm))) goto done;
+    /* the visibility check of one chunk: the same filter SQL */
+    if (!c->vis[slot]) {
+        char *vsql = NULL;
+        if (asprintf(&vsql, "SELECT %s FROM chunks c WHERE c.id = ?1", filter_sql) < 0) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        int pr = sqlite3_prepare_v3(s->db, vsql, -1, SQLITE_PREPARE_PERSISTENT, &c->vis[slot], NULL);
+        free(vsql);
+        if (pr != SQLITE_OK) { rc = idx_sql_err(s, "prepare the group filter"); goto done; }
+    }
+    sqlite3_stmt *vis = c->vis[slot];
+    for (size_t i = 0; i < nm && m < k; i++) {
+        sqlite3_reset(vis);
+        sqlite3_bind_int64(vis, 1, ms[i].id);
+        for (size_t g = 0; g < filter->n_groups; g++)
+            sqlite3_bind_text(vis, filter_first + (int)g, filter->groups[g], -1, SQLITE_STATIC);
+        step = sqlite3_step(vis);
+        if (step == SQLITE_ROW && sqlite3_column_int(vis, 0)) {
+            hits[m].chunk_id = ms[i].id;
+            hits[m].score = (float)-ms[i].rank;
+            m++;
+        } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+            rc = idx_sql_err(s, "group filter");
+            break;
+        }
+    }
+    sqlite3_reset(vis);
+    sqlite3_clear_bindings(vis);
+    if (!rc) *n_hits = m;
 done:
     if (st) {
         sqlite3_reset(st);
@@ -1046,6 +1118,7 @@ done:
     }
     c->active = false;
     if (!own || rc) fc_clear(c);
+    free(ms);
     free(fq);
     free(adj);
     qterms_free(&q);
