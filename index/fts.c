@@ -122,10 +122,13 @@ struct fts_cache {
     char **cls_groups;
     fc_term *terms;                 /* open addressing, cap a power of two */
     size_t nterm, capterm;
-    sqlite3_stmt *dv_st, *begin_st, *commit_st, *rollback_st;
+    sqlite3_stmt *dv_st, *begin_st, *commit_st, *rollback_st, *vocab_st;
     sqlite3_stmt *search[IDX_MAX_GROUPS + 2];   /* by filter groups + 1; 0 = owner */
     char *search_filter[IDX_MAX_GROUPS + 2];
     sqlite3_stmt *vis[IDX_MAX_GROUPS + 2];      /* the filter of one chunk, by slot */
+    int64_t *pdf;                   /* during a search: each phrase's visible
+                                       document frequency, as ranked */
+    size_t npdf;
 };
 
 static void fc_clear_terms(struct fts_cache *c) {
@@ -162,6 +165,7 @@ void idx_fts_cache_free(idx_store *s) {
     sqlite3_finalize(c->begin_st);
     sqlite3_finalize(c->commit_st);
     sqlite3_finalize(c->rollback_st);
+    sqlite3_finalize(c->vocab_st);
     for (int i = 0; i < IDX_MAX_GROUPS + 2; i++) {
         sqlite3_finalize(c->search[i]);
         sqlite3_finalize(c->vis[i]);
@@ -372,6 +376,8 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_contex
             rc = api->xQueryPhrase(fc, i, &hit, count_cb);
             if (adj) hit -= adj->df[i];
             if (hit < 0) hit = 0;
+            idx_store *us = api->xUserData(fc);
+            if (us && us->fts_cache && (size_t)i < us->fts_cache->npdf) us->fts_cache->pdf[i] = hit;
             double idf = log((0.5 + (double)nrow - (double)hit) / (0.5 + (double)hit));
             if (idf <= 0.0) idf = 1e-6;
             d->idf[i] = idf;
@@ -926,47 +932,188 @@ char *idx_fts_query(idx_store *s, const char *query, size_t query_len) {
     return r;
 }
 
+/* ------------------------------------------------------------ misspelt terms */
+
+/* A query term no visible chunk holds is most often misspelt ("ctenophhores",
+ * "Ghandi", "gaurentee"): it is searched together with the index's terms
+ * closest to it in spelling (optimal string alignment distance: one edit for
+ * terms of 5-7 bytes, two from 8; same first byte), those that visible chunks
+ * hold, the closest distance only, at most FTS_FUZZY_MAX of them by visible
+ * document frequency. Every decision uses visible statistics only, so which
+ * terms join never depends on documents hidden from the caller. */
+#ifndef FTS_FUZZY_MIN
+#define FTS_FUZZY_MIN 5
+#endif
+#define FTS_FUZZY_MAX 4
+
+static int osa_distance(const char *a, size_t na, const char *b, size_t nb, int max) {
+    if (na > nb + (size_t)max || nb > na + (size_t)max || na > 62 || nb > 62) return max + 1;
+    int d[64][64];
+    for (size_t i = 0; i <= na; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= nb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= na; i++) {
+        int rowmin = max + 1;
+        for (size_t j = 1; j <= nb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v) v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v) v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+            if (v < rowmin) rowmin = v;
+        }
+        if (rowmin > max) return max + 1;
+    }
+    return d[na][nb];
+}
+
+typedef struct {
+    char *term;
+    int64_t df;
+} fz_cand;
+
+/* Visible document frequency of term: all rows holding it, less those of the
+ * hidden classes hid[0..nh) (class statistics from the cache). */
+static int visible_df(idx_store *s, struct fts_cache *c, const size_t *hid, size_t nh, const char *term, int64_t total,
+                      int64_t *out) {
+    *out = total;
+    if (!nh || total <= 0) return IDX_OK;
+    const int64_t *df = NULL;
+    int rc = fc_term_df(s, c, term, &df);
+    if (rc) return rc;
+    for (size_t h = 0; h < nh; h++) *out -= df[hid[h]];
+    if (*out < 0) *out = 0;
+    return IDX_OK;
+}
+
+static int fz_cmp(const void *x, const void *y) {
+    const fz_cand *a = x, *b = y;
+    if (a->df != b->df) return a->df > b->df ? -1 : 1;
+    return strcmp(a->term, b->term);
+}
+
+static int fts_fuzzy(idx_store *s, struct fts_cache *c, const size_t *hid, size_t nh, qterms *q, const int64_t *vdf, size_t n0) {
+    int rc = IDX_OK;
+    bool any = false;
+    for (size_t i = 0; i < n0 && !any; i++) any = vdf[i] <= 0 && strlen(q->t[i]) >= FTS_FUZZY_MIN;
+    if (!any) return IDX_OK;
+    if (!c->vocab_st) {
+        if (idx_exec(s, "CREATE VIRTUAL TABLE IF NOT EXISTS temp.mrag_fts_vocab USING fts5vocab(main, 'chunks_fts', 'row')")) return IDX_ERR_SQLITE;
+        if (sqlite3_prepare_v3(s->db, "SELECT term, doc FROM temp.mrag_fts_vocab WHERE term >= ?1 AND term < ?2", -1,
+                               SQLITE_PREPARE_PERSISTENT, &c->vocab_st, NULL) != SQLITE_OK)
+            return idx_sql_err(s, "prepare the term list");
+    }
+    for (size_t i = 0; i < n0 && !rc; i++) {
+        const char *t = q->t[i];
+        size_t tl = strlen(t);
+        if (tl < FTS_FUZZY_MIN || (unsigned char)t[0] == 0xff) continue;   /* no next first byte */
+        if (vdf[i] > 0) continue;
+        int maxd = tl >= 8 ? 2 : 1, best = maxd + 1;
+        fz_cand *cand = NULL;
+        size_t nc = 0, cap = 0;
+        char lo[2] = {t[0], 0}, hi[2] = {(char)((unsigned char)t[0] + 1), 0};
+        sqlite3_reset(c->vocab_st);
+        sqlite3_bind_text(c->vocab_st, 1, lo, 1, SQLITE_STATIC);
+        sqlite3_bind_text(c->vocab_st, 2, hi, 1, SQLITE_STATIC);
+        int step;
+        while ((step = sqlite3_step(c->vocab_st)) == SQLITE_ROW) {
+            const char *v = (const char *)sqlite3_column_text(c->vocab_st, 0);
+            size_t vl = (size_t)sqlite3_column_bytes(c->vocab_st, 0);
+            if (!v || vl < FTS_FUZZY_MIN - 1) continue;
+            int d = osa_distance(t, tl, v, vl, best < maxd ? best : maxd);
+            if (d > maxd || d > best || d == 0) continue;
+            int64_t df = sqlite3_column_int64(c->vocab_st, 1);
+            if (d < best) {     /* a closer distance: drop the farther ones */
+                for (size_t k = 0; k < nc; k++) free(cand[k].term);
+                nc = 0;
+                best = d;
+            }
+            if (nc == cap) {
+                size_t ncap = cap ? cap * 2 : 8;
+                fz_cand *p = realloc(cand, ncap * sizeof *p);
+                if (!p) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+                cand = p;
+                cap = ncap;
+            }
+            if (!(cand[nc].term = strndup(v, vl))) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+            cand[nc++].df = df;
+        }
+        if (!rc && step != SQLITE_DONE && step != SQLITE_ROW) rc = idx_sql_err(s, "read the term list");
+        sqlite3_reset(c->vocab_st);
+        /* visible frequencies; the invisible ones never join */
+        for (size_t k = 0; k < nc && !rc; k++) {
+            int64_t v;
+            if ((rc = visible_df(s, c, hid, nh, cand[k].term, cand[k].df, &v))) break;
+            cand[k].df = v > 0 ? v : -1;
+        }
+        if (!rc) {
+            qsort(cand, nc, sizeof *cand, fz_cmp);
+            for (size_t k = 0; k < nc && k < FTS_FUZZY_MAX && cand[k].df > 0 && !rc; k++)
+                if (qterm_cb(q, cand[k].term, strlen(cand[k].term), 0, 0, false)) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < nc; k++) free(cand[k].term);
+        free(cand);
+    }
+    return rc;
+}
+
 /* The statistics of the chunks hidden from a caller with filter f, for the
  * terms of q: an fts_adj blob (owned) or NULL when nothing is hidden. The
  * classes and per-term frequencies come from the search cache c (filled
  * here when empty). */
-static int fts_hidden(idx_store *s, struct fts_cache *c, const idx_filter *f, const qterms *q, fts_adj **out, size_t *bytes) {
-    *out = NULL;
-    *bytes = 0;
+/* The cached classes a caller with filter f cannot see: indexes into the
+ * cache's class arrays (owned, *hid NULL when none) and their row and token
+ * sums. */
+static int hidden_classes(idx_store *s, struct fts_cache *c, const idx_filter *f, size_t **hid, size_t *nh, int64_t *rows,
+                          int64_t *tokens) {
+    *hid = NULL;
+    *nh = 0;
+    *rows = *tokens = 0;
     if (!f) return IDX_OK;
     int rc = fc_load_classes(s, c);
     if (rc || !c->ncls) return rc;
-    size_t *hid = malloc(c->ncls * sizeof *hid), nh = 0;
-    if (!hid) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
-    int64_t rows = 0, tokens = 0;
+    size_t *h = malloc(c->ncls * sizeof *h), n = 0;
+    if (!h) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < c->ncls; k++) {
         const char *g = c->cls_groups[k];
         bool visible = false;
         while (*g && !visible) {
-            size_t n = strcspn(g, ",");
+            size_t len = strcspn(g, ",");
             for (size_t i = 0; i < f->n_groups && !visible; i++)
-                visible = strlen(f->groups[i]) == n && memcmp(f->groups[i], g, n) == 0;
-            g += n;
+                visible = strlen(f->groups[i]) == len && memcmp(f->groups[i], g, len) == 0;
+            g += len;
             if (*g == ',') g++;
         }
         if (visible) continue;
-        rows += c->cls_rows[k];
-        tokens += c->cls_tokens[k];
-        hid[nh++] = k;
+        *rows += c->cls_rows[k];
+        *tokens += c->cls_tokens[k];
+        h[n++] = k;
     }
-    if (!nh) { free(hid); return IDX_OK; }
+    if (!n) { free(h); return IDX_OK; }
+    *hid = h;
+    *nh = n;
+    return IDX_OK;
+}
+
+/* The statistics of the hidden classes hid[0..nh) for the terms of q: an
+ * fts_adj blob (owned) or NULL when nothing is hidden. */
+static int fts_hidden(idx_store *s, struct fts_cache *c, const size_t *hid, size_t nh, int64_t rows, int64_t tokens,
+                      const qterms *q, fts_adj **out, size_t *bytes) {
+    *out = NULL;
+    *bytes = 0;
+    if (!nh) return IDX_OK;
     size_t b = sizeof(fts_adj) + q->n * sizeof(int64_t);
     fts_adj *a = calloc(1, b);
-    if (!a) { free(hid); return idx_err(s, IDX_ERR_NOMEM, "out of memory"); }
+    if (!a) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
     a->rows = rows;
     a->tokens = tokens;
     a->nterm = (int64_t)q->n;
+    int rc = IDX_OK;
     for (size_t i = 0; i < q->n && !rc; i++) {
         const int64_t *df = NULL;
         if ((rc = fc_term_df(s, c, q->t[i], &df))) break;
         for (size_t h = 0; h < nh; h++) a->df[i] += df[hid[h]];
     }
-    free(hid);
     if (rc) { free(a); return rc; }
     *out = a;
     *bytes = b;
@@ -985,8 +1132,7 @@ static int match_cmp(const void *x, const void *y) {
 }
 
 /* Every row st yields (rowid, rank), best first (ties: lower id). */
-static int ranked_matches(idx_store *s, struct fts_cache *c, sqlite3_stmt *st, fts_match **out, size_t *n) {
-    (void)c;
+static int ranked_matches(idx_store *s, sqlite3_stmt *st, fts_match **out, size_t *n) {
     fts_match *ms = NULL;
     size_t nm = 0, cap = 0;
     int step;
@@ -1012,31 +1158,14 @@ static int ranked_matches(idx_store *s, struct fts_cache *c, sqlite3_stmt *st, f
  * One read transaction (unless the caller has one open): the analysis
  * config, the cache key, the class statistics and the FTS5 data all belong
  * to the same commit. */
-int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, const idx_filter *filter,
-                   const char *filter_sql, int filter_first, idx_hit *hits, int *n_hits) {
-    struct fts_cache *c = s->fts_cache;
-    if (!c && !(c = s->fts_cache = calloc(1, sizeof *c))) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
-    bool own = !s->in_txn && sqlite3_get_autocommit(s->db);
-    int rc = own ? fc_run(s, &c->begin_st, "BEGIN") : IDX_OK;
-    if (rc) return rc;
-    qterms q;
+/* One BM25 query: fq with the hidden statistics adj, hits for filter. */
+static int run_query(idx_store *s, struct fts_cache *c, const char *fq, const fts_adj *adj, size_t adj_bytes, int k,
+                     const idx_filter *filter, const char *filter_sql, int filter_first, idx_hit *hits, int *n_hits) {
+    int slot = filter ? 1 + (int)filter->n_groups : 0, rc = IDX_OK;
     sqlite3_stmt *st = NULL;
-    char *fq = NULL;
-    fts_adj *adj = NULL;
-    size_t adj_bytes = 0, nm = 0;
     fts_match *ms = NULL;
-    int slot = 0;
-    if ((rc = query_terms(s, query, query_len, &q))) goto out;
-    /* inside a caller's transaction: uncommitted writes may roll back, so
-     * nothing read here may stay cached */
-    if (own) rc = fc_check(s, c);
-    else fc_clear(c);
-    if (rc || !q.n) goto done;
-    c->active = own;
-    if (!(fq = query_string(&q))) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
-    if ((rc = fts_hidden(s, c, filter, &q, &adj, &adj_bytes))) goto done;
-    slot = filter ? 1 + (int)filter->n_groups : 0;
-    if (slot > IDX_MAX_GROUPS + 1) { rc = idx_err(s, IDX_ERR_ARG, "too many groups in the filter"); goto done; }
+    size_t nm = 0;
+    if (slot > IDX_MAX_GROUPS + 1) { rc = idx_err(s, IDX_ERR_ARG, "too many groups in the filter"); goto end; }
     const char *fs = filter ? filter_sql : "";
     if (c->search[slot] && strcmp(c->search_filter[slot], fs) != 0) {
         sqlite3_finalize(c->search[slot]);
@@ -1054,14 +1183,14 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
         int wr = filter ? asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f WHERE chunks_fts MATCH ?1")
                         : asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f "
                                          "WHERE chunks_fts MATCH ?1 ORDER BY sc LIMIT ?2");
-        if (wr < 0) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
-        if (!(c->search_filter[slot] = strdup(fs))) { free(sql); rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        if (wr < 0) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto end; }
+        if (!(c->search_filter[slot] = strdup(fs))) { free(sql); rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto end; }
         if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->search[slot], NULL) != SQLITE_OK) {
             free(sql);
             rc = idx_sql_err(s, "prepare BM25 search");
             free(c->search_filter[slot]);
             c->search_filter[slot] = NULL;
-            goto done;
+            goto end;
         }
         free(sql);
     }
@@ -1079,18 +1208,18 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
             hits[m].score = (float)-sqlite3_column_double(st, 1);
             m++;
         }
-        if (step != SQLITE_DONE && step != SQLITE_ROW) { rc = idx_sql_err(s, "BM25 search"); goto done; }
+        if (step != SQLITE_DONE && step != SQLITE_ROW) { rc = idx_sql_err(s, "BM25 search"); goto end; }
         *n_hits = m;
-        goto done;
+        goto end;
     }
-    if ((rc = ranked_matches(s, c, st, &ms, &nm))) goto done;
+    if ((rc = ranked_matches(s, st, &ms, &nm))) goto end;
     /* the visibility check of one chunk: the same filter SQL */
     if (!c->vis[slot]) {
         char *vsql = NULL;
-        if (asprintf(&vsql, "SELECT %s FROM chunks c WHERE c.id = ?1", filter_sql) < 0) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
+        if (asprintf(&vsql, "SELECT %s FROM chunks c WHERE c.id = ?1", filter_sql) < 0) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto end; }
         int pr = sqlite3_prepare_v3(s->db, vsql, -1, SQLITE_PREPARE_PERSISTENT, &c->vis[slot], NULL);
         free(vsql);
-        if (pr != SQLITE_OK) { rc = idx_sql_err(s, "prepare the group filter"); goto done; }
+        if (pr != SQLITE_OK) { rc = idx_sql_err(s, "prepare the group filter"); goto end; }
     }
     sqlite3_stmt *vis = c->vis[slot];
     for (size_t i = 0; i < nm && m < k; i++) {
@@ -1111,14 +1240,62 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
     sqlite3_reset(vis);
     sqlite3_clear_bindings(vis);
     if (!rc) *n_hits = m;
-done:
+end:
     if (st) {
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
+    free(ms);
+    return rc;
+}
+
+int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, const idx_filter *filter,
+                   const char *filter_sql, int filter_first, idx_hit *hits, int *n_hits) {
+    struct fts_cache *c = s->fts_cache;
+    if (!c && !(c = s->fts_cache = calloc(1, sizeof *c))) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    bool own = !s->in_txn && sqlite3_get_autocommit(s->db);
+    int rc = own ? fc_run(s, &c->begin_st, "BEGIN") : IDX_OK;
+    if (rc) return rc;
+    qterms q;
+    char *fq = NULL;
+    fts_adj *adj = NULL;
+    size_t adj_bytes = 0;
+    size_t *hid = NULL, nhid = 0;
+    int64_t hrows = 0, htokens = 0;
+    if ((rc = query_terms(s, query, query_len, &q))) goto out;
+    /* inside a caller's transaction: uncommitted writes may roll back, so
+     * nothing read here may stay cached */
+    if (own) rc = fc_check(s, c);
+    else fc_clear(c);
+    if (rc || !q.n) goto done;
+    c->active = own;
+    if ((rc = hidden_classes(s, c, filter, &hid, &nhid, &hrows, &htokens))) goto done;
+    /* pass 2 only when a term has no visible chunk: its closest spellings
+     * join the query (fts_fuzzy) */
+    for (int pass = 0; pass < 2; pass++) {
+        if ((rc = fts_hidden(s, c, hid, nhid, hrows, htokens, &q, &adj, &adj_bytes))) break;
+        if (!(fq = query_string(&q))) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+        int64_t *pdf = malloc(q.n * sizeof *pdf);
+        if (!pdf) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+        for (size_t i = 0; i < q.n; i++) pdf[i] = 0;    /* no row ranked: no visible chunk holds it */
+        c->pdf = pdf;
+        c->npdf = q.n;
+        rc = run_query(s, c, fq, adj, adj_bytes, k, filter, filter_sql, filter_first, hits, n_hits);
+        c->pdf = NULL;
+        c->npdf = 0;
+        size_t before = q.n;
+        if (!rc && pass == 0) rc = fts_fuzzy(s, c, hid, nhid, &q, pdf, before);
+        free(pdf);
+        if (rc || q.n == before) break;
+        free(fq);
+        fq = NULL;
+        free(adj);
+        adj = NULL;
+    }
+done:
     c->active = false;
     if (!own || rc) fc_clear(c);
-    free(ms);
+    free(hid);
     free(fq);
     free(adj);
     qterms_free(&q);

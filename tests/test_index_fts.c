@@ -269,6 +269,67 @@ TEST(raw_phrase_and_prefix_queries_work) {
  * caller cannot see. The attacker, a public caller, watches the score of a
  * public document for a word while the owner of a hidden document adds the
  * word to it, or removes it. */
+/* A query word no visible chunk holds is searched with the closest terms
+ * of the index in spelling (misspellings), chosen from what the caller can
+ * see only. */
+TEST(bm25_misspelt_words_find_their_term) {
+    const char *pub[] = {
+        "Ctenophores are marine animals; fossils of ctenophores are about 500 million years old.",
+        "The Treaty of Maastricht was signed in 1992 and founded the European Union.",
+        "Lunch in the canteen is served from noon until two.",
+        "The parking garage closes at ten in the evening.",
+    };
+    char da[600], db[600];
+    snprintf(da, sizeof da, "%s/fz-a", test_tmpdir());
+    snprintf(db, sizeof db, "%s/fz-b", test_tmpdir());
+    idx_store *a = open_ok(da), *b = open_ok(db);
+    REQUIRE(a && b);
+    int64_t cten = 0, maas = 0;
+    for (int i = 0; i < 4; i++) {
+        char uri[16];
+        snprintf(uri, sizeof uri, "p%d.md", i);
+        REQUIRE(put_text(a, uri, pub[i], NULL, i == 0 ? &cten : i == 1 ? &maas : NULL) == 0);
+        REQUIRE(put_text(b, uri, pub[i], NULL, NULL) == 0);
+    }
+    idx_hit h[8], g[8];
+    int n = 0, m = 0;
+    /* one or two edits, by length; the right chunk first */
+    const char *typos[] = {"ctenophhores", "ctenphores fossils", "How old are ctenohores?", "When was the Maastrich Treaty signed?"};
+    for (int i = 0; i < 4; i++) {
+        REQUIRE(idx_search_bm25(a, typos[i], strlen(typos[i]), 8, NULL, h, &n) == IDX_OK);
+        CHECK(n >= 1 && h[0].chunk_id == (i < 3 ? cten : maas), "\"%s\": %d hits, first %lld", typos[i], n,
+              n ? (long long)h[0].chunk_id : 0LL);
+    }
+    /* a word that is in the index is not expanded, nor one too far off, nor
+     * a short one */
+    CHECK_EQ_INT(bm25_n(a, "ctenodxyzores", NULL), 0);
+    CHECK_EQ_INT(bm25_n(a, "lunc", NULL), 0);
+    REQUIRE(idx_search_bm25(a, "canteen", 7, 8, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 1);
+    /* hidden documents: one holds the misspelt word itself, one a closer
+     * or equally close spelling. For a public caller the word is still
+     * unknown and only visible terms join: the same hits and scores as an
+     * index without the hidden documents. */
+    REQUIRE(put_text(a, "hr/1.md", "The ctenphores budget, ctenophorez and the Maastrict file.", "hr", NULL) == 0);
+    REQUIRE(put_text(a, "hr/2.md", "ctenophhores ctenophhores, salaries", "hr", NULL) == 0);
+    const char *pg[] = {"public"};
+    idx_filter pf = {pg, 1};
+    const char *qs[] = {"ctenophhores", "ctenphores fossils", "ctenophorez", "Maastrich Treaty", "Maastrict"};
+    for (int i = 0; i < 5; i++) {
+        REQUIRE(idx_search_bm25(a, qs[i], strlen(qs[i]), 8, &pf, h, &n) == IDX_OK);
+        REQUIRE(idx_search_bm25(b, qs[i], strlen(qs[i]), 8, NULL, g, &m) == IDX_OK);
+        bool same = n == m;
+        for (int k = 0; same && k < n; k++) same = h[k].score == g[k].score;
+        CHECK(same && n >= 1, "\"%s\": public caller %d hits (%.9g), public-only index %d hits (%.9g)", qs[i], n,
+              n ? h[0].score : 0.0, m, m ? g[0].score : 0.0);
+    }
+    /* the owner sees the hidden chunk that holds the word as written */
+    REQUIRE(idx_search_bm25(a, "ctenophhores", 12, 8, NULL, h, &n) == IDX_OK);
+    CHECK(n >= 1, "owner: %d hits", n);
+    idx_close(a);
+    idx_close(b);
+}
+
 /* The hits of q as a caller with filter f (NULL = owner): ids and scores. */
 static int search_ids(idx_store *s, const char *q, const idx_filter *f, idx_hit *h, int *n) {
     int rc = idx_search_bm25(s, q, strlen(q), 8, f, h, n);
@@ -607,5 +668,5 @@ TEST(group_filter_before_ranking) {
 TEST_MAIN(RUN(bm25_ranks_the_right_chunk_first), RUN(german_stems_umlauts_eszett_and_transliteration),
           RUN(english_stems_and_folds), RUN(german_compounds_from_the_corpus), RUN(german_compounds_from_the_dictionary),
           RUN(fts_query_is_only_verbatim_terms), RUN(raw_phrase_and_prefix_queries_work),
-          RUN(bm25_public_scores_ignore_hidden_documents), RUN(bm25_search_cache_follows_every_change), RUN(schema_2_index_migrates_without_reembedding),
+          RUN(bm25_public_scores_ignore_hidden_documents), RUN(bm25_search_cache_follows_every_change), RUN(bm25_misspelt_words_find_their_term), RUN(schema_2_index_migrates_without_reembedding),
           RUN(hostile_queries_never_error), RUN(group_filter_before_ranking))
