@@ -326,6 +326,19 @@ TEST(bm25_misspelt_words_find_their_term) {
     /* the owner sees the hidden chunk that holds the word as written */
     REQUIRE(idx_search_bm25(a, "ctenophhores", 12, 8, NULL, h, &n) == IDX_OK);
     CHECK(n >= 1, "owner: %d hits", n);
+    /* a read-only reader, and a search inside an open transaction, do the
+     * same */
+    idx_params rp = idx_default_params();
+    rp.read_only = true;
+    idx_store *ro = NULL;
+    REQUIRE(idx_open(db, &rp, &ro) == IDX_OK, "%s", idx_errmsg(ro));
+    REQUIRE(idx_search_bm25(ro, "ctenphores", 10, 8, NULL, g, &m) == IDX_OK, "%s", idx_errmsg(ro));
+    CHECK(m == 1, "read-only reader: %d hits", m);
+    idx_close(ro);
+    REQUIRE(idx_begin(b) == IDX_OK);
+    REQUIRE(idx_search_bm25(b, "Maastrich", 9, 8, NULL, g, &m) == IDX_OK, "%s", idx_errmsg(b));
+    CHECK(m == 1, "in a transaction: %d hits", m);
+    REQUIRE(idx_commit(b) == IDX_OK);
     idx_close(a);
     idx_close(b);
 }
