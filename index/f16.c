@@ -4,6 +4,7 @@
  * (bit-identical results) otherwise. */
 #include "index/idx_internal.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -63,11 +64,18 @@ __attribute__((target("f16c,avx"))) static void dec_f16c(const uint16_t *in, flo
     for (; i < n; i++) out[i] = f16_to_f32_one(in[i]);
 }
 
+/* F16C and AVX by CPUID, with the YMM state enabled by the OS (XGETBV):
+ * clang before 15 does not know "f16c" in __builtin_cpu_supports. */
 static int have_f16c(void) {
     static int cached = -1;
     if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+        unsigned a, b, c, d;
+        cached = 0;
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_OSXSAVE) && (c & bit_AVX) && (c & bit_F16C)) {
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            cached = (lo & 6u) == 6u;
+        }
     }
     return cached;
 }

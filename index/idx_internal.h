@@ -164,8 +164,8 @@ int idx_fts_upgrade(idx_store *s);           /* rebuild if another analyzer vers
 /* access-class statistics of a document's chunks: sign +1 after its chunks
  * and groups are stored, -1 before they are removed or regrouped */
 int idx_fts_cls_apply(idx_store *s, int64_t doc_id, int sign);
-int idx_fts_check(idx_store *s);
-void idx_fts_cache_free(idx_store *s);       /* before the connection closes */             /* class statistics vs a recount */
+int idx_fts_check(idx_store *s);             /* class statistics vs a recount */
+void idx_fts_cache_free(idx_store *s);       /* search caches; before the connection closes */
 /* BM25 over the analysed query; filter_sql is the visibility condition on
  * chunk alias c with the filter's groups bound from ?filter_first on. */
 int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, const idx_filter *filter,
