@@ -39,6 +39,8 @@ typedef struct app_args_s {
     bool rest;                      /* after "--" */
     const app_opt *opt;             /* the option app_args_next returned last */
     char optname[64];               /* as the user wrote it: "--mode" or "-k" */
+    const char *arg;                /* the argv word of that option (for
+                                       app_config_origin), NULL after the last */
 } app_args;
 
 void app_args_init(app_args *p, const char *cmd, const app_opt *const *tables, int argc, char **argv);
@@ -46,7 +48,9 @@ void app_args_init(app_args *p, const char *cmd, const app_opt *const *tables, i
  * argv is done (the operands, in order, are then argv[1..p->npos]); -1
  * after printing a usage error (exit 2). Reorders argv's pointers. */
 int app_args_next(app_args *p, const char **val);
-/* Prints "mrag CMD: <message> (see `mrag CMD --help`)"; returns 2. */
+/* Prints "mrag CMD: <message> (see `mrag CMD --help`)"; returns 2. When
+ * the option just returned came from a configuration file, the message
+ * starts with where: "mrag CMD: configuration FILE line N, [GROUP] KEY: ...". */
 int app_usage_error(const app_args *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Value checks for the option just returned: true with *out set, or false
  * after a usage error naming the option, the value and the range. */
@@ -275,7 +279,14 @@ bool app_config_load(const char *explicit_path);
 int app_config_apply(const app_command *cmds, size_t n_cmds, const app_command *c, int *argc, char ***argv);
 /* data-dir from [mrag] (NULL when unset); *source the file. */
 const char *app_config_data_dir(const char **source);
+/* The system file: /etc/mrag/mrag.conf, or $MRAG_SYSTEM_CONFIG when set
+ * (a testing hook, docs/building.md). */
 const char *app_config_system_path(void);
+/* Where an argv word made by app_config_apply comes from ("configuration
+ * FILE line N, [GROUP] KEY"), or NULL for a word of the command line. */
+const char *app_config_origin(const char *arg);
+/* Frees what app_config_load and app_config_apply made (at exit). */
+void app_config_free(void);
 /* `mrag config [COMMAND]`: the effective settings and where each comes from. */
 int app_config_print(const app_command *cmds, size_t n_cmds, int argc, char **argv);
 

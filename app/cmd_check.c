@@ -160,7 +160,7 @@ int app_cmd_check(int argc, char **argv) {
             if (rows) {
                 ok = idx_repair_rows(s, &removed) == IDX_OK;
                 printf("repair: %s\n", ok ? "rows of deleted documents removed, vector count reset" : idx_errmsg(s));
-                if (ok && removed) printf("repair: %lld rows removed\n", (long long)removed);
+                if (ok && removed) printf("repair: %lld row%s removed\n", (long long)removed, removed == 1 ? "" : "s");
             }
             if (ok && (!r.fts_ok || r.fts_rows != r.chunks || rows)) {
                 ok = idx_rebuild_fts(s) == IDX_OK;
@@ -176,7 +176,8 @@ int app_cmd_check(int argc, char **argv) {
         }
     }
     if (r.sqlite_ok)
-        printf("%lld documents, %lld chunks: ", (long long)r.documents, (long long)r.chunks);
+        printf("%lld document%s, %lld chunk%s: ", (long long)r.documents, r.documents == 1 ? "" : "s", (long long)r.chunks,
+               r.chunks == 1 ? "" : "s");
     if (status == 0) printf("all %d checks passed\n", t.n);
     else printf("%d of %d checks failed%s\n", t.failed, t.n, repair ? "" : " (`mrag check --repair` rebuilds from SQLite what it can)");
     idx_close(s);

@@ -441,17 +441,17 @@ int app_cmd_ingest(int argc, char **argv) {
     dir = argv[1];
     if (!p.ocr_langs && getenv("MRAG_OCR_LANG") && *getenv("MRAG_OCR_LANG")) p.ocr_langs = getenv("MRAG_OCR_LANG");
     if (p.overlap_tokens >= p.chunk_tokens) return app_usage_error(&ap, "--overlap must be below --chunk-tokens");
-    struct stat dst;
-    if (stat(dir, &dst) != 0) return app_error("ingest: %s: %s", dir, strerror(errno));
-    if (!S_ISDIR(dst.st_mode)) return app_error("ingest: %s: not a folder (ingest takes a folder of documents)", dir);
-    const char *index_dir = app_index_path(index_flag);
     if (remote && !rp.base_url) return app_usage_error(&ap, "--llm-embeddings needs --llm-url BASE");
     if (rp.base_url && !remote)
         return app_usage_error(&ap, "--llm-url: ingest only embeds; add --llm-embeddings to embed on the server");
     if (remote && (layer_auto || p.layer != -1)) return app_usage_error(&ap, "--layer needs a local model (a server embeds the final layer)");
     if (remote && lora.n) return app_usage_error(&ap, "--lora needs a local model (the server applies its own)");
     const char *mpath = app_model_path(mflag);
-    if (!mpath && !remote) { app_error("ingest: no model: give -m FILE or set MRAG_MODEL (or --llm-url BASE --llm-embeddings)"); return 1; }
+    if (!mpath && !remote) return app_usage_error(&ap, "no model: give -m FILE or set MRAG_MODEL (or --llm-url BASE --llm-embeddings)");
+    struct stat dst;
+    if (stat(dir, &dst) != 0) return app_error("ingest: %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(dst.st_mode)) return app_error("ingest: %s: not a folder (ingest takes a folder of documents)", dir);
+    const char *index_dir = app_index_path(index_flag);
     char err[1024];
     if (access_path && rag_access_load(access_path, &acc, err, sizeof err) != RAG_OK) {
         app_error("ingest: access rules: %s", err);
@@ -497,8 +497,8 @@ int app_cmd_ingest(int argc, char **argv) {
         goto restore;
     }
     if (watcher && rag_watch_unwatched(watcher))
-        fprintf(stderr, "mrag: ingest: %zu folders cannot be watched (raise fs.inotify.max_user_watches)\n",
-                rag_watch_unwatched(watcher));
+        fprintf(stderr, "mrag: ingest: %zu folder%s cannot be watched (raise fs.inotify.max_user_watches)\n",
+                rag_watch_unwatched(watcher), rag_watch_unwatched(watcher) == 1 ? "" : "s");
     int grc = rag_ingester_new(s, &p, &ing, err, sizeof err);
     if (grc == RAG_OK) grc = rag_ingester_run_dir(ing, dir, &st, err, sizeof err);
     clear_bar(&u);

@@ -78,8 +78,8 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
     wiki_ui *u = user;
     if (ev->kind == RAG_ING_EV_FILE_DONE && !u->quiet && ev->elapsed_s - u->last_line >= 10) {
         u->last_line = ev->elapsed_s;
-        printf("progress: %zu pages checked, %llu chunks written, %.1f pages/s\n", ev->files_done,
-               (unsigned long long)ev->chunks_done, ev->elapsed_s > 0 ? (double)ev->files_done / ev->elapsed_s : 0.0);
+        printf("progress: %zu page%s checked, %llu chunk%s written, %.1f pages/s\n", ev->files_done,
+               ev->files_done == 1 ? "" : "s", (unsigned long long)ev->chunks_done, ev->chunks_done == 1 ? "" : "s", ev->elapsed_s > 0 ? (double)ev->files_done / ev->elapsed_s : 0.0);
         fflush(stdout);
     }
     if (ev->kind != RAG_ING_EV_FILE_DONE || ev->outcome == RAG_ING_UNCHANGED) return;
@@ -91,7 +91,7 @@ static void on_progress(void *user, const rag_ingest_event *ev) {
     }
     printf("%-9s %s", o, app_esc(ev->path ? ev->path : ""));
     if (ev->outcome == RAG_ING_ADDED || ev->outcome == RAG_ING_UPDATED || ev->outcome == RAG_ING_RENAMED)
-        printf(" (%d chunks)", ev->n_chunks);
+        printf(" (%d chunk%s)", ev->n_chunks, ev->n_chunks == 1 ? "" : "s");
     if (ev->reason) printf(": %s", app_esc(ev->reason));
     putchar('\n');
     fflush(stdout);
@@ -217,6 +217,8 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     if (rp.base_url && !remote)
         return app_usage_error(&ap, "--llm-url: ingest-wiki only embeds; add --llm-embeddings to embed on the server");
     if (remote && lora.n) return app_usage_error(&ap, "--lora needs a local model (the server applies its own)");
+    const char *mpath = app_model_path(mflag);
+    if (!mpath && !remote) return app_usage_error(&ap, "no model: give -m FILE or set MRAG_MODEL (or --llm-url BASE --llm-embeddings)");
     if (ip.overlap_tokens >= ip.chunk_tokens) ip.overlap_tokens = ip.chunk_tokens / 8;
     if (n_ns) { wp.namespaces = nss; wp.n_namespaces = n_ns; }
     if (pwfile) {
@@ -230,8 +232,6 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
         wp.access = acc;
     }
     const char *index_dir = app_index_path(index_flag);
-    const char *mpath = app_model_path(mflag);
-    if (!mpath && !remote) { app_error("ingest-wiki: no model: give -m FILE or set MRAG_MODEL (or --llm-url BASE --llm-embeddings)"); goto done; }
     llm_model_params mp = llm_model_default_params();
     app_lora_model_params(&lora, &mp);
     mp.defer_repack = true;     /* packed at the first embedding (as ingest) */
@@ -273,9 +273,10 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
     printf("%s (%s%s%s): %zu added, %zu updated, %zu moved, %zu removed, %zu unchanged, %zu failed\n",
            st.cancelled ? "stopped" : "done", st.full ? "full sync: " : "incremental", st.full ? st.full_reason : "",
            "", st.added, st.updated, st.moved, st.removed, st.unchanged, st.failed);
-    printf("%zu pages in %.2f s (%.1f pages/s), %llu chunks written, %zu requests, %zu retries%s; index %s\n", pages,
-           st.seconds, st.seconds > 0 ? (double)pages / st.seconds : 0.0, (unsigned long long)st.chunks_added,
-           st.requests, st.retries, st.regrouped ? " (access groups updated on some pages)" : "", index_dir);
+    printf("%zu page%s in %.2f s (%.1f pages/s), %llu chunk%s written, %zu request%s, %zu retr%s%s; index %s\n", pages,
+           pages == 1 ? "" : "s", st.seconds, st.seconds > 0 ? (double)pages / st.seconds : 0.0,
+           (unsigned long long)st.chunks_added, st.chunks_added == 1 ? "" : "s", st.requests, st.requests == 1 ? "" : "s",
+           st.retries, st.retries == 1 ? "y" : "ies", st.regrouped ? " (access groups updated on some pages)" : "", index_dir);
     if (st.cancelled) printf("the sync point was not advanced: run again to finish\n");
     if (st.rules_missing)
         fprintf(stderr, "mrag: warning: earlier syncs of this wiki used access rules and this one had no --access: "

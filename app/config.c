@@ -26,7 +26,16 @@ typedef struct {
 static conf_file files[CONF_MAX_FILES];
 static int n_files;
 static char *data_dir_value, *data_dir_source;
-static char **injected;             /* the argv made by app_config_apply (kept reachable) */
+/* What app_config_apply made: the new argv (the parser reorders its
+ * pointers, so the words are owned apart from it) and each setting's word
+ * with where it comes from. */
+static char **argv_made;
+static GPtrArray *words;            /* the words of argv_made, owned (g_free) */
+typedef struct {
+    const char *word;               /* in words */
+    char *origin;                   /* "configuration FILE line N, [GROUP] KEY" */
+} setting_origin;
+static GArray *origins;             /* setting_origin */
 
 /* Options given once for all that a command line may repeat. */
 static bool repeatable(const char *key) {
@@ -127,6 +136,76 @@ static char *as_arg(const app_opt *o, const char *key, const char *val) {
     return val ? g_strdup_printf("--%s=%s", key, val) : g_strdup_printf("--%s", key);
 }
 
+/* The line of `key =` in [group] of the file at path (the last one, as
+ * GKeyFile keeps the last), or 0 when not found. */
+static int key_line(const char *path, const char *group, const char *key) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0, found = 0;
+    bool in_group = false;
+    size_t kl = strlen(key), gl = strlen(group);
+    while (getline(&line, &cap, f) > 0) {
+        n++;
+        const char *s = line;
+        while (*s == ' ' || *s == '\t') s++;
+        if (*s == '[') {
+            in_group = strncmp(s + 1, group, gl) == 0 && s[1 + gl] == ']';
+            continue;
+        }
+        if (!in_group || strncmp(s, key, kl) != 0) continue;
+        s += kl;
+        while (*s == ' ' || *s == '\t') s++;
+        if (*s == '=') found = n;
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* Adds a setting's word to out, remembering where it comes from. */
+static void add_setting(GPtrArray *out, char *word, const char *path, const char *group, const char *key) {
+    g_ptr_array_add(out, word);
+    if (!origins) origins = g_array_new(FALSE, FALSE, sizeof(setting_origin));
+    int line = key_line(path, group, key);
+    setting_origin so = {word, line ? g_strdup_printf("configuration %s line %d, [%s] %s", path, line, group, key)
+                                    : g_strdup_printf("configuration %s, [%s] %s", path, group, key)};
+    g_array_append_val(origins, so);
+}
+
+/* Contract: see app.h. */
+const char *app_config_origin(const char *arg) {
+    for (guint i = 0; origins && i < origins->len; i++) {
+        const setting_origin *so = &g_array_index(origins, setting_origin, i);
+        if (so->word == arg) return so->origin;
+    }
+    return NULL;
+}
+
+static void forget_origins(void) {
+    for (guint i = 0; origins && i < origins->len; i++) g_free(g_array_index(origins, setting_origin, i).origin);
+    if (origins) g_array_free(origins, TRUE);
+    origins = NULL;
+}
+
+/* Contract: see app.h. */
+void app_config_free(void) {
+    forget_origins();
+    if (words) g_ptr_array_free(words, TRUE);
+    words = NULL;
+    g_free(argv_made);
+    argv_made = NULL;
+    for (int i = 0; i < n_files; i++) {
+        g_free(files[i].path);
+        g_key_file_free(files[i].kf);
+    }
+    n_files = 0;
+    g_free(data_dir_value);
+    g_free(data_dir_source);
+    data_dir_value = data_dir_source = NULL;
+}
+
 /* Appends the options of one [group] of kf that cmd has to out (grows).
  * For [COMMAND] an unknown key is an error; for [mrag] keys of no command
  * are checked by the caller. */
@@ -153,7 +232,7 @@ static bool add_group(GKeyFile *kf, const char *path, const char *group, const c
         if (!val) continue;
         if (!o->arg) {
             if (!strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "1"))
-                g_ptr_array_add(out, as_arg(o, key, NULL));
+                add_setting(out, as_arg(o, key, NULL), path, group, key);
             else if (strcmp(val, "false") && strcmp(val, "no") && strcmp(val, "0")) {
                 app_error("configuration %s: [%s] %s: '%s' is not true or false", path, group, key, val);
                 ok = false;
@@ -162,11 +241,11 @@ static bool add_group(GKeyFile *kf, const char *path, const char *group, const c
             gchar **parts = g_strsplit(val, ";", -1);
             for (gchar **p = parts; *p; p++) {
                 g_strstrip(*p);
-                if (**p) g_ptr_array_add(out, as_arg(o, key, *p));
+                if (**p) add_setting(out, as_arg(o, key, *p), path, group, key);
             }
             g_strfreev(parts);
         } else {
-            g_ptr_array_add(out, as_arg(o, key, val));
+            add_setting(out, as_arg(o, key, val), path, group, key);
         }
         g_free(val);
     }
@@ -176,7 +255,7 @@ static bool add_group(GKeyFile *kf, const char *path, const char *group, const c
 
 /* Contract: see app.h. */
 int app_config_apply(const app_command *cmds, size_t n_cmds, const app_command *c, int *argc, char ***argv) {
-    GPtrArray *out = g_ptr_array_new();
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
     g_ptr_array_add(out, g_strdup((*argv)[0]));
     bool ok = true;
     for (int i = 0; i < n_files; i++) {
@@ -209,15 +288,21 @@ int app_config_apply(const app_command *cmds, size_t n_cmds, const app_command *
         ok = add_group(kf, files[i].path, c->name, c->name, c->opts, true, out) && ok;
     }
     if (!ok) {
-        g_ptr_array_set_free_func(out, g_free);
         g_ptr_array_free(out, TRUE);
+        forget_origins();
         return 2;
     }
     for (int i = 1; i < *argc; i++) g_ptr_array_add(out, g_strdup((*argv)[i]));
+    /* the parser reorders argv's pointers: it gets its own array, the
+     * words stay owned by `words` until app_config_free */
+    if (words) g_ptr_array_free(words, TRUE);
+    g_free(argv_made);
+    words = out;
+    argv_made = g_new(char *, out->len + 1);
+    for (guint i = 0; i < out->len; i++) argv_made[i] = out->pdata[i];
+    argv_made[out->len] = NULL;
     *argc = (int)out->len;
-    g_ptr_array_add(out, NULL);
-    injected = (char **)g_ptr_array_free(out, FALSE);   /* lives as long as the process */
-    *argv = injected;
+    *argv = argv_made;
     return 0;
 }
 

@@ -119,15 +119,24 @@ int main(int argc, char **argv) {
     }
     if (argc < 2) { usage(stderr); return 2; }
     size_t n_cmds = sizeof commands / sizeof commands[0];
-    if (!app_config_load(conf)) return 2;
-    if (strcmp(argv[1], "config") == 0) return app_config_print(commands, n_cmds, argc - 1, argv + 1);
-    for (size_t i = 0; i < n_cmds; i++)
+    if (!app_config_load(conf)) {
+        app_config_free();
+        return 2;
+    }
+    int rc = 2;
+    bool found = false;
+    if (strcmp(argv[1], "config") == 0) {
+        rc = app_config_print(commands, n_cmds, argc - 1, argv + 1);
+        found = true;
+    }
+    for (size_t i = 0; i < n_cmds && !found; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             int cargc = argc - 1;
             char **cargv = argv + 1;
-            if (app_config_apply(commands, n_cmds, &commands[i], &cargc, &cargv) != 0) return 2;
-            return commands[i].run(cargc, cargv);
+            found = true;
+            if (app_config_apply(commands, n_cmds, &commands[i], &cargc, &cargv) == 0) rc = commands[i].run(cargc, cargv);
         }
-    app_error("unknown command '%s' (see `mrag --help`)", argv[1]);
-    return 2;
+    if (!found) app_error("unknown command '%s' (see `mrag --help`)", argv[1]);
+    app_config_free();
+    return rc;
 }

@@ -23,7 +23,9 @@ void app_args_init(app_args *p, const char *cmd, const app_opt *const *tables, i
 int app_usage_error(const app_args *p, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    const char *origin = p->arg ? app_config_origin(p->arg) : NULL;
     fprintf(stderr, "mrag %s: ", p->cmd);
+    if (origin) fprintf(stderr, "%s: ", origin);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (see `mrag %s --help`)\n", p->cmd);
     va_end(ap);
@@ -73,6 +75,7 @@ static void describe_arg(const app_opt *o, char *buf, size_t cap) {
 int app_args_next(app_args *p, const char **val) {
     *val = NULL;
     p->opt = NULL;
+    p->arg = NULL;
     while (p->i < p->argc) {
         char *a = p->argv[p->i++];
         if (p->rest || a[0] != '-' || a[1] == 0) {     /* an operand ("-" too: stdin) */
@@ -85,6 +88,7 @@ int app_args_next(app_args *p, const char **val) {
         }
         const app_opt *o;
         const char *inline_val = NULL;
+        p->arg = a;
         if (a[1] == '-') {
             const char *name = a + 2, *eq = strchr(name, '=');
             size_t len = eq ? (size_t)(eq - name) : strlen(name);

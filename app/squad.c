@@ -156,8 +156,8 @@ int app_squad_ingest(app_squad *sq, idx_store *s, llm_model *m, int layer, int t
         if (tty && added % 20 == 0) fprintf(stderr, "\rembedded %d paragraphs", added);
     }
     if (!quiet && added)
-        fprintf(stderr, "%sembedded %d paragraphs (%llu chunks) in %.1f s\n", tty ? "\r" : "", added,
-                (unsigned long long)n_chunks, now_s() - t0);
+        fprintf(stderr, "%sembedded %d paragraph%s (%llu chunk%s) in %.1f s\n", tty ? "\r" : "", added,
+                added == 1 ? "" : "s", (unsigned long long)n_chunks, n_chunks == 1 ? "" : "s", now_s() - t0);
     /* paragraphs of an earlier run that are not in this set would compete */
     if (idx_doc_list(s, "squad://", &listed, &n_listed) != IDX_OK) { app_error("%s: %s", cmd, idx_errmsg(s)); goto done; }
     for (size_t i = 0; i < n_listed; i++) {

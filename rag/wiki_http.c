@@ -151,8 +151,8 @@ static int call_raw(wiki_client *c, const char *params, bool post, bool assert_u
         rc = RAG_OK;
         goto done;
     }
-    rc = rag_ing_err(err, errlen, RAG_ERR_IO, "wiki %s (%.80s): giving up after %d attempts: %s", c->api, what,
-                     c->p.max_attempts, last);
+    rc = rag_ing_err(err, errlen, RAG_ERR_IO, "wiki %s (%.80s): giving up after %d attempt%s: %s", c->api, what,
+                     c->p.max_attempts, c->p.max_attempts == 1 ? "" : "s", last);
 done:
     /* wipe the login body (it holds the password) */
     if (post && q.data) memset(q.data, 0, q.len);

@@ -93,10 +93,10 @@ TEST(ingest_prints_summary_with_reasons_and_exit_codes) {
     snprintf(want, sizeof want, "done: 0 added, 0 updated, 0 renamed, 0 removed, %d unchanged, 1 skipped", n_docs);
     CHECK(strstr(out, want) != NULL, "want '%s' in %s", want, out);
     free(out);
-    /* no model: nothing can be done */
+    /* no model: a usage error (exit 2), nothing can be done */
     snprintf(args, sizeof args, "ingest %s --index %s", test_shq(small), test_shq(idx));
     out = run(args, &status, errp);
-    CHECK_EQ_INT(status, 1);
+    CHECK_EQ_INT(status, 2);
     char *err = test_read_file(errp, NULL);
     CHECK(err && strstr(err, "-m FILE") != NULL, "%s", err ? err : "");
     free(err);

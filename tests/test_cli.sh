@@ -61,6 +61,12 @@ check2 missing_operand_exits_2/ingest "no DIR to ingest" ingest -q
 check2 flag_with_value_exits_2/search "--json takes no value" search VPN --json=yes
 check2 abbreviation_exits_2/ask "unknown option '--max'" ask q --max 4
 check2 two_folders_exit_2/ingest "one folder at a time" ingest a b
+# a missing required option is a usage error too (MRAG_MODEL is unset above)
+mkdir -p somedocs
+check2 missing_model_exits_2/ingest "mrag ingest: no model: give -m FILE or set MRAG_MODEL" ingest somedocs
+check2 missing_model_exits_2/ingest-wiki "mrag ingest-wiki: no model: give -m FILE or set MRAG_MODEL" \
+  ingest-wiki http://127.0.0.1:1/w/api.php --index nomodel-idx
+[ ! -e nomodel-idx ] && ok missing_model_creates_nothing || fail missing_model_creates_nothing "$(ls -d nomodel-idx)"
 
 # every option of every command's table (what completion is made from) is
 # described by its --help (what the man page is made from)
@@ -146,6 +152,12 @@ fi
 "$mrag" ingest nonexist --index fresh-a -m m.gguf > /dev/null 2>&1; rc=$?
 if [ $rc -eq 1 ] && [ ! -e fresh-a ]; then ok failed_ingest_leaves_no_index; else fail failed_ingest_leaves_no_index "rc $rc, $(ls -d fresh-a 2>&1)"; fi
 if [ -f m.gguf ]; then
-  "$mrag" ingest-wiki http://127.0.0.1:1/w/api.php --index fresh-b -m m.gguf --retries 1 --timeout 1 > /dev/null 2>&1; rc=$?
+  out=$("$mrag" ingest-wiki http://127.0.0.1:1/w/api.php --index fresh-b -m m.gguf --retries 1 --timeout 1 2>&1); rc=$?
   if [ $rc -eq 1 ] && [ ! -e fresh-b ]; then ok unreachable_wiki_leaves_no_index; else fail unreachable_wiki_leaves_no_index "rc $rc, $(ls fresh-b 2>&1)"; fi
+  # one try is "1 attempt", not "1 attempts"
+  if printf '%s' "$out" | grep -q 'giving up after 1 attempt: ' && ! printf '%s' "$out" | grep -q '1 attempts'; then
+    ok one_attempt_is_singular
+  else
+    fail one_attempt_is_singular "$out"
+  fi
 fi

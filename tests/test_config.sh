@@ -66,6 +66,19 @@ out=$("$mrag" --config bad2.conf search x 2>&1); rc=$?
 printf '[search]\njson = maybe\n' > bad3.conf
 out=$("$mrag" --config bad3.conf search x 2>&1); rc=$?
 [ $rc -eq 2 ] && printf '%s' "$out" | grep -q "json: 'maybe' is not true or false" && ok bad_flag_value_exits_2 || fail bad_flag_value_exits_2 "rc $rc: $out"
+# a bad value names the file, its line, the group and the key (exit 2)
+printf '[mrag]\n# the defaults\nk = abc\n' > bad5.conf
+out=$("$mrag" --config bad5.conf search x 2>&1); rc=$?
+[ $rc -eq 2 ] && printf '%s' "$out" | grep -qF "mrag search: configuration bad5.conf line 3, [mrag] k: -k: 'abc' is not a whole number" &&
+  ok bad_value_names_file_and_line || fail bad_value_names_file_and_line "rc $rc: $out"
+printf '[mrag]\nk = 2\n\n[search]\n  mode  = fuzzy\n' > bad6.conf
+out=$("$mrag" --config "$tmp/bad6.conf" search x 2>&1); rc=$?
+[ $rc -eq 2 ] && printf '%s' "$out" | grep -qF "configuration $tmp/bad6.conf line 5, [search] mode: --mode: 'fuzzy' is not one of dense, bm25 or hybrid" &&
+  ok bad_choice_names_file_and_line || fail bad_choice_names_file_and_line "rc $rc: $out"
+# the same mistake on the command line names no file
+printf '[search]\nmode = bm25\n' > good.conf
+out=$("$mrag" --config "$tmp/good.conf" search x --mode fuzzy 2>&1)
+printf '%s' "$out" | grep -q "^mrag search: --mode: 'fuzzy'" && ok command_line_value_names_no_file || fail command_line_value_names_no_file "$out"
 printf 'no section\n' > bad4.conf
 out=$("$mrag" --config bad4.conf search x 2>&1); rc=$?
 [ $rc -eq 2 ] && printf '%s' "$out" | grep -q "bad4.conf" && ok unparsable_file_exits_2 || fail unparsable_file_exits_2 "rc $rc: $out"
