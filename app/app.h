@@ -52,6 +52,9 @@ int app_args_next(app_args *p, const char **val);
  * the option just returned came from a configuration file, the message
  * starts with where: "mrag CMD: configuration FILE line N, [GROUP] KEY: ...". */
 int app_usage_error(const app_args *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Where an argv word came from, for that message (set by config.c's
+ * app_config_apply to app_config_origin; NULL: the command line). */
+extern const char *(*app_arg_origin)(const char *arg);
 /* Value checks for the option just returned: true with *out set, or false
  * after a usage error naming the option, the value and the range. */
 bool app_opt_int(const app_args *p, const char *v, int lo, int hi, int *out);

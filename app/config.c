@@ -191,6 +191,7 @@ static void forget_origins(void) {
 
 /* Contract: see app.h. */
 void app_config_free(void) {
+    app_arg_origin = NULL;
     forget_origins();
     if (words) g_ptr_array_free(words, TRUE);
     words = NULL;
@@ -298,6 +299,7 @@ int app_config_apply(const app_command *cmds, size_t n_cmds, const app_command *
     if (words) g_ptr_array_free(words, TRUE);
     g_free(argv_made);
     words = out;
+    app_arg_origin = app_config_origin;
     argv_made = g_new(char *, out->len + 1);
     for (guint i = 0; i < out->len; i++) argv_made[i] = out->pdata[i];
     argv_made[out->len] = NULL;

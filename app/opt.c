@@ -19,11 +19,13 @@ void app_args_init(app_args *p, const char *cmd, const app_opt *const *tables, i
     p->i = 1;
 }
 
+const char *(*app_arg_origin)(const char *arg);
+
 /* Contract: see app.h. */
 int app_usage_error(const app_args *p, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    const char *origin = p->arg ? app_config_origin(p->arg) : NULL;
+    const char *origin = p->arg && app_arg_origin ? app_arg_origin(p->arg) : NULL;
     fprintf(stderr, "mrag %s: ", p->cmd);
     if (origin) fprintf(stderr, "%s: ", origin);
     vfprintf(stderr, fmt, ap);
