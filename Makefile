@@ -26,7 +26,7 @@ LDFLAGS ?=
 
 # FAISS's C API is built by `make deps` under build/deps whatever BUILD is.
 DEPS_PREFIX := $(CURDIR)/build/deps
-PKGS := sqlite3 libpcre2-8 libcurl libmicrohttpd libcjson libedit poppler-glib libxml-2.0 libutf8proc zlib libzip tesseract
+PKGS := sqlite3 libpcre2-8 libcurl libmicrohttpd libcjson libedit poppler-glib libxml-2.0 libutf8proc zlib libzip tesseract gmime-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -42,7 +42,7 @@ LAYER_LINKS := $(INC)/llm/llm $(INC)/index/index \
 	$(INC)/app/app $(addprefix $(INC)/app/,$(RAG_PUBLIC_H)) $(INC)/app/llm/llm.h $(INC)/app/index/index.h
 $(BUILD)/obj/llm/%.o: LAYER_CFLAGS = -I$(INC)/llm
 $(BUILD)/obj/index/%.o: LAYER_CFLAGS = -I$(INC)/index $(shell pkg-config --cflags sqlite3 2>/dev/null)
-$(BUILD)/obj/rag/%.o: LAYER_CFLAGS = -I$(INC)/rag $(shell pkg-config --cflags libpcre2-8 libcurl libcjson poppler-glib libxml-2.0 libutf8proc zlib libzip tesseract 2>/dev/null)
+$(BUILD)/obj/rag/%.o: LAYER_CFLAGS = -I$(INC)/rag $(shell pkg-config --cflags libpcre2-8 libcurl libcjson poppler-glib libxml-2.0 libutf8proc zlib libzip tesseract gmime-3.0 2>/dev/null)
 $(BUILD)/obj/app/%.o: LAYER_CFLAGS = -I$(INC)/app $(shell pkg-config --cflags libmicrohttpd libcjson libedit glib-2.0 2>/dev/null)
 $(BUILD)/obj/tests/%.o: LAYER_CFLAGS = -I. $(PKG_CFLAGS)
 # Link order matters with the static FAISS libraries (faiss_c before faiss,

@@ -27,7 +27,7 @@ PKGS="
   libsqlite3-dev libcurl4-openssl-dev libpcre2-dev libutf8proc-dev
   libstemmer-dev hunspell-de-de libexttextcat-dev
   libmicrohttpd-dev libcjson-dev libedit-dev
-  libpoppler-glib-dev libxml2-dev libzip-dev zlib1g-dev
+  libpoppler-glib-dev libxml2-dev libzip-dev zlib1g-dev libgmime-3.0-dev
   libtesseract-dev tesseract-ocr-eng tesseract-ocr-deu
   poppler-utils
   mediawiki php-sqlite3 php-cli php-cgi lighttpd

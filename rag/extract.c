@@ -76,6 +76,10 @@ void rag_cite_tail(const char *type, int page, int l0, int l1, char *buf, size_t
         else if (page > 0) snprintf(buf, n, "#sheet=%d", page);
     } else if (!strcmp(type, "epub")) {
         if (page > 0) snprintf(buf, n, "#chapter=%d", page);
+    } else if (!strcmp(type, "eml") || !strcmp(type, "mbox")) {
+        if (page > 0 && l0 > 0) snprintf(buf, n, "#msg=%d,att=%d", page, l0);
+        else if (page > 0) snprintf(buf, n, "#msg=%d", page);
+        else if (l0 > 0) snprintf(buf, n, "#att=%d", l0);
     } else if (page > 0) {
         snprintf(buf, n, "#page=%d", page);
     } else if (lines[0]) {
@@ -179,6 +183,7 @@ int rag_extract_memory(const char *name, const void *data, size_t len, rag_doc_t
     case RAG_DOC_PDF: rc = rag_extract_pdf(name, u, len, p, &b, d, err, errlen); break;
     case RAG_DOC_DOCX: case RAG_DOC_XLSX: case RAG_DOC_PPTX: case RAG_DOC_ODT: case RAG_DOC_ODS:
     case RAG_DOC_ODP: case RAG_DOC_EPUB: rc = rag_extract_office(name, u, len, p, &b, d, err, errlen); break;
+    case RAG_DOC_EML: case RAG_DOC_MBOX: rc = rag_extract_mail(name, u, len, p, &b, d, err, errlen); break;
     default: rc = rag_ing_err(err, errlen, RAG_ERR_UNSUPPORTED, "%s: unsupported document type", name);
     }
     /* the budget decides at the end too: a fast extractor with no

@@ -29,6 +29,8 @@ typedef enum {
     RAG_DOC_ODS,                /* OpenDocument spreadsheet */
     RAG_DOC_ODP,                /* OpenDocument presentation */
     RAG_DOC_EPUB,
+    RAG_DOC_EML,                /* one e-mail message (RFC 5322 / MIME) */
+    RAG_DOC_MBOX,               /* a mailbox: messages after "From " lines */
 } rag_doc_type;
 
 const char *rag_doc_type_str(rag_doc_type t);      /* "txt", "md", ... */
@@ -39,9 +41,11 @@ rag_doc_type rag_doc_type_from_path(const char *path);
 /* What the citation fields of a document type's blocks and chunks mean
  * (page and line_start/line_end), docs/ingestion.md "Citations":
  *   pdf: page; docx, odt: paragraphs; pptx, odp: slide; xlsx, ods: sheet
- *   (page) and rows (lines); epub: chapter; txt, md, html: lines.
+ *   (page) and rows (lines); epub: chapter; txt, md, html: lines;
+ *   eml, mbox: message of the mbox (page) and attachment (line_start).
  * Writes the citation's tail into buf: "#page=3", ":4-9", "#para=12-14",
- * "#slide=2", "#sheet=1,rows=5-9", "#chapter=4", or "" (nothing known).
+ * "#slide=2", "#sheet=1,rows=5-9", "#chapter=4", "#msg=3", "#msg=3,att=1",
+ * "#att=2", or "" (nothing known).
  * type is rag_doc_type_str's name (as the index stores it). */
 void rag_cite_tail(const char *type, int page, int line_start, int line_end, char *buf, size_t n);
 

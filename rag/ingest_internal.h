@@ -86,6 +86,11 @@ int rag_extract_pdf(const char *name, const unsigned char *data, size_t len,
 int rag_extract_office(const char *name, const unsigned char *data, size_t len,
                        const rag_extract_params *p, rag_budget *b, rag_doc *d, char *err, size_t errlen);
 
+/* E-mail: one message (eml) or a mailbox (mbox), by d->type:
+ * rag/extract_mail.c. */
+int rag_extract_mail(const char *name, const unsigned char *data, size_t len,
+                     const rag_extract_params *p, rag_budget *b, rag_doc *d, char *err, size_t errlen);
+
 /* True when the first bytes look like binary (NUL bytes, or more than 10%
  * control bytes other than tab/CR/LF/FF/ESC). UTF-16 and UTF-32 BOMs count
  * as text. */

@@ -59,6 +59,8 @@ const char *rag_doc_type_str(rag_doc_type t) {
     case RAG_DOC_ODS: return "ods";
     case RAG_DOC_ODP: return "odp";
     case RAG_DOC_EPUB: return "epub";
+    case RAG_DOC_EML: return "eml";
+    case RAG_DOC_MBOX: return "mbox";
     case RAG_DOC_UNKNOWN: break;
     }
     return "unknown";
@@ -75,7 +77,8 @@ rag_doc_type rag_doc_type_from_path(const char *path) {
         {".pdf", RAG_DOC_PDF}, {".docx", RAG_DOC_DOCX}, {".docm", RAG_DOC_DOCX},
         {".xlsx", RAG_DOC_XLSX}, {".xlsm", RAG_DOC_XLSX}, {".pptx", RAG_DOC_PPTX},
         {".pptm", RAG_DOC_PPTX}, {".odt", RAG_DOC_ODT}, {".ods", RAG_DOC_ODS},
-        {".odp", RAG_DOC_ODP}, {".epub", RAG_DOC_EPUB},
+        {".odp", RAG_DOC_ODP}, {".epub", RAG_DOC_EPUB}, {".eml", RAG_DOC_EML},
+        {".mbox", RAG_DOC_MBOX}, {".mbx", RAG_DOC_MBOX},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcasecmp(dot, map[i].ext) == 0) return map[i].t;

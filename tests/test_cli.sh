@@ -148,6 +148,16 @@ failed (new since the last run):
   [ "$out" = "$want" ] && ok quiet_prints_new_failures || fail quiet_prints_new_failures "$out"
 fi
 
+# mail end to end: a mailbox's message is cited as #msg=N
+if [ -f m.gguf ]; then
+  mkdir -p mail
+  printf 'From a@x Mon Dec  7 09:00:00 2026\nFrom: a@x\nSubject: Printer\n\nThe printer is out of toner.\n\nFrom b@x Mon Dec  7 09:00:00 2026\nFrom: b@x\nSubject: Gateway\n\nThe gateway port is 1194.\n' > mail/list.mbox
+  printf 'From: c@x\nSubject: Lunch\n\nThe canteen is closed today.\n' > mail/lunch.eml
+  "$mrag" ingest mail --index mailidx -m m.gguf --threads 1 -q > mail.log 2>&1 || fail mail_ingest "$(cat mail.log)"
+  out=$("$mrag" search gateway port --index mailidx --mode bm25 -k 1 2>&1)
+  printf '%s' "$out" | grep -q '^1\. mail/list.mbox#msg=2 ' && ok mail_search_cites_the_message || fail mail_search_cites_the_message "$out"
+fi
+
 # a command that fails before doing work creates nothing
 "$mrag" ingest nonexist --index fresh-a -m m.gguf > /dev/null 2>&1; rc=$?
 if [ $rc -eq 1 ] && [ ! -e fresh-a ]; then ok failed_ingest_leaves_no_index; else fail failed_ingest_leaves_no_index "rc $rc, $(ls -d fresh-a 2>&1)"; fi
