@@ -503,7 +503,7 @@ static int extract_mbox(mx *x, const unsigned char *data, size_t len) {
     if (!from_line_at(data, len, i)) return fail(x, RAG_ERR_FORMAT, "not an mbox (no \"From \" line at the start)");
     int rc = RAG_OK;
     uint32_t n_msgs = 0, n_bad = 0;
-    char first_why[300] = "";
+    char first_why[400] = "";
     while (i < len && rc == RAG_OK) {
         /* the message: after its "From " line, up to the next line that starts with "From " */
         const unsigned char *nl = memchr(data + i, '\n', len - i);
