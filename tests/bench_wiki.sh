@@ -69,7 +69,7 @@ echo "wiki: $WIKI_URL, $N pages imported in $(awk -v a="$t0" -v b="$t1" 'BEGIN {
 IDX=$TMP/idx
 run() { "$MRAG" ingest-wiki "$WIKI_API" --index "$IDX" -m "$TMP/m.gguf" --rate 0 --threads 1 -q "$@" > "$TMP/out.txt" 2>&1 ||
         { cat "$TMP/out.txt" >&2; exit 1; }; }
-pages_in() { n=$(sed -n 's/^\([0-9]*\) pages in.*/\1/p' "$TMP/out.txt"); echo "${n:-0}"; }
+pages_in() { n=$(sed -n 's/^\([0-9]*\) pages\{0,1\} in .*/\1/p' "$TMP/out.txt"); echo "${n:-0}"; }
 
 t0=$(now); run; t1=$(now)
 echo "full sync:                  $(pages_in) pages, $(rate "$(pages_in)" "$t0" "$t1")  [$(head -1 "$TMP/out.txt")]"
