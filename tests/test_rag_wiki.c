@@ -1216,7 +1216,7 @@ TEST(cli_usage_progress_and_summary) {
     const char *dir = fresh_dir("idx-cli");
     out = cli(&st, "ingest-wiki %s --index %s -m %s --threads 1", api, test_shq(dir), test_shq(g_model));
     char line[200];
-    snprintf(line, sizeof line, "added     http://127.0.0.1:%d/index.php/Page_1 (1 chunks)", g_fake_port);
+    snprintf(line, sizeof line, "added     http://127.0.0.1:%d/index.php/Page_1 (1 chunk)", g_fake_port);
     CHECK(st == 0 && strstr(out, line) && strstr(out, "done (full sync: first sync of this wiki): 3 added, 0 updated, 0 moved, 0 removed, 0 unchanged, 0 failed") &&
               strstr(out, "3 pages in") && strstr(out, "pages/s"),
           "%d %s", st, out);
