@@ -34,6 +34,7 @@ static GPtrArray *words;            /* the words of argv_made, owned (g_free) */
 typedef struct {
     const char *word;               /* in words */
     char *origin;                   /* "configuration FILE line N, [GROUP] KEY" */
+    const app_opt *opt;             /* the option it sets */
 } setting_origin;
 static GArray *origins;             /* setting_origin */
 
@@ -164,14 +165,43 @@ static int key_line(const char *path, const char *group, const char *key) {
     return found;
 }
 
-/* Adds a setting's word to out, remembering where it comes from. */
-static void add_setting(GPtrArray *out, char *word, const char *path, const char *group, const char *key) {
-    g_ptr_array_add(out, word);
+/* Drops setting i (its word from out too). */
+static void drop_setting(GPtrArray *out, guint i) {
+    setting_origin *so = &g_array_index(origins, setting_origin, i);
+    g_ptr_array_remove(out, (gpointer)so->word);        /* frees the word */
+    g_free(so->origin);
+    g_array_remove_index(origins, i);
+}
+
+/* Adds a setting's word to out, remembering where it comes from. A
+ * setting of an option given once replaces the one an earlier file (or
+ * [mrag] before [COMMAND]) made: options such as --index that a command
+ * may repeat on purpose would otherwise add up across files. */
+static void add_setting(GPtrArray *out, char *word, const app_opt *o, const char *path, const char *group,
+                        const char *key) {
     if (!origins) origins = g_array_new(FALSE, FALSE, sizeof(setting_origin));
+    if (!repeatable(key))
+        for (guint i = 0; i < origins->len; i++)
+            if (g_array_index(origins, setting_origin, i).opt == o) { drop_setting(out, i); break; }
+    g_ptr_array_add(out, word);
     int line = key_line(path, group, key);
     setting_origin so = {word, line ? g_strdup_printf("configuration %s line %d, [%s] %s", path, line, group, key)
-                                    : g_strdup_printf("configuration %s, [%s] %s", path, group, key)};
+                                    : g_strdup_printf("configuration %s, [%s] %s", path, group, key), o};
     g_array_append_val(origins, so);
+}
+
+/* The command line gives option o itself (before any "--"). */
+static bool on_command_line(const app_opt *o, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) break;
+        if (o->name && a[0] == '-' && a[1] == '-') {
+            size_t n = strlen(o->name);
+            if (!strncmp(a + 2, o->name, n) && (a[2 + n] == 0 || a[2 + n] == '=')) return true;
+        }
+        if (o->short_name && a[0] == '-' && a[1] == o->short_name) return true;
+    }
+    return false;
 }
 
 /* Contract: see app.h. */
@@ -233,7 +263,7 @@ static bool add_group(GKeyFile *kf, const char *path, const char *group, const c
         if (!val) continue;
         if (!o->arg) {
             if (!strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "1"))
-                add_setting(out, as_arg(o, key, NULL), path, group, key);
+                add_setting(out, as_arg(o, key, NULL), o, path, group, key);
             else if (strcmp(val, "false") && strcmp(val, "no") && strcmp(val, "0")) {
                 app_error("configuration %s: [%s] %s: '%s' is not true or false", path, group, key, val);
                 ok = false;
@@ -242,11 +272,11 @@ static bool add_group(GKeyFile *kf, const char *path, const char *group, const c
             gchar **parts = g_strsplit(val, ";", -1);
             for (gchar **p = parts; *p; p++) {
                 g_strstrip(*p);
-                if (**p) add_setting(out, as_arg(o, key, *p), path, group, key);
+                if (**p) add_setting(out, as_arg(o, key, *p), o, path, group, key);
             }
             g_strfreev(parts);
         } else {
-            add_setting(out, as_arg(o, key, val), path, group, key);
+            add_setting(out, as_arg(o, key, val), o, path, group, key);
         }
         g_free(val);
     }
@@ -292,6 +322,16 @@ int app_config_apply(const app_command *cmds, size_t n_cmds, const app_command *
         g_ptr_array_free(out, TRUE);
         forget_origins();
         return 2;
+    }
+    /* the command line wins: a setting of an option it gives (other than
+     * the repeatable ones, which add up) is dropped, so an option that may
+     * be given several times (--index of ask, chat and search) is not
+     * given twice */
+    for (guint i = origins ? origins->len : 0; i-- > 0;) {
+        const setting_origin *so = &g_array_index(origins, setting_origin, i);
+        char key[2] = {so->opt->short_name, 0};
+        if (!repeatable(so->opt->name ? so->opt->name : key) && on_command_line(so->opt, *argc, *argv))
+            drop_setting(out, i);
     }
     for (int i = 1; i < *argc; i++) g_ptr_array_add(out, g_strdup((*argv)[i]));
     /* the parser reorders argv's pointers: it gets its own array, the

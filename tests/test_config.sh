@@ -47,6 +47,11 @@ expect user_beats_system_in_use "no index at $tmp/user-idx" "$mrag" search VPN
 expect env_beats_user "(environment MRAG_INDEX)" env MRAG_INDEX="$tmp/env-idx" "$mrag" config
 expect env_beats_user_in_use "no index at $tmp/env-idx" env MRAG_INDEX="$tmp/env-idx" "$mrag" search VPN
 expect cli_beats_env "no index at $tmp/cli-idx" env MRAG_INDEX="$tmp/env-idx" "$mrag" search VPN --index "$tmp/cli-idx"
+# --index may be repeated (several indexes): the files' settings still give
+# one, and the command line's replaces it instead of adding to it
+expect cli_beats_files "no index at $tmp/cli-idx" "$mrag" search VPN --index "$tmp/cli-idx"
+out=$("$mrag" search VPN --index="$tmp/cli-idx" 2>&1)
+printf '%s' "$out" | grep -q "sys-idx\|user-idx" && fail cli_index_replaces_the_files "$out" || ok cli_index_replaces_the_files
 
 # --config FILE / MRAG_CONFIG: only that file
 printf '[search]\nindex = %s/own-idx\n' "$tmp" > own.conf
