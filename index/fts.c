@@ -1047,7 +1047,7 @@ static int fts_fuzzy(idx_store *s, struct fts_cache *c, const size_t *hid, size_
             cand[k].df = v > 0 ? v : -1;
         }
         if (!rc) {
-            qsort(cand, nc, sizeof *cand, fz_cmp);
+            if (nc > 1) qsort(cand, nc, sizeof *cand, fz_cmp);
             for (size_t k = 0; k < nc && k < FTS_FUZZY_MAX && cand[k].df > 0 && !rc; k++)
                 if (qterm_cb(q, cand[k].term, strlen(cand[k].term), 0, 0, false)) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
         }
@@ -1148,7 +1148,7 @@ static int ranked_matches(idx_store *s, sqlite3_stmt *st, fts_match **out, size_
         ms[nm++].rank = sqlite3_column_double(st, 1);
     }
     if (step != SQLITE_DONE) { free(ms); return idx_sql_err(s, "BM25 search"); }
-    qsort(ms, nm, sizeof *ms, match_cmp);
+    if (nm > 1) qsort(ms, nm, sizeof *ms, match_cmp);     /* ms is NULL when nothing matched */
     *out = ms;
     *n = nm;
     return IDX_OK;
