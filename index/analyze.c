@@ -418,7 +418,9 @@ static void stem_fold(idx_an *a, const char *w, size_t n, int lang, bool do_stem
     struct sb_stemmer *st = do_stem && n <= AN_MAX_WORD ? stemmer(a, lang) : NULL;
     if (st) {
         const sb_symbol *r = sb_stemmer_stem(st, (const sb_symbol *)w, (int)n);
-        if (r) {
+        /* a stemmer can strip a short word to nothing (Greek "αμε"): the
+         * word stays as it is (found by fuzz_index_fts) */
+        if (r && sb_stemmer_length(st) > 0) {
             s = (const char *)r;
             sn = (size_t)sb_stemmer_length(st);
         }

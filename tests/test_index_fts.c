@@ -104,6 +104,27 @@ TEST(german_stems_umlauts_eszett_and_transliteration) {
     idx_close(s);
 }
 
+static int nonempty_cb(void *user, const char *t, size_t n, int start, int end, bool colocated) {
+    (void)t; (void)start; (void)end; (void)colocated;
+    int *c = user;
+    *c += n > 0 ? 1 : 1000;
+    return 0;
+}
+
+/* A stemmer may strip a short word to nothing (Greek "αμε"): the word is
+ * kept as it is, never an empty term (found by fuzz_index_fts). */
+TEST(no_word_stems_to_nothing) {
+    idx_analyzer *z = NULL;
+    REQUIRE(idx_analyzer_new(NULL, &z) == IDX_OK);
+    const char *w = "αμε|";
+    for (int l = -1; l < IDX_LANG_COUNT; l++) {
+        int c = 0;
+        REQUIRE(idx_analyze(z, w, strlen(w), l, nonempty_cb, &c) == IDX_OK);
+        CHECK(c == 1, "language %d: %d (1000 per empty term)", l, c);
+    }
+    idx_analyzer_free(z);
+}
+
 TEST(english_stems_and_folds) {
     idx_store *s = open_ok(test_tmpdir());
     REQUIRE(s);
@@ -690,5 +711,5 @@ TEST(group_filter_before_ranking) {
 TEST_MAIN(RUN(bm25_ranks_the_right_chunk_first), RUN(german_stems_umlauts_eszett_and_transliteration),
           RUN(english_stems_and_folds), RUN(german_compounds_from_the_corpus), RUN(german_compounds_from_the_dictionary),
           RUN(fts_query_is_only_verbatim_terms), RUN(raw_phrase_and_prefix_queries_work),
-          RUN(bm25_public_scores_ignore_hidden_documents), RUN(bm25_search_cache_follows_every_change), RUN(bm25_misspelt_words_find_their_term), RUN(schema_2_index_migrates_without_reembedding),
+          RUN(bm25_public_scores_ignore_hidden_documents), RUN(bm25_search_cache_follows_every_change), RUN(no_word_stems_to_nothing), RUN(bm25_misspelt_words_find_their_term), RUN(schema_2_index_migrates_without_reembedding),
           RUN(hostile_queries_never_error), RUN(group_filter_before_ranking))
