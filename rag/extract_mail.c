@@ -106,6 +106,7 @@ static int add_doc(mx *x, const rag_doc *s, int level) {
  * not be read (the caller notes it); other codes stop the file. */
 static int add_extracted(mx *x, const char *pname, const unsigned char *data, size_t len, rag_doc_type t, int level,
                          char *why, size_t whylen) {
+    if (!data) data = (const unsigned char *)"";    /* an empty part: GMime's array has no buffer */
     rag_doc *s = calloc(1, sizeof *s);
     if (!s) return RAG_ERR_NOMEM;
     s->type = t;

@@ -358,6 +358,15 @@ TEST(damaged_mime_gives_text_or_a_clear_error) {
     CHECK(strstr(d->text, "Attachment 1: x.pdf") != NULL && strstr(d->text, "[attachment not extracted: ") != NULL,
           "the broken attachment is named with why: %s", d->text);
     rag_doc_free(d);
+    /* an attachment with no content at all (fuzz_extract_mail found the
+     * extractor handed a NULL buffer on to the text decoder) */
+    static const char EMPTY[] = "From: a@example.org\nSubject: att\nContent-Type: multipart/mixed; boundary=b\n\n"
+                                "--b\nContent-Type: text/plain\n\nbody\n"
+                                "--b\nContent-Type: text/plain; name=notes.md\nContent-Disposition: attachment\n\n"
+                                "--b--\n";
+    d = extract_ok("empty.eml", EMPTY, sizeof EMPTY - 1);
+    CHECK(strstr(d->text, "Attachment 1: notes.md") != NULL && strstr(d->text, "body") != NULL, "%s", d->text);
+    rag_doc_free(d);
     /* not a message at all: a per-file error naming the file */
     rag_doc *x = NULL;
     char err[512] = "";
