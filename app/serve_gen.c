@@ -902,13 +902,10 @@ void app_slots_stop(app_server *s) {
 
 /* ------------------------------------------------------------ search, embeddings */
 
-/* Contract: see serve.h. Waits for a free handle (bounded by the request
- * timeout), refreshes it, searches with the key's group filter. */
-char *app_search_json(app_server *s, const app_serve_key *key, uint64_t mask, const char *q, int k, int mode,
-                      int *http_status, char *err, size_t errlen) {
-    char *out = NULL;
+/* A free search handle, waiting for one up to the request timeout; NULL
+ * when none came free. Give it back with search_handle_give. */
+static app_search_handle *search_handle_take(app_server *s) {
     app_search_handle *h = NULL;
-    rag_hit *hits = NULL;
     double deadline = app_now_s() + s->o.timeout_s;
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -922,6 +919,24 @@ char *app_search_json(app_server *s, const app_serve_key *key, uint64_t mask, co
     }
     if (h) h->busy = true;
     pthread_mutex_unlock(&s->mu);
+    if (h) idx_refresh(h->store, NULL);
+    return h;
+}
+
+static void search_handle_give(app_server *s, app_search_handle *h) {
+    pthread_mutex_lock(&s->mu);
+    h->busy = false;
+    pthread_cond_signal(&s->search_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Contract: see serve.h. Waits for a free handle (bounded by the request
+ * timeout), refreshes it, searches with the key's group filter. */
+char *app_search_json(app_server *s, const app_serve_key *key, uint64_t mask, const char *q, int k, int mode,
+                      int *http_status, char *err, size_t errlen) {
+    char *out = NULL;
+    rag_hit *hits = NULL;
+    app_search_handle *h = search_handle_take(s);
     if (!h) { *http_status = 504; snprintf(err, errlen, "no search handle became free in time"); return NULL; }
     rag_retriever *use[APP_MAX_COLLECTIONS];
     int which[APP_MAX_COLLECTIONS], nu = 0;
@@ -986,39 +1001,8 @@ char *app_search_json(app_server *s, const app_serve_key *key, uint64_t mask, co
     *http_status = out ? 200 : 500;
 done:
     free(hits);
-    pthread_mutex_lock(&s->mu);
-    h->busy = false;
-    pthread_cond_signal(&s->search_cv);
-    pthread_mutex_unlock(&s->mu);
+    search_handle_give(s, h);
     return out;
-}
-
-/* A free search handle, waiting for one up to the request timeout; NULL
- * when none came free. Give it back with search_handle_give. */
-static app_search_handle *search_handle_take(app_server *s) {
-    app_search_handle *h = NULL;
-    double deadline = app_now_s() + s->o.timeout_s;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        for (int i = 0; i < s->n_search && !h; i++)
-            if (!s->search[i].busy) h = &s->search[i];
-        if (h || app_now_s() >= deadline) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&s->search_cv, &s->mu, &ts);
-    }
-    if (h) h->busy = true;
-    pthread_mutex_unlock(&s->mu);
-    if (h) idx_refresh(h->store, NULL);
-    return h;
-}
-
-static void search_handle_give(app_server *s, app_search_handle *h) {
-    pthread_mutex_lock(&s->mu);
-    h->busy = false;
-    pthread_cond_signal(&s->search_cv);
-    pthread_mutex_unlock(&s->mu);
 }
 
 /* True when a caller with key (NULL: anonymous) may read a document with
