@@ -50,18 +50,8 @@ typedef struct {
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
 static void gmime_start(void) { g_mime_init(); }
 
-static int fail(mx *x, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(mx *x, int rc, const char *fmt, ...) {
-    if (x->err && x->errlen && !x->err[0]) {
-        char msg[400];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        rag_ing_err(x->err, x->errlen, rc, "%s: %s", x->name, msg);
-    }
-    return rc;
-}
+/* The first problem of the file, named: rag_errf_first. */
+#define fail(x, rc, ...) rag_errf_first((x)->err, (x)->errlen, (x)->name, (rc), __VA_ARGS__)
 
 static int check(mx *x) { return rag_budget_check(x->b, x->out.len); }
 

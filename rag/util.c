@@ -20,6 +20,19 @@ int rag_errf(char *err, size_t errlen, int rc, const char *fmt, ...) {
     return rc;
 }
 
+/* Contract: see util_internal.h. */
+int rag_errf_first(char *err, size_t errlen, const char *name, int rc, const char *fmt, ...) {
+    if (err && errlen && !err[0]) {
+        char msg[400];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        snprintf(err, errlen, "%s: %s", name, msg);
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------------ buffer */
 int rag_buf_reserve(rag_buf *b, size_t extra) {
     if (extra > SIZE_MAX / 2 - b->len - 1) return RAG_ERR_LIMIT;

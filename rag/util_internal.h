@@ -15,6 +15,11 @@
  * problem, and the status returned: return rag_errf(err, n, RAG_ERR_IO,
  * "%s: %s", path, strerror(errno)); */
 int rag_errf(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The first problem wins: writes "NAME: message" into err only when err
+ * is still empty, so the message names what went wrong first and not the
+ * unwinding after it. Returns rc. The extractors' fail(). */
+int rag_errf_first(char *err, size_t errlen, const char *name, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* The ingestion files' older name for rag_errf. */
 #define rag_ing_err rag_errf
 
