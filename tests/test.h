@@ -117,4 +117,34 @@ int test_vectors_to_f32(struct sqlite3 *db);
 #include <sys/types.h>
 pid_t test_serve_spawn(const char *const *args, const char *log, char *url, size_t cap);
 
+/* ------------------------------------------------------------ HTTP (testhttp.c)
+ * The one HTTP client of the tests, on libcurl, for requests to servers the
+ * tests start on 127.0.0.1. */
+
+/* A growing reply buffer: b is NUL-terminated (NULL until data came), n its
+ * length. on_data, when set, is called after every append with the new
+ * bytes (b holds all so far); returning false aborts the transfer. */
+typedef struct test_buf {
+    char *b;
+    size_t n;
+    bool (*on_data)(struct test_buf *buf, const char *p, size_t n, void *u);
+    void *u;
+} test_buf;
+
+/* A libcurl CURLOPT_WRITEFUNCTION / HEADERFUNCTION appending to a test_buf. */
+size_t test_buf_write(char *p, size_t size, size_t nmemb, void *buf);
+
+/* One request. method NULL: GET, or POST when body is set; key: sent as
+ * "Authorization: Bearer KEY" when not NULL; path_as_is: the URL's "/../"
+ * reaches the server as written. The body and the head lines are appended
+ * to *body and *head (either may be NULL); free their b. Returns the
+ * status, also when on_data aborted the transfer, and 0 when no response
+ * came (timeout 120 s). */
+typedef struct {
+    const char *method, *key, *body;
+    size_t body_len;            /* 0: strlen(body) */
+    bool path_as_is;
+} test_http_req;
+long test_http(const char *url, const test_http_req *q, test_buf *body, test_buf *head);
+
 #endif

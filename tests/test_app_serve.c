@@ -108,49 +108,25 @@ static void setup(void) {
 
 /* ------------------------------------------------------------ HTTP client */
 
+/* A reply, with what the streaming tests count as it arrives. */
 typedef struct {
-    char *b;
-    size_t n;
+    long status;
+    test_buf body, hdr;
     int n_writes;               /* write callbacks that carried data */
     int writes_before_done;     /* ... before "[DONE]" / "event: done" arrived */
     bool done_seen;
     int abort_after;            /* > 0: abort the transfer after this many content chunks */
     int content_chunks;
-} buf;
-
-static size_t on_write(char *p, size_t sz, size_t nm, void *u) {
-    buf *b = u;
-    size_t n = sz * nm;
-    char *q = realloc(b->b, b->n + n + 1);
-    if (!q) return 0;
-    b->b = q;
-    memcpy(b->b + b->n, p, n);
-    b->n += n;
-    b->b[b->n] = 0;
-    b->n_writes++;
-    if (!b->done_seen) b->writes_before_done++;
-    if (strstr(b->b, "data: [DONE]") || strstr(b->b, "event: done")) b->done_seen = true;
-    for (const char *c = p; (c = memmem(c, (size_t)(p + n - c), "\"content\":\"", 11)); c += 11) b->content_chunks++;
-    if (b->abort_after > 0 && b->content_chunks >= b->abort_after) return 0;
-    return n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t nm, void *u) {
-    buf *b = u;
-    size_t n = sz * nm;
-    char *q = realloc(b->b, b->n + n + 1);
-    if (!q) return 0;
-    b->b = q;
-    memcpy(b->b + b->n, p, n);
-    b->n += n;
-    b->b[b->n] = 0;
-    return n;
-}
-
-typedef struct {
-    long status;
-    buf body, hdr;
 } resp;
+
+static bool count_stream(test_buf *b, const char *p, size_t n, void *u) {
+    resp *r = u;
+    r->n_writes++;
+    if (!r->done_seen) r->writes_before_done++;
+    if (strstr(b->b, "data: [DONE]") || strstr(b->b, "event: done")) r->done_seen = true;
+    for (const char *c = p; (c = memmem(c, (size_t)(p + n - c), "\"content\":\"", 11)); c += 11) r->content_chunks++;
+    return !(r->abort_after > 0 && r->content_chunks >= r->abort_after);
+}
 
 static void resp_free(resp *r) {
     free(r->body.b);
@@ -162,37 +138,15 @@ static void resp_free(resp *r) {
 static long http(const char *method, const char *path, const char *key, const char *body, size_t body_len, resp *r,
                  int abort_after) {
     memset(r, 0, sizeof *r);
-    r->body.abort_after = abort_after;
-    CURL *c = curl_easy_init();
-    if (!c) return 0;
-    char url[4200], auth[300];
+    r->abort_after = abort_after;
+    r->body.on_data = count_stream;
+    r->body.u = r;
+    char url[4200];
     snprintf(url, sizeof url, "%s%s", cur_base ? cur_base : base_url, path);
-    struct curl_slist *h = NULL;
-    if (key) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
-        h = curl_slist_append(h, auth);
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->hdr);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);   /* "/../" reaches the server as sent */
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
-    }
-    if (method) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return r->status;
+    /* PATH_AS_IS: "/../" reaches the server as sent */
+    test_http_req q = {.method = method, .key = key, .body = body, .body_len = body_len, .path_as_is = true};
+    if (body && !body_len) q.body = "";  /* body_len 0 is an empty POST here */
+    return r->status = test_http(url, &q, &r->body, &r->hdr);
 }
 
 static long get(const char *path, const char *key, resp *r) { return http(NULL, path, key, NULL, 0, r, 0); }
@@ -857,7 +811,7 @@ TEST(sse_chat_stream_equals_the_non_streaming_answer) {
     CHECK(strstr(r.body.b, "\"finish_reason\":\"length\"") != NULL);
     CHECK(m && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "status")), "answered") == 0);
     /* the stream arrived in pieces: several writes before the end */
-    CHECK(r.body.writes_before_done >= 3, "%d writes before [DONE]", r.body.writes_before_done);
+    CHECK(r.writes_before_done >= 3, "%d writes before [DONE]", r.writes_before_done);
     cJSON_Delete(m);
     free(got);
     resp_free(&r);
@@ -1237,8 +1191,8 @@ TEST(client_disconnect_mid_stream_frees_the_slot) {
          "{\"messages\":[{\"role\":\"user\",\"content\":\"How do I set up the VPN with WireGuard?\"}],\"max_tokens\":500,\"stream\":true}",
          strlen("{\"messages\":[{\"role\":\"user\",\"content\":\"How do I set up the VPN with WireGuard?\"}],\"max_tokens\":500,\"stream\":true}"),
          &r, 3);
-    CHECK(r.body.content_chunks >= 3);
-    CHECK(!r.body.done_seen, "the stream had ended already");
+    CHECK(r.content_chunks >= 3);
+    CHECK(!r.done_seen, "the stream had ended already");
     resp_free(&r);
     /* the slot frees itself: active drops to 0 well before 500 tokens */
     double until = now_s() + 20;

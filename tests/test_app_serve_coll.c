@@ -12,7 +12,6 @@
 #include "tests/test.h"
 
 #include <cJSON.h>
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,49 +102,12 @@ static void stop(pid_t pid) {
         if (live[i] == pid) live[i] = 0;
 }
 
-typedef struct {
-    char *b;
-    size_t n;
-} buf;
-
-static size_t on_write(char *p, size_t sz, size_t nm, void *u) {
-    buf *b = u;
-    size_t n = sz * nm;
-    char *q = realloc(b->b, b->n + n + 1);
-    if (!q) return 0;
-    b->b = q;
-    memcpy(b->b + b->n, p, n);
-    b->n += n;
-    b->b[b->n] = 0;
-    return n;
-}
-
 /* One request (body NULL: GET); the status, *out the body (owned, "" when none). */
 static long http(const char *path, const char *key, const char *body, char **out) {
-    buf b = {0};
-    CURL *c = curl_easy_init();
-    long st = 0;
-    if (c) {
-        char url[2048], auth[300];
-        snprintf(url, sizeof url, "%s%s", base, path);
-        struct curl_slist *h = NULL;
-        if (key) {
-            snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
-            h = curl_slist_append(h, auth);
-        }
-        h = curl_slist_append(h, "Content-Type: application/json");
-        h = curl_slist_append(h, "Expect:");
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-        curl_slist_free_all(h);
-        curl_easy_cleanup(c);
-    }
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    test_buf b = {0};
+    long st = test_http(url, &(test_http_req){.key = key, .body = body}, &b, NULL);
     *out = b.b ? b.b : strdup("");
     return st;
 }
