@@ -452,6 +452,32 @@ static int32_t vocab_cf(const idx_an *a, const char *w, size_t n) {
     return v ? *v : 0;
 }
 
+/* The frequency of w + suffix (a German verb's infinitive from its stem:
+ * "einhäng" + "en"), 0 when not listed or too long. */
+static int32_t vocab_cf_plus(const idx_an *a, const char *w, size_t n, const char *suffix) {
+    char b[AN_MAX_WORD + 8];
+    size_t sl = strlen(suffix);
+    if (n + sl > AN_MAX_WORD) return 0;
+    memcpy(b, w, n);
+    memcpy(b + n, suffix, sl);
+    return vocab_cf(a, b, n + sl);
+}
+
+/* The frequency of w as a compound part: listed, or (as the word lists hold
+ * verbs and base forms) a verb stem whose infinitive is listed ("einhäng" /
+ * "einhänge" -> "einhängen"), or an -ung noun whose verb is listed
+ * ("verpflegung" -> "verpflegen"). */
+static int32_t part_cf(const idx_an *a, const char *w, size_t n) {
+    int32_t c = vocab_cf(a, w, n);
+    if (c || n < CP_MIN_PART) return c;
+    if (n > 5 && memcmp(w + n - 3, "ung", 3) == 0) {
+        n -= 3;
+        if ((c = vocab_cf_plus(a, w, n, "en"))) return c;
+        return w[n - 1] == 'e' || w[n - 1] == 'l' || w[n - 1] == 'r' ? vocab_cf_plus(a, w, n, "n") : 0;
+    }
+    return vocab_cf_plus(a, w, n, w[n - 1] == 'e' ? "n" : "en");
+}
+
 /* Linking elements between German (and Dutch/Scandinavian) compound parts. */
 static const char *const links[] = {"", "s", "es", "n", "en", "er", "e"};
 /* Inflection endings tried on the last part when its full form is not listed. */
@@ -476,13 +502,13 @@ static int split_rec(const idx_an *a, const char *w, size_t n, int depth, size_t
         for (size_t k = 0; k < sizeof links / sizeof *links; k++) {
             size_t ll = strlen(links[k]);
             if (i < CP_MIN_PART + ll || memcmp(w + i - ll, links[k], ll) != 0) continue;
-            int32_t c = vocab_cf(a, w, i - ll);
+            int32_t c = part_cf(a, w, i - ll);
             if (c > hcf) { hcf = c; hlen = i - ll; }
         }
         if (hcf <= 0) continue;
         const char *tail = w + i;
         size_t tn = n - i;
-        int32_t tcf = vocab_cf(a, tail, tn);
+        int32_t tcf = part_cf(a, tail, tn);
         /* an inflected last part: the word list holds base forms */
         for (size_t k = 0; !tcf && k < sizeof endings / sizeof *endings; k++) {
             size_t el = strlen(endings[k]);
@@ -502,7 +528,9 @@ static int split_rec(const idx_an *a, const char *w, size_t n, int depth, size_t
             tscore *= tnp;  /* back to a sum of logs */
         }
         double sc = (log(1.0 + hcf) + tscore) / (1 + tnp);
-        if (sc > best) {
+        /* fewer parts first: with a word list's flat frequencies the mean
+         * cannot tell "Zweifels|fall" from "Zwei|fels|fall" */
+        if (!best_np || 1 + tnp < best_np || (1 + tnp == best_np && sc > best)) {
             best = sc;
             best_np = 1 + tnp;
             bs[0] = 0; bl[0] = hlen;
@@ -551,6 +579,59 @@ static const char *split_word(idx_an *a, const char *w, size_t n, int *np) {
     const char *p = a->memo_parts + *m - 1;
     *np = (unsigned char)*p;
     return p + 1;
+}
+
+/* --- derived forms (German) */
+
+/* Separable verb prefixes that stand before the "ge" of a past participle
+ * ("an|ge|zeigt", "ein|ge|stellt"). */
+static const char *const sep_prefixes[] = {"", "ab", "an", "auf", "aus", "bei", "ein", "fest", "her", "hin", "los", "mit",
+                                           "nach", "vor", "weg", "zu", "zurück", "zusammen", "dar", "um", "durch"};
+
+/* Forms a German word meets besides its own stem, when the word list
+ * confirms them (so "Gerät" or "Gebiet" derive nothing): a past
+ * participle meets its verb ("geändert" -> "ändern", "ändert"; "angezeigt"
+ * -> "anzeigen" (and so "Anzeige"), "zeigt"; "gelesen" -> "lesen"). Writes
+ * up to 2 normalised words into out[] (each AN_MAX_WORD + 8 bytes); returns
+ * how many. (An un- word meeting its base, "unfreie" -> "frei", was tried
+ * and dropped: in technical text it also makes "Unstable" meet "Stable".) */
+static int derived_forms(const idx_an *a, const char *w, size_t n, char out[][AN_MAX_WORD + 8], size_t olen[]) {
+    int k = 0;
+    if (n < 6 || n > AN_MAX_WORD) return 0;
+    for (size_t pi = 0; pi < sizeof sep_prefixes / sizeof *sep_prefixes && !k; pi++) {
+        size_t pl = strlen(sep_prefixes[pi]);
+        if (n < pl + 2 + 4 || memcmp(w, sep_prefixes[pi], pl) != 0 || memcmp(w + pl, "ge", 2) != 0) continue;
+        const char *x = w + pl + 2;         /* "zeigt", "ändert", "lesen" */
+        size_t xn0 = n - pl - 2;
+        /* a participle used as an adjective is inflected: "angezeigten" */
+        static const char *const adj[] = {"", "e", "en", "er", "es", "em"};
+        for (size_t ai = 0; ai < sizeof adj / sizeof *adj && !k; ai++) {
+        size_t al = strlen(adj[ai]), xn = xn0 - al;
+        if (xn0 < al + 4 || memcmp(x + xn, adj[ai], al) != 0) continue;
+        if (al && x[xn - 1] != 't' && !(x[xn - 2] == 'e' && x[xn - 1] == 'n')) continue;
+        /* weak verbs: -t/-et (the stem is x without it); strong: -en */
+        static const char *const ends[] = {"et", "t", "en"};
+        for (size_t e = 0; e < 3 && !k; e++) {
+            size_t el = strlen(ends[e]);
+            if (xn < el + 3 || memcmp(x + xn - el, ends[e], el) != 0) continue;
+            size_t sn = xn - el;            /* verb stem: "zeig", "änder", "les" */
+            char inf[AN_MAX_WORD + 8];
+            memcpy(inf, w, pl);
+            memcpy(inf + pl, x, sn);
+            const char *suf = x[sn - 1] == 'e' || (sn >= 2 && x[sn - 2] == 'e' && (x[sn - 1] == 'r' || x[sn - 1] == 'l')) ? "n" : "en";
+            size_t il = pl + sn + strlen(suf);
+            memcpy(inf + pl + sn, suf, strlen(suf));
+            if (!vocab_cf(a, inf, il)) continue;
+            memcpy(out[k], inf, il);
+            olen[k++] = il;
+            if (e < 2) {                    /* the present tense, without a separable prefix: "zeigt", "arbeitet" */
+                memcpy(out[k], x, xn);
+                olen[k++] = xn;
+            }
+        }
+        }
+    }
+    return k;
 }
 
 /* --- the analysis */
@@ -603,6 +684,19 @@ static int emit_words(idx_an *a, int lang, bool split, bool do_stem, bool no_sto
             bool dup = false;
             for (int k = 0; k < ns && !dup; k++) dup = strcmp(seen[k], a->fold) == 0;
             if (dup) continue;
+            memcpy(seen[ns++], a->fold, a->fold_len + 1);
+            if ((rc = cb(user, a->fold, a->fold_len, wd->start, wd->end, true))) return rc;
+        }
+        if (lang != IDX_LANG_DE || !a->vocab.n) continue;
+        char der[2][AN_MAX_WORD + 8];
+        size_t dl[2];
+        int nd = derived_forms(a, norm, nn, der, dl);
+        for (int j = 0; j < nd; j++) {
+            stem_fold(a, der[j], dl[j], lang, do_stem);
+            if (a->fold_len < 3 || (a->fold_len == wl && memcmp(a->fold, whole, wl) == 0)) continue;
+            bool dup = false;
+            for (int k = 0; k < ns && !dup; k++) dup = strcmp(seen[k], a->fold) == 0;
+            if (dup || ns == CP_MAX_PARTS) continue;
             memcpy(seen[ns++], a->fold, a->fold_len + 1);
             if ((rc = cb(user, a->fold, a->fold_len, wd->start, wd->end, true))) return rc;
         }

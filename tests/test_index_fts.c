@@ -205,6 +205,52 @@ TEST(german_compounds_from_the_dictionary) {
     idx_close(s);
 }
 
+/* What the word list confirms beyond its own entries (index/analyze.c,
+ * part_cf and derived_forms): a verb stem or an -ung noun as a compound part,
+ * the split with fewer parts, and a past participle meeting its verb. Each
+ * pair that must meet is followed by one that must not. */
+TEST(german_verb_stems_participles_and_fewer_parts) {
+    if (!has_dict()) SKIP("/usr/share/hunspell/de_DE.dic missing (Debian package hunspell-de-de)");
+    idx_store *s = open_ok(test_tmpdir());
+    REQUIRE(s);
+    int64_t mnt = put_de(s, "m.md", "Die Einhängeoptionen des Laufwerks stehen in der Datei fstab.");
+    int64_t doubt = put_de(s, "z.md", "Im Zweifelsfall fragen Sie bitte die Kollegen im Support.");
+    int64_t food = put_de(s, "v.md", "Die Verpflegungspauschale gilt für volle Tage auf Reisen.");
+    int64_t chg = put_de(s, "c.md", "Das Kennwort wurde gestern vom Administrator geändert.");
+    int64_t shown = put_de(s, "a.md", "Alle installierten Pakete werden im Fenster angezeigt.");
+    int64_t adj = put_de(s, "g.md", "Die gelöschten Dateien liegen noch im Papierkorb.");
+    int64_t dev = put_de(s, "d.md", "Das Gerät steht im Gebiet hinter dem Keller.");
+    REQUIRE(mnt && doubt && food && chg && shown && adj && dev);
+    REQUIRE(retune(s, "dict") == 0);
+    int64_t first = 0;
+    /* verb stem as the head: Einhänge|optionen meets einhängen */
+    CHECK(bm25_n(s, "einhängen", &first) == 1 && first == mnt, "Einhängeoptionen <- einhängen");
+    CHECK(bm25_n(s, "Optionen", &first) == 1 && first == mnt, "Einhängeoptionen <- Optionen");
+    /* Zweifels|fall, not Zwei|fels|fall */
+    CHECK(bm25_n(s, "Zweifel", &first) == 1 && first == doubt, "Zweifelsfall <- Zweifel");
+    CHECK_EQ_INT(bm25_n(s, "Fels", NULL), 0);
+    CHECK_EQ_INT(bm25_n(s, "zwei", NULL), 0);
+    /* an -ung noun the list holds only as its verb (verpflegen) */
+    CHECK(bm25_n(s, "Verpflegung", &first) == 1 && first == food, "Verpflegungspauschale <- Verpflegung");
+    CHECK(bm25_n(s, "Pauschale", &first) == 1 && first == food);
+    /* past participles meet their verb, also with a separable prefix and
+     * inflected as an adjective */
+    CHECK(bm25_n(s, "ändert", &first) == 1 && first == chg, "geändert <- ändert");
+    CHECK(bm25_n(s, "Anzeige", &first) == 1 && first == shown, "angezeigt <- Anzeige (anzeigen)");
+    CHECK(bm25_n(s, "zeigt", &first) == 1 && first == shown, "angezeigt <- zeigt");
+    CHECK(bm25_n(s, "löschen", &first) == 1 && first == adj, "gelöschten <- löschen");
+    /* ge- words that are no participle derive nothing */
+    CHECK_EQ_INT(bm25_n(s, "raten", NULL), 0);
+    CHECK_EQ_INT(bm25_n(s, "bieten", NULL), 0);
+    CHECK(bm25_n(s, "Gerät", &first) == 1 && first == dev);
+    /* the derived terms delete with their chunk (FTS5 re-tokenizes it) */
+    REQUIRE(idx_doc_delete(s, "a.md") == IDX_OK);
+    CHECK_EQ_INT(bm25_n(s, "zeigt", NULL), 0);
+    CHECK_EQ_INT(bm25_n(s, "Anzeige", NULL), 0);
+    CHECK_EQ_INT(idx_check(s), IDX_OK);
+    idx_close(s);
+}
+
 /* Terms of an FTS query string: `"\x1fterm" OR ...`, nothing else. */
 static bool only_verbatim_terms(const char *q) {
     const char *p = q;
@@ -710,6 +756,7 @@ TEST(group_filter_before_ranking) {
 
 TEST_MAIN(RUN(bm25_ranks_the_right_chunk_first), RUN(german_stems_umlauts_eszett_and_transliteration),
           RUN(english_stems_and_folds), RUN(german_compounds_from_the_corpus), RUN(german_compounds_from_the_dictionary),
+          RUN(german_verb_stems_participles_and_fewer_parts),
           RUN(fts_query_is_only_verbatim_terms), RUN(raw_phrase_and_prefix_queries_work),
           RUN(bm25_public_scores_ignore_hidden_documents), RUN(bm25_search_cache_follows_every_change), RUN(no_word_stems_to_nothing), RUN(bm25_misspelt_words_find_their_term), RUN(schema_2_index_migrates_without_reembedding),
           RUN(hostile_queries_never_error), RUN(group_filter_before_ranking))
