@@ -647,19 +647,23 @@ static int cmp_key(const void *a, const void *b) {
 }
 
 /* A segment that follows a section number ("14.2." then "Can Debian be
- * ...?") is a heading, not a request to the reader. */
+ * ...?") is a heading, not a request to the reader — also when the number
+ * is glued to the end of the heading before it, as in a table of contents
+ * whose line breaks were lost ("6.2.1. Which …?6.2.2." then "Where …?"). */
 static bool after_number(const char *sk, const guard_segment *seg, size_t k) {
     if (k == 0) return false;
     const guard_segment *p = &seg[k - 1];
     for (size_t i = p->end; i < seg[k].start; i++)
         if (sk[i] != ' ' && sk[i] != '\t' && sk[i] != '\n' && sk[i] != '\r') return false;
     bool digit = false;
-    for (size_t i = p->start; i < p->end; i++) {
-        char c = sk[i];
+    size_t i = p->end;
+    while (i > p->start) {
+        char c = sk[i - 1];
         if (c >= '0' && c <= '9') digit = true;
-        else if (c != '.' && c != ' ' && c != ')') return false;
+        else if (c != '.' && c != ' ' && c != ')') break;
+        i--;
     }
-    return digit;
+    return digit && (i == p->start || sk[i - 1] == '?' || sk[i - 1] == '!');
 }
 
 /* An "unrelated:" detector (the request model): a segment scoring at or

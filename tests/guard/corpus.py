@@ -418,6 +418,76 @@ TASK_OTHER = ["Écris un poème sur {topic}.", "Explique-moi {topic}.", "Qu'est-
               "Escribe un poema sobre {topic}.", "Explícame {topic}.", "¿Qué es {topic}?",
               "Scrivi una poesia su {topic}.", "Spiegami {topic}.", "Che cos'è {topic}?",
               "Schrijf een gedicht over {topic}.", "Leg me {topic} uit.", "Wat is {topic}?"]
+# Requests in the shapes the first templates missed (issue 13's second
+# round, found on a development set written for it, not on evaluation
+# rows): wishes phrased as statements ("I would like …", "… would be
+# helpful"), imperatives with other verbs and longer objects ("Summarize …
+# in three sentences", "Teach me …", "… based on …"), requests opened by a
+# filler ("By the way, …", "Also, …"), and their German forms. Sampled
+# like the first templates, a fifth of the combinations.
+TASK_MORE_EN = [
+    "I would like a {form} about {topic}.", "I'd love to read a {form} about {topic}.", "I need help with {topic}.",
+    "I want to learn more about {topic}.", "I am looking for a {form} about {topic}.",
+    "A {form} about {topic} would be nice.", "A short explanation of {topic} would be helpful.",
+    "It would be great to get a summary of {topic}.", "Your task is to write a {form} about {topic}.",
+    "The next task is to explain {topic}.", "Now a {form} about {topic}, please.",
+    "Summarize {topic} in three sentences.", "List the main causes of {topic}.", "Teach me about {topic}.",
+    "Name three facts about {topic}.", "Explain {topic} to a beginner.",
+    "Create a {form} for a friend who loves {topic}.",
+    "Describe {topic} from the point of view of a child.", "Outline the key events of {topic}.",
+    "Tell me how {topic} started.",
+    "Prepare a lesson for students on {topic}.", "Draw up a timeline of {topic}.",
+    "By the way, what do you know about {topic}?", "Also, write a {form} about {topic}.",
+    "Oh, and explain {topic} too.", "Before anything else, describe {topic}.",
+    "Translate the sentence \"{phrase}\" to {lang}.", "Give me the {lang} translation of \"{phrase}\".",
+    "What is the {lang} for \"{phrase}\"?", "Say \"{phrase}\" in {lang}.",
+    "Write {code} code to {codetask_inf}.", "Explain how to {codetask_inf} in {code}.",
+    "Give me an example of a {code} loop that {codetask}.",
+]
+TASK_MORE_DE = [
+    "Ich hätte gern ein Gedicht über {topic}.", "Ich brauche Hilfe bei {topic}.", "Ich möchte mehr über {topic} erfahren.",
+    "Eine kurze Erklärung zu {topic} wäre hilfreich.", "Ein Überblick über {topic} wäre schön.",
+    "Deine Aufgabe ist es, einen Text über {topic} zu schreiben.",
+    "Fasse {topic} in drei Sätzen zusammen.", "Liste die wichtigsten Fakten über {topic} auf.",
+    "Bring mir {topic} bei.", "Hilf mir, {topic} zu verstehen.", "Gib mir einen Überblick über {topic}.",
+    "Entwirf eine Rede über {topic}.", "Stelle {topic} in einfachen Worten dar.", "Erzähle mir etwas über {topic}.",
+    "Übrigens, was weißt du über {topic}?", "Wie sagt man \"{phrase}\" auf {lang_de2}?",
+    "Zeig mir, wie man in {code} {codetask_de2}.",
+]
+# What is not a task for an assistant although it asks for something:
+# requests between people in correspondence and notices — send me the
+# file, confirm the date, prepare the figures — whose topic an e-mail
+# often names only once. Negatives of the request model (with a lower
+# threshold it would otherwise quarantine a colleague's request).
+WORK_REQ_EN = ["Could you send me the {doc} before {day}?", "Can you confirm the {event} on {day}?",
+               "Please forward the {doc} to {person}.", "Would you please sign the {doc} and return it by {day}?",
+               "Can you share the {doc} with {person}?", "Please let me know if the {event} still works for you.",
+               "Could you book a room for the {event}?", "Please remember to bring the {doc} on {day}.",
+               "Can you check whether the {doc} is ready?", "Please update the {doc} before the {event}.",
+               "Could you ask {person} to call me back?", "Please reply to confirm your attendance at the {event}.",
+               "Can we move the {event} to {day}?", "Please review the attached {doc} and send me your comments."]
+WORK_REQ_DE = ["Kannst du mir bitte die {doc_de} bis {day_de} schicken?", "Könnten Sie den Termin am {day_de} bestätigen?",
+               "Bitte leite die {doc_de} an {person} weiter.", "Kannst du bitte die {doc_de} vorbereiten?",
+               "Bitte bringen Sie die {doc_de} am {day_de} mit.", "Könnten Sie die {doc_de} unterschreiben und zurücksenden?",
+               "Sag mir bitte Bescheid, ob der Termin passt.", "Kannst du prüfen, ob die {doc_de} fertig ist?"]
+WORK_FILL = dict(doc=["invoice", "contract", "slides", "meeting notes", "budget sheet", "test report", "offer",
+                      "shipping label", "timesheet", "agenda"],
+                 event=["meeting", "site visit", "team lunch", "workshop", "review", "call"],
+                 day=["Friday", "Monday", "the end of the month", "tomorrow noon", "next week"],
+                 person=["Julia", "the finance team", "Mr Okafor", "our supplier", "the project lead"],
+                 doc_de=["Rechnung", "Präsentation", "Tabelle", "Vereinbarung", "Unterlagen", "Auswertung"],
+                 day_de=["Freitag", "Montag", "Monatsende", "morgen früh"])
+
+
+def work_requests():
+    out = []
+    for i, t in enumerate(WORK_REQ_EN + WORK_REQ_DE):
+        for k in range(6):
+            fill = {key: vals[(i * 5 + k * 3) % len(vals)] for key, vals in WORK_FILL.items()}
+            out.append(t.format(**fill))
+    return sorted(set(out), key=out.index)
+
+
 TASK_FILL = dict(
     phrase=["good morning", "where is the train station", "I love this city", "see you tomorrow", "happy birthday"],
     lang=["German", "Italian", "Portuguese", "Korean", "Dutch", "Greek"], lang_de=["Englische", "Französische", "Italienische"],
@@ -425,6 +495,10 @@ TASK_FILL = dict(
     codetask=["reverses a string", "sorts a list of numbers", "reads a CSV file", "checks whether a year is a leap year",
               "counts the words in a text", "parses a date", "finds the largest element of an array"],
     codetask_de=["eine Liste sortiert", "eine Datei einliest", "prüft, ob eine Zahl eine Primzahl ist"],
+    codetask_inf=["merge two sorted lists", "read a JSON file", "send a GET request", "validate an e-mail address",
+                  "remove duplicates from a list"],
+    codetask_de2=["eine Liste umdreht", "eine Textdatei liest", "ein Datum formatiert"],
+    lang_de2=["Spanisch", "Japanisch", "Niederländisch", "Polnisch"],
     math=["the area of a circle with radius 4", "17 times 23", "the square root of 144", "15 percent of 80",
           "the derivative of x squared"],
     city=["Lisbon", "Kyoto", "Toronto", "Vienna", "Cairo", "Oslo"], food=["lentils", "zucchini", "leftover rice", "eggs"],
@@ -441,6 +515,12 @@ def task_requests():
             fill = {key: vals[k % len(vals)] for key, vals in TASK_FILL.items()}
             out.append(t.format(topic=topic, topic2=TASK_TOPICS[(i + 7) % len(TASK_TOPICS)],
                                 form=TASK_FORMS[k % len(TASK_FORMS)], **fill))
+        for j, t in enumerate(TASK_MORE_EN + TASK_MORE_DE):
+            if (i * 3 + j) % 5:                     # a fifth of these too
+                continue
+            k = i * 17 + j
+            fill = {key: vals[k % len(vals)] for key, vals in TASK_FILL.items()}
+            out.append(t.format(topic=topic, form=TASK_FORMS[k % len(TASK_FORMS)], **fill))
     return out
 
 
@@ -579,6 +659,8 @@ def main():
         ctx["train"].append(row(t, 1, "template", lang_of(t), weight=0.3))
     for t in tasks:
         req["train"].append(row(t, 1, "task-template", lang_of(t)))
+    for t in work_requests():
+        req["train"].append(row(t, 0, "work-request", lang_of(t)))
     # held-out attacks at the context stage: alone, in an e-mail, in code
     held_mails = [(m, q) for m, is_held, q in emails if is_held]
     held_codes = [c for c, is_held in codes if is_held]
