@@ -31,6 +31,40 @@ typedef struct {
     int i;
 } worker_arg;
 
+/* Sends job j (outside the lock): RAG_OK, RAG_ERR_FORMAT (refused: some
+ * part, or the whole job without parts), or a failure of the run. A
+ * refused job of several parts is split: each part alone. */
+static int run_job(rag_embed_pool *p, rag_remote *r, rag_embed_job *j) {
+    int rc = rag_remote_embed_batch(r, j->texts, j->lens, j->n, j->out, p->dim);
+    if (rc != RAG_OK) snprintf(j->err, sizeof j->err, "%s", rag_remote_errmsg(r));
+    for (int k = 0; k < j->n_parts; k++) {
+        j->parts[k].rc = rc;
+        snprintf(j->parts[k].err, sizeof j->parts[k].err, "%s", rc != RAG_OK ? j->err : "");
+    }
+    if (rc != RAG_ERR_FORMAT || j->n_parts < 2) return rc;
+    /* which document did the server refuse? each on its own */
+    int at = 0, worst = RAG_OK;
+    bool refused = false;
+    for (int k = 0; k < j->n_parts; k++) {
+        rag_embed_part *pt = &j->parts[k];
+        if (worst != RAG_OK) {
+            pt->rc = worst;
+            snprintf(pt->err, sizeof pt->err, "%s", j->err);
+        } else {
+            pt->rc = rag_remote_embed_batch(r, j->texts + at, j->lens + at, pt->n, j->out + (size_t)at * (size_t)p->dim,
+                                            p->dim);
+            snprintf(pt->err, sizeof pt->err, "%s", pt->rc != RAG_OK ? rag_remote_errmsg(r) : "");
+            if (pt->rc == RAG_ERR_FORMAT) refused = true;
+            else if (pt->rc != RAG_OK) {
+                worst = pt->rc;
+                snprintf(j->err, sizeof j->err, "%s", pt->err);
+            }
+        }
+        at += pt->n;
+    }
+    return worst != RAG_OK ? worst : refused ? RAG_ERR_FORMAT : RAG_OK;
+}
+
 static void *worker(void *arg) {
     worker_arg *wa = arg;
     rag_embed_pool *p = wa->p;
@@ -47,8 +81,7 @@ static void *worker(void *arg) {
             snprintf(j->err, sizeof j->err, "%s", p->fail);
         } else {
             pthread_mutex_unlock(&p->mu);
-            rc = rag_remote_embed_batch(r, j->texts, j->lens, j->n, j->out, p->dim);
-            if (rc != RAG_OK) snprintf(j->err, sizeof j->err, "%s", rag_remote_errmsg(r));
+            rc = run_job(p, r, j);
             pthread_mutex_lock(&p->mu);
             /* one input's refusal fails its document; anything else
              * (network, server down after the retries, another model,
@@ -59,6 +92,11 @@ static void *worker(void *arg) {
             }
         }
         j->rc = rc;
+        if (rc != RAG_OK && rc != RAG_ERR_FORMAT)
+            for (int k = 0; k < j->n_parts; k++) {
+                j->parts[k].rc = rc;
+                snprintf(j->parts[k].err, sizeof j->parts[k].err, "%s", j->err);
+            }
         j->done = 1;
         p->outstanding--;
         pthread_cond_broadcast(&p->room);
@@ -131,6 +169,10 @@ void rag_embed_pool_submit(rag_embed_pool *p, rag_embed_job *job) {
         job->rc = RAG_ERR_NOMEM;
         snprintf(job->err, sizeof job->err, "cannot start an embedding thread");
         if (p->fail_rc == RAG_OK) { p->fail_rc = RAG_ERR_NOMEM; snprintf(p->fail, sizeof p->fail, "%s", job->err); }
+        for (int k = 0; k < job->n_parts; k++) {
+            job->parts[k].rc = job->rc;
+            snprintf(job->parts[k].err, sizeof job->parts[k].err, "%s", job->err);
+        }
         job->done = 1;
         pthread_mutex_unlock(&p->mu);
         return;

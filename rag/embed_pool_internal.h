@@ -8,13 +8,28 @@
 
 #include "rag/rag.h"
 
-/* One batch: texts in, vectors out. The texts and out stay the
+/* A run of consecutive inputs of a job that succeed or fail together (one
+ * document's chunks in a batch that holds several documents). */
+typedef struct rag_embed_part {
+    int n;                      /* inputs, set by the submitter */
+    int rc;                     /* set by the worker: RAG_OK, RAG_ERR_FORMAT (the
+                                   server refused this part), or the pool's failure */
+    char err[512];
+} rag_embed_part;
+
+/* One batch: texts in, vectors out. The texts, out and parts stay the
  * submitter's and must live until the job is done. */
 typedef struct rag_embed_job {
     const char *const *texts;
     const size_t *lens;
     int n;
     float *out;                 /* n * dim floats */
+    /* optional (NULL, 0): the inputs in parts (their n add up to n). When
+     * the server refuses the whole batch (400/413/422) and it has more
+     * than one part, each part is sent again on its own, so that a refusal
+     * is charged to the part at fault; every part's rc is set either way */
+    rag_embed_part *parts;
+    int n_parts;
     /* set by the worker */
     int done;                   /* read with rag_embed_job_done */
     int rc;                     /* RAG_OK, RAG_ERR_FORMAT (the server refused this

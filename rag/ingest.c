@@ -20,18 +20,19 @@
 #include <unistd.h>
 
 /* A document whose chunks are with the embedding server (remote
- * ingestion): stored once every batch has its vectors, in submission
- * order. */
+ * ingestion): stored once every chunk has its vector, in submission
+ * order. Its chunks go into the batches being filled (embed_batch), which
+ * may hold chunks of several documents. */
 typedef struct pending_doc {
     char *uri, *title, *type, *groups, *version;
     int64_t size, mtime_ns;
     char sha256[65];
     rag_chunk_list cl;
     float *vecs;
-    const char **texts;
-    size_t *lens;
-    rag_embed_job *jobs;
-    int n_jobs;
+    size_t queued;              /* chunks put into batches so far */
+    int batches_left;           /* batches holding its chunks, not yet back */
+    int rc;                     /* the first failure of its batches (RAG_OK while none) */
+    char err[512];
     /* the run's view (rag_ingester_run_dir) */
     bool in_run;
     bool exists;                /* an older version is stored (updated) */
@@ -40,12 +41,31 @@ typedef struct pending_doc {
     struct pending_doc *next;
 } pending_doc;
 
+/* A batch of chunks for the server: consecutive chunks of one or more
+ * pending documents (one part each), filled in walk order. */
+typedef struct embed_batch {
+    rag_embed_job job;
+    const char **texts;
+    size_t *lens;
+    float *out;                 /* n * dim, copied to the documents when back */
+    int n;
+    pending_doc **docs;         /* per part */
+    size_t *first;              /* per part: the index of its first chunk in the document */
+    rag_embed_part *parts;
+    int n_parts;
+    struct embed_batch *next;   /* the batches at the server */
+} embed_batch;
+
 struct run_ctx;
 
 struct rag_ingester {
     idx_store *s;               /* borrowed */
     rag_embed_pool *pool;       /* remote embeddings, or NULL */
     pending_doc *pend_head, *pend_tail;
+    size_t pend_docs, pend_chunks;      /* in the queue */
+    size_t max_pend;            /* the queue's bound (documents, and chunks) */
+    embed_batch *open;          /* the batch being filled, or NULL */
+    embed_batch *sent_head, *sent_tail; /* submitted, not yet taken back */
     struct run_ctx *run;        /* the rag_ingester_run_dir in progress, or NULL */
     rag_ingest_params p;
     llm_context *ctx;           /* owned: the embedding context, made at the first embedding */
@@ -222,6 +242,10 @@ int rag_ingester_new(idx_store *s, const rag_ingest_params *p, rag_ingester **ou
             goto done;
         }
         rag_embed_pool_set_dim(ing->pool, ing->dim);
+        /* batches out (2 x par) + the one being filled, plus as much again
+         * for documents complete behind one still at the server */
+        ing->max_pend = (size_t)(4 * par + 2) * (size_t)ing->p.embed_batch;
+        if (ing->max_pend < 64) ing->max_pend = 64;
         if ((rc = check_fingerprint(ing, err, errlen)) != RAG_OK) goto done;
         *out = ing;
         ing = NULL;
@@ -328,9 +352,6 @@ static void pending_free(pending_doc *pd) {
     free(pd->note);
     rag_chunk_list_free(&pd->cl);
     free(pd->vecs);
-    free(pd->texts);
-    free(pd->lens);
-    free(pd->jobs);
     free(pd);
 }
 
@@ -341,9 +362,117 @@ static char *dup_or_null(const char *s, bool *ok) {
     return d;
 }
 
-/* Chunks doc, queues it behind the documents pending already and submits
- * its batches (waiting while the pool is full: the backpressure). On
- * failure nothing is queued; RAG_ERR_NOMEM, or the chunker's error. */
+static void batch_free(embed_batch *b) {
+    if (!b) return;
+    free(b->texts);
+    free(b->lens);
+    free(b->out);
+    free(b->docs);
+    free(b->first);
+    free(b->parts);
+    free(b);
+}
+
+static embed_batch *batch_new(rag_ingester *ing) {
+    size_t cap = (size_t)ing->p.embed_batch;
+    embed_batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->texts = malloc(cap * sizeof *b->texts);
+    b->lens = malloc(cap * sizeof *b->lens);
+    b->out = malloc(cap * (size_t)ing->dim * sizeof *b->out);
+    b->docs = malloc(cap * sizeof *b->docs);
+    b->first = malloc(cap * sizeof *b->first);
+    b->parts = calloc(cap, sizeof *b->parts);
+    if (!b->texts || !b->lens || !b->out || !b->docs || !b->first || !b->parts) {
+        batch_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* Submits the batch being filled (waiting while the pool is full: the
+ * backpressure). */
+static void batch_send(rag_ingester *ing) {
+    embed_batch *b = ing->open;
+    if (!b) return;
+    ing->open = NULL;
+    if (b->n == 0) { batch_free(b); return; }
+    b->job.texts = b->texts;
+    b->job.lens = b->lens;
+    b->job.n = b->n;
+    b->job.out = b->out;
+    b->job.parts = b->parts;
+    b->job.n_parts = b->n_parts;
+    if (ing->sent_tail) ing->sent_tail->next = b;
+    else ing->sent_head = b;
+    ing->sent_tail = b;
+    double t = now_s();
+    rag_embed_pool_submit(ing->pool, &b->job);
+    if (ing->st) ing->st->embed_seconds += now_s() - t;
+}
+
+/* Takes back the batches that are done: their vectors (or failures) go
+ * to their documents. */
+static void batches_reap(rag_ingester *ing) {
+    embed_batch **pp = &ing->sent_head, *prev = NULL;
+    while (*pp) {
+        embed_batch *b = *pp;
+        if (!rag_embed_job_done(ing->pool, &b->job)) { prev = b; pp = &b->next; continue; }
+        size_t at = 0, dim = (size_t)ing->dim;
+        for (int k = 0; k < b->n_parts; k++) {
+            pending_doc *pd = b->docs[k];
+            const rag_embed_part *pt = &b->parts[k];
+            if (pt->rc == RAG_OK) {
+                memcpy(pd->vecs + b->first[k] * dim, b->out + at * dim, (size_t)pt->n * dim * sizeof *b->out);
+            } else if (pd->rc == RAG_OK || (pd->rc == RAG_ERR_FORMAT && pt->rc != RAG_ERR_FORMAT)) {
+                /* a failure of the run outranks a refusal: the document is
+                 * then dropped (the rerun sends it), not reported failed */
+                pd->rc = pt->rc;
+                snprintf(pd->err, sizeof pd->err, "%s", pt->err);
+            }
+            pd->batches_left--;
+            at += (size_t)pt->n;
+        }
+        *pp = b->next;
+        if (ing->sent_tail == b) ing->sent_tail = prev;
+        batch_free(b);
+    }
+}
+
+/* Puts pd's chunks into batches, sending each batch that fills up. */
+static void pending_enqueue_chunks(rag_ingester *ing, pending_doc *pd) {
+    size_t n = pd->cl.n, cap = (size_t)ing->p.embed_batch;
+    while (pd->queued < n) {
+        if (!ing->open && !(ing->open = batch_new(ing))) {
+            /* the rest of the document cannot be sent: it fails whole */
+            pd->rc = RAG_ERR_NOMEM;
+            snprintf(pd->err, sizeof pd->err, "out of memory");
+            pd->queued = n;
+            return;
+        }
+        embed_batch *b = ing->open;
+        size_t k = cap - (size_t)b->n;
+        if (k > n - pd->queued) k = n - pd->queued;
+        b->docs[b->n_parts] = pd;
+        b->first[b->n_parts] = pd->queued;
+        b->parts[b->n_parts].n = (int)k;
+        b->n_parts++;
+        for (size_t i = 0; i < k; i++) {
+            const rag_chunk *c = &pd->cl.chunks[pd->queued + i];
+            b->texts[b->n + (int)i] = c->embed_text;
+            b->lens[b->n + (int)i] = c->embed_len;
+        }
+        b->n += (int)k;
+        pd->queued += k;
+        pd->batches_left++;
+        if ((size_t)b->n == cap) batch_send(ing);
+    }
+}
+
+/* Chunks doc, queues it behind the documents pending already and puts its
+ * chunks into batches (sent when full: a batch may hold several
+ * documents). On failure nothing is queued; RAG_ERR_NOMEM, or the
+ * chunker's error. */
 static int pending_submit(rag_ingester *ing, const rag_put_meta *m, const rag_doc *doc, pending_doc **out, char *err,
                           size_t errlen) {
     *out = NULL;
@@ -364,48 +493,26 @@ static int pending_submit(rag_ingester *ing, const rag_put_meta *m, const rag_do
     int rc = chunk_doc(ing, doc, &pd->cl, cerr, sizeof cerr);
     if (ing->st) ing->st->chunk_seconds += now_s() - t;
     if (rc != RAG_OK) { pending_free(pd); return fail(err, errlen, rc, "chunking failed: %s", cerr); }
-    size_t n = pd->cl.n, nb = (size_t)ing->p.embed_batch;
-    pd->n_jobs = (int)((n + nb - 1) / nb);
+    size_t n = pd->cl.n;
     pd->vecs = malloc((n ? n : 1) * (size_t)ing->dim * sizeof *pd->vecs);
-    pd->texts = malloc((n ? n : 1) * sizeof *pd->texts);
-    pd->lens = malloc((n ? n : 1) * sizeof *pd->lens);
-    pd->jobs = calloc(pd->n_jobs ? (size_t)pd->n_jobs : 1, sizeof *pd->jobs);
-    if (!pd->vecs || !pd->texts || !pd->lens || !pd->jobs) { pending_free(pd); return fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); }
-    for (size_t i = 0; i < n; i++) {
-        pd->texts[i] = pd->cl.chunks[i].embed_text;
-        pd->lens[i] = pd->cl.chunks[i].embed_len;
-    }
-    /* queued first: the jobs point into pd, which now lives until they end */
+    if (!pd->vecs) { pending_free(pd); return fail(err, errlen, RAG_ERR_NOMEM, "out of memory"); }
+    /* queued first: the batches point into pd, which now lives until they end */
     if (ing->pend_tail) ing->pend_tail->next = pd;
     else ing->pend_head = pd;
     ing->pend_tail = pd;
-    t = now_s();
-    for (int j = 0; j < pd->n_jobs; j++) {
-        rag_embed_job *jb = &pd->jobs[j];
-        size_t at = (size_t)j * nb;
-        jb->texts = pd->texts + at;
-        jb->lens = pd->lens + at;
-        jb->n = (int)(n - at < nb ? n - at : nb);
-        jb->out = pd->vecs + at * (size_t)ing->dim;
-        rag_embed_pool_submit(ing->pool, jb);
-    }
-    if (ing->st) ing->st->embed_seconds += now_s() - t;
+    ing->pend_docs++;
+    ing->pend_chunks += n;
+    pending_enqueue_chunks(ing, pd);
     *out = pd;
     return RAG_OK;
 }
 
-/* RAG_OK when every batch of pd has its vectors; else the first failure
- * (msg set); 1 while some are still out. */
-static int pending_state(rag_ingester *ing, const pending_doc *pd, char *msg, size_t n) {
-    int rc = RAG_OK;
-    for (int j = 0; j < pd->n_jobs; j++) {
-        if (!rag_embed_job_done(ing->pool, &pd->jobs[j])) return 1;
-        if (pd->jobs[j].rc != RAG_OK && rc == RAG_OK) {
-            rc = pd->jobs[j].rc;
-            snprintf(msg, n, "%s", pd->jobs[j].err);
-        }
-    }
-    return rc;
+/* RAG_OK when every chunk of pd has its vector; else the first failure
+ * (msg set); 1 while some are still out (or not yet sent). */
+static int pending_state(const pending_doc *pd, char *msg, size_t n) {
+    if (pd->queued < pd->cl.n || pd->batches_left > 0) return 1;
+    if (pd->rc != RAG_OK) snprintf(msg, n, "%s", pd->err);
+    return pd->rc;
 }
 
 static void report_pending(struct run_ctx *r, pending_doc *pd, rag_ingest_outcome o, const char *reason, int nc);
@@ -414,7 +521,7 @@ static void report_pending(struct run_ctx *r, pending_doc *pd, rag_ingest_outcom
  * document failure (*failed, reason), or RAG_ERR_IO for the store. */
 static int pending_store(rag_ingester *ing, pending_doc *pd, char *reason, size_t rlen, bool *failed) {
     *failed = false;
-    int jrc = pending_state(ing, pd, reason, rlen);
+    int jrc = pending_state(pd, reason, rlen);
     if (jrc != RAG_OK) {
         *failed = true;
         char tmp[600];
@@ -444,20 +551,27 @@ static int pending_store(rag_ingester *ing, pending_doc *pd, char *reason, size_
     return maybe_save(ing, false, reason, rlen);
 }
 
-/* Stores the documents at the head of the queue whose batches are done, in
- * order; with wait, waits for every batch and empties the queue. After the
- * pool failed (the server, the network, cancel), documents without all
- * their vectors are dropped, never half-stored. RAG_ERR_IO for a store
- * failure or the pool's failure (err says which; with wait the complete
- * documents are stored first). */
+/* Stores the documents at the head of the queue whose chunks are all
+ * back, in order. With wait, sends the batch being filled and waits for
+ * everything, emptying the queue; without, waits only while the queue is
+ * over its bound (the backpressure on the walk). After the pool failed
+ * (the server, the network, cancel), documents without all their vectors
+ * are dropped, never half-stored. RAG_ERR_IO for a store failure or the
+ * pool's failure (err says which; with wait the complete documents are
+ * stored first). */
 static int pending_commit(rag_ingester *ing, bool wait, char *err, size_t errlen) {
     int rc = RAG_OK;
     char reason[1024];
     while (ing->pend_head) {
+        batches_reap(ing);
         pending_doc *pd = ing->pend_head;
-        int st = pending_state(ing, pd, reason, sizeof reason);
+        int st = pending_state(pd, reason, sizeof reason);
         if (st == 1) {
-            if (!wait) break;
+            bool over = ing->pend_docs > ing->max_pend || ing->pend_chunks > ing->max_pend;
+            if (!wait && !over) break;
+            /* waiting for everything, or for pd whose last chunks are in
+             * the batch being filled (it then starts with pd's) */
+            if (ing->open && (wait || (ing->open->n_parts > 0 && ing->open->docs[0] == pd))) batch_send(ing);
             double t = now_s();
             rag_embed_pool_wait(ing->pool, 250);
             if (ing->st) ing->st->embed_seconds += now_s() - t;
@@ -465,6 +579,8 @@ static int pending_commit(rag_ingester *ing, bool wait, char *err, size_t errlen
         }
         ing->pend_head = pd->next;
         if (!ing->pend_head) ing->pend_tail = NULL;
+        ing->pend_docs--;
+        ing->pend_chunks -= pd->cl.n;
         bool failed = false;
         int src = RAG_OK;
         if (st == RAG_OK || st == RAG_ERR_FORMAT) {
@@ -491,16 +607,26 @@ static int pending_commit(rag_ingester *ing, bool wait, char *err, size_t errlen
     return rc;
 }
 
-/* Frees the queue after waiting for its batches (nothing is stored). */
+/* Frees the queue and the batches after waiting for those at the server
+ * (nothing is stored). */
 static void pending_drop_all(rag_ingester *ing) {
     if (!ing->pool) return;
     while (rag_embed_pool_outstanding(ing->pool) > 0) rag_embed_pool_wait(ing->pool, 250);
+    batch_free(ing->open);
+    ing->open = NULL;
+    while (ing->sent_head) {
+        embed_batch *b = ing->sent_head;
+        ing->sent_head = b->next;
+        batch_free(b);
+    }
+    ing->sent_tail = NULL;
     while (ing->pend_head) {
         pending_doc *pd = ing->pend_head;
         ing->pend_head = pd->next;
         pending_free(pd);
     }
     ing->pend_tail = NULL;
+    ing->pend_docs = ing->pend_chunks = 0;
 }
 
 /* rag_ingester_put_ex through the server: this document's batches in

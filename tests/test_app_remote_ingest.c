@@ -157,6 +157,7 @@ static enum MHD_Result px_handler(void *cls, struct MHD_Connection *c, const cha
     snprintf(px_auth_seen, sizeof px_auth_seen, "%s", auth ? auth : "");
     pthread_mutex_unlock(&px_mu);
     bool embed = strstr(url, "/embeddings") != NULL;
+    if (embed && atomic_load(&px_mode) == PX_REFUSE_MARKED) atomic_fetch_add(&px_embeds, 1);
     if (embed && atomic_load(&px_mode) == PX_REFUSE_MARKED && cs->body && strstr(cs->body, "Refusemarker")) {
         static const char e400[] = "{\"error\":{\"message\":\"input is too long for this model\",\"type\":\"invalid_request_error\"}}";
         return px_reply(c, 400, e400, strlen(e400));
@@ -613,6 +614,172 @@ TEST(refused_input_fails_only_its_document) {
     snap_free(&a);
 }
 
+/* ------------------------------------------------------------ many small files */
+
+#define N_SMALL 40
+static char small_docs[700], small_local[700];
+
+/* 40 short files (one chunk each with --chunk-tokens 64), every tenth a
+ * long one (several chunks), so batches hold several documents and some
+ * documents span two batches; and their local index. */
+static void small_setup(void) {
+    if (small_docs[0]) return;
+    snprintf(small_docs, sizeof small_docs, "%s/small", dir);
+    snprintf(small_local, sizeof small_local, "%s/small-local", dir);
+    mkdir(small_docs, 0755);
+    static const char *words[] = {"router", "invoice", "kettle", "glacier", "violin", "ledger", "orchard", "compass"};
+    for (int i = 0; i < N_SMALL; i++) {
+        char name[32], text[4096];
+        snprintf(name, sizeof name, "f%02d.md", i);
+        int n = snprintf(text, sizeof text, "# Note %d\n\nThe %s note number %d says the %s is on shelf %d.\n", i,
+                         words[i % 8], i, words[(i * 3) % 8], i * 7);
+        if (i % 10 == 5)
+            for (int k = 0; k < 12 && n < 3500; k++)
+                n += snprintf(text + n, sizeof text - (size_t)n,
+                              "\nParagraph %d of note %d: the %s and the %s were checked on day %d of the audit.\n", k, i,
+                              words[k % 8], words[(k + i) % 8], k * 3 + i);
+        test_put_file(small_docs, name, text);
+    }
+    char *o = NULL;
+    int rc = run(&o, "%s ingest %s --index %s -m %s --threads 1 --chunk-tokens 64 --overlap 8", mrag, test_shq(small_docs),
+                 test_shq(small_local), test_shq(model_a));
+    REQUIRE(rc == 0, "local ingest: %s", o);
+    free(o);
+}
+
+/* Batches are filled across documents: a folder of small files costs
+ * ceil(chunks / batch) requests, not one per file, and gives the rows and
+ * vectors of a local ingest. */
+TEST(small_files_share_batches) {
+    setup();
+    small_setup();
+    px_start(PX_PASS, 0, false);
+    char d[700], *o = NULL;
+    snprintf(d, sizeof d, "%s/small-remote", dir);
+    int rc = run(&o, "%s ingest %s --index %s -m %s --chunk-tokens 64 --overlap 8 --llm-url http://127.0.0.1:%d/v1 "
+                     "--llm-embeddings --embed-batch 16 --embed-parallel 3",
+                 mrag, test_shq(small_docs), test_shq(d), test_shq(model_a), px_port);
+    CHECK(rc == 0 && o && strstr(o, "40 added"), "exit %d: %s", rc, o);
+    free(o);
+    snap l, r;
+    take(small_local, &l);
+    take(d, &r);
+    CHECK(l.n > N_SMALL + 8, "%zu chunks: the long files should have several", l.n);
+    same_rows(&l, &r, 0.9999);
+    CHECK_EQ_INT(r.docs, N_SMALL);
+    int sent = atomic_load(&px_embeds);
+    int want = 1 + (int)((l.n + 15) / 16);      /* the dimension probe, then full batches */
+    printf("  %zu chunks of %d files in %d requests (with the probe)\n", l.n, N_SMALL, sent);
+    CHECK(sent == want, "%d requests for %zu chunks in batches of 16 (want %d)", sent, l.n, want);
+    snap_free(&l);
+    snap_free(&r);
+}
+
+/* A snapshot key from its file name on ("f01.md\t0\ttext"). */
+static const char *after_dir(const char *key) {
+    const char *tab = strchr(key, '\t'), *slash = NULL;
+    for (const char *p = key; p < tab; p++)
+        if (*p == '/') slash = p;
+    return slash ? slash + 1 : key;
+}
+
+/* The server refuses a batch holding one bad document among others: the
+ * batch is split by document, only that file fails, the others are
+ * stored with their vectors. */
+TEST(refused_input_in_a_mixed_batch) {
+    setup();
+    small_setup();
+    char docs[700], d[700], *o = NULL;
+    snprintf(docs, sizeof docs, "%s/small-refuse", dir);
+    snprintf(d, sizeof d, "%s/small-refuse-idx", dir);
+    char cmd[2200];
+    snprintf(cmd, sizeof cmd, "cp -a %s %s", test_shq(small_docs), test_shq(docs));
+    REQUIRE(system(cmd) == 0);
+    test_put_file(docs, "f12.md", "# Note 12\n\nThis note carries a Refusemarker the server will not take.\n");
+    px_start(PX_REFUSE_MARKED, 0, false);
+    int rc = run(&o, "%s ingest %s --index %s -m %s --chunk-tokens 64 --overlap 8 --llm-url http://127.0.0.1:%d/v1 "
+                     "--llm-embeddings --embed-batch 16 --embed-parallel 2",
+                 mrag, test_shq(docs), test_shq(d), test_shq(model_a), px_port);
+    CHECK(rc == 0 && o && strstr(o, "39 added") && strstr(o, "1 failed"), "exit %d: %s", rc, o ? o : "");
+    CHECK(o && strstr(o, "f12.md") && strstr(o, "input is too long for this model"), "%s", o ? o : "");
+    /* only f12.md is named as failed */
+    for (int i = 0; i < N_SMALL && o; i++) {
+        if (i == 12) continue;
+        char name[32];
+        snprintf(name, sizeof name, "f%02d.md", i);
+        const char *at = strstr(o, name);
+        const char *eol = at ? strchr(at, '\n') : NULL;
+        CHECK(!at || !eol || !memmem(at, (size_t)(eol - at), "too long", 8), "%s reported refused: %s", name, o);
+    }
+    free(o);
+    snap l, r;
+    take(small_local, &l);
+    take(d, &r);
+    CHECK_EQ_INT(r.docs, N_SMALL - 1);
+    CHECK_EQ_INT(r.chunks_without_vector, 0);
+    /* every row but f12.md's equals the local one (the file names, then
+     * ordinal and text: the folders differ) */
+    size_t j = 0, compared = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        if (strstr(l.rows[i].key, "/f12.md\t")) continue;
+        CHECK(j < r.n && strcmp(after_dir(l.rows[i].key), after_dir(r.rows[j].key)) == 0, "row %zu: %.60s", i,
+              l.rows[i].key);
+        if (j >= r.n) break;
+        CHECK(cosine(l.rows[i].v, r.rows[j].v) >= 0.9999, "row %zu's vector", i);
+        j++;
+        compared++;
+    }
+    CHECK(j == r.n, "%zu extra rows", r.n - j);
+    CHECK(compared + 1 <= l.n && compared > N_SMALL, "%zu rows compared", compared);
+    /* the refused batch was sent again split by document: more requests
+     * than batches, but fewer than files */
+    int sent = atomic_load(&px_embeds);
+    CHECK(sent > 1 + (int)((r.n + 1 + 15) / 16) && sent < N_SMALL, "%d requests", sent);
+    snap_free(&l);
+    snap_free(&r);
+}
+
+/* A server that fails mid-run (500s after the probe and 2 batches): whole documents
+ * only; the rerun sends only the missing chunks, batched across files,
+ * and ends with the rows of a local ingest. */
+TEST(small_files_fail_then_resume) {
+    setup();
+    small_setup();
+    px_start(PX_FAIL500, 3, false);
+    char d[700], *o = NULL;
+    snprintf(d, sizeof d, "%s/small-fail", dir);
+    const char *opts = "--chunk-tokens 64 --overlap 8 --llm-embeddings --embed-batch 8 --embed-parallel 1";
+    int rc = run(&o, "%s ingest %s --index %s -m %s --llm-url http://127.0.0.1:%d/v1 %s", mrag, test_shq(small_docs),
+                 test_shq(d), test_shq(model_a), px_port, opts);
+    CHECK(rc == 1 && o && strstr(o, "embedding server failed"), "the failed run: exit %d: %s", rc, o);
+    free(o);
+    snap full, part;
+    take(small_local, &full);
+    take(d, &part);
+    /* two batches of 8 chunks came back: the documents they complete */
+    CHECK(part.docs >= 4 && part.docs < N_SMALL, "%lld documents after the failure", (long long)part.docs);
+    CHECK(part.n <= 16, "%zu chunks stored from 16 embedded", part.n);
+    only_whole_docs(&part, &full);
+    size_t missing = full.n - part.n;
+    snap_free(&part);
+    px_start(PX_PASS, 0, false);
+    rc = run(&o, "%s ingest %s --index %s -m %s --llm-url http://127.0.0.1:%d/v1 %s", mrag, test_shq(small_docs),
+             test_shq(d), test_shq(model_a), px_port, opts);
+    CHECK(rc == 0 && o && strstr(o, "0 failed"), "the rerun: exit %d: %s", rc, o);
+    free(o);
+    int sent = atomic_load(&px_embeds);
+    CHECK(sent == 1 + (int)((missing + 7) / 8), "the rerun sent %d requests for %zu missing chunks", sent, missing);
+    take(d, &part);
+    same_rows(&full, &part, 0.9999);
+    CHECK_EQ_INT(part.docs, N_SMALL);
+    snap_free(&part);
+    snap_free(&full);
+    rc = run(&o, "%s check --index %s", mrag, test_shq(d));
+    CHECK(rc == 0, "check: exit %d: %s", rc, o);
+    free(o);
+}
+
 TEST_MAIN(RUN(remote_vectors_equal_local); RUN(parallel_equals_serial); RUN(no_local_model); RUN(other_model_refused);
           RUN(name_fingerprint); RUN(server_500s_then_resume); RUN(connections_dropped_then_resume); RUN(api_key_sent); RUN(served_lora_is_the_fingerprint);
-          RUN(refused_input_fails_only_its_document);)
+          RUN(refused_input_fails_only_its_document); RUN(small_files_share_batches); RUN(refused_input_in_a_mixed_batch);
+          RUN(small_files_fail_then_resume);)
