@@ -649,21 +649,32 @@ static int cmp_key(const void *a, const void *b) {
 /* A segment that follows a section number ("14.2." then "Can Debian be
  * ...?") is a heading, not a request to the reader — also when the number
  * is glued to the end of the heading before it, as in a table of contents
- * whose line breaks were lost ("6.2.1. Which …?6.2.2." then "Where …?"). */
-static bool after_number(const char *sk, const guard_segment *seg, size_t k) {
-    if (k == 0) return false;
+ * whose line breaks were lost ("6.2.1. Which …?6.2.2." then "Where …?").
+ * Returns 0 (no number), 1 (a number: "2.") or 2 (a section number of
+ * two levels or more: "14.2."). */
+static int after_number(const char *sk, const guard_segment *seg, size_t k) {
+    if (k == 0) return 0;
     const guard_segment *p = &seg[k - 1];
     for (size_t i = p->end; i < seg[k].start; i++)
-        if (sk[i] != ' ' && sk[i] != '\t' && sk[i] != '\n' && sk[i] != '\r') return false;
-    bool digit = false;
+        if (sk[i] != ' ' && sk[i] != '\t' && sk[i] != '\n' && sk[i] != '\r') return 0;
+    bool digit = false, levels = false;
     size_t i = p->end;
     while (i > p->start) {
         char c = sk[i - 1];
-        if (c >= '0' && c <= '9') digit = true;
-        else if (c != '.' && c != ' ' && c != ')') break;
+        if (c >= '0' && c <= '9') {
+            /* a digit before a dot that is followed by a digit: "14.2" */
+            if (i + 1 < p->end && sk[i] == '.' && sk[i + 1] >= '0' && sk[i + 1] <= '9') levels = true;
+            digit = true;
+        } else if (c != '.' && c != ' ' && c != ')') break;
         i--;
     }
-    return digit && (i == p->start || sk[i - 1] == '?' || sk[i - 1] == '!');
+    if (!digit || !(i == p->start || sk[i - 1] == '?' || sk[i - 1] == '!')) return 0;
+    return levels ? 2 : 1;
+}
+
+static bool heading(const char *sk, const guard_segment *seg, size_t k, size_t n_num) {
+    int a = after_number(sk, seg, k);
+    return a == 2 || (a == 1 && n_num >= 2);
 }
 
 /* An "unrelated:" detector (the request model): a segment scoring at or
@@ -684,12 +695,16 @@ static int detect_unrelated(scan_env *env, const guard_rule *r, rag_guard_action
     size_t *kstart = NULL;
     struct tk { uint64_t key; uint32_t nseg, last; } *tab = NULL;
     if (!sc) return RAG_ERR_NOMEM;
-    size_t n_req = 0, n_scored = 0;
+    size_t n_req = 0, n_scored = 0, n_num = 0;
+    /* a segment after a section number ("14.2.") is a heading; after a
+     * plain number ("2.") only in a numbered document (two numbers or
+     * more): a lone "2." before a planted request does not hide it */
+    for (size_t k = 1; k < nseg && n_num < 2; k++) n_num += after_number(sk, seg, k) > 0;
     for (size_t k = 0; k < nseg; k++) {
         if (seg[k].end <= seg[k].start) continue;
         size_t w = rag_guard_model_words(sk + seg[k].start, seg[k].end - seg[k].start);
         if (w >= GUARD_MIN_WORDS) n_scored++;
-        if (w < GUARD_TASK_MIN_WORDS || w > GUARD_TASK_MAX_WORDS || after_number(sk, seg, k)) continue;
+        if (w < GUARD_TASK_MIN_WORDS || w > GUARD_TASK_MAX_WORDS || heading(sk, seg, k, n_num)) continue;
         sc[k] = rag_guard_model_score(r->model, sk + seg[k].start, seg[k].end - seg[k].start);
         if (sc[k] >= thr) n_req++;
     }
