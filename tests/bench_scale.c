@@ -163,13 +163,30 @@ static void pct(double *v, int n, double *p50, double *p99) {
 /* ------------------------------------------------------------ data */
 
 static int build_data(const char *dir, bool *fresh) {
+    char want[64];
+    snprintf(want, sizeof want, "%d x %d v1", N, D);
+    {
+        /* reused data is checked in SQLite alone: opening the store would
+         * load (or rebuild) its FAISS index for nothing */
+        char path[1200];
+        snprintf(path, sizeof path, "%s/mrag.sqlite", dir);
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        bool same = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+                    sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'bench.data'", -1, &st, NULL) == SQLITE_OK &&
+                    sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), want) == 0;
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        if (same) {
+            printf("data: reusing %s (%s)\n", dir, want);
+            return 0;
+        }
+    }
     idx_params p = idx_default_params();
     p.faiss_factory = NULL;     /* the recorded type: its file loads, no rebuild */
     idx_store *s = NULL;
     if (idx_open(dir, &p, &s) != IDX_OK) { fprintf(stderr, "open %s: %s\n", dir, idx_errmsg(s)); idx_close(s); return 1; }
     char *val = NULL;
-    char want[64];
-    snprintf(want, sizeof want, "%d x %d v1", N, D);
     if (idx_meta_get(s, "bench.data", &val) == IDX_OK && strcmp(val, want) == 0) {
         printf("data: reusing %s (%s)\n", dir, want);
         free(val);
