@@ -595,9 +595,9 @@ static const char *const sep_prefixes[] = {"", "ab", "an", "auf", "aus", "bei", 
  * up to 2 normalised words into out[] (each AN_MAX_WORD + 8 bytes); returns
  * how many. (An un- word meeting its base, "unfreie" -> "frei", was tried
  * and dropped: in technical text it also makes "Unstable" meet "Stable".) */
-static int derived_forms(const idx_an *a, const char *w, size_t n, char out[][AN_MAX_WORD + 8], size_t olen[]) {
+static int derived_forms(const idx_an *a, const char *w, size_t n, bool capital, char out[][AN_MAX_WORD + 8], size_t olen[]) {
     int k = 0;
-    if (n < 6 || n > AN_MAX_WORD) return 0;
+    if (n < 4 || n > AN_MAX_WORD) return 0;
     for (size_t pi = 0; pi < sizeof sep_prefixes / sizeof *sep_prefixes && !k; pi++) {
         size_t pl = strlen(sep_prefixes[pi]);
         if (n < pl + 2 + 4 || memcmp(w, sep_prefixes[pi], pl) != 0 || memcmp(w + pl, "ge", 2) != 0) continue;
@@ -631,6 +631,23 @@ static int derived_forms(const idx_an *a, const char *w, size_t n, char out[][AN
         }
         }
     }
+    /* a verb's present tense (what questions use: "Wann duzt man", "Wie
+     * ändert man") meets its infinitive (what texts use: "duzen",
+     * "ändern"); only when written in lower case, since German writes its
+     * nouns with a capital ("Haut", "Recht", "Nacht" are no forms of
+     * "hauen", "rechen", "nachen") */
+    if (!k && !capital && n >= 4 && w[n - 1] == 't' && w[n - 2] != 's') {
+        for (int e = 0; e < 2 && !k; e++) {
+            size_t sn = n - (e == 0 ? 2 : 1);      /* "arbeit|et", "zeig|t" */
+            if (e == 0 && w[n - 2] != 'e') continue;
+            if (sn < 3) continue;
+            const char *suf = w[sn - 1] == 'e' || (w[sn - 2] == 'e' && (w[sn - 1] == 'r' || w[sn - 1] == 'l')) ? "n" : "en";
+            size_t sl = strlen(suf);
+            memcpy(out[k], w, sn);
+            memcpy(out[k] + sn, suf, sl);
+            if (vocab_cf(a, out[k], sn + sl)) olen[k++] = sn + sl;
+        }
+    }
     return k;
 }
 
@@ -638,8 +655,8 @@ static int derived_forms(const idx_an *a, const char *w, size_t n, char out[][AN
 
 /* Analyses the collected words in lang, calling cb for each term: the stem of
  * the word, then (colocated) the stems of its compound parts. */
-static int emit_words(idx_an *a, int lang, bool split, bool do_stem, bool no_stop, bool content_only, idx_term_cb cb,
-                      void *user) {
+static int emit_words(idx_an *a, const char *text, int lang, bool split, bool do_stem, bool no_stop, bool content_only,
+                      idx_term_cb cb, void *user) {
     char norm[AN_MAX_WORD * 2 + 2];
     if (no_stop && !content_only) {
         /* only when something else is left */
@@ -690,7 +707,10 @@ static int emit_words(idx_an *a, int lang, bool split, bool do_stem, bool no_sto
         if (lang != IDX_LANG_DE || !a->vocab.n) continue;
         char der[2][AN_MAX_WORD + 8];
         size_t dl[2];
-        int nd = derived_forms(a, norm, nn, der, dl);
+        const unsigned char *o = (const unsigned char *)text + wd->start;
+        bool capital = (o[0] >= 'A' && o[0] <= 'Z') ||
+                       (o[0] == 0xc3 && wd->end - wd->start >= 2 && (o[1] == 0x84 || o[1] == 0x96 || o[1] == 0x9c));
+        int nd = derived_forms(a, norm, nn, capital, der, dl);
         for (int j = 0; j < nd; j++) {
             stem_fold(a, der[j], dl[j], lang, do_stem);
             if (a->fold_len < 3 || (a->fold_len == wl && memcmp(a->fold, whole, wl) == 0)) continue;
@@ -713,7 +733,7 @@ int idx_an_run(idx_an *a, const char *text, size_t len, int lang, unsigned flags
         if (lang < 0) lang = a->deflang;
     }
     if (lang_out) *lang_out = lang;
-    return emit_words(a, lang, !(flags & IDX_AN_NO_SPLIT), !(flags & IDX_AN_NO_STEM), (flags & IDX_AN_NO_STOP) != 0,
+    return emit_words(a, text, lang, !(flags & IDX_AN_NO_SPLIT), !(flags & IDX_AN_NO_STEM), (flags & IDX_AN_NO_STOP) != 0,
                       (flags & IDX_AN_CONTENT) != 0, cb, user);
 }
 

@@ -27,7 +27,7 @@
  * profiles, normalisation, stemmers, compound rules): FTS5 deletes a row by
  * re-tokenizing its old text, so an index analysed by another version is
  * rebuilt at the next read-write open (idx_fts_upgrade). */
-#define FTS_ANALYZER_VERSION 3     /* 2: a word never stems to nothing; 3: German verb-stem heads, fewer compound parts first, participles and un- words meet their verb and base */
+#define FTS_ANALYZER_VERSION 4     /* 2: a word never stems to nothing; 3: German verb-stem and -ung compound parts, fewer parts first, participles meet their verb; 4: a lower-case present tense meets its infinitive */
 
 /* ------------------------------------------------------------ tokenizer */
 

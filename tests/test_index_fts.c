@@ -207,8 +207,9 @@ TEST(german_compounds_from_the_dictionary) {
 
 /* What the word list confirms beyond its own entries (index/analyze.c,
  * part_cf and derived_forms): a verb stem or an -ung noun as a compound part,
- * the split with fewer parts, and a past participle meeting its verb. Each
- * pair that must meet is followed by one that must not. */
+ * the split with fewer parts, a past participle meeting its verb, and a
+ * present tense meeting the infinitive. Pairs that must meet, then words
+ * that must not. */
 TEST(german_verb_stems_participles_and_fewer_parts) {
     if (!has_dict()) SKIP("/usr/share/hunspell/de_DE.dic missing (Debian package hunspell-de-de)");
     idx_store *s = open_ok(test_tmpdir());
@@ -220,7 +221,8 @@ TEST(german_verb_stems_participles_and_fewer_parts) {
     int64_t shown = put_de(s, "a.md", "Alle installierten Pakete werden im Fenster angezeigt.");
     int64_t adj = put_de(s, "g.md", "Die gelöschten Dateien liegen noch im Papierkorb.");
     int64_t dev = put_de(s, "d.md", "Das Gerät steht im Gebiet hinter dem Keller.");
-    REQUIRE(mnt && doubt && food && chg && shown && adj && dev);
+    int64_t du = put_de(s, "u.md", "Im Support wollen wir die Kunden duzen und freundlich bleiben.");
+    REQUIRE(mnt && doubt && food && chg && shown && adj && dev && du);
     REQUIRE(retune(s, "dict") == 0);
     int64_t first = 0;
     /* verb stem as the head: Einhänge|optionen meets einhängen */
@@ -239,10 +241,23 @@ TEST(german_verb_stems_participles_and_fewer_parts) {
     CHECK(bm25_n(s, "Anzeige", &first) == 1 && first == shown, "angezeigt <- Anzeige (anzeigen)");
     CHECK(bm25_n(s, "zeigt", &first) == 1 && first == shown, "angezeigt <- zeigt");
     CHECK(bm25_n(s, "löschen", &first) == 1 && first == adj, "gelöschten <- löschen");
+    /* a question's present tense meets the text's infinitive */
+    CHECK(bm25_n(s, "Wann duzt der Support?", &first) >= 1 && first == du, "duzen <- duzt");
+    CHECK(bm25_n(s, "duzt", &first) == 1 && first == du);
     /* ge- words that are no participle derive nothing */
     CHECK_EQ_INT(bm25_n(s, "raten", NULL), 0);
     CHECK_EQ_INT(bm25_n(s, "bieten", NULL), 0);
     CHECK(bm25_n(s, "Gerät", &first) == 1 && first == dev);
+    /* words ending in -t that are no verb form derive nothing */
+    idx_analyzer *z = NULL;
+    REQUIRE(idx_analyzer_new(s, &z) == IDX_OK);
+    const char *plain[] = {"Zeit", "Monat", "Arbeit", "Gerät", "Gebiet"};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {
+        int c = 0;
+        REQUIRE(idx_analyze(z, plain[i], strlen(plain[i]), IDX_LANG_DE, nonempty_cb, &c) == IDX_OK);
+        CHECK(c == 1, "%s: %d terms", plain[i], c);
+    }
+    idx_analyzer_free(z);
     /* the derived terms delete with their chunk (FTS5 re-tokenizes it) */
     REQUIRE(idx_doc_delete(s, "a.md") == IDX_OK);
     CHECK_EQ_INT(bm25_n(s, "zeigt", NULL), 0);
