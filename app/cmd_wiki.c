@@ -40,7 +40,10 @@ static const char *wiki_usage =
     "  --access FILE        access rules: namespace/category/prefix -> groups (docs/access.md);\n"
     "                       without it pages keep their groups and new pages are public\n"
     "  --full               enumerate every page and remove what is gone\n"
-    "  --rate R             at most R requests per second (default 10; 0 = no limit)\n"
+    "  --rate R             at most R requests per second (default 10; 0 = no limit),\n"
+    "                       shared by the page fetches in flight\n"
+    "  --fetch-parallel N   pages fetched at once while the sync stores the current one\n"
+    "                       (default 4, at most 16; 1 = one after another)\n"
     "  --timeout S          seconds per request (default 60)\n"
     "  --retries N          tries per request on timeouts, 5xx and maxlag (default 5)\n"
     "  --max-response-mb N  largest API answer (default 32)\n"
@@ -117,7 +120,7 @@ static char *read_password(const char *path) {
  * as in wiki_usage. */
 enum { O_INDEX = 256, O_USER, O_PASSWORD_FILE, O_CA_FILE, O_ACCESS, O_FULL, O_NAMESPACE, O_RATE, O_TIMEOUT,
        O_RETRIES, O_MAX_RESPONSE_MB, O_MAX_PAGES, O_THREADS, O_CHUNK_TOKENS, O_LORA, O_LLM_URL, O_LLM_KEY_FILE,
-       O_LLM_MODEL, O_LLM_EMBEDDINGS, O_EMBED_BATCH, O_EMBED_PARALLEL };
+       O_LLM_MODEL, O_LLM_EMBEDDINGS, O_EMBED_BATCH, O_EMBED_PARALLEL, O_FETCH_PARALLEL };
 static const app_opt ingest_wiki_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -142,6 +145,7 @@ static const app_opt ingest_wiki_opts[] = {
     {"llm-embeddings", 0, NULL, O_LLM_EMBEDDINGS},
     {"embed-batch", 0, "N", O_EMBED_BATCH},
     {"embed-parallel", 0, "N", O_EMBED_PARALLEL},
+    {"fetch-parallel", 0, "N", O_FETCH_PARALLEL},
     {0},
 };
 const app_opt *const app_ingest_wiki_opts[] = {ingest_wiki_opts, NULL};
@@ -205,6 +209,7 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
         case O_LLM_EMBEDDINGS: remote = true; break;
         case O_EMBED_BATCH: ok = app_opt_int(&ap, val, 1, 256, &ip.embed_batch); break;
         case O_EMBED_PARALLEL: ok = app_opt_int(&ap, val, 1, 256, &ip.embed_parallel); break;
+        case O_FETCH_PARALLEL: ok = app_opt_int(&ap, val, 1, 16, &wp.parallel); break;
         }
         if (!ok) return 2;
     }

@@ -35,6 +35,7 @@ rag_wiki_params rag_wiki_default_params(void) {
     p.backoff_ms = 500;
     p.max_backoff_ms = 30000;
     p.max_response_bytes = 32u << 20;
+    p.parallel = 4;
     return p;
 }
 
@@ -51,6 +52,9 @@ typedef struct {
     const rag_wiki_params *p;
     rag_wiki_stats *st;
     wiki_client *c;
+    wiki_client_params cp;  /* c's, for the fetcher's clients */
+    wiki_fetcher *f;        /* the page fetches in flight (made at the first), or NULL */
+    wiki_fetch *pf;         /* the current page's fetch when it was started ahead, or NULL */
     char *api;
     char *prefix;           /* URL prefix of the wiki's pages (server + article path) */
     char *k_since, *k_ns, *k_access, *k_retry;  /* meta keys */
@@ -231,12 +235,20 @@ static int fetch_and_put(wsync *w, const wiki_page *pg, const char *groups, bool
     *failed = false;
     *net_fail = false;
     *n_chunks = 0;
-    char params[160];
-    snprintf(params, sizeof params,
-             "action=parse&oldid=%lld&prop=text%%7Crevid&disableeditsection=1&disablelimitreport=1&disabletoc=1",
-             (long long)pg->revid);
     char cerr[768] = "";
-    int crc = rag_wiki_client_call(w->c, params, false, &r, cerr, sizeof cerr);
+    int crc;
+    if (w->pf && w->pf->revid == pg->revid) {
+        /* fetched ahead: its answer */
+        rag_wiki_fetcher_wait(w->f, w->pf);
+        crc = w->pf->rc;
+        snprintf(cerr, sizeof cerr, "%s", w->pf->err);
+        r = w->pf->r;
+        memset(&w->pf->r, 0, sizeof w->pf->r);
+    } else {
+        char params[192];
+        rag_wiki_parse_params(params, sizeof params, pg->revid);
+        crc = rag_wiki_client_call(w->c, params, false, &r, cerr, sizeof cerr);
+    }
     if (crc != RAG_OK) {
         snprintf(reason, reason_len, "%s", cerr);
         *failed = true;
@@ -388,6 +400,62 @@ done:
     return rc;
 }
 
+/* True when reconcile will fetch pg: a page of a synced namespace whose
+ * revision the index does not hold (as reconcile decides). */
+static bool needs_fetch(wsync *w, const wiki_page *pg) {
+    if (pg->invalid || !pg->title || !pg->url || pg->missing || pg->redirect || !ns_selected(w, pg->ns) ||
+        pg->revid <= 0)
+        return false;
+    idx_doc old;
+    memset(&old, 0, sizeof old);
+    if (idx_doc_get(w->s, pg->url, &old) != IDX_OK) return true;
+    char version[32];
+    snprintf(version, sizeof version, "%lld", (long long)pg->revid);
+    bool same = old.version && strcmp(old.version, version) == 0 && (!old.status || strcmp(old.status, "ok") == 0);
+    idx_doc_release(&old);
+    return !same;
+}
+
+/* Reconciles the pages of a complete batch in order, with the HTML of up
+ * to 2 x parallel pages ahead being fetched meanwhile (the answers are
+ * taken in page order: the index is the one a sequential run makes). */
+static int reconcile_batch(wsync *w, wiki_page *batch, size_t n) {
+    int rc = RAG_OK;
+    int par = w->p->parallel;
+    wiki_fetch *pf = NULL;
+    if (par > 1 && n > 1) {
+        if (!(pf = calloc(n, sizeof *pf))) return rag_ing_err(w->err, w->errlen, RAG_ERR_NOMEM, "out of memory");
+    }
+    size_t next = 0, window = (size_t)(2 * par);
+    for (size_t i = 0; i < n && !w->stop; i++) {
+        if (w->p->cancel && *w->p->cancel) { w->stop = true; break; }
+        while (pf && next < n && next < i + window) {
+            if (needs_fetch(w, &batch[next])) {
+                if (!w->f && (rc = rag_wiki_fetcher_new(&w->cp, w->p->username, w->p->password, par, &w->f, w->err,
+                                                        w->errlen)) != RAG_OK)
+                    goto done;
+                pf[next].revid = batch[next].revid;
+                rag_wiki_fetcher_submit(w->f, &pf[next]);
+            }
+            next++;
+        }
+        w->pf = pf && pf[i].state ? &pf[i] : NULL;
+        const dirty_title *mv = w->dirty ? find_dirty(w, batch[i].title) : NULL;
+        rc = reconcile(w, &batch[i], mv);
+        w->pf = NULL;
+        if (pf && pf[i].state) {
+            rag_wiki_fetcher_drop(w->f, &pf[i], false);
+            pf[i].state = 0;
+        }
+        if (rc != RAG_OK) goto done;
+    }
+done:
+    for (size_t i = 0; pf && i < n; i++)
+        if (pf[i].state) rag_wiki_fetcher_drop(w->f, &pf[i], true);
+    free(pf);
+    return rc;
+}
+
 /* Moves pages of an answer into the batch, merging a page continued over
  * several answers (its categories come in pieces). */
 static int batch_merge(wiki_page **batch, size_t *n, size_t *cap, wiki_resp *r) {
@@ -467,11 +535,7 @@ static int query_pages(wsync *w, const char *params, const char *what) {
         bool complete = r.batchcomplete || !cont;
         rag_wiki_resp_release(&r);
         if (complete) {
-            for (size_t i = 0; i < n && !w->stop; i++) {
-                if (w->p->cancel && *w->p->cancel) { w->stop = true; break; }
-                const dirty_title *mv = w->dirty ? find_dirty(w, batch[i].title) : NULL;
-                if ((rc = reconcile(w, &batch[i], mv)) != RAG_OK) goto done;
-            }
+            if ((rc = reconcile_batch(w, batch, n)) != RAG_OK) goto done;
             batch_clear(batch, &n);
         }
         if (!cont) break;
@@ -764,6 +828,7 @@ int rag_wiki_sync(rag_ingester *ing, idx_store *s, const rag_wiki_params *p, rag
     cp.max_backoff_ms = p->max_backoff_ms;
     cp.max_bytes = p->max_response_bytes;
     cp.cancel = p->cancel;
+    w.cp = cp;
     if ((rc = rag_wiki_client_new(&cp, &w.c, err, errlen)) != RAG_OK) goto done;
     if (p->username && (rc = rag_wiki_client_login(w.c, p->username, p->password, err, errlen)) != RAG_OK) goto done;
     if (!p->access) {
@@ -804,6 +869,8 @@ done:
         idx_save(s);    /* a stale FAISS file is rebuilt on the next open anyway */
     }
     rag_wiki_client_counts(w.c, &stats->requests, &stats->retries, &stats->relogins);
+    rag_wiki_fetcher_counts(w.f, &stats->requests, &stats->retries, &stats->relogins);
+    rag_wiki_fetcher_free(w.f);
     stats->seconds = now_s() - w.t0;
     rag_wiki_client_free(w.c);
     for (size_t i = 0; i < w.n_seen; i++) free(w.seen[i]);

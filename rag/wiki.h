@@ -32,6 +32,9 @@ typedef struct {
     int backoff_ms;             /* first retry wait, default 500 (doubles, jittered) */
     int max_backoff_ms;         /* default 30000 */
     size_t max_response_bytes;  /* largest API answer, default 32 MB */
+    int parallel;               /* page fetches in flight, default 4 (1: one after
+                                   another); they share `rate`; results are
+                                   stored in page order, as a sequential run */
     size_t max_pages;           /* test hook: stop after this many page writes (0 = no limit) */
     rag_ingest_cb progress;     /* events: path = page URL; outcome added/updated/
                                    renamed (moved)/removed/unchanged/failed */

@@ -127,4 +127,45 @@ int rag_wiki_client_login(wiki_client *c, const char *user, const char *password
  * session ended. */
 void rag_wiki_client_counts(const wiki_client *c, size_t *requests, size_t *retries, size_t *relogins);
 
+/* ------------------------------------------------------------ page fetches
+ * (rag/wiki_fetch.c): the rendered HTML of the next pages is fetched by N
+ * threads while the sync stores the current one; the sync takes each
+ * result back in page order, so the index is the one a sequential run
+ * makes. */
+
+/* The action=parse parameters for one revision. */
+void rag_wiki_parse_params(char *buf, size_t n, int64_t revid);
+
+enum { WIKI_FETCH_QUEUED = 1, WIKI_FETCH_RUNNING, WIKI_FETCH_DONE };
+
+typedef struct wiki_fetch {
+    int64_t revid;              /* set by the submitter */
+    /* set by the fetcher */
+    int state;
+    int rc;                     /* rag_wiki_client_call's */
+    char err[768];
+    wiki_resp r;                /* the answer: the taker may move it out (then zero it) */
+    struct wiki_fetch *next;    /* the queue's */
+} wiki_fetch;
+
+typedef struct wiki_fetcher wiki_fetcher;
+
+/* n clients made from cp, each with cp->rate / n (the run's rate is
+ * shared) and logged in when user is not NULL, and their threads. The
+ * caller's cancel flag (cp->cancel) aborts transfers while the caller
+ * waits. *out owned. */
+int rag_wiki_fetcher_new(const wiki_client_params *cp, const char *user, const char *password, int n,
+                         wiki_fetcher **out, char *err, size_t errlen);
+/* Queues j (which must live until it is dropped). */
+void rag_wiki_fetcher_submit(wiki_fetcher *f, wiki_fetch *j);
+/* Waits until j is done. */
+void rag_wiki_fetcher_wait(wiki_fetcher *f, wiki_fetch *j);
+/* Ends j: out of the queue when not started, else waited for (its
+ * transfer aborted first with abort, which then aborts all that are in
+ * flight: for the end of a run); its answer released. */
+void rag_wiki_fetcher_drop(wiki_fetcher *f, wiki_fetch *j, bool abort);
+/* Adds the clients' counters. */
+void rag_wiki_fetcher_counts(const wiki_fetcher *f, size_t *requests, size_t *retries, size_t *relogins);
+void rag_wiki_fetcher_free(wiki_fetcher *f);   /* NULL: no-op */
+
 #endif

@@ -4,7 +4,9 @@
 # importDump.php (English and German, two sections each); then `mrag
 # ingest-wiki` is timed for a full sync, a no-change incremental re-sync, a
 # no-change --full re-sync (revision check of every page, nothing fetched)
-# and an incremental sync after 10 edits. Prints pages/s for each.
+# and an incremental sync after 10 edits. Prints pages/s for each; the
+# full sync runs twice, first with one page fetch at a time, then with the
+# default 4 in flight (the wiki serves 2 PHP workers), with the load average.
 #
 #   BUILD=build/x sh tests/bench_wiki.sh [N]      (default N=500)
 #
@@ -71,8 +73,12 @@ run() { "$MRAG" ingest-wiki "$WIKI_API" --index "$IDX" -m "$TMP/m.gguf" --rate 0
         { cat "$TMP/out.txt" >&2; exit 1; }; }
 pages_in() { n=$(sed -n 's/^\([0-9]*\) pages\{0,1\} in .*/\1/p' "$TMP/out.txt"); echo "${n:-0}"; }
 
+# the same full sync with one page fetch at a time (--fetch-parallel 1),
+# into another index, just before the default (4 fetches in flight)
+t0=$(now); run --fetch-parallel 1 --index "$TMP/idx-seq"; t1=$(now)
+echo "full sync, 1 fetch at a time: $(pages_in) pages, $(rate "$(pages_in)" "$t0" "$t1")  [$(head -1 "$TMP/out.txt")] (load $(cut -d' ' -f1-3 /proc/loadavg))"
 t0=$(now); run; t1=$(now)
-echo "full sync:                  $(pages_in) pages, $(rate "$(pages_in)" "$t0" "$t1")  [$(head -1 "$TMP/out.txt")]"
+echo "full sync (4 fetches):      $(pages_in) pages, $(rate "$(pages_in)" "$t0" "$t1")  [$(head -1 "$TMP/out.txt")] (load $(cut -d' ' -f1-3 /proc/loadavg))"
 t0=$(now); run; t1=$(now)
 echo "no-change incremental sync: $(rate "$N" "$t0" "$t1") (pages per second of wall time for the $N-page wiki)  [$(head -1 "$TMP/out.txt")]"
 t0=$(now); run --full; t1=$(now)

@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -173,6 +174,7 @@ typedef struct {
     bool ns100;                 /* also namespace 100 */
     const char *ca_file;
     double rate;                /* requests/s, 0 = no limit */
+    int parallel;               /* page fetches in flight, 0 = the default */
 } sync_opts;
 
 /* One sync of o->url into the index folder dir. Returns rag_wiki_sync's status. */
@@ -204,6 +206,7 @@ static int do_sync(const char *dir, const sync_opts *o, rag_wiki_stats *st, evlo
     if (o->max_attempts) p.max_attempts = o->max_attempts;
     p.backoff_ms = o->backoff_ms ? o->backoff_ms : 50;
     if (o->max_bytes) p.max_response_bytes = o->max_bytes;
+    if (o->parallel) p.parallel = o->parallel;
     if (log) { memset(log, 0, sizeof *log); p.progress = on_event; p.user = log; }
     err[0] = 0;
     rc = rag_wiki_sync(ing, s, &p, st, err, errlen);
@@ -428,6 +431,63 @@ TEST(full_sync_mirrors_english_and_german_pages) {
     CHECK(!st.full, "second run incremental (%s)", st.full_reason);
     CHECK_EQ_INT(st.added + st.updated + st.removed + st.moved + st.failed, 0);
     CHECK_EQ_INT(st.chunks_added, 0);
+}
+
+/* The chunks of dir in the order they were stored (URI, ordinal, id). */
+static char *chunk_order(const char *dir) {
+    idx_store *s = test_open_index(dir);
+    sqlite3_stmt *st;
+    REQUIRE(sqlite3_prepare_v2(idx_debug_db(s), "SELECT d.uri, c.ordinal, c.id FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                                "ORDER BY c.id", -1, &st, NULL) == SQLITE_OK);
+    char *out = calloc(1, 1);
+    size_t len = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char *line = NULL;
+        int k = asprintf(&line, "%s\t%d\t%lld\n", sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+                         (long long)sqlite3_column_int64(st, 2));
+        REQUIRE(k > 0);
+        out = realloc(out, len + (size_t)k + 1);
+        memcpy(out + len, line, (size_t)k + 1);
+        len += (size_t)k;
+        free(line);
+    }
+    sqlite3_finalize(st);
+    idx_close(s);
+    return out;
+}
+
+static char *index_fingerprint(const char *dir);
+
+/* Pages fetched 4 at a time (the default) give the index of a sequential
+ * run: the same documents, and the same chunks stored in the same order. */
+TEST(parallel_fetches_equal_a_sequential_sync) {
+    wiki_env *w = wiki(false);
+    char seq[1100], par[1100];
+    snprintf(seq, sizeof seq, "%s/idx-fetch-seq", test_tmpdir());
+    snprintf(par, sizeof par, "%s/idx-fetch-par", test_tmpdir());
+    sync_opts o = {.url = w->api, .rules = g_hr_rules, .ns100 = true, .full = true, .parallel = 1};
+    rag_wiki_stats st;
+    evlog l1, l4;
+    char err[1024];
+    REQUIRE(do_sync(seq, &o, &st, &l1, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK(st.added >= 6 && st.failed == 0, "%zu added, %zu failed", st.added, st.failed);
+    o.parallel = 4;
+    REQUIRE(do_sync(par, &o, &st, &l4, err, sizeof err) == RAG_OK, "%s", err);
+    CHECK(st.added >= 6 && st.failed == 0, "%zu added, %zu failed", st.added, st.failed);
+    char *a = index_fingerprint(seq), *b = index_fingerprint(par);
+    CHECK(strcmp(a, b) == 0, "sequential:\n%sparallel:\n%s", a, b);
+    free(a);
+    free(b);
+    a = chunk_order(seq);
+    b = chunk_order(par);
+    CHECK(strcmp(a, b) == 0, "chunk order differs:\n%s---\n%s", a, b);
+    free(a);
+    free(b);
+    /* the pages are reported in the same order */
+    CHECK_EQ_INT(l4.n, l1.n);
+    for (int i = 0; i < l1.n && i < l4.n; i++) CHECK_EQ_STR(l4.path[i], l1.path[i]);
+    check_no_ghosts(par);
+    check_index_equals_wiki(w, par);
 }
 
 TEST(incremental_sync_follows_edits_moves_and_deletions) {
@@ -759,11 +819,13 @@ enum {
     FAULT_PARSE_503,        /* every page's HTML: 503 (the listing works) */
     FAULT_RATELIMITED_ONCE, /* the first request: MediaWiki's "ratelimited" error */
     FAULT_SESSION_ENDS,     /* a login wiki whose session ends at the 5th request */
+    FAULT_SLOW_PARSE_PAGE2_500, /* every page's HTML takes 300 ms; page 2's: 500 */
 };
 
 static struct MHD_Daemon *g_fake;
 static int g_fake_port;
 static atomic_int g_fault, g_fake_requests, g_fake_stop;
+static atomic_int g_parse_inflight, g_parse_max;  /* action=parse requests being answered, and the most at once */
 static atomic_int g_fake_logins, g_fake_session, g_fake_unasserted;   /* login fake: session id in force */
 
 static const char *fake_words[] = {"walrus", "narwhal", "pelican"};
@@ -920,6 +982,13 @@ static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *conn, cons
             return fake_reply(conn, 200, e, strlen(e), NULL);
         }
         if (fault == FAULT_PARSE_503) return fake_reply(conn, 503, "down", 4, NULL);
+        if (fault == FAULT_SLOW_PARSE_PAGE2_500) {
+            int now = atomic_fetch_add(&g_parse_inflight, 1) + 1;
+            for (int m = atomic_load(&g_parse_max); now > m && !atomic_compare_exchange_weak(&g_parse_max, &m, now);) {}
+            for (int k = 0; k < 30 && !atomic_load(&g_fake_stop); k++) usleep(10000);
+            atomic_fetch_sub(&g_parse_inflight, 1);
+            if (i == 2) return fake_reply(conn, 500, "page 2 is broken", 16, NULL);
+        }
         if (fault == FAULT_BADJSON_PAGE1 && i == 1) return fake_reply(conn, 200, "{\"parse\":{\"text\":\"<p>cut", 23, NULL);
         if (fault == FAULT_HANG_PAGE3 && i == 3) {
             for (int k = 0; k < 200 && !atomic_load(&g_fake_stop); k++) usleep(10000);
@@ -1132,12 +1201,55 @@ TEST(a_wiki_that_fails_every_page_ends_the_run) {
     idx_close(s);
 }
 
+/* Several pages are fetched at once (the fake wiki sees them overlap),
+ * one of them fails and is named, the others are stored; the index and
+ * the reports are those of a sequential run. */
+TEST(parallel_fetches_a_failing_page_is_named_and_the_rest_goes_on) {
+    const char *api = fake_wiki(FAULT_SLOW_PARSE_PAGE2_500);
+    char *fp[2], *order[2];
+    int maxes[2];
+    static const int pars[2] = {1, 3};
+    for (int k = 0; k < 2; k++) {
+        atomic_store(&g_parse_inflight, 0);
+        atomic_store(&g_parse_max, 0);
+        const char *dir = fresh_dir(k ? "idx-pfetch-3" : "idx-pfetch-1");
+        sync_opts o = {.url = api, .full = true, .max_attempts = 2, .parallel = pars[k]};
+        rag_wiki_stats st;
+        evlog log;
+        char err[1024];
+        REQUIRE(do_sync(dir, &o, &st, &log, err, sizeof err) == RAG_OK, "%s", err);
+        CHECK_EQ_INT(st.added, 2);
+        CHECK_EQ_INT(st.failed, 1);
+        /* in page order: 1 added, 2 failed (named, with the status), 3 added */
+        CHECK(log.n == 3, "%d events", log.n);
+        if (log.n == 3) {
+            CHECK(strstr(log.path[0], "Page_1") && log.o[0] == RAG_ING_ADDED, "%s", log.path[0]);
+            CHECK(strstr(log.path[1], "Page_2") && log.o[1] == RAG_ING_FAILED && strstr(log.reason[1], "HTTP status 500") &&
+                      strstr(log.reason[1], api),
+                  "%s: %s", log.path[1], log.reason[1]);
+            CHECK(strstr(log.path[2], "Page_3") && log.o[2] == RAG_ING_ADDED, "%s", log.path[2]);
+        }
+        CHECK_EQ_INT(count_docs(dir), 2);
+        check_no_ghosts(dir);
+        fp[k] = index_fingerprint(dir);
+        order[k] = chunk_order(dir);
+        maxes[k] = atomic_load(&g_parse_max);
+    }
+    CHECK(maxes[0] == 1, "sequential: %d fetches at once", maxes[0]);
+    CHECK(maxes[1] >= 2, "--fetch-parallel 3: at most %d fetch at once", maxes[1]);
+    CHECK(strcmp(fp[0], fp[1]) == 0, "sequential:\n%sparallel:\n%s", fp[0], fp[1]);
+    CHECK(strcmp(order[0], order[1]) == 0, "chunk order:\n%s---\n%s", order[0], order[1]);
+    for (int k = 0; k < 2; k++) { free(fp[k]); free(order[k]); }
+}
+
 TEST(an_ended_login_session_is_renewed_not_read_anonymously) {
     const char *api = fake_wiki(FAULT_SESSION_ENDS);
     atomic_store(&g_fake_logins, 0);
     atomic_store(&g_fake_unasserted, 0);
     const char *dir = fresh_dir("idx-session");
-    sync_opts o = {.url = api, .full = true, .user = "Bot@mrag", .password = "secret"};
+    /* one connection: the counts are those of one session (the fake keeps
+     * one session in force; the fetches in flight each log in) */
+    sync_opts o = {.url = api, .full = true, .user = "Bot@mrag", .password = "secret", .parallel = 1};
     rag_wiki_stats st;
     char err[1024];
     REQUIRE(do_sync(dir, &o, &st, NULL, err, sizeof err) == RAG_OK, "%s", err);
@@ -1376,11 +1488,13 @@ TEST_MAIN(RUN(fault_503_with_retry_after_then_success), RUN(fault_maxlag_waits_a
           RUN(fault_oversized_answer_fails_that_page_only_and_is_retried),
           RUN(fault_hanging_answer_times_out_and_the_run_goes_on), RUN(fault_malformed_json_is_a_clear_error),
           RUN(fault_persistent_500_gives_up_with_a_clear_error), RUN(a_wiki_that_fails_every_page_ends_the_run),
+          RUN(parallel_fetches_a_failing_page_is_named_and_the_rest_goes_on),
           RUN(an_ended_login_session_is_renewed_not_read_anonymously), RUN(continuation_merges_a_page_split_over_answers),
           RUN(json_answers_with_too_many_values_are_refused_before_parsing), RUN(bad_urls_are_refused),
           RUN(tls_is_verified_and_a_private_ca_is_accepted),
           RUN(cli_usage_progress_and_summary), RUN(cli_remote_embeddings_equal_local),
-          RUN(full_sync_mirrors_english_and_german_pages), RUN(incremental_sync_follows_edits_moves_and_deletions),
+          RUN(full_sync_mirrors_english_and_german_pages), RUN(parallel_fetches_equal_a_sequential_sync),
+          RUN(incremental_sync_follows_edits_moves_and_deletions),
           RUN(changed_access_rules_regroup_without_reembedding), RUN(full_sync_removes_a_deletion_the_changes_missed),
           RUN(sync_stopped_half_way_then_rerun_equals_a_clean_sync), RUN(cli_killed_mid_sync_then_rerun_finishes),
           RUN(move_leaving_a_redirect_keeps_only_the_new_title), RUN(a_run_without_rules_keeps_the_groups_pages_have),
