@@ -11,6 +11,7 @@
 #include "llm/llm.h"
 
 #include "rag/guard.h"
+#include "rag/rag.h"
 
 /* ------------------------------------------------------------ options
  * The one option parser of the commands (opt.c). A command lists its
@@ -224,6 +225,16 @@ char *app_recorded_model(idx_store *s);
  * never fatal. */
 struct llm_model;
 void app_after_ingest(idx_store *s, struct llm_model *m, const char *cmd);
+/* The same after an ingest through a server (--llm-url BASE
+ * --llm-embeddings): the pseudo-queries are embedded by the server made
+ * from rp (checked against the index as `ask --llm-embeddings` does). */
+void app_after_ingest_remote(idx_store *s, const rag_remote_params *rp, const char *cmd);
+/* Makes the server of rp embed queries for retrievers on s: checks it
+ * against the index (dimension, model), then sets out->embed, embed_user
+ * and embed_dim. *remote and *engine are owned (free the engine first).
+ * 0, or 1 with err set. */
+int app_remote_embedder(const rag_remote_params *rp, idx_store *s, rag_retriever_params *out, rag_remote **remote,
+                        rag_engine **engine, char *err, size_t errlen);
 /* `--layer auto`: compares embedding layers on the index (cand NULL: the
  * defaults of rag_tune_layer), re-embeds at the best, prints the table;
  * failures are warnings naming cmd. Call app_after_ingest (or rag_tune) after. */

@@ -510,7 +510,8 @@ int app_cmd_ingest(int argc, char **argv) {
      * learn from (an index that has none yet gets them at the next change,
      * or from `mrag tune`): no retrieval context, no forward pass */
     bool changed = st.added || st.updated || st.removed || st.renamed || layer_auto;
-    app_after_ingest(s, changed && !remote ? m : NULL, "ingest");
+    if (remote && changed) app_after_ingest_remote(s, &rp, "ingest");
+    else app_after_ingest(s, changed ? m : NULL, "ingest");
     rc = st.cancelled ? 130 : 0;
     if (watcher && !st.cancelled) {
         printf("watching %s for changes (Ctrl-C stops)\n", app_esc(dir));
@@ -540,7 +541,8 @@ int app_cmd_ingest(int argc, char **argv) {
             continue;
         }
         print_summary(&u, &st, index_dir, s);
-        if (st.added || st.updated || st.renamed || st.removed) app_after_ingest(s, remote ? NULL : m, "ingest");
+        if ((st.added || st.updated || st.renamed || st.removed) && remote) app_after_ingest_remote(s, &rp, "ingest");
+        else if (st.added || st.updated || st.renamed || st.removed) app_after_ingest(s, m, "ingest");
         fflush(stdout);
         if (st.cancelled) break;
     }

@@ -40,7 +40,14 @@ static const char *tune_usage =
     "  --candidates LIST  the layers --layer auto compares, e.g. 8,16,24,final\n"
     "  --compounds MODE   corpus | dict | both | off (default: as recorded, both)\n"
     "  --dict FILE        hunspell word list (default /usr/share/hunspell/de_DE.dic)\n"
-    "  --threads N        engine threads (default: all cores)\n";
+    "  --threads N        engine threads (default: all cores)\n"
+    "  --llm-url BASE --llm-embeddings\n"
+    "                     embed the queries through an OpenAI-compatible server's\n"
+    "                     BASE/embeddings (the index's model, as `ask --llm-embeddings`\n"
+    "                     checks) instead of a local model: for an index built with\n"
+    "                     `ingest --llm-url`\n"
+    "  --llm-key-file F   the server's API key (first line of F)\n"
+    "  --llm-model NAME   the model to ask for (default: the first it lists)\n";
 
 #define TUNE_MAX_FILE (512u << 20)
 
@@ -120,7 +127,8 @@ static int load_labels(idx_store *s, const char *path, labels *L, cJSON **root) 
     return 0;
 }
 
-enum { O_INDEX = 256, O_SQUAD, O_COMPOUNDS, O_DICT, O_LAYER, O_CANDIDATES, O_QUERIES, O_THREADS };
+enum { O_INDEX = 256, O_SQUAD, O_COMPOUNDS, O_DICT, O_LAYER, O_CANDIDATES, O_QUERIES, O_THREADS, O_LLM_URL,
+       O_LLM_KEY_FILE, O_LLM_MODEL, O_LLM_EMBEDDINGS };
 static const app_opt tune_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -131,6 +139,10 @@ static const app_opt tune_opts[] = {
     {"candidates", 0, "L,L,...", O_CANDIDATES},
     {"queries", 0, "N", O_QUERIES},
     {"threads", 0, "N", O_THREADS},
+    {"llm-url", 0, "URL", O_LLM_URL},
+    {"llm-key-file", 0, "FILE", O_LLM_KEY_FILE},
+    {"llm-model", 0, "NAME", O_LLM_MODEL},
+    {"llm-embeddings", 0, NULL, O_LLM_EMBEDDINGS},
     {0},
 };
 const app_opt *const app_tune_opts[] = {tune_opts, NULL};
@@ -139,8 +151,9 @@ int app_cmd_tune(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { fputs(tune_usage, stdout); return 0; }
     const char *index_flag = NULL, *mflag = NULL, *squad = NULL, *compounds = NULL, *dict = NULL;
     int queries = 200, threads = 0;
-    bool layer_auto = false;
+    bool layer_auto = false, remote = false;
     int cand[RAG_MAX_LAYERS], n_cand = 0;
+    rag_remote_params rmp = rag_remote_default_params();
     app_args ap;
     app_args_init(&ap, "tune", app_tune_opts, argc, argv);
     const char *val;
@@ -174,11 +187,23 @@ int app_cmd_tune(int argc, char **argv) {
         case O_THREADS:
             if (!app_opt_int(&ap, val, 0, 512, &threads)) return 2;
             break;
+        case O_LLM_URL: rmp.base_url = val; break;
+        case O_LLM_KEY_FILE: rmp.key_file = val; break;
+        case O_LLM_MODEL: rmp.model = val; break;
+        case O_LLM_EMBEDDINGS: remote = true; break;
         }
     }
     if (id < 0) return 2;
     if (ap.npos > 0) return app_usage_error(&ap, "unexpected argument '%s'", argv[1]);
+    if (remote && !rmp.base_url) return app_usage_error(&ap, "--llm-embeddings needs --llm-url BASE");
+    if (rmp.base_url && !remote)
+        return app_usage_error(&ap, "--llm-url needs --llm-embeddings (tune only embeds queries)");
+    if (remote && layer_auto) return app_usage_error(&ap, "--layer needs a local model (a server embeds the final layer)");
     int rc = 1;
+    char err[1024];
+    rag_remote *remote_srv = NULL;
+    rag_engine *remote_eng = NULL;
+    rag_retriever_params rp = rag_retriever_default_params();
     idx_store *s = NULL;
     llm_model *m = NULL;
     rag_retriever *r = NULL;
@@ -202,6 +227,16 @@ int app_cmd_tune(int argc, char **argv) {
             if (fi.lang_chunks[l]) { printf("%s%s %lld", first ? "" : ", ", idx_lang_code(l), (long long)fi.lang_chunks[l]); first = false; }
         printf("%s); compounds %s, %lld words\n", first ? "none recognised" : "", fi.compounds, (long long)fi.vocab_words);
     }
+    rp.n_threads = threads;
+    if (remote) {
+        /* the queries go to the server; the index's vectors stay as they are */
+        app_warn_if_readable(rmp.key_file, "the key file ");
+        if (app_remote_embedder(&rmp, s, &rp, &remote_srv, &remote_eng, err, sizeof err)) {
+            app_error("tune: remote embeddings: %s", err);
+            goto done;
+        }
+        goto learn;
+    }
     const char *mpath = app_model_path(mflag);
     if (!mpath && (recorded = app_recorded_model(s))) mpath = recorded;
     if (!mpath) {
@@ -209,7 +244,6 @@ int app_cmd_tune(int argc, char **argv) {
         rc = 0;
         goto done;
     }
-    char err[1024];
     llm_model_params mp = llm_model_default_params();
     if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("tune: %s", err); goto done; }
     if (layer_auto) {
@@ -224,9 +258,8 @@ int app_cmd_tune(int argc, char **argv) {
         r = NULL;
         app_choose_layer(s, m, threads, n_cand ? cand : NULL, n_cand, "tune");
     }
-    rag_retriever_params rp = rag_retriever_default_params();
     rp.model = m;
-    rp.n_threads = threads;
+learn:
     if (rag_retriever_new(s, &rp, &r, err, sizeof err) != RAG_OK) { app_error("tune: %s", err); goto done; }
     rag_tune_params tp = {.max_queries = queries};
     if (squad) {
@@ -248,6 +281,8 @@ done:
     free(L.ids);
     free(recorded);
     rag_retriever_free(r);
+    rag_engine_free(remote_eng);
+    rag_remote_free(remote_srv);
     idx_close(s);
     llm_model_free(m);
     return rc;

@@ -273,7 +273,8 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
         if (fresh) app_index_discard(&s, index_dir);    /* a first sync that stored nothing */
         goto done;
     }
-    app_after_ingest(s, remote ? NULL : m, "ingest-wiki");
+    if (remote) app_after_ingest_remote(s, &rp, "ingest-wiki");
+    else app_after_ingest(s, m, "ingest-wiki");
     size_t pages = st.added + st.updated + st.moved + st.removed + st.unchanged + st.failed;
     printf("%s (%s%s%s): %zu added, %zu updated, %zu moved, %zu removed, %zu unchanged, %zu failed\n",
            st.cancelled ? "stopped" : "done", st.full ? "full sync: " : "incremental", st.full ? st.full_reason : "",

@@ -160,19 +160,13 @@ char *app_join_args(int n, char **args) {
     return s;
 }
 
-void app_after_ingest(idx_store *s, llm_model *m, const char *cmd) {
-    bool rebuilt = false;
-    if (idx_fts_retune(s, NULL, &rebuilt) != IDX_OK) {
-        fprintf(stderr, "mrag: %s: warning: the text index was not re-analysed: %s\n", cmd, idx_errmsg(s));
-        return;
-    }
-    rag_fusion f;
-    if (!m || (!rebuilt && rag_fusion_load(s, &f) == RAG_OK)) return;
-    rag_retriever_params rp = rag_retriever_default_params();
-    rp.model = m;
+/* The fusion weights learned with a retriever made from rp (the model, or
+ * a server's embeddings); failures are warnings naming cmd. */
+static void learn_fusion(idx_store *s, const rag_retriever_params *rp, const char *cmd) {
     rag_retriever *r = NULL;
     char err[1024] = "";
-    if (rag_retriever_new(s, &rp, &r, err, sizeof err) != RAG_OK) {
+    rag_fusion f;
+    if (rag_retriever_new(s, rp, &r, err, sizeof err) != RAG_OK) {
         fprintf(stderr, "mrag: %s: warning: fusion weights not learned: %s\n", cmd, err);
         return;
     }
@@ -180,6 +174,67 @@ void app_after_ingest(idx_store *s, llm_model *m, const char *cmd) {
     if (rc != RAG_OK && rc != RAG_ERR_NOTFOUND)
         fprintf(stderr, "mrag: %s: warning: fusion weights not learned: %s\n", cmd, err);
     rag_retriever_free(r);
+}
+
+/* Re-analyses the text index; true when the fusion weights are to be
+ * learned (the text index was rebuilt, or none are stored yet). */
+static bool after_ingest_retune(idx_store *s, const char *cmd) {
+    bool rebuilt = false;
+    if (idx_fts_retune(s, NULL, &rebuilt) != IDX_OK) {
+        fprintf(stderr, "mrag: %s: warning: the text index was not re-analysed: %s\n", cmd, idx_errmsg(s));
+        return false;
+    }
+    rag_fusion f;
+    return rebuilt || rag_fusion_load(s, &f) != RAG_OK;
+}
+
+void app_after_ingest(idx_store *s, llm_model *m, const char *cmd) {
+    if (!after_ingest_retune(s, cmd) || !m) return;
+    rag_retriever_params rp = rag_retriever_default_params();
+    rp.model = m;
+    learn_fusion(s, &rp, cmd);
+}
+
+/* Contract: see app.h. */
+int app_remote_embedder(const rag_remote_params *rp, idx_store *s, rag_retriever_params *out, rag_remote **remote,
+                        rag_engine **engine, char *err, size_t errlen) {
+    *remote = NULL;
+    *engine = NULL;
+    rag_remote *r = NULL;
+    rag_engine *e = NULL;
+    if (rag_remote_new(rp, &r, err, errlen) != RAG_OK) return 1;
+    int dim = 0;
+    if (rag_remote_check_index(r, s, &dim) != RAG_OK) {
+        snprintf(err, errlen, "%s", rag_remote_errmsg(r));
+        rag_remote_free(r);
+        return 1;
+    }
+    if (rag_engine_remote_new(r, &e) != RAG_OK) {
+        snprintf(err, errlen, "out of memory");
+        rag_remote_free(r);
+        return 1;
+    }
+    out->embed = rag_engine_embed_one;
+    out->embed_user = e;
+    out->embed_dim = dim;
+    *remote = r;
+    *engine = e;
+    return 0;
+}
+
+void app_after_ingest_remote(idx_store *s, const rag_remote_params *rp, const char *cmd) {
+    if (!after_ingest_retune(s, cmd)) return;
+    rag_retriever_params p = rag_retriever_default_params();
+    rag_remote *r = NULL;
+    rag_engine *e = NULL;
+    char err[1024] = "";
+    if (app_remote_embedder(rp, s, &p, &r, &e, err, sizeof err)) {
+        fprintf(stderr, "mrag: %s: warning: fusion weights not learned: %s\n", cmd, err);
+        return;
+    }
+    learn_fusion(s, &p, cmd);
+    rag_engine_free(e);
+    rag_remote_free(r);
 }
 
 void app_fusion_describe(const void *fv, char *out, size_t n) {

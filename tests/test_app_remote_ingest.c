@@ -13,6 +13,7 @@
 #include "tests/test.h"
 
 #include "index/index.h"
+#include "rag/rag.h"
 
 #include <curl/curl.h>
 #include <math.h>
@@ -100,6 +101,10 @@ static struct MHD_Daemon *px;
 static int px_port;
 static const char *px_upstream;         /* url_a */
 static atomic_int px_mode, px_fail_after, px_embeds, px_failed, px_hide_mrag;
+/* A run's requests: the dimension probe ("dimension check"), the batches,
+ * and after a first ingest the fusion weights' probe and pseudo-queries.
+ * px_embeds counts the ingest's: up to the second probe. */
+static atomic_int px_probes;
 static char px_auth_seen[256];
 static pthread_mutex_t px_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -157,12 +162,14 @@ static enum MHD_Result px_handler(void *cls, struct MHD_Connection *c, const cha
     snprintf(px_auth_seen, sizeof px_auth_seen, "%s", auth ? auth : "");
     pthread_mutex_unlock(&px_mu);
     bool embed = strstr(url, "/embeddings") != NULL;
-    if (embed && atomic_load(&px_mode) == PX_REFUSE_MARKED) atomic_fetch_add(&px_embeds, 1);
+    if (embed && cs->body && strstr(cs->body, "\"dimension check\"")) atomic_fetch_add(&px_probes, 1);
+    bool tuning = atomic_load(&px_probes) >= 2;   /* the fusion weights' queries: not counted, never failed */
+    if (embed && !tuning && atomic_load(&px_mode) == PX_REFUSE_MARKED) atomic_fetch_add(&px_embeds, 1);
     if (embed && atomic_load(&px_mode) == PX_REFUSE_MARKED && cs->body && strstr(cs->body, "Refusemarker")) {
         static const char e400[] = "{\"error\":{\"message\":\"input is too long for this model\",\"type\":\"invalid_request_error\"}}";
         return px_reply(c, 400, e400, strlen(e400));
     }
-    if (embed && atomic_load(&px_mode) != PX_REFUSE_MARKED) {
+    if (embed && !tuning && atomic_load(&px_mode) != PX_REFUSE_MARKED) {
         int n = atomic_fetch_add(&px_embeds, 1) + 1;
         int mode = atomic_load(&px_mode);
         if (mode != PX_PASS && n > atomic_load(&px_fail_after)) {
@@ -225,6 +232,7 @@ static void px_start(int mode, int fail_after, bool hide_mrag) {
     atomic_store(&px_fail_after, fail_after);
     atomic_store(&px_embeds, 0);
     atomic_store(&px_failed, 0);
+    atomic_store(&px_probes, 0);
     atomic_store(&px_hide_mrag, hide_mrag);
     if (px) return;
     px_upstream = url_a;
@@ -779,7 +787,93 @@ TEST(small_files_fail_then_resume) {
     free(o);
 }
 
+/* ------------------------------------------------------------ fusion weights */
+
+static void fusion_of(const char *d, rag_fusion *f) {
+    idx_params ip = idx_default_params();
+    ip.read_only = true;
+    idx_store *s = NULL;
+    REQUIRE(idx_open(d, &ip, &s) == IDX_OK, "open %s", d);
+    int rc = rag_fusion_load(s, f);
+    idx_close(s);
+    REQUIRE(rc == RAG_OK, "%s holds no fusion weights", d);
+}
+
+/* Fusion weights within 0.01 (weights, gate, MRR) and from as many
+ * pseudo-queries. */
+static void same_fusion(const rag_fusion *a, const rag_fusion *b, const char *what) {
+    printf("  %s: w_dense %.4f / %.4f, gate %.4f / %.4f, MRR@10 dense %.4f / %.4f, bm25 %.4f / %.4f, hybrid %.4f / %.4f, "
+           "%d / %d queries\n", what, a->w_dense, b->w_dense, a->gate_cos, b->gate_cos, a->mrr_dense, b->mrr_dense,
+           a->mrr_bm25, b->mrr_bm25, a->mrr_hybrid, b->mrr_hybrid, a->n_queries, b->n_queries);
+    CHECK_EQ_STR(a->source, "pseudo");
+    CHECK_EQ_STR(b->source, "pseudo");
+    CHECK_EQ_INT(a->n_queries, b->n_queries);
+    CHECK(fabs(a->w_dense - b->w_dense) <= 0.01 && fabs(a->w_bm25 - b->w_bm25) <= 0.01, "%s: weights %.4f/%.4f vs %.4f/%.4f",
+          what, a->w_dense, a->w_bm25, b->w_dense, b->w_bm25);
+    CHECK((isinf(a->gate_cos) && isinf(b->gate_cos)) || fabs(a->gate_cos - b->gate_cos) <= 0.01, "%s: gate %.4f vs %.4f",
+          what, a->gate_cos, b->gate_cos);
+    CHECK(fabs(a->mrr_dense - b->mrr_dense) <= 0.01 && fabs(a->mrr_bm25 - b->mrr_bm25) <= 0.01 &&
+              fabs(a->mrr_hybrid - b->mrr_hybrid) <= 0.01,
+          "%s: MRR %.4f/%.4f/%.4f vs %.4f/%.4f/%.4f", what, a->mrr_dense, a->mrr_bm25, a->mrr_hybrid, b->mrr_dense,
+          b->mrr_bm25, b->mrr_hybrid);
+}
+
+/* A remote ingest learns the fusion weights at its end as a local ingest
+ * does, embedding the pseudo-queries through the server; `mrag tune
+ * --llm-url --llm-embeddings` learns them again the same way. With the
+ * shared test model served by `mrag serve`, both equal the weights a
+ * local ingest and a local `mrag tune` learn from the same model file. */
+TEST(fusion_weights_learned_through_the_server) {
+    setup();
+    char shared[600];
+    snprintf(shared, sizeof shared, "%s", test_require_shared("models/stories260K.gguf"));
+    char lidx[700], ridx[700], log[700], url[64], *o = NULL;
+    snprintf(lidx, sizeof lidx, "%s/fusion-local", dir);
+    snprintf(ridx, sizeof ridx, "%s/fusion-remote", dir);
+    int rc = run(&o, "%s ingest data/sample --index %s -m %s --threads 1", mrag, test_shq(lidx), test_shq(shared));
+    REQUIRE(rc == 0, "local ingest: %s", o);
+    free(o);
+    snprintf(log, sizeof log, "%s/fusion.err", dir);
+    const char *args[] = {"--index", lidx, "-m", shared, "--listen", "127.0.0.1:0", "--threads", "1", NULL};
+    pid_t srv = test_serve_spawn(args, log, url, sizeof url);
+    rc = run(&o, "%s ingest data/sample --index %s -m %s --llm-url %s/v1 --llm-embeddings", mrag, test_shq(ridx),
+             test_shq(shared), url);
+    CHECK(rc == 0 && o && !strstr(o, "not learned"), "remote ingest: exit %d: %s", rc, o ? o : "");
+    free(o);
+    rag_fusion fl, fr;
+    fusion_of(lidx, &fl);
+    fusion_of(ridx, &fr);
+    same_fusion(&fl, &fr, "after ingest, local vs through the server");
+    /* mrag tune: locally with the model file, and through the server */
+    char *ol = NULL, *orr = NULL;
+    rc = run(&ol, "%s tune --index %s -m %s --threads 1", mrag, test_shq(lidx), test_shq(shared));
+    CHECK(rc == 0, "local tune: %s", ol ? ol : "");
+    rc = run(&orr, "%s tune --index %s --llm-url %s/v1 --llm-embeddings", mrag, test_shq(ridx), url);
+    CHECK(rc == 0 && orr && strstr(orr, "learned from"), "remote tune: exit %d: %s", rc, orr ? orr : "");
+    free(ol);
+    free(orr);
+    fusion_of(lidx, &fl);
+    fusion_of(ridx, &fr);
+    same_fusion(&fl, &fr, "mrag tune, local vs through the server");
+    /* a server with another model is refused, and the weights stay */
+    rc = run(&o, "%s tune --index %s --llm-url %s/v1 --llm-embeddings", mrag, test_shq(ridx), url_a);
+    CHECK(rc == 1 && o && strstr(o, "not the one the index was built with"), "exit %d: %s", rc, o ? o : "");
+    free(o);
+    rag_fusion again;
+    fusion_of(ridx, &again);
+    CHECK(again.w_dense == fr.w_dense && again.n_queries == fr.n_queries, "the weights changed");
+    /* usage: --llm-url alone, --layer with a server */
+    rc = run(&o, "%s tune --index %s --llm-url %s/v1", mrag, test_shq(ridx), url);
+    CHECK(rc == 2, "exit %d: %s", rc, o ? o : "");
+    free(o);
+    rc = run(&o, "%s tune --index %s --llm-url %s/v1 --llm-embeddings --layer auto", mrag, test_shq(ridx), url);
+    CHECK(rc == 2, "exit %d: %s", rc, o ? o : "");
+    free(o);
+    kill(srv, SIGKILL);
+    waitpid(srv, NULL, 0);
+}
+
 TEST_MAIN(RUN(remote_vectors_equal_local); RUN(parallel_equals_serial); RUN(no_local_model); RUN(other_model_refused);
           RUN(name_fingerprint); RUN(server_500s_then_resume); RUN(connections_dropped_then_resume); RUN(api_key_sent); RUN(served_lora_is_the_fingerprint);
           RUN(refused_input_fails_only_its_document); RUN(small_files_share_batches); RUN(refused_input_in_a_mixed_batch);
-          RUN(small_files_fail_then_resume);)
+          RUN(small_files_fail_then_resume); RUN(fusion_weights_learned_through_the_server);)
