@@ -439,19 +439,20 @@ static int reconcile_batch(wsync *w, wiki_page *batch, size_t n) {
             }
             next++;
         }
-        w->pf = pf && pf[i].state ? &pf[i] : NULL;
+        /* revid marks a fetch submitted (the main thread's field: state is the fetcher's) */
+        w->pf = pf && pf[i].revid ? &pf[i] : NULL;
         const dirty_title *mv = w->dirty ? find_dirty(w, batch[i].title) : NULL;
         rc = reconcile(w, &batch[i], mv);
         w->pf = NULL;
-        if (pf && pf[i].state) {
+        if (pf && pf[i].revid) {
             rag_wiki_fetcher_drop(w->f, &pf[i], false);
-            pf[i].state = 0;
+            pf[i].revid = 0;
         }
         if (rc != RAG_OK) goto done;
     }
 done:
     for (size_t i = 0; pf && i < n; i++)
-        if (pf[i].state) rag_wiki_fetcher_drop(w->f, &pf[i], true);
+        if (pf[i].revid) rag_wiki_fetcher_drop(w->f, &pf[i], true);
     free(pf);
     return rc;
 }

@@ -139,7 +139,7 @@ void rag_wiki_parse_params(char *buf, size_t n, int64_t revid);
 enum { WIKI_FETCH_QUEUED = 1, WIKI_FETCH_RUNNING, WIKI_FETCH_DONE };
 
 typedef struct wiki_fetch {
-    int64_t revid;              /* set by the submitter */
+    int64_t revid;              /* set by the submitter (> 0) */
     /* set by the fetcher */
     int state;
     int rc;                     /* rag_wiki_client_call's */
