@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <utf8proc.h>
+
 #include "rag/guard_internal.h"
 #include "rag/guard_model_internal.h"
 #include "rag/guard_norm_internal.h"
@@ -80,6 +82,7 @@ void rag_guard_free(rag_guard *g) {
     if (g->audit && g->audit_owned) fclose(g->audit);
     pthread_mutex_destroy(&g->audit_mu);
     free(g->trig);
+    free(g->trig_items);
     for (size_t i = 0; i < g->n_warnings; i++) free(g->warnings[i]);
     free(g->warnings);
     free(g);
@@ -188,60 +191,119 @@ static uint64_t trig_hash(const char *s, size_t n) {
 static int cmp_trig(const void *a, const void *b) {
     const struct guard_trigger *x = a, *y = b;
     if (x->h != y->h) return x->h < y->h ? -1 : 1;
-    return x->rule < y->rule ? -1 : x->rule > y->rule;
+    return x->item < y->item ? -1 : x->item > y->item;
 }
 
-/* The trigger prefilter: every (prefix, rule) of the enabled rules, sorted. */
+/* The trigger prefilter: every (prefix, item, group) of the enabled rules,
+ * sorted by the prefix's hash. */
 static int build_triggers(rag_guard *g) {
-    size_t n = 0;
+    size_t n = 0, ni = 0;
     for (size_t i = 0; i < g->n_rules; i++) {
         const char *t = g->rules[i].enabled ? g->rules[i].triggers : NULL;
-        if (t) n++;
-        for (; t && *t; t++) n += *t == '\n';
+        if (t) { n++; ni++; }
+        for (; t && *t; t++) { n += *t == '\n' || *t == '|' || *t == '+'; ni += *t == '\n'; }
     }
     if (!n) return RAG_OK;
-    if (!(g->trig = malloc(n * sizeof *g->trig))) return RAG_ERR_NOMEM;
+    if (!(g->trig = malloc(n * sizeof *g->trig)) || !(g->trig_items = malloc(ni * sizeof *g->trig_items)))
+        return RAG_ERR_NOMEM;
     for (size_t i = 0; i < g->n_rules; i++) {
         const char *t = g->rules[i].enabled ? g->rules[i].triggers : NULL;
         while (t && *t) {
-            const char *e = strchr(t, '\n');
-            size_t l = e ? (size_t)(e - t) : strlen(t);
-            g->trig[g->n_trig++] = (struct guard_trigger){trig_hash(t, l), (uint32_t)i};
-            t = e ? e + 1 : t + l;
+            uint32_t item = (uint32_t)g->n_trig_items++, bit = 1;
+            for (;;) {
+                size_t l = strcspn(t, "|+\n");
+                g->trig[g->n_trig++] = (struct guard_trigger){trig_hash(t, l), item, bit};
+                char c = t[l];
+                t += l + (c != 0);
+                if (c == '+') bit <<= 1;
+                else if (c != '|') break;
+            }
+            g->trig_items[item] = (struct guard_trigger_item){(uint32_t)i, (bit << 1) - 1};
         }
     }
     qsort(g->trig, g->n_trig, sizeof *g->trig, cmp_trig);
+    for (size_t k = 0; k < g->n_trig; k++) g->trig_bloom[g->trig[k].h >> 54] |= 1ull << ((g->trig[k].h >> 48) & 63);
     return RAG_OK;
 }
 
-static bool trig_byte(unsigned char c) {
-    return c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+/* Prefixes of the words of a text are looked up in the trigger table. A
+ * word is a run of letters and digits (Unicode L and N): every other
+ * character ends one, so that a word starts wherever a pattern's \b (or
+ * (?<!\w)) can hold before a letter — "«Ignore", "—ignore" and "@ignore"
+ * hold the word "ignore". Words are lower-cased as they are hashed
+ * (triggers are lower case; a rule's caseless literal matches only text
+ * whose lower case is the literal's). */
+typedef struct {
+    const rag_guard *g;
+    unsigned char *active;        /* per rule: may match */
+    uint32_t *mask;               /* per trigger item: groups seen */
+} trig_state;
+
+static void trig_begin(trig_state *ts) {
+    const rag_guard *g = ts->g;
+    for (size_t i = 0; i < g->n_rules; i++) ts->active[i] = g->rules[i].triggers == NULL;
+    if (g->n_trig_items) memset(ts->mask, 0, g->n_trig_items * sizeof *ts->mask);
 }
 
-/* Marks in active[] the rules that may match a text whose skeleton is
- * s[0..n): rules without triggers, and rules with a trigger that starts a
- * word of s. Most injection rules need one of a few verbs or nouns; on
- * ordinary prose few of them run at all. */
-static void mark_active(const rag_guard *g, const char *s, size_t n, unsigned char *active) {
-    for (size_t i = 0; i < g->n_rules; i++) active[i] = g->rules[i].triggers == NULL;
-    if (!g->n_trig) return;
+static inline void trig_hit(trig_state *ts, uint64_t h) {
+    const rag_guard *g = ts->g;
+    if (!(g->trig_bloom[h >> 54] & (1ull << ((h >> 48) & 63)))) return;   /* most prefixes */
+    size_t lo = 0, hi = g->n_trig;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (g->trig[mid].h < h) lo = mid + 1; else hi = mid;
+    }
+    for (; lo < g->n_trig && g->trig[lo].h == h; lo++) {
+        uint32_t it = g->trig[lo].item;
+        if ((ts->mask[it] |= g->trig[lo].bit) == g->trig_items[it].full) ts->active[g->trig_items[it].rule] = 1;
+    }
+}
+
+/* The character at u[i] (of u[0..n)): the bytes it takes, and in cb[0..*cl)
+ * its lower case in UTF-8 when it is a letter or digit (*cl = 0: not). */
+static inline size_t word_char(const unsigned char *u, size_t n, size_t i, unsigned char *cb, size_t *cl) {
+    unsigned char c = u[i];
+    *cl = 0;
+    if (c < 0x80) {
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) cb[(*cl)++] = c;
+        else if (c >= 'A' && c <= 'Z') cb[(*cl)++] = (unsigned char)(c + 32);
+        return 1;
+    }
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t l = utf8proc_iterate(u + i, (utf8proc_ssize_t)(n - i), &cp);
+    if (l <= 0) return 1;
+    utf8proc_category_t cat = utf8proc_category(cp);
+    if ((cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) || (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO))
+        *cl = (size_t)utf8proc_encode_char(utf8proc_tolower(cp), cb);
+    return (size_t)l;
+}
+
+/* Marks the rules whose triggers hold in s[0..n), adding to what earlier
+ * calls since trig_begin marked: every prefix of 2..16 bytes (ending at a
+ * character's end) of every lower-cased word is looked up, and the whole
+ * word followed by '$' (a trigger "no$" is the word "no" alone). */
+static void trig_words(trig_state *ts, const char *s, size_t n) {
+    if (!ts->g->n_trig) return;
     const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        if (!trig_byte(u[i])) { i++; continue; }
-        size_t a = i;
-        while (i < n && trig_byte(u[i])) i++;
+    unsigned char cb[8];
+    size_t i = 0, cl;
+    while (i < n) {
+        size_t used = word_char(u, n, i, cb, &cl);
+        if (!cl) { i += used; continue; }
         uint64_t h = 1469598103934665603ull;
-        for (size_t k = a; k < i && k - a < 16; k++) {
-            h = (h ^ u[k]) * 1099511628211ull;
-            if (k == a) continue;
-            if (k + 1 < i && (u[k + 1] & 0xC0) == 0x80) continue;     /* inside a character */
-            size_t lo = 0, hi = g->n_trig;
-            while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                if (g->trig[mid].h < h) lo = mid + 1; else hi = mid;
+        size_t hl = 0;
+        while (cl) {   /* the characters of one word */
+            if (hl < 16) {
+                for (size_t k = 0; k < cl; k++) h = (h ^ cb[k]) * 1099511628211ull;
+                hl += cl;
+                if (hl >= 2 && hl <= 16) trig_hit(ts, h);
             }
-            for (; lo < g->n_trig && g->trig[lo].h == h; lo++) active[g->trig[lo].rule] = 1;
+            i += used;
+            if (i < n) used = word_char(u, n, i, cb, &cl);
+            else cl = 0;
         }
+        /* the whole word: its hash with '$' after it ("no$") */
+        if (hl >= 2 && hl <= 16) trig_hit(ts, (h ^ '$') * 1099511628211ull);
     }
 }
 
@@ -849,13 +911,22 @@ static int scan_deep(scan_env *env, const char *text, size_t len, const size_t *
     guard_view v1 = {0}, v2 = {0};
     char *rot = NULL;
     unsigned char *active = NULL;
+    uint32_t *tmask = NULL;
     guard_decoded dec[GUARD_MAX_DECODED];
     unsigned changes = 0;
     bool seg_v2 = false;
     if (rag_guard_view_unicode(text, len, &v1) != 0) { rc = RAG_ERR_NOMEM; goto done; }
     if (rag_guard_view_skeleton(&v1, &v2, &changes) != 0) { rc = RAG_ERR_NOMEM; goto done; }
-    if (!(active = malloc(env->g->n_rules + 1))) { rc = RAG_ERR_NOMEM; goto done; }
-    mark_active(env->g, v2.s, v2.n, active);
+    if (!(active = malloc(env->g->n_rules + 1)) || !(tmask = malloc((env->g->n_trig_items + 1) * sizeof *tmask))) {
+        rc = RAG_ERR_NOMEM;
+        goto done;
+    }
+    /* the triggers of the rules run on v1 and v2 are looked for in both
+     * (leetspeak folding can join "@" to "ignore" in the skeleton) */
+    trig_state ts = {env->g, active, tmask};
+    trig_begin(&ts);
+    trig_words(&ts, v2.s, v2.n);
+    if (changes) trig_words(&ts, v1.s, v1.n);
     if ((rc = scan(env, v1.s, v1.n, 0, false, NULL, fixed != NULL, active, &v1, fixed)) != RAG_OK) goto done;
     if (changes && (rc = scan(env, v2.s, v2.n, 0, false, NULL, true, active, &v2, fixed)) != RAG_OK) goto done;
     seg_v2 = changes & (GUARD_SK_SPACED | GUARD_SK_HYPHEN);
@@ -864,7 +935,8 @@ static int scan_deep(scan_env *env, const char *text, size_t len, const size_t *
         if (!(rot = malloc(v2.n + 1))) { rc = RAG_ERR_NOMEM; goto done; }
         memcpy(rot, v2.s, v2.n + 1);
         rag_guard_rot13(rot, v2.n);
-        mark_active(env->g, rot, v2.n, active);
+        trig_begin(&ts);
+        trig_words(&ts, rot, v2.n);
         if ((rc = scan(env, rot, v2.n, 0, false, NULL, true, active, &v2, fixed)) != RAG_OK) goto done;
         if ((rc = detect(env, &v1, &v2, rot, seg_v2, fixed)) != RAG_OK) goto done;
     }
@@ -880,6 +952,7 @@ static int scan_deep(scan_env *env, const char *text, size_t len, const size_t *
     }
 done:
     free(active);
+    free(tmask);
     rag_guard_decoded_release(dec, nd);
     free(rot);
     rag_guard_view_release(&v1);

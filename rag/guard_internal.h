@@ -14,6 +14,7 @@
 #define GUARD_MAX_ID 128
 #define GUARD_MAX_RULES 4096
 #define GUARD_MAX_TERMS 10000
+#define GUARD_MAX_TRIGGER_GROUPS 8  /* groups joined by '+' in one trigger item */
 
 typedef enum {
     GUARD_V_NONE = 0,
@@ -47,8 +48,9 @@ typedef struct {
     bool skeleton;                /* also run on the skeleton and decoded views
                                      (default: rules without a validator) */
     bool is_default;              /* created while loading the default rules */
-    char *triggers;               /* "trigger:" word prefixes, '\n'-separated; NULL:
-                                     the rule always runs */
+    char *triggers;               /* "trigger:" items, '\n'-separated (an item:
+                                     groups joined by '+' of prefixes joined by
+                                     '|'); NULL: the rule always runs */
     char *model_path;             /* "model:" resolved against the rule file's folder */
     struct guard_model *model;    /* loaded by rag_guard_compile */
     float threshold[3];           /* per stage (model rules); default 0.5 */
@@ -69,9 +71,13 @@ struct rag_guard {
     pcre2_match_context *mctx;
     char err[640];
     bool loading_defaults;        /* rules created now are default rules */
-    /* trigger prefilter: (hash of a word prefix, rule index), sorted by hash */
-    struct guard_trigger { uint64_t h; uint32_t rule; } *trig;
+    /* trigger prefilter: (hash of a word prefix, item, group bit), sorted
+     * by hash; an item (of one rule) holds when all its group bits are set */
+    struct guard_trigger { uint64_t h; uint32_t item, bit; } *trig;
     size_t n_trig;
+    struct guard_trigger_item { uint32_t rule, full; } *trig_items;
+    size_t n_trig_items;
+    uint64_t trig_bloom[1024];    /* bit (h >> 48) set for every trigger hash h */
     char **warnings;              /* what user rules changed about default rules */
     size_t n_warnings;
     /* audit sink */

@@ -239,15 +239,32 @@ static int set_key(parse_state *ps, guard_rule *r, int line, const char *key, si
         return RAG_OK;
     }
     if (KEY("trigger") || KEY("triggers")) {
-        /* word prefixes: the rule runs only on texts holding a word that
-         * starts with one of them (lower case, 2..16 bytes) */
+        /* items separated by spaces or commas; an item is groups joined by
+         * '+', a group is word prefixes joined by '|' (lower case, 2..16
+         * bytes each; "word$" is a whole word): the rule runs only on a
+         * text where, for some item, every group has a prefix that starts
+         * a word (docs/guardrails.md) */
         const char *p = v, *e = v + vn, *w;
         size_t wn;
         if (!cont) { ONCE(GUARD_F_TRIGGER); free(r->triggers); r->triggers = NULL; }
         while (next_word(&p, e, &w, &wn)) {
-            if (wn < 2 || wn > 16) return perr(ps, line, "trigger '%.*s' is not 2..16 bytes", (int)(wn > 40 ? 40 : wn), w);
-            for (size_t k = 0; k < wn; k++)
-                if (w[k] >= 'A' && w[k] <= 'Z') return perr(ps, line, "trigger '%.*s' is not lower case", (int)wn, w);
+            int groups = 1;
+            for (size_t a = 0; a <= wn;) {
+                size_t b = a;
+                while (b < wn && w[b] != '+' && w[b] != '|') b++;
+                size_t core = b - a - (b > a && w[b - 1] == '$');   /* "no$": the whole word */
+                if (core < 2 || core > 16)
+                    return perr(ps, line, "trigger '%.*s': '%.*s' is not 2..16 bytes", (int)(wn > 60 ? 60 : wn), w,
+                                (int)(b - a > 40 ? 40 : b - a), w + a);
+                for (size_t k = a; k < a + core; k++) {
+                    if (w[k] >= 'A' && w[k] <= 'Z') return perr(ps, line, "trigger '%.*s' is not lower case", (int)wn, w);
+                    if (w[k] == '$') return perr(ps, line, "trigger '%.*s': '$' only ends a word", (int)wn, w);
+                }
+                if (b < wn && w[b] == '+' && ++groups > GUARD_MAX_TRIGGER_GROUPS)
+                    return perr(ps, line, "trigger '%.*s' has more than %d groups", (int)(wn > 60 ? 60 : wn), w,
+                                GUARD_MAX_TRIGGER_GROUPS);
+                a = b + 1;
+            }
             if ((rc = append_value(&r->triggers, "\n", w, wn)) != RAG_OK)
                 return rc == RAG_ERR_LIMIT ? perr(ps, line, "triggers too long") : rc;
         }
