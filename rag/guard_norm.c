@@ -130,20 +130,26 @@ typedef struct {
     size_t n, cap;
 } cpvec;
 
-static int cv_push(cpvec *v, int32_t cp, uint32_t a, uint32_t b) {
-    if (v->n == v->cap) {
-        size_t nc = v->cap ? v->cap * 2 : 256;
-        int32_t *c = realloc(v->cp, nc * sizeof *c);
-        if (!c) return -1;
-        v->cp = c;
-        uint32_t *na = realloc(v->a, nc * sizeof *na);
-        if (!na) return -1;
-        v->a = na;
-        uint32_t *nb = realloc(v->b, nc * sizeof *nb);
-        if (!nb) return -1;
-        v->b = nb;
-        v->cap = nc;
-    }
+/* Makes room for at least want elements. */
+static int cv_reserve(cpvec *v, size_t want) {
+    if (want <= v->cap) return 0;
+    size_t nc = v->cap ? v->cap * 2 : 256;
+    while (nc < want) nc *= 2;
+    int32_t *c = realloc(v->cp, nc * sizeof *c);
+    if (!c) return -1;
+    v->cp = c;
+    uint32_t *na = realloc(v->a, nc * sizeof *na);
+    if (!na) return -1;
+    v->a = na;
+    uint32_t *nb = realloc(v->b, nc * sizeof *nb);
+    if (!nb) return -1;
+    v->b = nb;
+    v->cap = nc;
+    return 0;
+}
+
+static inline int cv_push(cpvec *v, int32_t cp, uint32_t a, uint32_t b) {
+    if (__builtin_expect(v->n == v->cap, 0) && cv_reserve(v, v->n + 1)) return -1;
     v->cp[v->n] = cp;
     v->a[v->n] = a;
     v->b[v->n] = b;
@@ -334,6 +340,8 @@ int rag_guard_view_unicode(const char *s, size_t n, guard_view *v) {
     if (n > GUARD_NORM_MAX_TEXT) return -1;
     cpvec d = {0}, c = {0};
     int rc = -1;
+    /* (a character decomposes to more than one rarely: grown when it does) */
+    if (cv_reserve(&d, n + 16) || cv_reserve(&c, n + 16)) goto done;
     /* 1. compatibility decomposition, invisible characters dropped */
     for (i = 0; i < n;) {
         int32_t cp;
@@ -443,6 +451,7 @@ int rag_guard_view_skeleton(const guard_view *u, guard_view *v, unsigned *change
     int rc = -1;
     *changes = 0;
     memset(v, 0, sizeof *v);
+    if (cv_reserve(&c, u->n + 16) || cv_reserve(&o, u->n + 16)) goto done;
     /* decode u, lower case */
     for (size_t i = 0; i < u->n;) {
         int32_t cp;
@@ -465,7 +474,7 @@ int rag_guard_view_skeleton(const guard_view *u, guard_view *v, unsigned *change
     {
         typedef struct { size_t s, e; int letters; bool folded; } tok;
         tok toks[256];
-        size_t nt = 0, folded = 0;
+        size_t nt = 0, base = 0, folded = 0;
         for (size_t i = 0; i < c.n;) {
             int32_t cp = c.cp[i];
             if (!(is_letter(cp) || (cp >= '0' && cp <= '9') || is_leet_sym(cp))) { i++; continue; }
@@ -485,14 +494,15 @@ int rag_guard_view_skeleton(const guard_view *u, guard_view *v, unsigned *change
                 leet_fold(&c, s, e);
                 folded++;
             }
-            if (nt == sizeof toks / sizeof toks[0]) { memmove(toks, toks + 1, (nt - 1) * sizeof *toks); nt--; }
-            toks[nt++] = (tok){s, e, letters, fold};
+            /* the last 256 tokens, in a ring: toks[(base + k) % 256] is the k-th */
+            if (nt == 256) { base = (base + 1) & 255; nt--; }
+            toks[(base + nt++) & 255] = (tok){s, e, letters, fold};
             /* numbers between folded words: decided when the next word is known */
             if (folded >= 2 && nt >= 2) {
                 for (size_t k = nt - 1; k-- > 0;) {
-                    tok *t = &toks[k];
+                    tok *t = &toks[(base + k) & 255];
                     if (t->letters || t->folded || t->e - t->s > 3) break;
-                    if (toks[k + 1].folded || (k > 0 && toks[k - 1].folded)) { leet_fold(&c, t->s, t->e); t->folded = true; }
+                    if (toks[(base + k + 1) & 255].folded || (k > 0 && toks[(base + k - 1) & 255].folded)) { leet_fold(&c, t->s, t->e); t->folded = true; }
                     else break;
                 }
             }
