@@ -307,6 +307,62 @@ static void trig_words(trig_state *ts, const char *s, size_t n) {
     }
 }
 
+/* The ASCII path. PCRE2_UCP makes \w, \d, \s, \b (and POSIX classes)
+ * Unicode-aware, which costs about 45 % of a scan; on a subject that is
+ * pure ASCII, \w \d \s \b \B and their negations match exactly the same
+ * characters with and without it (\w: letters, digits, '_'; \s: space,
+ * \t \n \v \f \r; \d: 0-9), and caseless matching is decided by
+ * PCRE2_UTF, which stays on. The exception is POSIX classes: under UCP
+ * [:upper:] and [:lower:] become \p{Lu}/\p{Ll}, which caseless matching
+ * does not widen, unlike the ASCII classes. So a pattern gets the variant
+ * without UCP only when its source is pure ASCII (no non-ASCII literal),
+ * has no POSIX class ("[:"), no escape that names a code point or a
+ * backreference (\x \o \N \0-\9, \g \k) and no leading (*VERB); then on
+ * an ASCII subject the two compile to the same language. test_rag_guard
+ * compares them on every example and on real text. */
+static bool ascii_equivalent(const char *pat) {
+    for (const char *p = pat; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x80) return false;
+        if (c == '[' && p[1] == ':') return false;
+        if (c == '(' && p[1] == '*') return false;
+        if (c == '\\') {
+            char e = p[1];
+            if (e == 'x' || e == 'o' || e == 'N' || e == 'g' || e == 'k' || (e >= '0' && e <= '9')) return false;
+            if (e) p++;
+        }
+    }
+    return true;
+}
+
+/* The rule's code for a subject: the variant without UCP for pure-ASCII
+ * text when the rule has one (compiled once, on first use, by whichever
+ * thread gets there; a lost race frees its copy). */
+static const pcre2_code *rule_code(const guard_rule *r, bool ascii) {
+    if (!ascii || !r->ascii_ok) return r->code;
+    pcre2_code **slot = (pcre2_code **)&((guard_rule *)r)->code_ascii;   /* the one lazily set field */
+    pcre2_code *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (c) return c;
+    int errcode;
+    PCRE2_SIZE erroff;
+    c = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED, r->options | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
+                      &errcode, &erroff, NULL);
+    if (!c) return r->code;
+    (void)pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
+    pcre2_code *expected = NULL;
+    if (!__atomic_compare_exchange_n(slot, &expected, c, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        pcre2_code_free(c);
+        c = expected;
+    }
+    return c;
+}
+
+static bool is_ascii(const char *s, size_t n) {
+    unsigned char acc = 0;
+    for (size_t i = 0; i < n; i++) acc |= (unsigned char)s[i];
+    return acc < 0x80;
+}
+
 /* Compiles every enabled rule (UTF, UCP, invalid UTF never matches) and
  * JIT-compiles it for complete and partial matching. */
 int rag_guard_compile(rag_guard *g) {
@@ -351,6 +407,7 @@ int rag_guard_compile(rag_guard *g) {
         }
         /* JIT is an optimisation: without it the interpreter runs. */
         (void)pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
+        r->ascii_ok = !g->params.no_ascii_path && ascii_equivalent(r->pattern);
     }
     if (build_triggers(g) != RAG_OK) return RAG_ERR_NOMEM;
     g->compiled = true;
@@ -635,6 +692,8 @@ static int scan(scan_env *env, const char *subj, size_t len, size_t start, bool 
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(env->md);
     unsigned char *limit_seen = env->limit_seen;
     int rc;
+    /* (streams keep the Unicode code: partial matching stays as it was) */
+    bool ascii = !partial && is_ascii(subj, len);
     for (size_t i = 0; i < g->n_rules; i++) {
         const guard_rule *r = &g->rules[i];
         if (!r->enabled || !r->code || !(r->stages & (1u << stage))) continue;
@@ -643,9 +702,10 @@ static int scan(scan_env *env, const char *subj, size_t len, size_t start, bool 
         rag_guard_action act = r->action;
         if (stage == RAG_GUARD_CONTEXT && act == RAG_GUARD_BLOCK && g->params.quarantine == RAG_GUARD_QUARANTINE_KEEP)
             act = RAG_GUARD_REDACT;
+        const pcre2_code *code = rule_code(r, ascii);
         size_t off = start;
         while (off <= len) {
-            int m = pcre2_match(r->code, (PCRE2_SPTR)subj, len, off, partial ? PCRE2_PARTIAL_HARD : 0, env->md, g->mctx);
+            int m = pcre2_match(code, (PCRE2_SPTR)subj, len, off, partial ? PCRE2_PARTIAL_HARD : 0, env->md, g->mctx);
             if (m == PCRE2_ERROR_NOMATCH) break;
             if (m == PCRE2_ERROR_PARTIAL) {
                 if (hold) {

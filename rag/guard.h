@@ -53,6 +53,8 @@ typedef struct {
     uint32_t depth_limit;         /* PCRE2 depth limit (default 10000; interpreter only) */
     size_t stream_max_hold;       /* most bytes a stream holds back (default 2048) */
     bool limit_blocks;            /* a rule that hits a limit blocks (default: flags) */
+    bool no_ascii_path;           /* always match with Unicode classes, also on
+                                     pure-ASCII text (tests compare the two) */
 } rag_guard_params;
 
 typedef enum {

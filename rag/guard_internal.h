@@ -61,6 +61,9 @@ typedef struct {
     char *pattern_origin;         /* "file:line" of its pattern/terms */
     unsigned set;                 /* GUARD_F_* fields given (parse time) */
     pcre2_code *code;
+    bool ascii_ok;                /* the pattern matches the same without PCRE2_UCP
+                                     on pure-ASCII subjects (rag_guard_compile) */
+    pcre2_code *code_ascii;       /* that variant, compiled on first use (atomic) */
 } guard_rule;
 
 struct rag_guard {

@@ -41,6 +41,7 @@ void rag_guard_rule_clear(guard_rule *r) {
     free(r->origin);
     free(r->pattern_origin);
     if (r->code) pcre2_code_free(r->code);
+    if (r->code_ascii) pcre2_code_free(r->code_ascii);
     memset(r, 0, sizeof *r);
 }
 
