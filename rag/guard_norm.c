@@ -245,10 +245,15 @@ static int confusable(int32_t cp, bool *latin) {
     return 0;
 }
 
-static bool is_letter(int32_t cp) {
-    if (cp < 0x80) return (cp | 32) >= 'a' && (cp | 32) <= 'z';
+static bool is_letter_nonascii(int32_t cp) {
     utf8proc_category_t c = utf8proc_category(cp);
     return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_ME);
+}
+
+/* (inline: called for every character of every view) */
+static inline bool is_letter(int32_t cp) {
+    if (cp < 0x80) return (cp | 32) >= 'a' && (cp | 32) <= 'z';
+    return is_letter_nonascii(cp);
 }
 
 static bool is_latin_letter(int32_t cp) {
@@ -593,7 +598,7 @@ static bool readable(const unsigned char *d, size_t n) {
     return good * 2 >= n && (spaces > 0 || n >= 12);
 }
 
-static int b64v(unsigned char c) {
+static inline int b64v(unsigned char c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
     if (c >= '0' && c <= '9') return c - '0' + 52;
@@ -602,7 +607,7 @@ static int b64v(unsigned char c) {
     return -1;
 }
 
-static int hexv(unsigned char c) {
+static inline int hexv(unsigned char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if ((c | 32) >= 'a' && (c | 32) <= 'f') return (c | 32) - 'a' + 10;
     return -1;
@@ -749,8 +754,7 @@ static void common_build(void) {
     }
 }
 
-static bool is_common(const char *w, size_t l) {
-    uint32_t h = fnv(w, l);
+static bool is_common_hash(uint32_t h) {
     for (size_t i = h % COMMON_SLOTS; common_set[i]; i = (i + 1) % COMMON_SLOTS)
         if (common_set[i] == h) return true;
     return false;
@@ -765,11 +769,15 @@ bool rag_guard_rot13_suspect(const char *s, size_t n) {
         while (e < n && s[e] >= 'a' && s[e] <= 'z') e++;
         size_t l = e - i;
         if (l >= 2 && l <= 12 && (e == n || (unsigned char)s[e] < 0x80)) {
-            char w[16];
-            memcpy(w, s + i, l);
-            if (is_common(w, l)) plain++;
-            rag_guard_rot13(w, l);
-            if (is_common(w, l)) rot++;
+            /* the word's hash and its ROT13's, in one pass (fnv() of each) */
+            uint32_t hp = 2166136261u, hr = 2166136261u;
+            for (size_t k = i; k < e; k++) {
+                unsigned char c = (unsigned char)s[k];
+                hp = (hp ^ c) * 16777619u;
+                hr = (hr ^ (unsigned char)(c <= 'm' ? c + 13 : c - 13)) * 16777619u;
+            }
+            if (is_common_hash(hp | 1)) plain++;
+            if (is_common_hash(hr | 1)) rot++;
         }
         i = e;
     }
