@@ -291,19 +291,20 @@ static void trig_words(trig_state *ts, const char *s, size_t n) {
         size_t used = word_char(u, n, i, cb, &cl);
         if (!cl) { i += used; continue; }
         uint64_t h = 1469598103934665603ull;
-        size_t hl = 0;
+        size_t hl = 0, wl = 0;     /* bytes hashed, bytes of the word */
         while (cl) {   /* the characters of one word */
             if (hl < 16) {
                 for (size_t k = 0; k < cl; k++) h = (h ^ cb[k]) * 1099511628211ull;
                 hl += cl;
                 if (hl >= 2 && hl <= 16) trig_hit(ts, h);
             }
+            wl += cl;
             i += used;
             if (i < n) used = word_char(u, n, i, cb, &cl);
             else cl = 0;
         }
         /* the whole word: its hash with '$' after it ("no$") */
-        if (hl >= 2 && hl <= 16) trig_hit(ts, (h ^ '$') * 1099511628211ull);
+        if (wl == hl && hl >= 2 && hl <= 16) trig_hit(ts, (h ^ '$') * 1099511628211ull);
     }
 }
 

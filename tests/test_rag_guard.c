@@ -1781,6 +1781,42 @@ TEST(triggers_gate_rules_and_a_new_pattern_drops_them) {
     rag_guard_free(g);
 }
 
+TEST(trigger_items_need_every_group_and_whole_words_stand_alone) {
+    const char *rules = "id: t.and\nstage: input\naction: flag\nflags: i\ntrigger: zebr|okap+stripe$ lion+mane\n"
+                        "pattern: stripe|mane\n";
+    rag_guard *g = NULL;
+    REQUIRE(rag_guard_new(NULL, &g) == RAG_OK);
+    REQUIRE(rag_guard_add_text(g, "t.rules", rules, strlen(rules)) == RAG_OK, "%s", rag_guard_errmsg(g));
+    REQUIRE(rag_guard_compile(g) == RAG_OK, "%s", rag_guard_errmsg(g));
+    static const struct { const char *text; bool runs; } cases[] = {
+        {"zebras have a stripe", true},            /* zebr + stripe$ */
+        {"an okapi with one stripe", true},        /* okap + stripe$ */
+        {"zebras and stripes", false},             /* stripes is not the word stripe: the rule does not run */
+        {"a stripe, nothing else", false},         /* only one group */
+        {"Lions: a MANE", true},                   /* lion + mane (prefix), any case */
+        {"the mane of a horse", false},
+        {"\xC2\xABZebra\xC2\xBB stripe", true},    /* a word starts after a sign */
+        {"zebrastripe", false},                    /* one word: stripe does not start a word */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        rag_guard_result r;
+        REQUIRE(rag_guard_check(g, RAG_GUARD_INPUT, cases[k].text, strlen(cases[k].text), 0, &r) == RAG_OK);
+        CHECK(fires(&r, "t.and") == cases[k].runs, "[%s]: expected the rule %s", cases[k].text, cases[k].runs ? "to run" : "not to run");
+        rag_guard_result_release(&r);
+    }
+    rag_guard_free(g);
+    static const char *const bad[] = {"trigger: a\n", "trigger: ab+\n", "trigger: a$b\n", "trigger: ab||cd\n",
+                                      "trigger: aa+bb+cc+dd+ee+ff+gg+hh+ii\n", "trigger: Abc\n"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char text[300];
+        snprintf(text, sizeof text, "id: x\nstage: input\naction: flag\n%spattern: x\n", bad[k]);
+        REQUIRE(rag_guard_new(NULL, &g) == RAG_OK);
+        CHECK(rag_guard_add_text(g, "bad.rules", text, strlen(text)) == RAG_ERR_FORMAT, "%s accepted", bad[k]);
+        CHECK(strstr(rag_guard_errmsg(g), "bad.rules:4") != NULL, "%s", rag_guard_errmsg(g));
+        rag_guard_free(g);
+    }
+}
+
 TEST(a_long_input_with_sources_is_not_judged_sentence_by_sentence) {
     /* a gateway sends its RAG prompt (sources + question) as one user
      * message to the upstream server, whose input guard checks it: plain
@@ -1999,6 +2035,7 @@ TEST_MAIN(RUN(each_default_rule_fires_and_does_not_fire), RUN(iban_validator_mat
           RUN(cli_json_is_valid_for_invalid_input), RUN(defaults_are_not_replaced_by_a_folder_in_the_working_directory),
           RUN(weakening_a_default_rule_is_reported), RUN(triggers_gate_rules_and_a_new_pattern_drops_them),
           RUN(the_trigger_prefilter_never_skips_a_rule_that_matches), RUN(the_ascii_path_matches_what_the_unicode_path_matches),
+          RUN(trigger_items_need_every_group_and_whole_words_stand_alone),
           RUN(a_long_input_with_sources_is_not_judged_sentence_by_sentence),
           RUN(an_answer_that_repeats_the_system_prompt_is_blocked),
           RUN(an_unrelated_request_in_a_passage_is_quarantined_alone),
