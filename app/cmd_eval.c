@@ -37,7 +37,10 @@ static const char *eval_usage =
     "                  dense and hybrid figures per layer (the index itself is\n"
     "                  built at --layer)\n"
     "  --threads N     engine threads (default: all cores)\n"
-    "  --json          print the figures as JSON\n";
+    "  --json          print the figures as JSON\n"
+    "  --misses MODE   also list the questions MODE (dense, bm25 or hybrid)\n"
+    "                  does not rank first: the rank of their paragraph\n"
+    "                  (0 = not in the top 10), and the paragraph ranked first\n";
 
 #define EVAL_MAX_FILE (512u << 20)
 #define EVAL_MAX_LAYERS 16
@@ -58,6 +61,12 @@ typedef struct {
     int hits1, hits5, hits10;
     double rr;
 } eval_score;
+
+/* A question --misses lists: its paragraph's rank (0: not in the top 10)
+ * and the paragraph ranked first (-1: nothing found). */
+typedef struct {
+    int q, rank, top_para;
+} eval_miss;
 
 typedef struct {
     int64_t id, doc;
@@ -302,12 +311,13 @@ typedef struct {
     long limit;
     int layer, threads;
     bool json;
+    int misses;             /* --misses: a rag_search_mode, or -1 */
     int sweep[EVAL_MAX_LAYERS], n_sweep;
     app_lora_opts lora;     /* --lora FILE[:SCALE] */
 } eval_opts;
 
 /* Parses argv into o; 0, or 2 after printing the problem. */
-enum { O_SQUAD = 256, O_INDEX, O_JSON, O_LIMIT, O_LAYER, O_THREADS, O_LAYERS, O_LORA };
+enum { O_SQUAD = 256, O_INDEX, O_JSON, O_LIMIT, O_LAYER, O_THREADS, O_LAYERS, O_LORA, O_MISSES };
 static const app_opt eval_opts_table[] = {
     {"squad", 0, "FILE", O_SQUAD},
     {"index", 0, "DIR", O_INDEX},
@@ -318,6 +328,7 @@ static const app_opt eval_opts_table[] = {
     {"threads", 0, "N", O_THREADS},
     {"json", 0, NULL, O_JSON},
     {"lora", 0, "FILE[:SCALE]", O_LORA},
+    {"misses", 0, "MODE", O_MISSES},
     {0},
 };
 const app_opt *const app_eval_retrieval_opts[] = {eval_opts_table, NULL};
@@ -325,6 +336,7 @@ const app_opt *const app_eval_retrieval_opts[] = {eval_opts_table, NULL};
 static int eval_parse_opts(eval_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
     o->layer = -1;
+    o->misses = -1;
     long v;
     app_args ap;
     app_args_init(&ap, "eval-retrieval", app_eval_retrieval_opts, argc, argv);
@@ -338,6 +350,11 @@ static int eval_parse_opts(eval_opts *o, int argc, char **argv) {
         case O_INDEX: o->index_flag = val; break;
         case 'm': o->mflag = val; break;
         case O_JSON: o->json = true; break;
+        case O_MISSES:
+            for (int mode = 0; mode < 3; mode++)
+                if (strcmp(val, rag_search_mode_str((rag_search_mode)mode)) == 0) o->misses = mode;
+            if (o->misses < 0) return app_usage_error(&ap, "--misses: '%s' is not dense, bm25 or hybrid", val);
+            break;
         case O_LIMIT: if ((ok = app_opt_long(&ap, val, 1, 10000000, &v))) o->limit = v; break;
         case O_LAYER: ok = app_opt_int(&ap, val, -1, 100000, &o->layer); break;
         case O_THREADS: ok = app_opt_int(&ap, val, 1, 256, &o->threads); break;
@@ -480,9 +497,18 @@ static int eval_load(const eval_opts *o, const cJSON *articles, idx_store *s, ra
     return rc;
 }
 
-/* Every question in the three modes: recall and MRR into sc, seconds into tq. */
+/* The paragraph of document doc_id, or -1. */
+static int para_of_doc(const eval_set *e, int64_t doc_id) {
+    for (int i = 0; i < e->n_para; i++)
+        if (e->doc_ids[i] == doc_id) return i;
+    return -1;
+}
+
+/* Every question in the three modes: recall and MRR into sc, seconds into
+ * tq; with --misses, the questions that mode does not rank first into
+ * *misses (owned, *n_misses of them). */
 static int eval_questions(const eval_opts *o, idx_store *s, rag_retriever *r, const eval_set *e, eval_score sc[3],
-                          double tq[3], bool tty) {
+                          double tq[3], bool tty, eval_miss **misses, int *n_misses) {
     rag_hit hits[10];
     for (int qi = 0; qi < e->n_q; qi++) {
         for (int mode = 0; mode < 3; mode++) {
@@ -491,13 +517,20 @@ static int eval_questions(const eval_opts *o, idx_store *s, rag_retriever *r, co
             if (rag_retrieve(r, e->qs[qi].question, strlen(e->qs[qi].question), (rag_search_mode)mode, 10, NULL, hits, &n) != RAG_OK)
                 return app_error("eval-retrieval: %s", rag_retriever_errmsg(r));
             tq[mode] += now_s() - t;
-            int rank = 0;
+            int rank = 0, top_para = -1;
             for (int i = 0; i < n && !rank; i++) {
                 idx_chunk c;
                 memset(&c, 0, sizeof c);
                 if (idx_chunk_get(s, hits[i].chunk_id, &c, NULL) != IDX_OK) return app_error("eval-retrieval: %s", idx_errmsg(s));
                 if (c.doc_id == e->doc_ids[e->qs[qi].para]) rank = i + 1;
+                if (i == 0) top_para = para_of_doc(e, c.doc_id);
                 idx_chunk_release(&c);
+            }
+            if (mode == o->misses && rank != 1) {
+                eval_miss *nm = realloc(*misses, (size_t)(*n_misses + 1) * sizeof *nm);
+                if (!nm) return app_error("eval-retrieval: out of memory");
+                *misses = nm;
+                nm[(*n_misses)++] = (eval_miss){.q = qi, .rank = rank, .top_para = top_para};
             }
             if (rank == 1) sc[mode].hits1++;
             if (rank && rank <= 5) sc[mode].hits5++;
@@ -507,6 +540,34 @@ static int eval_questions(const eval_opts *o, idx_store *s, rag_retriever *r, co
     }
     if (!o->json && tty && e->n_q >= 50) fputc('\n', stderr);
     return 0;
+}
+
+/* --misses: the list as a table on stdout, or as the array "misses" of
+ * the mode's object in out. */
+static void eval_report_misses(const eval_opts *o, const eval_set *e, const eval_miss *ms, int n, cJSON *out) {
+    const char *mode = rag_search_mode_str((rag_search_mode)o->misses);
+    if (out) {
+        cJSON *arr = cJSON_AddArrayToObject(cJSON_GetObjectItemCaseSensitive(out, mode), "misses");
+        for (int i = 0; arr && i < n; i++) {
+            cJSON *x = cJSON_CreateObject();
+            if (!x) break;
+            cJSON_AddStringToObject(x, "question", e->qs[ms[i].q].question);
+            cJSON_AddNumberToObject(x, "rank", ms[i].rank);
+            cJSON_AddStringToObject(x, "paragraph", e->uris[e->qs[ms[i].q].para]);
+            if (ms[i].top_para >= 0) cJSON_AddStringToObject(x, "first", e->uris[ms[i].top_para]);
+            else cJSON_AddNullToObject(x, "first");
+            cJSON_AddItemToArray(arr, x);
+        }
+        return;
+    }
+    printf("\n%s misses: %d of %d questions not ranked first\n", mode, n, e->n_q);
+    for (int i = 0; i < n; i++) {
+        char rank[16];
+        if (ms[i].rank) snprintf(rank, sizeof rank, "rank %d", ms[i].rank);
+        else snprintf(rank, sizeof rank, "not in 10");
+        printf("  %-9s  %s\n             paragraph %s; first %s\n", rank, e->qs[ms[i].q].question,
+               e->uris[e->qs[ms[i].q].para], ms[i].top_para >= 0 ? e->uris[ms[i].top_para] : "(nothing)");
+    }
 }
 
 /* The figures as a JSON object (returned, owned) or as a table (NULL). */
@@ -581,6 +642,8 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
     rag_retriever *r = NULL;
     eval_set e;
     memset(&e, 0, sizeof e);
+    eval_miss *misses = NULL;
+    int n_misses = 0;
     const char *index_dir = o.index_flag ? o.index_flag : "./.mrag-eval";
     const char *mpath = app_model_path(o.mflag);
     if (!mpath) { app_error("eval-retrieval: no model: give -m FILE or set MRAG_MODEL"); return 1; }
@@ -617,9 +680,10 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
     eval_score sc[3];
     memset(sc, 0, sizeof sc);
     double tq[3] = {0, 0, 0};
-    if (eval_questions(&o, s, r, &e, sc, tq, tty) != 0) goto done;
+    if (eval_questions(&o, s, r, &e, sc, tq, tty, &misses, &n_misses) != 0) goto done;
     out = eval_report(&o, mpath, s, r, &e, sc, tq);
     if (o.json && !out) { app_error("eval-retrieval: out of memory"); goto done; }
+    if (o.misses >= 0) eval_report_misses(&o, &e, misses, n_misses, out);
     if (o.n_sweep && layer_sweep(s, m, r, o.threads, o.layer, o.sweep, o.n_sweep, e.qs, e.n_q, e.doc_ids, o.json ? out : NULL) != 0)
         goto done;
     if (o.json) {
@@ -630,6 +694,7 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
     }
     rc = 0;
 done:
+    free(misses);
     cJSON_Delete(out);
     cJSON_Delete(root);
     free(data);

@@ -458,7 +458,7 @@ TEST(german_eval_layer_sweep_and_tune) {
     snprintf(dir, sizeof dir, "%s", test_tmpdir());
     int st = -1;
     snprintf(args, sizeof args, "eval-retrieval --squad tests/data/de_sample_qa.json --index %s/de -m %s --threads 1 "
-             "--layers 0,final --json", test_shq(dir), test_shq(model_a));
+             "--layers 0,final --misses bm25 --json", test_shq(dir), test_shq(model_a));
     char *out = run(args, &st, NULL);
     CHECK_EQ_INT(st, 0);
     cJSON *j = cJSON_Parse(out);
@@ -470,6 +470,22 @@ TEST(german_eval_layer_sweep_and_tune) {
      * since 16 were added by another hand for the evidence work (12 of 16);
      * unicode61 alone gets 0.75 on the 32 */
     CHECK(bm >= 0.85, "German BM25 recall@1 %.4f", bm);
+    /* --misses bm25: exactly the questions BM25 does not rank first, each
+     * with another paragraph first */
+    int nq = cJSON_GetObjectItem(j, "questions")->valueint;
+    const cJSON *ms = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "bm25"), "misses");
+    REQUIRE(cJSON_IsArray(ms), "no bm25.misses: %s", out);
+    CHECK_EQ_INT(cJSON_GetArraySize(ms), (int)lround((1 - bm) * nq));
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "dense"), "misses") == NULL, "misses listed for dense too");
+    const cJSON *mi;
+    cJSON_ArrayForEach(mi, ms) {
+        int rk = cJSON_GetObjectItem(mi, "rank")->valueint;
+        const char *para = cJSON_GetStringValue(cJSON_GetObjectItem(mi, "paragraph"));
+        const char *first = cJSON_GetStringValue(cJSON_GetObjectItem(mi, "first"));
+        CHECK(rk != 1 && rk >= 0 && rk <= 10, "rank %d", rk);
+        CHECK(para && strncmp(para, "squad://", 8) == 0 && cJSON_GetStringValue(cJSON_GetObjectItem(mi, "question")));
+        CHECK(first && para && strcmp(first, para) != 0, "first %s, paragraph %s", first ? first : "(null)", para ? para : "");
+    }
     CHECK(hy >= bm - 0.005, "hybrid %.4f below BM25 %.4f", hy, bm);
     const cJSON *fu = cJSON_GetObjectItem(j, "fusion");
     REQUIRE(fu, "no fusion object");

@@ -48,6 +48,7 @@ check2 bad_value_exits_2/guard-check "--stage: 'sideways' is not one of input, c
 check2 bad_value_exits_2/guard-eval "--list: '-1' is not a whole number from 0 to 1000000000" guard-eval f.jsonl --list -1
 check2 bad_value_exits_2/guard-train "--bits: '40' is not a whole number from 12 to 22" guard-train -o m f.jsonl --bits 40
 check2 bad_value_exits_2/eval-retrieval "--layers: 'top' is not a layer number or 'final'" eval-retrieval --squad f --layers top
+check2 bad_value_exits_2/eval-retrieval-misses "--misses: 'best' is not dense, bm25 or hybrid" eval-retrieval --squad f --misses best
 check2 bad_value_exits_2/eval-answers "-k: '0' is not a whole number from 1 to 100" eval-answers --squad f -k 0
 check2 bad_value_exits_2/check "unexpected argument 'extra'" check extra
 check2 bad_value_exits_2/tune "--queries: '5' is not a whole number from 10 to 100000" tune --queries 5
