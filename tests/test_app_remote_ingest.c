@@ -113,23 +113,6 @@ typedef struct {
     size_t len;
 } px_conn;
 
-typedef struct {
-    char *b;
-    size_t n;
-} px_buf;
-
-static size_t px_write(char *p, size_t sz, size_t nm, void *u) {
-    px_buf *b = u;
-    size_t n = sz * nm;
-    char *q = realloc(b->b, b->n + n + 1);
-    if (!q) return 0;
-    b->b = q;
-    memcpy(b->b + b->n, p, n);
-    b->n += n;
-    b->b[b->n] = 0;
-    return n;
-}
-
 static enum MHD_Result px_reply(struct MHD_Connection *c, unsigned code, const char *body, size_t len) {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(r, "Content-Type", "application/json");
@@ -183,11 +166,11 @@ static enum MHD_Result px_handler(void *cls, struct MHD_Connection *c, const cha
     char up[512];
     snprintf(up, sizeof up, "%s%s", px_upstream, url);
     CURL *h = curl_easy_init();
-    px_buf b = {0};
+    test_buf b = {0};
     struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(h, CURLOPT_URL, up);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, px_write);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, test_buf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
     if (strcmp(method, "POST") == 0) {
