@@ -283,7 +283,7 @@ bench-evidence: all $(BUILD)/tests/bench_evidence
 # depend on the load) and query (loads the saved files only: p50/p99 latency,
 # quiet machine). bench-scale runs both. The million, built under load, then
 # timed on the quiet machine:
-#   make bench-scale-build SCALE_N=1000000 SCALE_DIR=/path   (~9 GB SQLite + 4.5 GB of FAISS files)
+#   make bench-scale-build SCALE_N=1000000 SCALE_DIR=/path   (10.2 GB SQLite + 4.1 GB FAISS file; ~40 min + ~25 min a type on 2 busy cores)
 #   make bench-scale-query SCALE_N=1000000 SCALE_DIR=/path   (minutes; nothing rebuilt)
 SCALE_N ?= 100000
 SCALE_DIR ?=
