@@ -31,7 +31,7 @@
  *   MRAG_SCALE_DIR   data folder (default build/bench-scale-N-DIM)
  *   MRAG_SCALE_TYPES types separated by ';', each "FACTORY" or "FACTORY@NPROBE"
  *                    (default below: all families up to 200k; above, auto
- *                    at nprobe 16 and 48 and IVF-PQ); the same in both phases
+ *                    at nprobe 16, 8 and 48); the same in both phases
  *   MRAG_SCALE_MAXGB skip types whose vectors alone exceed this (default 10)
  */
 #define _GNU_SOURCE
@@ -649,9 +649,10 @@ int main(int argc, char **argv) {
         snprintf(types, sizeof types, "auto;auto@48;Flat;SQfp16;SQ8;IVF%d,SQ8;IVF%d,PQ%d;OPQ%d,IVF%d,PQ%d;HNSW32,SQ8", nl, nl,
                  D / 16, D / 64, nl, D / 64);
     else /* scans of every vector (Flat, SQ...) take seconds a query, HNSW
-          * and OPQ hours to build on two cores: the default (auto) and
-          * the product-quantised alternative, both re-ranked */
-        snprintf(types, sizeof types, "auto;auto@48;IVF%d,PQ%d", nl, D / 16);
+          * and OPQ hours to build on two cores, IVF-PQ's training tens of
+          * minutes (MRAG_SCALE_TYPES="IVF2048,PQ256" adds it): the default
+          * at three nprobe values, one saved file */
+        snprintf(types, sizeof types, "auto;auto@8;auto@48");
     /* each type runs in a fresh process (clean RSS; fork alone would
      * inherit OpenMP's threads, which deadlocks libgomp) */
     char self[1024];
