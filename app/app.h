@@ -228,6 +228,19 @@ void app_after_ingest(idx_store *s, struct llm_model *m, const char *cmd);
 /* The same after an ingest through a server (--llm-url BASE
  * --llm-embeddings): the pseudo-queries are embedded by the server made
  * from rp (checked against the index as `ask --llm-embeddings` does). */
+/* The embedding-server options of ingest, ingest-wiki and tune (ids
+ * APP_REMOTE_*, 512 and up, clear of each command's own): app_remote_opts
+ * holds --llm-url, --llm-key-file, --llm-model and --llm-embeddings;
+ * app_remote_batch_opts --embed-batch and --embed-parallel (ingestion
+ * only). app_remote_apply_opt applies option id with value v to *rp,
+ * *embeddings and (the batch options) *ip, which may be NULL when the
+ * command has no batch table: 1 done, 0 not one of these, -1 a bad value
+ * (usage error printed). */
+enum { APP_REMOTE_URL = 512, APP_REMOTE_KEY_FILE, APP_REMOTE_MODEL, APP_REMOTE_EMBEDDINGS, APP_REMOTE_BATCH,
+       APP_REMOTE_PARALLEL };
+extern const app_opt app_remote_opts[], app_remote_batch_opts[];
+int app_remote_apply_opt(const app_args *ap, int id, const char *v, rag_remote_params *rp, bool *embeddings,
+                         rag_ingest_params *ip);
 void app_after_ingest_remote(idx_store *s, const rag_remote_params *rp, const char *cmd);
 /* Makes the server of rp embed queries for retrievers on s: checks it
  * against the index (dimension, model), then sets out->embed, embed_user

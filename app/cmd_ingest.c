@@ -335,8 +335,7 @@ static void print_summary(ui *u, const rag_ingest_stats *st, const char *index_d
 /* Contract: runs one ingest of DIR into the index; see ingest_usage for the
  * exit codes. */
 enum { O_INDEX = 256, O_FAISS, O_REINDEX, O_ACCESS, O_THREADS, O_CHUNK_TOKENS, O_OVERLAP, O_MAX_FILE_MB, O_LAYER,
-       O_BATCH, O_SAVE_EVERY, O_MAX_FILE_SECONDS, O_MAX_TEXT_RATIO, O_LORA, O_WATCH, O_DEBOUNCE, O_OCR, O_OCR_LANG,
-       O_LLM_URL, O_LLM_KEY_FILE, O_LLM_MODEL, O_LLM_EMBEDDINGS, O_EMBED_BATCH, O_EMBED_PARALLEL };
+       O_BATCH, O_SAVE_EVERY, O_MAX_FILE_SECONDS, O_MAX_TEXT_RATIO, O_LORA, O_WATCH, O_DEBOUNCE, O_OCR, O_OCR_LANG };
 static const app_opt ingest_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -358,15 +357,9 @@ static const app_opt ingest_opts[] = {
     {"debounce", 0, "MS", O_DEBOUNCE},
     {"ocr", 0, NULL, O_OCR},
     {"ocr-lang", 0, "L", O_OCR_LANG},
-    {"llm-url", 0, "URL", O_LLM_URL},
-    {"llm-key-file", 0, "FILE", O_LLM_KEY_FILE},
-    {"llm-model", 0, "NAME", O_LLM_MODEL},
-    {"llm-embeddings", 0, NULL, O_LLM_EMBEDDINGS},
-    {"embed-batch", 0, "N", O_EMBED_BATCH},
-    {"embed-parallel", 0, "N", O_EMBED_PARALLEL},
     {0},
 };
-const app_opt *const app_ingest_opts[] = {ingest_opts, NULL};
+const app_opt *const app_ingest_opts[] = {ingest_opts, app_remote_opts, app_remote_batch_opts, NULL};
 
 int app_cmd_ingest(int argc, char **argv) {
     if (app_wants_help(argc, argv)) {
@@ -427,12 +420,7 @@ int app_cmd_ingest(int argc, char **argv) {
         case O_OCR: p.ocr = true; break;
         case O_OCR_LANG: p.ocr_langs = val; break;
         case O_DEBOUNCE: ok = app_opt_int(&ap, val, 0, 600000, &wp.debounce_ms); break;
-        case O_LLM_URL: rp.base_url = val; break;
-        case O_LLM_KEY_FILE: rp.key_file = val; break;
-        case O_LLM_MODEL: rp.model = val; break;
-        case O_LLM_EMBEDDINGS: remote = true; break;
-        case O_EMBED_BATCH: ok = app_opt_int(&ap, val, 1, 256, &p.embed_batch); break;
-        case O_EMBED_PARALLEL: ok = app_opt_int(&ap, val, 1, 256, &p.embed_parallel); break;
+        default: ok = app_remote_apply_opt(&ap, id, val, &rp, &remote, &p) >= 0; break;
         }
         if (!ok) return 2;
     }

@@ -127,8 +127,7 @@ static int load_labels(idx_store *s, const char *path, labels *L, cJSON **root) 
     return 0;
 }
 
-enum { O_INDEX = 256, O_SQUAD, O_COMPOUNDS, O_DICT, O_LAYER, O_CANDIDATES, O_QUERIES, O_THREADS, O_LLM_URL,
-       O_LLM_KEY_FILE, O_LLM_MODEL, O_LLM_EMBEDDINGS };
+enum { O_INDEX = 256, O_SQUAD, O_COMPOUNDS, O_DICT, O_LAYER, O_CANDIDATES, O_QUERIES, O_THREADS };
 static const app_opt tune_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -139,13 +138,9 @@ static const app_opt tune_opts[] = {
     {"candidates", 0, "L,L,...", O_CANDIDATES},
     {"queries", 0, "N", O_QUERIES},
     {"threads", 0, "N", O_THREADS},
-    {"llm-url", 0, "URL", O_LLM_URL},
-    {"llm-key-file", 0, "FILE", O_LLM_KEY_FILE},
-    {"llm-model", 0, "NAME", O_LLM_MODEL},
-    {"llm-embeddings", 0, NULL, O_LLM_EMBEDDINGS},
     {0},
 };
-const app_opt *const app_tune_opts[] = {tune_opts, NULL};
+const app_opt *const app_tune_opts[] = {tune_opts, app_remote_opts, NULL};
 
 int app_cmd_tune(int argc, char **argv) {
     if (app_wants_help(argc, argv)) { fputs(tune_usage, stdout); return 0; }
@@ -187,10 +182,9 @@ int app_cmd_tune(int argc, char **argv) {
         case O_THREADS:
             if (!app_opt_int(&ap, val, 0, 512, &threads)) return 2;
             break;
-        case O_LLM_URL: rmp.base_url = val; break;
-        case O_LLM_KEY_FILE: rmp.key_file = val; break;
-        case O_LLM_MODEL: rmp.model = val; break;
-        case O_LLM_EMBEDDINGS: remote = true; break;
+        default:
+            if (app_remote_apply_opt(&ap, id, val, &rmp, &remote, NULL) < 0) return 2;
+            break;
         }
     }
     if (id < 0) return 2;

@@ -119,8 +119,7 @@ static char *read_password(const char *path) {
 /* Contract: one sync of the wiki at argv's URL into the index; exit codes
  * as in wiki_usage. */
 enum { O_INDEX = 256, O_USER, O_PASSWORD_FILE, O_CA_FILE, O_ACCESS, O_FULL, O_NAMESPACE, O_RATE, O_TIMEOUT,
-       O_RETRIES, O_MAX_RESPONSE_MB, O_MAX_PAGES, O_THREADS, O_CHUNK_TOKENS, O_LORA, O_LLM_URL, O_LLM_KEY_FILE,
-       O_LLM_MODEL, O_LLM_EMBEDDINGS, O_EMBED_BATCH, O_EMBED_PARALLEL, O_FETCH_PARALLEL };
+       O_RETRIES, O_MAX_RESPONSE_MB, O_MAX_PAGES, O_THREADS, O_CHUNK_TOKENS, O_LORA, O_FETCH_PARALLEL };
 static const app_opt ingest_wiki_opts[] = {
     {"index", 0, "DIR", O_INDEX},
     {"model", 'm', "FILE", 'm'},
@@ -139,16 +138,10 @@ static const app_opt ingest_wiki_opts[] = {
     {"threads", 0, "N", O_THREADS},
     {"chunk-tokens", 0, "N", O_CHUNK_TOKENS},
     {"lora", 0, "FILE[:SCALE]", O_LORA},
-    {"llm-url", 0, "URL", O_LLM_URL},
-    {"llm-key-file", 0, "FILE", O_LLM_KEY_FILE},
-    {"llm-model", 0, "NAME", O_LLM_MODEL},
-    {"llm-embeddings", 0, NULL, O_LLM_EMBEDDINGS},
-    {"embed-batch", 0, "N", O_EMBED_BATCH},
-    {"embed-parallel", 0, "N", O_EMBED_PARALLEL},
     {"fetch-parallel", 0, "N", O_FETCH_PARALLEL},
     {0},
 };
-const app_opt *const app_ingest_wiki_opts[] = {ingest_wiki_opts, NULL};
+const app_opt *const app_ingest_wiki_opts[] = {ingest_wiki_opts, app_remote_opts, app_remote_batch_opts, NULL};
 
 int app_cmd_ingest_wiki(int argc, char **argv) {
     if (app_wants_help(argc, argv)) {
@@ -203,13 +196,8 @@ int app_cmd_ingest_wiki(int argc, char **argv) {
         case O_MAX_PAGES: if ((ok = app_opt_long(&ap, val, 1, 1L << 40, &v))) wp.max_pages = (size_t)v; break;
         case O_THREADS: ok = app_opt_int(&ap, val, 1, 256, &ip.n_threads); break;
         case O_CHUNK_TOKENS: ok = app_opt_int(&ap, val, 16, 8192, &ip.chunk_tokens); break;
-        case O_LLM_URL: rp.base_url = val; break;
-        case O_LLM_KEY_FILE: rp.key_file = val; break;
-        case O_LLM_MODEL: rp.model = val; break;
-        case O_LLM_EMBEDDINGS: remote = true; break;
-        case O_EMBED_BATCH: ok = app_opt_int(&ap, val, 1, 256, &ip.embed_batch); break;
-        case O_EMBED_PARALLEL: ok = app_opt_int(&ap, val, 1, 256, &ip.embed_parallel); break;
         case O_FETCH_PARALLEL: ok = app_opt_int(&ap, val, 1, 16, &wp.parallel); break;
+        default: ok = app_remote_apply_opt(&ap, id, val, &rp, &remote, &ip) >= 0; break;
         }
         if (!ok) return 2;
     }

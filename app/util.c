@@ -222,6 +222,33 @@ int app_remote_embedder(const rag_remote_params *rp, idx_store *s, rag_retriever
     return 0;
 }
 
+const app_opt app_remote_opts[] = {
+    {"llm-url", 0, "URL", APP_REMOTE_URL},
+    {"llm-key-file", 0, "FILE", APP_REMOTE_KEY_FILE},
+    {"llm-model", 0, "NAME", APP_REMOTE_MODEL},
+    {"llm-embeddings", 0, NULL, APP_REMOTE_EMBEDDINGS},
+    {0},
+};
+const app_opt app_remote_batch_opts[] = {
+    {"embed-batch", 0, "N", APP_REMOTE_BATCH},
+    {"embed-parallel", 0, "N", APP_REMOTE_PARALLEL},
+    {0},
+};
+
+/* Contract: see app.h. */
+int app_remote_apply_opt(const app_args *ap, int id, const char *v, rag_remote_params *rp, bool *embeddings,
+                         rag_ingest_params *ip) {
+    switch (id) {
+    case APP_REMOTE_URL: rp->base_url = v; return 1;
+    case APP_REMOTE_KEY_FILE: rp->key_file = v; return 1;
+    case APP_REMOTE_MODEL: rp->model = v; return 1;
+    case APP_REMOTE_EMBEDDINGS: *embeddings = true; return 1;
+    case APP_REMOTE_BATCH: return ip && app_opt_int(ap, v, 1, 256, &ip->embed_batch) ? 1 : -1;
+    case APP_REMOTE_PARALLEL: return ip && app_opt_int(ap, v, 1, 256, &ip->embed_parallel) ? 1 : -1;
+    default: return 0;
+    }
+}
+
 void app_after_ingest_remote(idx_store *s, const rag_remote_params *rp, const char *cmd) {
     if (!after_ingest_retune(s, cmd)) return;
     rag_retriever_params p = rag_retriever_default_params();
