@@ -42,7 +42,6 @@ static const char *eval_usage =
     "                  does not rank first: the rank of their paragraph\n"
     "                  (0 = not in the top 10), and the paragraph ranked first\n";
 
-#define EVAL_MAX_FILE (512u << 20)
 #define EVAL_MAX_LAYERS 16
 #define EVAL_DEPTH 40           /* list depth for the sweep's fusion */
 
@@ -51,11 +50,6 @@ static double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
-
-typedef struct {
-    const char *question;   /* borrowed from the cJSON tree */
-    int para;               /* index into the paragraph list */
-} eval_q;
 
 typedef struct {
     int hits1, hits5, hits10;
@@ -140,7 +134,7 @@ static int sweep_chunks(sweep_state *w, idx_store *s, llm_context *ctx, const in
 
 /* Step 2: the questions at every layer, and their BM25 lists (the same for
  * every layer). */
-static int sweep_questions(sweep_state *w, llm_context *ctx, rag_retriever *r, const int *layers, const eval_q *qs) {
+static int sweep_questions(sweep_state *w, llm_context *ctx, rag_retriever *r, const int *layers, const app_squad_q *qs) {
     rag_hit h[EVAL_DEPTH];
     for (int q = 0; q < w->n_q; q++) {
         if (llm_embed_layers(ctx, qs[q].question, strlen(qs[q].question), layers, w->nl, w->tmp) != LLM_OK)
@@ -191,7 +185,7 @@ typedef struct {
 } layer_scores;
 
 /* Exact dense search at layer j for every question, and the two hybrids. */
-static void sweep_layer(sweep_state *w, int j, const eval_q *qs, const int64_t *doc_ids, rag_fusion fu, layer_scores *ls) {
+static void sweep_layer(sweep_state *w, int j, const app_squad_q *qs, const int64_t *doc_ids, rag_fusion fu, layer_scores *ls) {
     int dim = w->dim;
     size_t nc = w->nc;
     memset(ls, 0, sizeof *ls);
@@ -253,7 +247,7 @@ static void sweep_report(cJSON *arr, int layer, const layer_scores *ls, double n
  * the index's learned weights are shown. Prints a table (or adds "layers" to
  * out). Returns 0, or 1 after printing an error. */
 static int layer_sweep(idx_store *s, llm_model *m, rag_retriever *r, int threads, int index_layer, const int *layers,
-                       int nl, const eval_q *qs, int n_q, const int64_t *doc_ids, cJSON *out) {
+                       int nl, const app_squad_q *qs, int n_q, const int64_t *doc_ids, cJSON *out) {
     int rc = 1;
     sweep_state w;
     memset(&w, 0, sizeof w);
@@ -380,125 +374,8 @@ static int eval_parse_opts(eval_opts *o, int argc, char **argv) {
     return 0;
 }
 
-/* The paragraphs (documents) and questions of a run. */
-typedef struct {
-    char **uris;            /* owned */
-    int64_t *doc_ids;
-    int n_para, cap_para;
-    eval_q *qs;
-    int n_q, cap_q;
-    int added;              /* paragraphs embedded in this run */
-    uint64_t n_chunks;
-} eval_set;
-
-static void eval_set_release(eval_set *e) {
-    for (int i = 0; i < e->n_para; i++) free(e->uris[i]);
-    free(e->uris);
-    free(e->doc_ids);
-    free(e->qs);
-}
-
-/* Paragraph pi of an article as document squad://TITLE/pi: stored (unless
- * already stored with this text) and its questions listed. 0, or 1 after
- * printing an error. */
-static int eval_paragraph(const eval_opts *o, idx_store *s, rag_ingester *ing, const char *title, int pi,
-                          const cJSON *para, eval_set *e, bool tty) {
-    const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(para, "context");
-    const cJSON *qas = cJSON_GetObjectItemCaseSensitive(para, "qas");
-    char err[1024];
-    if (!cJSON_IsString(ctx)) return 0;
-    if (e->n_para == e->cap_para) {
-        e->cap_para = e->cap_para ? e->cap_para * 2 : 256;
-        char **nu = realloc(e->uris, (size_t)e->cap_para * sizeof *nu);
-        int64_t *nd = realloc(e->doc_ids, (size_t)e->cap_para * sizeof *nd);
-        if (nu) e->uris = nu;
-        if (nd) e->doc_ids = nd;
-        if (!nu || !nd) return app_error("eval-retrieval: out of memory");
-    }
-    char uri[1024];
-    snprintf(uri, sizeof uri, "squad://%s/%d", title ? title : "untitled", pi);
-    if (!(e->uris[e->n_para] = strdup(uri))) return app_error("eval-retrieval: out of memory");
-    const char *text = ctx->valuestring;
-    size_t tl = strlen(text);
-    char sha[65];
-    llm_sha256_hex(text, tl, sha);
-    idx_doc old;
-    memset(&old, 0, sizeof old);
-    bool same = idx_doc_get(s, uri, &old) == IDX_OK && strcmp(old.sha256, sha) == 0;
-    e->doc_ids[e->n_para] = old.id;
-    idx_doc_release(&old);
-    if (!same) {
-        rag_doc *doc = NULL;
-        rag_extract_params xp = rag_extract_default_params();
-        int nc = 0;
-        if (rag_extract_memory(uri, text, tl, RAG_DOC_TXT, &xp, &doc, err, sizeof err) != RAG_OK ||
-            rag_ingester_put(ing, uri, doc, (int64_t)tl, 0, sha, &nc, err, sizeof err) != RAG_OK) {
-            rag_doc_free(doc);
-            e->n_para++;    /* its uri is owned by the set now */
-            return app_error("eval-retrieval: %s: %s", uri, err);
-        }
-        rag_doc_free(doc);
-        e->n_chunks += (uint64_t)nc;
-        e->added++;
-        if (idx_doc_get(s, uri, &old) == IDX_OK) e->doc_ids[e->n_para] = old.id;
-        idx_doc_release(&old);
-        if (!o->json && tty && e->added % 20 == 0) fprintf(stderr, "\rembedded %d paragraphs", e->added);
-    }
-    const cJSON *qa;
-    if (cJSON_IsArray(qas))
-        cJSON_ArrayForEach(qa, qas) {
-            const cJSON *q = cJSON_GetObjectItemCaseSensitive(qa, "question");
-            if (!cJSON_IsString(q)) continue;
-            if (e->n_q == e->cap_q) {
-                e->cap_q = e->cap_q ? e->cap_q * 2 : 1024;
-                eval_q *nq = realloc(e->qs, (size_t)e->cap_q * sizeof *nq);
-                if (!nq) { e->n_para++; return app_error("eval-retrieval: out of memory"); }
-                e->qs = nq;
-            }
-            e->qs[e->n_q].question = q->valuestring;
-            e->qs[e->n_q].para = e->n_para;
-            e->n_q++;
-        }
-    e->n_para++;
-    return 0;
-}
-
-/* Every paragraph of the file (up to --limit) stored, then the paragraphs
- * of an earlier run that are not in this set removed (they would compete). */
-static int eval_load(const eval_opts *o, const cJSON *articles, idx_store *s, rag_ingester *ing, eval_set *e, bool tty) {
-    double t0 = now_s();
-    const cJSON *art;
-    cJSON_ArrayForEach(art, articles) {
-        const cJSON *title = cJSON_GetObjectItemCaseSensitive(art, "title");
-        const cJSON *paras = cJSON_GetObjectItemCaseSensitive(art, "paragraphs");
-        if (!cJSON_IsArray(paras)) continue;
-        int pi = 0;
-        const cJSON *para;
-        cJSON_ArrayForEach(para, paras) {
-            if (o->limit && e->n_para >= o->limit) break;
-            if (eval_paragraph(o, s, ing, cJSON_IsString(title) ? title->valuestring : NULL, pi, para, e, tty) != 0) return 1;
-            pi++;
-        }
-        if (o->limit && e->n_para >= o->limit) break;
-    }
-    if (!o->json && e->added)
-        fprintf(stderr, "%sembedded %d paragraphs (%llu chunks) in %.1f s\n", tty ? "\r" : "", e->added,
-                (unsigned long long)e->n_chunks, now_s() - t0);
-    idx_doc *listed = NULL;
-    size_t n_listed = 0;
-    int rc = 0;
-    if (idx_doc_list(s, "squad://", &listed, &n_listed) != IDX_OK) return app_error("eval-retrieval: %s", idx_errmsg(s));
-    for (size_t i = 0; i < n_listed && !rc; i++) {
-        bool keep = false;
-        for (int j = 0; j < e->n_para && !keep; j++) keep = strcmp(listed[i].uri, e->uris[j]) == 0;
-        if (!keep && idx_doc_delete(s, listed[i].uri) != IDX_OK) rc = app_error("eval-retrieval: %s", idx_errmsg(s));
-    }
-    idx_doc_list_free(listed, n_listed);
-    return rc;
-}
-
 /* The paragraph of document doc_id, or -1. */
-static int para_of_doc(const eval_set *e, int64_t doc_id) {
+static int para_of_doc(const app_squad *e, int64_t doc_id) {
     for (int i = 0; i < e->n_para; i++)
         if (e->doc_ids[i] == doc_id) return i;
     return -1;
@@ -507,7 +384,7 @@ static int para_of_doc(const eval_set *e, int64_t doc_id) {
 /* Every question in the three modes: recall and MRR into sc, seconds into
  * tq; with --misses, the questions that mode does not rank first into
  * *misses (owned, *n_misses of them). */
-static int eval_questions(const eval_opts *o, idx_store *s, rag_retriever *r, const eval_set *e, eval_score sc[3],
+static int eval_questions(const eval_opts *o, idx_store *s, rag_retriever *r, const app_squad *e, eval_score sc[3],
                           double tq[3], bool tty, eval_miss **misses, int *n_misses) {
     rag_hit hits[10];
     for (int qi = 0; qi < e->n_q; qi++) {
@@ -544,7 +421,7 @@ static int eval_questions(const eval_opts *o, idx_store *s, rag_retriever *r, co
 
 /* --misses: the list as a table on stdout, or as the array "misses" of
  * the mode's object in out. */
-static void eval_report_misses(const eval_opts *o, const eval_set *e, const eval_miss *ms, int n, cJSON *out) {
+static void eval_report_misses(const eval_opts *o, const app_squad *e, const eval_miss *ms, int n, cJSON *out) {
     const char *mode = rag_search_mode_str((rag_search_mode)o->misses);
     if (out) {
         cJSON *arr = cJSON_AddArrayToObject(cJSON_GetObjectItemCaseSensitive(out, mode), "misses");
@@ -571,7 +448,7 @@ static void eval_report_misses(const eval_opts *o, const eval_set *e, const eval
 }
 
 /* The figures as a JSON object (returned, owned) or as a table (NULL). */
-static cJSON *eval_report(const eval_opts *o, const char *mpath, idx_store *s, rag_retriever *r, const eval_set *e,
+static cJSON *eval_report(const eval_opts *o, const char *mpath, idx_store *s, rag_retriever *r, const app_squad *e,
                           const eval_score sc[3], const double tq[3]) {
     idx_counts cnt;
     memset(&cnt, 0, sizeof cnt);
@@ -634,24 +511,18 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
     if (rc != 0) return rc;
     rc = 1;
     bool tty = isatty(STDERR_FILENO);     /* \r progress only on a terminal */
-    char *data = NULL;
-    cJSON *root = NULL, *out = NULL;
+    cJSON *out = NULL;
     llm_model *m = NULL;
     idx_store *s = NULL;
-    rag_ingester *ing = NULL;
     rag_retriever *r = NULL;
-    eval_set e;
+    app_squad e;
     memset(&e, 0, sizeof e);
     eval_miss *misses = NULL;
     int n_misses = 0;
     const char *index_dir = o.index_flag ? o.index_flag : "./.mrag-eval";
     const char *mpath = app_model_path(o.mflag);
     if (!mpath) { app_error("eval-retrieval: no model: give -m FILE or set MRAG_MODEL"); return 1; }
-    size_t len = 0;
-    if (!(data = app_read_file(o.squad, EVAL_MAX_FILE, &len))) { app_error("eval-retrieval: cannot read %s (missing or over 512 MB)", o.squad); goto done; }
-    if (!(root = cJSON_ParseWithLength(data, len))) { app_error("eval-retrieval: %s is not valid JSON", o.squad); goto done; }
-    const cJSON *articles = cJSON_GetObjectItemCaseSensitive(root, "data");
-    if (!cJSON_IsArray(articles)) { app_error("eval-retrieval: %s has no \"data\" array (not SQuAD format)", o.squad); goto done; }
+    if (app_squad_open(o.squad, o.limit, "eval-retrieval", &e) != 0) goto done;
 
     char err[1024];
     llm_model_params mp = llm_model_default_params();
@@ -659,18 +530,8 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
     if (llm_model_load(mpath, &mp, &m, err, sizeof err) != LLM_OK) { app_error("eval-retrieval: %s", err); goto done; }
     idx_params ip = idx_default_params();
     if (idx_open(index_dir, &ip, &s) != IDX_OK) { app_error("eval-retrieval: %s", s ? idx_errmsg(s) : "out of memory"); goto done; }
-    rag_ingest_params gp = rag_ingest_default_params();
-    gp.model = m;
-    gp.layer = o.layer;
-    gp.n_threads = o.threads;
-    gp.reindex = true;      /* an eval index is ours: a new model rebuilds it */
-    if (rag_ingester_new(s, &gp, &ing, err, sizeof err) != RAG_OK) { app_error("eval-retrieval: %s", err); goto done; }
     /* paragraphs -> documents (skipped when already stored with this text) */
-    if (eval_load(&o, articles, s, ing, &e, tty) != 0) goto done;
-    app_after_ingest(s, m, "eval-retrieval");
-    if (idx_save(s) != IDX_OK) { app_error("eval-retrieval: %s", idx_errmsg(s)); goto done; }
-    rag_ingester_free(ing);
-    ing = NULL;
+    if (app_squad_ingest(&e, s, m, o.layer, o.threads, o.json, "eval-retrieval") != 0) goto done;
 
     rag_retriever_params rp = rag_retriever_default_params();
     rp.model = m;
@@ -696,11 +557,8 @@ int app_cmd_eval_retrieval(int argc, char **argv) {
 done:
     free(misses);
     cJSON_Delete(out);
-    cJSON_Delete(root);
-    free(data);
-    eval_set_release(&e);
+    app_squad_release(&e);
     rag_retriever_free(r);
-    rag_ingester_free(ing);
     idx_close(s);
     llm_model_free(m);
     return rc;
