@@ -275,6 +275,14 @@ bool app_parse_double(const char *s, double lo, double hi, double *out);
 /* Any unsigned 64-bit value, no sign. */
 bool app_parse_u64(const char *s, uint64_t *out);
 
+/* The fields of one evidence unit both JSON shapes share — text, source,
+ * citation (already rendered for the reader), heading, kind, score and the
+ * marks (byte spans of the words that match the question) — added to the
+ * object o (a cJSON object; util.c). `mrag ask --json` and the API's
+ * "evidence" add their own location fields around them. */
+struct cJSON;
+void app_evidence_json(struct cJSON *o, const rag_evidence *e, const char *citation);
+
 /* args[0..n) joined by single blanks (a question given as several words);
  * owned, free(); NULL on OOM (util.c). */
 char *app_join_args(int n, char **args);

@@ -513,25 +513,13 @@ static cJSON *answer_json(const char *question, const rag_answer *r, bool with_p
         cJSON *x = cJSON_CreateObject();
         if (!x) continue;
         cite_evidence(e, c, sizeof c);
-        cJSON_AddStringToObject(x, "text", e->text);
+        app_evidence_json(x, e, c);
         if (index_name(e->index)) cJSON_AddStringToObject(x, "index", index_name(e->index));
-        cJSON_AddStringToObject(x, "citation", c);
         cJSON_AddStringToObject(x, "path", app_display_path(e->uri));
-        cJSON_AddNumberToObject(x, "source", e->source);
-        cJSON_AddStringToObject(x, "kind", rag_evidence_kind_str(e->kind));
         cJSON_AddNumberToObject(x, "line_start", e->line_start);
         cJSON_AddNumberToObject(x, "line_end", e->line_end);
         cJSON_AddNumberToObject(x, "page", e->page);
-        cJSON_AddStringToObject(x, "heading", e->heading ? e->heading : "");
-        cJSON_AddNumberToObject(x, "score", e->score);
         cJSON_AddNumberToObject(x, "chunk_id", (double)e->chunk_id);
-        cJSON *mk = cJSON_AddArrayToObject(x, "marks");
-        for (size_t k = 0; mk && k < e->n_marks; k++) {
-            cJSON *pair = cJSON_CreateArray();
-            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].start));
-            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].end));
-            cJSON_AddItemToArray(mk, pair);
-        }
         cJSON_AddItemToArray(evi, x);
     }
     cJSON *cited = cJSON_AddArrayToObject(o, "cited");

@@ -299,33 +299,21 @@ static char *evidence_json(app_job *j, const app_slot *sl) {
         char *shown = app_serve_display_uri(coll_store(sl, e->index), j->key, e->uri);
         char cite[4400];
         rag_evidence_cite(e, shown, cite, sizeof cite);
-        cJSON_AddStringToObject(o, "text", e->text);
-        cJSON_AddNumberToObject(o, "source", e->source);
+        app_evidence_json(o, e, cite);
         cJSON_AddStringToObject(o, "collection", coll_name(sl->srv, e->index));
         /* its bytes in that source's text (SOURCE.text) */
         cJSON_AddNumberToObject(o, "offset", (double)e->offset);
         cJSON_AddNumberToObject(o, "length", (double)e->length);
-        cJSON_AddStringToObject(o, "citation", cite);
         cJSON_AddStringToObject(o, "uri", shown ? shown : "");
         free(shown);
         if (is_http(e->uri)) cJSON_AddStringToObject(o, "url", e->uri);
         else cJSON_AddNullToObject(o, "url");
-        cJSON_AddStringToObject(o, "heading", e->heading ? e->heading : "");
         if (e->line_start > 0) {
             cJSON *l = cJSON_AddArrayToObject(o, "lines");
             cJSON_AddItemToArray(l, cJSON_CreateNumber(e->line_start));
             cJSON_AddItemToArray(l, cJSON_CreateNumber(e->line_end > e->line_start ? e->line_end : e->line_start));
         }
         if (e->page > 0) cJSON_AddNumberToObject(o, "page", e->page);
-        cJSON_AddStringToObject(o, "kind", rag_evidence_kind_str(e->kind));
-        cJSON_AddNumberToObject(o, "score", e->score);
-        cJSON *mk = cJSON_AddArrayToObject(o, "marks");
-        for (size_t k = 0; mk && k < e->n_marks; k++) {
-            cJSON *pair = cJSON_CreateArray();
-            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].start));
-            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].end));
-            cJSON_AddItemToArray(mk, pair);
-        }
         cJSON_AddItemToArray(a, o);
     }
     char *t = a ? cJSON_PrintUnformatted(a) : NULL;

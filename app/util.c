@@ -6,6 +6,8 @@
 #include "index/index.h"
 #include "rag/rag.h"
 
+#include <cJSON.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -413,4 +415,22 @@ void app_index_discard(idx_store **s, const char *dir) {
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, files[i]) < sizeof p) unlink(p);
     rmdir(dir);                     /* fails, harmlessly, on anything else in it */
+}
+
+/* Contract: see app.h. */
+void app_evidence_json(cJSON *o, const rag_evidence *e, const char *citation) {
+    cJSON_AddStringToObject(o, "text", e->text);
+    cJSON_AddNumberToObject(o, "source", e->source);
+    cJSON_AddStringToObject(o, "citation", citation);
+    cJSON_AddStringToObject(o, "heading", e->heading ? e->heading : "");
+    cJSON_AddStringToObject(o, "kind", rag_evidence_kind_str(e->kind));
+    cJSON_AddNumberToObject(o, "score", e->score);
+    cJSON *mk = cJSON_AddArrayToObject(o, "marks");
+    for (size_t k = 0; mk && k < e->n_marks; k++) {
+        cJSON *pair = cJSON_CreateArray();
+        if (!pair) break;
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].start));
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->marks[k].end));
+        cJSON_AddItemToArray(mk, pair);
+    }
 }
