@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rag/ingest.h"
+
 typedef struct {
     const char *file;       /* test file, e.g. "test_llm_gguf" */
     const char *name;       /* current case */
@@ -91,6 +93,10 @@ char *test_oracle(const char *args);
  * type, seed). SKIPs the case when mkmodel is missing; FAILs it (and clears
  * out) when mkmodel fails. */
 void test_mkmodel(char *out, const char *args);
+
+/* The text of block i of an extracted document, NUL-terminated, in a
+ * static rotating buffer (four calls may be alive at once; cut at 8 KiB). */
+const char *test_block_text(const rag_doc *d, size_t i);
 
 /* Shell-quotes s into a static rotating buffer (for building commands). */
 const char *test_shq(const char *s);

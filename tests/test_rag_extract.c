@@ -18,13 +18,6 @@ static rag_doc *extract(const char *name, const char *data, size_t len, rag_doc_
     return d;
 }
 
-static const char *block_text(const rag_doc *d, size_t i) {
-    static char buf[4096];
-    const rag_block *b = &d->blocks[i];
-    snprintf(buf, sizeof buf, "%.*s", (int)b->text_len, d->text + b->text_off);
-    return buf;
-}
-
 /* The original bytes of a block with CR removed must equal its text
  * (txt/md in UTF-8: the spans are exact). */
 static void check_spans_exact(const rag_doc *d, const char *orig, size_t orig_len) {
@@ -36,7 +29,7 @@ static void check_spans_exact(const rag_doc *d, const char *orig, size_t orig_le
         for (uint64_t k = b->byte_start; k < b->byte_end; k++)
             if (orig[k] != '\r' || (k + 1 < orig_len && orig[k + 1] != '\n')) s[n++] = orig[k] == '\r' ? '\n' : orig[k];
         CHECK(n == b->text_len && memcmp(s, d->text + b->text_off, n) == 0, "block %zu: original \"%.*s\" vs text \"%s\"",
-              i, (int)n, s, block_text(d, i));
+              i, (int)n, s, test_block_text(d, i));
         free(s);
         /* lines: count newlines in the original before the span */
         uint32_t line = 1;
@@ -53,9 +46,9 @@ TEST(txt_paragraphs_and_exact_spans) {
     const char *src = "  Hello world.  \n\nSecond paragraph\nspans two lines.\n\n\n\tThird.\n";
     rag_doc *d = extract("a.txt", src, strlen(src), RAG_DOC_TXT);
     CHECK_EQ_INT(d->n_blocks, 3);
-    CHECK_EQ_STR(block_text(d, 0), "Hello world.");
-    CHECK_EQ_STR(block_text(d, 1), "Second paragraph\nspans two lines.");
-    CHECK_EQ_STR(block_text(d, 2), "Third.");
+    CHECK_EQ_STR(test_block_text(d, 0), "Hello world.");
+    CHECK_EQ_STR(test_block_text(d, 1), "Second paragraph\nspans two lines.");
+    CHECK_EQ_STR(test_block_text(d, 2), "Third.");
     CHECK_EQ_INT(d->blocks[1].line_start, 3);
     CHECK_EQ_INT(d->blocks[1].line_end, 4);
     CHECK_EQ_INT(d->blocks[2].line_start, 7);
@@ -237,7 +230,7 @@ TEST(md_structure) {
     for (size_t i = 0; i < nw && i < d->n_blocks; i++) {
         CHECK_EQ_INT(d->blocks[i].kind, want[i].kind);
         CHECK_EQ_INT(d->blocks[i].level, want[i].level);
-        CHECK_EQ_STR(block_text(d, i), want[i].text);
+        CHECK_EQ_STR(test_block_text(d, i), want[i].text);
         CHECK_EQ_INT(d->blocks[i].line_start, want[i].line);
     }
     CHECK_EQ_STR(d->title, "Install");
@@ -290,7 +283,7 @@ TEST(html_structure) {
     for (size_t i = 0; i < nw && i < d->n_blocks; i++) {
         CHECK_EQ_INT(d->blocks[i].kind, want[i].kind);
         CHECK_EQ_INT(d->blocks[i].level, want[i].level);
-        CHECK_EQ_STR(block_text(d, i), want[i].text);
+        CHECK_EQ_STR(test_block_text(d, i), want[i].text);
         /* the line span holds the block (libxml2 may end a block on the
          * line where its closing tag sits) */
         CHECK(d->blocks[i].line_start == want[i].l0, "block %zu starts on line %u, want %u", i, d->blocks[i].line_start, want[i].l0);
@@ -385,11 +378,11 @@ TEST(pdf_pages_and_text) {
     CHECK_EQ_STR(d->title, "Testdokument");
     REQUIRE(d->n_blocks >= 3, "%zu blocks", d->n_blocks);
     CHECK_EQ_INT(d->blocks[0].page, 1);
-    CHECK(strstr(block_text(d, 0), "Die Straße mit Äpfeln.") != NULL, "page 1: %s", block_text(d, 0));
+    CHECK(strstr(test_block_text(d, 0), "Die Straße mit Äpfeln.") != NULL, "page 1: %s", test_block_text(d, 0));
     bool p2 = false, p3 = false;
     for (size_t i = 0; i < d->n_blocks; i++) {
-        if (strstr(block_text(d, i), "vpn.example.com")) p2 = d->blocks[i].page == 2;
-        if (strstr(block_text(d, i), "Page three.")) p3 = d->blocks[i].page == 3;
+        if (strstr(test_block_text(d, i), "vpn.example.com")) p2 = d->blocks[i].page == 2;
+        if (strstr(test_block_text(d, i), "Page three.")) p3 = d->blocks[i].page == 3;
         CHECK(i == 0 || d->blocks[i].page >= d->blocks[i - 1].page, "pages in order");
         CHECK_EQ_INT(d->blocks[i].line_start, 0);
     }
@@ -485,7 +478,7 @@ TEST(sample_corpus_with_generated_pdf) {
     CHECK_EQ_STR(d->title, "IT Security Guidelines");
     bool p1 = false, p2 = false, p3 = false;
     for (size_t i = 0; i < d->n_blocks; i++) {
-        const char *t = block_text(d, i);
+        const char *t = test_block_text(d, i);
         p1 |= d->blocks[i].page == 1 && strstr(t, "within 2 hours") != NULL;
         p2 |= d->blocks[i].page == 2 && strstr(t, "within 72 hours") != NULL;
         p3 |= d->blocks[i].page == 3 && strstr(t, "4. Classification") != NULL;
@@ -575,7 +568,7 @@ TEST(md_front_matter) {
     rag_doc *d = extract("fm.md", src, strlen(src), RAG_DOC_MD);
     CHECK_EQ_STR(d->title, "Release Checklist");
     REQUIRE(d->n_blocks == 3, "%zu blocks", d->n_blocks);
-    CHECK_EQ_STR(block_text(d, 0), "First paragraph.");
+    CHECK_EQ_STR(test_block_text(d, 0), "First paragraph.");
     CHECK_EQ_INT(d->blocks[0].line_start, 7);
     CHECK_EQ_INT(d->blocks[1].kind, RAG_BLOCK_HEADING);
     check_spans_exact(d, src, strlen(src));
@@ -584,7 +577,7 @@ TEST(md_front_matter) {
     const char *rule = "---\nJust text.\n";
     d = extract("rule.md", rule, strlen(rule), RAG_DOC_MD);
     REQUIRE(d->n_blocks == 1, "%zu blocks", d->n_blocks);
-    CHECK_EQ_STR(block_text(d, 0), "Just text.");
+    CHECK_EQ_STR(test_block_text(d, 0), "Just text.");
     rag_doc_free(d);
 }
 

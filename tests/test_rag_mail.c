@@ -20,16 +20,10 @@ static rag_doc *extract_ok(const char *name, const char *data, size_t len) {
     return d;
 }
 
-static const char *btext(const rag_doc *d, size_t i) {
-    static char buf[8192];
-    snprintf(buf, sizeof buf, "%.*s", (int)d->blocks[i].text_len, d->text + d->blocks[i].text_off);
-    return buf;
-}
-
 /* Index of the first block containing s, or -1. */
 static long block_has(const rag_doc *d, const char *s) {
     for (size_t i = 0; i < d->n_blocks; i++)
-        if (strstr(btext(d, i), s)) return (long)i;
+        if (strstr(test_block_text(d, i), s)) return (long)i;
     return -1;
 }
 
@@ -162,7 +156,7 @@ TEST(alternative_prefers_plain_and_keeps_the_headers) {
     long h = block_has(d, "From: Anna Schmidt <anna@example.org>");
     CHECK(h >= 0, "header block: %s", d->text);
     if (h >= 0)
-        CHECK_EQ_STR(btext(d, (size_t)h), "From: Anna Schmidt <anna@example.org>\n"
+        CHECK_EQ_STR(test_block_text(d, (size_t)h), "From: Anna Schmidt <anna@example.org>\n"
                                           "To: team@example.org, Bob <bob@example.org>\n"
                                           "Date: Mon, 7 Dec 2026 09:15:00 +0100\n"
                                           "Subject: VPN maintenance on Friday");

@@ -62,16 +62,10 @@ static int extract_err(const char *name, const char *data, size_t len, char *err
     return rc;
 }
 
-static const char *btext(const rag_doc *d, size_t i) {
-    static char buf[8192];
-    snprintf(buf, sizeof buf, "%.*s", (int)d->blocks[i].text_len, d->text + d->blocks[i].text_off);
-    return buf;
-}
-
 /* Index of the block whose text is exactly s, or -1. */
 static long block_eq(const rag_doc *d, const char *s) {
     for (size_t i = 0; i < d->n_blocks; i++)
-        if (strcmp(btext(d, i), s) == 0) return (long)i;
+        if (strcmp(test_block_text(d, i), s) == 0) return (long)i;
     return -1;
 }
 
@@ -498,12 +492,12 @@ TEST(ods_repeated_cells_and_rows) {
     rag_doc *d = extract_ok("budget.ods", z, len);
     long h = block_eq(d, "Budget"), hdr = block_eq(d, "Columns: Item | Cost");
     REQUIRE(h == 0 && hdr == 1 && d->n_blocks == 5, "blocks:\n%s", d->text);
-    CHECK_EQ_STR(btext(d, 2), "Item: Chair; B: 120,00 €; Cost: 120,00 €");
-    CHECK_EQ_STR(btext(d, 3), "Item: Chair; B: 120,00 €; Cost: 120,00 €");
+    CHECK_EQ_STR(test_block_text(d, 2), "Item: Chair; B: 120,00 €; Cost: 120,00 €");
+    CHECK_EQ_STR(test_block_text(d, 3), "Item: Chair; B: 120,00 €; Cost: 120,00 €");
     CHECK_EQ_INT(d->blocks[1].line_start, 3);
     CHECK_EQ_INT(d->blocks[2].line_start, 4);
     CHECK_EQ_INT(d->blocks[3].line_start, 5);
-    CHECK_EQ_STR(btext(d, 4), "Item: Desk");
+    CHECK_EQ_STR(test_block_text(d, 4), "Item: Desk");
     CHECK_EQ_INT(d->blocks[4].line_start, 6 + 1048570);
     rag_doc_free(d);
     free(z);
@@ -526,12 +520,12 @@ TEST(odp_slides_titles_and_notes) {
     char *z = make_zip("plan.odp", m, 2, &len);
     rag_doc *d = extract_ok("plan.odp", z, len);
     REQUIRE(d->n_blocks == 6, "blocks:\n%s", d->text);
-    CHECK_EQ_STR(btext(d, 0), "Roadmap");
-    CHECK_EQ_STR(btext(d, 1), "Ship search");
-    CHECK_EQ_STR(btext(d, 2), "Notes");
-    CHECK_EQ_STR(btext(d, 3), "Dates are estimates.");
-    CHECK_EQ_STR(btext(d, 4), "Slide 2");
-    CHECK_EQ_STR(btext(d, 5), "Questions?");
+    CHECK_EQ_STR(test_block_text(d, 0), "Roadmap");
+    CHECK_EQ_STR(test_block_text(d, 1), "Ship search");
+    CHECK_EQ_STR(test_block_text(d, 2), "Notes");
+    CHECK_EQ_STR(test_block_text(d, 3), "Dates are estimates.");
+    CHECK_EQ_STR(test_block_text(d, 4), "Slide 2");
+    CHECK_EQ_STR(test_block_text(d, 5), "Questions?");
     CHECK_EQ_INT(d->blocks[5].page, 2);
     CHECK_EQ_INT(d->blocks[3].page, 1);
     rag_doc_free(d);
@@ -567,10 +561,10 @@ TEST(epub_chapters_in_spine_order) {
     rag_doc *d = extract_ok("manual.epub", z, len);
     CHECK_EQ_STR(d->title, "Field Manual");
     REQUIRE(d->n_blocks == 5, "blocks:\n%s", d->text);
-    CHECK_EQ_STR(btext(d, 0), "First chapter");
+    CHECK_EQ_STR(test_block_text(d, 0), "First chapter");
     CHECK_EQ_INT(d->blocks[0].kind, RAG_BLOCK_HEADING);
-    CHECK_EQ_STR(btext(d, 2), "Tell someone.");
-    CHECK_EQ_STR(btext(d, 3), "Later chapter");
+    CHECK_EQ_STR(test_block_text(d, 2), "Tell someone.");
+    CHECK_EQ_STR(test_block_text(d, 3), "Later chapter");
     CHECK_EQ_INT(d->blocks[2].page, 1);
     CHECK_EQ_INT(d->blocks[4].page, 2);
     CHECK(!strstr(d->text, "Contents entry"), "the navigation document is not a chapter");

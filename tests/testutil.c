@@ -177,6 +177,14 @@ char *test_run_capture(const char *cmd, int *status) {
     return buf;
 }
 
+const char *test_block_text(const rag_doc *d, size_t i) {
+    static char buf[4][8192];
+    static int next;
+    char *b = buf[next++ & 3];
+    snprintf(b, sizeof buf[0], "%.*s", (int)d->blocks[i].text_len, d->text + d->blocks[i].text_off);
+    return b;
+}
+
 const char *test_shq(const char *s) {
     static char bufs[8][8192];
     static int k;
