@@ -863,9 +863,10 @@ static int detect_unrelated(scan_env *env, const guard_rule *r, rag_guard_action
             while (tab[i].key != keys[j]) i = (i + 1) & (cap - 1);
             if (tab[i].nseg > 1 || (env->n_qkeys && bsearch(&keys[j], env->qkeys, env->n_qkeys, sizeof *keys, cmp_key))) m++;
         }
-        /* no topic words: too little to judge; half of them found
-         * elsewhere (or three): the request belongs to the text */
-        if (c == 0 || 2 * m >= c || m >= 3) continue;
+        /* no topic words (fewer than two in a piece cut out of a
+         * sentence): too little to judge; half of them found elsewhere
+         * (or three): the request belongs to the text */
+        if (c < (seg[k].piece ? 2u : 1u) || 2 * m >= c || m >= 3) continue;
         size_t es, ee;
         map_span(v2, fixed, seg[k].start, seg[k].end, &es, &ee);
         rag_guard_event ev = {RAG_GUARD_EV_MATCH, r->id, r->message ? r->message : r->id, env->stage, act, es, ee, sc[k]};
@@ -878,13 +879,29 @@ done:
     free(tab);
     return rc;
 }
+static bool any_unrelated(const rag_guard *g) {
+    for (size_t i = 0; i < g->n_rules; i++)
+        if (g->rules[i].enabled && g->rules[i].model && g->rules[i].unrelated && (g->rules[i].stages & (1u << RAG_GUARD_CONTEXT)))
+            return true;
+    return false;
+}
+
+/* A segment found in the Unicode view v1, moved to the skeleton v2. */
+static void guard_seg_map(const guard_view *v1, const guard_view *v2, guard_segment *sg) {
+    size_t ta, tb;
+    rag_guard_view_span(v1, sg->start, sg->end, &ta, &tb);
+    sg->start = rag_guard_view_find(v2, ta);
+    sg->end = rag_guard_view_find(v2, tb);
+    if (sg->end < sg->start) sg->end = sg->start;
+}
+
 #define GUARD_QUESTION_MAX 1000     /* bytes: longer inputs are not scored per sentence */
 #define GUARD_QUESTION_SEGMENTS 6   /* nor are inputs of more sentences (documents) */
 static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, const char *sk, bool seg_v2,
                   const size_t *fixed) {
     const rag_guard *g = env->g;
-    guard_segment *seg = NULL;
-    size_t nseg = 0, n = v2->n;
+    guard_segment *seg = NULL, *tseg = NULL;
+    size_t nseg = 0, ntseg = 0, n = v2->n;
     int rc = RAG_OK;
     for (size_t i = 0; i < g->n_rules && rc == RAG_OK; i++) {
         const guard_rule *r = &g->rules[i];
@@ -899,13 +916,18 @@ static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, con
             if (!(seg = malloc(GUARD_MAX_SEGMENTS * sizeof *seg))) return RAG_ERR_NOMEM;
             /* (letters spaced out over lines: only the skeleton has the words) */
             nseg = rag_guard_segments(seg_v2 ? sk : v1->s, seg_v2 ? v2->n : v1->n, seg, GUARD_MAX_SEGMENTS);
-            for (size_t k = 0; !seg_v2 && k < nseg; k++) {
-                size_t ta, tb;
-                rag_guard_view_span(v1, seg[k].start, seg[k].end, &ta, &tb);
-                seg[k].start = rag_guard_view_find(v2, ta);
-                seg[k].end = rag_guard_view_find(v2, tb);
-                if (seg[k].end < seg[k].start) seg[k].end = seg[k].start;
+            if (env->stage == RAG_GUARD_CONTEXT && any_unrelated(g)) {
+                /* the request model judges pieces of the segments: a
+                 * request glued into a sentence is a piece of its own
+                 * (only the Unicode view has the capitals that show it) */
+                if (!(tseg = malloc(GUARD_MAX_SEGMENTS * sizeof *tseg))) { free(seg); return RAG_ERR_NOMEM; }
+                for (size_t k = 0; k < nseg && ntseg < GUARD_MAX_SEGMENTS; k++) {
+                    if (seg_v2) tseg[ntseg++] = seg[k];
+                    else ntseg += rag_guard_task_pieces(v1->s, seg[k].start, seg[k].end, tseg + ntseg, GUARD_MAX_SEGMENTS - ntseg);
+                }
+                for (size_t k = 0; !seg_v2 && k < ntseg; k++) guard_seg_map(v1, v2, &tseg[k]);
             }
+            for (size_t k = 0; !seg_v2 && k < nseg; k++) guard_seg_map(v1, v2, &seg[k]);
         }
         if (env->stage != RAG_GUARD_CONTEXT) {
             /* a question is judged whole and sentence by sentence; a long
@@ -934,7 +956,7 @@ static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, con
             continue;
         }
         if (r->unrelated) {
-            rc = detect_unrelated(env, r, act, thr, seg, nseg, sk, v2, fixed);
+            rc = detect_unrelated(env, r, act, thr, tseg, ntseg, sk, v2, fixed);
             continue;
         }
         for (size_t k = 0; k < nseg && rc == RAG_OK; k++) {
@@ -956,6 +978,7 @@ static int detect(scan_env *env, const guard_view *v1, const guard_view *v2, con
         }
     }
     free(seg);
+    free(tseg);
     return rc;
 }
 

@@ -56,7 +56,7 @@ static bool punct_token(unsigned char c) {
  * Dutch; not taken from any evaluation rows. */
 enum {
     C_YOUR = 1, C_OUT = 2, C_AI = 4, C_USER = 8, C_URL = 16, C_IMP = 32, C_NET = 64, C_SEND = 128,
-    C_SECRET = 256, C_PLEASE = 512, C_STOP = 1024,
+    C_SECRET = 256, C_PLEASE = 512, C_STOP = 1024, C_REQ = 2048, C_BEGIN = 4096, C_WH = 8192,
 };
 static const struct { unsigned cls; const char *words; } word_classes[] = {
     {C_YOUR, "your yours deine deiner deinen deinem dein ihre ihrer ihren ihrem ta tes ton votre vos tu tus tua tuo tue "
@@ -113,6 +113,16 @@ static const struct { unsigned cls; const char *words; } word_classes[] = {
              "quelle comment pourquoi quand para como pero este esta estos todo todos puede donde cuando porque della "
              "delle sono come questo questa anche perché quando dove voor maar niet deze zijn heeft hebben wordt "
              "worden kunnen welke waarom wanneer"},
+    /* where a request pasted into a sentence starts and where the text
+     * around it goes on (rag_guard_task_pieces; not features of the
+     * models): words that open a request, and words that open a sentence */
+    {C_REQ, "write tell explain list describe summarize summarise translate give show name compose create generate "
+            "draft provide recommend suggest teach "
+            "schreibe schreib erkläre erklär nenne beschreibe übersetze fasse erzähle erzähl gib zeige zeig verfasse "
+            "erstelle empfiehl"},
+    {C_WH, "who what when where why how which wer was wann warum wieso weshalb welche welcher welches"},
+    {C_BEGIN, "the if you we our this these there please thanks it they he she my your when as in on at for and but "
+              "der die das wir es wenn bitte ein eine bei im am zum zur danke unser unsere und aber"},
 };
 
 #define CLASS_SLOTS 4096
@@ -260,9 +270,9 @@ size_t rag_guard_content_keys(const char *str, size_t n, uint64_t *keys, size_t 
             if (s[i] < '0' || s[i] > '9') digits = false;
             i += l;
         }
-        /* short words, numbers, function words and long runs say nothing
-         * about the topic */
-        if (i - a < 4 || i - a > 40 || digits || (class_of(tok_hash(s + a, i - a)) & C_STOP)) continue;
+        /* short words, numbers, function words, the verbs and question
+         * words of requests and long runs say nothing about the topic */
+        if (i - a < 4 || i - a > 40 || digits || (class_of(tok_hash(s + a, i - a)) & (C_STOP | C_REQ | C_WH))) continue;
         keys[k++] = tok_hash(s + a, i - a < 5 ? i - a : 5) | 1;   /* a crude stem: the first five bytes */
     }
     return k;
@@ -305,7 +315,7 @@ static bool seg_space(char c) {
 static void seg_emit(const char *s, size_t a, size_t b, guard_segment *out, size_t *k) {
     while (a < b && seg_space(s[a])) a++;
     while (b > a && seg_space(s[b - 1])) b--;
-    if (b > a) { out[*k].start = a; out[*k].end = b; (*k)++; }
+    if (b > a) { out[*k].start = a; out[*k].end = b; out[*k].piece = false; (*k)++; }
 }
 
 static bool fence_at(const char *s, size_t n, size_t i) {
@@ -351,6 +361,84 @@ size_t rag_guard_segments(const char *s, size_t n, guard_segment *out, size_t ca
         i++;
     }
     seg_emit(s, start, n, out, &k);
+    return k;
+}
+
+/* The class of the word at s[i..] (ASCII and Latin-1 letters folded to
+ * small ones), its length in *len. */
+static unsigned word_class_at(const char *str, size_t n, size_t i, size_t *len) {
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned char w[48];
+    size_t k = 0, j = i, l;
+    while (j < n && (l = word_len(s, n, j)) > 0) {
+        for (size_t t = 0; t < l; t++) {
+            unsigned char c = s[j + t];
+            if (l == 1 && c >= 'A' && c <= 'Z') c += 32;
+            else if (l == 2 && t == 1 && s[j] == 0xC3 && c >= 0x80 && c <= 0x9E && c != 0x97) c += 32;
+            if (k < sizeof w) w[k++] = c;
+        }
+        j += l;
+    }
+    *len = j - i;
+    if (k == 0 || k >= sizeof w) return 0;
+    pthread_once(&class_once, class_build);
+    return class_of(tok_hash(w, k));
+}
+
+static bool upper_at(const unsigned char *s, size_t n, size_t i) {
+    return (s[i] >= 'A' && s[i] <= 'Z') || (i + 1 < n && s[i] == 0xC3 && s[i + 1] >= 0x80 && s[i + 1] <= 0x9E);
+}
+
+static bool lower_byte(unsigned char c) {
+    return c >= 'a' && c <= 'z';
+}
+
+size_t rag_guard_task_pieces(const char *str, size_t a, size_t b, guard_segment *out, size_t cap) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t k = 0, start = a;
+    if (!cap) return 0;
+    bool clause = false;
+    for (size_t i = a + 1; i < b && k + 1 < cap; i++) {
+        if (lower_byte(s[i]) && i >= a + 2 && s[i - 1] == ' ' && s[i - 2] == ',') {
+            /* an order between commas: "… arrive ten minutes, tell me a
+             * joke about elephants, early to …" */
+            size_t len;
+            if (word_class_at(str, b, i, &len) & C_REQ) {
+                seg_emit(str, start, i, out, &k);
+                start = i;
+                clause = true;
+            } else if (clause && (word_class_at(str, b, i, &len) & C_BEGIN)) {
+                seg_emit(str, start, i, out, &k);
+                start = i;
+                clause = false;
+            }
+            continue;
+        }
+        if (!upper_at(s, b, i)) continue;
+        unsigned char p = s[i - 1];
+        bool cut = false;
+        size_t len;
+        if (lower_byte(p)) {
+            /* glued into a word: "… may be cold unWrite a poem …" */
+            cut = (word_class_at(str, b, i, &len) & (C_REQ | C_WH)) != 0;
+        } else if ((p == '.' || p == '!' || p == '?' || p == ';') && i >= a + 2 && lower_byte(s[i - 2])) {
+            /* glued after a stop: "… on Friday.Write a poem …" */
+            cut = (word_class_at(str, b, i, &len) & (C_REQ | C_WH | C_BEGIN)) != 0;
+        } else if (p == ' ' && i >= a + 2 && (lower_byte(s[i - 2]) || s[i - 2] == ',' || (s[i - 2] >= '0' && s[i - 2] <= '9'))) {
+            /* a clause without a stop: "… your insurance card List three
+             * facts about penguins If you cannot come …", "Hi Lukas, List …" */
+            unsigned c = word_class_at(str, b, i, &len);
+            cut = (c & (C_REQ | C_WH)) || ((c & C_BEGIN) && s[i - 2] != ',');
+        }
+        if (!cut) continue;
+        seg_emit(str, start, i, out, &k);
+        start = i;
+    }
+    seg_emit(str, start, b, out, &k);
+    /* quoted reply markers ("> ") are not part of what a piece says */
+    for (size_t t = 0; k > 1 && t < k; t++) out[t].piece = true;
+    for (size_t t = 0; t < k; t++)
+        while (out[t].start < out[t].end && (s[out[t].start] == '>' || s[out[t].start] == ' ')) out[t].start++;
     return k;
 }
 

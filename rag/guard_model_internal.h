@@ -52,11 +52,19 @@ size_t rag_guard_model_words(const char *s, size_t n);
 size_t rag_guard_content_keys(const char *s, size_t n, uint64_t *keys, size_t cap);
 
 /* A segment (sentence, line, code block) of a text: [start, end). */
-typedef struct { size_t start, end; } guard_segment;
+typedef struct { size_t start, end; bool piece; /* cut out of a longer segment */ } guard_segment;
 /* Splits s[0..n) into segments scored one by one at the context stage:
  * sentences ('.', '!', '?' before white space), line breaks (unless the
  * next line goes on with a small letter), '|' separators, fenced code blocks as one
  * segment; long ones are cut near 600 bytes. Returns the number of segments written (at most cap). */
 size_t rag_guard_segments(const char *s, size_t n, guard_segment *out, size_t cap);
+/* Splits the segment s[a..b) of the Unicode view (case kept) into the
+ * pieces the request model judges: a request pasted into a sentence
+ * without a stop or glued into a word starts where a request word opens
+ * with a capital after a small letter ("… cold unWrite a poem …", "… card
+ * List three facts …") and ends where a sentence word does ("… penguins If
+ * you …"); reply markers ("> ") are dropped. Returns the number of pieces
+ * written (at most cap, at least one for a non-empty segment). */
+size_t rag_guard_task_pieces(const char *s, size_t a, size_t b, guard_segment *out, size_t cap);
 
 #endif
