@@ -25,7 +25,7 @@ PKGS="
   gcc g++ make pkg-config dpkg-dev clang cmake git
   libopenblas-openmp-dev libfaiss-dev
   libsqlite3-dev libcurl4-openssl-dev libpcre2-dev libutf8proc-dev
-  libstemmer-dev hunspell-de-de libexttextcat-dev
+  libstemmer-dev hunspell-de-de openthesaurus-de-text libexttextcat-dev
   libmicrohttpd-dev libcjson-dev libedit-dev
   libpoppler-glib-dev libxml2-dev libzip-dev zlib1g-dev libgmime-3.0-dev
   libtesseract-dev tesseract-ocr-eng tesseract-ocr-deu

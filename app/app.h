@@ -255,6 +255,9 @@ void app_choose_layer(idx_store *s, struct llm_model *m, int threads, const int 
 /* One line saying the fusion weights, where they come from, and the gate
  * (f is a const rag_fusion *). */
 void app_fusion_describe(const void *f, char *out, size_t n);
+/* One line on the query-side German synonyms of index s (the thesaurus in
+ * use, or why there is none). */
+void app_synonyms_describe(idx_store *s, char *out, size_t n);
 /* A whole file of at most max bytes, NUL-terminated (owned, free()); *len
  * (may be NULL) gets its length. NULL with errno set when it cannot be read
  * or is larger (EFBIG). */

@@ -643,7 +643,12 @@ int app_asker_ask(app_asker *a, const char *question, bool conversation, bool js
         }
         fflush(stdout);
     }
-    if (stats) print_stats(r);
+    if (stats) {
+        print_stats(r);
+        char syn[1200];
+        app_synonyms_describe(a->store, syn, sizeof syn);
+        fprintf(stderr, "mrag: %s\n", syn);
+    }
     if (r->status == RAG_ANS_BLOCKED) rc = 2;
     else if (r->status == RAG_ANS_CANCELLED) rc = 130;
     if (conversation && r->status == RAG_ANS_ANSWERED) {

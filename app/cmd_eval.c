@@ -466,6 +466,8 @@ static cJSON *eval_report(const eval_opts *o, const char *mpath, idx_store *s, r
         char fl[512];
         app_fusion_describe(&fu, fl, sizeof fl);
         printf("%s\n", fl);
+        app_synonyms_describe(s, fl, sizeof fl);
+        printf("%s\n", fl);
         printf("%-8s %9s %9s %9s %9s %12s\n", "mode", "recall@1", "recall@5", "recall@10", "MRR@10", "ms/query");
         for (int mode = 0; mode < 3; mode++)
             printf("%-8s %9.4f %9.4f %9.4f %9.4f %12.2f\n", rag_search_mode_str((rag_search_mode)mode),

@@ -220,6 +220,9 @@ int app_cmd_tune(int argc, char **argv) {
         for (int l = 1; l < IDX_LANG_COUNT; l++)
             if (fi.lang_chunks[l]) { printf("%s%s %lld", first ? "" : ", ", idx_lang_code(l), (long long)fi.lang_chunks[l]); first = false; }
         printf("%s); compounds %s, %lld words\n", first ? "none recognised" : "", fi.compounds, (long long)fi.vocab_words);
+        char syn[1200];
+        app_synonyms_describe(s, syn, sizeof syn);
+        printf("%s\n", syn);
     }
     rp.n_threads = threads;
     if (remote) {

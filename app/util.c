@@ -280,6 +280,13 @@ void app_fusion_describe(const void *fv, char *out, size_t n) {
                  strcmp(f->source, "pseudo") == 0 ? "pseudo-" : "labelled ", f->mrr_dense, f->mrr_bm25, f->mrr_hybrid, gate);
 }
 
+void app_synonyms_describe(idx_store *s, char *out, size_t n) {
+    idx_thesaurus_status ts;
+    if (idx_thesaurus_info(s, &ts) != IDX_OK) snprintf(out, n, "German synonyms: %s", idx_errmsg(s));
+    else if (!ts.sets) snprintf(out, n, "%s", ts.note);
+    else snprintf(out, n, "German synonyms (German queries only, weighted 0.5): %zu sets of %zu terms from %s", ts.sets, ts.terms, ts.path);
+}
+
 void app_choose_layer(idx_store *s, struct llm_model *m, int threads, const int *cand, int n_cand, const char *cmd) {
     rag_layer_choice lc;
     char err[1024] = "";

@@ -18,6 +18,10 @@
                                    is also a query language */
 #define FTS_MIN_CF 2            /* corpus words: at least this frequent */
 #define FTS_DEFAULT_DICT "/usr/share/hunspell/de_DE.dic"
+#define FTS_DEFAULT_THESAURUS "/usr/share/openthesaurus-de/openthesaurus.txt"   /* openthesaurus-de-text */
+#define FTS_SYN_WEIGHT 0.5      /* a synonym's BM25 weight (the query's own terms: 1) */
+#define FTS_SYN_MAX 3           /* synonyms per query word, most frequent first */
+#define FTS_SYN_CAND 48         /* synonyms looked up per query word */
 /* BM25 parameters: the defaults of the Anserini/Lucene toolkits for
  * passage retrieval (short chunks need less length normalisation than
  * FTS5's 1.2 / 0.75); see docs/retrieval.md for the measured effect. */
@@ -129,6 +133,14 @@ struct fts_cache {
     int64_t *pdf;                   /* during a search: each phrase's visible
                                        document frequency, as ranked */
     size_t npdf;
+    sqlite3_stmt *vocab_eq_st;      /* one term's document frequency */
+    /* query-side synonyms (thes.c): kept across fc_clear, reloaded when
+     * the analysis generation changes */
+    idx_thes *thes;
+    int64_t thes_gen;
+    bool thes_tried, thes_off;
+    char *thes_path;                /* NULL: FTS_DEFAULT_THESAURUS */
+    char thes_note[512];            /* why there are none */
 };
 
 static void fc_clear_terms(struct fts_cache *c) {
@@ -166,6 +178,9 @@ void idx_fts_cache_free(idx_store *s) {
     sqlite3_finalize(c->commit_st);
     sqlite3_finalize(c->rollback_st);
     sqlite3_finalize(c->vocab_st);
+    sqlite3_finalize(c->vocab_eq_st);
+    idx_thes_free(c->thes);
+    free(c->thes_path);
     for (int i = 0; i < IDX_MAX_GROUPS + 2; i++) {
         sqlite3_finalize(c->search[i]);
         sqlite3_finalize(c->vis[i]);
@@ -344,8 +359,10 @@ static int count_cb(const Fts5ExtensionApi *api, Fts5Context *fc, void *user) {
  * over both columns, idf = ln((N - n + 0.5) / (n + 0.5)), at least 1e-6),
  * with k1 = 0.9 and b = 0.4 instead of 1.2 and 0.75, and with N,
  * the total length and each n reduced by the statistics of the chunks the
- * caller cannot see (argument: an fts_adj blob, or NULL). Lower is better,
- * like bm25(). */
+ * caller cannot see (argument 1: an fts_adj blob, or NULL); argument 2 (a
+ * blob of one double per phrase, or NULL) weights each phrase's part of the
+ * sum (query-side synonyms count less than the query's own words). Lower is
+ * better, like bm25(). */
 static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_context *ctx, int nval, sqlite3_value **val) {
     rank_data *d = api->xGetAuxdata(fc, 0);
     int rc = SQLITE_OK;
@@ -386,6 +403,14 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_contex
         else sqlite3_free(d);
         if (rc != SQLITE_OK) { sqlite3_result_error_code(ctx, rc); return; }
     }
+    const double *wt = NULL;        /* per-phrase weights (synonyms below 1), or all 1 */
+    if (nval >= 2 && sqlite3_value_type(val[1]) == SQLITE_BLOB) {
+        if (sqlite3_value_bytes(val[1]) != (int)((size_t)d->nphrase * sizeof(double))) {
+            sqlite3_result_error(ctx, "mrag_bm25: weights do not fit the query", -1);
+            return;
+        }
+        wt = sqlite3_value_blob(val[1]);
+    }
     int ninst = 0;
     double freq_stack[64], *freq = freq_stack;
     if (d->nphrase > 64 && !(freq = sqlite3_malloc64((size_t)d->nphrase * sizeof *freq))) { sqlite3_result_error_nomem(ctx); return; }
@@ -400,7 +425,7 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_contex
     if (rc == SQLITE_OK) rc = row_length(api, fc, &len);
     double score = 0.0, k1 = FTS_K1, b = FTS_B;
     for (int i = 0; rc == SQLITE_OK && i < d->nphrase; i++)
-        score += d->idf[i] * (freq[i] * (k1 + 1.0)) / (freq[i] + k1 * (1 - b + b * (double)len / (d->avgdl > 0 ? d->avgdl : 1)));
+        score += (wt ? wt[i] : 1.0) * d->idf[i] * (freq[i] * (k1 + 1.0)) / (freq[i] + k1 * (1 - b + b * (double)len / (d->avgdl > 0 ? d->avgdl : 1)));
     if (freq != freq_stack) sqlite3_free(freq);
     if (rc != SQLITE_OK) sqlite3_result_error_code(ctx, rc);
     else sqlite3_result_double(ctx, -score);
@@ -884,7 +909,7 @@ static int qterm_cb(void *user, const char *t, size_t n, int start, int end, boo
 
 /* The analysed terms of a query: in its detected language (else the index's
  * default), then in every other language of the index, deduplicated. */
-static int query_terms(idx_store *s, const char *q, size_t n, qterms *out) {
+static int query_terms(idx_store *s, const char *q, size_t n, qterms *out, int *lang_out) {
     memset(out, 0, sizeof *out);
     int rc = idx_fts_config_current(s);
     if (rc) return rc;
@@ -901,6 +926,7 @@ static int query_terms(idx_store *s, const char *q, size_t n, qterms *out) {
             return idx_err(s, IDX_ERR_NOMEM, "out of memory");
         }
     }
+    if (lang_out) *lang_out = lang;
     return IDX_OK;
 }
 
@@ -926,7 +952,7 @@ static char *query_string(const qterms *q) {
 char *idx_fts_query(idx_store *s, const char *query, size_t query_len) {
     if (!s) return NULL;
     qterms q;
-    if (query_terms(s, query, query_len, &q)) return NULL;
+    if (query_terms(s, query, query_len, &q, NULL)) return NULL;
     char *r = query_string(&q);
     qterms_free(&q);
     return r;
@@ -1057,6 +1083,155 @@ static int fts_fuzzy(idx_store *s, struct fts_cache *c, const size_t *hid, size_
     return rc;
 }
 
+/* ------------------------------------------------------------ synonyms */
+
+/* German query words are searched together with their synonyms from a
+ * thesaurus (OpenThesaurus, Debian package openthesaurus-de-text, read at
+ * search time and never stored in the index): for each whole word of a
+ * query analysed as German (not its compound parts, not stop words), the
+ * other single-word members of every synonym set holding its term, those
+ * that visible chunks hold, at most FTS_SYN_MAX of them by visible document
+ * frequency, each weighted FTS_SYN_WEIGHT in the BM25 sum. A query in
+ * another language is never expanded. Without the file the search runs
+ * as before (idx_thesaurus_info says why). */
+
+/* The thesaurus of the current analysis, loaded on first use; NULL when
+ * off or missing (c->thes_note says why). */
+static idx_thes *fts_thes(idx_store *s, struct fts_cache *c) {
+    if (c->thes_off) return NULL;
+    if (c->thes && c->thes_gen == s->fts_gen) return c->thes;
+    if (c->thes_tried && !c->thes && c->thes_gen == s->fts_gen) return NULL;
+    idx_thes_free(c->thes);
+    c->thes = NULL;
+    c->thes_tried = true;
+    c->thes_gen = s->fts_gen;
+    char err[400];
+    const char *path = c->thes_path ? c->thes_path : FTS_DEFAULT_THESAURUS;
+    if (idx_thes_load(s->an, path, &c->thes, err, sizeof err) != IDX_OK) {
+        snprintf(c->thes_note, sizeof c->thes_note, "no German synonyms: %s%s", err,
+                 c->thes_path ? "" : " (Debian package openthesaurus-de-text)");
+        c->thes = NULL;
+        return NULL;
+    }
+    c->thes_note[0] = 0;
+    return c->thes;
+}
+
+static struct fts_cache *fts_cache_get(idx_store *s) {
+    if (!s->fts_cache) s->fts_cache = calloc(1, sizeof *s->fts_cache);
+    return s->fts_cache;
+}
+
+int idx_set_thesaurus(idx_store *s, const char *path) {
+    if (!s) return IDX_ERR_ARG;
+    struct fts_cache *c = fts_cache_get(s);
+    if (!c) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    char *p = path && *path ? strdup(path) : NULL;
+    if (path && *path && !p) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    free(c->thes_path);
+    c->thes_path = p;
+    c->thes_off = path && !*path;
+    idx_thes_free(c->thes);
+    c->thes = NULL;
+    c->thes_tried = false;
+    snprintf(c->thes_note, sizeof c->thes_note, "%s", c->thes_off ? "no German synonyms: turned off" : "");
+    return IDX_OK;
+}
+
+int idx_thesaurus_info(idx_store *s, idx_thesaurus_status *out) {
+    if (!s || !out) return IDX_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    struct fts_cache *c = fts_cache_get(s);
+    if (!c) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    int rc = idx_fts_config_current(s);
+    if (rc) return rc;
+    idx_thes *th = fts_thes(s, c);
+    out->sets = idx_thes_sets(th);
+    out->terms = idx_thes_terms(th);
+    snprintf(out->path, sizeof out->path, "%s", th ? idx_thes_path(th) : (c->thes_path ? c->thes_path : FTS_DEFAULT_THESAURUS));
+    snprintf(out->note, sizeof out->note, "%s", th ? "" : c->thes_note);
+    return IDX_OK;
+}
+
+typedef struct {
+    qterms *q;
+    fz_cand *cand;
+    size_t n, cap;
+    bool oom;
+} syn_acc;
+
+static int syn_cb(void *user, const char *t) {
+    syn_acc *a = user;
+    if (a->n >= FTS_SYN_CAND) return 1;
+    for (size_t i = 0; i < a->q->n; i++)
+        if (strcmp(a->q->t[i], t) == 0) return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->cand[i].term, t) == 0) return 0;
+    if (a->n == a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 16;
+        fz_cand *p = realloc(a->cand, nc * sizeof *p);
+        if (!p) { a->oom = true; return 1; }
+        a->cand = p;
+        a->cap = nc;
+    }
+    if (!(a->cand[a->n].term = strdup(t))) { a->oom = true; return 1; }
+    a->cand[a->n++].df = 0;
+    return 0;
+}
+
+static int whole_cb(void *user, const char *t, size_t n, int start, int end, bool colocated) {
+    return colocated ? 0 : qterm_cb(user, t, n, start, end, false);
+}
+
+/* Appends the synonyms of the German query words of query (detected
+ * language lang) to q. */
+static int fts_synonyms(idx_store *s, struct fts_cache *c, const size_t *hid, size_t nh, const char *query, size_t len,
+                        int lang, qterms *q) {
+    if (lang != IDX_LANG_DE || c->thes_off) return IDX_OK;
+    idx_thes *th = fts_thes(s, c);
+    if (!th) return IDX_OK;
+    qterms w = {0};
+    if (idx_an_run(s->an, query ? query : "", query ? len : 0, IDX_LANG_DE, IDX_AN_NO_STOP | IDX_AN_CONTENT, whole_cb, &w,
+                   NULL) || w.oom) {
+        qterms_free(&w);
+        return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    }
+    int rc = IDX_OK;
+    if (w.n && !c->vocab_eq_st) {
+        if (idx_exec(s, "CREATE VIRTUAL TABLE IF NOT EXISTS temp.mrag_fts_vocab USING fts5vocab(main, 'chunks_fts', 'row')")) rc = IDX_ERR_SQLITE;
+        else if (sqlite3_prepare_v3(s->db, "SELECT doc FROM temp.mrag_fts_vocab WHERE term = ?1", -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->vocab_eq_st, NULL) != SQLITE_OK)
+            rc = idx_sql_err(s, "prepare the term lookup");
+    }
+    for (size_t i = 0; i < w.n && !rc; i++) {
+        syn_acc a = {.q = q};
+        idx_thes_each(th, w.t[i], strlen(w.t[i]), syn_cb, &a);
+        if (a.oom) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+        for (size_t k = 0; k < a.n && !rc; k++) {
+            sqlite3_stmt *st = c->vocab_eq_st;
+            sqlite3_reset(st);
+            sqlite3_bind_text(st, 1, a.cand[k].term, -1, SQLITE_STATIC);
+            int step = sqlite3_step(st);
+            int64_t df = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+            sqlite3_reset(st);
+            if (step != SQLITE_ROW && step != SQLITE_DONE) { rc = idx_sql_err(s, "read the term list"); break; }
+            int64_t v = 0;
+            if (df > 0 && (rc = visible_df(s, c, hid, nh, a.cand[k].term, df, &v))) break;
+            a.cand[k].df = v > 0 ? v : -1;
+        }
+        if (!rc) {
+            if (a.n > 1) qsort(a.cand, a.n, sizeof *a.cand, fz_cmp);
+            for (size_t k = 0; k < a.n && k < FTS_SYN_MAX && a.cand[k].df > 0 && !rc; k++)
+                if (qterm_cb(q, a.cand[k].term, strlen(a.cand[k].term), 0, 0, false) || q->oom) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < a.n; k++) free(a.cand[k].term);
+        free(a.cand);
+    }
+    if (c->vocab_eq_st) sqlite3_clear_bindings(c->vocab_eq_st);
+    qterms_free(&w);
+    return rc;
+}
+
 /* The statistics of the chunks hidden from a caller with filter f, for the
  * terms of q: an fts_adj blob (owned) or NULL when nothing is hidden. The
  * classes and per-term frequencies come from the search cache c (filled
@@ -1159,8 +1334,9 @@ static int ranked_matches(idx_store *s, sqlite3_stmt *st, fts_match **out, size_
  * config, the cache key, the class statistics and the FTS5 data all belong
  * to the same commit. */
 /* One BM25 query: fq with the hidden statistics adj, hits for filter. */
-static int run_query(idx_store *s, struct fts_cache *c, const char *fq, const fts_adj *adj, size_t adj_bytes, int k,
-                     const idx_filter *filter, const char *filter_sql, int filter_first, idx_hit *hits, int *n_hits) {
+static int run_query(idx_store *s, struct fts_cache *c, const char *fq, const fts_adj *adj, size_t adj_bytes,
+                     const double *wt, size_t nwt, int k, const idx_filter *filter, const char *filter_sql, int filter_first,
+                     idx_hit *hits, int *n_hits) {
     int slot = filter ? 1 + (int)filter->n_groups : 0, rc = IDX_OK;
     sqlite3_stmt *st = NULL;
     fts_match *ms = NULL;
@@ -1180,8 +1356,8 @@ static int run_query(idx_store *s, struct fts_cache *c, const char *fq, const ft
         /* filtered: every match scored (no join), sorted here, and the
          * filter run only on the best rows, in rank order, until k are
          * visible (statement 2 of the slot) */
-        int wr = filter ? asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f WHERE chunks_fts MATCH ?1")
-                        : asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3) AS sc FROM chunks_fts f "
+        int wr = filter ? asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3, ?4) AS sc FROM chunks_fts f WHERE chunks_fts MATCH ?1")
+                        : asprintf(&sql, "SELECT f.rowid, mrag_bm25(chunks_fts, ?3, ?4) AS sc FROM chunks_fts f "
                                          "WHERE chunks_fts MATCH ?1 ORDER BY sc LIMIT ?2");
         if (wr < 0) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto end; }
         if (!(c->search_filter[slot] = strdup(fs))) { free(sql); rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto end; }
@@ -1201,6 +1377,8 @@ static int run_query(idx_store *s, struct fts_cache *c, const char *fq, const ft
     sqlite3_bind_int(st, 2, k);
     if (adj) sqlite3_bind_blob(st, 3, adj, (int)adj_bytes, SQLITE_STATIC);
     else sqlite3_bind_null(st, 3);
+    if (wt) sqlite3_bind_blob(st, 4, wt, (int)(nwt * sizeof *wt), SQLITE_STATIC);
+    else sqlite3_bind_null(st, 4);
     int step, m = 0;
     if (!filter) {
         while ((step = sqlite3_step(st)) == SQLITE_ROW && m < k) {
@@ -1262,7 +1440,10 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
     size_t adj_bytes = 0;
     size_t *hid = NULL, nhid = 0;
     int64_t hrows = 0, htokens = 0;
-    if ((rc = query_terms(s, query, query_len, &q))) goto out;
+    int qlang = -1;
+    double *wt = NULL;
+    size_t n_own = 0, n_syn = 0;
+    if ((rc = query_terms(s, query, query_len, &q, &qlang))) goto out;
     /* inside a caller's transaction: uncommitted writes may roll back, so
      * nothing read here may stay cached */
     if (own) rc = fc_check(s, c);
@@ -1270,6 +1451,9 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
     if (rc || !q.n) goto done;
     c->active = own;
     if ((rc = hidden_classes(s, c, filter, &hid, &nhid, &hrows, &htokens))) goto done;
+    n_own = q.n;
+    if ((rc = fts_synonyms(s, c, hid, nhid, query, query_len, qlang, &q))) goto done;
+    n_syn = q.n;
     /* pass 2 only when a term has no visible chunk: its closest spellings
      * join the query (fts_fuzzy) */
     for (int pass = 0; pass < 2; pass++) {
@@ -1280,11 +1464,17 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
         for (size_t i = 0; i < q.n; i++) pdf[i] = 0;    /* no row ranked: no visible chunk holds it */
         c->pdf = pdf;
         c->npdf = q.n;
-        rc = run_query(s, c, fq, adj, adj_bytes, k, filter, filter_sql, filter_first, hits, n_hits);
+        free(wt);
+        wt = NULL;
+        if (n_syn > n_own) {
+            if (!(wt = malloc(q.n * sizeof *wt))) { free(pdf); rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); break; }
+            for (size_t i = 0; i < q.n; i++) wt[i] = i >= n_own && i < n_syn ? FTS_SYN_WEIGHT : 1.0;
+        }
+        rc = run_query(s, c, fq, adj, adj_bytes, wt, q.n, k, filter, filter_sql, filter_first, hits, n_hits);
         c->pdf = NULL;
         c->npdf = 0;
         size_t before = q.n;
-        if (!rc && pass == 0) rc = fts_fuzzy(s, c, hid, nhid, &q, pdf, before);
+        if (!rc && pass == 0) rc = fts_fuzzy(s, c, hid, nhid, &q, pdf, n_own);
         free(pdf);
         if (rc || q.n == before) break;
         free(fq);
@@ -1295,6 +1485,7 @@ int idx_fts_search(idx_store *s, const char *query, size_t query_len, int k, con
 done:
     c->active = false;
     if (!own || rc) fc_clear(c);
+    free(wt);
     free(hid);
     free(fq);
     free(adj);

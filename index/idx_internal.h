@@ -123,6 +123,18 @@ struct idx_store {
                                connection (the caches' validity key) */
 };
 
+/* thes.c: German synonym sets (OpenThesaurus text format), keyed by the
+ * terms the analyzer gives each entry as a German word */
+typedef struct idx_thes idx_thes;
+int idx_thes_load(idx_an *an, const char *path, idx_thes **out, char *err, size_t errsz);
+void idx_thes_free(idx_thes *th);
+size_t idx_thes_sets(const idx_thes *th);
+size_t idx_thes_terms(const idx_thes *th);
+const char *idx_thes_path(const idx_thes *th);
+/* cb(user, synonym term) for every other member of every set holding term;
+ * a non-zero return stops and is returned */
+int idx_thes_each(const idx_thes *th, const char *term, size_t n, int (*cb)(void *, const char *), void *user);
+
 /* store.c */
 int idx_err(idx_store *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int idx_sql_err(idx_store *s, const char *what);

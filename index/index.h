@@ -344,6 +344,21 @@ typedef struct {
  * never touched. *rebuilt (may be NULL) says whether it rebuilt. */
 int idx_fts_retune(idx_store *s, const idx_fts_params *p, bool *rebuilt);
 
+/* Query-side German synonyms (docs/retrieval.md, "Synonyms"): a query
+ * analysed as German is searched with the synonyms of its words from a
+ * thesaurus in OpenThesaurus text format, weighted below its own words. The
+ * file is read at the first German search, never stored in the index.
+ * path NULL: /usr/share/openthesaurus-de/openthesaurus.txt (Debian package
+ * openthesaurus-de-text); "" turns synonyms off. */
+int idx_set_thesaurus(idx_store *s, const char *path);
+typedef struct {
+    size_t sets, terms;             /* 0 sets: no synonyms (note says why) */
+    char path[512];
+    char note[512];
+} idx_thesaurus_status;
+/* Loads the thesaurus if not yet loaded, and says what is in use. */
+int idx_thesaurus_info(idx_store *s, idx_thesaurus_status *out);
+
 /* ------------------------------------------------------------ meta */
 
 /* Free-form key/value metadata. Keys starting with "idx." are reserved. */

@@ -7,6 +7,8 @@
 
 #include <sqlite3.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -192,6 +194,7 @@ TEST(german_compounds_from_the_dictionary) {
     if (!has_dict()) SKIP("/usr/share/hunspell/de_DE.dic missing (Debian package hunspell-de-de)");
     idx_store *s = open_ok(test_tmpdir());
     REQUIRE(s);
+    REQUIRE(idx_set_thesaurus(s, "") == IDX_OK);   /* the analysis alone, no synonyms */
     int64_t pw = put_de(s, "pw.md", "Der Passwortmanager wird für alle Mitarbeiter von der IT eingerichtet.");
     int64_t k = put_de(s, "k.md", "Die Kilometerpauschale wird mit der nächsten Gehaltsabrechnung erstattet.");
     REQUIRE(pw && k);
@@ -214,6 +217,7 @@ TEST(german_verb_stems_participles_and_fewer_parts) {
     if (!has_dict()) SKIP("/usr/share/hunspell/de_DE.dic missing (Debian package hunspell-de-de)");
     idx_store *s = open_ok(test_tmpdir());
     REQUIRE(s);
+    REQUIRE(idx_set_thesaurus(s, "") == IDX_OK);   /* the analysis alone: "Gerät" is a synonym of "Apparat" */
     int64_t mnt = put_de(s, "m.md", "Die Einhängeoptionen des Laufwerks stehen in der Datei fstab.");
     int64_t doubt = put_de(s, "z.md", "Im Zweifelsfall fragen Sie bitte die Kollegen im Support.");
     int64_t food = put_de(s, "v.md", "Die Verpflegungspauschale gilt für volle Tage auf Reisen.");
@@ -769,9 +773,133 @@ TEST(group_filter_before_ranking) {
     idx_close(s);
 }
 
+/* Query-side German synonyms from a thesaurus in OpenThesaurus text format
+ * (a small file written here; the Debian package's is checked below when
+ * installed). Pairs that must meet (a question word and the passage's
+ * synonym), a synonym that must rank below the word itself, an English
+ * query whose word is a German thesaurus entry ("rat", German "Rat" =
+ * advice) that must not be expanded, multi-word entries skipped, a synonym
+ * only hidden documents hold never joining, and off / missing file = the
+ * search as before. */
+TEST(german_synonyms_from_a_thesaurus) {
+    char dir[600], db[600], thes[600];
+    snprintf(dir, sizeof dir, "%s/syn-a", test_tmpdir());
+    snprintf(db, sizeof db, "%s/syn-b", test_tmpdir());
+    snprintf(thes, sizeof thes, "%s/thes.txt", test_tmpdir());
+    FILE *f = fopen(thes, "w");
+    REQUIRE(f);
+    fputs("# a thesaurus in OpenThesaurus text format\n"
+          "Hochrüstung;Upgrade;Aktualisierung\n"
+          "Arbeitsfläche;Desktop;Schreibtischoberfläche (fachspr.);Bildschirmoberfläche;Benutzeroberfläche\n"
+          "Rat;Ratschlag;Empfehlung (ugs.)\n"
+          "(etwas) in Angriff nehmen;anpacken\n"
+          "Wagen;Auto;Kraftfahrzeug;Deputat...\n", f);
+    fclose(f);
+    const char *pub[] = {
+        "Vor der Hochrüstung zur neuen stabilen Version sind die Hinweise zur Veröffentlichung zu lesen.",
+        "Die Arbeitsfläche zeigt Symbole für Dateien und Programme.",
+        "Das Upgrade des Servers dauert eine Stunde und beginnt um acht Uhr.",
+        "Eine Empfehlung des Arztes lautet, viel Wasser zu trinken.",
+        "Im Keller lagern die Vorräte für den Winter.",
+        "Der Wagen steht in der Garage neben dem Haus.",
+    };
+    idx_store *a = open_ok(dir), *b = open_ok(db);
+    REQUIRE(a && b);
+    int64_t id[6];
+    for (int i = 0; i < 6; i++) {
+        char uri[16];
+        snprintf(uri, sizeof uri, "p%d.md", i);
+        REQUIRE(put_text(a, uri, pub[i], NULL, &id[i]) == 0);
+        REQUIRE(put_text(b, uri, pub[i], NULL, NULL) == 0);
+    }
+    REQUIRE(retune(a, "off") == 0);
+    REQUIRE(retune(b, "off") == 0);
+    REQUIRE(idx_set_thesaurus(a, thes) == IDX_OK);
+    REQUIRE(idx_set_thesaurus(b, thes) == IDX_OK);
+    idx_thesaurus_status ts;
+    REQUIRE(idx_thesaurus_info(a, &ts) == IDX_OK);
+    /* the multi-word set keeps one word: no set; "Deputat..." skipped */
+    CHECK(ts.sets == 4 && ts.note[0] == 0, "sets %zu (want 4), note \"%s\"", ts.sets, ts.note);
+    idx_hit h[8], g[8];
+    int n = 0, m = 0;
+    /* meet: the question's word is a synonym of the passage's */
+    struct { const char *q; int want; } meet[] = {
+        {"Was ist vor einer Hochrüstung zu beachten?", 0},   /* own word */
+        {"Wo parkt das Auto?", 5},
+        {"Was liegt auf dem Desktop?", 1},
+        {"Welchen Ratschlag gibt der Doktor?", 3},
+    };
+    for (size_t i = 0; i < sizeof meet / sizeof *meet; i++) {
+        REQUIRE(idx_search_bm25(a, meet[i].q, strlen(meet[i].q), 8, NULL, h, &n) == IDX_OK, "%s", idx_errmsg(a));
+        CHECK(n >= 1 && h[0].chunk_id == id[meet[i].want], "\"%s\": %d hits, first %lld (want %lld)", meet[i].q, n,
+              n ? (long long)h[0].chunk_id : 0LL, (long long)id[meet[i].want]);
+    }
+    /* the word itself outranks its synonym: "Upgrade" is in p2 as written,
+     * in p0 as "Hochrüstung" */
+    REQUIRE(idx_search_bm25(a, "Wann kommt das Upgrade?", 23, 8, NULL, h, &n) == IDX_OK);
+    CHECK(n == 2 && h[0].chunk_id == id[2] && h[1].chunk_id == id[0] && h[0].score > 1.5 * h[1].score,
+          "%d hits, first %lld (%.3f), second %lld (%.3f)", n, n ? (long long)h[0].chunk_id : 0LL, n ? h[0].score : 0.0,
+          n > 1 ? (long long)h[1].chunk_id : 0LL, n > 1 ? h[1].score : 0.0);
+    /* an English question is never expanded: "rat" is German "Rat"
+     * (advice) too, and would meet "Empfehlung" */
+    const char *en = "Where did the rat run in the kitchen?";
+    REQUIRE(idx_search_bm25(a, en, strlen(en), 8, NULL, h, &n) == IDX_OK);
+    CHECK(n == 0, "English question: %d hits, first %lld", n, n ? (long long)h[0].chunk_id : 0LL);
+    /* a German question with that word is */
+    REQUIRE(idx_search_bm25(a, "Welchen Rat gibt der Doktor?", 28, 8, NULL, h, &n) == IDX_OK);
+    CHECK(n >= 1 && h[0].chunk_id == id[3], "German Rat: %d hits, first %lld", n, n ? (long long)h[0].chunk_id : 0LL);
+    /* a synonym only hidden documents hold never joins: the public caller
+     * gets exactly what an index without them gives */
+    /* (more hidden chunks hold the hidden synonyms than visible ones hold
+     * "Arbeitsfläche": counted with hidden chunks, they would take every
+     * place and the visible synonym none) */
+    REQUIRE(put_text(a, "hr/1.md", "Die Aktualisierung der Gehälter, Schreibtischoberfläche, Bildschirmoberfläche, Benutzeroberfläche.", "hr", NULL) == 0);
+    REQUIRE(put_text(a, "hr/2.md", "Schreibtischoberfläche, Bildschirmoberfläche und Benutzeroberfläche der Personalakte.", "hr", NULL) == 0);
+    const char *pg[] = {"public"};
+    idx_filter pf = {pg, 1};
+    const char *qs[] = {"Wann kommt das Upgrade?", "Was liegt auf dem Desktop?", "Was ist vor einer Hochrüstung zu beachten?"};
+    for (int i = 0; i < 3; i++) {
+        REQUIRE(idx_search_bm25(a, qs[i], strlen(qs[i]), 8, &pf, h, &n) == IDX_OK);
+        REQUIRE(idx_search_bm25(b, qs[i], strlen(qs[i]), 8, NULL, g, &m) == IDX_OK);
+        bool same = n == m;
+        for (int k = 0; same && k < n; k++) same = h[k].score == g[k].score && h[k].chunk_id == g[k].chunk_id;
+        CHECK(same && n >= 1, "\"%s\": public caller %d hits (%.9g), public-only index %d hits (%.9g)", qs[i], n,
+              n ? h[0].score : 0.0, m, m ? g[0].score : 0.0);
+    }
+    /* the owner sees them: the hidden chunks join through their synonyms
+     * (the 3 most frequent) */
+    REQUIRE(idx_search_bm25(a, "Was liegt auf dem Desktop?", 26, 8, NULL, h, &n) == IDX_OK);
+    CHECK_EQ_INT(n, 2);
+    /* off, and a missing file: the search as without synonyms, and why */
+    REQUIRE(idx_set_thesaurus(b, "") == IDX_OK);
+    CHECK_EQ_INT(bm25_n(b, "Wo parkt das Auto?", NULL), 0);
+    REQUIRE(idx_thesaurus_info(b, &ts) == IDX_OK);
+    CHECK(ts.sets == 0 && strstr(ts.note, "off"), "off: %zu sets, \"%s\"", ts.sets, ts.note);
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/no-such-thesaurus.txt", test_tmpdir());
+    REQUIRE(idx_set_thesaurus(b, missing) == IDX_OK);
+    CHECK_EQ_INT(bm25_n(b, "Wo parkt das Auto?", NULL), 0);
+    REQUIRE(idx_thesaurus_info(b, &ts) == IDX_OK);
+    CHECK(ts.sets == 0 && strstr(ts.note, "no-such-thesaurus.txt") && strstr(ts.note, "No such file"), "missing: \"%s\"", ts.note);
+    /* the Debian package's thesaurus, when installed (openthesaurus-de-text) */
+    REQUIRE(idx_set_thesaurus(b, NULL) == IDX_OK);
+    if (access("/usr/share/openthesaurus-de/openthesaurus.txt", R_OK) == 0) {
+        REQUIRE(idx_thesaurus_info(b, &ts) == IDX_OK);
+        CHECK(ts.sets > 20000 && ts.note[0] == 0, "package thesaurus: %zu sets, \"%s\"", ts.sets, ts.note);
+        int64_t first = 0;
+        CHECK(bm25_n(b, "Wo parkt das Auto?", &first) >= 1 && first == id[5], "package thesaurus: Auto/Wagen, first %lld",
+              (long long)first);
+    } else {
+        printf("  # /usr/share/openthesaurus-de/openthesaurus.txt absent (Debian package openthesaurus-de-text): "
+               "package thesaurus not checked\n");
+    }
+    idx_close(a);
+    idx_close(b);
+}
+
 TEST_MAIN(RUN(bm25_ranks_the_right_chunk_first), RUN(german_stems_umlauts_eszett_and_transliteration),
           RUN(english_stems_and_folds), RUN(german_compounds_from_the_corpus), RUN(german_compounds_from_the_dictionary),
           RUN(german_verb_stems_participles_and_fewer_parts),
           RUN(fts_query_is_only_verbatim_terms), RUN(raw_phrase_and_prefix_queries_work),
           RUN(bm25_public_scores_ignore_hidden_documents), RUN(bm25_search_cache_follows_every_change), RUN(no_word_stems_to_nothing), RUN(bm25_misspelt_words_find_their_term), RUN(schema_2_index_migrates_without_reembedding),
-          RUN(hostile_queries_never_error), RUN(group_filter_before_ranking))
+          RUN(hostile_queries_never_error), RUN(group_filter_before_ranking), RUN(german_synonyms_from_a_thesaurus))
