@@ -133,7 +133,7 @@ struct fts_cache {
     int64_t *pdf;                   /* during a search: each phrase's visible
                                        document frequency, as ranked */
     size_t npdf;
-    sqlite3_stmt *vocab_eq_st;      /* one term's document frequency */
+    sqlite3_stmt *vocab_in_st;      /* document frequencies of FTS_SYN_BATCH terms */
     /* query-side synonyms (thes.c): kept across fc_clear, reloaded when
      * the analysis generation changes */
     idx_thes *thes;
@@ -178,7 +178,7 @@ void idx_fts_cache_free(idx_store *s) {
     sqlite3_finalize(c->commit_st);
     sqlite3_finalize(c->rollback_st);
     sqlite3_finalize(c->vocab_st);
-    sqlite3_finalize(c->vocab_eq_st);
+    sqlite3_finalize(c->vocab_in_st);
     idx_thes_free(c->thes);
     free(c->thes_path);
     for (int i = 0; i < IDX_MAX_GROUPS + 2; i++) {
@@ -1183,8 +1183,12 @@ static int whole_cb(void *user, const char *t, size_t n, int start, int end, boo
     return colocated ? 0 : qterm_cb(user, t, n, start, end, false);
 }
 
+#define FTS_SYN_BATCH 64        /* terms looked up per statement */
+
 /* Appends the synonyms of the German query words of query (detected
- * language lang) to q. */
+ * language lang) to q. The candidates' document frequencies come from the
+ * term list in batches of FTS_SYN_BATCH terms per statement (each
+ * statement opens one fts5vocab cursor, the expensive part). */
 static int fts_synonyms(idx_store *s, struct fts_cache *c, const size_t *hid, size_t nh, const char *query, size_t len,
                         int lang, qterms *q) {
     if (lang != IDX_LANG_DE || c->thes_off) return IDX_OK;
@@ -1197,37 +1201,73 @@ static int fts_synonyms(idx_store *s, struct fts_cache *c, const size_t *hid, si
         return idx_err(s, IDX_ERR_NOMEM, "out of memory");
     }
     int rc = IDX_OK;
-    if (w.n && !c->vocab_eq_st) {
+    syn_acc *acc = w.n ? calloc(w.n, sizeof *acc) : NULL;
+    if (w.n && !acc) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    size_t total = 0;
+    for (size_t i = 0; i < w.n && !rc; i++) {
+        acc[i].q = q;
+        idx_thes_each(th, w.t[i], strlen(w.t[i]), syn_cb, &acc[i]);
+        if (acc[i].oom) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+        total += acc[i].n;
+    }
+    if (!rc && total && !c->vocab_in_st) {
+        char sql[64 + 3 * FTS_SYN_BATCH];
+        size_t o = (size_t)snprintf(sql, sizeof sql, "SELECT term, doc FROM temp.mrag_fts_vocab WHERE term IN (");
+        for (int k = 0; k < FTS_SYN_BATCH; k++) o += (size_t)snprintf(sql + o, sizeof sql - o, "%s?", k ? "," : "");
+        snprintf(sql + o, sizeof sql - o, ")");
         if (idx_exec(s, "CREATE VIRTUAL TABLE IF NOT EXISTS temp.mrag_fts_vocab USING fts5vocab(main, 'chunks_fts', 'row')")) rc = IDX_ERR_SQLITE;
-        else if (sqlite3_prepare_v3(s->db, "SELECT doc FROM temp.mrag_fts_vocab WHERE term = ?1", -1, SQLITE_PREPARE_PERSISTENT,
-                                    &c->vocab_eq_st, NULL) != SQLITE_OK)
+        else if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->vocab_in_st, NULL) != SQLITE_OK)
             rc = idx_sql_err(s, "prepare the term lookup");
     }
+    /* every candidate of every word, FTS_SYN_BATCH at a time; a row gives
+     * its term's frequency to each candidate of the batch with that term */
+    fz_cand **all = !rc && total ? malloc(total * sizeof *all) : NULL;
+    if (!rc && total && !all) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    size_t na = 0;
+    for (size_t i = 0; i < w.n && all; i++)
+        for (size_t k = 0; k < acc[i].n; k++) all[na++] = &acc[i].cand[k];
+    for (size_t b0 = 0; !rc && b0 < na; b0 += FTS_SYN_BATCH) {
+        sqlite3_stmt *st = c->vocab_in_st;
+        size_t b1 = b0 + FTS_SYN_BATCH < na ? b0 + FTS_SYN_BATCH : na;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        for (size_t k = b0; k < b1; k++) sqlite3_bind_text(st, (int)(k - b0) + 1, all[k]->term, -1, SQLITE_STATIC);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(st, 0);
+            int64_t df = sqlite3_column_int64(st, 1);
+            for (size_t k = b0; t && k < b1; k++)
+                if (strcmp(all[k]->term, t) == 0) all[k]->df = df;
+        }
+        if (step != SQLITE_DONE) rc = idx_sql_err(s, "read the term list");
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    free(all);
     for (size_t i = 0; i < w.n && !rc; i++) {
-        syn_acc a = {.q = q};
-        idx_thes_each(th, w.t[i], strlen(w.t[i]), syn_cb, &a);
-        if (a.oom) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
-        for (size_t k = 0; k < a.n && !rc; k++) {
-            sqlite3_stmt *st = c->vocab_eq_st;
-            sqlite3_reset(st);
-            sqlite3_bind_text(st, 1, a.cand[k].term, -1, SQLITE_STATIC);
-            int step = sqlite3_step(st);
-            int64_t df = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-            sqlite3_reset(st);
-            if (step != SQLITE_ROW && step != SQLITE_DONE) { rc = idx_sql_err(s, "read the term list"); break; }
-            int64_t v = 0;
-            if (df > 0 && (rc = visible_df(s, c, hid, nh, a.cand[k].term, df, &v))) break;
-            a.cand[k].df = v > 0 ? v : -1;
+        syn_acc *a = &acc[i];
+        for (size_t k = 0; k < a->n && !rc; k++) {
+            int64_t v = 0, df = a->cand[k].df;
+            if (df > 0 && (rc = visible_df(s, c, hid, nh, a->cand[k].term, df, &v))) break;
+            a->cand[k].df = v > 0 ? v : -1;
         }
         if (!rc) {
-            if (a.n > 1) qsort(a.cand, a.n, sizeof *a.cand, fz_cmp);
-            for (size_t k = 0; k < a.n && k < FTS_SYN_MAX && a.cand[k].df > 0 && !rc; k++)
-                if (qterm_cb(q, a.cand[k].term, strlen(a.cand[k].term), 0, 0, false) || q->oom) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+            if (a->n > 1) qsort(a->cand, a->n, sizeof *a->cand, fz_cmp);
+            size_t added = 0;
+            for (size_t k = 0; k < a->n && added < FTS_SYN_MAX && a->cand[k].df > 0 && !rc; k++) {
+                bool have = false;      /* already a term of the query, or another word's synonym */
+                for (size_t j = 0; j < q->n && !have; j++) have = strcmp(q->t[j], a->cand[k].term) == 0;
+                if (have) continue;
+                if (qterm_cb(q, a->cand[k].term, strlen(a->cand[k].term), 0, 0, false) || q->oom) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+                added++;
+            }
         }
-        for (size_t k = 0; k < a.n; k++) free(a.cand[k].term);
-        free(a.cand);
     }
-    if (c->vocab_eq_st) sqlite3_clear_bindings(c->vocab_eq_st);
+    for (size_t i = 0; acc && i < w.n; i++) {
+        for (size_t k = 0; k < acc[i].n; k++) free(acc[i].cand[k].term);
+        free(acc[i].cand);
+    }
+    free(acc);
     qterms_free(&w);
     return rc;
 }
