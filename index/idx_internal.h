@@ -60,6 +60,7 @@ typedef struct {
     bool removable;         /* the type supports remove_ids */
     char type[64];          /* the FAISS type in use: the factory, or for
                                "auto" the choice for the current size */
+    int last_threads;       /* threads the last search scanned with */
 } idx_vec;
 
 /* analyze.c: the analyzer behind the FTS5 tokenizer and the query builder */

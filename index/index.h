@@ -65,6 +65,15 @@ typedef struct {
      * gains little from a second thread, and on a busy machine waiting for
      * it costs milliseconds (see docs/benchmarks.md, "Index"). */
     int search_threads;
+    /* Threads one dense search may scan its IVF lists with (the coarse
+     * quantiser runs once, the probed lists are split over the threads and
+     * the partial top-k merged: the same result as one thread). 0
+     * (default) = automatic: the CPUs this process may run on, when the
+     * probed lists hold at least 1 MiB of codes per thread (1M x 4,096 at
+     * SQ8, nprobe 16: ~32 MiB, two threads; small indexes stay on one);
+     * 1 = one thread; N > 1 = N threads whenever N lists are probed.
+     * Types other than IVF (Flat, HNSW, OPQ before IVF) ignore it. */
+    int probe_threads;
     /* Exact re-ranking: dense search asks the FAISS index for this many
      * candidates, re-scores them with the stored float16 vectors and keeps
      * the k best. -1 (default) = automatic: max(4k, 64) for types whose
@@ -96,6 +105,12 @@ const char *idx_errmsg(const idx_store *s);
  * vectors from mrag.sqlite". NULL when there is none. Borrowed, valid until
  * the next call on s. */
 const char *idx_notice(const idx_store *s);
+
+/* Changes params.probe_threads of an open handle (benchmarks compare
+ * settings on one loaded index); idx_probe_threads_used() says how many
+ * threads the last dense search scanned with (1 for non-IVF types). */
+void idx_set_probe_threads(idx_store *s, int n);
+int idx_probe_threads_used(const idx_store *s);
 
 /* For a read-only handle beside a running writer: when the writer committed
  * since this handle last looked, reloads the FAISS file (or rebuilds from

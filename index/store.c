@@ -586,6 +586,7 @@ idx_params idx_default_params(void) {
     p.ivf_nprobe = 16;
     p.hnsw_ef_search = 64;
     p.search_threads = 1;
+    p.probe_threads = 0;
     p.rerank = -1;
     return p;
 }
@@ -617,6 +618,7 @@ int idx_open(const char *dir, const idx_params *params, idx_store **out) {
     if (s->params.ivf_nprobe <= 0) s->params.ivf_nprobe = 16;
     if (s->params.hnsw_ef_search <= 0) s->params.hnsw_ef_search = 64;
     if (s->params.search_threads < 0) s->params.search_threads = 0;
+    if (s->params.probe_threads < 0) s->params.probe_threads = 0;
 
     if (!s->params.read_only) {
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) return idx_err(s, IDX_ERR_IO, "cannot create folder: %s", strerror(errno));

@@ -6,8 +6,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +45,11 @@
 #define VF_MIN_TRAIN_OTHER 10000
 /* HNSW tombstones above this share of the index trigger a rebuild at save. */
 #define VF_TOMB_REBUILD_FRACTION 0.10
+/* Split search, automatic mode: bytes of codes a thread must scan for it
+ * to pay (about a millisecond of FAISS's scalar SQ8 scan, against tens of
+ * microseconds to start and join a thread), and the most threads used. */
+#define VF_SPLIT_MIN_BYTES (1u << 20)
+#define VF_SPLIT_MAX 64
 
 int idx_faiss_err(idx_store *s, int frc, const char *what) {
     const char *e = faiss_get_last_error();
@@ -244,8 +252,10 @@ int idx_vec_rebuild(idx_store *s) {
          * minimum itself needs more (4,096 dims: 65k vectors) */
         int64_t max_train = train_min * 4, cap = (int64_t)((1u << 30) / (d * sizeof(float)));
         if (max_train > cap) max_train = cap > train_min ? cap : train_min;
-        int64_t step = count / max_train + 1, row = 0, n = 0;
-        float *tr = malloc((size_t)(count / step + 1) * d * sizeof *tr);
+        /* an even sample of exactly min(count, max_train) rows: row r is
+         * taken when r * m / count steps to the next integer */
+        int64_t m = count < max_train ? count : max_train, row = 0, n = 0;
+        float *tr = malloc((size_t)m * d * sizeof *tr);
         if (!tr) { rc = idx_err(s, IDX_ERR_NOMEM, "out of memory"); goto done; }
         if (sqlite3_prepare_v2(s->db, "SELECT chunk_id, data FROM vectors ORDER BY chunk_id", -1, &st, NULL) != SQLITE_OK) {
             free(tr);
@@ -254,8 +264,9 @@ int idx_vec_rebuild(idx_store *s) {
         }
         int step_rc;
         while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
-            if (row++ % step) continue;
-            if (n >= count / step + 1) break;
+            int64_t r = row++;
+            if (r * m / count == (r + 1) * m / count) continue;
+            if (n >= m) break;
             if ((rc = blob_vec(s, st, 1, sqlite3_column_int64(st, 0), tr + (size_t)n * d))) break;
             n++;
         }
@@ -493,6 +504,211 @@ rebuild:
     return rc;
 }
 
+/* ------------------------------------------------- split IVF search
+ * One query's probed lists scanned on several threads: the coarse
+ * quantiser runs once on the calling thread, each thread gets the full
+ * nprobe-long assignment array with only its own lists set (FAISS skips
+ * the -1 entries) and keeps its own top-kk, and the partial lists are
+ * merged by the metric. Each list is scanned by the same code with the
+ * same coarse distance as in one FAISS search, so the merged top-kk
+ * equals FAISS's own (distances bit for bit; equal distances ordered by
+ * id). */
+
+typedef struct {
+    const FaissIndexIVF *ivf;
+    const float *q;
+    int64_t kk;
+    const idx_t *assign;    /* nprobe entries, -1 for other threads' lists */
+    const float *cdis;      /* nprobe coarse distances (shared) */
+    float *d;               /* kk results */
+    idx_t *l;
+    int frc;
+    char err[300];
+} probe_part;
+
+static void probe_scan(probe_part *p) {
+    p->frc = faiss_IndexIVF_search_preassigned(p->ivf, 1, p->q, p->kk, p->assign, p->cdis, p->d, p->l, 0);
+    if (p->frc) {
+        const char *e = faiss_get_last_error(); /* thread-local: copied here */
+        snprintf(p->err, sizeof p->err, "%s", e ? e : "no message");
+    }
+}
+
+static void *probe_thread(void *arg) {
+    /* FAISS opens no parallel region for one query in its default
+     * parallel_mode; one OpenMP thread makes sure of it on this fresh
+     * thread (whose OpenMP default is every core). */
+    omp_set_num_threads(1);
+    probe_scan(arg);
+    return NULL;
+}
+
+static int cpu_count;
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static void count_cpus(void) {
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_count = n > 0 ? n : 1;
+}
+
+/* Bytes of one code in the IVF lists of type t (approximate: it only
+ * decides whether splitting pays). */
+static double code_bytes(const char *t, int dim) {
+    const char *c = strrchr(t, ',');
+    c = c ? c + 1 : t;
+    if (strncmp(c, "Flat", 4) == 0) return 4.0 * dim;
+    if (strncmp(c, "SQfp16", 6) == 0) return 2.0 * dim;
+    if (strncmp(c, "SQ4", 3) == 0) return dim / 2.0;
+    if (strncmp(c, "SQ6", 3) == 0) return dim * 0.75;
+    if (strncmp(c, "PQ", 2) == 0 && atoi(c + 2) > 0) {
+        const char *x = strchr(c, 'x');
+        return atoi(c + 2) * (x && atoi(x + 1) > 0 ? atoi(x + 1) : 8) / 8.0;
+    }
+    return dim;
+}
+
+typedef struct { float d; idx_t l; } probe_hit;
+
+static int hit_ip(const void *a, const void *b) {
+    const probe_hit *x = a, *y = b;
+    if (x->d != y->d) return x->d > y->d ? -1 : 1;
+    return (x->l > y->l) - (x->l < y->l);
+}
+
+static int hit_l2(const void *a, const void *b) {
+    const probe_hit *x = a, *y = b;
+    if (x->d != y->d) return x->d < y->d ? -1 : 1;
+    return (x->l > y->l) - (x->l < y->l);
+}
+
+/* One search of the kk best, split over threads when params.probe_threads
+ * allows and the index is an IVF (itself, or under an IndexIDMap2);
+ * otherwise FAISS's own search. Records the thread count used. */
+static int vec_search_once(idx_store *s, const float *q, int64_t kk, float *d, idx_t *l) {
+    idx_vec *v = &s->vec;
+    v->last_threads = 1;
+    FaissIndexIVF *ivf = v->standin ? NULL : faiss_IndexIVF_cast(v->index);
+    FaissIndexIDMap2 *map = NULL;
+    if (!ivf && !v->standin && (map = faiss_IndexIDMap2_cast(v->index)) != NULL)
+        ivf = faiss_IndexIVF_cast(faiss_IndexIDMap2_sub_index(map));
+    if (!ivf || s->params.probe_threads == 1) {
+        int frc = faiss_Index_search(v->index, 1, q, kk, d, l);
+        return frc ? idx_faiss_err(s, frc, "search") : IDX_OK;
+    }
+    size_t nlist = faiss_IndexIVF_nlist(ivf), np0 = faiss_IndexIVF_nprobe(ivf), np = np0;
+    if (np > nlist) np = nlist;
+    if (np < 1) np = 1;
+    int rc = IDX_OK, frc;
+    int maxt = s->params.probe_threads > 0 ? s->params.probe_threads : 0;
+    if (maxt == 0) {
+        pthread_once(&cpu_once, count_cpus);
+        maxt = cpu_count;
+    }
+    if (maxt > VF_SPLIT_MAX) maxt = VF_SPLIT_MAX;
+    size_t na = (size_t)np * ((size_t)maxt + 1);
+    idx_t *assign = malloc(na * sizeof *assign);
+    float *cdis = malloc(np * sizeof *cdis);
+    size_t *lsize = malloc(np * sizeof *lsize);
+    double *load = calloc((size_t)maxt, sizeof *load);
+    probe_part *part = calloc((size_t)maxt, sizeof *part);
+    pthread_t *tid = calloc((size_t)maxt, sizeof *tid);
+    bool *started = calloc((size_t)maxt, sizeof *started);
+    float *pd = malloc((size_t)kk * (size_t)maxt * sizeof *pd);
+    idx_t *pl = malloc((size_t)kk * (size_t)maxt * sizeof *pl);
+    probe_hit *hits = malloc((size_t)kk * (size_t)maxt * sizeof *hits);
+    if (!assign || !cdis || !lsize || !load || !part || !tid || !started || !pd || !pl || !hits) {
+        rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (np != np0) faiss_IndexIVF_set_nprobe(ivf, np); /* FAISS reads nprobe entries */
+    frc = faiss_Index_search(faiss_IndexIVF_quantizer(ivf), 1, q, (idx_t)np, cdis, assign);
+    if (frc) { rc = idx_faiss_err(s, frc, "coarse search"); goto done; }
+    /* the work: codes in the probed lists */
+    size_t lists = 0;
+    double bytes = 0, cb = code_bytes(idx_vec_type(s), s->dim);
+    for (size_t j = 0; j < np; j++) {
+        lsize[j] = assign[j] >= 0 && (size_t)assign[j] < nlist ? faiss_IndexIVF_get_list_size(ivf, (size_t)assign[j]) : 0;
+        if (lsize[j]) { lists++; bytes += (double)lsize[j] * cb; }
+    }
+    int nt = maxt;
+    if (s->params.probe_threads == 0 && bytes / VF_SPLIT_MIN_BYTES < nt) nt = (int)(bytes / VF_SPLIT_MIN_BYTES);
+    if ((size_t)nt > lists) nt = (int)lists;
+    if (nt < 1) nt = 1;
+    if (nt == 1) {
+        /* what FAISS's own search does after its coarse search */
+        frc = faiss_IndexIVF_search_preassigned(ivf, 1, q, kk, assign, cdis, d, l, 0);
+        if (frc) { rc = idx_faiss_err(s, frc, "search"); goto done; }
+    } else {
+        /* lists in order of closeness, each to the least loaded thread:
+         * every thread gets near and far lists and about as many codes */
+        idx_t *own = assign + np;
+        for (size_t i = 0; i < (size_t)nt * np; i++) own[i] = -1;
+        for (size_t j = 0; j < np; j++) {
+            if (!lsize[j]) continue;
+            int t = 0;
+            for (int u = 1; u < nt; u++)
+                if (load[u] < load[t]) t = u;
+            own[(size_t)t * np + j] = assign[j];
+            load[t] += (double)lsize[j];
+        }
+        for (int t = 0; t < nt; t++)
+            part[t] = (probe_part){.ivf = ivf, .q = q, .kk = kk, .assign = own + (size_t)t * np, .cdis = cdis,
+                                   .d = pd + (size_t)t * kk, .l = pl + (size_t)t * kk};
+        for (int t = 1; t < nt; t++) started[t] = pthread_create(&tid[t], NULL, probe_thread, &part[t]) == 0;
+        probe_scan(&part[0]);
+        for (int t = 1; t < nt; t++) {
+            if (started[t]) pthread_join(tid[t], NULL);
+            else probe_scan(&part[t]); /* no thread to be had: here */
+        }
+        size_t nh = 0;
+        for (int t = 0; t < nt; t++) {
+            if (part[t].frc) {
+                rc = idx_err(s, IDX_ERR_FAISS, "FAISS search failed (code %d): %s", part[t].frc, part[t].err);
+                goto done;
+            }
+            for (int64_t i = 0; i < kk; i++)
+                if (part[t].l[i] >= 0) hits[nh++] = (probe_hit){part[t].d[i], part[t].l[i]};
+        }
+        bool ip = faiss_Index_metric_type((FaissIndex *)ivf) == METRIC_INNER_PRODUCT;
+        qsort(hits, nh, sizeof *hits, ip ? hit_ip : hit_l2);
+        for (int64_t i = 0; i < kk; i++) {
+            d[i] = (size_t)i < nh ? hits[i].d : ip ? -FLT_MAX : FLT_MAX;
+            l[i] = (size_t)i < nh ? hits[i].l : -1;
+        }
+        v->last_threads = nt;
+    }
+    if (map) {
+        /* the id map's translation: position in the sub-index -> id */
+        idx_t *ids = NULL;
+        size_t len = 0;
+        faiss_IndexIDMap2_id_map(map, &ids, &len);
+        for (int64_t i = 0; i < kk; i++)
+            if (l[i] >= 0) l[i] = (size_t)l[i] < len ? ids[l[i]] : -1;
+    }
+done:
+    if (np != np0) faiss_IndexIVF_set_nprobe(ivf, np0);
+    free(assign);
+    free(cdis);
+    free(lsize);
+    free(load);
+    free(part);
+    free(tid);
+    free(started);
+    free(pd);
+    free(pl);
+    free(hits);
+    return rc;
+}
+
+void idx_set_probe_threads(idx_store *s, int n) {
+    if (s) s->params.probe_threads = n < 0 ? 0 : n;
+}
+
+int idx_probe_threads_used(const idx_store *s) {
+    return s && s->vec.last_threads > 0 ? s->vec.last_threads : 1;
+}
+
 /* Searches the FAISS index for the k best ids (skipping tombstones). dist
  * and ids hold k entries; *n receives how many are valid. */
 int idx_vec_search(idx_store *s, const float *q, int64_t k, float *dist, int64_t *ids, int64_t *n) {
@@ -519,22 +735,21 @@ int idx_vec_search(idx_store *s, const float *q, int64_t k, float *dist, int64_t
      * regions only (FAISS's and OpenBLAS-openmp's); restored after. */
     int prev_threads = omp_get_max_threads();
     if (s->params.search_threads > 0) omp_set_num_threads(s->params.search_threads);
-    int frc = faiss_Index_search(v->index, 1, q, kk, d, l);
+    int rc = vec_search_once(s, q, kk, d, l);
     /* An IVF type sees only the lists it probes: when they hold fewer than
      * kk vectors (a filter asking for more, a small index with many lists),
      * probe more lists until kk are found or every list was probed. */
     FaissIndexIVF *ivf = v->standin ? NULL : ivf_of(v->index);
-    if (!frc && ivf && l[kk - 1] < 0) {
+    if (!rc && ivf && l[kk - 1] < 0) {
         size_t nlist = faiss_IndexIVF_nlist(ivf), np = faiss_IndexIVF_nprobe(ivf);
-        while (!frc && l[kk - 1] < 0 && np < nlist) {
+        while (!rc && l[kk - 1] < 0 && np < nlist) {
             np = np * 4 < nlist ? np * 4 : nlist;
             faiss_IndexIVF_set_nprobe(ivf, np);
-            frc = faiss_Index_search(v->index, 1, q, kk, d, l);
+            rc = vec_search_once(s, q, kk, d, l);
         }
         faiss_IndexIVF_set_nprobe(ivf, (size_t)(s->params.ivf_nprobe > 0 ? s->params.ivf_nprobe : 1));
     }
     if (s->params.search_threads > 0) omp_set_num_threads(prev_threads);
-    int rc = frc ? idx_faiss_err(s, frc, "search") : IDX_OK;
     if (!rc) {
         int64_t m = 0;
         for (int64_t i = 0; i < kk && m < k; i++) {
