@@ -22,7 +22,11 @@
  *         error, never a rebuild), after reading mrag.sqlite once into the
  *         page cache, and measures p50/p99 wall latency of 200 queries for
  *         dense (k = 10), dense with a group filter, BM25 (k = 10) and
- *         hybrid (dense 50 + BM25 50, reciprocal-rank fusion). Every line
+ *         hybrid (dense 50 + BM25 50, reciprocal-rank fusion), twice,
+ *         interleaved query by query on the same loaded index: with one
+ *         thread a query (probe_threads 1) and with the default (IVF lists
+ *         split over the CPUs when they hold enough codes); each line says
+ *         how many threads its dense searches used. Every line
  *         carries the 1-minute load average: figures taken under load are
  *         noise. Run it alone on a quiet machine.
  *
@@ -495,36 +499,54 @@ static int query_type(const char *dir, const char *spec, const queries *q, int64
         return 1;
     }
     long rss = rss_kb("VmRSS:") - rss0;
-    static double lat[4][QUERIES];
-    int found = 0;
+    /* two settings interleaved query by query on the one loaded index:
+     * one thread a query (probe_threads 1) and the default (automatic:
+     * the IVF lists split over the CPUs when they hold enough codes) */
+    enum { SETTINGS = 2 };
+    const int setting[SETTINGS] = {1, 0};
+    static double lat[SETTINGS][4][QUERIES];
+    int found[SETTINGS] = {0}, used[SETTINGS] = {0};
     const char *g[] = {"public"};
     idx_filter f = {g, 1};
     idx_hit h[10];
     int n;
-    for (int i = 0; i < 20; i++) idx_search_dense(s, q->vec + (size_t)i * D, D, 10, NULL, h, &n); /* warm-up */
+    for (int i = 0; i < 20; i++)
+        for (int c = 0; c < SETTINGS; c++) {
+            idx_set_probe_threads(s, setting[c]);
+            idx_search_dense(s, q->vec + (size_t)i * D, D, 10, NULL, h, &n); /* warm-up */
+        }
     double la = load1();
     for (int i = 0; i < QUERIES; i++) {
-        double a = now();
-        idx_search_dense(s, q->vec + (size_t)i * D, D, 10, NULL, h, &n);
-        lat[0][i] = now() - a;
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 10; j++) found += h[r].chunk_id == q->truth[i][j];
-        a = now();
-        idx_search_dense(s, q->vec + (size_t)i * D, D, 10, &f, h, &n);
-        lat[1][i] = now() - a;
-        a = now();
-        idx_search_bm25(s, q->text[i], strlen(q->text[i]), 10, NULL, h, &n);
-        lat[2][i] = now() - a;
-        a = now();
-        hybrid(s, q, i, h);
-        lat[3][i] = now() - a;
+        for (int c = 0; c < SETTINGS; c++) {
+            idx_set_probe_threads(s, setting[c]);
+            double a = now();
+            idx_search_dense(s, q->vec + (size_t)i * D, D, 10, NULL, h, &n);
+            lat[c][0][i] = now() - a;
+            if (idx_probe_threads_used(s) > used[c]) used[c] = idx_probe_threads_used(s);
+            for (int r = 0; r < n; r++)
+                for (int j = 0; j < 10; j++) found[c] += h[r].chunk_id == q->truth[i][j];
+            a = now();
+            idx_search_dense(s, q->vec + (size_t)i * D, D, 10, &f, h, &n);
+            lat[c][1][i] = now() - a;
+            a = now();
+            idx_search_bm25(s, q->text[i], strlen(q->text[i]), 10, NULL, h, &n);
+            lat[c][2][i] = now() - a;
+            a = now();
+            hybrid(s, q, i, h);
+            lat[c][3][i] = now() - a;
+        }
     }
-    double p50[4], p99[4];
-    for (int k = 0; k < 4; k++) pct(lat[k], QUERIES, &p50[k], &p99[k]);
-    printf("%-22s %-16s load %5.1f s  RSS %5.2f GB  recall@10 %.3f  p50/p99 ms: dense %.1f/%.1f  filtered %.1f/%.1f  "
-           "bm25 %.1f/%.1f  hybrid %.1f/%.1f  (load %.1f -> %.1f)\n",
-           spec, rtype, load, rss / 1048576.0, found / (10.0 * QUERIES), p50[0], p99[0], p50[1], p99[1], p50[2], p99[2],
-           p50[3], p99[3], la, load1());
+    double la2 = load1();
+    for (int c = 0; c < SETTINGS; c++) {
+        double p50[4], p99[4];
+        for (int k = 0; k < 4; k++) pct(lat[c][k], QUERIES, &p50[k], &p99[k]);
+        char th[40];
+        snprintf(th, sizeof th, "threads %d (%s)", used[c], setting[c] ? "probe_threads 1" : "auto");
+        printf("%-22s %-16s %-24s load %5.1f s  RSS %5.2f GB  recall@10 %.3f  p50/p99 ms: dense %.1f/%.1f  filtered %.1f/%.1f  "
+               "bm25 %.1f/%.1f  hybrid %.1f/%.1f  (load %.1f -> %.1f)\n",
+               spec, rtype, th, load, rss / 1048576.0, found[c] / (10.0 * QUERIES), p50[0], p99[0], p50[1], p99[1], p50[2],
+               p99[2], p50[3], p99[3], la, la2);
+    }
     fflush(stdout);
     idx_close(s);
     return 0;
