@@ -77,7 +77,7 @@ ALL_LIBS := $(LIBRAG) $(LIBINDEX) $(LIBLLM)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki bench-hash bench-retrieval bench-evidence bench-langid bench-scale clean oracle mrag guard-model guard-eval
+.PHONY: all deps test check check-layers demo asan fuzz bench bench-llm bench-tok bench-guard bench-serve bench-wiki bench-hash bench-retrieval bench-retrieval-de bench-evidence bench-langid bench-scale clean oracle mrag guard-model guard-eval
 .DEFAULT_GOAL := all
 # keep objects of test binaries (they are built through a pattern chain)
 .SECONDARY:
@@ -271,6 +271,11 @@ bench-guard: all $(BUILD)/tests/bench_guard
 # (tests/bench_retrieval.c; not part of `bench`: a few minutes to build)
 bench-retrieval: all $(BUILD)/tests/bench_retrieval
 	$(BUILD)/tests/bench_retrieval $(BENCH_CHUNKS)
+
+# the same with German chunks and questions (words from OpenThesaurus), and
+# mrag with its query-side synonyms against the same index without them
+bench-retrieval-de: all $(BUILD)/tests/bench_retrieval
+	BENCH_LANG=de $(BUILD)/tests/bench_retrieval $(BENCH_CHUNKS)
 
 # evidence after retrieval at BENCH_CHUNKS chunks, the answer pipeline in the
 # extractive mode (tests/bench_evidence.c; not part of `bench`: minutes to build)
