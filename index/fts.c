@@ -20,7 +20,7 @@
 #define FTS_DEFAULT_DICT "/usr/share/hunspell/de_DE.dic"
 #define FTS_DEFAULT_THESAURUS "/usr/share/openthesaurus-de/openthesaurus.txt"   /* openthesaurus-de-text */
 #define FTS_SYN_WEIGHT 0.5      /* a synonym's BM25 weight (the query's own terms: 1) */
-#define FTS_SYN_MAX 3           /* synonyms per query word, most frequent first */
+#define FTS_SYN_MAX 1           /* synonyms per query word, the most frequent: 1 ties 3 on the dev part and costs a third (docs/retrieval.md) */
 #define FTS_SYN_CAND 48         /* synonyms looked up per query word */
 /* BM25 parameters: the defaults of the Anserini/Lucene toolkits for
  * passage retrieval (short chunks need less length normalisation than
@@ -114,6 +114,11 @@ typedef struct {
     int64_t *df;                    /* df[ncls]: per cached class */
 } fc_term;
 
+typedef struct {
+    char *term;                     /* NULL = empty slot */
+    int64_t df;                     /* documents holding it, all classes */
+} fc_tdf;
+
 struct fts_cache {
     bool valid, active;             /* active: the running search may use it */
     int64_t dv, tc, gen;
@@ -134,6 +139,12 @@ struct fts_cache {
                                        document frequency, as ranked */
     size_t npdf;
     sqlite3_stmt *vocab_in_st;      /* document frequencies of FTS_SYN_BATCH terms */
+    fc_tdf *tdf;                    /* synonym candidates' frequencies looked up
+                                       so far (open addressing, cap a power of
+                                       two): counting a term's documents reads
+                                       all its postings, and the same candidates
+                                       come back with every question on a topic */
+    size_t ntdf, captdf;
     /* query-side synonyms (thes.c): kept across fc_clear, reloaded when
      * the analysis generation changes */
     idx_thes *thes;
@@ -153,8 +164,16 @@ static void fc_clear_terms(struct fts_cache *c) {
     c->nterm = c->capterm = 0;
 }
 
+static void fc_clear_tdf(struct fts_cache *c) {
+    for (size_t i = 0; i < c->captdf; i++) free(c->tdf[i].term);
+    free(c->tdf);
+    c->tdf = NULL;
+    c->ntdf = c->captdf = 0;
+}
+
 static void fc_clear(struct fts_cache *c) {
     fc_clear_terms(c);
+    fc_clear_tdf(c);
     if (c->len) memset(c->len, 0, c->nlen * sizeof *c->len);
     for (size_t i = 0; i < c->ncls; i++) free(c->cls_groups[i]);
     free(c->cls_groups);
@@ -262,6 +281,43 @@ static uint64_t fc_hash(const char *t) {
     uint64_t h = 1469598103934665603ULL;
     for (; *t; t++) h = (h ^ (unsigned char)*t) * 1099511628211ULL;
     return h;
+}
+
+/* The cached total document frequency of term, or -1. */
+static int64_t fc_tdf_get(const struct fts_cache *c, const char *term) {
+    if (!c->captdf) return -1;
+    for (size_t i = fc_hash(term) & (c->captdf - 1);; i = (i + 1) & (c->captdf - 1)) {
+        if (!c->tdf[i].term) return -1;
+        if (strcmp(c->tdf[i].term, term) == 0) return c->tdf[i].df;
+    }
+}
+
+/* Remembers term's total document frequency; out of memory it is simply
+ * not cached (the next search looks it up again). */
+static void fc_tdf_put(struct fts_cache *c, const char *term, int64_t df) {
+    if (c->ntdf >= FC_MAX_TERMS) fc_clear_tdf(c);
+    if (2 * (c->ntdf + 1) > c->captdf) {
+        size_t nc = c->captdf ? c->captdf * 2 : 256;
+        fc_tdf *t = calloc(nc, sizeof *t);
+        if (!t) return;
+        for (size_t i = 0; i < c->captdf; i++) {
+            if (!c->tdf[i].term) continue;
+            size_t j = fc_hash(c->tdf[i].term) & (nc - 1);
+            while (t[j].term) j = (j + 1) & (nc - 1);
+            t[j] = c->tdf[i];
+        }
+        free(c->tdf);
+        c->tdf = t;
+        c->captdf = nc;
+    }
+    size_t j = fc_hash(term) & (c->captdf - 1);
+    while (c->tdf[j].term) {
+        if (strcmp(c->tdf[j].term, term) == 0) { c->tdf[j].df = df; return; }
+        j = (j + 1) & (c->captdf - 1);
+    }
+    if (!(c->tdf[j].term = strdup(term))) return;
+    c->tdf[j].df = df;
+    c->ntdf++;
 }
 
 /* The per-class document frequencies of term (df[ncls], borrowed until the
@@ -1225,7 +1281,13 @@ static int fts_synonyms(idx_store *s, struct fts_cache *c, const size_t *hid, si
     if (!rc && total && !all) rc = idx_err(s, IDX_ERR_NOMEM, "out of memory");
     size_t na = 0;
     for (size_t i = 0; i < w.n && all; i++)
-        for (size_t k = 0; k < acc[i].n; k++) all[na++] = &acc[i].cand[k];
+        for (size_t k = 0; k < acc[i].n; k++) {
+            /* a search with a valid snapshot (c->active) reuses the
+             * frequencies of earlier searches; only the others are looked up */
+            int64_t df = c->active ? fc_tdf_get(c, acc[i].cand[k].term) : -1;
+            if (df >= 0) acc[i].cand[k].df = df;
+            else all[na++] = &acc[i].cand[k];
+        }
     for (size_t b0 = 0; !rc && b0 < na; b0 += FTS_SYN_BATCH) {
         sqlite3_stmt *st = c->vocab_in_st;
         size_t b1 = b0 + FTS_SYN_BATCH < na ? b0 + FTS_SYN_BATCH : na;
@@ -1242,6 +1304,7 @@ static int fts_synonyms(idx_store *s, struct fts_cache *c, const size_t *hid, si
         if (step != SQLITE_DONE) rc = idx_sql_err(s, "read the term list");
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
+        for (size_t k = b0; !rc && c->active && k < b1; k++) fc_tdf_put(c, all[k]->term, all[k]->df);
     }
     free(all);
     for (size_t i = 0; i < w.n && !rc; i++) {
