@@ -809,7 +809,7 @@ static bool heading(const char *sk, const guard_segment *seg, size_t k, size_t n
  * A passage of many requests (a FAQ's index, exercises) is a list, not a
  * planted order. */
 static int detect_unrelated(scan_env *env, const guard_rule *r, rag_guard_action act, float thr,
-                            const guard_segment *seg, size_t nseg, const char *sk, const guard_view *v2,
+                            guard_segment *seg, size_t nseg, const char *sk, const guard_view *v2,
                             const size_t *fixed) {
     int rc = RAG_OK;
     float *sc = calloc(nseg + 1, sizeof *sc);
@@ -828,7 +828,7 @@ static int detect_unrelated(scan_env *env, const guard_rule *r, rag_guard_action
         size_t w = rag_guard_model_words(sk + seg[k].start, seg[k].end - seg[k].start);
         if (w >= GUARD_MIN_WORDS) n_scored++;
         if (w < GUARD_TASK_MIN_WORDS || w > GUARD_TASK_MAX_WORDS || heading(sk, seg, k, n_num)) continue;
-        sc[k] = rag_guard_model_score(r->model, sk + seg[k].start, seg[k].end - seg[k].start);
+        sc[k] = rag_guard_task_score(r->model, sk, &seg[k], thr);
         if (sc[k] >= thr) n_req++;
     }
     if (!n_req || (n_req > GUARD_TASK_LIST && n_req * 3 > n_scored)) goto done;

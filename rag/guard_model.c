@@ -120,7 +120,7 @@ static const struct { unsigned cls; const char *words; } word_classes[] = {
             "draft provide recommend suggest teach "
             "schreibe schreib erkläre erklär nenne beschreibe übersetze fasse erzähle erzähl gib zeige zeig verfasse "
             "erstelle empfiehl"},
-    {C_WH, "who what when where why how which wer was wann warum wieso weshalb welche welcher welches"},
+    {C_WH, "who what when where why how which wer was wann warum wieso weshalb welche welcher welches wie wo woher wohin"},
     {C_BEGIN, "the if you we our this these there please thanks it they he she my your when as in on at for and but "
               "der die das wir es wenn bitte ein eine bei im am zum zur danke unser unsere und aber"},
 };
@@ -315,7 +315,7 @@ static bool seg_space(char c) {
 static void seg_emit(const char *s, size_t a, size_t b, guard_segment *out, size_t *k) {
     while (a < b && seg_space(s[a])) a++;
     while (b > a && seg_space(s[b - 1])) b--;
-    if (b > a) { out[*k].start = a; out[*k].end = b; out[*k].piece = false; (*k)++; }
+    if (b > a) { out[*k] = (guard_segment){a, b, false, false}; (*k)++; }
 }
 
 static bool fence_at(const char *s, size_t n, size_t i) {
@@ -393,24 +393,45 @@ static bool lower_byte(unsigned char c) {
     return c >= 'a' && c <= 'z';
 }
 
+/* Appends a piece; glued: it starts inside a word of the host. */
+static void piece_emit(const char *s, size_t a, size_t b, bool glued, guard_segment *out, size_t *k) {
+    size_t k0 = *k;
+    seg_emit(s, a, b, out, k);
+    if (*k > k0) out[*k - 1].glued = glued;
+}
+
+/* s[..e) ends with a word of two or more capitals and no small letter
+ * ("MEMO", "NOTICE", "FYI") that starts at a or after white space. */
+static bool caps_word_before(const unsigned char *s, size_t a, size_t e) {
+    size_t i = e, caps = 0;
+    while (i > a && s[i - 1] >= 'A' && s[i - 1] <= 'Z') { i--; caps++; }
+    return caps >= 2 && (i == a || s[i - 1] == ' ' || s[i - 1] == '\n' || s[i - 1] == '\t');
+}
+
 size_t rag_guard_task_pieces(const char *str, size_t a, size_t b, guard_segment *out, size_t cap) {
     const unsigned char *s = (const unsigned char *)str;
     size_t k = 0, start = a;
     if (!cap) return 0;
-    bool clause = false;
+    bool clause = false, glued = false;
     for (size_t i = a + 1; i < b && k + 1 < cap; i++) {
         if (lower_byte(s[i]) && i >= a + 2 && s[i - 1] == ' ' && s[i - 2] == ',') {
             /* an order between commas: "… arrive ten minutes, tell me a
-             * joke about elephants, early to …" */
-            size_t len;
+             * joke about elephants, early to …"; it ends at the next
+             * comma before a sentence word, or before any word once it
+             * has three words ("…, erzähl mir einen Witz über Elefanten,
+             * jetzt den …"; not "erkläre, wie …") */
+            size_t len, words = 0;
+            for (size_t t = start; clause && t + 1 < i; t++) words += s[t] == ' ' && s[t + 1] != ' ';
             if (word_class_at(str, b, i, &len) & C_REQ) {
-                seg_emit(str, start, i, out, &k);
+                piece_emit(str, start, i, glued, out, &k);
                 start = i;
                 clause = true;
-            } else if (clause && (word_class_at(str, b, i, &len) & C_BEGIN)) {
-                seg_emit(str, start, i, out, &k);
+                glued = false;
+            } else if (clause && ((word_class_at(str, b, i, &len) & C_BEGIN) || words >= 3)) {
+                piece_emit(str, start, i, glued, out, &k);
                 start = i;
                 clause = false;
+                glued = false;
             }
             continue;
         }
@@ -429,17 +450,57 @@ size_t rag_guard_task_pieces(const char *str, size_t a, size_t b, guard_segment 
              * facts about penguins If you cannot come …", "Hi Lukas, List …" */
             unsigned c = word_class_at(str, b, i, &len);
             cut = (c & (C_REQ | C_WH)) || ((c & C_BEGIN) && s[i - 2] != ',');
+        } else if (p == ' ' && i >= a + 3 && upper_at(s, b, i - 2) && caps_word_before(s, a, i - 1)) {
+            /* after a word in capitals: "MEMO Who invented …" */
+            cut = (word_class_at(str, b, i, &len) & (C_REQ | C_WH)) != 0;
         }
         if (!cut) continue;
-        seg_emit(str, start, i, out, &k);
+        piece_emit(str, start, i, glued, out, &k);
         start = i;
+        glued = lower_byte(p);
     }
-    seg_emit(str, start, b, out, &k);
+    piece_emit(str, start, b, glued, out, &k);
     /* quoted reply markers ("> ") are not part of what a piece says */
     for (size_t t = 0; k > 1 && t < k; t++) out[t].piece = true;
     for (size_t t = 0; t < k; t++)
         while (out[t].start < out[t].end && (s[out[t].start] == '>' || s[out[t].start] == ' ')) out[t].start++;
     return k;
+}
+
+/* A piece's score; one that opens with a question word and has no stop
+ * is also scored with a '?' (what it is: a question). */
+#define TASK_QMARK_MAX 600
+static float piece_score(const guard_model *m, const char *t, size_t n, bool wh) {
+    float sc = rag_guard_model_score(m, t, n);
+    if (!wh || n == 0 || n >= TASK_QMARK_MAX || t[n - 1] == '.' || t[n - 1] == '!' || t[n - 1] == '?') return sc;
+    char buf[TASK_QMARK_MAX + 1];
+    memcpy(buf, t, n);
+    buf[n] = '?';
+    float q = rag_guard_model_score(m, buf, n + 1);
+    return q > sc ? q : sc;
+}
+
+#define TASK_GLUED_MIN 3
+#define TASK_GLUED_MAX 12
+
+float rag_guard_task_score(const guard_model *m, const char *sk, guard_segment *sg, float thr) {
+    const char *t = sk + sg->start;
+    size_t n = sg->end - sg->start, len;
+    unsigned cls = word_class_at(t, n, 0, &len);
+    bool wh = sg->piece && (cls & C_WH);
+    float sc = sg->piece ? piece_score(m, t, n, wh) : rag_guard_model_score(m, t, n);
+    if (!sg->glued || sc >= thr) return sc;
+    /* glued into a word: the request ends at one of its first words */
+    size_t words = 0, best_end = 0;
+    float best = sc;
+    for (size_t i = 0; i < n && words < TASK_GLUED_MAX; i++) {
+        if (t[i] != ' ' || i == 0 || t[i - 1] == ' ') continue;
+        if (++words < TASK_GLUED_MIN) continue;
+        float p = piece_score(m, t, i, wh);
+        if (p >= thr) { best = p; best_end = i; }
+    }
+    if (best_end) sg->end = sg->start + best_end;
+    return best;
 }
 
 /* ------------------------------------------------------------ files */

@@ -52,7 +52,11 @@ size_t rag_guard_model_words(const char *s, size_t n);
 size_t rag_guard_content_keys(const char *s, size_t n, uint64_t *keys, size_t cap);
 
 /* A segment (sentence, line, code block) of a text: [start, end). */
-typedef struct { size_t start, end; bool piece; /* cut out of a longer segment */ } guard_segment;
+typedef struct {
+    size_t start, end;
+    bool piece;     /* cut out of a longer segment */
+    bool glued;     /* starts inside a word of the host ("… twWho invented …"): where it ends is not known */
+} guard_segment;
 /* Splits s[0..n) into segments scored one by one at the context stage:
  * sentences ('.', '!', '?' before white space), line breaks (unless the
  * next line goes on with a small letter), '|' separators, fenced code blocks as one
@@ -66,5 +70,13 @@ size_t rag_guard_segments(const char *s, size_t n, guard_segment *out, size_t ca
  * you …"); reply markers ("> ") are dropped. Returns the number of pieces
  * written (at most cap, at least one for a non-empty segment). */
 size_t rag_guard_task_pieces(const char *s, size_t a, size_t b, guard_segment *out, size_t cap);
+/* The request model's score of a segment of the skeleton sk. A piece cut
+ * out of a sentence that opens with a question word and has no stop
+ * ("wer hat das telefon erfunden") is also scored as the question it is
+ * (with a '?'); a piece glued into a word runs on into the rest of the
+ * host's sentence, so each of its first words ends it in turn (3 to 12
+ * words) and, when the whole piece scores below thr, the longest such
+ * request at or above thr is taken (sg->end is moved to its end). */
+float rag_guard_task_score(const guard_model *m, const char *sk, guard_segment *sg, float thr);
 
 #endif
