@@ -111,13 +111,12 @@ static int tok_tokenize(Fts5Tokenizer *tp, void *ctx, int flags, const char *tex
 
 typedef struct {
     char *term;                     /* NULL = empty slot */
-    int64_t *df;                    /* df[ncls]: per cached class */
+    int64_t *df;                    /* df[ncls]: per cached class; NULL until asked */
+    int64_t total;                  /* documents holding it, all classes; -1 until
+                                       asked (synonym candidates: counting reads
+                                       all its postings, and the same candidates
+                                       come back with every question on a topic) */
 } fc_term;
-
-typedef struct {
-    char *term;                     /* NULL = empty slot */
-    int64_t df;                     /* documents holding it, all classes */
-} fc_tdf;
 
 struct fts_cache {
     bool valid, active;             /* active: the running search may use it */
@@ -139,12 +138,6 @@ struct fts_cache {
                                        document frequency, as ranked */
     size_t npdf;
     sqlite3_stmt *vocab_in_st;      /* document frequencies of FTS_SYN_BATCH terms */
-    fc_tdf *tdf;                    /* synonym candidates' frequencies looked up
-                                       so far (open addressing, cap a power of
-                                       two): counting a term's documents reads
-                                       all its postings, and the same candidates
-                                       come back with every question on a topic */
-    size_t ntdf, captdf;
     /* query-side synonyms (thes.c): kept across fc_clear, reloaded when
      * the analysis generation changes */
     idx_thes *thes;
@@ -164,16 +157,8 @@ static void fc_clear_terms(struct fts_cache *c) {
     c->nterm = c->capterm = 0;
 }
 
-static void fc_clear_tdf(struct fts_cache *c) {
-    for (size_t i = 0; i < c->captdf; i++) free(c->tdf[i].term);
-    free(c->tdf);
-    c->tdf = NULL;
-    c->ntdf = c->captdf = 0;
-}
-
 static void fc_clear(struct fts_cache *c) {
     fc_clear_terms(c);
-    fc_clear_tdf(c);
     if (c->len) memset(c->len, 0, c->nlen * sizeof *c->len);
     for (size_t i = 0; i < c->ncls; i++) free(c->cls_groups[i]);
     free(c->cls_groups);
@@ -283,58 +268,25 @@ static uint64_t fc_hash(const char *t) {
     return h;
 }
 
-/* The cached total document frequency of term, or -1. */
-static int64_t fc_tdf_get(const struct fts_cache *c, const char *term) {
-    if (!c->captdf) return -1;
-    for (size_t i = fc_hash(term) & (c->captdf - 1);; i = (i + 1) & (c->captdf - 1)) {
-        if (!c->tdf[i].term) return -1;
-        if (strcmp(c->tdf[i].term, term) == 0) return c->tdf[i].df;
+/* The cache's entry for term, or NULL. */
+static fc_term *fc_find(const struct fts_cache *c, const char *term) {
+    if (!c->capterm) return NULL;
+    for (size_t i = fc_hash(term) & (c->capterm - 1);; i = (i + 1) & (c->capterm - 1)) {
+        if (!c->terms[i].term) return NULL;
+        if (strcmp(c->terms[i].term, term) == 0) return &c->terms[i];
     }
 }
 
-/* Remembers term's total document frequency; out of memory it is simply
- * not cached (the next search looks it up again). */
-static void fc_tdf_put(struct fts_cache *c, const char *term, int64_t df) {
-    if (c->ntdf >= FC_MAX_TERMS) fc_clear_tdf(c);
-    if (2 * (c->ntdf + 1) > c->captdf) {
-        size_t nc = c->captdf ? c->captdf * 2 : 256;
-        fc_tdf *t = calloc(nc, sizeof *t);
-        if (!t) return;
-        for (size_t i = 0; i < c->captdf; i++) {
-            if (!c->tdf[i].term) continue;
-            size_t j = fc_hash(c->tdf[i].term) & (nc - 1);
-            while (t[j].term) j = (j + 1) & (nc - 1);
-            t[j] = c->tdf[i];
-        }
-        free(c->tdf);
-        c->tdf = t;
-        c->captdf = nc;
-    }
-    size_t j = fc_hash(term) & (c->captdf - 1);
-    while (c->tdf[j].term) {
-        if (strcmp(c->tdf[j].term, term) == 0) { c->tdf[j].df = df; return; }
-        j = (j + 1) & (c->captdf - 1);
-    }
-    if (!(c->tdf[j].term = strdup(term))) return;
-    c->tdf[j].df = df;
-    c->ntdf++;
-}
-
-/* The per-class document frequencies of term (df[ncls], borrowed until the
- * cache changes), from the cache or looked up once. */
-static int fc_term_df(idx_store *s, struct fts_cache *c, const char *term, const int64_t **out) {
-    *out = NULL;
-    if (c->capterm) {
-        for (size_t i = fc_hash(term) & (c->capterm - 1);; i = (i + 1) & (c->capterm - 1)) {
-            if (!c->terms[i].term) break;
-            if (strcmp(c->terms[i].term, term) == 0) { *out = c->terms[i].df; return IDX_OK; }
-        }
-    }
+/* The cache's entry for term, added (nothing known yet) when new; NULL
+ * when out of memory. */
+static fc_term *fc_slot(struct fts_cache *c, const char *term) {
+    fc_term *e = fc_find(c, term);
+    if (e) return e;
     if (c->nterm >= FC_MAX_TERMS) fc_clear_terms(c);
     if (2 * (c->nterm + 1) > c->capterm) {
         size_t nc = c->capterm ? c->capterm * 2 : 256;
         fc_term *t = calloc(nc, sizeof *t);
-        if (!t) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+        if (!t) return NULL;
         for (size_t i = 0; i < c->capterm; i++) {
             if (!c->terms[i].term) continue;
             size_t j = fc_hash(c->terms[i].term) & (nc - 1);
@@ -345,24 +297,48 @@ static int fc_term_df(idx_store *s, struct fts_cache *c, const char *term, const
         c->terms = t;
         c->capterm = nc;
     }
+    size_t j = fc_hash(term) & (c->capterm - 1);
+    while (c->terms[j].term) j = (j + 1) & (c->capterm - 1);
+    if (!(c->terms[j].term = strdup(term))) return NULL;
+    c->terms[j].df = NULL;
+    c->terms[j].total = -1;
+    c->nterm++;
+    return &c->terms[j];
+}
+
+/* The cached total document frequency of term, or -1. */
+static int64_t fc_tdf_get(const struct fts_cache *c, const char *term) {
+    const fc_term *e = fc_find(c, term);
+    return e ? e->total : -1;
+}
+
+/* Remembers term's total document frequency; out of memory it is simply
+ * not cached (the next search looks it up again). */
+static void fc_tdf_put(struct fts_cache *c, const char *term, int64_t df) {
+    fc_term *e = fc_slot(c, term);
+    if (e) e->total = df;
+}
+
+/* The per-class document frequencies of term (df[ncls], borrowed until the
+ * cache changes), from the cache or looked up once. */
+static int fc_term_df(idx_store *s, struct fts_cache *c, const char *term, const int64_t **out) {
+    *out = NULL;
+    fc_term *e = fc_slot(c, term);
+    if (!e) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
+    if (e->df) { *out = e->df; return IDX_OK; }
     int64_t *df = calloc(c->ncls ? c->ncls : 1, sizeof *df);
-    char *tc = strdup(term);
-    if (!df || !tc) { free(df); free(tc); return idx_err(s, IDX_ERR_NOMEM, "out of memory"); }
+    if (!df) return idx_err(s, IDX_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < c->ncls; k++) {
         sqlite3_stmt *d = idx_stmt(s, ST_FTS_CLS_DF);
-        if (!d) { free(df); free(tc); return IDX_ERR_SQLITE; }
+        if (!d) { free(df); return IDX_ERR_SQLITE; }
         sqlite3_bind_int64(d, 1, c->cls_id[k]);
         sqlite3_bind_text(d, 2, term, -1, SQLITE_STATIC);
         int r = sqlite3_step(d);
         if (r == SQLITE_ROW) df[k] = sqlite3_column_int64(d, 0);
         sqlite3_reset(d);
-        if (r != SQLITE_ROW && r != SQLITE_DONE) { free(df); free(tc); return idx_sql_err(s, "access-class statistics"); }
+        if (r != SQLITE_ROW && r != SQLITE_DONE) { free(df); return idx_sql_err(s, "access-class statistics"); }
     }
-    size_t j = fc_hash(term) & (c->capterm - 1);
-    while (c->terms[j].term) j = (j + 1) & (c->capterm - 1);
-    c->terms[j].term = tc;
-    c->terms[j].df = df;
-    c->nterm++;
+    e->df = df;
     *out = df;
     return IDX_OK;
 }
